@@ -1,0 +1,167 @@
+/**
+ * Election timing: the numbers that trade failover speed against false failovers.
+ *
+ * Three named profiles share one shape. `fleet` is tuned for robots on Wi-Fi (docs/timing.md has the
+ * derivation); `lab` and `test` are derived from it and override only what changes, the way
+ * memberlist derives its WAN and local configs from the LAN one. `validateTiming` checks the
+ * cross-field invariants; it is pure and returns the problems instead of throwing, so every caller
+ * can report all of them at once.
+ */
+
+export interface ElectionTiming {
+  /** Leader → voter heartbeat interval, ms. Also the leader's CheckQuorum granularity. */
+  readonly heartbeatMs: number;
+  /**
+   * Leader → learner heartbeat interval, ms: a multiple of heartbeatMs. Learners do not vote, so they
+   * can hear the leader less often; this keeps a 200-robot site's traffic linear in voters, not members.
+   */
+  readonly learnerHeartbeatMs: number;
+  /**
+   * Lower bound of the randomized follower election timeout, ms. It is also the stickiness window
+   * (a voter refuses (pre)votes while it heard a leader within it) and the leader's lease (CheckQuorum).
+   * It must exceed the longest loss burst the site should ride out plus a few heartbeats.
+   */
+  readonly electionTimeoutMinMs: number;
+  /** Upper bound (exclusive) of the randomized follower election timeout, ms. */
+  readonly electionTimeoutMaxMs: number;
+  /**
+   * Range of the randomized retry timeout of a pre-candidate or candidate, ms. It can be short: a
+   * campaign only starts after the stickiness window passed on a majority, so it cannot depose a live leader.
+   */
+  readonly campaignRetryMinMs: number;
+  readonly campaignRetryMaxMs: number;
+  /**
+   * How much fitness (0..1) shortens the random part of the election timeout: the random part is
+   * scaled by (1 - fitnessBias × fitness). 0 disables the bias. It never goes below electionTimeoutMinMs,
+   * so it cannot weaken stickiness or safety.
+   */
+  readonly fitnessBias: number;
+  /**
+   * Bound on how late a timer may fire (event-loop lag, scheduler delay), ms. Part of the fencing delay.
+   */
+  readonly timerSlackMs: number;
+  /** How long a leadership transfer may take before the leader gives up and serves again, ms. */
+  readonly transferTimeoutMs: number;
+  /** Budget for log entries in one Append, bytes of entry data, so a datagram stays ≤ 1200 bytes. */
+  readonly maxAppendBytes: number;
+  /** Largest single entry a leader accepts, bytes. At most maxAppendBytes. */
+  readonly maxEntryBytes: number;
+}
+
+/**
+ * fleetTiming is the default for robots on Wi-Fi (docs/timing.md):
+ * - heartbeat 100 ms: the etcd default, cheap on a LAN (about 80 datagrams/s for 5 voters);
+ * - election timeout 1.8–2.1 s: rides out 1.5 s loss bursts plus three lost heartbeats, and still
+ *   elects a new leader in about 1.9 s (p50) after the old one loses power.
+ */
+export const fleetTiming: ElectionTiming = {
+  heartbeatMs: 100,
+  learnerHeartbeatMs: 500, // learners only follow; 5× fewer datagrams
+  electionTimeoutMinMs: 1800, // 1.5 s burst + 3 heartbeats of margin
+  electionTimeoutMaxMs: 2100, // a narrow spread keeps p99 low; fitness and short retries break ties
+  campaignRetryMinMs: 150, // > 2 RTT on Wi-Fi with headroom
+  campaignRetryMaxMs: 400,
+  fitnessBias: 0.5,
+  timerSlackMs: 100, // Node event-loop lag on a busy robot core
+  transferTimeoutMs: 1800,
+  maxAppendBytes: 800, // header + 800 B of entries stays under 1200 B
+  maxEntryBytes: 800,
+};
+
+/** labTiming: the fleet ratios at about half the time scale, for demos on one machine. */
+export const labTiming: ElectionTiming = {
+  ...fleetTiming,
+  heartbeatMs: 50,
+  learnerHeartbeatMs: 250,
+  electionTimeoutMinMs: 900,
+  electionTimeoutMaxMs: 1100,
+  campaignRetryMinMs: 100,
+  campaignRetryMaxMs: 250,
+  timerSlackMs: 100,
+  transferTimeoutMs: 900,
+};
+
+/** testTiming: fast timers for unit, scenario and property tests in the simulator. */
+export const testTiming: ElectionTiming = {
+  ...fleetTiming,
+  heartbeatMs: 10,
+  learnerHeartbeatMs: 50,
+  electionTimeoutMinMs: 100,
+  electionTimeoutMaxMs: 150,
+  campaignRetryMinMs: 15,
+  campaignRetryMaxMs: 40,
+  timerSlackMs: 5,
+  transferTimeoutMs: 100,
+};
+
+export const TIMING_PROFILES = { fleet: fleetTiming, lab: labTiming, test: testTiming } as const;
+export type TimingProfileName = keyof typeof TIMING_PROFILES;
+
+/** The minimum number of heartbeats per stickiness window (etcd suggests 10; below 5 loss alone deposes leaders). */
+export const MIN_HEARTBEATS_PER_ELECTION_TIMEOUT = 5;
+
+/**
+ * fenceDelayMs is how long a new leader waits after winning before it starts its server. An old
+ * leader stops its server within heartbeatMs + timerSlackMs after its lease expires, and the lease
+ * cannot outlive the moment the new leader's voters stopped hearing it by more than that, so the
+ * two servers' epochs never overlap (docs/protocol.md §5).
+ */
+export function fenceDelayMs(t: ElectionTiming): number {
+  return t.heartbeatMs + t.timerSlackMs;
+}
+
+/** validateTiming returns every violated invariant as a sentence naming the fields; [] when valid. */
+export function validateTiming(t: ElectionTiming): string[] {
+  const problems: string[] = [];
+  const positive: (keyof ElectionTiming)[] = [
+    'heartbeatMs',
+    'learnerHeartbeatMs',
+    'electionTimeoutMinMs',
+    'electionTimeoutMaxMs',
+    'campaignRetryMinMs',
+    'campaignRetryMaxMs',
+    'transferTimeoutMs',
+    'maxAppendBytes',
+    'maxEntryBytes',
+  ];
+  for (const k of positive) {
+    const v = t[k];
+    if (!Number.isFinite(v) || v <= 0) problems.push(`${k} must be a positive number (got ${v})`);
+  }
+  if (!(t.timerSlackMs >= 0)) problems.push(`timerSlackMs must be ≥ 0 (got ${t.timerSlackMs})`);
+  if (t.electionTimeoutMinMs < t.heartbeatMs * MIN_HEARTBEATS_PER_ELECTION_TIMEOUT) {
+    problems.push(
+      `electionTimeoutMinMs (${t.electionTimeoutMinMs}) must be at least ${MIN_HEARTBEATS_PER_ELECTION_TIMEOUT} × heartbeatMs (${t.heartbeatMs}): ` +
+        `raise electionTimeoutMinMs or lower heartbeatMs`,
+    );
+  }
+  if (t.electionTimeoutMaxMs <= t.electionTimeoutMinMs) {
+    problems.push(
+      `electionTimeoutMaxMs (${t.electionTimeoutMaxMs}) must be greater than electionTimeoutMinMs (${t.electionTimeoutMinMs})`,
+    );
+  }
+  if (t.campaignRetryMaxMs < t.campaignRetryMinMs) {
+    problems.push(`campaignRetryMaxMs (${t.campaignRetryMaxMs}) must be ≥ campaignRetryMinMs (${t.campaignRetryMinMs})`);
+  }
+  if (t.learnerHeartbeatMs < t.heartbeatMs || t.learnerHeartbeatMs % t.heartbeatMs !== 0) {
+    problems.push(
+      `learnerHeartbeatMs (${t.learnerHeartbeatMs}) must be a whole multiple of heartbeatMs (${t.heartbeatMs})`,
+    );
+  }
+  if (t.learnerHeartbeatMs >= t.electionTimeoutMinMs) {
+    problems.push(`learnerHeartbeatMs (${t.learnerHeartbeatMs}) must be below electionTimeoutMinMs (${t.electionTimeoutMinMs})`);
+  }
+  if (t.heartbeatMs + t.timerSlackMs >= t.electionTimeoutMinMs) {
+    problems.push(`heartbeatMs + timerSlackMs must be below electionTimeoutMinMs, or leases cannot fence`);
+  }
+  if (!(t.fitnessBias >= 0 && t.fitnessBias < 1)) {
+    problems.push(`fitnessBias must be in [0, 1) (got ${t.fitnessBias})`);
+  }
+  if (t.maxEntryBytes > t.maxAppendBytes) {
+    problems.push(`maxEntryBytes (${t.maxEntryBytes}) must not exceed maxAppendBytes (${t.maxAppendBytes})`);
+  }
+  if (t.maxAppendBytes > 1000) {
+    problems.push(`maxAppendBytes (${t.maxAppendBytes}) must be ≤ 1000 so that an Append fits a 1200-byte datagram`);
+  }
+  return problems;
+}
