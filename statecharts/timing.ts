@@ -25,6 +25,13 @@ export interface ElectionTiming {
   /** Upper bound (exclusive) of the randomized follower election timeout, ms. */
   readonly electionTimeoutMaxMs: number;
   /**
+   * Lower bound of the election timeout right after boot, ms (same random spread as the normal one).
+   * A robot that boots listens this long for a leader's heartbeats before it campaigns. It can be
+   * short: if a leader is live, its voters refuse the PreVote, so a booting robot cannot depose it,
+   * and a whole site that powers on together elects in well under a second.
+   */
+  readonly bootElectionTimeoutMs: number;
+  /**
    * Range of the randomized retry timeout of a pre-candidate or candidate, ms. It can be short: a
    * campaign only starts after the stickiness window passed on a majority, so it cannot depose a live leader.
    */
@@ -59,6 +66,7 @@ export const fleetTiming: ElectionTiming = {
   learnerHeartbeatMs: 500, // learners only follow; 5× fewer datagrams
   electionTimeoutMinMs: 1800, // 1.5 s burst + 3 heartbeats of margin
   electionTimeoutMaxMs: 2100, // a narrow spread keeps p99 low; fitness and short retries break ties
+  bootElectionTimeoutMs: 500, // 5 heartbeats: a live leader is heard first
   campaignRetryMinMs: 150, // > 2 RTT on Wi-Fi with headroom
   campaignRetryMaxMs: 400,
   fitnessBias: 0.5,
@@ -75,6 +83,7 @@ export const labTiming: ElectionTiming = {
   learnerHeartbeatMs: 250,
   electionTimeoutMinMs: 900,
   electionTimeoutMaxMs: 1100,
+  bootElectionTimeoutMs: 250,
   campaignRetryMinMs: 100,
   campaignRetryMaxMs: 250,
   timerSlackMs: 100,
@@ -88,6 +97,7 @@ export const testTiming: ElectionTiming = {
   learnerHeartbeatMs: 50,
   electionTimeoutMinMs: 100,
   electionTimeoutMaxMs: 150,
+  bootElectionTimeoutMs: 30,
   campaignRetryMinMs: 15,
   campaignRetryMaxMs: 40,
   timerSlackMs: 5,
@@ -118,6 +128,7 @@ export function validateTiming(t: ElectionTiming): string[] {
     'learnerHeartbeatMs',
     'electionTimeoutMinMs',
     'electionTimeoutMaxMs',
+    'bootElectionTimeoutMs',
     'campaignRetryMinMs',
     'campaignRetryMaxMs',
     'transferTimeoutMs',
@@ -138,6 +149,11 @@ export function validateTiming(t: ElectionTiming): string[] {
   if (t.electionTimeoutMaxMs <= t.electionTimeoutMinMs) {
     problems.push(
       `electionTimeoutMaxMs (${t.electionTimeoutMaxMs}) must be greater than electionTimeoutMinMs (${t.electionTimeoutMinMs})`,
+    );
+  }
+  if (t.bootElectionTimeoutMs < 2 * t.heartbeatMs || t.bootElectionTimeoutMs > t.electionTimeoutMinMs) {
+    problems.push(
+      `bootElectionTimeoutMs (${t.bootElectionTimeoutMs}) must be between 2 × heartbeatMs (${2 * t.heartbeatMs}) and electionTimeoutMinMs (${t.electionTimeoutMinMs})`,
     );
   }
   if (t.campaignRetryMaxMs < t.campaignRetryMinMs) {

@@ -1,0 +1,935 @@
+/**
+ * The Raft-lite election statechart: who runs the site's k3s server (docs/protocol.md).
+ *
+ *            ┌──────── electionTimeout (no leader heard for the randomized timeout) ───────┐
+ *            │                                                                            ▼
+ *   ┌──────────┐  preVote quorum   ┌───────────┐ vote quorum  ┌──────────────────────────────────┐
+ *   │ follower │◀──────────────────│preCandidate│────────────▶│candidate │──────────────▶│ leader │
+ *   └──────────┘  lost / leader    └───────────┘              └──────────┘               │establishing→serving
+ *        ▲          heard / higher term                                                  │  ⇄ transferring → handingOff
+ *        └──────────────────────────── higher term / CheckQuorum failed ──────────────────┘
+ *
+ * It is pure: no I/O, no clock, no randomness of its own. Every event carries `now`, the shell's
+ * monotonic clock in ms; the PRNG state lives in context. Effects come out as named actions, in the
+ * order the shell must run them (persistHardState, persistLog, stopServer, send, startServer,
+ * commit, leaderChanged, proposalRejected, trace), plus `xstate.raise` with a delay (arm a timer;
+ * a later one with the same id replaces it) and `xstate.cancel` (disarm). The shell delivers a timer
+ * event with `now` set to the time it fires. `stepElection` below wraps this for shells.
+ *
+ * Safety comes from Raft's rules (one vote per term, persisted before replying; log up-to-date check;
+ * leaders commit only entries of their own term). Liveness and "no false failovers" come from
+ * PreVote, leader stickiness and CheckQuorum. Server epochs are fenced: see docs/protocol.md §5.
+ */
+import { assign, enqueueActions, initialTransition, raise, cancel, setup, transition } from 'xstate';
+import type { EntryKind, LogEntry, Message, NodeId } from './messages.ts';
+import { nextRandom } from './rng.ts';
+import {
+  conflictHint,
+  entriesFrom,
+  entryBytes,
+  isUpToDate,
+  lastIndex,
+  lastTerm,
+  mergeEntries,
+  quorumMatch,
+  termAt,
+} from './site-log.ts';
+import { fenceDelayMs, type ElectionTiming } from './timing.ts';
+
+/** Progress is the leader's view of one follower or learner. */
+export interface Progress {
+  /** Highest index known to be replicated on the peer. */
+  readonly match: number;
+  /** Next index to send. Only advanced by acknowledgements, so a lost Append is simply re-sent. */
+  readonly next: number;
+  /** Highest `sentAt` the peer echoed: the leader's lease for this peer is measured from it. */
+  readonly lastAck: number;
+}
+
+export type ServerOp = { readonly op: 'start' | 'stop'; readonly epoch: number; readonly reason: string };
+
+/** Effects staged by this transition; `emitEffects` turns them into actions and empties them. */
+export interface StagedEffects {
+  readonly hardState: boolean;
+  readonly logFrom: number | null;
+  readonly server: readonly ServerOp[];
+  readonly sends: readonly Message[];
+  readonly rejected: string | null;
+  readonly traces: readonly string[];
+}
+
+const NO_EFFECTS: StagedEffects = { hardState: false, logFrom: null, server: [], sends: [], rejected: null, traces: [] };
+
+export interface ElectionContext {
+  readonly id: NodeId;
+  /** Server-capable robots from the site config (≤ 7). Only they vote and campaign. */
+  readonly voters: readonly NodeId[];
+  /** Every other member: follows the leader, never votes. */
+  readonly learners: readonly NodeId[];
+  readonly timing: ElectionTiming;
+  /** 0..1: battery, storage and CPU folded into one number by the shell. Biases the timeout only. */
+  readonly fitness: number;
+
+  // Durable: persisted (persistHardState / persistLog) before any message that depends on them.
+  readonly term: number;
+  readonly votedFor: NodeId | null;
+  readonly log: readonly LogEntry[];
+
+  // Volatile.
+  readonly commitIndex: number;
+  readonly leader: NodeId | null;
+  /** When this node last heard from a live leader of its term (or, as leader, confirmed its quorum). */
+  readonly lastLeaderContactAt: number | null;
+  /** Start of the current election-timeout period. */
+  readonly electionResetAt: number;
+  /** The randomized follower election timeout drawn for this period. */
+  readonly electionTimeoutMs: number;
+  /** The randomized (pre)campaign retry timeout drawn for this round. */
+  readonly retryMs: number;
+  readonly rng: number;
+  /** (Pre)votes received in the current (pre)campaign: true granted, false refused. */
+  readonly votes: Readonly<Record<NodeId, boolean>>;
+  /** The campaign was started by TimeoutNow: its votes bypass stickiness. */
+  readonly campaignTransfer: boolean;
+  readonly progress: Readonly<Record<NodeId, Progress>>;
+  /** Heartbeats sent in this leadership; learners get every k-th. */
+  readonly beats: number;
+  readonly becameLeaderAt: number;
+  readonly noopIndex: number;
+  /** The epoch (term) whose server this node runs, or null. */
+  readonly serverEpoch: number | null;
+  readonly transferee: NodeId | null;
+  /** False until the first follower period began: the first one uses the short boot timeout. */
+  readonly started: boolean;
+
+  /** What the shell was last told: leaderChanged and commit are emitted on change. */
+  readonly reported: { readonly leader: NodeId | null; readonly term: number; readonly commit: number };
+  readonly fx: StagedEffects;
+}
+
+/** The durable part of the context, as the shell stores it. */
+export interface DurableState {
+  readonly term: number;
+  readonly votedFor: NodeId | null;
+  readonly log: readonly LogEntry[];
+}
+
+export interface ElectionInput {
+  readonly id: NodeId;
+  readonly voters: readonly NodeId[];
+  readonly learners?: readonly NodeId[];
+  readonly timing: ElectionTiming;
+  /** Seed of the context PRNG. */
+  readonly seed: number;
+  readonly fitness?: number;
+  /** What the node persisted before it last stopped; absent on first boot. */
+  readonly durable?: DurableState;
+  /** The shell's monotonic clock at start, ms. */
+  readonly now: number;
+}
+
+type WithNow = { readonly now: number };
+export type ElectionEvent =
+  | ({ readonly type: 'message'; readonly msg: Message } & WithNow)
+  | ({ readonly type: 'electionTimeout' } & WithNow)
+  | ({ readonly type: 'heartbeatTimeout' } & WithNow)
+  | ({ readonly type: 'transferTimeout' } & WithNow)
+  /** Campaign now (operator or test harness; like etcd's MsgHup). Still goes through PreVote. */
+  | ({ readonly type: 'campaign' } & WithNow)
+  /** Hand leadership to `to`, or to the most up-to-date voter (planned shutdown, low battery). */
+  | ({ readonly type: 'transferLeadership'; readonly to?: NodeId } & WithNow)
+  /** Append a site log entry (leader only). */
+  | ({ readonly type: 'propose'; readonly kind: EntryKind; readonly data: string } & WithNow)
+  | ({ readonly type: 'setLearners'; readonly learners: readonly NodeId[] } & WithNow)
+  | ({ readonly type: 'setFitness'; readonly fitness: number } & WithNow);
+
+/** The timer ids the machine arms. Arming an id replaces its pending timer. */
+export type TimerId = 'election' | 'heartbeat' | 'transfer';
+
+// ---------------------------------------------------------------------------------------------
+// Pure helpers over the context.
+
+const quorum = (c: ElectionContext): number => Math.floor(c.voters.length / 2) + 1;
+const isVoter = (c: ElectionContext, n: NodeId = c.id): boolean => c.voters.includes(n);
+const otherVoters = (c: ElectionContext): NodeId[] => c.voters.filter((v) => v !== c.id);
+const members = (c: ElectionContext): NodeId[] => [...otherVoters(c), ...c.learners.filter((l) => l !== c.id)];
+/** nowOf reads `now` from an event; xstate's own init event has none. */
+const nowOf = (e: ElectionEvent | { type: string }): number | null =>
+  'now' in e && typeof e.now === 'number' ? e.now : null;
+
+function stage(c: ElectionContext, fx: Partial<StagedEffects>): StagedEffects {
+  return {
+    hardState: c.fx.hardState || fx.hardState === true,
+    logFrom: fx.logFrom == null ? c.fx.logFrom : c.fx.logFrom == null ? fx.logFrom : Math.min(c.fx.logFrom, fx.logFrom),
+    server: fx.server ? [...c.fx.server, ...fx.server] : c.fx.server,
+    sends: fx.sends ? [...c.fx.sends, ...fx.sends] : c.fx.sends,
+    rejected: fx.rejected ?? c.fx.rejected,
+    traces: fx.traces ? [...c.fx.traces, ...fx.traces] : c.fx.traces,
+  };
+}
+
+/** leaseActive: has this node heard a live leader (or, as leader, its quorum) within the stickiness window? */
+function leaseActive(c: ElectionContext, now: number): boolean {
+  return c.leader !== null && c.lastLeaderContactAt !== null && now - c.lastLeaderContactAt < c.timing.electionTimeoutMinMs;
+}
+
+/**
+ * drawElectionTimeout: min + spread × u × (1 − bias × fitness), so fitter robots tend to time out
+ * first. Never below the minimum, so fitness cannot weaken stickiness. Right after boot the minimum
+ * is bootElectionTimeoutMs.
+ */
+function drawElectionTimeout(c: ElectionContext, boot: boolean): { electionTimeoutMs: number; rng: number } {
+  const [u, rng] = nextRandom(c.rng);
+  const t = c.timing;
+  const spread = t.electionTimeoutMaxMs - t.electionTimeoutMinMs;
+  const scale = 1 - t.fitnessBias * Math.min(1, Math.max(0, c.fitness));
+  const min = boot ? t.bootElectionTimeoutMs : t.electionTimeoutMinMs;
+  return { electionTimeoutMs: Math.round(min + spread * u * scale), rng };
+}
+
+function drawRetry(c: ElectionContext): { retryMs: number; rng: number } {
+  const [u, rng] = nextRandom(c.rng);
+  const t = c.timing;
+  return { retryMs: Math.round(t.campaignRetryMinMs + (t.campaignRetryMaxMs - t.campaignRetryMinMs) * u), rng };
+}
+
+function appendFor(c: ElectionContext, to: NodeId, now: number): Message {
+  const p = c.progress[to] ?? { match: 0, next: lastIndex(c.log) + 1, lastAck: now };
+  const prevIndex = p.next - 1;
+  return {
+    type: 'append',
+    from: c.id,
+    to,
+    term: c.term,
+    prevIndex,
+    prevTerm: termAt(c.log, prevIndex) ?? 0,
+    entries: entriesFrom(c.log, p.next, c.timing.maxAppendBytes),
+    commit: c.commitIndex,
+    sentAt: now,
+  };
+}
+
+/** advanceCommit: the highest index a majority of voters holds, if it is from this leader's term. */
+function advanceCommit(c: ElectionContext): Partial<ElectionContext> {
+  const matches = c.voters.map((v) => (v === c.id ? lastIndex(c.log) : (c.progress[v]?.match ?? 0)));
+  const n = quorumMatch(matches);
+  // Raft §5.4.2: only entries of the leader's own term are committed by counting replicas.
+  if (n > c.commitIndex && termAt(c.log, n) === c.term) return { commitIndex: n };
+  return {};
+}
+
+function voteTally(c: ElectionContext): { granted: number; refused: number } {
+  let granted = 0;
+  let refused = 0;
+  for (const v of c.voters) {
+    const r = c.votes[v];
+    if (r === true) granted++;
+    else if (r === false) refused++;
+  }
+  return { granted, refused };
+}
+
+type Ev<T extends ElectionEvent['type']> = Extract<ElectionEvent, { type: T }>;
+type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
+const msgOf = (e: ElectionEvent): Message | null => (e.type === 'message' ? e.msg : null);
+
+// ---------------------------------------------------------------------------------------------
+// The machine.
+
+export const electionMachine = setup({
+  types: {
+    context: {} as ElectionContext,
+    events: {} as ElectionEvent,
+    input: {} as ElectionInput,
+  },
+  delays: {
+    /** What is left of the follower's randomized election timeout. */
+    electionTimeout: ({ context, event }) =>
+      Math.max(1, context.electionResetAt + context.electionTimeoutMs - (nowOf(event) ?? context.electionResetAt)),
+    campaignRetry: ({ context }) => context.retryMs,
+    heartbeat: ({ context }) => context.timing.heartbeatMs,
+    /** Re-ask voters that have not answered: half a heartbeat, many RTTs on a LAN. */
+    campaignResend: ({ context }) => Math.max(1, Math.round(context.timing.heartbeatMs / 2)),
+    transferTimeout: ({ context }) => context.timing.transferTimeoutMs,
+  },
+  guards: {
+    isVoter: ({ context }) => isVoter(context),
+    /** A (non-transfer) vote for a higher term while this node still hears a live leader: ignored (thesis §4.2.3). */
+    ignoredInLease: ({ context, event }) => {
+      const m = msgOf(event);
+      return m?.type === 'vote' && !m.transfer && m.term > context.term && leaseActive(context, event.now);
+    },
+    /** A higher term that this node must adopt. PreVotes and granted PreVote replies carry a future term and are not adopted. */
+    higherTerm: ({ context, event }) => {
+      const m = msgOf(event);
+      if (!m || m.term <= context.term) return false;
+      return !(m.type === 'preVote' || (m.type === 'preVoteResp' && m.granted));
+    },
+    lowerTerm: ({ context, event }) => {
+      const m = msgOf(event);
+      // A granted PreVote reply carries term + 1 and a PreVote carries the sender's term + 1: neither is stale here.
+      return m !== null && m.term < context.term && m.type !== 'preVoteResp';
+    },
+    isPreVote: ({ event }) => msgOf(event)?.type === 'preVote',
+    isVote: ({ event }) => msgOf(event)?.type === 'vote',
+    isAppend: ({ event }) => msgOf(event)?.type === 'append',
+    isAppendResp: ({ event }) => msgOf(event)?.type === 'appendResp',
+    isPreVoteResp: ({ event }) => msgOf(event)?.type === 'preVoteResp',
+    isVoteResp: ({ event }) => msgOf(event)?.type === 'voteResp',
+    isTimeoutNowForVoter: ({ context, event }) => {
+      const m = msgOf(event);
+      return m?.type === 'timeoutNow' && m.term === context.term && isVoter(context);
+    },
+    electionDue: ({ context, event }) => event.now - context.electionResetAt >= context.electionTimeoutMs,
+    voterElectionDue: ({ context, event }) =>
+      isVoter(context) && event.now - context.electionResetAt >= context.electionTimeoutMs,
+    leaderHeard: ({ context, event }) => leaseActive(context, event.now),
+    preVoteWon: ({ context }) => voteTally(context).granted >= quorum(context),
+    campaignLost: ({ context }) => voteTally(context).refused > context.voters.length - quorum(context),
+    voteWon: ({ context }) => voteTally(context).granted >= quorum(context),
+    /** CheckQuorum: fewer than a majority of voters acknowledged within the lease (= stickiness window). */
+    quorumLost: ({ context, event }) => {
+      let active = 1; // self
+      for (const v of otherVoters(context)) {
+        const p = context.progress[v];
+        if (p && event.now - p.lastAck < context.timing.electionTimeoutMinMs) active++;
+      }
+      return active < quorum(context);
+    },
+    /** Leadership is established (its no-op committed) and old leases have surely run out (fencing). */
+    canServe: ({ context, event }) =>
+      context.commitIndex >= context.noopIndex &&
+      (nowOf(event) ?? -Infinity) >= context.becameLeaderAt + fenceDelayMs(context.timing),
+    transfereeCaughtUp: ({ context }) =>
+      context.transferee !== null && (context.progress[context.transferee]?.match ?? 0) >= lastIndex(context.log),
+  },
+  actions: {
+    // ---- effects for the shell (params are what it needs; implementations are the shell's) ----
+    persistHardState: (_, _p: { term: number; votedFor: NodeId | null }) => {},
+    persistLog: (_, _p: { fromIndex: number; entries: readonly LogEntry[] }) => {},
+    stopServer: (_, _p: { epoch: number; reason: string }) => {},
+    send: (_, _p: { messages: readonly Message[] }) => {},
+    startServer: (_, _p: { epoch: number }) => {},
+    commit: (_, _p: { fromIndex: number; entries: readonly LogEntry[] }) => {},
+    leaderChanged: (_, _p: { leader: NodeId | null; term: number }) => {},
+    proposalRejected: (_, _p: { reason: string; leader: NodeId | null }) => {},
+    trace: (_, _p: { text: string }) => {},
+
+    /** emitEffects turns the staged effects into actions, in the order the shell must run them. */
+    emitEffects: enqueueActions(({ context: c, enqueue }) => {
+      // The effect actions are declared in this same setup(), which TypeScript cannot see from here.
+      const emit = enqueue as unknown as (action: { type: string; params: unknown }) => void;
+      const fx = c.fx;
+      if (fx.hardState) emit({ type: 'persistHardState', params: { term: c.term, votedFor: c.votedFor } });
+      if (fx.logFrom !== null) {
+        emit({ type: 'persistLog', params: { fromIndex: fx.logFrom, entries: c.log.slice(fx.logFrom - 1) } });
+      }
+      for (const s of fx.server) if (s.op === 'stop') emit({ type: 'stopServer', params: { epoch: s.epoch, reason: s.reason } });
+      if (fx.sends.length > 0) emit({ type: 'send', params: { messages: fx.sends } });
+      for (const s of fx.server) if (s.op === 'start') emit({ type: 'startServer', params: { epoch: s.epoch } });
+      if (c.commitIndex > c.reported.commit) {
+        emit({
+          type: 'commit',
+          params: { fromIndex: c.reported.commit + 1, entries: c.log.slice(c.reported.commit, c.commitIndex) },
+        });
+      }
+      if (c.leader !== c.reported.leader || c.term !== c.reported.term) {
+        emit({ type: 'leaderChanged', params: { leader: c.leader, term: c.term } });
+      }
+      if (fx.rejected !== null) emit({ type: 'proposalRejected', params: { reason: fx.rejected, leader: c.leader } });
+      for (const text of fx.traces) emit({ type: 'trace', params: { text } });
+      enqueue.assign({
+        fx: NO_EFFECTS,
+        reported: { leader: c.leader, term: c.term, commit: Math.max(c.commitIndex, c.reported.commit) },
+      });
+    }),
+
+    // ---- timers ----
+    armElectionTimer: raise({ type: 'electionTimeout', now: 0 }, { id: 'election', delay: 'electionTimeout' }),
+    armCampaignTimer: raise({ type: 'electionTimeout', now: 0 }, { id: 'election', delay: 'campaignRetry' }),
+    disarmElectionTimer: cancel('election'),
+    armHeartbeatTimer: raise({ type: 'heartbeatTimeout', now: 0 }, { id: 'heartbeat', delay: 'heartbeat' }),
+    armResendTimer: raise({ type: 'heartbeatTimeout', now: 0 }, { id: 'heartbeat', delay: 'campaignResend' }),
+    disarmHeartbeatTimer: cancel('heartbeat'),
+    armTransferTimer: raise({ type: 'transferTimeout', now: 0 }, { id: 'transfer', delay: 'transferTimeout' }),
+    disarmTransferTimer: cancel('transfer'),
+    /** Handle the same event again in the state just entered (after adopting a term or stepping down). */
+    reprocess: raise(({ event }) => event),
+
+    // ---- role changes ----
+    enterFollower: assign(({ context: c, event }) => {
+      const drawn = drawElectionTimeout(c, !c.started);
+      return { ...drawn, started: true, electionResetAt: nowOf(event) ?? c.electionResetAt, votes: {}, campaignTransfer: false };
+    }),
+    adoptHigherTerm: assign(({ context: c, event }) => {
+      const m = (event as Ev<'message'>).msg;
+      return {
+        term: m.term,
+        votedFor: null,
+        leader: null,
+        lastLeaderContactAt: null,
+        fx: stage(c, { hardState: true, traces: [`${c.id} saw term ${m.term} from ${m.from} (${m.type}) at term ${c.term}: follows`] }),
+      };
+    }),
+    startPreCampaign: assign(({ context: c, event }) => {
+      const drawn = drawRetry(c);
+      const sends: Message[] = otherVoters(c).map((to) => ({
+        type: 'preVote',
+        from: c.id,
+        to,
+        term: c.term + 1,
+        lastIndex: lastIndex(c.log),
+        lastTerm: lastTerm(c.log),
+      }));
+      return {
+        ...drawn,
+        votes: { [c.id]: true },
+        campaignTransfer: false,
+        electionResetAt: event.now,
+        fx: stage(c, { sends, traces: [`${c.id} became preCandidate at term ${c.term}`] }),
+      };
+    }),
+    markTransferCampaign: assign({ campaignTransfer: true }),
+    /** resendCampaign re-sends the (pre)vote request to voters that have not answered: loss must not cost a whole retry. */
+    resendCampaign: assign(({ context: c }, params: { pre: boolean }) => {
+      const silent = otherVoters(c).filter((v) => c.votes[v] === undefined);
+      const sends: Message[] = silent.map((to) =>
+        params.pre
+          ? { type: 'preVote', from: c.id, to, term: c.term + 1, lastIndex: lastIndex(c.log), lastTerm: lastTerm(c.log) }
+          : { type: 'vote', from: c.id, to, term: c.term, lastIndex: lastIndex(c.log), lastTerm: lastTerm(c.log), transfer: c.campaignTransfer },
+      );
+      return { fx: stage(c, { sends }) };
+    }),
+    startCampaign: assign(({ context: c, event }) => {
+      const drawn = drawRetry(c);
+      const term = c.term + 1;
+      const sends: Message[] = otherVoters(c).map((to) => ({
+        type: 'vote',
+        from: c.id,
+        to,
+        term,
+        lastIndex: lastIndex(c.log),
+        lastTerm: lastTerm(c.log),
+        transfer: c.campaignTransfer,
+      }));
+      return {
+        ...drawn,
+        term,
+        votedFor: c.id,
+        leader: null,
+        lastLeaderContactAt: null,
+        votes: { [c.id]: true },
+        electionResetAt: event.now,
+        fx: stage(c, {
+          hardState: true,
+          sends,
+          traces: [`${c.id} became candidate at term ${term}${c.campaignTransfer ? ' (transfer)' : ''}`],
+        }),
+      };
+    }),
+    becomeLeader: assign(({ context: c, event }) => {
+      const now = event.now;
+      const log = [...c.log, { term: c.term, kind: 'noop' as const, data: '' }];
+      const noopIndex = log.length;
+      const progress: Record<NodeId, Progress> = {};
+      for (const n of members(c)) progress[n] = { match: 0, next: noopIndex, lastAck: now };
+      const next: ElectionContext = {
+        ...c,
+        log,
+        noopIndex,
+        progress,
+        leader: c.id,
+        lastLeaderContactAt: now,
+        becameLeaderAt: now,
+        beats: 0,
+        transferee: null,
+        votes: {},
+      };
+      const sends = members(next).map((to) => appendFor(next, to, now));
+      return {
+        ...next,
+        ...advanceCommit(next),
+        fx: stage(c, { logFrom: noopIndex, sends, traces: [`${c.id} became leader at term ${c.term}`] }),
+      };
+    }),
+    startServerIfIdle: assign(({ context: c }) =>
+      c.serverEpoch === c.term
+        ? {}
+        : { serverEpoch: c.term, fx: stage(c, { server: [{ op: 'start', epoch: c.term, reason: 'leading' }] }) },
+    ),
+    stopServerIfRunning: assign(({ context: c }, params: { reason: string }) =>
+      c.serverEpoch === null
+        ? {}
+        : { serverEpoch: null, fx: stage(c, { server: [{ op: 'stop', epoch: c.serverEpoch, reason: params.reason }] }) },
+    ),
+    traceStepDown: assign(({ context: c }) => ({
+      fx: stage(c, { traces: [`${c.id} stepped down at term ${c.term}: CheckQuorum failed`] }),
+    })),
+
+    // ---- messages ----
+    answerStale: assign(({ context: c, event }) => {
+      const m = (event as Ev<'message'>).msg;
+      // Tell a deposed leader or a stale pre-candidate our term so it catches up; other stale messages are dropped.
+      if (m.type === 'append') {
+        return { fx: stage(c, { sends: [{ type: 'appendResp', from: c.id, to: m.from, term: c.term, success: false, matchIndex: 0, echo: m.sentAt }] }) };
+      }
+      if (m.type === 'preVote') {
+        return { fx: stage(c, { sends: [{ type: 'preVoteResp', from: c.id, to: m.from, term: c.term, granted: false }] }) };
+      }
+      return {};
+    }),
+    traceIgnoredInLease: assign(({ context: c, event }) => {
+      const m = (event as Ev<'message'>).msg;
+      return { fx: stage(c, { traces: [`${c.id} ignored vote from ${m.from} at term ${m.term}: leader ${c.leader} is live`] }) };
+    }),
+    answerPreVote: assign(({ context: c, event }) => {
+      const m = (event as Ev<'message'>).msg as Msg<'preVote'>;
+      let why = '';
+      if (!isVoter(c)) why = 'not a voter';
+      else if (m.term <= c.term) why = `term ${m.term} not above ${c.term}`;
+      else if (leaseActive(c, event.now)) why = `leader ${c.leader} is live`;
+      else if (!isUpToDate(c.log, m.lastIndex, m.lastTerm)) why = 'log behind';
+      const granted = why === '';
+      return {
+        fx: stage(c, {
+          sends: [{ type: 'preVoteResp', from: c.id, to: m.from, term: granted ? m.term : c.term, granted }],
+          traces: [`${c.id} ${granted ? 'granted' : 'refused'} preVote for ${m.from} at term ${m.term}${why ? `: ${why}` : ''}`],
+        }),
+      };
+    }),
+    answerVote: assign(({ context: c, event }) => {
+      const m = (event as Ev<'message'>).msg as Msg<'vote'>;
+      let why = '';
+      if (!isVoter(c)) why = 'not a voter';
+      else if (m.term !== c.term) why = `term ${m.term} is not ${c.term}`;
+      else if (c.votedFor !== null && c.votedFor !== m.from) why = `already voted for ${c.votedFor}`;
+      else if (!isUpToDate(c.log, m.lastIndex, m.lastTerm)) why = 'log behind';
+      const granted = why === '';
+      const reply: Message = { type: 'voteResp', from: c.id, to: m.from, term: c.term, granted };
+      const trace = `${c.id} ${granted ? 'granted' : 'refused'} vote for ${m.from} at term ${m.term}${why ? `: ${why}` : ''}`;
+      if (!granted) return { fx: stage(c, { sends: [reply], traces: [trace] }) };
+      // The vote is persisted before the reply leaves (emitEffects orders persistHardState first).
+      return {
+        votedFor: m.from,
+        electionResetAt: event.now,
+        fx: stage(c, { hardState: c.votedFor !== m.from, sends: [reply], traces: [trace] }),
+      };
+    }),
+    acceptAppend: assign(({ context: c, event }) => {
+      const m = (event as Ev<'message'>).msg as Msg<'append'>;
+      const now = event.now;
+      const base = { leader: m.from, lastLeaderContactAt: now, electionResetAt: now };
+      const reply = (success: boolean, matchIndex: number): Message => ({
+        type: 'appendResp',
+        from: c.id,
+        to: m.from,
+        term: c.term,
+        success,
+        matchIndex,
+        echo: m.sentAt,
+      });
+      if (termAt(c.log, m.prevIndex) !== m.prevTerm) {
+        return { ...base, fx: stage(c, { sends: [reply(false, conflictHint(c.log, m.prevIndex))] }) };
+      }
+      const merged = mergeEntries(c.log, m.prevIndex, m.entries, c.commitIndex);
+      if (merged.conflictWithCommitted) {
+        return {
+          ...base,
+          fx: stage(c, {
+            traces: [`${c.id} INVARIANT: leader ${m.from} would overwrite committed entries at term ${c.term}; refused`],
+          }),
+        };
+      }
+      const commitIndex = Math.max(c.commitIndex, Math.min(m.commit, merged.matchIndex));
+      return {
+        ...base,
+        log: merged.log,
+        commitIndex,
+        fx: stage(c, { logFrom: merged.dirtyFrom, sends: [reply(true, merged.matchIndex)] }),
+      };
+    }),
+    recordVote: assign(({ context: c, event }) => {
+      const m = (event as Ev<'message'>).msg as Msg<'preVoteResp' | 'voteResp'>;
+      if (!isVoter(c, m.from)) return {};
+      return { votes: { ...c.votes, [m.from]: m.granted } };
+    }),
+    handleAppendResp: assign(({ context: c, event }) => {
+      const m = (event as Ev<'message'>).msg as Msg<'appendResp'>;
+      const p = c.progress[m.from];
+      if (!p) return {};
+      const last = lastIndex(c.log);
+      const lastAck = Math.max(p.lastAck, m.echo);
+      if (m.success) {
+        const match = Math.min(last, Math.max(p.match, m.matchIndex));
+        const next: ElectionContext = { ...c, progress: { ...c.progress, [m.from]: { match, next: match + 1, lastAck } } };
+        return { progress: next.progress, ...advanceCommit(next) };
+      }
+      // Refused: resume from the follower's hint (never below what it already acknowledged), and retry now.
+      const nextIndex = Math.max(p.match + 1, Math.min(p.next - 1, m.matchIndex + 1));
+      const next: ElectionContext = { ...c, progress: { ...c.progress, [m.from]: { match: p.match, next: Math.max(1, nextIndex), lastAck } } };
+      return { progress: next.progress, fx: stage(c, { sends: [appendFor(next, m.from, event.now)] }) };
+    }),
+    broadcastHeartbeat: assign(({ context: c, event }) => {
+      const beats = c.beats + 1;
+      const every = Math.max(1, Math.round(c.timing.learnerHeartbeatMs / c.timing.heartbeatMs));
+      const to = beats % every === 0 ? members(c) : otherVoters(c);
+      // This leader's own stickiness: it has just confirmed its quorum (quorumLost was checked first).
+      return {
+        beats,
+        lastLeaderContactAt: event.now,
+        fx: stage(c, { sends: to.map((n) => appendFor(c, n, event.now)) }),
+      };
+    }),
+    sendTimeoutNow: assign(({ context: c }) =>
+      c.transferee === null
+        ? {}
+        : {
+            fx: stage(c, {
+              sends: [{ type: 'timeoutNow', from: c.id, to: c.transferee, term: c.term }],
+              traces: [`${c.id} hands leadership to ${c.transferee} at term ${c.term}`],
+            }),
+          },
+    ),
+    chooseTransferee: assign(({ context: c, event }) => {
+      const e = event as Ev<'transferLeadership'>;
+      const candidates = otherVoters(c);
+      let target: NodeId | null = null;
+      if (e.to !== undefined) target = candidates.includes(e.to) ? e.to : null;
+      else {
+        // The most up-to-date voter that acknowledged recently; ties broken by id for determinism.
+        const live = candidates.filter((v) => e.now - (c.progress[v]?.lastAck ?? -Infinity) < c.timing.electionTimeoutMinMs);
+        live.sort((a, b) => (c.progress[b]?.match ?? 0) - (c.progress[a]?.match ?? 0) || a.localeCompare(b));
+        target = live[0] ?? null;
+      }
+      const traces = [
+        target === null
+          ? `${c.id} cannot transfer leadership at term ${c.term}: no ${e.to ? `voter named ${e.to}` : 'live voter'}`
+          : `${c.id} transfers leadership to ${target} at term ${c.term}`,
+      ];
+      const next = { ...c, transferee: target };
+      const sends = target === null ? [] : [appendFor(next, target, e.now)];
+      return { transferee: target, fx: stage(c, { sends, traces }) };
+    }),
+    clearTransferee: assign({ transferee: null }),
+    appendProposal: assign(({ context: c, event }) => {
+      const e = event as Ev<'propose'>;
+      const entry: LogEntry = { term: c.term, kind: e.kind, data: e.data };
+      if (entryBytes(entry) > c.timing.maxEntryBytes) {
+        return { fx: stage(c, { rejected: `entry of ${entryBytes(entry)} bytes exceeds maxEntryBytes ${c.timing.maxEntryBytes}` }) };
+      }
+      const log = [...c.log, entry];
+      const next: ElectionContext = { ...c, log };
+      const sends = otherVoters(c).map((to) => appendFor(next, to, e.now));
+      return { log, ...advanceCommit(next), fx: stage(c, { logFrom: log.length, sends }) };
+    }),
+    rejectProposal: assign(({ context: c }, params: { reason: string }) => ({ fx: stage(c, { rejected: params.reason }) })),
+    setLearners: assign(({ context: c, event }) => {
+      const e = event as Ev<'setLearners'>;
+      const learners = [...new Set(e.learners)].filter((l) => !c.voters.includes(l)).sort();
+      if (c.leader !== c.id) return { learners };
+      const progress = { ...c.progress };
+      for (const l of learners) progress[l] ??= { match: 0, next: lastIndex(c.log) + 1, lastAck: e.now };
+      return { learners, progress };
+    }),
+    setFitness: assign(({ event }) => ({ fitness: Math.min(1, Math.max(0, (event as Ev<'setFitness'>).fitness)) })),
+    traceUnexpectedAppend: assign(({ context: c, event }) => {
+      const m = (event as Ev<'message'>).msg;
+      return { fx: stage(c, { traces: [`${c.id} INVARIANT: a second leader ${m.from} at term ${c.term}`] }) };
+    }),
+  },
+}).createMachine({
+  id: 'election',
+  context: ({ input }) => {
+    const durable = input.durable ?? { term: 0, votedFor: null, log: [] };
+    const ctx: ElectionContext = {
+      id: input.id,
+      voters: [...new Set(input.voters)].sort(),
+      learners: [...new Set(input.learners ?? [])].filter((l) => !input.voters.includes(l)).sort(),
+      timing: input.timing,
+      fitness: Math.min(1, Math.max(0, input.fitness ?? 0.5)),
+      term: durable.term,
+      votedFor: durable.votedFor,
+      log: durable.log,
+      commitIndex: 0,
+      leader: null,
+      lastLeaderContactAt: null,
+      electionResetAt: input.now,
+      electionTimeoutMs: input.timing.electionTimeoutMaxMs,
+      retryMs: input.timing.campaignRetryMaxMs,
+      rng: input.seed | 0,
+      votes: {},
+      campaignTransfer: false,
+      progress: {},
+      beats: 0,
+      becameLeaderAt: 0,
+      noopIndex: 0,
+      serverEpoch: null,
+      transferee: null,
+      started: false,
+      reported: { leader: null, term: durable.term, commit: 0 },
+      fx: NO_EFFECTS,
+    };
+    return ctx;
+  },
+  initial: 'follower',
+  states: {
+    follower: {
+      entry: ['enterFollower', 'armElectionTimer'],
+      on: {
+        message: [
+          ...termRules(),
+          { guard: 'isPreVote', actions: ['answerPreVote', 'emitEffects'] },
+          { guard: 'isVote', actions: ['answerVote', 'emitEffects'] },
+          { guard: 'isAppend', actions: ['acceptAppend', 'emitEffects'] },
+          { guard: 'isTimeoutNowForVoter', target: 'candidate', actions: ['markTransferCampaign'] },
+        ],
+        electionTimeout: [
+          { guard: 'voterElectionDue', target: 'preCandidate' },
+          // A learner never campaigns: it starts a new period and keeps following.
+          { guard: 'electionDue', actions: ['enterFollower', 'armElectionTimer'] },
+          // Fired early because a leader was heard meanwhile: re-arm for the rest of the period.
+          { actions: ['armElectionTimer'] },
+        ],
+        campaign: { guard: 'isVoter', target: 'preCandidate' },
+        propose: { actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'] },
+        transferLeadership: { actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'] },
+        setLearners: { actions: 'setLearners' },
+        setFitness: { actions: 'setFitness' },
+      },
+    },
+    preCandidate: {
+      entry: ['startPreCampaign', 'emitEffects', 'armCampaignTimer', 'armResendTimer'],
+      exit: ['disarmHeartbeatTimer'],
+      always: [
+        { guard: 'preVoteWon', target: 'candidate' },
+        { guard: 'campaignLost', target: 'follower' },
+      ],
+      on: {
+        message: [
+          ...termRules(),
+          { guard: 'isPreVote', actions: ['answerPreVote', 'emitEffects'] },
+          { guard: 'isVote', actions: ['answerVote', 'emitEffects'] },
+          { guard: 'isAppend', target: 'follower', actions: ['reprocess'] },
+          { guard: 'isPreVoteResp', actions: ['recordVote'] },
+        ],
+        electionTimeout: [
+          { guard: 'leaderHeard', target: 'follower' },
+          { target: 'preCandidate', reenter: true },
+        ],
+        heartbeatTimeout: { actions: [{ type: 'resendCampaign', params: { pre: true } }, 'emitEffects', 'armResendTimer'] },
+        propose: { actions: [{ type: 'rejectProposal', params: { reason: 'no leader' } }, 'emitEffects'] },
+        transferLeadership: { actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'] },
+        setLearners: { actions: 'setLearners' },
+        setFitness: { actions: 'setFitness' },
+      },
+    },
+    candidate: {
+      entry: ['startCampaign', 'emitEffects', 'armCampaignTimer', 'armResendTimer'],
+      exit: ['disarmHeartbeatTimer'],
+      always: [
+        { guard: 'voteWon', target: 'leader' },
+        { guard: 'campaignLost', target: 'follower' },
+      ],
+      on: {
+        message: [
+          ...termRules(),
+          { guard: 'isPreVote', actions: ['answerPreVote', 'emitEffects'] },
+          { guard: 'isVote', actions: ['answerVote', 'emitEffects'] },
+          { guard: 'isAppend', target: 'follower', actions: ['reprocess'] },
+          { guard: 'isVoteResp', actions: ['recordVote'] },
+        ],
+        // A split vote: try again, through PreVote so a node cut off from the others cannot inflate terms.
+        electionTimeout: { target: 'preCandidate' },
+        heartbeatTimeout: { actions: [{ type: 'resendCampaign', params: { pre: false } }, 'emitEffects', 'armResendTimer'] },
+        propose: { actions: [{ type: 'rejectProposal', params: { reason: 'no leader' } }, 'emitEffects'] },
+        transferLeadership: { actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'] },
+        setLearners: { actions: 'setLearners' },
+        setFitness: { actions: 'setFitness' },
+      },
+    },
+    leader: {
+      entry: ['becomeLeader', 'emitEffects', 'armHeartbeatTimer'],
+      exit: [
+        { type: 'stopServerIfRunning', params: { reason: 'no longer leader' } },
+        'clearTransferee',
+        'emitEffects',
+        'disarmHeartbeatTimer',
+        'disarmTransferTimer',
+      ],
+      initial: 'establishing',
+      on: {
+        message: [
+          ...termRules(),
+          { guard: 'isPreVote', actions: ['answerPreVote', 'emitEffects'] },
+          { guard: 'isVote', actions: ['answerVote', 'emitEffects'] },
+          { guard: 'isAppendResp', actions: ['handleAppendResp', 'emitEffects'] },
+          { guard: 'isAppend', actions: ['traceUnexpectedAppend', 'emitEffects'] },
+        ],
+        heartbeatTimeout: [
+          { guard: 'quorumLost', target: 'follower', actions: ['traceStepDown'] },
+          { actions: ['broadcastHeartbeat', 'emitEffects', 'armHeartbeatTimer'] },
+        ],
+        setLearners: { actions: 'setLearners' },
+        setFitness: { actions: 'setFitness' },
+      },
+      states: {
+        /** Won the vote; waits until its no-op is committed and older leases have surely expired. */
+        establishing: {
+          always: { guard: 'canServe', target: 'serving' },
+          on: {
+            propose: { actions: ['appendProposal', 'emitEffects'] },
+            transferLeadership: { actions: [{ type: 'rejectProposal', params: { reason: 'leadership not yet established' } }, 'emitEffects'] },
+          },
+        },
+        serving: {
+          entry: ['startServerIfIdle', 'emitEffects'],
+          on: {
+            propose: { actions: ['appendProposal', 'emitEffects'] },
+            transferLeadership: { target: 'transferring' },
+          },
+        },
+        /** Bringing the transferee's log up to date; the server keeps serving meanwhile. */
+        transferring: {
+          entry: ['chooseTransferee', 'emitEffects', 'armTransferTimer'],
+          always: [
+            { guard: ({ context }) => context.transferee === null, target: 'serving' },
+            { guard: 'transfereeCaughtUp', target: 'handingOff' },
+          ],
+          on: {
+            propose: { actions: [{ type: 'rejectProposal', params: { reason: 'leadership transfer in progress' } }, 'emitEffects'] },
+            transferTimeout: { target: 'serving', actions: ['clearTransferee'] },
+          },
+        },
+        /** The server is stopped before TimeoutNow leaves, so the next epoch cannot overlap this one. */
+        handingOff: {
+          entry: [{ type: 'stopServerIfRunning', params: { reason: 'leadership transfer' } }, 'sendTimeoutNow', 'emitEffects'],
+          on: {
+            heartbeatTimeout: [
+              { guard: 'quorumLost', target: '#election.follower', actions: ['traceStepDown'] },
+              { actions: ['broadcastHeartbeat', 'sendTimeoutNow', 'emitEffects', 'armHeartbeatTimer'] },
+            ],
+            propose: { actions: [{ type: 'rejectProposal', params: { reason: 'leadership transfer in progress' } }, 'emitEffects'] },
+            transferTimeout: { target: 'serving', actions: ['clearTransferee'] },
+          },
+        },
+      },
+    },
+  },
+});
+
+/**
+ * termRules come first in every state's `message` handlers (docs/protocol.md §2): ignore votes while
+ * a leader is live, adopt a higher term and handle the message again as a follower, answer stale ones.
+ */
+function termRules() {
+  return [
+    { guard: 'ignoredInLease' as const, actions: ['traceIgnoredInLease' as const, 'emitEffects' as const] },
+    {
+      guard: 'higherTerm' as const,
+      target: '#election.follower',
+      reenter: true,
+      actions: ['adoptHigherTerm' as const, 'emitEffects' as const, 'reprocess' as const],
+    },
+    { guard: 'lowerTerm' as const, actions: ['answerStale' as const, 'emitEffects' as const] },
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Ready-style interface shells use: feed an event, get the next snapshot and the effects to run.
+
+export type ElectionSnapshot = ReturnType<typeof initialTransition<typeof electionMachine>>[0];
+export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';
+
+/** ElectionEffect is one thing the shell must do, in the order given. */
+export type ElectionEffect =
+  | { readonly kind: 'persistHardState'; readonly term: number; readonly votedFor: NodeId | null }
+  | { readonly kind: 'persistLog'; readonly fromIndex: number; readonly entries: readonly LogEntry[] }
+  | { readonly kind: 'stopServer'; readonly epoch: number; readonly reason: string }
+  | { readonly kind: 'send'; readonly messages: readonly Message[] }
+  | { readonly kind: 'startServer'; readonly epoch: number }
+  | { readonly kind: 'commit'; readonly fromIndex: number; readonly entries: readonly LogEntry[] }
+  | { readonly kind: 'leaderChanged'; readonly leader: NodeId | null; readonly term: number }
+  | { readonly kind: 'proposalRejected'; readonly reason: string; readonly leader: NodeId | null }
+  | { readonly kind: 'trace'; readonly text: string }
+  /** Arm timer `id` to deliver `event` (with `now` set) after `delayMs`, replacing any pending one. */
+  | { readonly kind: 'armTimer'; readonly id: TimerId; readonly delayMs: number; readonly event: ElectionEvent }
+  | { readonly kind: 'disarmTimer'; readonly id: TimerId };
+
+export interface ElectionStep {
+  readonly snapshot: ElectionSnapshot;
+  readonly effects: readonly ElectionEffect[];
+}
+
+type ExecutableAction = { type: string; params?: unknown };
+
+function toEffects(actions: readonly ExecutableAction[]): ElectionEffect[] {
+  const out: ElectionEffect[] = [];
+  for (const a of actions) {
+    const p = (a.params ?? {}) as Record<string, unknown>;
+    switch (a.type) {
+      case 'xstate.raise':
+        // Raises without a delay were handled inside the transition; delayed ones are timers.
+        if (typeof p.delay === 'number') {
+          out.push({ kind: 'armTimer', id: p.id as TimerId, delayMs: p.delay, event: p.event as ElectionEvent });
+        }
+        break;
+      case 'xstate.cancel':
+        out.push({ kind: 'disarmTimer', id: p.sendId as TimerId });
+        break;
+      case 'persistHardState':
+      case 'persistLog':
+      case 'stopServer':
+      case 'send':
+      case 'startServer':
+      case 'commit':
+      case 'leaderChanged':
+      case 'proposalRejected':
+      case 'trace':
+        out.push({ kind: a.type, ...p } as ElectionEffect);
+        break;
+      default:
+        // assign and enqueueActions bookkeeping: nothing for the shell.
+        break;
+    }
+  }
+  return out;
+}
+
+function checked(snapshot: ElectionSnapshot, actions: readonly ExecutableAction[]): ElectionStep {
+  const fx = snapshot.context.fx;
+  if (fx !== NO_EFFECTS && (fx.hardState || fx.logFrom !== null || fx.sends.length || fx.server.length || fx.traces.length || fx.rejected)) {
+    // A transition staged effects without emitting them: a bug in this file, never an input problem.
+    throw new Error(`election: staged effects were not emitted (state ${JSON.stringify(snapshot.value)})`);
+  }
+  return { snapshot, effects: toEffects(actions) };
+}
+
+/** startElection builds a node's initial snapshot from its config and durable state. */
+export function startElection(input: ElectionInput): ElectionStep {
+  const [snapshot, actions] = initialTransition(electionMachine, input);
+  return checked(snapshot, actions as ExecutableAction[]);
+}
+
+/** stepElection feeds one event; the caller runs the effects in order before feeding the next. */
+export function stepElection(snapshot: ElectionSnapshot, event: ElectionEvent): ElectionStep {
+  const [next, actions] = transition(electionMachine, snapshot, event);
+  return checked(next, actions as ExecutableAction[]);
+}
+
+/** roleOf names the node's role in a snapshot. */
+export function roleOf(snapshot: ElectionSnapshot): Role {
+  const v = snapshot.value;
+  return (typeof v === 'string' ? v : Object.keys(v)[0]) as Role;
+}
+
+/** leaderPhaseOf names the leader's sub-state, or null when not leading. */
+export function leaderPhaseOf(snapshot: ElectionSnapshot): 'establishing' | 'serving' | 'transferring' | 'handingOff' | null {
+  const v = snapshot.value as unknown;
+  if (typeof v === 'object' && v !== null && 'leader' in v) return (v as { leader: 'establishing' }).leader;
+  return null;
+}
+
+export function durableOf(snapshot: ElectionSnapshot): DurableState {
+  const c = snapshot.context;
+  return { term: c.term, votedFor: c.votedFor, log: c.log };
+}
