@@ -13,14 +13,32 @@ export default tseslint.config(
     },
   },
   {
+    files: ['**/*.js'],
+    languageOptions: { globals: { process: 'readonly', URL: 'readonly', console: 'readonly' } },
+  },
+  {
     files: ['statecharts/**/*.ts'],
     ignores: ['statecharts/**/*.test.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['node:*', 'fs', 'dgram', 'net', 'child_process'], message: 'statecharts/ is the pure core: do I/O in the agent shell.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', 'fs', 'dgram', 'net', 'child_process'],
+              message: 'statecharts/ is the pure core: do I/O in the agent shell.',
+            },
+          ],
+        },
+      ],
       'no-restricted-properties': [
         'error',
         { object: 'Date', property: 'now', message: 'Time is an input: read event.now.' },
-        { object: 'Math', property: 'random', message: 'Randomness is an input: use the seeded rng in context.' },
+        {
+          object: 'Math',
+          property: 'random',
+          message: 'Randomness is an input: use the seeded rng in context.',
+        },
         { object: 'performance', property: 'now', message: 'Time is an input: read event.now.' },
       ],
       'no-restricted-globals': ['error', 'setTimeout', 'setInterval', 'process'],

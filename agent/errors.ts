@@ -10,7 +10,11 @@ export class EdgeError extends Error {
   /** Process exit code the CLI uses for this error class. */
   readonly exitCode: number;
 
-  constructor(code: string, message: string, opts: { hint?: string; cause?: unknown; exitCode?: number } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    opts: { hint?: string; cause?: unknown; exitCode?: number } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code.startsWith('EDGE_') ? code : `EDGE_${code}`;
@@ -25,7 +29,8 @@ export class EdgeError extends Error {
       message: this.message,
     };
     if (this.hint) out.hint = this.hint;
-    if (this.cause !== undefined) out.cause = this.cause instanceof Error ? this.cause.message : String(this.cause);
+    if (this.cause !== undefined)
+      out.cause = this.cause instanceof Error ? this.cause.message : String(this.cause);
     return out;
   }
 }

@@ -14,12 +14,13 @@
  *   resume:<a>          unfreeze (SIGCONT)
  *   transfer[:<a>]      planned leadership transfer (to a, or to the best voter)
  *
- * `leader` names whichever robot leads when the fault fires. `kill-leader` is `kill:leader`.
+ * `leader` names whichever robot leads when the fault fires; `all` names every robot (for kill,
+ * restart, pause and resume). `kill-leader` is `kill:leader`.
  * A timed fault is `<fault>@<time>`, e.g. `partition:r1,r2/r3,r4,r5@60s`.
  */
 import { UsageError } from '../agent/errors.ts';
 
-export type Target = string; // a robot name, or 'leader'
+export type Target = string; // a robot name, 'leader', or 'all'
 
 export type Fault =
   | { readonly kind: 'drop'; readonly from: Target; readonly to: Target; readonly rate: number }
@@ -70,9 +71,9 @@ export function parseDuration(text: string, what = 'duration'): number {
 }
 
 function target(text: string, spec: string): Target {
-  if (text === 'leader' || NAME.test(text)) return text;
+  if (text === 'leader' || text === 'all' || NAME.test(text)) return text;
   throw new UsageError('BAD_FAULT', `fault "${spec}": "${text}" is not a robot name`, {
-    hint: 'robot names are lower-case letters, digits and dashes (r1, spot-2), or "leader"',
+    hint: 'robot names are lower-case letters, digits and dashes (r1, spot-2), or "leader" or "all"',
   });
 }
 
@@ -84,7 +85,8 @@ export function parseFault(spec: string): Fault {
   const kind = colon < 0 ? text : text.slice(0, colon);
   const arg = colon < 0 ? '' : text.slice(colon + 1);
   const need = (ok: boolean, form: string): void => {
-    if (!ok) throw new UsageError('BAD_FAULT', `fault "${spec}" is malformed`, { hint: `write it as ${form}` });
+    if (!ok)
+      throw new UsageError('BAD_FAULT', `fault "${spec}" is malformed`, { hint: `write it as ${form}` });
   };
   switch (kind) {
     case 'drop': {
@@ -107,7 +109,12 @@ export function parseFault(spec: string): Fault {
       need(arg.length > 0, `${kind}:<robot>`);
       return { kind, node: target(arg, spec) };
     case 'partition': {
-      const groups = arg.split('/').map((g) => g.split(',').filter(Boolean).map((n) => target(n, spec)));
+      const groups = arg.split('/').map((g) =>
+        g
+          .split(',')
+          .filter(Boolean)
+          .map((n) => target(n, spec)),
+      );
       need(groups.length >= 2 && groups.every((g) => g.length > 0), 'partition:<a,b>/<c,d,e>');
       const all = groups.flat();
       need(new Set(all).size === all.length, 'a partition in which each robot appears once');
@@ -131,9 +138,14 @@ export function parseFault(spec: string): Fault {
 export function parseTimedFault(spec: string): TimedFault {
   const at = spec.lastIndexOf('@');
   if (at < 0) {
-    throw new UsageError('BAD_FAULT', `fault "${spec}" has no time`, { hint: 'add @<time>, e.g. kill-leader@20s' });
+    throw new UsageError('BAD_FAULT', `fault "${spec}" has no time`, {
+      hint: 'add @<time>, e.g. kill-leader@20s',
+    });
   }
-  return { atMs: parseDuration(spec.slice(at + 1), `time of "${spec}"`), fault: parseFault(spec.slice(0, at)) };
+  return {
+    atMs: parseDuration(spec.slice(at + 1), `time of "${spec}"`),
+    fault: parseFault(spec.slice(0, at)),
+  };
 }
 
 /** formatFault is the inverse of parseFault. */
@@ -153,5 +165,24 @@ export function formatFault(f: Fault): string {
       return f.to ? `transfer:${f.to}` : 'transfer';
     default:
       return `${f.kind}:${f.node}`;
+  }
+}
+
+/** faultTargets lists the robots a fault names (possibly 'leader'). */
+export function faultTargets(f: Fault): Target[] {
+  switch (f.kind) {
+    case 'drop':
+      return [f.from, f.to];
+    case 'cut':
+      return [f.a, f.b];
+    case 'partition':
+      return f.groups.flat();
+    case 'heal':
+    case 'burst':
+      return [];
+    case 'transfer':
+      return f.to ? [f.to] : [];
+    default:
+      return [f.node];
   }
 }

@@ -58,7 +58,14 @@ export interface StagedEffects {
   readonly traces: readonly string[];
 }
 
-const NO_EFFECTS: StagedEffects = { hardState: false, logFrom: null, server: [], sends: [], rejected: null, traces: [] };
+const NO_EFFECTS: StagedEffects = {
+  hardState: false,
+  logFrom: null,
+  server: [],
+  sends: [],
+  rejected: null,
+  traces: [],
+};
 
 export interface ElectionContext {
   readonly id: NodeId;
@@ -152,7 +159,10 @@ export type TimerId = 'election' | 'heartbeat' | 'transfer';
 const quorum = (c: ElectionContext): number => Math.floor(c.voters.length / 2) + 1;
 const isVoter = (c: ElectionContext, n: NodeId = c.id): boolean => c.voters.includes(n);
 const otherVoters = (c: ElectionContext): NodeId[] => c.voters.filter((v) => v !== c.id);
-const members = (c: ElectionContext): NodeId[] => [...otherVoters(c), ...c.learners.filter((l) => l !== c.id)];
+const members = (c: ElectionContext): NodeId[] => [
+  ...otherVoters(c),
+  ...c.learners.filter((l) => l !== c.id),
+];
 /** nowOf reads `now` from an event; xstate's own init event has none. */
 const nowOf = (e: ElectionEvent | { type: string }): number | null =>
   'now' in e && typeof e.now === 'number' ? e.now : null;
@@ -160,7 +170,12 @@ const nowOf = (e: ElectionEvent | { type: string }): number | null =>
 function stage(c: ElectionContext, fx: Partial<StagedEffects>): StagedEffects {
   return {
     hardState: c.fx.hardState || fx.hardState === true,
-    logFrom: fx.logFrom == null ? c.fx.logFrom : c.fx.logFrom == null ? fx.logFrom : Math.min(c.fx.logFrom, fx.logFrom),
+    logFrom:
+      fx.logFrom == null
+        ? c.fx.logFrom
+        : c.fx.logFrom == null
+          ? fx.logFrom
+          : Math.min(c.fx.logFrom, fx.logFrom),
     server: fx.server ? [...c.fx.server, ...fx.server] : c.fx.server,
     sends: fx.sends ? [...c.fx.sends, ...fx.sends] : c.fx.sends,
     rejected: fx.rejected ?? c.fx.rejected,
@@ -170,7 +185,11 @@ function stage(c: ElectionContext, fx: Partial<StagedEffects>): StagedEffects {
 
 /** leaseActive: has this node heard a live leader (or, as leader, its quorum) within the stickiness window? */
 function leaseActive(c: ElectionContext, now: number): boolean {
-  return c.leader !== null && c.lastLeaderContactAt !== null && now - c.lastLeaderContactAt < c.timing.electionTimeoutMinMs;
+  return (
+    c.leader !== null &&
+    c.lastLeaderContactAt !== null &&
+    now - c.lastLeaderContactAt < c.timing.electionTimeoutMinMs
+  );
 }
 
 /**
@@ -190,7 +209,10 @@ function drawElectionTimeout(c: ElectionContext, boot: boolean): { electionTimeo
 function drawRetry(c: ElectionContext): { retryMs: number; rng: number } {
   const [u, rng] = nextRandom(c.rng);
   const t = c.timing;
-  return { retryMs: Math.round(t.campaignRetryMinMs + (t.campaignRetryMaxMs - t.campaignRetryMinMs) * u), rng };
+  return {
+    retryMs: Math.round(t.campaignRetryMinMs + (t.campaignRetryMaxMs - t.campaignRetryMinMs) * u),
+    rng,
+  };
 }
 
 function appendFor(c: ElectionContext, to: NodeId, now: number): Message {
@@ -245,7 +267,10 @@ export const electionMachine = setup({
   delays: {
     /** What is left of the follower's randomized election timeout. */
     electionTimeout: ({ context, event }) =>
-      Math.max(1, context.electionResetAt + context.electionTimeoutMs - (nowOf(event) ?? context.electionResetAt)),
+      Math.max(
+        1,
+        context.electionResetAt + context.electionTimeoutMs - (nowOf(event) ?? context.electionResetAt),
+      ),
     campaignRetry: ({ context }) => context.retryMs,
     heartbeat: ({ context }) => context.timing.heartbeatMs,
     /** Re-ask voters that have not answered: half a heartbeat, many RTTs on a LAN. */
@@ -301,7 +326,8 @@ export const electionMachine = setup({
       context.commitIndex >= context.noopIndex &&
       (nowOf(event) ?? -Infinity) >= context.becameLeaderAt + fenceDelayMs(context.timing),
     transfereeCaughtUp: ({ context }) =>
-      context.transferee !== null && (context.progress[context.transferee]?.match ?? 0) >= lastIndex(context.log),
+      context.transferee !== null &&
+      (context.progress[context.transferee]?.match ?? 0) >= lastIndex(context.log),
   },
   actions: {
     // ---- effects for the shell (params are what it needs; implementations are the shell's) ----
@@ -324,19 +350,25 @@ export const electionMachine = setup({
       if (fx.logFrom !== null) {
         emit({ type: 'persistLog', params: { fromIndex: fx.logFrom, entries: c.log.slice(fx.logFrom - 1) } });
       }
-      for (const s of fx.server) if (s.op === 'stop') emit({ type: 'stopServer', params: { epoch: s.epoch, reason: s.reason } });
+      for (const s of fx.server)
+        if (s.op === 'stop') emit({ type: 'stopServer', params: { epoch: s.epoch, reason: s.reason } });
       if (fx.sends.length > 0) emit({ type: 'send', params: { messages: fx.sends } });
-      for (const s of fx.server) if (s.op === 'start') emit({ type: 'startServer', params: { epoch: s.epoch } });
+      for (const s of fx.server)
+        if (s.op === 'start') emit({ type: 'startServer', params: { epoch: s.epoch } });
       if (c.commitIndex > c.reported.commit) {
         emit({
           type: 'commit',
-          params: { fromIndex: c.reported.commit + 1, entries: c.log.slice(c.reported.commit, c.commitIndex) },
+          params: {
+            fromIndex: c.reported.commit + 1,
+            entries: c.log.slice(c.reported.commit, c.commitIndex),
+          },
         });
       }
       if (c.leader !== c.reported.leader || c.term !== c.reported.term) {
         emit({ type: 'leaderChanged', params: { leader: c.leader, term: c.term } });
       }
-      if (fx.rejected !== null) emit({ type: 'proposalRejected', params: { reason: fx.rejected, leader: c.leader } });
+      if (fx.rejected !== null)
+        emit({ type: 'proposalRejected', params: { reason: fx.rejected, leader: c.leader } });
       for (const text of fx.traces) emit({ type: 'trace', params: { text } });
       enqueue.assign({
         fx: NO_EFFECTS,
@@ -345,13 +377,19 @@ export const electionMachine = setup({
     }),
 
     // ---- timers ----
-    armElectionTimer: raise({ type: 'electionTimeout', now: 0 }, { id: 'election', delay: 'electionTimeout' }),
+    armElectionTimer: raise(
+      { type: 'electionTimeout', now: 0 },
+      { id: 'election', delay: 'electionTimeout' },
+    ),
     armCampaignTimer: raise({ type: 'electionTimeout', now: 0 }, { id: 'election', delay: 'campaignRetry' }),
     disarmElectionTimer: cancel('election'),
     armHeartbeatTimer: raise({ type: 'heartbeatTimeout', now: 0 }, { id: 'heartbeat', delay: 'heartbeat' }),
     armResendTimer: raise({ type: 'heartbeatTimeout', now: 0 }, { id: 'heartbeat', delay: 'campaignResend' }),
     disarmHeartbeatTimer: cancel('heartbeat'),
-    armTransferTimer: raise({ type: 'transferTimeout', now: 0 }, { id: 'transfer', delay: 'transferTimeout' }),
+    armTransferTimer: raise(
+      { type: 'transferTimeout', now: 0 },
+      { id: 'transfer', delay: 'transferTimeout' },
+    ),
     disarmTransferTimer: cancel('transfer'),
     /** Handle the same event again in the state just entered (after adopting a term or stepping down). */
     reprocess: raise(({ event }) => event),
@@ -359,7 +397,13 @@ export const electionMachine = setup({
     // ---- role changes ----
     enterFollower: assign(({ context: c, event }) => {
       const drawn = drawElectionTimeout(c, !c.started);
-      return { ...drawn, started: true, electionResetAt: nowOf(event) ?? c.electionResetAt, votes: {}, campaignTransfer: false };
+      return {
+        ...drawn,
+        started: true,
+        electionResetAt: nowOf(event) ?? c.electionResetAt,
+        votes: {},
+        campaignTransfer: false,
+      };
     }),
     adoptHigherTerm: assign(({ context: c, event }) => {
       const m = (event as Ev<'message'>).msg;
@@ -368,7 +412,10 @@ export const electionMachine = setup({
         votedFor: null,
         leader: null,
         lastLeaderContactAt: null,
-        fx: stage(c, { hardState: true, traces: [`${c.id} saw term ${m.term} from ${m.from} (${m.type}) at term ${c.term}: follows`] }),
+        fx: stage(c, {
+          hardState: true,
+          traces: [`${c.id} saw term ${m.term} from ${m.from} (${m.type}) at term ${c.term}: follows`],
+        }),
       };
     }),
     startPreCampaign: assign(({ context: c, event }) => {
@@ -395,8 +442,23 @@ export const electionMachine = setup({
       const silent = otherVoters(c).filter((v) => c.votes[v] === undefined);
       const sends: Message[] = silent.map((to) =>
         params.pre
-          ? { type: 'preVote', from: c.id, to, term: c.term + 1, lastIndex: lastIndex(c.log), lastTerm: lastTerm(c.log) }
-          : { type: 'vote', from: c.id, to, term: c.term, lastIndex: lastIndex(c.log), lastTerm: lastTerm(c.log), transfer: c.campaignTransfer },
+          ? {
+              type: 'preVote',
+              from: c.id,
+              to,
+              term: c.term + 1,
+              lastIndex: lastIndex(c.log),
+              lastTerm: lastTerm(c.log),
+            }
+          : {
+              type: 'vote',
+              from: c.id,
+              to,
+              term: c.term,
+              lastIndex: lastIndex(c.log),
+              lastTerm: lastTerm(c.log),
+              transfer: c.campaignTransfer,
+            },
       );
       return { fx: stage(c, { sends }) };
     }),
@@ -455,12 +517,18 @@ export const electionMachine = setup({
     startServerIfIdle: assign(({ context: c }) =>
       c.serverEpoch === c.term
         ? {}
-        : { serverEpoch: c.term, fx: stage(c, { server: [{ op: 'start', epoch: c.term, reason: 'leading' }] }) },
+        : {
+            serverEpoch: c.term,
+            fx: stage(c, { server: [{ op: 'start', epoch: c.term, reason: 'leading' }] }),
+          },
     ),
     stopServerIfRunning: assign(({ context: c }, params: { reason: string }) =>
       c.serverEpoch === null
         ? {}
-        : { serverEpoch: null, fx: stage(c, { server: [{ op: 'stop', epoch: c.serverEpoch, reason: params.reason }] }) },
+        : {
+            serverEpoch: null,
+            fx: stage(c, { server: [{ op: 'stop', epoch: c.serverEpoch, reason: params.reason }] }),
+          },
     ),
     traceStepDown: assign(({ context: c }) => ({
       fx: stage(c, { traces: [`${c.id} stepped down at term ${c.term}: CheckQuorum failed`] }),
@@ -471,16 +539,38 @@ export const electionMachine = setup({
       const m = (event as Ev<'message'>).msg;
       // Tell a deposed leader or a stale pre-candidate our term so it catches up; other stale messages are dropped.
       if (m.type === 'append') {
-        return { fx: stage(c, { sends: [{ type: 'appendResp', from: c.id, to: m.from, term: c.term, success: false, matchIndex: 0, echo: m.sentAt }] }) };
+        return {
+          fx: stage(c, {
+            sends: [
+              {
+                type: 'appendResp',
+                from: c.id,
+                to: m.from,
+                term: c.term,
+                success: false,
+                matchIndex: 0,
+                echo: m.sentAt,
+              },
+            ],
+          }),
+        };
       }
       if (m.type === 'preVote') {
-        return { fx: stage(c, { sends: [{ type: 'preVoteResp', from: c.id, to: m.from, term: c.term, granted: false }] }) };
+        return {
+          fx: stage(c, {
+            sends: [{ type: 'preVoteResp', from: c.id, to: m.from, term: c.term, granted: false }],
+          }),
+        };
       }
       return {};
     }),
     traceIgnoredInLease: assign(({ context: c, event }) => {
       const m = (event as Ev<'message'>).msg;
-      return { fx: stage(c, { traces: [`${c.id} ignored vote from ${m.from} at term ${m.term}: leader ${c.leader} is live`] }) };
+      return {
+        fx: stage(c, {
+          traces: [`${c.id} ignored vote from ${m.from} at term ${m.term}: leader ${c.leader} is live`],
+        }),
+      };
     }),
     answerPreVote: assign(({ context: c, event }) => {
       const m = (event as Ev<'message'>).msg as Msg<'preVote'>;
@@ -493,7 +583,9 @@ export const electionMachine = setup({
       return {
         fx: stage(c, {
           sends: [{ type: 'preVoteResp', from: c.id, to: m.from, term: granted ? m.term : c.term, granted }],
-          traces: [`${c.id} ${granted ? 'granted' : 'refused'} preVote for ${m.from} at term ${m.term}${why ? `: ${why}` : ''}`],
+          traces: [
+            `${c.id} ${granted ? 'granted' : 'refused'} preVote for ${m.from} at term ${m.term}${why ? `: ${why}` : ''}`,
+          ],
         }),
       };
     }),
@@ -536,7 +628,9 @@ export const electionMachine = setup({
         return {
           ...base,
           fx: stage(c, {
-            traces: [`${c.id} INVARIANT: leader ${m.from} would overwrite committed entries at term ${c.term}; refused`],
+            traces: [
+              `${c.id} INVARIANT: leader ${m.from} would overwrite committed entries at term ${c.term}; refused`,
+            ],
           }),
         };
       }
@@ -561,12 +655,18 @@ export const electionMachine = setup({
       const lastAck = Math.max(p.lastAck, m.echo);
       if (m.success) {
         const match = Math.min(last, Math.max(p.match, m.matchIndex));
-        const next: ElectionContext = { ...c, progress: { ...c.progress, [m.from]: { match, next: match + 1, lastAck } } };
+        const next: ElectionContext = {
+          ...c,
+          progress: { ...c.progress, [m.from]: { match, next: match + 1, lastAck } },
+        };
         return { progress: next.progress, ...advanceCommit(next) };
       }
       // Refused: resume from the follower's hint (never below what it already acknowledged), and retry now.
       const nextIndex = Math.max(p.match + 1, Math.min(p.next - 1, m.matchIndex + 1));
-      const next: ElectionContext = { ...c, progress: { ...c.progress, [m.from]: { match: p.match, next: Math.max(1, nextIndex), lastAck } } };
+      const next: ElectionContext = {
+        ...c,
+        progress: { ...c.progress, [m.from]: { match: p.match, next: Math.max(1, nextIndex), lastAck } },
+      };
       return { progress: next.progress, fx: stage(c, { sends: [appendFor(next, m.from, event.now)] }) };
     }),
     broadcastHeartbeat: assign(({ context: c, event }) => {
@@ -593,11 +693,13 @@ export const electionMachine = setup({
     chooseTransferee: assign(({ context: c, event }) => {
       const e = event as Ev<'transferLeadership'>;
       const candidates = otherVoters(c);
-      let target: NodeId | null = null;
+      let target: NodeId | null;
       if (e.to !== undefined) target = candidates.includes(e.to) ? e.to : null;
       else {
         // The most up-to-date voter that acknowledged recently; ties broken by id for determinism.
-        const live = candidates.filter((v) => e.now - (c.progress[v]?.lastAck ?? -Infinity) < c.timing.electionTimeoutMinMs);
+        const live = candidates.filter(
+          (v) => e.now - (c.progress[v]?.lastAck ?? -Infinity) < c.timing.electionTimeoutMinMs,
+        );
         live.sort((a, b) => (c.progress[b]?.match ?? 0) - (c.progress[a]?.match ?? 0) || a.localeCompare(b));
         target = live[0] ?? null;
       }
@@ -615,14 +717,20 @@ export const electionMachine = setup({
       const e = event as Ev<'propose'>;
       const entry: LogEntry = { term: c.term, kind: e.kind, data: e.data };
       if (entryBytes(entry) > c.timing.maxEntryBytes) {
-        return { fx: stage(c, { rejected: `entry of ${entryBytes(entry)} bytes exceeds maxEntryBytes ${c.timing.maxEntryBytes}` }) };
+        return {
+          fx: stage(c, {
+            rejected: `entry of ${entryBytes(entry)} bytes exceeds maxEntryBytes ${c.timing.maxEntryBytes}`,
+          }),
+        };
       }
       const log = [...c.log, entry];
       const next: ElectionContext = { ...c, log };
       const sends = otherVoters(c).map((to) => appendFor(next, to, e.now));
       return { log, ...advanceCommit(next), fx: stage(c, { logFrom: log.length, sends }) };
     }),
-    rejectProposal: assign(({ context: c }, params: { reason: string }) => ({ fx: stage(c, { rejected: params.reason }) })),
+    rejectProposal: assign(({ context: c }, params: { reason: string }) => ({
+      fx: stage(c, { rejected: params.reason }),
+    })),
     setLearners: assign(({ context: c, event }) => {
       const e = event as Ev<'setLearners'>;
       const learners = [...new Set(e.learners)].filter((l) => !c.voters.includes(l)).sort();
@@ -631,7 +739,9 @@ export const electionMachine = setup({
       for (const l of learners) progress[l] ??= { match: 0, next: lastIndex(c.log) + 1, lastAck: e.now };
       return { learners, progress };
     }),
-    setFitness: assign(({ event }) => ({ fitness: Math.min(1, Math.max(0, (event as Ev<'setFitness'>).fitness)) })),
+    setFitness: assign(({ event }) => ({
+      fitness: Math.min(1, Math.max(0, (event as Ev<'setFitness'>).fitness)),
+    })),
     traceUnexpectedAppend: assign(({ context: c, event }) => {
       const m = (event as Ev<'message'>).msg;
       return { fx: stage(c, { traces: [`${c.id} INVARIANT: a second leader ${m.from} at term ${c.term}`] }) };
@@ -691,8 +801,12 @@ export const electionMachine = setup({
           { actions: ['armElectionTimer'] },
         ],
         campaign: { guard: 'isVoter', target: 'preCandidate' },
-        propose: { actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'] },
-        transferLeadership: { actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'] },
+        propose: {
+          actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'],
+        },
+        transferLeadership: {
+          actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'],
+        },
         setLearners: { actions: 'setLearners' },
         setFitness: { actions: 'setFitness' },
       },
@@ -716,9 +830,13 @@ export const electionMachine = setup({
           { guard: 'leaderHeard', target: 'follower' },
           { target: 'preCandidate', reenter: true },
         ],
-        heartbeatTimeout: { actions: [{ type: 'resendCampaign', params: { pre: true } }, 'emitEffects', 'armResendTimer'] },
+        heartbeatTimeout: {
+          actions: [{ type: 'resendCampaign', params: { pre: true } }, 'emitEffects', 'armResendTimer'],
+        },
         propose: { actions: [{ type: 'rejectProposal', params: { reason: 'no leader' } }, 'emitEffects'] },
-        transferLeadership: { actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'] },
+        transferLeadership: {
+          actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'],
+        },
         setLearners: { actions: 'setLearners' },
         setFitness: { actions: 'setFitness' },
       },
@@ -740,9 +858,13 @@ export const electionMachine = setup({
         ],
         // A split vote: try again, through PreVote so a node cut off from the others cannot inflate terms.
         electionTimeout: { target: 'preCandidate' },
-        heartbeatTimeout: { actions: [{ type: 'resendCampaign', params: { pre: false } }, 'emitEffects', 'armResendTimer'] },
+        heartbeatTimeout: {
+          actions: [{ type: 'resendCampaign', params: { pre: false } }, 'emitEffects', 'armResendTimer'],
+        },
         propose: { actions: [{ type: 'rejectProposal', params: { reason: 'no leader' } }, 'emitEffects'] },
-        transferLeadership: { actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'] },
+        transferLeadership: {
+          actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'],
+        },
         setLearners: { actions: 'setLearners' },
         setFitness: { actions: 'setFitness' },
       },
@@ -766,7 +888,7 @@ export const electionMachine = setup({
           { guard: 'isAppend', actions: ['traceUnexpectedAppend', 'emitEffects'] },
         ],
         heartbeatTimeout: [
-          { guard: 'quorumLost', target: 'follower', actions: ['traceStepDown'] },
+          { guard: 'quorumLost', target: 'follower', actions: ['traceStepDown', 'emitEffects'] },
           { actions: ['broadcastHeartbeat', 'emitEffects', 'armHeartbeatTimer'] },
         ],
         setLearners: { actions: 'setLearners' },
@@ -778,7 +900,12 @@ export const electionMachine = setup({
           always: { guard: 'canServe', target: 'serving' },
           on: {
             propose: { actions: ['appendProposal', 'emitEffects'] },
-            transferLeadership: { actions: [{ type: 'rejectProposal', params: { reason: 'leadership not yet established' } }, 'emitEffects'] },
+            transferLeadership: {
+              actions: [
+                { type: 'rejectProposal', params: { reason: 'leadership not yet established' } },
+                'emitEffects',
+              ],
+            },
           },
         },
         serving: {
@@ -796,19 +923,37 @@ export const electionMachine = setup({
             { guard: 'transfereeCaughtUp', target: 'handingOff' },
           ],
           on: {
-            propose: { actions: [{ type: 'rejectProposal', params: { reason: 'leadership transfer in progress' } }, 'emitEffects'] },
+            propose: {
+              actions: [
+                { type: 'rejectProposal', params: { reason: 'leadership transfer in progress' } },
+                'emitEffects',
+              ],
+            },
             transferTimeout: { target: 'serving', actions: ['clearTransferee'] },
           },
         },
         /** The server is stopped before TimeoutNow leaves, so the next epoch cannot overlap this one. */
         handingOff: {
-          entry: [{ type: 'stopServerIfRunning', params: { reason: 'leadership transfer' } }, 'sendTimeoutNow', 'emitEffects'],
+          entry: [
+            { type: 'stopServerIfRunning', params: { reason: 'leadership transfer' } },
+            'sendTimeoutNow',
+            'emitEffects',
+          ],
           on: {
             heartbeatTimeout: [
-              { guard: 'quorumLost', target: '#election.follower', actions: ['traceStepDown'] },
+              {
+                guard: 'quorumLost',
+                target: '#election.follower',
+                actions: ['traceStepDown', 'emitEffects'],
+              },
               { actions: ['broadcastHeartbeat', 'sendTimeoutNow', 'emitEffects', 'armHeartbeatTimer'] },
             ],
-            propose: { actions: [{ type: 'rejectProposal', params: { reason: 'leadership transfer in progress' } }, 'emitEffects'] },
+            propose: {
+              actions: [
+                { type: 'rejectProposal', params: { reason: 'leadership transfer in progress' } },
+                'emitEffects',
+              ],
+            },
             transferTimeout: { target: 'serving', actions: ['clearTransferee'] },
           },
         },
@@ -852,7 +997,12 @@ export type ElectionEffect =
   | { readonly kind: 'proposalRejected'; readonly reason: string; readonly leader: NodeId | null }
   | { readonly kind: 'trace'; readonly text: string }
   /** Arm timer `id` to deliver `event` (with `now` set) after `delayMs`, replacing any pending one. */
-  | { readonly kind: 'armTimer'; readonly id: TimerId; readonly delayMs: number; readonly event: ElectionEvent }
+  | {
+      readonly kind: 'armTimer';
+      readonly id: TimerId;
+      readonly delayMs: number;
+      readonly event: ElectionEvent;
+    }
   | { readonly kind: 'disarmTimer'; readonly id: TimerId };
 
 export interface ElectionStep {
@@ -870,7 +1020,12 @@ function toEffects(actions: readonly ExecutableAction[]): ElectionEffect[] {
       case 'xstate.raise':
         // Raises without a delay were handled inside the transition; delayed ones are timers.
         if (typeof p.delay === 'number') {
-          out.push({ kind: 'armTimer', id: p.id as TimerId, delayMs: p.delay, event: p.event as ElectionEvent });
+          out.push({
+            kind: 'armTimer',
+            id: p.id as TimerId,
+            delayMs: p.delay,
+            event: p.event as ElectionEvent,
+          });
         }
         break;
       case 'xstate.cancel':
@@ -897,7 +1052,15 @@ function toEffects(actions: readonly ExecutableAction[]): ElectionEffect[] {
 
 function checked(snapshot: ElectionSnapshot, actions: readonly ExecutableAction[]): ElectionStep {
   const fx = snapshot.context.fx;
-  if (fx !== NO_EFFECTS && (fx.hardState || fx.logFrom !== null || fx.sends.length || fx.server.length || fx.traces.length || fx.rejected)) {
+  if (
+    fx !== NO_EFFECTS &&
+    (fx.hardState ||
+      fx.logFrom !== null ||
+      fx.sends.length ||
+      fx.server.length ||
+      fx.traces.length ||
+      fx.rejected)
+  ) {
     // A transition staged effects without emitting them: a bug in this file, never an input problem.
     throw new Error(`election: staged effects were not emitted (state ${JSON.stringify(snapshot.value)})`);
   }
@@ -923,7 +1086,9 @@ export function roleOf(snapshot: ElectionSnapshot): Role {
 }
 
 /** leaderPhaseOf names the leader's sub-state, or null when not leading. */
-export function leaderPhaseOf(snapshot: ElectionSnapshot): 'establishing' | 'serving' | 'transferring' | 'handingOff' | null {
+export function leaderPhaseOf(
+  snapshot: ElectionSnapshot,
+): 'establishing' | 'serving' | 'transferring' | 'handingOff' | null {
   const v = snapshot.value as unknown;
   if (typeof v === 'object' && v !== null && 'leader' in v) return (v as { leader: 'establishing' }).leader;
   return null;

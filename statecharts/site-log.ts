@@ -74,11 +74,17 @@ export function mergeEntries(
   commitIndex: number,
 ): MergeResult {
   let i = 0;
-  while (i < entries.length && prevIndex + i + 1 <= log.length && log[prevIndex + i]!.term === entries[i]!.term) i++;
+  while (
+    i < entries.length &&
+    prevIndex + i + 1 <= log.length &&
+    log[prevIndex + i]!.term === entries[i]!.term
+  )
+    i++;
   const matchIndex = prevIndex + entries.length;
   if (i === entries.length) return { log, dirtyFrom: null, matchIndex, conflictWithCommitted: false };
   const firstNew = prevIndex + i + 1;
-  if (firstNew <= commitIndex) return { log, dirtyFrom: null, matchIndex: commitIndex, conflictWithCommitted: true };
+  if (firstNew <= commitIndex)
+    return { log, dirtyFrom: null, matchIndex: commitIndex, conflictWithCommitted: true };
   const next = log.slice(0, firstNew - 1).concat(entries.slice(i));
   return { log: next, dirtyFrom: firstNew, matchIndex, conflictWithCommitted: false };
 }

@@ -157,7 +157,9 @@ export function validateTiming(t: ElectionTiming): string[] {
     );
   }
   if (t.campaignRetryMaxMs < t.campaignRetryMinMs) {
-    problems.push(`campaignRetryMaxMs (${t.campaignRetryMaxMs}) must be ≥ campaignRetryMinMs (${t.campaignRetryMinMs})`);
+    problems.push(
+      `campaignRetryMaxMs (${t.campaignRetryMaxMs}) must be ≥ campaignRetryMinMs (${t.campaignRetryMinMs})`,
+    );
   }
   if (t.learnerHeartbeatMs < t.heartbeatMs || t.learnerHeartbeatMs % t.heartbeatMs !== 0) {
     problems.push(
@@ -165,7 +167,9 @@ export function validateTiming(t: ElectionTiming): string[] {
     );
   }
   if (t.learnerHeartbeatMs >= t.electionTimeoutMinMs) {
-    problems.push(`learnerHeartbeatMs (${t.learnerHeartbeatMs}) must be below electionTimeoutMinMs (${t.electionTimeoutMinMs})`);
+    problems.push(
+      `learnerHeartbeatMs (${t.learnerHeartbeatMs}) must be below electionTimeoutMinMs (${t.electionTimeoutMinMs})`,
+    );
   }
   if (t.heartbeatMs + t.timerSlackMs >= t.electionTimeoutMinMs) {
     problems.push(`heartbeatMs + timerSlackMs must be below electionTimeoutMinMs, or leases cannot fence`);
@@ -177,7 +181,9 @@ export function validateTiming(t: ElectionTiming): string[] {
     problems.push(`maxEntryBytes (${t.maxEntryBytes}) must not exceed maxAppendBytes (${t.maxAppendBytes})`);
   }
   if (t.maxAppendBytes > 1000) {
-    problems.push(`maxAppendBytes (${t.maxAppendBytes}) must be ≤ 1000 so that an Append fits a 1200-byte datagram`);
+    problems.push(
+      `maxAppendBytes (${t.maxAppendBytes}) must be ≤ 1000 so that an Append fits a 1200-byte datagram`,
+    );
   }
   return problems;
 }

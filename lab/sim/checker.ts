@@ -10,7 +10,8 @@
  */
 import type { LogEntry, NodeId } from '../../statecharts/messages.ts';
 
-export type ViolationKind = 'two-leaders' | 'overlapping-epochs' | 'lost-commit' | 'divergent-commit' | 'invariant';
+export type ViolationKind =
+  'two-leaders' | 'overlapping-epochs' | 'lost-commit' | 'divergent-commit' | 'invariant';
 
 export interface Violation {
   readonly kind: ViolationKind;
@@ -38,12 +39,17 @@ export class SafetyChecker {
 
   elected(id: NodeId, term: number, atMs: number, log: readonly LogEntry[]): void {
     const prior = this.leaders.get(term);
-    if (prior !== undefined && prior !== id) this.report('two-leaders', atMs, `${prior} and ${id} both led term ${term}`);
+    if (prior !== undefined && prior !== id)
+      this.report('two-leaders', atMs, `${prior} and ${id} both led term ${term}`);
     this.leaders.set(term, id);
     for (let i = 0; i < this.committedLog.length; i++) {
       const e = log[i];
       if (!e || entryKey(e) !== this.committedLog[i]) {
-        this.report('lost-commit', atMs, `${id} leads term ${term} without committed entry ${i + 1} (${this.committedLog[i]})`);
+        this.report(
+          'lost-commit',
+          atMs,
+          `${id} leads term ${term} without committed entry ${i + 1} (${this.committedLog[i]})`,
+        );
         break;
       }
     }
@@ -56,16 +62,30 @@ export class SafetyChecker {
       const known = this.committedLog[i];
       if (known === undefined) {
         if (i === this.committedLog.length) this.committedLog.push(key);
-        else this.report('invariant', atMs, `${id} committed index ${i + 1} before index ${this.committedLog.length + 1}`);
+        else
+          this.report(
+            'invariant',
+            atMs,
+            `${id} committed index ${i + 1} before index ${this.committedLog.length + 1}`,
+          );
       } else if (known !== key) {
         this.report('divergent-commit', atMs, `${id} committed ${key} at index ${i + 1}, others ${known}`);
       }
     });
   }
 
-  serverStarted(id: NodeId, epoch: number, atMs: number, others: readonly { node: NodeId; epoch: number }[]): void {
+  serverStarted(
+    id: NodeId,
+    epoch: number,
+    atMs: number,
+    others: readonly { node: NodeId; epoch: number }[],
+  ): void {
     for (const o of others) {
-      this.report('overlapping-epochs', atMs, `${id} started epoch ${epoch} while ${o.node} serves epoch ${o.epoch}`);
+      this.report(
+        'overlapping-epochs',
+        atMs,
+        `${id} started epoch ${epoch} while ${o.node} serves epoch ${o.epoch}`,
+      );
     }
     this.serving.set(id, epoch);
   }
@@ -84,7 +104,11 @@ export class SafetyChecker {
     const epoch = this.serving.get(id);
     if (epoch === undefined) return;
     for (const o of others) {
-      this.report('overlapping-epochs', atMs, `${id} resumed serving epoch ${epoch} while ${o.node} serves epoch ${o.epoch}`);
+      this.report(
+        'overlapping-epochs',
+        atMs,
+        `${id} resumed serving epoch ${epoch} while ${o.node} serves epoch ${o.epoch}`,
+      );
     }
   }
 }

@@ -87,15 +87,22 @@ export class SimNode {
   private persist(effects: readonly ElectionEffect[]): ElectionEffect[] {
     const rest: ElectionEffect[] = [];
     for (const e of effects) {
-      if (e.kind === 'persistHardState') this.durable = { ...this.durable, term: e.term, votedFor: e.votedFor };
+      if (e.kind === 'persistHardState')
+        this.durable = { ...this.durable, term: e.term, votedFor: e.votedFor };
       else if (e.kind === 'persistLog') {
         this.durable = { ...this.durable, log: this.durable.log.slice(0, e.fromIndex - 1).concat(e.entries) };
       } else rest.push(e);
     }
     // The statechart's view and the durable twin must agree after every step.
     const d = durableOf(this.snapshot);
-    if (d.term !== this.durable.term || d.votedFor !== this.durable.votedFor || d.log.length !== this.durable.log.length) {
-      throw new Error(`${this.id}: durable state diverged from the statechart (a persistence effect is missing)`);
+    if (
+      d.term !== this.durable.term ||
+      d.votedFor !== this.durable.votedFor ||
+      d.log.length !== this.durable.log.length
+    ) {
+      throw new Error(
+        `${this.id}: durable state diverged from the statechart (a persistence effect is missing)`,
+      );
     }
     return rest;
   }

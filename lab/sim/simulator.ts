@@ -111,7 +111,13 @@ export interface SimResult {
 
 type SimEvent =
   | { readonly kind: 'deliver'; readonly msg: Message }
-  | { readonly kind: 'timer'; readonly node: NodeId; readonly id: TimerId; readonly token: number; readonly event: ElectionEvent }
+  | {
+      readonly kind: 'timer';
+      readonly node: NodeId;
+      readonly id: TimerId;
+      readonly token: number;
+      readonly event: ElectionEvent;
+    }
   | { readonly kind: 'fault'; readonly fault: Fault }
   | { readonly kind: 'propose' };
 
@@ -244,9 +250,15 @@ export class Simulator {
         const l = this.currentLeader();
         if (l && !this.nodes.get(l)!.paused) {
           this.proposals++;
-          this.feed(this.nodes.get(l)!, { type: 'propose', kind: 'site', data: `site-spec-v${this.proposals}`, now: this.now });
+          this.feed(this.nodes.get(l)!, {
+            type: 'propose',
+            kind: 'site',
+            data: `site-spec-v${this.proposals}`,
+            now: this.now,
+          });
         }
-        if (this.opts.proposeEveryMs) this.queue.push(this.now + this.opts.proposeEveryMs, { kind: 'propose' });
+        if (this.opts.proposeEveryMs)
+          this.queue.push(this.now + this.opts.proposeEveryMs, { kind: 'propose' });
         return;
       }
     }
@@ -255,7 +267,10 @@ export class Simulator {
   private queueWhilePaused(id: NodeId, ev: SimEvent): void {
     const box = this.pausedInbox.get(id) ?? [];
     // Timers always wait for the robot; datagrams beyond the socket buffer are lost.
-    if (ev.kind === 'deliver' && box.filter((e) => e.kind === 'deliver').length >= (this.opts.pausedQueueLimit ?? 256)) {
+    if (
+      ev.kind === 'deliver' &&
+      box.filter((e) => e.kind === 'deliver').length >= (this.opts.pausedQueueLimit ?? 256)
+    ) {
       this.msgStats.lost++;
       return;
     }
@@ -281,7 +296,13 @@ export class Simulator {
         case 'armTimer': {
           const token = this.nextToken++;
           this.timers.set(`${n.id}/${e.id}`, token);
-          this.queue.push(this.now + e.delayMs, { kind: 'timer', node: n.id, id: e.id, token, event: e.event });
+          this.queue.push(this.now + e.delayMs, {
+            kind: 'timer',
+            node: n.id,
+            id: e.id,
+            token,
+            event: e.event,
+          });
           break;
         }
         case 'disarmTimer':
@@ -326,9 +347,11 @@ export class Simulator {
       this.msgStats.lost++;
       return;
     }
-    const delay = () => this.opts.delayMinMs + (this.opts.delayMaxMs - this.opts.delayMinMs) * this.rng.next();
+    const delay = () =>
+      this.opts.delayMinMs + (this.opts.delayMaxMs - this.opts.delayMinMs) * this.rng.next();
     this.queue.push(this.now + delay(), { kind: 'deliver', msg: m });
-    if (this.rng.chance(this.opts.duplicateRate)) this.queue.push(this.now + delay(), { kind: 'deliver', msg: m });
+    if (this.rng.chance(this.opts.duplicateRate))
+      this.queue.push(this.now + delay(), { kind: 'deliver', msg: m });
   }
 
   private isLost(from: NodeId, to: NodeId): boolean {
@@ -362,12 +385,20 @@ export class Simulator {
     return this.currentLeader();
   }
 
+  /** resolveAll expands 'all' to every robot; other targets resolve to at most one. */
+  private resolveAll(t: string): NodeId[] {
+    if (t === 'all') return [...this.names];
+    const id = this.resolve(t);
+    return id ? [id] : [];
+  }
+
   applyFault(f: Fault): void {
     const leaderBefore = this.currentLeader();
     const label = formatFault(f);
     const resolveOrNote = (t: string): NodeId | null => {
       const id = this.resolve(t);
-      if (id === null && this.opts.trace) this.traces.push(`${(this.now / 1000).toFixed(3)}s fault ${label}: no such robot now`);
+      if (id === null && this.opts.trace)
+        this.traces.push(`${(this.now / 1000).toFixed(3)}s fault ${label}: no such robot now`);
       return id;
     };
     switch (f.kind) {
@@ -388,15 +419,21 @@ export class Simulator {
       }
       case 'isolate': {
         const a = resolveOrNote(f.node);
-        if (a) for (const b of this.names) if (b !== a) (this.cuts.add(`${a}|${b}`), this.cuts.add(`${b}|${a}`));
+        for (const b of a ? this.names : []) {
+          if (b === a) continue;
+          this.cuts.add(`${a}|${b}`);
+          this.cuts.add(`${b}|${a}`);
+        }
         break;
       }
       case 'partition': {
         const groups = new Map<NodeId, number>();
-        f.groups.forEach((g, i) => g.forEach((t) => {
-          const id = resolveOrNote(t);
-          if (id) groups.set(id, i);
-        }));
+        f.groups.forEach((g, i) =>
+          g.forEach((t) => {
+            const id = resolveOrNote(t);
+            if (id) groups.set(id, i);
+          }),
+        );
         // Robots the partition does not name form a group of their own.
         for (const n of this.names) if (!groups.has(n)) groups.set(n, -1);
         this.groups = groups;
@@ -410,33 +447,32 @@ export class Simulator {
       case 'burst':
         this.burstWindows.push({ start: this.now, end: this.now + f.durationMs });
         break;
-      case 'kill': {
-        const id = resolveOrNote(f.node);
-        const n = id ? this.nodes.get(id)! : null;
-        if (n && n.alive) {
+      case 'kill':
+        for (const id of this.resolveAll(f.node)) {
+          const n = this.nodes.get(id)!;
+          if (!n.alive) continue;
           n.kill();
           this.checker.serverKilled(n.id, this.now);
           this.pausedInbox.delete(n.id);
           for (const t of ['election', 'heartbeat', 'transfer']) this.timers.delete(`${n.id}/${t}`);
         }
         break;
-      }
-      case 'restart': {
-        const id = resolveOrNote(f.node);
-        const n = id ? this.nodes.get(id)! : null;
-        if (n && !n.alive) this.execute(n, n.boot(this.now));
+      case 'restart':
+        for (const id of this.resolveAll(f.node)) {
+          const n = this.nodes.get(id)!;
+          if (!n.alive) this.execute(n, n.boot(this.now));
+        }
         break;
-      }
-      case 'pause': {
-        const id = resolveOrNote(f.node);
-        const n = id ? this.nodes.get(id)! : null;
-        if (n && n.alive) n.paused = true;
+      case 'pause':
+        for (const id of this.resolveAll(f.node)) {
+          const n = this.nodes.get(id)!;
+          if (n.alive) n.paused = true;
+        }
         break;
-      }
-      case 'resume': {
-        const id = resolveOrNote(f.node);
-        const n = id ? this.nodes.get(id)! : null;
-        if (n && n.alive && n.paused) {
+      case 'resume':
+        for (const id of this.resolveAll(f.node)) {
+          const n = this.nodes.get(id)!;
+          if (!n.alive || !n.paused) continue;
           n.paused = false;
           // The robot catches up at once: overdue timers and buffered datagrams, in arrival order.
           const box = this.pausedInbox.get(n.id) ?? [];
@@ -445,13 +481,23 @@ export class Simulator {
           this.checker.resumed(n.id, this.now, this.servingElsewhere(n.id));
         }
         break;
-      }
       case 'transfer': {
         const l = this.currentLeader();
         if (l) {
-          const to = f.to ? this.resolve(f.to) ?? undefined : undefined;
-          this.pending = { atMs: this.now, fault: label, oldLeader: l, term: this.nodes.get(l)!.term, transfer: true };
-          this.feed(this.nodes.get(l)!, to ? { type: 'transferLeadership', to, now: this.now } : { type: 'transferLeadership', now: this.now });
+          const to = f.to ? (this.resolve(f.to) ?? undefined) : undefined;
+          this.pending = {
+            atMs: this.now,
+            fault: label,
+            oldLeader: l,
+            term: this.nodes.get(l)!.term,
+            transfer: true,
+          };
+          this.feed(
+            this.nodes.get(l)!,
+            to
+              ? { type: 'transferLeadership', to, now: this.now }
+              : { type: 'transferLeadership', now: this.now },
+          );
         }
         break;
       }
@@ -459,10 +505,21 @@ export class Simulator {
     const affected = leaderBefore !== null && !this.leaderHealthy(leaderBefore);
     this.faultLog.push({ atMs: this.now, fault: label, affectedLeader: affected });
     if (affected && (!this.pending || this.pending.transfer)) {
-      this.pending = { atMs: this.now, fault: label, oldLeader: leaderBefore, term: this.nodes.get(leaderBefore)!.term, transfer: false };
+      this.pending = {
+        atMs: this.now,
+        fault: label,
+        oldLeader: leaderBefore,
+        term: this.nodes.get(leaderBefore)!.term,
+        transfer: false,
+      };
     }
     // A leader fault that was undone before anyone took over was ridden out, not failed over.
-    if (this.pending && !this.pending.transfer && this.pending.oldLeader === this.currentLeader() && this.leaderHealthy(this.pending.oldLeader)) {
+    if (
+      this.pending &&
+      !this.pending.transfer &&
+      this.pending.oldLeader === this.currentLeader() &&
+      this.leaderHealthy(this.pending.oldLeader)
+    ) {
       this.pending = null;
       this.riddenOut++;
     }

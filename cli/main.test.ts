@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { main } from './main.ts';
+
+function io() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) }, out, err };
+}
+
+test('sim prints the report as JSON with the fields the issue names', async () => {
+  const c = io();
+  const code = await main(
+    [
+      'sim',
+      '--seed',
+      '42',
+      '--duration',
+      '30s',
+      '--loss',
+      '0.1',
+      '--burst',
+      '1.5s@12s',
+      '--fault',
+      'kill-leader@10s',
+      '--output',
+      'json',
+    ],
+    c.io,
+  );
+  assert.equal(code, 0, c.err.join('\n'));
+  const rep = JSON.parse(c.out.join(''));
+  for (const k of [
+    'timeline',
+    'firstLeaderMs',
+    'failovers',
+    'failoverLatencyMs',
+    'falseFailovers',
+    'safetyViolations',
+  ])
+    assert.ok(k in rep, k);
+  assert.equal(rep.failovers.length, 1);
+  assert.deepEqual(rep.safetyViolations, []);
+});
+
+test('sim prints a readable table by default', async () => {
+  const c = io();
+  assert.equal(await main(['sim', '--duration', '5s'], c.io), 0);
+  assert.match(c.out.join('\n'), /first leader\s+\d+\.\d{3}s \(r\d, term \d+\)/);
+});
+
+test('an unknown flag exits 2 with a hint, before anything runs', async () => {
+  const c = io();
+  assert.equal(await main(['sim', '--bogus'], c.io), 2);
+  assert.match(c.err.join('\n'), /Unknown argument: bogus/);
+  assert.match(c.err.join('\n'), /hint: run the command with --help/);
+  assert.equal(c.out.length, 0);
+});
+
+test('a fault naming a robot the site lacks is refused with the fix', async () => {
+  const c = io();
+  assert.equal(await main(['sim', '--nodes', '3', '--fault', 'kill:r9@1s'], c.io), 2);
+  assert.match(c.err.join('\n'), /robot "r9"/);
+  assert.match(c.err.join('\n'), /robots are r1\.\.r3/);
+});
+
+test('errors are JSON under --output json', async () => {
+  const c = io();
+  assert.equal(await main(['sim', '--voters', '9', '--output', 'json'], c.io), 2);
+  const e = JSON.parse(c.err.join(''));
+  assert.equal(e.error.code, 'EDGE_BAD_VOTERS');
+  assert.ok(e.error.hint);
+});
+
+test('no command is a usage error', async () => {
+  const c = io();
+  assert.equal(await main([], c.io), 2);
+});

@@ -1,0 +1,64 @@
+/**
+ * The edgectl command line. This is the one place where errors become exit codes and messages
+ * (docs/operations.md lists the codes): commands throw EdgeError subclasses and never exit.
+ */
+import yargs from 'yargs';
+import { EdgeError, InternalError, UsageError } from '../agent/errors.ts';
+import { simCommand } from './commands/sim.ts';
+import { OUTPUT_FORMATS, processIo, type Io, type OutputFormat } from './output.ts';
+
+export interface GlobalArgs {
+  output: OutputFormat;
+}
+
+export const VERSION = '0.1.0';
+
+/** main runs the CLI and returns the process exit code. */
+export async function main(args: readonly string[], io: Io = processIo): Promise<number> {
+  let output: OutputFormat =
+    args.includes('json') && args.some((a) => a === '--output' || a === '-o') ? 'json' : 'table';
+  try {
+    await yargs([...args])
+      .scriptName('edgectl')
+      .usage('$0 <command> [options]\n\nTurn a fleet of robots at a site into a self-healing k3s cluster.')
+      .option('output', {
+        alias: 'o',
+        choices: OUTPUT_FORMATS,
+        default: 'table' as OutputFormat,
+        global: true,
+        describe: 'Output format',
+      })
+      .middleware((argv) => {
+        output = argv.output as OutputFormat;
+      })
+      .command(simCommand(io))
+      .demandCommand(1, 'Name a command; see the list above.')
+      .strict()
+      .recommendCommands()
+      .version(VERSION)
+      .help()
+      .alias('h', 'help')
+      .wrap(Math.min(110, process.stdout.columns || 110))
+      .exitProcess(false)
+      // yargs's own errors (unknown flag, bad choice) become a UsageError; throwing stops the handler.
+      .fail((msg, err) => {
+        if (err) throw err;
+        throw new UsageError('BAD_ARGUMENTS', msg, {
+          hint: 'run the command with --help to see its options and examples',
+        });
+      })
+      .parseAsync();
+    return 0;
+  } catch (e) {
+    const err =
+      e instanceof EdgeError
+        ? e
+        : new InternalError(e instanceof Error ? e.message : String(e), { cause: e });
+    if (output === 'json') io.err(JSON.stringify({ error: err.toJSON() }));
+    else {
+      io.err(`edgectl: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}`);
+      if (err instanceof InternalError && e instanceof Error && e.stack) io.err(e.stack);
+    }
+    return err.exitCode;
+  }
+}

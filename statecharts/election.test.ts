@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  roleOf,
+  leaderPhaseOf,
+  startElection,
+  stepElection,
+  type ElectionEffect,
+  type ElectionEvent,
+  type ElectionSnapshot,
+} from './election.ts';
+import type { Message } from './messages.ts';
+import { fenceDelayMs, testTiming } from './timing.ts';
+
+const kinds = (effects: readonly ElectionEffect[]) => effects.map((e) => e.kind);
+const sends = (effects: readonly ElectionEffect[]): Message[] =>
+  effects.flatMap((e) => (e.kind === 'send' ? e.messages : []));
+
+function node(id: string, voters: string[], learners: string[] = []) {
+  return startElection({ id, voters, learners, timing: testTiming, seed: 7, now: 0 }).snapshot;
+}
+function step(s: ElectionSnapshot, e: ElectionEvent) {
+  return stepElection(s, e);
+}
+
+test('a node boots as follower and arms its boot election timer', () => {
+  const { snapshot, effects } = startElection({
+    id: 'a',
+    voters: ['a', 'b', 'c'],
+    timing: testTiming,
+    seed: 1,
+    now: 0,
+  });
+  assert.equal(roleOf(snapshot), 'follower');
+  const arm = effects.find((e) => e.kind === 'armTimer');
+  assert.ok(arm && arm.kind === 'armTimer' && arm.id === 'election');
+  assert.ok(arm.delayMs >= testTiming.bootElectionTimeoutMs && arm.delayMs < testTiming.electionTimeoutMinMs);
+});
+
+test('a single voter elects itself at once, and serves only after the fence delay', () => {
+  let s = node('a', ['a']);
+  const r = step(s, { type: 'campaign', now: 5 });
+  s = r.snapshot;
+  assert.equal(roleOf(s), 'leader');
+  assert.equal(leaderPhaseOf(s), 'establishing');
+  assert.ok(!kinds(r.effects).includes('startServer'));
+  assert.equal(s.context.commitIndex, 1, 'the no-op commits with a quorum of one');
+  const early = step(s, { type: 'heartbeatTimeout', now: 5 + fenceDelayMs(testTiming) - 1 });
+  assert.equal(leaderPhaseOf(early.snapshot), 'establishing');
+  const later = step(early.snapshot, { type: 'heartbeatTimeout', now: 5 + fenceDelayMs(testTiming) });
+  assert.equal(leaderPhaseOf(later.snapshot), 'serving');
+  const start = later.effects.find((e) => e.kind === 'startServer');
+  assert.deepEqual(start, { kind: 'startServer', epoch: 1 });
+});
+
+test('a granted vote is persisted before the reply is sent', () => {
+  const s = node('b', ['a', 'b', 'c']);
+  const r = step(s, {
+    type: 'message',
+    now: 10,
+    msg: { type: 'vote', from: 'a', to: 'b', term: 1, lastIndex: 0, lastTerm: 0, transfer: false },
+  });
+  const k = kinds(r.effects);
+  assert.ok(
+    k.indexOf('persistHardState') >= 0 && k.indexOf('persistHardState') < k.indexOf('send'),
+    k.join(','),
+  );
+  assert.deepEqual(sends(r.effects), [{ type: 'voteResp', from: 'b', to: 'a', term: 1, granted: true }]);
+  assert.equal(r.snapshot.context.votedFor, 'a');
+});
+
+test('one vote per term: a second candidate in the same term is refused', () => {
+  let s = node('b', ['a', 'b', 'c']);
+  s = step(s, {
+    type: 'message',
+    now: 10,
+    msg: { type: 'vote', from: 'a', to: 'b', term: 1, lastIndex: 0, lastTerm: 0, transfer: false },
+  }).snapshot;
+  const r = step(s, {
+    type: 'message',
+    now: 11,
+    msg: { type: 'vote', from: 'c', to: 'b', term: 1, lastIndex: 0, lastTerm: 0, transfer: false },
+  });
+  assert.deepEqual(sends(r.effects), [{ type: 'voteResp', from: 'b', to: 'c', term: 1, granted: false }]);
+});
+
+test('while a leader is live, a vote for a higher term is ignored and the term is not adopted', () => {
+  let s = node('b', ['a', 'b', 'c']);
+  s = step(s, {
+    type: 'message',
+    now: 10,
+    msg: {
+      type: 'append',
+      from: 'a',
+      to: 'b',
+      term: 1,
+      prevIndex: 0,
+      prevTerm: 0,
+      entries: [],
+      commit: 0,
+      sentAt: 10,
+    },
+  }).snapshot;
+  const r = step(s, {
+    type: 'message',
+    now: 20,
+    msg: { type: 'vote', from: 'c', to: 'b', term: 5, lastIndex: 9, lastTerm: 4, transfer: false },
+  });
+  assert.equal(r.snapshot.context.term, 1);
+  assert.deepEqual(sends(r.effects), []);
+  // A transfer vote (the leader asked for it) is not subject to stickiness.
+  const t = step(s, {
+    type: 'message',
+    now: 20,
+    msg: { type: 'vote', from: 'c', to: 'b', term: 2, lastIndex: 0, lastTerm: 0, transfer: true },
+  });
+  assert.equal(t.snapshot.context.term, 2);
+  assert.equal(sends(t.effects)[0]?.type, 'voteResp');
+});
+
+test('a learner never campaigns, even when its election timer fires', () => {
+  let s = node('l', ['a', 'b', 'c'], ['l']);
+  for (let now = 100; now < 2000; now += 100) s = step(s, { type: 'electionTimeout', now }).snapshot;
+  assert.equal(roleOf(s), 'follower');
+  assert.equal(roleOf(step(s, { type: 'campaign', now: 2000 }).snapshot), 'follower');
+});
+
+test('a proposal to a follower is rejected with the leader it knows', () => {
+  let s = node('b', ['a', 'b', 'c']);
+  s = step(s, {
+    type: 'message',
+    now: 10,
+    msg: {
+      type: 'append',
+      from: 'a',
+      to: 'b',
+      term: 1,
+      prevIndex: 0,
+      prevTerm: 0,
+      entries: [],
+      commit: 0,
+      sentAt: 10,
+    },
+  }).snapshot;
+  const r = step(s, { type: 'propose', kind: 'site', data: 'x', now: 11 });
+  assert.deepEqual(
+    r.effects.find((e) => e.kind === 'proposalRejected'),
+    { kind: 'proposalRejected', reason: 'not the leader', leader: 'a' },
+  );
+});
+
+test('a leader rejects an entry larger than one datagram can carry', () => {
+  const s = step(node('a', ['a']), { type: 'campaign', now: 1 }).snapshot;
+  const r = step(s, {
+    type: 'propose',
+    kind: 'site',
+    data: 'x'.repeat(testTiming.maxEntryBytes + 1),
+    now: 2,
+  });
+  const rej = r.effects.find((e) => e.kind === 'proposalRejected');
+  assert.ok(rej && rej.kind === 'proposalRejected' && rej.reason.includes('maxEntryBytes'));
+  assert.equal(r.snapshot.context.log.length, 1);
+});
+
+test('a leader that sees a higher term stops its server before it replies', () => {
+  let s = step(node('a', ['a']), { type: 'campaign', now: 1 }).snapshot;
+  s = step(s, { type: 'heartbeatTimeout', now: 1000 }).snapshot;
+  assert.equal(leaderPhaseOf(s), 'serving');
+  const r = step(s, {
+    type: 'message',
+    now: 1001,
+    msg: {
+      type: 'append',
+      from: 'z',
+      to: 'a',
+      term: 9,
+      prevIndex: 0,
+      prevTerm: 0,
+      entries: [],
+      commit: 0,
+      sentAt: 1,
+    },
+  });
+  const k = kinds(r.effects);
+  assert.equal(roleOf(r.snapshot), 'follower');
+  assert.ok(k.includes('stopServer'));
+  assert.ok(k.indexOf('stopServer') < k.indexOf('send'), k.join(','));
+});
+
+test('a leader that stops hearing a majority steps down after one lease (CheckQuorum)', () => {
+  let s = node('a', ['a', 'b', 'c']);
+  s = step(s, { type: 'campaign', now: 0 }).snapshot;
+  s = step(s, {
+    type: 'message',
+    now: 1,
+    msg: { type: 'preVoteResp', from: 'b', to: 'a', term: 1, granted: true },
+  }).snapshot;
+  s = step(s, {
+    type: 'message',
+    now: 2,
+    msg: { type: 'voteResp', from: 'b', to: 'a', term: 1, granted: true },
+  }).snapshot;
+  assert.equal(roleOf(s), 'leader');
+  s = step(s, { type: 'heartbeatTimeout', now: testTiming.electionTimeoutMinMs - 1 }).snapshot;
+  assert.equal(roleOf(s), 'leader');
+  const r = step(s, { type: 'heartbeatTimeout', now: 2 + testTiming.electionTimeoutMinMs });
+  assert.equal(roleOf(r.snapshot), 'follower');
+  assert.ok(r.effects.some((e) => e.kind === 'trace' && e.text.includes('CheckQuorum')));
+});
+
+test('the same inputs give the same outputs (no hidden clock or randomness)', () => {
+  const run = () => {
+    let s = node('a', ['a', 'b', 'c']);
+    const out: unknown[] = [];
+    for (const e of [
+      { type: 'campaign', now: 3 },
+      { type: 'electionTimeout', now: 50 },
+      { type: 'heartbeatTimeout', now: 60 },
+    ] as ElectionEvent[]) {
+      const r = step(s, e);
+      s = r.snapshot;
+      out.push(r.effects);
+    }
+    return JSON.stringify(out);
+  };
+  assert.equal(run(), run());
+});

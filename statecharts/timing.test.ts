@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fenceDelayMs, fleetTiming, labTiming, testTiming, validateTiming } from './timing.ts';
+
+test('every named profile is valid', () => {
+  for (const t of [fleetTiming, labTiming, testTiming]) assert.deepEqual(validateTiming(t), []);
+});
+
+test('the fleet profile rides out a 1.5 s loss burst with three heartbeats to spare', () => {
+  assert.ok(fleetTiming.electionTimeoutMinMs >= 1500 + 3 * fleetTiming.heartbeatMs);
+});
+
+test('an election timeout below k heartbeats is rejected with a sentence naming both fields', () => {
+  const problems = validateTiming({
+    ...fleetTiming,
+    electionTimeoutMinMs: 300,
+    electionTimeoutMaxMs: 400,
+    bootElectionTimeoutMs: 250,
+  });
+  assert.ok(
+    problems.some((p) => p.includes('electionTimeoutMinMs') && p.includes('heartbeatMs')),
+    problems.join('\n'),
+  );
+});
+
+test('all problems are reported at once', () => {
+  const problems = validateTiming({
+    ...fleetTiming,
+    heartbeatMs: -1,
+    electionTimeoutMaxMs: 1,
+    fitnessBias: 2,
+    maxEntryBytes: 5000,
+  });
+  assert.ok(problems.length >= 4, problems.join('\n'));
+});
+
+test('learner heartbeats must be a whole multiple of voter heartbeats', () => {
+  assert.ok(
+    validateTiming({ ...fleetTiming, learnerHeartbeatMs: 250 }).some((p) => p.includes('learnerHeartbeatMs')),
+  );
+});
+
+test('the fence delay covers a heartbeat plus timer slack', () => {
+  assert.equal(fenceDelayMs(fleetTiming), fleetTiming.heartbeatMs + fleetTiming.timerSlackMs);
+});
