@@ -312,12 +312,12 @@ export const electionMachine = setup({
     preVoteWon: ({ context }) => voteTally(context).granted >= quorum(context),
     campaignLost: ({ context }) => voteTally(context).refused > context.voters.length - quorum(context),
     voteWon: ({ context }) => voteTally(context).granted >= quorum(context),
-    /** CheckQuorum: fewer than a majority of voters acknowledged within the lease (= stickiness window). */
+    /** CheckQuorum: fewer than a majority of voters echoed an Append sent within the leader's lease. */
     quorumLost: ({ context, event }) => {
       let active = 1; // self
       for (const v of otherVoters(context)) {
         const p = context.progress[v];
-        if (p && event.now - p.lastAck < context.timing.electionTimeoutMinMs) active++;
+        if (p && event.now - p.lastAck < context.timing.leaderLeaseMs) active++;
       }
       return active < quorum(context);
     },

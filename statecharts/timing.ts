@@ -25,6 +25,14 @@ export interface ElectionTiming {
   /** Upper bound (exclusive) of the randomized follower election timeout, ms. */
   readonly electionTimeoutMaxMs: number;
   /**
+   * The leader's lease, ms (CheckQuorum): it steps down when fewer than a majority of voters echoed
+   * an Append it sent within this time. At least electionTimeoutMinMs. Longer than the stickiness
+   * window, so that a leader whose only follower sits behind a loss burst does not step down when
+   * the burst ends, one heartbeat before that follower's next ack arrives. A new leader's fence
+   * delay grows by the difference, so epochs still never overlap (docs/protocol.md §5).
+   */
+  readonly leaderLeaseMs: number;
+  /**
    * Lower bound of the election timeout right after boot, ms (same random spread as the normal one).
    * A robot that boots listens this long for a leader's heartbeats before it campaigns. It can be
    * short: if a leader is live, its voters refuse the PreVote, so a booting robot cannot depose it,
@@ -67,6 +75,7 @@ export const fleetTiming: ElectionTiming = {
   electionTimeoutMinMs: 1800, // 1.5 s burst + 3 heartbeats of margin
   electionTimeoutMaxMs: 2100, // a narrow spread keeps p99 low; fitness and short retries break ties
   bootElectionTimeoutMs: 500, // 5 heartbeats: a live leader is heard first
+  leaderLeaseMs: 2200, // 1.5 s burst + 7 heartbeats: a leader rides out a burst even with one follower left
   campaignRetryMinMs: 150, // > 2 RTT on Wi-Fi with headroom
   campaignRetryMaxMs: 400,
   fitnessBias: 0.5,
@@ -84,6 +93,7 @@ export const labTiming: ElectionTiming = {
   electionTimeoutMinMs: 900,
   electionTimeoutMaxMs: 1100,
   bootElectionTimeoutMs: 250,
+  leaderLeaseMs: 1100,
   campaignRetryMinMs: 100,
   campaignRetryMaxMs: 250,
   timerSlackMs: 100,
@@ -98,6 +108,7 @@ export const testTiming: ElectionTiming = {
   electionTimeoutMinMs: 100,
   electionTimeoutMaxMs: 150,
   bootElectionTimeoutMs: 30,
+  leaderLeaseMs: 100,
   campaignRetryMinMs: 15,
   campaignRetryMaxMs: 40,
   timerSlackMs: 5,
@@ -111,13 +122,14 @@ export type TimingProfileName = keyof typeof TIMING_PROFILES;
 export const MIN_HEARTBEATS_PER_ELECTION_TIMEOUT = 5;
 
 /**
- * fenceDelayMs is how long a new leader waits after winning before it starts its server. An old
- * leader stops its server within heartbeatMs + timerSlackMs after its lease expires, and the lease
- * cannot outlive the moment the new leader's voters stopped hearing it by more than that, so the
- * two servers' epochs never overlap (docs/protocol.md §5).
+ * fenceDelayMs is how long a new leader waits after winning before it starts its server. The new
+ * leader's voters stopped hearing the old one at least electionTimeoutMinMs before it won; the old
+ * leader's lease outlives that moment by at most leaderLeaseMs, and it notices within heartbeatMs +
+ * timerSlackMs and stops its server. Waiting the difference keeps the two epochs apart
+ * (docs/protocol.md §5).
  */
 export function fenceDelayMs(t: ElectionTiming): number {
-  return t.heartbeatMs + t.timerSlackMs;
+  return t.leaderLeaseMs - t.electionTimeoutMinMs + t.heartbeatMs + t.timerSlackMs;
 }
 
 /** validateTiming returns every violated invariant as a sentence naming the fields; [] when valid. */
@@ -129,6 +141,7 @@ export function validateTiming(t: ElectionTiming): string[] {
     'electionTimeoutMinMs',
     'electionTimeoutMaxMs',
     'bootElectionTimeoutMs',
+    'leaderLeaseMs',
     'campaignRetryMinMs',
     'campaignRetryMaxMs',
     'transferTimeoutMs',
@@ -154,6 +167,12 @@ export function validateTiming(t: ElectionTiming): string[] {
   if (t.bootElectionTimeoutMs < 2 * t.heartbeatMs || t.bootElectionTimeoutMs > t.electionTimeoutMinMs) {
     problems.push(
       `bootElectionTimeoutMs (${t.bootElectionTimeoutMs}) must be between 2 × heartbeatMs (${2 * t.heartbeatMs}) and electionTimeoutMinMs (${t.electionTimeoutMinMs})`,
+    );
+  }
+  if (t.leaderLeaseMs < t.electionTimeoutMinMs || t.leaderLeaseMs > 2 * t.electionTimeoutMinMs) {
+    problems.push(
+      `leaderLeaseMs (${t.leaderLeaseMs}) must be between electionTimeoutMinMs (${t.electionTimeoutMinMs}) and twice it: ` +
+        `shorter cannot fence, longer keeps a cut-off leader serving too long`,
     );
   }
   if (t.campaignRetryMaxMs < t.campaignRetryMinMs) {
