@@ -206,6 +206,12 @@ test('a leader that stops hearing a majority steps down after one lease (CheckQu
   const r = step(s, { type: 'heartbeatTimeout', now: 2 + testTiming.electionTimeoutMinMs });
   assert.equal(roleOf(r.snapshot), 'follower');
   assert.ok(r.effects.some((e) => e.kind === 'trace' && e.text.includes('CheckQuorum')));
+  // It no longer names itself leader: the shell hears leaderChanged(null), and the lease is gone.
+  assert.deepEqual(
+    r.effects.find((e) => e.kind === 'leaderChanged'),
+    { kind: 'leaderChanged', leader: null, term: 1 },
+  );
+  assert.equal(r.snapshot.context.leader, null);
 });
 
 test('the same inputs give the same outputs (no hidden clock or randomness)', () => {

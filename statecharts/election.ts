@@ -141,6 +141,7 @@ export type ElectionEvent =
   | ({ readonly type: 'electionTimeout' } & WithNow)
   | ({ readonly type: 'heartbeatTimeout' } & WithNow)
   | ({ readonly type: 'transferTimeout' } & WithNow)
+  | ({ readonly type: 'fenceElapsed' } & WithNow)
   /** Campaign now (operator or test harness; like etcd's MsgHup). Still goes through PreVote. */
   | ({ readonly type: 'campaign' } & WithNow)
   /** Hand leadership to `to`, or to the most up-to-date voter (planned shutdown, low battery). */
@@ -151,7 +152,7 @@ export type ElectionEvent =
   | ({ readonly type: 'setFitness'; readonly fitness: number } & WithNow);
 
 /** The timer ids the machine arms. Arming an id replaces its pending timer. */
-export type TimerId = 'election' | 'heartbeat' | 'transfer';
+export type TimerId = 'election' | 'heartbeat' | 'transfer' | 'fence';
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers over the context.
@@ -276,6 +277,7 @@ export const electionMachine = setup({
     /** Re-ask voters that have not answered: half a heartbeat, many RTTs on a LAN. */
     campaignResend: ({ context }) => Math.max(1, Math.round(context.timing.heartbeatMs / 2)),
     transferTimeout: ({ context }) => context.timing.transferTimeoutMs,
+    fence: ({ context }) => fenceDelayMs(context.timing),
   },
   guards: {
     isVoter: ({ context }) => isVoter(context),
@@ -390,6 +392,9 @@ export const electionMachine = setup({
       { type: 'transferTimeout', now: 0 },
       { id: 'transfer', delay: 'transferTimeout' },
     ),
+    /** Wake up when the fence delay has passed, so a new leader serves at that moment, not at the next event. */
+    armFenceTimer: raise({ type: 'fenceElapsed', now: 0 }, { id: 'fence', delay: 'fence' }),
+    disarmFenceTimer: cancel('fence'),
     disarmTransferTimer: cancel('transfer'),
     /** Handle the same event again in the state just entered (after adopting a term or stepping down). */
     reprocess: raise(({ event }) => event),
@@ -530,7 +535,10 @@ export const electionMachine = setup({
             fx: stage(c, { server: [{ op: 'stop', epoch: c.serverEpoch, reason: params.reason }] }),
           },
     ),
-    traceStepDown: assign(({ context: c }) => ({
+    /** stepDown: CheckQuorum failed. This robot no longer leads, so it names no leader and holds no lease. */
+    stepDown: assign(({ context: c }) => ({
+      leader: null,
+      lastLeaderContactAt: null,
       fx: stage(c, { traces: [`${c.id} stepped down at term ${c.term}: CheckQuorum failed`] }),
     })),
 
@@ -870,13 +878,14 @@ export const electionMachine = setup({
       },
     },
     leader: {
-      entry: ['becomeLeader', 'emitEffects', 'armHeartbeatTimer'],
+      entry: ['becomeLeader', 'emitEffects', 'disarmElectionTimer', 'armHeartbeatTimer', 'armFenceTimer'],
       exit: [
         { type: 'stopServerIfRunning', params: { reason: 'no longer leader' } },
         'clearTransferee',
         'emitEffects',
         'disarmHeartbeatTimer',
         'disarmTransferTimer',
+        'disarmFenceTimer',
       ],
       initial: 'establishing',
       on: {
@@ -888,7 +897,7 @@ export const electionMachine = setup({
           { guard: 'isAppend', actions: ['traceUnexpectedAppend', 'emitEffects'] },
         ],
         heartbeatTimeout: [
-          { guard: 'quorumLost', target: 'follower', actions: ['traceStepDown', 'emitEffects'] },
+          { guard: 'quorumLost', target: 'follower', actions: ['stepDown', 'emitEffects'] },
           { actions: ['broadcastHeartbeat', 'emitEffects', 'armHeartbeatTimer'] },
         ],
         setLearners: { actions: 'setLearners' },
@@ -899,6 +908,7 @@ export const electionMachine = setup({
         establishing: {
           always: { guard: 'canServe', target: 'serving' },
           on: {
+            fenceElapsed: { guard: 'canServe', target: 'serving' },
             propose: { actions: ['appendProposal', 'emitEffects'] },
             transferLeadership: {
               actions: [
@@ -944,7 +954,7 @@ export const electionMachine = setup({
               {
                 guard: 'quorumLost',
                 target: '#election.follower',
-                actions: ['traceStepDown', 'emitEffects'],
+                actions: ['stepDown', 'emitEffects'],
               },
               { actions: ['broadcastHeartbeat', 'sendTimeoutNow', 'emitEffects', 'armHeartbeatTimer'] },
             ],

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { defaultLifecycleTiming, phaseOf, startLifecycle, stepLifecycle, type LifecycleEffect, type LifecycleEvent, type LifecycleSnapshot } from './node.ts';
+import {
+  defaultLifecycleTiming,
+  phaseOf,
+  startLifecycle,
+  stepLifecycle,
+  type LifecycleEffect,
+  type LifecycleEvent,
+  type LifecycleSnapshot,
+} from './node.ts';
 
 function run(events: LifecycleEvent[]): { snapshot: LifecycleSnapshot; effects: LifecycleEffect[][] } {
   let { snapshot } = startLifecycle({ self: 'a', now: 0 });
@@ -12,7 +20,8 @@ function run(events: LifecycleEvent[]): { snapshot: LifecycleSnapshot; effects: 
   }
   return { snapshot, effects };
 }
-const kinds = (e: LifecycleEffect[]) => e.filter((x) => x.kind !== 'armTimer' && x.kind !== 'disarmTimer').map((x) => x.kind);
+const kinds = (e: LifecycleEffect[]) =>
+  e.filter((x) => x.kind !== 'armTimer' && x.kind !== 'disarmTimer').map((x) => x.kind);
 
 test('a robot that wins starts its server, applies the site and serves', () => {
   const r = run([
@@ -33,7 +42,12 @@ test('a failed or timed-out step is a state with a back-off retry, never an exce
   assert.equal(phaseOf(r.snapshot), 'leading.serverRetry');
   assert.equal(r.snapshot.context.lastError, 'port busy');
   const arm = r.effects[1]!.find((e) => e.kind === 'armTimer');
-  assert.ok(arm && arm.kind === 'armTimer' && arm.id === 'retry' && arm.delayMs === defaultLifecycleTiming.retryMinMs * 2);
+  assert.ok(
+    arm &&
+      arm.kind === 'armTimer' &&
+      arm.id === 'retry' &&
+      arm.delayMs === defaultLifecycleTiming.retryMinMs * 2,
+  );
   const again = stepLifecycle(r.snapshot, { type: 'retry', now: 2_100 });
   assert.equal(phaseOf(again.snapshot), 'leading.startingServer');
   const timedOut = stepLifecycle(again.snapshot, { type: 'stepTimeout', now: 200_000 });
@@ -79,7 +93,12 @@ test('a follower rejoins when the leader or term changes, and recovers while the
 test('discovery ends when peers are ready or the window passes', () => {
   const { snapshot, effects } = startLifecycle({ self: 'a', now: 0 });
   assert.equal(phaseOf(snapshot), 'discovering');
-  assert.ok(effects.some((e) => e.kind === 'armTimer' && e.id === 'step' && e.delayMs === defaultLifecycleTiming.discoveryWindowMs));
+  assert.ok(
+    effects.some(
+      (e) =>
+        e.kind === 'armTimer' && e.id === 'step' && e.delayMs === defaultLifecycleTiming.discoveryWindowMs,
+    ),
+  );
   assert.equal(phaseOf(stepLifecycle(snapshot, { type: 'stepTimeout', now: 3000 }).snapshot), 'electing');
   assert.equal(phaseOf(stepLifecycle(snapshot, { type: 'discovery.ready', now: 100 }).snapshot), 'electing');
 });

@@ -68,7 +68,12 @@ export type LifecycleEvent =
   | ({ readonly type: 'cp.siteApplied'; readonly epoch: number } & WithNow)
   | ({ readonly type: 'cp.siteFailed'; readonly epoch: number; readonly error: string } & WithNow)
   | ({ readonly type: 'cp.workerReady'; readonly leader: NodeId; readonly epoch: number } & WithNow)
-  | ({ readonly type: 'cp.workerFailed'; readonly leader: NodeId; readonly epoch: number; readonly error: string } & WithNow)
+  | ({
+      readonly type: 'cp.workerFailed';
+      readonly leader: NodeId;
+      readonly epoch: number;
+      readonly error: string;
+    } & WithNow)
   | ({ readonly type: 'cp.stopped'; readonly epoch: number } & WithNow)
   | ({ readonly type: 'stepTimeout' } & WithNow)
   | ({ readonly type: 'retry' } & WithNow)
@@ -80,8 +85,10 @@ export interface LifecycleInput {
   readonly now: number;
 }
 
-const backoff = (c: LifecycleContext): number => Math.min(c.timing.retryMaxMs, c.timing.retryMinMs * 2 ** Math.min(c.attempt, 16));
-const ev = <T extends LifecycleEvent['type']>(e: LifecycleEvent, _t: T) => e as Extract<LifecycleEvent, { type: T }>;
+const backoff = (c: LifecycleContext): number =>
+  Math.min(c.timing.retryMaxMs, c.timing.retryMinMs * 2 ** Math.min(c.attempt, 16));
+const ev = <T extends LifecycleEvent['type']>(e: LifecycleEvent, _t: T) =>
+  e as Extract<LifecycleEvent, { type: T }>;
 const nowOf = (e: { type: string }): number => ('now' in e && typeof e.now === 'number' ? e.now : 0);
 
 export const lifecycleMachine = setup({
@@ -95,17 +102,24 @@ export const lifecycleMachine = setup({
     backoff: ({ context }) => backoff(context),
   },
   guards: {
-    leaderIsOther: ({ context, event }) => event.type === 'election.leader' && event.leader !== null && event.leader !== context.self,
+    leaderIsOther: ({ context, event }) =>
+      event.type === 'election.leader' && event.leader !== null && event.leader !== context.self,
     leaderLost: ({ event }) => event.type === 'election.leader' && event.leader === null,
     /** A new leader or a new term: the worker must rejoin. */
     leaderMoved: ({ context, event }) =>
       event.type === 'election.leader' &&
       event.leader !== null &&
       event.leader !== context.self &&
-      (context.joined === null || context.joined.leader !== event.leader || context.joined.epoch !== event.term),
+      (context.joined === null ||
+        context.joined.leader !== event.leader ||
+        context.joined.epoch !== event.term),
     currentEpoch: ({ context, event }) => 'epoch' in event && event.epoch === context.serverEpoch,
     currentJoin: ({ context, event }) =>
-      'leader' in event && 'epoch' in event && context.joined !== null && event.leader === context.joined.leader && event.epoch === context.joined.epoch,
+      'leader' in event &&
+      'epoch' in event &&
+      context.joined !== null &&
+      event.leader === context.joined.leader &&
+      event.epoch === context.joined.epoch,
     knownLeaderIsOther: ({ context }) => context.leader !== null && context.leader !== context.self,
   },
   actions: {
@@ -123,12 +137,26 @@ export const lifecycleMachine = setup({
     }),
     adoptEpoch: assign(({ event, context }) => {
       const e = ev(event, 'election.startServer');
-      return { serverEpoch: e.epoch, term: Math.max(context.term, e.epoch), leader: context.self, attempt: 0, lastError: null, stepSince: e.now };
+      return {
+        serverEpoch: e.epoch,
+        term: Math.max(context.term, e.epoch),
+        leader: context.self,
+        attempt: 0,
+        lastError: null,
+        stepSince: e.now,
+      };
     }),
     clearServer: assign({ serverEpoch: null }),
     targetLeader: assign(({ context, event }) => {
       const e = ev(event, 'election.leader');
-      return { joined: { leader: e.leader!, epoch: e.term }, leader: e.leader, term: e.term, attempt: 0, lastError: null, stepSince: e.now ?? context.stepSince };
+      return {
+        joined: { leader: e.leader!, epoch: e.term },
+        leader: e.leader,
+        term: e.term,
+        attempt: 0,
+        lastError: null,
+        stepSince: e.now ?? context.stepSince,
+      };
     }),
     targetKnownLeader: assign(({ context, event }) => ({
       joined: { leader: context.leader!, epoch: context.term },
@@ -139,7 +167,8 @@ export const lifecycleMachine = setup({
     clearWorker: assign({ joined: null }),
     failed: assign(({ context, event }) => ({
       attempt: context.attempt + 1,
-      lastError: 'error' in event ? String(event.error) : `${event.type} after ${nowOf(event) - context.stepSince} ms`,
+      lastError:
+        'error' in event ? String(event.error) : `${event.type} after ${nowOf(event) - context.stepSince} ms`,
     })),
     stepStarted: assign(({ event }) => ({ stepSince: nowOf(event) })),
     succeeded: assign({ attempt: 0, lastError: null }),
@@ -175,7 +204,10 @@ export const lifecycleMachine = setup({
   },
   states: {
     discovering: {
-      entry: [{ type: 'advertise', params: ({ context }) => ({ role: 'starting' as const, term: context.term }) }, 'armDiscovery'],
+      entry: [
+        { type: 'advertise', params: ({ context }) => ({ role: 'starting' as const, term: context.term }) },
+        'armDiscovery',
+      ],
       exit: ['disarmStep'],
       on: {
         'discovery.ready': 'electing',
@@ -197,7 +229,9 @@ export const lifecycleMachine = setup({
       },
     },
     leading: {
-      entry: [{ type: 'advertise', params: ({ context }) => ({ role: 'leader' as const, term: context.term }) }],
+      entry: [
+        { type: 'advertise', params: ({ context }) => ({ role: 'leader' as const, term: context.term }) },
+      ],
       exit: ['disarmStep', 'disarmRetry', 'disarmReconcile'],
       initial: 'startingServer',
       on: {
@@ -221,12 +255,22 @@ export const lifecycleMachine = setup({
           },
         },
         serverRetry: {
-          entry: [{ type: 'stopControlPlane', params: ({ context }) => ({ epoch: context.serverEpoch!, reason: 'start failed; retrying' }) }, 'armRetry'],
+          entry: [
+            {
+              type: 'stopControlPlane',
+              params: ({ context }) => ({ epoch: context.serverEpoch!, reason: 'start failed; retrying' }),
+            },
+            'armRetry',
+          ],
           exit: ['disarmRetry'],
           on: { retry: 'startingServer' },
         },
         applyingSite: {
-          entry: ['stepStarted', { type: 'applySite', params: ({ context }) => ({ epoch: context.serverEpoch! }) }, 'armSiteApply'],
+          entry: [
+            'stepStarted',
+            { type: 'applySite', params: ({ context }) => ({ epoch: context.serverEpoch! }) },
+            'armSiteApply',
+          ],
           exit: ['disarmStep'],
           on: {
             'cp.siteApplied': { guard: 'currentEpoch', target: 'serving', actions: ['succeeded'] },
@@ -247,7 +291,9 @@ export const lifecycleMachine = setup({
       },
     },
     following: {
-      entry: [{ type: 'advertise', params: ({ context }) => ({ role: 'follower' as const, term: context.term }) }],
+      entry: [
+        { type: 'advertise', params: ({ context }) => ({ role: 'follower' as const, term: context.term }) },
+      ],
       exit: ['disarmStep', 'disarmRetry'],
       initial: 'joining',
       on: {
@@ -262,7 +308,10 @@ export const lifecycleMachine = setup({
         joining: {
           entry: [
             'stepStarted',
-            { type: 'joinControlPlane', params: ({ context }) => ({ leader: context.joined!.leader, epoch: context.joined!.epoch }) },
+            {
+              type: 'joinControlPlane',
+              params: ({ context }) => ({ leader: context.joined!.leader, epoch: context.joined!.epoch }),
+            },
             'armJoin',
           ],
           exit: ['disarmStep'],
@@ -292,7 +341,10 @@ export const lifecycleMachine = setup({
     /** A higher term was seen: the server stops at once, the worker state is reset to rejoin. */
     demoting: {
       entry: [
-        { type: 'stopControlPlane', params: ({ context }) => ({ epoch: context.serverEpoch!, reason: 'a higher term or a lost lease' }) },
+        {
+          type: 'stopControlPlane',
+          params: ({ context }) => ({ epoch: context.serverEpoch!, reason: 'a higher term or a lost lease' }),
+        },
         { type: 'resetWorker', params: { reason: 'demoted: rejoin the next leader as a worker' } },
         'clearWorker',
         { type: 'advertise', params: ({ context }) => ({ role: 'follower' as const, term: context.term }) },
@@ -314,10 +366,22 @@ export type LifecycleEffect =
   | { readonly kind: 'joinControlPlane'; readonly leader: NodeId; readonly epoch: number }
   | { readonly kind: 'resetWorker'; readonly reason: string }
   | { readonly kind: 'advertise'; readonly role: 'starting' | 'follower' | 'leader'; readonly term: number }
-  | { readonly kind: 'armTimer'; readonly id: 'step' | 'retry' | 'reconcile'; readonly delayMs: number; readonly event: LifecycleEvent }
+  | {
+      readonly kind: 'armTimer';
+      readonly id: 'step' | 'retry' | 'reconcile';
+      readonly delayMs: number;
+      readonly event: LifecycleEvent;
+    }
   | { readonly kind: 'disarmTimer'; readonly id: 'step' | 'retry' | 'reconcile' };
 
-const EFFECTS = new Set(['startControlPlane', 'stopControlPlane', 'applySite', 'joinControlPlane', 'resetWorker', 'advertise']);
+const EFFECTS = new Set([
+  'startControlPlane',
+  'stopControlPlane',
+  'applySite',
+  'joinControlPlane',
+  'resetWorker',
+  'advertise',
+]);
 
 function toEffects(actions: readonly { type: string; params?: unknown }[]): LifecycleEffect[] {
   const out: LifecycleEffect[] = [];
@@ -331,12 +395,18 @@ function toEffects(actions: readonly { type: string; params?: unknown }[]): Life
   return out;
 }
 
-export function startLifecycle(input: LifecycleInput): { snapshot: LifecycleSnapshot; effects: LifecycleEffect[] } {
+export function startLifecycle(input: LifecycleInput): {
+  snapshot: LifecycleSnapshot;
+  effects: LifecycleEffect[];
+} {
   const [snapshot, actions] = initialTransition(lifecycleMachine, input);
   return { snapshot, effects: toEffects(actions) };
 }
 
-export function stepLifecycle(snapshot: LifecycleSnapshot, event: LifecycleEvent): { snapshot: LifecycleSnapshot; effects: LifecycleEffect[] } {
+export function stepLifecycle(
+  snapshot: LifecycleSnapshot,
+  event: LifecycleEvent,
+): { snapshot: LifecycleSnapshot; effects: LifecycleEffect[] } {
   const [next, actions] = transition(lifecycleMachine, snapshot, event);
   return { snapshot: next, effects: toEffects(actions) };
 }

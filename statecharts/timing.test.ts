@@ -43,5 +43,9 @@ test('learner heartbeats must be a whole multiple of voter heartbeats', () => {
 test('the fence delay covers the lease beyond the stickiness window, a heartbeat and timer slack', () => {
   const t = fleetTiming;
   assert.equal(fenceDelayMs(t), t.leaderLeaseMs - t.electionTimeoutMinMs + t.heartbeatMs + t.timerSlackMs);
-  assert.ok(validateTiming({ ...t, leaderLeaseMs: t.electionTimeoutMinMs - 1 }).some((p) => p.includes('leaderLeaseMs')));
+  assert.ok(
+    validateTiming({ ...t, leaderLeaseMs: t.electionTimeoutMinMs - 1 }).some((p) =>
+      p.includes('leaderLeaseMs'),
+    ),
+  );
 });

@@ -1,0 +1,43 @@
+/**
+ * ControlPlaneRuntime is how the agent touches the control plane: the k3s server and agent on a
+ * robot (the k3s issue), kube-apiserver + etcd and a lab kubelet in the netns lab (the lab issue),
+ * or an in-memory twin in tests (in-memory.ts). The agent's lifecycle statechart decides when each
+ * call happens; the runtime only does it.
+ *
+ * Contract:
+ * - Every method may take long and may fail: failures are rejected promises with an EdgeError. The
+ *   lifecycle statechart turns them into retry states; nothing here retries on its own.
+ * - stopServer and resetWorker are idempotent and must succeed on a runtime that runs nothing.
+ * - startServer(epoch) resolves when the server of that epoch serves; a later stopServer(epoch) stops it.
+ * - joinAsWorker resolves when this robot's node is Ready on the leader's server.
+ * - The runtime never decides roles, and it never runs two servers at once.
+ */
+import type { NodeId } from '../../statecharts/messages.ts';
+
+export interface LeaderEndpoint {
+  readonly id: NodeId;
+  /** Where the leader's server listens (https://host:6443 on k3s). */
+  readonly host: string;
+}
+
+export interface ControlPlaneStatus {
+  readonly server: { readonly epoch: number; readonly state: 'starting' | 'serving' } | null;
+  readonly worker: {
+    readonly leader: NodeId;
+    readonly epoch: number;
+    readonly state: 'joining' | 'ready';
+  } | null;
+  readonly siteAppliedEpoch: number | null;
+}
+
+export interface ControlPlaneRuntime {
+  readonly kind: string;
+  startServer(epoch: number): Promise<void>;
+  stopServer(epoch: number): Promise<void>;
+  /** Apply the site (namespace, policies, network) on this robot's server for `epoch`. */
+  applySite(epoch: number): Promise<void>;
+  joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void>;
+  resetWorker(): Promise<void>;
+  status(): ControlPlaneStatus;
+  close(): Promise<void>;
+}

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { test } from 'node:test';
+import { encode } from './codec.ts';
+import { InMemoryNetwork } from './in-memory.ts';
+import { describeTransportContract } from './transport.contract.ts';
+import { UdpTransport } from './udp.ts';
+
+const key = randomBytes(32);
+
+describeTransportContract('in-memory', async () => {
+  const net = new InMemoryNetwork();
+  const a = net.connect('a');
+  const b = net.connect('b');
+  return {
+    a,
+    b,
+    connect: () => {
+      a.setPeer('b', b.address);
+      b.setPeer('a', a.address);
+    },
+    close: async () => {
+      await a.close();
+      await b.close();
+    },
+  };
+});
+
+describeTransportContract('UDP on loopback', async () => {
+  const a = await UdpTransport.open({ self: 'a', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  const b = await UdpTransport.open({ self: 'b', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  return {
+    a,
+    b,
+    connect: () => {
+      a.setPeer('b', { host: '127.0.0.1', port: b.port });
+      b.setPeer('a', { host: '127.0.0.1', port: a.port });
+    },
+    close: async () => {
+      await a.close();
+      await b.close();
+    },
+  };
+});
+
+test('UDP: forged, replayed, foreign-site and garbage datagrams are dropped and counted by reason', async () => {
+  const b = await UdpTransport.open({ self: 'b', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  const raw = createSocket('udp4');
+  const got: unknown[] = [];
+  b.onMessage((m) => got.push(m));
+  const msg = {
+    type: 'vote' as const,
+    from: 'a',
+    to: 'b',
+    term: 1,
+    lastIndex: 0,
+    lastTerm: 0,
+    transfer: false,
+  };
+  const good = encode(msg, { siteId: 'lab', key, incarnation: 5, counter: 1 });
+  const forged = encode(msg, { siteId: 'lab', key: randomBytes(32), incarnation: 5, counter: 2 });
+  const otherSite = encode(msg, { siteId: 'other', key, incarnation: 5, counter: 3 });
+  const send = (buf: Buffer) => new Promise<void>((r) => raw.send(buf, b.port, '127.0.0.1', () => r()));
+  try {
+    await send(good);
+    await send(good); // replay
+    await send(forged);
+    await send(otherSite);
+    await send(Buffer.from('hello'));
+    await send(good.subarray(0, good.length - 3));
+    await send(Buffer.alloc(1500));
+    for (let i = 0; i < 100; i++) {
+      const s = b.stats();
+      const dropped = Object.values(s.dropped).reduce((x, y) => x + y, 0);
+      if (s.received + dropped >= 7) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const s = b.stats();
+    assert.equal(got.length, 1, 'only the first genuine datagram is delivered');
+    assert.equal(s.dropped.replay, 1);
+    assert.equal(s.dropped['bad-mac'], 2, `${JSON.stringify(s.dropped)}`);
+    assert.equal(s.dropped['wrong-site'], 1);
+    assert.equal(s.dropped.oversized, 1);
+    const total = Object.values(s.dropped).reduce((x, y) => x + y, 0);
+    assert.equal(s.received + total, 7, 'every datagram is accounted for');
+  } finally {
+    raw.close();
+    await b.close();
+  }
+});
+
+test('UDP: datagrams that arrive while the event loop is blocked are not lost', async () => {
+  const a = await UdpTransport.open({ self: 'a', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  const b = await UdpTransport.open({ self: 'b', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  try {
+    a.setPeer('b', { host: '127.0.0.1', port: b.port });
+    let n = 0;
+    b.onMessage(() => {
+      n++;
+      // A slow consumer: every 50th message blocks the loop for 20 ms (an fsync, a GC pause).
+      if (n % 50 === 0) {
+        const until = performance.now() + 20;
+        while (performance.now() < until);
+      }
+    });
+    for (let i = 0; i < 500; i++)
+      a.send({ type: 'preVote', from: 'a', to: 'b', term: i + 1, lastIndex: 0, lastTerm: 0 });
+    for (let i = 0; i < 300 && n < 500; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(n, 500);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});

@@ -1,0 +1,55 @@
+/**
+ * Transport carries election messages between the robots of one site.
+ *
+ * Delivery contract: best effort, like UDP. A message may be lost, duplicated or reordered; the
+ * election tolerates all three. `send` never throws and never blocks: failures are counted in
+ * stats(). The message handler is called from the event loop, one message at a time, never
+ * concurrently; it must not throw (a throw is caught and counted) and should not block, since that
+ * delays every later datagram. Lifecycle: open, then close() once (idempotent).
+ */
+import type { Message, NodeId } from '../../statecharts/messages.ts';
+import type { DropReason } from './codec.ts';
+
+export interface PeerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface TransportStats {
+  sent: number;
+  sendErrors: number;
+  received: number;
+  /** Datagrams refused by the codec, by reason (forged, replayed, truncated, …). */
+  dropped: Record<DropReason, number>;
+  /** Authenticated messages addressed to another robot. */
+  misaddressed: number;
+  /** Messages for a peer with no known address (not yet discovered). */
+  unknownPeer: number;
+  /** The handler threw (a bug; the message is dropped, the transport carries on). */
+  handlerErrors: number;
+}
+
+export type MessageHandler = (msg: Message, from: PeerAddress) => void;
+
+export interface Transport {
+  readonly self: NodeId;
+  send(msg: Message): void;
+  /** Where to reach a peer (from discovery, seeds, or an authenticated datagram it sent). */
+  setPeer(id: NodeId, addr: PeerAddress): void;
+  peerAddress(id: NodeId): PeerAddress | undefined;
+  onMessage(handler: MessageHandler): void;
+  stats(): TransportStats;
+  close(): Promise<void>;
+}
+
+export function emptyStats(reasons: readonly DropReason[]): TransportStats {
+  return {
+    sent: 0,
+    sendErrors: 0,
+    received: 0,
+    dropped: Object.fromEntries(reasons.map((r) => [r, 0])) as Record<DropReason, number>,
+    misaddressed: 0,
+    unknownPeer: 0,
+    handlerErrors: 0,
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * UdpTransport: the Transport over UDP unicast, every datagram authenticated with the site key
+ * (codec.ts) and checked against a replay window (replay.ts). Election traffic never uses multicast.
+ *
+ * Socket choice (docs/protocol-wire.md): dgram-as-promised gives a promise-based bind, send and
+ * close. Its recv()/async iterator drops datagrams that arrive while the consumer is busy, so
+ * datagrams are received through the push listener given to createSocket (Node's own 'message'
+ * event), which queues nothing outside the kernel buffer and loses nothing that reached the socket.
+ * The kernel receive buffer is raised so a blocked event loop (an fsync, a GC pause) does not
+ * overflow it.
+ */
+import { randomInt } from 'node:crypto';
+import type { RemoteInfo } from 'node:dgram';
+import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
+import type { Message, NodeId } from '../../statecharts/messages.ts';
+import { DROP_REASONS, decode, encode } from './codec.ts';
+import { ReplayWindow } from './replay.ts';
+import {
+  emptyStats,
+  type MessageHandler,
+  type PeerAddress,
+  type Transport,
+  type TransportStats,
+} from './transport.ts';
+
+export interface UdpTransportOptions {
+  readonly self: NodeId;
+  readonly siteId: string;
+  readonly key: Uint8Array;
+  readonly bindAddress?: string;
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+  readonly recvBufferBytes?: number;
+}
+
+export class UdpTransport implements Transport {
+  readonly self: NodeId;
+  private readonly socket: SocketAsPromised;
+  private readonly opts: UdpTransportOptions;
+  private readonly peers = new Map<NodeId, PeerAddress>();
+  private readonly replay = new ReplayWindow();
+  private readonly incarnation = randomInt(2 ** 32);
+  private counter = 0;
+  private handler: MessageHandler = () => {};
+  private readonly counters: TransportStats = emptyStats(DROP_REASONS);
+  private closed = false;
+
+  private constructor(opts: UdpTransportOptions, socket: SocketAsPromised) {
+    this.self = opts.self;
+    this.opts = opts;
+    this.socket = socket;
+  }
+
+  static async open(opts: UdpTransportOptions): Promise<UdpTransport> {
+    // The listener is registered at creation, before the transport object exists: it forwards through this holder.
+    const holder: { transport?: UdpTransport } = {};
+    const socket = DgramAsPromised.createSocket({ type: 'udp4', reuseAddr: false }, (msg, rinfo) =>
+      holder.transport?.receive(msg, rinfo),
+    );
+    const t = new UdpTransport(opts, socket);
+    holder.transport = t;
+    // A socket error after bind (ICMP unreachable on some kernels) must not kill the agent.
+    socket.socket.on('error', () => {
+      t.counters.sendErrors++;
+    });
+    await socket.bind(opts.port, opts.bindAddress ?? '0.0.0.0');
+    try {
+      socket.setRecvBufferSize(opts.recvBufferBytes ?? 1 << 20);
+    } catch {
+      // The kernel caps it (net.core.rmem_max); the default still works.
+    }
+    return t;
+  }
+
+  /** The bound UDP port. */
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  setPeer(id: NodeId, addr: PeerAddress): void {
+    if (id !== this.self) this.peers.set(id, addr);
+  }
+
+  peerAddress(id: NodeId): PeerAddress | undefined {
+    return this.peers.get(id);
+  }
+
+  onMessage(handler: MessageHandler): void {
+    this.handler = handler;
+  }
+
+  send(msg: Message): void {
+    if (this.closed) return;
+    const addr = this.peers.get(msg.to);
+    if (!addr) {
+      this.counters.unknownPeer++;
+      return;
+    }
+    let datagram: Buffer;
+    try {
+      datagram = encode(msg, {
+        siteId: this.opts.siteId,
+        key: this.opts.key,
+        incarnation: this.incarnation,
+        counter: this.counter++,
+      });
+    } catch {
+      this.counters.sendErrors++; // too large: a bug upstream; the election resends what matters
+      return;
+    }
+    this.counters.sent++;
+    this.socket.send(datagram, addr.port, addr.host).catch(() => {
+      this.counters.sendErrors++;
+    });
+  }
+
+  private receive(buf: Buffer, rinfo: RemoteInfo): void {
+    const r = decode(buf, { siteId: this.opts.siteId, key: this.opts.key, replay: this.replay });
+    if (!r.ok) {
+      this.counters.dropped[r.reason]++;
+      return;
+    }
+    if (r.msg.to !== this.self) {
+      this.counters.misaddressed++;
+      return;
+    }
+    this.counters.received++;
+    // An authenticated, fresh datagram tells us where its sender is now (a robot may change address on roaming).
+    const from = { host: rinfo.address, port: rinfo.port };
+    this.peers.set(r.sender, from);
+    try {
+      this.handler(r.msg, from);
+    } catch {
+      this.counters.handlerErrors++;
+    }
+  }
+
+  stats(): TransportStats {
+    return { ...this.counters, dropped: { ...this.counters.dropped } };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.socket.close().catch(() => {});
+  }
+}

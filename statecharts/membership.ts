@@ -1,0 +1,91 @@
+/**
+ * Membership: a per-peer failure detector (docs/agent.md). Pure: the agent feeds it what it heard
+ * and when, and asks it to evaluate at a time. A peer is
+ *   alive   heard within suspectAfterMs,
+ *   suspect not heard for suspectAfterMs (a robot driving through a Wi-Fi dead spot),
+ *   dead    not heard for deadAfterMs: the leader acts on it (taint, cleanup) after its own grace period.
+ * Separating suspect from dead is what keeps a one-second dead spot from costing a robot its pods.
+ */
+import type { NodeId } from './messages.ts';
+
+export type MemberState = 'alive' | 'suspect' | 'dead';
+
+export interface Member {
+  readonly id: NodeId;
+  readonly state: MemberState;
+  readonly lastHeardMs: number;
+  /** Smoothed round-trip time (ms), when measured (Append echo), else null. */
+  readonly rttMs: number | null;
+  readonly since: number;
+}
+
+export interface MembershipConfig {
+  readonly suspectAfterMs: number;
+  readonly deadAfterMs: number;
+}
+
+export type MembershipView = ReadonlyMap<NodeId, Member>;
+
+export interface StateChange {
+  readonly id: NodeId;
+  readonly from: MemberState | null;
+  readonly to: MemberState;
+  readonly atMs: number;
+}
+
+/** heard records that `id` was heard at `now`, with a round-trip sample when one was measured. */
+export function heard(
+  view: MembershipView,
+  id: NodeId,
+  now: number,
+  rttSampleMs?: number,
+): { view: MembershipView; change: StateChange | null } {
+  const prev = view.get(id);
+  // RFC 6298-style smoothing (alpha 1/8): one slow sample does not swing the figure.
+  const rttMs =
+    rttSampleMs === undefined
+      ? (prev?.rttMs ?? null)
+      : prev?.rttMs == null
+        ? rttSampleMs
+        : prev.rttMs + (rttSampleMs - prev.rttMs) / 8;
+  const next = new Map(view);
+  const state: MemberState = 'alive';
+  next.set(id, {
+    id,
+    state,
+    lastHeardMs: now,
+    rttMs,
+    since: prev && prev.state === 'alive' ? prev.since : now,
+  });
+  const change = prev?.state === 'alive' ? null : { id, from: prev?.state ?? null, to: state, atMs: now };
+  return { view: next, change };
+}
+
+/** evaluate moves peers to suspect or dead by how long they have been silent. */
+export function evaluate(
+  view: MembershipView,
+  now: number,
+  cfg: MembershipConfig,
+): { view: MembershipView; changes: StateChange[] } {
+  const changes: StateChange[] = [];
+  let next: Map<NodeId, Member> | null = null;
+  for (const m of view.values()) {
+    const silent = now - m.lastHeardMs;
+    const state: MemberState =
+      silent >= cfg.deadAfterMs ? 'dead' : silent >= cfg.suspectAfterMs ? 'suspect' : 'alive';
+    if (state !== m.state) {
+      next ??= new Map(view);
+      next.set(m.id, { ...m, state, since: now });
+      changes.push({ id: m.id, from: m.state, to: state, atMs: now });
+    }
+  }
+  return { view: next ?? view, changes };
+}
+
+/** forget drops a peer (it left the site cleanly, or discovery saw its goodbye). */
+export function forget(view: MembershipView, id: NodeId): MembershipView {
+  if (!view.has(id)) return view;
+  const next = new Map(view);
+  next.delete(id);
+  return next;
+}
