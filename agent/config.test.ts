@@ -40,14 +40,26 @@ test('timing overrides apply on top of the profile and are checked together', ()
   const c = validateAgentConfig({ ...minimal, profile: 'lab', timing: { electionTimeoutMaxMs: 1300 } });
   assert.equal(c.effectiveTiming.electionTimeoutMaxMs, 1300);
   const p = problemsOf({ ...minimal, timing: { heartbeatMs: 1000 } });
-  assert.ok(p.some((x) => x.includes('electionTimeoutMinMs') && x.includes('heartbeatMs')), p.join('\n'));
+  assert.ok(
+    p.some((x) => x.includes('electionTimeoutMinMs') && x.includes('heartbeatMs')),
+    p.join('\n'),
+  );
 });
 
 test('every problem is reported at once, each naming its field', () => {
   const p = problemsOf({ site: { id: 'Bad Site' }, node: { id: 'r1' }, voters: [], nework: {} });
-  assert.ok(p.some((x) => x.startsWith('site.id:')), p.join('\n'));
-  assert.ok(p.some((x) => x.startsWith('voters:')), p.join('\n'));
-  assert.ok(p.some((x) => x.includes('nework') && x.includes('unknown field')), p.join('\n'));
+  assert.ok(
+    p.some((x) => x.startsWith('site.id:')),
+    p.join('\n'),
+  );
+  assert.ok(
+    p.some((x) => x.startsWith('voters:')),
+    p.join('\n'),
+  );
+  assert.ok(
+    p.some((x) => x.includes('nework') && x.includes('unknown field')),
+    p.join('\n'),
+  );
 });
 
 test('cross-field invariants: a voter must be server-capable; dead after suspect; seeds without self', () => {
@@ -57,9 +69,18 @@ test('cross-field invariants: a voter must be server-capable; dead after suspect
     membership: { suspectAfterMs: 5000, deadAfterMs: 4000 },
     network: { seeds: [{ node: 'r1', host: '10.0.0.1' }] },
   });
-  assert.ok(p.some((x) => x.startsWith('node.serverCapable')), p.join('\n'));
-  assert.ok(p.some((x) => x.startsWith('membership.deadAfterMs')), p.join('\n'));
-  assert.ok(p.some((x) => x.includes('is this robot')), p.join('\n'));
+  assert.ok(
+    p.some((x) => x.startsWith('node.serverCapable')),
+    p.join('\n'),
+  );
+  assert.ok(
+    p.some((x) => x.startsWith('membership.deadAfterMs')),
+    p.join('\n'),
+  );
+  assert.ok(
+    p.some((x) => x.includes('is this robot')),
+    p.join('\n'),
+  );
 });
 
 test('a template config round-trips through YAML with a readable error for a typo', () => {
@@ -67,7 +88,10 @@ test('a template config round-trips through YAML with a readable error for a typ
   try {
     const f = join(dir, 'agent.yaml');
     writeFileSync(f, 'site: {id: lab}\nnode: {id: r1, serverCapable: true}\nvoters: [r1]\nprofle: lab\n');
-    assert.throws(() => loadAgentConfig(f), (e: unknown) => e instanceof ConfigError && e.message.includes(f) && e.message.includes('profle'));
+    assert.throws(
+      () => loadAgentConfig(f),
+      (e: unknown) => e instanceof ConfigError && e.message.includes(f) && e.message.includes('profle'),
+    );
     assert.throws(() => loadAgentConfig(join(dir, 'missing.yaml')), /cannot read the file/);
     writeFileSync(f, ': : :\n- [');
     assert.throws(() => loadAgentConfig(f), /not valid YAML/);

@@ -9,11 +9,18 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { TIMING_PROFILES, validateTiming, type ElectionTiming, type TimingProfileName } from '../statecharts/timing.ts';
+import {
+  TIMING_PROFILES,
+  validateTiming,
+  type ElectionTiming,
+  type TimingProfileName,
+} from '../statecharts/timing.ts';
 import { ConfigError } from './errors.ts';
 
 const NODE_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const nodeId = z.string().regex(NODE_ID, 'must be lower-case letters, digits and dashes, 1-63 characters (like r1 or spot-2)');
+const nodeId = z
+  .string()
+  .regex(NODE_ID, 'must be lower-case letters, digits and dashes, 1-63 characters (like r1 or spot-2)');
 
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, like 127.0.0.1:7947');
 
@@ -51,7 +58,9 @@ export const agentConfigSchema = z
       .strict(),
     /** The server-capable robots that vote (1–7; 3 or 5 recommended). Every other robot is a learner. */
     voters: z.array(nodeId).min(1).max(7),
-    profile: z.enum(Object.keys(TIMING_PROFILES) as [TimingProfileName, ...TimingProfileName[]]).default('fleet'),
+    profile: z
+      .enum(Object.keys(TIMING_PROFILES) as [TimingProfileName, ...TimingProfileName[]])
+      .default('fleet'),
     timing: timingOverrides.default({}),
     network: z
       .object({
@@ -64,7 +73,15 @@ export const agentConfigSchema = z
         mdns: z.boolean().default(true),
         /** Static peers: the fallback where multicast is filtered. */
         seeds: z
-          .array(z.object({ node: nodeId, host: z.string().min(1), port: z.number().int().min(1).max(65535).default(7946) }).strict())
+          .array(
+            z
+              .object({
+                node: nodeId,
+                host: z.string().min(1),
+                port: z.number().int().min(1).max(65535).default(7946),
+              })
+              .strict(),
+          )
           .default([]),
       })
       .strict()
@@ -107,7 +124,12 @@ export interface AgentConfig extends AgentConfigParsed {
 
 /** formatZodPath renders `network.seeds[0].host`. */
 function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '') || '(top level)';
+  return (
+    path.reduce<string>(
+      (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
+      '',
+    ) || '(top level)'
+  );
 }
 
 /**
@@ -119,21 +141,28 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => {
       const where = formatPath(i.path);
-      if (i.code === 'unrecognized_keys') return `${where}: unknown field(s) ${i.keys.join(', ')}: remove or fix the spelling`;
+      if (i.code === 'unrecognized_keys')
+        return `${where}: unknown field(s) ${i.keys.join(', ')}: remove or fix the spelling`;
       return `${where}: ${i.message}`;
     });
     throw new ConfigError(source, problems);
   }
   const c = parsed.data;
   const problems: string[] = [];
-  if (new Set(c.voters).size !== c.voters.length) problems.push('voters: a robot is listed twice: list each voter once');
+  if (new Set(c.voters).size !== c.voters.length)
+    problems.push('voters: a robot is listed twice: list each voter once');
   if (c.voters.includes(c.node.id) && !c.node.serverCapable) {
-    problems.push(`node.serverCapable: ${c.node.id} is a voter, so it must be server-capable: set node.serverCapable: true or remove it from voters`);
+    problems.push(
+      `node.serverCapable: ${c.node.id} is a voter, so it must be server-capable: set node.serverCapable: true or remove it from voters`,
+    );
   }
   const effectiveTiming: ElectionTiming = { ...TIMING_PROFILES[c.profile], ...c.timing } as ElectionTiming;
-  for (const p of validateTiming(effectiveTiming)) problems.push(`timing (profile ${c.profile} + overrides): ${p}`);
+  for (const p of validateTiming(effectiveTiming))
+    problems.push(`timing (profile ${c.profile} + overrides): ${p}`);
   if (c.membership.deadAfterMs <= c.membership.suspectAfterMs) {
-    problems.push(`membership.deadAfterMs (${c.membership.deadAfterMs}) must be greater than membership.suspectAfterMs (${c.membership.suspectAfterMs})`);
+    problems.push(
+      `membership.deadAfterMs (${c.membership.deadAfterMs}) must be greater than membership.suspectAfterMs (${c.membership.suspectAfterMs})`,
+    );
   }
   if (c.membership.suspectAfterMs < 3 * effectiveTiming.heartbeatMs) {
     problems.push(
@@ -147,7 +176,9 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
     seen.add(s.node);
   }
   if (!c.network.mdns && c.network.seeds.length === 0 && c.voters.length > 1) {
-    problems.push('network: with mdns off, list the other robots in network.seeds, or this robot can find no peers');
+    problems.push(
+      'network: with mdns off, list the other robots in network.seeds, or this robot can find no peers',
+    );
   }
   if (problems.length) throw new ConfigError(source, problems);
   return { ...c, effectiveTiming };
@@ -159,9 +190,13 @@ export function loadAgentConfig(path: string): AgentConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ConfigError(path, [`cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`], {
-      hint: `create it from templates/agent.yaml, or pass --config <path>`,
-    });
+    throw new ConfigError(
+      path,
+      [`cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`],
+      {
+        hint: `create it from templates/agent.yaml, or pass --config <path>`,
+      },
+    );
   }
   let raw: unknown;
   try {
@@ -183,13 +218,19 @@ export function readSiteKey(path: string): Buffer {
     mode = statSync(path).mode;
     key = readFileSync(path);
   } catch (e) {
-    throw new ConfigError(path, [`cannot read the site key: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`], {
-      hint: 'edgectl bootstrap site installs it; for a lab, write 32 random bytes with mode 0600',
-    });
+    throw new ConfigError(
+      path,
+      [`cannot read the site key: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`],
+      {
+        hint: 'edgectl bootstrap site installs it; for a lab, write 32 random bytes with mode 0600',
+      },
+    );
   }
   const problems: string[] = [];
   if ((mode & 0o077) !== 0) problems.push(`mode is ${(mode & 0o777).toString(8)}: run chmod 600 ${path}`);
-  const trimmed = /^[0-9a-f]+\s*$/i.test(key.toString('utf8')) ? Buffer.from(key.toString('utf8').trim(), 'hex') : key;
+  const trimmed = /^[0-9a-f]+\s*$/i.test(key.toString('utf8'))
+    ? Buffer.from(key.toString('utf8').trim(), 'hex')
+    : key;
   if (trimmed.length < 32) problems.push(`the key has ${trimmed.length} bytes; it needs at least 32`);
   if (problems.length) throw new ConfigError(path, problems);
   return trimmed;

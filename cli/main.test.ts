@@ -76,3 +76,54 @@ test('no command is a usage error', async () => {
   const c = io();
   assert.equal(await main([], c.io), 2);
 });
+
+test('status names the fix when no agent answers', async () => {
+  const c = io();
+  assert.equal(await main(['status', '--addr', '127.0.0.1:9'], c.io), 1);
+  assert.match(c.err.join('\n'), /no agent answers at http:\/\/127\.0\.0\.1:9\/status/);
+  assert.match(c.err.join('\n'), /hint: is edgectl-agent running/);
+});
+
+test('agent run refuses a missing or invalid config before touching anything', async () => {
+  const c = io();
+  assert.equal(await main(['agent', 'run', '--config', '/nonexistent/agent.yaml'], c.io), 2);
+  assert.match(c.err.join('\n'), /cannot read the file/);
+  assert.match(c.err.join('\n'), /templates\/agent\.yaml/);
+});
+
+test('status renders a readable table from a live agent', async () => {
+  const { renderStatus } = await import('./ops/status.ts');
+  const text = renderStatus({
+    node: 'r1',
+    site: 'lab',
+    role: 'leader',
+    voter: true,
+    term: 3,
+    leader: 'r1',
+    commitIndex: 4,
+    lifecycle: 'leading.serving',
+    controlPlane: {
+      runtime: 'memory',
+      server: { epoch: 3, state: 'serving' },
+      worker: null,
+      siteAppliedEpoch: 3,
+    },
+    members: [
+      { id: 'r2', state: 'alive', lastHeardAgoMs: 80, rttMs: 4.2, voter: true, addresses: ['10.0.0.2'] },
+    ],
+    lastErrors: [],
+    transport: {
+      sent: 10,
+      sendErrors: 0,
+      received: 9,
+      dropped: { 'bad-mac': 2 } as never,
+      misaddressed: 0,
+      unknownPeer: 0,
+      handlerErrors: 0,
+    },
+    uptimeMs: 1000,
+  });
+  assert.match(text, /r1\s+lab\s+leader\s+3\s+r1\s+leading\.serving/);
+  assert.match(text, /r2\s+alive\s+yes\s+0\.1s ago\s+4\.2 ms\s+10\.0\.0\.2/);
+  assert.match(text, /dropped: bad-mac 2/);
+});

@@ -4,7 +4,9 @@
  */
 import yargs from 'yargs';
 import { EdgeError, InternalError, UsageError } from '../agent/errors.ts';
+import { agentCommand } from './commands/agent.ts';
 import { simCommand } from './commands/sim.ts';
+import { statusCommand } from './commands/status.ts';
 import { OUTPUT_FORMATS, processIo, type Io, type OutputFormat } from './output.ts';
 
 export interface GlobalArgs {
@@ -31,7 +33,9 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       .middleware((argv) => {
         output = argv.output as OutputFormat;
       })
+      .command(agentCommand(io))
       .command(simCommand(io))
+      .command(statusCommand(io))
       .demandCommand(1, 'Name a command; see the list above.')
       .strict()
       .recommendCommands()

@@ -20,8 +20,9 @@
  * leaders commit only entries of their own term). Liveness and "no false failovers" come from
  * PreVote, leader stickiness and CheckQuorum. Server epochs are fenced: see docs/protocol.md §5.
  */
-import { assign, enqueueActions, initialTransition, raise, cancel, setup, transition } from 'xstate';
+import { assign, enqueueActions, initialTransition, raise, cancel, setup } from 'xstate';
 import type { EntryKind, LogEntry, Message, NodeId } from './messages.ts';
+import { pureStepper } from './pure-transition.ts';
 import { nextRandom } from './rng.ts';
 import {
   conflictHint,
@@ -1083,9 +1084,17 @@ export function startElection(input: ElectionInput): ElectionStep {
   return checked(snapshot, actions as ExecutableAction[]);
 }
 
+const transitionElection = pureStepper(electionMachine, {
+  id: 'x',
+  voters: ['x'],
+  timing: { electionTimeoutMinMs: 1, electionTimeoutMaxMs: 2, campaignRetryMinMs: 1, campaignRetryMaxMs: 2 },
+  seed: 0,
+  now: 0,
+});
+
 /** stepElection feeds one event; the caller runs the effects in order before feeding the next. */
 export function stepElection(snapshot: ElectionSnapshot, event: ElectionEvent): ElectionStep {
-  const [next, actions] = transition(electionMachine, snapshot, event);
+  const [next, actions] = transitionElection(snapshot, event);
   return checked(next, actions as ExecutableAction[]);
 }
 

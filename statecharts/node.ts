@@ -12,7 +12,8 @@
  * timers (xstate.raise with a delay, xstate.cancel). Every step that touches the system has a
  * timeout, and a timeout or failure is a state with a retry, never an exception.
  */
-import { assign, cancel, initialTransition, raise, setup, transition } from 'xstate';
+import { assign, cancel, initialTransition, raise, setup } from 'xstate';
+import { pureStepper } from './pure-transition.ts';
 import type { NodeId } from './messages.ts';
 
 export interface LifecycleTiming {
@@ -403,11 +404,13 @@ export function startLifecycle(input: LifecycleInput): {
   return { snapshot, effects: toEffects(actions) };
 }
 
+const transitionLifecycle = pureStepper(lifecycleMachine, { self: 'x', now: 0 });
+
 export function stepLifecycle(
   snapshot: LifecycleSnapshot,
   event: LifecycleEvent,
 ): { snapshot: LifecycleSnapshot; effects: LifecycleEffect[] } {
-  const [next, actions] = transition(lifecycleMachine, snapshot, event);
+  const [next, actions] = transitionLifecycle(snapshot, event);
   return { snapshot: next, effects: toEffects(actions) };
 }
 

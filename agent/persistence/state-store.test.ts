@@ -14,9 +14,19 @@ test('a first boot starts empty; what is saved is what loads', () => {
   try {
     const s = new StateStore(dir);
     assert.deepEqual(s.load(), { term: 0, votedFor: null, log: [] });
-    s.saveLog([{ term: 1, kind: 'noop', data: '' }, { term: 2, kind: 'site', data: 'ünïcode' }]);
+    s.saveLog([
+      { term: 1, kind: 'noop', data: '' },
+      { term: 2, kind: 'site', data: 'ünïcode' },
+    ]);
     s.saveHardState(2, 'r3');
-    assert.deepEqual(new StateStore(dir).load(), { term: 2, votedFor: 'r3', log: [{ term: 1, kind: 'noop', data: '' }, { term: 2, kind: 'site', data: 'ünïcode' }] });
+    assert.deepEqual(new StateStore(dir).load(), {
+      term: 2,
+      votedFor: 'r3',
+      log: [
+        { term: 1, kind: 'noop', data: '' },
+        { term: 2, kind: 'site', data: 'ünïcode' },
+      ],
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -29,7 +39,14 @@ test('a damaged file is refused, naming the file; never a silent reset', () => {
     s.saveHardState(5, 'r1');
     const f = join(dir, HARD_STATE_FILE);
     writeFileSync(f, readFileSync(f, 'utf8').replace('"term":5', '"term":6'));
-    assert.throws(() => s.load(), (e: unknown) => e instanceof StateCorruptError && e.file === f && /checksum/.test(e.message) && /move the state directory aside/.test(e.hint ?? ''));
+    assert.throws(
+      () => s.load(),
+      (e: unknown) =>
+        e instanceof StateCorruptError &&
+        e.file === f &&
+        /checksum/.test(e.message) &&
+        /move the state directory aside/.test(e.hint ?? ''),
+    );
     writeFileSync(f, '{"trunc');
     assert.throws(() => s.load(), /not valid JSON/);
   } finally {
@@ -42,9 +59,15 @@ test('a log without its hard state, or ahead of it, is refused', () => {
   try {
     const s = new StateStore(dir);
     s.saveLog([{ term: 3, kind: 'noop', data: '' }]);
-    assert.throws(() => s.load(), (e: unknown) => e instanceof StateCorruptError && e.file.endsWith(HARD_STATE_FILE));
+    assert.throws(
+      () => s.load(),
+      (e: unknown) => e instanceof StateCorruptError && e.file.endsWith(HARD_STATE_FILE),
+    );
     s.saveHardState(2, null);
-    assert.throws(() => s.load(), (e: unknown) => e instanceof StateCorruptError && e.file.endsWith(LOG_FILE));
+    assert.throws(
+      () => s.load(),
+      (e: unknown) => e instanceof StateCorruptError && e.file.endsWith(LOG_FILE),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -67,14 +90,23 @@ test('killed mid-write 20 times, the state always loads consistent and never goe
         });
         child.on('exit', () => resolve());
       });
-      const acked = out.split('\n').filter((l) => /^\d+$/.test(l)).map(Number);
+      const acked = out
+        .split('\n')
+        .filter((l) => /^\d+$/.test(l))
+        .map(Number);
       if (acked.length) lastAcked = Math.max(lastAcked, acked[acked.length - 1]!);
       const st = new StateStore(dir).load();
       // Everything acknowledged before the kill is on disk; at most the write in flight is ahead.
-      assert.ok(st.term >= lastAcked && st.term <= lastAcked + 1, `round ${round}: term ${st.term}, acked ${lastAcked}`);
+      assert.ok(
+        st.term >= lastAcked && st.term <= lastAcked + 1,
+        `round ${round}: term ${st.term}, acked ${lastAcked}`,
+      );
       const last = st.log[st.log.length - 1]!;
       // The log is at most one write behind the term, never ahead of it.
-      assert.ok(last.term === st.term || last.term === st.term - 1, `round ${round}: log ${last.term} vs term ${st.term}`);
+      assert.ok(
+        last.term === st.term || last.term === st.term - 1,
+        `round ${round}: log ${last.term} vs term ${st.term}`,
+      );
       lastAcked = st.term;
     }
     assert.ok(lastAcked > 20);

@@ -9,7 +9,17 @@
  * silently reset: a robot that forgot its vote could vote twice in one term.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { DurableState } from '../../statecharts/election.ts';
 import type { LogEntry, NodeId } from '../../statecharts/messages.ts';
@@ -57,15 +67,22 @@ export class StateStore {
    */
   load(): DurableState {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    for (const f of readdirSync(this.dir)) if (f.includes('.tmp-')) rmSync(join(this.dir, f), { force: true });
+    for (const f of readdirSync(this.dir))
+      if (f.includes('.tmp-')) rmSync(join(this.dir, f), { force: true });
     const hard = this.read<{ term: number; votedFor: NodeId | null }>(HARD_STATE_FILE);
     const log = this.read<{ entries: LogEntry[] }>(LOG_FILE);
     if (!hard && !log) return { term: 0, votedFor: null, log: [] };
-    if (!hard) throw new StateCorruptError(join(this.dir, HARD_STATE_FILE), `it is missing while ${LOG_FILE} exists`);
+    if (!hard)
+      throw new StateCorruptError(join(this.dir, HARD_STATE_FILE), `it is missing while ${LOG_FILE} exists`);
     const entries = log?.entries ?? [];
-    if (!Number.isInteger(hard.term) || hard.term < 0) throw new StateCorruptError(join(this.dir, HARD_STATE_FILE), 'term is not a non-negative integer');
+    if (!Number.isInteger(hard.term) || hard.term < 0)
+      throw new StateCorruptError(join(this.dir, HARD_STATE_FILE), 'term is not a non-negative integer');
     const last = entries.length ? entries[entries.length - 1]!.term : 0;
-    if (last > hard.term) throw new StateCorruptError(join(this.dir, LOG_FILE), `its last entry has term ${last}, above the persisted term ${hard.term}`);
+    if (last > hard.term)
+      throw new StateCorruptError(
+        join(this.dir, LOG_FILE),
+        `its last entry has term ${last}, above the persisted term ${hard.term}`,
+      );
     return { term: hard.term, votedFor: hard.votedFor, log: entries };
   }
 
@@ -94,16 +111,22 @@ export class StateStore {
       throw new StateCorruptError(file, 'it is not valid JSON');
     }
     if (env === null || typeof env !== 'object' || env.format !== FORMAT) {
-      throw new StateCorruptError(file, `unknown format ${JSON.stringify((env as { format?: unknown } | null)?.format)}`);
+      throw new StateCorruptError(
+        file,
+        `unknown format ${JSON.stringify((env as { format?: unknown } | null)?.format)}`,
+      );
     }
-    if (digest(env.body) !== env.sha256) throw new StateCorruptError(file, 'its checksum does not match its content');
+    if (digest(env.body) !== env.sha256)
+      throw new StateCorruptError(file, 'its checksum does not match its content');
     return env.body;
   }
 
   private write(name: string, body: unknown): void {
     const file = join(this.dir, name);
     const tmp = join(this.dir, `${name}.tmp-${process.pid}`);
-    const data = Buffer.from(JSON.stringify({ format: FORMAT, sha256: digest(body), body } satisfies Envelope<unknown>));
+    const data = Buffer.from(
+      JSON.stringify({ format: FORMAT, sha256: digest(body), body } satisfies Envelope<unknown>),
+    );
     const fd = openSync(tmp, 'w', 0o600);
     try {
       let off = 0;

@@ -1,0 +1,609 @@
+/**
+ * The pure parts of edgectl's DNS-SD over mDNS (RFC 6762 / RFC 6763): names, the TXT schema, record
+ * validation, raw rdata (for the §8.2 probe tie-break) and the TTL cache of the browser. Nothing here
+ * does I/O or reads a clock: time is passed in as `now` (monotonic milliseconds). docs/discovery.md
+ * has the design; agent/discovery/mdns.ts is the shell that puts these on the wire.
+ */
+
+import { isUtf8 } from 'node:buffer';
+import { isIP } from 'node:net';
+import { validateAdvertisement, type Advertisement, type Role } from './discovery.ts';
+
+/** RFC 6763 §7: `_<service>._<proto>`; UDP because the election transport is UDP. */
+export const SERVICE_TYPE = '_edgectl._udp';
+export const DOMAIN = 'local';
+export const SERVICE_FQDN = `${SERVICE_TYPE}.${DOMAIN}`;
+/** RFC 6763 §9: service type enumeration. */
+export const SERVICES_ENUM_FQDN = `_services._dns-sd._udp.${DOMAIN}`;
+export const MDNS_PORT = 5353;
+export const MDNS_GROUP_V4 = '224.0.0.251';
+/** RFC 6762 §10: records that carry a host name (SRV, A) live 120 s; the others 75 minutes. */
+export const TTL_HOST_RECORDS_S = 120;
+export const TTL_OTHER_RECORDS_S = 4500;
+/** RFC 6762 §6.7: TTLs in legacy unicast answers are capped at 10 s. */
+export const TTL_LEGACY_UNICAST_CAP_S = 10;
+/** RFC 6763 §6.7: version of our TXT schema, sent first. */
+export const TXT_VERSION = '1';
+
+export const MAX_LABEL_BYTES = 63;
+export const MAX_NAME_BYTES = 255;
+/** Our labels stay this short so that a rename suffix (`-2` … `-9999`) always fits in 63 bytes. */
+const BASE_LABEL_BYTES = 58;
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+export type RecordType = 'A' | 'PTR' | 'SRV' | 'TXT';
+
+interface RecordBase {
+  readonly name: string;
+  /** Seconds; 0 is a goodbye (RFC 6762 §10.1). */
+  readonly ttl: number;
+  /** The cache-flush bit (RFC 6762 §10.2): set on unique records only. */
+  readonly flush?: boolean;
+}
+export interface ARecord extends RecordBase {
+  readonly type: 'A';
+  readonly data: string;
+}
+export interface PtrRecord extends RecordBase {
+  readonly type: 'PTR';
+  readonly data: string;
+}
+export interface SrvData {
+  readonly priority: number;
+  readonly weight: number;
+  readonly port: number;
+  readonly target: string;
+}
+export interface SrvRecord extends RecordBase {
+  readonly type: 'SRV';
+  readonly data: SrvData;
+}
+export interface TxtRecord extends RecordBase {
+  readonly type: 'TXT';
+  readonly data: readonly Uint8Array[];
+}
+/** The four record types edgectl publishes and caches. */
+export type MdnsRecord = ARecord | PtrRecord | SrvRecord | TxtRecord;
+/** Any other record type: kept only for conflict detection while probing (RFC 6762 §8.1). */
+export interface OtherRecord extends RecordBase {
+  readonly type: string;
+  readonly data?: unknown;
+}
+
+export interface Question {
+  readonly name: string;
+  readonly type: string;
+  /** RFC 6762 §5.4 unicast-response bit. */
+  readonly qu: boolean;
+}
+
+/** Lower-cases an ASCII DNS name for comparison (DNS names compare case-insensitively). */
+export function canonicalName(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => c.toLowerCase());
+}
+
+export function sameName(a: string, b: string): boolean {
+  return a.length === b.length && canonicalName(a) === canonicalName(b);
+}
+
+/** True for a name dns-packet can put on the wire: 1..63-byte labels, at most 255 bytes in all. */
+export function isWireName(name: unknown): name is string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_BYTES) return false;
+  if (!isUtf8(Buffer.from(name, 'utf8'))) return false;
+  const labels = name.split('.');
+  let total = 1;
+  for (const label of labels) {
+    const n = Buffer.byteLength(label, 'utf8');
+    if (n === 0 || n > MAX_LABEL_BYTES) return false;
+    total += n + 1;
+  }
+  return total <= MAX_NAME_BYTES;
+}
+
+function isTtl(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0x7fff_ffff;
+}
+
+function isU16(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff;
+}
+
+export type ParsedRecord =
+  | { readonly kind: 'record'; readonly record: MdnsRecord }
+  | { readonly kind: 'other'; readonly record: OtherRecord }
+  | { readonly kind: 'malformed'; readonly reason: string };
+
+/**
+ * parseWireRecord validates one resource record as multicast-dns/dns-packet decoded it. Nothing is
+ * trusted: a record for a type we use whose fields are off is 'malformed'; a well-formed record of
+ * another type or class is 'other'.
+ */
+export function parseWireRecord(raw: unknown): ParsedRecord {
+  if (typeof raw !== 'object' || raw === null) return { kind: 'malformed', reason: 'not an object' };
+  const r = raw as {
+    name?: unknown;
+    type?: unknown;
+    ttl?: unknown;
+    class?: unknown;
+    flush?: unknown;
+    data?: unknown;
+  };
+  if (typeof r.name !== 'string' || r.name.length > MAX_NAME_BYTES * 4)
+    return { kind: 'malformed', reason: 'bad name' };
+  if (typeof r.type !== 'string') return { kind: 'malformed', reason: 'bad type' };
+  const flush = r.flush === true;
+  const name = r.name;
+  const type = r.type;
+  if (r.class !== 'IN' || (type !== 'A' && type !== 'PTR' && type !== 'SRV' && type !== 'TXT')) {
+    // Another type or class (AAAA, NSEC, OPT, …): not ours to validate; kept for conflict checks.
+    return { kind: 'other', record: { name, type, ttl: isTtl(r.ttl) ? r.ttl : 0, flush, data: r.data } };
+  }
+  if (!isTtl(r.ttl)) return { kind: 'malformed', reason: 'bad ttl' };
+  const ttl = r.ttl;
+  if (!isWireName(name)) return { kind: 'malformed', reason: `bad ${type} owner name` };
+  switch (type) {
+    case 'A':
+      if (typeof r.data !== 'string' || isIP(r.data) !== 4)
+        return { kind: 'malformed', reason: 'bad A rdata' };
+      return { kind: 'record', record: { name, type, ttl, flush, data: r.data } };
+    case 'PTR':
+      if (!isWireName(r.data)) return { kind: 'malformed', reason: 'bad PTR rdata' };
+      return { kind: 'record', record: { name, type, ttl, flush, data: r.data } };
+    case 'SRV': {
+      const d = r.data as { priority?: unknown; weight?: unknown; port?: unknown; target?: unknown } | null;
+      if (typeof d !== 'object' || d === null) return { kind: 'malformed', reason: 'bad SRV rdata' };
+      if (!isU16(d.priority) || !isU16(d.weight) || !isU16(d.port) || !isWireName(d.target))
+        return { kind: 'malformed', reason: 'bad SRV rdata' };
+      const data: SrvData = { priority: d.priority, weight: d.weight, port: d.port, target: d.target };
+      return { kind: 'record', record: { name, type, ttl, flush, data } };
+    }
+    case 'TXT': {
+      if (!Array.isArray(r.data)) return { kind: 'malformed', reason: 'bad TXT rdata' };
+      const strings: Uint8Array[] = [];
+      for (const s of r.data as unknown[]) {
+        if (!(s instanceof Uint8Array) || s.length > 255)
+          return { kind: 'malformed', reason: 'bad TXT string' };
+        strings.push(s);
+      }
+      return { kind: 'record', record: { name, type, ttl, flush, data: strings } };
+    }
+  }
+  return { kind: 'malformed', reason: 'unreachable' };
+}
+
+/** parseWireQuestion validates one question; dns-packet reports a set QU bit as class `UNKNOWN_32769`. */
+export function parseWireQuestion(raw: unknown): Question | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const q = raw as { name?: unknown; type?: unknown; class?: unknown };
+  if (typeof q.name !== 'string' || q.name.length > MAX_NAME_BYTES * 4 || typeof q.type !== 'string')
+    return undefined;
+  let qu = false;
+  if (q.class === 'UNKNOWN_32769') qu = true;
+  else if (q.class !== 'IN' && q.class !== 'ANY' && q.class !== 'UNKNOWN_33023') return undefined;
+  if (q.class === 'UNKNOWN_33023') qu = true; // ANY | QU
+  return { name: q.name, type: q.type, qu };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw rdata and the probe tie-break (RFC 6762 §8.2)
+
+const TYPE_CODES: Readonly<Record<string, number>> = {
+  A: 1,
+  PTR: 12,
+  TXT: 16,
+  AAAA: 28,
+  SRV: 33,
+  NSEC: 47,
+  ANY: 255,
+};
+
+export function typeCode(type: string): number {
+  const known = TYPE_CODES[type];
+  if (known !== undefined) return known;
+  const m = /^UNKNOWN_(\d+)$/.exec(type);
+  return m ? Number(m[1]) : 0xffff;
+}
+
+/** The uncompressed wire form of a domain name. */
+export function encodeName(name: string): Buffer {
+  const parts: Buffer[] = [];
+  for (const label of name.replace(/^\.|\.$/g, '').split('.')) {
+    if (label.length === 0) continue;
+    const b = Buffer.from(label, 'utf8');
+    parts.push(Buffer.from([b.length]), b);
+  }
+  parts.push(Buffer.from([0]));
+  return Buffer.concat(parts);
+}
+
+/** rdataBytes is a record's raw rdata, names uncompressed: what §8.2.1 compares octet by octet. */
+export function rdataBytes(rr: MdnsRecord | OtherRecord): Buffer {
+  switch (rr.type) {
+    case 'A':
+      return Buffer.from(String(rr.data).split('.').map(Number));
+    case 'PTR':
+      return encodeName(String(rr.data));
+    case 'SRV': {
+      const d = rr.data as SrvData;
+      const head = Buffer.alloc(6);
+      head.writeUInt16BE(d.priority, 0);
+      head.writeUInt16BE(d.weight, 2);
+      head.writeUInt16BE(d.port, 4);
+      return Buffer.concat([head, encodeName(d.target)]);
+    }
+    case 'TXT': {
+      const strings = rr.data as readonly Uint8Array[];
+      if (strings.length === 0) return Buffer.from([0]);
+      return Buffer.concat(strings.flatMap((s) => [Buffer.from([s.length]), Buffer.from(s)]));
+    }
+    default:
+      // Types we do not publish: a stable stand-in so that the order is at least deterministic.
+      return Buffer.from(JSON.stringify(rr.data ?? null) ?? '', 'utf8');
+  }
+}
+
+/** A stable identity for (name, type, rdata); the cache and the duplicate checks key on it. */
+export function recordKey(rr: MdnsRecord | OtherRecord): string {
+  return `${canonicalName(rr.name)}|${rr.type}|${rdataBytes(rr).toString('hex')}`;
+}
+
+/** Same name, type and rdata (the TTL and the cache-flush bit do not matter). */
+export function sameRecord(a: MdnsRecord | OtherRecord, b: MdnsRecord | OtherRecord): boolean {
+  return a.type === b.type && sameName(a.name, b.name) && rdataBytes(a).equals(rdataBytes(b));
+}
+
+/** §8.2.1: class first (all ours are IN), then type, then the raw rdata as unsigned octets. */
+export function compareRecords(a: MdnsRecord | OtherRecord, b: MdnsRecord | OtherRecord): number {
+  const t = typeCode(a.type) - typeCode(b.type);
+  if (t !== 0) return Math.sign(t);
+  return Buffer.compare(rdataBytes(a), rdataBytes(b));
+}
+
+/**
+ * compareProbeSets implements the simultaneous-probe tie-break of RFC 6762 §8.2: each host's
+ * proposed records for the contested name are sorted, then compared pairwise; the first difference
+ * decides, and a list that is a prefix of the other is the earlier one. Returns > 0 when `ours` is
+ * lexicographically later (we win), < 0 when we lose, 0 when the sets are identical (no conflict:
+ * typically our own probe looped back).
+ */
+export function compareProbeSets(
+  ours: readonly (MdnsRecord | OtherRecord)[],
+  theirs: readonly (MdnsRecord | OtherRecord)[],
+): number {
+  const a = [...ours].sort(compareRecords);
+  const b = [...theirs].sort(compareRecords);
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const c = compareRecords(a[i]!, b[i]!);
+    if (c !== 0) return c;
+  }
+  return Math.sign(a.length - b.length);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+/**
+ * escapeInstanceLabel renders a service instance label in presentation format (RFC 6763 §4.3):
+ * a literal dot becomes `\.` and a backslash `\\`, so that the label survives being joined with
+ * the `<Service>.<Domain>` part. Every other UTF-8 character stays as it is.
+ */
+export function escapeInstanceLabel(label: string): string {
+  return label.replace(/[\\.]/g, (c) => `\\${c}`);
+}
+
+/** unescapeInstanceLabel reverses escapeInstanceLabel; it also accepts `\DDD` decimal escapes. */
+export function unescapeInstanceLabel(text: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c !== '\\') {
+      bytes.push(...Buffer.from(c, 'utf8'));
+      continue;
+    }
+    const digits = /^\d{3}/.exec(text.slice(i + 1));
+    if (digits && Number(digits[0]) <= 255) {
+      bytes.push(Number(digits[0]));
+      i += 3;
+    } else if (i + 1 < text.length) {
+      bytes.push(...Buffer.from(text[i + 1]!, 'utf8'));
+      i += 1;
+    } else {
+      bytes.push(0x5c);
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/**
+ * splitServiceInstanceName splits a presentation-format name `<Instance>.<Service>.<Domain>` into
+ * its unescaped instance label and the rest, honouring `\.` escapes; undefined when the name does
+ * not end with `.<serviceFqdn>`.
+ */
+export function splitServiceInstanceName(
+  name: string,
+  serviceFqdn: string = SERVICE_FQDN,
+): { instance: string; service: string } | undefined {
+  const suffix = `.${serviceFqdn}`;
+  if (name.length <= suffix.length || !sameName(name.slice(-suffix.length), suffix)) return undefined;
+  const escaped = name.slice(0, -suffix.length);
+  return { instance: unescapeInstanceLabel(escaped), service: name.slice(-serviceFqdn.length) };
+}
+
+/** Lower-case `[a-z0-9-]` only, no leading/trailing `-`: safe in both labels and host names. */
+export function sanitizeLabelPart(s: string): string {
+  const out = s
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  return out.length > 0 ? out : 'x';
+}
+
+function joinLimited(first: string, second: string): string {
+  // The first part is the one that must survive (the node id); the second is truncated first.
+  const room = BASE_LABEL_BYTES - first.length - 1;
+  if (room <= 0) return first.slice(0, BASE_LABEL_BYTES);
+  const tail = second.slice(0, room).replace(/-+$/, '');
+  return tail.length > 0 ? `${first}-${tail}` : first;
+}
+
+/**
+ * instanceLabel is the service instance label `<siteId>-<nodeId>` (sanitized, at most 58 bytes so
+ * that a rename suffix fits; the site part is truncated first). `n` ≥ 2 appends the RFC 6762 §9
+ * rename suffix `-n`. The label is a convenience for humans: peers identify each other by the TXT
+ * keys `site`/`node`, never by the instance name, which may change on a conflict.
+ */
+export function instanceLabel(siteId: string, nodeId: string, n = 1): string {
+  const node = sanitizeLabelPart(nodeId);
+  const site = sanitizeLabelPart(siteId);
+  const room = BASE_LABEL_BYTES - node.length - 1;
+  const base =
+    room <= 0 ? node.slice(0, BASE_LABEL_BYTES) : `${site.slice(0, room).replace(/-+$/, '')}-${node}`;
+  return n >= 2 ? `${base}-${n}` : base;
+}
+
+/**
+ * hostLabel is the host name label `<nodeId>-<siteId>` (then `.local`): unique per node, never the
+ * machine's hostname (network namespaces share the UTS hostname, and several agents can run on one
+ * machine in tests).
+ */
+export function hostLabel(nodeId: string, siteId: string, n = 1): string {
+  const base = joinLimited(sanitizeLabelPart(nodeId), sanitizeLabelPart(siteId));
+  return n >= 2 ? `${base}-${n}` : base;
+}
+
+export function instanceFqdn(label: string): string {
+  return `${label}.${SERVICE_FQDN}`;
+}
+
+export function hostFqdn(label: string): string {
+  return `${label}.${DOMAIN}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TXT schema (RFC 6763 §6)
+
+/** Keys of TXT schema version 1. `port` repeats the SRV port; `srv` is server-capable (1/0). */
+export const TXT_KEYS = ['txtvers', 'site', 'node', 'ver', 'role', 'term', 'port', 'srv'] as const;
+
+/**
+ * encodeTxt renders the TXT record strings for an advertisement, `txtvers` first (RFC 6763 §6.7).
+ * Nothing secret ever goes here: TXT records are readable by anyone on the link.
+ */
+export function encodeTxt(ad: Advertisement): Buffer[] {
+  return [
+    `txtvers=${TXT_VERSION}`,
+    `site=${ad.siteId}`,
+    `node=${ad.nodeId}`,
+    `ver=${ad.agentVersion}`,
+    `role=${ad.role}`,
+    `term=${ad.term}`,
+    `port=${ad.port}`,
+    `srv=${ad.serverCapable ? '1' : '0'}`,
+  ].map((s) => Buffer.from(s, 'utf8'));
+}
+
+export type TxtDecodeResult =
+  | { readonly ok: true; readonly advertisement: Advertisement }
+  | { readonly ok: false; readonly reason: string; readonly siteId?: string };
+
+/**
+ * parseTxtAttributes applies RFC 6763 §6.3–§6.5: a key is everything before the first `=`, keys
+ * compare case-insensitively, a string without `=` is a boolean attribute (value undefined), and
+ * only the first occurrence of a key counts. Strings with an empty key are ignored (§6.4).
+ */
+export function parseTxtAttributes(strings: readonly Uint8Array[]): Map<string, string | undefined> {
+  const out = new Map<string, string | undefined>();
+  for (const raw of strings) {
+    const s = Buffer.from(raw);
+    const eq = s.indexOf(0x3d);
+    const keyBytes = eq === -1 ? s : s.subarray(0, eq);
+    if (keyBytes.length === 0) continue;
+    let printable = true;
+    for (const b of keyBytes) if (b < 0x20 || b > 0x7e) printable = false;
+    if (!printable) continue;
+    const key = keyBytes.toString('latin1').toLowerCase();
+    if (out.has(key)) continue;
+    out.set(key, eq === -1 ? undefined : s.subarray(eq + 1).toString('utf8'));
+  }
+  return out;
+}
+
+/**
+ * decodeTxt turns TXT strings back into an Advertisement, validating every key. An unknown
+ * `txtvers` is refused (a later schema may change meanings); unknown extra keys are ignored.
+ * `siteId` is reported even on failure when present, so that callers can count other sites.
+ */
+export function decodeTxt(strings: readonly Uint8Array[]): TxtDecodeResult {
+  for (const s of strings) if (!isUtf8(s)) return { ok: false, reason: 'TXT string is not UTF-8' };
+  const kv = parseTxtAttributes(strings);
+  const site = kv.get('site');
+  const fail = (reason: string): TxtDecodeResult =>
+    site === undefined ? { ok: false, reason } : { ok: false, reason, siteId: site };
+  if (kv.get('txtvers') !== TXT_VERSION)
+    return fail(`unsupported txtvers ${JSON.stringify(kv.get('txtvers'))}`);
+  for (const key of TXT_KEYS) if (kv.get(key) === undefined) return fail(`missing key ${key}`);
+  const term = kv.get('term')!;
+  const port = kv.get('port')!;
+  const srv = kv.get('srv')!;
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(term) || !Number.isSafeInteger(Number(term))) return fail('bad term');
+  if (!/^[1-9][0-9]{0,4}$/.test(port)) return fail('bad port');
+  if (srv !== '0' && srv !== '1') return fail('bad srv');
+  const ad: Advertisement = {
+    siteId: site!,
+    nodeId: kv.get('node')!,
+    agentVersion: kv.get('ver')!,
+    role: kv.get('role')! as Role,
+    term: Number(term),
+    port: Number(port),
+    serverCapable: srv === '1',
+  };
+  const problems = validateAdvertisement(ad);
+  if (problems.length > 0) return fail(problems.join('; '));
+  return { ok: true, advertisement: ad };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The browser's record cache (RFC 6762 §5.2, §10)
+
+export interface CacheEntry {
+  readonly key: string;
+  record: MdnsRecord;
+  /** Monotonic ms when the record was last received. */
+  receivedAt: number;
+  /** Monotonic ms when it expires: receivedAt + TTL, or 1 s after a goodbye or a cache flush. */
+  expiresAt: number;
+  /** Remaining refresh points (RFC 6762 §5.2: 80%, 85%, 90%, 95% of the TTL plus 0–2%). */
+  refreshAt: number[];
+  /** Set by a goodbye (TTL 0): the entry is on its one-second way out. */
+  goodbye: boolean;
+}
+
+export type CacheAddResult = 'added' | 'refreshed' | 'goodbye' | 'ignored' | 'full';
+
+/**
+ * RecordCache is the TTL-honouring cache of one interface. It implements:
+ * - expiry at the TTL;
+ * - goodbye (TTL 0): the record is kept for one more second, then removed (§10.1);
+ * - cache flush (§10.2): a unique record with the cache-flush bit evicts, one second later, every
+ *   other record of the same name and type that was received more than one second ago;
+ * - refresh points at 80/85/90/95 % of the TTL (§5.2), which the browser turns into queries.
+ * It is bounded (`maxEntries`): a chatty or hostile LAN cannot grow it without limit.
+ */
+export class RecordCache {
+  readonly #entries = new Map<string, CacheEntry>();
+  readonly #maxEntries: number;
+  readonly #random: () => number;
+
+  constructor(opts: { maxEntries?: number; random?: () => number } = {}) {
+    this.#maxEntries = opts.maxEntries ?? 2048;
+    this.#random = opts.random ?? Math.random;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  add(rr: MdnsRecord, now: number): CacheAddResult {
+    const key = recordKey(rr);
+    const existing = this.#entries.get(key);
+    if (rr.ttl === 0) {
+      if (!existing) return 'ignored';
+      existing.expiresAt = Math.min(existing.expiresAt, now + 1000);
+      existing.refreshAt = [];
+      existing.goodbye = true;
+      return 'goodbye';
+    }
+    if (rr.flush) {
+      const name = canonicalName(rr.name);
+      for (const e of this.#entries.values()) {
+        if (e.key === key || e.record.type !== rr.type || canonicalName(e.record.name) !== name) continue;
+        if (e.receivedAt < now - 1000) {
+          e.expiresAt = Math.min(e.expiresAt, now + 1000);
+          e.refreshAt = [];
+        }
+      }
+    }
+    if (existing) {
+      existing.record = rr;
+      existing.receivedAt = now;
+      existing.expiresAt = now + rr.ttl * 1000;
+      existing.refreshAt = this.#refreshPoints(now, rr.ttl);
+      existing.goodbye = false;
+      return 'refreshed';
+    }
+    if (this.#entries.size >= this.#maxEntries) return 'full';
+    this.#entries.set(key, {
+      key,
+      record: rr,
+      receivedAt: now,
+      expiresAt: now + rr.ttl * 1000,
+      refreshAt: this.#refreshPoints(now, rr.ttl),
+      goodbye: false,
+    });
+    return 'added';
+  }
+
+  /** Live entries of a name and type, newest first. */
+  lookup(name: string, type: RecordType, now: number): CacheEntry[] {
+    const n = canonicalName(name);
+    const out: CacheEntry[] = [];
+    for (const e of this.#entries.values())
+      if (e.record.type === type && e.expiresAt > now && canonicalName(e.record.name) === n) out.push(e);
+    return out.sort((a, b) => b.receivedAt - a.receivedAt);
+  }
+
+  /** Every live entry (any name and type). */
+  live(now: number): CacheEntry[] {
+    return [...this.#entries.values()].filter((e) => e.expiresAt > now);
+  }
+
+  /** Removes and returns the entries whose time is up. */
+  expire(now: number): CacheEntry[] {
+    const gone: CacheEntry[] = [];
+    for (const [k, e] of this.#entries) {
+      if (e.expiresAt <= now) {
+        this.#entries.delete(k);
+        gone.push(e);
+      }
+    }
+    return gone;
+  }
+
+  /** Entries that passed a refresh point since the last call (each point fires once). */
+  dueRefreshes(now: number): CacheEntry[] {
+    const due: CacheEntry[] = [];
+    for (const e of this.#entries.values()) {
+      if (e.refreshAt.length > 0 && e.refreshAt[0]! <= now && e.expiresAt > now) {
+        while (e.refreshAt.length > 0 && e.refreshAt[0]! <= now) e.refreshAt.shift();
+        due.push(e);
+      }
+    }
+    return due;
+  }
+
+  /** The earliest expiry or refresh point, for the one maintenance timer. */
+  nextDeadline(): number | undefined {
+    let next: number | undefined;
+    for (const e of this.#entries.values()) {
+      const t = Math.min(e.expiresAt, e.refreshAt[0] ?? Infinity);
+      if (next === undefined || t < next) next = t;
+    }
+    return next;
+  }
+
+  delete(key: string): void {
+    this.#entries.delete(key);
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+
+  #refreshPoints(now: number, ttlS: number): number[] {
+    const ttlMs = ttlS * 1000;
+    return [0.8, 0.85, 0.9, 0.95].map((f) => now + ttlMs * (f + this.#random() * 0.02));
+  }
+}

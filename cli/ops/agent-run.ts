@@ -1,0 +1,72 @@
+/**
+ * `edgectl agent run`: the robot daemon. It builds the real implementations of each interface from
+ * the config and runs the Agent until SIGTERM or SIGINT, then shuts down cleanly (leadership
+ * transfer, mDNS goodbye).
+ */
+import { Agent } from '../../agent/agent.ts';
+import { loadAgentConfig, readSiteKey, type AgentConfig } from '../../agent/config.ts';
+import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
+import type { ControlPlaneRuntime } from '../../agent/control-plane/runtime.ts';
+import { makeDiscovery } from '../../agent/discovery/factory.ts';
+import { EdgeError } from '../../agent/errors.ts';
+import { createLogger } from '../../agent/log.ts';
+import { StateStore } from '../../agent/persistence/state-store.ts';
+import { startStatusServer } from '../../agent/status-server.ts';
+import { UdpTransport } from '../../agent/transport/udp.ts';
+import type { Io } from '../output.ts';
+
+function makeRuntime(config: AgentConfig): ControlPlaneRuntime {
+  switch (config.controlPlane.runtime) {
+    case 'memory':
+      return new InMemoryControlPlane(config.node.id);
+    default:
+      throw new EdgeError(
+        'RUNTIME_UNAVAILABLE',
+        `controlPlane.runtime "${config.controlPlane.runtime}" is not available in this build`,
+        {
+          hint: 'use controlPlane.runtime: memory (the lab and k3s runtimes arrive with the lab and k3s issues; docs/agent.md)',
+          exitCode: 2,
+        },
+      );
+  }
+}
+
+export async function runAgent(o: { config: string }, _io: Io, stop?: Promise<unknown>): Promise<void> {
+  const config = loadAgentConfig(o.config);
+  const key = readSiteKey(config.siteKeyFile);
+  const runtime = makeRuntime(config);
+  const { log, context } = createLogger({
+    node: config.node.id,
+    site: config.site.id,
+    level: config.log.level,
+  });
+  const store = new StateStore(config.stateDir);
+  const transport = await UdpTransport.open({
+    self: config.node.id,
+    siteId: config.site.id,
+    key,
+    bindAddress: config.network.bindAddress,
+    port: config.network.port,
+  });
+  const discovery = makeDiscovery(config, transport.port, (err) =>
+    log.warn({ err: String(err) }, 'discovery listener failed'),
+  );
+  const agent = new Agent({ config, transport, discovery, runtime, store, log, logContext: context });
+  try {
+    await agent.start();
+  } catch (e) {
+    await agent.stop().catch(() => {});
+    throw e;
+  }
+  const status = await startStatusServer(agent, config.status.listen);
+  log.info({ status: config.status.listen, port: transport.port }, 'agent running');
+  await (stop ??
+    new Promise<void>((resolve) => {
+      process.once('SIGTERM', () => resolve());
+      process.once('SIGINT', () => resolve());
+    }));
+  log.info('shutting down');
+  await agent.stop();
+  await status.close();
+  await runtime.close();
+}
