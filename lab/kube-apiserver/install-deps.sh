@@ -19,6 +19,8 @@ PACKAGES=(
   openssh-server # sshd on the simulated robots
   avahi-daemon   # mDNS discovery on the simulated LAN
   avahi-utils    # avahi-browse / avahi-publish
+  dbus           # a private bus for avahi-daemon in the interop test
+  util-linux     # unshare, for avahi's private /run
   tcpdump        # packet capture while debugging the lab
 )
 
