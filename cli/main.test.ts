@@ -127,3 +127,44 @@ test('status renders a readable table from a live agent', async () => {
   assert.match(text, /r2\s+alive\s+yes\s+0\.1s ago\s+4\.2 ms\s+10\.0\.0\.2/);
   assert.match(text, /dropped: bad-mac 2/);
 });
+
+test('a run with a safety violation prints its report, then fails with exit code 3', async () => {
+  const { runSim } = await import('./ops/sim.ts');
+  const { Simulator } = await import('../lab/sim/simulator.ts');
+  const c = io();
+  const opts = {
+    nodes: 3,
+    seed: 1,
+    duration: '5s',
+    loss: 0,
+    delay: '2ms-10ms',
+    dup: 0,
+    burst: [],
+    fault: [],
+    profile: 'fleet' as const,
+    proposeEvery: '5s',
+    trace: false,
+    output: 'json' as const,
+  };
+  // A genuine run, with a violation injected into its result: the checker's findings must end the run red.
+  const withViolation = (o: ConstructorParameters<typeof Simulator>[0]) => {
+    const r = new Simulator(o).run();
+    return {
+      ...r,
+      violations: [{ kind: 'two-leaders' as const, atMs: 1234, detail: 'r1 and r2 both led term 1' }],
+    };
+  };
+  assert.throws(
+    () => runSim(opts, c.io, withViolation),
+    (e: unknown) =>
+      e instanceof Error &&
+      (e as { exitCode?: number }).exitCode === 3 &&
+      /two-leaders/.test(e.message) &&
+      /seed 1/.test((e as { hint?: string }).hint ?? ''),
+  );
+  assert.equal(
+    JSON.parse(c.out.join('')).safetyViolations.length,
+    1,
+    'the report is printed before the failure',
+  );
+});

@@ -4,7 +4,13 @@
  */
 import { SafetyViolationError, UsageError } from '../../agent/errors.ts';
 import { faultTargets, parseDuration, parseTimedFault } from '../../lab/faults.ts';
-import { Simulator, defaultSimOptions, type BurstSpec, type SimResult } from '../../lab/sim/simulator.ts';
+import {
+  Simulator,
+  defaultSimOptions,
+  type BurstSpec,
+  type SimOptions,
+  type SimResult,
+} from '../../lab/sim/simulator.ts';
 import { summarize } from '../../lab/sim/stats.ts';
 import { TIMING_PROFILES, validateTiming, type TimingProfileName } from '../../statecharts/timing.ts';
 import { seconds, table, type Io, type OutputFormat } from '../output.ts';
@@ -234,9 +240,12 @@ export function renderSimTable(rep: SimReport): string {
 }
 
 /** runSim runs the simulator, prints the report and throws if any safety invariant broke. */
-export function runSim(o: SimCommandOptions, io: Io): SimReport {
-  const sim = new Simulator(buildSimOptions(o));
-  const report = toReport(o, sim.run());
+export function runSim(
+  o: SimCommandOptions,
+  io: Io,
+  simulate: (opts: SimOptions) => SimResult = (opts) => new Simulator(opts).run(),
+): SimReport {
+  const report = toReport(o, simulate(buildSimOptions(o)));
   io.out(o.output === 'json' ? JSON.stringify(report, null, 2) : renderSimTable(report));
   if (report.safetyViolations.length > 0) {
     const first = report.safetyViolations[0]!;
