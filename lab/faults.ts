@@ -59,14 +59,14 @@ const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** parseDuration reads `1.5s`, `200ms`, `2m`, `1h` or a bare number of milliseconds. */
 export function parseDuration(text: string, what = 'duration'): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const m = /^(\d+(?:\.\d+)?(?:e[+-]?\d+)?)(ms|s|m|h)?$/i.exec(text.trim());
   if (!m) {
     throw new UsageError('BAD_DURATION', `${what} "${text}" is not a duration`, {
       hint: 'write a number with a unit: 200ms, 1.5s, 2m or 1h',
     });
   }
   const n = Number(m[1]);
-  const unit = m[2] ?? 'ms';
+  const unit = (m[2] ?? 'ms').toLowerCase();
   return n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
 }
 
@@ -90,7 +90,8 @@ export function parseFault(spec: string): Fault {
   };
   switch (kind) {
     case 'drop': {
-      const m = /^([^-=>]+)->([^=]+)=(\d*\.?\d+)$/.exec(arg);
+      // Robot names may contain dashes (spot-2): split at the arrow, not at the first dash.
+      const m = /^(.+?)->(.+)=(\d*\.?\d+(?:e[+-]?\d+)?)$/i.exec(arg);
       need(m !== null, 'drop:<a>-><b>=<fraction>, e.g. drop:r1->r2=0.3');
       const rate = Number(m![3]);
       need(rate >= 0 && rate <= 1, 'a drop fraction between 0 and 1');

@@ -231,3 +231,63 @@ test('the same inputs give the same outputs (no hidden clock or randomness)', ()
   };
   assert.equal(run(), run());
 });
+
+test('boot stickiness: a robot that followed before refuses votes for one window after boot; a new one does not', () => {
+  const vote = {
+    type: 'vote' as const,
+    from: 'a',
+    to: 'b',
+    term: 5,
+    lastIndex: 0,
+    lastTerm: 0,
+    transfer: false,
+  };
+  // It may have acknowledged a leader just before it lost power: that leader's lease still counts it.
+  const rebooted = startElection({
+    id: 'b',
+    voters: ['a', 'b', 'c'],
+    timing: testTiming,
+    seed: 1,
+    now: 1000,
+    durable: { term: 4, votedFor: 'c', log: [] },
+  }).snapshot;
+  const early = step(rebooted, {
+    type: 'message',
+    now: 1000 + testTiming.electionTimeoutMinMs - 1,
+    msg: vote,
+  });
+  assert.equal(early.snapshot.context.term, 4, 'the term is not adopted');
+  assert.deepEqual(sends(early.effects), []);
+  const later = step(rebooted, { type: 'message', now: 1000 + testTiming.electionTimeoutMinMs, msg: vote });
+  assert.deepEqual(sends(later.effects), [{ type: 'voteResp', from: 'b', to: 'a', term: 5, granted: true }]);
+  // A brand-new robot has acknowledged nothing, so the site can elect at once on first power-on.
+  const fresh = step(node('b', ['a', 'b', 'c']), { type: 'message', now: 1, msg: { ...vote, term: 1 } });
+  assert.deepEqual(sends(fresh.effects), [{ type: 'voteResp', from: 'b', to: 'a', term: 1, granted: true }]);
+});
+
+test('a leader whose handover does not complete steps down instead of serving its old epoch again', () => {
+  let s = node('a', ['a', 'b', 'c']);
+  s = step(s, { type: 'campaign', now: 0 }).snapshot;
+  s = step(s, {
+    type: 'message',
+    now: 1,
+    msg: { type: 'preVoteResp', from: 'b', to: 'a', term: 1, granted: true },
+  }).snapshot;
+  s = step(s, {
+    type: 'message',
+    now: 2,
+    msg: { type: 'voteResp', from: 'b', to: 'a', term: 1, granted: true },
+  }).snapshot;
+  s = step(s, {
+    type: 'message',
+    now: 3,
+    msg: { type: 'appendResp', from: 'b', to: 'a', term: 1, success: true, matchIndex: 1, echo: 2 },
+  }).snapshot;
+  s = step(s, { type: 'fenceElapsed', now: 2 + fenceDelayMs(testTiming) }).snapshot;
+  assert.equal(leaderPhaseOf(s), 'serving');
+  s = step(s, { type: 'transferLeadership', to: 'b', now: 30 }).snapshot;
+  assert.equal(leaderPhaseOf(s), 'handingOff', 'b is up to date, so TimeoutNow leaves at once');
+  const r = step(s, { type: 'transferTimeout', now: 30 + testTiming.transferTimeoutMs });
+  assert.equal(roleOf(r.snapshot), 'follower');
+  assert.ok(!r.effects.some((e) => e.kind === 'startServer'), 'the old epoch must not serve again');
+});

@@ -109,6 +109,8 @@ export interface ElectionContext {
   readonly transferee: NodeId | null;
   /** False until the first follower period began: the first one uses the short boot timeout. */
   readonly started: boolean;
+  /** The current election timeout is the short boot one (until a leader is heard). */
+  readonly bootTimeout: boolean;
 
   /** What the shell was last told: leaderChanged and commit are emitted on change. */
   readonly reported: { readonly leader: NodeId | null; readonly term: number; readonly commit: number };
@@ -187,11 +189,28 @@ function stage(c: ElectionContext, fx: Partial<StagedEffects>): StagedEffects {
 
 /** leaseActive: has this node heard a live leader (or, as leader, its quorum) within the stickiness window? */
 function leaseActive(c: ElectionContext, now: number): boolean {
-  return (
-    c.leader !== null &&
-    c.lastLeaderContactAt !== null &&
-    now - c.lastLeaderContactAt < c.timing.electionTimeoutMinMs
-  );
+  return c.lastLeaderContactAt !== null && now - c.lastLeaderContactAt < c.timing.electionTimeoutMinMs;
+}
+
+/** leaseHolder names who this robot's stickiness protects, for traces. */
+function leaseHolder(c: ElectionContext): string {
+  return c.leader ?? 'a leader heard before this robot restarted';
+}
+
+/** NEVER is the lastAck of a peer that has not acknowledged this leadership (JSON-safe, unlike -Infinity). */
+const NEVER = -1e12;
+
+/**
+ * hasLease: a majority of voters (this leader included) echoed an Append it sent within
+ * leaderLeaseMs. Measured from the leader's own send times, so network delay cannot stretch it.
+ */
+function hasLease(c: ElectionContext, now: number): boolean {
+  let active = 1; // self
+  for (const v of otherVoters(c)) {
+    const p = c.progress[v];
+    if (p && now - p.lastAck < c.timing.leaderLeaseMs) active++;
+  }
+  return active >= quorum(c);
 }
 
 /**
@@ -271,7 +290,11 @@ export const electionMachine = setup({
     electionTimeout: ({ context, event }) =>
       Math.max(
         1,
-        context.electionResetAt + context.electionTimeoutMs - (nowOf(event) ?? context.electionResetAt),
+        Math.max(
+          context.electionResetAt + context.electionTimeoutMs,
+          // Never campaign while this robot itself still heard a leader within the stickiness window.
+          (context.lastLeaderContactAt ?? -Infinity) + context.timing.electionTimeoutMinMs,
+        ) - (nowOf(event) ?? context.electionResetAt),
       ),
     campaignRetry: ({ context }) => context.retryMs,
     heartbeat: ({ context }) => context.timing.heartbeatMs,
@@ -310,24 +333,22 @@ export const electionMachine = setup({
     },
     electionDue: ({ context, event }) => event.now - context.electionResetAt >= context.electionTimeoutMs,
     voterElectionDue: ({ context, event }) =>
-      isVoter(context) && event.now - context.electionResetAt >= context.electionTimeoutMs,
+      isVoter(context) &&
+      event.now - context.electionResetAt >= context.electionTimeoutMs &&
+      // Its own vote counts in the new leader's majority: it must not have heard the old one recently.
+      !leaseActive(context, event.now),
     leaderHeard: ({ context, event }) => leaseActive(context, event.now),
     preVoteWon: ({ context }) => voteTally(context).granted >= quorum(context),
     campaignLost: ({ context }) => voteTally(context).refused > context.voters.length - quorum(context),
     voteWon: ({ context }) => voteTally(context).granted >= quorum(context),
     /** CheckQuorum: fewer than a majority of voters echoed an Append sent within the leader's lease. */
-    quorumLost: ({ context, event }) => {
-      let active = 1; // self
-      for (const v of otherVoters(context)) {
-        const p = context.progress[v];
-        if (p && event.now - p.lastAck < context.timing.leaderLeaseMs) active++;
-      }
-      return active < quorum(context);
-    },
+    quorumLost: ({ context, event }) => !hasLease(context, event.now),
     /** Leadership is established (its no-op committed) and old leases have surely run out (fencing). */
     canServe: ({ context, event }) =>
       context.commitIndex >= context.noopIndex &&
-      (nowOf(event) ?? -Infinity) >= context.becameLeaderAt + fenceDelayMs(context.timing),
+      (nowOf(event) ?? -Infinity) >= context.becameLeaderAt + fenceDelayMs(context.timing) &&
+      // Acknowledgements queued while this robot was frozen do not count: the lease must hold now.
+      hasLease(context, nowOf(event) ?? -Infinity),
     transfereeCaughtUp: ({ context }) =>
       context.transferee !== null &&
       (context.progress[context.transferee]?.match ?? 0) >= lastIndex(context.log),
@@ -406,6 +427,7 @@ export const electionMachine = setup({
       return {
         ...drawn,
         started: true,
+        bootTimeout: !c.started,
         electionResetAt: nowOf(event) ?? c.electionResetAt,
         votes: {},
         campaignTransfer: false,
@@ -436,7 +458,8 @@ export const electionMachine = setup({
       }));
       return {
         ...drawn,
-        votes: { [c.id]: true },
+        // Its own PreVote follows the same rule as anyone's: not while it heard a leader recently.
+        votes: { [c.id]: !leaseActive(c, event.now) },
         campaignTransfer: false,
         electionResetAt: event.now,
         fx: stage(c, { sends, traces: [`${c.id} became preCandidate at term ${c.term}`] }),
@@ -500,7 +523,9 @@ export const electionMachine = setup({
       const log = [...c.log, { term: c.term, kind: 'noop' as const, data: '' }];
       const noopIndex = log.length;
       const progress: Record<NodeId, Progress> = {};
-      for (const n of members(c)) progress[n] = { match: 0, next: noopIndex, lastAck: now };
+      // The lease starts from the votes actually granted now; a voter that did not vote has not acknowledged.
+      for (const n of members(c))
+        progress[n] = { match: 0, next: noopIndex, lastAck: c.votes[n] === true ? now : NEVER };
       const next: ElectionContext = {
         ...c,
         log,
@@ -577,7 +602,7 @@ export const electionMachine = setup({
       const m = (event as Ev<'message'>).msg;
       return {
         fx: stage(c, {
-          traces: [`${c.id} ignored vote from ${m.from} at term ${m.term}: leader ${c.leader} is live`],
+          traces: [`${c.id} ignored vote from ${m.from} at term ${m.term}: leader ${leaseHolder(c)} is live`],
         }),
       };
     }),
@@ -586,7 +611,7 @@ export const electionMachine = setup({
       let why = '';
       if (!isVoter(c)) why = 'not a voter';
       else if (m.term <= c.term) why = `term ${m.term} not above ${c.term}`;
-      else if (leaseActive(c, event.now)) why = `leader ${c.leader} is live`;
+      else if (leaseActive(c, event.now)) why = `leader ${leaseHolder(c)} is live`;
       else if (!isUpToDate(c.log, m.lastIndex, m.lastTerm)) why = 'log behind';
       const granted = why === '';
       return {
@@ -619,7 +644,14 @@ export const electionMachine = setup({
     acceptAppend: assign(({ context: c, event }) => {
       const m = (event as Ev<'message'>).msg as Msg<'append'>;
       const now = event.now;
-      const base = { leader: m.from, lastLeaderContactAt: now, electionResetAt: now };
+      // Once a leader is heard, the short boot timeout is over: a normal one keeps this robot from
+      // campaigning inside its own stickiness window.
+      const base = {
+        leader: m.from,
+        lastLeaderContactAt: now,
+        electionResetAt: now,
+        ...(c.bootTimeout ? { ...drawElectionTimeout(c, false), bootTimeout: false } : {}),
+      };
       const reply = (success: boolean, matchIndex: number): Message => ({
         type: 'appendResp',
         from: c.id,
@@ -722,6 +754,13 @@ export const electionMachine = setup({
       return { transferee: target, fx: stage(c, { sends, traces }) };
     }),
     clearTransferee: assign({ transferee: null }),
+    abandonLeadership: assign(({ context: c }) => ({
+      leader: null,
+      lastLeaderContactAt: null,
+      fx: stage(c, {
+        traces: [`${c.id} stepped down at term ${c.term}: the leadership transfer did not complete in time`],
+      }),
+    })),
     appendProposal: assign(({ context: c, event }) => {
       const e = event as Ev<'propose'>;
       const entry: LogEntry = { term: c.term, kind: e.kind, data: e.data };
@@ -771,7 +810,10 @@ export const electionMachine = setup({
       log: durable.log,
       commitIndex: 0,
       leader: null,
-      lastLeaderContactAt: null,
+      // Boot stickiness: a robot that has voted or followed before (term > 0) may have acknowledged a
+      // leader just before it lost power, and that leader's lease still counts the acknowledgement.
+      // It grants no vote for one stickiness window after boot. A brand-new robot has acknowledged nothing.
+      lastLeaderContactAt: durable.term > 0 ? input.now : null,
       electionResetAt: input.now,
       electionTimeoutMs: input.timing.electionTimeoutMaxMs,
       retryMs: input.timing.campaignRetryMaxMs,
@@ -785,6 +827,7 @@ export const electionMachine = setup({
       serverEpoch: null,
       transferee: null,
       started: false,
+      bootTimeout: false,
       reported: { leader: null, term: durable.term, commit: 0 },
       fx: NO_EFFECTS,
     };
@@ -853,10 +896,9 @@ export const electionMachine = setup({
     candidate: {
       entry: ['startCampaign', 'emitEffects', 'armCampaignTimer', 'armResendTimer'],
       exit: ['disarmHeartbeatTimer'],
-      always: [
-        { guard: 'voteWon', target: 'leader' },
-        { guard: 'campaignLost', target: 'follower' },
-      ],
+      // A lost or split vote waits for the short retry timer (then PreVote again), not a full election
+      // timeout; a winner's Append makes it a follower sooner.
+      always: { guard: 'voteWon', target: 'leader' },
       on: {
         message: [
           ...termRules(),
@@ -965,7 +1007,10 @@ export const electionMachine = setup({
                 'emitEffects',
               ],
             },
-            transferTimeout: { target: 'serving', actions: ['clearTransferee'] },
+            // TimeoutNow has left: the transferee may already lead and serve, and its votes skipped
+            // stickiness, so this leader's lease proves nothing. It must not serve again: it steps down
+            // and lets an election decide.
+            transferTimeout: { target: '#election.follower', actions: ['abandonLeadership', 'emitEffects'] },
           },
         },
       },

@@ -28,6 +28,8 @@ export class SafetyChecker {
   private readonly leaders = new Map<number, NodeId>();
   /** committed[i] is the key of the entry committed at index i + 1. */
   private readonly committedLog: string[] = [];
+  /** commitTerms[i] is the lowest term in which index i + 1 was seen committed. */
+  private readonly commitTerms: number[] = [];
 
   get committedCount(): number {
     return this.committedLog.length;
@@ -43,6 +45,9 @@ export class SafetyChecker {
       this.report('two-leaders', atMs, `${prior} and ${id} both led term ${term}`);
     this.leaders.set(term, id);
     for (let i = 0; i < this.committedLog.length; i++) {
+      // Leader Completeness binds leaders of later terms only; a stale leader (a robot frozen
+      // mid-election, say) need not hold what was committed in its term or after.
+      if (this.commitTerms[i]! >= term) continue;
       const e = log[i];
       if (!e || entryKey(e) !== this.committedLog[i]) {
         this.report(
@@ -55,20 +60,26 @@ export class SafetyChecker {
     }
   }
 
-  committed(id: NodeId, fromIndex: number, entries: readonly LogEntry[], atMs: number): void {
+  /** committed records entries a robot applied; `term` is that robot's term when it learned the commit. */
+  committed(id: NodeId, fromIndex: number, entries: readonly LogEntry[], atMs: number, term: number): void {
     entries.forEach((e, k) => {
       const i = fromIndex - 1 + k;
       const key = entryKey(e);
       const known = this.committedLog[i];
       if (known === undefined) {
-        if (i === this.committedLog.length) this.committedLog.push(key);
+        if (i === this.committedLog.length) {
+          this.committedLog.push(key);
+          this.commitTerms.push(term);
+        }
         else
           this.report(
             'invariant',
             atMs,
             `${id} committed index ${i + 1} before index ${this.committedLog.length + 1}`,
           );
-      } else if (known !== key) {
+      } else if (known === key) {
+        this.commitTerms[i] = Math.min(this.commitTerms[i]!, term);
+      } else {
         this.report('divergent-commit', atMs, `${id} committed ${key} at index ${i + 1}, others ${known}`);
       }
     });

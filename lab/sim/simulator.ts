@@ -315,7 +315,7 @@ export class Simulator {
           this.checker.serverStopped(n.id, e.epoch, this.now);
           break;
         case 'commit':
-          this.checker.committed(n.id, e.fromIndex, e.entries, this.now);
+          this.checker.committed(n.id, e.fromIndex, e.entries, this.now, n.term);
           break;
         case 'trace':
           if (this.opts.trace) this.traces.push(`${(this.now / 1000).toFixed(3)}s ${e.text}`);

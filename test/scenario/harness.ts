@@ -456,7 +456,7 @@ export class ScenarioHarness {
           const to = e.fromIndex + e.entries.length - 1;
           const range = to === e.fromIndex ? `${to}` : `${e.fromIndex}..${to}`;
           this.info(now, `${n.id} committed ${range}: ${e.entries.map(fmtEntryData).join(' ')}`);
-          this.checker.committed(n.id, e.fromIndex, e.entries, now);
+          this.checker.committed(n.id, e.fromIndex, e.entries, now, n.term);
           break;
         }
         case 'proposalRejected':
