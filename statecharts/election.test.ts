@@ -23,6 +23,22 @@ function step(s: ElectionSnapshot, e: ElectionEvent) {
   return stepElection(s, e);
 }
 
+/** electedWithB: voter a of (a, b, c) campaigns at 0 ms and wins term 1 with b's PreVote and Vote. */
+function electedWithB(): ElectionSnapshot {
+  let s = node('a', ['a', 'b', 'c']);
+  s = step(s, { type: 'campaign', now: 0 }).snapshot;
+  s = step(s, {
+    type: 'message',
+    now: 1,
+    msg: { type: 'preVoteResp', from: 'b', to: 'a', term: 1, granted: true },
+  }).snapshot;
+  return step(s, {
+    type: 'message',
+    now: 2,
+    msg: { type: 'voteResp', from: 'b', to: 'a', term: 1, granted: true },
+  }).snapshot;
+}
+
 test('a node boots as follower and arms its boot election timer', () => {
   const { snapshot, effects } = startElection({
     id: 'a',
@@ -188,18 +204,7 @@ test('a leader that sees a higher term stops its server before it replies', () =
 });
 
 test('a leader that stops hearing a majority steps down after one lease (CheckQuorum)', () => {
-  let s = node('a', ['a', 'b', 'c']);
-  s = step(s, { type: 'campaign', now: 0 }).snapshot;
-  s = step(s, {
-    type: 'message',
-    now: 1,
-    msg: { type: 'preVoteResp', from: 'b', to: 'a', term: 1, granted: true },
-  }).snapshot;
-  s = step(s, {
-    type: 'message',
-    now: 2,
-    msg: { type: 'voteResp', from: 'b', to: 'a', term: 1, granted: true },
-  }).snapshot;
+  let s = electedWithB();
   assert.equal(roleOf(s), 'leader');
   s = step(s, { type: 'heartbeatTimeout', now: testTiming.electionTimeoutMinMs - 1 }).snapshot;
   assert.equal(roleOf(s), 'leader');
@@ -266,18 +271,7 @@ test('boot stickiness: a robot that followed before refuses votes for one window
 });
 
 test('a leader whose handover does not complete steps down instead of serving its old epoch again', () => {
-  let s = node('a', ['a', 'b', 'c']);
-  s = step(s, { type: 'campaign', now: 0 }).snapshot;
-  s = step(s, {
-    type: 'message',
-    now: 1,
-    msg: { type: 'preVoteResp', from: 'b', to: 'a', term: 1, granted: true },
-  }).snapshot;
-  s = step(s, {
-    type: 'message',
-    now: 2,
-    msg: { type: 'voteResp', from: 'b', to: 'a', term: 1, granted: true },
-  }).snapshot;
+  let s = electedWithB();
   s = step(s, {
     type: 'message',
     now: 3,

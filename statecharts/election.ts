@@ -834,6 +834,23 @@ export const electionMachine = setup({
     return ctx;
   },
   initial: 'follower',
+  // Handled the same way in every role; the leader's states override propose and transferLeadership.
+  on: {
+    setLearners: { actions: 'setLearners' },
+    setFitness: { actions: 'setFitness' },
+    propose: {
+      actions: [
+        {
+          type: 'rejectProposal',
+          params: ({ context }) => ({ reason: context.leader === null ? 'no leader' : 'not the leader' }),
+        },
+        'emitEffects',
+      ],
+    },
+    transferLeadership: {
+      actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'],
+    },
+  },
   states: {
     follower: {
       entry: ['enterFollower', 'armElectionTimer'],
@@ -853,14 +870,6 @@ export const electionMachine = setup({
           { actions: ['armElectionTimer'] },
         ],
         campaign: { guard: 'isVoter', target: 'preCandidate' },
-        propose: {
-          actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'],
-        },
-        transferLeadership: {
-          actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'],
-        },
-        setLearners: { actions: 'setLearners' },
-        setFitness: { actions: 'setFitness' },
       },
     },
     preCandidate: {
@@ -885,12 +894,6 @@ export const electionMachine = setup({
         heartbeatTimeout: {
           actions: [{ type: 'resendCampaign', params: { pre: true } }, 'emitEffects', 'armResendTimer'],
         },
-        propose: { actions: [{ type: 'rejectProposal', params: { reason: 'no leader' } }, 'emitEffects'] },
-        transferLeadership: {
-          actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'],
-        },
-        setLearners: { actions: 'setLearners' },
-        setFitness: { actions: 'setFitness' },
       },
     },
     candidate: {
@@ -912,12 +915,6 @@ export const electionMachine = setup({
         heartbeatTimeout: {
           actions: [{ type: 'resendCampaign', params: { pre: false } }, 'emitEffects', 'armResendTimer'],
         },
-        propose: { actions: [{ type: 'rejectProposal', params: { reason: 'no leader' } }, 'emitEffects'] },
-        transferLeadership: {
-          actions: [{ type: 'rejectProposal', params: { reason: 'not the leader' } }, 'emitEffects'],
-        },
-        setLearners: { actions: 'setLearners' },
-        setFitness: { actions: 'setFitness' },
       },
     },
     leader: {
@@ -943,8 +940,6 @@ export const electionMachine = setup({
           { guard: 'quorumLost', target: 'follower', actions: ['stepDown', 'emitEffects'] },
           { actions: ['broadcastHeartbeat', 'emitEffects', 'armHeartbeatTimer'] },
         ],
-        setLearners: { actions: 'setLearners' },
-        setFitness: { actions: 'setFitness' },
       },
       states: {
         /** Won the vote; waits until its no-op is committed and older leases have surely expired. */

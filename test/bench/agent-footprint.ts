@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { AgentStatus } from '../../agent/agent.ts';
+import { fetchStatus } from '../../cli/ops/status.ts';
 import { createSite, destroySite, killGroup, spawnIn } from '../../lab/netns.ts';
 
 const PREFIX = 'edb-';
@@ -55,14 +56,9 @@ function measureFloor(): { cpuPercent: number; rssMb: number } {
   return JSON.parse(out.trim()) as { cpuPercent: number; rssMb: number };
 }
 
-async function status(address: string): Promise<AgentStatus | null> {
-  try {
-    const r = await fetch(`http://${address}:7947/status`, { signal: AbortSignal.timeout(1000) });
-    return r.ok ? ((await r.json()) as AgentStatus) : null;
-  } catch {
-    return null;
-  }
-}
+/** status reads an agent's /status, or null while it does not answer (starting, killed). */
+const status = (address: string): Promise<AgentStatus | null> =>
+  fetchStatus(`${address}:7947`, 1000).catch(() => null);
 
 const site = createSite(PREFIX, '10.77.8', names);
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-bench-'));

@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { AgentStatus } from '../../agent/agent.ts';
+import { fetchStatus } from '../../cli/ops/status.ts';
 import {
   createSite,
   destroySite,
@@ -31,14 +32,9 @@ let site: NetnsSite;
 let dir: string;
 const procs = new Map<string, ChildProcess>();
 
-async function status(address: string): Promise<AgentStatus | null> {
-  try {
-    const r = await fetch(`http://${address}:7947/status`, { signal: AbortSignal.timeout(1000) });
-    return r.ok ? ((await r.json()) as AgentStatus) : null;
-  } catch {
-    return null;
-  }
-}
+/** status reads an agent's /status, or null while it does not answer (starting, killed). */
+const status = (address: string): Promise<AgentStatus | null> =>
+  fetchStatus(`${address}:7947`, 1000).catch(() => null);
 
 async function until<T>(what: string, probe: () => Promise<T | null | false>, ms: number): Promise<T> {
   const end = performance.now() + ms;
