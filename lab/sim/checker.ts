@@ -70,8 +70,7 @@ export class SafetyChecker {
         if (i === this.committedLog.length) {
           this.committedLog.push(key);
           this.commitTerms.push(term);
-        }
-        else
+        } else
           this.report(
             'invariant',
             atMs,
