@@ -880,13 +880,7 @@ export const electionMachine = setup({
         { guard: 'campaignLost', target: 'follower' },
       ],
       on: {
-        message: [
-          ...termRules(),
-          { guard: 'isPreVote', actions: ['answerPreVote', 'emitEffects'] },
-          { guard: 'isVote', actions: ['answerVote', 'emitEffects'] },
-          { guard: 'isAppend', target: 'follower', actions: ['reprocess'] },
-          { guard: 'isPreVoteResp', actions: ['recordVote'] },
-        ],
+        message: campaignRules('isPreVoteResp'),
         electionTimeout: [
           { guard: 'leaderHeard', target: 'follower' },
           { target: 'preCandidate', reenter: true },
@@ -903,13 +897,7 @@ export const electionMachine = setup({
       // timeout; a winner's Append makes it a follower sooner.
       always: { guard: 'voteWon', target: 'leader' },
       on: {
-        message: [
-          ...termRules(),
-          { guard: 'isPreVote', actions: ['answerPreVote', 'emitEffects'] },
-          { guard: 'isVote', actions: ['answerVote', 'emitEffects'] },
-          { guard: 'isAppend', target: 'follower', actions: ['reprocess'] },
-          { guard: 'isVoteResp', actions: ['recordVote'] },
-        ],
+        message: campaignRules('isVoteResp'),
         // A split vote: try again, through PreVote so a node cut off from the others cannot inflate terms.
         electionTimeout: { target: 'preCandidate' },
         heartbeatTimeout: {
@@ -1156,4 +1144,18 @@ export function leaderPhaseOf(
 export function durableOf(snapshot: ElectionSnapshot): DurableState {
   const c = snapshot.context;
   return { term: c.term, votedFor: c.votedFor, log: c.log };
+}
+
+/**
+ * campaignRules are the `message` handlers of a (pre-)candidate: the term rules, answers to other
+ * campaigns, a leader's Append (become its follower and handle it again), and the replies it counts.
+ */
+function campaignRules(counts: 'isPreVoteResp' | 'isVoteResp') {
+  return [
+    ...termRules(),
+    { guard: 'isPreVote' as const, actions: ['answerPreVote' as const, 'emitEffects' as const] },
+    { guard: 'isVote' as const, actions: ['answerVote' as const, 'emitEffects' as const] },
+    { guard: 'isAppend' as const, target: 'follower', actions: ['reprocess' as const] },
+    { guard: counts, actions: ['recordVote' as const] },
+  ];
 }
