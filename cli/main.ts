@@ -5,6 +5,10 @@
 import yargs from 'yargs';
 import { EdgeError, InternalError, UsageError } from '../agent/errors.ts';
 import { agentCommand } from './commands/agent.ts';
+import { bootstrapCommand } from './commands/bootstrap.ts';
+import { inventoryCommand } from './commands/inventory.ts';
+import { labCommand } from './commands/lab.ts';
+import { renderCommand } from './commands/render.ts';
 import { simCommand } from './commands/sim.ts';
 import { statusCommand } from './commands/status.ts';
 import { OUTPUT_FORMATS, processIo, type Io, type OutputFormat } from './output.ts';
@@ -36,6 +40,10 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       .command(agentCommand(io))
       .command(simCommand(io))
       .command(statusCommand(io))
+      .command(labCommand(io))
+      .command(renderCommand(io))
+      .command(inventoryCommand(io))
+      .command(bootstrapCommand(io))
       .demandCommand(1, 'Name a command; see the list above.')
       .strict()
       .recommendCommands()

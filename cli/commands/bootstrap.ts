@@ -1,0 +1,14 @@
+/** The yargs adapter for `edgectl bootstrap` (stub: replaced by the issue that builds it). */
+import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '../../agent/errors.ts';
+import type { GlobalArgs } from '../main.ts';
+import type { Io } from '../output.ts';
+
+export const bootstrapCommand = (_io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
+  command: 'bootstrap',
+  describe: false,
+  builder: (y: Argv<GlobalArgs>) => y,
+  handler: () => {
+    throw new UsageError('NOT_BUILT', 'edgectl bootstrap is not built yet');
+  },
+});
