@@ -28,6 +28,8 @@ export interface ControlPlaneStatus {
     readonly state: 'joining' | 'ready';
   } | null;
   readonly siteAppliedEpoch: number | null;
+  /** Runtime-specific facts for /status (the lab: API server URL and its cold start). */
+  readonly details?: Readonly<Record<string, string | number | null>>;
 }
 
 export interface ControlPlaneRuntime {

@@ -14,17 +14,29 @@ import { StateStore } from '../../agent/persistence/state-store.ts';
 import { startStatusServer } from '../../agent/status-server.ts';
 import { UdpTransport } from '../../agent/transport/udp.ts';
 import type { Io } from '../output.ts';
+import type { Logger } from 'pino';
 
-function makeRuntime(config: AgentConfig): ControlPlaneRuntime {
+async function makeRuntime(config: AgentConfig, log: Logger): Promise<ControlPlaneRuntime> {
   switch (config.controlPlane.runtime) {
     case 'memory':
       return new InMemoryControlPlane(config.node.id);
+    case 'lab': {
+      const { makeLabControlPlane } = await import('../../lab/runtime/lab-control-plane.ts');
+      return makeLabControlPlane({
+        nodeId: config.node.id,
+        siteId: config.site.id,
+        stateDir: config.stateDir,
+        labels: config.node.labels,
+        controlPlane: config.controlPlane,
+        log,
+      });
+    }
     default:
       throw new EdgeError(
         'RUNTIME_UNAVAILABLE',
         `controlPlane.runtime "${config.controlPlane.runtime}" is not available in this build`,
         {
-          hint: 'use controlPlane.runtime: memory (the lab and k3s runtimes arrive with the lab and k3s issues; docs/agent.md)',
+          hint: 'use controlPlane.runtime: lab (edgectl lab) or memory; the k3s runtime arrives with the k3s issue (docs/agent.md)',
           exitCode: 2,
         },
       );
@@ -34,12 +46,12 @@ function makeRuntime(config: AgentConfig): ControlPlaneRuntime {
 export async function runAgent(o: { config: string }, _io: Io, stop?: Promise<unknown>): Promise<void> {
   const config = loadAgentConfig(o.config);
   const key = readSiteKey(config.siteKeyFile);
-  const runtime = makeRuntime(config);
   const { log, context } = createLogger({
     node: config.node.id,
     site: config.site.id,
     level: config.log.level,
   });
+  const runtime = await makeRuntime(config, log);
   const store = new StateStore(config.stateDir);
   const transport = await UdpTransport.open({
     self: config.node.id,

@@ -147,6 +147,18 @@ export async function createApiServerIdentity(
   return identity;
 }
 
+/** loadApiServerIdentity reads an identity createApiServerIdentity made. */
+export function loadApiServerIdentity(dir: string): ApiServerIdentity {
+  try {
+    return JSON.parse(readFileSync(identityFile(dir), 'utf8')) as ApiServerIdentity;
+  } catch (e) {
+    throw new EdgeError('IDENTITY_MISSING', `no site identity in ${dir}`, {
+      hint: 'edgectl lab up creates it; run it again',
+      cause: e,
+    });
+  }
+}
+
 /** freePort asks the kernel for a free TCP port on loopback. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -225,13 +237,14 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
   const host = opts.bindAddress ?? '127.0.0.1';
   const ports = opts.ports ?? {
     secure: await freePort(host),
-    etcdClient: await freePort(host),
-    etcdPeer: await freePort(host),
+    etcdClient: await freePort(),
+    etcdPeer: await freePort(),
   };
   mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
   const etcdData = join(opts.dir, 'etcd');
-  const etcdEndpoint = `http://${host}:${ports.etcdClient}`;
-  const peerUrl = `http://${host}:${ports.etcdPeer}`;
+  // etcd listens on loopback only: in a robot's namespace that is the robot's own loopback.
+  const etcdEndpoint = `http://127.0.0.1:${ports.etcdClient}`;
+  const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
   if (opts.restoreFrom && !existsSync(etcdData)) {
     // etcd 3.4's etcdctl restores into a new data dir; the member gets the same name and peer URL.
     await execFileP(

@@ -1,0 +1,627 @@
+/**
+ * The lab: a whole robot site on one Linux machine (docs/lab.md). `up` makes a bridge (the site's
+ * Wi-Fi) and one network namespace per robot, and starts in each the real `edgectl agent` (lab
+ * control-plane runtime: a real kube-apiserver + etcd when it leads, a lab kubelet when it follows)
+ * and an OpenSSH sshd. Faults are real: SIGKILL/SIGSTOP of a robot's process group, link down, and
+ * nftables loss and partitions on the bridge. Everything carries the lab's prefix; `down` removes
+ * exactly that, also after a crash, from the state file written before anything is made.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import type { AgentStatus } from '../agent/agent.ts';
+import { EdgeError, UsageError } from '../agent/errors.ts';
+import { fetchStatus } from '../cli/ops/status.ts';
+import { formatFault, type Fault } from './faults.ts';
+import {
+  createApiServerIdentity,
+  etcdBinary,
+  kubeApiserverBinary,
+  loadApiServerIdentity,
+} from './kube-apiserver/apiserver.ts';
+import { createSite, destroySite, listOwned, requireRoot } from './netns.ts';
+import { applyNetFault, EMPTY_NET, nftTableName, renderNftRuleset, type LabNetState } from './nft.ts';
+import { KubeHttp } from './runtime/kube-http.ts';
+import { LAB_API_PORT } from './runtime/lab-control-plane.ts';
+
+const EDGECTL = fileURLToPath(new URL('../cli/bin/edgectl.js', import.meta.url));
+export const LAB_ROOT = process.env['EDGECTL_LAB_ROOT'] ?? '/var/lib/edgectl/lab';
+
+export interface LabOptions {
+  readonly site: string;
+  readonly robots: number;
+  readonly voters: number;
+  readonly runtime: 'apiserver' | 'k3s';
+  readonly seed: number;
+  /** Name prefix of every namespace, link and nft table (default `el-<site>-`). */
+  readonly prefix?: string;
+  /** First three octets of the site subnet (default 10.77.1). */
+  readonly subnet?: string;
+  readonly sshd?: boolean;
+  /** Membership timings for the agents (dead-after drives node cleanup). */
+  readonly deadAfterMs?: number;
+}
+
+export interface LabRobot {
+  readonly name: string;
+  readonly netns: string;
+  readonly address: string;
+  readonly veth: string;
+  readonly voter: boolean;
+  agentPid: number | null;
+  sshdPid: number | null;
+  powered: boolean;
+  paused: boolean;
+  wifi: boolean;
+}
+
+export interface LabState {
+  readonly version: 1;
+  readonly site: string;
+  readonly prefix: string;
+  readonly subnet: string;
+  readonly bridge: string;
+  readonly hostAddress: string;
+  readonly dir: string;
+  readonly runtime: 'apiserver' | 'k3s';
+  readonly seed: number;
+  readonly createdAt: string;
+  robots: LabRobot[];
+  net: LabNetState;
+}
+
+const SITE_RE = /^[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?$/;
+
+export function labDir(site: string): string {
+  return join(LAB_ROOT, site);
+}
+
+export function defaultPrefix(site: string): string {
+  return `el-${site.slice(0, 6)}-`;
+}
+
+function validate(o: LabOptions): void {
+  const problems: string[] = [];
+  if (!SITE_RE.test(o.site)) problems.push(`--site "${o.site}": use 1-12 lower-case letters, digits, dashes`);
+  if (!Number.isInteger(o.robots) || o.robots < 1 || o.robots > 20)
+    problems.push(`--robots ${o.robots}: use 1 to 20`);
+  if (!Number.isInteger(o.voters) || o.voters < 1 || o.voters > Math.min(7, o.robots))
+    problems.push(`--voters ${o.voters}: use 1 to ${Math.min(7, o.robots)} (at most 7, at most --robots)`);
+  if (o.subnet && !/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(o.subnet))
+    problems.push(`--subnet "${o.subnet}": write three octets, like 10.77.1`);
+  const prefix = o.prefix ?? defaultPrefix(o.site);
+  if (prefix.length > 10 || prefix.length < 3)
+    problems.push(`--prefix "${prefix}": use 3 to 10 characters (interface names are at most 15)`);
+  if (problems.length)
+    throw new UsageError('LAB_OPTIONS', `lab options are invalid:\n  - ${problems.join('\n  - ')}`, {
+      hint: 'see edgectl lab up --help',
+    });
+}
+
+function tool(name: string, pkg: string): void {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+  } catch {
+    throw new EdgeError('LAB_TOOL_MISSING', `${name} is not installed`, {
+      hint: `install ${pkg}: bash lab/kube-apiserver/install-deps.sh`,
+    });
+  }
+}
+
+export function readLabState(site: string): LabState | null {
+  const f = join(labDir(site), 'lab.json');
+  if (!existsSync(f)) return null;
+  return JSON.parse(readFileSync(f, 'utf8')) as LabState;
+}
+
+export function writeLabState(state: LabState): void {
+  const f = join(state.dir, 'lab.json');
+  writeFileSync(`${f}.tmp`, JSON.stringify(state, null, 2));
+  execFileSync('mv', [`${f}.tmp`, f]);
+}
+
+/** recordEvent appends to the lab's event log (faults, up, down), with the wall-clock time. */
+export function recordEvent(state: LabState, event: Record<string, unknown>): void {
+  appendFileSync(join(state.dir, 'events.ndjson'), `${JSON.stringify({ t: Date.now(), ...event })}\n`);
+}
+
+function robotDir(state: LabState, name: string): string {
+  return join(state.dir, 'robots', name);
+}
+
+/** labUp builds the site and starts every robot. It refuses to build over a running lab. */
+export async function labUp(o: LabOptions): Promise<LabState> {
+  validate(o);
+  requireRoot('edgectl lab up');
+  for (const [t, p] of [
+    ['ip', 'iproute2'],
+    ['nft', 'nftables'],
+    ['openssl', 'openssl'],
+  ] as const)
+    tool(t, p);
+  if (o.sshd !== false) tool('sshd', 'openssh-server');
+  if (o.runtime === 'k3s') {
+    tool('k3s', 'k3s (a k3s binary on PATH)');
+    throw new EdgeError('LAB_K3S_UNSUPPORTED', 'the k3s lab runtime is not built yet', {
+      hint: 'use --runtime apiserver (a real kube-apiserver + etcd); docs/lab.md',
+    });
+  }
+  etcdBinary();
+  kubeApiserverBinary();
+  const existing = readLabState(o.site);
+  if (existing)
+    throw new UsageError('LAB_EXISTS', `lab "${o.site}" is already up (${existing.dir})`, {
+      hint: `run edgectl lab down --site ${o.site} first`,
+    });
+  const prefix = o.prefix ?? defaultPrefix(o.site);
+  const subnet = o.subnet ?? '10.77.1';
+  const dir = labDir(o.site);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const names = Array.from({ length: o.robots }, (_, i) => `r${i + 1}`);
+  const state: LabState = {
+    version: 1,
+    site: o.site,
+    prefix,
+    subnet,
+    bridge: `${prefix}br`,
+    hostAddress: `${subnet}.254`,
+    dir,
+    runtime: o.runtime,
+    seed: o.seed,
+    createdAt: new Date().toISOString(),
+    robots: names.map((name, i) => ({
+      name,
+      netns: `${prefix}${name}`,
+      address: `${subnet}.${i + 1}`,
+      veth: `${prefix}v${i}`,
+      voter: i < o.voters,
+      agentPid: null,
+      sshdPid: null,
+      powered: false,
+      paused: false,
+      wifi: true,
+    })),
+    net: EMPTY_NET,
+  };
+  // Written before anything is made, so `lab down` can clean up a half-built lab.
+  writeLabState(state);
+  try {
+    createSite(prefix, subnet, names);
+    applyNet(state);
+    await createApiServerIdentity(join(dir, 'identity'), {
+      sans: state.robots.map((r) => r.address),
+      nodes: names,
+    });
+    writeFileSync(join(dir, 'site.key'), randomBytes(32), { mode: 0o600 });
+    if (o.sshd !== false) prepareSsh(state);
+    for (const r of state.robots) {
+      mkdirSync(join(robotDir(state, r.name), 'state'), { recursive: true, mode: 0o700 });
+      writeFileSync(join(robotDir(state, r.name), 'agent.yaml'), renderLabAgentConfig(state, r, o));
+      if (o.sshd !== false) startSshd(state, r);
+      startAgent(state, r);
+    }
+    writeLabState(state);
+    recordEvent(state, { kind: 'up', robots: names, voters: names.slice(0, o.voters) });
+    return state;
+  } catch (e) {
+    labDown(o.site, { keepLogs: true });
+    throw e;
+  }
+}
+
+/** renderLabAgentConfig is a robot's agent.yaml: lab profile, mDNS on the bridge, lab runtime. */
+export function renderLabAgentConfig(state: LabState, r: LabRobot, o: { deadAfterMs?: number } = {}): string {
+  const config = {
+    site: { id: state.site, name: `lab ${state.site}` },
+    node: { id: r.name, serverCapable: r.voter, labels: { 'robot.edgectl.io/lab': state.site } },
+    voters: state.robots.filter((x) => x.voter).map((x) => x.name),
+    profile: 'lab',
+    network: { interfaces: ['eth0'], bindAddress: r.address, mdns: true, seeds: [] },
+    stateDir: join(robotDir(state, r.name), 'state'),
+    siteKeyFile: join(state.dir, 'site.key'),
+    status: { listen: `${r.address}:7947` },
+    controlPlane: {
+      runtime: 'lab',
+      identityDir: join(state.dir, 'identity'),
+      address: r.address,
+      kubeletRenewMs: 2000,
+    },
+    membership: { suspectAfterMs: 1500, deadAfterMs: o.deadAfterMs ?? 10_000 },
+    log: { level: 'info' },
+  };
+  return `# Written by edgectl lab up for ${r.name}; see docs/lab.md\n${stringify(config)}`;
+}
+
+function prepareSsh(state: LabState): void {
+  const ssh = join(state.dir, 'ssh');
+  mkdirSync(ssh, { recursive: true, mode: 0o700 });
+  execFileSync('ssh-keygen', [
+    '-q',
+    '-t',
+    'ed25519',
+    '-N',
+    '',
+    '-C',
+    `edgectl-lab-${state.site}`,
+    '-f',
+    join(ssh, 'id_ed25519'),
+  ]);
+  writeFileSync(join(ssh, 'authorized_keys'), readFileSync(join(ssh, 'id_ed25519.pub')), { mode: 0o600 });
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+}
+
+function startSshd(state: LabState, r: LabRobot): void {
+  const d = robotDir(state, r.name);
+  mkdirSync(d, { recursive: true });
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(d, 'ssh_host_ed25519_key')]);
+  writeFileSync(
+    join(d, 'sshd_config'),
+    [
+      `ListenAddress ${r.address}`,
+      'Port 22',
+      `HostKey ${join(d, 'ssh_host_ed25519_key')}`,
+      `PidFile ${join(d, 'sshd.pid')}`,
+      `AuthorizedKeysFile .ssh/authorized_keys ${join(state.dir, 'ssh', 'authorized_keys')}`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      'Subsystem sftp internal-sftp',
+      '',
+    ].join('\n'),
+  );
+  const log = openSync(join(d, 'sshd.log'), 'a');
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', r.netns, '/usr/sbin/sshd', '-D', '-e', '-f', join(d, 'sshd_config')],
+    {
+      stdio: ['ignore', log, log],
+      detached: true,
+    },
+  );
+  closeSync(log);
+  child.unref();
+  r.sshdPid = child.pid ?? null;
+}
+
+function startAgent(state: LabState, r: LabRobot): void {
+  const d = robotDir(state, r.name);
+  const log = openSync(join(d, 'agent.log'), 'a');
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', r.netns, process.execPath, EDGECTL, 'agent', 'run', '--config', join(d, 'agent.yaml')],
+    { stdio: ['ignore', log, log], detached: true },
+  );
+  closeSync(log);
+  child.unref();
+  r.agentPid = child.pid ?? null;
+  r.powered = true;
+  r.paused = false;
+}
+
+function alive(pid: number | null): boolean {
+  if (pid === null) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function signalGroup(pid: number | null, sig: NodeJS.Signals): void {
+  if (pid === null) return;
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+async function waitGone(pid: number | null, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (pid !== null && Date.now() < end) {
+    try {
+      process.kill(-pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function applyNet(state: LabState): void {
+  const veth = Object.fromEntries(state.robots.map((r) => [r.name, r.veth]));
+  execFileSync('nft', ['-f', '-'], { input: renderNftRuleset(nftTableName(state.prefix), state.net, veth) });
+}
+
+function setLink(state: LabState, r: LabRobot, up: boolean): void {
+  execFileSync('ip', ['-n', r.netns, 'link', 'set', 'eth0', up ? 'up' : 'down']);
+  if (up) {
+    // Link down drops the routes through it; put back the multicast (mDNS) and default routes.
+    for (const route of [
+      ['224.0.0.0/4', 'dev', 'eth0'],
+      ['default', 'via', state.hostAddress],
+    ])
+      execFileSync('ip', ['-n', r.netns, 'route', 'replace', ...route]);
+  }
+  r.wifi = up;
+}
+
+function robot(state: LabState, name: string): LabRobot {
+  const r = state.robots.find((x) => x.name === name);
+  if (!r)
+    throw new UsageError('NO_SUCH_ROBOT', `lab "${state.site}" has no robot "${name}"`, {
+      hint: `robots: ${state.robots.map((x) => x.name).join(', ')}`,
+    });
+  return r;
+}
+
+/** resolveTargets turns `leader` and `all` into robot names, from the latest observation. */
+function resolve(state: LabState, t: string, leader: string | null): string[] {
+  if (t === 'all') return state.robots.map((r) => r.name);
+  if (t === 'leader') {
+    if (!leader)
+      throw new EdgeError('NO_LEADER', 'the fault names the leader, but no robot leads now', {
+        hint: 'wait for an election (edgectl lab status), or name a robot',
+      });
+    return [leader];
+  }
+  return [robot(state, t).name];
+}
+
+/**
+ * applyLabFault injects one fault of the shared vocabulary (lab/faults.ts) into the lab, records
+ * it in the event log and returns what it did. `leader` is resolved by asking the agents.
+ */
+export async function applyLabFault(
+  state: LabState,
+  fault: Fault,
+  opts: { leader?: string | null } = {},
+): Promise<{ fault: string; robots: string[] }> {
+  const needsLeader = JSON.stringify(fault).includes('"leader"');
+  const leader = needsLeader ? (opts.leader ?? (await observeLab(state)).leader) : null;
+  const one = (t: string) => resolve(state, t, leader);
+  let robots: string[] = [];
+  switch (fault.kind) {
+    case 'kill':
+      robots = one(fault.node);
+      for (const n of robots) {
+        const r = robot(state, n);
+        signalGroup(r.agentPid, 'SIGKILL');
+        await waitGone(r.agentPid);
+        r.powered = false;
+        r.paused = false;
+      }
+      break;
+    case 'restart':
+      robots = one(fault.node);
+      for (const n of robots) {
+        const r = robot(state, n);
+        if (r.powered && alive(r.agentPid)) continue;
+        startAgent(state, r);
+      }
+      break;
+    case 'pause':
+    case 'resume':
+      robots = one(fault.node);
+      for (const n of robots) {
+        const r = robot(state, n);
+        signalGroup(r.agentPid, fault.kind === 'pause' ? 'SIGSTOP' : 'SIGCONT');
+        r.paused = fault.kind === 'pause';
+      }
+      break;
+    case 'isolate':
+      robots = one(fault.node);
+      for (const n of robots) setLink(state, robot(state, n), false);
+      break;
+    case 'heal':
+      robots = state.robots.map((r) => r.name);
+      for (const r of state.robots) if (!r.wifi) setLink(state, r, true);
+      state.net = EMPTY_NET;
+      applyNet(state);
+      break;
+    case 'drop':
+    case 'cut':
+    case 'partition': {
+      const named = (t: string) => (t === 'all' ? 'all' : one(t)[0]!);
+      const concrete: Fault =
+        fault.kind === 'drop'
+          ? { ...fault, from: named(fault.from), to: named(fault.to) }
+          : fault.kind === 'cut'
+            ? { ...fault, a: named(fault.a), b: named(fault.b) }
+            : { ...fault, groups: fault.groups.map((g) => g.flatMap(one)) };
+      state.net = applyNetFault(state.net, concrete);
+      applyNet(state);
+      robots = [...new Set(JSON.stringify(concrete).match(/r\d+/g) ?? [])];
+      break;
+    }
+    case 'burst': {
+      state.net = { ...state.net, blackout: true };
+      applyNet(state);
+      recordEvent(state, { kind: 'fault', fault: formatFault(fault), robots: [] });
+      await new Promise((r) => setTimeout(r, fault.durationMs));
+      state.net = { ...state.net, blackout: false };
+      applyNet(state);
+      writeLabState(state);
+      return { fault: formatFault(fault), robots: [] };
+    }
+    case 'transfer':
+      throw new UsageError('LAB_FAULT_UNSUPPORTED', 'transfer is not a lab fault', {
+        hint: 'stop the leader cleanly instead (its agent hands over on SIGTERM), or use edgectl sim',
+      });
+  }
+  writeLabState(state);
+  recordEvent(state, { kind: 'fault', fault: formatFault(fault), robots });
+  return { fault: formatFault(fault), robots };
+}
+
+/** wifiOn brings one robot's link back (the lab's `wifi-on <robot>`), leaving other faults. */
+export function wifiOn(state: LabState, name: string): void {
+  setLink(state, robot(state, name), true);
+  writeLabState(state);
+  recordEvent(state, { kind: 'fault', fault: `wifi-on:${name}`, robots: [name] });
+}
+
+export interface RobotObservation {
+  readonly name: string;
+  readonly address: string;
+  readonly powered: boolean;
+  readonly paused: boolean;
+  readonly wifi: boolean;
+  readonly status: AgentStatus | null;
+}
+
+export interface NodeObservation {
+  readonly name: string;
+  readonly ready: boolean;
+  readonly leaseAgeMs: number | null;
+}
+
+export interface LabObservation {
+  /** Wall clock (ms since the epoch) of the observation. */
+  readonly t: number;
+  readonly robots: readonly RobotObservation[];
+  /** The robot that leads with the highest term, by its own word. */
+  readonly leader: string | null;
+  readonly term: number;
+  /** Nodes on the leader's serving API server (null when none serves). */
+  readonly nodes: readonly NodeObservation[] | null;
+}
+
+/** observeLab asks every agent for /status and the leader's API server for its Nodes. */
+export async function observeLab(state: LabState, timeoutMs = 800): Promise<LabObservation> {
+  const t = Date.now();
+  const robots = await Promise.all(
+    state.robots.map(async (r) => ({
+      name: r.name,
+      address: r.address,
+      powered: r.powered,
+      paused: r.paused,
+      wifi: r.wifi,
+      status:
+        r.powered && !r.paused && r.wifi
+          ? await fetchStatus(`${r.address}:7947`, timeoutMs).catch(() => null)
+          : null,
+    })),
+  );
+  const leaders = robots
+    .filter((r) => r.status?.role === 'leader')
+    .sort((a, b) => b.status!.term - a.status!.term);
+  const lead = leaders[0] ?? null;
+  let nodes: NodeObservation[] | null = null;
+  if (lead?.status?.controlPlane.server?.state === 'serving') {
+    nodes = await listNodes(state, lead.address, timeoutMs).catch(() => null);
+  }
+  return {
+    t,
+    robots,
+    leader: lead?.name ?? null,
+    term: Math.max(0, ...robots.map((r) => r.status?.term ?? 0)),
+    nodes,
+  };
+}
+
+/** listNodes reads Nodes and their Leases from a robot's API server, as the site's admin. */
+export async function listNodes(
+  state: LabState,
+  address: string,
+  timeoutMs = 800,
+): Promise<NodeObservation[]> {
+  const identity = loadApiServerIdentity(join(state.dir, 'identity'));
+  const api = new KubeHttp({
+    server: `https://${address}:${LAB_API_PORT}`,
+    caPem: readFileSync(identity.caCert, 'utf8'),
+    token: identity.adminToken,
+    timeoutMs,
+  });
+  const [nodes, leases] = (await Promise.all([
+    api.ok('GET', '/api/v1/nodes'),
+    api.ok('GET', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases'),
+  ])) as [
+    { items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] },
+    { items: { metadata: { name: string }; spec?: { renewTime?: string } }[] },
+  ];
+  const now = Date.now();
+  return nodes.items.map((n) => {
+    const lease = leases.items.find((l) => l.metadata.name === n.metadata.name);
+    const renew = lease?.spec?.renewTime ? Date.parse(lease.spec.renewTime) : NaN;
+    return {
+      name: n.metadata.name,
+      ready: n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+      leaseAgeMs: Number.isFinite(renew) ? Math.max(0, now - renew) : null,
+    };
+  });
+}
+
+/**
+ * labDown stops everything the lab started and removes its namespaces, links and nft table. It
+ * works from the state file, and from the prefix alone when there is none (a crashed `up`).
+ */
+export function labDown(
+  site: string,
+  opts: { prefix?: string; keepLogs?: boolean } = {},
+): {
+  removed: { netns: string[]; links: string[] };
+} {
+  requireRoot('edgectl lab down');
+  const state = readLabState(site);
+  const prefix = state?.prefix ?? opts.prefix ?? defaultPrefix(site);
+  for (const r of state?.robots ?? []) {
+    signalGroup(r.agentPid, 'SIGCONT');
+    signalGroup(r.agentPid, 'SIGKILL');
+    signalGroup(r.sshdPid, 'SIGKILL');
+  }
+  const before = listOwned(prefix);
+  destroySite(prefix);
+  try {
+    execFileSync('nft', ['delete', 'table', 'bridge', nftTableName(prefix)], { stdio: 'ignore' });
+  } catch {
+    // no table: nothing to remove
+  }
+  const dir = labDir(site);
+  if (existsSync(dir)) {
+    if (opts.keepLogs) rmSync(join(dir, 'lab.json'), { force: true });
+    else rmSync(dir, { recursive: true, force: true });
+  }
+  return { removed: before };
+}
+
+/** leftovers lists what a lab with this prefix still has: the leak check of `lab down`. */
+export function leftovers(
+  site: string,
+  prefix = defaultPrefix(site),
+): { netns: string[]; links: string[]; nftTables: string[]; processes: number[] } {
+  const owned = listOwned(prefix);
+  const table = nftTableName(prefix);
+  const nftTables = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.trim().endsWith(` ${table}`));
+  // Every process the lab starts names the lab directory on its command line (config, data dir).
+  const marker = labDir(site);
+  const processes: number[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.includes(`${marker}/`) && Number(pid) !== process.pid) processes.push(Number(pid));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return { ...owned, nftTables, processes };
+}

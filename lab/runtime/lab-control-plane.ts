@@ -1,0 +1,278 @@
+/**
+ * The lab's ControlPlaneRuntime: the agent's own code paths decide when to start, stop, join and
+ * reset (statecharts/node.ts); this runtime does it with real processes inside the robot's network
+ * namespace. A leader runs a real etcd + kube-apiserver for its epoch and registers itself with a
+ * lab kubelet (like k3s server's embedded agent); a worker runs a lab kubelet against the leader's
+ * server. It stands in only for k3s, which needs a robot's systemd (docs/lab.md).
+ *
+ * Every epoch's server uses the same site identity (CA, serving certificate, tokens), so workers
+ * trust any elected robot's server, as the k3s custom CA and fixed tokens do on robots (#5).
+ */
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { EdgeError } from '../../agent/errors.ts';
+import type {
+  ControlPlaneRuntime,
+  ControlPlaneStatus,
+  LeaderEndpoint,
+} from '../../agent/control-plane/runtime.ts';
+import { startApiServer, type ApiServerHandle, type ApiServerIdentity } from '../kube-apiserver/apiserver.ts';
+import { KubeHttp } from './kube-http.ts';
+import { LabKubelet } from './kubelet.ts';
+
+export const LAB_API_PORT = 6443;
+
+/** What applies the site on a new epoch's server (agent/site/applier.ts for the real thing). */
+export type SiteApplyFn = (
+  server: { url: string; caPem: string; adminToken: string },
+  epoch: number,
+) => Promise<void>;
+
+export interface LabControlPlaneOptions {
+  readonly nodeId: string;
+  readonly siteId: string;
+  /** The robot's address on the site network: its API server listens here. */
+  readonly address: string;
+  readonly identity: ApiServerIdentity;
+  /** Per-epoch etcd data and logs: <stateDir>/lab-cp/epoch-<n>. */
+  readonly stateDir: string;
+  readonly log: Logger;
+  readonly applySite?: SiteApplyFn;
+  readonly kubeletRenewMs?: number;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** applySiteNamespace is the minimal site: the site's namespace, applied server-side. */
+export const applySiteNamespace =
+  (siteId: string): SiteApplyFn =>
+  async (server, epoch) => {
+    const api = new KubeHttp({ server: server.url, caPem: server.caPem, token: server.adminToken });
+    await api.ok(
+      'PATCH',
+      `/api/v1/namespaces/site-${siteId}?fieldManager=edgectl&force=true`,
+      {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: {
+          name: `site-${siteId}`,
+          labels: {
+            'app.kubernetes.io/managed-by': 'edgectl',
+            'edgectl.io/site': siteId,
+            'edgectl.io/epoch': String(epoch),
+            'pod-security.kubernetes.io/enforce': 'baseline',
+          },
+        },
+      },
+      'application/apply-patch+yaml',
+    );
+  };
+
+export class LabControlPlane implements ControlPlaneRuntime {
+  readonly kind = 'lab';
+  private readonly o: LabControlPlaneOptions;
+  private server: { epoch: number; state: 'starting' | 'serving'; handle: ApiServerHandle | null } | null =
+    null;
+  private selfKubelet: LabKubelet | null = null;
+  private worker: { leader: string; epoch: number; state: 'joining' | 'ready'; kubelet: LabKubelet } | null =
+    null;
+  private siteAppliedEpoch: number | null = null;
+  private coldStartMs: number | null = null;
+
+  constructor(o: LabControlPlaneOptions) {
+    this.o = o;
+  }
+
+  private url(host: string): string {
+    return `https://${host}:${LAB_API_PORT}`;
+  }
+
+  async startServer(epoch: number): Promise<void> {
+    if (this.server && this.server.epoch !== epoch) await this.stopServer(this.server.epoch);
+    if (this.server?.epoch === epoch && this.server.state === 'serving') return;
+    this.server = { epoch, state: 'starting', handle: null };
+    const dir = join(this.o.stateDir, 'lab-cp', `epoch-${epoch}`);
+    this.pruneOldEpochs(epoch);
+    this.o.log.info({ epoch }, `${this.o.nodeId} starts kube-apiserver + etcd for epoch ${epoch}`);
+    const handle = await startApiServer({
+      identity: this.o.identity,
+      dir,
+      bindAddress: this.o.address,
+      ports: { secure: LAB_API_PORT, etcdClient: 2379, etcdPeer: 2380 },
+      readyTimeoutMs: 60_000,
+    });
+    if (this.server?.epoch !== epoch) {
+      // Fenced while starting: a higher term arrived and stopServer ran. Never serve this epoch.
+      await handle.stop({ fast: true });
+      throw new EdgeError('SERVER_SUPERSEDED', `epoch ${epoch} was stopped while its server started`);
+    }
+    this.server.handle = handle;
+    this.coldStartMs = Math.round(handle.coldStartMs);
+    void handle.exited.then((which) => {
+      if (this.server?.handle === handle)
+        this.o.log.error({ epoch }, `${which} of epoch ${epoch} exited on its own`);
+    });
+    // The leader is a node of its own cluster too, like k3s server's embedded agent.
+    const kubelet = new LabKubelet({
+      nodeName: this.o.nodeId,
+      address: this.o.address,
+      server: handle.url,
+      caPem: handle.caPem,
+      token: this.nodeToken(),
+      labels: { ...this.o.labels, 'node-role.edgectl.io/server': 'true' },
+      renewIntervalMs: this.o.kubeletRenewMs,
+    });
+    await kubelet.register();
+    if (this.server?.epoch !== epoch) {
+      kubelet.stop();
+      throw new EdgeError('SERVER_SUPERSEDED', `epoch ${epoch} was stopped while its server started`);
+    }
+    this.selfKubelet = kubelet;
+    this.server.state = 'serving';
+    this.o.log.info(
+      { epoch, coldStartMs: this.coldStartMs },
+      `${this.o.nodeId} serves epoch ${epoch} at ${handle.url}`,
+    );
+  }
+
+  private nodeToken(): string {
+    const t = this.o.identity.nodeTokens[this.o.nodeId];
+    if (!t)
+      throw new EdgeError('NO_NODE_TOKEN', `the site identity has no node token for ${this.o.nodeId}`, {
+        hint: 'recreate the lab (edgectl lab down; edgectl lab up) so every robot gets a token',
+      });
+    return t;
+  }
+
+  private pruneOldEpochs(current: number): void {
+    const root = join(this.o.stateDir, 'lab-cp');
+    let names: string[] = [];
+    try {
+      names = readdirSync(root);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const e = Number(/^epoch-(\d+)$/.exec(n)?.[1]);
+      if (Number.isFinite(e) && e < current - 1) rmSync(join(root, n), { recursive: true, force: true });
+    }
+  }
+
+  async stopServer(epoch: number): Promise<void> {
+    const s = this.server;
+    if (!s || s.epoch > epoch) return;
+    this.server = null;
+    this.siteAppliedEpoch = null;
+    this.selfKubelet?.stop();
+    this.selfKubelet = null;
+    // SIGKILL: a fenced server must stop answering at once, not drain.
+    await s.handle?.stop({ fast: true });
+    this.o.log.warn({ epoch: s.epoch }, `${this.o.nodeId} stopped its server of epoch ${s.epoch}`);
+  }
+
+  async applySite(epoch: number): Promise<void> {
+    const s = this.server;
+    if (s?.epoch !== epoch || s.state !== 'serving' || !s.handle)
+      throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch} to apply the site to`);
+    const apply = this.o.applySite ?? applySiteNamespace(this.o.siteId);
+    await apply({ url: s.handle.url, caPem: s.handle.caPem, adminToken: s.handle.adminToken }, epoch);
+    if (this.server?.epoch === epoch) this.siteAppliedEpoch = epoch;
+    this.o.log.info({ epoch }, `${this.o.nodeId} applied the site for epoch ${epoch}`);
+  }
+
+  async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {
+    this.worker?.kubelet.stop();
+    const kubelet = new LabKubelet({
+      nodeName: this.o.nodeId,
+      address: this.o.address,
+      server: this.url(leader.host),
+      caPem: this.o.identity.caCert ? await readCa(this.o.identity.caCert) : '',
+      token: this.nodeToken(),
+      labels: this.o.labels,
+      renewIntervalMs: this.o.kubeletRenewMs,
+    });
+    const w = { leader: leader.id, epoch, state: 'joining' as 'joining' | 'ready', kubelet };
+    this.worker = w;
+    try {
+      await kubelet.register();
+    } catch (e) {
+      kubelet.stop();
+      if (this.worker === w) this.worker = null;
+      throw e;
+    }
+    if (this.worker !== w) {
+      kubelet.stop();
+      throw new EdgeError('JOIN_SUPERSEDED', `the join to ${leader.id} (epoch ${epoch}) was replaced`);
+    }
+    w.state = 'ready';
+    this.o.log.info({ epoch, leader: leader.id }, `${this.o.nodeId} is Ready on ${leader.id}'s server`);
+  }
+
+  async resetWorker(): Promise<void> {
+    this.worker?.kubelet.stop();
+    this.worker = null;
+  }
+
+  status(): ControlPlaneStatus {
+    return {
+      server: this.server ? { epoch: this.server.epoch, state: this.server.state } : null,
+      worker: this.worker
+        ? { leader: this.worker.leader, epoch: this.worker.epoch, state: this.worker.state }
+        : null,
+      siteAppliedEpoch: this.siteAppliedEpoch,
+      details: {
+        apiServer: this.server?.handle?.url ?? this.worker?.kubelet.server ?? null,
+        apiServerColdStartMs: this.coldStartMs,
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.resetWorker();
+    if (this.server) await this.stopServer(this.server.epoch);
+  }
+}
+
+async function readCa(path: string): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  return readFile(path, 'utf8');
+}
+
+/** makeLabControlPlane builds the lab runtime from the agent config's controlPlane section. */
+export async function makeLabControlPlane(o: {
+  nodeId: string;
+  siteId: string;
+  stateDir: string;
+  labels: Readonly<Record<string, string>>;
+  controlPlane: Readonly<Record<string, unknown>>;
+  log: Logger;
+}): Promise<LabControlPlane> {
+  const { z } = await import('zod');
+  const { ConfigError } = await import('../../agent/errors.ts');
+  const { loadApiServerIdentity } = await import('../kube-apiserver/apiserver.ts');
+  const schema = z.object({
+    runtime: z.literal('lab'),
+    /** The site identity `edgectl lab up` made (CA, serving certificate, tokens). */
+    identityDir: z.string().min(1),
+    /** The robot's address on the lab bridge; its API server listens there. */
+    address: z.string().regex(/^\d+\.\d+\.\d+\.\d+$/, 'must be an IPv4 address'),
+    kubeletRenewMs: z.number().int().positive().optional(),
+  });
+  const r = schema.safeParse(o.controlPlane);
+  if (!r.success)
+    throw new ConfigError(
+      'controlPlane (lab runtime)',
+      r.error.issues.map((i) => `controlPlane.${i.path.join('.')}: ${i.message}`),
+      { hint: 'edgectl lab up writes these fields; see docs/lab.md' },
+    );
+  return new LabControlPlane({
+    nodeId: o.nodeId,
+    siteId: o.siteId,
+    address: r.data.address,
+    identity: loadApiServerIdentity(r.data.identityDir),
+    stateDir: o.stateDir,
+    log: o.log,
+    labels: o.labels,
+    kubeletRenewMs: r.data.kubeletRenewMs,
+  });
+}
