@@ -146,11 +146,11 @@ export class LabControlPlane implements ControlPlaneRuntime {
 
   private pruneOldEpochs(current: number): void {
     const root = join(this.o.stateDir, 'lab-cp');
-    let names: string[] = [];
+    let names: string[];
     try {
       names = readdirSync(root);
     } catch {
-      return;
+      return; // no epoch has run here yet
     }
     for (const n of names) {
       const e = Number(/^epoch-(\d+)$/.exec(n)?.[1]);
