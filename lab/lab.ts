@@ -397,6 +397,12 @@ export async function applyLabFault(
   const needsLeader = JSON.stringify(fault).includes('"leader"');
   const leader = needsLeader ? (opts.leader ?? (await observeLab(state)).leader) : null;
   const one = (t: string) => resolve(state, t, leader);
+  // `others` in a partition is every robot no other group names.
+  const partitionGroups = (groups: readonly (readonly string[])[]): string[][] => {
+    const named = groups.map((g) => g.filter((t) => t !== 'others').flatMap(one));
+    const rest = state.robots.map((r) => r.name).filter((n) => !named.flat().includes(n));
+    return groups.map((g, i) => (g.includes('others') ? [...named[i]!, ...rest] : named[i]!));
+  };
   let robots: string[] = [];
   switch (fault.kind) {
     case 'kill':
@@ -445,7 +451,7 @@ export async function applyLabFault(
           ? { ...fault, from: named(fault.from), to: named(fault.to) }
           : fault.kind === 'cut'
             ? { ...fault, a: named(fault.a), b: named(fault.b) }
-            : { ...fault, groups: fault.groups.map((g) => g.flatMap(one)) };
+            : { ...fault, groups: partitionGroups(fault.groups) };
       state.net = applyNetFault(state.net, concrete);
       applyNet(state);
       robots = [...new Set(JSON.stringify(concrete).match(/r\d+/g) ?? [])];

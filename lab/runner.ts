@@ -1,0 +1,288 @@
+/**
+ * `edgectl lab run scenario.yaml`: bring a lab up, wait for the site to form, apply the timed
+ * faults while observing every robot every 200 ms, then heal and power everything on, check that
+ * the site converges, collect every agent's log, judge the run (lab/analysis.ts), write the report
+ * and take the lab down, checking that nothing was left behind.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SafetyViolationError } from '../agent/errors.ts';
+import { analyse, parseAgentLog, type FaultEvent, type LogEvent } from './analysis.ts';
+import { formatFault, type Fault } from './faults.ts';
+import {
+  applyLabFault,
+  labDown,
+  labUp,
+  leftovers,
+  observeLab,
+  wifiOn,
+  type LabObservation,
+  type LabState,
+} from './lab.ts';
+import { renderMarkdown, renderTimelineSvg, segments, type RunReport } from './report.ts';
+import type { LabAction, Scenario } from './scenario.ts';
+import { converged } from './analysis.ts';
+
+export interface RunOptions {
+  readonly site?: string;
+  readonly prefix?: string;
+  readonly subnet?: string;
+  readonly seed?: number;
+  readonly reportDir?: string;
+  /** Progress lines for people (stderr). */
+  readonly progress?: (line: string) => void;
+  /** Keep the lab up after the run (for inspection). */
+  readonly keep?: boolean;
+  readonly observeEveryMs?: number;
+  /** How long the site may take to converge after the final heal. */
+  readonly healTimeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(
+  state: LabState,
+  pred: (o: LabObservation) => boolean,
+  timeoutMs: number,
+  sink: LabObservation[],
+  everyMs: number,
+): Promise<LabObservation | null> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const o = await observeLab(state);
+    sink.push(o);
+    if (pred(o)) return o;
+    await sleep(everyMs);
+  }
+  return null;
+}
+
+function substituteVictims(a: LabAction, victims: readonly string[]): LabAction[] {
+  const text = JSON.stringify(a);
+  if (!text.includes('"victim"')) return [a];
+  if (victims.length === 0) return [];
+  return victims.map((v) => JSON.parse(text.replace(/"victim"/g, JSON.stringify(v))) as LabAction);
+}
+
+/** runScenario runs one scenario end to end and returns its report (it never leaves a lab up unless asked). */
+export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<RunReport> {
+  const say = o.progress ?? (() => {});
+  const every = o.observeEveryMs ?? 200;
+  const site = o.site ?? sc.name.slice(0, 12).replace(/-+$/, '');
+  const startedAt = new Date().toISOString();
+  const tStart = Date.now();
+  say(`lab ${site}: ${sc.robots} robots (${sc.voters} voters), scenario ${sc.name}`);
+  const state = await labUp({
+    site,
+    robots: sc.robots,
+    voters: sc.voters,
+    runtime: 'apiserver',
+    seed: o.seed ?? 1,
+    prefix: o.prefix,
+    subnet: o.subnet,
+    deadAfterMs: sc.deadAfterMs,
+  });
+  const observations: LabObservation[] = [];
+  const faults: FaultEvent[] = [];
+  let report: RunReport | null = null;
+  try {
+    const formed = await waitFor(state, converged, sc.settleMs, observations, every);
+    const formedMs = formed ? formed.t - tStart : null;
+    if (!formed) say(`the site did not form within ${sc.settleMs / 1000} s`);
+    else say(`formed in ${(formedMs! / 1000).toFixed(1)} s: ${formed.leader} leads term ${formed.term}`);
+    const t0 = Date.now();
+    const tEnd = t0 + sc.durationMs;
+    let victims: string[] = [];
+    let latest = formed ?? observations.at(-1)!;
+    const pending = [...sc.steps];
+    const running: Promise<void>[] = [];
+    while (formed && Date.now() < tEnd) {
+      while (pending.length && pending[0]!.atMs <= Date.now() - t0) {
+        const step = pending.shift()!;
+        const leaderBefore = latest.leader;
+        const termBefore = latest.term;
+        const applied: string[] = [];
+        const robots: string[] = [];
+        const t = Date.now();
+        const actions = step.actions.flatMap((a) => substituteVictims(a, victims));
+        const run = async () => {
+          for (const a of actions) {
+            if (a.kind === 'wifi-on') {
+              wifiOn(state, a.node);
+              applied.push(`wifi-on:${a.node}`);
+              robots.push(a.node);
+              continue;
+            }
+            const r = await applyLabFault(state, a.fault as Fault, { leader: leaderBefore });
+            const concrete = JSON.parse(
+              JSON.stringify(a.fault).replace(/"leader"/g, JSON.stringify(leaderBefore)),
+            ) as Fault;
+            applied.push(formatFault(concrete));
+            robots.push(...r.robots);
+            if (['kill', 'isolate', 'pause'].includes(a.fault.kind)) victims = r.robots;
+          }
+        };
+        const ev = { t, stepId: step.id, text: step.text, applied, robots, leaderBefore, termBefore };
+        faults.push(ev);
+        say(
+          `${((t - t0) / 1000).toFixed(1)} s: ${step.text}${leaderBefore ? ` (leader ${leaderBefore}, term ${termBefore})` : ''}`,
+        );
+        // A burst blocks for its length: run faults concurrently with observation.
+        running.push(run().catch((e: Error) => say(`fault ${step.text} failed: ${e.message}`)));
+      }
+      latest = await observeLab(state);
+      observations.push(latest);
+      await sleep(every);
+    }
+    await Promise.all(running);
+    const tFaultsEnd = Date.now();
+    // The end of every run: heal the network, power on and resume every robot, and require the
+    // site to converge (the "after heal, one leader and all robots Ready" invariant).
+    say('healing: network healed, every robot powered on and resumed');
+    const healT = Date.now();
+    const healApplied: string[] = [];
+    await applyLabFault(state, { kind: 'heal' });
+    healApplied.push('heal');
+    for (const r of state.robots) {
+      if (r.paused) {
+        await applyLabFault(state, { kind: 'resume', node: r.name });
+        healApplied.push(`resume:${r.name}`);
+      }
+      if (!r.powered) {
+        await applyLabFault(state, { kind: 'restart', node: r.name });
+        healApplied.push(`restart:${r.name}`);
+      }
+    }
+    faults.push({
+      t: healT,
+      stepId: 'final-heal',
+      text: 'final heal',
+      applied: healApplied,
+      robots: state.robots.map((r) => r.name),
+      leaderBefore: latest.leader,
+      termBefore: latest.term,
+    });
+    const final = await waitFor(state, converged, o.healTimeoutMs ?? 60_000, observations, every);
+    say(
+      final
+        ? `converged after heal: ${final.leader} leads term ${final.term}`
+        : 'did NOT converge after heal',
+    );
+    const logs: Record<string, LogEvent[]> = {};
+    for (const r of state.robots) {
+      let text = '';
+      try {
+        text = readFileSync(join(state.dir, 'robots', r.name, 'agent.log'), 'utf8');
+      } catch {
+        // a robot that never started has no log
+      }
+      logs[r.name] = parseAgentLog(r.name, text);
+    }
+    const endT = Date.now();
+    const rec = {
+      robots: state.robots.map((r) => r.name),
+      voters: state.robots.filter((r) => r.voter).map((r) => r.name),
+      t0,
+      tEnd: endT,
+      faults,
+      observations,
+      logs,
+      final: final ?? observations.at(-1) ?? null,
+    };
+    const analysis = analyse(rec, sc.expect);
+    const coldStarts = observations
+      .flatMap((ob) => ob.robots.map((r) => r.status?.controlPlane.details?.['apiServerColdStartMs']))
+      .filter((x): x is number => typeof x === 'number');
+    report = {
+      scenario: sc.name,
+      description: sc.description,
+      robots: rec.robots,
+      voters: rec.voters,
+      startedAt,
+      tStart,
+      t0,
+      tEnd: endT,
+      formedMs,
+      apiServerColdStartMs: coldStarts.length ? Math.min(...coldStarts) : null,
+      faults,
+      analysis,
+      leaks: null,
+      passed: formed !== null && analysis.violations.length === 0 && analysis.expectations.every((e) => e.ok),
+    };
+    void tFaultsEnd;
+    if (o.reportDir) {
+      writeReport(o.reportDir, report, observations, logs);
+      // The raw evidence: every agent's structured log and the lab's event log.
+      mkdirSync(join(o.reportDir, 'logs'), { recursive: true });
+      for (const r of state.robots)
+        copyIfThere(
+          join(state.dir, 'robots', r.name, 'agent.log'),
+          join(o.reportDir, 'logs', `${r.name}.log`),
+        );
+      copyIfThere(join(state.dir, 'events.ndjson'), join(o.reportDir, 'events.ndjson'));
+    }
+  } finally {
+    if (!o.keep) {
+      labDown(site, { keepLogs: false });
+      const leaks = leftovers(site, state.prefix);
+      if (report) {
+        const clean =
+          leaks.netns.length + leaks.links.length + leaks.nftTables.length + leaks.processes.length === 0;
+        report = { ...report, leaks, passed: report.passed && clean };
+        if (o.reportDir)
+          writeFileSync(join(o.reportDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+        if (o.reportDir) writeFileSync(join(o.reportDir, 'report.md'), renderMarkdown(report));
+      }
+    }
+  }
+  return report!;
+}
+
+function copyIfThere(from: string, to: string): void {
+  if (existsSync(from)) copyFileSync(from, to);
+}
+
+/** writeReport writes report.json, report.md, timeline.svg and the raw records into `dir`. */
+export function writeReport(
+  dir: string,
+  report: RunReport,
+  observations: readonly LabObservation[],
+  logs: Readonly<Record<string, readonly LogEvent[]>>,
+): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(dir, 'report.md'), renderMarkdown(report));
+  const elections = Object.values(logs)
+    .flat()
+    .filter((e) => e.kind === 'role' && e.role === 'leader');
+  writeFileSync(
+    join(dir, 'timeline.svg'),
+    renderTimelineSvg(report, segments(observations, report.robots, report.tEnd), elections),
+  );
+  writeFileSync(
+    join(dir, 'observations.ndjson'),
+    observations.map((ob) => JSON.stringify(ob)).join('\n') + '\n',
+  );
+}
+
+/** assertPassed turns a failed run into the CLI's safety error (exit code 3), with the evidence. */
+export function assertPassed(r: RunReport): void {
+  if (r.passed) return;
+  const why = [
+    ...r.analysis.violations.map((v) => `${v.invariant}: ${v.message}`),
+    ...r.analysis.expectations
+      .filter((e) => !e.ok)
+      .map(
+        (e) =>
+          `expectation ${e.expectation.kind} after ${e.expectation.after}: ${e.detail} (measured ${e.measuredMs ?? '-'} ms, limit ${e.expectation.withinMs ?? '-'} ms)`,
+      ),
+    ...(r.formedMs === null ? ['the site did not form before the first fault'] : []),
+    ...(r.leaks &&
+    r.leaks.netns.length + r.leaks.links.length + r.leaks.nftTables.length + r.leaks.processes.length > 0
+      ? [`lab down left things behind: ${JSON.stringify(r.leaks)}`]
+      : []),
+  ];
+  throw new SafetyViolationError(`lab run ${r.scenario} failed:\n  - ${why.join('\n  - ')}`, {
+    hint: 'the report (--report dir) has the timeline and the evidence; agent logs are in the report dir',
+  });
+}
