@@ -110,18 +110,24 @@ export interface Analysis {
 /** Robots that count: powered, not frozen, on the Wi-Fi. */
 const present = (o: LabObservation) => o.robots.filter((r) => r.powered && !r.paused && r.wifi);
 
-/** allReady: one leader serving, and every present robot Ready on its server for its term. */
-export function allReady(o: LabObservation): boolean {
-  if (!o.leader || !o.nodes) return false;
+/**
+ * allReady: one leader serving, and every present robot Ready on its server for its term. After a
+ * fault, `exclude` names the robots it took away and `minTerm` the term the new leader must beat.
+ */
+export function allReady(o: LabObservation, exclude: ReadonlySet<string> = new Set(), minTerm = 0): boolean {
+  if (!o.leader || !o.nodes || exclude.has(o.leader)) return false;
   const lead = o.robots.find((r) => r.name === o.leader)!.status!;
-  return present(o).every((r) => {
-    const s = r.status;
-    if (!s) return false;
-    const node = o.nodes!.find((n) => n.name === r.name);
-    if (!node?.ready) return false;
-    if (r.name === o.leader) return s.lifecycle === 'leading.serving';
-    return s.leader === o.leader && s.term === lead.term && s.controlPlane.worker?.state === 'ready';
-  });
+  if (lead.term < minTerm) return false;
+  return present(o)
+    .filter((r) => !exclude.has(r.name))
+    .every((r) => {
+      const s = r.status;
+      if (!s) return false;
+      const node = o.nodes!.find((n) => n.name === r.name);
+      if (!node?.ready) return false;
+      if (r.name === o.leader) return s.lifecycle === 'leading.serving';
+      return s.leader === o.leader && s.term === lead.term && s.controlPlane.worker?.state === 'ready';
+    });
 }
 
 /** converged: all ready, and every present robot agrees on the leader. */
@@ -348,7 +354,10 @@ function evaluate(rec: RunRecord, e: Expectation): ExpectationResult {
       );
     }
     case 'all-ready': {
-      const o = firstObs(allReady);
+      // Robots the fault took away do not count; if it took the leader, readiness is on a new term.
+      const gone = new Set(f?.robots ?? []);
+      const tookLeader = f?.leaderBefore != null && gone.has(f.leaderBefore);
+      const o = firstObs((x) => allReady(x, gone, tookLeader ? f.termBefore + 1 : 0));
       const ms = o ? o.t - t : null;
       return res(
         ms !== null && ms <= within,
@@ -418,7 +427,7 @@ export function analyse(rec: RunRecord, expectations: readonly Expectation[]): A
     (f) =>
       f.leaderBefore !== null &&
       f.robots.includes(f.leaderBefore) &&
-      f.applied.some((a) => /^(kill|isolate|pause):/.test(a)),
+      f.applied.some((a) => /^(kill|isolate|pause|partition):/.test(a)),
   );
   const terms = new Set(
     Object.values(rec.logs)

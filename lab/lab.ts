@@ -394,6 +394,7 @@ export async function applyLabFault(
   fault: Fault,
   opts: { leader?: string | null } = {},
 ): Promise<{ fault: string; robots: string[] }> {
+  // Returns the fault as applied (targets resolved) and the robots it took away from the site.
   const needsLeader = JSON.stringify(fault).includes('"leader"');
   const leader = needsLeader ? (opts.leader ?? (await observeLab(state)).leader) : null;
   const one = (t: string) => resolve(state, t, leader);
@@ -404,6 +405,8 @@ export async function applyLabFault(
     return groups.map((g, i) => (g.includes('others') ? [...named[i]!, ...rest] : named[i]!));
   };
   let robots: string[] = [];
+  /** The fault with its targets resolved, as recorded. */
+  let applied: Fault = fault;
   switch (fault.kind) {
     case 'kill':
       robots = one(fault.node);
@@ -454,7 +457,12 @@ export async function applyLabFault(
             : { ...fault, groups: partitionGroups(fault.groups) };
       state.net = applyNetFault(state.net, concrete);
       applyNet(state);
-      robots = [...new Set(JSON.stringify(concrete).match(/r\d+/g) ?? [])];
+      applied = concrete;
+      // A partition affects the robots cut off from a majority; a drop or cut, the robots it names.
+      robots =
+        concrete.kind === 'partition'
+          ? concrete.groups.filter((g) => g.length <= state.robots.length / 2).flat()
+          : [...new Set(JSON.stringify(concrete).match(/r\d+/g) ?? [])];
       break;
     }
     case 'burst': {
@@ -473,8 +481,16 @@ export async function applyLabFault(
       });
   }
   writeLabState(state);
-  recordEvent(state, { kind: 'fault', fault: formatFault(fault), robots });
-  return { fault: formatFault(fault), robots };
+  if (
+    fault.kind === 'kill' ||
+    fault.kind === 'restart' ||
+    fault.kind === 'pause' ||
+    fault.kind === 'resume' ||
+    fault.kind === 'isolate'
+  )
+    applied = { ...fault, node: robots.join(',') };
+  recordEvent(state, { kind: 'fault', fault: formatFault(applied), robots });
+  return { fault: formatFault(applied), robots };
 }
 
 /** wifiOn brings one robot's link back (the lab's `wifi-on <robot>`), leaving other faults. */

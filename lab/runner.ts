@@ -8,7 +8,6 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { SafetyViolationError } from '../agent/errors.ts';
 import { analyse, parseAgentLog, type FaultEvent, type LogEvent } from './analysis.ts';
-import { formatFault, type Fault } from './faults.ts';
 import {
   applyLabFault,
   labDown,
@@ -113,11 +112,8 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
               robots.push(a.node);
               continue;
             }
-            const r = await applyLabFault(state, a.fault as Fault, { leader: leaderBefore });
-            const concrete = JSON.parse(
-              JSON.stringify(a.fault).replace(/"leader"/g, JSON.stringify(leaderBefore)),
-            ) as Fault;
-            applied.push(formatFault(concrete));
+            const r = await applyLabFault(state, a.fault, { leader: leaderBefore });
+            applied.push(r.fault);
             robots.push(...r.robots);
             if (['kill', 'isolate', 'pause'].includes(a.fault.kind)) victims = r.robots;
           }
