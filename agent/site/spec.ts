@@ -2,44 +2,293 @@
  * The site spec: what the leader applies to its control plane on every new epoch (the per-site
  * namespace and its isolation, and the site's secondary networks). It is part of the inventory
  * (site.yaml, `edgectl bootstrap site`) and is installed on every server-capable robot.
+ * templates/site/site.example.yaml is a commented example; docs/site.md describes every field.
  *
- * Skeleton: the site issue (#5) owns and completes this file.
+ * Parsing has two layers, like agent/config.ts: the zod schema (shape, defaults), then
+ * validateSiteSpec (agent/site/validate.ts: Whereabouts ranges, CIDRs, cron, cross-field rules).
+ * parseSiteSpec runs both and reports every problem at once in one ConfigError.
  */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+import { validateSiteSpec, type ValidateOptions } from './validate.ts';
 
 const dnsLabel = z
   .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label: lower-case letters, digits, dashes');
+  .regex(
+    /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+    'must be a DNS label: lower-case letters, digits and dashes, 1-63 characters',
+  );
+
+/** A site id becomes part of the namespace (`site-<id>`), so it leaves room for the prefix. */
+const siteId = dnsLabel.max(58, 'must be at most 58 characters (the namespace is site-<id>)');
+
+/** A Kubernetes resource quantity: 500m, 2, 1.5, 512Mi, 4Gi, 1e3. */
+const quantity = z
+  .string()
+  .regex(
+    /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$/,
+    'must be a Kubernetes quantity, like 500m, 2, 512Mi or 4Gi (quote it in YAML)',
+  );
+
+const podSecurityLevel = z.enum(['privileged', 'baseline', 'restricted']);
+
+/**
+ * Pod Security Admission labels on the namespace. `enforce` rejects pods; `warn` and `audit` only
+ * report, so they default one level stricter to show what `restricted` would break.
+ */
+const podSecuritySchema = z
+  .object({
+    /** baseline forbids hostNetwork/hostPID/privileged; the Multus secondary network needs none of them. */
+    enforce: podSecurityLevel.default('baseline'),
+    warn: podSecurityLevel.default('restricted'),
+    audit: podSecurityLevel.default('restricted'),
+    /** `latest`, or `v1.<minor>` to pin the policy to one Kubernetes release. */
+    version: z
+      .string()
+      .regex(/^(latest|v1\.[0-9]+)$/, 'must be latest or v1.<minor>, like v1.33')
+      .default('latest'),
+  })
+  .strict();
+
+const portSchema = z
+  .object({
+    /** A number (1-65535) or a named container port. */
+    port: z.union([z.number().int().min(1).max(65535), z.string().regex(/^[a-z0-9-]{1,15}$/)]),
+    protocol: z.enum(['TCP', 'UDP', 'SCTP']).default('TCP'),
+    /** The last port of a range starting at `port` (numbers only). */
+    endPort: z.number().int().min(1).max(65535).optional(),
+  })
+  .strict();
+
+/** An extra NetworkPolicy rule: traffic to (egress) or from (ingress) these CIDRs, on these ports. */
+const peerRuleSchema = z
+  .object({
+    cidrs: z.array(z.string()).min(1),
+    /** Sub-blocks of the CIDRs to leave out (NetworkPolicy ipBlock.except). */
+    except: z.array(z.string()).default([]),
+    /** No ports: every port. */
+    ports: z.array(portSchema).default([]),
+  })
+  .strict();
+
+const networkPolicySchema = z
+  .object({
+    /** Deny all ingress and egress that no other policy allows. */
+    defaultDeny: z.boolean().default(true),
+    /** Allow every pod in the namespace to reach every other one. */
+    allowSameNamespace: z.boolean().default(true),
+    /** Allow DNS (UDP and TCP 53) to CoreDNS (k8s-app=kube-dns in kube-system). */
+    allowDnsEgress: z.boolean().default(true),
+    egress: z.array(peerRuleSchema).default([]),
+    ingress: z.array(peerRuleSchema).default([]),
+  })
+  .strict();
+
+const resourceList = z.record(
+  z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9./-]*[a-z0-9])?$/, 'must be a resource name, like requests.cpu or count/pods'),
+  quantity,
+);
+
+const computeResource = z.enum(['cpu', 'memory', 'ephemeral-storage']);
+
+const limitsSchema = z
+  .object({
+    /** Per container. `default` fills limits and `defaultRequest` fills requests a pod leaves out. */
+    container: z
+      .object({
+        default: z.partialRecord(computeResource, quantity).optional(),
+        defaultRequest: z.partialRecord(computeResource, quantity).optional(),
+        max: z.partialRecord(computeResource, quantity).optional(),
+        min: z.partialRecord(computeResource, quantity).optional(),
+      })
+      .strict()
+      .prefault({
+        default: { cpu: '500m', memory: '512Mi' },
+        defaultRequest: { cpu: '100m', memory: '128Mi' },
+      }),
+  })
+  .strict();
+
+const operatorsSchema = z
+  .object({
+    /** Users (as the API server authenticates them) bound to the site-operator Role. */
+    users: z.array(z.string().min(1)).default([]),
+    /** Groups bound to the site-operator Role. Default: `<namespace>-operators`. */
+    groups: z.array(z.string().min(1)).optional(),
+    /** ServiceAccounts as `namespace/name`, for automation (CI, GitOps). */
+    serviceAccounts: z
+      .array(z.string().regex(/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/, 'must be namespace/name'))
+      .default([]),
+    /**
+     * NetworkAttachmentDefinitions: `read` by default, because edgectl owns them and a NAD writer can
+     * put a pod on any host NIC (`master`), which is effectively privileged.
+     */
+    networkAttachments: z.enum(['read', 'write']).default('read'),
+  })
+  .strict();
+
+/** Characters a Linux interface name cannot contain (cni ValidateInterfaceName), and at most 15. */
+const interfaceName = z
+  .string()
+  .regex(/^[^\s/:]{1,15}$/, 'must be a network interface name: 1-15 characters, no spaces, / or :')
+  .refine((s) => s !== '.' && s !== '..', 'must be a network interface name, not . or ..');
 
 export const siteNetworkSchema = z
   .object({
+    /** The NetworkAttachmentDefinition's name; pods ask for it in k8s.v1.cni.cncf.io/networks. */
     name: dnsLabel,
     /** ipvlan L2 by default: macvlan does not work over most Wi-Fi, and L2 keeps multicast (DDS). */
     type: z.enum(['ipvlan', 'macvlan']).default('ipvlan'),
-    /** The robot's NIC the secondary network rides on (the Wi-Fi interface). */
-    master: z.string().min(1).default('wlan0'),
+    /** ipvlan: l2 (keeps multicast); l3/l3s drop multicast and broadcast. macvlan: bridge. */
+    mode: z.enum(['l2', 'l3', 'l3s', 'bridge', 'private', 'vepa', 'passthru']).optional(),
+    /** The robot's NIC the secondary network rides on (the Wi-Fi interface). Same name on every robot. */
+    master: interfaceName.default('wlan0'),
+    /** IPv4 CIDR of the segment, network address only, like 192.168.50.0/24. */
     range: z.string().min(1),
+    /** First and last address Whereabouts may hand out; default: the whole range minus network/broadcast. */
     rangeStart: z.string().optional(),
     rangeEnd: z.string().optional(),
+    /** The segment's router, if any. Must not be in the pool unless excluded. */
     gateway: z.string().optional(),
+    /** Addresses (a.b.c.d) or blocks (a.b.c.d/n) inside the range that Whereabouts never hands out. */
     exclude: z.array(z.string()).default([]),
+    mtu: z.number().int().min(576).max(9000).optional(),
+  })
+  .strict();
+
+const whereaboutsSchema = z
+  .object({
+    /**
+     * When the ip-reconciler frees IPs of pods that are gone (5-field cron, UTC). Whereabouts' default
+     * is daily (30 4 * * *); a robot that dies holds its IPs until then, so we run it every 5 minutes.
+     */
+    reconcilerCron: z.string().default('*/5 * * * *'),
+    /** Where Whereabouts runs and keeps its IPPools (the namespace of its DaemonSet). */
+    namespace: dnsLabel.default('kube-system'),
+  })
+  .strict();
+
+const nodeLossSchema = z
+  .object({
+    /**
+     * How long membership must call a worker dead before the leader acts. Kubernetes alone waits
+     * 40 s (node-monitor-grace-period) + 300 s (default toleration) before evicting.
+     */
+    graceSeconds: z.number().int().min(0).max(3600).default(60),
+    /**
+     * taint: node.kubernetes.io/out-of-service:NoExecute, so pods are force-deleted and reschedule,
+     * and the Node (and its identity) stay for the robot's return. delete: remove the Node object.
+     */
+    action: z.enum(['taint', 'delete']).default('taint'),
   })
   .strict();
 
 export const siteSpecSchema = z
   .object({
-    id: dnsLabel,
+    id: siteId,
+    /** A display name for people. */
     name: z.string().optional(),
     namespace: z
       .object({
+        /** Default: `site-<id>`. */
         name: dnsLabel.optional(),
-        podSecurity: z.enum(['privileged', 'baseline', 'restricted']).default('baseline'),
+        /** A level (`restricted`) sets `enforce` only; an object sets each mode. */
+        podSecurity: z
+          .preprocess((v) => (typeof v === 'string' ? { enforce: v } : v), podSecuritySchema)
+          .prefault({}),
       })
-      .passthrough()
-      .default({ podSecurity: 'baseline' }),
+      .strict()
+      .prefault({}),
+    quota: z
+      .object({
+        /** ResourceQuota spec.hard. Empty: no ResourceQuota. */
+        hard: resourceList.default({
+          pods: '100',
+          'requests.cpu': '8',
+          'requests.memory': '16Gi',
+          'limits.cpu': '16',
+          'limits.memory': '32Gi',
+          persistentvolumeclaims: '20',
+        }),
+      })
+      .strict()
+      .prefault({}),
+    limits: limitsSchema.prefault({}),
+    networkPolicy: networkPolicySchema.prefault({}),
+    operators: operatorsSchema.prefault({}),
     networks: z.array(siteNetworkSchema).default([]),
+    whereabouts: whereaboutsSchema.prefault({}),
+    nodeLoss: nodeLossSchema.prefault({}),
   })
-  .passthrough();
+  .strict();
 
 export type SiteSpecInput = z.input<typeof siteSpecSchema>;
 export type SiteSpec = z.output<typeof siteSpecSchema>;
+export type SiteNetwork = z.output<typeof siteNetworkSchema>;
+export type PeerRule = z.output<typeof peerRuleSchema>;
+
+/** siteNamespace is the namespace a site's objects live in. */
+export function siteNamespace(spec: SiteSpec): string {
+  return spec.namespace.name ?? `site-${spec.id}`;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return (
+    path.reduce<string>(
+      (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
+      '',
+    ) || '(top level)'
+  );
+}
+
+/**
+ * parseSiteSpec checks a parsed YAML/JSON value and returns the spec with defaults filled in, or
+ * throws a ConfigError listing every problem (schema and Whereabouts/CIDR rules). `source` names the
+ * file in messages; when the spec sits inside a larger document, `pathPrefix` (like `site`) is put
+ * in front of every field path.
+ */
+export function parseSiteSpec(
+  input: unknown,
+  source = 'site spec',
+  opts: ValidateOptions & { pathPrefix?: string } = {},
+): SiteSpec {
+  const prefix = (p: string) => (opts.pathPrefix ? `${opts.pathPrefix}.${p}` : p);
+  const parsed = siteSpecSchema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => {
+      const where = prefix(formatPath(i.path));
+      if (i.code === 'unrecognized_keys')
+        return `${where}: unknown field(s) ${i.keys.join(', ')}: remove or fix the spelling`;
+      return `${where}: ${i.message}`;
+    });
+    throw new ConfigError(source, problems);
+  }
+  const problems = validateSiteSpec(parsed.data, opts).map((p) => `${prefix(p.path)}: ${p.message}`);
+  if (problems.length) throw new ConfigError(source, problems);
+  return parsed.data;
+}
+
+/** loadSiteSpec reads a YAML (or JSON) file and parses it with parseSiteSpec. */
+export function loadSiteSpec(path: string, opts: ValidateOptions = {}): SiteSpec {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(
+      path,
+      [`cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`],
+      { hint: 'start from templates/site/site.example.yaml, or pass -f <path>' },
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(path, [`not valid YAML: ${(e as Error).message}`]);
+  }
+  return parseSiteSpec(raw, path, opts);
+}

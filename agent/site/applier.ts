@@ -1,0 +1,334 @@
+/**
+ * SiteApplier: what the leader does to its control plane for the site (docs/site.md).
+ *
+ *   apply(epoch)            on every new epoch, and to reconcile while it leads: install the CRDs and
+ *                           wait until they are Established, server-side apply the addons and the
+ *                           site's objects (fieldManager edgectl, force), then prune the site objects
+ *                           the spec no longer names.
+ *   markNodeLost(node)      when membership has called a worker dead for nodeLoss.graceSeconds:
+ *                           taint it out-of-service (or delete it) and free its Whereabouts IPs.
+ *   markNodeReturned(node)  when it is back: remove the taint.
+ *
+ * KubeSiteApplier talks to the k3s API server; InMemorySiteApplier is its twin for the agent's and
+ * the simulator's tests. Both run the same logic (ObjectSiteApplier) over an ObjectClient, and
+ * applier.contract.ts holds them, and a real kube-apiserver, to the same behaviour.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import { EdgeError, InternalError } from '../errors.ts';
+import { isCrd, readAddonTemplates, renderSiteAddons, type AddonTemplate } from './addons.ts';
+import { InMemoryObjectClient } from './in-memory-client.ts';
+import {
+  ConflictError,
+  KubeObjectClient,
+  refOf,
+  type ObjectClient,
+  type ObjectRef,
+} from './object-client.ts';
+import { describeObject, PRUNABLE_KINDS, siteSelector, type KubeObject } from './objects.ts';
+import {
+  classifyApply,
+  epochOf,
+  heldAllocations,
+  OUT_OF_SERVICE_TAINT,
+  podRef,
+  pruneCandidates,
+  reservationHeld,
+  taintsOf,
+  withoutTaint,
+  withTaint,
+  type ApplyAction,
+} from './plan.ts';
+import { renderSite } from './render.ts';
+import { siteNamespace, type SiteSpec } from './spec.ts';
+
+export interface AppliedObject {
+  readonly kind: string;
+  readonly namespace?: string;
+  readonly name: string;
+  readonly action: ApplyAction | 'pruned';
+}
+
+export interface ApplyReport {
+  readonly epoch: number;
+  readonly created: number;
+  readonly updated: number;
+  readonly unchanged: number;
+  readonly pruned: number;
+  /** Every object, in apply order, then the pruned ones. */
+  readonly objects: readonly AppliedObject[];
+}
+
+export interface NodeLostReport {
+  readonly node: string;
+  readonly action: 'taint' | 'delete';
+  /** False when no Node of that name exists (it never joined, or was deleted already). */
+  readonly nodeFound: boolean;
+  /** Pods the API server still places on the node: whose IPs were freed. */
+  readonly pods: number;
+  readonly freedAllocations: number;
+  readonly deletedReservations: number;
+}
+
+export interface NodeReturnedReport {
+  readonly node: string;
+  readonly nodeFound: boolean;
+  /** True when the out-of-service taint was there and is now removed. */
+  readonly untainted: boolean;
+}
+
+export interface SiteApplier {
+  apply(epoch: number): Promise<ApplyReport>;
+  markNodeLost(nodeName: string): Promise<NodeLostReport>;
+  markNodeReturned(nodeName: string): Promise<NodeReturnedReport>;
+}
+
+/** The slice of a pino logger the applier uses. */
+export interface SiteLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+const silentLog: SiteLog = { info: () => undefined, warn: () => undefined };
+
+export interface SiteApplierOptions {
+  readonly spec: SiteSpec;
+  readonly log?: SiteLog;
+  /** Install the CRDs, Multus and Whereabouts (templates/). Default true. */
+  readonly addons?: boolean;
+  /** The addon templates; default: read from the repository's templates/ once, at construction. */
+  readonly templates?: readonly AddonTemplate[];
+  /** How long to wait for the CRDs to be Established. Default 60 s. */
+  readonly crdTimeoutMs?: number;
+  /** How long to wait between polls (CRD status, discovery). Injected so tests need not wait. */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+const IPPOOL = { apiVersion: 'whereabouts.cni.cncf.io/v1alpha1', kind: 'IPPool' };
+const RESERVATION = { apiVersion: 'whereabouts.cni.cncf.io/v1alpha1', kind: 'OverlappingRangeIPReservation' };
+const CONFLICT_RETRIES = 5;
+
+/** StaleEpochError: the cluster holds the site at a newer epoch than the one asked to apply. */
+export class StaleEpochError extends EdgeError {
+  constructor(epoch: number, seen: number) {
+    super('SITE_STALE_EPOCH', `the site was applied at epoch ${seen}, newer than ${epoch}: not applying`, {
+      hint: 'a newer leader owns the site; this robot should have stepped down (it is fenced by its term)',
+    });
+  }
+}
+
+/** ObjectSiteApplier is the SiteApplier logic over any ObjectClient. */
+export class ObjectSiteApplier implements SiteApplier {
+  protected readonly client: ObjectClient;
+  private readonly spec: SiteSpec;
+  private readonly log: SiteLog;
+  private readonly templates: readonly AddonTemplate[];
+  private readonly crdTimeoutMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(client: ObjectClient, opts: SiteApplierOptions) {
+    this.client = client;
+    this.spec = opts.spec;
+    this.log = opts.log ?? silentLog;
+    this.templates = opts.addons === false ? [] : (opts.templates ?? readAddonTemplates());
+    this.crdTimeoutMs = opts.crdTimeoutMs ?? 60_000;
+    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /** render is everything apply would write at `epoch`, in order: CRDs, addons, the site. */
+  render(epoch: number): KubeObject[] {
+    return [
+      ...renderSiteAddons(this.templates, { site: this.spec.id, epoch }),
+      ...renderSite(this.spec, { epoch }),
+    ];
+  }
+
+  async apply(epoch: number): Promise<ApplyReport> {
+    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new InternalError(`apply: bad epoch ${epoch}`);
+    const ns = await this.client.get({ apiVersion: 'v1', kind: 'Namespace', name: siteNamespace(this.spec) });
+    const seen = epochOf(ns);
+    if (seen !== null && seen > epoch) throw new StaleEpochError(epoch, seen);
+
+    const desired = this.render(epoch);
+    const crds = desired.filter(isCrd);
+    const objects: AppliedObject[] = [];
+    for (const o of crds) objects.push(await this.applyOne(o));
+    await this.waitEstablished(crds);
+    for (const o of desired.filter((x) => !isCrd(x))) objects.push(await this.applyOne(o));
+
+    const existing: KubeObject[] = [];
+    for (const k of PRUNABLE_KINDS)
+      existing.push(
+        ...(await this.client.list(k.apiVersion, k.kind, { labelSelector: siteSelector(this.spec.id) })),
+      );
+    for (const o of pruneCandidates(existing, desired)) {
+      if (await this.client.delete(refOf(o))) objects.push({ ...nameOf(o), action: 'pruned' });
+    }
+
+    const count = (a: AppliedObject['action']) => objects.filter((o) => o.action === a).length;
+    const report: ApplyReport = {
+      epoch,
+      created: count('created'),
+      updated: count('updated'),
+      unchanged: count('unchanged'),
+      pruned: count('pruned'),
+      objects,
+    };
+    this.log.info(
+      {
+        epoch,
+        created: report.created,
+        updated: report.updated,
+        unchanged: report.unchanged,
+        pruned: report.pruned,
+      },
+      'site applied',
+    );
+    return report;
+  }
+
+  private async applyOne(o: KubeObject): Promise<AppliedObject> {
+    const before = await this.client.get(refOf(o));
+    const after = await this.withDiscoveryRetry(o, () => this.client.apply(o));
+    return { ...nameOf(o), action: classifyApply(before, after) };
+  }
+
+  /**
+   * withDiscoveryRetry: right after a CRD is Established, the API server's discovery may not list
+   * its kind for a moment; the client then cannot find the kind's path. Retry that for a few seconds.
+   */
+  private async withDiscoveryRetry<T>(o: KubeObject, f: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await f();
+      } catch (e) {
+        if (attempt >= 20 || !/Unrecognized API version and kind/.test((e as Error).message)) throw e;
+        this.log.warn({ object: describeObject(o), attempt }, 'kind not yet served; retrying');
+        await this.sleep(250);
+      }
+    }
+  }
+
+  private async waitEstablished(crds: readonly KubeObject[]): Promise<void> {
+    const waited = { ms: 0 };
+    for (const crd of crds) {
+      for (;;) {
+        const got = await this.client.get(refOf(crd));
+        const conditions = (got?.status as { conditions?: { type: string; status: string }[] } | undefined)
+          ?.conditions;
+        if (conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
+        if (waited.ms >= this.crdTimeoutMs)
+          throw new EdgeError('SITE_CRD_NOT_ESTABLISHED', `CRD ${crd.metadata.name} is not Established`, {
+            hint: `the API server did not accept the CRD within ${this.crdTimeoutMs / 1000}s: look at its status.conditions (kubectl get crd ${crd.metadata.name} -o yaml)`,
+          });
+        await this.sleep(200);
+        waited.ms += 200;
+      }
+    }
+  }
+
+  async markNodeLost(nodeName: string): Promise<NodeLostReport> {
+    const action = this.spec.nodeLoss.action;
+    const pods = await this.client.list('v1', 'Pod', { fieldSelector: `spec.nodeName=${nodeName}` });
+    const refs = new Set(pods.map(podRef));
+    const nodeRef: ObjectRef = { apiVersion: 'v1', kind: 'Node', name: nodeName };
+
+    // The Node first, so its pods start moving; then their IPs, so the moved pods can have them.
+    let nodeFound: boolean;
+    if (action === 'delete') nodeFound = await this.client.delete(nodeRef);
+    else
+      nodeFound = await this.updateWithRetry(nodeRef, (node) => {
+        const taints = withTaint(taintsOf(node), OUT_OF_SERVICE_TAINT);
+        return taints && { spec: { taints } };
+      });
+
+    let freedAllocations = 0;
+    for (const pool of await this.client.list(IPPOOL.apiVersion, IPPOOL.kind)) {
+      let freedHere = 0;
+      await this.updateWithRetry(refOf(pool), (current) => {
+        const held = heldAllocations(current, refs);
+        freedHere = held.length;
+        return held.length ? { spec: { allocations: Object.fromEntries(held.map((k) => [k, null])) } } : null;
+      });
+      freedAllocations += freedHere;
+    }
+    let deletedReservations = 0;
+    for (const r of await this.client.list(RESERVATION.apiVersion, RESERVATION.kind))
+      if (reservationHeld(r, refs) && (await this.client.delete(refOf(r)))) deletedReservations++;
+
+    const report: NodeLostReport = {
+      node: nodeName,
+      action,
+      nodeFound,
+      pods: pods.length,
+      freedAllocations,
+      deletedReservations,
+    };
+    this.log.info({ ...report }, 'node marked lost');
+    return report;
+  }
+
+  async markNodeReturned(nodeName: string): Promise<NodeReturnedReport> {
+    let untainted = false;
+    const nodeFound = await this.updateWithRetry(
+      { apiVersion: 'v1', kind: 'Node', name: nodeName },
+      (node) => {
+        const taints = withoutTaint(taintsOf(node), OUT_OF_SERVICE_TAINT);
+        untainted = taints !== null;
+        return taints && { spec: { taints } };
+      },
+    );
+    const report: NodeReturnedReport = { node: nodeName, nodeFound, untainted };
+    this.log.info({ ...report }, 'node marked returned');
+    return report;
+  }
+
+  /**
+   * updateWithRetry reads an object, asks `change` for a merge patch (null: nothing to do), and
+   * patches it at the version it read, again from the read on a conflict. False if it does not exist.
+   */
+  private async updateWithRetry(
+    ref: ObjectRef,
+    change: (current: KubeObject) => Record<string, unknown> | null,
+  ): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.client.get(ref);
+      if (!current) return false;
+      const patch = change(current);
+      if (!patch) return true;
+      try {
+        await this.client.mergePatch(ref, patch, current.metadata.resourceVersion);
+        return true;
+      } catch (e) {
+        if (!(e instanceof ConflictError) || attempt >= CONFLICT_RETRIES) throw e;
+      }
+    }
+  }
+}
+
+function nameOf(o: KubeObject): Omit<AppliedObject, 'action'> {
+  return {
+    kind: o.kind,
+    ...(o.metadata.namespace === undefined ? {} : { namespace: o.metadata.namespace }),
+    name: o.metadata.name,
+  };
+}
+
+/** KubeSiteApplier applies the site to a real API server (the k3s server this robot leads). */
+export class KubeSiteApplier extends ObjectSiteApplier {
+  constructor(opts: SiteApplierOptions & { kubeConfig: KubeConfig }) {
+    super(new KubeObjectClient(opts.kubeConfig), opts);
+  }
+}
+
+/**
+ * InMemorySiteApplier is the twin: it records what apply writes, and the taints, in `cluster`, which
+ * several appliers (a leader change, a spec change) may share.
+ */
+export class InMemorySiteApplier extends ObjectSiteApplier {
+  readonly cluster: InMemoryObjectClient;
+  constructor(opts: SiteApplierOptions & { cluster?: InMemoryObjectClient }) {
+    const cluster = opts.cluster ?? new InMemoryObjectClient();
+    super(cluster, opts);
+    this.cluster = cluster;
+  }
+}
