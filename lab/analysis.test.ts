@@ -271,6 +271,7 @@ test('the report renders the same Markdown and timeline picture for the same run
     tEnd: T + 30_000,
     formedMs: 7000,
     apiServerColdStartMs: 3100,
+    site: { namespace: true, epoch: '2', networks: ['fleet'] },
     faults: rec.faults,
     analysis,
     leaks: { netns: [], links: [], nftTables: [], processes: [] },

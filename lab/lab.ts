@@ -207,6 +207,7 @@ export async function labUp(o: LabOptions): Promise<LabState> {
       nodes: names,
     });
     writeFileSync(join(dir, 'site.key'), randomBytes(32), { mode: 0o600 });
+    writeFileSync(join(dir, 'site.yaml'), renderLabSiteSpec(state));
     if (o.sshd !== false) prepareSsh(state);
     for (const r of state.robots) {
       mkdirSync(join(robotDir(state, r.name), 'state'), { recursive: true, mode: 0o700 });
@@ -239,11 +240,36 @@ export function renderLabAgentConfig(state: LabState, r: LabRobot, o: { deadAfte
       identityDir: join(state.dir, 'identity'),
       address: r.address,
       kubeletRenewMs: 2000,
+      siteSpecFile: join(state.dir, 'site.yaml'),
     },
     membership: { suspectAfterMs: 1500, deadAfterMs: o.deadAfterMs ?? 10_000 },
     log: { level: 'info' },
   };
   return `# Written by edgectl lab up for ${r.name}; see docs/lab.md\n${stringify(config)}`;
+}
+
+/**
+ * renderLabSiteSpec is the lab site's spec: its namespace with the default isolation, and one
+ * ipvlan network on the robots' "Wi-Fi" with a Whereabouts pool of its own.
+ */
+export function renderLabSiteSpec(state: Pick<LabState, 'site' | 'subnet'>): string {
+  const third = state.subnet.split('.')[2];
+  const spec = {
+    id: state.site,
+    name: `lab ${state.site}`,
+    networks: [
+      {
+        name: 'fleet',
+        type: 'ipvlan',
+        master: 'eth0',
+        range: `10.78.${third}.0/24`,
+        rangeStart: `10.78.${third}.20`,
+        rangeEnd: `10.78.${third}.250`,
+        gateway: `10.78.${third}.1`,
+      },
+    ],
+  };
+  return `# Written by edgectl lab up: the site the leader applies (docs/site.md)\n${stringify(spec)}`;
 }
 
 function prepareSsh(state: LabState): void {
@@ -589,6 +615,33 @@ export async function listNodes(
       leaseAgeMs: Number.isFinite(renew) ? Math.max(0, now - renew) : null,
     };
   });
+}
+
+/** siteOnServer reads what the site spec put on a robot's API server: its namespace and NADs. */
+export async function siteOnServer(
+  state: LabState,
+  address: string,
+): Promise<{ namespace: boolean; epoch: string | null; networks: string[] }> {
+  const identity = loadApiServerIdentity(join(state.dir, 'identity'));
+  const api = new KubeHttp({
+    server: `https://${address}:${LAB_API_PORT}`,
+    caPem: readFileSync(identity.caCert, 'utf8'),
+    token: identity.adminToken,
+  });
+  const ns = await api.call('GET', `/api/v1/namespaces/site-${state.site}`);
+  const nads = await api.call(
+    'GET',
+    `/apis/k8s.cni.cncf.io/v1/namespaces/site-${state.site}/network-attachment-definitions`,
+  );
+  const labels = (ns.body as { metadata?: { labels?: Record<string, string> } } | null)?.metadata?.labels;
+  return {
+    namespace: ns.status === 200,
+    epoch: labels?.['edgectl.io/epoch'] ?? null,
+    networks:
+      nads.status === 200
+        ? (nads.body as { items: { metadata: { name: string } }[] }).items.map((i) => i.metadata.name)
+        : [],
+  };
 }
 
 /**

@@ -18,6 +18,12 @@ export interface RunReport {
   readonly tEnd: number;
   readonly formedMs: number | null;
   readonly apiServerColdStartMs: number | null;
+  /** The site on the final leader's server (null: it could not be read). */
+  readonly site: {
+    readonly namespace: boolean;
+    readonly epoch: string | null;
+    readonly networks: readonly string[];
+  } | null;
   readonly faults: readonly FaultEvent[];
   readonly analysis: Analysis;
   readonly leaks: {
@@ -195,6 +201,9 @@ export function renderMarkdown(r: RunReport): string {
     '',
     `Robots: ${r.robots.join(', ')} (voters ${r.voters.join(', ')}). Started ${r.startedAt}.`,
     `Site formed in ${sec(r.formedMs)}; kube-apiserver cold start ${sec(r.apiServerColdStartMs)}.`,
+    r.site
+      ? `Site configuration on the final leader's server: namespace ${r.site.namespace ? 'present' : '**missing**'} (epoch ${r.site.epoch ?? '-'}), networks: ${r.site.networks.join(', ') || 'none'}.`
+      : "Site configuration on the final leader's server: **could not be read**.",
     '',
     '![timeline](timeline.svg)',
     '',

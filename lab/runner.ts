@@ -14,6 +14,7 @@ import {
   labUp,
   leftovers,
   observeLab,
+  siteOnServer,
   wifiOn,
   type LabObservation,
   type LabState,
@@ -164,6 +165,13 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
         ? `converged after heal: ${final.leader} leads term ${final.term}`
         : 'did NOT converge after heal',
     );
+    // The site's configuration must be on the final leader's server, for its epoch.
+    const finalLeader = final ? state.robots.find((r) => r.name === final.leader) : undefined;
+    const site = finalLeader ? await siteOnServer(state, finalLeader.address).catch(() => null) : null;
+    if (site)
+      say(
+        `site on ${finalLeader!.name}'s server: namespace ${site.namespace ? 'present' : 'MISSING'} (epoch ${site.epoch}), networks ${site.networks.join(', ') || 'none'}`,
+      );
     const logs: Record<string, LogEvent[]> = {};
     for (const r of state.robots) {
       let text = '';
@@ -200,10 +208,17 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
       tEnd: endT,
       formedMs,
       apiServerColdStartMs: coldStarts.length ? Math.min(...coldStarts) : null,
+      site,
       faults,
       analysis,
       leaks: null,
-      passed: formed !== null && analysis.violations.length === 0 && analysis.expectations.every((e) => e.ok),
+      passed:
+        formed !== null &&
+        analysis.violations.length === 0 &&
+        analysis.expectations.every((e) => e.ok) &&
+        site !== null &&
+        site.namespace &&
+        site.epoch === String(final?.term),
     };
     void tFaultsEnd;
     if (o.reportDir) {
@@ -273,6 +288,7 @@ export function assertPassed(r: RunReport): void {
           `expectation ${e.expectation.kind} after ${e.expectation.after}: ${e.detail} (measured ${e.measuredMs ?? '-'} ms, limit ${e.expectation.withinMs ?? '-'} ms)`,
       ),
     ...(r.formedMs === null ? ['the site did not form before the first fault'] : []),
+    ...(r.site?.namespace ? [] : ["the site's namespace is not on the final leader's server"]),
     ...(r.leaks &&
     r.leaks.netns.length + r.leaks.links.length + r.leaks.nftTables.length + r.leaks.processes.length > 0
       ? [`lab down left things behind: ${JSON.stringify(r.leaks)}`]

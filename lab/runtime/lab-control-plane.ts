@@ -257,6 +257,8 @@ export async function makeLabControlPlane(o: {
     /** The robot's address on the lab bridge; its API server listens there. */
     address: z.string().regex(/^\d+\.\d+\.\d+\.\d+$/, 'must be an IPv4 address'),
     kubeletRenewMs: z.number().int().positive().optional(),
+    /** The site spec (agent/site/spec.ts) the leader applies; without it, only the namespace. */
+    siteSpecFile: z.string().min(1).optional(),
   });
   const r = schema.safeParse(o.controlPlane);
   if (!r.success)
@@ -265,7 +267,25 @@ export async function makeLabControlPlane(o: {
       r.error.issues.map((i) => `controlPlane.${i.path.join('.')}: ${i.message}`),
       { hint: 'edgectl lab up writes these fields; see docs/lab.md' },
     );
+  let applySite: SiteApplyFn | undefined;
+  if (r.data.siteSpecFile) {
+    // The real SiteApplier (namespace isolation, Multus/Whereabouts, NADs), as on robots.
+    const { loadSiteSpec } = await import('../../agent/site/spec.ts');
+    const { KubeSiteApplier } = await import('../../agent/site/applier.ts');
+    const { kubeConfigFor } = await import('../kube-apiserver/apiserver.ts');
+    const spec = loadSiteSpec(r.data.siteSpecFile);
+    applySite = async (server, epoch) => {
+      const applier = new KubeSiteApplier({
+        kubeConfig: kubeConfigFor(server.url, server.caPem, server.adminToken),
+        spec,
+        log: o.log,
+      });
+      const report = await applier.apply(epoch);
+      o.log.info({ epoch, report }, `${o.nodeId} applied site ${spec.id} for epoch ${epoch}`);
+    };
+  }
   return new LabControlPlane({
+    applySite,
     nodeId: o.nodeId,
     siteId: o.siteId,
     address: r.data.address,
