@@ -34,6 +34,8 @@ export interface RunOptions {
   /** Keep the lab up after the run (for inspection). */
   readonly keep?: boolean;
   readonly observeEveryMs?: number;
+  /** Called with a whole observation when the site has formed, re-formed after a fault, and at the end. */
+  readonly milestone?: (label: string, o: LabObservation) => void;
   /** How long the site may take to converge after the final heal. */
   readonly healTimeoutMs?: number;
 }
@@ -90,6 +92,7 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
     const formedMs = formed ? formed.t - tStart : null;
     if (!formed) say(`the site did not form within ${sc.settleMs / 1000} s`);
     else say(`formed in ${(formedMs! / 1000).toFixed(1)} s: ${formed.leader} leads term ${formed.term}`);
+    if (formed) o.milestone?.('formed', formed);
     const t0 = Date.now();
     const tEnd = t0 + sc.durationMs;
     let victims: string[] = [];
@@ -127,8 +130,14 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
         // A burst blocks for its length: run faults concurrently with observation.
         running.push(run().catch((e: Error) => say(`fault ${step.text} failed: ${e.message}`)));
       }
+      const wasConverged = converged(latest);
       latest = await observeLab(state);
       observations.push(latest);
+      if (!wasConverged && converged(latest) && faults.length)
+        o.milestone?.(
+          `re-formed ${((latest.t - faults.at(-1)!.t) / 1000).toFixed(1)} s after "${faults.at(-1)!.text}"`,
+          latest,
+        );
       await sleep(every);
     }
     await Promise.all(running);
@@ -165,6 +174,7 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
         ? `converged after heal: ${final.leader} leads term ${final.term}`
         : 'did NOT converge after heal',
     );
+    if (final) o.milestone?.('after the final heal', final);
     // The site's configuration must be on the final leader's server, for its epoch.
     const finalLeader = final ? state.robots.find((r) => r.name === final.leader) : undefined;
     const site = finalLeader ? await siteOnServer(state, finalLeader.address).catch(() => null) : null;

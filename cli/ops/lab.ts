@@ -161,6 +161,9 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         reportDir: c.report,
         keep: c.keep,
         progress: json ? undefined : (l) => io.err(`[lab run] ${l}`),
+        milestone: json
+          ? undefined
+          : (label, o) => io.err(`\n[lab run] ${label}:\n${renderObservation(o)}\n`),
       });
       if (json) io.out(JSON.stringify(report));
       else {

@@ -21,7 +21,9 @@ PACKAGES=(
   avahi-utils    # avahi-browse / avahi-publish
   dbus           # a private bus for avahi-daemon in the interop test
   util-linux     # unshare, for avahi's private /run
-  tcpdump        # packet capture while debugging the lab
+  tcpdump        # packet capture while debugging the lab and in the wire-capture test
+  openssl        # the lab's site identity (CA, serving certificate, keys)
+  curl           # smoke.sh
 )
 
 log() { printf '[lab/install-deps] %s\n' "$*" >&2; }
