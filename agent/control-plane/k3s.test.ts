@@ -1,0 +1,260 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { describe, test } from 'node:test';
+import { EdgeError } from '../errors.ts';
+import type { CommandRunner, RunOptions, RunResult, WriteFileOptions } from '../exec/runner.ts';
+import {
+  AGENT_UNIT,
+  RECEIVED_SNAPSHOT_DIR,
+  SERVER_FENCE_FILE,
+  SERVER_UNIT,
+  SERVER_URL_DROPIN,
+} from '../k3s/paths.ts';
+import type { K3sProbes } from '../k3s/robot-io.ts';
+import { decodeSnapshotRecord, encodeSnapshotRecord, type SnapshotRecord } from '../k3s/snapshots.ts';
+import { SERVER_SPEC, WORKER_SPEC } from '../k3s/testing/fixtures.ts';
+import { installedRobot } from '../k3s/testing/installed.ts';
+import type { RobotModel } from '../k3s/testing/robot-model.ts';
+import { K3sControlPlane, type K3sControlPlaneOptions } from './k3s.ts';
+import { describeRuntimeContract } from './runtime.contract.ts';
+
+/** Probes that read the model: the server is ready when k3s.service runs, a worker when its agent does. */
+function modelProbes(m: RobotModel, seen: number[] = []): K3sProbes {
+  return {
+    serverReady: async () => m.active.has(SERVER_UNIT),
+    workerReady: async (leader, since) => {
+      seen.push(since);
+      return m.active.has(AGENT_UNIT) && (m.content(SERVER_URL_DROPIN) ?? '').includes(leader.host);
+    },
+  };
+}
+
+function fakeClock(step = 1_000): () => number {
+  let t = 1_700_000_000_000;
+  return () => (t += step);
+}
+
+async function runtime(
+  m: RobotModel,
+  extra: Partial<K3sControlPlaneOptions> = {},
+): Promise<{ rt: K3sControlPlane; applied: number[] }> {
+  const applied: number[] = [];
+  const rt = new K3sControlPlane({
+    runner: m,
+    node: m.target === WORKER_SPEC.nodeName ? WORKER_SPEC : SERVER_SPEC,
+    site: { apply: async (epoch) => void applied.push(epoch) },
+    probes: modelProbes(m),
+    pollMs: 1,
+    delay: () => new Promise((r) => setImmediate(r)),
+    now: fakeClock(),
+    ...extra,
+  });
+  return { rt, applied };
+}
+
+describeRuntimeContract(
+  'k3s (robot model)',
+  async () => (await runtime(await installedRobot(SERVER_SPEC))).rt,
+);
+
+/** A runner that holds one command until released: to put a demotion in the middle of a start. */
+class GatedRunner implements CommandRunner {
+  readonly target: string;
+  private gate: { argv: string; reached: () => void; release: Promise<void> } | null = null;
+  private readonly inner: RobotModel;
+  constructor(inner: RobotModel) {
+    this.inner = inner;
+    this.target = inner.target;
+  }
+  /** hold: the next run of `argv` waits for the returned release(); `reached` resolves when it does. */
+  hold(argv: string): { reached: Promise<void>; release: () => void } {
+    let release!: () => void;
+    let reached!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const reachedP = new Promise<void>((r) => (reached = r));
+    this.gate = { argv, reached, release: released };
+    return { reached: reachedP, release };
+  }
+  async run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    const g = this.gate;
+    if (g && argv.join(' ') === g.argv) {
+      this.gate = null;
+      g.reached();
+      await g.release;
+    }
+    return this.inner.run(argv, opts);
+  }
+  writeFile(path: string, content: string | Buffer, opts: WriteFileOptions): Promise<void> {
+    return this.inner.writeFile(path, content, opts);
+  }
+  upload(localPath: string, path: string, opts: WriteFileOptions): Promise<void> {
+    return this.inner.upload(localPath, path, opts);
+  }
+  readFile(path: string): Promise<Buffer | null> {
+    return this.inner.readFile(path);
+  }
+  async close(): Promise<void> {}
+}
+
+describe('K3sControlPlane', () => {
+  test('demotion stops k3s.service before anything else', async () => {
+    const m = await installedRobot(SERVER_SPEC);
+    const { rt } = await runtime(m);
+    await rt.startServer(5);
+    m.journal.length = 0;
+    await rt.stopServer(5);
+    assert.equal(m.journal[0], 'systemctl stop k3s.service');
+    assert.ok(!m.active.has(SERVER_UNIT));
+    assert.ok(m.exists(SERVER_FENCE_FILE));
+    assert.equal(rt.status().server, null);
+  });
+
+  for (const heldAt of ['systemctl start k3s.service', `rm -f -- ${SERVER_FENCE_FILE}`]) {
+    test(`a demotion during a start wins, even with the start held at \`${heldAt}\``, async () => {
+      const m = await installedRobot(SERVER_SPEC);
+      const gated = new GatedRunner(m);
+      const { rt } = await runtime(m, { runner: gated });
+      const gate = gated.hold(heldAt);
+      const starting = rt.startServer(5);
+      await gate.reached;
+      const stopping = rt.stopServer(5);
+      // Let the stop plan run while the start's step is held, then let the held step go.
+      await new Promise((r) => setImmediate(r));
+      gate.release();
+      await assert.rejects(
+        starting,
+        (e: unknown) => e instanceof EdgeError && e.code === 'EDGE_K3S_SUPERSEDED',
+      );
+      await stopping;
+      assert.ok(!m.active.has(SERVER_UNIT), 'no server runs after the demotion');
+      assert.ok(m.exists(SERVER_FENCE_FILE), 'the fence is in place after the demotion');
+      assert.equal(rt.status().server, null);
+    });
+  }
+
+  test('a late stop of an older epoch leaves a newer server alone', async () => {
+    const m = await installedRobot(SERVER_SPEC);
+    const { rt } = await runtime(m);
+    await rt.startServer(6);
+    await rt.stopServer(5);
+    assert.ok(m.active.has(SERVER_UNIT));
+    assert.deepEqual(rt.status().server, { epoch: 6, state: 'serving' });
+  });
+
+  test('a new leader restores the newest verified snapshot it holds before serving', async () => {
+    const m = await installedRobot(SERVER_SPEC);
+    const content = 'etcd of r2 at epoch 4';
+    const record: SnapshotRecord = {
+      v: 1,
+      name: 'edgectl-harbor-e4-t9-r2-1700000100',
+      node: 'r2',
+      epoch: 4,
+      term: 9,
+      sha256: createHash('sha256').update(content).digest('hex'),
+      size: Buffer.byteLength(content),
+      createdAt: 1_700_000_100_000,
+    };
+    m.seed(`${RECEIVED_SNAPSHOT_DIR}/${record.name}`, content);
+    const { rt } = await runtime(m, { snapshots: { records: () => [record] } });
+    await rt.startServer(5);
+    assert.ok(
+      m.journal.some((l) =>
+        l.includes(`--cluster-reset-restore-path=${RECEIVED_SNAPSHOT_DIR}/${record.name}`),
+      ),
+    );
+    const resetAt = m.journal.findIndex((l) => l.includes('--cluster-reset'));
+    assert.ok(resetAt < m.journal.indexOf('systemctl start k3s.service'), 'restored before serving');
+    assert.match(String(rt.status().details?.serverStart), /^restore: /);
+  });
+
+  test('it resumes its own etcd when that is newer than every snapshot', async () => {
+    const m = await installedRobot(SERVER_SPEC);
+    const { rt } = await runtime(m, { snapshots: { records: () => [], held: async () => [] } });
+    await rt.startServer(5);
+    await rt.stopServer(5);
+    await rt.startServer(7);
+    assert.ok(!m.journal.some((l) => l.includes('--cluster-reset')));
+    assert.match(String(rt.status().details?.serverStart), /^resume: /);
+  });
+
+  test('after it serves, it deletes the Nodes and node-password secrets of robots that left the site', async () => {
+    const m = await installedRobot(SERVER_SPEC, { clusterNodes: ['r1', 'r2', 'old-9'] });
+    const { rt } = await runtime(m, { siteMembers: () => ['r1', 'r2', 'vac-3'] });
+    await rt.startServer(5);
+    assert.deepEqual(m.clusterNodes, ['r1', 'r2']);
+    assert.ok(
+      m.journal.includes(
+        '/usr/local/bin/k3s kubectl -n kube-system delete secret old-9.node-password.k3s --ignore-not-found',
+      ),
+    );
+  });
+
+  test('a server that never gets ready ends in a readiness timeout, not a silent success', async () => {
+    const m = await installedRobot(SERVER_SPEC);
+    const { rt } = await runtime(m, {
+      probes: { serverReady: async () => false, workerReady: async () => false },
+      serverReadyTimeoutMs: 30_000,
+    });
+    await assert.rejects(
+      rt.startServer(5),
+      (e: unknown) => e instanceof EdgeError && e.code === 'EDGE_K3S_READINESS_TIMEOUT',
+    );
+    assert.equal(rt.status().server, null);
+  });
+
+  test('a failing step surfaces as a coded error naming the step', async () => {
+    const m = await installedRobot(SERVER_SPEC, {
+      intercept: (argv) =>
+        argv.join(' ') === 'systemctl start k3s.service'
+          ? { code: 1, stdout: '', stderr: 'Job failed' }
+          : undefined,
+    });
+    const { rt } = await runtime(m);
+    await assert.rejects(rt.startServer(5), /step start-server .* exited 1: Job failed/);
+  });
+
+  test('the leader snapshot becomes a site-log record that matches the file', async () => {
+    const m = await installedRobot(SERVER_SPEC);
+    const { rt } = await runtime(m);
+    await assert.rejects(rt.takeSnapshot(3), /no serving k3s server/);
+    await rt.startServer(5);
+    const r = await rt.takeSnapshot(11);
+    assert.match(r.name, /^edgectl-harbor-e5-t11-r1-\d+$/);
+    const file = m.content(`/var/lib/edgectl/snapshots/local/${r.name}`) ?? '';
+    assert.equal(r.sha256, createHash('sha256').update(file).digest('hex'));
+    assert.equal(r.size, Buffer.byteLength(file));
+    assert.deepEqual([r.epoch, r.term, r.node], [5, 11, 'r1']);
+    assert.deepEqual(decodeSnapshotRecord(encodeSnapshotRecord(r)), r);
+  });
+
+  test('applySite delegates to the SiteApplier for the serving epoch only', async () => {
+    const m = await installedRobot(SERVER_SPEC);
+    const { rt, applied } = await runtime(m);
+    await assert.rejects(rt.applySite(5), /no serving k3s server of epoch 5/);
+    await rt.startServer(5);
+    await rt.applySite(5);
+    assert.deepEqual(applied, [5]);
+    assert.equal(rt.status().siteAppliedEpoch, 5);
+  });
+
+  test('a robot that is not server-capable refuses to start a server', async () => {
+    const m = await installedRobot(WORKER_SPEC);
+    const { rt } = await runtime(m);
+    await assert.rejects(
+      rt.startServer(1),
+      (e: unknown) => e instanceof EdgeError && e.code === 'EDGE_NOT_SERVER_CAPABLE',
+    );
+    assert.ok(!m.active.has(SERVER_UNIT));
+  });
+
+  test('a worker waits for a heartbeat from this join on, and rejoins a new leader cleanly', async () => {
+    const m = await installedRobot(WORKER_SPEC);
+    const seen: number[] = [];
+    const { rt } = await runtime(m, { probes: modelProbes(m, seen) });
+    await rt.joinAsWorker({ id: 'r1', host: '10.20.0.11' }, 4);
+    await rt.joinAsWorker({ id: 'r2', host: '10.20.0.12' }, 5);
+    assert.deepEqual(rt.status().worker, { leader: 'r2', epoch: 5, state: 'ready' });
+    assert.match(m.content(SERVER_URL_DROPIN) ?? '', /10\.20\.0\.12/);
+    assert.ok(seen.length >= 2 && seen[1]! > seen[0]!, 'each join probes with its own start time');
+  });
+});

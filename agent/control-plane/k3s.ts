@@ -1,0 +1,325 @@
+/**
+ * K3sControlPlane: the ControlPlaneRuntime of a real robot. It runs the k3s plans
+ * (agent/k3s/plans.ts) through a CommandRunner on the robot itself and waits for readiness through
+ * injectable probes (agent/k3s/robot-io.ts). Decisions are the plans' and snapshots.ts's; this class
+ * sequences them, keeps the status, and makes a demotion win over a start in flight.
+ *
+ *   startServer(epoch)   choose resume / restore / fresh (chooseServerStart), run startServerPlan,
+ *                        wait for /readyz, then forget the Nodes of robots no longer in the site
+ *   stopServer(epoch)    stopServerPlan at once, even if a start is still running (that start stops
+ *                        at its next step), and again once that start has given up
+ *   applySite(epoch)     the SiteApplier, on this robot's serving server of that epoch
+ *   joinAsWorker         joinWorkerPlan, then wait until this Node is Ready on the leader
+ *   resetWorker          resetWorkerPlan
+ *   takeSnapshot         (not in ControlPlaneRuntime) the leader's snapshot, as a site-log record
+ *
+ * Tested with the robot model and fake probes (k3s.test.ts, and the shared runtime contract);
+ * never against a real k3s (docs/k3s.md, "What was verified").
+ */
+import { EdgeError } from '../errors.ts';
+import type { CommandRunner } from '../exec/runner.ts';
+import { executePlan } from '../k3s/execute.ts';
+import { LOCAL_SNAPSHOT_DIR, K3S_BIN } from '../k3s/paths.ts';
+import {
+  forgetNodesPlan,
+  joinWorkerPlan,
+  resetWorkerPlan,
+  snapshotSavePlan,
+  startServerPlan,
+  stopServerPlan,
+} from '../k3s/plans.ts';
+import {
+  fileFacts,
+  hasLocalEtcd,
+  heldSnapshots,
+  listSnapshotDir,
+  readServedEpoch,
+  runnerProbes,
+  type K3sProbes,
+} from '../k3s/robot-io.ts';
+import type { K3sNodeSpec } from '../k3s/settings.ts';
+import {
+  chooseServerStart,
+  savedSnapshotFile,
+  snapshotName,
+  type HeldSnapshot,
+  type ServerStart,
+  type SnapshotRecord,
+} from '../k3s/snapshots.ts';
+import type { ControlPlaneRuntime, ControlPlaneStatus, LeaderEndpoint } from './runtime.ts';
+
+/** What the runtime needs of the SiteApplier (agent/site/applier.ts): apply the site for an epoch. */
+export interface SiteApplyTarget {
+  apply(epoch: number): Promise<unknown>;
+}
+
+/** Where the snapshot records and files come from when a new leader chooses how to start. */
+export interface SnapshotSource {
+  /** The snapshot records of the committed site log (snapshots.ts snapshotRecords). */
+  records(): readonly SnapshotRecord[];
+  /** The snapshot files this robot holds among `names`, checksummed (default: robot-io heldSnapshots). */
+  held?(names: ReadonlySet<string>): Promise<readonly HeldSnapshot[]>;
+}
+
+export interface K3sControlPlaneOptions {
+  readonly runner: CommandRunner;
+  readonly node: K3sNodeSpec;
+  readonly site: SiteApplyTarget;
+  /** Default: runnerProbes (k3s kubectl through the runner). */
+  readonly probes?: K3sProbes;
+  /** Default: no records, so a new leader resumes its own etcd or starts fresh. */
+  readonly snapshots?: SnapshotSource;
+  /** Every robot of the site; Nodes of others are deleted when a server starts. Default: none deleted. */
+  readonly siteMembers?: () => readonly string[];
+  /** Default 300 s: a restore on a robot's SD card is slow. */
+  readonly serverReadyTimeoutMs?: number;
+  /** Default 180 s. */
+  readonly workerReadyTimeoutMs?: number;
+  /** Default 2 s. */
+  readonly pollMs?: number;
+  readonly now?: () => number;
+  readonly delay?: (ms: number) => Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class K3sControlPlane implements ControlPlaneRuntime {
+  readonly kind = 'k3s';
+  private readonly runner: CommandRunner;
+  private readonly spec: K3sNodeSpec;
+  private readonly site: SiteApplyTarget;
+  private readonly probes: K3sProbes;
+  private readonly snapshots: SnapshotSource | undefined;
+  private readonly siteMembers: (() => readonly string[]) | undefined;
+  private readonly serverReadyTimeoutMs: number;
+  private readonly workerReadyTimeoutMs: number;
+  private readonly pollMs: number;
+  private readonly now: () => number;
+  private readonly delay: (ms: number) => Promise<void>;
+
+  private server: ControlPlaneStatus['server'] = null;
+  private worker: ControlPlaneStatus['worker'] = null;
+  private siteAppliedEpoch: number | null = null;
+  private lastStart: ServerStart | null = null;
+  /** Bumped by every server operation: an older one still running sees it and stops. */
+  private serverOp = 0;
+  private workerOp = 0;
+  private startInFlight: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(opts: K3sControlPlaneOptions) {
+    this.runner = opts.runner;
+    this.spec = opts.node;
+    this.site = opts.site;
+    this.probes = opts.probes ?? runnerProbes(opts.runner, opts.node.nodeName);
+    this.snapshots = opts.snapshots;
+    this.siteMembers = opts.siteMembers;
+    this.serverReadyTimeoutMs = opts.serverReadyTimeoutMs ?? 300_000;
+    this.workerReadyTimeoutMs = opts.workerReadyTimeoutMs ?? 180_000;
+    this.pollMs = opts.pollMs ?? 2_000;
+    this.now = opts.now ?? Date.now;
+    this.delay = opts.delay ?? sleep;
+  }
+
+  async startServer(epoch: number): Promise<void> {
+    if (!this.spec.serverCapable) {
+      throw new EdgeError(
+        'NOT_SERVER_CAPABLE',
+        `${this.spec.nodeName} is not server-capable and has no server identity`,
+        {
+          hint: 'set controlPlane.k3s.serverCapable and provision the server identity, or keep this robot a non-voter',
+        },
+      );
+    }
+    if (this.server && this.server.epoch !== epoch) {
+      throw new EdgeError('SERVER_RUNNING', `a server of epoch ${this.server.epoch} still runs`, {
+        hint: 'stop it first',
+      });
+    }
+    const op = ++this.serverOp;
+    this.server = { epoch, state: 'starting' };
+    const run = this.runStart(op, epoch);
+    this.startInFlight = run;
+    try {
+      await run;
+    } finally {
+      if (this.startInFlight === run) this.startInFlight = null;
+    }
+  }
+
+  private async runStart(op: number, epoch: number): Promise<void> {
+    const cancelled = () => op !== this.serverOp || this.closed;
+    try {
+      const start = await this.chooseStart();
+      this.lastStart = start;
+      const restore =
+        start.kind === 'restore' ? { path: start.file.path, sha256: start.record.sha256 } : undefined;
+      await executePlan(this.runner, startServerPlan(this.spec, epoch, restore), { cancelled });
+      await this.waitFor(
+        `the k3s server of epoch ${epoch}`,
+        () => this.probes.serverReady(),
+        cancelled,
+        this.serverReadyTimeoutMs,
+      );
+      await this.forgetGoneNodes(cancelled);
+      if (!cancelled()) this.server = { epoch, state: 'serving' };
+    } catch (err) {
+      if (!cancelled()) this.server = null;
+      throw err;
+    }
+  }
+
+  private async chooseStart(): Promise<ServerStart> {
+    const records = this.snapshots?.records() ?? [];
+    const names = new Set(records.map((r) => r.name));
+    const held =
+      records.length === 0
+        ? []
+        : await (this.snapshots?.held ? this.snapshots.held(names) : heldSnapshots(this.runner, names));
+    return chooseServerStart({
+      records,
+      held,
+      lastServedEpoch: await readServedEpoch(this.runner),
+      hasLocalDb: await hasLocalEtcd(this.runner),
+    });
+  }
+
+  private async forgetGoneNodes(cancelled: () => boolean): Promise<void> {
+    if (!this.siteMembers || cancelled()) return;
+    const members = new Set(this.siteMembers());
+    const r = await this.runner.run([K3S_BIN, 'kubectl', 'get', 'nodes', '-o', 'name']);
+    if (r.code !== 0) {
+      throw new EdgeError(
+        'K3S_LIST_NODES_FAILED',
+        `could not list Nodes on ${this.spec.nodeName}: ${r.stderr.trim()}`,
+      );
+    }
+    const gone = r.stdout
+      .split('\n')
+      .map((l) => l.trim().replace(/^node\//, ''))
+      .filter((n) => n && !members.has(n) && n !== this.spec.nodeName);
+    if (gone.length > 0) await executePlan(this.runner, forgetNodesPlan(this.spec, gone), { cancelled });
+  }
+
+  async stopServer(epoch: number): Promise<void> {
+    // A newer epoch's server is not this (late) call's to stop.
+    if (this.server && this.server.epoch > epoch) return;
+    ++this.serverOp;
+    const inFlight = this.startInFlight;
+    await executePlan(this.runner, stopServerPlan(this.spec, epoch));
+    this.server = null;
+    if (inFlight) {
+      // The start stops at its next step; whatever its last step did, stop and fence again after it.
+      await inFlight.catch(() => undefined);
+      await executePlan(this.runner, stopServerPlan(this.spec, epoch));
+    }
+  }
+
+  async applySite(epoch: number): Promise<void> {
+    if (this.server?.epoch !== epoch || this.server.state !== 'serving') {
+      throw new EdgeError(
+        'NO_SERVER',
+        `no serving k3s server of epoch ${epoch} on ${this.spec.nodeName} to apply the site to`,
+      );
+    }
+    await this.site.apply(epoch);
+    this.siteAppliedEpoch = epoch;
+  }
+
+  async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {
+    const op = ++this.workerOp;
+    const cancelled = () => op !== this.workerOp || this.closed;
+    const since = this.now();
+    this.worker = { leader: leader.id, epoch, state: 'joining' };
+    try {
+      await executePlan(this.runner, joinWorkerPlan(this.spec, leader, epoch), { cancelled });
+      await this.waitFor(
+        `${this.spec.nodeName} to be Ready on ${leader.id}`,
+        () => this.probes.workerReady(leader, since),
+        cancelled,
+        this.workerReadyTimeoutMs,
+      );
+      if (!cancelled()) this.worker = { leader: leader.id, epoch, state: 'ready' };
+    } catch (err) {
+      if (!cancelled()) this.worker = null;
+      throw err;
+    }
+  }
+
+  async resetWorker(): Promise<void> {
+    ++this.workerOp;
+    await executePlan(this.runner, resetWorkerPlan(this.spec));
+    this.worker = null;
+  }
+
+  /**
+   * takeSnapshot: the leader saves an etcd snapshot and returns its record, for the agent to append
+   * to the site log (kind `snapshot`, snapshots.ts encodeSnapshotRecord) and ship.
+   */
+  async takeSnapshot(term: number): Promise<SnapshotRecord> {
+    const server = this.server;
+    if (server?.state !== 'serving') {
+      throw new EdgeError('NO_SERVER', `no serving k3s server on ${this.spec.nodeName} to snapshot`);
+    }
+    const createdAt = this.now();
+    const name = snapshotName(this.spec.site, server.epoch, term);
+    await executePlan(this.runner, snapshotSavePlan(this.spec, name));
+    const file = savedSnapshotFile(
+      await listSnapshotDir(this.runner, LOCAL_SNAPSHOT_DIR),
+      name,
+      this.spec.nodeName,
+    );
+    const facts = file ? await fileFacts(this.runner, `${LOCAL_SNAPSHOT_DIR}/${file}`) : null;
+    if (!file || !facts) {
+      throw new EdgeError(
+        'K3S_SNAPSHOT_MISSING',
+        `k3s reported snapshot ${name} saved, but no such file is in ${LOCAL_SNAPSHOT_DIR}`,
+        {
+          hint: 'check etcd-snapshot-dir in /etc/rancher/k3s/config.yaml',
+        },
+      );
+    }
+    return { v: 1, name: file, node: this.spec.nodeName, epoch: server.epoch, term, ...facts, createdAt };
+  }
+
+  status(): ControlPlaneStatus {
+    return {
+      server: this.server,
+      worker: this.worker,
+      siteAppliedEpoch: this.siteAppliedEpoch,
+      details: {
+        node: this.spec.nodeName,
+        serverStart: this.lastStart ? `${this.lastStart.kind}: ${this.lastStart.reason}` : null,
+      },
+    };
+  }
+
+  /** close stops waiting; it leaves k3s as it is (the units are PartOf the agent's unit). */
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private async waitFor(
+    what: string,
+    probe: () => Promise<boolean>,
+    cancelled: () => boolean,
+    timeoutMs: number,
+  ): Promise<void> {
+    const deadline = this.now() + timeoutMs;
+    for (;;) {
+      if (cancelled())
+        throw new EdgeError('K3S_SUPERSEDED', `stopped waiting for ${what}: a later operation superseded it`);
+      if (await probe().catch(() => false)) return;
+      if (this.now() >= deadline) {
+        throw new EdgeError(
+          'K3S_READINESS_TIMEOUT',
+          `gave up waiting for ${what} after ${Math.round(timeoutMs / 1000)} s`,
+          {
+            hint: `see \`journalctl -u k3s -u k3s-agent\` on ${this.spec.nodeName}`,
+          },
+        );
+      }
+      await this.delay(this.pollMs);
+    }
+  }
+}

@@ -1,0 +1,377 @@
+/**
+ * The k3s plans: what the runtime (agent/control-plane/k3s.ts) and the bootstrap do to a robot, as
+ * data (agent/plan/plan.ts). Pure and golden-tested (plans.test.ts); deterministic (same inputs,
+ * same steps) and idempotent (running a plan twice ends in the state running it once does; the
+ * property test in plans.test.ts runs them through a model of the robot).
+ *
+ *   installPlan        the binary already on the robot, tool links, units, reap script, directories
+ *   startServerPlan    become the leader's server for an epoch, restoring a snapshot first if told
+ *   stopServerPlan     demotion: stop k3s.service first, then fence it, then reap its containerd
+ *   joinWorkerPlan     (re)join the leader of an epoch as a worker
+ *   resetWorkerPlan    stop being a worker of anyone
+ *   snapshotSavePlan   take a named etcd snapshot on the leader
+ *   forgetNodesPlan    delete Nodes (and their node-password secrets) of robots that left the site
+ *
+ * Why each step is there is in docs/k3s.md.
+ */
+import type { Plan, PlanStep } from '../plan/plan.ts';
+import {
+  AGENT_LOAD_BALANCER_FILES,
+  AGENT_SERVER_BOUND_FILES,
+  AGENT_UNIT,
+  CONFIG_DROPIN_DIR,
+  CONFIG_FILE,
+  EDGECTL_K3S_STATE_DIR,
+  K3S_BIN,
+  K3S_TOOL_LINKS,
+  LOCAL_SNAPSHOT_DIR,
+  REAP_SCRIPT,
+  RECEIVED_SNAPSHOT_DIR,
+  RESET_FLAG,
+  RESTORE_CHECKSUM_FILE,
+  SECRETS_DIR,
+  SERVED_EPOCH_FILE,
+  SERVER_FENCE_FILE,
+  SERVER_UNIT,
+  SERVER_URL_DROPIN,
+  SYSTEMD_DIR,
+} from './paths.ts';
+import {
+  renderAgentConfig,
+  renderAgentUnit,
+  renderServerConfig,
+  renderServerUnit,
+  renderServerUrlDropin,
+} from './render.ts';
+import type { K3sNodeSpec } from './settings.ts';
+
+/** Where the k3s binary comes from. Either way no robot downloads anything. */
+export type K3sBinarySource =
+  /** Already on the robot (baked into its image): copied into place if its checksum matches. */
+  | { readonly kind: 'onRobot'; readonly path: string; readonly sha256: string }
+  /** On the operator's machine: uploaded by the bootstrap's executor. */
+  | { readonly kind: 'upload'; readonly localPath: string; readonly sha256: string };
+
+export interface InstallOptions {
+  readonly binary: K3sBinarySource;
+  /** templates/k3s/edgectl-k3s-reap.sh (templates.ts reads it). */
+  readonly reapScript: string;
+}
+
+/** The content of the fence file; its presence, not its content, is what systemd checks. */
+export const FENCE_CONTENT =
+  '# k3s.service does not start while this file exists (edgectl demotion fence).\n';
+
+const BINARY_CHECKSUM_FILE = `${EDGECTL_K3S_STATE_DIR}/k3s.sha256`;
+const SOURCE_CHECKSUM_FILE = `${EDGECTL_K3S_STATE_DIR}/k3s-source.sha256`;
+const RESTORE_TIMEOUT_MS = 15 * 60_000;
+/** The transient unit the restore runs in (`journalctl -u edgectl-k3s-restore`). */
+export const RESTORE_UNIT = 'edgectl-k3s-restore';
+
+/**
+ * installPlan puts k3s on a robot without any download, like install.sh with
+ * INSTALL_K3S_SKIP_DOWNLOAD=true but without install.sh: install.sh would write its own units
+ * (enabled at boot, with an environment file) that this design must not have. It enables nothing.
+ * Re-running it on a serving leader changes nothing: the fence is only created where no server runs.
+ */
+export function installPlan(spec: K3sNodeSpec, opts: InstallOptions): Plan {
+  const steps: PlanStep[] = [
+    mkdir('dir-secrets', SECRETS_DIR, '0700'),
+    mkdir('dir-config', CONFIG_DROPIN_DIR, '0755'),
+    mkdir('dir-state', EDGECTL_K3S_STATE_DIR, '0700'),
+    mkdir('dir-snapshots-local', LOCAL_SNAPSHOT_DIR, '0700'),
+    mkdir('dir-snapshots-received', RECEIVED_SNAPSHOT_DIR, '0700'),
+    mkdir('dir-libexec', '/usr/local/lib/edgectl', '0755'),
+    ...binarySteps(opts.binary),
+    ...K3S_TOOL_LINKS.map((tool): PlanStep => ({
+      kind: 'run',
+      id: `link-${tool}`,
+      description: `link ${tool} to k3s, unless the robot already has a ${tool}`,
+      argv: ['ln', '-s', 'k3s', `/usr/local/bin/${tool}`],
+      unless: ['sh', '-c', `command -v ${tool} >/dev/null`],
+    })),
+    writeFile('unit-server', `${SYSTEMD_DIR}/${SERVER_UNIT}`, renderServerUnit(), 0o644, 'k3s.service'),
+    writeFile('unit-agent', `${SYSTEMD_DIR}/${AGENT_UNIT}`, renderAgentUnit(), 0o644, 'k3s-agent.service'),
+    writeFile('reap-script', REAP_SCRIPT, opts.reapScript, 0o755, 'the demotion reap script'),
+    {
+      kind: 'run',
+      id: 'fence',
+      description: 'fence k3s.service until this robot is elected (skipped where a server runs)',
+      argv: ['touch', SERVER_FENCE_FILE],
+      unless: ['systemctl', 'is-active', '--quiet', SERVER_UNIT],
+    },
+    { kind: 'systemd', id: 'daemon-reload', description: 'load the k3s units', action: 'daemon-reload' },
+  ];
+  return { target: spec.nodeName, steps };
+}
+
+function binarySteps(binary: K3sBinarySource): PlanStep[] {
+  if (binary.kind === 'upload') {
+    return [
+      {
+        kind: 'upload',
+        id: 'binary',
+        description: 'upload the k3s binary',
+        localPath: binary.localPath,
+        path: K3S_BIN,
+        mode: 0o755,
+        sha256: binary.sha256,
+      },
+    ];
+  }
+  const installed = ['sha256sum', '--check', '--status', BINARY_CHECKSUM_FILE];
+  return [
+    writeFile(
+      'binary-checksum',
+      BINARY_CHECKSUM_FILE,
+      `${binary.sha256}  ${K3S_BIN}\n`,
+      0o644,
+      'the expected k3s checksum',
+    ),
+    writeFile(
+      'source-checksum',
+      SOURCE_CHECKSUM_FILE,
+      `${binary.sha256}  ${binary.path}\n`,
+      0o644,
+      'the expected checksum of the binary on the robot',
+    ),
+    {
+      kind: 'run',
+      id: 'binary-verify-source',
+      description: `check ${binary.path} is the expected k3s`,
+      argv: ['sha256sum', '--check', '--status', SOURCE_CHECKSUM_FILE],
+      unless: installed,
+    },
+    {
+      kind: 'run',
+      id: 'binary-install',
+      description: `install ${binary.path} as ${K3S_BIN}`,
+      argv: ['install', '-m', '0755', binary.path, K3S_BIN],
+      unless: installed,
+    },
+    { kind: 'run', id: 'binary-verify', description: `check ${K3S_BIN}`, argv: installed },
+  ];
+}
+
+/** The snapshot a new leader restores before it serves (snapshots.ts chooses it). */
+export interface RestoreSource {
+  /** Absolute path of the snapshot file on this robot. */
+  readonly path: string;
+  readonly sha256: string;
+}
+
+/**
+ * startServerPlan: this robot becomes the server of `epoch`. The worker role goes first (agent
+ * stopped, server URL removed), then the server config; with `restore`, the snapshot is checked
+ * against its recorded checksum and restored with --cluster-reset before the server starts
+ * (docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots"). The fence goes last, just before start.
+ */
+export function startServerPlan(spec: K3sNodeSpec, epoch: number, restore?: RestoreSource): Plan {
+  const steps: PlanStep[] = [
+    systemd('stop-agent', 'stop', AGENT_UNIT, 'stop the worker role'),
+    remove('remove-server-url', SERVER_URL_DROPIN, 'forget the old leader: a server must not join anyone'),
+    writeFile('config', CONFIG_FILE, renderServerConfig(spec), 0o600, 'the server config'),
+  ];
+  if (restore) {
+    steps.push(
+      systemd('stop-server', 'stop', SERVER_UNIT, 'a restore needs the server stopped'),
+      writeFile(
+        'restore-checksum',
+        RESTORE_CHECKSUM_FILE,
+        `${restore.sha256}  ${restore.path}\n`,
+        0o600,
+        'the snapshot checksum from the site log',
+      ),
+      {
+        kind: 'run',
+        id: 'restore-verify',
+        description: 'check the snapshot is the one the site log recorded',
+        argv: ['sha256sum', '--check', '--status', RESTORE_CHECKSUM_FILE],
+      },
+      {
+        kind: 'run',
+        id: 'restore',
+        description:
+          'restore the snapshot into a one-member etcd (skipped if a reset already waits for its start)',
+        // In a transient unit of its own, not as a child of the agent: outside the agent unit's
+        // sandbox (PrivateTmp, ProtectKernelModules), with its output in the journal.
+        argv: [
+          'systemd-run',
+          '--wait',
+          '--collect',
+          '--quiet',
+          `--unit=${RESTORE_UNIT}`,
+          '--property=Type=exec',
+          K3S_BIN,
+          'server',
+          '--cluster-reset',
+          `--cluster-reset-restore-path=${restore.path}`,
+        ],
+        unless: ['test', '-e', RESET_FLAG],
+        timeoutMs: RESTORE_TIMEOUT_MS,
+      },
+    );
+  }
+  steps.push(
+    writeFile('served-epoch', SERVED_EPOCH_FILE, `${epoch}\n`, 0o644, 'the epoch this robot serves'),
+    remove('unfence', SERVER_FENCE_FILE, 'lift the demotion fence'),
+    systemd('start-server', 'start', SERVER_UNIT, `serve epoch ${epoch}`),
+  );
+  return { target: spec.nodeName, steps };
+}
+
+/**
+ * stopServerPlan (demotion): stop k3s.service before anything else, so it stops accepting agents at
+ * once; then fence it, so neither Restart= nor a stray start brings it back; then stop the
+ * containerd it left (edgectl-k3s-reap), keeping the pods.
+ */
+export function stopServerPlan(spec: K3sNodeSpec, epoch: number): Plan {
+  return {
+    target: spec.nodeName,
+    steps: [
+      systemd('stop-server', 'stop', SERVER_UNIT, `stop the server (epoch ${epoch} or older)`),
+      writeFile('fence', SERVER_FENCE_FILE, FENCE_CONTENT, 0o644, 'the demotion fence'),
+      reap(),
+    ],
+  };
+}
+
+/**
+ * joinWorkerPlan: (re)join the leader of `epoch`. It makes sure no server runs here, stops the old
+ * agent, points the config at the new leader, removes what ties the agent to the old one (the cached
+ * server list, which would otherwise take precedence over the new URL, and the certificates the old
+ * server issued), and starts the agent. The node password is not touched: it is the robot's stable,
+ * derived password (identity.ts nodePassword), which every server of the site already accepts.
+ */
+export function joinWorkerPlan(
+  spec: K3sNodeSpec,
+  leader: { readonly id: string; readonly host: string },
+  epoch: number,
+): Plan {
+  return {
+    target: spec.nodeName,
+    steps: [
+      systemd('stop-server', 'stop', SERVER_UNIT, 'a worker runs no server'),
+      writeFile('fence', SERVER_FENCE_FILE, FENCE_CONTENT, 0o644, 'the demotion fence'),
+      systemd('stop-agent', 'stop', AGENT_UNIT, 'stop the agent before changing its files'),
+      reap(),
+      writeFile('config', CONFIG_FILE, renderAgentConfig(spec), 0o600, 'the agent config'),
+      writeFile(
+        'server-url',
+        SERVER_URL_DROPIN,
+        renderServerUrlDropin(leader, epoch),
+        0o600,
+        `the URL of ${leader.id}`,
+      ),
+      ...AGENT_LOAD_BALANCER_FILES.map((f, i) =>
+        remove(`remove-lb-${i + 1}`, f, 'forget the cached server list'),
+      ),
+      ...AGENT_SERVER_BOUND_FILES.map((f) =>
+        remove(`remove-${basename(f)}`, f, 'forget what the old server issued'),
+      ),
+      systemd('start-agent', 'start', AGENT_UNIT, `join ${leader.id} (epoch ${epoch})`),
+    ],
+  };
+}
+
+/** resetWorkerPlan: stop being anyone's worker; the next join starts clean. */
+export function resetWorkerPlan(spec: K3sNodeSpec): Plan {
+  return {
+    target: spec.nodeName,
+    steps: [
+      systemd('stop-agent', 'stop', AGENT_UNIT, 'stop the worker role'),
+      remove('remove-server-url', SERVER_URL_DROPIN, 'forget the leader'),
+      ...AGENT_LOAD_BALANCER_FILES.map((f, i) =>
+        remove(`remove-lb-${i + 1}`, f, 'forget the cached server list'),
+      ),
+    ],
+  };
+}
+
+/**
+ * snapshotSavePlan: an on-demand etcd snapshot named `name` (k3s appends the node name and a
+ * timestamp; snapshots.ts finds the file). It runs on the leader, against its own server.
+ */
+export function snapshotSavePlan(spec: K3sNodeSpec, name: string): Plan {
+  return {
+    target: spec.nodeName,
+    steps: [
+      {
+        kind: 'run',
+        id: 'snapshot-save',
+        description: `take etcd snapshot ${name}`,
+        argv: [K3S_BIN, 'etcd-snapshot', 'save', '--name', name],
+        timeoutMs: 5 * 60_000,
+      },
+    ],
+  };
+}
+
+/**
+ * forgetNodesPlan: delete the Node and the node-password secret of robots that are no longer in the
+ * site. A restored snapshot still names them (docs.k3s.io/cli/etcd-snapshot, "Restoring To New
+ * Hosts": old nodes must be deleted). Both deletes tolerate absence, so re-running is harmless.
+ */
+export function forgetNodesPlan(spec: K3sNodeSpec, nodes: readonly string[]): Plan {
+  const steps: PlanStep[] = [];
+  for (const node of [...new Set(nodes)].sort()) {
+    steps.push(
+      {
+        kind: 'run',
+        id: `forget-node-${node}`,
+        description: `delete Node ${node}, which left the site`,
+        argv: [K3S_BIN, 'kubectl', 'delete', 'node', node, '--ignore-not-found'],
+      },
+      {
+        kind: 'run',
+        id: `forget-password-${node}`,
+        description: `delete the node-password secret of ${node}`,
+        argv: [
+          K3S_BIN,
+          'kubectl',
+          '-n',
+          'kube-system',
+          'delete',
+          'secret',
+          `${node}.node-password.k3s`,
+          '--ignore-not-found',
+        ],
+      },
+    );
+  }
+  return { target: spec.nodeName, steps };
+}
+
+function reap(): PlanStep {
+  return {
+    kind: 'run',
+    id: 'reap',
+    description: 'stop the containerd the stopped k3s left, keeping its pods',
+    argv: [REAP_SCRIPT],
+  };
+}
+
+function mkdir(id: string, path: string, mode: string): PlanStep {
+  return { kind: 'run', id, description: `directory ${path}`, argv: ['install', '-d', '-m', mode, path] };
+}
+
+function writeFile(id: string, path: string, content: string, mode: number, what: string): PlanStep {
+  return { kind: 'writeFile', id, description: `write ${what}`, path, mode, owner: 'root:root', content };
+}
+
+function remove(id: string, path: string, why: string): PlanStep {
+  return { kind: 'remove', id, description: why, path };
+}
+
+function systemd(
+  id: string,
+  action: 'start' | 'stop' | 'restart',
+  unit: string,
+  description: string,
+): PlanStep {
+  return { kind: 'systemd', id, description, action, unit };
+}
+
+function basename(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}

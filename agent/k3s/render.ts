@@ -1,0 +1,176 @@
+/**
+ * Pure renderers of what k3s reads on a robot: /etc/rancher/k3s/config.yaml for the server and for
+ * the agent, the server-URL drop-in a worker gets on every (re)join, and the two systemd units.
+ * Golden-tested (render.test.ts, testdata/). Only plans.ts puts them on a robot.
+ *
+ * config.yaml is rendered per role and rewritten on every role change: a robot runs one role at a
+ * time, and a server must never read a worker's `server:` key (it would try to join the old leader),
+ * nor an agent a server's keys. k3s reads config.yaml, then config.yaml.d/*.yaml in alphabetical
+ * order, the last value of a key winning (docs.k3s.io/installation/configuration).
+ *
+ * No secret is rendered here: tokens reach k3s only through token-file and agent-token-file.
+ */
+import { stringify } from 'yaml';
+import {
+  AGENT_TOKEN_FILE,
+  AGENT_UNIT,
+  EDGECTL_AGENT_UNIT,
+  K3S_API_PORT,
+  K3S_BIN,
+  LOCAL_SNAPSHOT_DIR,
+  SERVER_FENCE_FILE,
+  SERVER_TOKEN_FILE,
+  SERVER_UNIT,
+  SERVER_URL_DROPIN,
+} from './paths.ts';
+import type { K3sNodeSpec } from './settings.ts';
+
+/** Labels edgectl puts on every node it registers, besides the spec's own. */
+export const LABEL_SITE = 'edgectl.io/site';
+export const LABEL_SERVER_CAPABLE = 'edgectl.io/server-capable';
+
+const HEADER = (what: string) =>
+  `# ${what}\n# Rendered by edgectl (agent/k3s/render.ts) and rewritten on every role change: do not edit.\n`;
+
+function nodeLabels(spec: K3sNodeSpec): string[] {
+  const labels: Record<string, string> = {
+    ...spec.labels,
+    [LABEL_SITE]: spec.site,
+    [LABEL_SERVER_CAPABLE]: String(spec.serverCapable),
+  };
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`);
+}
+
+/** The keys both roles share: who this node is and which interface carries the pod network. */
+function nodeKeys(spec: K3sNodeSpec): Record<string, unknown> {
+  return {
+    'node-name': spec.nodeName,
+    'node-ip': spec.nodeIp,
+    'flannel-iface': spec.flannelIface,
+    'node-label': nodeLabels(spec),
+  };
+}
+
+function yaml(doc: Record<string, unknown>): string {
+  return stringify(doc, { lineWidth: 0 });
+}
+
+/**
+ * renderServerConfig: config.yaml while this robot leads. Embedded etcd (cluster-init) so that the
+ * leader can take etcd snapshots and a new leader can restore them; secrets encrypted at rest so a
+ * snapshot alone does not give away the site's Secrets.
+ */
+export function renderServerConfig(spec: K3sNodeSpec): string {
+  return (
+    HEADER(`k3s server config of ${spec.nodeName} (site ${spec.site}), used while it leads the site.`) +
+    yaml({
+      'token-file': SERVER_TOKEN_FILE,
+      'agent-token-file': AGENT_TOKEN_FILE,
+      ...nodeKeys(spec),
+      'tls-san': [...new Set(spec.tlsSans)].sort(),
+      disable: [...new Set(spec.disable)].sort(),
+      'cluster-init': true,
+      'secrets-encryption': true,
+      'write-kubeconfig-mode': '0600',
+      'etcd-snapshot-schedule-cron': spec.snapshots.scheduleCron,
+      'etcd-snapshot-retention': spec.snapshots.retention,
+      'etcd-snapshot-dir': LOCAL_SNAPSHOT_DIR,
+    })
+  );
+}
+
+/** renderAgentConfig: config.yaml while this robot is a worker. The server URL is a drop-in. */
+export function renderAgentConfig(spec: K3sNodeSpec): string {
+  return (
+    HEADER(
+      `k3s agent config of ${spec.nodeName} (site ${spec.site}); the leader's URL is in ${SERVER_URL_DROPIN}.`,
+    ) + yaml({ 'token-file': AGENT_TOKEN_FILE, ...nodeKeys(spec) })
+  );
+}
+
+/** serverUrl: the leader's supervisor and API server URL (IPv6 literals in brackets). */
+export function serverUrl(host: string): string {
+  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return `https://${h}:${K3S_API_PORT}`;
+}
+
+/** renderServerUrlDropin: config.yaml.d/50-edgectl-server.yaml, pointing the agent at the leader. */
+export function renderServerUrlDropin(
+  leader: { readonly id: string; readonly host: string },
+  epoch: number,
+): string {
+  return (
+    `# The site leader this worker joins: ${leader.id}, server epoch ${epoch}.\n` +
+    `# Rendered by edgectl (agent/k3s/render.ts) on every (re)join: do not edit.\n` +
+    yaml({ server: serverUrl(leader.host) })
+  );
+}
+
+/**
+ * Unit settings both units share with k3s's install.sh: k3s manages its own cgroups (Delegate), and
+ * KillMode=process stops only the k3s process on `systemctl stop`, so pods keep running through a
+ * role change and the next containerd picks them up.
+ */
+const SERVICE_COMMON = `KillMode=process
+Delegate=yes
+LimitNOFILE=1048576
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
+TimeoutStartSec=0
+Restart=always
+RestartSec=5s
+ExecStartPre=-/sbin/modprobe br_netfilter
+ExecStartPre=-/sbin/modprobe overlay`;
+
+/**
+ * renderServerUnit: k3s.service. It has no [Install] section, so it cannot be enabled: after a
+ * reboot no server starts until the edgectl agent has an epoch for it. While the fence file exists
+ * systemd starts it neither on request nor by Restart=, which is how a demoted robot stays demoted.
+ * It conflicts with k3s-agent.service, so systemd itself never runs both. No EnvironmentFile: k3s
+ * reads its tokens from token files.
+ */
+export function renderServerUnit(): string {
+  return `# k3s server, run by the edgectl agent while this robot leads the site (docs/k3s.md).
+# Rendered by edgectl (agent/k3s/render.ts). Deliberately not enableable: the agent starts it.
+[Unit]
+Description=k3s server (edgectl: this robot leads the site)
+Documentation=https://docs.k3s.io
+Wants=network-online.target
+After=network-online.target ${EDGECTL_AGENT_UNIT}
+PartOf=${EDGECTL_AGENT_UNIT}
+Conflicts=${AGENT_UNIT}
+# The demotion fence: present from the moment this robot stops leading until it leads again.
+ConditionPathExists=!${SERVER_FENCE_FILE}
+
+[Service]
+Type=notify
+ExecStart=${K3S_BIN} server
+# Demotion must not wait long: SIGKILL after 10 s.
+TimeoutStopSec=10s
+${SERVICE_COMMON}
+`;
+}
+
+/** renderAgentUnit: k3s-agent.service; it does not start before a leader's URL is known. */
+export function renderAgentUnit(): string {
+  return `# k3s agent, run by the edgectl agent while this robot is a worker (docs/k3s.md).
+# Rendered by edgectl (agent/k3s/render.ts). Deliberately not enableable: the agent starts it.
+[Unit]
+Description=k3s agent (edgectl: this robot is a worker of the site)
+Documentation=https://docs.k3s.io
+Wants=network-online.target
+After=network-online.target ${EDGECTL_AGENT_UNIT}
+PartOf=${EDGECTL_AGENT_UNIT}
+Conflicts=${SERVER_UNIT}
+ConditionPathExists=${SERVER_URL_DROPIN}
+
+[Service]
+Type=exec
+ExecStart=${K3S_BIN} agent
+TimeoutStopSec=30s
+${SERVICE_COMMON}
+`;
+}

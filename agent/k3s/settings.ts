@@ -1,0 +1,49 @@
+/**
+ * K3sSettings: a robot's k3s settings, as the agent config (`controlPlane.k3s`) carries them, and
+ * K3sNodeSpec, what every renderer and plan in agent/k3s/ takes. Defaults are for robots on Wi-Fi.
+ */
+import { z } from 'zod';
+
+const labelKey = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const labelValue = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+export const K3sSettingsSchema = z
+  .object({
+    /** The robot's address on the site network: node-ip, and the address workers reach a leader at. */
+    nodeIp: z.union([z.ipv4(), z.ipv6()]),
+    /** The Wi-Fi interface flannel runs over (flannel-iface). */
+    flannelIface: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,15}$/)
+      .default('wlan0'),
+    /** Whether this robot may be elected and run the k3s server; workers get no server files. */
+    serverCapable: z.boolean().default(true),
+    /** Extra node labels. k3s applies node-label when a node registers, not on later restarts. */
+    labels: z.record(z.string().regex(labelKey), z.string().regex(labelValue)).default({}),
+    /** Extra names and addresses for the server certificate (tls-san); node name and IP are added by k3s. */
+    tlsSans: z.array(z.string().min(1)).default([]),
+    /** Packaged components not to deploy (disable). Robots need no ingress or service load balancer. */
+    disable: z.array(z.string().min(1)).default(['traefik', 'servicelb']),
+    snapshots: z
+      .object({
+        /**
+         * k3s's own scheduled snapshots (etcd-snapshot-schedule-cron), kept on the leader only. The
+         * shipped snapshots the agent takes (snapshots.ts) bound the RPO; these are a local extra.
+         */
+        scheduleCron: z.string().min(9).default('0 * * * *'),
+        /** How many scheduled snapshots k3s keeps (etcd-snapshot-retention). */
+        retention: z.number().int().min(1).max(1000).default(6),
+      })
+      .default({ scheduleCron: '0 * * * *', retention: 6 }),
+  })
+  .strict();
+
+export type K3sSettings = z.infer<typeof K3sSettingsSchema>;
+
+/** K3sNodeSpec: everything agent/k3s/ renders for one robot. */
+export interface K3sNodeSpec extends K3sSettings {
+  /** The site id (labels, snapshot names). */
+  readonly site: string;
+  /** The robot's node id: the Kubernetes node name. */
+  readonly nodeName: string;
+}
