@@ -23,7 +23,14 @@ import {
   type ElectionSnapshot,
   type Role,
 } from '../statecharts/election.ts';
-import { evaluate, forget, heard, type MembershipView, type MemberState } from '../statecharts/membership.ts';
+import {
+  evaluate,
+  forget,
+  heard,
+  nodeLossChanges,
+  type MembershipView,
+  type MemberState,
+} from '../statecharts/membership.ts';
 import type { LogEntry, Message, NodeId } from '../statecharts/messages.ts';
 import {
   defaultLifecycleTiming,
@@ -103,6 +110,10 @@ export class Agent {
   private leaderLostAt: number | null = null;
   private stopping = false;
   private membershipTimer: Timer | undefined;
+  private snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  private snapshotting = false;
+  /** Robots this leader marked lost (out-of-service); a new leader starts from none. */
+  private readonly lostNodes = new Set<NodeId>();
   /** The newest committed site spec entry (applied by the SiteApplier in the k3s issue). */
   siteSpec: LogEntry | null = null;
 
@@ -276,11 +287,17 @@ export class Agent {
     const step = stepLifecycle(this.lifecycle, event);
     this.lifecycle = step.snapshot;
     const after = phaseOf(this.lifecycle);
-    if (after !== before)
+    if (after !== before) {
       this.log.info(
         { lifecycle: after, lastError: this.lifecycle.context.lastError ?? undefined },
         `lifecycle ${before} -> ${after}`,
       );
+      if (after === 'leading.serving') this.startSnapshots();
+      else if (before === 'leading.serving') {
+        this.stopSnapshots();
+        this.lostNodes.clear();
+      }
+    }
     this.runLifecycleEffects(step.effects);
   }
 
@@ -403,11 +420,85 @@ export class Agent {
     }
   }
 
+  /**
+   * startSnapshots: while this robot serves, snapshot its control plane at once and then on a
+   * schedule, ship each snapshot to the other voters and record it in the replicated site log.
+   */
+  private startSnapshots(): void {
+    const rt = this.deps.runtime;
+    if (!rt.snapshot) return;
+    this.stopSnapshots();
+    const take = () => void this.takeSnapshot().catch((e: Error) => this.noteError(`snapshot: ${e.message}`));
+    this.snapshotTimer = setInterval(take, this.cfg.snapshots.intervalMs);
+    this.snapshotTimer.unref?.();
+    take();
+  }
+
+  private stopSnapshots(): void {
+    clearInterval(this.snapshotTimer);
+    this.snapshotTimer = undefined;
+  }
+
+  private async takeSnapshot(): Promise<void> {
+    const rt = this.deps.runtime;
+    const epoch = this.election.context.serverEpoch;
+    if (!rt.snapshot || epoch === null || phaseOf(this.lifecycle) !== 'leading.serving' || this.snapshotting)
+      return;
+    this.snapshotting = true;
+    try {
+      const record = await rt.snapshot(epoch);
+      const to = this.cfg.voters
+        .filter((v) => v !== this.nodeId)
+        .flatMap((id) => {
+          const host = this.deps.transport.peerAddress(id)?.host;
+          return host ? [{ id, host }] : [];
+        });
+      const kept = rt.shipSnapshot ? await rt.shipSnapshot(record.name, to) : [];
+      const data = JSON.stringify({ ...record, keptBy: [this.nodeId, ...kept] });
+      if (roleOf(this.election) === 'leader')
+        this.feed({ type: 'propose', kind: 'snapshot', data, now: this.now() });
+      this.log.info(
+        { epoch, snapshot: record.name, size: record.size, keptBy: [this.nodeId, ...kept] },
+        `${this.nodeId} took snapshot ${record.name} of epoch ${epoch}; ${kept.length} of ${to.length} voters keep it`,
+      );
+    } finally {
+      this.snapshotting = false;
+    }
+  }
+
+  /** actOnNodeLoss: the serving leader marks robots lost past the grace period, and back again. */
+  private actOnNodeLoss(): void {
+    const rt = this.deps.runtime;
+    if (!rt.markNodeLost || phaseOf(this.lifecycle) !== 'leading.serving') return;
+    const d = nodeLossChanges(this.membership, this.now(), this.cfg.membership.lostAfterMs, this.lostNodes);
+    for (const id of d.lost) {
+      this.lostNodes.add(id);
+      rt.markNodeLost(id).then(
+        () => this.log.warn({ peer: id }, `${id} is lost: its Node is out of service, its IPs freed`),
+        (e: Error) => {
+          this.lostNodes.delete(id); // retried on the next evaluation
+          this.noteError(`mark ${id} lost: ${e.message}`);
+        },
+      );
+    }
+    for (const id of d.returned) {
+      this.lostNodes.delete(id);
+      rt.markNodeReturned?.(id).then(
+        () => this.log.info({ peer: id }, `${id} is back: out-of-service taint removed`),
+        (e: Error) => {
+          this.lostNodes.add(id);
+          this.noteError(`mark ${id} returned: ${e.message}`);
+        },
+      );
+    }
+  }
+
   private evaluateMembership(): void {
     const r = evaluate(this.membership, this.now(), this.cfg.membership);
     this.membership = r.view;
     for (const c of r.changes)
       this.log.warn({ peer: c.id, from: c.from, to: c.to }, `peer ${c.id} is ${c.to}`);
+    this.actOnNodeLoss();
     const counts: Record<MemberState, number> = { alive: 0, suspect: 0, dead: 0 };
     for (const m of this.membership.values()) counts[m.state]++;
     this.metrics.setMembers(counts);
@@ -496,6 +587,7 @@ export class Agent {
         await new Promise((r) => setTimeout(r, 20));
     }
     clearInterval(this.membershipTimer);
+    this.stopSnapshots();
     for (const id of [...this.timers.keys()]) this.disarm(id);
     await this.deps.discovery.close();
     const epoch = this.election.context.serverEpoch;

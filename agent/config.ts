@@ -104,9 +104,19 @@ export const agentConfigSchema = z
         suspectAfterMs: z.number().positive().default(3_000),
         /** A peer unheard this long is dead: the leader acts on it (cleanup after a grace period). */
         deadAfterMs: z.number().positive().default(10_000),
+        /**
+         * The grace period: a dead robot unheard this long is lost. The leader taints its Node
+         * out-of-service so its pods move, and frees its IPs (site spec nodeLoss.graceSeconds).
+         */
+        lostAfterMs: z.number().positive().default(60_000),
       })
       .strict()
-      .default({ suspectAfterMs: 3_000, deadAfterMs: 10_000 }),
+      .default({ suspectAfterMs: 3_000, deadAfterMs: 10_000, lostAfterMs: 60_000 }),
+    /** Control-plane snapshots by the leader, shipped to the other voters (the RPO is the interval). */
+    snapshots: z
+      .object({ intervalMs: z.number().int().min(1000).default(300_000) })
+      .strict()
+      .default({ intervalMs: 300_000 }),
     log: z
       .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info') })
       .strict()

@@ -51,8 +51,11 @@ export interface LabOptions {
   /** First three octets of the site subnet (default 10.77.1). */
   readonly subnet?: string;
   readonly sshd?: boolean;
-  /** Membership timings for the agents (dead-after drives node cleanup). */
+  /** Membership timings for the agents (dead-after and lost-after drive node cleanup). */
   readonly deadAfterMs?: number;
+  readonly lostAfterMs?: number;
+  /** How often the leader snapshots its control plane (lab default 5 s: the RPO). */
+  readonly snapshotIntervalMs?: number;
 }
 
 export interface LabRobot {
@@ -225,7 +228,11 @@ export async function labUp(o: LabOptions): Promise<LabState> {
 }
 
 /** renderLabAgentConfig is a robot's agent.yaml: lab profile, mDNS on the bridge, lab runtime. */
-export function renderLabAgentConfig(state: LabState, r: LabRobot, o: { deadAfterMs?: number } = {}): string {
+export function renderLabAgentConfig(
+  state: LabState,
+  r: LabRobot,
+  o: { deadAfterMs?: number; lostAfterMs?: number; snapshotIntervalMs?: number } = {},
+): string {
   const config = {
     site: { id: state.site, name: `lab ${state.site}` },
     node: { id: r.name, serverCapable: r.voter, labels: { 'robot.edgectl.io/lab': state.site } },
@@ -242,7 +249,12 @@ export function renderLabAgentConfig(state: LabState, r: LabRobot, o: { deadAfte
       kubeletRenewMs: 2000,
       siteSpecFile: join(state.dir, 'site.yaml'),
     },
-    membership: { suspectAfterMs: 1500, deadAfterMs: o.deadAfterMs ?? 10_000 },
+    membership: {
+      suspectAfterMs: 1500,
+      deadAfterMs: o.deadAfterMs ?? 5_000,
+      lostAfterMs: o.lostAfterMs ?? 15_000,
+    },
+    snapshots: { intervalMs: o.snapshotIntervalMs ?? 5_000 },
     log: { level: 'info' },
   };
   return `# Written by edgectl lab up for ${r.name}; see docs/lab.md\n${stringify(config)}`;
@@ -585,6 +597,9 @@ export async function observeLab(state: LabState, timeoutMs = 800): Promise<LabO
   };
 }
 
+/** A Node whose Lease is older than this is not Ready (the lab kubelet renews every 2 s). */
+export const NODE_LEASE_STALE_MS = 8_000;
+
 /** listNodes reads Nodes and their Leases from a robot's API server, as the site's admin. */
 export async function listNodes(
   state: LabState,
@@ -609,10 +624,16 @@ export async function listNodes(
   return nodes.items.map((n) => {
     const lease = leases.items.find((l) => l.metadata.name === n.metadata.name);
     const renew = lease?.spec?.renewTime ? Date.parse(lease.spec.renewTime) : NaN;
+    const leaseAgeMs = Number.isFinite(renew) ? Math.max(0, now - renew) : null;
+    // No node-lifecycle controller runs in the lab, so a Node restored from a snapshot still says
+    // Ready: like that controller, trust Ready only while the kubelet's Lease is fresh.
     return {
       name: n.metadata.name,
-      ready: n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
-      leaseAgeMs: Number.isFinite(renew) ? Math.max(0, now - renew) : null,
+      ready:
+        (n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false) &&
+        leaseAgeMs !== null &&
+        leaseAgeMs < NODE_LEASE_STALE_MS,
+      leaseAgeMs,
     };
   });
 }

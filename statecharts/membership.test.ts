@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { evaluate, forget, heard, type MembershipView } from './membership.ts';
+import { evaluate, forget, heard, nodeLossChanges, type MembershipView } from './membership.ts';
 
 const cfg = { suspectAfterMs: 3000, deadAfterMs: 10_000 };
 
@@ -49,4 +49,16 @@ test('forget removes a peer; evaluate on an unchanged view returns the same view
   const v = heard(new Map(), 'r2', 0).view;
   assert.equal(forget(v, 'r2').size, 0);
   assert.equal(evaluate(v, 10, cfg).view, v);
+});
+
+test('nodeLossChanges: lost after the grace period once, returned when heard again', () => {
+  const cfg = { suspectAfterMs: 1000, deadAfterMs: 3000 };
+  let v = heard(new Map(), 'r2', 0).view;
+  v = heard(v, 'r3', 0).view;
+  v = evaluate(v, 4000, cfg).view;
+  assert.deepEqual(nodeLossChanges(v, 4000, 60_000, new Set()), { lost: [], returned: [] });
+  assert.deepEqual(nodeLossChanges(v, 60_000, 60_000, new Set()), { lost: ['r2', 'r3'], returned: [] });
+  assert.deepEqual(nodeLossChanges(v, 60_000, 60_000, new Set(['r2'])), { lost: ['r3'], returned: [] });
+  v = heard(v, 'r2', 61_000).view;
+  assert.deepEqual(nodeLossChanges(v, 61_000, 60_000, new Set(['r2', 'r3'])), { lost: [], returned: ['r2'] });
 });

@@ -89,3 +89,25 @@ export function forget(view: MembershipView, id: NodeId): MembershipView {
   next.delete(id);
   return next;
 }
+
+/**
+ * nodeLossChanges is the leader's decision about robots gone for good: a peer dead and unheard for
+ * `lostAfterMs` is lost (its pods must move, its IPs be freed), and a lost peer heard again has
+ * returned. `lost` is what the leader already acted on; the result is what to act on now.
+ * Kubernetes alone would wait 5 min 40 s; a robot site wants about a minute (docs/site.md).
+ */
+export function nodeLossChanges(
+  view: MembershipView,
+  now: number,
+  lostAfterMs: number,
+  lost: ReadonlySet<NodeId>,
+): { lost: NodeId[]; returned: NodeId[] } {
+  const out = { lost: [] as NodeId[], returned: [] as NodeId[] };
+  for (const m of view.values()) {
+    if (m.state === 'dead' && now - m.lastHeardMs >= lostAfterMs && !lost.has(m.id)) out.lost.push(m.id);
+    if (m.state === 'alive' && lost.has(m.id)) out.returned.push(m.id);
+  }
+  out.lost.sort();
+  out.returned.sort();
+  return out;
+}

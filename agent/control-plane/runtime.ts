@@ -42,4 +42,26 @@ export interface ControlPlaneRuntime {
   resetWorker(): Promise<void>;
   status(): ControlPlaneStatus;
   close(): Promise<void>;
+
+  /**
+   * Optional: snapshot this robot's serving control plane for `epoch` and keep it. A new leader's
+   * startServer restores the newest snapshot the runtime holds, so nothing older is lost.
+   */
+  snapshot?(epoch: number): Promise<SnapshotRecord>;
+  /** Optional: send a kept snapshot to other server-capable robots; resolves those that kept it. */
+  shipSnapshot?(name: string, to: readonly LeaderEndpoint[]): Promise<NodeId[]>;
+  /** Optional: a robot has been dead past the grace period (its pods must move, its IPs be freed). */
+  markNodeLost?(node: NodeId): Promise<void>;
+  /** Optional: a lost robot is back. */
+  markNodeReturned?(node: NodeId): Promise<void>;
+}
+
+/** A control-plane snapshot, as recorded in the replicated site log. */
+export interface SnapshotRecord {
+  readonly name: string;
+  readonly epoch: number;
+  readonly from: NodeId;
+  readonly sha256: string;
+  readonly size: number;
+  readonly createdAt: string;
 }

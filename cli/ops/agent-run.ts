@@ -16,7 +16,7 @@ import { UdpTransport } from '../../agent/transport/udp.ts';
 import type { Io } from '../output.ts';
 import type { Logger } from 'pino';
 
-async function makeRuntime(config: AgentConfig, log: Logger): Promise<ControlPlaneRuntime> {
+async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): Promise<ControlPlaneRuntime> {
   switch (config.controlPlane.runtime) {
     case 'memory':
       return new InMemoryControlPlane(config.node.id);
@@ -29,6 +29,8 @@ async function makeRuntime(config: AgentConfig, log: Logger): Promise<ControlPla
         labels: config.node.labels,
         controlPlane: config.controlPlane,
         log,
+        siteKey,
+        serverCapable: config.voters.includes(config.node.id),
       });
     }
     default:
@@ -51,7 +53,7 @@ export async function runAgent(o: { config: string }, _io: Io, stop?: Promise<un
     site: config.site.id,
     level: config.log.level,
   });
-  const runtime = await makeRuntime(config, log);
+  const runtime = await makeRuntime(config, log, key);
   const store = new StateStore(config.stateDir);
   const transport = await UdpTransport.open({
     self: config.node.id,

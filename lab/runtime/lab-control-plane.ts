@@ -8,7 +8,8 @@
  * Every epoch's server uses the same site identity (CA, serving certificate, tokens), so workers
  * trust any elected robot's server, as the k3s custom CA and fixed tokens do on robots (#5).
  */
-import { readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { EdgeError } from '../../agent/errors.ts';
@@ -19,6 +20,14 @@ import type {
 } from '../../agent/control-plane/runtime.ts';
 import { startApiServer, type ApiServerHandle, type ApiServerIdentity } from '../kube-apiserver/apiserver.ts';
 import { KubeHttp } from './kube-http.ts';
+import {
+  pushSnapshot,
+  sealSnapshot,
+  SnapshotStore,
+  snapshotKey,
+  startSnapshotReceiver,
+  type SnapshotRecord,
+} from './snapshots.ts';
 import { LabKubelet } from './kubelet.ts';
 
 export const LAB_API_PORT = 6443;
@@ -41,6 +50,19 @@ export interface LabControlPlaneOptions {
   readonly applySite?: SiteApplyFn;
   readonly kubeletRenewMs?: number;
   readonly labels?: Readonly<Record<string, string>>;
+  /** Sealed snapshots kept here (lab: <stateDir>/snapshots); none: no snapshots. */
+  readonly snapshots?: { readonly store: SnapshotStore; readonly key: Buffer };
+  /** What to do with a lost/returned robot's Node (the SiteApplier's markNodeLost/Returned). */
+  readonly nodeLoss?: {
+    lost(server: ServerAccess, node: string): Promise<void>;
+    returned(server: ServerAccess, node: string): Promise<void>;
+  };
+}
+
+export interface ServerAccess {
+  readonly url: string;
+  readonly caPem: string;
+  readonly adminToken: string;
 }
 
 /** applySiteNamespace is the minimal site: the site's namespace, applied server-side. */
@@ -78,6 +100,8 @@ export class LabControlPlane implements ControlPlaneRuntime {
     null;
   private siteAppliedEpoch: number | null = null;
   private coldStartMs: number | null = null;
+  private restoredFrom: string | null = null;
+  private snapshotsTaken = 0;
 
   constructor(o: LabControlPlaneOptions) {
     this.o = o;
@@ -94,13 +118,22 @@ export class LabControlPlane implements ControlPlaneRuntime {
     const dir = join(this.o.stateDir, 'lab-cp', `epoch-${epoch}`);
     this.pruneOldEpochs(epoch);
     this.o.log.info({ epoch }, `${this.o.nodeId} starts kube-apiserver + etcd for epoch ${epoch}`);
+    // A new epoch starts from the newest snapshot this robot holds, so the site keeps its objects.
+    const restore = !existsSync(join(dir, 'etcd')) ? (this.o.snapshots?.store.newest() ?? null) : null;
+    if (restore)
+      this.o.log.info(
+        { epoch, snapshot: restore.name, fromEpoch: restore.epoch },
+        `${this.o.nodeId} restores snapshot ${restore.name} (epoch ${restore.epoch}) for epoch ${epoch}`,
+      );
     const handle = await startApiServer({
       identity: this.o.identity,
       dir,
       bindAddress: this.o.address,
       ports: { secure: LAB_API_PORT, etcdClient: 2379, etcdPeer: 2380 },
       readyTimeoutMs: 60_000,
+      restoreFrom: restore ? this.o.snapshots!.store.path(restore) : undefined,
     });
+    this.restoredFrom = restore?.name ?? null;
     if (this.server?.epoch !== epoch) {
       // Fenced while starting: a higher term arrived and stopServer ran. Never serve this epoch.
       await handle.stop({ fast: true });
@@ -223,8 +256,67 @@ export class LabControlPlane implements ControlPlaneRuntime {
       details: {
         apiServer: this.server?.handle?.url ?? this.worker?.kubelet.server ?? null,
         apiServerColdStartMs: this.coldStartMs,
+        restoredFrom: this.restoredFrom,
+        snapshotsTaken: this.snapshotsTaken,
+        newestSnapshot: this.o.snapshots?.store.newest()?.name ?? null,
       },
     };
+  }
+
+  private serving(): { epoch: number; handle: ApiServerHandle } {
+    const s = this.server;
+    if (s?.state !== 'serving' || !s.handle)
+      throw new EdgeError('NO_SERVER', 'this robot serves no control plane now');
+    return { epoch: s.epoch, handle: s.handle };
+  }
+
+  async snapshot(epoch: number): Promise<SnapshotRecord> {
+    const store = this.o.snapshots?.store;
+    if (!store) throw new EdgeError('NO_SNAPSHOTS', 'snapshots are not configured for this robot');
+    const s = this.serving();
+    if (s.epoch !== epoch) throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch}`);
+    const tmp = join(store.dir, `taking-${epoch}.db`);
+    await s.handle.snapshot(tmp);
+    const plain = readFileSync(tmp);
+    rmSync(tmp, { force: true });
+    const createdAt = new Date().toISOString();
+    const record: SnapshotRecord = {
+      name: `e${epoch}-${createdAt.replace(/[-:.]/g, '')}-${this.o.nodeId}`,
+      epoch,
+      from: this.o.nodeId,
+      sha256: createHash('sha256').update(plain).digest('hex'),
+      size: plain.length,
+      createdAt,
+    };
+    store.save(record, plain);
+    this.snapshotsTaken++;
+    return record;
+  }
+
+  async shipSnapshot(name: string, to: readonly LeaderEndpoint[]): Promise<string[]> {
+    const snaps = this.o.snapshots;
+    if (!snaps) return [];
+    const record = snaps.store.records().find((r) => r.name === name);
+    if (!record) throw new EdgeError('NO_SNAPSHOT', `no snapshot ${name} here`);
+    const sealed = sealSnapshot(snaps.key, record, readFileSync(snaps.store.path(record)));
+    const ok = await Promise.all(to.map((p) => pushSnapshot(p.host, sealed)));
+    return to.filter((_, i) => ok[i]).map((p) => p.id);
+  }
+
+  async markNodeLost(node: string): Promise<void> {
+    const s = this.serving();
+    await this.o.nodeLoss?.lost(
+      { url: s.handle.url, caPem: s.handle.caPem, adminToken: s.handle.adminToken },
+      node,
+    );
+  }
+
+  async markNodeReturned(node: string): Promise<void> {
+    const s = this.serving();
+    await this.o.nodeLoss?.returned(
+      { url: s.handle.url, caPem: s.handle.caPem, adminToken: s.handle.adminToken },
+      node,
+    );
   }
 
   async close(): Promise<void> {
@@ -246,6 +338,9 @@ export async function makeLabControlPlane(o: {
   labels: Readonly<Record<string, string>>;
   controlPlane: Readonly<Record<string, unknown>>;
   log: Logger;
+  /** The site key: seals control-plane snapshots between server-capable robots. */
+  siteKey?: Buffer;
+  serverCapable?: boolean;
 }): Promise<LabControlPlane> {
   const { z } = await import('zod');
   const { ConfigError } = await import('../../agent/errors.ts');
@@ -268,6 +363,7 @@ export async function makeLabControlPlane(o: {
       { hint: 'edgectl lab up writes these fields; see docs/lab.md' },
     );
   let applySite: SiteApplyFn | undefined;
+  let nodeLoss: LabControlPlaneOptions['nodeLoss'];
   if (r.data.siteSpecFile) {
     // The real SiteApplier (namespace isolation, Multus/Whereabouts, NADs), as on robots.
     const { loadSiteSpec } = await import('../../agent/site/spec.ts');
@@ -283,9 +379,46 @@ export async function makeLabControlPlane(o: {
       const report = await applier.apply(epoch);
       o.log.info({ epoch, report }, `${o.nodeId} applied site ${spec.id} for epoch ${epoch}`);
     };
+    const applierFor = (server: ServerAccess) =>
+      new KubeSiteApplier({
+        kubeConfig: kubeConfigFor(server.url, server.caPem, server.adminToken),
+        spec,
+        log: o.log,
+        addons: false,
+      });
+    nodeLoss = {
+      lost: async (server, node) => {
+        const report = await applierFor(server).markNodeLost(node);
+        o.log.warn({ peer: node, report }, `${o.nodeId} marked ${node} lost (out-of-service)`);
+      },
+      returned: async (server, node) => {
+        const report = await applierFor(server).markNodeReturned(node);
+        o.log.info({ peer: node, report }, `${o.nodeId} marked ${node} returned`);
+      },
+    };
+  }
+  let snapshots: LabControlPlaneOptions['snapshots'];
+  if (o.siteKey && o.serverCapable) {
+    // Every server-capable robot keeps the snapshots the leader pushes, to restore when it leads.
+    const store = new SnapshotStore(join(o.stateDir, 'snapshots'));
+    const key = snapshotKey(o.siteKey);
+    await startSnapshotReceiver({
+      address: r.data.address,
+      key,
+      store,
+      onSaved: (rec) =>
+        o.log.info(
+          { snapshot: rec.name, epoch: rec.epoch },
+          `${o.nodeId} kept snapshot ${rec.name} from ${rec.from}`,
+        ),
+      onRejected: (why) => o.log.warn(`${o.nodeId} rejected a snapshot: ${why}`),
+    }).then((srv) => srv.unref());
+    snapshots = { store, key };
   }
   return new LabControlPlane({
     applySite,
+    nodeLoss,
+    snapshots,
     nodeId: o.nodeId,
     siteId: o.siteId,
     address: r.data.address,

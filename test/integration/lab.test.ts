@@ -59,7 +59,7 @@ test('lab down cleans up a half-built lab (crash during up) and touches nothing 
   const site = 'it-crash';
   const prefix = 'elic-';
   // Someone else's namespace with a similar name must survive.
-  const bystander = createSite('elid-', '10.77.7', ['r1']);
+  createSite('elid-', '10.77.7', ['r1']);
   try {
     const made = createSite(prefix, '10.77.6', ['r1', 'r2']);
     const dir = labDir(site);

@@ -1,0 +1,190 @@
+/**
+ * Control-plane snapshots, so a leader change loses nothing the last snapshot holds (docs/k3s.md
+ * "Snapshots"; the RPO is the snapshot interval). The leader snapshots etcd on a schedule, seals
+ * each snapshot with the site key and pushes it to the other server-capable robots; a new leader
+ * restores the newest snapshot it holds before it serves.
+ *
+ * Sealing is AES-256-GCM under a key derived from the site key (HKDF-SHA256, its own label), with
+ * the snapshot's record as associated data: the receiver learns both that a robot of this site
+ * sent it and that it is intact, and a snapshot (which holds the cluster's Secrets) never crosses
+ * the Wi-Fi in clear.
+ */
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { join } from 'node:path';
+import type { SnapshotRecord } from '../../agent/control-plane/runtime.ts';
+import { EdgeError } from '../../agent/errors.ts';
+
+export type { SnapshotRecord };
+
+export const SNAPSHOT_PORT = 7948;
+const MAGIC = Buffer.from('EDGESNAP1');
+const MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024;
+
+export function snapshotKey(siteKey: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', siteKey, Buffer.alloc(0), 'edgectl control-plane snapshot v1', 32));
+}
+
+/** seal: MAGIC | u32 record length | record JSON | 12-byte nonce | 16-byte tag | ciphertext. */
+export function sealSnapshot(key: Buffer, record: SnapshotRecord, plain: Buffer): Buffer {
+  const meta = Buffer.from(JSON.stringify(record));
+  const nonce = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(meta);
+  const body = Buffer.concat([c.update(plain), c.final()]);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(meta.length);
+  return Buffer.concat([MAGIC, len, meta, nonce, c.getAuthTag(), body]);
+}
+
+/** openSnapshot verifies and decrypts a sealed snapshot; it throws on any tampering or wrong key. */
+export function openSnapshot(key: Buffer, sealed: Buffer): { record: SnapshotRecord; plain: Buffer } {
+  const bad = (why: string) =>
+    new EdgeError('SNAPSHOT_REJECTED', `snapshot rejected: ${why}`, {
+      hint: 'it was not sealed with this site key, or it was changed on the way; the leader sends the next one',
+    });
+  if (sealed.length < MAGIC.length + 4 + 28 || !sealed.subarray(0, MAGIC.length).equals(MAGIC))
+    throw bad('not an edgectl snapshot');
+  const len = sealed.readUInt32BE(MAGIC.length);
+  const metaEnd = MAGIC.length + 4 + len;
+  if (len > 4096 || metaEnd + 28 > sealed.length) throw bad('truncated');
+  const meta = sealed.subarray(MAGIC.length + 4, metaEnd);
+  const nonce = sealed.subarray(metaEnd, metaEnd + 12);
+  const tag = sealed.subarray(metaEnd + 12, metaEnd + 28);
+  const d = createDecipheriv('aes-256-gcm', key, nonce);
+  d.setAAD(meta);
+  d.setAuthTag(tag);
+  let plain: Buffer;
+  try {
+    plain = Buffer.concat([d.update(sealed.subarray(metaEnd + 28)), d.final()]);
+  } catch {
+    throw bad('authentication failed');
+  }
+  const record = JSON.parse(meta.toString('utf8')) as SnapshotRecord;
+  if (createHash('sha256').update(plain).digest('hex') !== record.sha256 || plain.length !== record.size)
+    throw bad('content does not match its record');
+  return { record, plain };
+}
+
+/** newestRecord orders snapshots by epoch, then time: what a new leader restores. */
+export function newestRecord(records: readonly SnapshotRecord[]): SnapshotRecord | null {
+  return [...records].sort((a, b) => b.epoch - a.epoch || b.createdAt.localeCompare(a.createdAt))[0] ?? null;
+}
+
+/** SnapshotStore keeps verified snapshots (plain etcd files, 0600) with their records, newest few. */
+export class SnapshotStore {
+  readonly dir: string;
+  private readonly keep: number;
+
+  constructor(dir: string, keep = 3) {
+    this.dir = dir;
+    this.keep = keep;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  records(): SnapshotRecord[] {
+    return readdirSync(this.dir)
+      .filter((f) => f.endsWith('.json'))
+      .flatMap((f) => {
+        try {
+          return [JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as SnapshotRecord];
+        } catch {
+          return []; // a torn write after a power loss: that snapshot does not count
+        }
+      });
+  }
+
+  newest(): SnapshotRecord | null {
+    return newestRecord(this.records());
+  }
+
+  path(r: SnapshotRecord): string {
+    return join(this.dir, `${r.name}.db`);
+  }
+
+  /** save writes the file, then its record (the record is the commit point), then prunes. */
+  save(r: SnapshotRecord, plain: Buffer): void {
+    writeFileSync(`${this.path(r)}.tmp`, plain, { mode: 0o600 });
+    renameSync(`${this.path(r)}.tmp`, this.path(r));
+    writeFileSync(join(this.dir, `${r.name}.json.tmp`), JSON.stringify(r), { mode: 0o600 });
+    renameSync(join(this.dir, `${r.name}.json.tmp`), join(this.dir, `${r.name}.json`));
+    const all = this.records().sort((a, b) => b.epoch - a.epoch || b.createdAt.localeCompare(a.createdAt));
+    for (const old of all.slice(this.keep)) {
+      rmSync(this.path(old), { force: true });
+      rmSync(join(this.dir, `${old.name}.json`), { force: true });
+    }
+  }
+}
+
+/** startSnapshotReceiver accepts sealed snapshots from the site's leader on `address:port`. */
+export function startSnapshotReceiver(o: {
+  address: string;
+  port?: number;
+  key: Buffer;
+  store: SnapshotStore;
+  onSaved?: (r: SnapshotRecord) => void;
+  onRejected?: (why: string) => void;
+}): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'PUT' || req.url !== '/snapshots') {
+      res.writeHead(404).end();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_SNAPSHOT_BYTES) {
+        o.onRejected?.('too large');
+        res.writeHead(413).end();
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      try {
+        const { record, plain } = openSnapshot(o.key, Buffer.concat(chunks));
+        o.store.save(record, plain);
+        o.onSaved?.(record);
+        res.writeHead(204).end();
+      } catch (e) {
+        o.onRejected?.((e as Error).message);
+        res.writeHead(401).end();
+      }
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? SNAPSHOT_PORT, o.address, () => resolve(server));
+  });
+}
+
+/** pushSnapshot sends a sealed snapshot to one robot; it resolves whether the robot kept it. */
+export function pushSnapshot(
+  host: string,
+  sealed: Buffer,
+  port = SNAPSHOT_PORT,
+  timeoutMs = 10_000,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host,
+        port,
+        method: 'PUT',
+        path: '/snapshots',
+        timeout: timeoutMs,
+        headers: { 'content-length': sealed.length },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 204);
+      },
+    );
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end(sealed);
+  });
+}
