@@ -20,6 +20,7 @@ const fastLifecycle = {
   reconcileEveryMs: 60_000,
   retryMinMs: 20,
   retryMaxMs: 200,
+  joinRetryMaxMs: 200,
 };
 
 function makeSite(names: string[]) {

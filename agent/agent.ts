@@ -15,6 +15,7 @@ import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   durableOf,
+  leaseExpiresAt,
   roleOf,
   startElection,
   stepElection,
@@ -165,6 +166,8 @@ export class Agent {
       'agent starting',
     );
 
+    // The runtime's front door reads the lease straight from the election state (fencing).
+    this.deps.runtime.setFence?.((epoch) => leaseExpiresAt(this.election, epoch));
     this.deps.transport.onMessage((msg) => this.onMessage(msg));
     for (const s of this.cfg.network.seeds)
       this.deps.transport.setPeer(s.node, { host: s.host, port: s.port });

@@ -38,9 +38,18 @@ export function parseAgentLog(node: string, text: string): LogEvent[] {
       out.push({ t, node, term: Number(m[2]), kind: 'role', role: m[1]! });
     else if ((m = / serves epoch (\d+) /.exec(msg)))
       out.push({ t, node, term, kind: 'serving', epoch: Number(m[1]) });
-    else if ((m = / stop(?:s|ped) its server of epoch (\d+)$/.exec(msg)))
-      out.push({ t, node, term, kind: 'stopped', epoch: Number(m[1]) });
-    else if ((m = / is Ready on (\S+)'s server$/.exec(msg)))
+    else if ((m = / stop(?:s|ped) its server of epoch (\d+)$/.exec(msg))) {
+      // The front door closed when the lease ran out, which may be before the robot could log
+      // (it was frozen): the server stopped serving then.
+      const closed = typeof j['fenceClosedAt'] === 'string' ? Date.parse(j['fenceClosedAt']) : NaN;
+      out.push({
+        t: Number.isFinite(closed) ? Math.min(t, closed) : t,
+        node,
+        term,
+        kind: 'stopped',
+        epoch: Number(m[1]),
+      });
+    } else if ((m = / is Ready on (\S+)'s server$/.exec(msg)))
       out.push({ t, node, term, kind: 'ready', epoch: Number(j['epoch']), leader: m[1]! });
   }
   return out;
@@ -218,6 +227,11 @@ export function servingIntervals(
         const killedAt = kills.find((k) => k >= open!.from && k <= e.t);
         out.push({ node, epoch: open.epoch, from: open.from, to: killedAt ?? e.t });
         open = null;
+      } else if (!open && e.kind === 'stopped') {
+        // A later line about the same stop may date it earlier (the front door's lease expiry).
+        const last = out.at(-1);
+        if (last && last.node === node && last.epoch === e.epoch && e.t < last.to)
+          out[out.length - 1] = { ...last, to: Math.max(last.from, e.t) };
       }
     }
     if (open) {

@@ -56,6 +56,8 @@ export interface LabOptions {
   readonly lostAfterMs?: number;
   /** How often the leader snapshots its control plane (lab default 5 s: the RPO). */
   readonly snapshotIntervalMs?: number;
+  /** The agents' timing profile (statecharts/timing.ts): lab by default, fleet as on robots. */
+  readonly profile?: 'fleet' | 'lab' | 'test';
 }
 
 export interface LabRobot {
@@ -231,13 +233,13 @@ export async function labUp(o: LabOptions): Promise<LabState> {
 export function renderLabAgentConfig(
   state: LabState,
   r: LabRobot,
-  o: { deadAfterMs?: number; lostAfterMs?: number; snapshotIntervalMs?: number } = {},
+  o: { deadAfterMs?: number; lostAfterMs?: number; snapshotIntervalMs?: number; profile?: string } = {},
 ): string {
   const config = {
     site: { id: state.site, name: `lab ${state.site}` },
     node: { id: r.name, serverCapable: r.voter, labels: { 'robot.edgectl.io/lab': state.site } },
     voters: state.robots.filter((x) => x.voter).map((x) => x.name),
-    profile: 'lab',
+    profile: o.profile ?? 'lab',
     network: { interfaces: ['eth0'], bindAddress: r.address, mdns: true, seeds: [] },
     stateDir: join(robotDir(state, r.name), 'state'),
     siteKeyFile: join(state.dir, 'site.key'),

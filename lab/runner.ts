@@ -73,7 +73,7 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
   const site = o.site ?? sc.name.slice(0, 12).replace(/-+$/, '');
   const startedAt = new Date().toISOString();
   const tStart = Date.now();
-  say(`lab ${site}: ${sc.robots} robots (${sc.voters} voters), scenario ${sc.name}`);
+  say(`lab ${site}: ${sc.robots} robots (${sc.voters} voters, ${sc.profile} profile), scenario ${sc.name}`);
   const state = await labUp({
     site,
     robots: sc.robots,
@@ -83,6 +83,7 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
     prefix: o.prefix,
     subnet: o.subnet,
     deadAfterMs: sc.deadAfterMs,
+    profile: sc.profile,
   });
   const observations: LabObservation[] = [];
   const faults: FaultEvent[] = [];

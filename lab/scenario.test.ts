@@ -13,6 +13,7 @@ test('every built-in scenario parses, and together they cover the issue list', (
   const parsed = names.map((f) => parseScenario(readFileSync(join(DIR, f), 'utf8'), f));
   assert.deepEqual(parsed.map((s) => s.name).sort(), [
     'cold-start',
+    'leader-pause',
     'leader-power-loss',
     'leader-wifi-loss',
     'loss-bursts',
@@ -23,6 +24,7 @@ test('every built-in scenario parses, and together they cover the issue list', (
   ]);
   const bursts = parsed.find((s) => s.name === 'loss-bursts')!;
   assert.equal(bursts.durationMs, 300_000);
+  assert.equal(bursts.profile, 'fleet', 'robots ride out 1.5 s bursts with the fleet timing');
   // 10 s, 30 s, ... 290 s: one burst every 20 s, expanded with unique ids.
   const b = bursts.steps.filter((s) => s.text.startsWith('burst'));
   assert.equal(b.length, 15);

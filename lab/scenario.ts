@@ -107,6 +107,8 @@ const scenarioSchema = z
     description: z.string().default(''),
     robots: z.number().int().min(1).max(20),
     voters: z.number().int().min(1).max(7).optional(),
+    /** The agents' timing profile: lab (fast, the default) or fleet (as on robots, rides out 1.5 s bursts). */
+    profile: z.enum(['lab', 'fleet']).default('lab'),
     /** How long the site may take to form before the first fault. */
     settle: duration.default('60s'),
     /** How long to keep observing after the first fault. */
@@ -136,6 +138,7 @@ export interface Scenario {
   readonly description: string;
   readonly robots: number;
   readonly voters: number;
+  readonly profile: 'lab' | 'fleet';
   readonly settleMs: number;
   readonly durationMs: number;
   readonly deadAfterMs: number | undefined;
@@ -215,6 +218,7 @@ export function parseScenario(text: string, source: string): Scenario {
     description: s.description,
     robots: s.robots,
     voters,
+    profile: s.profile,
     settleMs: ms(s.settle, 'settle'),
     durationMs: ms(s.duration, 'duration'),
     deadAfterMs: s.deadAfter === undefined ? undefined : ms(s.deadAfter, 'deadAfter'),

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import {
   roleOf,
   leaderPhaseOf,
+  leaseExpiresAt,
   startElection,
   stepElection,
   type ElectionEffect,
@@ -284,4 +285,25 @@ test('a leader whose handover does not complete steps down instead of serving it
   const r = step(s, { type: 'transferTimeout', now: 30 + testTiming.transferTimeoutMs });
   assert.equal(roleOf(r.snapshot), 'follower');
   assert.ok(!r.effects.some((e) => e.kind === 'startServer'), 'the old epoch must not serve again');
+});
+
+test('leaseExpiresAt: a serving leader may serve its epoch until a majority echo ages past the lease', () => {
+  let s = electedWithB();
+  s = step(s, {
+    type: 'message',
+    now: 3,
+    msg: { type: 'appendResp', from: 'b', to: 'a', term: 1, success: true, matchIndex: 1, echo: 2 },
+  }).snapshot;
+  s = step(s, { type: 'fenceElapsed', now: 2 + fenceDelayMs(testTiming) }).snapshot;
+  assert.equal(leaderPhaseOf(s), 'serving');
+  // a + b are a majority of three; b's echo of the Append sent at 2 ms bounds the lease.
+  assert.equal(leaseExpiresAt(s, 1), 2 + testTiming.leaderLeaseMs);
+  assert.equal(leaseExpiresAt(s, 2), null, 'not an epoch this robot serves');
+  const later = step(s, {
+    type: 'message',
+    now: 40,
+    msg: { type: 'appendResp', from: 'c', to: 'a', term: 1, success: true, matchIndex: 1, echo: 35 },
+  }).snapshot;
+  assert.equal(leaseExpiresAt(later, 1), 35 + testTiming.leaderLeaseMs, 'the freshest majority counts');
+  assert.equal(leaseExpiresAt(node('b', ['a', 'b', 'c']), 0), null, 'a follower serves nothing');
 });

@@ -1141,6 +1141,26 @@ export function leaderPhaseOf(
   return null;
 }
 
+/**
+ * leaseExpiresAt: until when this robot may serve `epoch` by its own lease (a majority of voters
+ * echoed an Append sent within leaderLeaseMs), or null if it may not serve that epoch at all. The
+ * agent's fenced front door checks it on every connection and every chunk, so a robot that was
+ * frozen (its lease ran out while it could not act) serves nothing after it thaws, even before its
+ * statechart has processed the higher term.
+ */
+export function leaseExpiresAt(snapshot: ElectionSnapshot, epoch: number): number | null {
+  const c = snapshot.context;
+  if (roleOf(snapshot) !== 'leader' || c.serverEpoch !== epoch || c.term !== epoch) return null;
+  const acks = otherVoters(c)
+    .map((v) => c.progress[v]?.lastAck ?? NEVER)
+    .sort((a, b) => b - a);
+  // Self counts as one; the (quorum − 1)-th most recent echo from the others bounds the lease.
+  const need = quorum(c) - 1;
+  if (need <= 0) return Infinity;
+  const ack = acks[need - 1] ?? NEVER;
+  return ack + c.timing.leaderLeaseMs;
+}
+
 export function durableOf(snapshot: ElectionSnapshot): DurableState {
   const c = snapshot.context;
   return { term: c.term, votedFor: c.votedFor, log: c.log };

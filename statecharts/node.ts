@@ -30,6 +30,11 @@ export interface LifecycleTiming {
   /** Retry back-off: min doubles per attempt up to max, ms. */
   readonly retryMinMs: number;
   readonly retryMaxMs: number;
+  /**
+   * Cap of a worker's join backoff. Joining is cheap and the new server may come up any second
+   * (its cold start varies with load), so workers keep asking often instead of backing off to 30 s.
+   */
+  readonly joinRetryMaxMs: number;
 }
 
 export const defaultLifecycleTiming: LifecycleTiming = {
@@ -40,6 +45,7 @@ export const defaultLifecycleTiming: LifecycleTiming = {
   reconcileEveryMs: 60_000,
   retryMinMs: 1_000,
   retryMaxMs: 30_000,
+  joinRetryMaxMs: 2_000,
 };
 
 export interface LifecycleContext {
@@ -101,6 +107,7 @@ export const lifecycleMachine = setup({
     join: ({ context }) => context.timing.joinTimeoutMs,
     reconcile: ({ context }) => context.timing.reconcileEveryMs,
     backoff: ({ context }) => backoff(context),
+    joinBackoff: ({ context }) => Math.min(context.timing.joinRetryMaxMs, backoff(context)),
   },
   guards: {
     leaderIsOther: ({ context, event }) =>
@@ -180,6 +187,7 @@ export const lifecycleMachine = setup({
     armJoin: raise({ type: 'stepTimeout', now: 0 }, { id: 'step', delay: 'join' }),
     disarmStep: cancel('step'),
     armRetry: raise({ type: 'retry', now: 0 }, { id: 'retry', delay: 'backoff' }),
+    armJoinRetry: raise({ type: 'retry', now: 0 }, { id: 'retry', delay: 'joinBackoff' }),
     disarmRetry: cancel('retry'),
     armReconcile: raise({ type: 'reconcile', now: 0 }, { id: 'reconcile', delay: 'reconcile' }),
     disarmReconcile: cancel('reconcile'),
@@ -323,7 +331,7 @@ export const lifecycleMachine = setup({
           },
         },
         joinRetry: {
-          entry: ['armRetry'],
+          entry: ['armJoinRetry'],
           exit: ['disarmRetry'],
           on: { retry: 'joining' },
         },

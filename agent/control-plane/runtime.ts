@@ -54,6 +54,12 @@ export interface ControlPlaneRuntime {
   markNodeLost?(node: NodeId): Promise<void>;
   /** Optional: a lost robot is back. */
   markNodeReturned?(node: NodeId): Promise<void>;
+  /**
+   * Optional: the agent tells the runtime how to read the leader's lease: until when (monotonic
+   * ms, the agent's clock) this robot may serve `epoch`, or null. A runtime with a fenced front
+   * door checks it on every connection (lab/runtime/front-door.ts).
+   */
+  setFence?(leaseExpiresAt: (epoch: number) => number | null): void;
 }
 
 /** A control-plane snapshot, as recorded in the replicated site log. */

@@ -19,6 +19,7 @@ import type {
   LeaderEndpoint,
 } from '../../agent/control-plane/runtime.ts';
 import { startApiServer, type ApiServerHandle, type ApiServerIdentity } from '../kube-apiserver/apiserver.ts';
+import { FrontDoor } from './front-door.ts';
 import { KubeHttp } from './kube-http.ts';
 import {
   pushSnapshot,
@@ -31,6 +32,13 @@ import {
 import { LabKubelet } from './kubelet.ts';
 
 export const LAB_API_PORT = 6443;
+/** kube-apiserver's own port, on loopback behind the front door. */
+export const LAB_UPSTREAM_PORT = 6444;
+
+/** wallClock turns a monotonic time (performance.now()) into ISO wall-clock time, for logs. */
+function wallClock(monotonic: number): string {
+  return new Date(Date.now() - (performance.now() - monotonic)).toISOString();
+}
 
 /** What applies the site on a new epoch's server (agent/site/applier.ts for the real thing). */
 export type SiteApplyFn = (
@@ -93,8 +101,13 @@ export const applySiteNamespace =
 export class LabControlPlane implements ControlPlaneRuntime {
   readonly kind = 'lab';
   private readonly o: LabControlPlaneOptions;
-  private server: { epoch: number; state: 'starting' | 'serving'; handle: ApiServerHandle | null } | null =
-    null;
+  private server: {
+    epoch: number;
+    state: 'starting' | 'serving';
+    handle: ApiServerHandle | null;
+    door?: FrontDoor;
+  } | null = null;
+  private fence: ((epoch: number) => number | null) | null = null;
   private selfKubelet: LabKubelet | null = null;
   private worker: { leader: string; epoch: number; state: 'joining' | 'ready'; kubelet: LabKubelet } | null =
     null;
@@ -125,11 +138,12 @@ export class LabControlPlane implements ControlPlaneRuntime {
         { epoch, snapshot: restore.name, fromEpoch: restore.epoch },
         `${this.o.nodeId} restores snapshot ${restore.name} (epoch ${restore.epoch}) for epoch ${epoch}`,
       );
+    // kube-apiserver listens on loopback only; the robot's API port is the fenced front door.
     const handle = await startApiServer({
       identity: this.o.identity,
       dir,
-      bindAddress: this.o.address,
-      ports: { secure: LAB_API_PORT, etcdClient: 2379, etcdPeer: 2380 },
+      bindAddress: '127.0.0.1',
+      ports: { secure: LAB_UPSTREAM_PORT, etcdClient: 2379, etcdPeer: 2380 },
       readyTimeoutMs: 60_000,
       restoreFrom: restore ? this.o.snapshots!.store.path(restore) : undefined,
     });
@@ -139,7 +153,24 @@ export class LabControlPlane implements ControlPlaneRuntime {
       await handle.stop({ fast: true });
       throw new EdgeError('SERVER_SUPERSEDED', `epoch ${epoch} was stopped while its server started`);
     }
+    const door = new FrontDoor({
+      listen: { host: this.o.address, port: LAB_API_PORT },
+      upstream: { host: '127.0.0.1', port: LAB_UPSTREAM_PORT },
+      leaseExpiresAt: () => (this.fence ? this.fence(epoch) : Infinity),
+      onClosed: (at) =>
+        this.o.log.warn(
+          { epoch, fenceClosedAt: wallClock(at) },
+          `${this.o.nodeId}'s front door closed: its lease for epoch ${epoch} ran out`,
+        ),
+    });
+    try {
+      await door.start();
+    } catch (e) {
+      await handle.stop({ fast: true });
+      throw e;
+    }
     this.server.handle = handle;
+    this.server.door = door;
     this.coldStartMs = Math.round(handle.coldStartMs);
     void handle.exited.then((which) => {
       if (this.server?.handle === handle)
@@ -149,7 +180,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
     const kubelet = new LabKubelet({
       nodeName: this.o.nodeId,
       address: this.o.address,
-      server: handle.url,
+      server: this.url(this.o.address),
       caPem: handle.caPem,
       token: this.nodeToken(),
       labels: { ...this.o.labels, 'node-role.edgectl.io/server': 'true' },
@@ -164,7 +195,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
     this.server.state = 'serving';
     this.o.log.info(
       { epoch, coldStartMs: this.coldStartMs },
-      `${this.o.nodeId} serves epoch ${epoch} at ${handle.url}`,
+      `${this.o.nodeId} serves epoch ${epoch} at ${this.url(this.o.address)}`,
     );
   }
 
@@ -198,9 +229,14 @@ export class LabControlPlane implements ControlPlaneRuntime {
     this.siteAppliedEpoch = null;
     this.selfKubelet?.stop();
     this.selfKubelet = null;
-    // SIGKILL: a fenced server must stop answering at once, not drain.
+    // The door first (it is what others reach), then SIGKILL: a fenced server must not drain.
+    const closedAt = s.door?.closedAt() ?? null;
+    await s.door?.stop();
     await s.handle?.stop({ fast: true });
-    this.o.log.warn({ epoch: s.epoch }, `${this.o.nodeId} stopped its server of epoch ${s.epoch}`);
+    this.o.log.warn(
+      { epoch: s.epoch, fenceClosedAt: closedAt === null ? undefined : wallClock(closedAt) },
+      `${this.o.nodeId} stopped its server of epoch ${s.epoch}`,
+    );
   }
 
   async applySite(epoch: number): Promise<void> {
@@ -208,7 +244,10 @@ export class LabControlPlane implements ControlPlaneRuntime {
     if (s?.epoch !== epoch || s.state !== 'serving' || !s.handle)
       throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch} to apply the site to`);
     const apply = this.o.applySite ?? applySiteNamespace(this.o.siteId);
-    await apply({ url: s.handle.url, caPem: s.handle.caPem, adminToken: s.handle.adminToken }, epoch);
+    await apply(
+      { url: this.url(this.o.address), caPem: s.handle.caPem, adminToken: s.handle.adminToken },
+      epoch,
+    );
     if (this.server?.epoch === epoch) this.siteAppliedEpoch = epoch;
     this.o.log.info({ epoch }, `${this.o.nodeId} applied the site for epoch ${epoch}`);
   }
@@ -306,7 +345,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
   async markNodeLost(node: string): Promise<void> {
     const s = this.serving();
     await this.o.nodeLoss?.lost(
-      { url: s.handle.url, caPem: s.handle.caPem, adminToken: s.handle.adminToken },
+      { url: this.url(this.o.address), caPem: s.handle.caPem, adminToken: s.handle.adminToken },
       node,
     );
   }
@@ -314,9 +353,13 @@ export class LabControlPlane implements ControlPlaneRuntime {
   async markNodeReturned(node: string): Promise<void> {
     const s = this.serving();
     await this.o.nodeLoss?.returned(
-      { url: s.handle.url, caPem: s.handle.caPem, adminToken: s.handle.adminToken },
+      { url: this.url(this.o.address), caPem: s.handle.caPem, adminToken: s.handle.adminToken },
       node,
     );
+  }
+
+  setFence(leaseExpiresAt: (epoch: number) => number | null): void {
+    this.fence = leaseExpiresAt;
   }
 
   async close(): Promise<void> {
