@@ -5,7 +5,7 @@
 import yargs from 'yargs';
 import { EdgeError, InternalError, UsageError } from '../agent/errors.ts';
 import { agentCommand } from './commands/agent.ts';
-import { bootstrapCommand } from './commands/bootstrap.ts';
+import { bootstrapCommand, resetCommand, uninstallCommand } from './commands/bootstrap.ts';
 import { inventoryCommand } from './commands/inventory.ts';
 import { labCommand } from './commands/lab.ts';
 import { renderCommand } from './commands/render.ts';
@@ -44,6 +44,8 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       .command(renderCommand(io))
       .command(inventoryCommand(io))
       .command(bootstrapCommand(io))
+      .command(resetCommand(io))
+      .command(uninstallCommand(io))
       .demandCommand(1, 'Name a command; see the list above.')
       .strict()
       .recommendCommands()

@@ -15,8 +15,11 @@ export interface RunOptions {
   readonly stdin?: string | Buffer;
   /** Run as root through sudo (SSH runners as a non-root user). */
   readonly sudo?: boolean;
+  /** Over this, the command is killed and `run` rejects with EDGE_COMMAND_TIMEOUT. */
   readonly timeoutMs?: number;
   readonly cwd?: string;
+  /** Called with each complete line of output as it arrives (progress, logs); never with stdin. */
+  readonly onLine?: (stream: 'stdout' | 'stderr', line: string) => void;
 }
 
 export interface RunResult {
@@ -38,6 +41,11 @@ export interface CommandRunner {
   readonly target: string;
   run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
   writeFile(path: string, content: string | Buffer, opts: WriteFileOptions): Promise<void>;
+  /**
+   * upload copies a local file to `path` like writeFile (atomic, mode and owner set before the
+   * rename), streaming it: bundles and air-gap images are too big to hold in memory.
+   */
+  upload(localPath: string, path: string, opts: WriteFileOptions): Promise<void>;
   readFile(path: string, opts?: { sudo?: boolean }): Promise<Buffer | null>;
   close(): Promise<void>;
 }

@@ -33,6 +33,10 @@ async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): P
         serverCapable: config.voters.includes(config.node.id),
       });
     }
+    case 'k3s': {
+      const { makeK3sControlPlane } = await import('./k3s-runtime.ts');
+      return makeK3sControlPlane(config, log);
+    }
     default:
       throw new EdgeError(
         'RUNTIME_UNAVAILABLE',

@@ -23,6 +23,7 @@ PACKAGES=(
   util-linux     # unshare, for avahi's private /run
   tcpdump        # packet capture while debugging the lab and in the wire-capture test
   openssl        # the lab's site identity (CA, serving certificate, keys)
+  sudo           # the SSH tests log in as a non-root user who uses sudo, as on robots
   curl           # smoke.sh
 )
 

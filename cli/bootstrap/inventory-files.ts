@@ -1,0 +1,152 @@
+/**
+ * The inventory's I/O: reading site.yaml, resolving the paths it names (relative to the file,
+ * `~` for the operator's home, edgectl's own bundle by default), and checking that every file is
+ * there and readable. All of it runs before any robot is touched, and reports every problem at once.
+ */
+import { constants, accessSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from '../../agent/errors.ts';
+import { parseInventory, type Inventory } from './inventory.ts';
+
+/** The edgectl checkout or package this CLI runs from: the default bundle comes from here. */
+export const EDGECTL_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Bundle files, resolved to absolute local paths. */
+export interface ResolvedBundle {
+  readonly agent: string;
+  readonly node: string;
+  readonly k3s?: string;
+  readonly airgapImages?: string;
+}
+
+/** LoadedInventory is an inventory plus the local paths it names, resolved. */
+export interface LoadedInventory {
+  readonly inventory: Inventory;
+  /** The inventory file, absolute. */
+  readonly path: string;
+  readonly bundle: ResolvedBundle;
+  /** Private key files by robot name (absent for robots that use ssh-agent). */
+  readonly keyFiles: ReadonlyMap<string, string>;
+}
+
+export function expandPath(p: string, baseDir: string, home = homedir()): string {
+  if (p === '~') return home;
+  if (p.startsWith('~/')) return join(home, p.slice(2));
+  return isAbsolute(p) ? p : resolve(baseDir, p);
+}
+
+/** readInventoryFile reads and parses (pure checks only) an inventory file. */
+export function readInventoryFile(path: string): Inventory {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(
+      path,
+      [`cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`],
+      { hint: 'write one with `edgectl inventory init --out site.yaml`, or pass -f <path>' },
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(path, [`not valid YAML: ${(e as Error).message}`]);
+  }
+  return parseInventory(raw, path);
+}
+
+/** resolveInventoryPaths turns the inventory's relative paths into absolute local ones. Pure. */
+export function resolveInventoryPaths(
+  inv: Inventory,
+  inventoryPath: string,
+  home = homedir(),
+): Omit<LoadedInventory, 'inventory' | 'path'> {
+  const base = dirname(resolve(inventoryPath));
+  const bundle: { -readonly [K in keyof ResolvedBundle]: ResolvedBundle[K] } = {
+    agent: inv.bundle.agent
+      ? expandPath(inv.bundle.agent, base, home)
+      : join(EDGECTL_ROOT, 'agent/bundle/edgectl-agent.mjs'),
+    node: inv.bundle.node
+      ? expandPath(inv.bundle.node, base, home)
+      : join(EDGECTL_ROOT, 'node_modules/node/bin/node'),
+  };
+  if (inv.bundle.k3s) bundle.k3s = expandPath(inv.bundle.k3s, base, home);
+  if (inv.bundle.airgapImages) bundle.airgapImages = expandPath(inv.bundle.airgapImages, base, home);
+  const keyFiles = new Map<string, string>();
+  for (const r of inv.robots) if (r.ssh.keyFile) keyFiles.set(r.name, expandPath(r.ssh.keyFile, base, home));
+  return { bundle, keyFiles };
+}
+
+function fileProblem(path: string, field: string, fix: string, mode = constants.R_OK): string | null {
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) return `${field}: ${path} is not a regular file: ${fix}`;
+    accessSync(path, mode);
+    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `${field}: ${path} does not exist: ${fix}`;
+    if (code === 'EACCES') return `${field}: ${path} is not readable by this user: fix its permissions`;
+    return `${field}: ${path}: ${code ?? (e as Error).message}`;
+  }
+}
+
+/**
+ * checkInventoryFiles lists every local file problem: private keys (present, readable, not
+ * readable by others, which OpenSSH would refuse), an ssh-agent socket where a robot asks for
+ * one, and the bundle files. Empty when all is well.
+ */
+export function checkInventoryFiles(
+  loaded: Omit<LoadedInventory, 'path'>,
+  env: NodeJS.ProcessEnv = process.env,
+): string[] {
+  const problems: string[] = [];
+  loaded.inventory.robots.forEach((r, i) => {
+    const key = loaded.keyFiles.get(r.name);
+    if (key) {
+      const p = fileProblem(
+        key,
+        `robots[${i}].ssh.keyFile`,
+        'create it with ssh-keygen -t ed25519, or fix the path (relative paths start at the inventory file)',
+      );
+      if (p) problems.push(p);
+      else if ((statSync(key).mode & 0o077) !== 0)
+        problems.push(`robots[${i}].ssh.keyFile: ${key} is readable by other users: run chmod 600 ${key}`);
+    }
+    if (r.ssh.agent && !env.SSH_AUTH_SOCK)
+      problems.push(
+        `robots[${i}].ssh.agent: SSH_AUTH_SOCK is not set: start ssh-agent and ssh-add the key, or use keyFile`,
+      );
+  });
+  const b = loaded.bundle;
+  const build = 'run npm run build:agent, or set bundle.agent to the bundled agent';
+  const checks: [string | undefined, string, string][] = [
+    [b.agent, 'bundle.agent', build],
+    [b.node, 'bundle.node', 'set bundle.node to a Linux Node 24 binary for the robots (npm ci installs one)'],
+    [b.k3s, 'bundle.k3s', 'download the k3s binary for the robots, or remove bundle.k3s'],
+    [b.airgapImages, 'bundle.airgapImages', 'download the k3s air-gap images, or remove bundle.airgapImages'],
+  ];
+  for (const [path, field, fix] of checks) {
+    if (path === undefined) continue;
+    const p = fileProblem(path, field, fix);
+    if (p) problems.push(p);
+  }
+  return problems;
+}
+
+/**
+ * loadInventory reads, validates and resolves an inventory, and checks its files: one ConfigError
+ * with every problem, before anything connects anywhere.
+ */
+export function loadInventory(path: string, env: NodeJS.ProcessEnv = process.env): LoadedInventory {
+  const inventory = readInventoryFile(path);
+  const resolved = resolveInventoryPaths(inventory, path, env.HOME ?? homedir());
+  const loaded = { inventory, path: resolve(path), ...resolved };
+  const problems = checkInventoryFiles(loaded, env);
+  if (problems.length) throw new ConfigError(path, problems);
+  return loaded;
+}

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { validateAgentConfig } from '../../agent/config.ts';
+import { assertGolden } from '../../agent/site/golden.ts';
+import { readInventoryFile } from './inventory-files.ts';
+import { parseInventory } from './inventory.ts';
+import { formatPlanText, planArtifact } from './plan-output.ts';
+import { renderBootstrapPlan, renderRemovePlan, stepHash, type BundleInfo } from './plan.ts';
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const golden = (name: string) => here(`./testdata/${name}`);
+const inventory = readInventoryFile(here('../../templates/inventory/site.example.yaml'));
+const unitTemplate = readFileSync(here('../../templates/edgectl-agent.service'), 'utf8');
+export const TEST_BUNDLE: BundleInfo = {
+  agent: { localPath: '/build/agent/bundle/edgectl-agent.mjs', sha256: 'a1'.repeat(32), bytes: 874_133 },
+  node: {
+    localPath: '/build/node_modules/node/bin/node',
+    sha256: 'b2'.repeat(32),
+    bytes: 126_595_440,
+    arch: 'x86_64',
+  },
+};
+export const TEST_IDENTITY = { siteKeyHex: '5e'.repeat(32) };
+
+const plan = renderBootstrapPlan({ inventory, bundle: TEST_BUNDLE, identity: TEST_IDENTITY, unitTemplate });
+
+test('golden: the bootstrap plan of the example inventory, as text and as the JSON artifact', () => {
+  assertGolden(golden('bootstrap-plan.golden.txt'), `${formatPlanText(plan)}\n`);
+  assertGolden(golden('bootstrap-plan.golden.json'), `${JSON.stringify(planArtifact(plan), null, 2)}\n`);
+});
+
+test('golden: the rendered agent config and systemd unit of spot-1', () => {
+  const steps = plan.robots[0]!.steps;
+  const config = steps.find((s) => s.id === 'config.agent');
+  const unit = steps.find((s) => s.id === 'service.unit');
+  assert.ok(config?.kind === 'writeFile' && unit?.kind === 'writeFile');
+  assertGolden(golden('agent.spot-1.golden.yaml'), config.content);
+  assertGolden(golden('edgectl-agent.service.golden'), unit.content);
+});
+
+test('the site key appears in no printed plan: only as a digest', () => {
+  const text = formatPlanText(plan) + JSON.stringify(planArtifact(plan));
+  assert.ok(!text.includes(TEST_IDENTITY.siteKeyHex));
+  assert.match(text, /secret: content not shown/);
+  const key = plan.robots[0]!.steps.find((s) => s.id === 'secret.site-key');
+  assert.ok(key?.kind === 'writeFile' && key.mode === 0o600 && key.owner === 'root:root' && key.secret);
+});
+
+test("every robot's agent.yaml is one the agent accepts, for that robot", () => {
+  for (const r of plan.robots) {
+    const step = r.steps.find((s) => s.id === 'config.agent');
+    assert.ok(step?.kind === 'writeFile');
+    const c = validateAgentConfig(parse(step.content), r.target);
+    assert.equal(c.node.id, r.target);
+    assert.deepEqual(c.voters, ['spot-1', 'spot-2', 'amr-1']);
+  }
+});
+
+test('preflight comes first, the service last; the restart depends on every file the agent reads', () => {
+  const ids = plan.robots[0]!.steps.map((s) => s.id);
+  assert.equal(ids[0], 'preflight.sudo');
+  assert.deepEqual(ids.slice(-4), [
+    'service.unit',
+    'service.daemon-reload',
+    'service.restart',
+    'service.enable',
+  ]);
+  const restart = plan.robots[0]!.steps.find((s) => s.id === 'service.restart');
+  assert.deepEqual(restart?.onlyIfChanged, [
+    'bundle.agent',
+    'bundle.node',
+    'config.agent',
+    'secret.site-key',
+    'service.unit',
+  ]);
+});
+
+test('the plan is deterministic, and a changed input changes exactly the steps it feeds', () => {
+  const again = renderBootstrapPlan({
+    inventory,
+    bundle: TEST_BUNDLE,
+    identity: TEST_IDENTITY,
+    unitTemplate,
+  });
+  assert.deepEqual(again, plan);
+  const newAgent = renderBootstrapPlan({
+    inventory,
+    bundle: { ...TEST_BUNDLE, agent: { ...TEST_BUNDLE.agent, sha256: 'c3'.repeat(32) } },
+    identity: TEST_IDENTITY,
+    unitTemplate,
+  });
+  const changed = newAgent.robots[0]!.steps.filter(
+    (s, i) => stepHash(s) !== stepHash(plan.robots[0]!.steps[i]!),
+  );
+  assert.deepEqual(
+    changed.map((s) => s.id),
+    ['bundle.agent'],
+  );
+});
+
+test('the lab: per-robot install roots, the lab runtime, no systemd', () => {
+  const lab = parseInventory({
+    site: { id: 'lab' },
+    robots: ['r1', 'r2'].map((name, i) => ({
+      name,
+      address: `10.77.30.${i + 1}`,
+      ssh: { user: 'root', keyFile: 'id' },
+      sudo: 'none',
+      serverCapable: true,
+      wifiInterface: 'eth0',
+    })),
+    profile: 'lab',
+    controlPlane: { runtime: 'lab' },
+    install: { root: '/srv/lab/{robot}', service: 'none' },
+  });
+  const p = renderBootstrapPlan({
+    inventory: lab,
+    bundle: TEST_BUNDLE,
+    identity: TEST_IDENTITY,
+    unitTemplate,
+  });
+  const r2 = p.robots[1]!;
+  assert.ok(!r2.steps.some((s) => s.phase === 'service' || s.id === 'preflight.systemd'));
+  const paths = r2.steps.flatMap((s) => ('path' in s ? [s.path] : []));
+  assert.ok(paths.length > 0 && paths.every((x) => x.startsWith('/srv/lab/r2/')), paths.join(' '));
+  const config = r2.steps.find((s) => s.id === 'config.agent');
+  assert.ok(config?.kind === 'writeFile');
+  const c = validateAgentConfig(parse(config.content));
+  assert.equal(c.controlPlane.runtime, 'lab');
+  assert.equal(c.siteKeyFile, '/srv/lab/r2/etc/edgectl/site.key');
+});
+
+test('a bundle with k3s and air-gap images uploads them (k3s runtime)', () => {
+  const p = renderBootstrapPlan({
+    inventory,
+    bundle: {
+      ...TEST_BUNDLE,
+      k3s: { localPath: '/dl/k3s', sha256: 'd4'.repeat(32), bytes: 70e6 },
+      airgapImages: {
+        localPath: '/dl/k3s-airgap-images-amd64.tar.zst',
+        sha256: 'e5'.repeat(32),
+        bytes: 200e6,
+      },
+    },
+    identity: TEST_IDENTITY,
+    unitTemplate,
+  });
+  const ids = p.robots[0]!.steps.map((s) => s.id);
+  for (const id of ['k3s.binary', 'k3s.images-dir', 'k3s.airgap-images']) assert.ok(ids.includes(id), id);
+  const restart = p.robots[0]!.steps.find((s) => s.id === 'service.restart');
+  assert.ok(restart?.onlyIfChanged?.includes('k3s.binary'));
+});
+
+test('golden: reset of one robot and uninstall of the site', () => {
+  const reset = renderRemovePlan('reset', { inventory, bundle: TEST_BUNDLE, robots: ['vac-1'] });
+  assert.deepEqual(
+    reset.robots.map((r) => r.target),
+    ['vac-1'],
+  );
+  assertGolden(golden('reset-plan.golden.txt'), `${formatPlanText(reset)}\n`);
+  const uninstall = renderRemovePlan('uninstall', { inventory, bundle: TEST_BUNDLE });
+  assert.equal(uninstall.robots.length, 4);
+  assert.deepEqual(
+    uninstall.robots[0]!.steps.map((s) => s.id),
+    [
+      'service.disable',
+      'service.unit',
+      'service.daemon-reload',
+      'remove.config',
+      'remove.state',
+      'remove.bundle',
+    ],
+  );
+});

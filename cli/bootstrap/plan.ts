@@ -1,0 +1,548 @@
+/**
+ * The bootstrap plans, as data (agent/plan/plan.ts): what `edgectl bootstrap site` does to each
+ * robot, and what `edgectl reset robot` / `edgectl uninstall site` do to undo it. Pure: the
+ * inventory, the bundle's checksums, the site identity and the unit template are inputs; no I/O,
+ * no clock. Golden-tested (plan.test.ts, testdata/). The executor (apply.ts) runs them.
+ *
+ * A bootstrap plan, per robot, in order (docs/bootstrap.md, "The plan"):
+ *   preflight   read-only checks; each failure says what to fix
+ *   dirs        edgectl's directories, with their modes
+ *   bundle      the offline bundle: the agent, its Node runtime (with checksums)
+ *   config      /etc/edgectl/agent.yaml, rendered from the inventory
+ *   secret      the site key (0600 root, shown in plans as a digest only)
+ *   runtime     the control-plane runtime's own steps (RuntimeInstaller: lab, k3s)
+ *   service     the systemd unit; daemon-reload and restart only when something changed; enable
+ */
+import { createHash } from 'node:crypto';
+import { stringify } from 'yaml';
+import { InternalError } from '../../agent/errors.ts';
+import type { PlanStep } from '../../agent/plan/plan.ts';
+import { installPath, renderAgentConfig, type Inventory, type Robot } from './inventory.ts';
+
+export type Phase = 'preflight' | 'dirs' | 'bundle' | 'config' | 'secret' | 'runtime' | 'service' | 'remove';
+
+/**
+ * BootstrapStep is a plan step with what the bootstrap executor needs on top: the phase (for
+ * progress), whether it only reads (preflight), and which earlier steps it depends on having
+ * changed something (a restart runs only when a file it reads changed, in this run or in an
+ * interrupted earlier one).
+ */
+export type BootstrapStep = PlanStep & {
+  readonly phase: Phase;
+  /** A read-only check: it never counts as a change. */
+  readonly check?: boolean;
+  /** Run only when one of these steps changed something; otherwise the step is not needed. */
+  readonly onlyIfChanged?: readonly string[];
+  /** What to do when the step fails, for the failure report. */
+  readonly hint?: string;
+};
+
+export interface RobotPlan {
+  /** The robot's name (Plan.target). */
+  readonly target: string;
+  /** SSH address, for the recovery commands of a failure report. */
+  readonly address: string;
+  readonly steps: readonly BootstrapStep[];
+}
+
+export type PlanKind = 'bootstrap' | 'reset' | 'uninstall';
+
+export interface BootstrapPlan {
+  readonly kind: PlanKind;
+  readonly site: string;
+  readonly robots: readonly RobotPlan[];
+}
+
+/** A bundle file: where it is on the operator's machine, its checksum and size. */
+export interface BundleFile {
+  readonly localPath: string;
+  readonly sha256: string;
+  readonly bytes: number;
+}
+
+export interface BundleInfo {
+  readonly agent: BundleFile;
+  /** The Node runtime, and the `uname -m` it runs on (read from its ELF header). */
+  readonly node: BundleFile & { readonly arch: string };
+  readonly k3s?: BundleFile;
+  readonly airgapImages?: BundleFile;
+}
+
+/** The site's secrets, from the local site directory (site-dir.ts). */
+export interface SiteIdentity {
+  /** 32 random bytes, hex: authenticates every election datagram of the site. */
+  readonly siteKeyHex: string;
+}
+
+export interface RuntimeContext {
+  readonly inventory: Inventory;
+  readonly identity: SiteIdentity;
+  readonly bundle: BundleInfo;
+}
+
+/**
+ * RuntimeInstaller: the control-plane runtime's own steps for one robot (installed after the
+ * agent's config, before the service starts), and what reset/uninstall removes of them.
+ */
+export interface RuntimeInstaller {
+  install(robot: Robot, ctx: RuntimeContext): BootstrapStep[];
+  uninstall(robot: Robot, ctx: Omit<RuntimeContext, 'identity'>): BootstrapStep[];
+}
+
+/** The lab runtime needs nothing beyond `controlPlane.runtime: lab` in the agent's config. */
+export const labRuntimeInstaller: RuntimeInstaller = {
+  install: () => [],
+  uninstall: () => [],
+};
+
+/** Where the k3s air-gap images go: k3s imports every archive in this directory at start. */
+export const AIRGAP_IMAGES_DIR = '/var/lib/rancher/k3s/agent/images';
+export const K3S_BINARY_PATH = '/usr/local/bin/k3s';
+
+/**
+ * bundleOnlyK3sInstaller puts the k3s binary and air-gap images of the bundle in place, and
+ * nothing else. It stands in until the k3s installer (agent/k3s/plans.ts installPlan, with the
+ * site's k3s identity) is wired in: pass that one as `runtimes.k3s`.
+ */
+export const bundleOnlyK3sInstaller: RuntimeInstaller = {
+  install: (_robot, { bundle }) => {
+    const steps: BootstrapStep[] = [];
+    if (bundle.k3s)
+      steps.push({
+        kind: 'upload',
+        id: 'k3s.binary',
+        phase: 'runtime',
+        description: `upload the k3s binary to ${K3S_BINARY_PATH}`,
+        localPath: bundle.k3s.localPath,
+        path: K3S_BINARY_PATH,
+        mode: 0o755,
+        sha256: bundle.k3s.sha256,
+      });
+    if (bundle.airgapImages) {
+      steps.push(installDir('k3s.images-dir', [AIRGAP_IMAGES_DIR], '0755', 'runtime'));
+      steps.push({
+        kind: 'upload',
+        id: 'k3s.airgap-images',
+        phase: 'runtime',
+        description: 'upload the k3s air-gap images',
+        localPath: bundle.airgapImages.localPath,
+        path: `${AIRGAP_IMAGES_DIR}/${basename(bundle.airgapImages.localPath)}`,
+        mode: 0o644,
+        sha256: bundle.airgapImages.sha256,
+      });
+    }
+    return steps;
+  },
+  uninstall: (_robot, { bundle }) => {
+    const steps: BootstrapStep[] = [];
+    if (bundle.airgapImages)
+      steps.push(
+        remove(
+          'k3s.airgap-images',
+          `${AIRGAP_IMAGES_DIR}/${basename(bundle.airgapImages.localPath)}`,
+          'the k3s air-gap images',
+        ),
+      );
+    if (bundle.k3s) steps.push(remove('k3s.binary', K3S_BINARY_PATH, 'the k3s binary'));
+    return steps;
+  },
+};
+
+export type Runtimes = Readonly<Record<Inventory['controlPlane']['runtime'], RuntimeInstaller>>;
+
+export const DEFAULT_RUNTIMES: Runtimes = { lab: labRuntimeInstaller, k3s: bundleOnlyK3sInstaller };
+
+export const AGENT_UNIT = 'edgectl-agent.service';
+export const UNIT_PATH = `/etc/systemd/system/${AGENT_UNIT}`;
+
+/** The robot paths edgectl installs, before install.root is applied. */
+export const PATHS = {
+  installDir: '/opt/edgectl',
+  agentBundle: '/opt/edgectl/edgectl-agent.mjs',
+  nodeDir: '/opt/edgectl/node/bin',
+  node: '/opt/edgectl/node/bin/node',
+  configDir: '/etc/edgectl',
+  config: '/etc/edgectl/agent.yaml',
+  siteKey: '/etc/edgectl/site.key',
+  stateDir: '/var/lib/edgectl',
+} as const;
+
+/** Free disk space the install needs beyond the bundle (the agent's state, logs, slack), KiB. */
+const DISK_SLACK_KIB = 200 * 1024;
+
+/**
+ * Memory (MemTotal, KiB) a robot needs. k3s asks 2 GB for a server and 512 MB for an agent
+ * (docs.k3s.io/installation/requirements); MemTotal reads a little under the installed size.
+ */
+export function minMemoryKiB(runtime: Inventory['controlPlane']['runtime'], serverCapable: boolean): number {
+  if (runtime === 'lab') return 128 * 1024;
+  return serverCapable ? 1_800 * 1024 : 450 * 1024;
+}
+
+function basename(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
+}
+
+export function sha256Hex(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Exits 0 when every directory after $1 exists with mode:owner:group $1 (stat -c %a:%U:%G). */
+export const DIRS_CHECK =
+  'want=$1; shift; for d; do [ "$(stat -c %a:%U:%G -- "$d" 2>/dev/null)" = "$want" ] || exit 1; done';
+
+function installDir(id: string, paths: readonly string[], mode: string, phase: Phase): BootstrapStep {
+  return {
+    kind: 'run',
+    id,
+    phase,
+    description: `create ${paths.join(', ')} (mode ${mode})`,
+    argv: ['install', '-d', '-m', mode, '-o', 'root', '-g', 'root', ...paths],
+    // install -d sets the mode of a directory that exists too; the check keeps a re-run quiet.
+    unless: [
+      'sh',
+      '-c',
+      DIRS_CHECK,
+      'edgectl-dirs-check',
+      `${Number.parseInt(mode, 8).toString(8)}:root:root`,
+      ...paths,
+    ],
+    sudo: true,
+  };
+}
+
+function remove(id: string, path: string, what: string, recursive = false): BootstrapStep {
+  return {
+    kind: 'remove',
+    id,
+    phase: 'remove',
+    description: `remove ${what} (${path})`,
+    path,
+    ...(recursive ? { recursive } : {}),
+  };
+}
+
+/** A preflight check: a constant sh script with its values as arguments, never interpolated. */
+function check(
+  id: string,
+  description: string,
+  script: string,
+  args: readonly string[],
+  hint: string,
+): BootstrapStep {
+  return {
+    kind: 'run',
+    id,
+    phase: 'preflight',
+    description,
+    argv: ['sh', '-c', script, 'edgectl-preflight', ...args],
+    sudo: true,
+    check: true,
+    hint,
+  };
+}
+
+function preflight(inv: Inventory, robot: Robot, bundle: BundleInfo, root: string): BootstrapStep[] {
+  const bundleKiB = Math.ceil(
+    [bundle.agent, bundle.node, bundle.k3s, bundle.airgapImages].reduce((n, f) => n + (f?.bytes ?? 0), 0) /
+      1024,
+  );
+  const steps = [
+    check(
+      'preflight.sudo',
+      'become root (sudo)',
+      'true',
+      [],
+      robot.sudo === 'password'
+        ? 'check the sudo password and that the user may use sudo'
+        : `give ${robot.ssh.user} passwordless sudo (/etc/sudoers.d), or set sudo: password in the inventory`,
+    ),
+    check(
+      'preflight.os',
+      'the robot runs Linux',
+      'os=$(uname -s); [ "$os" = Linux ] || { echo "the robot runs $os, not Linux" >&2; exit 1; }',
+      [],
+      'edgectl installs on Linux robots only',
+    ),
+    check(
+      'preflight.arch',
+      `the robot's CPU matches the bundled Node runtime (${bundle.node.arch})`,
+      'a=$(uname -m); [ "$a" = "$1" ] || { echo "the robot is $a, the bundled Node runtime is for $1" >&2; exit 1; }',
+      [bundle.node.arch],
+      `set bundle.node in the inventory to a Node 24 linux binary for the robot's CPU (uname -m)`,
+    ),
+    check(
+      'preflight.disk',
+      `at least ${Math.ceil((bundleKiB + DISK_SLACK_KIB) / 1024)} MiB free for ${root}`,
+      'p=$1; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; ' +
+        'free=$(df -Pk "$p" | awk \'NR==2 {print $4}\'); ' +
+        '[ "$free" -ge "$2" ] || { echo "only $free KiB free on $p, need $2 KiB" >&2; exit 1; }',
+      [root, String(bundleKiB + DISK_SLACK_KIB)],
+      'free disk space on the robot (journalctl --vacuum-size, old images), or install elsewhere (install.root)',
+    ),
+    check(
+      'preflight.memory',
+      `at least ${Math.round(minMemoryKiB(inv.controlPlane.runtime, robot.serverCapable) / 1024)} MiB of memory`,
+      "mem=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo); " +
+        '[ "$mem" -ge "$1" ] || { echo "the robot has $mem KiB of memory, $1 KiB needed" >&2; exit 1; }',
+      [String(minMemoryKiB(inv.controlPlane.runtime, robot.serverCapable))],
+      robot.serverCapable
+        ? 'a k3s server needs 2 GB: set serverCapable: false for this robot'
+        : 'the robot is below k3s agent minimum (512 MB)',
+    ),
+    check(
+      'preflight.interface',
+      `the Wi-Fi interface ${robot.wifiInterface} exists and can multicast (mDNS)`,
+      'ip -o link show dev "$1" >/dev/null 2>&1 || { echo "no interface $1" >&2; exit 1; }; ' +
+        'ip -o link show dev "$1" | grep -q MULTICAST || { echo "$1 cannot multicast: mDNS will not work" >&2; exit 1; }',
+      [robot.wifiInterface],
+      `set wifiInterface for ${robot.name} in the inventory (ip -br link on the robot lists them)`,
+    ),
+  ];
+  if (inv.install.service === 'systemd') {
+    steps.push(
+      check(
+        'preflight.systemd',
+        'systemd runs the robot',
+        '[ -d /run/systemd/system ] || { echo "systemd is not running" >&2; exit 1; }',
+        [],
+        'edgectl installs a systemd unit; on a robot without systemd set install.service: none and start the agent yourself',
+      ),
+      check(
+        'preflight.time',
+        'the clock is synchronized (certificates and the site log need it)',
+        'if command -v timedatectl >/dev/null 2>&1; then ' +
+          's=$(timedatectl show -p NTPSynchronized --value 2>/dev/null); ' +
+          '[ "$s" = yes ] || { echo "the clock is not NTP-synchronized (timedatectl: ${s:-unknown})" >&2; exit 1; }; fi',
+        [],
+        'enable time sync on the robot (timedatectl set-ntp true, or chrony) and give it a reachable NTP server',
+      ),
+    );
+  }
+  return steps;
+}
+
+/** renderAgentYaml is the agent.yaml a robot gets, with a header saying where it came from. */
+export function renderAgentYaml(inv: Inventory, robot: string): string {
+  return (
+    `# Written by edgectl bootstrap site for ${robot} of site ${inv.site.id}; edit the inventory, not this file.\n` +
+    stringify(renderAgentConfig(inv, robot), { lineWidth: 0 })
+  );
+}
+
+/**
+ * renderUnit is templates/edgectl-agent.service with its ExecStart pointed at the installed files
+ * (they move with install.root).
+ */
+export function renderUnit(template: string, inv: Inventory, robot: string): string {
+  const p = (x: string) => installPath(inv, robot, x);
+  const lines = template.split('\n');
+  const at = lines.findIndex((l) => l.startsWith('ExecStart='));
+  if (at < 0) throw new InternalError('the unit template has no ExecStart= line');
+  const flags = lines[at]!.split(' ').filter((w) => w.startsWith('--max-'));
+  lines[at] = [
+    'ExecStart=' + p(PATHS.node),
+    ...flags,
+    p(PATHS.agentBundle),
+    '--config',
+    p(PATHS.config),
+  ].join(' ');
+  return lines.join('\n');
+}
+
+export interface BootstrapInputs {
+  readonly inventory: Inventory;
+  readonly bundle: BundleInfo;
+  readonly identity: SiteIdentity;
+  /** templates/edgectl-agent.service. */
+  readonly unitTemplate: string;
+  readonly runtimes?: Runtimes;
+  /** Only these robots (default: all), in inventory order. */
+  readonly robots?: readonly string[];
+}
+
+function selected(inv: Inventory, names: readonly string[] | undefined): Robot[] {
+  if (!names) return [...inv.robots];
+  const unknown = names.filter((n) => !inv.robots.some((r) => r.name === n));
+  if (unknown.length) throw new InternalError(`no robot named ${unknown.join(', ')} in the inventory`);
+  return inv.robots.filter((r) => names.includes(r.name));
+}
+
+function assertUniqueIds(robot: string, steps: readonly BootstrapStep[]): void {
+  const seen = new Set<string>();
+  for (const s of steps) {
+    if (seen.has(s.id)) throw new InternalError(`plan for ${robot} has two steps with id ${s.id}`);
+    seen.add(s.id);
+  }
+}
+
+/** renderBootstrapPlan: every robot's install, in inventory order. Pure. */
+export function renderBootstrapPlan(input: BootstrapInputs): BootstrapPlan {
+  const inv = input.inventory;
+  const runtimes = input.runtimes ?? DEFAULT_RUNTIMES;
+  const robots = selected(inv, input.robots).map((robot): RobotPlan => {
+    const p = (x: string) => installPath(inv, robot.name, x);
+    const root = p('/') === '/' ? '/' : p('/').replace(/\/$/, '');
+    const b = input.bundle;
+    const files: BootstrapStep[] = [
+      {
+        kind: 'upload',
+        id: 'bundle.agent',
+        phase: 'bundle',
+        description: 'upload the edgectl agent (bundled, plain JS)',
+        localPath: b.agent.localPath,
+        path: p(PATHS.agentBundle),
+        mode: 0o644,
+        sha256: b.agent.sha256,
+      },
+      {
+        kind: 'upload',
+        id: 'bundle.node',
+        phase: 'bundle',
+        description: `upload the Node runtime (${b.node.arch})`,
+        localPath: b.node.localPath,
+        path: p(PATHS.node),
+        mode: 0o755,
+        sha256: b.node.sha256,
+      },
+      {
+        kind: 'writeFile',
+        id: 'config.agent',
+        phase: 'config',
+        description: 'write the agent config (from the inventory)',
+        path: p(PATHS.config),
+        mode: 0o600,
+        owner: 'root:root',
+        content: renderAgentYaml(inv, robot.name),
+      },
+      {
+        kind: 'writeFile',
+        id: 'secret.site-key',
+        phase: 'secret',
+        description: 'write the site key',
+        path: p(PATHS.siteKey),
+        mode: 0o600,
+        owner: 'root:root',
+        content: `${input.identity.siteKeyHex}\n`,
+        secret: true,
+      },
+    ];
+    const runtime = runtimes[inv.controlPlane.runtime].install(robot, {
+      inventory: inv,
+      identity: input.identity,
+      bundle: b,
+    });
+    const service: BootstrapStep[] = [];
+    if (inv.install.service === 'systemd') {
+      const unitChanged = ['service.unit'];
+      service.push(
+        {
+          kind: 'writeFile',
+          id: 'service.unit',
+          phase: 'service',
+          description: `install the systemd unit ${AGENT_UNIT}`,
+          path: UNIT_PATH,
+          mode: 0o644,
+          owner: 'root:root',
+          content: renderUnit(input.unitTemplate, inv, robot.name),
+        },
+        {
+          kind: 'systemd',
+          id: 'service.daemon-reload',
+          phase: 'service',
+          description: 'reload systemd (the unit changed)',
+          action: 'daemon-reload',
+          onlyIfChanged: unitChanged,
+        },
+        {
+          kind: 'systemd',
+          id: 'service.restart',
+          phase: 'service',
+          description: `(re)start ${AGENT_UNIT} (a file it reads changed)`,
+          action: 'restart',
+          unit: AGENT_UNIT,
+          onlyIfChanged: [...files, ...runtime].map((s) => s.id).concat('service.unit'),
+          hint: `look at journalctl -u ${AGENT_UNIT} -n 100 on ${robot.name}`,
+        },
+        {
+          kind: 'systemd',
+          id: 'service.enable',
+          phase: 'service',
+          description: `enable ${AGENT_UNIT} at boot, and start it`,
+          action: 'enable-now',
+          unit: AGENT_UNIT,
+          hint: `look at journalctl -u ${AGENT_UNIT} -n 100 on ${robot.name}`,
+        },
+      );
+    }
+    const steps: BootstrapStep[] = [
+      ...preflight(inv, robot, b, root),
+      installDir('dirs.install', [p(PATHS.installDir), p(PATHS.nodeDir)], '0755', 'dirs'),
+      installDir('dirs.private', [p(PATHS.configDir), p(PATHS.stateDir)], '0700', 'dirs'),
+      ...files,
+      ...runtime,
+      ...service,
+    ];
+    assertUniqueIds(robot.name, steps);
+    return { target: robot.name, address: robot.address, steps };
+  });
+  return { kind: 'bootstrap', site: inv.site.id, robots };
+}
+
+export interface RemoveInputs {
+  readonly inventory: Inventory;
+  readonly bundle: BundleInfo;
+  readonly runtimes?: Runtimes;
+  readonly robots?: readonly string[];
+}
+
+/**
+ * renderRemovePlan undoes a bootstrap: stop and disable the agent (it hands leadership over on
+ * SIGTERM), remove its unit, the runtime's files, and edgectl's directories (config, site key,
+ * state, bundle). `reset` is one robot; `uninstall` the whole site. Pure.
+ */
+export function renderRemovePlan(kind: 'reset' | 'uninstall', input: RemoveInputs): BootstrapPlan {
+  const inv = input.inventory;
+  const runtimes = input.runtimes ?? DEFAULT_RUNTIMES;
+  const robots = selected(inv, input.robots).map((robot): RobotPlan => {
+    const p = (x: string) => installPath(inv, robot.name, x);
+    const steps: BootstrapStep[] = [];
+    if (inv.install.service === 'systemd')
+      steps.push(
+        {
+          kind: 'systemd',
+          id: 'service.disable',
+          phase: 'remove',
+          description: `stop and disable ${AGENT_UNIT} (it hands leadership over first)`,
+          action: 'disable-now',
+          unit: AGENT_UNIT,
+        },
+        remove('service.unit', UNIT_PATH, `the unit ${AGENT_UNIT}`),
+        {
+          kind: 'systemd',
+          id: 'service.daemon-reload',
+          phase: 'remove',
+          description: 'reload systemd (the unit is gone)',
+          action: 'daemon-reload',
+          onlyIfChanged: ['service.unit'],
+        },
+      );
+    steps.push(
+      ...runtimes[inv.controlPlane.runtime].uninstall(robot, { inventory: inv, bundle: input.bundle }),
+      remove('remove.config', p(PATHS.configDir), 'the agent config and site key', true),
+      remove('remove.state', p(PATHS.stateDir), "the agent's state (term, vote, site log)", true),
+      remove('remove.bundle', p(PATHS.installDir), 'the agent bundle and its Node runtime', true),
+    );
+    assertUniqueIds(robot.name, steps);
+    return { target: robot.name, address: robot.address, steps };
+  });
+  return { kind, site: inv.site.id, robots };
+}
+
+/**
+ * stepHash identifies a step's full content (for secrets too: a digest, never the secret): the
+ * executor skips a step whose hash it recorded as done, and redoes one whose content changed.
+ */
+export function stepHash(step: BootstrapStep): string {
+  return sha256Hex(JSON.stringify(step, Object.keys(step).sort()));
+}

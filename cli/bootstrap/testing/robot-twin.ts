@@ -1,0 +1,98 @@
+/**
+ * A robot for executor tests: the in-memory CommandRunner twin with the directories a Debian robot
+ * has, a systemd that keeps unit state, and preflight checks that pass unless told otherwise.
+ */
+import { EdgeError } from '../../../agent/errors.ts';
+import { InMemoryCommandRunner } from '../../../agent/exec/in-memory.ts';
+
+export interface RobotTwinOptions {
+  /** The SSH user (non-root users go through sudo). */
+  readonly user?: string;
+  /** Preflight scripts matching this fail with exit 1 and this stderr. */
+  readonly failPreflight?: { readonly match: RegExp; readonly stderr: string };
+}
+
+export class RobotTwin extends InMemoryCommandRunner {
+  readonly enabled = new Set<string>();
+  readonly active = new Set<string>();
+  /** systemctl commands that changed something, in order (`restart edgectl-agent.service`). */
+  readonly systemctl: string[] = [];
+  /** Throw (as a dropped connection) at the next systemctl call with this verb. */
+  dropAt: string | null = null;
+
+  constructor(name: string, opts: RobotTwinOptions = {}) {
+    super(name, {
+      user: opts.user ?? 'edgectl',
+      dirs: ['/etc/systemd/system', '/usr/local/bin', '/var/lib'],
+    });
+    this.handle('sh', (argv, ctx) => {
+      if (!ctx.sudo && this.user !== 'root')
+        return { code: 1, stdout: '', stderr: 'preflight runs with sudo\n' };
+      if (argv[3] === 'edgectl-dirs-check') {
+        // plan.ts DIRS_CHECK: every directory exists with mode:owner:group.
+        const [want, ...dirs] = argv.slice(4);
+        const all = dirs.every((d) => {
+          const node = this.dirs.get(d);
+          return node !== undefined && `${node.mode.toString(8)}:${node.owner}` === want;
+        });
+        return { code: all ? 0 : 1, stdout: '', stderr: '' };
+      }
+      const f = opts.failPreflight;
+      if (argv[1] === '-c' && f && f.match.test(argv[2] ?? ''))
+        return { code: 1, stdout: '', stderr: f.stderr };
+      return { code: 0, stdout: '', stderr: '' };
+    });
+    this.handle('systemctl', (argv, ctx) => {
+      const [, verb = '', ...rest] = argv;
+      const unit = rest.filter((a) => !a.startsWith('-'))[0] ?? '';
+      if (this.dropAt === verb) {
+        this.dropAt = null;
+        throw new EdgeError('SSH_DISCONNECTED', `${name}: the connection dropped`);
+      }
+      const done = (changed = true) => {
+        if (changed) this.systemctl.push(argv.slice(1).join(' '));
+        return { code: 0, stdout: '', stderr: '' };
+      };
+      const no = { code: 1, stdout: '', stderr: '' };
+      if (!ctx.sudo && this.user !== 'root' && !verb.startsWith('is-'))
+        return { code: 1, stdout: '', stderr: 'Access denied\n' };
+      switch (verb) {
+        case 'is-enabled':
+          return this.enabled.has(unit) ? done(false) : no;
+        case 'is-active':
+          return this.active.has(unit) ? done(false) : no;
+        case 'daemon-reload':
+          return done();
+        case 'enable':
+          this.enabled.add(unit);
+          if (rest.includes('--now')) this.active.add(unit);
+          return done();
+        case 'disable':
+          this.enabled.delete(unit);
+          if (rest.includes('--now')) this.active.delete(unit);
+          return done();
+        case 'restart':
+        case 'start':
+          this.active.add(unit);
+          return done();
+        case 'stop':
+          this.active.delete(unit);
+          return done();
+        default:
+          return { code: 1, stdout: '', stderr: `Unknown command verb ${verb}.\n` };
+      }
+    });
+  }
+
+  /** snapshot is the robot's observable state: files (content digest, mode, owner), units. */
+  snapshot(): unknown {
+    return {
+      files: [...this.files.entries()]
+        .sort()
+        .map(([p, f]) => [p, f.content.toString('base64'), f.mode, f.owner]),
+      dirs: [...this.dirs.entries()].sort().map(([p, d]) => [p, d.mode, d.owner]),
+      enabled: [...this.enabled].sort(),
+      active: [...this.active].sort(),
+    };
+  }
+}

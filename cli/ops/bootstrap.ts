@@ -1,0 +1,339 @@
+/**
+ * `edgectl bootstrap site`, `edgectl reset robot`, `edgectl uninstall site`: load and check the
+ * inventory (every problem before any robot is touched), render the plan, then either print it
+ * (--dry-run: no SSH, no site directory, nothing written) or apply it over SSH with progress.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { EdgeError, UsageError } from '../../agent/errors.ts';
+import { KnownHostsFile } from '../../agent/exec/known-hosts.ts';
+import type { CommandRunner } from '../../agent/exec/runner.ts';
+import { SshCommandRunner } from '../../agent/exec/ssh.ts';
+import { applyPlan, type ApplyReport } from '../bootstrap/apply.ts';
+import { describeBundle } from '../bootstrap/bundle.ts';
+import { loadInventory, type LoadedInventory } from '../bootstrap/inventory-files.ts';
+import type { Robot } from '../bootstrap/inventory.ts';
+import { formatPlanText, planArtifact } from '../bootstrap/plan-output.ts';
+import {
+  renderBootstrapPlan,
+  renderRemovePlan,
+  type BootstrapPlan,
+  type Runtimes,
+  type SiteIdentity,
+} from '../bootstrap/plan.ts';
+import {
+  ndjsonRenderer,
+  plainRenderer,
+  ttyRenderer,
+  type ProgressEvent,
+  type ProgressRenderer,
+} from '../bootstrap/progress.ts';
+import {
+  ensureSiteIdentity,
+  FileStateStore,
+  loadSiteIdentity,
+  siteDirFor,
+  type SiteDir,
+} from '../bootstrap/site-dir.ts';
+import { table, type Io, type OutputFormat } from '../output.ts';
+
+const UNIT_TEMPLATE = fileURLToPath(new URL('../../templates/edgectl-agent.service', import.meta.url));
+
+/** Stands in for the site key in a dry run before the site directory exists (never installed). */
+const NOT_YET_GENERATED: SiteIdentity = { siteKeyHex: '0'.repeat(64) };
+
+export interface ApplyCliOptions {
+  readonly file: string;
+  readonly dryRun: boolean;
+  readonly acceptNewHostKeys: boolean;
+  readonly parallel: number;
+  readonly siteDir?: string | undefined;
+  readonly sudoPasswordFile?: string | undefined;
+  /** Check every step on the robots, ignoring the recorded state. */
+  readonly recheck: boolean;
+  readonly output: OutputFormat;
+}
+
+/** The shell's I/O, injectable for tests. */
+export interface BootstrapDeps {
+  /** Opens a runner to a robot; default: SSH with the site's host key policy. */
+  readonly connect?: (robot: Robot, loaded: LoadedInventory, ctx: ConnectContext) => Promise<CommandRunner>;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Where the live task list draws; default process.stderr when it is a terminal. */
+  readonly tty?: { write(s: string): unknown; columns?: number } | null;
+  /** Reads the sudo password when no --sudo-password-file is given; default: prompt on the terminal. */
+  readonly readPassword?: (prompt: string) => Promise<string>;
+  readonly runtimes?: Runtimes;
+}
+
+export interface ConnectContext {
+  readonly siteDir: SiteDir;
+  readonly acceptNewHostKeys: boolean;
+  readonly sudoPassword: string | undefined;
+}
+
+function sshConnect(robot: Robot, loaded: LoadedInventory, ctx: ConnectContext, env: NodeJS.ProcessEnv) {
+  const i = loaded.inventory.robots.indexOf(robot);
+  return SshCommandRunner.connect(
+    {
+      name: robot.name,
+      host: robot.address,
+      port: robot.ssh.port,
+      user: robot.ssh.user,
+      keyFile: loaded.keyFiles.get(robot.name),
+      agentSocket: robot.ssh.agent ? env.SSH_AUTH_SOCK : undefined,
+      hostKey: robot.ssh.hostKey,
+      hostKeyField: `robots[${i}].ssh.hostKey in ${loaded.path}`,
+    },
+    {
+      knownHosts: new KnownHostsFile(ctx.siteDir.knownHosts),
+      acceptNewHostKeys: ctx.acceptNewHostKeys,
+      sudo: robot.sudo,
+      sudoPassword: robot.sudo === 'password' ? ctx.sudoPassword : undefined,
+    },
+  );
+}
+
+/** readPasswordFromTerminal prompts on stderr and reads a line from stdin without echo. */
+export async function readPasswordFromTerminal(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY)
+    throw new UsageError(
+      'SUDO_PASSWORD_NEEDED',
+      'a robot needs a sudo password and there is no terminal to ask',
+      {
+        hint: 'pass --sudo-password-file <file> (mode 0600), or run on a terminal',
+      },
+    );
+  process.stderr.write(prompt);
+  stdin.setRawMode(true);
+  stdin.resume();
+  let typed = '';
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        for (const ch of chunk.toString('utf8')) {
+          if (ch === '\r' || ch === '\n') {
+            stdin.off('data', onData);
+            return resolve(typed);
+          }
+          if (ch === '\u0003') {
+            stdin.off('data', onData);
+            return reject(new UsageError('CANCELLED', 'cancelled at the sudo password prompt'));
+          }
+          typed = ch === '\u007f' ? typed.slice(0, -1) : typed + ch;
+        }
+      };
+      stdin.on('data', onData);
+    });
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write('\n');
+  }
+}
+
+async function sudoPassword(
+  loaded: LoadedInventory,
+  o: ApplyCliOptions,
+  deps: BootstrapDeps,
+  robots: readonly string[],
+): Promise<string | undefined> {
+  const needing = loaded.inventory.robots.filter((r) => robots.includes(r.name) && r.sudo === 'password');
+  if (needing.length === 0) return undefined;
+  if (o.sudoPasswordFile) {
+    try {
+      // The first line only: a trailing newline is no part of the password.
+      return readFileSync(o.sudoPasswordFile, 'utf8').split('\n')[0] ?? '';
+    } catch (e) {
+      throw new UsageError('SUDO_PASSWORD_FILE', `cannot read --sudo-password-file ${o.sudoPasswordFile}`, {
+        cause: e,
+      });
+    }
+  }
+  const read = deps.readPassword ?? readPasswordFromTerminal;
+  return read(`sudo password for ${needing.map((r) => `${r.ssh.user}@${r.name}`).join(', ')}: `);
+}
+
+function progressRenderer(o: ApplyCliOptions, io: Io, deps: BootstrapDeps): ProgressRenderer {
+  if (o.output === 'json') return ndjsonRenderer((l) => io.out(l));
+  const tty = deps.tty === undefined ? (process.stderr.isTTY ? process.stderr : null) : deps.tty;
+  return tty ? ttyRenderer(tty) : plainRenderer((l) => io.err(l));
+}
+
+/** renderReport: the result of an apply, per robot, and what to do about each failure. */
+export function renderReport(report: ApplyReport): string {
+  const out = [
+    table(
+      ['robot', 'result', 'changed', 'unchanged', 'skipped'],
+      report.robots.map((r) => [
+        r.robot,
+        r.ok ? 'ok' : `FAILED at ${r.failure?.step}`,
+        r.outcomes.changed,
+        r.outcomes.unchanged + r.outcomes.ok,
+        r.outcomes['done-before'] + r.outcomes['not-needed'],
+      ]),
+    ),
+  ];
+  for (const r of report.robots) {
+    const f = r.failure;
+    if (!f) continue;
+    out.push('', `${r.robot} failed at ${f.step} (${f.description}):`, `  ${f.code}: ${f.message}`);
+    if (f.hint) out.push(`  hint: ${f.hint}`);
+    if (f.stderr) out.push('  stderr:', ...f.stderr.split('\n').map((l) => `    ${l}`));
+    if (f.recover.length) out.push('  to recover:', ...f.recover.map((c) => `    ${c}`));
+  }
+  return out.join('\n');
+}
+
+type Kind = BootstrapPlan['kind'];
+
+async function runPlanned(
+  kind: Kind,
+  o: ApplyCliOptions & { robots?: readonly string[] },
+  io: Io,
+  deps: BootstrapDeps,
+  resumeCommand: string,
+): Promise<ApplyReport | BootstrapPlan> {
+  const env = deps.env ?? process.env;
+  // 1. Everything local first, every problem at once: no robot is touched before this passes.
+  const loaded = loadInventory(o.file, env);
+  const inv = loaded.inventory;
+  if (o.robots)
+    for (const name of o.robots)
+      if (!inv.robots.some((r) => r.name === name))
+        throw new UsageError('NO_SUCH_ROBOT', `${o.file} has no robot named ${name}`, {
+          hint: `use one of ${inv.robots.map((r) => r.name).join(', ')}`,
+        });
+  if (!Number.isInteger(o.parallel) || o.parallel < 1)
+    throw new UsageError('BAD_PARALLEL', `--parallel must be a whole number >= 1 (got ${o.parallel})`);
+  const bundle = await describeBundle(loaded.bundle);
+  const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
+  const runtimes = deps.runtimes;
+  const robots = o.robots;
+
+  // 2. The plan. A dry run reads the site key if there is one and creates nothing.
+  const existing = loadSiteIdentity(siteDir);
+  const render = (identity: SiteIdentity) =>
+    kind === 'bootstrap'
+      ? renderBootstrapPlan({
+          inventory: inv,
+          bundle,
+          identity,
+          unitTemplate: readFileSync(UNIT_TEMPLATE, 'utf8'),
+          ...(runtimes ? { runtimes } : {}),
+          ...(robots ? { robots } : {}),
+        })
+      : renderRemovePlan(kind, {
+          inventory: inv,
+          bundle,
+          ...(runtimes ? { runtimes } : {}),
+          ...(robots ? { robots } : {}),
+        });
+  if (o.dryRun) {
+    const plan = render(existing ?? NOT_YET_GENERATED);
+    const identityNote = existing
+      ? `site identity: ${siteDir.root}`
+      : `site identity: not generated yet (the apply creates ${siteDir.root}; the site key digest shown is a placeholder)`;
+    if (o.output === 'json')
+      io.out(
+        JSON.stringify(
+          { ...planArtifact(plan), siteDir: siteDir.root, identity: existing ? 'existing' : 'not generated' },
+          null,
+          2,
+        ),
+      );
+    else
+      io.out(
+        `${formatPlanText(plan)}\n\n${kind === 'bootstrap' ? identityNote : `site directory: ${siteDir.root}`}`,
+      );
+    return plan;
+  }
+
+  // 3. Apply. The identity is made once; the sudo password is read once, for every robot.
+  const identity =
+    kind === 'bootstrap' ? ensureSiteIdentity(siteDir).identity : (existing ?? NOT_YET_GENERATED);
+  const plan = render(identity);
+  const password = await sudoPassword(
+    loaded,
+    o,
+    deps,
+    plan.robots.map((r) => r.target),
+  );
+  const ctx: ConnectContext = { siteDir, acceptNewHostKeys: o.acceptNewHostKeys, sudoPassword: password };
+  const connect =
+    deps.connect ?? ((r: Robot, l: LoadedInventory, c: ConnectContext) => sshConnect(r, l, c, env));
+  const renderer = progressRenderer(o, io, deps);
+  const report = await applyPlan({
+    plan,
+    connect: (rp) =>
+      connect(
+        inv.robots.find((r) => r.name === rp.target)!,
+        loaded,
+        ctx,
+      ),
+    state: new FileStateStore(siteDir.stateDir),
+    parallel: o.parallel,
+    emit: (e: ProgressEvent) => renderer.event(e),
+    recheck: o.recheck,
+    sshCommand: (rp) => {
+      const r = inv.robots.find((x) => x.name === rp.target)!;
+      return `ssh${r.ssh.port === 22 ? '' : ` -p ${r.ssh.port}`} ${r.ssh.user}@${r.address}`;
+    },
+    resumeCommand,
+  });
+  renderer.end();
+  if (o.output === 'json') io.out(JSON.stringify({ type: 'report', ...report }));
+  else io.out(renderReport(report));
+  const failed = report.robots.filter((r) => !r.ok);
+  if (failed.length)
+    throw new EdgeError(
+      kind === 'bootstrap' ? 'BOOTSTRAP_INCOMPLETE' : 'REMOVE_INCOMPLETE',
+      `${failed.length} of ${report.robots.length} robot(s) failed: ${failed.map((r) => `${r.robot} at ${r.failure?.step}`).join(', ')}`,
+      {
+        hint: `fix what the report says, then run ${resumeCommand} again: it resumes where each robot stopped`,
+      },
+    );
+  return report;
+}
+
+export async function runBootstrapSite(o: ApplyCliOptions, io: Io, deps: BootstrapDeps = {}) {
+  return runPlanned(
+    'bootstrap',
+    o,
+    io,
+    deps,
+    `edgectl bootstrap site -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`,
+  );
+}
+
+function requireYes(o: { dryRun: boolean; yes: boolean }, what: string): void {
+  if (!o.dryRun && !o.yes)
+    throw new UsageError('CONFIRM', `${what} removes what bootstrap installed and stops the agents`, {
+      hint: 'look at the plan with --dry-run, then run again with --yes',
+    });
+}
+
+export async function runResetRobot(
+  o: ApplyCliOptions & { robot: string; yes: boolean },
+  io: Io,
+  deps: BootstrapDeps = {},
+) {
+  requireYes(o, `edgectl reset robot ${o.robot}`);
+  return runPlanned(
+    'reset',
+    { ...o, robots: [o.robot] },
+    io,
+    deps,
+    `edgectl reset robot ${o.robot} -f ${o.file} --yes`,
+  );
+}
+
+export async function runUninstallSite(
+  o: ApplyCliOptions & { yes: boolean },
+  io: Io,
+  deps: BootstrapDeps = {},
+) {
+  requireYes(o, 'edgectl uninstall site');
+  return runPlanned('uninstall', o, io, deps, `edgectl uninstall site -f ${o.file} --yes`);
+}

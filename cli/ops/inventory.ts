@@ -1,0 +1,69 @@
+/** `edgectl inventory init|validate`: start an inventory from the commented example, and check one. */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from '../../agent/errors.ts';
+import { loadInventory } from '../bootstrap/inventory-files.ts';
+import { table, type Io, type OutputFormat } from '../output.ts';
+
+export const EXAMPLE_INVENTORY = fileURLToPath(
+  new URL('../../templates/inventory/site.example.yaml', import.meta.url),
+);
+
+/** runInventoryInit writes the commented example to `out` (or stdout), never over an existing file unless forced. */
+export function runInventoryInit(o: { out?: string; force: boolean; output: OutputFormat }, io: Io): void {
+  const text = readFileSync(EXAMPLE_INVENTORY, 'utf8');
+  if (o.out === undefined) {
+    io.out(o.output === 'json' ? JSON.stringify({ content: text }) : text);
+    return;
+  }
+  if (existsSync(o.out) && !o.force)
+    throw new UsageError('FILE_EXISTS', `${o.out} exists; edgectl inventory init does not overwrite it`, {
+      hint: 'pick another --out, or pass --force to replace it',
+    });
+  writeFileSync(o.out, text, { mode: 0o644 });
+  io.out(
+    o.output === 'json'
+      ? JSON.stringify({ written: o.out })
+      : `wrote ${o.out}: edit the robots, then run edgectl inventory validate -f ${o.out}`,
+  );
+}
+
+/**
+ * runInventoryValidate checks an inventory completely, local files included (key files, bundle):
+ * every problem at once as a ConfigError, or a summary of the site.
+ */
+export function runInventoryValidate(o: { file: string; output: OutputFormat }, io: Io): void {
+  const { inventory: inv } = loadInventory(o.file);
+  const robots = inv.robots.map((r) => ({
+    name: r.name,
+    address: `${r.address}:${r.ssh.port}`,
+    user: r.ssh.user,
+    sudo: r.sudo,
+    voter: inv.voters.includes(r.name),
+    serverCapable: r.serverCapable,
+    hostKey: r.ssh.hostKey ? 'pinned' : 'known_hosts',
+  }));
+  if (o.output === 'json') {
+    io.out(
+      JSON.stringify({ valid: true, site: inv.site.id, runtime: inv.controlPlane.runtime, robots }, null, 2),
+    );
+    return;
+  }
+  io.out(
+    [
+      `${o.file} is valid: site ${inv.site.id}, ${inv.robots.length} robot(s), ${inv.voters.length} voter(s), runtime ${inv.controlPlane.runtime}`,
+      '',
+      table(
+        ['robot', 'ssh', 'user', 'sudo', 'role', 'host key'],
+        robots.map((r) => [
+          r.name,
+          r.address,
+          r.user,
+          r.sudo,
+          r.voter ? 'voter' : r.serverCapable ? 'server-capable learner' : 'learner',
+          r.hostKey,
+        ]),
+      ),
+    ].join('\n'),
+  );
+}

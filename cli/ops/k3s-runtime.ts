@@ -1,0 +1,49 @@
+/**
+ * The k3s runtime on a robot (docs/k3s.md): K3sControlPlane runs plans through the robot's own
+ * CommandRunner, and the leader applies the site with the SiteApplier through the k3s server's
+ * admin kubeconfig. Built only when `controlPlane.runtime: k3s`, so other runtimes never load it.
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { AgentConfig } from '../../agent/config.ts';
+import { K3sControlPlane } from '../../agent/control-plane/k3s.ts';
+import { ConfigError } from '../../agent/errors.ts';
+import { LocalCommandRunner } from '../../agent/exec/local.ts';
+import { K3sSettingsSchema } from '../../agent/k3s/settings.ts';
+import { KubeSiteApplier } from '../../agent/site/applier.ts';
+import { loadSiteSpec } from '../../agent/site/spec.ts';
+
+const k3sControlPlaneSchema = z.object({
+  runtime: z.literal('k3s'),
+  /** The robot's k3s settings (agent/k3s/settings.ts). */
+  k3s: K3sSettingsSchema,
+  /** The site spec the leader applies (bootstrap installs it). */
+  siteSpecFile: z.string().min(1).default('/etc/edgectl/site.yaml'),
+  /** The admin kubeconfig k3s server writes. */
+  kubeconfig: z.string().min(1).default('/etc/rancher/k3s/k3s.yaml'),
+});
+
+export function makeK3sControlPlane(config: AgentConfig, log: Logger): K3sControlPlane {
+  const r = k3sControlPlaneSchema.safeParse(config.controlPlane);
+  if (!r.success)
+    throw new ConfigError(
+      'controlPlane (k3s runtime)',
+      r.error.issues.map((i) => `controlPlane.${i.path.join('.')}: ${i.message}`),
+      { hint: 'edgectl bootstrap site writes these fields; see docs/k3s.md' },
+    );
+  const spec = loadSiteSpec(r.data.siteSpecFile);
+  return new K3sControlPlane({
+    runner: new LocalCommandRunner({ log: (line) => log.debug(line) }),
+    node: { ...r.data.k3s, site: config.site.id, nodeName: config.node.id },
+    site: {
+      apply: async (epoch: number) => {
+        const kc = new KubeConfig();
+        kc.loadFromFile(r.data.kubeconfig);
+        const report = await new KubeSiteApplier({ kubeConfig: kc, spec, log }).apply(epoch);
+        log.info({ epoch, report }, `${config.node.id} applied site ${spec.id} for epoch ${epoch}`);
+      },
+    },
+    siteMembers: () => [config.node.id, ...config.voters, ...config.network.seeds.map((s) => s.node)],
+  });
+}
