@@ -156,7 +156,11 @@ export const inventorySchema = z
     discovery: section(discoverySchema.prefault({})),
     controlPlane: section(
       z
-        .object({ runtime: z.enum(['k3s', 'lab']).default('k3s') })
+        .object({
+          runtime: z.enum(['k3s', 'lab']).default('k3s'),
+          /** lab only: the site identity `edgectl lab up` made (CA, serving certificate, tokens). */
+          identityDir: z.string().min(1).optional(),
+        })
         .strict()
         .prefault({}),
     ),
@@ -241,6 +245,10 @@ export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
 
 function crossFieldProblems(inv: InventoryParsed): string[] {
   const problems: string[] = [];
+  if (inv.controlPlane.runtime === 'lab' && !inv.controlPlane.identityDir)
+    problems.push(
+      'controlPlane.identityDir: the lab runtime needs the lab site identity: set it to <lab dir>/identity (edgectl lab up makes it)',
+    );
   const byName = new Map<string, number>();
   const byAddress = new Map<string, number>();
   inv.robots.forEach((r, i) => {
@@ -366,8 +374,33 @@ export function renderAgentConfig(inv: Inventory, robot: string): AgentConfigInp
     },
     stateDir: installPath(inv, robot, '/var/lib/edgectl'),
     siteKeyFile: installPath(inv, robot, '/etc/edgectl/site.key'),
-    status: { listen: '127.0.0.1:7947' },
-    controlPlane: { runtime: inv.controlPlane.runtime },
+    // In the lab, the host polls every robot's status over the lab bridge.
+    status: { listen: inv.controlPlane.runtime === 'lab' ? `${r.address}:7947` : '127.0.0.1:7947' },
+    controlPlane: renderControlPlane(inv, r),
     log: { level: inv.log.level },
+  };
+}
+
+/** The robot paths of the site spec and of the addon templates (CRDs, Multus, Whereabouts). */
+export const SITE_SPEC_PATH = '/etc/edgectl/site.yaml';
+export const TEMPLATES_DIR = '/opt/edgectl/templates';
+
+/** renderControlPlane is the runtime section of a robot's agent config. */
+function renderControlPlane(inv: Inventory, r: Robot): AgentConfigInput['controlPlane'] {
+  const common = {
+    siteSpecFile: installPath(inv, r.name, SITE_SPEC_PATH),
+    templatesDir: installPath(inv, r.name, TEMPLATES_DIR),
+  };
+  if (inv.controlPlane.runtime === 'lab')
+    return { runtime: 'lab', identityDir: inv.controlPlane.identityDir, address: r.address, ...common };
+  return {
+    runtime: 'k3s',
+    ...common,
+    k3s: {
+      nodeIp: r.address,
+      flannelIface: r.wifiInterface,
+      serverCapable: r.serverCapable,
+      labels: { ...r.labels }, // a copy: a shared object would print as a YAML alias
+    },
   };
 }

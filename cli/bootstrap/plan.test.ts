@@ -73,6 +73,7 @@ test('preflight comes first, the service last; the restart depends on every file
     'bundle.agent',
     'bundle.node',
     'config.agent',
+    'config.site',
     'secret.site-key',
     'service.unit',
   ]);
@@ -113,7 +114,7 @@ test('the lab: per-robot install roots, the lab runtime, no systemd', () => {
       wifiInterface: 'eth0',
     })),
     profile: 'lab',
-    controlPlane: { runtime: 'lab' },
+    controlPlane: { runtime: 'lab', identityDir: '/var/lib/edgectl/lab/lab/identity' },
     install: { root: '/srv/lab/{robot}', service: 'none' },
   });
   const p = renderBootstrapPlan({
@@ -131,6 +132,18 @@ test('the lab: per-robot install roots, the lab runtime, no systemd', () => {
   const c = validateAgentConfig(parse(config.content));
   assert.equal(c.controlPlane.runtime, 'lab');
   assert.equal(c.siteKeyFile, '/srv/lab/r2/etc/edgectl/site.key');
+  // The lab runtime reads the lab's identity and the installed site spec; the host polls its status.
+  assert.deepEqual(c.controlPlane, {
+    runtime: 'lab',
+    identityDir: '/var/lib/edgectl/lab/lab/identity',
+    address: '10.77.30.2',
+    siteSpecFile: '/srv/lab/r2/etc/edgectl/site.yaml',
+    templatesDir: '/srv/lab/r2/opt/edgectl/templates',
+  });
+  assert.equal(c.status.listen, '10.77.30.2:7947');
+  assert.ok(
+    r2.steps.some((s) => s.id === 'config.site' && s.kind === 'writeFile' && /id: lab/.test(s.content)),
+  );
 });
 
 test('a bundle with k3s and air-gap images uploads them (k3s runtime)', () => {

@@ -17,7 +17,14 @@ import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { InternalError } from '../../agent/errors.ts';
 import type { PlanStep } from '../../agent/plan/plan.ts';
-import { installPath, renderAgentConfig, type Inventory, type Robot } from './inventory.ts';
+import {
+  installPath,
+  renderAgentConfig,
+  SITE_SPEC_PATH,
+  TEMPLATES_DIR,
+  type Inventory,
+  type Robot,
+} from './inventory.ts';
 
 export type Phase = 'preflight' | 'dirs' | 'bundle' | 'config' | 'secret' | 'runtime' | 'service' | 'remove';
 
@@ -356,6 +363,8 @@ export interface BootstrapInputs {
   readonly identity: SiteIdentity;
   /** templates/edgectl-agent.service. */
   readonly unitTemplate: string;
+  /** The addon templates the leader applies (agent/site/addons.ts readAddonTemplates). */
+  readonly addonTemplates?: readonly { readonly file: string; readonly text: string }[];
   readonly runtimes?: Runtimes;
   /** Only these robots (default: all), in inventory order. */
   readonly robots?: readonly string[];
@@ -415,6 +424,26 @@ export function renderBootstrapPlan(input: BootstrapInputs): BootstrapPlan {
         owner: 'root:root',
         content: renderAgentYaml(inv, robot.name),
       },
+      {
+        kind: 'writeFile',
+        id: 'config.site',
+        phase: 'config',
+        description: 'write the site spec the leader applies (namespace, isolation, networks)',
+        path: p(SITE_SPEC_PATH),
+        mode: 0o644,
+        owner: 'root:root',
+        content: `# Written by edgectl bootstrap site: the site spec (docs/site.md)\n${stringify(inv.site)}`,
+      },
+      ...(input.addonTemplates ?? []).map((t): BootstrapStep => ({
+        kind: 'writeFile',
+        id: `config.template.${t.file.replace(/[^a-z0-9]+/gi, '-')}`,
+        phase: 'config',
+        description: `write the addon template ${t.file}`,
+        path: p(`${TEMPLATES_DIR}/${t.file}`),
+        mode: 0o644,
+        owner: 'root:root',
+        content: t.text,
+      })),
       {
         kind: 'writeFile',
         id: 'secret.site-key',
@@ -479,6 +508,23 @@ export function renderBootstrapPlan(input: BootstrapInputs): BootstrapPlan {
       ...preflight(inv, robot, b, root),
       installDir('dirs.install', [p(PATHS.installDir), p(PATHS.nodeDir)], '0755', 'dirs'),
       installDir('dirs.private', [p(PATHS.configDir), p(PATHS.stateDir)], '0700', 'dirs'),
+      ...(input.addonTemplates?.length
+        ? [
+            installDir(
+              'dirs.templates',
+              [
+                ...new Set([
+                  p(TEMPLATES_DIR),
+                  ...input.addonTemplates
+                    .filter((t) => t.file.includes('/'))
+                    .map((t) => p(`${TEMPLATES_DIR}/${t.file.slice(0, t.file.lastIndexOf('/'))}`)),
+                ]),
+              ],
+              '0755',
+              'dirs',
+            ),
+          ]
+        : []),
       ...files,
       ...runtime,
       ...service,

@@ -3,6 +3,7 @@
  * inventory (every problem before any robot is touched), render the plan, then either print it
  * (--dry-run: no SSH, no site directory, nothing written) or apply it over SSH with progress.
  */
+import { readAddonTemplates } from '../../agent/site/addons.ts';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EdgeError, UsageError } from '../../agent/errors.ts';
@@ -221,6 +222,7 @@ async function runPlanned(
           bundle,
           identity,
           unitTemplate: readFileSync(UNIT_TEMPLATE, 'utf8'),
+          addonTemplates: readAddonTemplates(),
           ...(runtimes ? { runtimes } : {}),
           ...(robots ? { robots } : {}),
         })

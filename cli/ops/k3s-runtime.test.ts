@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { AgentConfig } from '../../agent/config.ts';
 import { ConfigError } from '../../agent/errors.ts';
@@ -28,7 +29,12 @@ test('the k3s runtime is built from the agent config and the site spec', () => {
   writeFileSync(join(dir, 'site.yaml'), 'id: dock-a\n');
   const config = {
     ...base,
-    controlPlane: { runtime: 'k3s', k3s: { nodeIp: '10.20.0.11' }, siteSpecFile: join(dir, 'site.yaml') },
+    controlPlane: {
+      runtime: 'k3s',
+      k3s: { nodeIp: '10.20.0.11' },
+      siteSpecFile: join(dir, 'site.yaml'),
+      templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
+    },
   } as unknown as AgentConfig;
   const rt = makeK3sControlPlane(config, log);
   assert.equal(rt.kind, 'k3s');

@@ -11,6 +11,7 @@ import { K3sControlPlane } from '../../agent/control-plane/k3s.ts';
 import { ConfigError } from '../../agent/errors.ts';
 import { LocalCommandRunner } from '../../agent/exec/local.ts';
 import { K3sSettingsSchema } from '../../agent/k3s/settings.ts';
+import { readAddonTemplates } from '../../agent/site/addons.ts';
 import { KubeSiteApplier } from '../../agent/site/applier.ts';
 import { loadSiteSpec } from '../../agent/site/spec.ts';
 
@@ -22,6 +23,8 @@ const k3sControlPlaneSchema = z.object({
   siteSpecFile: z.string().min(1).default('/etc/edgectl/site.yaml'),
   /** The admin kubeconfig k3s server writes. */
   kubeconfig: z.string().min(1).default('/etc/rancher/k3s/k3s.yaml'),
+  /** The addon templates bootstrap installs (CRDs, Multus, Whereabouts). */
+  templatesDir: z.string().min(1).default('/opt/edgectl/templates'),
 });
 
 export function makeK3sControlPlane(config: AgentConfig, log: Logger): K3sControlPlane {
@@ -33,6 +36,7 @@ export function makeK3sControlPlane(config: AgentConfig, log: Logger): K3sContro
       { hint: 'edgectl bootstrap site writes these fields; see docs/k3s.md' },
     );
   const spec = loadSiteSpec(r.data.siteSpecFile);
+  const templates = readAddonTemplates(r.data.templatesDir);
   return new K3sControlPlane({
     runner: new LocalCommandRunner({ log: (line) => log.debug(line) }),
     node: { ...r.data.k3s, site: config.site.id, nodeName: config.node.id },
@@ -40,7 +44,7 @@ export function makeK3sControlPlane(config: AgentConfig, log: Logger): K3sContro
       apply: async (epoch: number) => {
         const kc = new KubeConfig();
         kc.loadFromFile(r.data.kubeconfig);
-        const report = await new KubeSiteApplier({ kubeConfig: kc, spec, log }).apply(epoch);
+        const report = await new KubeSiteApplier({ kubeConfig: kc, spec, log, templates }).apply(epoch);
         log.info({ epoch, report }, `${config.node.id} applied site ${spec.id} for epoch ${epoch}`);
       },
     },

@@ -397,6 +397,8 @@ export async function makeLabControlPlane(o: {
     kubeletRenewMs: z.number().int().positive().optional(),
     /** The site spec (agent/site/spec.ts) the leader applies; without it, only the namespace. */
     siteSpecFile: z.string().min(1).optional(),
+    /** The addon templates (CRDs, Multus, Whereabouts); default: the repository's templates/. */
+    templatesDir: z.string().min(1).optional(),
   });
   const r = schema.safeParse(o.controlPlane);
   if (!r.success)
@@ -411,6 +413,8 @@ export async function makeLabControlPlane(o: {
     // The real SiteApplier (namespace isolation, Multus/Whereabouts, NADs), as on robots.
     const { loadSiteSpec } = await import('../../agent/site/spec.ts');
     const { KubeSiteApplier } = await import('../../agent/site/applier.ts');
+    const { readAddonTemplates } = await import('../../agent/site/addons.ts');
+    const templates = readAddonTemplates(r.data.templatesDir);
     const { kubeConfigFor } = await import('../kube-apiserver/apiserver.ts');
     const spec = loadSiteSpec(r.data.siteSpecFile);
     applySite = async (server, epoch) => {
@@ -418,6 +422,7 @@ export async function makeLabControlPlane(o: {
         kubeConfig: kubeConfigFor(server.url, server.caPem, server.adminToken),
         spec,
         log: o.log,
+        templates,
       });
       const report = await applier.apply(epoch);
       o.log.info({ epoch, report }, `${o.nodeId} applied site ${spec.id} for epoch ${epoch}`);
