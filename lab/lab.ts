@@ -21,7 +21,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stringify } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
 import type { AgentStatus } from '../agent/agent.ts';
 import { EdgeError, UsageError } from '../agent/errors.ts';
 import { fetchStatus } from '../cli/ops/status.ts';
@@ -58,6 +58,11 @@ export interface LabOptions {
   readonly snapshotIntervalMs?: number;
   /** The agents' timing profile (statecharts/timing.ts): lab by default, fleet as on robots. */
   readonly profile?: 'fleet' | 'lab' | 'test';
+  /**
+   * Start the agents (default). false: bare robots with only sshd, for `edgectl bootstrap site`
+   * to install (labInventory, startInstalledAgent).
+   */
+  readonly agents?: boolean;
 }
 
 export interface LabRobot {
@@ -71,6 +76,8 @@ export interface LabRobot {
   powered: boolean;
   paused: boolean;
   wifi: boolean;
+  /** The agent was installed by `edgectl bootstrap site` (startInstalledAgent), not by `lab up`. */
+  installed?: boolean;
 }
 
 export interface LabState {
@@ -218,7 +225,7 @@ export async function labUp(o: LabOptions): Promise<LabState> {
       mkdirSync(join(robotDir(state, r.name), 'state'), { recursive: true, mode: 0o700 });
       writeFileSync(join(robotDir(state, r.name), 'agent.yaml'), renderLabAgentConfig(state, r, o));
       if (o.sshd !== false) startSshd(state, r);
-      startAgent(state, r);
+      if (o.agents !== false) startAgent(state, r);
     }
     writeLabState(state);
     recordEvent(state, { kind: 'up', robots: names, voters: names.slice(0, o.voters) });
@@ -354,6 +361,62 @@ function startAgent(state: LabState, r: LabRobot): void {
   r.paused = false;
 }
 
+/**
+ * labInventory is the inventory of a lab whose robots are bare (`agents: false`): `edgectl
+ * bootstrap site` installs them over SSH, each into its own tree (the robots share this machine's
+ * filesystem), with the lab runtime and no systemd, which does not run in a namespace.
+ */
+export function labInventory(state: LabState): Record<string, unknown> {
+  const spec = parseYaml(readFileSync(join(state.dir, 'site.yaml'), 'utf8')) as Record<string, unknown>;
+  return {
+    site: spec,
+    robots: state.robots.map((r) => ({
+      name: r.name,
+      address: r.address,
+      ssh: { user: 'root', keyFile: join(state.dir, 'ssh', 'id_ed25519') },
+      sudo: 'none',
+      wifiInterface: 'eth0',
+      serverCapable: r.voter,
+      labels: { 'robot.edgectl.io/lab': state.site },
+    })),
+    profile: 'lab',
+    discovery: { mdns: true, seeds: 'none' },
+    controlPlane: { runtime: 'lab', identityDir: join(state.dir, 'identity') },
+    install: { root: join(state.dir, 'robots', '{robot}', 'root'), service: 'none' },
+  };
+}
+
+/**
+ * startInstalledAgent starts the agent `edgectl bootstrap site` installed on a lab robot, the way
+ * its systemd unit would (systemd does not run inside a network namespace).
+ */
+export function startInstalledAgent(state: LabState, name: string): void {
+  const r = robot(state, name);
+  const root = join(state.dir, 'robots', name, 'root');
+  const log = openSync(join(state.dir, 'robots', name, 'agent.log'), 'a');
+  const child = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      r.netns,
+      join(root, 'opt/edgectl/node/bin/node'),
+      '--max-semi-space-size=1',
+      join(root, 'opt/edgectl/edgectl-agent.mjs'),
+      '--config',
+      join(root, 'etc/edgectl/agent.yaml'),
+    ],
+    { stdio: ['ignore', log, log], detached: true },
+  );
+  closeSync(log);
+  child.unref();
+  r.agentPid = child.pid ?? null;
+  r.powered = true;
+  r.paused = false;
+  r.installed = true;
+  writeLabState(state);
+}
+
 function alive(pid: number | null): boolean {
   if (pid === null) return false;
   try {
@@ -463,7 +526,8 @@ export async function applyLabFault(
       for (const n of robots) {
         const r = robot(state, n);
         if (r.powered && alive(r.agentPid)) continue;
-        startAgent(state, r);
+        if (r.installed) startInstalledAgent(state, r.name);
+        else startAgent(state, r);
       }
       break;
     case 'pause':
