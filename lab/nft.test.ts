@@ -40,3 +40,19 @@ test('a new drop rate between the same robots replaces the old one; rate 0 remov
 test('a blackout (burst) drops every frame between robots', () => {
   assert.match(renderNftRuleset('t', { ...EMPTY_NET, blackout: true }, veth), /^ {4}drop$/m);
 });
+
+test("every rule applies only to this lab's own bridge ports: frames from elsewhere pass first", () => {
+  const lines = renderNftRuleset(
+    't',
+    { ...EMPTY_NET, blackout: true, drops: [{ from: 'all', to: 'all', rate: 0.1 }] },
+    veth,
+  )
+    .split('\n')
+    .map((l) => l.trim());
+  const guard = lines.findIndex((l) => l.startsWith('iifname != {'));
+  assert.ok(guard > 0 && guard < lines.indexOf('drop'), 'the guard comes before the first drop');
+  assert.equal(
+    lines[guard],
+    'iifname != { "el-lab-v0", "el-lab-v1", "el-lab-v2", "el-lab-v3", "el-lab-v4" } accept',
+  );
+});

@@ -55,7 +55,9 @@ export function renderNftRuleset(
 ): string {
   const robots = Object.keys(veth).sort();
   const ports = (t: string) => (t === 'all' ? robots.map((r) => veth[r]!) : [veth[t] ?? `unknown-${t}`]);
-  const rules: string[] = [];
+  // Bridge-family rules see every bridge on the machine: first let through every frame that does
+  // not enter from one of this lab's ports, so a rule can never touch another lab or bridge.
+  const rules: string[] = [`iifname != ${set(robots.map((r) => veth[r]!))} accept`];
   if (state.blackout) rules.push('drop');
   for (const [a, b] of state.cuts) {
     rules.push(`iifname ${set(ports(a))} oifname ${set(ports(b))} drop`);
