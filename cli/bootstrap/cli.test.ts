@@ -53,7 +53,12 @@ function writeInventory(name: string, over: Record<string, unknown> = {}): strin
   return path;
 }
 
-const opts = (file: string, over: Partial<ApplyCliOptions> = {}): ApplyCliOptions => ({
+// The in-memory robots run no agents: these tests stop after the install (no waiting for the site).
+const opts = (
+  file: string,
+  over: Partial<ApplyCliOptions> = {},
+): ApplyCliOptions & { wait: boolean } => ({
+  wait: false,
   file,
   dryRun: false,
   acceptNewHostKeys: false,

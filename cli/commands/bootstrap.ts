@@ -16,6 +16,37 @@ interface PlanArgs extends GlobalArgs {
   recheck: boolean;
   yes?: boolean;
   robot?: string;
+  wait?: boolean;
+  'wait-timeout'?: number;
+  kubeconfig?: string;
+  'merge-kubeconfig'?: boolean;
+}
+
+/** The options of waiting for the site and writing its kubeconfig (bootstrap and site ready). */
+function readyOptions<T>(y: Argv<T>): Argv<T> {
+  return y
+    .option('wait-timeout', {
+      type: 'number',
+      default: 300,
+      describe: 'Seconds to wait for a leader and every robot Ready',
+    })
+    .option('kubeconfig', {
+      type: 'string',
+      describe: "Write the site's kubeconfig here (default <site dir>/kubeconfig)",
+    })
+    .option('merge-kubeconfig', {
+      type: 'boolean',
+      default: false,
+      describe: 'Also merge it into ~/.kube/config (or $KUBECONFIG) as context edgectl-<site>',
+    }) as Argv<T>;
+}
+
+function readyArgs(a: PlanArgs) {
+  return {
+    timeoutMs: (a['wait-timeout'] ?? 300) * 1000,
+    kubeconfig: a.kubeconfig,
+    mergeKubeconfig: a['merge-kubeconfig'] ?? false,
+  };
 }
 
 /** The options every plan-then-apply command shares. */
@@ -66,7 +97,13 @@ export const bootstrapCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
   command: 'bootstrap <what>',
   describe: 'Install a site over SSH from an inventory: offline, host keys verified, resumable',
   builder: (y: Argv<GlobalArgs>) =>
-    planOptions(y)
+    readyOptions(planOptions(y))
+      .option('wait', {
+        type: 'boolean',
+        default: true,
+        describe:
+          'After installing, wait for a leader and every robot Ready, and write the kubeconfig (systemd installs; --no-wait skips)',
+      })
       .positional('what', { choices: ['site'] as const, describe: 'site: every robot of the inventory' })
       .example('$0 bootstrap site -f site.yaml --dry-run', 'Every file, command and service, per robot')
       .example('$0 bootstrap site -f site.yaml --dry-run --output json', 'The plan as a JSON artifact')
@@ -79,8 +116,37 @@ export const bootstrapCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
         'Apply; NDJSON progress events',
       ) as unknown as Argv<GlobalArgs>,
   handler: async (argv) => {
+    const a = argv as unknown as PlanArgs;
     const { runBootstrapSite } = await import('../ops/bootstrap.ts');
-    await runBootstrapSite(options(argv as unknown as PlanArgs), io);
+    await runBootstrapSite({ ...options(a), wait: a.wait ?? true, ...readyArgs(a) }, io);
+  },
+});
+
+/** `edgectl site ready`: wait for a bootstrapped site and write its kubeconfig. */
+export const siteCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
+  command: 'site ready',
+  describe: 'Wait until a bootstrapped site has a leader and every robot Ready; write its kubeconfig',
+  builder: (y: Argv<GlobalArgs>) =>
+    readyOptions(planOptions(y))
+      .example('$0 site ready -f site.yaml', 'Wait, then write .edgectl/<site>/kubeconfig')
+      .example(
+        '$0 site ready -f site.yaml --merge-kubeconfig',
+        'Also add context edgectl-<site> to ~/.kube/config',
+      ) as unknown as Argv<GlobalArgs>,
+  handler: async (argv) => {
+    const a = argv as unknown as PlanArgs;
+    const { runSiteReady } = await import('../ops/bootstrap.ts');
+    await runSiteReady(
+      {
+        file: a.file,
+        siteDir: a['site-dir'],
+        acceptNewHostKeys: a['accept-new-host-keys'],
+        sudoPasswordFile: a['sudo-password-file'],
+        output: a.output,
+        ...readyArgs(a),
+      },
+      io,
+    );
   },
 });
 

@@ -4,7 +4,9 @@
  * (--dry-run: no SSH, no site directory, nothing written) or apply it over SSH with progress.
  */
 import { readAddonTemplates } from '../../agent/site/addons.ts';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EdgeError, UsageError } from '../../agent/errors.ts';
 import { KnownHostsFile } from '../../agent/exec/known-hosts.ts';
@@ -15,6 +17,12 @@ import { describeBundle } from '../bootstrap/bundle.ts';
 import { loadInventory, type LoadedInventory } from '../bootstrap/inventory-files.ts';
 import type { Robot } from '../bootstrap/inventory.ts';
 import { formatPlanText, planArtifact } from '../bootstrap/plan-output.ts';
+import {
+  adminKubeconfigPath,
+  mergeKubeconfig,
+  siteKubeconfig,
+  waitForSite,
+} from '../bootstrap/site-ready.ts';
 import {
   renderBootstrapPlan,
   renderRemovePlan,
@@ -299,14 +307,38 @@ async function runPlanned(
   return report;
 }
 
-export async function runBootstrapSite(o: ApplyCliOptions, io: Io, deps: BootstrapDeps = {}) {
-  return runPlanned(
+export async function runBootstrapSite(
+  o: ApplyCliOptions &
+    Partial<Pick<SiteReadyOptions, 'timeoutMs' | 'kubeconfig' | 'mergeKubeconfig'>> & { wait?: boolean },
+  io: Io,
+  deps: BootstrapDeps = {},
+) {
+  const report = await runPlanned(
     'bootstrap',
     o,
     io,
     deps,
     `edgectl bootstrap site -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`,
   );
+  // With systemd the agents start themselves: wait for the site and write its kubeconfig. (In the
+  // lab, install.service is none and the lab starts the agents; edgectl site ready does the rest.)
+  const service = loadInventory(o.file, deps.env ?? process.env).inventory.install.service;
+  if (!o.dryRun && o.wait !== false && service === 'systemd')
+    await runSiteReady(
+      {
+        file: o.file,
+        siteDir: o.siteDir,
+        acceptNewHostKeys: o.acceptNewHostKeys,
+        sudoPasswordFile: o.sudoPasswordFile,
+        timeoutMs: o.timeoutMs ?? 300_000,
+        kubeconfig: o.kubeconfig,
+        mergeKubeconfig: o.mergeKubeconfig ?? false,
+        output: o.output,
+      },
+      io,
+      deps,
+    );
+  return report;
 }
 
 function requireYes(o: { dryRun: boolean; yes: boolean }, what: string): void {
@@ -338,4 +370,94 @@ export async function runUninstallSite(
 ) {
   requireYes(o, 'edgectl uninstall site');
   return runPlanned('uninstall', o, io, deps, `edgectl uninstall site -f ${o.file} --yes`);
+}
+
+export interface SiteReadyOptions {
+  readonly file: string;
+  readonly siteDir?: string | undefined;
+  readonly acceptNewHostKeys: boolean;
+  readonly sudoPasswordFile?: string | undefined;
+  readonly timeoutMs: number;
+  /** Where to write the site's kubeconfig (default <site dir>/kubeconfig). */
+  readonly kubeconfig?: string | undefined;
+  /** Also merge it into ~/.kube/config (or $KUBECONFIG's first file). */
+  readonly mergeKubeconfig: boolean;
+  readonly output: OutputFormat;
+}
+
+/**
+ * runSiteReady waits until the bootstrapped site has a leader serving and every robot Ready, then
+ * writes the site's kubeconfig from the leader's admin kubeconfig (read over SSH, with sudo).
+ */
+export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapDeps = {}) {
+  const env = deps.env ?? process.env;
+  const loaded = loadInventory(o.file, env);
+  const inv = loaded.inventory;
+  const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
+  const password = await sudoPassword(
+    loaded,
+    { ...o, dryRun: false, parallel: 1, recheck: false },
+    deps,
+    inv.robots.map((r) => r.name),
+  );
+  const ctx: ConnectContext = { siteDir, acceptNewHostKeys: o.acceptNewHostKeys, sudoPassword: password };
+  const connect =
+    deps.connect ?? ((r: Robot, l: LoadedInventory, c: ConnectContext) => sshConnect(r, l, c, env));
+  const runners = new Map<string, CommandRunner>();
+  try {
+    for (const r of inv.robots) runners.set(r.name, await connect(r, loaded, ctx));
+    const ready = await waitForSite({
+      inventory: inv,
+      runners,
+      timeoutMs: o.timeoutMs,
+      onProgress: (s) =>
+        o.output === 'json'
+          ? io.out(
+              JSON.stringify({
+                type: 'site.waiting',
+                leader: s.leader,
+                term: s.term,
+                waitingFor: s.waitingFor,
+              }),
+            )
+          : io.err(
+              s.ready
+                ? `site ready: ${s.leader} leads term ${s.term}`
+                : `waiting: ${s.waitingFor.join('; ')}`,
+            ),
+    });
+    const leader = inv.robots.find((r) => r.name === ready.leader)!;
+    const admin = await runners
+      .get(leader.name)!
+      .readFile(adminKubeconfigPath(inv, leader.name), { sudo: true });
+    if (!admin)
+      throw new EdgeError('KUBECONFIG_MISSING', `${leader.name} has no admin kubeconfig yet`, {
+        hint: 'its control plane may still be starting; run edgectl site ready again',
+      });
+    const kubeconfig = siteKubeconfig(admin.toString('utf8'), {
+      site: inv.site.id,
+      server: `https://${leader.address}:6443`,
+      namespace: inv.site.namespace.name ?? `site-${inv.site.id}`,
+    });
+    const path = o.kubeconfig ?? join(siteDir.root, 'kubeconfig');
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(path, kubeconfig, { mode: 0o600 });
+    let merged: string | null = null;
+    if (o.mergeKubeconfig) {
+      merged = (env.KUBECONFIG ?? '').split(':').find(Boolean) ?? join(homedir(), '.kube', 'config');
+      mkdirSync(dirname(merged), { recursive: true, mode: 0o700 });
+      const existing = existsSync(merged) ? readFileSync(merged, 'utf8') : null;
+      writeFileSync(`${merged}.edgectl-tmp`, mergeKubeconfig(existing, kubeconfig), { mode: 0o600 });
+      renameSync(`${merged}.edgectl-tmp`, merged);
+    }
+    const result = { type: 'site.ready', leader: ready.leader, term: ready.term, kubeconfig: path, merged };
+    if (o.output === 'json') io.out(JSON.stringify(result));
+    else
+      io.out(
+        `site ${inv.site.id} is ready: ${ready.leader} leads term ${ready.term}, every robot Ready\nkubeconfig: ${path}${merged ? ` (merged into ${merged} as context edgectl-${inv.site.id})` : ''}`,
+      );
+    return result;
+  } finally {
+    await Promise.all([...runners.values()].map((r) => r.close().catch(() => {})));
+  }
 }

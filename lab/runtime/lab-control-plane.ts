@@ -9,7 +9,7 @@
  * trust any elected robot's server, as the k3s custom CA and fixed tokens do on robots (#5).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { EdgeError } from '../../agent/errors.ts';
@@ -192,11 +192,35 @@ export class LabControlPlane implements ControlPlaneRuntime {
       throw new EdgeError('SERVER_SUPERSEDED', `epoch ${epoch} was stopped while its server started`);
     }
     this.selfKubelet = kubelet;
+    this.writeAdminKubeconfig(handle);
     this.server.state = 'serving';
     this.o.log.info(
       { epoch, coldStartMs: this.coldStartMs },
       `${this.o.nodeId} serves epoch ${epoch} at ${this.url(this.o.address)}`,
     );
+  }
+
+  /** Like k3s's /etc/rancher/k3s/k3s.yaml: the leader's admin kubeconfig, 0600, for bootstrap to read. */
+  private writeAdminKubeconfig(handle: ApiServerHandle): void {
+    const doc = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: 'edgectl-lab',
+          cluster: {
+            server: this.url(this.o.address),
+            'certificate-authority-data': Buffer.from(handle.caPem).toString('base64'),
+          },
+        },
+      ],
+      users: [{ name: 'admin', user: { token: handle.adminToken } }],
+      contexts: [{ name: 'edgectl-lab', context: { cluster: 'edgectl-lab', user: 'admin' } }],
+      'current-context': 'edgectl-lab',
+    };
+    const path = join(this.o.stateDir, 'lab-cp', 'admin.kubeconfig');
+    writeFileSync(`${path}.tmp`, JSON.stringify(doc, null, 2), { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
   }
 
   private nodeToken(): string {

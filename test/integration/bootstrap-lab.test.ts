@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { main } from '../../cli/main.ts';
 import { converged } from '../../lab/analysis.ts';
@@ -166,6 +167,29 @@ test('a run killed halfway resumes, and the bootstrapped site elects, applies an
   const site = await siteOnServer(state, leader.address);
   assert.equal(site.namespace, true, "the site's namespace is applied");
   assert.deepEqual(site.networks, ['fleet'], "the site's NetworkAttachmentDefinition is applied");
+
+  // edgectl site ready: asks every robot over SSH, then writes the site's kubeconfig from the leader's.
+  const kubeconfig = join(work, 'kubeconfig');
+  const ready = await edgectl([
+    'site',
+    'ready',
+    '-f',
+    inventory,
+    '--site-dir',
+    siteDir,
+    '--kubeconfig',
+    kubeconfig,
+    '--output',
+    'json',
+  ]);
+  assert.equal(ready.code, 0, ready.err);
+  const done = events(ready.out).find((e) => e.type === 'site.ready') as unknown as { leader: string };
+  assert.equal(done.leader, formed.leader);
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  assert.equal(kc.getCurrentContext(), `edgectl-${SITE}`);
+  const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: `site-${SITE}` });
+  assert.equal(ns.metadata?.labels?.['edgectl.io/site'], SITE, 'the kubeconfig reaches the site');
 });
 
 test('a second run changes nothing', async () => {
