@@ -5,7 +5,13 @@
 import yargs from 'yargs';
 import { EdgeError, InternalError, UsageError } from '../agent/errors.ts';
 import { agentCommand } from './commands/agent.ts';
-import { bootstrapCommand, resetCommand, siteCommand, uninstallCommand } from './commands/bootstrap.ts';
+import {
+  bootstrapCommand,
+  resetCommand,
+  robotCommand,
+  siteCommand,
+  uninstallCommand,
+} from './commands/bootstrap.ts';
 import { inventoryCommand } from './commands/inventory.ts';
 import { labCommand } from './commands/lab.ts';
 import { renderCommand } from './commands/render.ts';
@@ -47,6 +53,7 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       .command(resetCommand(io))
       .command(uninstallCommand(io))
       .command(siteCommand(io))
+      .command(robotCommand(io))
       .demandCommand(1, 'Name a command; see the list above.')
       .strict()
       .recommendCommands()

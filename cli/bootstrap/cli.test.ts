@@ -12,6 +12,8 @@ import { ConfigError } from '../../agent/errors.ts';
 import { main } from '../main.ts';
 import {
   runBootstrapSite,
+  runRobotAdd,
+  runRobotRemove,
   runResetRobot,
   type ApplyCliOptions,
   type BootstrapDeps,
@@ -54,10 +56,7 @@ function writeInventory(name: string, over: Record<string, unknown> = {}): strin
 }
 
 // The in-memory robots run no agents: these tests stop after the install (no waiting for the site).
-const opts = (
-  file: string,
-  over: Partial<ApplyCliOptions> = {},
-): ApplyCliOptions & { wait: boolean } => ({
+const opts = (file: string, over: Partial<ApplyCliOptions> = {}): ApplyCliOptions & { wait: boolean } => ({
   wait: false,
   file,
   dryRun: false,
@@ -272,5 +271,35 @@ test('a world-readable site key in the site directory is refused', async () => {
   await assert.rejects(
     runBootstrapSite(o, io().io, t.deps),
     (e: unknown) => e instanceof ConfigError && /chmod 600/.test(e.message),
+  );
+});
+
+test('robot add and remove change a running site by one learner, and refuse to change the voters', async () => {
+  const file = writeInventory('grow.yaml', { voters: ['r1', 'r2'] });
+  const t = twins();
+  const o = opts(file);
+  await runBootstrapSite(o, io().io, t.deps);
+  const before = { r1: t.map.get('r1')!.files.size, r2: t.map.get('r2')!.files.size };
+
+  await assert.rejects(runRobotRemove({ ...o, robot: 'r3', yes: false }, io().io, t.deps), {
+    code: 'EDGE_CONFIRM',
+  });
+  await runRobotRemove({ ...o, robot: 'r3', yes: true }, io().io, t.deps);
+  assert.equal(t.map.get('r3')!.files.size, 0, 'r3 is uninstalled');
+  assert.deepEqual({ r1: t.map.get('r1')!.files.size, r2: t.map.get('r2')!.files.size }, before);
+
+  const connects = t.connects();
+  await runRobotAdd({ ...o, robot: 'r3' }, io().io, t.deps);
+  assert.equal(t.connects() - connects, 1, 'only the new robot is touched');
+  assert.ok(t.map.get('r3')!.active.has('edgectl-agent.service'));
+
+  for (const run of [
+    () => runRobotAdd({ ...o, robot: 'r1' }, io().io, t.deps),
+    () => runRobotRemove({ ...o, robot: 'r2', yes: true }, io().io, t.deps),
+  ])
+    await assert.rejects(run(), { code: 'EDGE_VOTER_CHANGE' });
+  await assert.rejects(
+    runRobotAdd({ ...o, robot: 'r9' }, io().io, t.deps),
+    (e: unknown) => e instanceof Error && 'hint' in e && /add it to robots:/.test(String(e.hint)),
   );
 });

@@ -185,3 +185,37 @@ export const uninstallCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
     await runUninstallSite({ ...options(a), yes: a.yes ?? false }, io);
   },
 });
+
+/** `edgectl robot add|remove <robot>`: change a running site by one learner. */
+export const robotCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
+  command: 'robot <action> <robot>',
+  describe: 'Add a robot (a learner) to a running site, or remove one',
+  builder: (y: Argv<GlobalArgs>) =>
+    readyOptions(planOptions(y))
+      .positional('action', {
+        choices: ['add', 'remove'] as const,
+        describe: 'add: install it; remove: uninstall it',
+      })
+      .positional('robot', { type: 'string', describe: 'The robot, as the inventory names it' })
+      .option('wait', {
+        type: 'boolean',
+        default: true,
+        describe: 'add: wait until it is Ready (systemd installs)',
+      })
+      .option('yes', { type: 'boolean', default: false, describe: 'remove: really do it' })
+      .example(
+        '$0 robot add vac-2 -f site.yaml --accept-new-host-keys',
+        'Install a new learner listed in site.yaml',
+      )
+      .example(
+        '$0 robot remove vac-2 -f site.yaml --yes',
+        'Stop it and remove what bootstrap installed',
+      ) as unknown as Argv<GlobalArgs>,
+  handler: async (argv) => {
+    const a = argv as unknown as PlanArgs & { action: 'add' | 'remove' };
+    const ops = await import('../ops/bootstrap.ts');
+    if (a.action === 'add')
+      await ops.runRobotAdd({ ...options(a), robot: a.robot!, wait: a.wait ?? true, ...readyArgs(a) }, io);
+    else await ops.runRobotRemove({ ...options(a), robot: a.robot!, yes: a.yes ?? false }, io);
+  },
+});

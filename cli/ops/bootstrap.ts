@@ -461,3 +461,84 @@ export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapD
     await Promise.all([...runners.values()].map((r) => r.close().catch(() => {})));
   }
 }
+
+/**
+ * `edgectl robot add <name>`: install a robot the inventory lists onto a running site. Only learners
+ * (robots that do not vote) can join a running site: the voter set is fixed at bootstrap, because
+ * changing it under a running election needs joint consensus, which edgectl does not implement
+ * (docs/bootstrap.md). A learner changes no other robot's config, so only it is touched.
+ */
+export async function runRobotAdd(
+  o: ApplyCliOptions & { robot: string; wait?: boolean } & Partial<Pick<SiteReadyOptions, 'timeoutMs'>>,
+  io: Io,
+  deps: BootstrapDeps = {},
+) {
+  requireLearner(o.file, o.robot, 'add', deps);
+  const report = await runPlanned(
+    'bootstrap',
+    { ...o, robots: [o.robot] },
+    io,
+    deps,
+    `edgectl robot add ${o.robot} -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`,
+  );
+  const service = loadInventory(o.file, deps.env ?? process.env).inventory.install.service;
+  if (!o.dryRun && o.wait !== false && service === 'systemd')
+    await runSiteReady(
+      {
+        file: o.file,
+        siteDir: o.siteDir,
+        acceptNewHostKeys: o.acceptNewHostKeys,
+        sudoPasswordFile: o.sudoPasswordFile,
+        timeoutMs: o.timeoutMs ?? 300_000,
+        mergeKubeconfig: false,
+        output: o.output,
+      },
+      io,
+      deps,
+    );
+  return report;
+}
+
+/**
+ * `edgectl robot remove <name>`: take a learner off a running site: stop its agent and remove what
+ * bootstrap installed. The leader marks its Node lost after the grace period (out-of-service taint,
+ * IPs freed); then delete it from the inventory.
+ */
+export async function runRobotRemove(
+  o: ApplyCliOptions & { robot: string; yes: boolean },
+  io: Io,
+  deps: BootstrapDeps = {},
+) {
+  requireLearner(o.file, o.robot, 'remove', deps);
+  requireYes(o, `edgectl robot remove ${o.robot}`);
+  const report = await runPlanned(
+    'reset',
+    { ...o, robots: [o.robot] },
+    io,
+    deps,
+    `edgectl robot remove ${o.robot} -f ${o.file} --yes`,
+  );
+  if (!o.dryRun && o.output !== 'json')
+    io.err(
+      `${o.robot} is off the site. The leader marks its Node lost after the grace period (site spec nodeLoss.graceSeconds); delete ${o.robot} from ${o.file} now.`,
+    );
+  return report;
+}
+
+function requireLearner(file: string, robot: string, action: 'add' | 'remove', deps: BootstrapDeps): void {
+  const inv = loadInventory(file, deps.env ?? process.env).inventory;
+  if (!inv.robots.some((r) => r.name === robot))
+    throw new UsageError('NO_SUCH_ROBOT', `${file} has no robot named ${robot}`, {
+      hint:
+        action === 'add'
+          ? `add it to robots: in ${file} first (as a learner: not in voters), then run this again`
+          : `use one of ${inv.robots.map((r) => r.name).join(', ')}`,
+    });
+  if (inv.voters.includes(robot))
+    throw new UsageError('VOTER_CHANGE', `${robot} is a voter: a running site's voters cannot change`, {
+      hint:
+        action === 'add'
+          ? `list the voters explicitly in ${file} without ${robot} (it joins as a learner and works as any worker), or re-bootstrap the site with the new voter set (docs/bootstrap.md)`
+          : `a voter leaves by re-bootstrapping the site with a new voter set (docs/bootstrap.md); a powered-off voter is simply lost, and the site keeps a majority`,
+    });
+}
