@@ -50,7 +50,15 @@ function writeInventory(name: string, over: Record<string, unknown> = {}): strin
   }));
   writeFileSync(
     path,
-    stringify({ site: { id: 'cli-lab' }, robots, bundle: { agent: 'agent.mjs', node: 'node' }, ...over }),
+    stringify({
+      site: { id: 'cli-lab' },
+      robots,
+      bundle: { agent: 'agent.mjs', node: 'node' },
+      // The lab runtime: these tests are about the executor and the CLI; the k3s plans run against
+      // their robot model in agent/k3s/, and the k3s installer is checked in plan.test.ts.
+      controlPlane: { runtime: 'lab', identityDir: '/var/lib/edgectl/lab/cli-lab/identity' },
+      ...over,
+    }),
   );
   return path;
 }

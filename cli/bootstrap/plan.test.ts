@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
@@ -8,7 +10,15 @@ import { assertGolden } from '../../agent/site/golden.ts';
 import { readInventoryFile } from './inventory-files.ts';
 import { parseInventory } from './inventory.ts';
 import { formatPlanText, planArtifact } from './plan-output.ts';
-import { renderBootstrapPlan, renderRemovePlan, stepHash, type BundleInfo } from './plan.ts';
+import {
+  k3sInstaller,
+  labRuntimeInstaller,
+  renderBootstrapPlan,
+  renderRemovePlan,
+  stepHash,
+  type BundleInfo,
+} from './plan.ts';
+import { generateSiteIdentity, readSiteIdentity } from '../../agent/k3s/identity-files.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const golden = (name: string) => here(`./testdata/${name}`);
@@ -187,4 +197,53 @@ test('golden: reset of one robot and uninstall of the site', () => {
       'remove.bundle',
     ],
   );
+});
+
+test('the k3s installer gives server-capable robots the CAs and both tokens, workers only the agent token', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-id-'));
+  try {
+    await generateSiteIdentity(join(dir, 'id'), { site: 'dock-a', now: 1_800_000_000_000 });
+    const k3s = await readSiteIdentity(join(dir, 'id'));
+    const p = renderBootstrapPlan({
+      inventory,
+      bundle: {
+        ...TEST_BUNDLE,
+        k3s: { localPath: '/build/k3s', sha256: 'c3'.repeat(32), bytes: 70_000_000 },
+      },
+      identity: { ...TEST_IDENTITY, k3s },
+      unitTemplate,
+      runtimes: { lab: labRuntimeInstaller, k3s: k3sInstaller('#!/bin/sh\n# reap\n') },
+    });
+    const secretsOf = (robot: string) =>
+      p.robots
+        .find((r) => r.target === robot)!
+        .steps.filter((s) => s.id.startsWith('k3s.identity-') && s.kind === 'writeFile')
+        .map((s) => (s.kind === 'writeFile' ? s.path : ''));
+    const server = secretsOf('spot-1');
+    assert.ok(server.includes('/var/lib/rancher/k3s/server/tls/server-ca.key'), server.join(' '));
+    assert.ok(
+      server.some((x) => x.endsWith('/server-token')) && server.some((x) => x.endsWith('/agent-token')),
+    );
+    const worker = secretsOf('vac-1');
+    assert.deepEqual(
+      worker.map((x) => x.split('/').pop()),
+      ['agent-token', 'password'],
+      'a worker gets the agent token and its node password, nothing of the CA',
+    );
+    for (const r of p.robots)
+      for (const s of r.steps)
+        if (s.id.startsWith('k3s.identity-') && s.kind === 'writeFile') {
+          assert.equal(s.mode, 0o600);
+          assert.equal(s.secret, true);
+        }
+    // Nothing secret is printed: not the tokens, not a CA key.
+    const text = formatPlanText(p) + JSON.stringify(planArtifact(p));
+    for (const [path, content] of k3s.files)
+      if (/token|\.key$/.test(path)) assert.ok(!text.includes(content.trim()), `${path} leaks into the plan`);
+    const steps = p.robots.find((r) => r.target === 'spot-1')!.steps.map((s) => s.id);
+    for (const id of ['k3s.binary', 'k3s.unit-server', 'k3s.unit-agent', 'k3s.fence'])
+      assert.ok(steps.includes(id), `${id} is in the k3s install`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

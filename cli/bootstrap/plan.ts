@@ -13,6 +13,9 @@
  *   runtime     the control-plane runtime's own steps (RuntimeInstaller: lab, k3s)
  *   service     the systemd unit; daemon-reload and restart only when something changed; enable
  */
+import { identityPlan, type SiteIdentityMaterial } from '../../agent/k3s/identity.ts';
+import { installPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
+import { K3sSettingsSchema, type K3sNodeSpec } from '../../agent/k3s/settings.ts';
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { InternalError } from '../../agent/errors.ts';
@@ -79,6 +82,12 @@ export interface BundleInfo {
 export interface SiteIdentity {
   /** 32 random bytes, hex: authenticates every election datagram of the site. */
   readonly siteKeyHex: string;
+  /**
+   * The k3s site identity (agent/k3s/identity.ts): custom CAs, the server and agent tokens, the
+   * node-password key. Made once in the site directory for the k3s runtime; absent in a dry run
+   * before the first apply.
+   */
+  readonly k3s?: SiteIdentityMaterial;
 }
 
 export interface RuntimeContext {
@@ -154,6 +163,85 @@ export const bundleOnlyK3sInstaller: RuntimeInstaller = {
     return steps;
   },
 };
+
+/**
+ * k3sInstaller: the robot's share of the site identity (server-capable robots get the CAs and the
+ * server token; workers only the agent token: identityPlacement), the k3s binary (uploaded from
+ * the bundle, or already on the robot), the units, the demotion reap script, the fence, and the
+ * air-gap images. The k3s plans come from agent/k3s/ (golden-tested there); this only frames them.
+ */
+export function k3sInstaller(reapScript: string): RuntimeInstaller {
+  return {
+    install: (robot, ctx) => {
+      const spec = k3sNodeSpec(ctx.inventory, robot);
+      const binary: K3sBinarySource | null = ctx.bundle.k3s
+        ? { kind: 'upload', localPath: ctx.bundle.k3s.localPath, sha256: ctx.bundle.k3s.sha256 }
+        : null;
+      const steps: BootstrapStep[] = [];
+      if (ctx.identity.k3s) {
+        const identity = identityPlan(
+          robot.serverCapable ? 'server' : 'worker',
+          robot.name,
+          ctx.identity.k3s,
+        );
+        // k3s makes these directories itself on first start; the identity must be there before.
+        const dirs = [
+          ...new Set(
+            identity.flatMap((st) => ('path' in st ? [st.path.slice(0, st.path.lastIndexOf('/'))] : [])),
+          ),
+        ].sort();
+        steps.push(
+          installDir('k3s.identity-dirs', dirs, '0700', 'secret'),
+          ...identity.map((st): BootstrapStep => ({
+            ...st,
+            id: `k3s.${st.id.replace(/[^a-z0-9.-]+/gi, '-')}`,
+            phase: 'secret',
+          })),
+        );
+      }
+      if (binary)
+        steps.push(
+          ...installPlan(spec, { binary, reapScript }).steps.map((st): BootstrapStep => ({
+            ...st,
+            id: `k3s.${st.id}`,
+            phase: 'runtime',
+          })),
+        );
+      else
+        steps.push({
+          kind: 'run',
+          id: 'k3s.binary-present',
+          phase: 'preflight',
+          check: true,
+          description: 'k3s is already on the robot (the inventory bundles none)',
+          argv: [
+            'sh',
+            '-c',
+            'command -v k3s >/dev/null || { echo "no k3s on the robot: set bundle.k3s in the inventory" >&2; exit 1; }',
+          ],
+        });
+      return [
+        ...steps,
+        ...bundleOnlyK3sInstaller.install(robot, { ...ctx, bundle: { ...ctx.bundle, k3s: undefined } }),
+      ];
+    },
+    uninstall: (robot, ctx) => bundleOnlyK3sInstaller.uninstall(robot, ctx),
+  };
+}
+
+/** k3sNodeSpec: a robot's k3s settings from the inventory, as the agent's config carries them. */
+export function k3sNodeSpec(inv: Inventory, robot: Robot): K3sNodeSpec {
+  return {
+    ...K3sSettingsSchema.parse({
+      nodeIp: robot.address,
+      flannelIface: robot.wifiInterface,
+      serverCapable: robot.serverCapable,
+      labels: { ...robot.labels },
+    }),
+    site: inv.site.id,
+    nodeName: robot.name,
+  };
+}
 
 export type Runtimes = Readonly<Record<Inventory['controlPlane']['runtime'], RuntimeInstaller>>;
 

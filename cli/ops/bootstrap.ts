@@ -3,6 +3,8 @@
  * inventory (every problem before any robot is touched), render the plan, then either print it
  * (--dry-run: no SSH, no site directory, nothing written) or apply it over SSH with progress.
  */
+import { generateSiteIdentity, readSiteIdentity } from '../../agent/k3s/identity-files.ts';
+import { readK3sTemplates } from '../../agent/k3s/templates.ts';
 import { readAddonTemplates } from '../../agent/site/addons.ts';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -24,6 +26,8 @@ import {
   waitForSite,
 } from '../bootstrap/site-ready.ts';
 import {
+  DEFAULT_RUNTIMES,
+  k3sInstaller,
   renderBootstrapPlan,
   renderRemovePlan,
   type BootstrapPlan,
@@ -218,8 +222,19 @@ async function runPlanned(
     throw new UsageError('BAD_PARALLEL', `--parallel must be a whole number >= 1 (got ${o.parallel})`);
   const bundle = await describeBundle(loaded.bundle);
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
-  const runtimes = deps.runtimes;
+  // The k3s runtime installs the k3s plans of agent/k3s/ (units, reap script, fence, identity).
+  const runtimes = deps.runtimes ?? { ...DEFAULT_RUNTIMES, k3s: k3sInstaller(readK3sTemplates().reapScript) };
   const robots = o.robots;
+  // The k3s site identity lives beside the site key, made once (0600 files, 0700 directory).
+  const k3sIdentityDir = join(siteDir.root, 'k3s-identity');
+  const withK3s = async (id: SiteIdentity, create: boolean): Promise<SiteIdentity> => {
+    if (inv.controlPlane.runtime !== 'k3s' || kind !== 'bootstrap') return id;
+    if (!existsSync(k3sIdentityDir)) {
+      if (!create) return id;
+      await generateSiteIdentity(k3sIdentityDir, { site: inv.site.id, now: Date.now() });
+    }
+    return { ...id, k3s: await readSiteIdentity(k3sIdentityDir) };
+  };
 
   // 2. The plan. A dry run reads the site key if there is one and creates nothing.
   const existing = loadSiteIdentity(siteDir);
@@ -241,7 +256,7 @@ async function runPlanned(
           ...(robots ? { robots } : {}),
         });
   if (o.dryRun) {
-    const plan = render(existing ?? NOT_YET_GENERATED);
+    const plan = render(await withK3s(existing ?? NOT_YET_GENERATED, false));
     const identityNote = existing
       ? `site identity: ${siteDir.root}`
       : `site identity: not generated yet (the apply creates ${siteDir.root}; the site key digest shown is a placeholder)`;
@@ -262,7 +277,9 @@ async function runPlanned(
 
   // 3. Apply. The identity is made once; the sudo password is read once, for every robot.
   const identity =
-    kind === 'bootstrap' ? ensureSiteIdentity(siteDir).identity : (existing ?? NOT_YET_GENERATED);
+    kind === 'bootstrap'
+      ? await withK3s(ensureSiteIdentity(siteDir).identity, true)
+      : (existing ?? NOT_YET_GENERATED);
   const plan = render(identity);
   const password = await sudoPassword(
     loaded,

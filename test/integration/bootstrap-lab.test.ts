@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -190,6 +190,32 @@ test('a run killed halfway resumes, and the bootstrapped site elects, applies an
   assert.equal(kc.getCurrentContext(), `edgectl-${SITE}`);
   const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: `site-${SITE}` });
   assert.equal(ns.metadata?.labels?.['edgectl.io/site'], SITE, 'the kubeconfig reaches the site');
+});
+
+test('every secret bootstrap writes is 0600 and owned by root, on the robots and in the site directory', () => {
+  const mode = (p: string) => {
+    const st = statSync(p);
+    return { path: p, mode: (st.mode & 0o777).toString(8), uid: st.uid };
+  };
+  const secrets = [
+    join(siteDir, 'site.key'),
+    join(siteDir, 'known_hosts'),
+    join(work, 'kubeconfig'),
+    ...state.robots.flatMap((r) => {
+      const root = join(state.dir, 'robots', r.name, 'root');
+      return [join(root, 'etc/edgectl/site.key'), join(root, 'etc/edgectl/agent.yaml')];
+    }),
+  ];
+  assert.deepEqual(
+    secrets.map(mode),
+    secrets.map((p) => ({ path: p, mode: '600', uid: 0 })),
+  );
+  // The directories that hold them are private too.
+  for (const r of state.robots)
+    assert.equal(
+      (statSync(join(state.dir, 'robots', r.name, 'root', 'etc/edgectl')).mode & 0o777).toString(8),
+      '700',
+    );
 });
 
 test('a second run changes nothing', async () => {
