@@ -352,7 +352,7 @@ describe('bootstrap site over SSH: two robots, lab layout, non-root users with s
           },
         ],
         profile: 'lab',
-        controlPlane: { runtime: 'lab' },
+        controlPlane: { runtime: 'lab', identityDir: '/var/lib/edgectl/lab/ssh-lab/identity' },
         install: { root: `${root()}/{robot}`, service: 'none' },
         bundle: { agent: 'agent.mjs', node: 'node' },
       }),

@@ -118,7 +118,7 @@ export async function startLab(
   subnet: string,
   sites: readonly SiteSpec[],
   others: readonly string[] = [],
-  opts: { start?: boolean } = {},
+  opts: { start?: boolean; profile?: 'lab' | 'fleet' } = {},
 ): Promise<Lab> {
   const release = await lockLab(prefix);
   try {
@@ -135,7 +135,7 @@ function buildLab(
   subnet: string,
   sites: readonly SiteSpec[],
   others: readonly string[],
-  opts: { start?: boolean },
+  opts: { start?: boolean; profile?: 'lab' | 'fleet' },
   release: () => void,
 ): Lab {
   const all = sites.flatMap((s) => s.robots.map((r) => ({ ...r, site: s.id })));
@@ -154,7 +154,7 @@ function buildLab(
         site: { id: s.id },
         node: { id: r.node, serverCapable: true },
         voters,
-        profile: 'lab',
+        profile: opts.profile ?? 'lab',
         network: { interfaces: ['eth0'], mdns: true, seeds: [] },
         stateDir: join(dir, r.ns, 'state'),
         siteKeyFile: join(dir, `${s.id}.key`),
