@@ -158,7 +158,7 @@ test('--dry-run prints the plan and touches nothing: no SSH, no site directory',
   assert.equal(t.passwordReads(), 0);
   assert.equal(existsSync(siteDir), false);
   const text = c.out.join('\n');
-  assert.match(text, /r1 \(10\.77\.30\.1\), 26 steps/);
+  assert.match(text, /r1 \(10\.77\.30\.1\), 27 steps/);
   assert.match(text, /site identity: not generated yet/);
 });
 

@@ -385,6 +385,23 @@ function preflight(inv: Inventory, robot: Robot, bundle: BundleInfo, root: strin
         ? 'a k3s server needs 2 GB: set serverCapable: false for this robot'
         : 'the robot is below k3s agent minimum (512 MB)',
     ),
+    ...(robot.serverCapable
+      ? [
+          check(
+            'preflight.storage',
+            `the storage under ${root} syncs fast enough for etcd (a synced 8 KiB write under 50 ms)`,
+            // etcd fsyncs every write; an SD card at 100+ ms per fsync makes a leader miss its own
+            // heartbeats. Twenty synced writes measure the storage class, not the brand.
+            'p=$1; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; f="$p/.edgectl-fsync-probe"; ' +
+              't0=$(date +%s%N); dd if=/dev/zero of="$f" bs=8k count=20 oflag=dsync 2>/dev/null; s=$?; ' +
+              't1=$(date +%s%N); rm -f "$f"; [ "$s" = 0 ] || { echo "cannot write $f" >&2; exit 1; }; ' +
+              'ms=$(( (t1 - t0) / 20000000 )); ' +
+              '[ "$ms" -le "$2" ] || { echo "a synced 8 KiB write takes $ms ms on $p (etcd wants under 10 ms)" >&2; exit 1; }',
+            [root, '50'],
+            'etcd needs eMMC or SSD storage: move install.root to faster storage, or set serverCapable: false for this robot',
+          ),
+        ]
+      : []),
     check(
       'preflight.interface',
       `the Wi-Fi interface ${robot.wifiInterface} exists and can multicast (mDNS)`,

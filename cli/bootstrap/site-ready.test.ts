@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parse } from 'yaml';
 import type { AgentStatus } from '../../agent/agent.ts';
+import { judgeProbe } from './multicast-probe.ts';
 import { mergeKubeconfig, siteKubeconfig, siteReadiness } from './site-ready.ts';
 
 const st = (node: string, role: string, term: number, leader: string | null, lifecycle: string) => ({
@@ -95,4 +96,20 @@ preferences: {}
   assert.equal(m['current-context'], 'prod');
   assert.deepEqual(m.preferences, {});
   assert.equal(parse(mergeKubeconfig(null, site))['current-context'], 'edgectl-dock-a');
+});
+
+test('the multicast probe names the robots that cannot hear each other', () => {
+  assert.deepEqual(judgeProbe(['r1', 'r2', 'r3'], { r1: ['r2', 'r3'], r2: ['r1', 'r3'], r3: ['r1', 'r2'] }), {
+    ok: true,
+    unheard: [],
+    failed: [],
+  });
+  assert.deepEqual(judgeProbe(['r1', 'r2', 'r3'], { r1: ['r2'], r2: ['r1'], r3: { error: 'no node' } }), {
+    ok: false,
+    unheard: [
+      { robot: 'r1', missing: ['r3'] },
+      { robot: 'r2', missing: ['r3'] },
+    ],
+    failed: [{ robot: 'r3', error: 'no node' }],
+  });
 });

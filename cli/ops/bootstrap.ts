@@ -18,6 +18,7 @@ import { applyPlan, type ApplyReport } from '../bootstrap/apply.ts';
 import { describeBundle } from '../bootstrap/bundle.ts';
 import { loadInventory, type LoadedInventory } from '../bootstrap/inventory-files.ts';
 import type { Robot } from '../bootstrap/inventory.ts';
+import { probeMulticast } from '../bootstrap/multicast-probe.ts';
 import { formatPlanText, planArtifact } from '../bootstrap/plan-output.ts';
 import {
   adminKubeconfigPath,
@@ -310,6 +311,9 @@ async function runPlanned(
     resumeCommand,
   });
   renderer.end();
+  // Whether the robots can find each other over mDNS, before the report (the last line).
+  if (kind === 'bootstrap' && !o.robots && inv.robots.length > 1 && report.robots.every((r) => r.ok))
+    await checkMulticast(inv, (r) => connect(r, loaded, ctx), o.output, io);
   if (o.output === 'json') io.out(JSON.stringify({ type: 'report', ...report }));
   else io.out(renderReport(report));
   const failed = report.robots.filter((r) => !r.ok);
@@ -558,4 +562,44 @@ function requireLearner(file: string, robot: string, action: 'add' | 'remove', d
           ? `list the voters explicitly in ${file} without ${robot} (it joins as a learner and works as any worker), or re-bootstrap the site with the new voter set (docs/bootstrap.md)`
           : `a voter leaves by re-bootstrapping the site with a new voter set (docs/bootstrap.md); a powered-off voter is simply lost, and the site keeps a majority`,
     });
+}
+
+/**
+ * checkMulticast runs the multicast probe between the robots just installed. Robots that cannot
+ * hear each other are an error when the inventory gives no seeds (they would never find each
+ * other), and a warning otherwise (the agents fall back to the seeds).
+ */
+async function checkMulticast(
+  inv: LoadedInventory['inventory'],
+  open: (r: Robot) => Promise<CommandRunner>,
+  output: OutputFormat,
+  io: Io,
+): Promise<void> {
+  const runners = new Map<string, CommandRunner>();
+  try {
+    for (const r of inv.robots) runners.set(r.name, await open(r));
+    const result = await probeMulticast(inv, runners);
+    if (output === 'json') io.out(JSON.stringify({ type: 'multicast.probe', ...result }));
+    const unheard = result.unheard.map((u) => `${u.robot} did not hear ${u.missing.join(', ')}`);
+    const failed = result.failed.map((f) => `${f.robot}: ${f.error}`);
+    if (result.ok) {
+      if (output !== 'json') io.err('multicast probe: every robot hears every other one (mDNS works)');
+      return;
+    }
+    const what = [...unheard, ...failed].join('; ');
+    if (inv.discovery.seeds === 'none' && unheard.length)
+      throw new EdgeError(
+        'MULTICAST_FILTERED',
+        `the Wi-Fi does not carry multicast between the robots: ${what}`,
+        {
+          hint: 'set discovery.seeds: voters (or all) in the inventory so the agents find each other without mDNS, and run bootstrap again',
+        },
+      );
+    if (output !== 'json')
+      io.err(
+        `multicast probe: ${what}. The agents fall back to their static seeds (discovery.seeds: ${JSON.stringify(inv.discovery.seeds)}).`,
+      );
+  } finally {
+    await Promise.all([...runners.values()].map((r) => r.close().catch(() => {})));
+  }
 }

@@ -160,6 +160,8 @@ test('a run killed halfway resumes, and the bootstrapped site elects, applies an
     ev.some((e) => e.type === 'step.end' && e.outcome === 'done-before'),
     'steps done before the kill are not redone',
   );
+  const probe = ev.find((e) => e.type === 'multicast.probe') as unknown as { ok: boolean };
+  assert.equal(probe.ok, true, 'every robot hears every other one over multicast');
 
   for (const r of state.robots) startInstalledAgent(state, r.name);
   const formed = await until('one leader with every robot Ready', converged);
@@ -223,6 +225,27 @@ test('a second run changes nothing', async () => {
   assert.equal(again.code, 0, again.err);
   const changed = events(again.out).filter((e) => e.type === 'step.end' && e.outcome === 'changed');
   assert.deepEqual(changed, []);
+});
+
+test('a Wi-Fi that filters multicast is found, and without seeds the bootstrap says how to fix it', async () => {
+  const table = 'elbt_nomcast';
+  const ports = state.robots.map((r) => `"${r.veth}"`).join(', ');
+  execFileSync('nft', ['-f', '-'], {
+    input: `table bridge ${table} {\n chain forward {\n  type filter hook forward priority 0; policy accept;\n  iifname { ${ports} } meta pkttype multicast drop\n }\n}\n`,
+  });
+  try {
+    const r = await bootstrap();
+    assert.notEqual(r.code, 0);
+    const probe = events(r.out).find((e) => e.type === 'multicast.probe') as unknown as {
+      ok: boolean;
+      unheard: unknown[];
+    };
+    assert.equal(probe.ok, false);
+    assert.equal(probe.unheard.length, 3, 'no robot heard any other');
+    assert.match(r.err, /EDGE_MULTICAST_FILTERED|discovery\.seeds/);
+  } finally {
+    execFileSync('nft', ['delete', 'table', 'bridge', table]);
+  }
 });
 
 test('a robot that is down fails alone, and a changed host key is refused', async () => {
