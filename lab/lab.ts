@@ -505,7 +505,10 @@ export async function applyLabFault(
   const partitionGroups = (groups: readonly (readonly string[])[]): string[][] => {
     const named = groups.map((g) => g.filter((t) => t !== 'others').flatMap(one));
     const rest = state.robots.map((r) => r.name).filter((n) => !named.flat().includes(n));
-    return groups.map((g, i) => (g.includes('others') ? [...named[i]!, ...rest] : named[i]!));
+    // As in the simulator, robots no group names form one more group.
+    if (groups.some((g) => g.includes('others')))
+      return groups.map((g, i) => (g.includes('others') ? [...named[i]!, ...rest] : named[i]!));
+    return rest.length ? [...named, rest] : named;
   };
   let robots: string[] = [];
   /** The fault with its targets resolved, as recorded. */
