@@ -186,7 +186,7 @@ async function main(): Promise<void> {
       `| new leader | ≤ 2 s | ${s(r['newLeader']!.p50)} | ${r['newLeader']!.p50 <= 2000 ? 'yes' : 'no'} |`,
       `| all survivors Ready on the new server | ≤ 20 s | ${s(r['allSurvivorsReady']!.p50)} | ${r['allSurvivorsReady']!.p50 <= 20_000 ? 'yes' : 'no'} |`,
       '',
-      'Where the time goes: detection is the election timeout (no heartbeat for 900–1100 ms); the election itself takes a few ms (PreVote, then one vote round). Most of the rest is the new leader restoring the newest shipped snapshot (etcdctl snapshot restore) and starting etcd and kube-apiserver (the floor above). Workers retry their join with a backoff capped at 2 s while the server starts, which is most of the gap between /readyz and all survivors Ready. The API port is the agent's fenced front door (docs/protocol.md §5).',
+      "Where the time goes: detection is the election timeout (no heartbeat for 900–1100 ms); the election itself takes a few ms (PreVote, then one vote round). Most of the rest is the new leader restoring the newest shipped snapshot (etcdctl snapshot restore) and starting etcd and kube-apiserver (the floor above). Workers retry their join with a backoff capped at 2 s while the server starts, which is most of the gap between /readyz and all survivors Ready. The API port is the agent's fenced front door (docs/protocol.md §5).",
       '',
       `Reproduce: \`sudo npm run bench:lab\` (EDGECTL_BENCH_ROUNDS=${ROUNDS}). Raw numbers: \`docs/benchmarks/lab.json\`.`,
       '',
