@@ -519,9 +519,10 @@ export async function applyLabFault(
       for (const n of robots) {
         const r = robot(state, n);
         signalGroup(r.agentPid, 'SIGKILL');
-        await waitGone(r.agentPid);
+        // Off from this instant (observations must not wait for the kernel to reap the group).
         r.powered = false;
         r.paused = false;
+        await waitGone(r.agentPid);
       }
       break;
     case 'restart':
