@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SnapshotStore, snapshotKey, startSnapshotReceiver } from './snapshots.ts';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { EdgeError } from '../errors.ts';
@@ -15,7 +19,7 @@ import { decodeSnapshotRecord, encodeSnapshotRecord, type SnapshotRecord } from 
 import { SERVER_SPEC, WORKER_SPEC } from '../k3s/testing/fixtures.ts';
 import { installedRobot } from '../k3s/testing/installed.ts';
 import type { RobotModel } from '../k3s/testing/robot-model.ts';
-import { K3sControlPlane, type K3sControlPlaneOptions } from './k3s.ts';
+import { fromRuntimeRecord, K3sControlPlane, type K3sControlPlaneOptions } from './k3s.ts';
 import { describeRuntimeContract } from './runtime.contract.ts';
 
 /** Probes that read the model: the server is ready when k3s.service runs, a worker when its agent does. */
@@ -225,6 +229,39 @@ describe('K3sControlPlane', () => {
     assert.equal(r.size, Buffer.byteLength(file));
     assert.deepEqual([r.epoch, r.term, r.node], [5, 11, 'r1']);
     assert.deepEqual(decodeSnapshotRecord(encodeSnapshotRecord(r)), r);
+  });
+
+  test('a leader ships its snapshot sealed to the voters, and a new leader restores what it received', async () => {
+    // The receiver a voter runs, on loopback, with its own store (no suffix: k3s restores <dir>/<name>).
+    const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-recv-'));
+    const key = snapshotKey(Buffer.alloc(32, 7));
+    const store = new SnapshotStore(dir, 3, '');
+    const receiver = await startSnapshotReceiver({ address: '127.0.0.1', key, store });
+    try {
+      const m = await installedRobot(SERVER_SPEC);
+      const { rt } = await runtime(m, { snapshotKey: key });
+      await rt.startServer(5);
+      const rec = await rt.snapshot(5);
+      assert.deepEqual([rec.epoch, rec.from], [5, 'r1']);
+      const kept = await rt.shipSnapshot(rec.name, [{ id: 'r2', host: '127.0.0.1' }]);
+      assert.deepEqual(kept, ['r2']);
+      const file = m.content(`/var/lib/edgectl/snapshots/local/${rec.name}`) ?? '';
+      assert.equal(readFileSync(store.path(rec), 'utf8'), file, 'the voter holds the same bytes');
+      assert.deepEqual(store.records(), [rec]);
+      // A robot with another site's key is refused: nothing is kept.
+      const { rt: other } = await runtime(await installedRobot(SERVER_SPEC), {
+        snapshotKey: snapshotKey(Buffer.alloc(32, 9)),
+      });
+      await other.startServer(6);
+      const foreign = await other.snapshot(6);
+      assert.deepEqual(await other.shipSnapshot(foreign.name, [{ id: 'r2', host: '127.0.0.1' }]), []);
+      assert.equal(store.records().length, 1);
+      // The receiver's records feed the restore choice of the robot that holds them.
+      assert.deepEqual(fromRuntimeRecord(rec).sha256, rec.sha256);
+    } finally {
+      receiver.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('applySite delegates to the SiteApplier for the serving epoch only', async () => {

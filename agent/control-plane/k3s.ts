@@ -46,7 +46,13 @@ import {
   type ServerStart,
   type SnapshotRecord,
 } from '../k3s/snapshots.ts';
-import type { ControlPlaneRuntime, ControlPlaneStatus, LeaderEndpoint } from './runtime.ts';
+import type {
+  ControlPlaneRuntime,
+  ControlPlaneStatus,
+  LeaderEndpoint,
+  SnapshotRecord as RuntimeSnapshotRecord,
+} from './runtime.ts';
+import { pushSnapshot, sealSnapshot } from './snapshots.ts';
 
 /** What the runtime needs of the SiteApplier (agent/site/applier.ts): apply the site for an epoch. */
 export interface SiteApplyTarget {
@@ -79,6 +85,13 @@ export interface K3sControlPlaneOptions {
   readonly pollMs?: number;
   readonly now?: () => number;
   readonly delay?: (ms: number) => Promise<void>;
+  /**
+   * The key that seals shipped snapshots (snapshotKey(site key)); with it, shipSnapshot sends
+   * this robot's snapshots to the other voters' receivers (agent/control-plane/snapshots.ts).
+   */
+  readonly snapshotKey?: Buffer;
+  /** Records of the snapshots this robot received (the receiver's store), for restore. */
+  readonly receivedRecords?: () => readonly SnapshotRecord[];
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -106,13 +119,21 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   private workerOp = 0;
   private startInFlight: Promise<void> | null = null;
   private closed = false;
+  private readonly snapshotKey: Buffer | undefined;
+  /** Snapshots this robot took while it led (their files are in LOCAL_SNAPSHOT_DIR). */
+  private readonly taken: SnapshotRecord[] = [];
 
   constructor(opts: K3sControlPlaneOptions) {
     this.runner = opts.runner;
     this.spec = opts.node;
     this.site = opts.site;
     this.probes = opts.probes ?? runnerProbes(opts.runner, opts.node.nodeName);
-    this.snapshots = opts.snapshots;
+    this.snapshotKey = opts.snapshotKey;
+    // Without a site-log source, restore from what this robot holds: the snapshots it took as a
+    // leader and those it received; chooseServerStart verifies each file against its record.
+    this.snapshots = opts.snapshots ?? {
+      records: () => [...this.taken, ...(opts.receivedRecords?.() ?? [])],
+    };
     this.siteMembers = opts.siteMembers;
     this.serverReadyTimeoutMs = opts.serverReadyTimeoutMs ?? 300_000;
     this.workerReadyTimeoutMs = opts.workerReadyTimeoutMs ?? 180_000;
@@ -282,6 +303,25 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     return { v: 1, name: file, node: this.spec.nodeName, epoch: server.epoch, term, ...facts, createdAt };
   }
 
+  /** The agent's snapshot hook: take one (k3s etcd-snapshot save) and keep its record. */
+  async snapshot(epoch: number): Promise<RuntimeSnapshotRecord> {
+    const r = await this.takeSnapshot(epoch);
+    this.taken.push(r);
+    return toRuntimeRecord(r);
+  }
+
+  /** Seal a snapshot this robot took and push it to other voters; resolves those that kept it. */
+  async shipSnapshot(name: string, to: readonly LeaderEndpoint[]): Promise<string[]> {
+    const r = this.taken.find((t) => t.name === name);
+    if (!r || !this.snapshotKey) return [];
+    const content = await this.runner.readFile(`${LOCAL_SNAPSHOT_DIR}/${name}`, { sudo: true });
+    if (!content)
+      throw new EdgeError('K3S_SNAPSHOT_MISSING', `snapshot ${name} is gone from ${LOCAL_SNAPSHOT_DIR}`);
+    const sealed = sealSnapshot(this.snapshotKey, toRuntimeRecord(r), content);
+    const ok = await Promise.all(to.map((p) => pushSnapshot(p.host, sealed)));
+    return to.filter((_, i) => ok[i]).map((p) => p.id);
+  }
+
   status(): ControlPlaneStatus {
     return {
       server: this.server,
@@ -322,4 +362,30 @@ export class K3sControlPlane implements ControlPlaneRuntime {
       await this.delay(this.pollMs);
     }
   }
+}
+
+/** The runtime's snapshot record (shipped, in the site log) from k3s's. */
+export function toRuntimeRecord(r: SnapshotRecord): RuntimeSnapshotRecord {
+  return {
+    name: r.name,
+    epoch: r.epoch,
+    from: r.node,
+    sha256: r.sha256,
+    size: r.size,
+    createdAt: new Date(r.createdAt).toISOString(),
+  };
+}
+
+/** k3s's snapshot record from a shipped one (received from the leader that took it). */
+export function fromRuntimeRecord(r: RuntimeSnapshotRecord): SnapshotRecord {
+  return {
+    v: 1,
+    name: r.name,
+    node: r.from,
+    epoch: r.epoch,
+    term: r.epoch,
+    sha256: r.sha256,
+    size: r.size,
+    createdAt: Date.parse(r.createdAt),
+  };
 }

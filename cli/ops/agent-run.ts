@@ -35,7 +35,7 @@ async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): P
     }
     case 'k3s': {
       const { makeK3sControlPlane } = await import('./k3s-runtime.ts');
-      return makeK3sControlPlane(config, log);
+      return makeK3sControlPlane(config, log, siteKey);
     }
     default:
       throw new EdgeError(

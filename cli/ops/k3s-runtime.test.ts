@@ -12,19 +12,19 @@ import { makeK3sControlPlane } from './k3s-runtime.ts';
 const log = pino({ level: 'silent' });
 const base = { site: { id: 'dock-a' }, node: { id: 'spot-1' }, voters: ['spot-1'], network: { seeds: [] } };
 
-test('the k3s runtime refuses a config without its k3s settings, naming each field', () => {
+test('the k3s runtime refuses a config without its k3s settings, naming each field', async () => {
   const config = {
     ...base,
     controlPlane: { runtime: 'k3s', k3s: { flannelIface: 'wlan0' } },
   } as unknown as AgentConfig;
-  assert.throws(
-    () => makeK3sControlPlane(config, log),
+  await assert.rejects(
+    makeK3sControlPlane(config, log),
     (e: unknown) =>
       e instanceof ConfigError && e.problems.some((p) => p.startsWith('controlPlane.k3s.nodeIp')),
   );
 });
 
-test('the k3s runtime is built from the agent config and the site spec', () => {
+test('the k3s runtime is built from the agent config and the site spec', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-rt-'));
   writeFileSync(join(dir, 'site.yaml'), 'id: dock-a\n');
   const config = {
@@ -36,7 +36,7 @@ test('the k3s runtime is built from the agent config and the site spec', () => {
       templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
     },
   } as unknown as AgentConfig;
-  const rt = makeK3sControlPlane(config, log);
+  const rt = await makeK3sControlPlane(config, log);
   assert.equal(rt.kind, 'k3s');
   const st = rt.status();
   assert.deepEqual(

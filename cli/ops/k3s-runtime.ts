@@ -7,7 +7,9 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AgentConfig } from '../../agent/config.ts';
-import { K3sControlPlane } from '../../agent/control-plane/k3s.ts';
+import { fromRuntimeRecord, K3sControlPlane } from '../../agent/control-plane/k3s.ts';
+import { SnapshotStore, snapshotKey, startSnapshotReceiver } from '../../agent/control-plane/snapshots.ts';
+import { RECEIVED_SNAPSHOT_DIR } from '../../agent/k3s/paths.ts';
 import { ConfigError } from '../../agent/errors.ts';
 import { LocalCommandRunner } from '../../agent/exec/local.ts';
 import { K3sSettingsSchema } from '../../agent/k3s/settings.ts';
@@ -25,9 +27,16 @@ const k3sControlPlaneSchema = z.object({
   kubeconfig: z.string().min(1).default('/etc/rancher/k3s/k3s.yaml'),
   /** The addon templates bootstrap installs (CRDs, Multus, Whereabouts). */
   templatesDir: z.string().min(1).default('/opt/edgectl/templates'),
+  /** Accept sealed snapshots from the leader (port 7948 on the node IP). */
+  snapshotReceiver: z.boolean().default(true),
+  receivedSnapshotDir: z.string().min(1).default(RECEIVED_SNAPSHOT_DIR),
 });
 
-export function makeK3sControlPlane(config: AgentConfig, log: Logger): K3sControlPlane {
+export async function makeK3sControlPlane(
+  config: AgentConfig,
+  log: Logger,
+  siteKey?: Buffer,
+): Promise<K3sControlPlane> {
   const r = k3sControlPlaneSchema.safeParse(config.controlPlane);
   if (!r.success)
     throw new ConfigError(
@@ -37,7 +46,28 @@ export function makeK3sControlPlane(config: AgentConfig, log: Logger): K3sContro
     );
   const spec = loadSiteSpec(r.data.siteSpecFile);
   const templates = readAddonTemplates(r.data.templatesDir);
+  // Every server-capable robot keeps the sealed snapshots the leader pushes, to restore when it leads.
+  let received: SnapshotStore | undefined;
+  const key = siteKey ? snapshotKey(siteKey) : undefined;
+  if (key && r.data.k3s.serverCapable && r.data.snapshotReceiver) {
+    received = new SnapshotStore(r.data.receivedSnapshotDir, 3, '');
+    const store = received;
+    const server = await startSnapshotReceiver({
+      address: r.data.k3s.nodeIp,
+      key,
+      store,
+      onSaved: (rec) =>
+        log.info(
+          { snapshot: rec.name, epoch: rec.epoch },
+          `${config.node.id} kept snapshot ${rec.name} from ${rec.from}`,
+        ),
+      onRejected: (why) => log.warn(`${config.node.id} rejected a snapshot: ${why}`),
+    });
+    server.unref();
+  }
   return new K3sControlPlane({
+    snapshotKey: key,
+    receivedRecords: () => (received ? received.records().map(fromRuntimeRecord) : []),
     runner: new LocalCommandRunner({ log: (line) => log.debug(line) }),
     node: { ...r.data.k3s, site: config.site.id, nodeName: config.node.id },
     site: {

@@ -28,7 +28,7 @@ import {
   snapshotKey,
   startSnapshotReceiver,
   type SnapshotRecord,
-} from './snapshots.ts';
+} from '../../agent/control-plane/snapshots.ts';
 import { LabKubelet } from './kubelet.ts';
 
 export const LAB_API_PORT = 6443;

@@ -13,8 +13,8 @@ import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } f
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
-import type { SnapshotRecord } from '../../agent/control-plane/runtime.ts';
-import { EdgeError } from '../../agent/errors.ts';
+import { EdgeError } from '../errors.ts';
+import type { SnapshotRecord } from './runtime.ts';
 
 export type { SnapshotRecord };
 
@@ -76,10 +76,13 @@ export function newestRecord(records: readonly SnapshotRecord[]): SnapshotRecord
 export class SnapshotStore {
   readonly dir: string;
   private readonly keep: number;
+  private readonly suffix: string;
 
-  constructor(dir: string, keep = 3) {
+  /** `suffix` of the snapshot files: `.db` in the lab; none for k3s, which restores `<dir>/<name>`. */
+  constructor(dir: string, keep = 3, suffix = '.db') {
     this.dir = dir;
     this.keep = keep;
+    this.suffix = suffix;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
@@ -100,7 +103,7 @@ export class SnapshotStore {
   }
 
   path(r: SnapshotRecord): string {
-    return join(this.dir, `${r.name}.db`);
+    return join(this.dir, `${r.name}${this.suffix}`);
   }
 
   /** save writes the file, then its record (the record is the commit point), then prunes. */
