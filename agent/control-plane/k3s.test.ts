@@ -51,6 +51,7 @@ async function runtime(
     pollMs: 1,
     delay: () => new Promise((r) => setImmediate(r)),
     now: fakeClock(),
+    wallClock: fakeClock(),
     ...extra,
   });
   return { rt, applied };

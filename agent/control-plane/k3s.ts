@@ -53,6 +53,7 @@ import type {
   SnapshotRecord as RuntimeSnapshotRecord,
 } from './runtime.ts';
 import { pushSnapshot, sealSnapshot } from './snapshots.ts';
+import { isoTime, wallClockMs } from '../wall-clock.ts';
 
 /** What the runtime needs of the SiteApplier (agent/site/applier.ts): apply the site for an epoch. */
 export interface SiteApplyTarget {
@@ -83,7 +84,13 @@ export interface K3sControlPlaneOptions {
   readonly workerReadyTimeoutMs?: number;
   /** Default 2 s. */
   readonly pollMs?: number;
+  /** Monotonic milliseconds for readiness deadlines (default performance.now). */
   readonly now?: () => number;
+  /**
+   * Wall-clock milliseconds (default wallClockMs), only for times compared with other machines':
+   * a Node's heartbeat on the API server and a snapshot's creation time.
+   */
+  readonly wallClock?: () => number;
   readonly delay?: (ms: number) => Promise<void>;
   /**
    * The key that seals shipped snapshots (snapshotKey(site key)); with it, shipSnapshot sends
@@ -108,6 +115,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   private readonly workerReadyTimeoutMs: number;
   private readonly pollMs: number;
   private readonly now: () => number;
+  private readonly wallClock: () => number;
   private readonly delay: (ms: number) => Promise<void>;
 
   private server: ControlPlaneStatus['server'] = null;
@@ -138,7 +146,8 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     this.serverReadyTimeoutMs = opts.serverReadyTimeoutMs ?? 300_000;
     this.workerReadyTimeoutMs = opts.workerReadyTimeoutMs ?? 180_000;
     this.pollMs = opts.pollMs ?? 2_000;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => performance.now());
+    this.wallClock = opts.wallClock ?? wallClockMs;
     this.delay = opts.delay ?? sleep;
   }
 
@@ -250,7 +259,8 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {
     const op = ++this.workerOp;
     const cancelled = () => op !== this.workerOp || this.closed;
-    const since = this.now();
+    // Compared with the Node's heartbeat time, which the API server stamps from its wall clock.
+    const since = this.wallClock();
     this.worker = { leader: leader.id, epoch, state: 'joining' };
     try {
       await executePlan(this.runner, joinWorkerPlan(this.spec, leader, epoch), { cancelled });
@@ -282,7 +292,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     if (server?.state !== 'serving') {
       throw new EdgeError('NO_SERVER', `no serving k3s server on ${this.spec.nodeName} to snapshot`);
     }
-    const createdAt = this.now();
+    const createdAt = this.wallClock();
     const name = snapshotName(this.spec.site, server.epoch, term);
     await executePlan(this.runner, snapshotSavePlan(this.spec, name));
     const file = savedSnapshotFile(
@@ -372,7 +382,7 @@ export function toRuntimeRecord(r: SnapshotRecord): RuntimeSnapshotRecord {
     from: r.node,
     sha256: r.sha256,
     size: r.size,
-    createdAt: new Date(r.createdAt).toISOString(),
+    createdAt: isoTime(r.createdAt),
   };
 }
 

@@ -277,18 +277,22 @@ test('a failing campaign prints the schedule, the violations and a replay comman
   assert.equal(run(['--schedules', 'many']).status, 2);
 });
 
-test('timeouts use a monotonic clock: the agent and the election core never read the wall clock', () => {
+// The one module that may read the wall clock, for timestamps other machines compare (agent/wall-clock.ts).
+const WALL_CLOCK_MODULE = join(ROOT, 'agent', 'wall-clock.ts');
+
+test('timeouts use a monotonic clock: outside agent/wall-clock.ts, the agent and the election core never read the wall clock', () => {
   const offenders: string[] = [];
   const walk = (dir: string): void => {
     for (const name of readdirSync(dir)) {
       const p = join(dir, name);
       if (statSync(p).isDirectory()) {
         if (name !== 'testing' && name !== 'bundle') walk(p);
-      } else if (p.endsWith('.ts') && !p.endsWith('.test.ts')) {
+      } else if (p.endsWith('.ts') && !p.endsWith('.test.ts') && p !== WALL_CLOCK_MODULE) {
         readFileSync(p, 'utf8')
           .split('\n')
           .forEach((line, i) => {
-            if (/\bDate\.now\(|new Date\(|\bDate\(\)/.test(line.replace(/\/\/.*$/, '')))
+            // Any use of Date.now counts, called or passed as a clock (`opts.now ?? Date.now`).
+            if (/\bDate\.now\b|new Date\(|\bDate\(\)/.test(line.replace(/\/\/.*$/, '')))
               offenders.push(`${relative(ROOT, p)}:${i + 1}: ${line.trim()}`);
           });
       }
