@@ -126,6 +126,16 @@ export class Agent {
     this.startedAt = this.now();
     this.log = deps.log;
     this.logContext = deps.logContext ?? { term: 0, role: 'starting' };
+    // Read when /metrics is scraped, not kept up to date per datagram.
+    this.metrics.observe({
+      term: () => this.logContext.term,
+      drops: () => this.deps.transport.stats().dropped,
+      members: () => {
+        const counts: Record<MemberState, number> = { alive: 0, suspect: 0, dead: 0 };
+        for (const m of this.membership.values()) counts[m.state]++;
+        return counts;
+      },
+    });
   }
 
   get nodeId(): NodeId {
@@ -153,7 +163,6 @@ export class Agent {
     this.election = e.snapshot;
     this.logContext.term = durable.term;
     this.logContext.role = 'follower';
-    this.metrics.term.set(durable.term);
     this.metrics.setRole('follower');
     const l = startLifecycle({
       self: this.cfg.node.id,
@@ -214,7 +223,6 @@ export class Agent {
         `${this.nodeId} became ${after} at term ${this.election.context.term}`,
       );
     }
-    this.metrics.term.set(this.election.context.term);
     this.runElectionEffects(step.effects);
   }
 
@@ -502,10 +510,6 @@ export class Agent {
     for (const c of r.changes)
       this.log.warn({ peer: c.id, from: c.from, to: c.to }, `peer ${c.id} is ${c.to}`);
     this.actOnNodeLoss();
-    const counts: Record<MemberState, number> = { alive: 0, suspect: 0, dead: 0 };
-    for (const m of this.membership.values()) counts[m.state]++;
-    this.metrics.setMembers(counts);
-    this.metrics.setDrops(this.deps.transport.stats().dropped);
   }
 
   /** forgetPeer drops a peer from the membership view (it left the site). */

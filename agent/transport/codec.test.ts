@@ -458,6 +458,19 @@ describe('authentication', () => {
     expectDrop(decode(valid, { siteId: SITE, key: longer }), 'bad-mac');
   });
 
+  test('the MAC is HMAC-SHA256 for keys shorter, as long as and longer than a SHA-256 block', () => {
+    // A key longer than the 64-byte block is hashed first (RFC 2104); 131 bytes is RFC 4231's long key.
+    // remac (createHmac) recomputes the MAC of the frame, so it must leave the frame as it is.
+    for (const size of [32, 63, 64, 65, 131]) {
+      const key = Buffer.alloc(size, 0xaa);
+      for (const m of MESSAGES) {
+        const f = encode(m, { ...CTX, key });
+        assert.deepEqual(f, remac(f, key), `${size}-byte key, ${m.type}`);
+        assert.ok(decode(f, { siteId: SITE, key }).ok);
+      }
+    }
+  });
+
   test('the key cache notices a key buffer changed in place', () => {
     const key = Buffer.from(KEY);
     const f = encode(MESSAGES[0]!, { ...CTX, key });

@@ -1,31 +1,81 @@
 /**
  * `npm run bench:agent`: the agent's idle footprint (docs/benchmarks/agent.md). Six real agents run
  * in network namespaces (one leader, five peers each) on the fleet profile with mDNS; after the
- * site settles, it samples the leader's and a follower's RSS and CPU time from /proc for a minute.
- * Goals (issue): idle RSS ≤ 60 MB, idle CPU ≤ 1% of a core with 5 peers. Needs root.
+ * site settles, it samples the leader's, a follower's and the learner's RSS and CPU time from /proc.
+ * A bare Node process with the leader's traffic pattern (the floor) runs during the same window, so
+ * both see the same machine load. Each round starts fresh agents; the report gives the median and
+ * the spread over the rounds. Goals (issue 3): idle RSS ≤ 60 MB, idle CPU ≤ 1% of a core with 5
+ * peers. Needs root.
+ *
+ * The agents run the bundle (npm run build:agent) with the node flags and environment of the systemd
+ * unit (templates/edgectl-agent.service), so the bench measures what a robot runs. Knobs:
+ *   EDGECTL_BENCH_SECONDS   sampling window per round (60)
+ *   EDGECTL_BENCH_ROUNDS    rounds (3)
+ *   EDGECTL_BENCH_BUNDLE    the bundle to measure (agent/bundle/edgectl-agent.mjs)
+ *   EDGECTL_BENCH_BASELINE  another bundle (an older build) measured in alternate rounds, for a
+ *                           before/after under the same load
+ *   EDGECTL_V8_FLAGS        node flags instead of the unit's ("" for none)
+ *   EDGECTL_BENCH_ENV       environment instead of the unit's ("K=V K=V", "" for none)
+ *   EDGECTL_BENCH_PROFILE   a directory: write each agent's CPU profile there (agents stop with
+ *                           SIGTERM); the numbers include the profiler, so no report is written
+ *   EDGECTL_BENCH_OUT       the report file (docs/benchmarks/agent.md); "-" prints it only
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { AgentStatus } from '../../agent/agent.ts';
 import { fetchStatus } from '../../cli/ops/status.ts';
-import { createSite, destroySite, killGroup, spawnIn } from '../../lab/netns.ts';
+import { createSite, destroySite, killGroup, spawnIn, type NetnsSite } from '../../lab/netns.ts';
 
 const PREFIX = 'edb-';
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const names = ['r1', 'r2', 'r3', 'r4', 'r5', 'r6'];
 const sampleSeconds = Number(process.env.EDGECTL_BENCH_SECONDS ?? 60);
-// What a robot runs: the bundled agent with the same V8 flags as the systemd unit.
-const bundle = fileURLToPath(new URL('../../agent/bundle/edgectl-agent.mjs', import.meta.url));
-const V8_FLAGS = (process.env.EDGECTL_V8_FLAGS ?? '--max-semi-space-size=1 --max-old-space-size=96')
-  .split(' ')
-  .filter(Boolean);
+const rounds = Number(process.env.EDGECTL_BENCH_ROUNDS ?? 3);
+const profileDir = process.env.EDGECTL_BENCH_PROFILE;
+const out = process.env.EDGECTL_BENCH_OUT ?? 'docs/benchmarks/agent.md';
 const CLK_TCK = 100;
 
-function cpuTicksSplit(pid: number): { user: number; sys: number } {
+/** unitRuntime reads the node flags and environment the systemd unit gives the agent. */
+function unitRuntime(): { flags: string[]; env: Record<string, string> } {
+  const unit = readFileSync(join(ROOT, 'templates/edgectl-agent.service'), 'utf8');
+  const exec = /^ExecStart=(.*)$/m.exec(unit)![1]!.split(/\s+/);
+  const flags = exec.slice(
+    1,
+    exec.findIndex((a) => a.endsWith('.mjs')),
+  );
+  const env: Record<string, string> = {};
+  for (const m of unit.matchAll(/^Environment=(.*)$/gm))
+    for (const kv of m[1]!.split(/\s+/).filter(Boolean))
+      env[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
+  return { flags, env };
+}
+const unit = unitRuntime();
+const words = (s: string) => s.split(' ').filter(Boolean);
+const V8_FLAGS =
+  process.env.EDGECTL_V8_FLAGS === undefined ? unit.flags : words(process.env.EDGECTL_V8_FLAGS);
+const ENV: Record<string, string> =
+  process.env.EDGECTL_BENCH_ENV === undefined
+    ? unit.env
+    : Object.fromEntries(
+        words(process.env.EDGECTL_BENCH_ENV).map((kv) => [
+          kv.slice(0, kv.indexOf('=')),
+          kv.slice(kv.indexOf('=') + 1),
+        ]),
+      );
+
+const bundles = [
+  { label: 'agent', path: process.env.EDGECTL_BENCH_BUNDLE ?? join(ROOT, 'agent/bundle/edgectl-agent.mjs') },
+  ...(process.env.EDGECTL_BENCH_BASELINE
+    ? [{ label: 'baseline', path: process.env.EDGECTL_BENCH_BASELINE }]
+    : []),
+];
+
+function cpuTicks(pid: number): { user: number; sys: number } {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
   return { user: Number(rest[11]), sys: Number(rest[12]) }; // utime, stime
@@ -34,9 +84,14 @@ function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m![1]) / 1024;
 }
-/** measureFloor runs a bare Node process with the leader's traffic pattern and no edgectl code. */
-function measureFloor(): { cpuPercent: number; rssMb: number } {
-  const floorSeconds = Math.min(20, sampleSeconds);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * startFloor starts a bare Node process (the same flags and environment, no edgectl code) that sends
+ * 4 datagrams every 100 ms to 4 sockets which echo them back: the leader's traffic, on loopback. It
+ * warms up for `warmSeconds`, measures itself for `seconds`, and resolves to its CPU and max RSS.
+ */
+function startFloor(warmSeconds: number, seconds: number): Promise<{ cpuPercent: number; rssMb: number }> {
   const script = `
     import { createSocket } from 'node:dgram';
     const peers = [];
@@ -44,121 +99,237 @@ function measureFloor(): { cpuPercent: number; rssMb: number } {
     const me = createSocket('udp4'); await new Promise((r) => me.bind(0, '127.0.0.1', r)); me.on('message', () => {});
     const buf = Buffer.alloc(120);
     setInterval(() => { for (const p of peers) me.send(buf, p.address().port, '127.0.0.1'); }, 100);
-    await new Promise((r) => setTimeout(r, 5000));
+    await new Promise((r) => setTimeout(r, ${warmSeconds * 1000}));
     const c0 = process.cpuUsage(); let rss = 0;
-    for (let s = 0; s < ${floorSeconds}; s++) { await new Promise((r) => setTimeout(r, 1000)); rss = Math.max(rss, process.memoryUsage().rss); }
+    for (let s = 0; s < ${seconds}; s++) { await new Promise((r) => setTimeout(r, 1000)); rss = Math.max(rss, process.memoryUsage().rss); }
     const c = process.cpuUsage(c0);
-    console.log(JSON.stringify({ cpuPercent: ((c.user + c.system) / 1e6 / ${floorSeconds}) * 100, rssMb: rss / 1048576 }));
+    console.log(JSON.stringify({ cpuPercent: ((c.user + c.system) / 1e6 / ${seconds}) * 100, rssMb: rss / 1048576 }));
     process.exit(0);`;
-  const out = execFileSync(process.execPath, [...V8_FLAGS, '--input-type=module', '-e', script], {
-    encoding: 'utf8',
+  const child = spawn(process.execPath, [...V8_FLAGS, '--input-type=module', '-e', script], {
+    env: { ...process.env, ...ENV },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  return JSON.parse(out.trim()) as { cpuPercent: number; rssMb: number };
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+  return new Promise((resolve, reject) =>
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(text.trim()) as { cpuPercent: number; rssMb: number })
+        : reject(new Error(`the floor exited ${code}`)),
+    ),
+  );
 }
 
 /** status reads an agent's /status, or null while it does not answer (starting, killed). */
 const status = (address: string): Promise<AgentStatus | null> =>
   fetchStatus(`${address}:7947`, 1000).catch(() => null);
 
+interface Row {
+  node: string;
+  role: 'leader (5 peers)' | 'follower' | 'learner';
+  cpuPercent: number;
+  userPercent: number;
+  sysPercent: number;
+  rssAvgMb: number;
+  rssMaxMb: number;
+}
+interface Round {
+  bundle: string;
+  round: number;
+  rows: Row[];
+  floor: { cpuPercent: number; rssMb: number };
+}
+
+/** runRound starts six fresh agents of `bundle`, waits until the site settles, and measures. */
+async function runRound(
+  site: NetnsSite,
+  dir: string,
+  bundle: { label: string; path: string },
+  round: number,
+): Promise<Round> {
+  const procs = new Map<string, ChildProcess>();
+  const work = join(dir, `${bundle.label}-${round}`);
+  try {
+    for (const r of site.robots) {
+      mkdirSync(join(work, r.name), { recursive: true });
+      const config = join(work, `${r.name}.yaml`);
+      writeFileSync(
+        config,
+        stringify({
+          site: { id: 'bench' },
+          node: { id: r.name, serverCapable: r.name !== 'r6' },
+          voters: names.slice(0, 5),
+          profile: 'fleet',
+          network: { interfaces: ['eth0'] },
+          stateDir: join(work, r.name, 'state'),
+          siteKeyFile: join(dir, 'site.key'),
+          status: { listen: `${r.address}:7947` },
+          controlPlane: { runtime: 'memory' },
+          log: { level: 'warn' },
+        }),
+      );
+      const prof = profileDir
+        ? [`--cpu-prof`, `--cpu-prof-dir=${join(profileDir, `${bundle.label}-${round}-${r.name}`)}`]
+        : [];
+      procs.set(
+        r.name,
+        spawnIn(r.netns, process.execPath, [...V8_FLAGS, ...prof, bundle.path, '--config', config], {
+          env: { ...process.env, ...ENV },
+          logFile: openSync(join(work, `${r.name}.log`), 'a'),
+        }),
+      );
+    }
+    let leader: string | null = null;
+    for (let i = 0; i < 300 && !leader; i++) {
+      await sleep(200);
+      const st = await Promise.all(site.robots.map((r) => status(r.address)));
+      if (st.every((s) => s && (s.lifecycle === 'leading.serving' || s.lifecycle === 'following.ready')))
+        leader = st.find((s) => s!.role === 'leader')!.node;
+    }
+    if (!leader) throw new Error(`the site did not settle (logs in ${work})`);
+    // The floor warms up while the agents collect their start-up garbage; both are measured in the same window.
+    const floor = startFloor(5, sampleSeconds);
+    await sleep(5000);
+    const follower = names.find((n) => n !== leader && n !== 'r6')!;
+    const measured = [leader, follower, 'r6'];
+    const pid = (n: string) => procs.get(n)!.pid!;
+    const start = new Map(measured.map((n) => [n, cpuTicks(pid(n))]));
+    const rss = new Map(measured.map((n) => [n, [] as number[]]));
+    for (let s = 0; s < sampleSeconds; s++) {
+      await sleep(1000);
+      for (const n of measured) rss.get(n)!.push(rssMb(pid(n)));
+    }
+    const rows = measured.map((n): Row => {
+      const end = cpuTicks(pid(n));
+      const pct = (ticks: number) => (ticks / CLK_TCK / sampleSeconds) * 100;
+      const userPercent = pct(end.user - start.get(n)!.user);
+      const sysPercent = pct(end.sys - start.get(n)!.sys);
+      const r = rss.get(n)!;
+      return {
+        node: n,
+        role: n === leader ? 'leader (5 peers)' : n === 'r6' ? 'learner' : 'follower',
+        cpuPercent: userPercent + sysPercent,
+        userPercent,
+        sysPercent,
+        rssMaxMb: Math.max(...r),
+        rssAvgMb: r.reduce((a, b) => a + b, 0) / r.length,
+      };
+    });
+    return { bundle: bundle.label, round, rows, floor: await floor };
+  } finally {
+    for (const p of procs.values()) killGroup(p, profileDir ? 'SIGTERM' : 'SIGKILL');
+    if (profileDir) await sleep(3000); // leadership transfer, then the profile is written
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+/** spread renders "median (min–max)" over the rounds. */
+const spread = (xs: number[], digits: number) =>
+  xs.length === 1
+    ? xs[0]!.toFixed(digits)
+    : `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+
 const site = createSite(PREFIX, '10.77.8', names);
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-bench-'));
-const procs = new Map<string, ChildProcess>();
+const results: Round[] = [];
 try {
   writeFileSync(join(dir, 'site.key'), randomBytes(32), { mode: 0o600 });
-  for (const r of site.robots) {
-    mkdirSync(join(dir, r.name));
-    writeFileSync(
-      join(dir, `${r.name}.yaml`),
-      stringify({
-        site: { id: 'bench' },
-        node: { id: r.name, serverCapable: true },
-        voters: names.slice(0, 5),
-        profile: 'fleet',
-        network: { interfaces: ['eth0'] },
-        stateDir: join(dir, r.name, 'state'),
-        siteKeyFile: join(dir, 'site.key'),
-        status: { listen: `${r.address}:7947` },
-        controlPlane: { runtime: 'memory' },
-        log: { level: 'warn' },
-      }).replace(/serverCapable: true/, r.name === 'r6' ? 'serverCapable: false' : 'serverCapable: true'),
-    );
-    procs.set(
-      r.name,
-      spawnIn(r.netns, process.execPath, [...V8_FLAGS, bundle, '--config', join(dir, `${r.name}.yaml`)], {
-        logFile: openSync(join(dir, `${r.name}.log`), 'a'),
-      }),
-    );
-  }
-  let leader: string | null = null;
-  for (let i = 0; i < 300 && !leader; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    const st = await Promise.all(site.robots.map((r) => status(r.address)));
-    if (st.every((s) => s && (s.lifecycle === 'leading.serving' || s.lifecycle === 'following.ready')))
-      leader = st.find((s) => s!.role === 'leader')!.node;
-  }
-  if (!leader) throw new Error('the site did not settle');
-  await new Promise((r) => setTimeout(r, 5000)); // let start-up garbage be collected
-  const follower = names.find((n) => n !== leader && n !== 'r6')!;
-  const measured = [leader, follower, 'r6'];
-  const start = new Map(measured.map((n) => [n, cpuTicksSplit(procs.get(n)!.pid!)]));
-  const rss = new Map(measured.map((n) => [n, [] as number[]]));
-  for (let s = 0; s < sampleSeconds; s++) {
-    await new Promise((r) => setTimeout(r, 1000));
-    for (const n of measured) rss.get(n)!.push(rssMb(procs.get(n)!.pid!));
-  }
-  const rows = measured.map((n) => {
-    const end = cpuTicksSplit(procs.get(n)!.pid!);
-    const pct = (ticks: number) => (ticks / CLK_TCK / sampleSeconds) * 100;
-    const userPercent = pct(end.user - start.get(n)!.user);
-    const sysPercent = pct(end.sys - start.get(n)!.sys);
-    const cpu = userPercent + sysPercent;
-    const r = rss.get(n)!;
-    return {
-      node: n,
-      role: n === leader ? 'leader (5 peers)' : n === 'r6' ? 'learner' : 'follower',
-      cpuPercent: cpu,
-      userPercent,
-      sysPercent,
-      rssMaxMb: Math.max(...r),
-      rssAvgMb: r.reduce((a, b) => a + b, 0) / r.length,
-    };
-  });
-  const lead = rows[0]!;
-  const floor = measureFloor();
-  const md = `# Agent footprint (idle)
+  for (let round = 1; round <= rounds; round++)
+    for (const b of bundles) {
+      const r = await runRound(site, dir, b, round);
+      results.push(r);
+      const lead = r.rows[0]!;
+      process.stderr.write(
+        `${b.label} round ${round}: leader ${lead.cpuPercent.toFixed(2)}% ${lead.rssMaxMb.toFixed(1)} MB; floor ${r.floor.cpuPercent.toFixed(2)}% ${r.floor.rssMb.toFixed(1)} MB\n`,
+      );
+    }
+} finally {
+  destroySite(PREFIX);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const of = (label: string) => results.filter((r) => r.bundle === label);
+const mine = of('agent');
+const roleRows = (['leader (5 peers)', 'follower', 'learner'] as const).map((role) => {
+  const rs = mine.map((r) => r.rows.find((x) => x.role === role)!);
+  return `| ${role} | ${spread(
+    rs.map((r) => r.cpuPercent),
+    2,
+  )} | ${spread(
+    rs.map((r) => r.userPercent),
+    2,
+  )} | ${spread(
+    rs.map((r) => r.sysPercent),
+    2,
+  )} | ${spread(
+    rs.map((r) => r.rssAvgMb),
+    1,
+  )} | ${spread(
+    rs.map((r) => r.rssMaxMb),
+    1,
+  )} |`;
+});
+const leadCpu = mine.map((r) => r.rows[0]!.cpuPercent);
+const leadRss = mine.map((r) => r.rows[0]!.rssMaxMb);
+const floorCpu = mine.map((r) => r.floor.cpuPercent);
+const floorRss = mine.map((r) => r.floor.rssMb);
+const baseline = of('baseline');
+const env = Object.entries(ENV).map(([k, v]) => `${k}=${v}`);
+const md = `# Agent footprint (idle)
 
 Generated by \`npm run bench:agent\` on ${new Date().toISOString().slice(0, 10)}. Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'},
 ${os.cpus().length} cores, Node ${process.version}. Six real agents (\`edgectl agent run\`) in network namespaces on one
 bridge, fleet profile (heartbeat 100 ms), mDNS on, in-memory control plane; five voters and one learner.
-Each runs the bundled agent (\`npm run build:agent\`) with the systemd unit's V8 flags (\`${V8_FLAGS.join(' ')}\`).
-After the site settled and 5 s more, each process was sampled from /proc every second for ${sampleSeconds} s.
+Each runs the bundled agent (\`npm run build:agent\`, ${(readFileSync(bundles[0]!.path).length / 1024).toFixed(0)} KiB) as the systemd unit runs it: node flags \`${V8_FLAGS.join(' ') || '(none)'}\`${env.length ? `, environment \`${env.join(' ')}\`` : ''}.
+${rounds} rounds, each with fresh agents: after the site settled and 5 s more, each process was sampled from /proc
+every second for ${sampleSeconds} s. Figures are the median over the rounds, with the lowest and highest in brackets.
 
 | goal | result | measured |
 | --- | --- | --- |
-| idle RSS ≤ 60 MB (leader with 5 peers) | ${lead.rssMaxMb <= 60 ? 'met' : '**missed**'} | max ${lead.rssMaxMb.toFixed(1)} MB |
-| idle CPU ≤ 1% of a core (leader with 5 peers) | ${lead.cpuPercent <= 1 ? 'met' : '**missed**'} | ${lead.cpuPercent.toFixed(2)}% |
+| idle RSS ≤ 60 MB (leader with 5 peers) | ${median(leadRss) <= 60 ? 'met' : '**missed**'} | max ${spread(leadRss, 1)} MB |
+| idle CPU ≤ 1% of a core (leader with 5 peers) | ${median(leadCpu) <= 1 ? 'met' : '**missed**'} | ${spread(leadCpu, 2)}% |
 
-| agent | role | CPU (% of one core) | of which user | of which kernel | RSS avg MB | RSS max MB |
-| --- | --- | --- | --- | --- | --- | --- |
-${rows.map((r) => `| ${r.node} | ${r.role} | ${r.cpuPercent.toFixed(2)} | ${r.userPercent.toFixed(2)} | ${r.sysPercent.toFixed(2)} | ${r.rssAvgMb.toFixed(1)} | ${r.rssMaxMb.toFixed(1)} |`).join('\n')}
+| role | CPU (% of one core) | of which user | of which kernel | RSS avg MB | RSS max MB |
+| --- | --- | --- | --- | --- | --- |
+${roleRows.join('\n')}
 
 The leader sends an Append to each of 4 other voters every 100 ms and to the learner every 500 ms, and
 handles their replies: about 90 authenticated datagrams per second in and out.
 
 ## The floor: Node.js itself
 
-Measured in the same run: a bare Node process with the same V8 flags, no edgectl code, that sends 4
-datagrams every 100 ms to 4 sockets which echo them back (the leader's traffic pattern, on loopback):
-**${floor.cpuPercent.toFixed(2)}% CPU, ${floor.rssMb.toFixed(1)} MB RSS**. An empty Node 24 process is about 41 MB. The goals
-are close to the runtime's own floor: the agent adds ${(lead.rssMaxMb - floor.rssMb).toFixed(0)} MB (its code: xstate, zod, pino,
-prom-client, yaml, multicast-dns) and ${(lead.cpuPercent - floor.cpuPercent).toFixed(1)} points of CPU (HMAC, the statechart step,
-metrics and timers, paid on each of ~50 wake-ups a second with cold caches).
-`;
-  mkdirSync('docs/benchmarks', { recursive: true });
-  writeFileSync('docs/benchmarks/agent.md', md);
+Measured in the same windows: a bare Node process with the same flags and environment, no edgectl
+code, that sends 4 datagrams every 100 ms to 4 sockets which echo them back (the leader's traffic
+pattern, on loopback): **${spread(floorCpu, 2)}% CPU, ${spread(floorRss, 1)} MB RSS**. The agent adds
+${(median(leadRss) - median(floorRss)).toFixed(0)} MB and ${(median(leadCpu) - median(floorCpu)).toFixed(2)} points of CPU to it.
+${
+  baseline.length
+    ? `
+## Before and after
+
+The same run measured \`${relative(ROOT, bundles[1]!.path)}\` (the earlier build) in alternate rounds:
+leader **${spread(
+        baseline.map((r) => r.rows[0]!.cpuPercent),
+        2,
+      )}% CPU, ${spread(
+        baseline.map((r) => r.rows[0]!.rssMaxMb),
+        1,
+      )} MB RSS** (max), floor ${spread(
+        baseline.map((r) => r.floor.cpuPercent),
+        2,
+      )}%.
+`
+    : ''
+}`;
+if (profileDir)
+  process.stdout.write(`CPU profiles in ${profileDir}; no report written (the profiler adds CPU)\n`);
+else {
+  if (out !== '-') {
+    mkdirSync(join(ROOT, 'docs/benchmarks'), { recursive: true });
+    writeFileSync(join(ROOT, out), md);
+  }
   process.stdout.write(md);
-} finally {
-  for (const p of procs.values()) killGroup(p);
-  destroySite(PREFIX);
-  rmSync(dir, { recursive: true, force: true });
 }
