@@ -59,6 +59,8 @@ export const AGENT_SERVER_BOUND_FILES = [
 /** The kubelet's kubeconfig: the worker's readiness probe reads its own Node with it. */
 export const KUBELET_KUBECONFIG = `${AGENT_DIR}/kubelet.kubeconfig`;
 /** The node password the agent presents; the server keeps its hash in <node>.node-password.k3s. */
+/** The kubelet's root dir (pods, volumes), outside k3s's data dir. */
+export const KUBELET_DIR = '/var/lib/kubelet';
 export const NODE_PASSWORD_FILE = '/etc/rancher/node/password';
 
 /** Token files: secrets reach k3s only as file content (token-file, agent-token-file). */

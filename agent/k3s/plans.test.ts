@@ -24,6 +24,7 @@ import {
   snapshotSavePlan,
   startServerPlan,
   stopServerPlan,
+  uninstallPlan,
 } from './plans.ts';
 import { readK3sTemplates } from './templates.ts';
 import { K3S_SHA256, SERVER_SPEC, WORKER_SPEC } from './testing/fixtures.ts';
@@ -75,6 +76,7 @@ describe('k3s plans (golden)', () => {
       ['reset worker', resetWorkerPlan(WORKER_SPEC)],
       ['snapshot save', snapshotSavePlan(SERVER_SPEC, 'edgectl-harbor-e5-t11')],
       ['forget gone nodes', forgetNodesPlan(SERVER_SPEC, ['old-2', 'old-1', 'old-2'])],
+      ['uninstall', uninstallPlan(SERVER_SPEC)],
     ];
     assertGolden(`${testdata}plans.golden.txt`, plans.map(([t, p]) => formatPlan(t, p)).join('\n'));
   });
@@ -103,6 +105,31 @@ describe('k3s plans (golden)', () => {
 });
 
 describe('k3s plans on a robot model', () => {
+  test('uninstall after serving leaves the robot as it was before the install, and twice changes nothing', async () => {
+    const fresh = new RobotModel({ node: 'r1' });
+    fresh.seed(IMAGE_BINARY, BINARY, 0o755);
+    const m = await installedRobot();
+    await executePlan(m, startServerPlan(SERVER_SPEC, 5));
+    await executePlan(m, snapshotSavePlan(SERVER_SPEC, 'edgectl-harbor-e5-t11'));
+    await executePlan(m, stopServerPlan(SERVER_SPEC, 5));
+    await executePlan(m, joinWorkerPlan(WORKER_SPEC, L1, 7));
+    await executePlan(m, uninstallPlan(SERVER_SPEC));
+    assert.deepEqual(m.state(), fresh.state());
+    await executePlan(m, uninstallPlan(SERVER_SPEC));
+    assert.deepEqual(m.state(), fresh.state());
+  });
+
+  test('uninstall keeps a kubectl the robot had before, and removes only the links to k3s', async () => {
+    const m = new RobotModel({ node: 'r1' });
+    m.seed(IMAGE_BINARY, BINARY, 0o755);
+    m.seed('/usr/local/bin/kubectl', 'the robot image kubectl', 0o755);
+    await executePlan(m, install());
+    assert.equal(m.content('/usr/local/bin/crictl'), '-> k3s');
+    await executePlan(m, uninstallPlan(SERVER_SPEC));
+    assert.equal(m.content('/usr/local/bin/kubectl'), 'the robot image kubectl');
+    assert.equal(m.exists('/usr/local/bin/crictl'), false);
+  });
+
   test('install puts k3s, the units and the reap script in place, fences the server, enables nothing', async () => {
     const m = await installedRobot();
     assert.equal(m.content(K3S_BIN), BINARY);

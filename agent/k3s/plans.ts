@@ -11,6 +11,7 @@
  *   resetWorkerPlan    stop being a worker of anyone
  *   snapshotSavePlan   take a named etcd snapshot on the leader
  *   forgetNodesPlan    delete Nodes (and their node-password secrets) of robots that left the site
+ *   uninstallPlan      remove k3s and everything the install, the identity and k3s itself put there
  *
  * Why each step is there is in docs/k3s.md.
  */
@@ -19,12 +20,16 @@ import {
   AGENT_LOAD_BALANCER_FILES,
   AGENT_SERVER_BOUND_FILES,
   AGENT_UNIT,
+  CONFIG_DIR,
   CONFIG_DROPIN_DIR,
   CONFIG_FILE,
+  DATA_DIR,
   EDGECTL_K3S_STATE_DIR,
   K3S_BIN,
   K3S_TOOL_LINKS,
+  KUBELET_DIR,
   LOCAL_SNAPSHOT_DIR,
+  NODE_PASSWORD_FILE,
   REAP_SCRIPT,
   RECEIVED_SNAPSHOT_DIR,
   RESET_FLAG,
@@ -340,6 +345,68 @@ export function forgetNodesPlan(spec: K3sNodeSpec, nodes: readonly string[]): Pl
     );
   }
   return { target: spec.nodeName, steps };
+}
+
+/**
+ * KILLALL_SCRIPT ends what a stopped k3s leaves running, as k3s-killall.sh does: every process
+ * whose executable k3s extracted under its data dir (containerd and the containerd-shims, so the
+ * pods too), then every mount k3s and the kubelet made, deepest first. Uninstall runs it before it
+ * removes the data dir, so nothing is removed through a live mount. Constant: no value in it.
+ */
+export const KILLALL_SCRIPT = `for d in /proc/[0-9]*; do case "$(readlink "$d/exe" 2>/dev/null)" in ${DATA_DIR}/data/*) kill -9 "\${d#/proc/}" 2>/dev/null || true;; esac; done; awk '$2 ~ "^(/run/k3s|${KUBELET_DIR}|${DATA_DIR})(/|$)" {print $2}' /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" || exit 1; done`;
+
+/**
+ * uninstallPlan removes k3s from a robot: both units stopped, everything k3s runs ended and
+ * unmounted (KILLALL_SCRIPT), then the units, the reap script, the tool links that point to k3s,
+ * the binary, the config and identity (/etc/rancher), the node password, k3s's data and the
+ * kubelet's (the cluster state this robot held: other voters keep the shipped snapshots), and
+ * edgectl's k3s secrets, state and snapshots. Every step is idempotent: a second run, or a run on a
+ * robot that never had k3s, changes nothing.
+ */
+export function uninstallPlan(spec: K3sNodeSpec): Plan {
+  const steps: PlanStep[] = [
+    systemd('stop-server', 'stop', SERVER_UNIT, 'stop the k3s server'),
+    systemd('stop-agent', 'stop', AGENT_UNIT, 'stop the k3s agent'),
+    {
+      kind: 'run',
+      id: 'killall',
+      description:
+        'end the containerd, shims and pods k3s left, and unmount what k3s and the kubelet mounted',
+      argv: ['sh', '-c', KILLALL_SCRIPT],
+    },
+    remove('unit-server', `${SYSTEMD_DIR}/${SERVER_UNIT}`, 'the k3s server unit'),
+    remove('unit-agent', `${SYSTEMD_DIR}/${AGENT_UNIT}`, 'the k3s agent unit'),
+    { kind: 'systemd', id: 'daemon-reload', description: 'forget the k3s units', action: 'daemon-reload' },
+    removeTree('libexec', parentDir(REAP_SCRIPT), 'the demotion reap script and its directory'),
+    ...K3S_TOOL_LINKS.map((tool): PlanStep => ({
+      kind: 'run',
+      id: `unlink-${tool}`,
+      description: `remove /usr/local/bin/${tool} if it is the link to k3s the install made`,
+      argv: ['rm', '-f', `/usr/local/bin/${tool}`],
+      unless: ['sh', '-c', `test "$(readlink /usr/local/bin/${tool})" != k3s`],
+    })),
+    remove('binary', K3S_BIN, 'the k3s binary'),
+    removeTree('config', CONFIG_DIR, 'the k3s config and the site identity (/etc/rancher/k3s)'),
+    removeTree(
+      'node-password',
+      NODE_PASSWORD_FILE.slice(0, NODE_PASSWORD_FILE.lastIndexOf('/')),
+      'the node password',
+    ),
+    removeTree('data', DATA_DIR, "k3s's data: etcd, certificates, images"),
+    removeTree('kubelet', KUBELET_DIR, "the kubelet's pod directories"),
+    removeTree('secrets', SECRETS_DIR, "edgectl's k3s tokens"),
+    removeTree('state', EDGECTL_K3S_STATE_DIR, "edgectl's k3s state: fence, served epoch"),
+    removeTree('snapshots', parentDir(LOCAL_SNAPSHOT_DIR), 'the snapshots this robot took and received'),
+  ];
+  return { target: spec.nodeName, steps };
+}
+
+function parentDir(path: string): string {
+  return path.slice(0, path.lastIndexOf('/'));
+}
+
+function removeTree(id: string, path: string, why: string): PlanStep {
+  return { kind: 'remove', id, description: why, path, recursive: true };
 }
 
 function reap(): PlanStep {

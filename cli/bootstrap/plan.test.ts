@@ -247,3 +247,42 @@ test('the k3s installer gives server-capable robots the CAs and both tokens, wor
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('reset and uninstall with the k3s installer remove every file the k3s install and the identity wrote', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-rm-'));
+  try {
+    await generateSiteIdentity(join(dir, 'id'), { site: 'dock-a', now: 1_800_000_000_000 });
+    const k3s = await readSiteIdentity(join(dir, 'id'));
+    const runtimes = { lab: labRuntimeInstaller, k3s: k3sInstaller('#!/bin/sh\n# reap\n') };
+    const bundle = {
+      ...TEST_BUNDLE,
+      k3s: { localPath: '/build/k3s', sha256: 'c3'.repeat(32), bytes: 70_000_000 },
+    };
+    const install = renderBootstrapPlan({
+      inventory,
+      bundle,
+      identity: { ...TEST_IDENTITY, k3s },
+      unitTemplate,
+      runtimes,
+    });
+    const reset = renderRemovePlan('reset', { inventory, bundle, robots: ['spot-1'], runtimes });
+    const steps = reset.robots[0]!.steps;
+    const removed = steps.flatMap((s) => (s.kind === 'remove' ? [s.path] : []));
+    const written = install.robots
+      .find((r) => r.target === 'spot-1')!
+      .steps.flatMap((s) => (s.kind === 'writeFile' || s.kind === 'upload' ? [s.path] : []));
+    assert.ok(written.length > 10, written.join(' '));
+    for (const path of written)
+      assert.ok(
+        removed.some((r) => path === r || path.startsWith(`${r}/`)),
+        `${path} is written by the install and removed by nothing`,
+      );
+    // k3s is stopped and its processes ended before any of its files go.
+    const ids = steps.map((s) => s.id);
+    assert.ok(ids.indexOf('k3s.killall') < ids.indexOf('k3s.data'));
+    assert.ok(ids.indexOf('k3s.stop-server') < ids.indexOf('k3s.killall'));
+    assert.equal(new Set(ids).size, ids.length);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -14,7 +14,7 @@
  *   service     the systemd unit; daemon-reload and restart only when something changed; enable
  */
 import { identityPlan, type SiteIdentityMaterial } from '../../agent/k3s/identity.ts';
-import { installPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
+import { installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
 import { K3sSettingsSchema, type K3sNodeSpec } from '../../agent/k3s/settings.ts';
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
@@ -225,7 +225,16 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
         ...bundleOnlyK3sInstaller.install(robot, { ...ctx, bundle: { ...ctx.bundle, k3s: undefined } }),
       ];
     },
-    uninstall: (robot, ctx) => bundleOnlyK3sInstaller.uninstall(robot, ctx),
+    // k3s first (stopped, its processes ended and mounts gone, its files removed), then the
+    // air-gap images the bundle placed; the binary is in the k3s plan.
+    uninstall: (robot, ctx) => [
+      ...uninstallPlan(k3sNodeSpec(ctx.inventory, robot)).steps.map((st): BootstrapStep => ({
+        ...st,
+        id: `k3s.${st.id}`,
+        phase: 'remove',
+      })),
+      ...bundleOnlyK3sInstaller.uninstall(robot, { ...ctx, bundle: { ...ctx.bundle, k3s: undefined } }),
+    ],
   };
 }
 

@@ -21,6 +21,7 @@ import {
   SERVER_URL_DROPIN,
   SYSTEMD_DIR,
 } from '../paths.ts';
+import { KILLALL_SCRIPT } from '../plans.ts';
 
 export interface ModelFile {
   readonly content: string;
@@ -177,8 +178,17 @@ export class RobotModel implements CommandRunner {
   }
 
   private sh(args: readonly string[]): RunResult {
+    if (args[0] === '-c' && args[1] === KILLALL_SCRIPT) {
+      // Nothing of k3s runs after it; the model keeps no mounts.
+      this.orphanContainerd = false;
+      return ok();
+    }
+    const link = /^test "\$\(readlink (\S+)\)" != k3s$/.exec(args[1] ?? '');
+    if (args[0] === '-c' && link)
+      return this.files.get(link[1] ?? '')?.content === '-> k3s' ? fail(1, '') : ok();
     const m = /^command -v (\S+) >\/dev\/null$/.exec(args[1] ?? '');
-    if (args[0] !== '-c' || !m) return fail(2, 'sh: the model runs only `command -v X`');
+    if (args[0] !== '-c' || !m)
+      return fail(2, 'sh: the model runs only `command -v X`, the readlink test and KILLALL_SCRIPT');
     const tool = m[1];
     return ['/usr/local/bin', '/usr/bin', '/bin'].some((d) => this.files.has(`${d}/${tool}`))
       ? ok()
