@@ -106,7 +106,8 @@ export const agentConfigSchema = z
         deadAfterMs: z.number().positive().default(10_000),
         /**
          * The grace period: a dead robot unheard this long is lost. The leader taints its Node
-         * out-of-service so its pods move, and frees its IPs (site spec nodeLoss.graceSeconds).
+         * out-of-service so its pods move, and frees its IPs. Bootstrap sets it from the site
+         * spec's nodeLoss.graceSeconds.
          */
         lostAfterMs: z.number().positive().default(60_000),
       })
@@ -172,6 +173,11 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
   if (c.membership.deadAfterMs <= c.membership.suspectAfterMs) {
     problems.push(
       `membership.deadAfterMs (${c.membership.deadAfterMs}) must be greater than membership.suspectAfterMs (${c.membership.suspectAfterMs})`,
+    );
+  }
+  if (c.membership.lostAfterMs < c.membership.deadAfterMs) {
+    problems.push(
+      `membership.lostAfterMs (${c.membership.lostAfterMs}) must be at least membership.deadAfterMs (${c.membership.deadAfterMs}): a robot is lost only once it is dead`,
     );
   }
   if (c.membership.suspectAfterMs < 3 * effectiveTiming.heartbeatMs) {

@@ -87,14 +87,16 @@ export class AgentMetrics {
       );
     },
   });
-  readonly drops = new Gauge({
+  // A counter (the transport's totals only grow), filled from them at scrape time.
+  readonly drops = new Counter({
     name: 'edgectl_datagram_drops_total',
     help: 'Datagrams dropped by the transport, by reason (forged, replayed, malformed, …)',
     labelNames: ['reason'] as const,
     registers: [this.registry],
     collect: () => {
-      if (this.#source)
-        for (const [reason, n] of Object.entries(this.#source.drops())) this.drops.set({ reason }, n);
+      if (!this.#source) return;
+      this.drops.reset();
+      for (const [reason, n] of Object.entries(this.#source.drops())) this.drops.inc({ reason }, n);
     },
   });
   readonly failover = new Histogram({

@@ -232,7 +232,7 @@ export function selectInterfaces(
         'DISCOVERY_NO_INTERFACE',
         `discovery interface(s) ${missing.join(', ')} not found or without an IPv4 address`,
         {
-          hint: `set discovery.interfaces to interfaces that have IPv4 addresses (have: ${Object.keys(table).join(', ') || 'none'})`,
+          hint: `set network.interfaces to interfaces that have IPv4 addresses (have: ${Object.keys(table).join(', ') || 'none'})`,
         },
       );
     return out;
@@ -246,7 +246,7 @@ export function selectInterfaces(
       'DISCOVERY_NO_INTERFACE',
       'no non-loopback interface with an IPv4 address for mDNS discovery',
       {
-        hint: 'bring the robot network up, or name the interface in discovery.interfaces',
+        hint: 'bring the robot network up, or name the interface in network.interfaces',
       },
     );
   return out;

@@ -175,10 +175,12 @@ const whereaboutsSchema = z
 const nodeLossSchema = z
   .object({
     /**
-     * How long membership must call a worker dead before the leader acts. Kubernetes alone waits
-     * 40 s (node-monitor-grace-period) + 300 s (default toleration) before evicting.
+     * The grace period: how long a worker must be unheard (and called dead by membership) before the
+     * leader acts. Bootstrap writes it into every agent's config as membership.lostAfterMs, which
+     * the agent enforces. At least 10 s: the default time membership takes to call a robot dead.
+     * Kubernetes alone waits 40 s (node-monitor-grace-period) + 300 s (default toleration).
      */
-    graceSeconds: z.number().int().min(0).max(3600).default(60),
+    graceSeconds: z.number().int().min(10).max(3600).default(60),
     /**
      * taint: node.kubernetes.io/out-of-service:NoExecute, so pods are force-deleted and reschedule,
      * and the Node (and its identity) stay for the robot's return. delete: remove the Node object.

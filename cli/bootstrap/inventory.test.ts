@@ -153,6 +153,23 @@ test('a site spec problem is reported with its path under site', () => {
   );
 });
 
+test("the site's grace period for a lost robot becomes every agent's membership.lostAfterMs", () => {
+  const inv = parseInventory({ ...minimal(), site: { id: 'lab', nodeLoss: { graceSeconds: 90 } } });
+  for (const r of ['r1', 'r2', 'r3'])
+    assert.equal(validateAgentConfig(renderAgentConfig(inv, r)).membership.lostAfterMs, 90_000);
+  assert.equal(
+    validateAgentConfig(renderAgentConfig(parseInventory(minimal()), 'r1')).membership.lostAfterMs,
+    60_000,
+    'the default grace period is 60 s',
+  );
+  // Shorter than membership takes to call a robot dead: refused in the inventory, naming the field.
+  const p = problemsOf({ ...minimal(), site: { id: 'lab', nodeLoss: { graceSeconds: 5 } } });
+  assert.ok(
+    p.some((x) => x.startsWith('site.nodeLoss.graceSeconds')),
+    p.join('\n'),
+  );
+});
+
 test('mdns off and no seeds leaves robots unable to find each other', () => {
   assert.match(
     problemsOf({ ...minimal(), discovery: { mdns: false, seeds: 'none' } }).join('\n'),

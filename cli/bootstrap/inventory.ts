@@ -377,6 +377,8 @@ export function renderAgentConfig(inv: Inventory, robot: string): AgentConfigInp
     // In the lab, the host polls every robot's status over the lab bridge.
     status: { listen: inv.controlPlane.runtime === 'lab' ? `${r.address}:7947` : '127.0.0.1:7947' },
     controlPlane: renderControlPlane(inv, r),
+    // The site's grace period for a lost robot (site spec nodeLoss), enforced by the leader's agent.
+    membership: { lostAfterMs: inv.site.nodeLoss.graceSeconds * 1000 },
     log: { level: inv.log.level },
   };
 }

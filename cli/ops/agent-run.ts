@@ -42,7 +42,7 @@ async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): P
         'RUNTIME_UNAVAILABLE',
         `controlPlane.runtime "${config.controlPlane.runtime}" is not available in this build`,
         {
-          hint: 'use controlPlane.runtime: lab (edgectl lab) or memory; the k3s runtime arrives with the k3s issue (docs/agent.md)',
+          hint: 'set controlPlane.runtime to memory, lab or k3s (docs/agent.md)',
           exitCode: 2,
         },
       );

@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AgentMetrics } from './metrics.ts';
+
+test('scrape-time series: term, drops by reason (a counter), members and messages, the same on every scrape', async () => {
+  const m = new AgentMetrics();
+  let replayed = 5;
+  m.observe({
+    term: () => 7,
+    drops: () => ({ 'bad-mac': 0, replayed }) as never,
+    members: () => ({ alive: 3, suspect: 1, dead: 0 }),
+  });
+  m.countMessage('in', 'append');
+  m.countMessage('in', 'append');
+  m.countMessage('out', 'appendResp');
+  const lines = async () => (await m.registry.metrics()).split('\n');
+  const first = await lines();
+  assert.ok(first.includes('# TYPE edgectl_datagram_drops_total counter'));
+  assert.ok(first.includes('edgectl_datagram_drops_total{reason="replayed"} 5'));
+  assert.ok(first.includes('edgectl_datagram_drops_total{reason="bad-mac"} 0'));
+  assert.ok(first.includes('edgectl_term 7'));
+  assert.ok(first.includes('edgectl_members{state="suspect"} 1'));
+  assert.ok(first.includes('edgectl_messages_total{direction="in",type="append"} 2'), first.join('\n'));
+  assert.deepEqual(
+    (await lines()).filter((l) => l.startsWith('edgectl_') && !l.startsWith('edgectl_process_')),
+    first.filter((l) => l.startsWith('edgectl_') && !l.startsWith('edgectl_process_')),
+  );
+  replayed = 9;
+  assert.ok((await lines()).includes('edgectl_datagram_drops_total{reason="replayed"} 9'));
+});
