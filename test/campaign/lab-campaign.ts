@@ -3,8 +3,8 @@
  * real agents, real UDP and mDNS, real SIGKILL/SIGSTOP, nftables loss and partitions. The issue asks
  * for at least 50 lab runs in the long mode: `npm run test:campaign -- --long --lab` (root).
  *
- * Status: written against lab/runner.ts `runScenario` as it stands while the lab is being built; it
- * is not part of the CI-sized campaign. A schedule becomes a lab scenario with these differences:
+ * Not part of the CI-sized campaign (50 runs take about an hour); docs/reliability.md has the
+ * latest long run. A schedule becomes a lab scenario with these differences:
  *   - times are shifted so that the first fault's clock starts once the site has formed (the
  *     simulator's 3 s of boot);
  *   - `transfer` is not a lab fault (a clean SIGTERM is the lab's handover): left out;
