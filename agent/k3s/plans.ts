@@ -377,7 +377,7 @@ export function uninstallPlan(spec: K3sNodeSpec): Plan {
     remove('unit-server', `${SYSTEMD_DIR}/${SERVER_UNIT}`, 'the k3s server unit'),
     remove('unit-agent', `${SYSTEMD_DIR}/${AGENT_UNIT}`, 'the k3s agent unit'),
     { kind: 'systemd', id: 'daemon-reload', description: 'forget the k3s units', action: 'daemon-reload' },
-    removeTree('libexec', parentDir(REAP_SCRIPT), 'the demotion reap script and its directory'),
+    remove('libexec', parentDir(REAP_SCRIPT), 'the demotion reap script and its directory', true),
     ...K3S_TOOL_LINKS.map((tool): PlanStep => ({
       kind: 'run',
       id: `unlink-${tool}`,
@@ -386,27 +386,19 @@ export function uninstallPlan(spec: K3sNodeSpec): Plan {
       unless: ['sh', '-c', `test "$(readlink /usr/local/bin/${tool})" != k3s`],
     })),
     remove('binary', K3S_BIN, 'the k3s binary'),
-    removeTree('config', CONFIG_DIR, 'the k3s config and the site identity (/etc/rancher/k3s)'),
-    removeTree(
-      'node-password',
-      NODE_PASSWORD_FILE.slice(0, NODE_PASSWORD_FILE.lastIndexOf('/')),
-      'the node password',
-    ),
-    removeTree('data', DATA_DIR, "k3s's data: etcd, certificates, images"),
-    removeTree('kubelet', KUBELET_DIR, "the kubelet's pod directories"),
-    removeTree('secrets', SECRETS_DIR, "edgectl's k3s tokens"),
-    removeTree('state', EDGECTL_K3S_STATE_DIR, "edgectl's k3s state: fence, served epoch"),
-    removeTree('snapshots', parentDir(LOCAL_SNAPSHOT_DIR), 'the snapshots this robot took and received'),
+    remove('config', CONFIG_DIR, 'the k3s config and the site identity (/etc/rancher/k3s)', true),
+    remove('node-password', parentDir(NODE_PASSWORD_FILE), 'the node password', true),
+    remove('data', DATA_DIR, "k3s's data: etcd, certificates, images", true),
+    remove('kubelet', KUBELET_DIR, "the kubelet's pod directories", true),
+    remove('secrets', SECRETS_DIR, "edgectl's k3s tokens", true),
+    remove('state', EDGECTL_K3S_STATE_DIR, "edgectl's k3s state: fence, served epoch", true),
+    remove('snapshots', parentDir(LOCAL_SNAPSHOT_DIR), 'the snapshots this robot took and received', true),
   ];
   return { target: spec.nodeName, steps };
 }
 
 function parentDir(path: string): string {
   return path.slice(0, path.lastIndexOf('/'));
-}
-
-function removeTree(id: string, path: string, why: string): PlanStep {
-  return { kind: 'remove', id, description: why, path, recursive: true };
 }
 
 function reap(): PlanStep {
@@ -426,8 +418,8 @@ function writeFile(id: string, path: string, content: string, mode: number, what
   return { kind: 'writeFile', id, description: `write ${what}`, path, mode, owner: 'root:root', content };
 }
 
-function remove(id: string, path: string, why: string): PlanStep {
-  return { kind: 'remove', id, description: why, path };
+function remove(id: string, path: string, why: string, recursive = false): PlanStep {
+  return { kind: 'remove', id, description: why, path, ...(recursive ? { recursive } : {}) };
 }
 
 function systemd(
