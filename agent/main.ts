@@ -1,14 +1,18 @@
 /**
  * The robot's agent entry point: `node edgectl-agent.mjs --config /etc/edgectl/agent.yaml`.
- * `npm run build:agent` bundles it (esbuild) into agent/bundle/edgectl-agent.mjs, the one file the
- * offline bundle and the systemd unit run. `edgectl agent run` runs the same code from the sources.
+ * `npm run build:agent` bundles it (esbuild) into agent/bundle/edgectl-agent.mjs, the file the
+ * systemd unit runs, and the chunks it imports, edgectl-agent-<hash>.mjs beside it; the offline
+ * bundle ships them all. `edgectl agent run` runs the same code from the sources.
  *
- * The bundle is an ES module whose body is one function (esbuild's iife format): bundled modules
- * then reach Node's built-in modules through `require` where they are initialised, so the lab and
- * k3s runtimes, which esbuild bundles inline, load their built-ins (https, tls, child_process, …)
- * only when a robot uses them. In the esm format every built-in import is hoisted to the top of the
- * file and loaded at start-up. That is also why this file has no top-level await: the iife format
- * cannot hold one. docs/benchmarks/agent.md has the figures.
+ * The bundle is esbuild's esm format with code splitting: code that only `import()` reaches (the
+ * lab and k3s runtimes, with @kubernetes/client-node and undici) is in chunks that load when a
+ * robot first uses them. A robot that does not use them never parses them, makes no closures for
+ * their functions, and does not load the built-ins they import (https, tls, child_process, http):
+ * a chunk's built-in imports load with the chunk. The entry and the chunks it imports statically
+ * import none of those: an ESM import of node:http alone loads undici (agent/status-server.ts).
+ * The banner gives each file a `require` for the bundled CommonJS modules' built-ins; each file's
+ * own import.meta.url is in agent/bundle/ (or /opt/edgectl/), so URLs relative to it work as before.
+ * docs/benchmarks/agent.md has the figures.
  */
 import { runAgent } from '../cli/ops/agent-run.ts';
 import { EdgeError, InternalError } from './errors.ts';

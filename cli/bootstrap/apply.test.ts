@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -21,14 +21,19 @@ const dir = mkdtempSync(join(tmpdir(), 'edgectl-apply-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const agentFile = join(dir, 'edgectl-agent.mjs');
 const nodeFile = join(dir, 'node');
-writeFileSync(agentFile, 'console.log("agent")\n');
+writeFileSync(agentFile, 'import"./edgectl-agent-A1.mjs";const r=()=>import("./edgectl-agent-A2.mjs");\n');
+writeFileSync(join(dir, 'edgectl-agent-A1.mjs'), 'export const a1 = 1;\n');
+writeFileSync(join(dir, 'edgectl-agent-A2.mjs'), 'export const a2 = 2;\n');
 writeFileSync(nodeFile, Buffer.alloc(4096, 1));
 const file = (p: string) => ({
   localPath: p,
   sha256: sha256Hex(readFileSync(p)),
   bytes: readFileSync(p).length,
 });
-const bundle: BundleInfo = { agent: file(agentFile), node: { ...file(nodeFile), arch: 'x86_64' } };
+const bundle: BundleInfo = {
+  agent: { ...file(agentFile), chunks: ['A1', 'A2'].map((c) => file(join(dir, `edgectl-agent-${c}.mjs`))) },
+  node: { ...file(nodeFile), arch: 'x86_64' },
+};
 const unitTemplate = readFileSync(
   fileURLToPath(new URL('../../templates/edgectl-agent.service', import.meta.url)),
   'utf8',
@@ -96,6 +101,12 @@ test('a fresh bootstrap installs every robot: files with their modes, the unit e
   );
   assert.equal(r1.files.get('/etc/edgectl/site.key')!.content.toString(), `${identity.siteKeyHex}\n`);
   assert.equal(r1.files.get('/opt/edgectl/node/bin/node')!.mode, 0o755);
+  for (const f of ['edgectl-agent.mjs', 'edgectl-agent-A1.mjs', 'edgectl-agent-A2.mjs'])
+    assert.deepEqual(
+      r1.files.get(`/opt/edgectl/${f}`)?.content,
+      readFileSync(join(dir, f)),
+      `${f} is installed beside the entry`,
+    );
   assert.equal(r1.dirs.get('/etc/edgectl')!.mode, 0o700);
   assert.ok(r1.enabled.has('edgectl-agent.service') && r1.active.has('edgectl-agent.service'));
   assert.deepEqual(r1.systemctl, [
@@ -309,4 +320,55 @@ test('reset removes what bootstrap installed, and a later bootstrap installs it 
   const re = await s.apply(bootstrapPlan(inv));
   assert.ok(re.robots.find((r) => r.robot === 'r1')!.outcomes.changed > 0);
   assert.ok(r1.active.has('edgectl-agent.service'));
+});
+
+test('an upgrade uploads the new chunks before the entry and removes the old ones after the restart; a downgrade brings them back', async () => {
+  const s = site([new RobotTwin('r1')]);
+  const inv = inventory({
+    robots: [
+      { name: 'r1', address: '10.77.30.1', ssh: { user: 'edgectl', keyFile: 'id' }, serverCapable: true },
+    ],
+  });
+  const r1 = s.twins.get('r1')!;
+  const agentFiles = () =>
+    [...r1.files.keys()].filter((f) => /^\/opt\/edgectl\/edgectl-agent/.test(f)).sort();
+  await s.apply(bootstrapPlan(inv));
+  // The next build: A2 is unchanged, A1 became B1.
+  const next = join(dir, 'next');
+  mkdirSync(next, { recursive: true });
+  writeFileSync(
+    join(next, 'edgectl-agent.mjs'),
+    'import"./edgectl-agent-B1.mjs";import("./edgectl-agent-A2.mjs");\n',
+  );
+  writeFileSync(join(next, 'edgectl-agent-B1.mjs'), 'export const b1 = 1;\n');
+  writeFileSync(join(next, 'edgectl-agent-A2.mjs'), 'export const a2 = 2;\n');
+  const upgrade: BundleInfo = {
+    ...bundle,
+    agent: {
+      ...file(join(next, 'edgectl-agent.mjs')),
+      chunks: ['A2', 'B1'].map((c) => file(join(next, `edgectl-agent-${c}.mjs`))),
+    },
+  };
+  const before = r1.calls.length;
+  await s.apply(renderBootstrapPlan({ inventory: inv, bundle: upgrade, identity, unitTemplate }));
+  const order = r1.calls.slice(before).flatMap((c) => {
+    if (c.op === 'upload') return [c.path.slice(c.path.lastIndexOf('/') + 1)];
+    if (c.op === 'run' && c.argv[0] === 'systemctl' && c.argv[1] === 'restart') return ['restart'];
+    if (c.op === 'run' && c.argv[3] === 'edgectl-prune-chunks' && c.argv[4] === 'remove') return ['prune'];
+    return [];
+  });
+  assert.deepEqual(order, ['edgectl-agent-B1.mjs', 'edgectl-agent.mjs', 'restart', 'prune']);
+  assert.deepEqual(agentFiles(), [
+    '/opt/edgectl/edgectl-agent-A2.mjs',
+    '/opt/edgectl/edgectl-agent-B1.mjs',
+    '/opt/edgectl/edgectl-agent.mjs',
+  ]);
+  // Back to the first build: its pruned chunk A1 is uploaded again, though a run once recorded it.
+  await s.apply(bootstrapPlan(inv));
+  assert.deepEqual(agentFiles(), [
+    '/opt/edgectl/edgectl-agent-A1.mjs',
+    '/opt/edgectl/edgectl-agent-A2.mjs',
+    '/opt/edgectl/edgectl-agent.mjs',
+  ]);
+  assert.deepEqual(r1.files.get('/opt/edgectl/edgectl-agent.mjs')!.content, readFileSync(agentFile));
 });

@@ -1,11 +1,12 @@
 /**
- * The offline bundle's facts the plan needs: each file's SHA-256 and size, and which CPU the
- * Node runtime is built for (from its ELF header), so preflight can refuse a robot it would not
- * run on before anything is uploaded.
+ * The offline bundle's facts the plan needs: each file's SHA-256 and size, the chunks the agent's
+ * entry file imports, and which CPU the Node runtime is built for (from its ELF header), so
+ * preflight can refuse a robot it would not run on before anything is uploaded.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { EdgeError } from '../../agent/errors.ts';
 import type { ResolvedBundle } from './inventory-files.ts';
 import type { BundleFile, BundleInfo } from './plan.ts';
@@ -24,6 +25,53 @@ export function elfArch(header: Buffer): string | null {
   const littleEndian = header[5] === 1;
   const machine = littleEndian ? header.readUInt16LE(18) : header.readUInt16BE(18);
   return ELF_MACHINES[machine] ?? null;
+}
+
+// esbuild's import of a chunk beside the importing file, as it writes them minified: `from"./x.mjs"`
+// and `import"./x.mjs"` (static), `import("./x.mjs")` (dynamic).
+const CHUNK_IMPORT = /(?:\bfrom|\bimport)\s*\(?\s*(["'])\.\/([^"'\\/\s]+\.m?js)\1/g;
+
+/** chunkImports lists the files beside it that a bundled file imports, statically or dynamically. Pure. */
+export function chunkImports(source: string): string[] {
+  return [...new Set(Array.from(source.matchAll(CHUNK_IMPORT), (m) => m[2]!))];
+}
+
+/**
+ * agentChunks finds the chunks the agent's entry file needs (npm run build:agent splits code that
+ * only `import()` reaches into `edgectl-agent-<hash>.mjs` files beside it), by reading its imports
+ * and theirs: the chunk paths, sorted. A chunk that is not there is an error naming it, so a robot
+ * never gets an agent that fails when it first needs the missing code.
+ */
+export function agentChunks(entry: string, read = (path: string) => readFileSync(path, 'utf8')): string[] {
+  const dir = dirname(entry);
+  const found = new Set<string>();
+  const queue: { path: string; importer: string | null }[] = [{ path: entry, importer: null }];
+  for (let next = queue.shift(); next; next = queue.shift()) {
+    let source: string;
+    try {
+      source = read(next.path);
+    } catch (e) {
+      if (next.importer === null) throw e;
+      const why =
+        (e as NodeJS.ErrnoException).code === 'ENOENT'
+          ? 'is missing'
+          : `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+      throw new EdgeError(
+        'BUNDLE_AGENT_CHUNK',
+        `the agent's chunk ${next.path} ${why}: ${basename(next.importer)} imports it`,
+        {
+          hint: `run npm run build:agent (it writes the agent and its chunks together); a bundle.agent built elsewhere needs every edgectl-agent-*.mjs built with it beside it in ${dir}`,
+          cause: e,
+        },
+      );
+    }
+    for (const name of chunkImports(source)) {
+      if (name === basename(entry) || found.has(name)) continue;
+      found.add(name);
+      queue.push({ path: join(dir, name), importer: next.path });
+    }
+  }
+  return [...found].sort().map((name) => join(dir, name));
 }
 
 async function describeFile(path: string): Promise<BundleFile> {
@@ -49,6 +97,7 @@ export async function describeBundle(b: ResolvedBundle): Promise<BundleInfo> {
         hint: 'set bundle.node in the inventory to the `node` binary of a Node 24 linux build for the robots',
       },
     );
+  const chunks = agentChunks(b.agent);
   const [agent, node, k3s, airgapImages] = await Promise.all([
     describeFile(b.agent),
     describeFile(b.node),
@@ -56,7 +105,7 @@ export async function describeBundle(b: ResolvedBundle): Promise<BundleInfo> {
     b.airgapImages ? describeFile(b.airgapImages) : undefined,
   ]);
   return {
-    agent,
+    agent: { ...agent, chunks: await Promise.all(chunks.map(describeFile)) },
     node: { ...node, arch },
     ...(k3s ? { k3s } : {}),
     ...(airgapImages ? { airgapImages } : {}),

@@ -158,7 +158,7 @@ test('--dry-run prints the plan and touches nothing: no SSH, no site directory',
   assert.equal(t.passwordReads(), 0);
   assert.equal(existsSync(siteDir), false);
   const text = c.out.join('\n');
-  assert.match(text, /r1 \(10\.77\.30\.1\), 27 steps/);
+  assert.match(text, /r1 \(10\.77\.30\.1\), 28 steps/);
   assert.match(text, /site identity: not generated yet/);
 });
 
@@ -209,6 +209,21 @@ test('a bad inventory is rejected before any robot is touched', async () => {
   const c = io();
   assert.equal(await main(['bootstrap', 'site', '-f', file], c.io), 2);
   assert.match(c.err.join('\n'), /no-such-key does not exist/);
+});
+
+test('an agent whose chunk is missing is rejected before any robot is touched', async () => {
+  writeFileSync(join(dir, 'split-agent.mjs'), 'const r=()=>import("./edgectl-agent-GONE.mjs");\n');
+  const file = writeInventory('split.yaml', { bundle: { agent: 'split-agent.mjs', node: 'node' } });
+  const t = twins();
+  await assert.rejects(runBootstrapSite(opts(file), io().io, t.deps), (e: unknown) => {
+    assert.ok(e instanceof ConfigError);
+    assert.match(
+      e.problems.join('\n'),
+      /^bundle\.agent: the agent's chunk .*edgectl-agent-GONE\.mjs is missing: split-agent\.mjs imports it: run npm run build:agent/,
+    );
+    return true;
+  });
+  assert.equal(t.connects(), 0);
 });
 
 test('apply: the site key is made once (0600), the sudo password read once, a second run changes nothing', async () => {

@@ -8,7 +8,8 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '../../agent/errors.ts';
+import { ConfigError, EdgeError } from '../../agent/errors.ts';
+import { agentChunks } from './bundle.ts';
 import { parseInventory, type Inventory } from './inventory.ts';
 
 /** The edgectl checkout or package this CLI runs from: the default bundle comes from here. */
@@ -16,6 +17,7 @@ export const EDGECTL_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Bundle files, resolved to absolute local paths. */
 export interface ResolvedBundle {
+  /** The agent's entry file; its chunks are beside it (bundle.ts agentChunks). */
   readonly agent: string;
   readonly node: string;
   readonly k3s?: string;
@@ -98,7 +100,7 @@ function fileProblem(path: string, field: string, fix: string, mode = constants.
 /**
  * checkInventoryFiles lists every local file problem: private keys (present, readable, not
  * readable by others, which OpenSSH would refuse), an ssh-agent socket where a robot asks for
- * one, and the bundle files. Empty when all is well.
+ * one, and the bundle files, with every chunk the agent imports. Empty when all is well.
  */
 export function checkInventoryFiles(
   loaded: Omit<LoadedInventory, 'path'>,
@@ -135,6 +137,13 @@ export function checkInventoryFiles(
     const p = fileProblem(path, field, fix);
     if (p) problems.push(p);
   }
+  if (!fileProblem(b.agent, 'bundle.agent', build))
+    try {
+      agentChunks(b.agent);
+    } catch (e) {
+      if (!(e instanceof EdgeError)) throw e;
+      problems.push(`bundle.agent: ${e.message}: ${e.hint}`);
+    }
   return problems;
 }
 

@@ -219,3 +219,21 @@ test('file checks: missing and world-readable key files, no ssh-agent, missing b
     );
   assert.equal(p.length, expect.length, p.join('\n'));
 });
+
+test('file checks: a chunk the agent imports is missing beside it', () => {
+  writeFileSync(join(dir, 'split-agent.mjs'), 'import"./edgectl-agent-HERE.mjs";');
+  writeFileSync(
+    join(dir, 'edgectl-agent-HERE.mjs'),
+    'export const k=()=>import("./edgectl-agent-GONE.mjs");',
+  );
+  const inv = parseInventory({ ...minimal(), bundle: { agent: 'split-agent.mjs', node: 'split-agent.mjs' } });
+  const resolved = resolveInventoryPaths(inv, join(dir, 'site.yaml'), '/home/x');
+  const p = checkInventoryFiles({ inventory: inv, ...resolved, keyFiles: new Map() }, {});
+  assert.equal(p.length, 1, p.join('\n'));
+  assert.match(
+    p[0]!,
+    /^bundle\.agent: the agent's chunk .*\/edgectl-agent-GONE\.mjs is missing: edgectl-agent-HERE\.mjs imports it: run npm run build:agent/,
+  );
+  writeFileSync(join(dir, 'edgectl-agent-GONE.mjs'), 'export{};');
+  assert.deepEqual(checkInventoryFiles({ inventory: inv, ...resolved, keyFiles: new Map() }, {}), []);
+});

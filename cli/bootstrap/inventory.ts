@@ -97,7 +97,10 @@ const robotSchema = z
 
 const bundleSchema = z
   .object({
-    /** The bundled agent (npm run build:agent). Default: edgectl's own agent/bundle/edgectl-agent.mjs. */
+    /**
+     * The bundled agent's entry file (npm run build:agent), its edgectl-agent-*.mjs chunks beside
+     * it. Default: edgectl's own agent/bundle/edgectl-agent.mjs.
+     */
     agent: z.string().min(1).optional(),
     /** A Linux Node 24 binary for the robots' architecture. Default: edgectl's own pinned runtime. */
     node: z.string().min(1).optional(),

@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -25,7 +34,23 @@ const golden = (name: string) => here(`./testdata/${name}`);
 const inventory = readInventoryFile(here('../../templates/inventory/site.example.yaml'));
 const unitTemplate = readFileSync(here('../../templates/edgectl-agent.service'), 'utf8');
 export const TEST_BUNDLE: BundleInfo = {
-  agent: { localPath: '/build/agent/bundle/edgectl-agent.mjs', sha256: 'a1'.repeat(32), bytes: 874_133 },
+  agent: {
+    localPath: '/build/agent/bundle/edgectl-agent.mjs',
+    sha256: 'a1'.repeat(32),
+    bytes: 289_222,
+    chunks: [
+      {
+        localPath: '/build/agent/bundle/edgectl-agent-3F2EO6OI.mjs',
+        sha256: 'a2'.repeat(32),
+        bytes: 1_420_261,
+      },
+      {
+        localPath: '/build/agent/bundle/edgectl-agent-4AJKFZTD.mjs',
+        sha256: 'a3'.repeat(32),
+        bytes: 456_246,
+      },
+    ],
+  },
   node: {
     localPath: '/build/node_modules/node/bin/node',
     sha256: 'b2'.repeat(32),
@@ -69,17 +94,20 @@ test("every robot's agent.yaml is one the agent accepts, for that robot", () => 
   }
 });
 
-test('preflight comes first, the service last; the restart depends on every file the agent reads', () => {
+test('preflight comes first, the service last, then the prune; the restart depends on every file the agent reads', () => {
   const ids = plan.robots[0]!.steps.map((s) => s.id);
   assert.equal(ids[0], 'preflight.sudo');
-  assert.deepEqual(ids.slice(-4), [
+  assert.deepEqual(ids.slice(-5), [
     'service.unit',
     'service.daemon-reload',
     'service.restart',
     'service.enable',
+    'bundle.prune',
   ]);
   const restart = plan.robots[0]!.steps.find((s) => s.id === 'service.restart');
   assert.deepEqual(restart?.onlyIfChanged, [
+    'bundle.agent-chunk-1',
+    'bundle.agent-chunk-2',
     'bundle.agent',
     'bundle.node',
     'config.agent',
@@ -110,6 +138,80 @@ test('the plan is deterministic, and a changed input changes exactly the steps i
     changed.map((s) => s.id),
     ['bundle.agent'],
   );
+  // A new build: a chunk with a new name (and the entry that imports it). The prune keeps the new one.
+  const chunk = {
+    localPath: '/build/agent/bundle/edgectl-agent-NEWCHUNK.mjs',
+    sha256: 'c4'.repeat(32),
+    bytes: TEST_BUNDLE.agent.chunks[1]!.bytes,
+  };
+  const newChunk = renderBootstrapPlan({
+    inventory,
+    bundle: {
+      ...TEST_BUNDLE,
+      agent: { ...TEST_BUNDLE.agent, chunks: [TEST_BUNDLE.agent.chunks[0]!, chunk] },
+    },
+    identity: TEST_IDENTITY,
+    unitTemplate,
+  });
+  assert.deepEqual(
+    newChunk.robots[0]!.steps.filter((s, i) => stepHash(s) !== stepHash(plan.robots[0]!.steps[i]!)).map(
+      (s) => s.id,
+    ),
+    ['bundle.agent-chunk-2', 'bundle.prune'],
+  );
+});
+
+test("the agent's chunks are uploaded beside its entry file, every one before it", () => {
+  for (const r of plan.robots) {
+    const uploads = r.steps.flatMap((s) => (s.kind === 'upload' ? [[s.id, s.path, s.mode, s.sha256]] : []));
+    assert.deepEqual(uploads.slice(0, 3), [
+      ['bundle.agent-chunk-1', '/opt/edgectl/edgectl-agent-3F2EO6OI.mjs', 0o644, 'a2'.repeat(32)],
+      ['bundle.agent-chunk-2', '/opt/edgectl/edgectl-agent-4AJKFZTD.mjs', 0o644, 'a3'.repeat(32)],
+      ['bundle.agent', '/opt/edgectl/edgectl-agent.mjs', 0o644, 'a1'.repeat(32)],
+    ]);
+  }
+  // The disk check counts the chunks.
+  const disk = plan.robots[0]!.steps.find((s) => s.id === 'preflight.disk');
+  assert.ok(disk?.kind === 'run');
+  const bytes = [TEST_BUNDLE.agent, ...TEST_BUNDLE.agent.chunks, TEST_BUNDLE.node].reduce(
+    (n, f) => n + f.bytes,
+    0,
+  );
+  assert.equal(disk.argv.at(-1), String(Math.ceil(bytes / 1024) + 200 * 1024));
+});
+
+test('bundle.prune removes the agent chunks the entry does not import, and nothing else (run by sh)', () => {
+  const prune = plan.robots[0]!.steps.find((s) => s.id === 'bundle.prune');
+  assert.ok(prune?.kind === 'run' && prune.unless && prune.sudo);
+  assert.equal(prune.argv[5], '/opt/edgectl');
+  const dir = mkdtempSync(join(tmpdir(), 'edgectl-prune-'));
+  try {
+    const keep = ['edgectl-agent-3F2EO6OI.mjs', 'edgectl-agent-4AJKFZTD.mjs'];
+    const others = ['edgectl-agent.mjs', 'edgectl-agent.mjs.map', 'other.mjs', 'edgectl-agent-X.js'];
+    for (const f of [...keep, ...others, 'edgectl-agent-OLD1.mjs', 'edgectl-agent-OLD 2.mjs'])
+      writeFileSync(join(dir, f), '');
+    mkdirSync(join(dir, 'node'));
+    const sh = (argv: readonly string[]) =>
+      spawnSync(argv[0]!, [...argv.slice(1, 5), dir, ...argv.slice(6)], { encoding: 'utf8' });
+    assert.equal(sh(prune.unless).status, 1, 'the check sees the stale chunks');
+    assert.equal(sh(prune.argv).status, 0);
+    assert.deepEqual(readdirSync(dir).sort(), [...keep, ...others, 'node'].sort());
+    assert.equal(sh(prune.unless).status, 0, 'nothing is left to prune');
+    assert.equal(sh(prune.argv).status, 0, 'a second prune is a no-op');
+    // A single-file agent imports no chunk: every chunk goes, the entry stays.
+    const single = renderBootstrapPlan({
+      inventory,
+      bundle: { ...TEST_BUNDLE, agent: { ...TEST_BUNDLE.agent, chunks: [] } },
+      identity: TEST_IDENTITY,
+      unitTemplate,
+    }).robots[0]!.steps.find((s) => s.id === 'bundle.prune');
+    assert.ok(single?.kind === 'run');
+    assert.equal(sh(single.argv).status, 0);
+    assert.deepEqual(readdirSync(dir).sort(), [...others, 'node'].sort());
+    assert.ok(existsSync(join(dir, 'edgectl-agent.mjs')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the lab: per-robot install roots, the lab runtime, no systemd', () => {
@@ -137,6 +239,8 @@ test('the lab: per-robot install roots, the lab runtime, no systemd', () => {
   assert.ok(!r2.steps.some((s) => s.phase === 'service' || s.id === 'preflight.systemd'));
   const paths = r2.steps.flatMap((s) => ('path' in s ? [s.path] : []));
   assert.ok(paths.length > 0 && paths.every((x) => x.startsWith('/srv/lab/r2/')), paths.join(' '));
+  const prune = r2.steps.find((s) => s.id === 'bundle.prune');
+  assert.ok(prune?.kind === 'run' && prune.argv[5] === '/srv/lab/r2/opt/edgectl');
   const config = r2.steps.find((s) => s.id === 'config.agent');
   assert.ok(config?.kind === 'writeFile');
   const c = validateAgentConfig(parse(config.content));

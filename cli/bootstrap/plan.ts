@@ -7,11 +7,13 @@
  * A bootstrap plan, per robot, in order (docs/bootstrap.md, "The plan"):
  *   preflight   read-only checks; each failure says what to fix
  *   dirs        edgectl's directories, with their modes
- *   bundle      the offline bundle: the agent, its Node runtime (with checksums)
+ *   bundle      the offline bundle: the agent (its chunks, then its entry file), its Node runtime
+ *               (with checksums)
  *   config      /etc/edgectl/agent.yaml, rendered from the inventory
  *   secret      the site key (0600 root, shown in plans as a digest only)
  *   runtime     the control-plane runtime's own steps (RuntimeInstaller: lab, k3s)
  *   service     the systemd unit; daemon-reload and restart only when something changed; enable
+ *   prune       the agent chunks no longer imported (older builds'), once the agent runs the new ones
  */
 import { identityPlan, type SiteIdentityMaterial } from '../../agent/k3s/identity.ts';
 import { installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
@@ -70,8 +72,17 @@ export interface BundleFile {
   readonly bytes: number;
 }
 
+/**
+ * The agent: its entry file and the chunks it imports (npm run build:agent splits the code only
+ * `import()` reaches, such as the lab and k3s runtimes, into `edgectl-agent-<hash>.mjs` files beside
+ * it; bundle.ts agentChunks). Robots get the chunks beside the entry, in /opt/edgectl.
+ */
+export interface AgentBundle extends BundleFile {
+  readonly chunks: readonly BundleFile[];
+}
+
 export interface BundleInfo {
-  readonly agent: BundleFile;
+  readonly agent: AgentBundle;
   /** The Node runtime, and the `uname -m` it runs on (read from its ELF header). */
   readonly node: BundleFile & { readonly arch: string };
   readonly k3s?: BundleFile;
@@ -315,6 +326,16 @@ function installDir(id: string, paths: readonly string[], mode: string, phase: P
   };
 }
 
+/**
+ * Exits 0 when the directory $2 holds no `edgectl-agent-*.mjs` other than those after $2; with
+ * $1 = remove, removes those others. The chunks' names are content hashes, so an older build's
+ * chunks have other names than the new one's.
+ */
+export const PRUNE_CHUNKS =
+  'mode=$1 d=$2; shift 2; for f in "$d"/edgectl-agent-*.mjs; do [ -f "$f" ] || continue; ' +
+  'n=${f##*/}; for k; do [ "$n" = "$k" ] && continue 2; done; ' +
+  '[ "$mode" = remove ] || exit 1; rm -f -- "$f" || exit 1; done';
+
 function remove(id: string, path: string, what: string, recursive = false): BootstrapStep {
   return {
     kind: 'remove',
@@ -348,8 +369,10 @@ function check(
 
 function preflight(inv: Inventory, robot: Robot, bundle: BundleInfo, root: string): BootstrapStep[] {
   const bundleKiB = Math.ceil(
-    [bundle.agent, bundle.node, bundle.k3s, bundle.airgapImages].reduce((n, f) => n + (f?.bytes ?? 0), 0) /
-      1024,
+    [bundle.agent, ...bundle.agent.chunks, bundle.node, bundle.k3s, bundle.airgapImages].reduce(
+      (n, f) => n + (f?.bytes ?? 0),
+      0,
+    ) / 1024,
   );
   const steps = [
     check(
@@ -507,7 +530,23 @@ export function renderBootstrapPlan(input: BootstrapInputs): BootstrapPlan {
     const p = (x: string) => installPath(inv, robot.name, x);
     const root = p('/') === '/' ? '/' : p('/').replace(/\/$/, '');
     const b = input.bundle;
+    const chunkNames = b.agent.chunks.map((c) => basename(c.localPath));
     const files: BootstrapStep[] = [
+      // Every chunk before the entry file that imports them: the entry is the commit point. A run
+      // that stops in between leaves the old entry running with its old chunks (new chunks have
+      // new names), and the next run goes on. The ids are by position, not by name: a chunk
+      // recorded as done by name would be skipped after `bundle.prune` removed it, were an older
+      // build that has it bootstrapped again.
+      ...b.agent.chunks.map((c, i): BootstrapStep => ({
+        kind: 'upload',
+        id: `bundle.agent-chunk-${i + 1}`,
+        phase: 'bundle',
+        description: `upload a chunk of the agent (${chunkNames[i]})`,
+        localPath: c.localPath,
+        path: p(`${PATHS.installDir}/${chunkNames[i]}`),
+        mode: 0o644,
+        sha256: c.sha256,
+      })),
       {
         kind: 'upload',
         id: 'bundle.agent',
@@ -642,6 +681,34 @@ export function renderBootstrapPlan(input: BootstrapInputs): BootstrapPlan {
       ...files,
       ...runtime,
       ...service,
+      // Last, so that no running agent still imports a chunk it removes: under systemd the agent
+      // was restarted on the new entry just before (a failed restart stops the plan first); with
+      // install.service: none the caller starts the agents after the install (the lab).
+      {
+        kind: 'run',
+        id: 'bundle.prune',
+        phase: 'bundle',
+        description: "remove the agent chunks the new agent does not import (an older build's)",
+        argv: [
+          'sh',
+          '-c',
+          PRUNE_CHUNKS,
+          'edgectl-prune-chunks',
+          'remove',
+          p(PATHS.installDir),
+          ...chunkNames,
+        ],
+        unless: [
+          'sh',
+          '-c',
+          PRUNE_CHUNKS,
+          'edgectl-prune-chunks',
+          'check',
+          p(PATHS.installDir),
+          ...chunkNames,
+        ],
+        sudo: true,
+      },
     ];
     assertUniqueIds(robot.name, steps);
     return { target: robot.name, address: robot.address, steps };

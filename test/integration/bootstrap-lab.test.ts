@@ -10,13 +10,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
+import { agentChunks } from '../../cli/bootstrap/bundle.ts';
 import { main } from '../../cli/main.ts';
 import { converged } from '../../lab/analysis.ts';
 import {
@@ -83,7 +84,7 @@ async function until(
 
 before(async () => {
   requireRoot('the bootstrap lab test');
-  // The offline bundle's agent: one plain-JS file (npm run build:agent).
+  // The offline bundle's agent: its entry file and the chunks it imports (npm run build:agent).
   execFileSync('npm', ['run', '--silent', 'build:agent'], { cwd: ROOT, stdio: 'ignore' });
   labDown(SITE, { prefix: PREFIX });
   state = await labUp({
@@ -146,6 +147,10 @@ test('a run killed halfway resumes, and the bootstrapped site elects, applies an
   assert.ok(/"type":"step\.end"/.test(seen), 'the first run got under way before it was killed');
   assert.ok(!/"type":"apply\.end"/.test(seen), 'the first run was killed before it finished');
 
+  // An older build's chunk on r1: the resumed run removes it, once the new chunks are in place.
+  const optOf = (name: string) => join(state.dir, 'robots', name, 'root', 'opt/edgectl');
+  mkdirSync(optOf('r1'), { recursive: true });
+  writeFileSync(join(optOf('r1'), 'edgectl-agent-OLDBUILD.mjs'), 'export {};\n');
   const resumed = await bootstrap('--accept-new-host-keys');
   assert.equal(resumed.code, 0, resumed.err);
   const ev = events(resumed.out);
@@ -162,6 +167,18 @@ test('a run killed halfway resumes, and the bootstrapped site elects, applies an
   );
   const probe = ev.find((e) => e.type === 'multicast.probe') as unknown as { ok: boolean };
   assert.equal(probe.ok, true, 'every robot hears every other one over multicast');
+  // Every robot has the entry and exactly the chunks it imports; the lab runtime the agents run
+  // below is in one of them.
+  const chunks = agentChunks(join(ROOT, 'agent/bundle/edgectl-agent.mjs')).map((c) => basename(c));
+  assert.ok(chunks.length > 0, 'the agent is split into chunks');
+  for (const r of state.robots)
+    assert.deepEqual(
+      readdirSync(optOf(r.name))
+        .filter((f) => f.startsWith('edgectl-agent'))
+        .sort(),
+      ['edgectl-agent.mjs', ...chunks].sort(),
+      r.name,
+    );
 
   for (const r of state.robots) startInstalledAgent(state, r.name);
   const formed = await until('one leader with every robot Ready', converged);

@@ -37,6 +37,17 @@ export class RobotTwin extends InMemoryCommandRunner {
         });
         return { code: all ? 0 : 1, stdout: '', stderr: '' };
       }
+      if (argv[3] === 'edgectl-prune-chunks') {
+        // plan.ts PRUNE_CHUNKS: the edgectl-agent-*.mjs in a directory, but those named after it.
+        const [mode, dir, ...keep] = argv.slice(4);
+        const stale = [...this.files.keys()].filter((f) => {
+          const name = f.slice(f.lastIndexOf('/') + 1);
+          return f === `${dir}/${name}` && /^edgectl-agent-.*\.mjs$/.test(name) && !keep.includes(name);
+        });
+        if (mode !== 'remove') return { code: stale.length ? 1 : 0, stdout: '', stderr: '' };
+        for (const f of stale) this.files.delete(f);
+        return { code: 0, stdout: '', stderr: '' };
+      }
       const f = opts.failPreflight;
       if (argv[1] === '-c' && f && f.match.test(argv[2] ?? ''))
         return { code: 1, stdout: '', stderr: f.stderr };
