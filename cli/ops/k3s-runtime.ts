@@ -3,7 +3,6 @@
  * CommandRunner, and the leader applies the site with the SiteApplier through the k3s server's
  * admin kubeconfig. Built only when `controlPlane.runtime: k3s`, so other runtimes never load it.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AgentConfig } from '../../agent/config.ts';
@@ -14,7 +13,6 @@ import { ConfigError } from '../../agent/errors.ts';
 import { LocalCommandRunner } from '../../agent/exec/local.ts';
 import { K3sSettingsSchema } from '../../agent/k3s/settings.ts';
 import { readAddonTemplates } from '../../agent/site/addons.ts';
-import { KubeSiteApplier } from '../../agent/site/applier.ts';
 import { loadSiteSpec } from '../../agent/site/spec.ts';
 
 const k3sControlPlaneSchema = z.object({
@@ -72,9 +70,9 @@ export async function makeK3sControlPlane(
     node: { ...r.data.k3s, site: config.site.id, nodeName: config.node.id },
     site: {
       apply: async (epoch: number) => {
-        const kc = new KubeConfig();
-        kc.loadFromFile(r.data.kubeconfig);
-        const report = await new KubeSiteApplier({ kubeConfig: kc, spec, log, templates }).apply(epoch);
+        // Only a leader applies the site, so the Kubernetes client loads when this robot first leads.
+        const { kubeSiteApplier } = await import('../../agent/site/kube-site.ts');
+        const report = await kubeSiteApplier(r.data.kubeconfig, { spec, log, templates }).apply(epoch);
         log.info({ epoch, report }, `${config.node.id} applied site ${spec.id} for epoch ${epoch}`);
       },
     },
