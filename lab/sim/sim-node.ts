@@ -13,6 +13,7 @@ import {
   type ElectionEffect,
   type ElectionEvent,
   type ElectionSnapshot,
+  type ElectionStep,
   type Role,
 } from '../../statecharts/election.ts';
 import type { NodeId } from '../../statecharts/messages.ts';
@@ -26,6 +27,8 @@ export interface SimNodeConfig {
   readonly timing: ElectionTiming;
   readonly seed: number;
   readonly fitness: number;
+  /** How the statechart is stepped; default stepElection. */
+  readonly step?: (snapshot: ElectionSnapshot, event: ElectionEvent) => ElectionStep;
 }
 
 export class SimNode {
@@ -71,7 +74,7 @@ export class SimNode {
   }
 
   handle(event: ElectionEvent): ElectionEffect[] {
-    const step = stepElection(this.snapshot, event);
+    const step = (this.config.step ?? stepElection)(this.snapshot, event);
     this.snapshot = step.snapshot;
     return this.persist(step.effects);
   }

@@ -4,7 +4,13 @@
  * lab/faults.ts, checks the safety invariants on every step (lab/sim/checker.ts) and measures
  * failovers. A run is a pure function of its options: the same seed gives the same result.
  */
-import type { ElectionEffect, ElectionEvent, TimerId } from '../../statecharts/election.ts';
+import type {
+  ElectionEffect,
+  ElectionEvent,
+  ElectionSnapshot,
+  ElectionStep,
+  TimerId,
+} from '../../statecharts/election.ts';
 import { leaderPhaseOf } from '../../statecharts/election.ts';
 import type { Message, MessageType, NodeId } from '../../statecharts/messages.ts';
 import { Rng } from '../../statecharts/rng.ts';
@@ -47,6 +53,8 @@ export interface SimOptions {
   readonly fitness?: (id: NodeId, index: number) => number;
   /** Datagrams a paused robot's socket buffer holds; the rest are lost (Linux drops on a full buffer). */
   readonly pausedQueueLimit?: number;
+  /** How each robot steps its statechart; default stepElection. Tests pass a checking one. */
+  readonly step?: (snapshot: ElectionSnapshot, event: ElectionEvent) => ElectionStep;
 }
 
 export const defaultSimOptions = (timing: ElectionTiming): SimOptions => ({
@@ -183,6 +191,7 @@ export class Simulator {
           timing: opts.timing,
           seed: opts.seed,
           fitness: opts.fitness ? opts.fitness(id, i) : 0.5,
+          ...(opts.step ? { step: opts.step } : {}),
         }),
       );
     });
