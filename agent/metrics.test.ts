@@ -28,3 +28,20 @@ test('scrape-time series: term, drops by reason (a counter), members and message
   replayed = 9;
   assert.ok((await lines()).includes('edgectl_datagram_drops_total{reason="replayed"} 9'));
 });
+
+test('process metrics: memory, CPU, descriptors and event-loop lag, but no per-GC observer', async () => {
+  const m = new AgentMetrics();
+  const types = (await m.registry.metrics())
+    .split('\n')
+    .filter((l) => l.startsWith('# TYPE '))
+    .map((l) => l.split(' ')[2]);
+  for (const name of [
+    'edgectl_process_process_resident_memory_bytes',
+    'edgectl_process_process_cpu_seconds_total',
+    'edgectl_process_process_open_fds',
+    'edgectl_process_nodejs_eventloop_lag_p99_seconds',
+    'edgectl_process_nodejs_heap_size_used_bytes',
+  ])
+    assert.ok(types.includes(name), `${name} missing from ${types.join(' ')}`);
+  assert.ok(!types.some((t) => t?.includes('_gc_')), 'a GC observer runs on every collection');
+});

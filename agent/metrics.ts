@@ -19,8 +19,27 @@ import GaugeModule from 'prom-client/lib/gauge.js';
 import HistogramModule from 'prom-client/lib/histogram.js';
 // @ts-expect-error: as above.
 import RegistryModule from 'prom-client/lib/registry.js';
+// The process metrics of prom-client's collectDefaultMetrics, less its GC histogram: that one is a
+// PerformanceObserver that runs on every garbage collection, which with the unit's 1 MB young
+// generation is several times a second on an idle robot (docs/benchmarks/agent.md).
 // @ts-expect-error: as above.
-import defaultMetricsModule from 'prom-client/lib/defaultMetrics.js';
+import processCpuTotal from 'prom-client/lib/metrics/processCpuTotal.js';
+// @ts-expect-error: as above.
+import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
+// @ts-expect-error: as above.
+import osMemoryHeap from 'prom-client/lib/metrics/osMemoryHeap.js';
+// @ts-expect-error: as above.
+import processOpenFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
+// @ts-expect-error: as above.
+import processMaxFileDescriptors from 'prom-client/lib/metrics/processMaxFileDescriptors.js';
+// @ts-expect-error: as above.
+import eventLoopLag from 'prom-client/lib/metrics/eventLoopLag.js';
+// @ts-expect-error: as above.
+import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
+// @ts-expect-error: as above.
+import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
+// @ts-expect-error: as above.
+import version from 'prom-client/lib/metrics/version.js';
 import type { Role } from '../statecharts/election.ts';
 import type { MemberState } from '../statecharts/membership.ts';
 import { MESSAGE_TYPES, type MessageType } from '../statecharts/messages.ts';
@@ -30,7 +49,21 @@ const Counter = CounterModule as typeof prom.Counter;
 const Gauge = GaugeModule as typeof prom.Gauge;
 const Histogram = HistogramModule as typeof prom.Histogram;
 const Registry = RegistryModule as typeof prom.Registry;
-const collectDefaultMetrics = defaultMetricsModule as typeof prom.collectDefaultMetrics;
+type ProcessMetric = (
+  registry: prom.Registry,
+  config: prom.DefaultMetricsCollectorConfiguration<'text/plain; version=0.0.4; charset=utf-8'>,
+) => void;
+const PROCESS_METRICS = [
+  processCpuTotal,
+  processStartTime,
+  osMemoryHeap,
+  processOpenFileDescriptors,
+  processMaxFileDescriptors,
+  eventLoopLag,
+  heapSizeAndUsed,
+  heapSpacesSizeAndUsed,
+  version,
+] as ProcessMetric[];
 
 export const ROLES: readonly Role[] = ['follower', 'preCandidate', 'candidate', 'leader'];
 
@@ -125,11 +158,12 @@ export class AgentMetrics {
     // The event-loop delay monitor samples every 10 ms by default: 100 wake-ups a second on an idle robot.
     // Half a second is plenty to see a stalled loop and costs two.
     if (defaults)
-      collectDefaultMetrics({
-        register: this.registry,
-        prefix: 'edgectl_process_',
-        eventLoopMonitoringPrecision: 500,
-      });
+      for (const register of PROCESS_METRICS)
+        register(this.registry, {
+          register: this.registry,
+          prefix: 'edgectl_process_',
+          eventLoopMonitoringPrecision: 500,
+        });
   }
 
   /** observe sets where the scrape-time series (term, drops, members) are read. */
