@@ -352,7 +352,8 @@ function startAgent(state: LabState, r: LabRobot): void {
   const child = spawn(
     'ip',
     ['netns', 'exec', r.netns, process.execPath, EDGECTL, 'agent', 'run', '--config', join(d, 'agent.yaml')],
-    { stdio: ['ignore', log, log], detached: true },
+    // The unit's Environment= (templates/edgectl-agent.service).
+    { stdio: ['ignore', log, log], detached: true, env: { ...process.env, MALLOC_ARENA_MAX: '1' } },
   );
   closeSync(log);
   child.unref();
@@ -406,7 +407,8 @@ export function startInstalledAgent(state: LabState, name: string): void {
       '--config',
       join(root, 'etc/edgectl/agent.yaml'),
     ],
-    { stdio: ['ignore', log, log], detached: true },
+    // The unit's Environment= (templates/edgectl-agent.service).
+    { stdio: ['ignore', log, log], detached: true, env: { ...process.env, MALLOC_ARENA_MAX: '1' } },
   );
   closeSync(log);
   child.unref();
