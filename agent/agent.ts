@@ -184,9 +184,14 @@ export class Agent {
 
     this.runElectionEffects(e.effects);
     this.runLifecycleEffects(l.effects);
+    // A fifth of the suspect threshold (600 ms in the fleet profile): a silent peer turns suspect at
+    // most that late, and an idle robot wakes for it less than twice a second.
     this.membershipTimer = setInterval(
       () => this.evaluateMembership(),
-      Math.max(100, this.cfg.effectiveTiming.heartbeatMs * 2),
+      Math.max(
+        this.cfg.effectiveTiming.heartbeatMs * 2,
+        Math.min(1000, this.cfg.membership.suspectAfterMs / 5),
+      ),
     );
     await this.deps.discovery.start();
     this.onPeers(this.deps.discovery.peers());
