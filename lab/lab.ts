@@ -403,6 +403,7 @@ export function startInstalledAgent(state: LabState, name: string): void {
       r.netns,
       join(root, 'opt/edgectl/node/bin/node'),
       '--max-semi-space-size=1',
+      '--max-opt=2',
       join(root, 'opt/edgectl/edgectl-agent.mjs'),
       '--config',
       join(root, 'etc/edgectl/agent.yaml'),
