@@ -113,3 +113,30 @@ test('UDP: datagrams that arrive while the event loop is blocked are not lost', 
     await b.close();
   }
 });
+
+test('UDP: a peer at an IP literal is sent to at once, and a seed given by host name goes through the resolver', async () => {
+  const a = await UdpTransport.open({ self: 'a', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  const b = await UdpTransport.open({ self: 'b', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  const c = await UdpTransport.open({ self: 'c', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  const got: string[] = [];
+  const heard = new Promise<void>((done) => {
+    const note = (m: { from: string; to: string }) => {
+      got.push(`${m.from}->${m.to}`);
+      if (got.length === 2) done();
+    };
+    b.onMessage(note);
+    c.onMessage(note);
+  });
+  try {
+    a.setPeer('b', { host: '127.0.0.1', port: b.port });
+    a.setPeer('c', { host: 'localhost', port: c.port });
+    const ping = (to: string) => ({ type: 'timeoutNow' as const, from: 'a', to, term: 1 });
+    a.send(ping('b'));
+    a.send(ping('c'));
+    await heard;
+    assert.deepEqual(got.sort(), ['a->b', 'a->c']);
+    assert.equal(a.stats().sendErrors, 0);
+  } finally {
+    await Promise.all([a.close(), b.close(), c.close()]);
+  }
+});

@@ -11,7 +11,9 @@
  * overflow it.
  */
 import { randomInt } from 'node:crypto';
-import type { RemoteInfo } from 'node:dgram';
+import type { RemoteInfo, SocketOptions } from 'node:dgram';
+import { lookup as resolve } from 'node:dns';
+import { isIPv4 } from 'node:net';
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import type { Message, NodeId } from '../../statecharts/messages.ts';
 import { DROP_REASONS, decode, encode } from './codec.ts';
@@ -23,6 +25,22 @@ import {
   type Transport,
   type TransportStats,
 } from './transport.ts';
+
+/**
+ * lookupAddress answers dgram's address lookup, which it runs on every send. Node's default
+ * (dns.lookup) defers even an IP literal to the next tick: one more queued callback per datagram
+ * on a path an idle leader takes 45 times a second. Peers' addresses are IP literals (from mDNS and
+ * from the source address of their datagrams), so they are answered at once; a seed given as a host
+ * name still goes through the resolver.
+ */
+const lookupAddress = ((
+  address: string,
+  family: number,
+  done: (err: Error | null, address: string, family: number) => void,
+) => {
+  if (isIPv4(address)) done(null, address, 4);
+  else resolve(address, family, done);
+}) as unknown as SocketOptions['lookup'];
 
 export interface UdpTransportOptions {
   readonly self: NodeId;
@@ -58,8 +76,9 @@ export class UdpTransport implements Transport {
   static async open(opts: UdpTransportOptions): Promise<UdpTransport> {
     // The listener is registered at creation, before the transport object exists: it forwards through this holder.
     const holder: { transport?: UdpTransport } = {};
-    const socket = DgramAsPromised.createSocket({ type: 'udp4', reuseAddr: false }, (msg, rinfo) =>
-      holder.transport?.receive(msg, rinfo),
+    const socket = DgramAsPromised.createSocket(
+      { type: 'udp4', reuseAddr: false, lookup: lookupAddress },
+      (msg, rinfo) => holder.transport?.receive(msg, rinfo),
     );
     const t = new UdpTransport(opts, socket);
     holder.transport = t;
