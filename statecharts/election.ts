@@ -1205,8 +1205,9 @@ function settle(snapshot: ElectionSnapshot, update: Partial<ElectionContext>): E
 
 /** roleOf names the node's role in a snapshot. */
 export function roleOf(snapshot: ElectionSnapshot): Role {
+  // Only `leader` has sub-states, so every other role's value is its name.
   const v = snapshot.value;
-  return (typeof v === 'string' ? v : Object.keys(v)[0]) as Role;
+  return typeof v === 'string' ? (v as Role) : 'leader';
 }
 
 /** leaderPhaseOf names the leader's sub-state, or null when not leading. */
