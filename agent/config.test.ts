@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadAgentConfig, readSiteKey, validateAgentConfig } from './config.ts';
+import { loadAgentConfig, validateAgentConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
+import { readSiteKey } from './site-key.ts';
 import { fleetTiming } from '../statecharts/timing.ts';
 
 const template = fileURLToPath(new URL('../templates/agent.yaml', import.meta.url));

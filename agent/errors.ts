@@ -44,12 +44,15 @@ export class UsageError extends EdgeError {
 
 /** ConfigError: a config or inventory failed validation. `problems` lists every field at fault. */
 export class ConfigError extends EdgeError {
+  /** The file or input at fault, as the message names it. */
+  readonly source: string;
   readonly problems: readonly string[];
   constructor(source: string, problems: readonly string[], opts: { hint?: string } = {}) {
     super('CONFIG_INVALID', `${source} is invalid:\n  - ${problems.join('\n  - ')}`, {
       hint: opts.hint ?? `fix the fields listed above in ${source} and run the command again`,
       exitCode: 2,
     });
+    this.source = source;
     this.problems = problems;
   }
 }

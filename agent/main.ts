@@ -9,17 +9,31 @@
  * robot first uses them. A robot that does not use them never parses them, makes no closures for
  * their functions, and does not load the built-ins they import (https, tls, child_process, http):
  * a chunk's built-in imports load with the chunk. The entry and the chunks it imports statically
- * import none of those: an ESM import of node:http alone loads undici (agent/status-server.ts).
+ * import none of those but child_process, which runs the config loader: an ESM import of node:http
+ * alone loads undici (agent/status-server.ts).
  * The banner gives each file a `require` for the bundled CommonJS modules' built-ins; each file's
  * own import.meta.url is in agent/bundle/ (or /opt/edgectl/), so URLs relative to it work as before.
+ * The config loader, with zod and yaml, is a separate CommonJS file, edgectl-agent-config.cjs, that
+ * the agent runs in a child process at start-up (agent/config-subprocess.ts, agent/build.ts).
  * docs/benchmarks/agent.md has the figures.
  */
+import { createRequire } from 'node:module';
 import { runAgent } from '../cli/ops/agent-run.ts';
+import { loadConfigInSubprocess } from './config-subprocess.ts';
 import { EdgeError, InternalError } from './errors.ts';
 
 const i = process.argv.indexOf('--config');
 runAgent(
-  { config: (i >= 0 ? process.argv[i + 1] : undefined) ?? '/etc/edgectl/agent.yaml' },
+  {
+    config: (i >= 0 ? process.argv[i + 1] : undefined) ?? '/etc/edgectl/agent.yaml',
+    // Not loadAgentConfig: it needs zod and yaml, which would then stay in this process's memory.
+    // The config loader with them is edgectl-agent-config.cjs beside this file, run in a child
+    // process (agent/config-subprocess.ts). Nothing this file imports statically may import
+    // agent/config.ts for values. The file name is a literal in a call so that bootstrap finds it
+    // and ships it (cli/bootstrap/bundle.ts chunkImports); resolve fails if it is missing.
+    loadConfig: (path) =>
+      loadConfigInSubprocess(path, createRequire(import.meta.url).resolve('./edgectl-agent-config.cjs')),
+  },
   { out: (t) => process.stdout.write(`${t}\n`), err: (t) => process.stderr.write(`${t}\n`) },
 ).catch((e: unknown) => {
   const err =

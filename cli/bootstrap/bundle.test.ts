@@ -29,15 +29,29 @@ test('chunkImports: static and dynamic imports of files beside it, as esbuild wr
   ]);
 });
 
+test('chunkImports: a CommonJS file beside it that it requires or resolves, as esbuild writes it minified', () => {
+  // agent/main.ts: minifying renames the `require` that createRequire makes.
+  const source =
+    'import{createRequire as n}from"node:module";var l=t=>Pe(t,n(import.meta.url).resolve("./edgectl-agent-config.cjs"));' +
+    'import"./edgectl-agent-A.mjs";var m=o( \'./other.cjs\' ),k=r.resolve("./edgectl-agent-config.cjs");' +
+    // Not requires: a path in a string, a URL beside the file, another directory, a second argument.
+    'var s="./s.cjs",u=new URL("./u.cjs",import.meta.url);r("../up.cjs");r("./sub/x.cjs");r("./two.cjs",1);' +
+    'require("node:fs");';
+  assert.deepEqual(chunkImports(source), ['edgectl-agent-config.cjs', 'edgectl-agent-A.mjs', 'other.cjs']);
+});
+
 function writeBundle(name: string, files: Record<string, string>): string {
   const d = mkdtempSync(join(dir, `${name}-`));
   for (const [f, text] of Object.entries(files)) writeFileSync(join(d, f), text);
   return d;
 }
 
-test('agentChunks: every chunk the entry needs, transitively through static and dynamic imports, sorted', () => {
+test('agentChunks: every chunk the entry needs, transitively through static and dynamic imports and requires, sorted', () => {
   const d = writeBundle('closure', {
-    'edgectl-agent.mjs': 'import{a}from"./edgectl-agent-C.mjs";const r=()=>import("./edgectl-agent-B.mjs");',
+    'edgectl-agent.mjs':
+      'import{a}from"./edgectl-agent-C.mjs";const r=()=>import("./edgectl-agent-B.mjs");' +
+      'const l=t=>Pe(t,n(import.meta.url).resolve("./edgectl-agent-config.cjs"));',
+    'edgectl-agent-config.cjs': '"use strict";var f=require("node:fs");',
     // B imports D statically and C again; D imports B back (a cycle) and dynamically E.
     'edgectl-agent-B.mjs': 'import"./edgectl-agent-D.mjs";import{c}from"./edgectl-agent-C.mjs";',
     'edgectl-agent-C.mjs': 'export const a=1;',
@@ -49,7 +63,9 @@ test('agentChunks: every chunk the entry needs, transitively through static and 
   });
   assert.deepEqual(
     agentChunks(join(d, 'edgectl-agent.mjs')),
-    ['B', 'C', 'D', 'E'].map((x) => join(d, `edgectl-agent-${x}.mjs`)),
+    [...['B', 'C', 'D', 'E'].map((x) => `edgectl-agent-${x}.mjs`), 'edgectl-agent-config.cjs']
+      .sort()
+      .map((f) => join(d, f)),
   );
   // A single-file agent has no chunks.
   const one = writeBundle('single', { 'edgectl-agent.mjs': 'console.log(1);' });
@@ -70,6 +86,20 @@ test('agentChunks: a missing chunk, even one imported only dynamically, is an er
       e.message.includes('is missing') &&
       e.message.includes('edgectl-agent-A.mjs imports it') &&
       /run npm run build:agent/.test(e.hint ?? ''),
+  );
+});
+
+test('agentChunks: a missing config loader is an error too', () => {
+  const d = writeBundle('no-loader', {
+    'edgectl-agent.mjs': 'n(import.meta.url).resolve("./edgectl-agent-config.cjs");',
+  });
+  assert.throws(
+    () => agentChunks(join(d, 'edgectl-agent.mjs')),
+    (e: unknown) =>
+      e instanceof EdgeError &&
+      e.code === 'EDGE_BUNDLE_AGENT_CHUNK' &&
+      e.message.includes(join(d, 'edgectl-agent-config.cjs')) &&
+      e.message.includes('edgectl-agent.mjs imports it'),
   );
 });
 

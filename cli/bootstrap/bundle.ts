@@ -30,16 +30,26 @@ export function elfArch(header: Buffer): string | null {
 // esbuild's import of a chunk beside the importing file, as it writes them minified: `from"./x.mjs"`
 // and `import"./x.mjs"` (static), `import("./x.mjs")` (dynamic).
 const CHUNK_IMPORT = /(?:\bfrom|\bimport)\s*\(?\s*(["'])\.\/([^"'\\/\s]+\.m?js)\1/g;
+// A CommonJS file beside it that it requires or resolves: a call with the literal file name as its
+// only argument, `r("./x.cjs")` or `r.resolve("./x.cjs")`, since minifying renames a `require`
+// made by createRequire (agent/main.ts resolves edgectl-agent-config.cjs so, to run it).
+const CJS_REQUIRE = /\(\s*(["'])\.\/([^"'\\/\s]+\.cjs)\1\s*\)/g;
 
-/** chunkImports lists the files beside it that a bundled file imports, statically or dynamically. Pure. */
+/**
+ * chunkImports lists the files beside it that a bundled file imports, statically or dynamically,
+ * or requires or resolves (a CommonJS file). Pure.
+ */
 export function chunkImports(source: string): string[] {
-  return [...new Set(Array.from(source.matchAll(CHUNK_IMPORT), (m) => m[2]!))];
+  const names = [...source.matchAll(CHUNK_IMPORT), ...source.matchAll(CJS_REQUIRE)].sort(
+    (a, b) => a.index - b.index,
+  );
+  return [...new Set(names.map((m) => m[2]!))];
 }
 
 /**
  * agentChunks finds the chunks the agent's entry file needs (npm run build:agent splits code that
- * only `import()` reaches into `edgectl-agent-<hash>.mjs` files beside it), by reading its imports
- * and theirs: the chunk paths, sorted. A chunk that is not there is an error naming it, so a robot
+ * only `import()` reaches into `edgectl-agent-<hash>.mjs` files beside it, and builds the config
+ * loader as `edgectl-agent-config.cjs`), by reading its imports and theirs: the chunk paths, sorted. A chunk that is not there is an error naming it, so a robot
  * never gets an agent that fails when it first needs the missing code.
  */
 export function agentChunks(entry: string, read = (path: string) => readFileSync(path, 'utf8')): string[] {
@@ -60,7 +70,7 @@ export function agentChunks(entry: string, read = (path: string) => readFileSync
         'BUNDLE_AGENT_CHUNK',
         `the agent's chunk ${next.path} ${why}: ${basename(next.importer)} imports it`,
         {
-          hint: `run npm run build:agent (it writes the agent and its chunks together); a bundle.agent built elsewhere needs every edgectl-agent-*.mjs built with it beside it in ${dir}`,
+          hint: `run npm run build:agent (it writes the agent and its chunks together); a bundle.agent built elsewhere needs every edgectl-agent-* file built with it beside it in ${dir}`,
           cause: e,
         },
       );

@@ -49,6 +49,12 @@ export const TEST_BUNDLE: BundleInfo = {
         sha256: 'a3'.repeat(32),
         bytes: 456_246,
       },
+      // The config loader, which the agent runs in a child process (agent/config-subprocess.ts).
+      {
+        localPath: '/build/agent/bundle/edgectl-agent-config.cjs',
+        sha256: 'a4'.repeat(32),
+        bytes: 577_919,
+      },
     ],
   },
   node: {
@@ -108,6 +114,7 @@ test('preflight comes first, the service last, then the prune; the restart depen
   assert.deepEqual(restart?.onlyIfChanged, [
     'bundle.agent-chunk-1',
     'bundle.agent-chunk-2',
+    'bundle.agent-chunk-3',
     'bundle.agent',
     'bundle.node',
     'config.agent',
@@ -148,7 +155,10 @@ test('the plan is deterministic, and a changed input changes exactly the steps i
     inventory,
     bundle: {
       ...TEST_BUNDLE,
-      agent: { ...TEST_BUNDLE.agent, chunks: [TEST_BUNDLE.agent.chunks[0]!, chunk] },
+      agent: {
+        ...TEST_BUNDLE.agent,
+        chunks: [TEST_BUNDLE.agent.chunks[0]!, chunk, TEST_BUNDLE.agent.chunks[2]!],
+      },
     },
     identity: TEST_IDENTITY,
     unitTemplate,
@@ -164,9 +174,10 @@ test('the plan is deterministic, and a changed input changes exactly the steps i
 test("the agent's chunks are uploaded beside its entry file, every one before it", () => {
   for (const r of plan.robots) {
     const uploads = r.steps.flatMap((s) => (s.kind === 'upload' ? [[s.id, s.path, s.mode, s.sha256]] : []));
-    assert.deepEqual(uploads.slice(0, 3), [
+    assert.deepEqual(uploads.slice(0, 4), [
       ['bundle.agent-chunk-1', '/opt/edgectl/edgectl-agent-3F2EO6OI.mjs', 0o644, 'a2'.repeat(32)],
       ['bundle.agent-chunk-2', '/opt/edgectl/edgectl-agent-4AJKFZTD.mjs', 0o644, 'a3'.repeat(32)],
+      ['bundle.agent-chunk-3', '/opt/edgectl/edgectl-agent-config.cjs', 0o644, 'a4'.repeat(32)],
       ['bundle.agent', '/opt/edgectl/edgectl-agent.mjs', 0o644, 'a1'.repeat(32)],
     ]);
   }
@@ -187,7 +198,14 @@ test('bundle.prune removes the agent chunks the entry does not import, and nothi
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-prune-'));
   try {
     const keep = ['edgectl-agent-3F2EO6OI.mjs', 'edgectl-agent-4AJKFZTD.mjs'];
-    const others = ['edgectl-agent.mjs', 'edgectl-agent.mjs.map', 'other.mjs', 'edgectl-agent-X.js'];
+    // The config loader's name is not a content hash: each build overwrites it, the prune leaves it.
+    const others = [
+      'edgectl-agent.mjs',
+      'edgectl-agent.mjs.map',
+      'other.mjs',
+      'edgectl-agent-X.js',
+      'edgectl-agent-config.cjs',
+    ];
     for (const f of [...keep, ...others, 'edgectl-agent-OLD1.mjs', 'edgectl-agent-OLD 2.mjs'])
       writeFileSync(join(dir, f), '');
     mkdirSync(join(dir, 'node'));

@@ -19,7 +19,13 @@ export const agentCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => (
         'Run the agent; SIGTERM hands leadership over and stops it',
       ) as unknown as Argv<GlobalArgs>,
   handler: async (argv) => {
-    const { runAgent } = await import('../ops/agent-run.ts');
-    await runAgent({ config: (argv as unknown as { config: string }).config }, io);
+    const [{ runAgent }, { loadAgentConfig }] = await Promise.all([
+      import('../ops/agent-run.ts'),
+      import('../../agent/config.ts'),
+    ]);
+    await runAgent(
+      { config: (argv as unknown as { config: string }).config, loadConfig: loadAgentConfig },
+      io,
+    );
   },
 });

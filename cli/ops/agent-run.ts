@@ -4,13 +4,14 @@
  * transfer, mDNS goodbye).
  */
 import { Agent } from '../../agent/agent.ts';
-import { loadAgentConfig, readSiteKey, type AgentConfig } from '../../agent/config.ts';
+import type { AgentConfig } from '../../agent/config.ts';
 import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
 import type { ControlPlaneRuntime } from '../../agent/control-plane/runtime.ts';
 import { makeDiscovery } from '../../agent/discovery/factory.ts';
 import { EdgeError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/log.ts';
 import { StateStore } from '../../agent/persistence/state-store.ts';
+import { readSiteKey } from '../../agent/site-key.ts';
 import { startStatusServer } from '../../agent/status-server.ts';
 import { UdpTransport } from '../../agent/transport/udp.ts';
 import type { Io } from '../output.ts';
@@ -49,8 +50,19 @@ async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): P
   }
 }
 
-export async function runAgent(o: { config: string }, _io: Io, stop?: Promise<unknown>): Promise<void> {
-  const config = loadAgentConfig(o.config);
+export interface RunAgentOptions {
+  /** The config file. */
+  readonly config: string;
+  /**
+   * Reads and validates it: loadAgentConfig (agent/config.ts) under `edgectl agent run`. The
+   * bundled agent passes loadConfigInSubprocess, so that its process never loads zod and yaml
+   * (agent/config-subprocess.ts); this module imports agent/config.ts for types only.
+   */
+  readonly loadConfig: (path: string) => AgentConfig;
+}
+
+export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unknown>): Promise<void> {
+  const config = o.loadConfig(o.config);
   const key = readSiteKey(config.siteKeyFile);
   const { log, context } = createLogger({
     node: config.node.id,

@@ -1,0 +1,103 @@
+/**
+ * The built agent (agent/build.ts, into a temp dir, not agent/bundle/): its entry does not load
+ * zod and yaml, bootstrap ships its config loader, and it reports a bad config as `edgectl agent
+ * run` does.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Metafile } from 'esbuild';
+import { agentChunks } from '../cli/bootstrap/bundle.ts';
+import { buildAgent } from './build.ts';
+import { loadAgentConfig } from './config.ts';
+import { EdgeError } from './errors.ts';
+import { readSiteKey } from './site-key.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'edgectl-build-'));
+const out = join(dir, 'bundle');
+const entry = join(out, 'edgectl-agent.mjs');
+let meta: { agent: Metafile; configLoader: Metafile };
+before(async () => {
+  meta = await buildAgent(out);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const ZOD_OR_YAML = /(^|\/)node_modules\/(zod|yaml)\//;
+
+/** The output files the entry loads at start-up: itself and the chunks it imports statically. */
+function staticOutputs(m: Metafile): string[] {
+  const first = Object.keys(m.outputs).find((o) => m.outputs[o]!.entryPoint === 'agent/main.ts')!;
+  const seen = new Set([first]);
+  for (const o of seen)
+    for (const i of m.outputs[o]!.imports)
+      if (i.kind === 'import-statement' && m.outputs[i.path]) seen.add(i.path);
+  return [...seen];
+}
+
+test('the entry and the chunks it imports statically have no zod and no yaml; the config loader has both', () => {
+  const outputs = staticOutputs(meta.agent);
+  assert.ok(outputs.length >= 1);
+  const leaked = outputs.flatMap((o) =>
+    Object.keys(meta.agent.outputs[o]!.inputs).filter((i) => ZOD_OR_YAML.test(i)),
+  );
+  assert.deepEqual(leaked, [], 'a module the entry imports statically imports zod or yaml');
+  const loader = Object.values(meta.configLoader.outputs).find(
+    (o) => o.entryPoint === 'agent/config-loader.ts',
+  )!;
+  const inputs = Object.keys(loader.inputs);
+  assert.ok(inputs.some((i) => /node_modules\/zod\//.test(i)));
+  assert.ok(inputs.some((i) => /node_modules\/yaml\//.test(i)));
+});
+
+test('bootstrap ships the config loader with the chunks', () => {
+  assert.ok(agentChunks(entry).includes(join(out, 'edgectl-agent-config.cjs')));
+});
+
+/** What the built agent prints for an error, as agent/main.ts formats it. */
+function printed(e: unknown): string {
+  assert.ok(e instanceof EdgeError);
+  return `edgectl-agent: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}\n`;
+}
+
+function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  return assert.fail('expected an error');
+}
+
+test('the built agent reports a missing or invalid config, and a missing site key, with the ConfigError, its hint and exit code 2', () => {
+  const write = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  const valid = (siteKeyFile: string) =>
+    `site: {id: lab}\nnode: {id: r1, serverCapable: true}\nvoters: [r1]\nsiteKeyFile: ${siteKeyFile}\n`;
+  const cases = [
+    { path: join(dir, 'missing.yaml'), error: (p: string) => thrown(() => loadAgentConfig(p)) },
+    {
+      path: write('bad.yaml', 'site: {id: Bad Site}\nnode: {id: r1}\nvoters: []\nnework: {}\n'),
+      error: (p: string) => thrown(() => loadAgentConfig(p)),
+    },
+    { path: write('invalid.yaml', ': : :\n- ['), error: (p: string) => thrown(() => loadAgentConfig(p)) },
+    // A valid config: its siteKeyFile came through the loader.
+    {
+      path: write('nokey.yaml', valid(join(dir, 'no.key'))),
+      error: (p: string) => thrown(() => readSiteKey(loadAgentConfig(p).siteKeyFile)),
+    },
+  ];
+  for (const c of cases) {
+    const run = spawnSync(process.execPath, [entry, '--config', c.path], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(run.stdout, '');
+    assert.equal(run.stderr, printed(c.error(c.path)), c.path);
+    assert.equal(run.status, 2, c.path);
+  }
+});
