@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -100,4 +100,39 @@ test('the built agent reports a missing or invalid config, and a missing site ke
     assert.equal(run.stderr, printed(c.error(c.path)), c.path);
     assert.equal(run.status, 2, c.path);
   }
+});
+
+test('the built agent loads no built-in through an ES import, and not the ones only pino transports and prom-client extras need', () => {
+  // An ES import of a built-in runs every lazy getter of its exports (node:http alone loads
+  // undici); build.ts turns them into process.getBuiltinModule calls.
+  const esImports = staticOutputs(meta.agent).flatMap((o) =>
+    meta.agent.outputs[o]!.imports.filter((i) => i.external && i.kind === 'import-statement'),
+  );
+  assert.deepEqual(esImports, []);
+  // What the process really loaded by the time it exits: the agent exits 2 for a missing config
+  // after every static import ran.
+  const preload = join(dir, 'modules.cjs');
+  writeFileSync(
+    preload,
+    "process.on('exit', () => require('node:fs').writeFileSync(process.env.EDGECTL_MODULES_OUT, process.moduleLoadList.join('\\n')));",
+  );
+  const list = join(dir, 'modules.txt');
+  const r = spawnSync(process.execPath, ['--require', preload, entry, '--config', join(dir, 'absent.yaml')], {
+    env: { ...process.env, EDGECTL_MODULES_OUT: list },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 2, r.stderr);
+  const loaded = readFileSync(list, 'utf8').split('\n');
+  assert.ok(
+    loaded.includes('NativeModule dgram') && loaded.includes('NativeModule http'),
+    'the list is real',
+  );
+  for (const unwanted of [
+    'NativeModule worker_threads',
+    'NativeModule assert',
+    'NativeModule v8',
+    'NativeModule perf_hooks',
+    'NativeModule internal/deps/undici/undici',
+  ])
+    assert.ok(!loaded.includes(unwanted), `${unwanted} loaded`);
 });

@@ -11,9 +11,10 @@
  * Bootstrap ships every file the entry refers to (cli/bootstrap/bundle.ts agentChunks).
  */
 import { rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isBuiltin } from 'node:module';
+import { join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type BuildOptions, type Metafile } from 'esbuild';
+import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const AGENT_BUNDLE_DIR = join(ROOT, 'agent/bundle');
@@ -26,6 +27,84 @@ const common: BuildOptions = {
   sourcemap: true,
   absWorkingDir: ROOT,
   logLevel: 'warning',
+};
+
+/**
+ * builtinsWithoutFacade turns each static `import … from 'node:x'` into
+ * `process.getBuiltinModule('node:x')`. An ES module import of a built-in goes through the module's
+ * ES facade, which reads every export once, and so runs every lazy getter: `import 'node:http'`
+ * alone loads undici's WebSocket and costs an idle process about 16 MB of RSS on Node 24
+ * (`require` of the same module, about 1 MB). getBuiltinModule returns the CommonJS exports, and
+ * esbuild's interop reads the named imports from them where they are used. `import()` is left
+ * alone: it only runs when its code path does.
+ */
+const builtinsWithoutFacade: Plugin = {
+  name: 'builtins-without-facade',
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) =>
+      args.kind === 'import-statement' && isBuiltin(args.path)
+        ? { path: args.path, namespace: 'builtin' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * robotShims replaces three modules that pino loads for features the agent does not use, each
+ * only for the one file that requires it:
+ * - pino's transports (pino/lib/transport.js, with thread-stream, required by pino.js and
+ *   pino/lib/tools.js): they run log shipping in a
+ *   worker thread; the agent logs to stdout for journald, and asking for a transport throws;
+ * - `worker_threads` in pino/lib/tools.js, which reads only `isMainThread`: the agent's logger
+ *   always runs on the main thread;
+ * - `assert` in sonic-boom, which calls it as a function once: a throwing check does the same.
+ * Together with builtinsWithoutFacade they keep worker_threads and assert out of the agent's
+ * process (docs/benchmarks/agent.md).
+ */
+const SHIMS: readonly { request: string; importer: string; contents: string }[] = [
+  {
+    request: './lib/transport',
+    importer: 'node_modules/pino/pino.js',
+    contents:
+      "module.exports = function transport() { throw new Error('pino transports are not part of the edgectl agent: it logs to stdout'); };",
+  },
+  {
+    request: './transport',
+    importer: 'node_modules/pino/lib/tools.js',
+    contents:
+      "module.exports = function transport() { throw new Error('pino transports are not part of the edgectl agent: it logs to stdout'); };",
+  },
+  {
+    request: 'worker_threads',
+    importer: 'node_modules/pino/lib/tools.js',
+    contents: 'module.exports = { isMainThread: true };',
+  },
+  {
+    request: 'assert',
+    importer: 'node_modules/sonic-boom/index.js',
+    contents:
+      "module.exports = function assert(ok, message) { if (!ok) throw new Error(message ?? 'assertion failed'); };",
+  },
+];
+
+const robotShims: Plugin = {
+  name: 'robot-shims',
+  setup(b) {
+    b.onResolve({ filter: /^(\.\/lib\/transport|\.\/transport|worker_threads|assert)$/ }, (args) => {
+      const i = SHIMS.findIndex(
+        (s) => s.request === args.path && args.importer.split(sep).join('/').endsWith(s.importer),
+      );
+      return i < 0 ? undefined : { path: String(i), namespace: 'robot-shim' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'robot-shim' }, (args) => ({
+      contents: SHIMS[Number(args.path)]!.contents,
+      loader: 'js',
+    }));
+  },
 };
 
 /** buildAgent empties `outdir` and builds the agent into it; the metafiles say what is in which file. */
@@ -43,10 +122,12 @@ export async function buildAgent(
       entryNames: 'edgectl-agent',
       chunkNames: 'edgectl-agent-[hash]',
       outExtension: { '.js': '.mjs' },
-      // A `require` in each file, for the built-ins of the bundled CommonJS modules.
+      // A `require` in each file, for the built-ins of the bundled CommonJS modules (taken without
+      // an ES import of node:module, for the reason above).
       banner: {
-        js: "import { createRequire as __edgectl_cr } from 'node:module'; const require = __edgectl_cr(import.meta.url);",
+        js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);",
       },
+      plugins: [robotShims, builtinsWithoutFacade],
       metafile: true,
     }),
     build({
