@@ -156,6 +156,9 @@ test('the status endpoint serves health, readiness, status JSON and metrics', as
       assert.match(metrics, /edgectl_term 1/);
       assert.match(metrics, /edgectl_elections_total\{result="won"\} 1/);
       assert.match(metrics, /edgectl_role\{role="leader"\} 1/);
+      // The election's timers fired (boot timeout, heartbeats) and each measured its lateness.
+      const fired = Number(/^edgectl_timer_lateness_seconds_count (\d+)$/m.exec(metrics)?.[1]);
+      assert.ok(fired > 0, `timer lateness count ${fired}`);
       assert.equal((await fetch(`${base}/nope`)).status, 404);
     } finally {
       await srv.close();

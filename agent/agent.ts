@@ -524,10 +524,12 @@ export class Agent {
 
   private arm(id: string, delayMs: number, fire: () => void): void {
     this.disarm(id);
+    const due = this.now() + delayMs;
     this.timers.set(
       id,
       setTimeout(() => {
         this.timers.delete(id);
+        this.metrics.timerLateness.observe(Math.max(0, this.now() - due) / 1000);
         fire();
       }, delayMs),
     );

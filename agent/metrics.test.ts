@@ -29,7 +29,7 @@ test('scrape-time series: term, drops by reason (a counter), members and message
   assert.ok((await lines()).includes('edgectl_datagram_drops_total{reason="replayed"} 9'));
 });
 
-test('process metrics: memory, CPU, descriptors and event-loop lag, but no per-GC observer', async () => {
+test('process metrics: memory, CPU and descriptors, but no per-GC observer or loop sampler', async () => {
   const m = new AgentMetrics();
   const types = (await m.registry.metrics())
     .split('\n')
@@ -39,9 +39,10 @@ test('process metrics: memory, CPU, descriptors and event-loop lag, but no per-G
     'edgectl_process_process_resident_memory_bytes',
     'edgectl_process_process_cpu_seconds_total',
     'edgectl_process_process_open_fds',
-    'edgectl_process_nodejs_eventloop_lag_p99_seconds',
     'edgectl_process_nodejs_heap_size_used_bytes',
+    'edgectl_timer_lateness_seconds',
   ])
     assert.ok(types.includes(name), `${name} missing from ${types.join(' ')}`);
   assert.ok(!types.some((t) => t?.includes('_gc_')), 'a GC observer runs on every collection');
+  assert.ok(!types.some((t) => t?.includes('eventloop')), 'an event-loop sampler wakes the robot up');
 });

@@ -19,9 +19,14 @@ import GaugeModule from 'prom-client/lib/gauge.js';
 import HistogramModule from 'prom-client/lib/histogram.js';
 // @ts-expect-error: as above.
 import RegistryModule from 'prom-client/lib/registry.js';
-// The process metrics of prom-client's collectDefaultMetrics, less its GC histogram: that one is a
-// PerformanceObserver that runs on every garbage collection, which with the unit's 1 MB young
-// generation is several times a second on an idle robot (docs/benchmarks/agent.md).
+// The process metrics of prom-client's collectDefaultMetrics, less three:
+// - its GC histogram, a PerformanceObserver that runs on every garbage collection, which with the
+//   unit's 1 MB young generation is several times a second on an idle robot;
+// - its event-loop lag, which samples the loop with its own timer and loads perf_hooks: the
+//   agent's timers measure their own lateness instead (edgectl_timer_lateness_seconds), which is
+//   what timerSlackMs bounds;
+// - its heap spaces, which load node:v8; the heap totals stay.
+// docs/benchmarks/agent.md has what each cost.
 // @ts-expect-error: as above.
 import processCpuTotal from 'prom-client/lib/metrics/processCpuTotal.js';
 // @ts-expect-error: as above.
@@ -33,11 +38,7 @@ import processOpenFileDescriptors from 'prom-client/lib/metrics/processOpenFileD
 // @ts-expect-error: as above.
 import processMaxFileDescriptors from 'prom-client/lib/metrics/processMaxFileDescriptors.js';
 // @ts-expect-error: as above.
-import eventLoopLag from 'prom-client/lib/metrics/eventLoopLag.js';
-// @ts-expect-error: as above.
 import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
-// @ts-expect-error: as above.
-import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
 // @ts-expect-error: as above.
 import version from 'prom-client/lib/metrics/version.js';
 import type { Role } from '../statecharts/election.ts';
@@ -59,9 +60,7 @@ const PROCESS_METRICS = [
   osMemoryHeap,
   processOpenFileDescriptors,
   processMaxFileDescriptors,
-  eventLoopLag,
   heapSizeAndUsed,
-  heapSpacesSizeAndUsed,
   version,
 ] as ProcessMetric[];
 
@@ -138,6 +137,16 @@ export class AgentMetrics {
     buckets: [0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 20, 60],
     registers: [this.registry],
   });
+  /**
+   * How late the agent's timers fire (heartbeat, election, lifecycle): event-loop lag as the
+   * election sees it. The fence delay assumes at most timerSlackMs (docs/protocol.md §5).
+   */
+  readonly timerLateness = new Histogram({
+    name: 'edgectl_timer_lateness_seconds',
+    help: 'How late the agent timers fired; the fence delay assumes at most timerSlackMs',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
   readonly members = new Gauge({
     name: 'edgectl_members',
     help: 'Peers by membership state',
@@ -155,15 +164,9 @@ export class AgentMetrics {
   });
 
   constructor(defaults = true) {
-    // The event-loop delay monitor samples every 10 ms by default: 100 wake-ups a second on an idle robot.
-    // Half a second is plenty to see a stalled loop and costs two.
     if (defaults)
       for (const register of PROCESS_METRICS)
-        register(this.registry, {
-          register: this.registry,
-          prefix: 'edgectl_process_',
-          eventLoopMonitoringPrecision: 500,
-        });
+        register(this.registry, { register: this.registry, prefix: 'edgectl_process_' });
   }
 
   /** observe sets where the scrape-time series (term, drops, members) are read. */
