@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { test } from 'node:test';
+import { EdgeError } from '../errors.ts';
 import { encode } from './codec.ts';
 import { InMemoryNetwork } from './in-memory.ts';
 import { describeTransportContract } from './transport.contract.ts';
@@ -138,5 +139,22 @@ test('UDP: a peer at an IP literal is sent to at once, and a seed given by host 
     assert.equal(a.stats().sendErrors, 0);
   } finally {
     await Promise.all([a.close(), b.close(), c.close()]);
+  }
+});
+
+test('udp: a port another process holds is refused with a hint that names network.port', async () => {
+  const key = Buffer.alloc(32, 7);
+  const a = await UdpTransport.open({ self: 'a', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  try {
+    await assert.rejects(
+      UdpTransport.open({ self: 'b', siteId: 'lab', key, port: a.port, bindAddress: '127.0.0.1' }),
+      (e: unknown) =>
+        e instanceof EdgeError &&
+        e.code === 'EDGE_TRANSPORT_BIND' &&
+        e.message.includes('EADDRINUSE') &&
+        (e.hint ?? '').includes('network.port'),
+    );
+  } finally {
+    await a.close();
   }
 });

@@ -17,6 +17,7 @@ import { isIPv4 } from 'node:net';
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import type { Message, NodeId } from '../../statecharts/messages.ts';
 import { DROP_REASONS, decode, encode } from './codec.ts';
+import { EdgeError } from '../errors.ts';
 import { ReplayWindow } from './replay.ts';
 import {
   emptyStats,
@@ -86,7 +87,24 @@ export class UdpTransport implements Transport {
     socket.socket.on('error', () => {
       t.counters.sendErrors++;
     });
-    await socket.bind(opts.port, opts.bindAddress ?? '0.0.0.0');
+    const address = opts.bindAddress ?? '0.0.0.0';
+    try {
+      await socket.bind(opts.port, address);
+    } catch (err) {
+      socket.socket.close();
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new EdgeError(
+        'TRANSPORT_BIND',
+        `cannot bind UDP ${address}:${opts.port}: ${code ?? String(err)}`,
+        {
+          hint:
+            code === 'EADDRINUSE'
+              ? `another process holds UDP port ${opts.port} (a second edgectl agent? see ss -ulpn): stop it, or set network.port in the agent config`
+              : 'set network.bindAddress to an address of this robot (or 0.0.0.0) and network.port to a free port',
+          cause: err,
+        },
+      );
+    }
     try {
       socket.setRecvBufferSize(opts.recvBufferBytes ?? 1 << 20);
     } catch {
