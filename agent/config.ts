@@ -28,6 +28,7 @@ const timingOverrides = z
   .object({
     heartbeatMs: z.number().positive(),
     learnerHeartbeatMs: z.number().positive(),
+    ackIntervalMs: z.number().positive(),
     electionTimeoutMinMs: z.number().positive(),
     electionTimeoutMaxMs: z.number().positive(),
     bootElectionTimeoutMs: z.number().positive(),

@@ -307,3 +307,73 @@ test('leaseExpiresAt: a serving leader may serve its epoch until a majority echo
   assert.equal(leaseExpiresAt(later, 1), 35 + testTiming.leaderLeaseMs, 'the freshest majority counts');
   assert.equal(leaseExpiresAt(node('b', ['a', 'b', 'c']), 0), null, 'a follower serves nothing');
 });
+
+test('a follower answers a plain heartbeat only every ackIntervalMs, and everything else at once', () => {
+  // testTiming: heartbeat 10 ms, ackIntervalMs 20 ms, so a heartbeat is answered once the last
+  // answer is 15 ms old (half a heartbeat of slack for arrival jitter).
+  const append = (now: number, o: Partial<Extract<Message, { type: 'append' }>> = {}): ElectionEvent => ({
+    type: 'message',
+    now,
+    msg: {
+      type: 'append',
+      from: 'a',
+      to: 'b',
+      term: 1,
+      prevIndex: 1,
+      prevTerm: 1,
+      entries: [],
+      commit: 1,
+      sentAt: now - 1,
+      ...o,
+    },
+  });
+  const answers = (r: { effects: readonly ElectionEffect[] }) =>
+    sends(r.effects).filter((m) => m.type === 'appendResp');
+  let s = node('b', ['a', 'b', 'c']);
+
+  let r = step(s, append(10, { prevIndex: 0, prevTerm: 0, entries: [{ term: 1, kind: 'noop', data: '' }] }));
+  assert.deepEqual(
+    answers(r).map((m) => m.type === 'appendResp' && [m.success, m.matchIndex, m.echo]),
+    [[true, 1, 9]],
+    'entries are always answered',
+  );
+  s = r.snapshot;
+  r = step(s, append(20));
+  assert.deepEqual(answers(r), [], 'a heartbeat 10 ms after the last answer is not');
+  assert.equal(r.snapshot.context.commitIndex, 1, 'but it is still applied');
+  assert.equal(r.snapshot.context.lastLeaderContactAt, 20, 'and it still counts as hearing the leader');
+  s = r.snapshot;
+  r = step(s, append(25));
+  assert.equal(answers(r).length, 1, '15 ms after the last answer, it is');
+  s = r.snapshot;
+
+  // A heartbeat went missing (20 ms since the last one): for two answer intervals (40 ms), every
+  // heartbeat is answered, then every other one again.
+  let lossy = s;
+  const answered: number[] = [];
+  for (const t of [45, 55, 65, 75, 85, 95, 105]) {
+    r = step(lossy, append(t));
+    if (answers(r).length > 0) answered.push(t);
+    lossy = r.snapshot;
+  }
+  assert.deepEqual(answered, [45, 55, 65, 75, 95]);
+
+  r = step(s, append(27, { prevIndex: 4, prevTerm: 1 }));
+  assert.deepEqual(
+    answers(r).map((m) => m.type === 'appendResp' && m.success),
+    [false],
+    'a mismatch is answered at once',
+  );
+  r = step(s, append(27, { prevIndex: 0, prevTerm: 0 }));
+  assert.deepEqual(
+    answers(r).map((m) => m.type === 'appendResp' && m.matchIndex),
+    [0],
+    'so is a heartbeat that moves what the leader may count (here: from a leader that backed up)',
+  );
+  r = step(s, append(27, { from: 'c', term: 2 }));
+  assert.deepEqual(
+    answers(r).map((m) => [m.to, m.term]),
+    [['c', 2]],
+    'and the first heartbeat of a new leader',
+  );
+});

@@ -107,6 +107,13 @@ export interface ElectionContext {
   /** The epoch (term) whose server this node runs, or null. */
   readonly serverEpoch: number | null;
   readonly transferee: NodeId | null;
+  /**
+   * The last AppendResp this robot sent as a follower: to whom, at which term, when and with which
+   * matchIndex. A heartbeat that changes nothing is answered only every ackIntervalMs.
+   */
+  readonly lastReply: LastReply | null;
+  /** When this follower last found a heartbeat missing (a gap of 1.5 heartbeats), or null. */
+  readonly heartbeatGapAt: number | null;
   /** False until the first follower period began: the first one uses the short boot timeout. */
   readonly started: boolean;
   /** The current election timeout is the short boot one (until a leader is heard). */
@@ -115,6 +122,13 @@ export interface ElectionContext {
   /** What the shell was last told: leaderChanged and commit are emitted on change. */
   readonly reported: { readonly leader: NodeId | null; readonly term: number; readonly commit: number };
   readonly fx: StagedEffects;
+}
+
+export interface LastReply {
+  readonly to: NodeId;
+  readonly term: number;
+  readonly at: number;
+  readonly matchIndex: number;
 }
 
 /** The durable part of the context, as the shell stores it. */
@@ -214,6 +228,37 @@ function hasLease(c: ElectionContext, now: number): boolean {
 }
 
 /**
+ * quorumEchoAt: the `sentAt` a majority of voters (this leader included) echoed: the (quorum − 1)-th
+ * most recent echo of the other voters. Infinity for a single voter, which needs no one.
+ */
+function quorumEchoAt(c: ElectionContext): number {
+  const need = quorum(c) - 1;
+  if (need <= 0) return Infinity;
+  const acks = otherVoters(c)
+    .map((v) => c.progress[v]?.lastAck ?? NEVER)
+    .sort((a, b) => b - a);
+  return acks[need - 1] ?? NEVER;
+}
+
+/**
+ * heartbeatDelayMs: the leader's next heartbeat interval. Normally heartbeatMs; half of it
+ * - while the echo a majority gave is older than two answer intervals and a heartbeat, which a
+ *   healthy link never is. That is a loss burst or a lossy link, and after a burst every follower
+ *   has only electionTimeoutMinMs − burst left to hear this leader before it times out: twice the
+ *   heartbeats in that window make a missed one much less likely;
+ * - for the fence delay after winning: a voter that missed the first Append keeps campaigning (and
+ *   may pull others to a higher term) until it hears this leader.
+ * A healthy idle site pays nothing for either. Sending more often only makes a leader notice a
+ * lost lease sooner, so the fence is unchanged.
+ */
+function heartbeatDelayMs(c: ElectionContext, now: number): number {
+  const t = c.timing;
+  const fast =
+    now - c.becameLeaderAt < fenceDelayMs(t) || now - quorumEchoAt(c) > 2 * t.ackIntervalMs + t.heartbeatMs;
+  return fast ? t.heartbeatMs / 2 : t.heartbeatMs;
+}
+
+/**
  * drawElectionTimeout: min + spread × u × (1 − bias × fitness), so fitter robots tend to time out
  * first. Never below the minimum, so fitness cannot weaken stickiness. Right after boot the minimum
  * is bootElectionTimeoutMs.
@@ -286,10 +331,17 @@ const msgOf = (e: ElectionEvent): Message | null => (e.type === 'message' ? e.ms
 function acceptAppendUpdate(c: ElectionContext, m: Msg<'append'>, now: number): Partial<ElectionContext> {
   // Once a leader is heard, the short boot timeout is over: a normal one keeps this robot from
   // campaigning inside its own stickiness window.
+  // A heartbeat from the same leader that comes 1.5 intervals after the last one means one was
+  // lost (or this robot was stalled): answer every heartbeat for a while (mustAnswer).
+  const gap =
+    c.leader === m.from &&
+    c.lastLeaderContactAt !== null &&
+    now - c.lastLeaderContactAt > 1.5 * c.timing.heartbeatMs;
   const base = {
     leader: m.from,
     lastLeaderContactAt: now,
     electionResetAt: now,
+    ...(gap ? { heartbeatGapAt: now } : {}),
     ...(c.bootTimeout ? { ...drawElectionTimeout(c, false), bootTimeout: false } : {}),
   };
   const reply = (success: boolean, matchIndex: number): Message => ({
@@ -316,12 +368,35 @@ function acceptAppendUpdate(c: ElectionContext, m: Msg<'append'>, now: number): 
     };
   }
   const commitIndex = Math.max(c.commitIndex, Math.min(m.commit, merged.matchIndex));
+  if (!mustAnswer({ ...c, ...base }, m, merged.matchIndex, now)) {
+    return { ...base, log: merged.log, commitIndex, fx: stage(c, { logFrom: merged.dirtyFrom }) };
+  }
   return {
     ...base,
     log: merged.log,
     commitIndex,
+    lastReply: { to: m.from, term: c.term, at: now, matchIndex: merged.matchIndex },
     fx: stage(c, { logFrom: merged.dirtyFrom, sends: [reply(true, merged.matchIndex)] }),
   };
+}
+
+/**
+ * mustAnswer: whether a follower answers an Append it accepted. Every Append that carries entries
+ * or moves the follower's matchIndex is answered, and so is the first one from a leader (at its
+ * term). A plain heartbeat is answered once the last answer to that leader is ackIntervalMs old
+ * (less half a heartbeat, so that arrival jitter cannot skip one more), and always while the link
+ * is losing datagrams: for two answer intervals after a heartbeat went missing. A lossy link loses
+ * answers too, and each lost one would leave the leader's lease a whole interval staler.
+ * The leader measures its lease from the echoes it gets, so answering less only makes its lease
+ * end sooner: safe, and timing.ts sizes leaderLeaseMs for it.
+ */
+function mustAnswer(c: ElectionContext, m: Msg<'append'>, matchIndex: number, now: number): boolean {
+  const last = c.lastReply;
+  if (m.entries.length > 0 || last === null || last.to !== m.from || last.term !== c.term) return true;
+  if (last.matchIndex !== matchIndex) return true;
+  const t = c.timing;
+  if (c.heartbeatGapAt !== null && now - c.heartbeatGapAt < 2 * t.ackIntervalMs) return true;
+  return now - last.at >= t.ackIntervalMs - t.heartbeatMs / 2;
 }
 
 /** appendRespUpdate: the leader handles a reply to its Append (the `handleAppendResp` action). */
@@ -416,7 +491,7 @@ export const electionMachine = setup({
         ) - (nowOf(event) ?? context.electionResetAt),
       ),
     campaignRetry: ({ context }) => context.retryMs,
-    heartbeat: ({ context }) => context.timing.heartbeatMs,
+    heartbeat: ({ context, event }) => heartbeatDelayMs(context, nowOf(event) ?? context.becameLeaderAt),
     /** Re-ask voters that have not answered: half a heartbeat, many RTTs on a LAN. */
     campaignResend: ({ context }) => Math.max(1, Math.round(context.timing.heartbeatMs / 2)),
     transferTimeout: ({ context }) => context.timing.transferTimeoutMs,
@@ -848,6 +923,8 @@ export const electionMachine = setup({
       noopIndex: 0,
       serverEpoch: null,
       transferee: null,
+      lastReply: null,
+      heartbeatGapAt: null,
       started: false,
       bootTimeout: false,
       reported: { leader: null, term: durable.term, commit: 0 },
@@ -1183,7 +1260,7 @@ export function steadyStep(snapshot: ElectionSnapshot, event: ElectionEvent): El
     const rearm: ElectionEffect = {
       kind: 'armTimer',
       id: 'heartbeat',
-      delayMs: c.timing.heartbeatMs,
+      delayMs: heartbeatDelayMs(step.snapshot.context, event.now),
       event: { type: 'heartbeatTimeout', now: 0 },
     };
     return { snapshot: step.snapshot, effects: [...step.effects, rearm] };
@@ -1229,14 +1306,8 @@ export function leaderPhaseOf(
 export function leaseExpiresAt(snapshot: ElectionSnapshot, epoch: number): number | null {
   const c = snapshot.context;
   if (roleOf(snapshot) !== 'leader' || c.serverEpoch !== epoch || c.term !== epoch) return null;
-  const acks = otherVoters(c)
-    .map((v) => c.progress[v]?.lastAck ?? NEVER)
-    .sort((a, b) => b - a);
   // Self counts as one; the (quorum − 1)-th most recent echo from the others bounds the lease.
-  const need = quorum(c) - 1;
-  if (need <= 0) return Infinity;
-  const ack = acks[need - 1] ?? NEVER;
-  return ack + c.timing.leaderLeaseMs;
+  return quorumEchoAt(c) + c.timing.leaderLeaseMs;
 }
 
 export function durableOf(snapshot: ElectionSnapshot): DurableState {

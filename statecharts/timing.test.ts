@@ -6,8 +6,22 @@ test('every named profile is valid', () => {
   for (const t of [fleetTiming, labTiming, testTiming]) assert.deepEqual(validateTiming(t), []);
 });
 
-test('the fleet profile rides out a 1.5 s loss burst with three heartbeats to spare', () => {
-  assert.ok(fleetTiming.electionTimeoutMinMs >= 1500 + 3 * fleetTiming.heartbeatMs);
+test('the fleet profile rides out a 1.5 s loss burst: followers with two heartbeats to spare, the leader with four', () => {
+  const t = fleetTiming;
+  assert.ok(t.electionTimeoutMinMs >= 1500 + 2 * t.heartbeatMs);
+  // The leader's freshest echo may be an answer interval old when the burst starts.
+  assert.ok(t.leaderLeaseMs >= 1500 + t.ackIntervalMs + 4 * t.heartbeatMs);
+});
+
+test('the answer interval must lie between a heartbeat and a fifth of the election timeout', () => {
+  for (const ackIntervalMs of [fleetTiming.heartbeatMs - 1, fleetTiming.electionTimeoutMinMs / 5 + 1]) {
+    const problems = validateTiming({ ...fleetTiming, ackIntervalMs });
+    assert.ok(
+      problems.some((p) => p.startsWith('ackIntervalMs') && p.includes('heartbeatMs')),
+      problems.join('\n'),
+    );
+  }
+  assert.deepEqual(validateTiming({ ...fleetTiming, ackIntervalMs: fleetTiming.heartbeatMs }), []);
 });
 
 test('an election timeout below k heartbeats is rejected with a sentence naming both fields', () => {

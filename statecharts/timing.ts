@@ -17,6 +17,16 @@ export interface ElectionTiming {
    */
   readonly learnerHeartbeatMs: number;
   /**
+   * How often a follower acknowledges a plain heartbeat, ms. A follower answers every Append that
+   * carries entries, moves what it holds, comes from a new leader or does not match its log; an
+   * Append that changes nothing it answers only when its last answer to this leader is at least
+   * this old (less half a heartbeat, for arrival jitter). Between heartbeatMs (answer every one)
+   * and electionTimeoutMinMs / 5. Fewer answers mean fewer datagrams for the leader to handle, and
+   * an older lease echo: a burst that starts just before an answer was due leaves the leader's
+   * freshest echo up to this much older, so leaderLeaseMs carries that much more margin.
+   */
+  readonly ackIntervalMs: number;
+  /**
    * Lower bound of the randomized follower election timeout, ms. It is also the stickiness window
    * (a voter refuses (pre)votes while it heard a leader within it) and the leader's lease (CheckQuorum).
    * It must exceed the longest loss burst the site should ride out plus a few heartbeats.
@@ -65,17 +75,20 @@ export interface ElectionTiming {
 
 /**
  * fleetTiming is the default for robots on Wi-Fi (docs/timing.md):
- * - heartbeat 100 ms: the etcd default, cheap on a LAN (about 80 datagrams/s for 5 voters);
- * - election timeout 1.8–2.1 s: rides out 1.5 s loss bursts plus three lost heartbeats, and still
- *   elects a new leader in about 1.9 s (p50) after the old one loses power.
+ * - heartbeat 150 ms, answered every 300 ms: about 43 datagrams/s at a leader with 4 other voters
+ *   and a learner, which sets an idle robot's CPU and airtime;
+ * - election timeout 1.8–2.1 s: rides out 1.5 s loss bursts plus two lost heartbeats, and still
+ *   elects a new leader in about 1.9 s (p50) after the old one loses power. The heartbeat does not
+ *   set failover time: the election timeout does.
  */
 export const fleetTiming: ElectionTiming = {
-  heartbeatMs: 100,
-  learnerHeartbeatMs: 500, // learners only follow; 5× fewer datagrams
-  electionTimeoutMinMs: 1800, // 1.5 s burst + 3 heartbeats of margin
+  heartbeatMs: 150,
+  learnerHeartbeatMs: 600, // learners only follow; 4× fewer datagrams
+  ackIntervalMs: 300, // every other heartbeat: halves what the leader receives
+  electionTimeoutMinMs: 1800, // 1.5 s burst + 2 heartbeats of margin
   electionTimeoutMaxMs: 2100, // a narrow spread keeps p99 low; fitness and short retries break ties
-  bootElectionTimeoutMs: 500, // 5 heartbeats: a live leader is heard first
-  leaderLeaseMs: 2200, // 1.5 s burst + 7 heartbeats: a leader rides out a burst even with one follower left
+  bootElectionTimeoutMs: 500, // 3 heartbeats: a live leader is heard first
+  leaderLeaseMs: 2500, // 1.5 s burst + a stale echo (300 ms) + 4.7 heartbeats: a leader rides out a burst even with one follower left
   campaignRetryMinMs: 150, // > 2 RTT on Wi-Fi with headroom
   campaignRetryMaxMs: 400,
   fitnessBias: 0.5,
@@ -90,6 +103,7 @@ export const labTiming: ElectionTiming = {
   ...fleetTiming,
   heartbeatMs: 50,
   learnerHeartbeatMs: 250,
+  ackIntervalMs: 50, // every heartbeat: the lab measures recovery, not idle cost
   electionTimeoutMinMs: 900,
   electionTimeoutMaxMs: 1100,
   bootElectionTimeoutMs: 250,
@@ -105,6 +119,7 @@ export const testTiming: ElectionTiming = {
   ...fleetTiming,
   heartbeatMs: 10,
   learnerHeartbeatMs: 50,
+  ackIntervalMs: 20, // every other heartbeat, as in the fleet profile
   electionTimeoutMinMs: 100,
   electionTimeoutMaxMs: 150,
   bootElectionTimeoutMs: 30,
@@ -138,6 +153,7 @@ export function validateTiming(t: ElectionTiming): string[] {
   const positive: (keyof ElectionTiming)[] = [
     'heartbeatMs',
     'learnerHeartbeatMs',
+    'ackIntervalMs',
     'electionTimeoutMinMs',
     'electionTimeoutMaxMs',
     'bootElectionTimeoutMs',
@@ -188,6 +204,15 @@ export function validateTiming(t: ElectionTiming): string[] {
   if (t.learnerHeartbeatMs >= t.electionTimeoutMinMs) {
     problems.push(
       `learnerHeartbeatMs (${t.learnerHeartbeatMs}) must be below electionTimeoutMinMs (${t.electionTimeoutMinMs})`,
+    );
+  }
+  if (
+    t.ackIntervalMs < t.heartbeatMs ||
+    t.ackIntervalMs * MIN_HEARTBEATS_PER_ELECTION_TIMEOUT > t.electionTimeoutMinMs
+  ) {
+    problems.push(
+      `ackIntervalMs (${t.ackIntervalMs}) must be between heartbeatMs (${t.heartbeatMs}) and electionTimeoutMinMs / ${MIN_HEARTBEATS_PER_ELECTION_TIMEOUT} (${t.electionTimeoutMinMs / MIN_HEARTBEATS_PER_ELECTION_TIMEOUT}): ` +
+        `a leader must hear each follower several times per lease`,
     );
   }
   if (t.heartbeatMs + t.timerSlackMs >= t.electionTimeoutMinMs) {
