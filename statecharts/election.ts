@@ -329,14 +329,14 @@ const msgOf = (e: ElectionEvent): Message | null => (e.type === 'message' ? e.ms
 
 /** acceptAppendUpdate: a follower or learner handles an Append of its own term (the `acceptAppend` action). */
 function acceptAppendUpdate(c: ElectionContext, m: Msg<'append'>, now: number): Partial<ElectionContext> {
-  // Once a leader is heard, the short boot timeout is over: a normal one keeps this robot from
-  // campaigning inside its own stickiness window.
   // A heartbeat from the same leader that comes 1.5 intervals after the last one means one was
   // lost (or this robot was stalled): answer every heartbeat for a while (mustAnswer).
   const gap =
     c.leader === m.from &&
     c.lastLeaderContactAt !== null &&
     now - c.lastLeaderContactAt > 1.5 * c.timing.heartbeatMs;
+  // Once a leader is heard, the short boot timeout is over: a normal one keeps this robot from
+  // campaigning inside its own stickiness window.
   const base = {
     leader: m.from,
     lastLeaderContactAt: now,
