@@ -247,14 +247,17 @@ function quorumEchoAt(c: ElectionContext): number {
  *   has only electionTimeoutMinMs − burst left to hear this leader before it times out: twice the
  *   heartbeats in that window make a missed one much less likely;
  * - for the fence delay after winning: a voter that missed the first Append keeps campaigning (and
- *   may pull others to a higher term) until it hears this leader.
- * A healthy idle site pays nothing for either. Sending more often only makes a leader notice a
+ *   may pull others to a higher term) until it hears this leader;
+ * - during a leadership transfer, which re-sends its Append or TimeoutNow on this timer.
+ * A healthy idle site pays nothing for any of them. Sending more often only makes a leader notice a
  * lost lease sooner, so the fence is unchanged.
  */
 function heartbeatDelayMs(c: ElectionContext, now: number): number {
   const t = c.timing;
   const fast =
-    now - c.becameLeaderAt < fenceDelayMs(t) || now - quorumEchoAt(c) > 2 * t.ackIntervalMs + t.heartbeatMs;
+    c.transferee !== null ||
+    now - c.becameLeaderAt < fenceDelayMs(t) ||
+    now - quorumEchoAt(c) > 2 * t.ackIntervalMs + t.heartbeatMs;
   return fast ? t.heartbeatMs / 2 : t.heartbeatMs;
 }
 
@@ -1052,7 +1055,8 @@ export const electionMachine = setup({
         },
         /** Bringing the transferee's log up to date; the server keeps serving meanwhile. */
         transferring: {
-          entry: ['chooseTransferee', 'emitEffects', 'armTransferTimer'],
+          // The heartbeat timer is re-armed: a transfer re-sends on it at the faster pace.
+          entry: ['chooseTransferee', 'emitEffects', 'armTransferTimer', 'armHeartbeatTimer'],
           always: [
             { guard: ({ context }) => context.transferee === null, target: 'serving' },
             { guard: 'transfereeCaughtUp', target: 'handingOff' },
