@@ -99,7 +99,7 @@ export class UdpTransport implements Transport {
         {
           hint:
             code === 'EADDRINUSE'
-              ? `another process holds UDP port ${opts.port} (a second edgectl agent? see ss -ulpn): stop it, or set network.port in the agent config`
+              ? `another process holds UDP port ${opts.port} (a second edgectl agent? see ss -ulpn): stop it, or move the site to a free port: network.port in agent.yaml, discovery.port in the inventory`
               : 'set network.bindAddress to an address of this robot (or 0.0.0.0) and network.port to a free port',
           cause: err,
         },
