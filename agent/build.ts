@@ -55,29 +55,21 @@ const builtinsWithoutFacade: Plugin = {
 
 /**
  * robotShims replaces three modules that pino loads for features the agent does not use, each
- * only for the one file that requires it:
+ * only for the files that require it:
  * - pino's transports (pino/lib/transport.js, with thread-stream, required by pino.js and
- *   pino/lib/tools.js): they run log shipping in a
- *   worker thread; the agent logs to stdout for journald, and asking for a transport throws;
+ *   pino/lib/tools.js): they ship logs from a worker thread; the agent logs to stdout for
+ *   journald, and asking for a transport throws;
  * - `worker_threads` in pino/lib/tools.js, which reads only `isMainThread`: the agent's logger
  *   always runs on the main thread;
  * - `assert` in sonic-boom, which calls it as a function once: a throwing check does the same.
  * Together with builtinsWithoutFacade they keep worker_threads and assert out of the agent's
  * process (docs/benchmarks/agent.md).
  */
+const PINO_TRANSPORT_SHIM =
+  "module.exports = function transport() { throw new Error('pino transports are not part of the edgectl agent: it logs to stdout'); };";
 const SHIMS: readonly { request: string; importer: string; contents: string }[] = [
-  {
-    request: './lib/transport',
-    importer: 'node_modules/pino/pino.js',
-    contents:
-      "module.exports = function transport() { throw new Error('pino transports are not part of the edgectl agent: it logs to stdout'); };",
-  },
-  {
-    request: './transport',
-    importer: 'node_modules/pino/lib/tools.js',
-    contents:
-      "module.exports = function transport() { throw new Error('pino transports are not part of the edgectl agent: it logs to stdout'); };",
-  },
+  { request: './lib/transport', importer: 'node_modules/pino/pino.js', contents: PINO_TRANSPORT_SHIM },
+  { request: './transport', importer: 'node_modules/pino/lib/tools.js', contents: PINO_TRANSPORT_SHIM },
   {
     request: 'worker_threads',
     importer: 'node_modules/pino/lib/tools.js',
