@@ -219,12 +219,8 @@ const NEVER = -1e12;
  * leaderLeaseMs. Measured from the leader's own send times, so network delay cannot stretch it.
  */
 function hasLease(c: ElectionContext, now: number): boolean {
-  let active = 1; // self
-  for (const v of otherVoters(c)) {
-    const p = c.progress[v];
-    if (p && now - p.lastAck < c.timing.leaderLeaseMs) active++;
-  }
-  return active >= quorum(c);
+  const echo = quorumEchoAt(c);
+  return echo === Infinity || now - echo < c.timing.leaderLeaseMs;
 }
 
 /**
@@ -340,11 +336,12 @@ function acceptAppendUpdate(c: ElectionContext, m: Msg<'append'>, now: number): 
     now - c.lastLeaderContactAt > 1.5 * c.timing.heartbeatMs;
   // Once a leader is heard, the short boot timeout is over: a normal one keeps this robot from
   // campaigning inside its own stickiness window.
+  const heartbeatGapAt = gap ? now : c.heartbeatGapAt;
   const base = {
     leader: m.from,
     lastLeaderContactAt: now,
     electionResetAt: now,
-    ...(gap ? { heartbeatGapAt: now } : {}),
+    heartbeatGapAt,
     ...(c.bootTimeout ? { ...drawElectionTimeout(c, false), bootTimeout: false } : {}),
   };
   const reply = (success: boolean, matchIndex: number): Message => ({
@@ -371,7 +368,7 @@ function acceptAppendUpdate(c: ElectionContext, m: Msg<'append'>, now: number): 
     };
   }
   const commitIndex = Math.max(c.commitIndex, Math.min(m.commit, merged.matchIndex));
-  if (!mustAnswer({ ...c, ...base }, m, merged.matchIndex, now)) {
+  if (!mustAnswer(c, m, merged.matchIndex, heartbeatGapAt, now)) {
     return { ...base, log: merged.log, commitIndex, fx: stage(c, { logFrom: merged.dirtyFrom }) };
   }
   return {
@@ -393,12 +390,18 @@ function acceptAppendUpdate(c: ElectionContext, m: Msg<'append'>, now: number): 
  * The leader measures its lease from the echoes it gets, so answering less only makes its lease
  * end sooner: safe, and timing.ts sizes leaderLeaseMs for it.
  */
-function mustAnswer(c: ElectionContext, m: Msg<'append'>, matchIndex: number, now: number): boolean {
+function mustAnswer(
+  c: ElectionContext,
+  m: Msg<'append'>,
+  matchIndex: number,
+  heartbeatGapAt: number | null,
+  now: number,
+): boolean {
   const last = c.lastReply;
   if (m.entries.length > 0 || last === null || last.to !== m.from || last.term !== c.term) return true;
   if (last.matchIndex !== matchIndex) return true;
   const t = c.timing;
-  if (c.heartbeatGapAt !== null && now - c.heartbeatGapAt < 2 * t.ackIntervalMs) return true;
+  if (heartbeatGapAt !== null && now - heartbeatGapAt < 2 * t.ackIntervalMs) return true;
   return now - last.at >= t.ackIntervalMs - t.heartbeatMs / 2;
 }
 
