@@ -146,7 +146,14 @@ test('the status endpoint serves health, readiness, status JSON and metrics', as
     const srv = await startStatusServer(a, '127.0.0.1:0');
     try {
       const base = `http://127.0.0.1:${srv.port}`;
-      assert.equal((await fetch(`${base}/healthz`)).status, 200);
+      const health = await fetch(`${base}/healthz`);
+      assert.equal(health.status, 200);
+      // One Date header, an HTTP date (the agent writes it: agent/wall-clock.ts httpDate).
+      assert.match(
+        health.headers.get('date') ?? '',
+        /^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$/,
+      );
+      assert.ok(Math.abs(Date.parse(health.headers.get('date')!) - Date.now()) < 60_000);
       await until(() => a.ready());
       assert.equal((await fetch(`${base}/readyz`)).status, 200);
       const st = (await (await fetch(`${base}/status`)).json()) as { node: string; role: string };

@@ -9,7 +9,7 @@
  *
  * Election steps run synchronously, one at a time: persistence uses synchronous fsync'd writes, so
  * a vote is on disk before the reply leaves, and no two steps interleave. Time is the monotonic
- * clock (performance.now), never the wall clock, so wall-clock jumps cannot fire or delay timers.
+ * clock (agent/clock.ts), never the wall clock, so wall-clock jumps cannot fire or delay timers.
  */
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -50,6 +50,7 @@ import type { LogContext } from './log.ts';
 import { AgentMetrics } from './metrics.ts';
 import type { StateStore } from './persistence/state-store.ts';
 import type { Transport } from './transport/transport.ts';
+import { monotonicMs } from './clock.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -122,7 +123,7 @@ export class Agent {
     this.deps = deps;
     this.cfg = deps.config;
     this.metrics = deps.metrics ?? new AgentMetrics();
-    this.now = deps.now ?? (() => performance.now());
+    this.now = deps.now ?? monotonicMs;
     this.startedAt = this.now();
     this.log = deps.log;
     this.logContext = deps.logContext ?? { term: 0, role: 'starting' };

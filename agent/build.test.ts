@@ -4,8 +4,11 @@
  * run` does.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -102,26 +105,76 @@ test('the built agent reports a missing or invalid config, and a missing site ke
   }
 });
 
-test('the built agent loads no built-in through an ES import, and not the ones only pino transports and prom-client extras need', () => {
+/** freePort asks the kernel for a free port of each kind (a race with other processes, harmless here). */
+async function freePorts(): Promise<{ udp: number; tcp: number }> {
+  const udp = createSocket('udp4');
+  await new Promise<void>((ok) => udp.bind(0, '127.0.0.1', ok));
+  const tcp = createServer();
+  await new Promise<void>((ok) => tcp.listen(0, '127.0.0.1', ok));
+  const ports = { udp: udp.address().port, tcp: (tcp.address() as AddressInfo).port };
+  udp.close();
+  await new Promise((ok) => tcp.close(ok));
+  return ports;
+}
+
+test('a running leader loads no built-in through an ES import, and none that only pino transports, prom-client extras or createRequire need', async () => {
   // An ES import of a built-in runs every lazy getter of its exports (node:http alone loads
   // undici); build.ts turns them into process.getBuiltinModule calls.
   const esImports = staticOutputs(meta.agent).flatMap((o) =>
     meta.agent.outputs[o]!.imports.filter((i) => i.external && i.kind === 'import-statement'),
   );
   assert.deepEqual(esImports, []);
-  // What the process really loaded by the time it exits: the agent exits 2 for a missing config
-  // after every static import ran.
-  const preload = join(dir, 'modules.cjs');
+  // What the process really loaded: a one-robot site, whose agent elects itself, starts the
+  // in-memory control plane and serves /metrics, then stops on SIGTERM and lists its modules.
+  const work = join(dir, 'leader');
+  mkdirSync(work);
+  const preload = join(work, 'modules.cjs');
   writeFileSync(
     preload,
     "process.on('exit', () => require('node:fs').writeFileSync(process.env.EDGECTL_MODULES_OUT, process.moduleLoadList.join('\\n')));",
   );
-  const list = join(dir, 'modules.txt');
-  const r = spawnSync(process.execPath, ['--require', preload, entry, '--config', join(dir, 'absent.yaml')], {
+  writeFileSync(join(work, 'site.key'), randomBytes(32), { mode: 0o600 });
+  const ports = await freePorts();
+  const config = join(work, 'agent.yaml');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      site: { id: 'modules' },
+      node: { id: 'solo', serverCapable: true },
+      voters: ['solo'],
+      profile: 'test',
+      network: { bindAddress: '127.0.0.1', port: ports.udp, mdns: false },
+      stateDir: join(work, 'state'),
+      siteKeyFile: join(work, 'site.key'),
+      status: { listen: `127.0.0.1:${ports.tcp}` },
+      controlPlane: { runtime: 'memory' },
+      log: { level: 'warn' },
+    }),
+  );
+  const list = join(work, 'modules.txt');
+  const agent = spawn(process.execPath, ['--require', preload, entry, '--config', config], {
     env: { ...process.env, EDGECTL_MODULES_OUT: list },
-    encoding: 'utf8',
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
-  assert.equal(r.status, 2, r.stderr);
+  let stderr = '';
+  agent.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((ok) => agent.on('exit', (code) => ok(code)));
+  try {
+    const base = `http://127.0.0.1:${ports.tcp}`;
+    let lifecycle: string | undefined;
+    for (let i = 0; i < 300 && lifecycle !== 'leading.serving' && agent.exitCode === null; i++) {
+      await new Promise((ok) => setTimeout(ok, 100));
+      lifecycle = await fetch(`${base}/status`)
+        .then((r) => r.json() as Promise<{ lifecycle: string }>)
+        .then((st) => st.lifecycle)
+        .catch(() => undefined);
+    }
+    assert.equal(lifecycle, 'leading.serving', stderr);
+    assert.match(await (await fetch(`${base}/metrics`)).text(), /^edgectl_term /m);
+  } finally {
+    agent.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, stderr);
   const loaded = readFileSync(list, 'utf8').split('\n');
   assert.ok(
     loaded.includes('NativeModule dgram') && loaded.includes('NativeModule http'),
@@ -132,6 +185,7 @@ test('the built agent loads no built-in through an ES import, and not the ones o
     'NativeModule assert',
     'NativeModule v8',
     'NativeModule perf_hooks',
+    'NativeModule module',
     'NativeModule internal/deps/undici/undici',
   ])
     assert.ok(!loaded.includes(unwanted), `${unwanted} loaded`);

@@ -36,13 +36,15 @@ const common: BuildOptions = {
  * alone loads undici's WebSocket and costs an idle process about 16 MB of RSS on Node 24
  * (`require` of the same module, about 1 MB). getBuiltinModule returns the CommonJS exports, and
  * esbuild's interop reads the named imports from them where they are used. `import()` is left
- * alone: it only runs when its code path does.
+ * alone: it only runs when its code path does. A bundled CommonJS module's `require('x')` of a
+ * built-in takes the same path, so the output needs no `require` of its own (one made with
+ * createRequire would load node:module and its source-map support).
  */
 const builtinsWithoutFacade: Plugin = {
   name: 'builtins-without-facade',
   setup(b) {
     b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) =>
-      args.kind === 'import-statement' && isBuiltin(args.path)
+      (args.kind === 'import-statement' || args.kind === 'require-call') && isBuiltin(args.path)
         ? { path: args.path, namespace: 'builtin' }
         : undefined,
     );
@@ -114,11 +116,6 @@ export async function buildAgent(
       entryNames: 'edgectl-agent',
       chunkNames: 'edgectl-agent-[hash]',
       outExtension: { '.js': '.mjs' },
-      // A `require` in each file, for the built-ins of the bundled CommonJS modules (taken without
-      // an ES import of node:module, for the reason above).
-      banner: {
-        js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);",
-      },
       plugins: [robotShims, builtinsWithoutFacade],
       metafile: true,
     }),

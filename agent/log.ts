@@ -4,6 +4,7 @@
  * the agent keeps up to date), so any line can be placed in the election's history.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { logTimestamp } from './wall-clock.ts';
 
 export interface LogContext {
   term: number;
@@ -24,7 +25,7 @@ export function createLogger(o: {
       mixin: () => ({ term: context.term, role: context.role }),
       // Defence in depth: no secret is ever logged, even if an object carrying one is.
       redact: ['key', 'siteKey', '*.key', 'token', '*.token', 'password', '*.password'],
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: logTimestamp,
     },
     o.destination ?? pino.destination({ fd: 1, sync: false }),
   );

@@ -11,16 +11,31 @@
  * a chunk's built-in imports load with the chunk. The entry and the chunks it imports statically
  * import none of those but child_process, which runs the config loader: an ESM import of node:http
  * alone loads undici (agent/status-server.ts).
- * The banner gives each file a `require` for the bundled CommonJS modules' built-ins; each file's
- * own import.meta.url is in agent/bundle/ (or /opt/edgectl/), so URLs relative to it work as before.
+ * Built-ins, imported or required, come from `process.getBuiltinModule` (agent/build.ts); each
+ * file's own import.meta.url is in agent/bundle/ (or /opt/edgectl/), so URLs relative to it work
+ * as in the sources.
  * The config loader, with zod and yaml, is a separate CommonJS file, edgectl-agent-config.cjs, that
  * the agent runs in a child process at start-up (agent/config-subprocess.ts, agent/build.ts).
  * docs/benchmarks/agent.md has the figures.
  */
-import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { runAgent } from '../cli/ops/agent-run.ts';
 import { loadConfigInSubprocess } from './config-subprocess.ts';
 import { EdgeError, InternalError } from './errors.ts';
+
+/**
+ * besideThisFile is the path of a file shipped next to this one. Not createRequire().resolve, which
+ * would load node:module and its source-map support into the agent for one lookup.
+ */
+function besideThisFile(name: string): string {
+  const path = fileURLToPath(new URL(name, import.meta.url));
+  if (!existsSync(path))
+    throw new EdgeError('AGENT_FILES_MISSING', `${path} is missing: the agent's files are incomplete`, {
+      hint: 'install the whole agent bundle again (edgectl bootstrap site), or run npm run build:agent',
+    });
+  return path;
+}
 
 const i = process.argv.indexOf('--config');
 runAgent(
@@ -30,9 +45,8 @@ runAgent(
     // The config loader with them is edgectl-agent-config.cjs beside this file, run in a child
     // process (agent/config-subprocess.ts). Nothing this file imports statically may import
     // agent/config.ts for values. The file name is a literal in a call so that bootstrap finds it
-    // and ships it (cli/bootstrap/bundle.ts chunkImports); resolve fails if it is missing.
-    loadConfig: (path) =>
-      loadConfigInSubprocess(path, createRequire(import.meta.url).resolve('./edgectl-agent-config.cjs')),
+    // and ships it (cli/bootstrap/bundle.ts chunkImports).
+    loadConfig: (path) => loadConfigInSubprocess(path, besideThisFile('./edgectl-agent-config.cjs')),
   },
   { out: (t) => process.stdout.write(`${t}\n`), err: (t) => process.stderr.write(`${t}\n`) },
 ).catch((e: unknown) => {

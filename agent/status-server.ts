@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Agent } from './agent.ts';
 import { EdgeError } from './errors.ts';
+import { httpDate, wallClockMs } from './wall-clock.ts';
 
 // Not `import … from 'node:http'`: an ESM import builds the module's namespace, which reads every
 // export, and the lazy `http.WebSocket` getter then loads Node's bundled undici: 12 MB of RSS an
@@ -25,7 +26,12 @@ export async function startStatusServer(
   const server = createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     const send = (code: number, type: string, body: string) => {
-      res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
+      // The Date header from the agent's own formatter: Node's would call toUTCString (wall-clock.ts).
+      res.writeHead(code, {
+        'content-type': type,
+        'cache-control': 'no-store',
+        date: httpDate(wallClockMs()),
+      });
       res.end(body);
     };
     if (req.method !== 'GET') return send(405, 'text/plain', 'GET only\n');

@@ -54,6 +54,7 @@ import type {
 } from './runtime.ts';
 import { pushSnapshot, sealSnapshot } from './snapshots.ts';
 import { isoTime, wallClockMs } from '../wall-clock.ts';
+import { monotonicMs } from '../clock.ts';
 
 /** What the runtime needs of the SiteApplier (agent/site/applier.ts): apply the site for an epoch. */
 export interface SiteApplyTarget {
@@ -84,7 +85,7 @@ export interface K3sControlPlaneOptions {
   readonly workerReadyTimeoutMs?: number;
   /** Default 2 s. */
   readonly pollMs?: number;
-  /** Monotonic milliseconds for readiness deadlines (default performance.now). */
+  /** Monotonic milliseconds for readiness deadlines (default monotonicMs, agent/clock.ts). */
   readonly now?: () => number;
   /**
    * Wall-clock milliseconds (default wallClockMs), only for times compared with other machines':
@@ -146,7 +147,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     this.serverReadyTimeoutMs = opts.serverReadyTimeoutMs ?? 300_000;
     this.workerReadyTimeoutMs = opts.workerReadyTimeoutMs ?? 180_000;
     this.pollMs = opts.pollMs ?? 2_000;
-    this.now = opts.now ?? (() => performance.now());
+    this.now = opts.now ?? monotonicMs;
     this.wallClock = opts.wallClock ?? wallClockMs;
     this.delay = opts.delay ?? sleep;
   }

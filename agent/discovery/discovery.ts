@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { EdgeError } from '../errors.ts';
 import { isNodeId } from '../transport/codec.ts';
 import type { NodeId } from '../../statecharts/messages.ts';
+import { monotonicMs } from '../clock.ts';
 
 /** The roles an agent advertises: the election roles plus `starting` (before the first step). */
 export const ROLES = ['follower', 'preCandidate', 'candidate', 'leader', 'learner', 'starting'] as const;
@@ -36,7 +37,7 @@ export interface PeerRecord extends Advertisement {
   /** IPv4 addresses, best first. May be empty for a seed whose host name did not resolve (yet). */
   addresses: string[];
   source: PeerSource;
-  /** Monotonic (performance.now()-based) ms of the last packet or update that mentioned the peer. */
+  /** Monotonic ms (agent/clock.ts) of the last packet or update that mentioned the peer. */
   lastSeenMs: number;
 }
 
@@ -89,6 +90,14 @@ export interface Discovery {
 
 /** siteId travels in a TXT string (`site=` + value ≤ 255 bytes); we keep it well under. */
 export const MAX_SITE_ID_BYTES = 200;
+
+/**
+ * The control characters, Unicode's general category Cc, written out: `/\p{Cc}/u` is the same
+ * set (Unicode keeps Cc fixed), but a property escape makes V8 open ICU's data, which costs an
+ * idle agent half a megabyte of resident pages (docs/benchmarks/agent.md).
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+export const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 export const MAX_AGENT_VERSION_BYTES = 64;
 
 /**
@@ -103,7 +112,7 @@ export function validateAdvertisement(ad: Advertisement): string[] {
     ad.siteId.length === 0 ||
     !ad.siteId.isWellFormed() ||
     Buffer.byteLength(ad.siteId) > MAX_SITE_ID_BYTES ||
-    /\p{Cc}/u.test(ad.siteId)
+    CONTROL_CHARACTER.test(ad.siteId)
   )
     problems.push(
       `siteId must be 1..${MAX_SITE_ID_BYTES} bytes of printable UTF-8 (got ${JSON.stringify(ad.siteId)})`,
@@ -277,7 +286,7 @@ export class InMemoryDiscoveryBus {
   #visible: (from: Advertisement, to: Advertisement) => boolean = () => true;
 
   constructor(opts: { now?: () => number } = {}) {
-    this.#now = opts.now ?? (() => performance.now());
+    this.#now = opts.now ?? monotonicMs;
   }
 
   /** Every advertisement currently on the bus, all sites (for dashboards and tests). */
@@ -498,7 +507,7 @@ export class StaticSeedDiscovery implements Discovery {
     this.#seeds = opts.seeds.filter((s) => s.nodeId !== opts.self.nodeId).map((s) => ({ ...s }));
     this.#lookup = opts.lookup ?? defaultLookup;
     this.#retryMs = opts.retryMs ?? 30_000;
-    this.#now = opts.now ?? (() => performance.now());
+    this.#now = opts.now ?? monotonicMs;
     this.#setTimeout = opts.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
     this.#clearTimeout = opts.clearTimeout ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
     this.#listeners = new PeerListeners(

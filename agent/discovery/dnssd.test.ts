@@ -20,7 +20,7 @@ import {
   unescapeInstanceLabel,
   type MdnsRecord,
 } from './dnssd.ts';
-import { ROLES, type Advertisement } from './discovery.ts';
+import { CONTROL_CHARACTER, ROLES, type Advertisement } from './discovery.ts';
 
 const AD: Advertisement = {
   siteId: 'depot-1',
@@ -47,6 +47,14 @@ describe('TXT schema (RFC 6763 §6)', () => {
       'srv=1',
     ]);
     assert.deepEqual(strings(encodeTxt({ ...AD, serverCapable: false })).at(-1), 'srv=0');
+  });
+
+  test('CONTROL_CHARACTER is exactly Unicode general category Cc', () => {
+    for (let cp = 0; cp <= 0x10ffff; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      const ch = String.fromCodePoint(cp);
+      if (CONTROL_CHARACTER.test(ch) !== /\p{Cc}/u.test(ch)) assert.fail(`U+${cp.toString(16)}`);
+    }
   });
 
   test('round-trips any valid advertisement', () => {
@@ -126,6 +134,8 @@ describe('TXT schema (RFC 6763 §6)', () => {
       assert.equal(dec.ok ? undefined : dec.siteId, 'depot-1');
     }
     assert.equal(decodeTxt([Buffer.from([0x73, 0x69, 0x74, 0x65, 0x3d, 0xff])]).ok, false, 'not UTF-8');
+    for (const control of ['\u0000', '\n', '\u007f', '\u0085', '\u009f'])
+      assert.equal(decodeTxt(replace('site', `depot${control}1`)).ok, false, JSON.stringify(control));
     assert.deepEqual(decodeTxt([]), { ok: false, reason: 'unsupported txtvers undefined' });
   });
 });

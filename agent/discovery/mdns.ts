@@ -63,6 +63,7 @@ import {
   type SrvRecord,
   type TxtRecord,
 } from './dnssd.ts';
+import { monotonicMs } from '../clock.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Transport seam
@@ -261,7 +262,7 @@ export interface MdnsDiscoveryOptions {
   interfaces?: readonly string[];
   /** Re-read the interfaces this often and follow address changes (default 10 s; 0: never). */
   interfaceRescanMs?: number;
-  /** Monotonic clock in ms (default performance.now). */
+  /** Monotonic clock in ms (default monotonicMs, agent/clock.ts). */
   now?: () => number;
   /** Uniform [0, 1) (default Math.random). */
   random?: () => number;
@@ -457,7 +458,7 @@ export class MdnsDiscovery implements Discovery {
 
   constructor(opts: MdnsDiscoveryOptions) {
     this.#ad = checkedAdvertisement(opts.advertisement);
-    this.#now = opts.now ?? (() => performance.now());
+    this.#now = opts.now ?? monotonicMs;
     this.#random = opts.random ?? Math.random;
     this.#setTimeout = opts.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
     this.#clearTimeout = opts.clearTimeout ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));

@@ -7,11 +7,12 @@
  * process pauses open in lease-based fencing (docs/protocol.md §5, docs/lab.md).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { monotonicMs } from '../../agent/clock.ts';
 
 export interface FrontDoorOptions {
   readonly listen: { readonly host: string; readonly port: number };
   readonly upstream: { readonly host: string; readonly port: number };
-  /** Until when (monotonic ms, performance.now()) this robot may serve; null: not at all. */
+  /** Until when (monotonic ms, agent/clock.ts) this robot may serve; null: not at all. */
   readonly leaseExpiresAt: () => number | null;
   readonly now?: () => number;
   /** Called once, when the door first refuses because the lease ran out. */
@@ -33,7 +34,7 @@ export class FrontDoor {
   }
 
   private now(): number {
-    return (this.o.now ?? (() => performance.now()))();
+    return (this.o.now ?? monotonicMs)();
   }
 
   /** open says whether the lease holds now; it remembers the expiry for `closedAt`. */

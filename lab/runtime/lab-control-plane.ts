@@ -30,14 +30,15 @@ import {
   type SnapshotRecord,
 } from '../../agent/control-plane/snapshots.ts';
 import { LabKubelet } from './kubelet.ts';
+import { monotonicMs } from '../../agent/clock.ts';
 
 export const LAB_API_PORT = 6443;
 /** kube-apiserver's own port, on loopback behind the front door. */
 export const LAB_UPSTREAM_PORT = 6444;
 
-/** wallClock turns a monotonic time (performance.now()) into ISO wall-clock time, for logs. */
+/** wallClock turns a monotonic time (agent/clock.ts) into ISO wall-clock time, for logs. */
 function wallClock(monotonic: number): string {
-  return new Date(Date.now() - (performance.now() - monotonic)).toISOString();
+  return new Date(Date.now() - (monotonicMs() - monotonic)).toISOString();
 }
 
 /** What applies the site on a new epoch's server (agent/site/applier.ts for the real thing). */
