@@ -11,7 +11,7 @@
  * a vote is on disk before the reply leaves, and no two steps interleave. Time is the monotonic
  * clock (agent/clock.ts), never the wall clock, so wall-clock jumps cannot fire or delay timers.
  */
-import { randomInt } from 'node:crypto';
+import { randomBelow } from './random.ts';
 import type { Logger } from 'pino';
 import {
   durableOf,
@@ -156,7 +156,7 @@ export class Agent {
       voters: this.cfg.voters,
       learners: [],
       timing: this.cfg.effectiveTiming,
-      seed: this.deps.seed ?? randomInt(2 ** 31),
+      seed: this.deps.seed ?? randomBelow(2 ** 31),
       fitness: this.cfg.node.fitness,
       durable,
       now,

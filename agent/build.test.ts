@@ -117,7 +117,7 @@ async function freePorts(): Promise<{ udp: number; tcp: number }> {
   return ports;
 }
 
-test('a running leader loads no built-in through an ES import, and none that only pino transports, prom-client extras or createRequire need', async () => {
+test('a running leader loads no built-in through an ES import, and none that only pino transports, prom-client extras, createRequire or the hashes (node:crypto) need', async () => {
   // An ES import of a built-in runs every lazy getter of its exports (node:http alone loads
   // undici); build.ts turns them into process.getBuiltinModule calls.
   const esImports = staticOutputs(meta.agent).flatMap((o) =>
@@ -186,6 +186,7 @@ test('a running leader loads no built-in through an ES import, and none that onl
     'NativeModule v8',
     'NativeModule perf_hooks',
     'NativeModule module',
+    'NativeModule crypto',
     'NativeModule internal/deps/undici/undici',
   ])
     assert.ok(!loaded.includes(unwanted), `${unwanted} loaded`);

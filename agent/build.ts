@@ -56,14 +56,17 @@ const builtinsWithoutFacade: Plugin = {
 };
 
 /**
- * robotShims replaces three modules that pino loads for features the agent does not use, each
- * only for the files that require it:
+ * robotShims replaces modules that pino and prom-client load for features the agent does not use,
+ * each only for the files that require it:
  * - pino's transports (pino/lib/transport.js, with thread-stream, required by pino.js and
  *   pino/lib/tools.js): they ship logs from a worker thread; the agent logs to stdout for
  *   journald, and asking for a transport throws;
  * - `worker_threads` in pino/lib/tools.js, which reads only `isMainThread`: the agent's logger
  *   always runs on the main thread;
- * - `assert` in sonic-boom, which calls it as a function once: a throwing check does the same.
+ * - `assert` in sonic-boom, which calls it as a function once: a throwing check does the same;
+ * - the OpenTelemetry API in prom-client's process CPU metric, read only for exemplars, which the
+ *   agent does not enable (agent/metrics.ts): its global registries and diagnostics are 22 KB of
+ *   minified code the agent would load and keep.
  * Together with builtinsWithoutFacade they keep worker_threads and assert out of the agent's
  * process (docs/benchmarks/agent.md).
  */
@@ -83,17 +86,25 @@ const SHIMS: readonly { request: string; importer: string; contents: string }[] 
     contents:
       "module.exports = function assert(ok, message) { if (!ok) throw new Error(message ?? 'assertion failed'); };",
   },
+  {
+    request: '@opentelemetry/api',
+    importer: 'node_modules/prom-client/lib/metrics/processCpuTotal.js',
+    contents: 'module.exports = {};',
+  },
 ];
 
 const robotShims: Plugin = {
   name: 'robot-shims',
   setup(b) {
-    b.onResolve({ filter: /^(\.\/lib\/transport|\.\/transport|worker_threads|assert)$/ }, (args) => {
-      const i = SHIMS.findIndex(
-        (s) => s.request === args.path && args.importer.split(sep).join('/').endsWith(s.importer),
-      );
-      return i < 0 ? undefined : { path: String(i), namespace: 'robot-shim' };
-    });
+    b.onResolve(
+      { filter: /^(\.\/lib\/transport|\.\/transport|worker_threads|assert|@opentelemetry\/api)$/ },
+      (args) => {
+        const i = SHIMS.findIndex(
+          (s) => s.request === args.path && args.importer.split(sep).join('/').endsWith(s.importer),
+        );
+        return i < 0 ? undefined : { path: String(i), namespace: 'robot-shim' };
+      },
+    );
     b.onLoad({ filter: /.*/, namespace: 'robot-shim' }, (args) => ({
       contents: SHIMS[Number(args.path)]!.contents,
       loader: 'js',

@@ -26,6 +26,7 @@ import RegistryModule from 'prom-client/lib/registry.js';
 //   agent's timers measure their own lateness instead (edgectl_timer_lateness_seconds), which is
 //   what timerSlackMs bounds;
 // - its heap spaces, which load node:v8; the heap totals stay.
+// Exemplars stay off: the agent's build leaves out the OpenTelemetry API they read (agent/build.ts).
 // docs/benchmarks/agent.md has what each cost.
 // @ts-expect-error: as above.
 import processCpuTotal from 'prom-client/lib/metrics/processCpuTotal.js';

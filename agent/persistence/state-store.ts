@@ -8,7 +8,6 @@
  * content, so a file damaged later (bad flash, a manual edit) is refused with the file named, never
  * silently reset: a robot that forgot its vote could vote twice in one term.
  */
-import { createHash } from 'node:crypto';
 import {
   closeSync,
   fsyncSync,
@@ -24,6 +23,7 @@ import { join } from 'node:path';
 import type { DurableState } from '../../statecharts/election.ts';
 import type { LogEntry, NodeId } from '../../statecharts/messages.ts';
 import { EdgeError } from '../errors.ts';
+import { sha256Digest } from '../sha256.ts';
 
 export const HARD_STATE_FILE = 'hardstate.json';
 export const LOG_FILE = 'sitelog.json';
@@ -49,8 +49,9 @@ interface Envelope<T> {
   body: T;
 }
 
+/** digest is the hex SHA-256 of the body's JSON (the same hash the wire codec uses, agent/sha256.ts). */
 function digest(body: unknown): string {
-  return createHash('sha256').update(JSON.stringify(body)).digest('hex');
+  return Buffer.from(sha256Digest(Buffer.from(JSON.stringify(body), 'utf8'))).toString('hex');
 }
 
 export class StateStore {

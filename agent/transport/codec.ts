@@ -23,9 +23,9 @@
  * decodes is byte for byte what encode produces for the decoded message and the same context.
  */
 
-import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { EdgeError } from '../errors.ts';
+import { constantTimeEqual, HmacSha256, SHA256_BYTES, sha256Digest } from '../sha256.ts';
 import type { EntryKind, LogEntry, Message, MessageType, NodeId } from '../../statecharts/messages.ts';
 import type { ReplayWindow } from './replay.ts';
 
@@ -232,7 +232,7 @@ export function encode(msg: Message, ctx: EncodeContext): Buffer {
   }
   const frame = Buffer.allocUnsafe(size);
   w.copyTo(frame);
-  hmac(ctx.key, frame.subarray(0, w.length)).copy(frame, w.length);
+  keyedMac(ctx.key).macInto(frame.subarray(0, w.length), frame.subarray(w.length, w.length + MAC_BYTES));
   return frame;
 }
 
@@ -389,7 +389,8 @@ export function decode(buf: Uint8Array, ctx: DecodeContext): DecodeResult {
     return drop('wrong-site');
   }
   const macOffset = frame.length - MAC_BYTES;
-  if (!timingSafeEqual(hmac(ctx.key, frame.subarray(0, macOffset)), frame.subarray(macOffset))) {
+  keyedMac(ctx.key).macInto(frame.subarray(0, macOffset), expectedMac);
+  if (!constantTimeEqual(expectedMac, frame.subarray(macOffset))) {
     return drop('bad-mac');
   }
 
@@ -558,51 +559,31 @@ function drop(reason: DropReason): DecodeResult {
 
 let siteTagCache: { readonly siteId: string; readonly tag: Buffer } | undefined;
 
+const textEncoder = new TextEncoder();
+
 /** siteTag is cached because one agent serves one site: every datagram asks for the same tag. */
 function siteTag(siteId: string): Buffer {
   if (siteTagCache?.siteId !== siteId) {
-    const tag = createHash('sha256')
-      .update('edgectl-site\0')
-      .update(siteId, 'utf8')
-      .digest()
-      .subarray(0, SITE_TAG_BYTES);
-    siteTagCache = { siteId, tag };
+    const digest = sha256Digest(textEncoder.encode(`edgectl-site\0${siteId}`));
+    siteTagCache = { siteId, tag: Buffer.from(digest.subarray(0, SITE_TAG_BYTES)) };
   }
   return siteTagCache.tag;
 }
 
-const SHA256_BLOCK_BYTES = 64;
-
-/** The site key and its HMAC pads (RFC 2104), with room for the longest frame after the inner pad. */
-let macKey: { readonly bytes: Buffer; readonly inner: Buffer; readonly outer: Buffer } | undefined;
+/** The MAC of the site key in use, and a copy of the key it was made for. */
+let macKey: { readonly bytes: Uint8Array; readonly mac: HmacSha256 } | undefined;
+/** The tag decode computes for a frame, to compare with the one the frame carries. */
+const expectedMac = new Uint8Array(SHA256_BYTES);
 
 /**
- * hmac is HMAC-SHA256 (RFC 2104): SHA-256 of the outer pad and SHA-256 of the inner pad and `data`,
- * with both pads derived once per key. createHmac builds an OpenSSL MAC context on every call; on
- * an idle robot every datagram meets cold caches, and two one-shot hashes cost about 40% less CPU
- * (docs/benchmarks/agent.md). codec.test.ts checks it against createHmac and RFC 4231. The key is
- * compared by contents, not identity, so a key buffer changed in place is never served stale.
- * `data` is at most MAX_DATAGRAM_BYTES: encode and decode check the frame size first.
+ * keyedMac is HMAC-SHA256 (RFC 2104) under the site key, with the key's pads hashed once per key
+ * (agent/sha256.ts). The key is compared by contents, not identity, so a key buffer changed
+ * in place is never served stale. codec.test.ts checks the frames' tags against createHmac.
  */
-function hmac(key: Uint8Array, data: Uint8Array): Buffer {
-  if (macKey === undefined || macKey.bytes.length !== key.length || !timingSafeEqual(macKey.bytes, key)) {
-    const block = Buffer.alloc(SHA256_BLOCK_BYTES);
-    block.set(key.length > SHA256_BLOCK_BYTES ? hash('sha256', key, 'buffer') : key);
-    const inner = Buffer.allocUnsafe(SHA256_BLOCK_BYTES + MAX_DATAGRAM_BYTES);
-    const outer = Buffer.allocUnsafe(SHA256_BLOCK_BYTES + MAC_BYTES);
-    for (let i = 0; i < SHA256_BLOCK_BYTES; i++) {
-      inner[i] = block[i]! ^ 0x36;
-      outer[i] = block[i]! ^ 0x5c;
-    }
-    macKey = { bytes: Buffer.from(key), inner, outer };
-  }
-  const { inner, outer } = macKey;
-  inner.set(data, SHA256_BLOCK_BYTES);
-  outer.set(
-    hash('sha256', inner.subarray(0, SHA256_BLOCK_BYTES + data.length), 'buffer'),
-    SHA256_BLOCK_BYTES,
-  );
-  return hash('sha256', outer, 'buffer');
+function keyedMac(key: Uint8Array): HmacSha256 {
+  if (macKey === undefined || !constantTimeEqual(macKey.bytes, key))
+    macKey = { bytes: Uint8Array.from(key), mac: new HmacSha256(key) };
+  return macKey.mac;
 }
 
 function checkSiteContext(ctx: { readonly siteId: string; readonly key: Uint8Array }): void {

@@ -10,7 +10,7 @@
  * The kernel receive buffer is raised so a blocked event loop (an fsync, a GC pause) does not
  * overflow it.
  */
-import { randomInt } from 'node:crypto';
+import { randomUint32 } from '../random.ts';
 import type { RemoteInfo, SocketOptions } from 'node:dgram';
 import { lookup as resolve } from 'node:dns';
 import { isIPv4 } from 'node:net';
@@ -59,7 +59,7 @@ export class UdpTransport implements Transport {
   private readonly opts: UdpTransportOptions;
   private readonly peers = new Map<NodeId, PeerAddress>();
   private readonly replay = new ReplayWindow();
-  private readonly incarnation = randomInt(2 ** 32);
+  private readonly incarnation = randomUint32();
   private counter = 0;
   private handler: MessageHandler = () => {};
   private readonly counters: TransportStats = emptyStats(DROP_REASONS);
