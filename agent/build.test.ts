@@ -124,6 +124,13 @@ test('a running leader loads no built-in through an ES import, and none that onl
     meta.agent.outputs[o]!.imports.filter((i) => i.external && i.kind === 'import-statement'),
   );
   assert.deepEqual(esImports, []);
+  // Nor through a runtime `require`: the bundle has none (build.ts), so a built-in left to one
+  // would throw "Dynamic require" when its chunk first runs. What is left is ws's optional native
+  // add-ons, which it requires inside a try.
+  const runtimeRequires = Object.values(meta.agent.outputs).flatMap((o) =>
+    o.imports.filter((i) => i.external && i.kind === 'require-call').map((i) => i.path),
+  );
+  assert.deepEqual(runtimeRequires.sort(), ['bufferutil', 'utf-8-validate']);
   // What the process really loaded: a one-robot site, whose agent elects itself, starts the
   // in-memory control plane and serves /metrics, then stops on SIGTERM and lists its modules.
   const work = join(dir, 'leader');

@@ -43,7 +43,7 @@ const common: BuildOptions = {
 const builtinsWithoutFacade: Plugin = {
   name: 'builtins-without-facade',
   setup(b) {
-    b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) =>
+    b.onResolve({ filter: /^[a-z0-9_:/]+$/ }, (args) =>
       (args.kind === 'import-statement' || args.kind === 'require-call') && isBuiltin(args.path)
         ? { path: args.path, namespace: 'builtin' }
         : undefined,
