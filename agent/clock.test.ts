@@ -18,42 +18,25 @@ test('monotonicMs counts milliseconds and never goes backwards', async () => {
   assert.ok(slept >= 45 && slept < 50_000, `${slept}`);
 });
 
-test('isoTime writes what toISOString writes, for every valid time', () => {
+test('isoTime and httpDate write what toISOString and toUTCString write, for every valid time', () => {
+  const pairs: [(ms: number) => string, (d: Date) => string][] = [
+    [isoTime, (d) => d.toISOString()],
+    [httpDate, (d) => d.toUTCString()],
+  ];
   const edges = [
     0, -1, 1, 253402300799999, 253402300800000, -62167219200000, -62167219200001, 8.64e15, -8.64e15,
   ];
-  for (const ms of edges) assert.equal(isoTime(ms), new Date(ms).toISOString(), String(ms));
-  fc.assert(
-    fc.property(fc.integer({ min: -8.64e15, max: 8.64e15 }), (ms) => {
-      assert.equal(isoTime(ms), new Date(ms).toISOString());
-    }),
-    { numRuns: 20_000 },
-  );
-  fc.assert(
-    fc.property(fc.integer({ min: 0, max: 4102444800000 }), (ms) => {
-      assert.equal(isoTime(ms), new Date(ms).toISOString());
-    }),
-    { numRuns: 20_000 },
-  );
-});
-
-test('httpDate writes what toUTCString writes, for every valid time', () => {
-  for (const ms of [
-    0, -1, 253402300799999, 253402300800000, -62167219200000, -62167219200001, 8.64e15, -8.64e15,
-  ])
-    assert.equal(httpDate(ms), new Date(ms).toUTCString(), String(ms));
-  fc.assert(
-    fc.property(fc.integer({ min: -8.64e15, max: 8.64e15 }), (ms) => {
-      assert.equal(httpDate(ms), new Date(ms).toUTCString());
-    }),
-    { numRuns: 20_000 },
-  );
-  fc.assert(
-    fc.property(fc.integer({ min: 0, max: 4102444800000 }), (ms) => {
-      assert.equal(httpDate(ms), new Date(ms).toUTCString());
-    }),
-    { numRuns: 20_000 },
-  );
+  for (const [ours, v8] of pairs) {
+    for (const ms of edges) assert.equal(ours(ms), v8(new Date(ms)), `${ours.name}(${ms})`);
+    // The whole range, and the years a robot's clock will show.
+    for (const max of [8.64e15, 4102444800000])
+      fc.assert(
+        fc.property(fc.integer({ min: max === 8.64e15 ? -max : 0, max }), (ms) => {
+          assert.equal(ours(ms), v8(new Date(ms)));
+        }),
+        { numRuns: 20_000 },
+      );
+  }
 });
 
 test('logTimestamp is the "time" field pino splices into each line', () => {
