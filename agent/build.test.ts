@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { createServer, type AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Metafile } from 'esbuild';
 import { agentChunks } from '../cli/bootstrap/bundle.ts';
+import { freePort } from '../lab/kube-apiserver/apiserver.ts';
 import { buildAgent } from './build.ts';
 import { loadAgentConfig } from './config.ts';
 import { EdgeError } from './errors.ts';
@@ -105,16 +105,13 @@ test('the built agent reports a missing or invalid config, and a missing site ke
   }
 });
 
-/** freePort asks the kernel for a free port of each kind (a race with other processes, harmless here). */
-async function freePorts(): Promise<{ udp: number; tcp: number }> {
+/** freeUdpPort asks the kernel for a free UDP port on loopback (freePort does TCP). */
+async function freeUdpPort(): Promise<number> {
   const udp = createSocket('udp4');
   await new Promise<void>((ok) => udp.bind(0, '127.0.0.1', ok));
-  const tcp = createServer();
-  await new Promise<void>((ok) => tcp.listen(0, '127.0.0.1', ok));
-  const ports = { udp: udp.address().port, tcp: (tcp.address() as AddressInfo).port };
-  udp.close();
-  await new Promise((ok) => tcp.close(ok));
-  return ports;
+  const { port } = udp.address();
+  await new Promise<void>((ok) => udp.close(ok));
+  return port;
 }
 
 test('a running leader loads no built-in through an ES import, and none that only pino transports, prom-client extras, createRequire or the hashes (node:crypto) need', async () => {
@@ -141,7 +138,7 @@ test('a running leader loads no built-in through an ES import, and none that onl
     "process.on('exit', () => require('node:fs').writeFileSync(process.env.EDGECTL_MODULES_OUT, process.moduleLoadList.join('\\n')));",
   );
   writeFileSync(join(work, 'site.key'), randomBytes(32), { mode: 0o600 });
-  const ports = await freePorts();
+  const ports = { udp: await freeUdpPort(), tcp: await freePort() };
   const config = join(work, 'agent.yaml');
   writeFileSync(
     config,

@@ -17,8 +17,8 @@ export function sha256Digest(data: Uint8Array): Uint8Array {
 
 /**
  * HmacSha256 authenticates with one key (RFC 2104). The key's inner and outer pad states are
- * hashed once; each `mac` copies them into a reused instance, so a datagram costs the blocks of its
- * own bytes and one more, with no allocation but the 32-byte tag.
+ * hashed once; each `macInto` copies them into a reused instance, so a datagram costs the blocks
+ * of its own bytes and one more, and writes its tag into the frame without an allocation.
  */
 export class HmacSha256 {
   readonly #keyed: ReturnType<typeof hmac.create>;
@@ -32,12 +32,6 @@ export class HmacSha256 {
   /** macInto writes HMAC-SHA256(key, data) into `out`, which is 32 bytes (a view into a frame). */
   macInto(data: Uint8Array, out: Uint8Array): void {
     this.#keyed._cloneInto(this.#scratch).update(data).digestInto(out);
-  }
-
-  mac(data: Uint8Array): Uint8Array {
-    const out = new Uint8Array(SHA256_BYTES);
-    this.macInto(data, out);
-    return out;
   }
 }
 

@@ -2,9 +2,9 @@
  * The agent's one reader of the wall clock. Timeouts, deadlines, leases and membership timers use the
  * monotonic clock (agent/clock.ts) the shell passes in, so a robot whose clock jumps (NTP after a
  * power cycle, an RTC with a flat battery) never times out early or late. The wall clock is kept for
- * timestamps that other machines compare: a Node's heartbeat time on the API server, the
- * creation time of a shipped snapshot, and the time on each log line. test/campaign/campaign.test.ts checks that no other file in
- * agent/ or statecharts/ reads it.
+ * timestamps that other machines compare: a Node's heartbeat time on the API server, the creation
+ * time of a shipped snapshot, and the time on each log line. test/campaign/campaign.test.ts checks
+ * that no other file in agent/ or statecharts/ reads it.
  */
 
 /** Milliseconds since the Unix epoch, for timestamps shared with other machines; never for timeouts. */
@@ -52,5 +52,5 @@ export function httpDate(wallMs: number): string {
 
 /** pino's `timestamp` option: the `"time"` field of each log line, as isoTime writes it. */
 export function logTimestamp(): string {
-  return `,"time":"${isoTime(Date.now())}"`;
+  return `,"time":"${isoTime(wallClockMs())}"`;
 }
