@@ -45,6 +45,7 @@ import {
 } from '../statecharts/node.ts';
 import type { AgentConfig } from './config.ts';
 import type { ControlPlaneRuntime } from './control-plane/runtime.ts';
+import { CommittedSnapshots, encodeLogRecord } from './control-plane/snapshot-record.ts';
 import type { Discovery, PeerRecord } from './discovery/discovery.ts';
 import type { LogContext } from './log.ts';
 import { AgentMetrics } from './metrics.ts';
@@ -136,6 +137,7 @@ export class Agent {
         for (const m of this.membership.values()) counts[m.state]++;
         return counts;
       },
+      snapshotPushes: () => this.deps.runtime.snapshotPushes?.() ?? {},
     });
   }
 
@@ -178,6 +180,13 @@ export class Agent {
 
     // The runtime's front door reads the lease straight from the election state (fencing).
     this.deps.runtime.setFence?.((epoch) => leaseExpiresAt(this.election, epoch));
+    // Its snapshot receiver accepts only the current leader, and a new leader restores only what
+    // the site log committed.
+    const committed = new CommittedSnapshots();
+    this.deps.runtime.setSiteView?.({
+      leadership: () => ({ term: this.election.context.term, leader: this.election.context.leader }),
+      committedSnapshots: () => committed.read(this.election.context.log, this.election.context.commitIndex),
+    });
     this.deps.transport.onMessage((msg) => this.onMessage(msg));
     for (const s of this.cfg.network.seeds)
       this.deps.transport.setPeer(s.node, { host: s.host, port: s.port });
@@ -471,7 +480,7 @@ export class Agent {
           return host ? [{ id, host }] : [];
         });
       const kept = rt.shipSnapshot ? await rt.shipSnapshot(record.name, to) : [];
-      const data = JSON.stringify({ ...record, keptBy: [this.nodeId, ...kept] });
+      const data = encodeLogRecord(record);
       if (roleOf(this.election) === 'leader')
         this.feed({ type: 'propose', kind: 'snapshot', data, now: this.now() });
       this.log.info(

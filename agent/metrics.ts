@@ -74,6 +74,8 @@ export interface MetricsSource {
   drops(): Readonly<Record<DropReason, number>>;
   /** Peers by membership state now. */
   members(): Readonly<Record<MemberState, number>>;
+  /** Snapshot pushes this robot's receiver handled so far, by result. */
+  snapshotPushes?(): Readonly<Record<string, number>>;
 }
 
 const DIRECTIONS = ['in', 'out'] as const;
@@ -130,6 +132,18 @@ export class AgentMetrics {
       if (!this.#source) return;
       this.drops.reset();
       for (const [reason, n] of Object.entries(this.#source.drops())) this.drops.inc({ reason }, n);
+    },
+  });
+  readonly snapshotPushes = new Counter({
+    name: 'edgectl_snapshot_pushes_total',
+    help: 'Snapshot pushes this robot received, by result (kept, unauthenticated, not-leader, busy, …)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const counts = this.#source?.snapshotPushes?.();
+      if (!counts) return;
+      this.snapshotPushes.reset();
+      for (const [result, n] of Object.entries(counts)) if (n > 0) this.snapshotPushes.inc({ result }, n);
     },
   });
   readonly failover = new Histogram({

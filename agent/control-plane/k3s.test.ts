@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SnapshotStore, snapshotKey, startSnapshotReceiver } from './snapshots.ts';
+import { siteSnapshotKeys, SnapshotReceiver, SnapshotStore } from './snapshots.ts';
+import { checkSnapshotRecord } from './snapshot-record.ts';
+import type { SiteView, SnapshotRecord as RuntimeSnapshotRecord } from './runtime.ts';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { EdgeError } from '../errors.ts';
@@ -15,11 +17,11 @@ import {
   SERVER_URL_DROPIN,
 } from '../k3s/paths.ts';
 import type { K3sProbes } from '../k3s/robot-io.ts';
-import { decodeSnapshotRecord, encodeSnapshotRecord, type SnapshotRecord } from '../k3s/snapshots.ts';
+import type { SnapshotRecord } from '../k3s/snapshots.ts';
 import { SERVER_SPEC, WORKER_SPEC } from '../k3s/testing/fixtures.ts';
 import { installedRobot } from '../k3s/testing/installed.ts';
 import type { RobotModel } from '../k3s/testing/robot-model.ts';
-import { fromRuntimeRecord, K3sControlPlane, type K3sControlPlaneOptions } from './k3s.ts';
+import { K3sControlPlane, toRuntimeRecord, type K3sControlPlaneOptions } from './k3s.ts';
 import { describeRuntimeContract } from './runtime.contract.ts';
 
 /** Probes that read the model: the server is ready when k3s.service runs, a worker when its agent does. */
@@ -229,38 +231,75 @@ describe('K3sControlPlane', () => {
     assert.equal(r.sha256, createHash('sha256').update(file).digest('hex'));
     assert.equal(r.size, Buffer.byteLength(file));
     assert.deepEqual([r.epoch, r.term, r.node], [5, 11, 'r1']);
-    assert.deepEqual(decodeSnapshotRecord(encodeSnapshotRecord(r)), r);
+    assert.ok(
+      checkSnapshotRecord(toRuntimeRecord(r)).ok,
+      'its record passes the checks every receiver makes',
+    );
   });
 
-  test('a leader ships its snapshot sealed to the voters, and a new leader restores what it received', async () => {
-    // The receiver a voter runs, on loopback, with its own store (no suffix: k3s restores <dir>/<name>).
+  test('a leader ships its snapshot sealed to the voters; a new leader restores it once its record is committed', async () => {
+    // The receiver a voter (r2) runs, on loopback, with its own store (no suffix: k3s restores <dir>/<name>).
     const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-recv-'));
-    const key = snapshotKey(Buffer.alloc(32, 7));
+    const keys = siteSnapshotKeys(Buffer.alloc(32, 7), ['r1', 'r2']);
     const store = new SnapshotStore(dir, 3, '');
-    const receiver = await startSnapshotReceiver({ address: '127.0.0.1', key, store });
+    const receiver = await SnapshotReceiver.start({ self: 'r2', address: '127.0.0.1', port: 0, keys, store });
+    const committed: RuntimeSnapshotRecord[] = [];
+    const view = (term: number, leader: string): SiteView => ({
+      leadership: () => ({ term, leader }),
+      committedSnapshots: () => committed,
+    });
+    receiver.setSiteView(view(5, 'r1'));
+    const to = [{ id: 'r2', host: '127.0.0.1' }];
+    const port = receiver.port;
     try {
       const m = await installedRobot(SERVER_SPEC);
-      const { rt } = await runtime(m, { snapshotKey: key });
+      const { rt } = await runtime(m, { snapshotKeys: keys, snapshotPort: port });
+      rt.setSiteView(view(5, 'r1'));
       await rt.startServer(5);
       const rec = await rt.snapshot(5);
       assert.deepEqual([rec.epoch, rec.from], [5, 'r1']);
-      const kept = await rt.shipSnapshot(rec.name, [{ id: 'r2', host: '127.0.0.1' }]);
-      assert.deepEqual(kept, ['r2']);
+      assert.deepEqual(await rt.shipSnapshot(rec.name, to), ['r2']);
       const file = m.content(`/var/lib/edgectl/snapshots/local/${rec.name}`) ?? '';
       assert.equal(readFileSync(store.path(rec), 'utf8'), file, 'the voter holds the same bytes');
       assert.deepEqual(store.records(), [rec]);
       // A robot with another site's key is refused: nothing is kept.
       const { rt: other } = await runtime(await installedRobot(SERVER_SPEC), {
-        snapshotKey: snapshotKey(Buffer.alloc(32, 9)),
+        snapshotKeys: siteSnapshotKeys(Buffer.alloc(32, 9), ['r1', 'r2']),
+        snapshotPort: port,
       });
-      await other.startServer(6);
-      const foreign = await other.snapshot(6);
-      assert.deepEqual(await other.shipSnapshot(foreign.name, [{ id: 'r2', host: '127.0.0.1' }]), []);
+      other.setSiteView(view(5, 'r1'));
+      await other.startServer(5);
+      const foreign = await other.snapshot(5);
+      assert.deepEqual(await other.shipSnapshot(foreign.name, to), []);
       assert.equal(store.records().length, 1);
-      // The receiver's records feed the restore choice of the robot that holds them.
-      assert.deepEqual(fromRuntimeRecord(rec).sha256, rec.sha256);
+      assert.equal(receiver.stats().unauthenticated, 1);
+
+      // r2 leads next (epoch 7), holding the received file. Before the record is committed in the
+      // site log it does not restore it; once committed it does.
+      const r2 = await installedRobot(SERVER_SPEC);
+      r2.seed(`${RECEIVED_SNAPSHOT_DIR}/${rec.name}`, readFileSync(store.path(rec), 'utf8'));
+      const { rt: uncommitted } = await runtime(r2);
+      uncommitted.setSiteView(view(7, 'r2'));
+      await uncommitted.startServer(7);
+      assert.ok(
+        !r2.journal.some((l) => l.includes('--cluster-reset')),
+        'an uncommitted record is not restored',
+      );
+      await uncommitted.stopServer(7);
+      const r2b = await installedRobot(SERVER_SPEC);
+      r2b.seed(`${RECEIVED_SNAPSHOT_DIR}/${rec.name}`, readFileSync(store.path(rec), 'utf8'));
+      const { rt: next } = await runtime(r2b);
+      committed.push(rec);
+      next.setSiteView(view(7, 'r2'));
+      await next.startServer(7);
+      assert.ok(
+        r2b.journal.some((l) =>
+          l.includes(`--cluster-reset-restore-path=${RECEIVED_SNAPSHOT_DIR}/${rec.name}`),
+        ),
+        'the committed snapshot is restored',
+      );
     } finally {
-      receiver.close();
+      await receiver.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

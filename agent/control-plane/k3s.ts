@@ -50,9 +50,10 @@ import type {
   ControlPlaneRuntime,
   ControlPlaneStatus,
   LeaderEndpoint,
+  SiteView,
   SnapshotRecord as RuntimeSnapshotRecord,
 } from './runtime.ts';
-import { pushSnapshot, sealSnapshot } from './snapshots.ts';
+import { pushSnapshot, type SnapshotKeys, type SnapshotReceiver } from './snapshots.ts';
 import { isoTime, wallClockMs } from '../wall-clock.ts';
 import { monotonicMs } from '../clock.ts';
 
@@ -63,7 +64,7 @@ export interface SiteApplyTarget {
 
 /** Where the snapshot records and files come from when a new leader chooses how to start. */
 export interface SnapshotSource {
-  /** The snapshot records of the committed site log (snapshots.ts snapshotRecords). */
+  /** The snapshot records committed in the site log (SiteView.committedSnapshots). */
   records(): readonly SnapshotRecord[];
   /** The snapshot files this robot holds among `names`, checksummed (default: robot-io heldSnapshots). */
   held?(names: ReadonlySet<string>): Promise<readonly HeldSnapshot[]>;
@@ -75,7 +76,10 @@ export interface K3sControlPlaneOptions {
   readonly site: SiteApplyTarget;
   /** Default: runnerProbes (k3s kubectl through the runner). */
   readonly probes?: K3sProbes;
-  /** Default: no records, so a new leader resumes its own etcd or starts fresh. */
+  /**
+   * Default: the snapshot records committed in the site log (setSiteView); before the agent gives
+   * its view, none, so a new leader resumes its own etcd or starts fresh.
+   */
   readonly snapshots?: SnapshotSource;
   /** Every robot of the site; Nodes of others are deleted when a server starts. Default: none deleted. */
   readonly siteMembers?: () => readonly string[];
@@ -94,12 +98,14 @@ export interface K3sControlPlaneOptions {
   readonly wallClock?: () => number;
   readonly delay?: (ms: number) => Promise<void>;
   /**
-   * The key that seals shipped snapshots (snapshotKey(site key)); with it, shipSnapshot sends
-   * this robot's snapshots to the other voters' receivers (agent/control-plane/snapshots.ts).
+   * The secrets of snapshot pushes; with them, shipSnapshot sends this robot's snapshots to the
+   * other voters' receivers (agent/control-plane/snapshots.ts).
    */
-  readonly snapshotKey?: Buffer;
-  /** Records of the snapshots this robot received (the receiver's store), for restore. */
-  readonly receivedRecords?: () => readonly SnapshotRecord[];
+  readonly snapshotKeys?: SnapshotKeys;
+  /** The receivers' port (default SNAPSHOT_PORT). */
+  readonly snapshotPort?: number;
+  /** This robot's receiver of the leader's snapshots: it learns the election's view from here. */
+  readonly receiver?: SnapshotReceiver;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -128,7 +134,10 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   private workerOp = 0;
   private startInFlight: Promise<void> | null = null;
   private closed = false;
-  private readonly snapshotKey: Buffer | undefined;
+  private readonly snapshotKeys: SnapshotKeys | undefined;
+  private readonly receiver: SnapshotReceiver | undefined;
+  private readonly snapshotPort: number | undefined;
+  private siteView: SiteView | null = null;
   /** Snapshots this robot took while it led (their files are in LOCAL_SNAPSHOT_DIR). */
   private readonly taken: SnapshotRecord[] = [];
 
@@ -137,11 +146,14 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     this.spec = opts.node;
     this.site = opts.site;
     this.probes = opts.probes ?? runnerProbes(opts.runner, opts.node.nodeName);
-    this.snapshotKey = opts.snapshotKey;
-    // Without a site-log source, restore from what this robot holds: the snapshots it took as a
-    // leader and those it received; chooseServerStart verifies each file against its record.
+    this.snapshotKeys = opts.snapshotKeys;
+    this.receiver = opts.receiver;
+    this.snapshotPort = opts.snapshotPort;
+    // Only snapshots the site log has committed may be restored: a record that never committed
+    // (a push cut short by a leader change, or one no leader made) is never a starting point.
+    // chooseServerStart then verifies each file against its committed record.
     this.snapshots = opts.snapshots ?? {
-      records: () => [...this.taken, ...(opts.receivedRecords?.() ?? [])],
+      records: () => (this.siteView?.committedSnapshots() ?? []).map(fromRuntimeRecord),
     };
     this.siteMembers = opts.siteMembers;
     this.serverReadyTimeoutMs = opts.serverReadyTimeoutMs ?? 300_000;
@@ -286,7 +298,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
 
   /**
    * takeSnapshot: the leader saves an etcd snapshot and returns its record, for the agent to append
-   * to the site log (kind `snapshot`, snapshots.ts encodeSnapshotRecord) and ship.
+   * to the site log (kind `snapshot`, snapshot-record.ts encodeLogRecord) and ship.
    */
   async takeSnapshot(term: number): Promise<SnapshotRecord> {
     const server = this.server;
@@ -321,16 +333,39 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     return toRuntimeRecord(r);
   }
 
-  /** Seal a snapshot this robot took and push it to other voters; resolves those that kept it. */
+  /** Push a snapshot this robot took to other voters, sealed for each; resolves those that kept it. */
   async shipSnapshot(name: string, to: readonly LeaderEndpoint[]): Promise<string[]> {
     const r = this.taken.find((t) => t.name === name);
-    if (!r || !this.snapshotKey) return [];
+    const term = this.siteView?.leadership().term;
+    if (!r || !this.snapshotKeys || term === undefined) return [];
     const content = await this.runner.readFile(`${LOCAL_SNAPSHOT_DIR}/${name}`, { sudo: true });
     if (!content)
       throw new EdgeError('K3S_SNAPSHOT_MISSING', `snapshot ${name} is gone from ${LOCAL_SNAPSHOT_DIR}`);
-    const sealed = sealSnapshot(this.snapshotKey, toRuntimeRecord(r), content);
-    const ok = await Promise.all(to.map((p) => pushSnapshot(p.host, sealed)));
-    return to.filter((_, i) => ok[i]).map((p) => p.id);
+    const record = toRuntimeRecord(r);
+    const keys = this.snapshotKeys;
+    const outcomes = await Promise.all(
+      to.map((p) =>
+        pushSnapshot({
+          self: this.spec.nodeName,
+          term,
+          to: p,
+          record,
+          content,
+          keys,
+          port: this.snapshotPort,
+        }),
+      ),
+    );
+    return outcomes.filter((o) => o.kept).map((o) => o.to);
+  }
+
+  setSiteView(view: SiteView): void {
+    this.siteView = view;
+    this.receiver?.setSiteView(view);
+  }
+
+  snapshotPushes(): Readonly<Record<string, number>> {
+    return this.receiver?.stats() ?? {};
   }
 
   status(): ControlPlaneStatus {
@@ -348,6 +383,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   /** close stops waiting; it leaves k3s as it is (the units are PartOf the agent's unit). */
   async close(): Promise<void> {
     this.closed = true;
+    await this.receiver?.close();
   }
 
   private async waitFor(

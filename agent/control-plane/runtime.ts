@@ -60,6 +60,22 @@ export interface ControlPlaneRuntime {
    * door checks it on every connection (lab/runtime/front-door.ts).
    */
   setFence?(leaseExpiresAt: (epoch: number) => number | null): void;
+  /**
+   * Optional: the agent tells the runtime what the election knows, once, before it starts: whose
+   * snapshot pushes to accept, and which snapshots the site log has committed (the only ones a new
+   * leader may restore).
+   */
+  setSiteView?(view: SiteView): void;
+  /** Optional: snapshot pushes this robot's receiver handled so far, by result (for /metrics). */
+  snapshotPushes?(): Readonly<Record<string, number>>;
+}
+
+/** SiteView: the election's view as the snapshot code reads it, each time it needs it. */
+export interface SiteView {
+  /** This robot's current term, and the leader it knows in that term (itself when it leads). */
+  leadership(): { readonly term: number; readonly leader: NodeId | null };
+  /** The valid snapshot records of the site log's committed entries, in log order. */
+  committedSnapshots(): readonly SnapshotRecord[];
 }
 
 /** A control-plane snapshot, as recorded in the replicated site log. */

@@ -1,45 +1,414 @@
+/**
+ * The snapshot receiver and store against pushes on loopback: what the leader of the current term
+ * sends is kept; every other push (keyless, foreign key, another robot, an old term, a hostile
+ * record, an over-long or broken body, a second upload at once) is refused before it can write
+ * anything, and the store never holds a file outside its directory or loses a committed snapshot
+ * to one that was never committed.
+ */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { test } from 'node:test';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import { EdgeError } from '../errors.ts';
-import { newestRecord, openSnapshot, sealSnapshot, snapshotKey } from './snapshots.ts';
+import type { SiteView, SnapshotRecord } from './runtime.ts';
+import {
+  preparePush,
+  pushSnapshot,
+  siteSnapshotKeys,
+  SnapshotReceiver,
+  SnapshotStore,
+  type PushResult,
+} from './snapshots.ts';
 
-const plain = Buffer.from('etcd snapshot bytes '.repeat(100));
-const record = {
-  name: 'e3-r1',
-  epoch: 3,
-  from: 'r1',
-  sha256: createHash('sha256').update(plain).digest('hex'),
-  size: plain.length,
-  createdAt: '2026-11-22T09:00:00.000Z',
-};
-const key = snapshotKey(Buffer.alloc(32, 1));
+const SITE_KEY = Buffer.alloc(32, 5);
+const keys = siteSnapshotKeys(SITE_KEY, ['r1', 'r2', 'r3']);
 
-test('a sealed snapshot opens with the site key, and hides its content', () => {
-  const sealed = sealSnapshot(key, record, plain);
-  assert.ok(!sealed.includes(plain.subarray(0, 40)), 'the content is encrypted');
-  assert.deepEqual(openSnapshot(key, sealed), { record, plain });
+function snapshot(
+  name: string,
+  epoch: number,
+  content: Buffer,
+  from = 'r1',
+  createdAt = '2026-11-22T09:00:00.000Z',
+) {
+  const record: SnapshotRecord = {
+    name,
+    epoch,
+    from,
+    sha256: createHash('sha256').update(content).digest('hex'),
+    size: content.length,
+    createdAt,
+  };
+  return { record, content };
+}
+
+let root: string;
+let storeDir: string;
+let store: SnapshotStore;
+let receiver: SnapshotReceiver;
+let leadership = { term: 7, leader: 'r1' as string | null };
+let committed: SnapshotRecord[] = [];
+const view: SiteView = { leadership: () => leadership, committedSnapshots: () => committed };
+
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'edgectl-snap-'));
+  storeDir = join(root, 'var', 'lib', 'store');
+  store = new SnapshotStore(storeDir);
+  receiver = await SnapshotReceiver.start({ self: 'r2', address: '127.0.0.1', port: 0, keys, store });
+  receiver.setSiteView(view);
+});
+after(async () => {
+  await receiver.close();
+  rmSync(root, { recursive: true, force: true });
+});
+beforeEach(() => {
+  leadership = { term: 7, leader: 'r1' };
+  committed = [];
+  for (const f of readdirSync(storeDir)) rmSync(join(storeDir, f), { force: true });
 });
 
-test('tampering, truncation, another site key and a false record are all refused', () => {
-  const sealed = sealSnapshot(key, record, plain);
-  const flipped = Buffer.from(sealed);
-  flipped[flipped.length - 1]! ^= 1;
-  const reject = (b: Buffer, k = key) =>
-    assert.throws(
-      () => openSnapshot(k, b),
-      (e: unknown) => e instanceof EdgeError && e.code === 'EDGE_SNAPSHOT_REJECTED',
+const to = () => ({ id: 'r2', host: '127.0.0.1' });
+const push = (
+  s: { record: SnapshotRecord; content: Buffer },
+  o: { from?: string; term?: number; k?: typeof keys } = {},
+) =>
+  pushSnapshot({
+    self: o.from ?? 'r1',
+    term: o.term ?? 7,
+    to: to(),
+    record: s.record,
+    content: s.content,
+    keys: o.k ?? keys,
+    port: receiver.port,
+  });
+
+/** Counts of the receiver's results since `before`. */
+function delta(before: Readonly<Record<PushResult, number>>): Partial<Record<PushResult, number>> {
+  const now = receiver.stats();
+  return Object.fromEntries(
+    Object.entries(now).flatMap(([k, n]) =>
+      n !== before[k as PushResult] ? [[k, n - before[k as PushResult]]] : [],
+    ),
+  );
+}
+
+/** Every file in the store: a refused push must leave none, not even a partial upload. */
+const files = () => readdirSync(storeDir).sort();
+
+/** rawPut sends headers and a body over a plain socket, as a hostile client would; resolves the reply. */
+function rawPut(
+  fields: Record<string, string | number>,
+  body: Iterable<Buffer>,
+  o: { chunked?: boolean; hangUp?: boolean } = {},
+): Promise<string> {
+  const chunked = o.chunked ?? false;
+  return new Promise((resolve) => {
+    const sock = connect(receiver.port, '127.0.0.1');
+    let reply = '';
+    sock.on('data', (d) => (reply += d.toString('latin1')));
+    sock.on('error', () => {});
+    sock.on('close', () => resolve(reply));
+    const head = Object.entries({
+      host: '127.0.0.1',
+      ...fields,
+      ...(chunked ? { 'transfer-encoding': 'chunked' } : {}),
+    })
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
+    sock.write(`PUT /snapshots HTTP/1.1\r\n${head}\r\n`);
+    for (const b of body) {
+      if (sock.destroyed) break;
+      sock.write(
+        chunked ? Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]) : b,
+      );
+    }
+    if (chunked && !sock.destroyed) sock.write('0\r\n\r\n');
+    if (o.hangUp) sock.end(() => sock.destroy());
+  });
+}
+
+describe('snapshot pushes', () => {
+  test('the leader of the current term pushes a snapshot: the receiver keeps the same bytes and record', async () => {
+    const s = snapshot('e7-r1-a', 7, randomBytes(3 * 1024 * 1024 + 17));
+    const out = await push(s);
+    assert.equal(out.kept, true, out.reason);
+    assert.deepEqual(readFileSync(store.path(s.record)), s.content);
+    assert.deepEqual(store.records(), [s.record]);
+    assert.ok(!readFileSync(store.path(s.record)).equals(Buffer.alloc(0)));
+  });
+
+  test('without the key, with another site key, or as a robot that takes no part in snapshots: refused, nothing written', async () => {
+    const s = snapshot('e7-r1-b', 7, randomBytes(4096));
+    const b = receiver.stats();
+    const noHeader = await rawPut({ 'content-length': s.content.length }, [s.content]);
+    assert.match(noHeader, /^HTTP\/1\.1 401 /);
+    const foreign = await push(s, { k: siteSnapshotKeys(Buffer.alloc(32, 6), ['r1', 'r2']) });
+    assert.deepEqual([foreign.kept, foreign.status], [false, 401]);
+    // A worker holding the site key is not among the servers: the receiver has no secret for it.
+    const workerKeys = siteSnapshotKeys(SITE_KEY, ['r1', 'r2', 'w9']);
+    leadership = { term: 7, leader: 'w9' };
+    const worker = await push({ ...s, record: { ...s.record, from: 'w9' } }, { from: 'w9', k: workerKeys });
+    assert.deepEqual([worker.kept, worker.status], [false, 401]);
+    assert.deepEqual(delta(b), { unauthenticated: 3 });
+    assert.deepEqual(files(), []);
+  });
+
+  test('a robot of the site that is not the leader of the current term is refused, with the reason', async () => {
+    const s = snapshot('e7-r3-c', 7, randomBytes(4096), 'r3');
+    const b = receiver.stats();
+    const notLeader = await push(s, { from: 'r3' });
+    assert.deepEqual([notLeader.kept, notLeader.status], [false, 409]);
+    assert.match(notLeader.reason, /^not-leader: r3 is not the leader of term 7 \(r1\)/);
+    const old = snapshot('e6-r1-c', 6, randomBytes(4096));
+    const stale = await push(old, { term: 6 });
+    assert.match(stale.reason, /^stale-term: term 6 is over; this robot is at term 7/);
+    const ahead = await push(old, { term: 8 });
+    assert.match(ahead.reason, /^not-leader/);
+    leadership = { term: 7, leader: null };
+    const noLeader = await push(snapshot('e7-r1-c', 7, randomBytes(10)));
+    assert.match(noLeader.reason, /^not-leader/);
+    leadership = { term: 7, leader: 'r2' };
+    const toItself = await push(snapshot('e7-r2-c', 7, randomBytes(10), 'r2'), { from: 'r2' });
+    assert.match(toItself.reason, /^not-leader/);
+    assert.deepEqual(delta(b), { 'not-leader': 4, 'stale-term': 1 });
+    assert.deepEqual(files(), []);
+  });
+
+  test('a receiver that does not know the election yet refuses every push', async () => {
+    const fresh = await SnapshotReceiver.start({ self: 'r2', address: '127.0.0.1', port: 0, keys, store });
+    try {
+      const s = snapshot('e7-r1-d', 7, randomBytes(100));
+      const out = await pushSnapshot({ self: 'r1', term: 7, to: to(), ...s, keys, port: fresh.port });
+      assert.match(out.reason, /^not-leader: this robot does not follow the election yet/);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  test('a push addressed to another robot is refused', async () => {
+    const s = snapshot('e7-r1-e', 7, randomBytes(100));
+    const p = preparePush({ self: 'r1', term: 7, to: 'r3', record: s.record, keys })!;
+    const reply = await rawPut({ ...p.fields, 'content-length': p.header.size }, p.body(s.content));
+    assert.match(reply, /^HTTP\/1\.1 421 .*\r\n[\s\S]*misdirected: addressed to r3, not r2/);
+    assert.deepEqual(files(), []);
+  });
+
+  test('a hostile record from the leader itself: path names, an absurd epoch, a record of another robot', async () => {
+    // Were the name used as given, these would land here, outside the store.
+    const cron = join(root, 'var', 'etc', 'cron.d');
+    mkdirSync(cron, { recursive: true });
+    const content = Buffer.from('* * * * * root touch /tmp/pwned\n');
+    const b = receiver.stats();
+    for (const name of [
+      '../../etc/cron.d/x',
+      '../x',
+      '/etc/cron.d/x',
+      '.hidden',
+      'a/b',
+      'x.json',
+      '..',
+      'a\nb',
+    ]) {
+      const out = await push(snapshot(name, 7, content));
+      assert.deepEqual([out.kept, out.status], [false, 400], name);
+      assert.match(out.reason, /^malformed: record: name must be a plain file name/, name);
+    }
+    for (const epoch of [2 ** 53, Number.MAX_SAFE_INTEGER, 8]) {
+      const out = await push(snapshot('e-absurd', epoch, content));
+      assert.equal(out.kept, false, String(epoch));
+    }
+    const other = await push(snapshot('e7-r3', 7, content, 'r3'));
+    assert.match(other.reason, /^bad-record: the snapshot was taken by r3, not by its sender/);
+    assert.deepEqual(delta(b), { malformed: 9, 'bad-record': 3 });
+    assert.deepEqual(readdirSync(cron), []);
+    assert.deepEqual(files(), []);
+  });
+
+  test('a second upload while one is running is refused at once; the first is kept', async () => {
+    const first = snapshot('e7-r1-f', 7, randomBytes(256 * 1024));
+    const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: first.record, keys })!;
+    const chunks = [...p.body(first.content)];
+    const sealedBody = Buffer.concat(chunks);
+    // The first upload sends half its body, then waits.
+    const req = request({
+      host: '127.0.0.1',
+      port: receiver.port,
+      method: 'PUT',
+      path: '/snapshots',
+      agent: false,
+      headers: { ...p.fields, 'content-length': sealedBody.length },
+    });
+    const firstDone = new Promise<number>((resolve, reject) => {
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+    });
+    req.write(sealedBody.subarray(0, sealedBody.length >> 1));
+    // The receiver has taken the first upload once its body has started to arrive in the store.
+    while (!readdirSync(storeDir).some((f) => f.endsWith('.part')))
+      await new Promise((r) => setTimeout(r, 5));
+    const second = await push(snapshot('e7-r1-g', 7, randomBytes(1024)));
+    assert.deepEqual([second.kept, second.status], [false, 503]);
+    assert.match(second.reason, /^busy: another snapshot is being received/);
+    req.end(sealedBody.subarray(sealedBody.length >> 1));
+    assert.equal(await firstDone, 204);
+    assert.deepEqual(store.records(), [first.record]);
+  });
+
+  test('a body longer than its authenticated header announced is cut off and leaves nothing', async () => {
+    const s = snapshot('e7-r1-h', 7, randomBytes(64 * 1024));
+    const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
+    const b = receiver.stats();
+    // As content-length: refused before the body.
+    const declared = await rawPut({ ...p.fields, 'content-length': p.header.size * 4 }, [
+      Buffer.alloc(p.header.size * 4),
+    ]);
+    assert.match(declared, /^HTTP\/1\.1 400 [\s\S]*content-length \d+ is not the \d+ bytes announced/);
+    // Chunked, with no length given: the receiver reads up to what was announced, then cuts it off.
+    const sealedBody = Buffer.concat([...p.body(s.content)]);
+    const longer = [sealedBody, ...Array.from({ length: 64 }, () => randomBytes(64 * 1024))];
+    await rawPut(p.fields, longer, { chunked: true });
+    assert.deepEqual(delta(b), { malformed: 1, 'too-large': 1 });
+    assert.deepEqual(files(), []);
+  });
+
+  test('a body cut short, corrupted, or over the size limit leaves nothing', async () => {
+    const s = snapshot('e7-r1-i', 7, randomBytes(64 * 1024));
+    const b = receiver.stats();
+    const p1 = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
+    const body1 = Buffer.concat([...p1.body(s.content)]);
+    await rawPut({ ...p1.fields, 'content-length': body1.length }, [body1.subarray(0, 1000)], {
+      hangUp: true,
+    });
+    // The receiver counts the upload that broke off once it sees the connection gone.
+    while (receiver.stats().truncated === b.truncated) await new Promise((r) => setTimeout(r, 5));
+    const p2 = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
+    const body2 = Buffer.concat([...p2.body(s.content)]);
+    body2[body2.length >> 1]! ^= 1;
+    const corrupt = await rawPut({ ...p2.fields, 'content-length': body2.length }, [body2]);
+    assert.match(corrupt, /^HTTP\/1\.1 422 [\s\S]*corrupt: the body is not sealed for this header/);
+    // A record whose digest is not that of the content (the leader's own mistake or malice).
+    const lying = { record: { ...s.record, sha256: 'f'.repeat(64) }, content: s.content };
+    const liar = await push(lying);
+    assert.match(liar.reason, /^corrupt: the content does not match its record/);
+    const small = await SnapshotReceiver.start({
+      self: 'r2',
+      address: '127.0.0.1',
+      port: 0,
+      keys,
+      store,
+      maxBytes: 1024,
+    });
+    small.setSiteView(view);
+    try {
+      const big = await pushSnapshot({ self: 'r1', term: 7, to: to(), ...s, keys, port: small.port });
+      assert.deepEqual([big.status, big.reason.split(':')[0]], [413, 'too-large']);
+    } finally {
+      await small.close();
+    }
+    assert.deepEqual(delta(b), { truncated: 1, corrupt: 2 });
+    assert.deepEqual(files(), []);
+  });
+
+  test('a header that never ends is dropped at the header timeout', async () => {
+    const quick = await SnapshotReceiver.start({
+      self: 'r2',
+      address: '127.0.0.1',
+      port: 0,
+      keys,
+      store,
+      headersTimeoutMs: 200,
+      idleTimeoutMs: 400,
+    });
+    try {
+      const closed = await new Promise<boolean>((resolve) => {
+        const sock = connect(quick.port, '127.0.0.1');
+        sock.on('error', () => {});
+        sock.on('close', () => resolve(true));
+        sock.write('PUT /snapshots HTTP/1.1\r\nhost: x\r\n');
+        // Then a byte now and then, never the blank line: only the header timeout ends it.
+        const drip = setInterval(() => sock.write('x-a: b\r\n'), 50);
+        sock.on('close', () => clearInterval(drip));
+      });
+      assert.equal(closed, true);
+    } finally {
+      await quick.close();
+    }
+  });
+});
+
+describe('the snapshot store', () => {
+  const content = Buffer.from('etcd');
+  const rec = (name: string, epoch: number, at = '2026-11-22T09:00:00.000Z') =>
+    snapshot(name, epoch, content, 'r1', at).record;
+
+  test('a name that would lead out of the store is refused, and a record file that says so is ignored', () => {
+    for (const name of ['../../etc/cron.d/x', '/etc/passwd', '..', 'a/b'])
+      assert.throws(
+        () => store.path({ ...rec('a', 1), name }),
+        (e: unknown) => e instanceof EdgeError && e.code === 'EDGE_SNAPSHOT_NAME_INVALID',
+      );
+    writeFileSync(join(storeDir, 'evil.json'), JSON.stringify({ ...rec('a', 1), name: '../../etc/passwd' }));
+    writeFileSync(join(storeDir, 'other.json'), JSON.stringify(rec('not-other', 1)));
+    assert.deepEqual(store.records(), []);
+    store.prune([]);
+    assert.ok(existsSync(join(storeDir, 'evil.json')), 'pruning touches only files of checked records');
+  });
+
+  test('snapshots never committed cannot push committed ones out, whatever their epoch', () => {
+    const real = [rec('e3', 3), rec('e4', 4), rec('e5', 5)];
+    committed = real;
+    for (const r of real) store.save(r, content, committed);
+    for (let i = 0; i < 5; i++) store.save(rec(`junk-${i}`, 1_000_000 + i), content, committed);
+    const names = store
+      .records()
+      .map((r) => r.name)
+      .sort();
+    assert.deepEqual(names, ['e3', 'e4', 'e5', 'junk-3', 'junk-4']);
+    assert.equal(store.restorable(committed)?.record.name, 'e5');
+    // Committed ones beyond `keep` go, oldest first.
+    const e6 = rec('e6', 6);
+    committed = [...real, e6];
+    store.save(e6, content, committed);
+    assert.deepEqual(
+      store
+        .records()
+        .map((r) => r.name)
+        .sort(),
+      ['e4', 'e5', 'e6', 'junk-3', 'junk-4'],
     );
-  reject(flipped);
-  reject(sealed.subarray(0, 30));
-  reject(sealed, snapshotKey(Buffer.alloc(32, 2)));
-  reject(sealSnapshot(key, { ...record, size: record.size + 1 }, plain));
-});
+  });
 
-test('the newest snapshot is the one of the highest epoch, then the latest', () => {
-  const a = { ...record, name: 'a', epoch: 3, createdAt: '2026-11-22T09:00:00.000Z' };
-  const b = { ...record, name: 'b', epoch: 4, createdAt: '2026-11-22T08:00:00.000Z' };
-  const c = { ...record, name: 'c', epoch: 4, createdAt: '2026-11-22T08:30:00.000Z' };
-  assert.equal(newestRecord([a, b, c])?.name, 'c');
-  assert.equal(newestRecord([]), null);
+  test('restore takes the newest committed record whose bytes match, never an uncommitted or altered one', () => {
+    const e4 = rec('e4', 4);
+    const e5 = rec('e5', 5);
+    store.save(e4, content, [e4, e5]);
+    store.save(e5, content, [e4, e5]);
+    store.save(rec('e9', 9), content, [e4, e5]);
+    assert.equal(store.restorable([]), null, 'nothing committed, nothing to restore');
+    assert.equal(store.restorable([e4, e5])?.record.name, 'e5');
+    writeFileSync(store.path(e5), 'changed on disk');
+    assert.equal(store.restorable([e4, e5])?.record.name, 'e4');
+    assert.equal(store.restorable([{ ...e4, sha256: '0'.repeat(64) }]), null);
+  });
+
+  test('a partial upload left by a power loss is removed when the store opens', () => {
+    writeFileSync(join(storeDir, '.upload-0123456789abcdef.part'), 'half');
+    writeFileSync(join(storeDir, 'e1.db.tmp'), 'half');
+    new SnapshotStore(storeDir);
+    assert.deepEqual(files(), []);
+  });
 });

@@ -1,193 +1,766 @@
 /**
- * Control-plane snapshots, so a leader change loses nothing the last snapshot holds (docs/k3s.md
- * "Snapshots"; the RPO is the snapshot interval). The leader snapshots etcd on a schedule, seals
- * each snapshot with the site key and pushes it to the other server-capable robots; a new leader
- * restores the newest snapshot it holds before it serves.
+ * Control-plane snapshots between server-capable robots (docs/k3s.md "Snapshots", docs/protocol.md
+ * "Snapshot pushes"). The leader snapshots its etcd on a schedule, pushes each snapshot to the other
+ * voters and appends its record to the replicated site log; a new leader restores the newest
+ * snapshot whose record is committed in that log and whose bytes match it.
  *
- * Sealing is AES-256-GCM under a key derived from the site key (HKDF-SHA256, its own label), with
- * the snapshot's record as associated data: the receiver learns both that a robot of this site
- * sent it and that it is intact, and a snapshot (which holds the cluster's Secrets) never crosses
- * the Wi-Fi in clear.
+ * A push is one HTTP PUT. Its header names the sender, the receiver, the sender's term, the
+ * snapshot's record and the exact size of the body, under an HMAC-SHA256 with the secret the two
+ * robots share for snapshots. The receiver checks all of that before it reads one byte of the body:
+ * the MAC, that it is the addressee, that the sender is the leader it follows in its current term,
+ * that the record is well formed and fits its limit, and that no other upload is running. Only then
+ * does it stream the body, AES-256-GCM with the header as associated data, into a temporary file
+ * in its store, and keep the snapshot if the tag, the size and the record's SHA-256 all match. So a
+ * host without the secret costs the receiver one small header, and a snapshot (which holds the
+ * cluster's Secrets) never crosses the Wi-Fi in clear.
+ *
+ * The header MAC uses @noble/hashes, which the agent has loaded anyway; node:crypto (AES-GCM, fast
+ * SHA-256 of the body) is loaded only once a push is authenticated or this robot ships one.
  */
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
-import { join } from 'node:path';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import type { CipherGCM } from 'node:crypto';
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  closeSync,
+  createWriteStream,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { NodeId } from '../../statecharts/messages.ts';
 import { EdgeError } from '../errors.ts';
-import type { SnapshotRecord } from './runtime.ts';
+import { constantTimeEqual, HmacSha256 } from '../sha256.ts';
+import type { LeaderEndpoint, SiteView, SnapshotRecord } from './runtime.ts';
+import {
+  checkSnapshotRecord,
+  compareRecords,
+  isCount,
+  isNodeId,
+  isSnapshotName,
+  sameSnapshot,
+  SNAPSHOT_SIZE_LIMIT,
+  type Checked,
+} from './snapshot-record.ts';
 
 export type { SnapshotRecord };
 
 export const SNAPSHOT_PORT = 7948;
-const MAGIC = Buffer.from('EDGESNAP1');
-const MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024;
+/** The receiver's default limit on one snapshot's size. */
+export const DEFAULT_MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024;
+const TAG_BYTES = 16;
+const NONCE_BYTES = 12;
+const HEADER = 'x-edgectl-snapshot';
+const HEADER_MAC = 'x-edgectl-snapshot-mac';
+/** Far above a real header (a record is a few hundred bytes), far below anything that costs memory. */
+const MAX_HEADER_BYTES = 8 * 1024;
+const SEAL_CHUNK = 1024 * 1024;
 
-export function snapshotKey(siteKey: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', siteKey, Buffer.alloc(0), 'edgectl control-plane snapshot v1', 32));
+const nodeCrypto = () => process.getBuiltinModule('node:crypto');
+
+// ---- keys -------------------------------------------------------------------------------------
+
+/**
+ * SnapshotKeys: where the secret for snapshot pushes between this robot and a peer comes from. The
+ * same secret authenticates pushes in both directions and seals their content.
+ */
+export interface SnapshotKeys {
+  /** The secret this robot shares with `peer` for snapshots, or null: `peer` takes no part in them. */
+  forPeer(peer: NodeId): Uint8Array | null;
 }
 
-/** seal: MAGIC | u32 record length | record JSON | 12-byte nonce | 16-byte tag | ciphertext. */
-export function sealSnapshot(key: Buffer, record: SnapshotRecord, plain: Buffer): Buffer {
-  const meta = Buffer.from(JSON.stringify(record));
-  const nonce = randomBytes(12);
-  const c = createCipheriv('aes-256-gcm', key, nonce);
-  c.setAAD(meta);
-  const body = Buffer.concat([c.update(plain), c.final()]);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(meta.length);
-  return Buffer.concat([MAGIC, len, meta, nonce, c.getAuthTag(), body]);
+/**
+ * siteSnapshotKeys: one secret for every server-capable robot, derived from the site key; a robot
+ * that is not in `servers` has none, so its pushes are refused and none are sent to it.
+ */
+export function siteSnapshotKeys(siteKey: Uint8Array, servers: readonly NodeId[]): SnapshotKeys {
+  const secret = hkdf(sha256, siteKey, undefined, Buffer.from('edgectl control-plane snapshot v2'), 32);
+  const members = new Set(servers);
+  return { forPeer: (peer) => (members.has(peer) ? secret : null) };
 }
 
-/** openSnapshot verifies and decrypts a sealed snapshot; it throws on any tampering or wrong key. */
-export function openSnapshot(key: Buffer, sealed: Buffer): { record: SnapshotRecord; plain: Buffer } {
-  const bad = (why: string) =>
-    new EdgeError('SNAPSHOT_REJECTED', `snapshot rejected: ${why}`, {
-      hint: 'it was not sealed with this site key, or it was changed on the way; the leader sends the next one',
-    });
-  if (sealed.length < MAGIC.length + 4 + 28 || !sealed.subarray(0, MAGIC.length).equals(MAGIC))
-    throw bad('not an edgectl snapshot');
-  const len = sealed.readUInt32BE(MAGIC.length);
-  const metaEnd = MAGIC.length + 4 + len;
-  if (len > 4096 || metaEnd + 28 > sealed.length) throw bad('truncated');
-  const meta = sealed.subarray(MAGIC.length + 4, metaEnd);
-  const nonce = sealed.subarray(metaEnd, metaEnd + 12);
-  const tag = sealed.subarray(metaEnd + 12, metaEnd + 28);
-  const d = createDecipheriv('aes-256-gcm', key, nonce);
-  d.setAAD(meta);
-  d.setAuthTag(tag);
-  let plain: Buffer;
-  try {
-    plain = Buffer.concat([d.update(sealed.subarray(metaEnd + 28)), d.final()]);
-  } catch {
-    throw bad('authentication failed');
+interface PairKeys {
+  readonly mac: HmacSha256;
+  readonly seal: Uint8Array;
+}
+
+const pairKeysCache = new WeakMap<Uint8Array, PairKeys>();
+
+/** The header's MAC key and the body's AES key, each derived from the pair's secret for its use. */
+function pairKeys(secret: Uint8Array): PairKeys {
+  let k = pairKeysCache.get(secret);
+  if (!k) {
+    k = {
+      mac: new HmacSha256(hkdf(sha256, secret, undefined, Buffer.from('edgectl snapshot push header'), 32)),
+      seal: hkdf(sha256, secret, undefined, Buffer.from('edgectl snapshot push body'), 32),
+    };
+    pairKeysCache.set(secret, k);
   }
-  const record = JSON.parse(meta.toString('utf8')) as SnapshotRecord;
-  if (createHash('sha256').update(plain).digest('hex') !== record.sha256 || plain.length !== record.size)
-    throw bad('content does not match its record');
-  return { record, plain };
+  return k;
 }
 
-/** newestRecord orders snapshots by epoch, then time: what a new leader restores. */
-export function newestRecord(records: readonly SnapshotRecord[]): SnapshotRecord | null {
-  return [...records].sort((a, b) => b.epoch - a.epoch || b.createdAt.localeCompare(a.createdAt))[0] ?? null;
+function headerMac(secret: Uint8Array, headerText: string): Uint8Array {
+  const out = new Uint8Array(32);
+  pairKeys(secret).mac.macInto(Buffer.from(`edgectl snapshot push v2\n${headerText}`, 'latin1'), out);
+  return out;
 }
 
-/** SnapshotStore keeps verified snapshots (plain etcd files, 0600) with their records, newest few. */
+// ---- the push header ----------------------------------------------------------------------------
+
+/** PushHeader: what a push announces, and what its MAC covers. */
+export interface PushHeader {
+  readonly v: 2;
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /** The sender's term: the receiver accepts only the leader of its own current term. */
+  readonly term: number;
+  /** The body's exact size: the sealed snapshot and its tag. */
+  readonly size: number;
+  readonly nonce: string;
+  readonly record: SnapshotRecord;
+}
+
+const HEADER_KEYS = ['v', 'from', 'to', 'term', 'size', 'nonce', 'record'];
+
+export function encodePushHeader(h: PushHeader): string {
+  return Buffer.from(JSON.stringify(h), 'utf8').toString('base64url');
+}
+
+/** decodePushHeader reads the header field; it trusts nothing, and the MAC is checked after it. */
+export function decodePushHeader(text: string): Checked<PushHeader> {
+  const bad = (problem: string): Checked<PushHeader> => ({ ok: false, problem });
+  if (!/^[A-Za-z0-9_-]+$/.test(text)) return bad('the header is not base64url');
+  let o: unknown;
+  try {
+    o = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    return bad('the header is not JSON');
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return bad('the header is not an object');
+  const h = o as Record<string, unknown>;
+  if (Object.keys(h).length !== HEADER_KEYS.length || !HEADER_KEYS.every((k) => k in h))
+    return bad(`the header must have exactly ${HEADER_KEYS.join(', ')}`);
+  if (h['v'] !== 2) return bad('unknown header version');
+  if (!isNodeId(h['from']) || !isNodeId(h['to'])) return bad('from and to must be node ids');
+  if (!isCount(h['term'])) return bad('term must be a safe integer ≥ 0');
+  if (!isCount(h['size'], SNAPSHOT_SIZE_LIMIT + TAG_BYTES)) return bad('size is out of range');
+  if (typeof h['nonce'] !== 'string' || !/^[0-9a-f]{24}$/.test(h['nonce']))
+    return bad('nonce must be 24 hex digits');
+  const record = checkSnapshotRecord(h['record']);
+  if (!record.ok) return bad(`record: ${record.problem}`);
+  return {
+    ok: true,
+    value: {
+      v: 2,
+      from: h['from'],
+      to: h['to'],
+      term: h['term'],
+      size: h['size'],
+      nonce: h['nonce'],
+      record: record.value,
+    },
+  };
+}
+
+// ---- the store ----------------------------------------------------------------------------------
+
+/**
+ * SnapshotStore keeps snapshot files (0600) with their records in one directory. Every path it
+ * touches is built from a checked record name and confirmed to lie directly in that directory.
+ * Pruning keeps the newest `keep` snapshots whose records are committed in the site log and, apart
+ * from those, the newest `pending` others (just received, their record not yet committed): a
+ * snapshot that was never committed cannot push a committed one out.
+ */
 export class SnapshotStore {
   readonly dir: string;
   private readonly keep: number;
+  private readonly pending: number;
   private readonly suffix: string;
 
   /** `suffix` of the snapshot files: `.db` in the lab; none for k3s, which restores `<dir>/<name>`. */
-  constructor(dir: string, keep = 3, suffix = '.db') {
-    this.dir = dir;
-    this.keep = keep;
+  constructor(dir: string, keep = 3, suffix = '.db', pending = 2) {
+    this.dir = resolve(dir);
+    this.keep = Math.max(1, keep);
+    this.pending = Math.max(1, pending);
     this.suffix = suffix;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // An upload or a save cut short by a power loss: never part of the store.
+    for (const f of readdirSync(this.dir))
+      if (/^\.upload-[0-9a-f]+\.part$/.test(f) || f.endsWith('.tmp'))
+        rmSync(join(this.dir, f), { force: true });
   }
 
+  /** The valid records in the store (a record file is named after its record's snapshot). */
   records(): SnapshotRecord[] {
     return readdirSync(this.dir)
       .filter((f) => f.endsWith('.json'))
       .flatMap((f) => {
+        let parsed: unknown;
         try {
-          return [JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as SnapshotRecord];
+          parsed = JSON.parse(readFileSync(join(this.dir, f), 'utf8'));
         } catch {
           return []; // a torn write after a power loss: that snapshot does not count
         }
+        const r = checkSnapshotRecord(parsed);
+        return r.ok && f === `${r.value.name}.json` ? [r.value] : [];
       });
   }
 
+  /** The newest record held, committed or not (for /status). */
   newest(): SnapshotRecord | null {
-    return newestRecord(this.records());
+    return this.records().sort(compareRecords).at(-1) ?? null;
   }
 
+  /** path: where `r`'s snapshot file is; it throws for a name that would lead out of the store. */
   path(r: SnapshotRecord): string {
-    return join(this.dir, `${r.name}${this.suffix}`);
+    return this.inStore(`${r.name}${this.suffix}`, r.name);
   }
 
-  /** save writes the file, then its record (the record is the commit point), then prunes. */
-  save(r: SnapshotRecord, plain: Buffer): void {
-    writeFileSync(`${this.path(r)}.tmp`, plain, { mode: 0o600 });
-    renameSync(`${this.path(r)}.tmp`, this.path(r));
-    writeFileSync(join(this.dir, `${r.name}.json.tmp`), JSON.stringify(r), { mode: 0o600 });
-    renameSync(join(this.dir, `${r.name}.json.tmp`), join(this.dir, `${r.name}.json`));
-    const all = this.records().sort((a, b) => b.epoch - a.epoch || b.createdAt.localeCompare(a.createdAt));
-    for (const old of all.slice(this.keep)) {
-      rmSync(this.path(old), { force: true });
-      rmSync(join(this.dir, `${old.name}.json`), { force: true });
+  private recordPath(r: SnapshotRecord): string {
+    return this.inStore(`${r.name}.json`, r.name);
+  }
+
+  /** uploadPath: a fresh temporary file for an upload in progress. */
+  uploadPath(id: string): string {
+    if (!/^[0-9a-f]{8,64}$/.test(id)) throw new EdgeError('SNAPSHOT_STORE', `bad upload id ${id}`);
+    return join(this.dir, `.upload-${id}.part`);
+  }
+
+  private inStore(file: string, name: string): string {
+    const p = resolve(this.dir, file);
+    if (!isSnapshotName(name) || dirname(p) !== this.dir)
+      throw new EdgeError(
+        'SNAPSHOT_NAME_INVALID',
+        `snapshot name ${JSON.stringify(name)} leads out of ${this.dir}`,
+        {
+          hint: 'a snapshot name is one plain file name; this record was not made by edgectl',
+        },
+      );
+    return p;
+  }
+
+  /** save writes a snapshot this robot took: the file, then its record (the commit point), then prunes. */
+  save(r: SnapshotRecord, plain: Uint8Array, committed: readonly SnapshotRecord[]): void {
+    const path = this.path(r);
+    writeFileSync(`${path}.tmp`, plain, { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+    this.writeRecord(r, committed);
+  }
+
+  /** adopt moves a verified upload into the store under its record, then prunes. */
+  adopt(uploaded: string, r: SnapshotRecord, committed: readonly SnapshotRecord[]): void {
+    if (dirname(resolve(uploaded)) !== this.dir)
+      throw new EdgeError('SNAPSHOT_STORE', `${uploaded} is not in ${this.dir}`);
+    renameSync(uploaded, this.path(r));
+    this.writeRecord(r, committed);
+  }
+
+  private writeRecord(r: SnapshotRecord, committed: readonly SnapshotRecord[]): void {
+    const path = this.recordPath(r);
+    writeFileSync(`${path}.tmp`, JSON.stringify(r), { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+    this.prune(committed);
+  }
+
+  /** prune deletes what the keep rule (above) does not keep; only files of checked records. */
+  prune(committed: readonly SnapshotRecord[]): SnapshotRecord[] {
+    const all = this.records().sort(compareRecords).reverse();
+    const isCommitted = (r: SnapshotRecord) => committed.some((c) => sameSnapshot(c, r));
+    const kept = new Set([
+      ...all.filter(isCommitted).slice(0, this.keep),
+      ...all.filter((r) => !isCommitted(r)).slice(0, this.pending),
+    ]);
+    const gone = all.filter((r) => !kept.has(r));
+    for (const r of gone) {
+      rmSync(this.path(r), { force: true });
+      rmSync(this.recordPath(r), { force: true });
     }
+    return gone;
+  }
+
+  /**
+   * restorable: the newest of the `committed` records whose file this store holds with the same
+   * size and SHA-256 (hashed now, so a file changed on disk does not count), or null.
+   */
+  restorable(committed: readonly SnapshotRecord[]): { record: SnapshotRecord; path: string } | null {
+    for (const record of [...committed].sort(compareRecords).reverse()) {
+      const path = this.path(record);
+      if (fileDigest(path, record.size) === record.sha256) return { record, path };
+    }
+    return null;
   }
 }
 
-/** startSnapshotReceiver accepts sealed snapshots from the site's leader on `address:port`. */
-export function startSnapshotReceiver(o: {
-  address: string;
-  port?: number;
-  key: Buffer;
-  store: SnapshotStore;
-  onSaved?: (r: SnapshotRecord) => void;
-  onRejected?: (why: string) => void;
-}): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.method !== 'PUT' || req.url !== '/snapshots') {
-      res.writeHead(404).end();
+/** The SHA-256 of a file that has exactly `size` bytes, read in chunks; null otherwise. */
+function fileDigest(path: string, size: number): string | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const hash = nodeCrypto().createHash('sha256');
+    const buf = Buffer.alloc(SEAL_CHUNK);
+    let total = 0;
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) {
+      total += n;
+      if (total > size) return null;
+      hash.update(buf.subarray(0, n));
+    }
+    return total === size ? hash.digest('hex') : null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// ---- the receiver -------------------------------------------------------------------------------
+
+/** How a push ended; the receiver counts each (edgectl_snapshot_pushes_total). */
+export const PUSH_RESULTS = [
+  'kept',
+  'malformed',
+  'unauthenticated',
+  'misdirected',
+  'not-leader',
+  'stale-term',
+  'bad-record',
+  'too-large',
+  'busy',
+  'truncated',
+  'corrupt',
+  'failed',
+] as const;
+export type PushResult = (typeof PUSH_RESULTS)[number];
+
+const STATUS: Record<PushResult, number> = {
+  kept: 204,
+  malformed: 400,
+  unauthenticated: 401,
+  misdirected: 421,
+  'not-leader': 409,
+  'stale-term': 409,
+  'bad-record': 422,
+  'too-large': 413,
+  busy: 503,
+  truncated: 400,
+  corrupt: 422,
+  failed: 500,
+};
+
+export interface PushEvent {
+  readonly result: PushResult;
+  readonly detail: string;
+  /** Set once the header is authenticated. */
+  readonly from?: NodeId;
+  readonly term?: number;
+  readonly record?: SnapshotRecord;
+}
+
+export interface SnapshotReceiverOptions {
+  /** This robot: pushes addressed to another are refused. */
+  readonly self: NodeId;
+  readonly address: string;
+  readonly port?: number;
+  readonly keys: SnapshotKeys;
+  readonly store: SnapshotStore;
+  /** The largest snapshot accepted (default 512 MiB). */
+  readonly maxBytes?: number;
+  /** Time to send the whole header (default 5 s). */
+  readonly headersTimeoutMs?: number;
+  /** A connection idle this long is closed, during the body too (default 15 s). */
+  readonly idleTimeoutMs?: number;
+  /** Every push, kept or refused, once (for the log). */
+  readonly onPush?: (e: PushEvent) => void;
+}
+
+/**
+ * SnapshotReceiver accepts snapshot pushes from the leader (see the module comment). Until the
+ * agent gives it the election's view (setSiteView) it refuses every push: it knows no leader.
+ */
+export class SnapshotReceiver {
+  readonly server: Server;
+  private readonly o: SnapshotReceiverOptions;
+  private readonly maxBytes: number;
+  private view: SiteView | null = null;
+  private uploading = false;
+  private readonly counts = Object.fromEntries(PUSH_RESULTS.map((r) => [r, 0])) as Record<PushResult, number>;
+
+  private constructor(o: SnapshotReceiverOptions) {
+    this.o = o;
+    this.maxBytes = Math.min(o.maxBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES, SNAPSHOT_SIZE_LIMIT);
+    const handle = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
+    this.server = createServer(
+      {
+        maxHeaderSize: MAX_HEADER_BYTES,
+        headersTimeout: o.headersTimeoutMs ?? 5_000,
+        // A snapshot over a slow link may take minutes: the idle timeout bounds a stalled one.
+        requestTimeout: 0,
+        connectionsCheckingInterval: 1_000,
+        keepAlive: false,
+      },
+      handle,
+    );
+    // With a listener here, a sender that asks `Expect: 100-continue` sends its body only once the
+    // header has passed every check; refused, it never sends it.
+    this.server.on('checkContinue', handle);
+    this.server.maxConnections = 16;
+    this.server.setTimeout(o.idleTimeoutMs ?? 15_000, (socket) => socket.destroy());
+  }
+
+  static start(o: SnapshotReceiverOptions): Promise<SnapshotReceiver> {
+    const r = new SnapshotReceiver(o);
+    return new Promise((resolve, reject) => {
+      r.server.once('error', reject);
+      r.server.listen(o.port ?? SNAPSHOT_PORT, o.address, () => {
+        r.server.off('error', reject);
+        resolve(r);
+      });
+    });
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  setSiteView(view: SiteView): void {
+    this.view = view;
+  }
+
+  /** Pushes handled so far, by result. */
+  stats(): Readonly<Record<PushResult, number>> {
+    return { ...this.counts };
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private note(e: PushEvent): void {
+    this.counts[e.result]++;
+    this.o.onPush?.(e);
+  }
+
+  /** refuse answers and closes the connection, so an unread body is never read. */
+  private refuse(req: IncomingMessage, res: ServerResponse, e: PushEvent, cut = false): void {
+    this.note(e);
+    // A request that was destroyed mid-body has let go of its socket; the response still holds it.
+    const socket = req.socket ?? res.socket;
+    // Mid-body (a body over its announced size) there is nothing more to say: cut the connection.
+    if (cut || res.headersSent || !socket || socket.destroyed) {
+      socket?.destroy();
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_SNAPSHOT_BYTES) {
-        o.onRejected?.('too large');
-        res.writeHead(413).end();
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+    res.writeHead(STATUS[e.result], { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+    res.end(`${e.result}: ${e.detail}\n`, () => socket.destroy());
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const refuse = (result: PushResult, detail: string, h?: PushHeader) =>
+      this.refuse(req, res, { result, detail, from: h?.from, term: h?.term, record: h?.record });
+    if (req.method !== 'PUT' || req.url !== '/snapshots') return refuse('malformed', 'only PUT /snapshots');
+    const text = req.headers[HEADER];
+    const mac = req.headers[HEADER_MAC];
+    if (typeof text !== 'string' || typeof mac !== 'string' || !/^[0-9a-f]{64}$/.test(mac))
+      return refuse('unauthenticated', 'no snapshot header and MAC');
+    const parsed = decodePushHeader(text);
+    if (!parsed.ok) return refuse('malformed', parsed.problem);
+    const h = parsed.value;
+    const secret = this.o.keys.forPeer(h.from);
+    if (!secret || !constantTimeEqual(headerMac(secret, text), Buffer.from(mac, 'hex')))
+      return refuse('unauthenticated', `the header is not authenticated as ${h.from}'s`);
+    // Authenticated: what is left to catch is a robot of the site that may not push this now.
+    if (h.to !== this.o.self) return refuse('misdirected', `addressed to ${h.to}, not ${this.o.self}`, h);
+    const now = this.view?.leadership() ?? null;
+    if (!now) return refuse('not-leader', 'this robot does not follow the election yet', h);
+    if (h.term < now.term)
+      return refuse('stale-term', `term ${h.term} is over; this robot is at term ${now.term}`, h);
+    if (h.term > now.term || h.from !== now.leader || h.from === this.o.self)
+      return refuse(
+        'not-leader',
+        `${h.from} is not the leader of term ${now.term} (${now.leader ?? 'none known'})`,
+        h,
+      );
+    if (h.record.from !== h.from)
+      return refuse('bad-record', `the snapshot was taken by ${h.record.from}, not by its sender`, h);
+    if (h.record.epoch > h.term)
+      return refuse('bad-record', `epoch ${h.record.epoch} is later than the sender's term ${h.term}`, h);
+    if (h.size !== h.record.size + TAG_BYTES)
+      return refuse(
+        'bad-record',
+        `the body of ${h.size} bytes does not fit a snapshot of ${h.record.size}`,
+        h,
+      );
+    if (h.record.size > this.maxBytes)
+      return refuse('too-large', `${h.record.size} bytes is over this robot's limit of ${this.maxBytes}`, h);
+    const length = req.headers['content-length'];
+    if (length !== undefined && Number(length) !== h.size)
+      return refuse('malformed', `content-length ${length} is not the ${h.size} bytes announced`, h);
+    if (this.uploading) return refuse('busy', 'another snapshot is being received; send it again later', h);
+    this.uploading = true;
+    void this.receive(req, res, h, text, secret).finally(() => {
+      this.uploading = false;
     });
-    req.on('end', () => {
-      try {
-        const { record, plain } = openSnapshot(o.key, Buffer.concat(chunks));
-        o.store.save(record, plain);
-        o.onSaved?.(record);
-        res.writeHead(204).end();
-      } catch (e) {
-        o.onRejected?.((e as Error).message);
-        res.writeHead(401).end();
-      }
+  }
+
+  private async receive(
+    req: IncomingMessage,
+    res: ServerResponse,
+    h: PushHeader,
+    headerText: string,
+    secret: Uint8Array,
+  ): Promise<void> {
+    const crypto = nodeCrypto();
+    const store = this.o.store;
+    const tmp = store.uploadPath(crypto.randomBytes(8).toString('hex'));
+    const decipher = crypto.createDecipheriv(
+      'aes-256-gcm',
+      pairKeys(secret).seal,
+      Buffer.from(h.nonce, 'hex'),
+    );
+    decipher.setAAD(Buffer.from(headerText, 'latin1'));
+    const hash = crypto.createHash('sha256');
+    const sealedBytes = h.record.size;
+    const tag = Buffer.alloc(TAG_BYTES);
+    let received = 0;
+    let failure: { result: PushResult; detail: string } | null = null;
+    const open = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        if (received + chunk.length > h.size) {
+          failure = { result: 'too-large', detail: `the body runs past the ${h.size} bytes announced` };
+          done(new Error(failure.detail));
+          return;
+        }
+        const sealedEnd = Math.max(0, Math.min(chunk.length, sealedBytes - received));
+        if (sealedEnd > 0) {
+          const plain = decipher.update(chunk.subarray(0, sealedEnd));
+          hash.update(plain);
+          this.push(plain);
+        }
+        if (sealedEnd < chunk.length) chunk.copy(tag, received + sealedEnd - sealedBytes, sealedEnd);
+        received += chunk.length;
+        done();
+      },
+      flush(done) {
+        if (received !== h.size) {
+          failure = { result: 'truncated', detail: `the body ended after ${received} of ${h.size} bytes` };
+        } else {
+          try {
+            decipher.setAuthTag(tag);
+            this.push(decipher.final());
+            if (hash.digest('hex') !== h.record.sha256)
+              failure = { result: 'corrupt', detail: 'the content does not match its record' };
+          } catch {
+            failure = {
+              result: 'corrupt',
+              detail: 'the body is not sealed for this header (authentication failed)',
+            };
+          }
+        }
+        done();
+      },
     });
+    const refuse = (result: PushResult, detail: string) => {
+      rmSync(tmp, { force: true });
+      const e = { result, detail, from: h.from, term: h.term, record: h.record };
+      this.refuse(req, res, e, result === 'too-large');
+    };
+    if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+    try {
+      await pipeline(req, open, createWriteStream(tmp, { flags: 'wx', mode: 0o600, flush: true }));
+    } catch (e) {
+      const f = failure as { result: PushResult; detail: string } | null;
+      return refuse(f?.result ?? 'truncated', f?.detail ?? `the upload broke off: ${(e as Error).message}`);
+    }
+    if (failure) {
+      const f = failure as { result: PushResult; detail: string };
+      return refuse(f.result, f.detail);
+    }
+    // The election may have moved on while the body arrived.
+    const now = this.view?.leadership() ?? null;
+    if (now?.term !== h.term || now.leader !== h.from)
+      return refuse('stale-term', `${h.from} no longer leads term ${h.term} here`);
+    try {
+      store.adopt(tmp, h.record, this.view?.committedSnapshots() ?? []);
+    } catch (e) {
+      return refuse('failed', `could not keep it: ${(e as Error).message}`);
+    }
+    this.note({
+      result: 'kept',
+      detail: `kept ${h.record.name}`,
+      from: h.from,
+      term: h.term,
+      record: h.record,
+    });
+    res.writeHead(204, { connection: 'close' }).end();
+  }
+}
+
+// ---- the sender ---------------------------------------------------------------------------------
+
+export interface PushOutcome {
+  readonly to: NodeId;
+  readonly kept: boolean;
+  /** The receiver's HTTP status, or null if it did not answer. */
+  readonly status: number | null;
+  readonly reason: string;
+}
+
+export interface PushOptions {
+  readonly self: NodeId;
+  /** This leader's term, as the election has it now. */
+  readonly term: number;
+  readonly to: LeaderEndpoint;
+  readonly record: SnapshotRecord;
+  /** The snapshot's bytes; they must be what the record says. */
+  readonly content: Uint8Array;
+  readonly keys: SnapshotKeys;
+  readonly port?: number;
+  /** Idle time after which the push gives up (default 15 s). */
+  readonly timeoutMs?: number;
+}
+
+/** A push ready to send: its HTTP header fields, and its body sealed a chunk at a time. */
+export interface PreparedPush {
+  readonly header: PushHeader;
+  readonly fields: Readonly<Record<string, string>>;
+  body(content: Uint8Array): Iterable<Buffer>;
+}
+
+/**
+ * preparePush builds and authenticates the header of a push of `record` from `self` to `to`, or
+ * returns null if the two robots share no snapshot secret.
+ */
+export function preparePush(o: {
+  readonly self: NodeId;
+  readonly term: number;
+  readonly to: NodeId;
+  readonly record: SnapshotRecord;
+  readonly keys: SnapshotKeys;
+}): PreparedPush | null {
+  const secret = o.keys.forPeer(o.to);
+  if (!secret) return null;
+  const crypto = nodeCrypto();
+  const nonce = crypto.randomBytes(NONCE_BYTES);
+  const header: PushHeader = {
+    v: 2,
+    from: o.self,
+    to: o.to,
+    term: o.term,
+    size: o.record.size + TAG_BYTES,
+    nonce: nonce.toString('hex'),
+    record: o.record,
+  };
+  const text = encodePushHeader(header);
+  return {
+    header,
+    fields: { [HEADER]: text, [HEADER_MAC]: Buffer.from(headerMac(secret, text)).toString('hex') },
+    body: (content) => {
+      const cipher = crypto.createCipheriv('aes-256-gcm', pairKeys(secret).seal, nonce);
+      cipher.setAAD(Buffer.from(text, 'latin1'));
+      return sealed(cipher, content);
+    },
+  };
+}
+
+/**
+ * pushSnapshot sends one snapshot to one robot: the header first, the body (sealed as it goes, a
+ * chunk at a time) only once the receiver accepts the header.
+ */
+export function pushSnapshot(o: PushOptions): Promise<PushOutcome> {
+  const done = (kept: boolean, status: number | null, reason: string): PushOutcome => ({
+    to: o.to.id,
+    kept,
+    status,
+    reason,
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port ?? SNAPSHOT_PORT, o.address, () => resolve(server));
+  if (o.content.length !== o.record.size)
+    return Promise.resolve(
+      done(false, null, `the content has ${o.content.length} bytes, the record ${o.record.size}`),
+    );
+  const push = preparePush({ self: o.self, term: o.term, to: o.to.id, record: o.record, keys: o.keys });
+  if (!push) return Promise.resolve(done(false, null, `no snapshot key for ${o.to.id}`));
+  return new Promise((resolvePush) => {
+    let settled = false;
+    const settle = (r: PushOutcome) => {
+      if (!settled) resolvePush(r);
+      settled = true;
+    };
+    const req = request({
+      host: o.to.host,
+      port: o.port ?? SNAPSHOT_PORT,
+      method: 'PUT',
+      path: '/snapshots',
+      agent: false,
+      timeout: o.timeoutMs ?? 15_000,
+      headers: {
+        'content-length': push.header.size,
+        expect: '100-continue',
+        connection: 'close',
+        ...push.fields,
+      },
+    });
+    req.on('continue', () => {
+      pipeline(Readable.from(push.body(o.content), { objectMode: false }), req).catch(() => {});
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        if (text.length < 1024) text += c;
+      });
+      res.on('end', () =>
+        settle(done(res.statusCode === 204, res.statusCode ?? null, text.trim() || `HTTP ${res.statusCode}`)),
+      );
+      res.on('error', (e) => settle(done(false, res.statusCode ?? null, e.message)));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no progress for ${o.timeoutMs ?? 15_000} ms`)));
+    req.on('error', (e) => settle(done(false, null, e.message)));
+    req.flushHeaders();
   });
 }
 
-/** pushSnapshot sends a sealed snapshot to one robot; it resolves whether the robot kept it. */
-export function pushSnapshot(
-  host: string,
-  sealed: Buffer,
-  port = SNAPSHOT_PORT,
-  timeoutMs = 10_000,
-): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request(
-      {
-        host,
-        port,
-        method: 'PUT',
-        path: '/snapshots',
-        timeout: timeoutMs,
-        headers: { 'content-length': sealed.length },
-      },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 204);
-      },
-    );
-    req.on('error', () => resolve(false));
-    req.on('timeout', () => req.destroy());
-    req.end(sealed);
-  });
+function* sealed(cipher: CipherGCM, content: Uint8Array): Generator<Buffer> {
+  for (let off = 0; off < content.length; off += SEAL_CHUNK)
+    yield cipher.update(content.subarray(off, off + SEAL_CHUNK));
+  const last = cipher.final();
+  if (last.length > 0) yield last;
+  yield cipher.getAuthTag();
+}
+
+/**
+ * logSnapshotPush: the receiver's log line for a push. A refusal of an authenticated robot is a
+ * warning that names the reason; a request without a valid header is only counted (and logged at
+ * debug), so that a host flooding the port cannot flood the journal too.
+ */
+export function logSnapshotPush(
+  log: {
+    info(o: object, msg: string): void;
+    warn(o: object, msg: string): void;
+    debug(o: object, msg: string): void;
+  },
+  self: NodeId,
+): (e: PushEvent) => void {
+  return (e) => {
+    const fields = { result: e.result, peer: e.from, pushTerm: e.term, snapshot: e.record?.name };
+    if (e.result === 'kept')
+      log.info(fields, `${self} kept snapshot ${e.record?.name} from ${e.from} (term ${e.term})`);
+    else if (e.from === undefined)
+      log.debug(fields, `${self} refused a snapshot push: ${e.result}: ${e.detail}`);
+    else
+      log.warn(
+        fields,
+        `${self} refused a snapshot push from ${e.from} (term ${e.term}): ${e.result}: ${e.detail}`,
+      );
+  };
 }

@@ -1,18 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { TIMING_PROFILES } from '../../statecharts/timing.ts';
-import type { LogEntry } from '../../statecharts/messages.ts';
 import {
   chooseServerStart,
   compareSnapshots,
-  decodeSnapshotRecord,
-  encodeSnapshotRecord,
   newestVerified,
   parseSha256sum,
   savedSnapshotFile,
   snapshotName,
-  snapshotRecords,
   snapshotsToPrune,
   type HeldSnapshot,
   type SnapshotRecord,
@@ -25,61 +20,6 @@ function rec(name: string, epoch: number, term: number, createdAt: number, s = s
 function held(r: SnapshotRecord, s = r.sha256): HeldSnapshot {
   return { name: r.name, path: `/var/lib/edgectl/snapshots/received/${r.name}`, sha256: s, size: r.size };
 }
-
-describe('snapshot records in the site log', () => {
-  test('encode and decode round-trip, field order fixed', () => {
-    const r = rec('edgectl-harbor-e4-t9-r2-1700000100', 4, 9, 1_700_000_100_000);
-    const data = encodeSnapshotRecord(r);
-    assert.equal(
-      data,
-      `{"v":1,"name":"edgectl-harbor-e4-t9-r2-1700000100","node":"r2","epoch":4,"term":9,"sha256":"${sha('a')}","size":1004,"createdAt":1700000100000}`,
-    );
-    assert.deepEqual(decodeSnapshotRecord(data), r);
-  });
-
-  test('the largest record fits one site-log entry', () => {
-    const r = {
-      ...rec(
-        `x${'y'.repeat(200)}`,
-        Number.MAX_SAFE_INTEGER,
-        Number.MAX_SAFE_INTEGER,
-        Number.MAX_SAFE_INTEGER,
-      ),
-      node: 'n'.repeat(63),
-      size: Number.MAX_SAFE_INTEGER,
-    };
-    assert.ok(
-      Buffer.byteLength(encodeSnapshotRecord(r)) <=
-        Math.min(...Object.values(TIMING_PROFILES).map((t) => t.maxEntryBytes)),
-    );
-  });
-
-  test('invalid data decodes to null, and invalid records do not encode', () => {
-    for (const d of [
-      '',
-      'nope',
-      '{}',
-      JSON.stringify({ ...rec('a', 1, 1, 1), extra: 1 }),
-      JSON.stringify({ ...rec('a', 1, 1, 1), sha256: 'xyz' }),
-    ]) {
-      assert.equal(decodeSnapshotRecord(d), null, d);
-    }
-    assert.throws(() => encodeSnapshotRecord({ ...rec('../etc/passwd', 1, 1, 1) }));
-  });
-
-  test('snapshotRecords takes the valid snapshot entries of a log, in order', () => {
-    const a = rec('a', 1, 1, 1);
-    const b = rec('b', 2, 3, 2);
-    const log: LogEntry[] = [
-      { term: 1, kind: 'noop', data: '' },
-      { term: 1, kind: 'snapshot', data: encodeSnapshotRecord(a) },
-      { term: 2, kind: 'site', data: '{}' },
-      { term: 2, kind: 'snapshot', data: 'garbage' },
-      { term: 3, kind: 'snapshot', data: encodeSnapshotRecord(b) },
-    ];
-    assert.deepEqual(snapshotRecords(log), [a, b]);
-  });
-});
 
 describe('chooseServerStart', () => {
   const e4 = rec('e4', 4, 9, 100);

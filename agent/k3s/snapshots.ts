@@ -1,6 +1,5 @@
 /**
- * Snapshots, the pure part (docs/k3s.md, "Snapshots"): the record the leader appends to the
- * replicated site log for every etcd snapshot it takes and ships, the choice a new leader makes
+ * Snapshots, the pure part (docs/k3s.md, "Snapshots"): the choice a new leader makes
  * between resuming its own etcd, restoring the newest verified snapshot it holds, or starting empty,
  * and the small parsers around `k3s etcd-snapshot save`.
  *
@@ -8,66 +7,28 @@
  * serves an epoch, so a snapshot of a later epoch holds everything committed in earlier ones; within
  * an epoch all snapshots come from one server, whose own clock orders them.
  */
-import { z } from 'zod';
-import type { LogEntry } from '../../statecharts/messages.ts';
 import { RECEIVED_SNAPSHOT_DIR } from './paths.ts';
 
-export const SnapshotRecordSchema = z
-  .object({
-    v: z.literal(1),
-    /** The snapshot file's name (k3s names it <name>-<node>-<unix seconds>). */
-    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/),
-    /** The robot that took it (the leader of `epoch`). */
-    node: z.string().min(1).max(63),
-    /** The server epoch it was taken in. */
-    epoch: z.number().int().min(0),
-    /** The election term of the leader that took it. */
-    term: z.number().int().min(0),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    /** Bytes. */
-    size: z.number().int().min(0),
-    /** Unix ms, the leader's clock. */
-    createdAt: z.number().int().min(0),
-  })
-  .strict();
-
-/** SnapshotRecord: one snapshot as the site log records it (LogEntry kind `snapshot`). */
-export type SnapshotRecord = z.infer<typeof SnapshotRecordSchema>;
-
-/** encodeSnapshotRecord: the `data` of a site-log entry of kind `snapshot` (a few hundred bytes). */
-export function encodeSnapshotRecord(r: SnapshotRecord): string {
-  const checked = SnapshotRecordSchema.parse(r);
-  return JSON.stringify({
-    v: checked.v,
-    name: checked.name,
-    node: checked.node,
-    epoch: checked.epoch,
-    term: checked.term,
-    sha256: checked.sha256,
-    size: checked.size,
-    createdAt: checked.createdAt,
-  });
-}
-
-/** decodeSnapshotRecord reads an entry's data; null if it is not a valid record. */
-export function decodeSnapshotRecord(data: string): SnapshotRecord | null {
-  try {
-    const r = SnapshotRecordSchema.safeParse(JSON.parse(data));
-    return r.success ? r.data : null;
-  } catch {
-    return null;
-  }
-}
-
-/** snapshotRecords: every valid snapshot record in a site log, in log order. */
-export function snapshotRecords(log: readonly LogEntry[]): SnapshotRecord[] {
-  const out: SnapshotRecord[] = [];
-  for (const e of log) {
-    if (e.kind !== 'snapshot') continue;
-    const r = decodeSnapshotRecord(e.data);
-    if (r) out.push(r);
-  }
-  return out;
+/**
+ * SnapshotRecord: one snapshot as the restore choice sees it. It is made from a record committed in
+ * the site log (agent/control-plane/snapshot-record.ts checks those) by fromRuntimeRecord, or from
+ * a snapshot this robot took (K3sControlPlane.takeSnapshot).
+ */
+export interface SnapshotRecord {
+  readonly v: 1;
+  /** The snapshot file's name (k3s names it <name>-<node>-<unix seconds>). */
+  readonly name: string;
+  /** The robot that took it (the leader of `epoch`). */
+  readonly node: string;
+  /** The server epoch it was taken in. */
+  readonly epoch: number;
+  /** The election term of the leader that took it. */
+  readonly term: number;
+  readonly sha256: string;
+  /** Bytes. */
+  readonly size: number;
+  /** Unix ms, the leader's clock. */
+  readonly createdAt: number;
 }
 
 /** compareSnapshots orders older before newer (see the module comment). */

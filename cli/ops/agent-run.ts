@@ -32,6 +32,7 @@ async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): P
         log,
         siteKey,
         serverCapable: config.voters.includes(config.node.id),
+        servers: config.voters,
       });
     }
     case 'k3s': {

@@ -6,8 +6,14 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AgentConfig } from '../../agent/config.ts';
-import { fromRuntimeRecord, K3sControlPlane } from '../../agent/control-plane/k3s.ts';
-import { SnapshotStore, snapshotKey, startSnapshotReceiver } from '../../agent/control-plane/snapshots.ts';
+import { K3sControlPlane } from '../../agent/control-plane/k3s.ts';
+import {
+  DEFAULT_MAX_SNAPSHOT_BYTES,
+  logSnapshotPush,
+  SnapshotReceiver,
+  SnapshotStore,
+  siteSnapshotKeys,
+} from '../../agent/control-plane/snapshots.ts';
 import { RECEIVED_SNAPSHOT_DIR } from '../../agent/k3s/paths.ts';
 import { ConfigError } from '../../agent/errors.ts';
 import { LocalCommandRunner } from '../../agent/exec/local.ts';
@@ -28,6 +34,8 @@ const k3sControlPlaneSchema = z.object({
   /** Accept sealed snapshots from the leader (port 7948 on the node IP). */
   snapshotReceiver: z.boolean().default(true),
   receivedSnapshotDir: z.string().min(1).default(RECEIVED_SNAPSHOT_DIR),
+  /** The largest snapshot the receiver accepts. */
+  snapshotMaxBytes: z.number().int().positive().default(DEFAULT_MAX_SNAPSHOT_BYTES),
 });
 
 export async function makeK3sControlPlane(
@@ -44,28 +52,23 @@ export async function makeK3sControlPlane(
     );
   const spec = loadSiteSpec(r.data.siteSpecFile);
   const templates = readAddonTemplates(r.data.templatesDir);
-  // Every server-capable robot keeps the sealed snapshots the leader pushes, to restore when it leads.
-  let received: SnapshotStore | undefined;
-  const key = siteKey ? snapshotKey(siteKey) : undefined;
-  if (key && r.data.k3s.serverCapable && r.data.snapshotReceiver) {
-    received = new SnapshotStore(r.data.receivedSnapshotDir, 3, '');
-    const store = received;
-    const server = await startSnapshotReceiver({
+  // Every server-capable robot keeps the snapshots the leader pushes, to restore when it leads.
+  const keys = siteKey ? siteSnapshotKeys(siteKey, config.voters) : undefined;
+  let receiver: SnapshotReceiver | undefined;
+  if (keys && r.data.k3s.serverCapable && r.data.snapshotReceiver) {
+    receiver = await SnapshotReceiver.start({
+      self: config.node.id,
       address: r.data.k3s.nodeIp,
-      key,
-      store,
-      onSaved: (rec) =>
-        log.info(
-          { snapshot: rec.name, epoch: rec.epoch },
-          `${config.node.id} kept snapshot ${rec.name} from ${rec.from}`,
-        ),
-      onRejected: (why) => log.warn(`${config.node.id} rejected a snapshot: ${why}`),
+      keys,
+      store: new SnapshotStore(r.data.receivedSnapshotDir, 3, ''),
+      maxBytes: r.data.snapshotMaxBytes,
+      onPush: logSnapshotPush(log, config.node.id),
     });
-    server.unref();
+    receiver.server.unref();
   }
   return new K3sControlPlane({
-    snapshotKey: key,
-    receivedRecords: () => (received ? received.records().map(fromRuntimeRecord) : []),
+    snapshotKeys: keys,
+    receiver,
     runner: new LocalCommandRunner({ log: (line) => log.debug(line) }),
     node: { ...r.data.k3s, site: config.site.id, nodeName: config.node.id },
     site: {

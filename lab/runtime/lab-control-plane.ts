@@ -17,16 +17,18 @@ import type {
   ControlPlaneRuntime,
   ControlPlaneStatus,
   LeaderEndpoint,
+  SiteView,
 } from '../../agent/control-plane/runtime.ts';
 import { startApiServer, type ApiServerHandle, type ApiServerIdentity } from '../kube-apiserver/apiserver.ts';
 import { FrontDoor } from './front-door.ts';
 import { KubeHttp } from './kube-http.ts';
 import {
+  logSnapshotPush,
   pushSnapshot,
-  sealSnapshot,
+  SnapshotReceiver,
   SnapshotStore,
-  snapshotKey,
-  startSnapshotReceiver,
+  siteSnapshotKeys,
+  type SnapshotKeys,
   type SnapshotRecord,
 } from '../../agent/control-plane/snapshots.ts';
 import { LabKubelet } from './kubelet.ts';
@@ -59,8 +61,15 @@ export interface LabControlPlaneOptions {
   readonly applySite?: SiteApplyFn;
   readonly kubeletRenewMs?: number;
   readonly labels?: Readonly<Record<string, string>>;
-  /** Sealed snapshots kept here (lab: <stateDir>/snapshots); none: no snapshots. */
-  readonly snapshots?: { readonly store: SnapshotStore; readonly key: Buffer };
+  /**
+   * Snapshots kept here (lab: <stateDir>/snapshots), the secrets that push them, and this robot's
+   * receiver of the leader's pushes; none: no snapshots.
+   */
+  readonly snapshots?: {
+    readonly store: SnapshotStore;
+    readonly keys: SnapshotKeys;
+    readonly receiver?: SnapshotReceiver;
+  };
   /** What to do with a lost/returned robot's Node (the SiteApplier's markNodeLost/Returned). */
   readonly nodeLoss?: {
     lost(server: ServerAccess, node: string): Promise<void>;
@@ -116,6 +125,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
   private coldStartMs: number | null = null;
   private restoredFrom: string | null = null;
   private snapshotsTaken = 0;
+  private siteView: SiteView | null = null;
 
   constructor(o: LabControlPlaneOptions) {
     this.o = o;
@@ -132,8 +142,13 @@ export class LabControlPlane implements ControlPlaneRuntime {
     const dir = join(this.o.stateDir, 'lab-cp', `epoch-${epoch}`);
     this.pruneOldEpochs(epoch);
     this.o.log.info({ epoch }, `${this.o.nodeId} starts kube-apiserver + etcd for epoch ${epoch}`);
-    // A new epoch starts from the newest snapshot this robot holds, so the site keeps its objects.
-    const restore = !existsSync(join(dir, 'etcd')) ? (this.o.snapshots?.store.newest() ?? null) : null;
+    // A new epoch starts from the newest snapshot this robot holds whose record the site log has
+    // committed and whose bytes match it, so the site keeps its objects.
+    const committed = this.siteView?.committedSnapshots() ?? [];
+    const restorable = !existsSync(join(dir, 'etcd'))
+      ? (this.o.snapshots?.store.restorable(committed) ?? null)
+      : null;
+    const restore = restorable?.record ?? null;
     if (restore)
       this.o.log.info(
         { epoch, snapshot: restore.name, fromEpoch: restore.epoch },
@@ -146,7 +161,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
       bindAddress: '127.0.0.1',
       ports: { secure: LAB_UPSTREAM_PORT, etcdClient: 2379, etcdPeer: 2380 },
       readyTimeoutMs: 60_000,
-      restoreFrom: restore ? this.o.snapshots!.store.path(restore) : undefined,
+      restoreFrom: restorable?.path,
     });
     this.restoredFrom = restore?.name ?? null;
     if (this.server?.epoch !== epoch) {
@@ -352,7 +367,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
       size: plain.length,
       createdAt,
     };
-    store.save(record, plain);
+    store.save(record, plain, this.siteView?.committedSnapshots() ?? []);
     this.snapshotsTaken++;
     return record;
   }
@@ -362,9 +377,28 @@ export class LabControlPlane implements ControlPlaneRuntime {
     if (!snaps) return [];
     const record = snaps.store.records().find((r) => r.name === name);
     if (!record) throw new EdgeError('NO_SNAPSHOT', `no snapshot ${name} here`);
-    const sealed = sealSnapshot(snaps.key, record, readFileSync(snaps.store.path(record)));
-    const ok = await Promise.all(to.map((p) => pushSnapshot(p.host, sealed)));
-    return to.filter((_, i) => ok[i]).map((p) => p.id);
+    const term = this.siteView?.leadership().term;
+    if (term === undefined) return [];
+    const content = readFileSync(snaps.store.path(record));
+    const outcomes = await Promise.all(
+      to.map((p) => pushSnapshot({ self: this.o.nodeId, term, to: p, record, content, keys: snaps.keys })),
+    );
+    for (const o of outcomes)
+      if (!o.kept)
+        this.o.log.warn(
+          { snapshot: name, peer: o.to, status: o.status },
+          `${this.o.nodeId} could not push snapshot ${name} to ${o.to}: ${o.reason}`,
+        );
+    return outcomes.filter((o) => o.kept).map((o) => o.to);
+  }
+
+  setSiteView(view: SiteView): void {
+    this.siteView = view;
+    this.o.snapshots?.receiver?.setSiteView(view);
+  }
+
+  snapshotPushes(): Readonly<Record<string, number>> {
+    return this.o.snapshots?.receiver?.stats() ?? {};
   }
 
   async markNodeLost(node: string): Promise<void> {
@@ -390,6 +424,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
   async close(): Promise<void> {
     await this.resetWorker();
     if (this.server) await this.stopServer(this.server.epoch);
+    await this.o.snapshots?.receiver?.close();
   }
 }
 
@@ -409,6 +444,8 @@ export async function makeLabControlPlane(o: {
   /** The site key: seals control-plane snapshots between server-capable robots. */
   siteKey?: Buffer;
   serverCapable?: boolean;
+  /** The server-capable robots (the voters): the only ones that push and receive snapshots. */
+  servers?: readonly string[];
 }): Promise<LabControlPlane> {
   const { z } = await import('zod');
   const { ConfigError } = await import('../../agent/errors.ts');
@@ -474,19 +511,16 @@ export async function makeLabControlPlane(o: {
   if (o.siteKey && o.serverCapable) {
     // Every server-capable robot keeps the snapshots the leader pushes, to restore when it leads.
     const store = new SnapshotStore(join(o.stateDir, 'snapshots'));
-    const key = snapshotKey(o.siteKey);
-    await startSnapshotReceiver({
+    const keys = siteSnapshotKeys(o.siteKey, o.servers ?? []);
+    const receiver = await SnapshotReceiver.start({
+      self: o.nodeId,
       address: r.data.address,
-      key,
+      keys,
       store,
-      onSaved: (rec) =>
-        o.log.info(
-          { snapshot: rec.name, epoch: rec.epoch },
-          `${o.nodeId} kept snapshot ${rec.name} from ${rec.from}`,
-        ),
-      onRejected: (why) => o.log.warn(`${o.nodeId} rejected a snapshot: ${why}`),
-    }).then((srv) => srv.unref());
-    snapshots = { store, key };
+      onPush: logSnapshotPush(o.log, o.nodeId),
+    });
+    receiver.server.unref();
+    snapshots = { store, keys, receiver };
   }
   return new LabControlPlane({
     applySite,
