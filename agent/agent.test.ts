@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { Agent } from './agent.ts';
 import { validateAgentConfig } from './config.ts';
 import { InMemoryControlPlane } from './control-plane/in-memory.ts';
+import type { ControlPlaneRuntime, SiteView, SnapshotRecord } from './control-plane/runtime.ts';
 import { InMemoryDiscovery, InMemoryDiscoveryBus } from './discovery/discovery.ts';
 import { StateStore } from './persistence/state-store.ts';
 import { startStatusServer } from './status-server.ts';
@@ -23,7 +24,10 @@ const fastLifecycle = {
   joinRetryMaxMs: 200,
 };
 
-function makeSite(names: string[]) {
+function makeSite(
+  names: string[],
+  makeRuntime = (id: string): ControlPlaneRuntime => new InMemoryControlPlane(id, { delayMs: 5 }),
+) {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-agent-'));
   const net = new InMemoryNetwork();
   const bus = new InMemoryDiscoveryBus();
@@ -50,7 +54,7 @@ function makeSite(names: string[]) {
       },
       { addresses: [`10.0.0.${i + 1}`] },
     );
-    const runtime = new InMemoryControlPlane(id, { delayMs: 5 });
+    const runtime = makeRuntime(id);
     return new Agent({
       config,
       transport,
@@ -169,6 +173,59 @@ test('the status endpoint serves health, readiness, status JSON and metrics', as
       assert.equal((await fetch(`${base}/nope`)).status, 404);
     } finally {
       await srv.close();
+    }
+  } finally {
+    await site.cleanup();
+  }
+});
+
+/** A runtime that takes (pretend) snapshots and keeps the view the agent gives it. */
+class SnapshottingRuntime extends InMemoryControlPlane {
+  view: SiteView | null = null;
+  private readonly robot: string;
+  private taken = 0;
+  constructor(robot: string) {
+    super(robot, { delayMs: 5 });
+    this.robot = robot;
+  }
+  setSiteView(view: SiteView): void {
+    this.view = view;
+  }
+  async snapshot(epoch: number): Promise<SnapshotRecord> {
+    return {
+      name: `e${epoch}-${this.robot}-${++this.taken}`,
+      epoch,
+      from: this.robot,
+      sha256: 'a'.repeat(64),
+      size: 4,
+      createdAt: '2026-11-22T09:00:00.000Z',
+    };
+  }
+  async shipSnapshot(): Promise<string[]> {
+    return [];
+  }
+}
+
+test('the runtime sees the election: who leads which term, and the snapshot records the site log committed', async () => {
+  const runtimes = new Map<string, SnapshottingRuntime>();
+  const site = makeSite(['a1', 'a2', 'a3'], (id) => {
+    const rt = new SnapshottingRuntime(id);
+    runtimes.set(id, rt);
+    return rt;
+  });
+  try {
+    await Promise.all(site.agents.map((a) => a.start()));
+    await until(() => site.agents.every((a) => a.ready()));
+    const leader = site.agents.find((a) => a.role() === 'leader')!;
+    const term = leader.status().term;
+    // The serving leader snapshots at once and proposes the record; every robot sees it committed.
+    await until(() => [...runtimes.values()].every((rt) => (rt.view?.committedSnapshots().length ?? 0) > 0));
+    for (const a of site.agents) {
+      const view = runtimes.get(a.nodeId)!.view!;
+      assert.deepEqual(view.leadership(), { term, leader: leader.nodeId });
+      const [first] = view.committedSnapshots();
+      assert.equal(first?.name, `e${term}-${leader.nodeId}-1`);
+      assert.equal(first?.from, leader.nodeId);
     }
   } finally {
     await site.cleanup();

@@ -9,6 +9,7 @@ test('scrape-time series: term, drops by reason (a counter), members and message
     term: () => 7,
     drops: () => ({ 'bad-mac': 0, replayed }) as never,
     members: () => ({ alive: 3, suspect: 1, dead: 0 }),
+    snapshotPushes: () => ({ kept: 2, 'not-leader': 1, busy: 0 }),
   });
   m.countMessage('in', 'append');
   m.countMessage('in', 'append');
@@ -19,6 +20,8 @@ test('scrape-time series: term, drops by reason (a counter), members and message
   assert.ok(first.includes('edgectl_datagram_drops_total{reason="replayed"} 5'));
   assert.ok(first.includes('edgectl_datagram_drops_total{reason="bad-mac"} 0'));
   assert.ok(first.includes('edgectl_term 7'));
+  assert.ok(first.includes('edgectl_snapshot_pushes_total{result="kept"} 2'));
+  assert.ok(first.includes('edgectl_snapshot_pushes_total{result="not-leader"} 1'));
   assert.ok(first.includes('edgectl_members{state="suspect"} 1'));
   assert.ok(first.includes('edgectl_messages_total{direction="in",type="append"} 2'), first.join('\n'));
   assert.deepEqual(
