@@ -148,6 +148,26 @@ describe('snapshot pushes', () => {
     assert.ok(!readFileSync(store.path(s.record)).equals(Buffer.alloc(0)));
   });
 
+  test('the body is sealed: the snapshot does not cross the network in clear', () => {
+    const s = snapshot('e7-r1-clear', 7, Buffer.from('apiVersion: v1\nkind: Secret\n'.repeat(4096)));
+    const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
+    const wire = Buffer.concat([Buffer.from(JSON.stringify(p.fields)), ...p.body(s.content)]);
+    assert.equal(wire.indexOf('kind: Secret'), -1);
+  });
+
+  test('a captured push replayed later is refused once the term has moved on', async () => {
+    const s = snapshot('e7-r1-replay', 7, randomBytes(8192));
+    const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
+    const body = Buffer.concat([...p.body(s.content)]);
+    const fields = { ...p.fields, 'content-length': body.length };
+    assert.match(await rawPut(fields, [body]), /^HTTP\/1\.1 204 /);
+    // r1 leads again, at a later term: the old push is refused, though r1 sent it.
+    leadership = { term: 8, leader: 'r1' };
+    rmSync(store.path(s.record));
+    assert.match(await rawPut(fields, [body]), /^HTTP\/1\.1 409 [\s\S]*stale-term: term 7 is over/);
+    assert.ok(!existsSync(store.path(s.record)));
+  });
+
   test('without the key, with another site key, or as a robot that takes no part in snapshots: refused, nothing written', async () => {
     const s = snapshot('e7-r1-b', 7, randomBytes(4096));
     const b = receiver.stats();
