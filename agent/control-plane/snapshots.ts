@@ -508,9 +508,11 @@ export class SnapshotReceiver {
       return refuse('malformed', `content-length ${length} is not the ${h.size} bytes announced`, h);
     if (this.uploading) return refuse('busy', 'another snapshot is being received; send it again later', h);
     this.uploading = true;
-    void this.receive(req, res, h, text, secret).finally(() => {
-      this.uploading = false;
-    });
+    this.receive(req, res, h, text, secret)
+      .catch((e: unknown) => refuse('failed', `could not receive it: ${(e as Error).message}`, h))
+      .finally(() => {
+        this.uploading = false;
+      });
   }
 
   private async receive(
