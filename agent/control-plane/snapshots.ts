@@ -406,7 +406,6 @@ export class SnapshotReceiver {
         // A snapshot over a slow link may take minutes: the idle timeout bounds a stalled one.
         requestTimeout: 0,
         connectionsCheckingInterval: 1_000,
-        keepAlive: false,
       },
       handle,
     );
