@@ -368,6 +368,40 @@ describe('snapshot pushes', () => {
       await quick.close();
     }
   });
+
+  test('an upload that stalls is dropped at the idle timeout, leaves nothing, and frees the slot', async () => {
+    const quick = await SnapshotReceiver.start({
+      self: 'r2',
+      address: '127.0.0.1',
+      port: 0,
+      keys,
+      store,
+      idleTimeoutMs: 300,
+    });
+    quick.setSiteView(view);
+    try {
+      const s = snapshot('e7-r1-stall', 7, randomBytes(64 * 1024));
+      const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
+      const body = Buffer.concat([...p.body(s.content)]);
+      await new Promise<void>((resolve) => {
+        const sock = connect(quick.port, '127.0.0.1');
+        sock.on('error', () => {});
+        sock.on('close', () => resolve());
+        const head = Object.entries({ host: 'x', ...p.fields, 'content-length': body.length })
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('');
+        // Half the body, then silence.
+        sock.write(`PUT /snapshots HTTP/1.1\r\n${head}\r\n`);
+        sock.write(body.subarray(0, body.length >> 1));
+      });
+      while (quick.stats().truncated === 0) await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(files(), []);
+      const next = await pushSnapshot({ self: 'r1', term: 7, to: to(), ...s, keys, port: quick.port });
+      assert.equal(next.kept, true, next.reason);
+    } finally {
+      await quick.close();
+    }
+  });
 });
 
 describe('the snapshot store', () => {
