@@ -210,7 +210,15 @@ export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
     problems.push('site: missing: add the site spec, at least `site: { id: <site-id> }`');
   } else {
     try {
-      site = parseSiteSpec(siteRaw, source, { pathPrefix: 'site' });
+      // The robots' NICs and addresses are their management side, which site networks stay off.
+      const robots = parsed.success ? parsed.data.robots : [];
+      site = parseSiteSpec(siteRaw, source, {
+        pathPrefix: 'site',
+        management: {
+          interfaces: robots.map((r) => r.wifiInterface),
+          addresses: robots.map((r) => ({ robot: r.name, address: r.address })),
+        },
+      });
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       problems.push(...e.problems);
