@@ -104,6 +104,14 @@ const bundleSchema = z
     agent: z.string().min(1).optional(),
     /** A Linux Node 24 binary for the robots' architecture. Default: edgectl's own pinned runtime. */
     node: z.string().min(1).optional(),
+    /**
+     * The SHA-256 the `node` binary must have; bootstrap refuses any other. edgectl's own runtime
+     * is always checked against its pin (cli/bootstrap/node-runtime.ts).
+     */
+    nodeSha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 in hex: 64 characters 0-9 a-f (sha256sum <file>)')
+      .optional(),
     /** The k3s binary (offline install). Without it, k3s must already be on the robots. */
     k3s: z.string().min(1).optional(),
     /** k3s air-gap images (k3s-airgap-images-<arch>.tar.zst or .tar). */
