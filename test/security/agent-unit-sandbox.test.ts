@@ -357,7 +357,16 @@ describe('the agent unit', () => {
     const proc = readFileSync(`/proc/${first.pid}/status`, 'utf8');
     assert.match(proc, /^NoNewPrivs:\s+1$/m);
     const bounding = BigInt(`0x${/^CapBnd:\s+([0-9a-f]+)$/m.exec(proc)![1]}`);
-    assert.equal(bounding & (1n << 16n), 0n, 'CAP_SYS_MODULE is gone');
+    for (const [cap, bit] of [
+      ['CAP_SYS_MODULE', 16n],
+      ['CAP_SYS_RAWIO', 17n],
+      ['CAP_SYS_TIME', 25n],
+      ['CAP_MKNOD', 27n],
+      ['CAP_SYSLOG', 34n],
+      ['CAP_WAKE_ALARM', 35n],
+    ] as const)
+      assert.equal(bounding & (1n << bit), 0n, `${cap} is gone`);
+    assert.notEqual(bounding & (1n << 5n), 0n, 'CAP_KILL stays: the reap script signals containerd');
     assert.match(readFileSync(log, 'utf8'), /^SANDBOX-RW /m);
     const rw = /^SANDBOX-RW (.*)$/m.exec(readFileSync(log, 'utf8'))![1]!.trim().split(' ').sort();
     assert.deepEqual(
@@ -406,6 +415,8 @@ describe('the agent unit', () => {
         `[ -z "$(ls -A /root)" ] && echo root-empty || echo root-visible`,
         `touch /root/probe 2>/dev/null && echo root-writable || echo root-read-only`,
         `test -e /dev/kmsg && echo kmsg || echo no-kmsg`,
+        // kernel.domainname belongs to the sandbox's own UTS namespace: writing it back is harmless.
+        `(cat /proc/sys/kernel/domainname > /proc/sys/kernel/domainname) 2>/dev/null && echo sysctl-writable || echo sysctl-read-only`,
       ].join('; ');
       const c = runSandboxed(['sh', '-c', probe], log);
       assert.equal(await exited(c), 0, readFileSync(log, 'utf8'));
@@ -422,6 +433,7 @@ describe('the agent unit', () => {
         'root-empty',
         'root-read-only',
         'no-kmsg',
+        'sysctl-read-only',
       ])
         assert.match(out, new RegExp(`^${want}$`, 'm'), out);
       assert.equal(existsSync('/usr/edgectl-probe'), false);
