@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { ConfigError } from '../errors.ts';
 import { loadSiteSpec, parseSiteSpec, siteNamespace, type SiteSpecInput } from './spec.ts';
 import { quantityValue, validateCron, cronField } from './validate.ts';
@@ -307,6 +308,42 @@ describe('Whereabouts range validation', () => {
       { ...net({}), management: { cidrs: ['192.168.50.1/26'] } },
       'management.cidrs[0]',
       /host bits set/,
+    );
+  });
+
+  test('the management-address check agrees with brute force over the pool (property)', () => {
+    // Pools inside 192.168.50.0/24, robot addresses anywhere in it, a few excludes.
+    const host = fc.integer({ min: 1, max: 254 });
+    fc.assert(
+      fc.property(
+        fc.tuple(host, host),
+        fc.array(host, { maxLength: 4 }),
+        fc.array(fc.tuple(host, fc.integer({ min: 28, max: 32 })), { maxLength: 3 }),
+        ([a, b], robots, holes) => {
+          const [lo, hi] = a <= b ? [a, b] : [b, a];
+          const excludes = holes.map(([h, p]) => {
+            const size = 2 ** (32 - p);
+            return `192.168.50.${h - (h % size)}/${p}`;
+          });
+          const excluded = (x: number) =>
+            holes.some(([h, p]) => {
+              const size = 2 ** (32 - p);
+              return x >= h - (h % size) && x < h - (h % size) + size;
+            });
+          // Leave at least one address to hand out, which validateNetwork requires on its own.
+          fc.pre([...Array(hi - lo + 1).keys()].some((i) => !excluded(lo + i)));
+          const spec = net({
+            rangeStart: `192.168.50.${lo}`,
+            rangeEnd: `192.168.50.${hi}`,
+            exclude: excludes,
+          });
+          const addresses = robots.map((r, i) => ({ robot: `r${i}`, address: `192.168.50.${r}` }));
+          const got = problemsOf(spec, { management: { interfaces: [], addresses } }).length;
+          const want = robots.filter((r) => r >= lo && r <= hi && !excluded(r)).length;
+          assert.equal(got, want);
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 
