@@ -283,6 +283,8 @@ export function renderLabSiteSpec(state: Pick<LabState, 'site' | 'subnet'>): str
         name: 'fleet',
         type: 'ipvlan',
         master: 'eth0',
+        // A lab robot has one link, its "Wi-Fi", so the site network shares it (docs/site.md).
+        sharesManagementLan: true,
         range: `10.78.${third}.0/24`,
         rangeStart: `10.78.${third}.20`,
         rangeEnd: `10.78.${third}.250`,

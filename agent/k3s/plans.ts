@@ -199,7 +199,7 @@ export function startServerPlan(spec: K3sNodeSpec, epoch: number, restore?: Rest
         description:
           'restore the snapshot into a one-member etcd (skipped if a reset already waits for its start)',
         // In a transient unit of its own, not as a child of the agent: outside the agent unit's
-        // sandbox (PrivateTmp, ProtectKernelModules), with its output in the journal.
+        // sandbox (templates/edgectl-agent.service), with its output in the journal.
         argv: [
           'systemd-run',
           '--wait',

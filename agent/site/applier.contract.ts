@@ -26,7 +26,13 @@ function spec(id: string, extra: Partial<SiteSpecInput> = {}): SiteSpec {
   return parseSiteSpec({
     id,
     networks: [
-      { name: 'dds', range: '192.168.50.0/24', rangeStart: '192.168.50.10', gateway: '192.168.50.1' },
+      {
+        name: 'dds',
+        master: 'wlan1',
+        range: '192.168.50.0/24',
+        rangeStart: '192.168.50.10',
+        gateway: '192.168.50.1',
+      },
       { name: 'cam', type: 'macvlan', master: 'eth1', range: '192.168.60.0/24' },
     ],
     networkPolicy: { ingress: [{ cidrs: ['192.168.10.0/24'], ports: [{ port: 9090 }] }] },
@@ -147,7 +153,13 @@ export function describeSiteApplierContract(name: string, setup: () => Promise<S
       await h.applier(s).apply(1);
       const fewer = spec('contract-prune', {
         networks: [
-          { name: 'dds', range: '192.168.50.0/24', rangeStart: '192.168.50.10', gateway: '192.168.50.1' },
+          {
+            name: 'dds',
+            master: 'wlan1',
+            range: '192.168.50.0/24',
+            rangeStart: '192.168.50.10',
+            gateway: '192.168.50.1',
+          },
         ],
         networkPolicy: {},
       });

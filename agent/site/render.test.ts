@@ -50,6 +50,8 @@ describe('renderSite', () => {
       objects.map((o) => `${o.kind}/${o.metadata.name}`),
       [
         'Namespace/site-a',
+        'ValidatingAdmissionPolicy/edgectl-site-a',
+        'ValidatingAdmissionPolicyBinding/edgectl-site-a',
         'NetworkPolicy/default-deny',
         'NetworkPolicy/allow-same-namespace',
         'NetworkPolicy/allow-dns-egress',
@@ -81,24 +83,44 @@ describe('renderSite', () => {
     );
     assert.deepEqual(
       objects.map((o) => o.kind),
-      ['Namespace', 'Role', 'RoleBinding', 'ConfigMap'],
+      [
+        'Namespace',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
+        'Role',
+        'RoleBinding',
+        'ConfigMap',
+      ],
     );
   });
 
-  test('the site-operator Role grants NADs, read-only unless the spec says write', () => {
-    const nadRule = (s: Parameters<typeof renderSite>[0]) =>
-      (
-        renderSite(s, { epoch: 1 }).find((o) => o.kind === 'Role')!.rules as {
-          apiGroups: string[];
-          verbs: string[];
-        }[]
-      ).find((r) => r.apiGroups.includes('k8s.cni.cncf.io'));
-    assert.deepEqual(nadRule(parseSiteSpec({ id: 'a' }))?.verbs, ['get', 'list', 'watch']);
-    assert.ok(
-      nadRule(parseSiteSpec({ id: 'a', operators: { networkAttachments: 'write' } }))?.verbs.includes(
-        'create',
+  test('the site-operator Role reads NADs and Endpoints and writes neither', () => {
+    const rules = renderSite(parseSiteSpec({ id: 'a' }), { epoch: 1 }).find((o) => o.kind === 'Role')!
+      .rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    const verbsOf = (group: string, resource: string) =>
+      rules
+        .filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource))
+        .flatMap((r) => r.verbs);
+    assert.deepEqual(verbsOf('k8s.cni.cncf.io', 'network-attachment-definitions'), ['get', 'list', 'watch']);
+    assert.deepEqual(verbsOf('', 'endpoints'), ['get', 'list', 'watch']);
+    assert.ok(verbsOf('', 'pods').includes('create'), 'operators still run workloads');
+  });
+
+  test("the admission policy names exactly the site's networks and binds to its namespace", () => {
+    const objects = renderSite(spec, { epoch: 1 });
+    const policy = objects.find((o) => o.kind === 'ValidatingAdmissionPolicy')!;
+    const binding = objects.find((o) => o.kind === 'ValidatingAdmissionPolicyBinding')!;
+    const text = JSON.stringify(policy);
+    assert.ok(text.includes("'^(site-harbor/)?(dds|lidar)(@[A-Za-z0-9_.-]{1,15})?$'"), text);
+    assert.deepEqual((binding.spec as { policyName: string }).policyName, policy.metadata.name);
+    assert.deepEqual((binding.spec as { validationActions: string[] }).validationActions, ['Deny']);
+    assert.equal(policy.metadata.namespace, undefined, 'cluster-scoped');
+    const none = JSON.stringify(
+      renderSite(parseSiteSpec({ id: 'a' }), { epoch: 1 }).find(
+        (o) => o.kind === 'ValidatingAdmissionPolicy',
       ),
     );
+    assert.ok(!none.includes('matches('), 'a site without networks allows no networks annotation at all');
   });
 });
 
@@ -134,7 +156,9 @@ describe('renderCniConfig', () => {
   test('a gateway an exclude already covers is not added twice', () => {
     const s = parseSiteSpec({
       id: 'a',
-      networks: [{ name: 'n', range: '10.9.0.0/24', gateway: '10.9.0.1', exclude: ['10.9.0.0/29'] }],
+      networks: [
+        { name: 'n', master: 'eth1', range: '10.9.0.0/24', gateway: '10.9.0.1', exclude: ['10.9.0.0/29'] },
+      ],
     });
     assert.deepEqual((renderCniConfig('a', s.networks[0]!).ipam as { exclude: string[] }).exclude, [
       '10.9.0.0/29',

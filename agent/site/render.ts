@@ -52,6 +52,7 @@ export function renderSite(spec: SiteSpec, opts: RenderOptions): KubeObject[] {
     },
   });
 
+  out.push(...renderAdmissionPolicy(spec, ns, labels()));
   out.push(...renderNetworkPolicies(spec, meta));
 
   if (Object.keys(spec.quota.hard).length)
@@ -177,6 +178,124 @@ function ports(r: PeerRule): { ports?: unknown[] } {
   };
 }
 
+/** Multus' annotation: the secondary networks a pod asks for (`dds@net1`, `ns/dds`, or a JSON list). */
+export const NETWORKS_ANNOTATION = 'k8s.v1.cni.cncf.io/networks';
+/** Multus' annotation that replaces a pod's cluster network, and with it every NetworkPolicy. */
+export const DEFAULT_NETWORK_ANNOTATION = 'v1.multus-cni.io/default-network';
+
+/** admissionPolicyName names a site's ValidatingAdmissionPolicy and its binding (cluster-scoped). */
+export function admissionPolicyName(site: string): string {
+  return `edgectl-site-${site}`;
+}
+
+/**
+ * renderAdmissionPolicy is the site's ValidatingAdmissionPolicy and its binding. NetworkPolicies
+ * do not see Multus interfaces, so what keeps a workload of the site's namespace off other
+ * networks is admission: a pod, or the pod template of a workload, may name only the site's own
+ * NetworkAttachmentDefinitions, in Multus' short form (`dds`, `<namespace>/dds`, `dds@net1`: the
+ * JSON form can ask for addresses and MACs, so it is refused), may not replace its cluster network,
+ * and may not use the host's network, PID or IPC namespace or a privileged or network-admin
+ * container, whatever Pod Security level the namespace enforces. A Service may not claim
+ * externalIPs, which would capture traffic to those addresses (a robot's own, say) on every node.
+ * Pods are matched whoever creates them, controllers included; both CREATE and UPDATE, because
+ * Multus reads the annotation again whenever the pod's sandbox is recreated.
+ */
+function renderAdmissionPolicy(spec: SiteSpec, ns: string, labels: Record<string, string>): KubeObject[] {
+  const name = admissionPolicyName(spec.id);
+  const names = spec.networks.map((n) => n.name);
+  const podKinds = "object.kind != 'Service'";
+  const annotated = (key: string) =>
+    `has(variables.podMeta.annotations) && '${key}' in variables.podMeta.annotations`;
+  const networkRule =
+    names.length === 0
+      ? `${podKinds} ? !(${annotated(NETWORKS_ANNOTATION)}) : true`
+      : `${podKinds} ? !(${annotated(NETWORKS_ANNOTATION)}) || variables.podMeta.annotations['${NETWORKS_ANNOTATION}'].split(',').all(n, n.trim().matches('^(${ns}/)?(${names.join('|')})(@[A-Za-z0-9_.-]{1,15})?$')) : true`;
+  const flag = (field: string) => `(has(variables.podSpec.${field}) && variables.podSpec.${field})`;
+  const rules = (group: string, resources: string[]) => ({
+    apiGroups: [group],
+    apiVersions: ['v1'],
+    operations: ['CREATE', 'UPDATE'],
+    resources,
+    scope: 'Namespaced',
+  });
+  const selector = { matchLabels: { 'kubernetes.io/metadata.name': ns } };
+  const policy: KubeObject = {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name, labels },
+    spec: {
+      failurePolicy: 'Fail',
+      matchConstraints: {
+        namespaceSelector: selector,
+        resourceRules: [
+          rules('', ['pods', 'services']),
+          rules('apps', ['deployments', 'statefulsets', 'daemonsets', 'replicasets']),
+          rules('batch', ['jobs', 'cronjobs']),
+        ],
+      },
+      variables: [
+        {
+          name: 'podMeta',
+          expression:
+            "object.kind == 'Pod' ? object.metadata : object.kind == 'CronJob' ? (has(object.spec.jobTemplate.spec.template.metadata) ? object.spec.jobTemplate.spec.template.metadata : {}) : (has(object.spec.template.metadata) ? object.spec.template.metadata : {})",
+        },
+        {
+          name: 'podSpec',
+          expression:
+            "object.kind == 'Pod' ? object.spec : object.kind == 'CronJob' ? object.spec.jobTemplate.spec.template.spec : object.spec.template.spec",
+        },
+        {
+          name: 'containers',
+          expression:
+            'variables.podSpec.containers + (has(variables.podSpec.initContainers) ? variables.podSpec.initContainers : [])',
+        },
+      ],
+      validations: [
+        {
+          expression: networkRule,
+          message:
+            names.length === 0
+              ? `the site ${spec.id} has no secondary networks: pods in ${ns} may not ask for one (${NETWORKS_ANNOTATION})`
+              : `pods in ${ns} may attach only the site's own networks (${names.join(', ')}), named in the short form, like ${NETWORKS_ANNOTATION}: ${names[0]}@net1`,
+          reason: 'Forbidden',
+        },
+        {
+          expression: `${podKinds} ? !(${annotated(DEFAULT_NETWORK_ANNOTATION)}) : true`,
+          message: `pods in ${ns} may not replace their cluster network (${DEFAULT_NETWORK_ANNOTATION}): the NetworkPolicies only cover it`,
+          reason: 'Forbidden',
+        },
+        {
+          expression: `${podKinds} ? !(${flag('hostNetwork')} || ${flag('hostPID')} || ${flag('hostIPC')}) : true`,
+          message: `pods in ${ns} may not use the robot's network, PID or IPC namespace`,
+          reason: 'Forbidden',
+        },
+        {
+          expression: `${podKinds} ? variables.containers.all(c, !has(c.securityContext) || (!(has(c.securityContext.privileged) && c.securityContext.privileged) && !(has(c.securityContext.capabilities) && has(c.securityContext.capabilities.add) && c.securityContext.capabilities.add.exists(a, a in ['ALL', 'NET_ADMIN', 'SYS_ADMIN'])))) : true`,
+          message: `containers in ${ns} may not be privileged or add NET_ADMIN, SYS_ADMIN or ALL: they could leave the pod's network`,
+          reason: 'Forbidden',
+        },
+        {
+          expression:
+            "object.kind == 'Service' ? !has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0 : true",
+          message: `Services in ${ns} may not set externalIPs: every node would capture traffic to those addresses`,
+          reason: 'Forbidden',
+        },
+      ],
+    },
+  };
+  const binding: KubeObject = {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicyBinding',
+    metadata: { name, labels },
+    spec: {
+      policyName: name,
+      validationActions: ['Deny'],
+      matchResources: { namespaceSelector: selector },
+    },
+  };
+  return [policy, binding];
+}
+
 const ALL_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
 const READ_VERBS = ['get', 'list', 'watch'];
 
@@ -195,7 +314,6 @@ function renderRbac(spec: SiteSpec, ns: string, meta: Meta): KubeObject[] {
           'pods/exec',
           'pods/portforward',
           'services',
-          'endpoints',
           'configmaps',
           'secrets',
           'persistentvolumeclaims',
@@ -203,7 +321,13 @@ function renderRbac(spec: SiteSpec, ns: string, meta: Meta): KubeObject[] {
         ],
         verbs: ALL_VERBS,
       },
-      { apiGroups: [''], resources: ['events', 'resourcequotas', 'limitranges'], verbs: READ_VERBS },
+      // Endpoints read-only: a hand-written Endpoints object points a Service at any address, a
+      // robot's own included (the built-in edit role dropped that write for the same reason).
+      {
+        apiGroups: [''],
+        resources: ['endpoints', 'events', 'resourcequotas', 'limitranges'],
+        verbs: READ_VERBS,
+      },
       {
         apiGroups: ['apps'],
         resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets', 'deployments/scale'],
@@ -212,11 +336,8 @@ function renderRbac(spec: SiteSpec, ns: string, meta: Meta): KubeObject[] {
       { apiGroups: ['batch'], resources: ['jobs', 'cronjobs'], verbs: ALL_VERBS },
       { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: READ_VERBS },
       // The built-in admin/edit/view roles do not grant NADs (no Multus manifest aggregates them).
-      {
-        apiGroups: ['k8s.cni.cncf.io'],
-        resources: ['network-attachment-definitions'],
-        verbs: op.networkAttachments === 'write' ? ALL_VERBS : READ_VERBS,
-      },
+      // Read-only: a NAD writer could rewrite a site network onto the robots' management NIC.
+      { apiGroups: ['k8s.cni.cncf.io'], resources: ['network-attachment-definitions'], verbs: READ_VERBS },
     ],
   };
   const groups = op.groups ?? [`${ns}-operators`];

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { ConfigError } from '../errors.ts';
 import { loadSiteSpec, parseSiteSpec, siteNamespace, type SiteSpecInput } from './spec.ts';
 import { quantityValue, validateCron, cronField } from './validate.ts';
@@ -22,7 +23,7 @@ function problemsOf(input: unknown, opts?: Parameters<typeof parseSiteSpec>[2]):
 const net = (n: Record<string, unknown>): SiteSpecInput => ({
   id: 'a',
   networks: [
-    { name: 'dds', range: '192.168.50.0/24', ...n } as SiteSpecInput['networks'] extends
+    { name: 'dds', master: 'eth1', range: '192.168.50.0/24', ...n } as SiteSpecInput['networks'] extends
       (infer T)[] | undefined
       ? T
       : never,
@@ -32,6 +33,18 @@ const net = (n: Record<string, unknown>): SiteSpecInput => ({
 /** expectProblem asserts exactly one problem, at `path`, whose text matches `fix`. */
 function expectProblem(input: unknown, path: string, fix: RegExp): void {
   const problems = problemsOf(input);
+  assert.equal(problems.length, 1, `want one problem, got:\n${problems.join('\n')}`);
+  assert.ok(problems[0]!.startsWith(`${path}: `), `want it at ${path}: ${problems[0]}`);
+  assert.match(problems[0]!, fix);
+}
+
+function expectProblemWith(
+  input: unknown,
+  management: NonNullable<Parameters<typeof parseSiteSpec>[2]>['management'],
+  path: string,
+  fix: RegExp,
+): void {
+  const problems = problemsOf(input, { management });
   assert.equal(problems.length, 1, `want one problem, got:\n${problems.join('\n')}`);
   assert.ok(problems[0]!.startsWith(`${path}: `), `want it at ${path}: ${problems[0]}`);
   assert.match(problems[0]!, fix);
@@ -54,10 +67,24 @@ describe('site spec schema', () => {
     assert.equal(s.operators.networkAttachments, 'read');
   });
 
-  test('a network defaults to ipvlan on wlan0', () => {
+  test('a network defaults to ipvlan, not sharing the management LAN, and must name its NIC', () => {
     const s = parseSiteSpec(net({}));
     assert.equal(s.networks[0]!.type, 'ipvlan');
-    assert.equal(s.networks[0]!.master, 'wlan0');
+    assert.equal(s.networks[0]!.sharesManagementLan, false);
+    assert.deepEqual(s.management, { interfaces: ['wlan0'], cidrs: [] });
+    expectProblem(
+      { id: 'a', networks: [{ name: 'dds', range: '192.168.50.0/24' }] },
+      'networks[0].master',
+      /missing: name the robots' NIC or VLAN interface/,
+    );
+  });
+
+  test('NAD write for operators is no longer offered', () => {
+    expectProblem(
+      { id: 'a', operators: { networkAttachments: 'write' } },
+      'operators.networkAttachments',
+      /only read is offered: .*add the network to the site spec/,
+    );
   });
 
   test('podSecurity may be a level, which sets enforce', () => {
@@ -68,7 +95,11 @@ describe('site spec schema', () => {
 
   test('unknown fields are refused, each named', () => {
     assert.deepEqual(
-      problemsOf({ id: 'a', namespce: {}, networks: [{ name: 'n', range: '10.1.0.0/24', gw: 'x' }] }).sort(),
+      problemsOf({
+        id: 'a',
+        namespce: {},
+        networks: [{ name: 'n', master: 'eth1', range: '10.1.0.0/24', gw: 'x' }],
+      }).sort(),
       [
         '(top level): unknown field(s) namespce: remove or fix the spelling',
         'networks[0]: unknown field(s) gw: remove or fix the spelling',
@@ -94,8 +125,8 @@ describe('site spec schema', () => {
         id: 'a',
         whereabouts: { reconcilerCron: '30 4 * * *' },
         networks: [
-          { name: 'x', range: '10.1.0.0/24', rangeStart: 'nope' },
-          { name: 'x', range: '10.2.0.0/24' },
+          { name: 'x', master: 'eth1', range: '10.1.0.0/24', rangeStart: 'nope' },
+          { name: 'x', master: 'eth1', range: '10.2.0.0/24' },
         ],
       },
       { pathPrefix: 'site' },
@@ -226,15 +257,94 @@ describe('Whereabouts range validation', () => {
     const problems = problemsOf({
       id: 'a',
       networks: [
-        { name: 'dds', range: '192.168.50.0/24' },
-        { name: 'dds', range: '192.168.50.128/25' },
-        { name: 'cam', range: '192.168.60.0/24' },
+        { name: 'dds', master: 'eth1', range: '192.168.50.0/24' },
+        { name: 'dds', master: 'eth1', range: '192.168.50.128/25' },
+        { name: 'cam', master: 'eth2', range: '192.168.60.0/24' },
       ],
     });
     assert.deepEqual(problems, [
       'networks[1].name: dds is also the name of networks[0]: give every network its own name',
       'networks[1].range: 192.168.50.128/25 overlaps networks[0].range 192.168.50.0/24: two segments on the same robots would hand out the same addresses; give each network its own block',
     ]);
+  });
+
+  test("a network on a management NIC is refused unless it says it shares the robots' LAN", () => {
+    expectProblem(
+      net({ master: 'wlan0' }),
+      'networks[0].master',
+      /wlan0 is a management NIC .*sharesManagementLan: true/,
+    );
+    assert.deepEqual(problemsOf(net({ master: 'wlan0', sharesManagementLan: true })), []);
+    assert.deepEqual(problemsOf(net({ master: 'wlan0.50' })), [], 'a VLAN interface is a LAN of its own');
+    // The inventory adds each robot's wifiInterface.
+    const problems = problemsOf(net({ master: 'wlp2s0' }), {
+      management: { interfaces: ['wlp2s0'], addresses: [] },
+    });
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^networks\[0\]\.master: wlp2s0 is a management NIC/);
+  });
+
+  test("no pool may hand out a robot's management address or a management block, unless excluded", () => {
+    const robots = { interfaces: [], addresses: [{ robot: 'spot-1', address: '192.168.50.30' }] };
+    const shared = { master: 'wlan0', sharesManagementLan: true, rangeStart: '192.168.50.20' };
+    expectProblemWith(
+      net(shared),
+      robots,
+      'networks[0].range',
+      /would hand out spot-1's address 192\.168\.50\.30, a robot management address: add "192\.168\.50\.30\/32" to exclude/,
+    );
+    assert.deepEqual(problemsOf(net({ ...shared, exclude: ['192.168.50.30'] }), { management: robots }), []);
+    assert.deepEqual(problemsOf(net({ ...shared, rangeStart: '192.168.50.31' }), { management: robots }), []);
+    // A robot addressed by name cannot be checked, and is not an error.
+    assert.deepEqual(
+      problemsOf(net(shared), {
+        management: { interfaces: [], addresses: [{ robot: 'r', address: 'r.local' }] },
+      }),
+      [],
+    );
+    const spec = { ...net(shared), management: { cidrs: ['192.168.50.0/26'] } };
+    expectProblem(spec, 'networks[0].range', /would hand out management\.cidrs\[0\] 192\.168\.50\.0\/26/);
+    expectProblem(
+      { ...net({}), management: { cidrs: ['192.168.50.1/26'] } },
+      'management.cidrs[0]',
+      /host bits set/,
+    );
+  });
+
+  test('the management-address check agrees with brute force over the pool (property)', () => {
+    // Pools inside 192.168.50.0/24, robot addresses anywhere in it, a few excludes.
+    const host = fc.integer({ min: 1, max: 254 });
+    fc.assert(
+      fc.property(
+        fc.tuple(host, host),
+        fc.array(host, { maxLength: 4 }),
+        fc.array(fc.tuple(host, fc.integer({ min: 28, max: 32 })), { maxLength: 3 }),
+        ([a, b], robots, holes) => {
+          const [lo, hi] = a <= b ? [a, b] : [b, a];
+          const excludes = holes.map(([h, p]) => {
+            const size = 2 ** (32 - p);
+            return `192.168.50.${h - (h % size)}/${p}`;
+          });
+          const excluded = (x: number) =>
+            holes.some(([h, p]) => {
+              const size = 2 ** (32 - p);
+              return x >= h - (h % size) && x < h - (h % size) + size;
+            });
+          // Leave at least one address to hand out, which validateNetwork requires on its own.
+          fc.pre([...Array(hi - lo + 1).keys()].some((i) => !excluded(lo + i)));
+          const spec = net({
+            rangeStart: `192.168.50.${lo}`,
+            rangeEnd: `192.168.50.${hi}`,
+            exclude: excludes,
+          });
+          const addresses = robots.map((r, i) => ({ robot: `r${i}`, address: `192.168.50.${r}` }));
+          const got = problemsOf(spec, { management: { interfaces: [], addresses } }).length;
+          const want = robots.filter((r) => r >= lo && r <= hi && !excluded(r)).length;
+          assert.equal(got, want);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 
   test('a mode the plugin does not have', () => {
@@ -323,7 +433,10 @@ describe('loadSiteSpec', () => {
   test('reads YAML; a missing file or bad YAML is a ConfigError naming the file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'edgectl-site-'));
     try {
-      writeFileSync(join(dir, 'ok.yaml'), 'id: a\nnetworks:\n  - { name: n, range: 10.9.0.0/24 }\n');
+      writeFileSync(
+        join(dir, 'ok.yaml'),
+        'id: a\nnetworks:\n  - { name: n, master: eth1, range: 10.9.0.0/24 }\n',
+      );
       assert.equal(loadSiteSpec(join(dir, 'ok.yaml')).networks[0]!.range, '10.9.0.0/24');
       writeFileSync(join(dir, 'bad.yaml'), 'id: [\n');
       assert.throws(() => loadSiteSpec(join(dir, 'bad.yaml')), /bad\.yaml is invalid:\n {2}- not valid YAML/);

@@ -124,10 +124,17 @@ const operatorsSchema = z
       .array(z.string().regex(/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/, 'must be namespace/name'))
       .default([]),
     /**
-     * NetworkAttachmentDefinitions: `read` by default, because edgectl owns them and a NAD writer can
-     * put a pod on any host NIC (`master`), which is effectively privileged.
+     * NetworkAttachmentDefinitions: `read` only. edgectl owns them, and a NAD writer could rewrite a
+     * site network onto any host NIC (`master`) and any range, past the site's admission policy:
+     * add a network to the site spec instead.
      */
-    networkAttachments: z.enum(['read', 'write']).default('read'),
+    networkAttachments: z
+      .string()
+      .refine(
+        (v) => v === 'read',
+        'only read is offered: a NAD writer could put pods on any host NIC, past the site network policy; add the network to the site spec (networks[]) instead',
+      )
+      .default('read'),
   })
   .strict();
 
@@ -145,8 +152,25 @@ export const siteNetworkSchema = z
     type: z.enum(['ipvlan', 'macvlan']).default('ipvlan'),
     /** ipvlan: l2 (keeps multicast); l3/l3s drop multicast and broadcast. macvlan: bridge. */
     mode: z.enum(['l2', 'l3', 'l3s', 'bridge', 'private', 'vepa', 'passthru']).optional(),
-    /** The robot's NIC the secondary network rides on (the Wi-Fi interface). Same name on every robot. */
-    master: interfaceName.default('wlan0'),
+    /**
+     * The robot's NIC (or VLAN interface, like wlan0.50) the network rides on, same name on every
+     * robot. No default: it must not be a management interface (management.interfaces, and each
+     * robot's wifiInterface in the inventory) unless sharesManagementLan says so.
+     */
+    master: z
+      .string({
+        error: (iss) =>
+          iss.input === undefined
+            ? "missing: name the robots' NIC or VLAN interface for this network (like eth1 or wlan0.50), not their management NIC"
+            : undefined,
+      })
+      .pipe(interfaceName),
+    /**
+     * true: this network rides a management NIC, so its pods share the robots' own LAN and can
+     * reach what listens there (docs/site.md, "What protects what"). Its pool must still leave out
+     * every management address.
+     */
+    sharesManagementLan: z.boolean().default(false),
     /** IPv4 CIDR of the segment, network address only, like 192.168.50.0/24. */
     range: z.string().min(1),
     /** First and last address Whereabouts may hand out; default: the whole range minus network/broadcast. */
@@ -169,6 +193,20 @@ const whereaboutsSchema = z
     reconcilerCron: z.string().default('*/5 * * * *'),
     /** Where Whereabouts runs and keeps its IPPools (the namespace of its DaemonSet). */
     namespace: dnsLabel.default('kube-system'),
+  })
+  .strict();
+
+/**
+ * The robots' management side: the NICs and subnets their own addresses live on, where the agents
+ * (UDP 7946, status 7947-7948), mDNS (5353), k3s (6443), the kubelet (10250) and SSH listen. Site
+ * networks are kept off it by validation (validate.ts validateManagement).
+ */
+const managementSchema = z
+  .object({
+    /** NICs that carry the robots' own addresses. The inventory adds each robot's wifiInterface. */
+    interfaces: z.array(interfaceName).default(['wlan0']),
+    /** Blocks holding the robots' own addresses: no site network's pool may hand one out. */
+    cidrs: z.array(z.string()).default([]),
   })
   .strict();
 
@@ -222,6 +260,7 @@ export const siteSpecSchema = z
     limits: limitsSchema.prefault({}),
     networkPolicy: networkPolicySchema.prefault({}),
     operators: operatorsSchema.prefault({}),
+    management: managementSchema.prefault({}),
     networks: z.array(siteNetworkSchema).default([]),
     whereabouts: whereaboutsSchema.prefault({}),
     nodeLoss: nodeLossSchema.prefault({}),

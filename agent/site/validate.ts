@@ -32,9 +32,24 @@ export interface ReservedRange {
   readonly why: string;
 }
 
+/** A robot's own address (the inventory's robots[].address), which no site network may hand out. */
+export interface ManagementAddress {
+  readonly robot: string;
+  readonly address: string;
+}
+
 export interface ValidateOptions {
   /** Blocks no site network may overlap. Default: k3s's pod and service CIDRs. */
   readonly reserved?: readonly ReservedRange[];
+  /**
+   * What the inventory knows of the robots' management side, on top of the spec's own
+   * `management`: each robot's wifiInterface and address (names that are not IPv4 addresses are
+   * not checked).
+   */
+  readonly management?: {
+    readonly interfaces: readonly string[];
+    readonly addresses: readonly ManagementAddress[];
+  };
 }
 
 export const K3S_RESERVED: readonly ReservedRange[] = [
@@ -68,7 +83,71 @@ export function validateSiteSpec(spec: SiteSpec, opts: ValidateOptions = {}): Pr
     problems.push(...validatePeerRule(r, `networkPolicy.ingress[${i}]`)),
   );
   problems.push(...validateNetworks(spec.networks, opts.reserved ?? K3S_RESERVED));
+  problems.push(...validateManagement(spec, opts.management));
   return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keeping site networks off the robots' management side
+
+/**
+ * validateManagement keeps every site network off the robots' own LAN unless the network says
+ * otherwise: its `master` must not be a management NIC (the spec's management.interfaces and the
+ * inventory's wifiInterfaces) unless `sharesManagementLan` is set, and, either way, its pool (the
+ * addresses Whereabouts may hand out: rangeStart..rangeEnd less the excludes) must contain no
+ * address of management.cidrs and no robot's own address.
+ */
+export function validateManagement(spec: SiteSpec, known: ValidateOptions['management']): Problem[] {
+  const problems: Problem[] = [];
+  const interfaces = new Set([...spec.management.interfaces, ...(known?.interfaces ?? [])]);
+  const blocks: { cidr: Cidr; what: string }[] = [];
+  spec.management.cidrs.forEach((text, i) => {
+    const r = parseCidr(text);
+    if (!r.ok) problems.push({ path: `management.cidrs[${i}]`, message: describeCidrError(text, r) });
+    else blocks.push({ cidr: r.cidr, what: `management.cidrs[${i}] ${text}` });
+  });
+  for (const a of known?.addresses ?? []) {
+    const ip = parseIpv4(a.address);
+    if (ip !== null)
+      blocks.push({ cidr: { network: ip, prefix: 32 }, what: `${a.robot}'s address ${a.address}` });
+  }
+  spec.networks.forEach((n, i) => {
+    const at = `networks[${i}]`;
+    if (interfaces.has(n.master) && !n.sharesManagementLan)
+      problems.push({
+        path: `${at}.master`,
+        message: `${n.master} is a management NIC of the robots: pods on ${n.name} would share the robots' own LAN and reach their agents, SSH, k3s and kubelet; put the network on its own NIC or VLAN (like ${n.master}.50), or set sharesManagementLan: true to accept that`,
+      });
+    const pool = poolOf(n);
+    if (!pool) return;
+    for (const b of blocks) {
+      const first = Math.max(pool.start, b.cidr.network);
+      const last = Math.min(pool.end, lastAddress(b.cidr));
+      if (first <= last && countOutside({ first, last }, pool.excludes) > 0)
+        problems.push({
+          path: `${at}.range`,
+          message: `the pool ${formatIpv4(pool.start)}-${formatIpv4(pool.end)} would hand out ${b.what}, a robot management address: add "${formatCidr(b.cidr)}" to exclude, or move the pool off it`,
+        });
+    }
+  });
+  return problems;
+}
+
+/** poolOf is a network's pool, or null when its fields do not parse (validateNetwork reports that). */
+function poolOf(n: SiteNetwork): { start: number; end: number; excludes: Cidr[] } | null {
+  const r = parseCidr(n.range);
+  if (!r.ok) return null;
+  const usable = usableSpan(r.cidr);
+  if (!usable) return null;
+  const start = n.rangeStart === undefined ? usable.first : parseIpv4(n.rangeStart);
+  const end = n.rangeEnd === undefined ? usable.last : parseIpv4(n.rangeEnd);
+  if (start === null || end === null || start > end) return null;
+  const excludes: Cidr[] = [];
+  for (const e of n.exclude) {
+    const c = parseExclude(e);
+    if (c.ok) excludes.push(c.cidr);
+  }
+  return { start, end, excludes };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import { open, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { EdgeError } from '../../agent/errors.ts';
 import type { ResolvedBundle } from './inventory-files.ts';
+import { PINNED_NODE_RUNTIME } from './node-runtime.ts';
 import type { BundleFile, BundleInfo } from './plan.ts';
 
 /** ELF e_machine values and the `uname -m` of each. */
@@ -114,6 +115,17 @@ export async function describeBundle(b: ResolvedBundle): Promise<BundleInfo> {
     b.k3s ? describeFile(b.k3s) : undefined,
     b.airgapImages ? describeFile(b.airgapImages) : undefined,
   ]);
+  if (b.nodeSha256 !== undefined && node.sha256 !== b.nodeSha256)
+    throw new EdgeError(
+      'BUNDLE_NODE_INTEGRITY',
+      `${b.node} is not the Node runtime this bundle pins: its SHA-256 is ${node.sha256}, the pin is ${b.nodeSha256}. It would run as root on every robot; refusing to ship it`,
+      {
+        hint:
+          b.nodeSha256 === PINNED_NODE_RUNTIME.sha256
+            ? `reinstall edgectl's runtime (rm -rf node_modules/node && npm ci) and check where ${PINNED_NODE_RUNTIME.package}@${PINNED_NODE_RUNTIME.version} came from; to ship another build, set bundle.node and bundle.nodeSha256 in the inventory`
+            : 'check the binary at bundle.node, or set bundle.nodeSha256 to the SHA-256 of the build you trust (sha256sum <file>)',
+      },
+    );
   return {
     agent: { ...agent, chunks: await Promise.all(chunks.map(describeFile)) },
     node: { ...node, arch },

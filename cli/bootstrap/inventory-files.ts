@@ -11,6 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError, EdgeError } from '../../agent/errors.ts';
 import { agentChunks } from './bundle.ts';
 import { parseInventory, type Inventory } from './inventory.ts';
+import { PINNED_NODE_RUNTIME } from './node-runtime.ts';
 
 /** The edgectl checkout or package this CLI runs from: the default bundle comes from here. */
 export const EDGECTL_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -20,6 +21,11 @@ export interface ResolvedBundle {
   /** The agent's entry file; its chunks are beside it (bundle.ts agentChunks). */
   readonly agent: string;
   readonly node: string;
+  /**
+   * The SHA-256 the Node binary must have: edgectl's pin for its own runtime (node-runtime.ts),
+   * or the inventory's bundle.nodeSha256 for another one. Absent: not checked.
+   */
+  readonly nodeSha256?: string;
   readonly k3s?: string;
   readonly airgapImages?: string;
 }
@@ -76,6 +82,8 @@ export function resolveInventoryPaths(
       ? expandPath(inv.bundle.node, base, home)
       : join(EDGECTL_ROOT, 'node_modules/node/bin/node'),
   };
+  const nodeSha256 = inv.bundle.nodeSha256 ?? (inv.bundle.node ? undefined : PINNED_NODE_RUNTIME.sha256);
+  if (nodeSha256) bundle.nodeSha256 = nodeSha256;
   if (inv.bundle.k3s) bundle.k3s = expandPath(inv.bundle.k3s, base, home);
   if (inv.bundle.airgapImages) bundle.airgapImages = expandPath(inv.bundle.airgapImages, base, home);
   const keyFiles = new Map<string, string>();

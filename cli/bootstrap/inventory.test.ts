@@ -145,12 +145,34 @@ test("a robot's agent config that the agent would refuse is refused in the inven
 test('a site spec problem is reported with its path under site', () => {
   const p = problemsOf({
     ...minimal(),
-    site: { id: 'lab', networks: [{ name: 'a', range: '10.9.0.0/24', rangeStart: '10.9.1.5' }] },
+    site: {
+      id: 'lab',
+      networks: [{ name: 'a', master: 'eth1', range: '10.9.0.0/24', rangeStart: '10.9.1.5' }],
+    },
   });
   assert.ok(
     p.some((x) => /^site\.networks\[0\]\.rangeStart: 10\.9\.1\.5 is outside range/.test(x)),
     p.join('\n'),
   );
+});
+
+test("a site network stays off the robots' management NIC and never hands out a robot's address", () => {
+  const withNetwork = (network: Record<string, unknown>, wifiInterface = 'wlan0') => ({
+    ...minimal(),
+    site: { id: 'lab', networks: [{ name: 'dds', range: '10.0.0.0/24', ...network }] },
+    robots: minimal().robots.map((r) => ({ ...r, wifiInterface })),
+  });
+  assert.deepEqual(problemsOf(withNetwork({ master: 'wlp1s0', range: '10.1.0.0/24' }, 'wlp1s0')), [
+    "site.networks[0].master: wlp1s0 is a management NIC of the robots: pods on dds would share the robots' own LAN and reach their agents, SSH, k3s and kubelet; put the network on its own NIC or VLAN (like wlp1s0.50), or set sharesManagementLan: true to accept that",
+  ]);
+  const shared = problemsOf(
+    withNetwork({ master: 'wlan0', sharesManagementLan: true, rangeStart: '10.0.0.2' }),
+  );
+  assert.deepEqual(shared, [
+    `site.networks[0].range: the pool 10.0.0.2-10.0.0.254 would hand out r2's address 10.0.0.2, a robot management address: add "10.0.0.2/32" to exclude, or move the pool off it`,
+    `site.networks[0].range: the pool 10.0.0.2-10.0.0.254 would hand out r3's address 10.0.0.3, a robot management address: add "10.0.0.3/32" to exclude, or move the pool off it`,
+  ]);
+  parseInventory(withNetwork({ master: 'wlan0', sharesManagementLan: true, rangeStart: '10.0.0.16' }));
 });
 
 test("the site's grace period for a lost robot becomes every agent's membership.lostAfterMs", () => {

@@ -104,6 +104,14 @@ const bundleSchema = z
     agent: z.string().min(1).optional(),
     /** A Linux Node 24 binary for the robots' architecture. Default: edgectl's own pinned runtime. */
     node: z.string().min(1).optional(),
+    /**
+     * The SHA-256 the `node` binary must have; bootstrap refuses any other. edgectl's own runtime
+     * is always checked against its pin (cli/bootstrap/node-runtime.ts).
+     */
+    nodeSha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 in hex: 64 characters 0-9 a-f (sha256sum <file>)')
+      .optional(),
     /** The k3s binary (offline install). Without it, k3s must already be on the robots. */
     k3s: z.string().min(1).optional(),
     /** k3s air-gap images (k3s-airgap-images-<arch>.tar.zst or .tar). */
@@ -210,7 +218,15 @@ export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
     problems.push('site: missing: add the site spec, at least `site: { id: <site-id> }`');
   } else {
     try {
-      site = parseSiteSpec(siteRaw, source, { pathPrefix: 'site' });
+      // The robots' NICs and addresses are their management side, which site networks stay off.
+      const robots = parsed.success ? parsed.data.robots : [];
+      site = parseSiteSpec(siteRaw, source, {
+        pathPrefix: 'site',
+        management: {
+          interfaces: robots.map((r) => r.wifiInterface),
+          addresses: robots.map((r) => ({ robot: r.name, address: r.address })),
+        },
+      });
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       problems.push(...e.problems);

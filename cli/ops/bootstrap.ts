@@ -6,7 +6,7 @@
 import { generateSiteIdentity, readSiteIdentity } from '../../agent/k3s/identity-files.ts';
 import { readK3sTemplates } from '../../agent/k3s/templates.ts';
 import { readAddonTemplates } from '../../agent/site/addons.ts';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { describeBundle } from '../bootstrap/bundle.ts';
 import { loadInventory, type LoadedInventory } from '../bootstrap/inventory-files.ts';
 import type { Robot } from '../bootstrap/inventory.ts';
 import { probeMulticast } from '../bootstrap/multicast-probe.ts';
+import { readPrivateFile, writePrivateFile } from '../bootstrap/private-file.ts';
 import { formatPlanText, planArtifact } from '../bootstrap/plan-output.ts';
 import {
   adminKubeconfigPath,
@@ -155,16 +156,9 @@ async function sudoPassword(
 ): Promise<string | undefined> {
   const needing = loaded.inventory.robots.filter((r) => robots.includes(r.name) && r.sudo === 'password');
   if (needing.length === 0) return undefined;
-  if (o.sudoPasswordFile) {
-    try {
-      // The first line only: a trailing newline is no part of the password.
-      return readFileSync(o.sudoPasswordFile, 'utf8').split('\n')[0] ?? '';
-    } catch (e) {
-      throw new UsageError('SUDO_PASSWORD_FILE', `cannot read --sudo-password-file ${o.sudoPasswordFile}`, {
-        cause: e,
-      });
-    }
-  }
+  if (o.sudoPasswordFile)
+    // The first line only: a trailing newline is no part of the password.
+    return readPrivateFile(o.sudoPasswordFile, '--sudo-password-file').split('\n')[0] ?? '';
   const read = deps.readPassword ?? readPasswordFromTerminal;
   return read(`sudo password for ${needing.map((r) => `${r.ssh.user}@${r.name}`).join(', ')}: `);
 }
@@ -462,14 +456,14 @@ export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapD
     });
     const path = o.kubeconfig ?? join(siteDir.root, 'kubeconfig');
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    writeFileSync(path, kubeconfig, { mode: 0o600 });
+    // Both hold a cluster-admin credential: always a fresh 0600 file (private-file.ts).
+    writePrivateFile(path, kubeconfig);
     let merged: string | null = null;
     if (o.mergeKubeconfig) {
       merged = (env.KUBECONFIG ?? '').split(':').find(Boolean) ?? join(homedir(), '.kube', 'config');
       mkdirSync(dirname(merged), { recursive: true, mode: 0o700 });
       const existing = existsSync(merged) ? readFileSync(merged, 'utf8') : null;
-      writeFileSync(`${merged}.edgectl-tmp`, mergeKubeconfig(existing, kubeconfig), { mode: 0o600 });
-      renameSync(`${merged}.edgectl-tmp`, merged);
+      writePrivateFile(merged, mergeKubeconfig(existing, kubeconfig));
     }
     const result = { type: 'site.ready', leader: ready.leader, term: ready.term, kubeconfig: path, merged };
     if (o.output === 'json') io.out(JSON.stringify(result));

@@ -32,7 +32,8 @@ test('render site --out writes one numbered file per object, addons apart, and l
   assert.equal(result.site, 'dock-a');
   const siteFiles = readdirSync(out).filter((f) => f.endsWith('.yaml'));
   assert.equal(siteFiles[0], '00-namespace.yaml');
-  assert.ok(siteFiles.includes('01-networkpolicy-default-deny.yaml'));
+  assert.ok(siteFiles.includes('01-validatingadmissionpolicy-edgectl-site-dock-a.yaml'));
+  assert.ok(siteFiles.includes('03-networkpolicy-default-deny.yaml'));
   assert.ok(siteFiles.some((f) => /^\d\d-networkattachmentdefinition-dds\.yaml$/.test(f)));
   const addonFiles = readdirSync(join(out, 'addons'));
   assert.equal(
@@ -51,11 +52,11 @@ test('a re-render removes the numbered files the spec no longer names, and nothi
   const spec = join(dir, 'two.yaml');
   writeFileSync(
     spec,
-    'id: x\nnetworks:\n  - { name: a, range: 10.9.0.0/24 }\n  - { name: b, range: 10.9.1.0/24 }\n',
+    'id: x\nnetworks:\n  - { name: a, master: eth1, range: 10.9.0.0/24 }\n  - { name: b, master: eth1, range: 10.9.1.0/24 }\n',
   );
   assert.equal(await main(['render', 'site', '-f', spec, '--out', out, '--no-addons'], io().io), 0);
   writeFileSync(join(out, 'kustomization.yaml'), 'resources: []\n');
-  writeFileSync(spec, 'id: x\nnetworks:\n  - { name: a, range: 10.9.0.0/24 }\n');
+  writeFileSync(spec, 'id: x\nnetworks:\n  - { name: a, master: eth1, range: 10.9.0.0/24 }\n');
   const c = io();
   assert.equal(await main(['render', 'site', '-f', spec, '--out', out, '--no-addons'], c.io), 0);
   const files = readdirSync(out);
@@ -70,7 +71,7 @@ test('an invalid spec is refused with every problem, and nothing is written', as
   const spec = join(dir, 'bad.yaml');
   writeFileSync(
     spec,
-    'id: x\nnetworks:\n  - { name: a, range: 10.9.0.0/24, rangeStart: 10.9.1.5, exclude: [10.8.0.1] }\n',
+    'id: x\nnetworks:\n  - { name: a, master: eth1, range: 10.9.0.0/24, rangeStart: 10.9.1.5, exclude: [10.8.0.1] }\n',
   );
   const c = io();
   const code = await main(['render', 'site', '-f', spec, '--out', out], c.io);
