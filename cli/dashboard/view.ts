@@ -44,7 +44,8 @@ export interface RobotRow {
   readonly address: string;
   readonly power: Power;
   readonly role: string;
-  readonly voter: boolean;
+  /** null while the robot does not answer. */
+  readonly voter: boolean | null;
   readonly term: number | null;
   readonly leader: string | null;
   readonly lifecycle: string | null;
@@ -61,7 +62,8 @@ export interface TimelineEntry {
   readonly t: number;
   readonly kind: TimelineKind;
   readonly text: string;
-  /** Time since the fault that started this re-formation, when there is one. */
+  /** The fault that started this re-formation, and the time since it, when there is one. */
+  readonly after: string | null;
   readonly afterMs: number | null;
 }
 
@@ -131,7 +133,7 @@ export function robotRows(o: LabObservation): RobotRow[] {
       address: r.address,
       power: power(r),
       role: s ? s.role : '-',
-      voter: s?.voter ?? false,
+      voter: s?.voter ?? null,
       term: s?.term ?? null,
       leader: s?.leader ?? null,
       lifecycle: s?.lifecycle ?? null,
@@ -143,51 +145,56 @@ export function robotRows(o: LabObservation): RobotRow[] {
   });
 }
 
-const since = (open: FaultRecord | null, t: number): number | null =>
-  open === null ? null : Math.max(0, t - open.t);
+const entry = (t: number, kind: TimelineKind, text: string, open: FaultRecord | null): TimelineEntry => ({
+  t,
+  kind,
+  text,
+  after: open?.fault ?? null,
+  afterMs: open === null ? null : Math.max(0, t - open.t),
+});
 
-const after = (open: FaultRecord | null, t: number): string =>
-  open === null ? '' : `, ${((t - open.t) / 1000).toFixed(1)} s after ${open.fault}`;
+/**
+ * measureFrom: the lab logs a fault once it is done, stamped with when it began, so the site may
+ * have lost or elected a leader before the log says so. Entries from after the fault's start that
+ * no fault explains yet are measured from it.
+ */
+function measureFrom(entries: readonly TimelineEntry[], f: FaultRecord): TimelineEntry[] {
+  return entries.map((e) =>
+    e.kind !== 'fault' && e.after === null && e.t >= f.t ? entry(e.t, e.kind, e.text, f) : e,
+  );
+}
 
 /**
  * nextView folds one sample into the tracker: new faults, leader changes and the moment the site
- * has re-formed go on the timeline, each re-formation measured from the fault that started it.
+ * has re-formed go on the timeline (in time order), each re-formation measured from the fault that
+ * started it.
  */
 export function nextView(prev: Tracker, s: SiteSample): { view: SiteView; tracker: Tracker } {
-  const added: TimelineEntry[] = [];
+  let timeline: TimelineEntry[] = [...prev.timeline];
   let open = prev.openFault;
   for (const f of s.faults.slice(prev.faultsSeen)) {
-    added.push({ t: f.t, kind: 'fault', text: `fault ${f.fault}`, afterMs: null });
-    // Faults that take nothing away (heal, power-on) end nothing; the site re-forms from the first fault of a series.
-    if (open === null && prev.primed) open = f;
+    timeline.push(entry(f.t, 'fault', `fault ${f.fault}`, null));
+    // Faults from before the dashboard started are history. Within a series (a fault, then heal or
+    // power-on), the site re-forms from the first fault.
+    if (open === null && prev.primed) {
+      open = f;
+      timeline = measureFrom(timeline, f);
+    }
   }
   const isConverged = converged(s);
-  if (s.leader !== prev.leader || (s.leader !== null && s.term !== prev.term)) {
-    if (s.leader === null)
-      added.push({
-        t: s.t,
-        kind: 'no-leader',
-        text: `no leader${after(open, s.t)}`,
-        afterMs: since(open, s.t),
-      });
-    else
-      added.push({
-        t: s.t,
-        kind: 'leader',
-        text: `${s.leader} leads at term ${s.term}${after(open, s.t)}`,
-        afterMs: since(open, s.t),
-      });
-  }
+  if (s.leader !== prev.leader || (s.leader !== null && s.term !== prev.term))
+    timeline.push(
+      s.leader === null
+        ? entry(s.t, 'no-leader', 'no leader', open)
+        : entry(s.t, 'leader', `${s.leader} leads at term ${s.term}`, open),
+    );
   if (isConverged && (!prev.converged || open !== null) && s.leader !== null) {
-    added.push({
-      t: s.t,
-      kind: 'reformed',
-      text: `site formed: ${s.leader} serves, every robot that is up is Ready${after(open, s.t)}`,
-      afterMs: since(open, s.t),
-    });
+    timeline.push(
+      entry(s.t, 'reformed', `site formed: ${s.leader} serves, every robot that is up is Ready`, open),
+    );
     open = null;
   }
-  const timeline = [...prev.timeline, ...added].slice(-TIMELINE_LIMIT);
+  timeline = timeline.sort((a, b) => a.t - b.t).slice(-TIMELINE_LIMIT);
   const tracker: Tracker = {
     leader: s.leader,
     term: s.leader === null ? prev.term : s.term,

@@ -52,7 +52,7 @@ function robotCard(r, leader) {
       el('dt', {}, 'term'),
       el('dd', {}, r.term ?? '–'),
       el('dt', {}, 'voter'),
-      el('dd', {}, r.voter ? 'yes' : 'learner'),
+      el('dd', {}, r.voter === null ? '–' : r.voter ? 'yes' : 'learner'),
       el('dt', {}, 'follows'),
       el('dd', {}, r.leader ?? '–'),
       el('dt', {}, 'control plane'),
@@ -107,7 +107,16 @@ function draw(msg) {
   $('health').className = `badge ${v.converged ? 'good' : 'bad'}`;
   $('robots').replaceChildren(...v.robots.map((r) => robotCard(r, v.leader)));
   $('timeline').replaceChildren(
-    ...[...v.timeline].reverse().map((e) => el('li', { class: e.kind }, el('time', {}, clock(e.t)), e.text)),
+    ...[...v.timeline]
+      .reverse()
+      .map((e) =>
+        el(
+          'li',
+          { class: e.kind },
+          el('time', {}, clock(e.t)),
+          e.after === null ? e.text : `${e.text}, ${(e.afterMs / 1000).toFixed(1)} s after ${e.after}`,
+        ),
+      ),
   );
   $('pods').replaceChildren(podsTable(v.pods));
   if (msg.faults) {
