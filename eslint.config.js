@@ -17,6 +17,21 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', URL: 'readonly', console: 'readonly' } },
   },
   {
+    // The dashboard's page code runs in the browser.
+    files: ['cli/dashboard/web/**/*.js'],
+    languageOptions: {
+      globals: {
+        document: 'readonly',
+        location: 'readonly',
+        fetch: 'readonly',
+        EventSource: 'readonly',
+        URLSearchParams: 'readonly',
+        Node: 'readonly',
+        confirm: 'readonly',
+      },
+    },
+  },
+  {
     files: ['statecharts/**/*.ts'],
     ignores: ['statecharts/**/*.test.ts'],
     rules: {

@@ -12,6 +12,7 @@ import {
   siteCommand,
   uninstallCommand,
 } from './commands/bootstrap.ts';
+import { dashboardCommand } from './commands/dashboard.ts';
 import { inventoryCommand } from './commands/inventory.ts';
 import { labCommand } from './commands/lab.ts';
 import { renderCommand } from './commands/render.ts';
@@ -54,6 +55,7 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       .command(uninstallCommand(io))
       .command(siteCommand(io))
       .command(robotCommand(io))
+      .command(dashboardCommand(io))
       .demandCommand(1, 'Name a command; see the list above.')
       .strict()
       .recommendCommands()

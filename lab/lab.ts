@@ -505,6 +505,9 @@ export async function applyLabFault(
   // Returns the fault as applied (targets resolved) and the robots it took away from the site.
   const needsLeader = JSON.stringify(fault).includes('"leader"');
   const leader = needsLeader ? (opts.leader ?? (await observeLab(state)).leader) : null;
+  // The fault is logged when it is done, stamped with when it began: a kill takes as long as the
+  // kernel takes to reap the robot, and the site starts reacting at the first signal.
+  const startedAt = Date.now();
   const one = (t: string) => resolve(state, t, leader);
   // `others` in a partition is every robot no other group names.
   const partitionGroups = (groups: readonly (readonly string[])[]): string[][] => {
@@ -602,7 +605,7 @@ export async function applyLabFault(
     fault.kind === 'isolate'
   )
     applied = { ...fault, node: robots.join(',') };
-  recordEvent(state, { kind: 'fault', fault: formatFault(applied), robots });
+  recordEvent(state, { t: startedAt, kind: 'fault', fault: formatFault(applied), robots });
   return { fault: formatFault(applied), robots };
 }
 

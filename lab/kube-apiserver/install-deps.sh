@@ -25,6 +25,7 @@ PACKAGES=(
   openssl        # the lab's site identity (CA, serving certificate, keys)
   sudo           # the SSH tests log in as a non-root user who uses sudo, as on robots
   curl           # smoke.sh
+  chromium       # the dashboard's browser test (headless; no browser download)
 )
 
 log() { printf '[lab/install-deps] %s\n' "$*" >&2; }
