@@ -1328,6 +1328,18 @@ export function leaseExpiresAt(snapshot: ElectionSnapshot, epoch: number): numbe
   return quorumEchoAt(c) + c.timing.leaderLeaseMs;
 }
 
+/**
+ * liveLeader: the leader this robot can vouch for now, or null. A leader vouches for itself while a
+ * majority echoes it (its lease); anyone else while it heard that leader within the stickiness
+ * window. The last leader a robot merely remembers is not vouched for: status must not show it.
+ */
+export function liveLeader(snapshot: ElectionSnapshot, now: number): NodeId | null {
+  const c = snapshot.context;
+  if (c.leader === null) return null;
+  if (c.leader === c.id) return roleOf(snapshot) === 'leader' && hasLease(c, now) ? c.id : null;
+  return leaseActive(c, now) ? c.leader : null;
+}
+
 export function durableOf(snapshot: ElectionSnapshot): DurableState {
   const c = snapshot.context;
   return { term: c.term, votedFor: c.votedFor, log: c.log };
