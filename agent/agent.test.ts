@@ -8,6 +8,7 @@ import { Agent } from './agent.ts';
 import { validateAgentConfig } from './config.ts';
 import { InMemoryControlPlane } from './control-plane/in-memory.ts';
 import type { ControlPlaneRuntime, SiteView, SnapshotRecord } from './control-plane/runtime.ts';
+import { WitnessRuntime } from './control-plane/witness.ts';
 import { InMemoryDiscovery, InMemoryDiscoveryBus } from './discovery/discovery.ts';
 import { StateStore } from './persistence/state-store.ts';
 import { startStatusServer } from './status-server.ts';
@@ -24,21 +25,28 @@ const fastLifecycle = {
   joinRetryMaxMs: 200,
 };
 
+/** makeSite: every name votes; `witnesses` (listed in names too) vote but never lead. */
 function makeSite(
   names: string[],
-  makeRuntime = (id: string): ControlPlaneRuntime => new InMemoryControlPlane(id, { delayMs: 5 }),
+  o: { witnesses?: string[]; makeRuntime?: (id: string) => ControlPlaneRuntime } = {},
 ) {
+  const witnesses = o.witnesses ?? [];
+  const makeRuntime =
+    o.makeRuntime ?? ((id: string): ControlPlaneRuntime => new InMemoryControlPlane(id, { delayMs: 5 }));
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-agent-'));
   const net = new InMemoryNetwork();
   const bus = new InMemoryDiscoveryBus();
   const agents = names.map((id, i) => {
+    const witness = witnesses.includes(id);
     const config = validateAgentConfig({
       site: { id: 'lab' },
-      node: { id, serverCapable: true },
-      voters: names,
+      node: { id, serverCapable: !witness },
+      voters: names.filter((n) => !witnesses.includes(n)),
+      witnesses,
       profile: 'test',
       stateDir: join(dir, id),
       membership: { suspectAfterMs: 100, deadAfterMs: 300 },
+      ...(witness ? { controlPlane: { runtime: 'none' } } : {}),
     });
     const transport = net.connect(id);
     const discovery = new InMemoryDiscovery(
@@ -54,7 +62,7 @@ function makeSite(
       },
       { addresses: [`10.0.0.${i + 1}`] },
     );
-    const runtime = makeRuntime(id);
+    const runtime = witness ? new WitnessRuntime() : makeRuntime(id);
     return new Agent({
       config,
       transport,
@@ -208,10 +216,12 @@ class SnapshottingRuntime extends InMemoryControlPlane {
 
 test('the runtime sees the election: who leads which term, and the snapshot records the site log committed', async () => {
   const runtimes = new Map<string, SnapshottingRuntime>();
-  const site = makeSite(['a1', 'a2', 'a3'], (id) => {
-    const rt = new SnapshottingRuntime(id);
-    runtimes.set(id, rt);
-    return rt;
+  const site = makeSite(['a1', 'a2', 'a3'], {
+    makeRuntime: (id) => {
+      const rt = new SnapshottingRuntime(id);
+      runtimes.set(id, rt);
+      return rt;
+    },
   });
   try {
     await Promise.all(site.agents.map((a) => a.start()));
@@ -228,6 +238,48 @@ test('the runtime sees the election: who leads which term, and the snapshot reco
     // The first committed record is the first snapshot of the leader of its epoch, the same everywhere.
     assert.equal(firsts[0]!.name, `e${firsts[0]!.epoch}-${firsts[0]!.from}-1`);
     for (const f of firsts) assert.deepEqual(f, firsts[0]);
+  } finally {
+    await site.cleanup();
+  }
+});
+
+test('two robots and a witness: the leader goes silent and the other robot takes over; the witness runs nothing', async () => {
+  const site = makeSite(['w2a', 'w2b', 'wit'], { witnesses: ['wit'] });
+  try {
+    await Promise.all(site.agents.map((a) => a.start()));
+    const [a, b, w] = site.agents as [Agent, Agent, Agent];
+    await until(() => a.ready() && b.ready() && w.status().leader !== null);
+    assert.equal(w.role(), 'follower');
+    assert.equal(w.status().lifecycle, 'witnessing');
+    assert.equal(w.status().witness, true);
+    assert.deepEqual(w.status().controlPlane.worker, null);
+    const old = a.role() === 'leader' ? a : b;
+    const other = old === a ? b : a;
+    site.net.loss = (from, to) => (from === old.nodeId || to === old.nodeId ? 1 : 0);
+    await until(() => other.role() === 'leader' && other.ready());
+    assert.equal(w.status().leader, other.nodeId);
+    assert.equal(w.role(), 'follower', 'the witness never leads');
+    assert.equal(other.status().quorum.ok, true);
+  } finally {
+    await site.cleanup();
+  }
+});
+
+test('a two-voter site without a witness says so when it loses its leader: no quorum, no leader, server unreachable', async () => {
+  const site = makeSite(['nq1', 'nq2']);
+  try {
+    await Promise.all(site.agents.map((a) => a.start()));
+    await until(() => site.agents.every((a) => a.ready()));
+    const old = site.agents.find((a) => a.role() === 'leader')!;
+    const survivor = site.agents.find((a) => a !== old)!;
+    assert.equal(survivor.status().quorum.ok, true);
+    site.net.loss = (from, to) => (from === old.nodeId || to === old.nodeId ? 1 : 0);
+    await until(() => survivor.status().quorum.noQuorumSince !== null);
+    const st = survivor.status();
+    assert.equal(st.leader, null, 'not the leader it last heard');
+    assert.deepEqual([st.quorum.ok, st.quorum.reachable, st.quorum.voters], [false, 1, 2]);
+    assert.equal(st.controlPlane.worker?.state, 'server unreachable');
+    assert.notEqual(survivor.role(), 'leader');
   } finally {
     await site.cleanup();
   }

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import {
   durableOf,
   leaseExpiresAt,
+  liveLeader,
   roleOf,
   startElection,
   stepElection,
@@ -29,8 +30,10 @@ import {
   forget,
   heard,
   nodeLossChanges,
+  quorumView,
   type MembershipView,
   type MemberState,
+  type QuorumView,
 } from '../statecharts/membership.ts';
 import type { LogEntry, Message, NodeId } from '../statecharts/messages.ts';
 import {
@@ -52,6 +55,7 @@ import { AgentMetrics } from './metrics.ts';
 import type { StateStore } from './persistence/state-store.ts';
 import type { Transport } from './transport/transport.ts';
 import { monotonicMs } from './clock.ts';
+import { isoTime, wallClockMs } from './wall-clock.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -76,8 +80,12 @@ export interface AgentStatus {
   readonly site: string;
   readonly role: Role;
   readonly voter: boolean;
+  /** A voter that never leads and runs no control plane. */
+  readonly witness: boolean;
   readonly term: number;
+  /** The leader this robot can vouch for now (null without one, not the last one it heard). */
   readonly leader: NodeId | null;
+  readonly quorum: QuorumView & { readonly noQuorumSince: string | null };
   readonly commitIndex: number;
   readonly lifecycle: string;
   readonly controlPlane: ReturnType<ControlPlaneRuntime['status']> & { readonly runtime: string };
@@ -87,6 +95,7 @@ export interface AgentStatus {
     readonly lastHeardAgoMs: number;
     readonly rttMs: number | null;
     readonly voter: boolean;
+    readonly witness: boolean;
     readonly addresses: readonly string[];
   }[];
   readonly lastErrors: readonly { readonly atMs: number; readonly message: string }[];
@@ -111,6 +120,8 @@ export class Agent {
   private peers: PeerRecord[] = [];
   private readonly lastErrors: { atMs: number; message: string }[] = [];
   private leaderLostAt: number | null = null;
+  /** Wall-clock ms since this robot has seen no quorum, or null. */
+  private noQuorumSince: number | null = null;
   private stopping = false;
   private membershipTimer: Timer | undefined;
   private snapshotTimer: ReturnType<typeof setInterval> | undefined;
@@ -145,6 +156,15 @@ export class Agent {
     return this.cfg.node.id;
   }
 
+  /** Every robot with a vote: the voters that may lead, and the witnesses. */
+  private voters(): NodeId[] {
+    return [...this.cfg.voters, ...this.cfg.witnesses];
+  }
+
+  private isWitness(id: NodeId = this.nodeId): boolean {
+    return this.cfg.witnesses.includes(id);
+  }
+
   role(): Role {
     return roleOf(this.election);
   }
@@ -155,8 +175,9 @@ export class Agent {
     const now = this.now();
     const e = startElection({
       id: this.cfg.node.id,
-      voters: this.cfg.voters,
+      voters: this.voters(),
       learners: [],
+      witnesses: this.cfg.witnesses,
       timing: this.cfg.effectiveTiming,
       seed: this.deps.seed ?? randomBelow(2 ** 31),
       fitness: this.cfg.node.fitness,
@@ -169,6 +190,7 @@ export class Agent {
     this.metrics.setRole('follower');
     const l = startLifecycle({
       self: this.cfg.node.id,
+      witness: this.isWitness(),
       timing: this.deps.lifecycleTiming ?? defaultLifecycleTiming,
       now,
     });
@@ -302,7 +324,7 @@ export class Agent {
     );
     this.feedLifecycle({ type: 'election.leader', leader, term, now });
     const role =
-      leader === this.nodeId ? 'leader' : this.cfg.voters.includes(this.nodeId) ? 'follower' : 'learner';
+      leader === this.nodeId ? 'leader' : this.voters().includes(this.nodeId) ? 'follower' : 'learner';
     this.deps.discovery
       .update({ role, term })
       .catch((err: Error) => this.noteError(`mDNS update failed: ${err.message}`));
@@ -432,17 +454,15 @@ export class Agent {
     }
     const learners = [
       ...new Set([...peers.map((p) => p.nodeId), ...this.cfg.network.seeds.map((s) => s.node)]),
-    ].filter((id) => !this.cfg.voters.includes(id) && id !== this.nodeId);
+    ].filter((id) => !this.voters().includes(id) && id !== this.nodeId);
     const known = this.election.context.learners;
     if (learners.length !== known.length || learners.some((l) => !known.includes(l))) {
       this.feed({ type: 'setLearners', learners, now: this.now() });
     }
     if (phaseOf(this.lifecycle) === 'discovering') {
-      const votersSeen = this.cfg.voters.filter(
-        (v) => v === this.nodeId || peers.some((p) => p.nodeId === v),
-      ).length;
-      if (votersSeen === this.cfg.voters.length)
-        this.feedLifecycle({ type: 'discovery.ready', now: this.now() });
+      const voters = this.voters();
+      const votersSeen = voters.filter((v) => v === this.nodeId || peers.some((p) => p.nodeId === v)).length;
+      if (votersSeen === voters.length) this.feedLifecycle({ type: 'discovery.ready', now: this.now() });
     }
   }
 
@@ -520,11 +540,32 @@ export class Agent {
   }
 
   private evaluateMembership(): void {
-    const r = evaluate(this.membership, this.now(), this.cfg.membership);
+    const now = this.now();
+    const r = evaluate(this.membership, now, this.cfg.membership);
     this.membership = r.view;
     for (const c of r.changes)
       this.log.warn({ peer: c.id, from: c.from, to: c.to }, `peer ${c.id} is ${c.to}`);
+    const q = this.quorum(now);
+    if (!q.ok && this.noQuorumSince === null) {
+      this.noQuorumSince = wallClockMs();
+      this.log.warn(
+        { reachable: q.reachable, voters: q.voters },
+        `${this.nodeId} has no quorum: ${q.reachable} of ${q.voters} voters reachable`,
+      );
+    } else if (q.ok && this.noQuorumSince !== null) {
+      this.noQuorumSince = null;
+      this.log.info({ reachable: q.reachable, voters: q.voters }, `${this.nodeId} sees a quorum again`);
+    }
     this.actOnNodeLoss();
+  }
+
+  private quorum(now: number): QuorumView {
+    return quorumView({
+      self: this.nodeId,
+      voters: this.voters(),
+      view: this.membership,
+      liveLeader: liveLeader(this.election, now),
+    });
   }
 
   /** forgetPeer drops a peer from the membership view (it left the site). */
@@ -568,16 +609,33 @@ export class Agent {
     const now = this.now();
     const ids = new Set<NodeId>([...this.membership.keys(), ...this.peers.map((p) => p.nodeId)]);
     ids.delete(this.nodeId);
+    const leader = liveLeader(this.election, now);
+    const q = this.quorum(now);
+    const cp = this.deps.runtime.status();
     return {
       node: this.nodeId,
       site: this.cfg.site.id,
       role: roleOf(this.election),
-      voter: this.cfg.voters.includes(this.nodeId),
+      voter: this.voters().includes(this.nodeId),
+      witness: this.isWitness(),
       term: c.term,
-      leader: c.leader,
+      // Only a leader this robot can vouch for now; the last one it remembers may be gone.
+      leader,
+      quorum: {
+        ...q,
+        noQuorumSince: q.ok || this.noQuorumSince === null ? null : isoTime(this.noQuorumSince),
+      },
       commitIndex: c.commitIndex,
       lifecycle: phaseOf(this.lifecycle),
-      controlPlane: { runtime: this.deps.runtime.kind, ...this.deps.runtime.status() },
+      controlPlane: {
+        runtime: this.deps.runtime.kind,
+        ...cp,
+        // A worker whose leader nobody vouches for cannot reach its server, whatever it last saw.
+        worker:
+          cp.worker && leader !== cp.worker.leader
+            ? { ...cp.worker, state: 'server unreachable' }
+            : cp.worker,
+      },
       members: [...ids].sort().map((id) => {
         const m = this.membership.get(id);
         const p = this.peers.find((x) => x.nodeId === id);
@@ -586,7 +644,8 @@ export class Agent {
           state: m?.state ?? 'suspect',
           lastHeardAgoMs: m ? Math.round(now - m.lastHeardMs) : -1,
           rttMs: m?.rttMs == null ? null : Math.round(m.rttMs * 10) / 10,
-          voter: this.cfg.voters.includes(id),
+          voter: this.voters().includes(id),
+          witness: this.isWitness(id),
           addresses: p?.addresses ?? [],
         };
       }),

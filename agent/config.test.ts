@@ -116,3 +116,49 @@ test('the site key must be private and long enough', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('witnesses: never also voters, run no control plane, and count toward the 7-vote limit', () => {
+  const base = {
+    site: { id: 's' },
+    voters: ['r1', 'r2'],
+    witnesses: ['w1'],
+    profile: 'test',
+  };
+  const witness = validateAgentConfig({
+    ...base,
+    node: { id: 'w1' },
+    controlPlane: { runtime: 'none' },
+  });
+  assert.deepEqual(witness.witnesses, ['w1']);
+  const problems = (raw: unknown) => {
+    try {
+      validateAgentConfig(raw);
+      return [];
+    } catch (e) {
+      return (e as ConfigError).problems;
+    }
+  };
+  assert.match(
+    problems({ ...base, node: { id: 'w1' }, controlPlane: { runtime: 'k3s' } }).join('\n'),
+    /w1 is a witness, which runs no control plane: set controlPlane.runtime: none/,
+  );
+  assert.match(
+    problems({ ...base, node: { id: 'r1', serverCapable: true }, controlPlane: { runtime: 'none' } }).join(
+      '\n',
+    ),
+    /none is for witnesses only/,
+  );
+  assert.match(
+    problems({ ...base, witnesses: ['r2'], node: { id: 'r1', serverCapable: true } }).join('\n'),
+    /r2 is also in voters/,
+  );
+  assert.match(
+    problems({
+      ...base,
+      voters: ['r1', 'r2', 'r3', 'r4', 'r5'],
+      witnesses: ['w1', 'w2', 'w3'],
+      node: { id: 'r1', serverCapable: true },
+    }).join('\n'),
+    /voters \+ witnesses: 8 is more than 7/,
+  );
+});

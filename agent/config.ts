@@ -59,6 +59,12 @@ export const agentConfigSchema = z
       .strict(),
     /** The server-capable robots that vote (1–7; 3 or 5 recommended). Every other robot is a learner. */
     voters: z.array(nodeId).min(1).max(7),
+    /**
+     * Witnesses: voters that never lead or run k3s (a small box, or a robot that is not
+     * server-capable), so that a site of two server-capable robots survives losing either one.
+     * They count in the quorum like any voter.
+     */
+    witnesses: z.array(nodeId).max(6).default([]),
     profile: z
       .enum(Object.keys(TIMING_PROFILES) as [TimingProfileName, ...TimingProfileName[]])
       .default('fleet'),
@@ -96,7 +102,7 @@ export const agentConfigSchema = z
       .strict()
       .default({ listen: '127.0.0.1:7947' }),
     controlPlane: z
-      .object({ runtime: z.enum(['memory', 'lab', 'k3s']).default('memory') })
+      .object({ runtime: z.enum(['memory', 'lab', 'k3s', 'none']).default('memory') })
       .passthrough()
       .default({ runtime: 'memory' }),
     membership: z
@@ -163,6 +169,26 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
   const problems: string[] = [];
   if (new Set(c.voters).size !== c.voters.length)
     problems.push('voters: a robot is listed twice: list each voter once');
+  if (new Set(c.witnesses).size !== c.witnesses.length)
+    problems.push('witnesses: a witness is listed twice: list each witness once');
+  for (const w of c.witnesses)
+    if (c.voters.includes(w))
+      problems.push(
+        `witnesses: ${w} is also in voters: a robot is a voter (may lead) or a witness (never leads), not both`,
+      );
+  if (c.voters.length + c.witnesses.length > 7)
+    problems.push(
+      `voters + witnesses: ${c.voters.length + c.witnesses.length} is more than 7: every vote is a round trip the leader waits for; use 3 or 5`,
+    );
+  const isWitness = c.witnesses.includes(c.node.id);
+  if (isWitness && c.controlPlane.runtime !== 'none')
+    problems.push(
+      `controlPlane.runtime: ${c.node.id} is a witness, which runs no control plane: set controlPlane.runtime: none`,
+    );
+  if (!isWitness && c.controlPlane.runtime === 'none')
+    problems.push(
+      `controlPlane.runtime: none is for witnesses only: add ${c.node.id} to witnesses, or pick memory, lab or k3s`,
+    );
   if (c.voters.includes(c.node.id) && !c.node.serverCapable) {
     problems.push(
       `node.serverCapable: ${c.node.id} is a voter, so it must be server-capable: set node.serverCapable: true or remove it from voters`,
@@ -222,4 +248,18 @@ export function loadAgentConfig(path: string): AgentConfig {
     throw new ConfigError(path, [`not valid YAML: ${(e as Error).message}`]);
   }
   return validateAgentConfig(raw, path);
+}
+
+/** loadWitnessConfig is loadAgentConfig for `edgectl witness run`: the node must be a witness. */
+export function loadWitnessConfig(path: string): AgentConfig {
+  const c = loadAgentConfig(path);
+  if (!c.witnesses.includes(c.node.id))
+    throw new ConfigError(
+      path,
+      [`witnesses: ${c.node.id} is not listed, so it would run as a voter or learner`],
+      {
+        hint: `add ${c.node.id} to witnesses (and set controlPlane.runtime: none), or run it with edgectl agent run`,
+      },
+    );
+  return c;
 }

@@ -98,8 +98,10 @@ test('status renders a readable table from a live agent', async () => {
     site: 'lab',
     role: 'leader',
     voter: true,
+    witness: false,
     term: 3,
     leader: 'r1',
+    quorum: { voters: 3, reachable: 3, ok: true, noQuorumSince: null },
     commitIndex: 4,
     lifecycle: 'leading.serving',
     controlPlane: {
@@ -109,7 +111,15 @@ test('status renders a readable table from a live agent', async () => {
       siteAppliedEpoch: 3,
     },
     members: [
-      { id: 'r2', state: 'alive', lastHeardAgoMs: 80, rttMs: 4.2, voter: true, addresses: ['10.0.0.2'] },
+      {
+        id: 'r2',
+        state: 'alive',
+        lastHeardAgoMs: 80,
+        rttMs: 4.2,
+        voter: true,
+        witness: false,
+        addresses: ['10.0.0.2'],
+      },
     ],
     lastErrors: [],
     transport: {

@@ -4,7 +4,7 @@
  */
 import yargs from 'yargs';
 import { EdgeError, InternalError, UsageError } from '../agent/errors.ts';
-import { agentCommand } from './commands/agent.ts';
+import { agentCommand, witnessCommand } from './commands/agent.ts';
 import {
   bootstrapCommand,
   resetCommand,
@@ -45,6 +45,7 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
         output = argv.output as OutputFormat;
       })
       .command(agentCommand(io))
+      .command(witnessCommand(io))
       .command(simCommand(io))
       .command(statusCommand(io))
       .command(labCommand(io))

@@ -128,7 +128,7 @@ export function allReady(o: LabObservation, exclude: ReadonlySet<string> = new S
   const lead = o.robots.find((r) => r.name === o.leader)!.status!;
   if (lead.term < minTerm) return false;
   return present(o)
-    .filter((r) => !exclude.has(r.name))
+    .filter((r) => !exclude.has(r.name) && !r.witness)
     .every((r) => {
       const s = r.status;
       if (!s) return false;

@@ -44,6 +44,10 @@ export interface LabOptions {
   readonly site: string;
   readonly robots: number;
   readonly voters: number;
+  /** Witnesses w1..wN beside the robots, each in its own namespace: they vote, never lead. */
+  readonly witnesses?: number;
+  /** Accept two voters without a witness (a site that cannot fail over). */
+  readonly allowNoFailover?: boolean;
   readonly runtime: 'apiserver' | 'k3s';
   readonly seed: number;
   /** Name prefix of every namespace, link and nft table (default `el-<site>-`). */
@@ -71,6 +75,8 @@ export interface LabRobot {
   readonly address: string;
   readonly veth: string;
   readonly voter: boolean;
+  /** A witness: votes, runs no control plane and has no Node. */
+  readonly witness?: boolean;
   agentPid: number | null;
   sshdPid: number | null;
   powered: boolean;
@@ -112,6 +118,13 @@ function validate(o: LabOptions): void {
     problems.push(`--robots ${o.robots}: use 1 to 20`);
   if (!Number.isInteger(o.voters) || o.voters < 1 || o.voters > Math.min(7, o.robots))
     problems.push(`--voters ${o.voters}: use 1 to ${Math.min(7, o.robots)} (at most 7, at most --robots)`);
+  const witnesses = o.witnesses ?? 0;
+  if (!Number.isInteger(witnesses) || witnesses < 0 || o.voters + witnesses > 7)
+    problems.push(`--witnesses ${witnesses}: voters and witnesses together are at most 7`);
+  else if (o.voters === 2 && witnesses === 0 && !o.allowNoFailover)
+    problems.push(
+      '--voters 2: two voters survive no voter loss (losing either leaves a site that never elects): add --witnesses 1, or pass --allow-no-failover',
+    );
   if (o.subnet && !/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(o.subnet))
     problems.push(`--subnet "${o.subnet}": write three octets, like 10.77.1`);
   const prefix = o.prefix ?? defaultPrefix(o.site);
@@ -183,7 +196,8 @@ export async function labUp(o: LabOptions): Promise<LabState> {
   const dir = labDir(o.site);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const names = Array.from({ length: o.robots }, (_, i) => `r${i + 1}`);
+  const witnessNames = Array.from({ length: o.witnesses ?? 0 }, (_, i) => `w${i + 1}`);
+  const names = [...Array.from({ length: o.robots }, (_, i) => `r${i + 1}`), ...witnessNames];
   const state: LabState = {
     version: 1,
     site: o.site,
@@ -201,6 +215,7 @@ export async function labUp(o: LabOptions): Promise<LabState> {
       address: `${subnet}.${i + 1}`,
       veth: `${prefix}v${i}`,
       voter: i < o.voters,
+      ...(witnessNames.includes(name) ? { witness: true } : {}),
       agentPid: null,
       sshdPid: null,
       powered: false,
@@ -216,7 +231,7 @@ export async function labUp(o: LabOptions): Promise<LabState> {
     applyNet(state);
     await createApiServerIdentity(join(dir, 'identity'), {
       sans: state.robots.map((r) => r.address),
-      nodes: names,
+      nodes: names.filter((n) => !witnessNames.includes(n)),
     });
     writeFileSync(join(dir, 'site.key'), randomBytes(32), { mode: 0o600 });
     writeFileSync(join(dir, 'site.yaml'), renderLabSiteSpec(state));
@@ -228,7 +243,12 @@ export async function labUp(o: LabOptions): Promise<LabState> {
       if (o.agents !== false) startAgent(state, r);
     }
     writeLabState(state);
-    recordEvent(state, { kind: 'up', robots: names, voters: names.slice(0, o.voters) });
+    recordEvent(state, {
+      kind: 'up',
+      robots: names,
+      voters: names.slice(0, o.voters),
+      ...(witnessNames.length ? { witnesses: witnessNames } : {}),
+    });
     return state;
   } catch (e) {
     labDown(o.site, { keepLogs: true });
@@ -242,22 +262,26 @@ export function renderLabAgentConfig(
   r: LabRobot,
   o: { deadAfterMs?: number; lostAfterMs?: number; snapshotIntervalMs?: number; profile?: string } = {},
 ): string {
+  const witnesses = state.robots.filter((x) => x.witness).map((x) => x.name);
   const config = {
     site: { id: state.site, name: `lab ${state.site}` },
     node: { id: r.name, serverCapable: r.voter, labels: { 'robot.edgectl.io/lab': state.site } },
     voters: state.robots.filter((x) => x.voter).map((x) => x.name),
+    ...(witnesses.length ? { witnesses } : {}),
     profile: o.profile ?? 'lab',
     network: { interfaces: ['eth0'], bindAddress: r.address, mdns: true, seeds: [] },
     stateDir: join(robotDir(state, r.name), 'state'),
     siteKeyFile: join(state.dir, 'site.key'),
     status: { listen: `${r.address}:7947` },
-    controlPlane: {
-      runtime: 'lab',
-      identityDir: join(state.dir, 'identity'),
-      address: r.address,
-      kubeletRenewMs: 2000,
-      siteSpecFile: join(state.dir, 'site.yaml'),
-    },
+    controlPlane: r.witness
+      ? { runtime: 'none' }
+      : {
+          runtime: 'lab',
+          identityDir: join(state.dir, 'identity'),
+          address: r.address,
+          kubeletRenewMs: 2000,
+          siteSpecFile: join(state.dir, 'site.yaml'),
+        },
     membership: {
       suspectAfterMs: 1500,
       deadAfterMs: o.deadAfterMs ?? 5_000,
@@ -382,6 +406,12 @@ export function labInventory(state: LabState): Record<string, unknown> {
       serverCapable: r.voter,
       labels: { 'robot.edgectl.io/lab': state.site },
     })),
+    voters: state.robots.filter((r) => r.voter).map((r) => r.name),
+    ...(state.robots.some((r) => r.witness)
+      ? { witnesses: state.robots.filter((r) => r.witness).map((r) => r.name) }
+      : {}),
+    // The lab was made with these voters; `lab up` already refused or accepted them.
+    allowNoFailover: true,
     profile: 'lab',
     discovery: { mdns: true, seeds: 'none' },
     controlPlane: { runtime: 'lab', identityDir: join(state.dir, 'identity') },
@@ -619,6 +649,8 @@ export function wifiOn(state: LabState, name: string): void {
 export interface RobotObservation {
   readonly name: string;
   readonly address: string;
+  /** A witness has no Node and serves nothing: readiness does not count it. */
+  readonly witness?: boolean;
   readonly powered: boolean;
   readonly paused: boolean;
   readonly wifi: boolean;
@@ -649,6 +681,7 @@ export async function observeLab(state: LabState, timeoutMs = 800): Promise<LabO
     state.robots.map(async (r) => ({
       name: r.name,
       address: r.address,
+      ...(r.witness ? { witness: true } : {}),
       powered: r.powered,
       paused: r.paused,
       wifi: r.wifi,

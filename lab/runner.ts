@@ -78,6 +78,7 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
     site,
     robots: sc.robots,
     voters: sc.voters,
+    witnesses: sc.witnesses,
     runtime: 'apiserver',
     seed: o.seed ?? 1,
     prefix: o.prefix,

@@ -107,6 +107,8 @@ const scenarioSchema = z
     description: z.string().default(''),
     robots: z.number().int().min(1).max(20),
     voters: z.number().int().min(1).max(7).optional(),
+    /** Witnesses w1..wN beside the robots: they vote, never lead. */
+    witnesses: z.number().int().min(0).max(6).default(0),
     /** The agents' timing profile: lab (fast, the default) or fleet (as on robots, rides out 1.5 s bursts). */
     profile: z.enum(['lab', 'fleet']).default('lab'),
     /** How long the site may take to form before the first fault. */
@@ -138,6 +140,7 @@ export interface Scenario {
   readonly description: string;
   readonly robots: number;
   readonly voters: number;
+  readonly witnesses: number;
   readonly profile: 'lab' | 'fleet';
   readonly settleMs: number;
   readonly durationMs: number;
@@ -168,6 +171,7 @@ export function parseScenario(text: string, source: string): Scenario {
   const problems: string[] = [];
   const voters = s.voters ?? Math.min(s.robots, 5);
   if (voters > s.robots) problems.push(`voters: ${voters} is more than robots (${s.robots})`);
+  if (voters + s.witnesses > 7) problems.push(`witnesses: voters and witnesses together are at most 7`);
   const steps: ScenarioStep[] = [];
   const ids = new Set<string>();
   s.faults.forEach((f, i) => {
@@ -218,6 +222,7 @@ export function parseScenario(text: string, source: string): Scenario {
     description: s.description,
     robots: s.robots,
     voters,
+    witnesses: s.witnesses,
     profile: s.profile,
     settleMs: ms(s.settle, 'settle'),
     durationMs: ms(s.duration, 'duration'),

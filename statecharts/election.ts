@@ -74,6 +74,12 @@ export interface ElectionContext {
   readonly voters: readonly NodeId[];
   /** Every other member: follows the leader, never votes. */
   readonly learners: readonly NodeId[];
+  /**
+   * Voters that vote but never campaign or lead (a tie-breaker without a server: the third vote of a
+   * two-robot site). They keep the site log like any voter, since a vote is only safe from a voter
+   * that holds every committed entry.
+   */
+  readonly witnesses: readonly NodeId[];
   readonly timing: ElectionTiming;
   /** 0..1: battery, storage and CPU folded into one number by the shell. Biases the timeout only. */
   readonly fitness: number;
@@ -142,6 +148,8 @@ export interface ElectionInput {
   readonly id: NodeId;
   readonly voters: readonly NodeId[];
   readonly learners?: readonly NodeId[];
+  /** Voters (listed in `voters` too) that never campaign or lead. */
+  readonly witnesses?: readonly NodeId[];
   readonly timing: ElectionTiming;
   /** Seed of the context PRNG. */
   readonly seed: number;
@@ -176,6 +184,8 @@ export type TimerId = 'election' | 'heartbeat' | 'transfer' | 'fence';
 
 const quorum = (c: ElectionContext): number => Math.floor(c.voters.length / 2) + 1;
 const isVoter = (c: ElectionContext, n: NodeId = c.id): boolean => c.voters.includes(n);
+/** canLead: a voter that is not a witness. Only these campaign, take a transfer or lead. */
+const canLead = (c: ElectionContext, n: NodeId = c.id): boolean => isVoter(c, n) && !c.witnesses.includes(n);
 const otherVoters = (c: ElectionContext): NodeId[] => c.voters.filter((v) => v !== c.id);
 const members = (c: ElectionContext): NodeId[] => [
   ...otherVoters(c),
@@ -504,7 +514,7 @@ export const electionMachine = setup({
     fence: ({ context }) => fenceDelayMs(context.timing),
   },
   guards: {
-    isVoter: ({ context }) => isVoter(context),
+    canLead: ({ context }) => canLead(context),
     /** A (non-transfer) vote for a higher term while this node still hears a live leader: ignored (thesis §4.2.3). */
     ignoredInLease: ({ context, event }) => {
       const m = msgOf(event);
@@ -529,11 +539,11 @@ export const electionMachine = setup({
     isVoteResp: ({ event }) => msgOf(event)?.type === 'voteResp',
     isTimeoutNowForVoter: ({ context, event }) => {
       const m = msgOf(event);
-      return m?.type === 'timeoutNow' && m.term === context.term && isVoter(context);
+      return m?.type === 'timeoutNow' && m.term === context.term && canLead(context);
     },
     electionDue: ({ context, event }) => event.now - context.electionResetAt >= context.electionTimeoutMs,
     voterElectionDue: ({ context, event }) =>
-      isVoter(context) &&
+      canLead(context) &&
       event.now - context.electionResetAt >= context.electionTimeoutMs &&
       // Its own vote counts in the new leader's majority: it must not have heard the old one recently.
       !leaseActive(context, event.now),
@@ -836,7 +846,7 @@ export const electionMachine = setup({
     ),
     chooseTransferee: assign(({ context: c, event }) => {
       const e = event as Ev<'transferLeadership'>;
-      const candidates = otherVoters(c);
+      const candidates = otherVoters(c).filter((v) => canLead(c, v));
       let target: NodeId | null;
       if (e.to !== undefined) target = candidates.includes(e.to) ? e.to : null;
       else {
@@ -906,6 +916,7 @@ export const electionMachine = setup({
       id: input.id,
       voters: [...new Set(input.voters)].sort(),
       learners: [...new Set(input.learners ?? [])].filter((l) => !input.voters.includes(l)).sort(),
+      witnesses: [...new Set(input.witnesses ?? [])].filter((w) => input.voters.includes(w)).sort(),
       timing: input.timing,
       fitness: Math.min(1, Math.max(0, input.fitness ?? 0.5)),
       term: durable.term,
@@ -969,12 +980,12 @@ export const electionMachine = setup({
         ],
         electionTimeout: [
           { guard: 'voterElectionDue', target: 'preCandidate' },
-          // A learner never campaigns: it starts a new period and keeps following.
+          // A learner or a witness never campaigns: it starts a new period and keeps following.
           { guard: 'electionDue', actions: ['enterFollower', 'armElectionTimer'] },
           // Fired early because a leader was heard meanwhile: re-arm for the rest of the period.
           { actions: ['armElectionTimer'] },
         ],
-        campaign: { guard: 'isVoter', target: 'preCandidate' },
+        campaign: { guard: 'canLead', target: 'preCandidate' },
       },
     },
     preCandidate: {
@@ -1315,6 +1326,18 @@ export function leaseExpiresAt(snapshot: ElectionSnapshot, epoch: number): numbe
   if (roleOf(snapshot) !== 'leader' || c.serverEpoch !== epoch || c.term !== epoch) return null;
   // Self counts as one; the (quorum − 1)-th most recent echo from the others bounds the lease.
   return quorumEchoAt(c) + c.timing.leaderLeaseMs;
+}
+
+/**
+ * liveLeader: the leader this robot can vouch for now, or null. A leader vouches for itself while a
+ * majority echoes it (its lease); anyone else while it heard that leader within the stickiness
+ * window. The last leader a robot merely remembers is not vouched for: status must not show it.
+ */
+export function liveLeader(snapshot: ElectionSnapshot, now: number): NodeId | null {
+  const c = snapshot.context;
+  if (c.leader === null) return null;
+  if (c.leader === c.id) return roleOf(snapshot) === 'leader' && hasLease(c, now) ? c.id : null;
+  return leaseActive(c, now) ? c.leader : null;
 }
 
 export function durableOf(snapshot: ElectionSnapshot): DurableState {

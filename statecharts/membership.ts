@@ -111,3 +111,29 @@ export function nodeLossChanges(
   out.returned.sort();
   return out;
 }
+
+/** What a robot can tell about its site's quorum. */
+export interface QuorumView {
+  /** Voters, witnesses included. */
+  readonly voters: number;
+  /** Voters this robot hears (itself included, when it votes). */
+  readonly reachable: number;
+  /** It leads with a lease, follows a live leader, or hears a majority of voters itself. */
+  readonly ok: boolean;
+}
+
+/**
+ * quorumView: whether this robot's site has a quorum as far as it can tell. A follower hears only
+ * its leader, so its own count is low on a healthy site: a live leader is what vouches for the
+ * quorum then. Without one, the count of voters it hears is the honest answer.
+ */
+export function quorumView(o: {
+  readonly self: NodeId;
+  readonly voters: readonly NodeId[];
+  readonly view: MembershipView;
+  readonly liveLeader: NodeId | null;
+}): QuorumView {
+  const reachable = o.voters.filter((v) => v === o.self || o.view.get(v)?.state === 'alive').length;
+  const majority = Math.floor(o.voters.length / 2) + 1;
+  return { voters: o.voters.length, reachable, ok: o.liveLeader !== null || reachable >= majority };
+}

@@ -102,3 +102,28 @@ test('discovery ends when peers are ready or the window passes', () => {
   assert.equal(phaseOf(stepLifecycle(snapshot, { type: 'stepTimeout', now: 3000 }).snapshot), 'electing');
   assert.equal(phaseOf(stepLifecycle(snapshot, { type: 'discovery.ready', now: 100 }).snapshot), 'electing');
 });
+
+test('a witness follows the election without joining or serving, through leader changes and losses', () => {
+  let { snapshot } = startLifecycle({ self: 'w1', witness: true, now: 0 });
+  const seen: string[] = [];
+  for (const e of [
+    { type: 'election.leader', leader: 'r1', term: 1, now: 10 },
+    { type: 'election.leader', leader: null, term: 1, now: 20 },
+    { type: 'election.leader', leader: 'r2', term: 2, now: 30 },
+    { type: 'discovery.ready', now: 40 },
+  ] satisfies LifecycleEvent[]) {
+    const r = stepLifecycle(snapshot, e);
+    snapshot = r.snapshot;
+    seen.push(...kinds(r.effects));
+  }
+  assert.equal(phaseOf(snapshot), 'witnessing');
+  assert.equal(snapshot.context.leader, 'r2');
+  assert.deepEqual(
+    seen.filter((k) => k === 'joinControlPlane' || k === 'startControlPlane'),
+    [],
+  );
+  // Found its leader only after discovery: the same.
+  let late = startLifecycle({ self: 'w1', witness: true, now: 0 }).snapshot;
+  late = stepLifecycle(late, { type: 'discovery.ready', now: 5 }).snapshot;
+  assert.equal(phaseOf(late), 'witnessing');
+});

@@ -51,6 +51,8 @@ export const defaultLifecycleTiming: LifecycleTiming = {
 export interface LifecycleContext {
   readonly self: NodeId;
   readonly timing: LifecycleTiming;
+  /** A witness votes but runs no control plane: it never serves and never joins as a worker. */
+  readonly witness: boolean;
   /** The election's view: the leader and term. */
   readonly leader: NodeId | null;
   readonly term: number;
@@ -89,6 +91,7 @@ export type LifecycleEvent =
 export interface LifecycleInput {
   readonly self: NodeId;
   readonly timing?: LifecycleTiming;
+  readonly witness?: boolean;
   readonly now: number;
 }
 
@@ -129,6 +132,7 @@ export const lifecycleMachine = setup({
       event.leader === context.joined.leader &&
       event.epoch === context.joined.epoch,
     knownLeaderIsOther: ({ context }) => context.leader !== null && context.leader !== context.self,
+    isWitness: ({ context }) => context.witness,
   },
   actions: {
     // Effects for the shell.
@@ -197,6 +201,7 @@ export const lifecycleMachine = setup({
   context: ({ input }) => ({
     self: input.self,
     timing: input.timing ?? defaultLifecycleTiming,
+    witness: input.witness ?? false,
     leader: null,
     term: 0,
     serverEpoch: null,
@@ -222,6 +227,7 @@ export const lifecycleMachine = setup({
         'discovery.ready': 'electing',
         stepTimeout: 'electing',
         'election.leader': [
+          { guard: 'isWitness', target: 'witnessing', actions: ['noteLeader'] },
           { guard: 'leaderIsOther', target: 'following', actions: ['targetLeader'] },
           { actions: ['noteLeader'] },
         ],
@@ -229,7 +235,10 @@ export const lifecycleMachine = setup({
     },
     electing: {
       // Coming back from demoting, the election may already name the next leader.
-      always: { guard: 'knownLeaderIsOther', target: 'following', actions: ['targetKnownLeader'] },
+      always: [
+        { guard: 'isWitness', target: 'witnessing' },
+        { guard: 'knownLeaderIsOther', target: 'following', actions: ['targetKnownLeader'] },
+      ],
       on: {
         'election.leader': [
           { guard: 'leaderIsOther', target: 'following', actions: ['targetLeader'] },
@@ -298,6 +307,10 @@ export const lifecycleMachine = setup({
           on: { reconcile: 'applyingSite' },
         },
       },
+    },
+    /** A witness: follows the election, votes, and runs nothing. */
+    witnessing: {
+      on: { 'election.leader': { actions: ['noteLeader'] } },
     },
     following: {
       entry: [

@@ -25,7 +25,8 @@ export interface ControlPlaneStatus {
   readonly worker: {
     readonly leader: NodeId;
     readonly epoch: number;
-    readonly state: 'joining' | 'ready';
+    /** `server unreachable`: set by the agent's status when no live leader vouches for that server. */
+    readonly state: 'joining' | 'ready' | 'server unreachable';
   } | null;
   readonly siteAppliedEpoch: number | null;
   /** Runtime-specific facts for /status (the lab: API server URL and its cold start). */

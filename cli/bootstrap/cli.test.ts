@@ -18,7 +18,11 @@ import {
   type ApplyCliOptions,
   type BootstrapDeps,
 } from '../ops/bootstrap.ts';
+import { validateAgentConfig } from '../../agent/config.ts';
+import { runInventoryValidate } from '../ops/inventory.ts';
 import type { ApplyReport } from './apply.ts';
+import { loadInventory } from './inventory-files.ts';
+import { renderAgentConfig } from './inventory.ts';
 import { RobotTwin } from './testing/robot-twin.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-bootstrap-cli-'));
@@ -298,7 +302,8 @@ test('a world-readable site key in the site directory is refused', async () => {
 });
 
 test('robot add and remove change a running site by one learner, and refuse to change the voters', async () => {
-  const file = writeInventory('grow.yaml', { voters: ['r1', 'r2'] });
+  // Two voters: this test is about learners, so it accepts a site without failover.
+  const file = writeInventory('grow.yaml', { voters: ['r1', 'r2'], allowNoFailover: true });
   const t = twins();
   const o = opts(file);
   await runBootstrapSite(o, io().io, t.deps);
@@ -325,4 +330,35 @@ test('robot add and remove change a running site by one learner, and refuse to c
     runRobotAdd({ ...o, robot: 'r9' }, io().io, t.deps),
     (e: unknown) => e instanceof Error && 'hint' in e && /add it to robots:/.test(String(e.hint)),
   );
+});
+
+test('a site of two voters is refused where it is defined unless it has a witness or accepts no failover', async () => {
+  const two = writeInventory('two.yaml', { voters: ['r1', 'r2'] });
+  const refused = (e: unknown) =>
+    e instanceof ConfigError &&
+    /2 voters: survives no voter loss/.test(e.message) &&
+    /witnesses/.test(e.message);
+  assert.throws(() => runInventoryValidate({ file: two, output: 'table' }, io().io), refused);
+  await assert.rejects(runBootstrapSite({ ...opts(two), dryRun: true }, io().io, twins().deps), refused);
+
+  const witnessed = writeInventory('witnessed.yaml', { voters: ['r1', 'r2'], witnesses: ['r3'] });
+  const out = io();
+  runInventoryValidate({ file: witnessed, output: 'table' }, out.io);
+  assert.match(out.out.join('\n'), /quorum: 2 voters \+ 1 witness: survives the loss of 1 voter/);
+  assert.match(out.out.join('\n'), /r3\s.*witness/);
+
+  const accepted = writeInventory('accepted.yaml', { voters: ['r1', 'r2'], allowNoFailover: true });
+  const out2 = io();
+  runInventoryValidate({ file: accepted, output: 'table' }, out2.io);
+  assert.match(out2.out.join('\n'), /quorum: 2 voters: survives no voter loss/);
+  assert.match(out2.out.join('\n'), /warning: 2 votes is an even count/);
+});
+
+test('a witness gets the agent and no k3s: its agent runs no control plane', async () => {
+  const file = writeInventory('witness-plan.yaml', { voters: ['r1', 'r2'], witnesses: ['r3'] });
+  const { inventory } = loadInventory(file);
+  const config = validateAgentConfig(renderAgentConfig(inventory, 'r3'));
+  assert.equal(config.controlPlane.runtime, 'none');
+  assert.deepEqual(config.witnesses, ['r3']);
+  assert.deepEqual(validateAgentConfig(renderAgentConfig(inventory, 'r1')).witnesses, ['r3']);
 });

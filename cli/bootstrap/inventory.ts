@@ -160,6 +160,13 @@ export const inventorySchema = z
     robots: z.array(robotSchema).min(1, 'list at least one robot'),
     /** The voting robots (1-7, server-capable). Default: every server-capable robot. */
     voters: z.array(robotName).optional(),
+    /**
+     * Witnesses: robots (or small boxes: a router, a Raspberry Pi) that vote but never lead and run
+     * no k3s. A site with two server-capable robots needs one to survive losing either.
+     */
+    witnesses: z.array(robotName).default([]),
+    /** Accept a site that cannot elect a new leader after losing one voter (two voters, no witness). */
+    allowNoFailover: z.boolean().default(false),
     /** The timing profile: fleet (Wi-Fi robots), lab, test (statecharts/timing.ts). */
     profile: z.enum(profileNames).default('fleet'),
     /** Override single timing fields of the profile; the agents check them (agent/config.ts). */
@@ -245,7 +252,9 @@ export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
   }
   const inv = parsed.data;
   problems.push(...crossFieldProblems(inv));
-  const voters = inv.voters ?? inv.robots.filter((r) => r.serverCapable).map((r) => r.name);
+  const voters =
+    inv.voters ??
+    inv.robots.filter((r) => r.serverCapable && !inv.witnesses.includes(r.name)).map((r) => r.name);
   if (problems.length === 0 && site) {
     // Render every robot's agent config and let the agent's own validator judge it.
     const candidate: Inventory = { ...inv, site, voters };
@@ -301,6 +310,22 @@ function crossFieldProblems(inv: InventoryParsed): string[] {
   if (capable.length === 0)
     problems.push(
       'robots: no robot is server-capable: set serverCapable: true on the robots that can run the k3s server',
+    );
+  const witnessSeen = new Set<string>();
+  inv.witnesses.forEach((w, i) => {
+    if (witnessSeen.has(w)) problems.push(`witnesses[${i}]: ${w} is listed twice: list each witness once`);
+    witnessSeen.add(w);
+    if (!byName.has(w))
+      problems.push(`witnesses[${i}]: ${w} is not a robot of this inventory: add it to robots or remove it`);
+    if (inv.voters?.includes(w))
+      problems.push(
+        `witnesses[${i}]: ${w} is also a voter: a robot either may lead (voters) or only votes (witnesses)`,
+      );
+  });
+  const leaders = inv.voters ?? capable.filter((r) => !inv.witnesses.includes(r.name)).map((r) => r.name);
+  if (leaders.length + inv.witnesses.length > MAX_VOTERS)
+    problems.push(
+      `witnesses: ${leaders.length} voters and ${inv.witnesses.length} witnesses make ${leaders.length + inv.witnesses.length} votes, at most ${MAX_VOTERS}: 3 or 5 in all`,
     );
   if (inv.voters) {
     const seen = new Set<string>();
@@ -382,6 +407,7 @@ export function renderAgentConfig(inv: Inventory, robot: string): AgentConfigInp
     site,
     node,
     voters: [...inv.voters],
+    ...(inv.witnesses.length ? { witnesses: [...inv.witnesses] } : {}),
     profile: inv.profile,
     timing: inv.timing,
     network: {
@@ -412,6 +438,7 @@ function renderControlPlane(inv: Inventory, r: Robot): AgentConfigInput['control
     siteSpecFile: installPath(inv, r.name, SITE_SPEC_PATH),
     templatesDir: installPath(inv, r.name, TEMPLATES_DIR),
   };
+  if (inv.witnesses.includes(r.name)) return { runtime: 'none' };
   if (inv.controlPlane.runtime === 'lab')
     return { runtime: 'lab', identityDir: inv.controlPlane.identityDir, address: r.address, ...common };
   return {
@@ -424,4 +451,44 @@ function renderControlPlane(inv: Inventory, r: Robot): AgentConfigInput['control
       labels: { ...r.labels }, // a copy: a shared object would print as a YAML alias
     },
   };
+}
+
+/** What a site of `voters` (that may lead) and `witnesses` survives, said for people. */
+export interface QuorumAdvice {
+  readonly votes: number;
+  /** Voters (of any kind) the site can lose and still elect. */
+  readonly survives: number;
+  readonly summary: string;
+  /** Warnings worth printing where a site is defined. */
+  readonly warnings: readonly string[];
+  /** Two voters and no witness: losing either leaves a site that can never elect. */
+  readonly refused: boolean;
+}
+
+/**
+ * failoverRefusal: the reason `inventory validate` and `bootstrap site` refuse a site that can
+ * never fail over (two voters, no witness), unless the inventory accepts it; null when fine.
+ */
+export function failoverRefusal(inv: Inventory): string | null {
+  const advice = quorumAdvice(inv.voters.length, inv.witnesses.length);
+  if (!advice.refused || inv.allowNoFailover) return null;
+  return `voters: ${advice.summary}: if either robot loses power, the other can never be elected. Add a witness (witnesses: [<a small box, or a robot that is not server-capable>]) or a third voter, or set allowNoFailover: true to accept a site without failover`;
+}
+
+export function quorumAdvice(voters: number, witnesses: number): QuorumAdvice {
+  const votes = voters + witnesses;
+  const survives = votes - (Math.floor(votes / 2) + 1);
+  const what = `${voters} voter${voters === 1 ? '' : 's'}${witnesses ? ` + ${witnesses} witness${witnesses === 1 ? '' : 'es'}` : ''}`;
+  const summary =
+    survives === 0
+      ? `${what}: survives no voter loss`
+      : `${what}: survives the loss of ${survives} voter${survives === 1 ? '' : 's'}`;
+  const warnings: string[] = [];
+  if (votes % 2 === 0)
+    warnings.push(
+      `${votes} votes is an even count: it survives no more losses than ${votes - 1} would; add a witness or drop a voter`,
+    );
+  if (voters === 1 && witnesses === 0)
+    warnings.push('1 voter: the site has no failover; it re-forms only when that robot returns');
+  return { votes, survives, summary, warnings, refused: votes === 2 && voters === 2 && witnesses === 0 };
 }

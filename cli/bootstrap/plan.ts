@@ -609,11 +609,14 @@ export function renderBootstrapPlan(input: BootstrapInputs): BootstrapPlan {
         secret: true,
       },
     ];
-    const runtime = runtimes[inv.controlPlane.runtime].install(robot, {
-      inventory: inv,
-      identity: input.identity,
-      bundle: b,
-    });
+    // A witness runs the agent only: no k3s, no share of the k3s identity.
+    const runtime = inv.witnesses.includes(robot.name)
+      ? []
+      : runtimes[inv.controlPlane.runtime].install(robot, {
+          inventory: inv,
+          identity: input.identity,
+          bundle: b,
+        });
     const service: BootstrapStep[] = [];
     if (inv.install.service === 'systemd') {
       const unitChanged = ['service.unit'];
@@ -755,7 +758,9 @@ export function renderRemovePlan(kind: 'reset' | 'uninstall', input: RemoveInput
         },
       );
     steps.push(
-      ...runtimes[inv.controlPlane.runtime].uninstall(robot, { inventory: inv, bundle: input.bundle }),
+      ...(inv.witnesses.includes(robot.name)
+        ? []
+        : runtimes[inv.controlPlane.runtime].uninstall(robot, { inventory: inv, bundle: input.bundle })),
       remove('remove.config', p(PATHS.configDir), 'the agent config and site key', true),
       remove('remove.state', p(PATHS.stateDir), "the agent's state (term, vote, site log)", true),
       remove('remove.bundle', p(PATHS.installDir), 'the agent bundle and its Node runtime', true),

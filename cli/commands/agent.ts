@@ -29,3 +29,34 @@ export const agentCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => (
     );
   },
 });
+
+/** `edgectl witness run`: the agent as a witness, which votes but never leads or runs k3s. */
+export const witnessCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
+  command: 'witness <action>',
+  describe: "Run a witness: a voter that breaks ties (a two-robot site's third vote) and runs no k3s",
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .positional('action', {
+        choices: ['run'] as const,
+        describe: 'run: start the witness in the foreground',
+      })
+      .option('config', {
+        type: 'string',
+        default: '/etc/edgectl/agent.yaml',
+        describe: 'Agent config file whose node is listed in witnesses (controlPlane.runtime: none)',
+      })
+      .example(
+        '$0 witness run --config /etc/edgectl/agent.yaml',
+        "Run this box as the site's witness",
+      ) as unknown as Argv<GlobalArgs>,
+  handler: async (argv) => {
+    const [{ runAgent }, { loadWitnessConfig }] = await Promise.all([
+      import('../ops/agent-run.ts'),
+      import('../../agent/config.ts'),
+    ]);
+    await runAgent(
+      { config: (argv as unknown as { config: string }).config, loadConfig: loadWitnessConfig },
+      io,
+    );
+  },
+});

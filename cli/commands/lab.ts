@@ -9,6 +9,8 @@ interface LabArgs extends GlobalArgs {
   site: string;
   robots: number;
   voters: number;
+  witnesses: number;
+  allowNoFailover: boolean;
   runtime: 'apiserver' | 'k3s';
   seed: number;
   subnet?: string;
@@ -35,6 +37,16 @@ export const labCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
       })
       .option('robots', { type: 'number', default: 5, describe: 'up: number of robots (r1..rN)' })
       .option('voters', { type: 'number', default: 3, describe: 'up: voters among them (r1..rK)' })
+      .option('witnesses', {
+        type: 'number',
+        default: 0,
+        describe: 'up: witnesses w1..wN beside the robots, each in its own namespace (vote, never lead)',
+      })
+      .option('allow-no-failover', {
+        type: 'boolean',
+        default: false,
+        describe: 'up: accept 2 voters without a witness (the site cannot survive losing either)',
+      })
       .option('runtime', {
         choices: ['apiserver', 'k3s'] as const,
         default: 'apiserver' as const,
@@ -79,6 +91,8 @@ export const labCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
         site: a.site,
         robots: a.robots,
         voters: a.voters,
+        witnesses: a.witnesses,
+        allowNoFailover: a.allowNoFailover,
         runtime: a.runtime,
         seed: a.seed,
         subnet: a.subnet,

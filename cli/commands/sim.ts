@@ -14,6 +14,11 @@ export const simCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
         type: 'number',
         describe: 'Server-capable voters: the first N robots (default: min(nodes, 5))',
       })
+      .option('witnesses', {
+        type: 'number',
+        default: 0,
+        describe: 'Witness voters w1..wN beside the robots: they vote but never lead',
+      })
       .option('seed', {
         type: 'number',
         default: 1,
@@ -59,6 +64,10 @@ export const simCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
         'Partition 2/3 and heal; print JSON',
       )
       .example(
+        '$0 sim --nodes 2 --voters 2 --witnesses 1 --fault kill-leader@20s',
+        'Two robots and a witness: the other robot takes over',
+      )
+      .example(
         '$0 sim --nodes 200 --voters 5 --duration 10m --loss 0.1',
         'A 200-robot site with 5 voters',
       ) as unknown as Argv<GlobalArgs>,
@@ -69,6 +78,7 @@ export const simCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
       {
         nodes: a.nodes as number,
         voters: a.voters as number | undefined,
+        witnesses: a.witnesses as number,
         seed: a.seed as number,
         duration: a.duration as string,
         loss: a.loss as number,

@@ -7,6 +7,7 @@ import { Agent } from '../../agent/agent.ts';
 import type { AgentConfig } from '../../agent/config.ts';
 import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
 import type { ControlPlaneRuntime } from '../../agent/control-plane/runtime.ts';
+import { WitnessRuntime } from '../../agent/control-plane/witness.ts';
 import { makeDiscovery } from '../../agent/discovery/factory.ts';
 import { EdgeError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/log.ts';
@@ -21,6 +22,8 @@ async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): P
   switch (config.controlPlane.runtime) {
     case 'memory':
       return new InMemoryControlPlane(config.node.id);
+    case 'none':
+      return new WitnessRuntime();
     case 'lab': {
       const { makeLabControlPlane } = await import('../../lab/runtime/lab-control-plane.ts');
       return makeLabControlPlane({

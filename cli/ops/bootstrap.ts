@@ -10,13 +10,14 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EdgeError, UsageError } from '../../agent/errors.ts';
+import { ConfigError, EdgeError, UsageError } from '../../agent/errors.ts';
 import { KnownHostsFile } from '../../agent/exec/known-hosts.ts';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { SshCommandRunner } from '../../agent/exec/ssh.ts';
 import { applyPlan, type ApplyReport } from '../bootstrap/apply.ts';
 import { describeBundle } from '../bootstrap/bundle.ts';
 import { loadInventory, type LoadedInventory } from '../bootstrap/inventory-files.ts';
+import { failoverRefusal, quorumAdvice } from '../bootstrap/inventory.ts';
 import type { Robot } from '../bootstrap/inventory.ts';
 import { probeMulticast } from '../bootstrap/multicast-probe.ts';
 import { readPrivateFile, writePrivateFile } from '../bootstrap/private-file.ts';
@@ -215,6 +216,14 @@ async function runPlanned(
         });
   if (!Number.isInteger(o.parallel) || o.parallel < 1)
     throw new UsageError('BAD_PARALLEL', `--parallel must be a whole number >= 1 (got ${o.parallel})`);
+  if (kind === 'bootstrap') {
+    const refusal = failoverRefusal(inv);
+    if (refusal) throw new ConfigError(o.file, [refusal]);
+    if (o.output !== 'json') {
+      const advice = quorumAdvice(inv.voters.length, inv.witnesses.length);
+      io.err(`quorum: ${advice.summary}${advice.warnings.map((w) => `\n  warning: ${w}`).join('')}`);
+    }
+  }
   const bundle = await describeBundle(loaded.bundle);
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
   // The k3s runtime installs the k3s plans of agent/k3s/ (units, reap script, fence, identity).

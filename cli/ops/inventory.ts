@@ -1,8 +1,9 @@
 /** `edgectl inventory init|validate`: start an inventory from the commented example, and check one. */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from '../../agent/errors.ts';
+import { ConfigError, UsageError } from '../../agent/errors.ts';
 import { loadInventory } from '../bootstrap/inventory-files.ts';
+import { failoverRefusal, quorumAdvice } from '../bootstrap/inventory.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
 
 export const EXAMPLE_INVENTORY = fileURLToPath(
@@ -34,24 +35,34 @@ export function runInventoryInit(o: { out?: string; force: boolean; output: Outp
  */
 export function runInventoryValidate(o: { file: string; output: OutputFormat }, io: Io): void {
   const { inventory: inv } = loadInventory(o.file);
+  const refusal = failoverRefusal(inv);
+  if (refusal) throw new ConfigError(o.file, [refusal]);
+  const quorum = quorumAdvice(inv.voters.length, inv.witnesses.length);
   const robots = inv.robots.map((r) => ({
     name: r.name,
     address: `${r.address}:${r.ssh.port}`,
     user: r.ssh.user,
     sudo: r.sudo,
     voter: inv.voters.includes(r.name),
+    witness: inv.witnesses.includes(r.name),
     serverCapable: r.serverCapable,
     hostKey: r.ssh.hostKey ? 'pinned' : 'known_hosts',
   }));
   if (o.output === 'json') {
     io.out(
-      JSON.stringify({ valid: true, site: inv.site.id, runtime: inv.controlPlane.runtime, robots }, null, 2),
+      JSON.stringify(
+        { valid: true, site: inv.site.id, runtime: inv.controlPlane.runtime, quorum, robots },
+        null,
+        2,
+      ),
     );
     return;
   }
   io.out(
     [
-      `${o.file} is valid: site ${inv.site.id}, ${inv.robots.length} robot(s), ${inv.voters.length} voter(s), runtime ${inv.controlPlane.runtime}`,
+      `${o.file} is valid: site ${inv.site.id}, ${inv.robots.length} robot(s), ${inv.voters.length} voter(s)${inv.witnesses.length ? ` + ${inv.witnesses.length} witness(es)` : ''}, runtime ${inv.controlPlane.runtime}`,
+      `quorum: ${quorum.summary}`,
+      ...quorum.warnings.map((w) => `warning: ${w}`),
       '',
       table(
         ['robot', 'ssh', 'user', 'sudo', 'role', 'host key'],
@@ -60,7 +71,7 @@ export function runInventoryValidate(o: { file: string; output: OutputFormat }, 
           r.address,
           r.user,
           r.sudo,
-          r.voter ? 'voter' : r.serverCapable ? 'server-capable learner' : 'learner',
+          r.voter ? 'voter' : r.witness ? 'witness' : r.serverCapable ? 'server-capable learner' : 'learner',
           r.hostKey,
         ]),
       ),

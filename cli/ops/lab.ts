@@ -15,6 +15,7 @@ import {
 } from '../../lab/lab.ts';
 import { assertPassed, runScenario } from '../../lab/runner.ts';
 import { parseLabFault, parseScenario } from '../../lab/scenario.ts';
+import { quorumAdvice } from '../bootstrap/inventory.ts';
 import { seconds, table, type Io, type OutputFormat } from '../output.ts';
 
 export interface LabCommand {
@@ -23,6 +24,8 @@ export interface LabCommand {
   readonly site: string;
   readonly robots: number;
   readonly voters: number;
+  readonly witnesses?: number;
+  readonly allowNoFailover?: boolean;
   readonly runtime: 'apiserver' | 'k3s';
   readonly seed: number;
   readonly subnet?: string;
@@ -56,7 +59,7 @@ export function renderObservation(o: LabObservation): string {
       r.name,
       r.address,
       power,
-      s?.role ?? '-',
+      s ? `${s.role}${s.witness ? ' (witness)' : ''}` : '-',
       s?.term ?? '-',
       s?.leader ?? '-',
       s?.lifecycle ?? '-',
@@ -90,11 +93,18 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         site: c.site,
         robots: c.robots,
         voters: c.voters,
+        witnesses: c.witnesses ?? 0,
+        allowNoFailover: c.allowNoFailover ?? false,
         runtime: c.runtime,
         seed: c.seed,
         subnet: c.subnet,
       });
-      if (!json) io.err(`lab ${c.site}: ${c.robots} robots up in ${state.dir}; waiting for the site to form`);
+      if (!json) {
+        const advice = quorumAdvice(c.voters, c.witnesses ?? 0);
+        io.err(
+          `lab ${c.site}: ${c.robots} robots${c.witnesses ? ` and ${c.witnesses} witness(es)` : ''} up in ${state.dir}; quorum: ${advice.summary}${advice.warnings.map((w) => `\n  warning: ${w}`).join('')}\nwaiting for the site to form`,
+        );
+      }
       const o = c.wait ? await waitConverged(state, 90_000) : await observeLab(state);
       const formedMs = converged(o) ? Date.now() - started : null;
       if (json) io.out(JSON.stringify({ lab: state, formedMs, observation: o }));

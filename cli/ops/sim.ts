@@ -18,6 +18,8 @@ import { seconds, table, type Io, type OutputFormat } from '../output.ts';
 export interface SimCommandOptions {
   readonly nodes: number;
   readonly voters?: number;
+  /** Witness voters w1..wN beside the robots: they vote, never lead. */
+  readonly witnesses?: number;
   readonly seed: number;
   readonly duration: string;
   readonly loss: number;
@@ -38,6 +40,7 @@ export interface SimReport {
   readonly durationMs: number;
   readonly nodes: number;
   readonly voters: number;
+  readonly witnesses: number;
   readonly lossRate: number;
   readonly firstLeaderMs: number | null;
   readonly timeline: SimResult['timeline'];
@@ -104,6 +107,12 @@ export function buildSimOptions(o: SimCommandOptions) {
       hint: 'a site has 1 to 7 voters (3 or 5 is best), and no more than --nodes',
     });
   }
+  const witnesses = o.witnesses ?? 0;
+  if (!Number.isInteger(witnesses) || witnesses < 0 || voters + witnesses > 7) {
+    throw new UsageError('BAD_WITNESSES', `--witnesses ${witnesses} is out of range with ${voters} voters`, {
+      hint: 'voters and witnesses together are at most 7 (a witness is the third vote of a two-robot site)',
+    });
+  }
   for (const [name, v] of [
     ['--loss', o.loss],
     ['--dup', o.dup],
@@ -116,7 +125,11 @@ export function buildSimOptions(o: SimCommandOptions) {
   const delay = parseDelay(o.delay);
   const durationMs = parseDuration(o.duration, '--duration');
   const faults = o.fault.map(parseTimedFault);
-  const known = new Set(Array.from({ length: o.nodes }, (_, i) => `r${i + 1}`).concat('leader', 'all'));
+  const known = new Set(
+    Array.from({ length: o.nodes }, (_, i) => `r${i + 1}`)
+      .concat(Array.from({ length: witnesses }, (_, i) => `w${i + 1}`))
+      .concat('leader', 'all'),
+  );
   for (const f of faults) {
     for (const n of faultTargets(f.fault)) {
       if (!known.has(n)) {
@@ -134,6 +147,7 @@ export function buildSimOptions(o: SimCommandOptions) {
     ...defaultSimOptions(timing),
     nodes: o.nodes,
     voters,
+    witnesses,
     seed: o.seed,
     durationMs,
     lossRate: o.loss,
@@ -155,6 +169,7 @@ export function toReport(o: SimCommandOptions, r: SimResult): SimReport {
     durationMs: r.durationMs,
     nodes: r.nodes,
     voters: r.voters,
+    witnesses: r.witnesses,
     lossRate: o.loss,
     firstLeaderMs: r.firstLeaderMs,
     timeline: r.timeline,
@@ -179,7 +194,7 @@ export function toReport(o: SimCommandOptions, r: SimResult): SimReport {
 export function renderSimTable(rep: SimReport): string {
   const lines: string[] = [];
   lines.push(
-    `edgectl sim: ${rep.nodes} robots (${rep.voters} voters), ${rep.profile} profile, seed ${rep.seed}, ${seconds(rep.durationMs)}, loss ${(rep.lossRate * 100).toFixed(0)}%`,
+    `edgectl sim: ${rep.nodes} robots (${rep.voters} voters${rep.witnesses ? ` + ${rep.witnesses} witness${rep.witnesses > 1 ? 'es' : ''}` : ''}), ${rep.profile} profile, seed ${rep.seed}, ${seconds(rep.durationMs)}, loss ${(rep.lossRate * 100).toFixed(0)}%`,
     '',
   );
   const first = rep.timeline[0];

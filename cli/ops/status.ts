@@ -31,7 +31,7 @@ export function renderStatus(s: AgentStatus): string {
         [
           s.node,
           s.site,
-          `${s.role}${s.voter ? '' : ' (learner)'}`,
+          `${s.role}${s.witness ? ' (witness)' : s.voter ? '' : ' (learner)'}`,
           s.term,
           s.leader ?? '-',
           s.lifecycle,
@@ -39,6 +39,12 @@ export function renderStatus(s: AgentStatus): string {
         ],
       ],
     ),
+    ...(s.quorum.ok
+      ? []
+      : [
+          '',
+          `no quorum: ${s.quorum.reachable} of ${s.quorum.voters} voters reachable${s.quorum.noQuorumSince ? ` since ${s.quorum.noQuorumSince.slice(11, 19)}` : ''}; no leader can be elected until a majority is back`,
+        ]),
     '',
     s.members.length
       ? table(
@@ -46,7 +52,7 @@ export function renderStatus(s: AgentStatus): string {
           s.members.map((m) => [
             m.id,
             m.state,
-            m.voter ? 'yes' : 'no',
+            m.witness ? 'witness' : m.voter ? 'yes' : 'no',
             m.lastHeardAgoMs < 0 ? 'never' : `${(m.lastHeardAgoMs / 1000).toFixed(1)}s ago`,
             m.rttMs === null ? '-' : `${m.rttMs} ms`,
             m.addresses.join(',') || '-',

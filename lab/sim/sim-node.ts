@@ -24,6 +24,7 @@ export interface SimNodeConfig {
   readonly id: NodeId;
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  readonly witnesses?: readonly NodeId[];
   readonly timing: ElectionTiming;
   readonly seed: number;
   readonly fitness: number;
@@ -57,6 +58,7 @@ export class SimNode {
       id: c.id,
       voters: c.voters,
       learners: c.learners,
+      witnesses: c.witnesses ?? [],
       timing: c.timing,
       seed: seedFrom(c.seed, `${c.id}#${this.boots}`),
       fitness: c.fitness,

@@ -28,9 +28,11 @@ export interface BurstSpec {
 }
 
 export interface SimOptions {
-  /** Members of the site (voters first). */
+  /** Robots of the site (voters first). */
   readonly nodes: number;
   readonly voters: number;
+  /** Witness voters beside the robots (w1..wN): they vote and keep the log, but never lead. */
+  readonly witnesses?: number;
   readonly seed: number;
   readonly durationMs: number;
   readonly timing: ElectionTiming;
@@ -94,6 +96,7 @@ export interface SimResult {
   readonly durationMs: number;
   readonly nodes: number;
   readonly voters: number;
+  readonly witnesses: number;
   readonly timeline: readonly LeaderChange[];
   readonly faultLog: readonly { atMs: number; fault: string; affectedLeader: boolean }[];
   readonly firstLeaderMs: number | null;
@@ -142,6 +145,7 @@ export class Simulator {
   readonly nodes = new Map<NodeId, SimNode>();
   readonly names: readonly NodeId[];
   readonly voterNames: readonly NodeId[];
+  readonly witnessNames: readonly NodeId[];
   readonly checker: SafetyChecker;
   private readonly queue = new EventQueue<SimEvent>();
   private readonly rng: Rng;
@@ -172,14 +176,19 @@ export class Simulator {
   private leader: { id: NodeId; term: number } | null = null;
 
   constructor(opts: SimOptions) {
-    if (opts.voters < 1 || opts.voters > 7 || opts.voters > opts.nodes) {
-      throw new RangeError(`voters must be between 1 and min(7, nodes); got ${opts.voters} of ${opts.nodes}`);
+    const witnesses = opts.witnesses ?? 0;
+    if (opts.voters < 1 || opts.voters > opts.nodes || opts.voters + witnesses > 7 || witnesses < 0) {
+      throw new RangeError(
+        `voters must be between 1 and nodes, and voters + witnesses at most 7; got ${opts.voters} voters and ${witnesses} witnesses of ${opts.nodes}`,
+      );
     }
     this.opts = opts;
     this.rng = new Rng(opts.seed);
-    this.names = opts.names ?? Array.from({ length: opts.nodes }, (_, i) => `r${i + 1}`);
-    this.voterNames = this.names.slice(0, opts.voters);
-    const learners = this.names.slice(opts.voters);
+    const robots = opts.names ?? Array.from({ length: opts.nodes }, (_, i) => `r${i + 1}`);
+    this.witnessNames = Array.from({ length: witnesses }, (_, i) => `w${i + 1}`);
+    this.names = [...robots, ...this.witnessNames];
+    this.voterNames = [...robots.slice(0, opts.voters), ...this.witnessNames];
+    const learners = robots.slice(opts.voters);
     this.checker = new SafetyChecker();
     this.names.forEach((id, i) => {
       this.nodes.set(
@@ -188,6 +197,7 @@ export class Simulator {
           id,
           voters: this.voterNames,
           learners,
+          witnesses: this.witnessNames,
           timing: opts.timing,
           seed: opts.seed,
           fitness: opts.fitness ? opts.fitness(id, i) : 0.5,
@@ -566,6 +576,7 @@ export class Simulator {
       durationMs: this.opts.durationMs,
       nodes: this.opts.nodes,
       voters: this.opts.voters,
+      witnesses: this.witnessNames.length,
       timeline: this.timeline,
       faultLog: this.faultLog,
       firstLeaderMs: first ? first.atMs : null,

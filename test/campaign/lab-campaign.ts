@@ -50,6 +50,7 @@ export function labScenario(s: CampaignSchedule): Scenario {
     description: `campaign seed ${s.campaignSeed}, schedule ${s.index}`,
     robots: robotNames(s).length,
     voters: s.voters,
+    witnesses: 0,
     profile: s.profile === 'fleet' ? 'fleet' : 'lab',
     settleMs: 60_000,
     durationMs: s.healAtMs - BOOT_MS + rule.boundMs + rule.stableMs,

@@ -54,6 +54,35 @@ for (const [name, subnet] of [
   });
 }
 
+// Two robots and a witness: either robot's loss fails over, the witness's loss changes nothing, and
+// with both robots off the one that returns leads on the witness's vote.
+for (const [name, subnet] of [
+  ['witness-robot-loss', '10.77.8'],
+  ['witness-loss', '10.77.9'],
+  ['witness-both-robots-off', '10.77.10'],
+] as const) {
+  test(`lab scenario ${name}: every expectation and invariant holds, the witness never leads`, async () => {
+    requireRoot('the lab integration test');
+    const reportDir = mkdtempSync(join(tmpdir(), `edgectl-lab-${name}-`));
+    const report = await runScenario(scenario(name), {
+      site: `it-w${name.slice(8, 14)}`,
+      prefix: 'eliw-',
+      subnet,
+      reportDir,
+    });
+    const failed = [
+      ...report.analysis.violations.map((v) => v.message),
+      ...report.analysis.expectations.filter((e) => !e.ok).map((e) => `${e.expectation.kind}: ${e.detail}`),
+    ];
+    assert.deepEqual(failed, [], `report in ${reportDir}`);
+    assert.ok(report.analysis.expectations.length > 0);
+    const witnessLed = /w1 became leader/.test(readFileSync(join(reportDir, 'logs', 'w1.log'), 'utf8'));
+    assert.equal(witnessLed, false, 'the witness never leads');
+    assert.deepEqual(report.leaks, nothingLeft);
+    assert.equal(report.passed, true);
+  });
+}
+
 test('lab down cleans up a half-built lab (crash during up) and touches nothing else', () => {
   requireRoot('the lab integration test');
   const site = 'it-crash';

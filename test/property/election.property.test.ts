@@ -175,6 +175,8 @@ export type Regression = keyof typeof REGRESSIONS;
 export interface Schedule {
   readonly voters: number;
   readonly learners: number;
+  /** Witness voters (w1..) beside the robots: they vote, never lead. */
+  readonly witnesses?: number;
   readonly seed: number;
   /** Loss per directed link until H, as drop faults. */
   readonly loss: number;
@@ -189,8 +191,10 @@ export interface Schedule {
   readonly pausedQueueLimit?: number;
 }
 
-export const names = (s: Pick<Schedule, 'voters' | 'learners'>): NodeId[] =>
-  Array.from({ length: s.voters + s.learners }, (_, i) => `r${i + 1}`);
+export const names = (s: Pick<Schedule, 'voters' | 'learners' | 'witnesses'>): NodeId[] => [
+  ...Array.from({ length: s.voters + s.learners }, (_, i) => `r${i + 1}`),
+  ...Array.from({ length: s.witnesses ?? 0 }, (_, i) => `w${i + 1}`),
+];
 
 /** simFaults: the whole fault list the Simulator gets (loss, the random faults, the heal at H). */
 export function simFaults(s: Schedule): TimedFault[] {
@@ -214,6 +218,7 @@ export function simOptions(s: Schedule): SimOptions {
     ...defaultSimOptions(TIMING),
     nodes: s.voters + s.learners,
     voters: s.voters,
+    witnesses: s.witnesses ?? 0,
     seed: s.seed,
     durationMs: s.healAtMs,
     lossRate: 0,
@@ -233,7 +238,7 @@ export function describeSchedule(s: Schedule): string {
   const end = s.healAtMs + quietBoundMs(TIMING, MAX_DELAY_MS) + STABLE_MS;
   const parts = [
     'edgectl sim --timing test',
-    `--voters ${s.voters} --nodes ${s.voters + s.learners} --seed ${s.seed} --duration ${end}ms`,
+    `--voters ${s.voters} --nodes ${s.voters + s.learners}${s.witnesses ? ` --witnesses ${s.witnesses}` : ''} --seed ${s.seed} --duration ${end}ms`,
     `--loss 0 --delay ${s.delayMinMs}ms..${s.delayMaxMs}ms --duplicate ${s.duplicateRate}`,
     `--propose-every ${s.proposeEveryMs === null ? 'never' : `${s.proposeEveryMs}ms`}` +
       (s.pausedQueueLimit !== undefined ? ` --paused-queue-limit ${s.pausedQueueLimit}` : ''),
@@ -279,6 +284,7 @@ export type RawFault =
 export interface RawSchedule {
   readonly voters: number;
   readonly learners: number;
+  readonly witnesses: number;
   readonly seed: number;
   readonly lossPct: number;
   readonly delayMinMs: number;
@@ -351,6 +357,10 @@ export function rawScheduleArb(shape: ScheduleShape): fc.Arbitrary<RawSchedule> 
   return fc.record({
     voters: fc.integer({ min: 1, max: 5 }),
     learners: fc.oneof(
+      { weight: 3, arbitrary: fc.constant(0) },
+      { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 }) },
+    ),
+    witnesses: fc.oneof(
       { weight: 3, arbitrary: fc.constant(0) },
       { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 }) },
     ),
@@ -440,6 +450,7 @@ export function buildSchedule(r: RawSchedule): Schedule {
   const schedule: Schedule = {
     voters: r.voters,
     learners: r.learners,
+    ...(r.witnesses > 0 ? { witnesses: r.witnesses } : {}),
     seed: r.seed,
     loss: r.lossPct / 100,
     delayMinMs: r.delayMinMs,
@@ -542,9 +553,12 @@ export function runSchedule(s: Schedule, opts: { trace?: boolean } = {}): Outcom
 
   // 1. Safety, as the checker saw it.
   for (const v of result.violations) problems.push(`${v.kind} at ${v.atMs} ms: ${v.detail}`);
+  for (const c of result.timeline)
+    if (sim.witnessNames.includes(c.leader))
+      problems.push(`witness: ${c.leader} became leader at term ${c.term} at ${c.atMs} ms`);
 
   // 2. Durability, directly on the robots' durable state.
-  const quorum = Math.floor(s.voters / 2) + 1;
+  const quorum = Math.floor(sim.voterNames.length / 2) + 1;
   const durable = new Map([...sim.nodes].map(([id, n]) => [id, n.durable.log.map(entryKey)]));
   for (let i = 0; i < committed.length; i++) {
     const key = committed[i];
