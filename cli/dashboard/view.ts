@@ -76,6 +76,8 @@ export interface SiteView {
   /** One leader serving, and every robot that is up Ready on it. */
   readonly converged: boolean;
   readonly robots: readonly RobotRow[];
+  /** What a robot without a quorum says ("1 of 2 voters reachable since …"), or null. */
+  readonly noQuorum: string | null;
   readonly pods: readonly PodSample[] | null;
   /** Newest last. */
   readonly timeline: readonly TimelineEntry[];
@@ -132,7 +134,7 @@ export function robotRows(o: LabObservation): RobotRow[] {
       name: r.name,
       address: r.address,
       power: power(r),
-      role: s ? s.role : '-',
+      role: s ? `${s.role}${s.witness ? ' (witness)' : ''}` : '-',
       voter: s?.voter ?? null,
       term: s?.term ?? null,
       leader: s?.leader ?? null,
@@ -212,10 +214,18 @@ export function nextView(prev: Tracker, s: SiteSample): { view: SiteView; tracke
     term: s.term,
     converged: isConverged,
     robots: robotRows(s),
+    noQuorum: noQuorumOf(s),
     pods: s.pods,
     timeline,
   };
   return { view, tracker };
+}
+
+function noQuorumOf(o: LabObservation): string | null {
+  const q = o.robots.find((r) => r.status && !r.status.quorum.ok)?.status?.quorum;
+  return q
+    ? `${q.reachable} of ${q.voters} voters reachable${q.noQuorumSince ? ` since ${q.noQuorumSince.slice(11, 19)}` : ''}`
+    : null;
 }
 
 /** sameView: whether two views would draw the same page (the time of sampling aside). */

@@ -67,9 +67,12 @@ export function renderObservation(o: LabObservation): string {
       o.nodes === null ? '?' : node ? (node.ready ? 'Ready' : 'NotReady') : 'absent',
     ];
   });
+  const noQuorum = o.robots.find((r) => r.status && !r.status.quorum.ok)?.status?.quorum;
   const head = o.leader
     ? `leader ${o.leader}, term ${o.term}; ${converged(o) ? 'every robot Ready' : 'not every robot Ready'}`
-    : 'no leader';
+    : noQuorum
+      ? `no leader: no quorum (${noQuorum.reachable} of ${noQuorum.voters} voters reachable${noQuorum.noQuorumSince ? ` since ${noQuorum.noQuorumSince.slice(11, 19)}` : ''})`
+      : 'no leader';
   return `${head}\n${table(['ROBOT', 'ADDRESS', 'POWER', 'ROLE', 'TERM', 'LEADER', 'LIFECYCLE', 'CONTROL PLANE', 'NODE'], rows)}`;
 }
 

@@ -24,6 +24,8 @@ export function sample(
       site: opts.site ?? 'lab',
       role: r.role,
       voter: true,
+      witness: false,
+      quorum: { voters: robots.length, reachable: robots.length, ok: lead !== null, noQuorumSince: null },
       term: r.term ?? term,
       leader: lead?.name ?? null,
       commitIndex: 1,

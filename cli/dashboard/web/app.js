@@ -103,7 +103,11 @@ function draw(msg) {
   $('leader').textContent = `leader: ${v.leader ?? 'none'}`;
   $('leader').className = `badge ${v.leader ? 'good' : 'bad'}`;
   $('term').textContent = `term ${v.term}`;
-  $('health').textContent = v.converged ? 'every robot that is up is Ready' : 'forming';
+  $('health').textContent = v.converged
+    ? 'every robot that is up is Ready'
+    : v.noQuorum
+      ? `no quorum: ${v.noQuorum}`
+      : 'forming';
   $('health').className = `badge ${v.converged ? 'good' : 'bad'}`;
   $('robots').replaceChildren(...v.robots.map((r) => robotCard(r, v.leader)));
   $('timeline').replaceChildren(
