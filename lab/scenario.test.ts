@@ -20,8 +20,15 @@ test('every built-in scenario parses, and together they cover the issue list', (
     'partition',
     'partition-3',
     'rolling-power-cycle',
+    'witness-both-robots-off',
+    'witness-loss',
+    'witness-robot-loss',
     'worker-power-loss',
   ]);
+  for (const name of ['witness-both-robots-off', 'witness-loss', 'witness-robot-loss']) {
+    const s = parsed.find((x) => x.name === name)!;
+    assert.deepEqual([s.robots, s.voters, s.witnesses], [2, 2, 1], name);
+  }
   const bursts = parsed.find((s) => s.name === 'loss-bursts')!;
   assert.equal(bursts.durationMs, 300_000);
   assert.equal(bursts.profile, 'fleet', 'robots ride out 1.5 s bursts with the fleet timing');

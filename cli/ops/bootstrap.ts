@@ -219,12 +219,12 @@ async function runPlanned(
   if (kind === 'bootstrap') {
     const refusal = failoverRefusal(inv);
     if (refusal) throw new ConfigError(o.file, [refusal]);
-    if (o.output !== 'json') {
-      const advice = quorumAdvice(inv.voters.length, inv.witnesses.length);
-      io.err(`quorum: ${advice.summary}${advice.warnings.map((w) => `\n  warning: ${w}`).join('')}`);
-    }
   }
   const bundle = await describeBundle(loaded.bundle);
+  if (kind === 'bootstrap' && o.output !== 'json') {
+    const advice = quorumAdvice(inv.voters.length, inv.witnesses.length);
+    io.err(`quorum: ${advice.summary}${advice.warnings.map((w) => `\n  warning: ${w}`).join('')}`);
+  }
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
   // The k3s runtime installs the k3s plans of agent/k3s/ (units, reap script, fence, identity).
   const runtimes = deps.runtimes ?? { ...DEFAULT_RUNTIMES, k3s: k3sInstaller(readK3sTemplates().reapScript) };
