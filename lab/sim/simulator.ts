@@ -207,9 +207,14 @@ export class Simulator {
 
   /** run boots every robot at t = 0 and runs to the end of the duration. */
   run(): SimResult {
-    for (const n of this.nodes.values()) this.execute(n, n.boot(0));
+    this.bootAll();
     this.runUntil(this.opts.durationMs);
     return this.result();
+  }
+
+  /** bootAll powers every robot on at the current time (t = 0 before a run). */
+  bootAll(): void {
+    for (const n of this.nodes.values()) this.execute(n, n.boot(this.now));
   }
 
   runUntil(endMs: number): void {
