@@ -1,10 +1,10 @@
 /**
  * Agent is the daemon on every robot: the imperative shell around the election and lifecycle
- * statecharts (docs/agent.md). It owns every piece of I/O and runs the effects the statecharts
- * return, in order:
+ * statecharts (docs/agent.md). It owns every piece of I/O. The election runs in the shared driver
+ * (statecharts/driver.ts, which documents the effect order); the agent gives it its ports:
  *
- *   transport / timers / commands ──event(now)──▶ election statechart ──effects──▶ persist (fsync),
- *     stopServer → lifecycle, send, startServer → lifecycle, commit, leaderChanged → lifecycle + mDNS
+ *   transport / timers / commands ──event(now)──▶ ElectionDriver ──ports──▶ persist (fsync),
+ *     stopServer → lifecycle, send (UDP), startServer → lifecycle, commit, leaderChanged → lifecycle + mDNS
  *   lifecycle effects ──▶ ControlPlaneRuntime (async) ──result event──▶ lifecycle statechart
  *
  * Election steps run synchronously, one at a time: persistence uses synchronous fsync'd writes, so
@@ -13,16 +13,14 @@
  */
 import { randomBelow } from './random.ts';
 import type { Logger } from 'pino';
+import { ElectionDriver } from '../statecharts/driver.ts';
 import {
-  durableOf,
   leaseExpiresAt,
   roleOf,
-  startElection,
-  stepElection,
-  type ElectionEffect,
   type ElectionEvent,
   type ElectionSnapshot,
   type Role,
+  type TimerId,
 } from '../statecharts/election.ts';
 import {
   evaluate,
@@ -32,7 +30,7 @@ import {
   type MembershipView,
   type MemberState,
 } from '../statecharts/membership.ts';
-import type { Message, NodeId } from '../statecharts/messages.ts';
+import type { LogEntry, Message, NodeId } from '../statecharts/messages.ts';
 import {
   defaultLifecycleTiming,
   phaseOf,
@@ -165,7 +163,10 @@ export class Agent {
   private readonly logContext: LogContext;
   private readonly now: () => number;
   private readonly startedAt: number;
-  private election!: ElectionSnapshot;
+  /** The election core and its timers (statecharts/driver.ts); this class provides its ports. */
+  private driver!: ElectionDriver<Timer | undefined>;
+  /** The log as last made durable: persistLog replaces its tail, and the store writes it whole. */
+  private durableLog: readonly LogEntry[] = [];
   private lifecycle!: LifecycleSnapshot;
   private readonly timers = new Map<string, Timer>();
   private membership: MembershipView = new Map();
@@ -220,18 +221,21 @@ export class Agent {
   /** start loads durable state, starts the statecharts, the transport handler and discovery. */
   async start(): Promise<void> {
     const durable = this.deps.store.load();
+    this.durableLog = durable.log;
     const now = this.now();
-    const e = startElection({
-      id: this.cfg.node.id,
-      voters: this.cfg.voters,
-      learners: [],
-      timing: this.cfg.effectiveTiming,
-      seed: this.deps.seed ?? randomBelow(2 ** 31),
-      fitness: this.cfg.node.fitness,
-      durable,
-      now,
-    });
-    this.election = e.snapshot;
+    // The driver runs the election's first effects (its election timer) as it starts.
+    this.driver = new ElectionDriver(
+      {
+        id: this.cfg.node.id,
+        voters: this.cfg.voters,
+        learners: [],
+        timing: this.cfg.effectiveTiming,
+        seed: this.deps.seed ?? randomBelow(2 ** 31),
+        fitness: this.cfg.node.fitness,
+        durable,
+      },
+      this.electionPorts(),
+    );
     this.logContext.term = durable.term;
     this.logContext.role = 'follower';
     this.metrics.setRole('follower');
@@ -253,7 +257,6 @@ export class Agent {
       this.deps.transport.setPeer(s.node, { host: s.host, port: s.port });
     this.deps.discovery.onChange((peers) => this.onPeers(peers));
 
-    this.runElectionEffects(e.effects);
     this.runLifecycleEffects(l.effects);
     // A fifth of the suspect threshold (600 ms in the fleet profile): a silent peer turns suspect at
     // most that late, and an idle robot wakes for it less than twice a second.
@@ -268,6 +271,10 @@ export class Agent {
     this.onPeers(this.deps.discovery.peers());
   }
 
+  private get election(): ElectionSnapshot {
+    return this.driver.snapshot;
+  }
+
   /** feed runs one election event and its effects, synchronously. */
   feed(event: ElectionEvent): void {
     if (
@@ -277,75 +284,81 @@ export class Agent {
       event.type !== 'heartbeatTimeout'
     )
       return;
-    const before = roleOf(this.election);
-    let step;
     try {
-      step = stepElection(this.election, event);
+      this.driver.step(event);
     } catch (err) {
       this.noteError(`election step ${event.type} failed: ${(err as Error).message}`);
-      return;
     }
-    this.election = step.snapshot;
-    const after = roleOf(this.election);
-    this.logContext.term = this.election.context.term;
-    this.logContext.role = after;
-    if (after !== before) {
-      this.metrics.setRole(after);
-      if (after === 'preCandidate' || after === 'candidate')
-        this.metrics.elections.inc({ result: 'started' });
-      if (after === 'leader') this.metrics.elections.inc({ result: 'won' });
-      this.log.info(
-        { from: before, to: after },
-        `${this.nodeId} became ${after} at term ${this.election.context.term}`,
-      );
-    }
-    this.runElectionEffects(step.effects);
   }
 
-  private runElectionEffects(effects: readonly ElectionEffect[]): void {
-    for (const e of effects) {
-      switch (e.kind) {
-        case 'persistHardState':
-          this.deps.store.saveHardState(e.term, e.votedFor);
-          break;
-        case 'persistLog':
-          this.deps.store.saveLog(durableOf(this.election).log);
-          break;
-        case 'stopServer':
-          this.feedLifecycle({ type: 'election.stopServer', epoch: e.epoch, now: this.now() });
-          break;
-        case 'send':
-          for (const m of e.messages) {
+  /**
+   * electionPorts: what the election driver runs its effects against. Persistence is synchronous
+   * and fsync'd (StateStore), so a vote is on disk before the reply leaves; timers are the monotonic
+   * setTimeout, and a timer that fires feeds its event through feed() like any other.
+   */
+  private electionPorts() {
+    return {
+      clock: { now: this.now },
+      timers: {
+        start: (id: TimerId, delayMs: number, fire: () => void): Timer | undefined => {
+          if (this.stopping && id !== 'heartbeat') return undefined;
+          const due = this.now() + delayMs;
+          return setTimeout(() => {
+            this.metrics.timerLateness.observe(Math.max(0, this.now() - due) / 1000);
+            if (this.stopping && id !== 'heartbeat') return;
+            try {
+              fire();
+            } catch (err) {
+              this.noteError(`election timer ${id} failed: ${(err as Error).message}`);
+            }
+          }, delayMs);
+        },
+        cancel: (handle: Timer | undefined) => clearTimeout(handle),
+      },
+      send: {
+        send: (messages: readonly Message[]) => {
+          for (const m of messages) {
             this.deps.transport.send(m);
             this.metrics.countMessage('out', m.type);
           }
-          break;
-        case 'startServer':
-          this.feedLifecycle({ type: 'election.startServer', epoch: e.epoch, now: this.now() });
-          break;
-        case 'commit':
-          this.metrics.commitIndex.set(e.fromIndex + e.entries.length - 1);
-          if (e.entries.some((x) => x.kind === 'site')) this.onSiteEntriesCommitted();
-          break;
-        case 'leaderChanged':
-          this.onLeaderChanged(e.leader, e.term);
-          break;
-        case 'proposalRejected':
-          this.log.warn({ reason: e.reason, leader: e.leader }, 'site log proposal rejected');
-          break;
-        case 'trace':
-          this.log.debug(e.text);
-          break;
-        case 'armTimer':
-          this.arm(`election/${e.id}`, e.delayMs, () =>
-            this.feed({ ...e.event, now: this.now() } as ElectionEvent),
-          );
-          break;
-        case 'disarmTimer':
-          this.disarm(`election/${e.id}`);
-          break;
-      }
-    }
+        },
+      },
+      persist: {
+        persistHardState: (term: number, votedFor: NodeId | null) =>
+          this.deps.store.saveHardState(term, votedFor),
+        persistLog: (fromIndex: number, entries: readonly LogEntry[]) => {
+          this.durableLog = this.durableLog.slice(0, fromIndex - 1).concat(entries);
+          this.deps.store.saveLog(this.durableLog);
+        },
+      },
+      lifecycle: {
+        stopServer: (epoch: number) =>
+          this.feedLifecycle({ type: 'election.stopServer', epoch, now: this.now() }),
+        startServer: (epoch: number) =>
+          this.feedLifecycle({ type: 'election.startServer', epoch, now: this.now() }),
+        commit: (fromIndex: number, entries: readonly LogEntry[]) => {
+          this.metrics.commitIndex.set(fromIndex + entries.length - 1);
+          if (entries.some((x) => x.kind === 'site')) this.onSiteEntriesCommitted();
+        },
+        leaderChanged: (leader: NodeId | null, term: number) => this.onLeaderChanged(leader, term),
+        proposalRejected: (reason: string, leader: NodeId | null) =>
+          this.log.warn({ reason, leader }, 'site log proposal rejected'),
+        trace: (text: string) => this.log.debug(text),
+      },
+      observer: {
+        stepped: (before: ElectionSnapshot, after: ElectionSnapshot) => {
+          const from = roleOf(before);
+          const to = roleOf(after);
+          this.logContext.term = after.context.term;
+          this.logContext.role = to;
+          if (to === from) return;
+          this.metrics.setRole(to);
+          if (to === 'preCandidate' || to === 'candidate') this.metrics.elections.inc({ result: 'started' });
+          if (to === 'leader') this.metrics.elections.inc({ result: 'won' });
+          this.log.info({ from, to }, `${this.nodeId} became ${to} at term ${after.context.term}`);
+        },
+      },
+    };
   }
 
   private onLeaderChanged(leader: NodeId | null, term: number): void {
@@ -546,7 +559,7 @@ export class Agent {
       const to = this.cfg.voters
         .filter((v) => v !== this.nodeId)
         .flatMap((id) => {
-          const host = this.deps.transport.peerAddress(id)?.host;
+          const host = this.addressOf(id);
           return host ? [{ id, host }] : [];
         });
       const kept = rt.shipSnapshot ? await rt.shipSnapshot(record.name, to) : [];
@@ -881,6 +894,7 @@ export class Agent {
     clearInterval(this.membershipTimer);
     this.stopSnapshots();
     this.settlePendingSpec(new EdgeError('SITE_APPLY_NOT_COMMITTED', `${this.nodeId} is stopping`));
+    this.driver.cancelTimers();
     for (const id of [...this.timers.keys()]) this.disarm(id);
     await this.deps.discovery.close();
     const epoch = this.election.context.serverEpoch;

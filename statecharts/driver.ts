@@ -155,9 +155,14 @@ export class ElectionDriver<H = unknown> {
     return true;
   }
 
-  /** halt is power loss or shutdown: every timer is cancelled and nothing steps any more. */
+  /** halt is power loss: every timer is cancelled and nothing steps any more. */
   halt(): void {
     this.halted = true;
+    this.cancelTimers();
+  }
+
+  /** cancelTimers cancels every pending timer (a shutting-down shell); events still step. */
+  cancelTimers(): void {
     for (const t of this.table.values()) this.ports.timers.cancel(t.handle, t.id, 'halted');
     this.table.clear();
   }
