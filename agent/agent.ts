@@ -50,19 +50,19 @@ import type { StateStore } from './persistence/state-store.ts';
 import type { Transport } from './transport/transport.ts';
 import { monotonicMs } from './clock.ts';
 import { EdgeError } from './errors.ts';
-import { verifySiteApply } from './operator-auth.ts';
-import {
-  committedSpecs,
-  diffSpecs,
-  formatChange,
-  highestSpecVersion,
-  newestCommittedSpec,
-  specDigest,
-  specEntries,
-  type SiteSpecVersion,
-} from './site/spec-log.ts';
+import type { SiteSpecVersion } from './site/spec-log.ts';
 import type { SiteSpecSource } from './site/spec-source.ts';
 import { isoTime, wallClockMs } from './wall-clock.ts';
+
+type SpecLog = typeof import('./site/spec-log.ts');
+let specLogModule: SpecLog | null = null;
+/**
+ * specLog loads the site spec log helpers when a robot first needs them (it leads, a site entry
+ * commits, an operator asks), so that an idle robot never parses them.
+ */
+async function specLog(): Promise<SpecLog> {
+  return (specLogModule ??= await import('./site/spec-log.ts'));
+}
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -82,8 +82,11 @@ export interface AgentDeps {
   readonly seed?: number;
   /** Reads and checks site specs; without it the leader applies the runtime's own spec only. */
   readonly siteSpecs?: SiteSpecSource;
-  /** The key operator requests are signed with (operatorKey, agent/operator-auth.ts); none: refused. */
-  readonly operatorKey?: Uint8Array;
+  /**
+   * The key material operator requests are checked with: operatorKey (agent/operator-auth.ts)
+   * derives the operator key from it. Today the site key; none: every request is refused.
+   */
+  readonly operatorKeyMaterial?: Uint8Array;
 }
 
 /** An operator's proposal of a new site spec (`edgectl site apply`, POST /site/apply). */
@@ -449,7 +452,7 @@ export class Agent {
             () => {
               back({ type: 'cp.siteApplied', epoch: e.epoch, now: this.now() });
               // A version committed while this apply ran is applied now, not at the next reconcile.
-              this.reapplyIfBehind();
+              void this.reapplyIfBehind();
             },
             (err) =>
               back({
@@ -590,6 +593,8 @@ export class Agent {
    * later leader applies the same spec, whatever its own file says.
    */
   private async applySite(epoch: number): Promise<void> {
+    const s = await specLog();
+    const { newestCommittedSpec, specDigest, highestSpecVersion } = s;
     const c = this.election.context;
     const committed = newestCommittedSpec(c.log, c.commitIndex);
     if (committed) {
@@ -606,7 +611,7 @@ export class Agent {
     this.appliedSpec = { version: 0, digest: local === null ? '' : specDigest(local), epoch };
     const now = this.election.context;
     if (local !== null && roleOf(this.election) === 'leader' && highestSpecVersion(now.log) === 0) {
-      const proposed = this.proposeSpec(1, local);
+      const proposed = this.proposeSpec(s, 1, local);
       if (proposed)
         this.log.info(
           { epoch, specIndex: proposed.index },
@@ -616,7 +621,9 @@ export class Agent {
   }
 
   /** reapplyIfBehind: a serving leader whose applied spec is not the newest committed one applies again. */
-  private reapplyIfBehind(): void {
+  private async reapplyIfBehind(): Promise<void> {
+    if (phaseOf(this.lifecycle) !== 'leading.serving') return;
+    const { newestCommittedSpec } = await specLog();
     if (phaseOf(this.lifecycle) !== 'leading.serving') return;
     const c = this.election.context;
     const newest = newestCommittedSpec(c.log, c.commitIndex);
@@ -634,7 +641,7 @@ export class Agent {
           : new EdgeError('SITE_APPLY_NOT_COMMITTED', `site spec version ${p.version} was overwritten`),
       );
     }
-    this.reapplyIfBehind();
+    void this.reapplyIfBehind();
   }
 
   private settlePendingSpec(err: EdgeError | null): void {
@@ -644,7 +651,11 @@ export class Agent {
   }
 
   /** proposeSpec appends one spec version (its parts and manifest) to the log, or returns null. */
-  private proposeSpec(version: number, text: string): { index: number; term: number } | null {
+  private proposeSpec(
+    { specEntries }: SpecLog,
+    version: number,
+    text: string,
+  ): { index: number; term: number } | null {
     const before = this.election.context.log.length;
     const term = this.election.context.term;
     const datas = specEntries(version, text, isoTime(wallClockMs()), this.cfg.effectiveTiming.maxEntryBytes);
@@ -670,12 +681,16 @@ export class Agent {
         });
       return { kind: 'notLeader', leader: c.leader, leaderAddress: this.addressOf(c.leader) };
     }
-    if (!this.deps.operatorKey || !this.deps.siteSpecs)
+    if (!this.deps.operatorKeyMaterial || !this.deps.siteSpecs)
       throw new EdgeError('SITE_APPLY_UNAVAILABLE', `${this.nodeId} cannot accept site specs`, {
         hint: 'this agent runs without an operator key or a site spec parser (a test runtime)',
       });
+    const s = await specLog();
+    const { specDigest, newestCommittedSpec, highestSpecVersion } = s;
+    const { operatorKey, verifySiteApply } = await import('./operator-auth.ts');
     const claim = { site: this.cfg.site.id, baseVersion: req.baseVersion, digest: specDigest(req.spec) };
-    if (req.site !== this.cfg.site.id || !verifySiteApply(this.deps.operatorKey, claim, req.mac))
+    const key = operatorKey(this.deps.operatorKeyMaterial);
+    if (req.site !== this.cfg.site.id || !verifySiteApply(key, claim, req.mac))
       throw new EdgeError(
         'SITE_APPLY_UNAUTHENTICATED',
         `the site apply request is not signed with this site's operator key`,
@@ -708,7 +723,8 @@ export class Agent {
     const digest = specDigest(text);
     if (committed?.digest === digest) return { kind: 'unchanged', version: base, digest };
     const version = base + 1;
-    const proposed = this.proposeSpec(version, text);
+    // Synchronous from the checks above to the proposal: no other request can slip in between.
+    const proposed = this.proposeSpec(s, version, text);
     if (!proposed)
       throw new EdgeError(
         'SITE_APPLY_NOT_COMMITTED',
@@ -748,7 +764,8 @@ export class Agent {
   }
 
   /** siteView: the committed spec as this robot knows it, and who leads. */
-  siteView(): SiteView {
+  async siteView(): Promise<SiteView> {
+    const { newestCommittedSpec } = await specLog();
     const c = this.election.context;
     return {
       node: this.nodeId,
@@ -762,7 +779,8 @@ export class Agent {
   }
 
   /** siteHistory: every committed version, oldest first, each with what changed from the one before. */
-  siteHistory(): SiteHistoryEntry[] {
+  async siteHistory(): Promise<SiteHistoryEntry[]> {
+    const { committedSpecs, diffSpecs, formatChange } = await specLog();
     const c = this.election.context;
     let previous: string | null = null;
     return committedSpecs(c.log, c.commitIndex).map((v) => {

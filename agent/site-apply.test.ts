@@ -81,7 +81,7 @@ function makeSite(names: string[]) {
       lifecycleTiming: fastLifecycle,
       seed: i + 1,
       siteSpecs: fileSiteSpecSource(file),
-      operatorKey: operatorKey(SITE_KEY),
+      operatorKeyMaterial: SITE_KEY,
     });
   });
   return {
@@ -95,9 +95,9 @@ function makeSite(names: string[]) {
   };
 }
 
-async function until(cond: () => boolean, ms = 15_000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   const end = performance.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (performance.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -131,15 +131,16 @@ test('the first leader commits its installed spec as version 1; every later lead
   try {
     await Promise.all(site.agents.map((a) => a.start()));
     await until(() => site.agents.every((a) => a.ready()));
-    await until(() => site.agents.every((a) => a.siteView().committed?.version === 1));
+    const views = async () => Promise.all(site.agents.map((a) => a.siteView()));
+    await until(async () => (await views()).every((v) => v.committed?.version === 1));
     const leader = site.agents.find((a) => a.role() === 'leader')!;
     // Version 1 is the installed spec of the first robot that led: one of 10, 20, 30, the same everywhere.
-    const installed = pods(leader.siteView().committed?.text)!;
+    const installed = pods((await leader.siteView()).committed?.text)!;
     assert.ok(['10', '20', '30'].includes(installed), installed);
-    for (const a of site.agents) assert.equal(pods(a.siteView().committed?.text), installed);
+    for (const v of await views()) assert.equal(pods(v.committed?.text), installed);
     // The leader applied that spec: its installed one (version 0) if it seeded it, else version 1.
-    await until(() => leader.siteView().applied !== null);
-    assert.equal(leader.siteView().applied?.digest, specDigest(canonical(installed)));
+    await until(async () => (await leader.siteView()).applied !== null);
+    assert.equal((await leader.siteView()).applied?.digest, specDigest(canonical(installed)));
 
     for (const a of site.agents) servers.push(await startStatusServer(a, '127.0.0.1:0'));
     const portOf = (a: Agent) => servers[site.agents.indexOf(a)]!.port;
@@ -172,7 +173,7 @@ test('the first leader commits its installed spec as version 1; every later lead
     const other = await post(portOf(leader), request(JSON.stringify({ id: 'elsewhere' }), 1));
     assert.equal(other.status, 422);
     assert.equal(
-      site.agents.every((a) => a.siteView().committed?.version === 1),
+      (await views()).every((v) => v.committed?.version === 1),
       true,
       'no refused request changed the log',
     );
@@ -193,8 +194,8 @@ test('the first leader commits its installed spec as version 1; every later lead
     const history = (await (await fetch(`http://127.0.0.1:${portOf(follower)}/site/history`)).json()) as {
       versions: SiteHistoryEntry[];
     };
-    await until(() => follower.siteView().committed?.version === 2);
-    const h = follower.siteHistory();
+    await until(async () => (await follower.siteView()).committed?.version === 2);
+    const h = await follower.siteHistory();
     assert.deepEqual(
       h.map((v) => [v.version, v.changes]),
       [

@@ -49,9 +49,17 @@ export async function startStatusServer(
     if (req.method !== 'GET') return send(405, 'text/plain', 'GET only, and POST /site/apply\n');
     switch (url) {
       case '/site':
-        return send(200, 'application/json', JSON.stringify(agent.siteView(), null, 2));
+        agent.siteView().then(
+          (view) => send(200, 'application/json', JSON.stringify(view, null, 2)),
+          (err: Error) => send(500, 'text/plain', `${err.message}\n`),
+        );
+        return;
       case '/site/history':
-        return send(200, 'application/json', JSON.stringify({ versions: agent.siteHistory() }, null, 2));
+        agent.siteHistory().then(
+          (versions) => send(200, 'application/json', JSON.stringify({ versions }, null, 2)),
+          (err: Error) => send(500, 'text/plain', `${err.message}\n`),
+        );
+        return;
       case '/healthz':
         return send(200, 'text/plain', 'ok\n');
       case '/readyz':

@@ -11,7 +11,6 @@ import { makeDiscovery } from '../../agent/discovery/factory.ts';
 import { EdgeError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/log.ts';
 import { StateStore } from '../../agent/persistence/state-store.ts';
-import { operatorKey } from '../../agent/operator-auth.ts';
 import { readSiteKey } from '../../agent/site-key.ts';
 import { fileSiteSpecSource } from '../../agent/site/spec-source.ts';
 import { startStatusServer } from '../../agent/status-server.ts';
@@ -99,7 +98,7 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
     log,
     logContext: context,
     siteSpecs: fileSiteSpecSource(installedSiteSpecFile(config)),
-    operatorKey: operatorKey(key),
+    operatorKeyMaterial: key,
   });
   try {
     await agent.start();

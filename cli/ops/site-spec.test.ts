@@ -13,7 +13,6 @@ import { validateAgentConfig } from '../../agent/config.ts';
 import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
 import { InMemoryDiscovery, InMemoryDiscoveryBus } from '../../agent/discovery/discovery.ts';
 import { ConfigError } from '../../agent/errors.ts';
-import { operatorKey } from '../../agent/operator-auth.ts';
 import { StateStore } from '../../agent/persistence/state-store.ts';
 import { fileSiteSpecSource } from '../../agent/site/spec-source.ts';
 import { startStatusServer } from '../../agent/status-server.ts';
@@ -22,9 +21,9 @@ import { runSiteApply, runSiteHistory } from './site-spec.ts';
 
 const SITE = 'cli-apply';
 
-async function until(cond: () => boolean, ms = 15_000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   const end = performance.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (performance.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -67,7 +66,7 @@ test('site apply shows the diff, proposes nothing on --dry-run, commits a signed
     store: new StateStore(config.stateDir),
     log: pino({ level: 'silent' }),
     siteSpecs: fileSiteSpecSource(installed),
-    operatorKey: operatorKey(key),
+    operatorKeyMaterial: key,
   });
   const lines: string[] = [];
   const io = { out: (t: string) => lines.push(t), err: (t: string) => lines.push(t) };
@@ -75,7 +74,7 @@ test('site apply shows the diff, proposes nothing on --dry-run, commits a signed
   const srv = await startStatusServer(agent, '127.0.0.1:0');
   const addr = `127.0.0.1:${srv.port}`;
   try {
-    await until(() => agent.siteView().committed?.version === 1);
+    await until(async () => (await agent.siteView()).committed?.version === 1);
     const proposed = join(dir, 'proposed.yaml');
     writeFileSync(proposed, `# the new quota\nid: ${SITE}\nquota:\n  hard:\n    pods: "42"\n`);
 
@@ -86,7 +85,7 @@ test('site apply shows the diff, proposes nothing on --dry-run, commits a signed
     );
     assert.equal(dry.result, null);
     assert.match(lines.join('\n'), /quota\.hard\.pods: "10" → "42"\ndry run: nothing proposed/);
-    assert.equal(agent.siteView().committed?.version, 1, 'a dry run proposes nothing');
+    assert.equal((await agent.siteView()).committed?.version, 1, 'a dry run proposes nothing');
 
     await assert.rejects(
       runSiteApply({ file: proposed, addr, dryRun: false, siteKey: wrongKeyFile, output: 'table' }, io),
