@@ -1,10 +1,10 @@
 /**
  * Agent is the daemon on every robot: the imperative shell around the election and lifecycle
- * statecharts (docs/agent.md). It owns every piece of I/O and runs the effects the statecharts
- * return, in order:
+ * statecharts (docs/agent.md). It owns every piece of I/O. The election runs in the shared driver
+ * (statecharts/driver.ts, which documents the effect order); the agent gives it its ports:
  *
- *   transport / timers / commands ──event(now)──▶ election statechart ──effects──▶ persist (fsync),
- *     stopServer → lifecycle, send, startServer → lifecycle, commit, leaderChanged → lifecycle + mDNS
+ *   transport / timers / commands ──event(now)──▶ ElectionDriver ──ports──▶ persist (fsync),
+ *     stopServer → lifecycle, send (UDP), startServer → lifecycle, commit, leaderChanged → lifecycle + mDNS
  *   lifecycle effects ──▶ ControlPlaneRuntime (async) ──result event──▶ lifecycle statechart
  *
  * Election steps run synchronously, one at a time: persistence uses synchronous fsync'd writes, so
@@ -13,17 +13,15 @@
  */
 import { randomBelow } from './random.ts';
 import type { Logger } from 'pino';
+import { ElectionDriver } from '../statecharts/driver.ts';
 import {
-  durableOf,
   leaseExpiresAt,
   liveLeader,
   roleOf,
-  startElection,
-  stepElection,
-  type ElectionEffect,
   type ElectionEvent,
   type ElectionSnapshot,
   type Role,
+  type TimerId,
 } from '../statecharts/election.ts';
 import {
   evaluate,
@@ -55,7 +53,20 @@ import { AgentMetrics } from './metrics.ts';
 import type { StateStore } from './persistence/state-store.ts';
 import type { Transport } from './transport/transport.ts';
 import { monotonicMs } from './clock.ts';
+import { EdgeError } from './errors.ts';
+import type { SiteSpecVersion } from './site/spec-log.ts';
+import type { SiteSpecSource } from './site/spec-source.ts';
 import { isoTime, wallClockMs } from './wall-clock.ts';
+
+type SpecLog = typeof import('./site/spec-log.ts');
+let specLogModule: SpecLog | null = null;
+/**
+ * specLog loads the site spec log helpers when a robot first needs them (it leads, a site entry
+ * commits, an operator asks), so that an idle robot never parses them.
+ */
+async function specLog(): Promise<SpecLog> {
+  return (specLogModule ??= await import('./site/spec-log.ts'));
+}
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -73,6 +84,57 @@ export interface AgentDeps {
   /** Monotonic clock in ms. */
   readonly now?: () => number;
   readonly seed?: number;
+  /** Reads and checks site specs; without it the leader applies the runtime's own spec only. */
+  readonly siteSpecs?: SiteSpecSource;
+  /**
+   * The key material operator requests are checked with: operatorKey (agent/operator-auth.ts)
+   * derives the operator key from it. Today the site key; none: every request is refused.
+   */
+  readonly operatorKeyMaterial?: Uint8Array;
+}
+
+/** An operator's proposal of a new site spec (`edgectl site apply`, POST /site/apply). */
+export interface SiteApplyRequest {
+  readonly site: string;
+  /** The committed version the operator diffed against (0: none yet). */
+  readonly baseVersion: number;
+  /** The proposed spec, canonical JSON. */
+  readonly spec: string;
+  /** signSiteApply's tag over site, baseVersion and the spec's digest. */
+  readonly mac: string;
+}
+
+export type SiteApplyOutcome =
+  | { readonly kind: 'notLeader'; readonly leader: NodeId; readonly leaderAddress: string | null }
+  | { readonly kind: 'unchanged'; readonly version: number; readonly digest: string }
+  | {
+      readonly kind: 'committed';
+      readonly version: number;
+      readonly term: number;
+      readonly index: number;
+      readonly digest: string;
+    };
+
+/** What this robot knows of the site spec (GET /site). */
+export interface SiteView {
+  readonly node: NodeId;
+  readonly site: string;
+  readonly leader: NodeId | null;
+  readonly leaderAddress: string | null;
+  readonly commitIndex: number;
+  readonly committed: SiteSpecVersion | null;
+  /** As leader: the version it applied last (0: the installed spec), and for which epoch. */
+  readonly applied: { readonly version: number; readonly digest: string; readonly epoch: number } | null;
+}
+
+export interface SiteHistoryEntry {
+  readonly version: number;
+  readonly term: number;
+  readonly index: number;
+  readonly digest: string;
+  readonly at: string;
+  /** What changed from the previous version, one `path: before → after` line per leaf. */
+  readonly changes: readonly string[];
 }
 
 export interface AgentStatus {
@@ -113,7 +175,10 @@ export class Agent {
   private readonly logContext: LogContext;
   private readonly now: () => number;
   private readonly startedAt: number;
-  private election!: ElectionSnapshot;
+  /** The election core and its timers (statecharts/driver.ts); this class provides its ports. */
+  private driver!: ElectionDriver<Timer | undefined>;
+  /** The log as last made durable: persistLog replaces its tail, and the store writes it whole. */
+  private durableLog: readonly LogEntry[] = [];
   private lifecycle!: LifecycleSnapshot;
   private readonly timers = new Map<string, Timer>();
   private membership: MembershipView = new Map();
@@ -128,8 +193,16 @@ export class Agent {
   private snapshotting = false;
   /** Robots this leader marked lost (out-of-service); a new leader starts from none. */
   private readonly lostNodes = new Set<NodeId>();
-  /** The newest committed site spec entry (applied by the SiteApplier in the k3s issue). */
-  siteSpec: LogEntry | null = null;
+  /** The spec this leader applied last: 0 is the installed one, before the log held any. */
+  private appliedSpec: { version: number; digest: string; epoch: number } | null = null;
+  /** An operator's proposal waiting for its manifest entry to commit. */
+  private pendingSpec: {
+    readonly index: number;
+    readonly term: number;
+    readonly version: number;
+    readonly digest: string;
+    readonly done: (err: EdgeError | null) => void;
+  } | null = null;
 
   constructor(deps: AgentDeps) {
     this.deps = deps;
@@ -172,19 +245,22 @@ export class Agent {
   /** start loads durable state, starts the statecharts, the transport handler and discovery. */
   async start(): Promise<void> {
     const durable = this.deps.store.load();
+    this.durableLog = durable.log;
     const now = this.now();
-    const e = startElection({
-      id: this.cfg.node.id,
-      voters: this.voters(),
-      learners: [],
-      witnesses: this.cfg.witnesses,
-      timing: this.cfg.effectiveTiming,
-      seed: this.deps.seed ?? randomBelow(2 ** 31),
-      fitness: this.cfg.node.fitness,
-      durable,
-      now,
-    });
-    this.election = e.snapshot;
+    // The driver runs the election's first effects (its election timer) as it starts.
+    this.driver = new ElectionDriver(
+      {
+        id: this.cfg.node.id,
+        voters: this.voters(),
+        learners: [],
+        witnesses: this.cfg.witnesses,
+        timing: this.cfg.effectiveTiming,
+        seed: this.deps.seed ?? randomBelow(2 ** 31),
+        fitness: this.cfg.node.fitness,
+        durable,
+      },
+      this.electionPorts(),
+    );
     this.logContext.term = durable.term;
     this.logContext.role = 'follower';
     this.metrics.setRole('follower');
@@ -214,7 +290,6 @@ export class Agent {
       this.deps.transport.setPeer(s.node, { host: s.host, port: s.port });
     this.deps.discovery.onChange((peers) => this.onPeers(peers));
 
-    this.runElectionEffects(e.effects);
     this.runLifecycleEffects(l.effects);
     // A fifth of the suspect threshold (600 ms in the fleet profile): a silent peer turns suspect at
     // most that late, and an idle robot wakes for it less than twice a second.
@@ -229,6 +304,10 @@ export class Agent {
     this.onPeers(this.deps.discovery.peers());
   }
 
+  private get election(): ElectionSnapshot {
+    return this.driver.snapshot;
+  }
+
   /** feed runs one election event and its effects, synchronously. */
   feed(event: ElectionEvent): void {
     if (
@@ -238,75 +317,81 @@ export class Agent {
       event.type !== 'heartbeatTimeout'
     )
       return;
-    const before = roleOf(this.election);
-    let step;
     try {
-      step = stepElection(this.election, event);
+      this.driver.step(event);
     } catch (err) {
       this.noteError(`election step ${event.type} failed: ${(err as Error).message}`);
-      return;
     }
-    this.election = step.snapshot;
-    const after = roleOf(this.election);
-    this.logContext.term = this.election.context.term;
-    this.logContext.role = after;
-    if (after !== before) {
-      this.metrics.setRole(after);
-      if (after === 'preCandidate' || after === 'candidate')
-        this.metrics.elections.inc({ result: 'started' });
-      if (after === 'leader') this.metrics.elections.inc({ result: 'won' });
-      this.log.info(
-        { from: before, to: after },
-        `${this.nodeId} became ${after} at term ${this.election.context.term}`,
-      );
-    }
-    this.runElectionEffects(step.effects);
   }
 
-  private runElectionEffects(effects: readonly ElectionEffect[]): void {
-    for (const e of effects) {
-      switch (e.kind) {
-        case 'persistHardState':
-          this.deps.store.saveHardState(e.term, e.votedFor);
-          break;
-        case 'persistLog':
-          this.deps.store.saveLog(durableOf(this.election).log);
-          break;
-        case 'stopServer':
-          this.feedLifecycle({ type: 'election.stopServer', epoch: e.epoch, now: this.now() });
-          break;
-        case 'send':
-          for (const m of e.messages) {
+  /**
+   * electionPorts: what the election driver runs its effects against. Persistence is synchronous
+   * and fsync'd (StateStore), so a vote is on disk before the reply leaves; timers are the monotonic
+   * setTimeout, and a timer that fires feeds its event through feed() like any other.
+   */
+  private electionPorts() {
+    return {
+      clock: { now: this.now },
+      timers: {
+        start: (id: TimerId, delayMs: number, fire: () => void): Timer | undefined => {
+          if (this.stopping && id !== 'heartbeat') return undefined;
+          const due = this.now() + delayMs;
+          return setTimeout(() => {
+            this.metrics.timerLateness.observe(Math.max(0, this.now() - due) / 1000);
+            if (this.stopping && id !== 'heartbeat') return;
+            try {
+              fire();
+            } catch (err) {
+              this.noteError(`election timer ${id} failed: ${(err as Error).message}`);
+            }
+          }, delayMs);
+        },
+        cancel: (handle: Timer | undefined) => clearTimeout(handle),
+      },
+      send: {
+        send: (messages: readonly Message[]) => {
+          for (const m of messages) {
             this.deps.transport.send(m);
             this.metrics.countMessage('out', m.type);
           }
-          break;
-        case 'startServer':
-          this.feedLifecycle({ type: 'election.startServer', epoch: e.epoch, now: this.now() });
-          break;
-        case 'commit':
-          for (const entry of e.entries) if (entry.kind === 'site') this.siteSpec = entry;
-          this.metrics.commitIndex.set(e.fromIndex + e.entries.length - 1);
-          break;
-        case 'leaderChanged':
-          this.onLeaderChanged(e.leader, e.term);
-          break;
-        case 'proposalRejected':
-          this.log.warn({ reason: e.reason, leader: e.leader }, 'site log proposal rejected');
-          break;
-        case 'trace':
-          this.log.debug(e.text);
-          break;
-        case 'armTimer':
-          this.arm(`election/${e.id}`, e.delayMs, () =>
-            this.feed({ ...e.event, now: this.now() } as ElectionEvent),
-          );
-          break;
-        case 'disarmTimer':
-          this.disarm(`election/${e.id}`);
-          break;
-      }
-    }
+        },
+      },
+      persist: {
+        persistHardState: (term: number, votedFor: NodeId | null) =>
+          this.deps.store.saveHardState(term, votedFor),
+        persistLog: (fromIndex: number, entries: readonly LogEntry[]) => {
+          this.durableLog = this.durableLog.slice(0, fromIndex - 1).concat(entries);
+          this.deps.store.saveLog(this.durableLog);
+        },
+      },
+      lifecycle: {
+        stopServer: (epoch: number) =>
+          this.feedLifecycle({ type: 'election.stopServer', epoch, now: this.now() }),
+        startServer: (epoch: number) =>
+          this.feedLifecycle({ type: 'election.startServer', epoch, now: this.now() }),
+        commit: (fromIndex: number, entries: readonly LogEntry[]) => {
+          this.metrics.commitIndex.set(fromIndex + entries.length - 1);
+          if (entries.some((x) => x.kind === 'site')) this.onSiteEntriesCommitted();
+        },
+        leaderChanged: (leader: NodeId | null, term: number) => this.onLeaderChanged(leader, term),
+        proposalRejected: (reason: string, leader: NodeId | null) =>
+          this.log.warn({ reason, leader }, 'site log proposal rejected'),
+        trace: (text: string) => this.log.debug(text),
+      },
+      observer: {
+        stepped: (before: ElectionSnapshot, after: ElectionSnapshot) => {
+          const from = roleOf(before);
+          const to = roleOf(after);
+          this.logContext.term = after.context.term;
+          this.logContext.role = to;
+          if (to === from) return;
+          this.metrics.setRole(to);
+          if (to === 'preCandidate' || to === 'candidate') this.metrics.elections.inc({ result: 'started' });
+          if (to === 'leader') this.metrics.elections.inc({ result: 'won' });
+          this.log.info({ from, to }, `${this.nodeId} became ${to} at term ${after.context.term}`);
+        },
+      },
+    };
   }
 
   private onLeaderChanged(leader: NodeId | null, term: number): void {
@@ -322,6 +407,14 @@ export class Agent {
         ? `${this.nodeId} follows ${leader} at term ${term}`
         : `${this.nodeId} lost its leader at term ${term}`,
     );
+    if (this.pendingSpec && (leader !== this.nodeId || term !== this.pendingSpec.term))
+      this.settlePendingSpec(
+        new EdgeError(
+          'SITE_APPLY_NOT_COMMITTED',
+          `${this.nodeId} lost its leadership at term ${term} before site spec version ${this.pendingSpec.version} committed`,
+          { hint: 'run edgectl site history to see whether it was committed; if not, apply it again' },
+        ),
+      );
     this.feedLifecycle({ type: 'election.leader', leader, term, now });
     const role =
       leader === this.nodeId ? 'leader' : this.voters().includes(this.nodeId) ? 'follower' : 'learner';
@@ -385,8 +478,12 @@ export class Agent {
           );
           break;
         case 'applySite':
-          rt.applySite(e.epoch).then(
-            () => back({ type: 'cp.siteApplied', epoch: e.epoch, now: this.now() }),
+          this.applySite(e.epoch).then(
+            () => {
+              back({ type: 'cp.siteApplied', epoch: e.epoch, now: this.now() });
+              // A version committed while this apply ran is applied now, not at the next reconcile.
+              void this.reapplyIfBehind();
+            },
             (err) =>
               back({
                 type: 'cp.siteFailed',
@@ -397,10 +494,7 @@ export class Agent {
           );
           break;
         case 'joinControlPlane': {
-          const host =
-            this.deps.transport.peerAddress(e.leader)?.host ??
-            this.peers.find((p) => p.nodeId === e.leader)?.addresses[0] ??
-            e.leader;
+          const host = this.addressOf(e.leader) ?? e.leader;
           rt.joinAsWorker({ id: e.leader, host }, e.epoch).then(
             () => back({ type: 'cp.workerReady', leader: e.leader, epoch: e.epoch, now: this.now() }),
             (err) =>
@@ -496,7 +590,7 @@ export class Agent {
       const to = this.cfg.voters
         .filter((v) => v !== this.nodeId)
         .flatMap((id) => {
-          const host = this.deps.transport.peerAddress(id)?.host;
+          const host = this.addressOf(id);
           return host ? [{ id, host }] : [];
         });
       const kept = rt.shipSnapshot ? await rt.shipSnapshot(record.name, to) : [];
@@ -510,6 +604,219 @@ export class Agent {
     } finally {
       this.snapshotting = false;
     }
+  }
+
+  /** addressOf: where a peer is reached: the address it last used on the transport, else discovery's. */
+  private addressOf(id: NodeId): string | null {
+    return (
+      this.deps.transport.peerAddress(id)?.host ??
+      this.peers.find((p) => p.nodeId === id)?.addresses[0] ??
+      null
+    );
+  }
+
+  /**
+   * applySite: the leader applies the newest spec committed in the site log. While the log holds
+   * none, it applies the spec installed with it and proposes that as version 1, so that every
+   * later leader applies the same spec, whatever its own file says.
+   */
+  private async applySite(epoch: number): Promise<void> {
+    const s = await specLog();
+    const { newestCommittedSpec, specDigest, highestSpecVersion } = s;
+    const c = this.election.context;
+    const committed = newestCommittedSpec(c.log, c.commitIndex);
+    if (committed) {
+      await this.deps.runtime.applySite(epoch, committed);
+      this.appliedSpec = { version: committed.version, digest: committed.digest, epoch };
+      this.log.info(
+        { epoch, specVersion: committed.version, specIndex: committed.index, digest: committed.digest },
+        `${this.nodeId} applied site spec version ${committed.version} (term ${committed.term}, index ${committed.index}) for epoch ${epoch}`,
+      );
+      return;
+    }
+    const local = this.deps.siteSpecs ? await this.deps.siteSpecs.local() : null;
+    await this.deps.runtime.applySite(epoch, null);
+    this.appliedSpec = { version: 0, digest: local === null ? '' : specDigest(local), epoch };
+    const now = this.election.context;
+    if (local !== null && roleOf(this.election) === 'leader' && highestSpecVersion(now.log) === 0) {
+      const proposed = this.proposeSpec(s, 1, local);
+      if (proposed)
+        this.log.info(
+          { epoch, specIndex: proposed.index },
+          `${this.nodeId} proposed its installed site spec as version 1 at term ${proposed.term}`,
+        );
+    }
+  }
+
+  /** reapplyIfBehind: a serving leader whose applied spec is not the newest committed one applies again. */
+  private async reapplyIfBehind(): Promise<void> {
+    if (phaseOf(this.lifecycle) !== 'leading.serving') return;
+    const { newestCommittedSpec } = await specLog();
+    if (phaseOf(this.lifecycle) !== 'leading.serving') return;
+    const c = this.election.context;
+    const newest = newestCommittedSpec(c.log, c.commitIndex);
+    if (newest && newest.digest !== this.appliedSpec?.digest)
+      this.feedLifecycle({ type: 'reconcile', now: this.now() });
+  }
+
+  private onSiteEntriesCommitted(): void {
+    const p = this.pendingSpec;
+    const c = this.election.context;
+    if (p && c.commitIndex >= p.index) {
+      this.settlePendingSpec(
+        c.log[p.index - 1]?.term === p.term
+          ? null
+          : new EdgeError('SITE_APPLY_NOT_COMMITTED', `site spec version ${p.version} was overwritten`),
+      );
+    }
+    void this.reapplyIfBehind();
+  }
+
+  private settlePendingSpec(err: EdgeError | null): void {
+    const p = this.pendingSpec;
+    this.pendingSpec = null;
+    p?.done(err);
+  }
+
+  /** proposeSpec appends one spec version (its parts and manifest) to the log, or returns null. */
+  private proposeSpec(
+    { specEntries }: SpecLog,
+    version: number,
+    text: string,
+  ): { index: number; term: number } | null {
+    const before = this.election.context.log.length;
+    const term = this.election.context.term;
+    const datas = specEntries(version, text, isoTime(wallClockMs()), this.cfg.effectiveTiming.maxEntryBytes);
+    for (const data of datas) this.feed({ type: 'propose', kind: 'site', data, now: this.now() });
+    const log = this.election.context.log;
+    // All or nothing: the entries go in within one synchronous run, so only a refusal cuts it short.
+    if (log.length !== before + datas.length || this.election.context.term !== term) return null;
+    return { index: log.length, term };
+  }
+
+  /**
+   * applySiteRequest handles an operator's proposal. A robot that does not lead names the leader.
+   * The leader checks the tag (before parsing anything), the spec, and that the operator diffed
+   * against the committed version; then it proposes the new version and resolves once that
+   * version is committed. It applies it at once (reapplyIfBehind).
+   */
+  async applySiteRequest(req: SiteApplyRequest): Promise<SiteApplyOutcome> {
+    const c = this.election.context;
+    if (roleOf(this.election) !== 'leader') {
+      if (c.leader === null)
+        throw new EdgeError('NO_LEADER', `the site has no leader now (${this.nodeId} at term ${c.term})`, {
+          hint: 'wait for an election (edgectl status), then apply again',
+        });
+      return { kind: 'notLeader', leader: c.leader, leaderAddress: this.addressOf(c.leader) };
+    }
+    if (!this.deps.operatorKeyMaterial || !this.deps.siteSpecs)
+      throw new EdgeError('SITE_APPLY_UNAVAILABLE', `${this.nodeId} cannot accept site specs`, {
+        hint: 'this agent runs without an operator key or a site spec parser (a test runtime)',
+      });
+    const s = await specLog();
+    const { specDigest, newestCommittedSpec, highestSpecVersion } = s;
+    const { operatorKey, verifySiteApply } = await import('./operator-auth.ts');
+    const claim = { site: this.cfg.site.id, baseVersion: req.baseVersion, digest: specDigest(req.spec) };
+    const key = operatorKey(this.deps.operatorKeyMaterial);
+    if (req.site !== this.cfg.site.id || !verifySiteApply(key, claim, req.mac))
+      throw new EdgeError(
+        'SITE_APPLY_UNAUTHENTICATED',
+        `the site apply request is not signed with this site's operator key`,
+        {
+          hint: `sign it with the key of site ${this.cfg.site.id} (edgectl site apply --site-key)`,
+        },
+      );
+    if (phaseOf(this.lifecycle) !== 'leading.serving' || this.election.context.serverEpoch === null)
+      throw new EdgeError('LEADER_NOT_READY', `${this.nodeId} leads term ${c.term} but does not serve yet`, {
+        hint: 'apply again in a few seconds',
+      });
+    const text = await this.deps.siteSpecs.validate(req.spec, this.cfg.site.id);
+    const e = this.election.context;
+    if (roleOf(this.election) !== 'leader' || e.term !== c.term)
+      throw new EdgeError('SITE_APPLY_NOT_COMMITTED', `${this.nodeId} lost its leadership meanwhile`, {
+        hint: 'apply again',
+      });
+    const committed = newestCommittedSpec(e.log, e.commitIndex);
+    const base = committed?.version ?? 0;
+    if (this.pendingSpec || highestSpecVersion(e.log) > base)
+      throw new EdgeError('SITE_APPLY_BUSY', 'another site spec version is being committed', {
+        hint: 'wait a second, check edgectl site history, then apply again',
+      });
+    if (req.baseVersion !== base)
+      throw new EdgeError(
+        'SITE_SPEC_CONFLICT',
+        `the committed site spec is version ${base}, not ${req.baseVersion} as the request assumes`,
+        { hint: 'someone changed the site meanwhile: look at edgectl site history and apply again' },
+      );
+    const digest = specDigest(text);
+    if (committed?.digest === digest) return { kind: 'unchanged', version: base, digest };
+    const version = base + 1;
+    // Synchronous from the checks above to the proposal: no other request can slip in between.
+    const proposed = this.proposeSpec(s, version, text);
+    if (!proposed)
+      throw new EdgeError(
+        'SITE_APPLY_NOT_COMMITTED',
+        `${this.nodeId} could not append site spec version ${version}`,
+        {
+          hint: 'the leadership is moving; apply again in a few seconds',
+        },
+      );
+    this.log.info(
+      { specVersion: version, specIndex: proposed.index, digest },
+      `${this.nodeId} proposed site spec version ${version} at term ${proposed.term}`,
+    );
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          this.settlePendingSpec(
+            new EdgeError('SITE_APPLY_NOT_COMMITTED', `site spec version ${version} did not commit in time`, {
+              hint: 'a majority of voters is not reachable; check edgectl site history later',
+            }),
+          ),
+        Math.max(5_000, 4 * this.cfg.effectiveTiming.electionTimeoutMaxMs),
+      );
+      this.pendingSpec = {
+        ...proposed,
+        version,
+        digest,
+        done: (err) => {
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve();
+        },
+      };
+      // Committed within the proposing step already (a single voter).
+      if (this.election.context.commitIndex >= proposed.index) this.settlePendingSpec(null);
+    });
+    return { kind: 'committed', version, term: proposed.term, index: proposed.index, digest };
+  }
+
+  /** siteView: the committed spec as this robot knows it, and who leads. */
+  async siteView(): Promise<SiteView> {
+    const { newestCommittedSpec } = await specLog();
+    const c = this.election.context;
+    return {
+      node: this.nodeId,
+      site: this.cfg.site.id,
+      leader: c.leader,
+      leaderAddress: c.leader === null ? null : c.leader === this.nodeId ? null : this.addressOf(c.leader),
+      commitIndex: c.commitIndex,
+      committed: newestCommittedSpec(c.log, c.commitIndex),
+      applied: roleOf(this.election) === 'leader' ? this.appliedSpec : null,
+    };
+  }
+
+  /** siteHistory: every committed version, oldest first, each with what changed from the one before. */
+  async siteHistory(): Promise<SiteHistoryEntry[]> {
+    const { committedSpecs, diffSpecs, formatChange } = await specLog();
+    const c = this.election.context;
+    let previous: string | null = null;
+    return committedSpecs(c.log, c.commitIndex).map((v) => {
+      const changes =
+        previous === null ? ['first version in the site log'] : diffSpecs(previous, v.text).map(formatChange);
+      previous = v.text;
+      return { version: v.version, term: v.term, index: v.index, digest: v.digest, at: v.at, changes };
+    });
   }
 
   /** actOnNodeLoss: the serving leader marks robots lost past the grace period, and back again. */
@@ -671,6 +978,8 @@ export class Agent {
     }
     clearInterval(this.membershipTimer);
     this.stopSnapshots();
+    this.settlePendingSpec(new EdgeError('SITE_APPLY_NOT_COMMITTED', `${this.nodeId} is stopping`));
+    this.driver.cancelTimers();
     for (const id of [...this.timers.keys()]) this.disarm(id);
     await this.deps.discovery.close();
     const epoch = this.election.context.serverEpoch;

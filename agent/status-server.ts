@@ -4,10 +4,13 @@
  *   /readyz   200 when this robot does its part (serves as leader, or is Ready as a worker), else 503
  *   /status   JSON: node, site, role, term, leader, members with state and RTT, control plane, last errors
  *   /metrics  Prometheus text format
+ *   /site          JSON: the newest committed site spec this robot knows, and who leads
+ *   /site/history  JSON: every committed site spec version, with what changed
+ *   POST /site/apply  an operator's new site spec (Agent.applySiteRequest; signed, docs/operations.md)
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Agent } from './agent.ts';
+import type { Agent, SiteApplyRequest } from './agent.ts';
 import { EdgeError } from './errors.ts';
 import { httpDate, wallClockMs } from './wall-clock.ts';
 
@@ -34,8 +37,29 @@ export async function startStatusServer(
       });
       res.end(body);
     };
-    if (req.method !== 'GET') return send(405, 'text/plain', 'GET only\n');
+    if (req.method === 'POST' && url === '/site/apply') {
+      readBody(req).then(
+        (body) =>
+          siteApply(agent, body).then(([code, doc]) => send(code, 'application/json', JSON.stringify(doc))),
+        (err: Error) =>
+          send(413, 'application/json', JSON.stringify({ error: { code: 'BODY', message: err.message } })),
+      );
+      return;
+    }
+    if (req.method !== 'GET') return send(405, 'text/plain', 'GET only, and POST /site/apply\n');
     switch (url) {
+      case '/site':
+        agent.siteView().then(
+          (view) => send(200, 'application/json', JSON.stringify(view, null, 2)),
+          (err: Error) => send(500, 'text/plain', `${err.message}\n`),
+        );
+        return;
+      case '/site/history':
+        agent.siteHistory().then(
+          (versions) => send(200, 'application/json', JSON.stringify({ versions }, null, 2)),
+          (err: Error) => send(500, 'text/plain', `${err.message}\n`),
+        );
+        return;
       case '/healthz':
         return send(200, 'text/plain', 'ok\n');
       case '/readyz':
@@ -51,7 +75,7 @@ export async function startStatusServer(
         );
         return;
       default:
-        return send(404, 'text/plain', 'try /healthz /readyz /status /metrics\n');
+        return send(404, 'text/plain', 'try /healthz /readyz /status /metrics /site /site/history\n');
     }
   });
   await new Promise<void>((resolve, reject) => {
@@ -70,4 +94,77 @@ export async function startStatusServer(
     port: (server.address() as AddressInfo).port,
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
+}
+
+/** Bodies above this are refused unread: a site spec is a few kilobytes. */
+const MAX_BODY_BYTES = 256 * 1024;
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new Error(`request body over ${MAX_BODY_BYTES} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** The HTTP status of each refusal of a site apply, by error code; anything else is a 500. */
+const APPLY_STATUS: Readonly<Record<string, number>> = {
+  EDGE_BAD_REQUEST: 400,
+  EDGE_SITE_APPLY_UNAUTHENTICATED: 401,
+  EDGE_SITE_SPEC_CONFLICT: 409,
+  EDGE_SITE_APPLY_BUSY: 409,
+  EDGE_CONFIG_INVALID: 422,
+  EDGE_NO_LEADER: 503,
+  EDGE_LEADER_NOT_READY: 503,
+  EDGE_SITE_APPLY_NOT_COMMITTED: 503,
+  EDGE_SITE_APPLY_UNAVAILABLE: 501,
+};
+
+/** siteApply answers POST /site/apply: 200 committed or unchanged, 421 with the leader, or an error. */
+async function siteApply(agent: Agent, body: string): Promise<[number, unknown]> {
+  try {
+    const out = await agent.applySiteRequest(parseApplyRequest(body));
+    return [out.kind === 'notLeader' ? 421 : 200, out];
+  } catch (e) {
+    const err =
+      e instanceof EdgeError
+        ? e
+        : new EdgeError('SITE_APPLY_FAILED', e instanceof Error ? e.message : String(e));
+    const problems = (err as { problems?: readonly string[] }).problems;
+    return [
+      APPLY_STATUS[err.code] ?? 500,
+      { error: { code: err.code, message: err.message, hint: err.hint, ...(problems ? { problems } : {}) } },
+    ];
+  }
+}
+
+function parseApplyRequest(body: string): SiteApplyRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    v = null;
+  }
+  const r = v as Partial<Record<keyof SiteApplyRequest, unknown>> | null;
+  if (
+    !r ||
+    typeof r.site !== 'string' ||
+    typeof r.spec !== 'string' ||
+    typeof r.mac !== 'string' ||
+    typeof r.baseVersion !== 'number' ||
+    !Number.isSafeInteger(r.baseVersion) ||
+    r.baseVersion < 0
+  )
+    throw new EdgeError('BAD_REQUEST', 'a site apply request is JSON {site, baseVersion, spec, mac}', {
+      hint: 'send it with edgectl site apply',
+    });
+  return { site: r.site, baseVersion: r.baseVersion, spec: r.spec, mac: r.mac };
 }

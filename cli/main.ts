@@ -5,18 +5,13 @@
 import yargs from 'yargs';
 import { EdgeError, InternalError, UsageError } from '../agent/errors.ts';
 import { agentCommand, witnessCommand } from './commands/agent.ts';
-import {
-  bootstrapCommand,
-  resetCommand,
-  robotCommand,
-  siteCommand,
-  uninstallCommand,
-} from './commands/bootstrap.ts';
+import { bootstrapCommand, resetCommand, robotCommand, uninstallCommand } from './commands/bootstrap.ts';
 import { dashboardCommand } from './commands/dashboard.ts';
 import { inventoryCommand } from './commands/inventory.ts';
 import { labCommand } from './commands/lab.ts';
 import { renderCommand } from './commands/render.ts';
 import { simCommand } from './commands/sim.ts';
+import { siteCommand } from './commands/site.ts';
 import { statusCommand } from './commands/status.ts';
 import { OUTPUT_FORMATS, processIo, type Io, type OutputFormat } from './output.ts';
 

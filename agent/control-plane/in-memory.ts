@@ -6,6 +6,7 @@
  * two servers ever ran at once.
  */
 import { EdgeError } from '../errors.ts';
+import type { SiteSpecVersion } from '../site/spec-log.ts';
 import type { ControlPlaneRuntime, ControlPlaneStatus, LeaderEndpoint } from './runtime.ts';
 
 export interface InMemoryRuntimeOptions {
@@ -58,13 +59,17 @@ export class InMemoryControlPlane implements ControlPlaneRuntime {
     if (this.server && this.server.epoch <= epoch) this.server = null;
   }
 
-  async applySite(epoch: number): Promise<void> {
-    this.journal.push(`applySite ${epoch}`);
+  /** The spec of the last successful applySite: null for the installed one. */
+  appliedSpec: SiteSpecVersion | null = null;
+
+  async applySite(epoch: number, spec?: SiteSpecVersion | null): Promise<void> {
+    this.journal.push(spec ? `applySite ${epoch} v${spec.version}` : `applySite ${epoch}`);
     if (this.server?.epoch !== epoch || this.server.state !== 'serving') {
       throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch} to apply the site to`);
     }
     await this.wait();
     this.siteAppliedEpoch = epoch;
+    this.appliedSpec = spec ?? null;
   }
 
   async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {

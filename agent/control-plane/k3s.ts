@@ -54,12 +54,16 @@ import type {
   SnapshotRecord as RuntimeSnapshotRecord,
 } from './runtime.ts';
 import { pushSnapshot, type SnapshotKeys, type SnapshotReceiver } from './snapshots.ts';
+import type { SiteSpecVersion } from '../site/spec-log.ts';
 import { isoTime, wallClockMs } from '../wall-clock.ts';
 import { monotonicMs } from '../clock.ts';
 
-/** What the runtime needs of the SiteApplier (agent/site/applier.ts): apply the site for an epoch. */
+/**
+ * What the runtime needs of the SiteApplier (agent/site/applier.ts): apply the site for an epoch,
+ * the committed `spec` if given, else the spec installed with the robot.
+ */
 export interface SiteApplyTarget {
-  apply(epoch: number): Promise<unknown>;
+  apply(epoch: number, spec?: SiteSpecVersion | null): Promise<unknown>;
 }
 
 /** Where the snapshot records and files come from when a new leader chooses how to start. */
@@ -258,14 +262,14 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     }
   }
 
-  async applySite(epoch: number): Promise<void> {
+  async applySite(epoch: number, spec?: SiteSpecVersion | null): Promise<void> {
     if (this.server?.epoch !== epoch || this.server.state !== 'serving') {
       throw new EdgeError(
         'NO_SERVER',
         `no serving k3s server of epoch ${epoch} on ${this.spec.nodeName} to apply the site to`,
       );
     }
-    await this.site.apply(epoch);
+    await this.site.apply(epoch, spec);
     this.siteAppliedEpoch = epoch;
   }
 

@@ -13,6 +13,7 @@
  * - The runtime never decides roles, and it never runs two servers at once.
  */
 import type { NodeId } from '../../statecharts/messages.ts';
+import type { SiteSpecVersion } from '../site/spec-log.ts';
 
 export interface LeaderEndpoint {
   readonly id: NodeId;
@@ -37,8 +38,12 @@ export interface ControlPlaneRuntime {
   readonly kind: string;
   startServer(epoch: number): Promise<void>;
   stopServer(epoch: number): Promise<void>;
-  /** Apply the site (namespace, policies, network) on this robot's server for `epoch`. */
-  applySite(epoch: number): Promise<void>;
+  /**
+   * Apply the site (namespace, policies, network) on this robot's server for `epoch`: `spec`, the
+   * newest version committed in the site log, or, while the log holds none, the spec installed
+   * with this robot (null or absent).
+   */
+  applySite(epoch: number, spec?: SiteSpecVersion | null): Promise<void>;
   joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void>;
   resetWorker(): Promise<void>;
   status(): ControlPlaneStatus;

@@ -122,9 +122,9 @@ export const bootstrapCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
   },
 });
 
-/** `edgectl site ready`: wait for a bootstrapped site and write its kubeconfig. */
-export const siteCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
-  command: 'site ready',
+/** `edgectl site ready`: wait for a bootstrapped site and write its kubeconfig (under cli/commands/site.ts). */
+export const siteReadyCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
+  command: 'ready',
   describe: 'Wait until a bootstrapped site has a leader and every robot Ready; write its kubeconfig',
   builder: (y: Argv<GlobalArgs>) =>
     readyOptions(planOptions(y))

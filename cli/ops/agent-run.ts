@@ -13,6 +13,7 @@ import { EdgeError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/log.ts';
 import { StateStore } from '../../agent/persistence/state-store.ts';
 import { readSiteKey } from '../../agent/site-key.ts';
+import { fileSiteSpecSource } from '../../agent/site/spec-source.ts';
 import { startStatusServer } from '../../agent/status-server.ts';
 import { UdpTransport } from '../../agent/transport/udp.ts';
 import type { Io } from '../output.ts';
@@ -54,6 +55,13 @@ async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): P
   }
 }
 
+/** installedSiteSpecFile: the spec file bootstrap or the lab installed (the k3s runtime's default path). */
+function installedSiteSpecFile(config: AgentConfig): string | undefined {
+  const file = (config.controlPlane as { siteSpecFile?: unknown }).siteSpecFile;
+  if (typeof file === 'string') return file;
+  return config.controlPlane.runtime === 'k3s' ? '/etc/edgectl/site.yaml' : undefined;
+}
+
 export interface RunAgentOptions {
   /** The config file. */
   readonly config: string;
@@ -85,7 +93,17 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
   const discovery = makeDiscovery(config, transport.port, (err) =>
     log.warn({ err: String(err) }, 'discovery listener failed'),
   );
-  const agent = new Agent({ config, transport, discovery, runtime, store, log, logContext: context });
+  const agent = new Agent({
+    config,
+    transport,
+    discovery,
+    runtime,
+    store,
+    log,
+    logContext: context,
+    siteSpecs: fileSiteSpecSource(installedSiteSpecFile(config)),
+    operatorKeyMaterial: key,
+  });
   try {
     await agent.start();
   } catch (e) {

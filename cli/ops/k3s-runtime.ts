@@ -20,6 +20,7 @@ import { LocalCommandRunner } from '../../agent/exec/local.ts';
 import { K3sSettingsSchema } from '../../agent/k3s/settings.ts';
 import { readAddonTemplates } from '../../agent/site/addons.ts';
 import { loadSiteSpec } from '../../agent/site/spec.ts';
+import { parseSpecText } from '../../agent/site/spec-source.ts';
 
 const k3sControlPlaneSchema = z.object({
   runtime: z.literal('k3s'),
@@ -72,11 +73,20 @@ export async function makeK3sControlPlane(
     runner: new LocalCommandRunner({ log: (line) => log.debug(line) }),
     node: { ...r.data.k3s, site: config.site.id, nodeName: config.node.id },
     site: {
-      apply: async (epoch: number) => {
+      apply: async (epoch, committed) => {
+        // The newest spec committed in the site log wins over the installed file.
+        const applied = committed
+          ? await parseSpecText(committed.text, `site spec version ${committed.version}`)
+          : spec;
         // Only a leader applies the site, so the Kubernetes client loads when this robot first leads.
         const { kubeSiteApplier } = await import('../../agent/site/kube-site.ts');
-        const report = await kubeSiteApplier(r.data.kubeconfig, { spec, log, templates }).apply(epoch);
-        log.info({ epoch, report }, `${config.node.id} applied site ${spec.id} for epoch ${epoch}`);
+        const report = await kubeSiteApplier(r.data.kubeconfig, { spec: applied, log, templates }).apply(
+          epoch,
+        );
+        log.info(
+          { epoch, report, specVersion: committed?.version ?? null },
+          `${config.node.id} applied site ${applied.id} for epoch ${epoch}`,
+        );
       },
     },
     siteMembers: () => [config.node.id, ...config.voters, ...config.network.seeds.map((s) => s.node)],

@@ -32,6 +32,7 @@ import {
   type SnapshotRecord,
 } from '../../agent/control-plane/snapshots.ts';
 import { LabKubelet } from './kubelet.ts';
+import type { SiteSpecVersion } from '../../agent/site/spec-log.ts';
 import { monotonicMs } from '../../agent/clock.ts';
 
 export const LAB_API_PORT = 6443;
@@ -43,10 +44,14 @@ function wallClock(monotonic: number): string {
   return new Date(Date.now() - (monotonicMs() - monotonic)).toISOString();
 }
 
-/** What applies the site on a new epoch's server (agent/site/applier.ts for the real thing). */
+/**
+ * What applies the site on a new epoch's server (agent/site/applier.ts for the real thing): the
+ * committed `spec` when given, else the spec installed with the robot.
+ */
 export type SiteApplyFn = (
   server: { url: string; caPem: string; adminToken: string },
   epoch: number,
+  spec?: SiteSpecVersion | null,
 ) => Promise<void>;
 
 export interface LabControlPlaneOptions {
@@ -279,7 +284,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
     );
   }
 
-  async applySite(epoch: number): Promise<void> {
+  async applySite(epoch: number, spec?: SiteSpecVersion | null): Promise<void> {
     const s = this.server;
     if (s?.epoch !== epoch || s.state !== 'serving' || !s.handle)
       throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch} to apply the site to`);
@@ -287,6 +292,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
     await apply(
       { url: this.url(this.o.address), caPem: s.handle.caPem, adminToken: s.handle.adminToken },
       epoch,
+      spec,
     );
     if (this.server?.epoch === epoch) this.siteAppliedEpoch = epoch;
     this.o.log.info({ epoch }, `${this.o.nodeId} applied the site for epoch ${epoch}`);
@@ -479,15 +485,23 @@ export async function makeLabControlPlane(o: {
     const templates = readAddonTemplates(r.data.templatesDir);
     const { kubeConfigFor } = await import('../kube-apiserver/apiserver.ts');
     const spec = loadSiteSpec(r.data.siteSpecFile);
-    applySite = async (server, epoch) => {
+    const { parseSpecText } = await import('../../agent/site/spec-source.ts');
+    applySite = async (server, epoch, committed) => {
+      // The newest spec committed in the site log wins over the installed file.
+      const applied = committed
+        ? await parseSpecText(committed.text, `site spec version ${committed.version}`)
+        : spec;
       const applier = new KubeSiteApplier({
         kubeConfig: kubeConfigFor(server.url, server.caPem, server.adminToken),
-        spec,
+        spec: applied,
         log: o.log,
         templates,
       });
       const report = await applier.apply(epoch);
-      o.log.info({ epoch, report }, `${o.nodeId} applied site ${spec.id} for epoch ${epoch}`);
+      o.log.info(
+        { epoch, report, specVersion: committed?.version ?? null },
+        `${o.nodeId} applied site ${applied.id} for epoch ${epoch}`,
+      );
     };
     const applierFor = (server: ServerAccess) =>
       new KubeSiteApplier({

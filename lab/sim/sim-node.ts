@@ -1,22 +1,19 @@
 /**
- * SimNode is one simulated robot: the real election statechart plus an in-memory twin of the
- * agent's durable state directory. It runs persistence effects itself (synchronously, as a robot's
- * fsync'd write completes before the agent sends anything) and hands every other effect to its host
- * (the simulator or the scenario harness), which owns the network, the clock and the timers.
+ * SimNode is one simulated robot: the election core behind the shared driver
+ * (statecharts/driver.ts) plus an in-memory twin of the agent's durable state directory, which is
+ * the driver's Persist port. Its host (the simulator or the scenario harness) owns the network, the
+ * clock and the timers and gives the driver the other ports at each boot.
  */
-import {
-  durableOf,
-  roleOf,
-  startElection,
-  stepElection,
-  type DurableState,
-  type ElectionEffect,
-  type ElectionEvent,
-  type ElectionSnapshot,
-  type ElectionStep,
-  type Role,
+import type {
+  DurableState,
+  ElectionEvent,
+  ElectionSnapshot,
+  ElectionStep,
+  Role,
 } from '../../statecharts/election.ts';
-import type { NodeId } from '../../statecharts/messages.ts';
+import { durableOf } from '../../statecharts/election.ts';
+import { ElectionDriver, type DriverPorts, type Persist } from '../../statecharts/driver.ts';
+import type { LogEntry, NodeId } from '../../statecharts/messages.ts';
 import { seedFrom } from '../../statecharts/rng.ts';
 import type { ElectionTiming } from '../../statecharts/timing.ts';
 
@@ -32,16 +29,24 @@ export interface SimNodeConfig {
   readonly step?: (snapshot: ElectionSnapshot, event: ElectionEvent) => ElectionStep;
 }
 
-export class SimNode {
+/** What the host gives the driver: everything but persistence, which is the node's own twin. */
+export type HostPorts = Omit<DriverPorts, 'persist' | 'step'>;
+
+export class SimNode implements Persist {
   readonly id: NodeId;
   private readonly config: SimNodeConfig;
   /** What survives power loss: the twin of the agent's state directory. */
   durable: DurableState = { term: 0, votedFor: null, log: [] };
-  snapshot!: ElectionSnapshot;
+  driver: ElectionDriver | null = null;
   alive = false;
   paused = false;
   /** How many times this robot has booted; salts its PRNG so a reboot draws new timeouts. */
   boots = 0;
+  /**
+   * A deliberately wrong shell's clock offset: added to every `now` the statechart sees. Only the
+   * campaign's test of a shell that reads the wall clock sets it.
+   */
+  nowShift: (() => number) | null = null;
 
   constructor(config: SimNodeConfig) {
     this.id = config.id;
@@ -49,57 +54,78 @@ export class SimNode {
   }
 
   /** boot starts the agent from durable state (first power-on or restart after a kill). */
-  boot(now: number): ElectionEffect[] {
+  boot(host: HostPorts): void {
     this.alive = true;
     this.paused = false;
     this.boots++;
     const c = this.config;
-    const step = startElection({
-      id: c.id,
-      voters: c.voters,
-      learners: c.learners,
-      witnesses: c.witnesses ?? [],
-      timing: c.timing,
-      seed: seedFrom(c.seed, `${c.id}#${this.boots}`),
-      fitness: c.fitness,
-      durable: this.durable,
-      now,
-    });
-    this.snapshot = step.snapshot;
-    return this.persist(step.effects);
+    const shifted = (now: number) => (this.nowShift ? now + this.nowShift() : now);
+    const observer = host.observer;
+    this.driver = new ElectionDriver(
+      {
+        id: c.id,
+        voters: c.voters,
+        learners: c.learners,
+        witnesses: c.witnesses ?? [],
+        timing: c.timing,
+        seed: seedFrom(c.seed, `${c.id}#${this.boots}`),
+        fitness: c.fitness,
+        durable: this.durable,
+      },
+      {
+        ...host,
+        clock: { now: () => shifted(host.clock.now()) },
+        persist: this,
+        ...(c.step ? { step: c.step } : {}),
+        observer: {
+          stepped: observer?.stepped?.bind(observer),
+          settled: (before, after, event) => {
+            this.checkDurable();
+            observer?.settled?.(before, after, event);
+          },
+        },
+      },
+    );
+    this.checkDurable();
   }
 
-  /** kill is power loss: volatile state is gone, durable state stays. */
+  /** kill is power loss: volatile state and timers are gone, durable state stays. */
   kill(): void {
     this.alive = false;
     this.paused = false;
+    this.driver?.halt();
   }
 
-  handle(event: ElectionEvent): ElectionEffect[] {
-    const step = (this.config.step ?? stepElection)(this.snapshot, event);
-    this.snapshot = step.snapshot;
-    return this.persist(step.effects);
+  /** step feeds one event to the running robot's driver. */
+  step(event: ElectionEvent): void {
+    this.driver!.step(
+      this.nowShift ? ({ ...event, now: event.now + this.nowShift() } as ElectionEvent) : event,
+    );
+  }
+
+  get snapshot(): ElectionSnapshot {
+    return this.driver!.snapshot;
   }
 
   get role(): Role {
-    return roleOf(this.snapshot);
+    return this.driver!.role();
   }
 
   get term(): number {
-    return this.snapshot.context.term;
+    return this.driver!.snapshot.context.term;
   }
 
-  private persist(effects: readonly ElectionEffect[]): ElectionEffect[] {
-    const rest: ElectionEffect[] = [];
-    for (const e of effects) {
-      if (e.kind === 'persistHardState')
-        this.durable = { ...this.durable, term: e.term, votedFor: e.votedFor };
-      else if (e.kind === 'persistLog') {
-        this.durable = { ...this.durable, log: this.durable.log.slice(0, e.fromIndex - 1).concat(e.entries) };
-      } else rest.push(e);
-    }
-    // The statechart's view and the durable twin must agree after every step.
-    const d = durableOf(this.snapshot);
+  persistHardState(term: number, votedFor: NodeId | null): void {
+    this.durable = { ...this.durable, term, votedFor };
+  }
+
+  persistLog(fromIndex: number, entries: readonly LogEntry[]): void {
+    this.durable = { ...this.durable, log: this.durable.log.slice(0, fromIndex - 1).concat(entries) };
+  }
+
+  /** The statechart's view and the durable twin must agree after every step. */
+  private checkDurable(): void {
+    const d = durableOf(this.driver!.snapshot);
     if (
       d.term !== this.durable.term ||
       d.votedFor !== this.durable.votedFor ||
@@ -109,6 +135,5 @@ export class SimNode {
         `${this.id}: durable state diverged from the statechart (a persistence effect is missing)`,
       );
     }
-    return rest;
   }
 }

@@ -4,21 +4,15 @@
  * lab/faults.ts, checks the safety invariants on every step (lab/sim/checker.ts) and measures
  * failovers. A run is a pure function of its options: the same seed gives the same result.
  */
-import type {
-  ElectionEffect,
-  ElectionEvent,
-  ElectionSnapshot,
-  ElectionStep,
-  TimerId,
-} from '../../statecharts/election.ts';
-import { leaderPhaseOf } from '../../statecharts/election.ts';
+import type { ElectionEvent, ElectionSnapshot, ElectionStep } from '../../statecharts/election.ts';
+import { leaderPhaseOf, roleOf } from '../../statecharts/election.ts';
 import type { Message, MessageType, NodeId } from '../../statecharts/messages.ts';
 import { Rng } from '../../statecharts/rng.ts';
 import type { ElectionTiming } from '../../statecharts/timing.ts';
 import { formatFault, type Fault, type TimedFault } from '../faults.ts';
 import { SafetyChecker, type Violation } from './checker.ts';
 import { EventQueue } from './event-queue.ts';
-import { SimNode } from './sim-node.ts';
+import { SimNode, type HostPorts } from './sim-node.ts';
 
 export interface BurstSpec {
   readonly startMs: number;
@@ -122,13 +116,8 @@ export interface SimResult {
 
 type SimEvent =
   | { readonly kind: 'deliver'; readonly msg: Message }
-  | {
-      readonly kind: 'timer';
-      readonly node: NodeId;
-      readonly id: TimerId;
-      readonly token: number;
-      readonly event: ElectionEvent;
-    }
+  /** A timer the node's driver armed; `fire` does nothing if the driver replaced or cancelled it. */
+  | { readonly kind: 'timer'; readonly node: NodeId; readonly fire: () => void }
   | { readonly kind: 'fault'; readonly fault: Fault }
   | { readonly kind: 'propose' };
 
@@ -150,9 +139,6 @@ export class Simulator {
   private readonly queue = new EventQueue<SimEvent>();
   private readonly rng: Rng;
   now = 0;
-  /** Timer tokens: a timer fires only if its token is still the current one for (node, id). */
-  private readonly timers = new Map<string, number>();
-  private nextToken = 1;
   private readonly pausedInbox = new Map<NodeId, SimEvent[]>();
 
   // Network state (the fault vocabulary).
@@ -217,9 +203,14 @@ export class Simulator {
 
   /** run boots every robot at t = 0 and runs to the end of the duration. */
   run(): SimResult {
-    for (const n of this.nodes.values()) this.execute(n, n.boot(0));
+    this.bootAll();
     this.runUntil(this.opts.durationMs);
     return this.result();
+  }
+
+  /** bootAll powers every robot on at the current time (t = 0 before a run). */
+  bootAll(): void {
+    for (const n of this.nodes.values()) n.boot(this.hostPorts(n));
   }
 
   runUntil(endMs: number): void {
@@ -254,13 +245,10 @@ export class Simulator {
         return;
       }
       case 'timer': {
-        const key = `${ev.node}/${ev.id}`;
-        if (this.timers.get(key) !== ev.token) return;
         const n = this.nodes.get(ev.node)!;
         if (!n.alive) return;
         if (n.paused) return this.queueWhilePaused(n.id, ev);
-        this.timers.delete(key);
-        this.feed(n, { ...ev.event, now: this.now } as ElectionEvent);
+        ev.fire();
         return;
       }
       case 'fault':
@@ -297,56 +285,43 @@ export class Simulator {
     this.pausedInbox.set(id, box);
   }
 
-  /** feed runs one event through a robot's statechart and executes the resulting effects. */
+  /** feed runs one event through a robot's driver, which runs its effects through hostPorts. */
   feed(n: SimNode, event: ElectionEvent): void {
-    const before = n.role;
-    const beforeTerm = n.term;
-    const effects = n.handle(event);
-    this.execute(n, effects);
-    if (n.role === 'leader' && (before !== 'leader' || beforeTerm !== n.term)) this.onElected(n);
+    n.step(event);
   }
 
-  private execute(n: SimNode, effects: readonly ElectionEffect[]): void {
-    for (const e of effects) {
-      switch (e.kind) {
-        case 'send':
-          for (const m of e.messages) this.send(m);
-          break;
-        case 'armTimer': {
-          const token = this.nextToken++;
-          this.timers.set(`${n.id}/${e.id}`, token);
-          this.queue.push(this.now + e.delayMs, {
-            kind: 'timer',
-            node: n.id,
-            id: e.id,
-            token,
-            event: e.event,
-          });
-          break;
-        }
-        case 'disarmTimer':
-          this.timers.delete(`${n.id}/${e.id}`);
-          break;
-        case 'startServer':
-          this.checker.serverStarted(n.id, e.epoch, this.now, this.servingElsewhere(n.id));
-          break;
-        case 'stopServer':
-          this.checker.serverStopped(n.id, e.epoch, this.now);
-          break;
-        case 'commit':
-          this.checker.committed(n.id, e.fromIndex, e.entries, this.now, n.term);
-          break;
-        case 'trace':
-          if (this.opts.trace) this.traces.push(`${(this.now / 1000).toFixed(3)}s ${e.text}`);
-          if (e.text.includes('INVARIANT')) this.checker.report('invariant', this.now, e.text);
-          break;
-        case 'leaderChanged':
-        case 'proposalRejected':
-        case 'persistHardState':
-        case 'persistLog':
-          break;
-      }
-    }
+  /** hostPorts: the simulated clock, timers, network and checks a robot's driver runs against. */
+  private hostPorts(n: SimNode): HostPorts {
+    return {
+      clock: { now: () => this.now },
+      timers: {
+        start: (_id, delayMs, fire) => {
+          this.queue.push(this.now + delayMs, { kind: 'timer', node: n.id, fire });
+        },
+        // A cancelled timer stays queued; the driver ignores it when it comes due.
+        cancel: () => {},
+      },
+      send: { send: (messages) => messages.forEach((m) => this.send(m)) },
+      lifecycle: {
+        startServer: (epoch) =>
+          this.checker.serverStarted(n.id, epoch, this.now, this.servingElsewhere(n.id)),
+        stopServer: (epoch) => this.checker.serverStopped(n.id, epoch, this.now),
+        commit: (fromIndex, entries) => this.checker.committed(n.id, fromIndex, entries, this.now, n.term),
+        trace: (text) => {
+          if (this.opts.trace) this.traces.push(`${(this.now / 1000).toFixed(3)}s ${text}`);
+          if (text.includes('INVARIANT')) this.checker.report('invariant', this.now, text);
+        },
+      },
+      observer: {
+        settled: (before, after) => {
+          if (
+            roleOf(after) === 'leader' &&
+            (roleOf(before) !== 'leader' || before.context.term !== after.context.term)
+          )
+            this.onElected(n);
+        },
+      },
+    };
   }
 
   /** servingElsewhere lists robots other than `id` whose server runs now (alive, not frozen). */
@@ -473,13 +448,12 @@ export class Simulator {
           n.kill();
           this.checker.serverKilled(n.id, this.now);
           this.pausedInbox.delete(n.id);
-          for (const t of ['election', 'heartbeat', 'transfer']) this.timers.delete(`${n.id}/${t}`);
         }
         break;
       case 'restart':
         for (const id of this.resolveAll(f.node)) {
           const n = this.nodes.get(id)!;
-          if (!n.alive) this.execute(n, n.boot(this.now));
+          if (!n.alive) n.boot(this.hostPorts(n));
         }
         break;
       case 'pause':

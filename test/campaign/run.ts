@@ -11,7 +11,7 @@
  */
 import { Simulator, defaultSimOptions, type SimOptions } from '../../lab/sim/simulator.ts';
 import type { SimNode } from '../../lab/sim/sim-node.ts';
-import { leaderPhaseOf, type ElectionEvent } from '../../statecharts/election.ts';
+import { leaderPhaseOf } from '../../statecharts/election.ts';
 import type { LogEntry, NodeId } from '../../statecharts/messages.ts';
 import { TIMING_PROFILES, fenceDelayMs, type ElectionTiming } from '../../statecharts/timing.ts';
 import {
@@ -214,10 +214,7 @@ export function runCampaignSchedule(
 
 /** wallShell makes a robot's statechart see `now` plus its wall-clock offset (the wrong shell). */
 function wallShell(n: SimNode, offset: () => number): void {
-  const handle = n.handle.bind(n);
-  n.handle = (ev: ElectionEvent) => handle({ ...ev, now: ev.now + offset() } as ElectionEvent);
-  const boot = n.boot.bind(n);
-  n.boot = (now: number) => boot(now + offset());
+  n.nowShift = offset;
 }
 
 /** problemsOf: every violation of an outcome, as lines. */

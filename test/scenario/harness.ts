@@ -18,13 +18,13 @@
  * - whatever the log level, every new SafetyChecker violation is printed as `VIOLATION: ...`, so a
  *   golden cannot silently record a safety bug.
  */
-import type { ElectionEffect, ElectionEvent, TimerId } from '../../statecharts/election.ts';
-import { leaderPhaseOf } from '../../statecharts/election.ts';
+import type { TimerId } from '../../statecharts/election.ts';
+import { leaderPhaseOf, roleOf, type ElectionEvent } from '../../statecharts/election.ts';
 import { describeMessage, type LogEntry, type Message, type NodeId } from '../../statecharts/messages.ts';
 import { testTiming, type ElectionTiming } from '../../statecharts/timing.ts';
 import { parseFault, type Fault } from '../../lab/faults.ts';
 import { SafetyChecker } from '../../lab/sim/checker.ts';
-import { SimNode } from '../../lab/sim/sim-node.ts';
+import { SimNode, type HostPorts } from '../../lab/sim/sim-node.ts';
 import type { CmdArg, TestCase } from './datadriven.ts';
 
 export type LogLevel = 'none' | 'info' | 'debug';
@@ -34,13 +34,6 @@ const NODE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** How many delivery rounds `stabilize` runs before it declares a livelock. */
 export const MAX_STABILIZE_ROUNDS = 100;
-
-interface ArmedTimer {
-  readonly due: number;
-  readonly event: ElectionEvent;
-  /** Arming order: breaks ties between timers due at the same instant. */
-  readonly seq: number;
-}
 
 export class HarnessError extends Error {
   constructor(message: string) {
@@ -58,7 +51,6 @@ export class ScenarioHarness {
   readonly nodes = new Map<NodeId, SimNode>();
   /** Node ids in creation order: the order of `state` and of tie-breaks. */
   readonly order: NodeId[] = [];
-  readonly timers = new Map<NodeId, Map<TimerId, ArmedTimer>>();
   /** In-flight messages, oldest first. */
   queue: Message[] = [];
   readonly checker = new SafetyChecker();
@@ -143,11 +135,11 @@ export class ScenarioHarness {
         a.done();
         if (!TIMER_IDS.includes(id))
           throw new HarnessError(`fire: unknown timer "${id}" (use ${TIMER_IDS.join(', ')})`);
-        const t = this.timers.get(n.id)?.get(id);
+        const t = n.driver!.armed().find((x) => x.id === id);
         if (!t) throw new HarnessError(`fire: ${n.id} has no ${id} timer armed`);
-        this.timers.get(n.id)!.delete(id);
         this.debug(this.clock, `${n.id} timer ${id} fired (due at ${t.due}ms)`);
-        return this.feed(n.id, { ...t.event, now: this.clock } as ElectionEvent);
+        n.driver!.fire(id);
+        return;
       }
 
       // deliver                deliver from=n1 to=n2          deliver to=n3 drop
@@ -192,7 +184,6 @@ export class ScenarioHarness {
         const n = this.aliveNode(a.positional(0, 'node'));
         a.done();
         n.kill();
-        this.timers.delete(n.id);
         const epoch = this.checker.serving.get(n.id);
         if (epoch !== undefined) this.info(this.clock, `${n.id} server LOST epoch=${epoch}: power loss`);
         this.checker.serverKilled(n.id, this.clock);
@@ -205,7 +196,7 @@ export class ScenarioHarness {
         const n = this.node(a.positional(0, 'node'));
         a.done();
         if (n.alive) throw new HarnessError(`restart: ${n.id} is running (kill it first)`);
-        return this.execute(n, n.boot(this.clock), this.clock);
+        return n.boot(this.hostPorts(n));
       }
 
       // propose n1 spec-v2
@@ -296,7 +287,7 @@ export class ScenarioHarness {
     });
     for (const id of ids) {
       const n = this.nodes.get(id)!;
-      this.execute(n, n.boot(this.clock), this.clock);
+      n.boot(this.hostPorts(n));
     }
   }
 
@@ -308,22 +299,24 @@ export class ScenarioHarness {
       const next = this.nextTimer(target);
       if (!next) break;
       this.clock = next.due;
-      this.timers.get(next.node)!.delete(next.id);
       this.debug(this.clock, `${next.node} timer ${next.id} fired`);
-      this.feed(next.node, { ...next.event, now: this.clock } as ElectionEvent);
+      this.nodes.get(next.node)!.driver!.fire(next.id);
       if (stab) this.stabilize();
     }
     this.clock = target;
   }
 
   /** nextTimer: the earliest armed timer due at or before `until` (ties: arming order). */
-  private nextTimer(until: number): { node: NodeId; id: TimerId; due: number; event: ElectionEvent } | null {
-    let best: { node: NodeId; id: TimerId; due: number; seq: number; event: ElectionEvent } | null = null;
-    for (const [node, m] of this.timers) {
-      if (!this.nodes.get(node)!.alive) continue;
-      for (const [id, t] of m) {
+  private nextTimer(until: number): { node: NodeId; id: TimerId; due: number } | null {
+    let best: { node: NodeId; id: TimerId; due: number; seq: number } | null = null;
+    for (const n of this.nodes.values()) {
+      if (!n.alive) continue;
+      for (const t of n.driver!.armed()) {
+        // The handle is the harness's arming sequence number (hostPorts).
+        const seq = t.handle as number;
         if (t.due > until) continue;
-        if (!best || t.due < best.due || (t.due === best.due && t.seq < best.seq)) best = { node, id, ...t };
+        if (!best || t.due < best.due || (t.due === best.due && seq < best.seq))
+          best = { node: n.id, id: t.id, due: t.due, seq };
       }
     }
     return best;
@@ -415,66 +408,68 @@ export class ScenarioHarness {
   // Running the statechart.
 
   private feed(id: NodeId, event: ElectionEvent): void {
-    const n = this.aliveNode(id);
-    const before = n.role;
-    const beforeTerm = n.term;
-    const effects = n.handle(event);
-    this.execute(n, effects, event.now);
-    if (n.role === 'leader' && (before !== 'leader' || beforeTerm !== n.term)) {
-      this.checker.elected(n.id, n.term, event.now, n.snapshot.context.log);
-    }
+    this.aliveNode(id).step(event);
   }
 
-  private execute(n: SimNode, effects: readonly ElectionEffect[], now: number): void {
-    for (const e of effects) {
-      switch (e.kind) {
-        case 'send':
-          for (const m of e.messages) {
+  /**
+   * hostPorts: the harness's manual clock and timer table, its message queue, and what it prints.
+   * Every event of a command happens at the harness clock, so `now` below is that clock.
+   */
+  private hostPorts(n: SimNode): HostPorts {
+    return {
+      clock: { now: () => this.clock },
+      timers: {
+        start: (id, delayMs) => {
+          this.debug(this.clock, `${n.id} timer ${id} armed, due at ${this.clock + delayMs}ms`);
+          return this.seq++;
+        },
+        // Only an explicit disarm is news; a timer replaced, fired or lost with its robot is not.
+        cancel: (_handle, id, reason) => {
+          if (reason === 'disarmed') this.debug(this.clock, `${n.id} timer ${id} disarmed`);
+        },
+      },
+      send: {
+        send: (messages) => {
+          for (const m of messages) {
             this.queue.push(m);
-            this.debug(now, describeMessage(m));
+            this.debug(this.clock, describeMessage(m));
           }
-          break;
-        case 'armTimer': {
-          let m = this.timers.get(n.id);
-          if (!m) this.timers.set(n.id, (m = new Map()));
-          m.set(e.id, { due: now + e.delayMs, event: e.event, seq: this.seq++ });
-          this.debug(now, `${n.id} timer ${e.id} armed, due at ${now + e.delayMs}ms`);
-          break;
-        }
-        case 'disarmTimer':
-          if (this.timers.get(n.id)?.delete(e.id)) this.debug(now, `${n.id} timer ${e.id} disarmed`);
-          break;
-        case 'startServer':
-          this.info(now, `${n.id} server START epoch=${e.epoch}`);
-          this.checker.serverStarted(n.id, e.epoch, now, this.servingElsewhere(n.id));
-          break;
-        case 'stopServer':
-          this.info(now, `${n.id} server STOP epoch=${e.epoch}: ${e.reason}`);
-          this.checker.serverStopped(n.id, e.epoch, now);
-          break;
-        case 'commit': {
-          const to = e.fromIndex + e.entries.length - 1;
-          const range = to === e.fromIndex ? `${to}` : `${e.fromIndex}..${to}`;
-          this.info(now, `${n.id} committed ${range}: ${e.entries.map(fmtEntryData).join(' ')}`);
-          this.checker.committed(n.id, e.fromIndex, e.entries, now, n.term);
-          break;
-        }
-        case 'proposalRejected':
-          this.info(now, `${n.id} rejected proposal: ${e.reason} (leader ${e.leader ?? '-'})`);
-          break;
-        case 'leaderChanged':
-          this.debug(now, `${n.id} leader is ${e.leader ?? '-'} at term ${e.term}`);
-          break;
-        case 'trace':
-          this.info(now, e.text);
-          if (e.text.includes('INVARIANT')) this.checker.report('invariant', now, e.text);
-          break;
-        case 'persistHardState':
-        case 'persistLog':
-          // SimNode applies persistence itself; it never hands these on.
-          break;
-      }
-    }
+        },
+      },
+      lifecycle: {
+        startServer: (epoch) => {
+          this.info(this.clock, `${n.id} server START epoch=${epoch}`);
+          this.checker.serverStarted(n.id, epoch, this.clock, this.servingElsewhere(n.id));
+        },
+        stopServer: (epoch, reason) => {
+          this.info(this.clock, `${n.id} server STOP epoch=${epoch}: ${reason}`);
+          this.checker.serverStopped(n.id, epoch, this.clock);
+        },
+        commit: (fromIndex, entries) => {
+          const to = fromIndex + entries.length - 1;
+          const range = to === fromIndex ? `${to}` : `${fromIndex}..${to}`;
+          this.info(this.clock, `${n.id} committed ${range}: ${entries.map(fmtEntryData).join(' ')}`);
+          this.checker.committed(n.id, fromIndex, entries, this.clock, n.term);
+        },
+        proposalRejected: (reason, leader) =>
+          this.info(this.clock, `${n.id} rejected proposal: ${reason} (leader ${leader ?? '-'})`),
+        leaderChanged: (leader, term) =>
+          this.debug(this.clock, `${n.id} leader is ${leader ?? '-'} at term ${term}`),
+        trace: (text) => {
+          this.info(this.clock, text);
+          if (text.includes('INVARIANT')) this.checker.report('invariant', this.clock, text);
+        },
+      },
+      observer: {
+        settled: (before, after, event) => {
+          if (
+            roleOf(after) === 'leader' &&
+            (roleOf(before) !== 'leader' || before.context.term !== after.context.term)
+          )
+            this.checker.elected(n.id, after.context.term, event.now, after.context.log);
+        },
+      },
+    };
   }
 
   private servingElsewhere(id: NodeId): { node: NodeId; epoch: number }[] {
