@@ -50,6 +50,7 @@ import {
   type SiteDir,
 } from '../bootstrap/site-dir.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
+import { checkOutDir } from './local-files.ts';
 
 const UNIT_TEMPLATE = fileURLToPath(new URL('../../templates/edgectl-agent.service', import.meta.url));
 
@@ -223,6 +224,7 @@ async function runPlanned(
     throw new UsageError('BAD_PARALLEL', `--parallel must be a whole number >= 1 (got ${o.parallel})`);
   const bundle = await describeBundle(loaded.bundle);
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
+  checkOutDir(o.siteDir ? '--site-dir' : 'the site directory', siteDir.root);
   // The k3s runtime installs the k3s plans of agent/k3s/ (units, reap script, fence, identity).
   const runtimes = deps.runtimes ?? { ...DEFAULT_RUNTIMES, k3s: k3sInstaller(readK3sTemplates().reapScript) };
   const robots = o.robots;
@@ -415,6 +417,7 @@ export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapD
   const loaded = loadInventory(o.file, env);
   const inv = loaded.inventory;
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
+  checkOutDir(o.siteDir ? '--site-dir' : 'the site directory', siteDir.root);
   const password = await sudoPassword(
     loaded,
     { ...o, dryRun: false, parallel: 1, recheck: false },

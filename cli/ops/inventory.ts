@@ -1,9 +1,10 @@
 /** `edgectl inventory init|validate`: start an inventory from the commented example, and check one. */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../../agent/errors.ts';
 import { loadInventory } from '../bootstrap/inventory-files.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
+import { writeOutFile } from './local-files.ts';
 
 export const EXAMPLE_INVENTORY = fileURLToPath(
   new URL('../../templates/inventory/site.example.yaml', import.meta.url),
@@ -16,11 +17,11 @@ export function runInventoryInit(o: { out?: string; force: boolean; output: Outp
     io.out(o.output === 'json' ? JSON.stringify({ content: text }) : text);
     return;
   }
-  if (existsSync(o.out) && !o.force)
+  if (o.out !== '' && existsSync(o.out) && !o.force)
     throw new UsageError('FILE_EXISTS', `${o.out} exists; edgectl inventory init does not overwrite it`, {
       hint: 'pick another --out, or pass --force to replace it',
     });
-  writeFileSync(o.out, text, { mode: 0o644 });
+  writeOutFile('--out', o.out, text, { mode: 0o644 });
   io.out(
     o.output === 'json'
       ? JSON.stringify({ written: o.out })

@@ -16,6 +16,7 @@ import {
 import { assertPassed, runScenario } from '../../lab/runner.ts';
 import { parseLabFault, parseScenario } from '../../lab/scenario.ts';
 import { seconds, table, type Io, type OutputFormat } from '../output.ts';
+import { makeOutDir } from './local-files.ts';
 
 export interface LabCommand {
   readonly action: 'up' | 'down' | 'status' | 'fault' | 'run';
@@ -154,6 +155,8 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         });
       }
       const sc = parseScenario(text, file);
+      // Before the lab comes up: a report that cannot be written would waste the whole run.
+      if (c.report !== undefined) makeOutDir('--report', c.report);
       const report = await runScenario(sc, {
         site: c.site === 'lab' ? undefined : c.site,
         subnet: c.subnet,
