@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { remapIndexes, salvage, salvageEach } from '../partial-parse.ts';
 import { validateSiteSpec, type ValidateOptions } from './validate.ts';
 
 const dnsLabel = z
@@ -258,20 +259,44 @@ export function parseSiteSpec(
   source = 'site spec',
   opts: ValidateOptions & { pathPrefix?: string } = {},
 ): SiteSpec {
-  const prefix = (p: string) => (opts.pathPrefix ? `${opts.pathPrefix}.${p}` : p);
+  const prefix = (p: string) =>
+    opts.pathPrefix ? (p === '(top level)' ? opts.pathPrefix : `${opts.pathPrefix}.${p}`) : p;
   const parsed = siteSpecSchema.safeParse(input);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => {
       const where = prefix(formatPath(i.path));
       if (i.code === 'unrecognized_keys')
         return `${where}: unknown field(s) ${i.keys.join(', ')}: remove or fix the spelling`;
+      if (i.code === 'invalid_type' && /received undefined/.test(i.message))
+        return `${where}: missing: add it (${i.message})`;
       return `${where}: ${i.message}`;
     });
+    // The later checks still run on what parsed, so one run shows every problem.
+    const partial = salvageSiteSpec(input);
+    if (partial)
+      problems.push(
+        ...remapIndexes(
+          validateSiteSpec(partial.spec, opts).map((p) => `${p.path}: ${p.message}`),
+          'networks',
+          partial.networkIndex,
+        ).map((p) => prefix(p)),
+      );
     throw new ConfigError(source, problems);
   }
   const problems = validateSiteSpec(parsed.data, opts).map((p) => `${prefix(p.path)}: ${p.message}`);
   if (problems.length) throw new ConfigError(source, problems);
   return parsed.data;
+}
+
+/**
+ * salvageSiteSpec is the part of a spec that failed its schema that can still be checked: the
+ * refused fields removed (defaults in their place), and every network that parses on its own.
+ */
+export function salvageSiteSpec(input: unknown): { spec: SiteSpec; networkIndex: number[] } | null {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return null;
+  const nets = salvageEach(siteNetworkSchema, (input as { networks?: unknown }).networks);
+  const spec = salvage(siteSpecSchema, { ...input, networks: nets.items });
+  return spec && { spec, networkIndex: nets.origIndex };
 }
 
 /** loadSiteSpec reads a YAML (or JSON) file and parses it with parseSiteSpec. */

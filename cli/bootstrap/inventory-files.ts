@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, EdgeError } from '../../agent/errors.ts';
 import { agentChunks } from './bundle.ts';
-import { parseInventory, type Inventory } from './inventory.ts';
+import { remapIndexes } from '../../agent/partial-parse.ts';
+import { checkInventory, parseInventory, type Inventory } from './inventory.ts';
 
 /** The edgectl checkout or package this CLI runs from: the default bundle comes from here. */
 export const EDGECTL_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -40,8 +41,8 @@ export function expandPath(p: string, baseDir: string, home = homedir()): string
   return isAbsolute(p) ? p : resolve(baseDir, p);
 }
 
-/** readInventoryFile reads and parses (pure checks only) an inventory file. */
-export function readInventoryFile(path: string): Inventory {
+/** readInventoryDocument reads an inventory file as YAML, unchecked. */
+function readInventoryDocument(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -52,18 +53,21 @@ export function readInventoryFile(path: string): Inventory {
       { hint: 'write one with `edgectl inventory init --out site.yaml`, or pass -f <path>' },
     );
   }
-  let raw: unknown;
   try {
-    raw = parseYaml(text);
+    return parseYaml(text);
   } catch (e) {
     throw new ConfigError(path, [`not valid YAML: ${(e as Error).message}`]);
   }
-  return parseInventory(raw, path);
+}
+
+/** readInventoryFile reads and parses (pure checks only) an inventory file. */
+export function readInventoryFile(path: string): Inventory {
+  return parseInventory(readInventoryDocument(path), path);
 }
 
 /** resolveInventoryPaths turns the inventory's relative paths into absolute local ones. Pure. */
 export function resolveInventoryPaths(
-  inv: Inventory,
+  inv: Pick<Inventory, 'robots' | 'bundle'>,
   inventoryPath: string,
   home = homedir(),
 ): Omit<LoadedInventory, 'inventory' | 'path'> {
@@ -103,7 +107,7 @@ function fileProblem(path: string, field: string, fix: string, mode = constants.
  * one, and the bundle files, with every chunk the agent imports. Empty when all is well.
  */
 export function checkInventoryFiles(
-  loaded: Omit<LoadedInventory, 'path'>,
+  loaded: Omit<LoadedInventory, 'path' | 'inventory'> & { readonly inventory: Pick<Inventory, 'robots'> },
   env: NodeJS.ProcessEnv = process.env,
 ): string[] {
   const problems: string[] = [];
@@ -152,10 +156,16 @@ export function checkInventoryFiles(
  * with every problem, before anything connects anywhere.
  */
 export function loadInventory(path: string, env: NodeJS.ProcessEnv = process.env): LoadedInventory {
-  const inventory = readInventoryFile(path);
-  const resolved = resolveInventoryPaths(inventory, path, env.HOME ?? homedir());
-  const loaded = { inventory, path: resolve(path), ...resolved };
-  const problems = checkInventoryFiles(loaded, env);
-  if (problems.length) throw new ConfigError(path, problems);
-  return loaded;
+  const checked = checkInventory(readInventoryDocument(path));
+  const home = env.HOME ?? homedir();
+  const problems = [...checked.problems];
+  // The files of whatever parsed are checked even when the rest has problems: one run, every fix.
+  if (checked.partial) {
+    const resolved = resolveInventoryPaths(checked.partial, path, home);
+    const fileProblems = checkInventoryFiles({ inventory: checked.partial, ...resolved }, env);
+    problems.push(...remapIndexes(fileProblems, 'robots', checked.partial.robotIndex));
+  }
+  if (problems.length || !checked.inventory) throw new ConfigError(path, problems);
+  const inventory = checked.inventory;
+  return { inventory, path: resolve(path), ...resolveInventoryPaths(inventory, path, home) };
 }

@@ -16,6 +16,7 @@
 import { z } from 'zod';
 import { validateAgentConfig, type AgentConfigInput } from '../../agent/config.ts';
 import { ConfigError } from '../../agent/errors.ts';
+import { remapIndexes, salvage, salvageEach } from '../../agent/partial-parse.ts';
 import { parseSiteSpec, type SiteSpec } from '../../agent/site/spec.ts';
 import { TIMING_PROFILES, type TimingProfileName } from '../../statecharts/timing.ts';
 
@@ -202,6 +203,31 @@ export function formatPath(path: readonly PropertyKey[]): string {
  * ConfigError listing every problem. Pure: files are checked by checkInventoryFiles.
  */
 export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
+  const r = checkInventory(raw);
+  if (!r.inventory) throw new ConfigError(source, r.problems);
+  return r.inventory;
+}
+
+/**
+ * The robots (and bundle) of an inventory that failed validation, as far as they parsed: enough
+ * for the file checks to run too. robotIndex[k] is robots[k]'s index in the file.
+ */
+export interface PartialInventory {
+  readonly robots: Robot[];
+  readonly robotIndex: readonly number[];
+  readonly bundle: Inventory['bundle'];
+}
+
+/**
+ * checkInventory runs every layer of the pure checks and returns every problem. A schema error
+ * does not stop the later layers: they run on what parsed (agent/partial-parse.ts), so one run
+ * shows the unknown field, the duplicate name and the bad CIDR together. Pure.
+ */
+export function checkInventory(raw: unknown): {
+  inventory: Inventory | null;
+  partial: PartialInventory | null;
+  problems: string[];
+} {
   const problems: string[] = [];
   const parsed = inventorySchema.safeParse(raw);
   let site: SiteSpec | null = null;
@@ -210,7 +236,7 @@ export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
     problems.push('site: missing: add the site spec, at least `site: { id: <site-id> }`');
   } else {
     try {
-      site = parseSiteSpec(siteRaw, source, { pathPrefix: 'site' });
+      site = parseSiteSpec(siteRaw, 'inventory', { pathPrefix: 'site' });
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       problems.push(...e.problems);
@@ -225,10 +251,27 @@ export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
         problems.push(`${where}: missing: add it (${i.message})`);
       else problems.push(`${where}: ${i.message}`);
     }
-    throw new ConfigError(source, problems);
+    // Run the cross-field rules on what parsed: every robot that does on its own, and the rest
+    // of the document without the fields the schema refused.
+    const robots = salvageEach(robotSchema, (raw as { robots?: unknown } | null)?.robots);
+    const rest =
+      robots.items.length > 0 && raw !== null && typeof raw === 'object'
+        ? salvage(inventorySchema, { ...raw, robots: robots.items })
+        : null;
+    if (rest) {
+      const complete = robots.items.length === (raw as { robots: unknown[] }).robots.length;
+      problems.push(...remapIndexes(crossFieldProblems(rest, complete), 'robots', robots.origIndex));
+    }
+    return {
+      inventory: null,
+      partial: robots.items.length
+        ? { robots: robots.items, robotIndex: robots.origIndex, bundle: rest?.bundle ?? {} }
+        : null,
+      problems: dedupe(problems),
+    };
   }
   const inv = parsed.data;
-  problems.push(...crossFieldProblems(inv));
+  problems.push(...crossFieldProblems(inv, true));
   const voters = inv.voters ?? inv.robots.filter((r) => r.serverCapable).map((r) => r.name);
   if (problems.length === 0 && site) {
     // Render every robot's agent config and let the agent's own validator judge it.
@@ -242,11 +285,20 @@ export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
       }
     });
   }
-  if (problems.length || !site) throw new ConfigError(source, problems);
-  return { ...inv, site, voters };
+  const partial = { robots: inv.robots, robotIndex: inv.robots.map((_, i) => i), bundle: inv.bundle };
+  if (problems.length || !site) return { inventory: null, partial, problems };
+  return { inventory: { ...inv, site, voters }, partial, problems: [] };
 }
 
-function crossFieldProblems(inv: InventoryParsed): string[] {
+function dedupe(problems: readonly string[]): string[] {
+  return [...new Set(problems)];
+}
+
+/**
+ * The rules between fields. `complete` is false when some robots did not parse: then the rules
+ * that need every robot (who exists, who is server-capable) are left for the run after the fix.
+ */
+function crossFieldProblems(inv: InventoryParsed, complete: boolean): string[] {
   const problems: string[] = [];
   if (inv.controlPlane.runtime === 'lab' && !inv.controlPlane.identityDir)
     problems.push(
@@ -282,7 +334,7 @@ function crossFieldProblems(inv: InventoryParsed): string[] {
       );
   });
   const capable = inv.robots.filter((r) => r.serverCapable);
-  if (capable.length === 0)
+  if (capable.length === 0 && complete)
     problems.push(
       'robots: no robot is server-capable: set serverCapable: true on the robots that can run the k3s server',
     );
@@ -292,9 +344,10 @@ function crossFieldProblems(inv: InventoryParsed): string[] {
       const at = byName.get(v);
       if (seen.has(v)) problems.push(`voters[${i}]: ${v} is listed twice: list each voter once`);
       seen.add(v);
-      if (at === undefined)
-        problems.push(`voters[${i}]: ${v} is not a robot of this inventory: add it to robots or remove it`);
-      else if (!inv.robots[at]!.serverCapable)
+      if (at === undefined) {
+        if (complete)
+          problems.push(`voters[${i}]: ${v} is not a robot of this inventory: add it to robots or remove it`);
+      } else if (!inv.robots[at]!.serverCapable)
         problems.push(
           `voters[${i}]: ${v} is not server-capable: set robots[${at}].serverCapable: true or remove it from voters`,
         );
@@ -312,7 +365,7 @@ function crossFieldProblems(inv: InventoryParsed): string[] {
   const seeds = inv.discovery.seeds;
   if (Array.isArray(seeds))
     seeds.forEach((s, i) => {
-      if (!byName.has(s))
+      if (!byName.has(s) && complete)
         problems.push(`discovery.seeds[${i}]: ${s} is not a robot of this inventory: add it or remove it`);
     });
   if (!inv.discovery.mdns && seeds === 'none' && inv.robots.length > 1)
