@@ -90,7 +90,11 @@ const networkPolicySchema = z
 const resourceList = z.record(
   z
     .string()
-    .regex(/^[a-z0-9]([a-z0-9./-]*[a-z0-9])?$/, 'must be a resource name, like requests.cpu or count/pods'),
+    // The API server's own rules (validate.ts) say which names it knows; hugepages-2Mi has capitals.
+    .regex(
+      /^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$/,
+      'must be a resource name, like requests.cpu or count/pods',
+    ),
   quantity,
 );
 

@@ -17,7 +17,9 @@ import { z } from 'zod';
 import { validateAgentConfig, type AgentConfigInput } from '../../agent/config.ts';
 import { ConfigError } from '../../agent/errors.ts';
 import { remapIndexes, salvage, salvageEach } from '../../agent/partial-parse.ts';
-import { parseSiteSpec, type SiteSpec } from '../../agent/site/spec.ts';
+import { cidrContains, parseCidr, parseIpv4, type Cidr } from '../../agent/site/ipv4.ts';
+import { parseSiteSpec, salvageSiteSpec, type SiteSpec } from '../../agent/site/spec.ts';
+import { K3S_RESERVED, poolContains } from '../../agent/site/validate.ts';
 import { TIMING_PROFILES, type TimingProfileName } from '../../statecharts/timing.ts';
 
 /** Voters are server-capable robots; more than 7 makes every election slower and gains nothing. */
@@ -262,6 +264,8 @@ export function checkInventory(raw: unknown): {
       const complete = robots.items.length === (raw as { robots: unknown[] }).robots.length;
       problems.push(...remapIndexes(crossFieldProblems(rest, complete), 'robots', robots.origIndex));
     }
+    const partialSite = site ?? (siteRaw === undefined ? null : (salvageSiteSpec(siteRaw)?.spec ?? null));
+    problems.push(...remapIndexes(addressProblems(robots.items, partialSite), 'robots', robots.origIndex));
     return {
       inventory: null,
       partial: robots.items.length
@@ -272,6 +276,12 @@ export function checkInventory(raw: unknown): {
   }
   const inv = parsed.data;
   problems.push(...crossFieldProblems(inv, true));
+  problems.push(
+    ...addressProblems(
+      inv.robots,
+      site ?? (siteRaw === undefined ? null : (salvageSiteSpec(siteRaw)?.spec ?? null)),
+    ),
+  );
   const voters = inv.voters ?? inv.robots.filter((r) => r.serverCapable).map((r) => r.name);
   if (problems.length === 0 && site) {
     // Render every robot's agent config and let the agent's own validator judge it.
@@ -326,6 +336,11 @@ function crossFieldProblems(inv: InventoryParsed, complete: boolean): string[] {
       problems.push(
         `robots[${i}].ssh: no credentials: set keyFile (a private key file) or agent: true (ssh-agent)`,
       );
+    for (const key of Object.keys(r.labels))
+      if (!kubeletMaySet(key))
+        problems.push(
+          `robots[${i}].labels.${key}: kubelet refuses node labels in the kubernetes.io and k8s.io namespaces other than its own (node.kubernetes.io/*, kubelet.kubernetes.io/*, topology.kubernetes.io/zone|region, ...), and k3s would not start: use a namespace of your own, like robot.edgectl.io/${key.slice(key.indexOf('/') + 1)}`,
+        );
     if (r.ssh.user === 'root' && r.sudo !== 'none')
       problems.push(`robots[${i}].sudo: ssh.user is root, so sudo is not needed: set sudo: none`);
     if (r.ssh.user !== 'root' && r.sudo === 'none')
@@ -373,6 +388,72 @@ function crossFieldProblems(inv: InventoryParsed, complete: boolean): string[] {
       'discovery: mdns is off and seeds is none, so no robot can find another: turn mdns on or set seeds: voters',
     );
   return problems;
+}
+
+/** The labels kubelet sets itself, which --node-labels may name (k8s.io/kubelet well-known labels). */
+const KUBELET_LABELS = new Set([
+  'kubernetes.io/hostname',
+  'kubernetes.io/arch',
+  'kubernetes.io/os',
+  'beta.kubernetes.io/arch',
+  'beta.kubernetes.io/os',
+  'beta.kubernetes.io/instance-type',
+  'node.kubernetes.io/instance-type',
+  'failure-domain.beta.kubernetes.io/region',
+  'failure-domain.beta.kubernetes.io/zone',
+  'topology.kubernetes.io/region',
+  'topology.kubernetes.io/zone',
+]);
+
+/**
+ * kubeletMaySet: whether kubelet starts with this key in --node-labels. Keys in the kubernetes.io
+ * and k8s.io namespaces (and their subdomains) must be kubelet's own, or under kubelet.kubernetes.io
+ * or node.kubernetes.io.
+ */
+export function kubeletMaySet(key: string): boolean {
+  const slash = key.indexOf('/');
+  if (slash < 0) return true;
+  const ns = key.slice(0, slash);
+  const under = (d: string) => ns === d || ns.endsWith(`.${d}`);
+  if (!under('kubernetes.io') && !under('k8s.io')) return true;
+  return KUBELET_LABELS.has(key) || under('kubelet.kubernetes.io') || under('node.kubernetes.io');
+}
+
+/** Blocks no robot's address may be in: no host can be reached at them. */
+const NOT_A_HOST: readonly { cidr: Cidr; why: string }[] = [
+  ['0.0.0.0/8', 'is in 0.0.0.0/8, which means "this host" and reaches no robot'],
+  ['127.0.0.0/8', 'is a loopback address: every machine answers it itself'],
+  ['224.0.0.0/4', 'is a multicast address: it names a group, not a robot'],
+  ['240.0.0.0/4', 'is reserved or the broadcast address: it reaches no single robot'],
+].map(([c, why]) => ({ cidr: (parseCidr(c!) as { ok: true; cidr: Cidr }).cidr, why: why! }));
+
+/**
+ * addressProblem: why a robot's IPv4 address cannot be used with this site, or null. The address
+ * must reach one robot, and no pod may be given it: not in k3s's pod or service network, nor in
+ * the pool of a site network, where Whereabouts would hand it to a pod.
+ */
+export function addressProblem(address: string, site: SiteSpec | null): string | null {
+  const ip = parseIpv4(address);
+  if (ip === null) return null;
+  for (const b of NOT_A_HOST)
+    if (cidrContains(b.cidr, ip))
+      return `${address} ${b.why}: give the robot's own address on the site network`;
+  for (const r of K3S_RESERVED) {
+    const c = parseCidr(r.cidr);
+    if (c.ok && cidrContains(c.cidr, ip))
+      return `${address} is in ${r.cidr}, ${r.why}, so pods and services would shadow the robot: give the robot an address outside it`;
+  }
+  const at = site?.networks.findIndex((n) => poolContains(n, ip)) ?? -1;
+  if (at >= 0)
+    return `${address} is in the pool of site.networks[${at}] (${site!.networks[at]!.name}), so Whereabouts could hand the robot's address to a pod: add "${address}" to its exclude, or move the pool with rangeStart/rangeEnd`;
+  return null;
+}
+
+function addressProblems(robots: readonly Robot[], site: SiteSpec | null): string[] {
+  return robots.flatMap((r, i) => {
+    const p = addressProblem(r.address, site);
+    return p ? [`robots[${i}].address: ${p}`] : [];
+  });
 }
 
 /** robotByName returns a robot of the inventory, or throws the UsageError-like ConfigError. */

@@ -92,3 +92,105 @@ test('a site network that fails its schema still gets its CIDR checks, at its ow
   assert.match(problems, /site\.networks\[1\]: unknown field\(s\) colour/);
   assert.match(problems, /site\.networks\[1\]\.range: 10\.42\.1\.0\/24 overlaps 10\.42\.0\.0\/16/);
 });
+
+const valid = (over: Record<string, unknown> = {}, site: Record<string, unknown> = {}) => ({
+  site: { id: 'lab', ...site },
+  robots: [robot('r1', '10.0.0.1', { serverCapable: true }), robot('r2', '10.0.0.2')],
+  bundle: { agent: 'agent.mjs', node: 'node' },
+  ...over,
+});
+
+test('site specs the API server would refuse fail validation, each naming the field', () => {
+  const problems = problemsOf(
+    valid(
+      {},
+      {
+        name: 'x'.repeat(300 * 1024),
+        quota: {
+          hard: {
+            pods: '-5',
+            'request.cpu': '1',
+            bananas: '3',
+            secrets: '2.5',
+            'requests.memory': '4Gi',
+            'count/deployments.apps': '10',
+          },
+        },
+        limits: { container: { default: { cpu: '-1' } } },
+      },
+    ),
+  ).join('\n');
+  assert.match(problems, /site\.quota\.hard\.pods: -5 is negative/);
+  assert.match(
+    problems,
+    /site\.quota\.hard\.request\.cpu: .*not a resource the API server knows.*requests\.cpu/,
+  );
+  assert.match(problems, /site\.quota\.hard\.bananas: .*not a resource the API server knows/);
+  assert.match(problems, /site\.quota\.hard\.secrets: 2\.5 .*whole number/);
+  assert.match(problems, /site\.name: .*262144 bytes/);
+  assert.match(problems, /site\.limits\.container\.default\.cpu: -1 is negative/);
+  assert.doesNotMatch(problems, /quota\.hard\.(requests\.memory|count\/deployments)/);
+});
+
+test('robot labels in the kubernetes.io and k8s.io namespaces that kubelet refuses fail validation', () => {
+  const problems = problemsOf(
+    valid({
+      robots: [
+        robot('r1', '10.0.0.1', {
+          serverCapable: true,
+          labels: {
+            'kubernetes.io/role': 'x',
+            'node-role.kubernetes.io/worker': 'true',
+            'sub.k8s.io/thing': 'y',
+            // allowed: kubelet's own namespaces and its listed labels
+            'node.kubernetes.io/instance-type': 'amr',
+            'topology.kubernetes.io/zone': 'dock',
+            'feature.node.kubernetes.io/gpu': 'true',
+            'robot.edgectl.io/kind': 'amr',
+          },
+        }),
+      ],
+    }),
+  ).join('\n');
+  assert.match(problems, /robots\[0\]\.labels\.kubernetes\.io\/role: kubelet refuses/);
+  assert.match(problems, /robots\[0\]\.labels\.node-role\.kubernetes\.io\/worker: kubelet refuses/);
+  assert.match(problems, /robots\[0\]\.labels\.sub\.k8s\.io\/thing: kubelet refuses/);
+  assert.doesNotMatch(problems, /labels\.(node\.kubernetes|topology|feature\.node|robot\.edgectl)/);
+});
+
+test('network sanity: robot addresses that cannot be a robot, inside a pod pool, and special pod ranges', () => {
+  const problems = problemsOf(
+    valid(
+      {
+        robots: [
+          robot('r1', '127.0.0.1', { serverCapable: true }),
+          robot('r2', '0.0.0.0'),
+          robot('r3', '255.255.255.255'),
+          robot('r4', '192.168.50.20'),
+          robot('r5', '10.42.0.9'),
+          robot('r6', '192.168.50.1'), // the excluded gateway: fine
+        ],
+      },
+      {
+        networks: [
+          { name: 'dds', range: '192.168.50.0/24', gateway: '192.168.50.1', exclude: ['192.168.50.1'] },
+          { name: 'lo', range: '127.1.0.0/24' },
+          { name: 'mc', range: '239.1.0.0/24' },
+          { name: 'll', range: '169.254.10.0/24' },
+        ],
+      },
+    ),
+  ).join('\n');
+  assert.match(problems, /robots\[0\]\.address: 127\.0\.0\.1 is a loopback address/);
+  assert.match(problems, /robots\[1\]\.address: 0\.0\.0\.0 /);
+  assert.match(problems, /robots\[2\]\.address: 255\.255\.255\.255 /);
+  assert.match(
+    problems,
+    /robots\[3\]\.address: 192\.168\.50\.20 is in the pool of site\.networks\[0\] \(dds\)/,
+  );
+  assert.match(problems, /robots\[4\]\.address: 10\.42\.0\.9 .*10\.42\.0\.0\/16/);
+  assert.doesNotMatch(problems, /robots\[5\]/);
+  assert.match(problems, /site\.networks\[1\]\.range: 127\.1\.0\.0\/24 .*loopback/);
+  assert.match(problems, /site\.networks\[2\]\.range: 239\.1\.0\.0\/24 .*multicast/);
+  assert.match(problems, /site\.networks\[3\]\.range: 169\.254\.10\.0\/24 .*link-local/);
+});
