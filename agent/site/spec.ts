@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { interfaceNameProblem } from '../interface-name.ts';
 import { remapIndexes, salvage, salvageEach } from '../partial-parse.ts';
 import { validateSiteSpec, type ValidateOptions } from './validate.ts';
 
@@ -136,11 +137,11 @@ const operatorsSchema = z
   })
   .strict();
 
-/** Characters a Linux interface name cannot contain (cni ValidateInterfaceName), and at most 15. */
-const interfaceName = z
-  .string()
-  .regex(/^[^\s/:]{1,15}$/, 'must be a network interface name: 1-15 characters, no spaces, / or :')
-  .refine((s) => s !== '.' && s !== '..', 'must be a network interface name, not . or ..');
+/** A Linux interface name, as the kernel accepts it (agent/interface-name.ts). */
+const interfaceName = z.string().superRefine((s, ctx) => {
+  const p = interfaceNameProblem(s);
+  if (p) ctx.addIssue({ code: 'custom', message: p });
+});
 
 export const siteNetworkSchema = z
   .object({

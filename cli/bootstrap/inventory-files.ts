@@ -4,6 +4,7 @@
  * there and readable. All of it runs before any robot is touched, and reports every problem at once.
  */
 import { constants, accessSync, readFileSync, statSync } from 'node:fs';
+import { lookup as dnsLookup } from 'node:dns/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +12,15 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError, EdgeError } from '../../agent/errors.ts';
 import { agentChunks } from './bundle.ts';
 import { remapIndexes } from '../../agent/partial-parse.ts';
-import { checkInventory, parseInventory, type Inventory } from './inventory.ts';
+import type { SiteSpec } from '../../agent/site/spec.ts';
+import {
+  addressProblem,
+  checkInventory,
+  isHostName,
+  parseInventory,
+  type Inventory,
+  type Robot,
+} from './inventory.ts';
 
 /** The edgectl checkout or package this CLI runs from: the default bundle comes from here. */
 export const EDGECTL_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -156,16 +165,94 @@ export function checkInventoryFiles(
  * with every problem, before anything connects anywhere.
  */
 export function loadInventory(path: string, env: NodeJS.ProcessEnv = process.env): LoadedInventory {
+  const { checked, problems } = collectInventory(path, env);
+  if (problems.length || !checked.inventory) throw new ConfigError(path, problems);
+  return finish(checked.inventory, path, env);
+}
+
+function finish(inventory: Inventory, path: string, env: NodeJS.ProcessEnv): LoadedInventory {
+  return { inventory, path: resolve(path), ...resolveInventoryPaths(inventory, path, env.HOME ?? homedir()) };
+}
+
+/** Every problem of the file, its files included, and what parsed of it. */
+function collectInventory(path: string, env: NodeJS.ProcessEnv) {
   const checked = checkInventory(readInventoryDocument(path));
-  const home = env.HOME ?? homedir();
   const problems = [...checked.problems];
   // The files of whatever parsed are checked even when the rest has problems: one run, every fix.
   if (checked.partial) {
-    const resolved = resolveInventoryPaths(checked.partial, path, home);
+    const resolved = resolveInventoryPaths(checked.partial, path, env.HOME ?? homedir());
     const fileProblems = checkInventoryFiles({ inventory: checked.partial, ...resolved }, env);
     problems.push(...remapIndexes(fileProblems, 'robots', checked.partial.robotIndex));
   }
+  return { checked, problems };
+}
+
+/** Lookup resolves a host name to one IPv4 address. */
+export type Lookup = (host: string) => Promise<string>;
+
+/** The system's resolver (getaddrinfo: /etc/hosts, DNS, mDNS where nss-mdns is installed). */
+export const systemLookup: Lookup = async (host) => (await dnsLookup(host, { family: 4 })).address;
+
+/**
+ * resolveRobots resolves every host-name address once, in parallel, and records the IPv4 address
+ * on the robot (Robot.ip). A name that does not resolve, resolves to an address no robot can have,
+ * or to another robot's address, is a problem naming the robot's field.
+ */
+export async function resolveRobots(
+  robots: readonly Robot[],
+  site: SiteSpec | null,
+  lookup: Lookup = systemLookup,
+): Promise<{ robots: Robot[]; problems: string[] }> {
+  const problems: string[] = [];
+  const resolved = await Promise.all(
+    robots.map(async (r, i): Promise<Robot> => {
+      if (!isHostName(r.address)) return { ...r, ip: r.address };
+      let ip: string;
+      try {
+        ip = await lookup(r.address);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+        problems.push(
+          `robots[${i}].address: ${r.address} does not resolve to an IPv4 address (${code}): check the name and its DNS or /etc/hosts entry on this machine, or write the robot's IPv4 address`,
+        );
+        return r;
+      }
+      const why = addressProblem(ip, site);
+      if (why) problems.push(`robots[${i}].address: ${r.address} resolves to ${ip}, which ${why}`);
+      return { ...r, ip };
+    }),
+  );
+  const byIp = new Map<string, number>();
+  resolved.forEach((r, i) => {
+    if (r.ip === undefined) return;
+    const first = byIp.get(`${r.ip}:${r.ssh.port}`);
+    if (first !== undefined && isHostName(r.address))
+      problems.push(
+        `robots[${i}].address: ${r.address} resolves to ${r.ip}, the address of robots[${first}] (${resolved[first]!.address}): give every robot its own address`,
+      );
+    else if (first === undefined) byIp.set(`${r.ip}:${r.ssh.port}`, i);
+  });
+  return { robots: resolved, problems };
+}
+
+/**
+ * loadInventoryResolved is loadInventory plus the host names resolved (resolveRobots): what every
+ * command that plans or reaches robots uses, so a name is resolved once per run, before any robot
+ * is touched, and its problems come with every other one.
+ */
+export async function loadInventoryResolved(
+  path: string,
+  env: NodeJS.ProcessEnv = process.env,
+  lookup: Lookup = systemLookup,
+): Promise<LoadedInventory> {
+  const { checked, problems } = collectInventory(path, env);
+  let robots: Robot[] = [];
+  if (checked.partial) {
+    const site = checked.inventory?.site ?? null;
+    const r = await resolveRobots(checked.partial.robots, site, lookup);
+    robots = r.robots;
+    problems.push(...remapIndexes(r.problems, 'robots', checked.partial.robotIndex));
+  }
   if (problems.length || !checked.inventory) throw new ConfigError(path, problems);
-  const inventory = checked.inventory;
-  return { inventory, path: resolve(path), ...resolveInventoryPaths(inventory, path, home) };
+  return finish({ ...checked.inventory, robots }, path, env);
 }

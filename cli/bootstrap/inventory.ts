@@ -16,10 +16,12 @@
 import { z } from 'zod';
 import { validateAgentConfig, type AgentConfigInput } from '../../agent/config.ts';
 import { ConfigError } from '../../agent/errors.ts';
+import { interfaceNameProblem } from '../../agent/interface-name.ts';
 import { remapIndexes, salvage, salvageEach } from '../../agent/partial-parse.ts';
 import { cidrContains, parseCidr, parseIpv4, type Cidr } from '../../agent/site/ipv4.ts';
 import { parseSiteSpec, salvageSiteSpec, type SiteSpec } from '../../agent/site/spec.ts';
 import { K3S_RESERVED, poolContains } from '../../agent/site/validate.ts';
+import { K3sSettingsSchema } from '../../agent/k3s/settings.ts';
 import { TIMING_PROFILES, type TimingProfileName } from '../../statecharts/timing.ts';
 
 /** Voters are server-capable robots; more than 7 makes every election slower and gains nothing. */
@@ -88,7 +90,10 @@ const robotSchema = z
     /** The Wi-Fi NIC: mDNS runs on it. */
     wifiInterface: z
       .string()
-      .regex(/^[^\s/:]{1,15}$/, 'must be a network interface name: 1-15 characters, no spaces, / or :')
+      .superRefine((s, ctx) => {
+        const p = interfaceNameProblem(s);
+        if (p) ctx.addIssue({ code: 'custom', message: p });
+      })
       .default('wlan0'),
     /** Can this robot run the k3s server (CPU, storage, battery)? Only these can vote. */
     serverCapable: z.boolean().default(false),
@@ -183,10 +188,20 @@ export const inventorySchema = z
 
 type InventoryParsed = z.output<typeof inventorySchema>;
 export type InventoryInput = z.input<typeof inventorySchema>;
-export type Robot = z.output<typeof robotSchema>;
+/**
+ * A robot of the inventory. `ip` is the IPv4 address its `address` resolved to when the plan was
+ * made (loadInventoryResolved, inventory-files.ts): what its agent's config and k3s carry.
+ */
+export type Robot = z.output<typeof robotSchema> & { readonly ip?: string };
+
+/** robotIp: the robot's IPv4 address (resolved from a host name, or the address itself). */
+export function robotIp(r: Robot): string {
+  return r.ip ?? r.address;
+}
 
 /** Inventory is a validated inventory: the site spec parsed, voters resolved. */
-export interface Inventory extends Omit<InventoryParsed, 'site' | 'voters'> {
+export interface Inventory extends Omit<InventoryParsed, 'site' | 'voters' | 'robots'> {
+  readonly robots: Robot[];
   readonly site: SiteSpec;
   readonly voters: readonly string[];
 }
@@ -295,6 +310,7 @@ export function checkInventory(raw: unknown): {
       }
     });
   }
+  if (problems.length === 0 && site) problems.push(...k3sSettingsProblems({ ...inv, site, voters }));
   const partial = { robots: inv.robots, robotIndex: inv.robots.map((_, i) => i), bundle: inv.bundle };
   if (problems.length || !site) return { inventory: null, partial, problems };
   return { inventory: { ...inv, site, voters }, partial, problems: [] };
@@ -436,23 +452,50 @@ export function addressProblem(address: string, site: SiteSpec | null): string |
   const ip = parseIpv4(address);
   if (ip === null) return null;
   for (const b of NOT_A_HOST)
-    if (cidrContains(b.cidr, ip))
-      return `${address} ${b.why}: give the robot's own address on the site network`;
+    if (cidrContains(b.cidr, ip)) return `${b.why}: give the robot's own address on the site network`;
   for (const r of K3S_RESERVED) {
     const c = parseCidr(r.cidr);
     if (c.ok && cidrContains(c.cidr, ip))
-      return `${address} is in ${r.cidr}, ${r.why}, so pods and services would shadow the robot: give the robot an address outside it`;
+      return `is in ${r.cidr}, ${r.why}, so pods and services would shadow the robot: give the robot an address outside it`;
   }
   const at = site?.networks.findIndex((n) => poolContains(n, ip)) ?? -1;
   if (at >= 0)
-    return `${address} is in the pool of site.networks[${at}] (${site!.networks[at]!.name}), so Whereabouts could hand the robot's address to a pod: add "${address}" to its exclude, or move the pool with rangeStart/rangeEnd`;
+    return `is in the pool of site.networks[${at}] (${site!.networks[at]!.name}), so Whereabouts could hand the robot's address to a pod: add "${address}" to its exclude, or move the pool with rangeStart/rangeEnd`;
   return null;
 }
 
 function addressProblems(robots: readonly Robot[], site: SiteSpec | null): string[] {
   return robots.flatMap((r, i) => {
     const p = addressProblem(r.address, site);
-    return p ? [`robots[${i}].address: ${p}`] : [];
+    return p ? [`robots[${i}].address: ${r.address} ${p}`] : [];
+  });
+}
+
+/** A host-name address that is not an IPv4 address: resolved when the plan is made. */
+export function isHostName(address: string): boolean {
+  return parseIpv4(address) === null;
+}
+
+/** Where k3s settings need an address and a host name has not been resolved yet (TEST-NET-1). */
+const UNRESOLVED_PLACEHOLDER = '192.0.2.1';
+
+/**
+ * k3sSettingsProblems: each robot's k3s settings as the agent's config carries them, judged by
+ * k3s's own schema (agent/k3s/settings.ts), so validate refuses what the plan would.
+ */
+function k3sSettingsProblems(inv: Inventory): string[] {
+  if (inv.controlPlane.runtime !== 'k3s') return [];
+  return inv.robots.flatMap((r, i) => {
+    const cp = renderControlPlane(
+      inv,
+      r.ip || !isHostName(r.address) ? r : { ...r, ip: UNRESOLVED_PLACEHOLDER },
+    );
+    const parsed = K3sSettingsSchema.safeParse((cp as { k3s: unknown }).k3s);
+    return parsed.success
+      ? []
+      : parsed.error.issues.map(
+          (e) => `robots[${i}] (${r.name}) k3s settings: ${formatPath(e.path)}: ${e.message}`,
+        );
   });
 }
 
@@ -507,12 +550,16 @@ export function renderAgentConfig(inv: Inventory, robot: string): AgentConfigInp
       bindAddress: '0.0.0.0',
       port: inv.discovery.port,
       mdns: inv.discovery.mdns,
-      seeds: seedRobots(inv, robot).map((s) => ({ node: s.name, host: s.address, port: inv.discovery.port })),
+      seeds: seedRobots(inv, robot).map((s) => ({
+        node: s.name,
+        host: robotIp(s),
+        port: inv.discovery.port,
+      })),
     },
     stateDir: installPath(inv, robot, '/var/lib/edgectl'),
     siteKeyFile: installPath(inv, robot, '/etc/edgectl/site.key'),
     // In the lab, the host polls every robot's status over the lab bridge.
-    status: { listen: inv.controlPlane.runtime === 'lab' ? `${r.address}:7947` : '127.0.0.1:7947' },
+    status: { listen: inv.controlPlane.runtime === 'lab' ? `${robotIp(r)}:7947` : '127.0.0.1:7947' },
     controlPlane: renderControlPlane(inv, r),
     // The site's grace period for a lost robot (site spec nodeLoss), enforced by the leader's agent.
     membership: { lostAfterMs: inv.site.nodeLoss.graceSeconds * 1000 },
@@ -531,12 +578,12 @@ function renderControlPlane(inv: Inventory, r: Robot): AgentConfigInput['control
     templatesDir: installPath(inv, r.name, TEMPLATES_DIR),
   };
   if (inv.controlPlane.runtime === 'lab')
-    return { runtime: 'lab', identityDir: inv.controlPlane.identityDir, address: r.address, ...common };
+    return { runtime: 'lab', identityDir: inv.controlPlane.identityDir, address: robotIp(r), ...common };
   return {
     runtime: 'k3s',
     ...common,
     k3s: {
-      nodeIp: r.address,
+      nodeIp: robotIp(r),
       flannelIface: r.wifiInterface,
       serverCapable: r.serverCapable,
       labels: { ...r.labels }, // a copy: a shared object would print as a YAML alias

@@ -25,6 +25,7 @@ import type { PlanStep } from '../../agent/plan/plan.ts';
 import {
   installPath,
   renderAgentConfig,
+  robotIp,
   SITE_SPEC_PATH,
   TEMPLATES_DIR,
   type Inventory,
@@ -54,6 +55,8 @@ export interface RobotPlan {
   readonly target: string;
   /** SSH address, for the recovery commands of a failure report. */
   readonly address: string;
+  /** The IPv4 address a host-name `address` resolved to when the plan was made. */
+  readonly ip?: string;
   readonly steps: readonly BootstrapStep[];
 }
 
@@ -249,18 +252,24 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
   };
 }
 
+function planIp(robot: Robot): { ip?: string } {
+  return robot.ip !== undefined && robot.ip !== robot.address ? { ip: robot.ip } : {};
+}
+
 /** k3sNodeSpec: a robot's k3s settings from the inventory, as the agent's config carries them. */
 export function k3sNodeSpec(inv: Inventory, robot: Robot): K3sNodeSpec {
-  return {
-    ...K3sSettingsSchema.parse({
-      nodeIp: robot.address,
-      flannelIface: robot.wifiInterface,
-      serverCapable: robot.serverCapable,
-      labels: { ...robot.labels },
-    }),
-    site: inv.site.id,
-    nodeName: robot.name,
-  };
+  const settings = K3sSettingsSchema.safeParse({
+    nodeIp: robotIp(robot),
+    flannelIface: robot.wifiInterface,
+    serverCapable: robot.serverCapable,
+    labels: { ...robot.labels },
+  });
+  // Validation checks the same settings (inventory.ts): reaching here with bad ones is a bug.
+  if (!settings.success)
+    throw new InternalError(
+      `k3s settings of ${robot.name}: ${settings.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  return { ...settings.data, site: inv.site.id, nodeName: robot.name };
 }
 
 export type Runtimes = Readonly<Record<Inventory['controlPlane']['runtime'], RuntimeInstaller>>;
@@ -440,7 +449,7 @@ function preflight(inv: Inventory, robot: Robot, bundle: BundleInfo, root: strin
       'ip -o link show dev "$1" >/dev/null 2>&1 || { echo "no interface $1" >&2; exit 1; }; ' +
         'ip -o link show dev "$1" | grep -q MULTICAST || { echo "$1 cannot multicast: mDNS will not work" >&2; exit 1; }',
       [robot.wifiInterface],
-      `set wifiInterface for ${robot.name} in the inventory (ip -br link on the robot lists them)`,
+      `set wifiInterface for ${robot.name} in the inventory (ip -br link on the robot lists them; for name@parent, the name is the part before @)`,
     ),
   ];
   if (inv.install.service === 'systemd') {
@@ -711,7 +720,7 @@ export function renderBootstrapPlan(input: BootstrapInputs): BootstrapPlan {
       },
     ];
     assertUniqueIds(robot.name, steps);
-    return { target: robot.name, address: robot.address, steps };
+    return { target: robot.name, address: robot.address, ...planIp(robot), steps };
   });
   return { kind: 'bootstrap', site: inv.site.id, robots };
 }
@@ -761,7 +770,7 @@ export function renderRemovePlan(kind: 'reset' | 'uninstall', input: RemoveInput
       remove('remove.bundle', p(PATHS.installDir), 'the agent bundle and its Node runtime', true),
     );
     assertUniqueIds(robot.name, steps);
-    return { target: robot.name, address: robot.address, steps };
+    return { target: robot.name, address: robot.address, ...planIp(robot), steps };
   });
   return { kind, site: inv.site.id, robots };
 }

@@ -39,6 +39,6 @@ export const inventoryCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
         { ...(a.out === undefined ? {} : { out: a.out }), force: a.force, output: a.output },
         io,
       );
-    else runInventoryValidate({ file: a.file!, output: a.output }, io);
+    else await runInventoryValidate({ file: a.file!, output: a.output }, io);
   },
 });

@@ -16,8 +16,13 @@ import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { SshCommandRunner } from '../../agent/exec/ssh.ts';
 import { applyPlan, type ApplyReport } from '../bootstrap/apply.ts';
 import { describeBundle } from '../bootstrap/bundle.ts';
-import { loadInventory, type LoadedInventory } from '../bootstrap/inventory-files.ts';
-import type { Robot } from '../bootstrap/inventory.ts';
+import {
+  loadInventory,
+  loadInventoryResolved,
+  type LoadedInventory,
+  type Lookup,
+} from '../bootstrap/inventory-files.ts';
+import { robotIp, type Robot } from '../bootstrap/inventory.ts';
 import { probeMulticast } from '../bootstrap/multicast-probe.ts';
 import { formatPlanText, planArtifact } from '../bootstrap/plan-output.ts';
 import {
@@ -79,6 +84,8 @@ export interface BootstrapDeps {
   /** Reads the sudo password when no --sudo-password-file is given; default: prompt on the terminal. */
   readonly readPassword?: (prompt: string) => Promise<string>;
   readonly runtimes?: Runtimes;
+  /** Resolves robots' host names; default: the system resolver. */
+  readonly lookup?: Lookup;
 }
 
 export interface ConnectContext {
@@ -212,7 +219,8 @@ async function runPlanned(
 ): Promise<ApplyReport | BootstrapPlan> {
   const env = deps.env ?? process.env;
   // 1. Everything local first, every problem at once: no robot is touched before this passes.
-  const loaded = loadInventory(o.file, env);
+  // Host names are resolved here, once: the plan carries and shows the addresses.
+  const loaded = await loadInventoryResolved(o.file, env, deps.lookup);
   const inv = loaded.inventory;
   if (o.robots)
     for (const name of o.robots)
@@ -414,7 +422,7 @@ export interface SiteReadyOptions {
  */
 export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapDeps = {}) {
   const env = deps.env ?? process.env;
-  const loaded = loadInventory(o.file, env);
+  const loaded = await loadInventoryResolved(o.file, env, deps.lookup);
   const inv = loaded.inventory;
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
   checkOutDir(o.siteDir ? '--site-dir' : 'the site directory', siteDir.root);
@@ -460,7 +468,7 @@ export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapD
       });
     const kubeconfig = siteKubeconfig(admin.toString('utf8'), {
       site: inv.site.id,
-      server: `https://${leader.address}:6443`,
+      server: `https://${robotIp(leader)}:6443`,
       namespace: inv.site.namespace.name ?? `site-${inv.site.id}`,
     });
     const path = o.kubeconfig ?? join(siteDir.root, 'kubeconfig');

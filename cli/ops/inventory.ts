@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../../agent/errors.ts';
-import { loadInventory } from '../bootstrap/inventory-files.ts';
+import { loadInventoryResolved, type Lookup } from '../bootstrap/inventory-files.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
 import { writeOutFile } from './local-files.ts';
 
@@ -33,11 +33,17 @@ export function runInventoryInit(o: { out?: string; force: boolean; output: Outp
  * runInventoryValidate checks an inventory completely, local files included (key files, bundle):
  * every problem at once as a ConfigError, or a summary of the site.
  */
-export function runInventoryValidate(o: { file: string; output: OutputFormat }, io: Io): void {
-  const { inventory: inv } = loadInventory(o.file);
+export async function runInventoryValidate(
+  o: { file: string; output: OutputFormat },
+  io: Io,
+  deps: { lookup?: Lookup } = {},
+): Promise<void> {
+  // Host names are resolved as bootstrap would: a name that does not resolve is a problem here too.
+  const { inventory: inv } = await loadInventoryResolved(o.file, process.env, deps.lookup);
   const robots = inv.robots.map((r) => ({
     name: r.name,
     address: `${r.address}:${r.ssh.port}`,
+    ...(r.ip !== undefined && r.ip !== r.address ? { ip: r.ip } : {}),
     user: r.ssh.user,
     sudo: r.sudo,
     voter: inv.voters.includes(r.name),
@@ -58,7 +64,7 @@ export function runInventoryValidate(o: { file: string; output: OutputFormat }, 
         ['robot', 'ssh', 'user', 'sudo', 'role', 'host key'],
         robots.map((r) => [
           r.name,
-          r.address,
+          r.ip ? `${r.address} (${r.ip})` : r.address,
           r.user,
           r.sudo,
           r.voter ? 'voter' : r.serverCapable ? 'server-capable learner' : 'learner',
