@@ -219,6 +219,7 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
             ...st,
             id: `k3s.${st.id}`,
             phase: 'runtime',
+            ...asRoot(st),
           })),
         );
       else
@@ -246,6 +247,7 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
         ...st,
         id: `k3s.${st.id}`,
         phase: 'remove',
+        ...asRoot(st),
       })),
       ...bundleOnlyK3sInstaller.uninstall(robot, { ...ctx, bundle: { ...ctx.bundle, k3s: undefined } }),
     ],
@@ -254,6 +256,14 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
 
 function planIp(robot: Robot): { ip?: string } {
   return robot.ip !== undefined && robot.ip !== robot.address ? { ip: robot.ip } : {};
+}
+
+/**
+ * The k3s plans are written for the agent, which runs as root; over SSH their commands go through
+ * sudo like every other step of bootstrap (file steps always do).
+ */
+function asRoot(st: PlanStep): { sudo?: true } {
+  return st.kind === 'run' ? { sudo: true } : {};
 }
 
 /** k3sNodeSpec: a robot's k3s settings from the inventory, as the agent's config carries them. */
