@@ -384,6 +384,7 @@ export async function runBootstrapSite(
         siteDir: o.siteDir,
         acceptNewHostKeys: o.acceptNewHostKeys,
         sudoPasswordFile: o.sudoPasswordFile,
+        parallel: o.parallel,
         timeoutMs: o.timeoutMs ?? 300_000,
         kubeconfig: o.kubeconfig,
         mergeKubeconfig: o.mergeKubeconfig ?? false,
@@ -428,6 +429,10 @@ export async function runUninstallSite(
 
 export interface SiteReadyOptions {
   readonly file: string;
+  /** Say what it would do, and touch nothing: no SSH, no file written. */
+  readonly dryRun?: boolean;
+  /** How many robots to reach at once (default 4, as bootstrap). */
+  readonly parallel?: number;
   readonly siteDir?: string | undefined;
   readonly acceptNewHostKeys: boolean;
   readonly sudoPasswordFile?: string | undefined;
@@ -449,9 +454,40 @@ export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapD
   const inv = loaded.inventory;
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
   checkOutDir(o.siteDir ? '--site-dir' : 'the site directory', siteDir.root);
+  const parallel = o.parallel ?? 4;
+  if (!Number.isInteger(parallel) || parallel < 1)
+    throw new UsageError('BAD_PARALLEL', `--parallel must be a whole number >= 1 (got ${parallel})`, {
+      hint: 'pass how many robots to reach at once, like --parallel 4',
+    });
+  const path = o.kubeconfig ?? join(siteDir.root, 'kubeconfig');
+  const mergeInto = o.mergeKubeconfig
+    ? ((env.KUBECONFIG ?? '').split(':').find(Boolean) ?? join(env.HOME ?? homedir(), '.kube', 'config'))
+    : null;
+  if (o.dryRun) {
+    const plan = {
+      type: 'site.ready.plan',
+      robots: inv.robots.map((r) => r.name),
+      parallel,
+      timeoutMs: o.timeoutMs,
+      kubeconfig: path,
+      mergeInto,
+    };
+    if (o.output === 'json') io.out(JSON.stringify(plan));
+    else
+      io.out(
+        [
+          `site ready for ${inv.site.id}, dry run: nothing was touched. A real run would:`,
+          `  - connect to ${plan.robots.join(', ')} over SSH, ${parallel} at a time (host keys from ${siteDir.knownHosts}${o.acceptNewHostKeys ? ', new ones recorded' : ''})`,
+          `  - wait up to ${Math.round(o.timeoutMs / 1000)} s for one leader serving and every robot Ready`,
+          `  - read the leader's admin kubeconfig (sudo) and write ${path} (0600)`,
+          ...(mergeInto ? [`  - merge it into ${mergeInto} as context edgectl-${inv.site.id}`] : []),
+        ].join('\n'),
+      );
+    return plan;
+  }
   const password = await sudoPassword(
     loaded,
-    { ...o, dryRun: false, parallel: 1, recheck: false },
+    { ...o, dryRun: false, parallel, recheck: false },
     deps,
     inv.robots.map((r) => r.name),
   );
@@ -460,7 +496,13 @@ export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapD
     deps.connect ?? ((r: Robot, l: LoadedInventory, c: ConnectContext) => sshConnect(r, l, c, env));
   const runners = new Map<string, CommandRunner>();
   try {
-    for (const r of inv.robots) runners.set(r.name, await connect(r, loaded, ctx));
+    // At most `parallel` connections being made at once, like bootstrap's robots.
+    const queue = [...inv.robots];
+    await Promise.all(
+      Array.from({ length: Math.min(parallel, queue.length) }, async () => {
+        for (let r = queue.shift(); r; r = queue.shift()) runners.set(r.name, await connect(r, loaded, ctx));
+      }),
+    );
     const ready = await waitForSite({
       inventory: inv,
       runners,
@@ -494,12 +536,11 @@ export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapD
       server: `https://${robotIp(leader)}:6443`,
       namespace: inv.site.namespace.name ?? `site-${inv.site.id}`,
     });
-    const path = o.kubeconfig ?? join(siteDir.root, 'kubeconfig');
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     writeFileSync(path, kubeconfig, { mode: 0o600 });
     let merged: string | null = null;
-    if (o.mergeKubeconfig) {
-      merged = (env.KUBECONFIG ?? '').split(':').find(Boolean) ?? join(homedir(), '.kube', 'config');
+    if (mergeInto) {
+      merged = mergeInto;
       mkdirSync(dirname(merged), { recursive: true, mode: 0o700 });
       const existing = existsSync(merged) ? readFileSync(merged, 'utf8') : null;
       writeFileSync(`${merged}.edgectl-tmp`, mergeKubeconfig(existing, kubeconfig), { mode: 0o600 });
@@ -544,6 +585,7 @@ export async function runRobotAdd(
         siteDir: o.siteDir,
         acceptNewHostKeys: o.acceptNewHostKeys,
         sudoPasswordFile: o.sudoPasswordFile,
+        parallel: o.parallel,
         timeoutMs: o.timeoutMs ?? 300_000,
         mergeKubeconfig: false,
         output: o.output,
