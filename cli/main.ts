@@ -72,12 +72,7 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       .parseAsync();
     return 0;
   } catch (e) {
-    const err =
-      e instanceof EdgeError
-        ? e
-        : isSystemError(e)
-          ? systemError(e)
-          : new InternalError(e instanceof Error ? e.message : String(e), { cause: e });
+    const err = toEdgeError(e);
     if (output === 'json') io.err(JSON.stringify({ error: err.toJSON() }));
     else {
       io.err(`edgectl: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}`);
@@ -85,6 +80,16 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
     }
     return err.exitCode;
   }
+}
+
+/**
+ * toEdgeError: what a command threw, as the error the CLI reports. A failed system call is what
+ * the machine refused (exit 1, naming the path), not a bug; anything else unexpected is one (70).
+ */
+export function toEdgeError(e: unknown): EdgeError {
+  if (e instanceof EdgeError) return e;
+  if (isSystemError(e)) return systemError(e);
+  return new InternalError(e instanceof Error ? e.message : String(e), { cause: e });
 }
 
 /** A failed system call (a file, a socket): what the machine refused, not a bug in edgectl. */

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { main } from './main.ts';
+import { main, toEdgeError } from './main.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-mistakes-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -125,4 +125,21 @@ test('lab run --report under a file is refused before any lab comes up', async (
   writeFileSync(f, 'x');
   const r = await run(['lab', 'run', 'lab/scenarios/leader-power-loss.yaml', '--report', join(f, 'out')]);
   assertUserMistake(r, /--report.*not a directory/);
+});
+
+test('a failed system call the command did not expect names the path and exits 1, not 70', () => {
+  let thrown: unknown;
+  try {
+    mkdirSync(join(dir, 'a-file-for-mkdir'), { recursive: true });
+    writeFileSync(join(dir, 'a-file-for-mkdir', 'x'), 'x');
+    mkdirSync(join(dir, 'a-file-for-mkdir', 'x', 'y'));
+  } catch (e) {
+    thrown = e;
+  }
+  const err = toEdgeError(thrown);
+  assert.equal(err.exitCode, 1);
+  assert.equal(err.code, 'EDGE_SYSTEM');
+  assert.match(err.message, /mkdir .*a-file-for-mkdir\/x\/y failed: ENOTDIR/);
+  assert.match(err.hint ?? '', /check .*a-file-for-mkdir\/x\/y/);
+  assert.equal(toEdgeError(new TypeError('x is undefined')).exitCode, 70, 'a real bug still says so');
 });
