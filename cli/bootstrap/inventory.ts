@@ -298,19 +298,27 @@ export function checkInventory(raw: unknown): {
     ),
   );
   const voters = inv.voters ?? inv.robots.filter((r) => r.serverCapable).map((r) => r.name);
-  if (problems.length === 0 && site) {
-    // Render every robot's agent config and let the agent's own validator judge it.
-    const candidate: Inventory = { ...inv, site, voters };
+  const checkSite = site ?? (siteRaw === undefined ? null : (salvageSiteSpec(siteRaw)?.spec ?? null));
+  if (checkSite) {
+    // Render every robot's agent config and let the agent's own validator judge it. Its voter,
+    // seed and discovery rules repeat the inventory's own: once those have spoken, only what the
+    // inventory does not check itself (the timing) is added, so nothing is reported twice.
+    const earlier = problems.length > 0;
+    const candidate: Inventory = { ...inv, site: checkSite, voters };
     inv.robots.forEach((r, i) => {
       try {
         validateAgentConfig(renderAgentConfig(candidate, r.name), `robots[${i}] agent config`);
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
-        problems.push(...e.problems.map((p) => `robots[${i}] (${r.name}) agent config: ${p}`));
+        problems.push(
+          ...e.problems
+            .filter((p) => !earlier || p.startsWith('timing'))
+            .map((p) => `robots[${i}] (${r.name}) agent config: ${p}`),
+        );
       }
     });
+    problems.push(...k3sSettingsProblems(candidate));
   }
-  if (problems.length === 0 && site) problems.push(...k3sSettingsProblems({ ...inv, site, voters }));
   const partial = { robots: inv.robots, robotIndex: inv.robots.map((_, i) => i), bundle: inv.bundle };
   if (problems.length || !site) return { inventory: null, partial, problems };
   return { inventory: { ...inv, site, voters }, partial, problems: [] };

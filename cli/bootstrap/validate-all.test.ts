@@ -194,3 +194,14 @@ test('network sanity: robot addresses that cannot be a robot, inside a pod pool,
   assert.match(problems, /site\.networks\[2\]\.range: 239\.1\.0\.0\/24 .*multicast/);
   assert.match(problems, /site\.networks\[3\]\.range: 169\.254\.10\.0\/24 .*link-local/);
 });
+
+test("the agents' own checks (timing) and k3s's run beside the inventory's, not after them", () => {
+  const problems = problemsOf(
+    valid({
+      robots: [robot('r1', '10.0.0.1', { serverCapable: true }), robot('r1', '10.0.0.2')],
+      timing: { heartbeatMs: 5000 },
+    }),
+  ).join('\n');
+  assert.match(problems, /robots\[1\]\.name: r1 is also robots\[0\]\.name/);
+  assert.match(problems, /agent config: timing \(profile fleet \+ overrides\): electionTimeoutMinMs/);
+});
