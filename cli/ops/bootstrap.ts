@@ -663,6 +663,15 @@ async function checkMulticast(
       return;
     }
     const what = [...unheard, ...failed].join('; ');
+    // A probe that could not run shows nothing: with no seeds to fall back on, that is a failure.
+    if (inv.discovery.seeds === 'none' && failed.length && !unheard.length)
+      throw new EdgeError(
+        'MULTICAST_UNCHECKED',
+        `the multicast probe could not run on every robot (${failed.join('; ')}), and with discovery.seeds: none nothing else lets the robots find each other`,
+        {
+          hint: 'fix what stopped the probe and run bootstrap again, or set discovery.seeds: voters (or all) so the agents do not depend on multicast',
+        },
+      );
     if (inv.discovery.seeds === 'none' && unheard.length)
       throw new EdgeError(
         'MULTICAST_FILTERED',
