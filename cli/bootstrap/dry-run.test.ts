@@ -3,7 +3,8 @@
  * k3s identity steps included (their secrets as placeholders), and touches nothing.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -92,4 +93,23 @@ test('dry-run steps == real-run steps for a fresh k3s site, identity steps inclu
     JSON.stringify(report),
   );
   assert.deepEqual(ran, dryIds);
+});
+
+test('preflight.time fails where it cannot look at the clock (no timedatectl), as every check that cannot run', async () => {
+  const systemd = join(dir, 'site-systemd.yaml');
+  writeFileSync(systemd, readFileSync(inventory, 'utf8').replace('service: none', 'service: systemd'));
+  const c = io();
+  await runBootstrapSite({ ...opts(true), file: systemd, siteDir: join(dir, 'other') }, c.io, {
+    tty: null,
+    connect: async () => assert.fail('a dry run connects to no robot'),
+  });
+  const plan = JSON.parse(c.out.join('')) as { robots: { steps: { id: string; argv?: string[] }[] }[] };
+  const time = plan.robots[0]!.steps.find((s) => s.id === 'preflight.time')!;
+  assert.equal(time.argv![0], 'sh');
+  // Run the check's own script in a shell whose PATH has no timedatectl.
+  assert.throws(
+    () => execFileSync('/bin/sh', [...time.argv!.slice(1)], { env: { PATH: '/nonexistent' }, stdio: 'pipe' }),
+    (e: { status: number; stderr: Buffer }) =>
+      e.status === 1 && /timedatectl is missing/.test(e.stderr.toString()),
+  );
 });

@@ -474,9 +474,10 @@ function preflight(inv: Inventory, robot: Robot, bundle: BundleInfo, root: strin
       check(
         'preflight.time',
         'the clock is synchronized (certificates and the site log need it)',
-        'if command -v timedatectl >/dev/null 2>&1; then ' +
+        // A check that cannot run fails: without timedatectl nothing says the clock is right.
+        'command -v timedatectl >/dev/null 2>&1 || { echo "cannot check the clock: timedatectl is missing" >&2; exit 1; }; ' +
           's=$(timedatectl show -p NTPSynchronized --value 2>/dev/null); ' +
-          '[ "$s" = yes ] || { echo "the clock is not NTP-synchronized (timedatectl: ${s:-unknown})" >&2; exit 1; }; fi',
+          '[ "$s" = yes ] || { echo "the clock is not NTP-synchronized (timedatectl: ${s:-unknown})" >&2; exit 1; }',
         [],
         'enable time sync on the robot (timedatectl set-ntp true, or chrony) and give it a reachable NTP server',
       ),
