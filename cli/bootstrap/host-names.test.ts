@@ -187,3 +187,22 @@ test('interface names are checked as the kernel checks them', async () => {
     assert.match(c.err.join('\n'), /robots\[0\]\.wifiInterface: /, name);
   }
 });
+
+test("a host name that lands on another robot's address is refused, in either order", async () => {
+  for (const [a, b] of [
+    ['spot-1.local', '10.20.0.11'],
+    ['10.20.0.11', 'spot-1.local'],
+  ]) {
+    await assert.rejects(
+      runInventoryValidate(
+        { file: inventory(`dup-${a}.yaml`, [a!, b!, '10.20.0.13']), output: 'table' },
+        io().io,
+        {
+          lookup,
+        },
+      ),
+      (e: unknown) =>
+        e instanceof ConfigError && /robots\[1\]\.address: .*the address of robots\[0\]/.test(e.message),
+    );
+  }
+});

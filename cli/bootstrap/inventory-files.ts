@@ -226,9 +226,10 @@ export async function resolveRobots(
   resolved.forEach((r, i) => {
     if (r.ip === undefined) return;
     const first = byIp.get(`${r.ip}:${r.ssh.port}`);
-    if (first !== undefined && isHostName(r.address))
+    // Two IPv4 literals alike are the cross-field rule's; a name that lands on another robot is this one's.
+    if (first !== undefined && (isHostName(r.address) || isHostName(resolved[first]!.address)))
       problems.push(
-        `robots[${i}].address: ${r.address} resolves to ${r.ip}, the address of robots[${first}] (${resolved[first]!.address}): give every robot its own address`,
+        `robots[${i}].address: ${r.address}${isHostName(r.address) ? ` resolves to ${r.ip},` : ' is'} the address of robots[${first}] (${resolved[first]!.address}): give every robot its own address`,
       );
     else if (first === undefined) byIp.set(`${r.ip}:${r.ssh.port}`, i);
   });
