@@ -331,6 +331,13 @@ function validatePeerRule(rule: PeerRule, at: string): Problem[] {
       });
   });
   rule.ports.forEach((p, i) => {
+    // A named port is an IANA service name to the API server: a letter at least, no `--`, no dash
+    // at either end.
+    if (typeof p.port === 'string' && (!/[a-z]/.test(p.port) || /--|^-|-$/.test(p.port)))
+      problems.push({
+        path: `${at}.ports[${i}].port`,
+        message: `"${p.port}" is not a port name the API server accepts (a letter at least, no -- and no dash at either end): give a number or a container port's name, like http`,
+      });
     if (p.endPort === undefined) return;
     if (typeof p.port !== 'number')
       problems.push({

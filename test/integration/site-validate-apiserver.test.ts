@@ -1,7 +1,7 @@
 /**
  * The site validator against a REAL kube-apiserver: for each spec below, validateSiteSpec refuses
  * it exactly when the API server refuses the namespace, quota or limit range the leader would
- * apply, or a plain pod in that namespace afterwards (a limit range the server stores can still
+ * apply (with its network policies), or a plain pod in that namespace afterwards (a limit range the server stores can still
  * make every pod fail). Specs pass the schema only, so their objects can be rendered and sent.
  */
 import assert from 'node:assert/strict';
@@ -57,6 +57,24 @@ const CASES: readonly [string, Partial<SiteSpecInput>][] = [
   ['a memory quota in bytes with a fraction', quota({ 'requests.memory': '1.5Gi' })],
   ['a negative default cpu', limits({ default: { cpu: '-1' }, defaultRequest: { cpu: '-2' } })],
   ['a zero minimum', limits({ min: { memory: '0' } })],
+  [
+    'named ports',
+    {
+      networkPolicy: { egress: [{ cidrs: ['10.1.0.0/16'], ports: [{ port: 'http' }, { port: 'dns-tcp' }] }] },
+    },
+  ],
+  [
+    'a port name of digits',
+    { networkPolicy: { egress: [{ cidrs: ['10.1.0.0/16'], ports: [{ port: '8080' }] }] } },
+  ],
+  [
+    'a port name with --',
+    { networkPolicy: { egress: [{ cidrs: ['10.1.0.0/16'], ports: [{ port: 'a--b' }] }] } },
+  ],
+  [
+    'a port name ending in -',
+    { networkPolicy: { ingress: [{ cidrs: ['10.1.0.0/16'], ports: [{ port: 'web-' }] }] } },
+  ],
   ['a 200 KB display name', { name: 'n'.repeat(200 * 1024) }],
   ['a 300 KB display name', { name: 'n'.repeat(300 * 1024) }],
 ];
@@ -79,7 +97,7 @@ CASES.forEach(([what, over], i) =>
   test(`validate and the API server agree: ${what}`, async () => {
     const spec = siteSpecSchema.parse({ id: `v${i}`, ...over });
     const objects = renderSite(spec, { epoch: 1 }).filter((o) =>
-      ['Namespace', 'ResourceQuota', 'LimitRange'].includes(o.kind),
+      ['Namespace', 'ResourceQuota', 'LimitRange', 'NetworkPolicy'].includes(o.kind),
     );
     // A pod with no resources of its own: the LimitRanger admission fills in the site's defaults,
     // so a limit range the server stored but no pod can satisfy shows here.
