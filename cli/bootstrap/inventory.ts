@@ -259,6 +259,8 @@ export function checkInventory(raw: unknown): {
       problems.push(...e.problems);
     }
   }
+  // The site as far as it parsed, for the checks that need it (robot addresses, agent configs).
+  const checkSite = site ?? (siteRaw === undefined ? null : (salvageSiteSpec(siteRaw)?.spec ?? null));
   if (!parsed.success) {
     for (const i of parsed.error.issues) {
       const where = formatPath(i.path);
@@ -279,8 +281,7 @@ export function checkInventory(raw: unknown): {
       const complete = robots.items.length === (raw as { robots: unknown[] }).robots.length;
       problems.push(...remapIndexes(crossFieldProblems(rest, complete), 'robots', robots.origIndex));
     }
-    const partialSite = site ?? (siteRaw === undefined ? null : (salvageSiteSpec(siteRaw)?.spec ?? null));
-    problems.push(...remapIndexes(addressProblems(robots.items, partialSite), 'robots', robots.origIndex));
+    problems.push(...remapIndexes(addressProblems(robots.items, checkSite), 'robots', robots.origIndex));
     return {
       inventory: null,
       partial: robots.items.length
@@ -291,14 +292,8 @@ export function checkInventory(raw: unknown): {
   }
   const inv = parsed.data;
   problems.push(...crossFieldProblems(inv, true));
-  problems.push(
-    ...addressProblems(
-      inv.robots,
-      site ?? (siteRaw === undefined ? null : (salvageSiteSpec(siteRaw)?.spec ?? null)),
-    ),
-  );
+  problems.push(...addressProblems(inv.robots, checkSite));
   const voters = inv.voters ?? inv.robots.filter((r) => r.serverCapable).map((r) => r.name);
-  const checkSite = site ?? (siteRaw === undefined ? null : (salvageSiteSpec(siteRaw)?.spec ?? null));
   if (checkSite) {
     // Render every robot's agent config and let the agent's own validator judge it. Its voter,
     // seed and discovery rules repeat the inventory's own: once those have spoken, only what the
