@@ -454,6 +454,9 @@ export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
 const QUALIFIED_NAME =
   /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
 /** An extended resource (vendor.example/gpu) is counted in whole units, like an integer resource. */
 function isIntegerResource(name: string): boolean {
   if (INTEGER_RESOURCES.has(name)) return true;
@@ -496,6 +499,14 @@ function validateServerLimits(spec: SiteSpec): Problem[] {
     }
     problems.push(...quantityProblems(path, resource, q));
   }
+  spec.operators.serviceAccounts.forEach((sa, i) => {
+    const [ns = '', name = ''] = sa.split('/');
+    if (!DNS_LABEL.test(ns) || !DNS_SUBDOMAIN.test(name))
+      problems.push({
+        path: `operators.serviceAccounts[${i}]`,
+        message: `"${sa}" is not <namespace>/<name> as the API server takes them (a namespace is a DNS label, a name a DNS subdomain: lower-case letters, digits, - and ., starting and ending with a letter or digit)`,
+      });
+  });
   const c = spec.limits.container;
   for (const k of ['default', 'defaultRequest', 'max', 'min'] as const)
     for (const [resource, q] of Object.entries(c[k] ?? {}))

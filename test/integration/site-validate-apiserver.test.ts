@@ -1,7 +1,7 @@
 /**
  * The site validator against a REAL kube-apiserver: for each spec below, validateSiteSpec refuses
  * it exactly when the API server refuses the namespace, quota or limit range the leader would
- * apply (with its network policies), or a plain pod in that namespace afterwards (a limit range the server stores can still
+ * apply (with its network policies and RBAC), or a plain pod in that namespace afterwards (a limit range the server stores can still
  * make every pod fail). Specs pass the schema only, so their objects can be rendered and sent.
  */
 import assert from 'node:assert/strict';
@@ -75,6 +75,10 @@ const CASES: readonly [string, Partial<SiteSpecInput>][] = [
     'a port name ending in -',
     { networkPolicy: { ingress: [{ cidrs: ['10.1.0.0/16'], ports: [{ port: 'web-' }] }] } },
   ],
+  ['service accounts', { operators: { serviceAccounts: ['ci/deployer', 'gitops/flux.reconciler'] } }],
+  ['a service account name starting with -', { operators: { serviceAccounts: ['ci/-deployer'] } }],
+  ['a service account namespace ending in -', { operators: { serviceAccounts: ['ci-/deployer'] } }],
+  ['a service account name with ..', { operators: { serviceAccounts: ['ci/a..b'] } }],
   ['a 200 KB display name', { name: 'n'.repeat(200 * 1024) }],
   ['a 300 KB display name', { name: 'n'.repeat(300 * 1024) }],
 ];
@@ -97,7 +101,7 @@ CASES.forEach(([what, over], i) =>
   test(`validate and the API server agree: ${what}`, async () => {
     const spec = siteSpecSchema.parse({ id: `v${i}`, ...over });
     const objects = renderSite(spec, { epoch: 1 }).filter((o) =>
-      ['Namespace', 'ResourceQuota', 'LimitRange', 'NetworkPolicy'].includes(o.kind),
+      ['Namespace', 'ResourceQuota', 'LimitRange', 'NetworkPolicy', 'Role', 'RoleBinding'].includes(o.kind),
     );
     // A pod with no resources of its own: the LimitRanger admission fills in the site's defaults,
     // so a limit range the server stored but no pod can satisfy shows here.
