@@ -143,3 +143,18 @@ test('a failed system call the command did not expect names the path and exits 1
   assert.match(err.hint ?? '', /check .*a-file-for-mkdir\/x\/y/);
   assert.equal(toEdgeError(new TypeError('x is undefined')).exitCode, 70, 'a real bug still says so');
 });
+
+test('render site --out under a file, or where this user may not write', async () => {
+  const spec = join(dir, 'render-site.yaml');
+  writeFileSync(spec, 'id: lab\n');
+  const f = join(dir, 'render-out-file');
+  writeFileSync(f, 'x');
+  assertUserMistake(
+    await run(['render', 'site', '-f', spec, '--out', join(f, 'm')]),
+    /--out .*not a directory/,
+  );
+  assertUserMistake(
+    await run(['render', 'site', '-f', spec, '--out', '/sys/edgectl-render']),
+    /--out .*cannot write/,
+  );
+});
