@@ -97,9 +97,13 @@ test('bootstrap --site-dir naming a file', async () => {
   }
 });
 
-async function serve(body: string, type = 'application/json'): Promise<{ addr: string; server: Server }> {
+async function serve(
+  body: string,
+  type = 'application/json',
+  status = 200,
+): Promise<{ addr: string; server: Server }> {
   const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': type });
+    res.writeHead(status, { 'content-type': type });
     res.end(body);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -157,4 +161,13 @@ test('render site --out under a file, or where this user may not write', async (
     await run(['render', 'site', '-f', spec, '--out', '/sys/edgectl-render']),
     /--out .*cannot write/,
   );
+});
+
+test('status --addr at an HTTP service without /status', async () => {
+  const { addr, server } = await serve('not found', 'text/plain', 404);
+  try {
+    assertUserMistake(await run(['status', '--addr', addr]), /answered HTTP 404/, 1);
+  } finally {
+    server.close();
+  }
 });

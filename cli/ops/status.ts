@@ -14,7 +14,10 @@ export async function fetchStatus(addr: string, timeoutMs = 3000): Promise<Agent
       cause: e,
     });
   }
-  if (!res.ok) throw new EdgeError('AGENT_STATUS', `${url} answered HTTP ${res.status}`);
+  if (!res.ok)
+    throw new EdgeError('AGENT_STATUS', `${url} answered HTTP ${res.status}`, {
+      hint: "an agent answers /status with 200: is --addr the agent's status.listen (default 127.0.0.1:7947)?",
+    });
   const notAgent = (why: string) =>
     new EdgeError('NOT_AN_AGENT', `${url} is not an edgectl agent: ${why}`, {
       hint: "pass --addr the agent's status.listen (host:port in /etc/edgectl/agent.yaml; default 127.0.0.1:7947)",
