@@ -69,9 +69,8 @@ test("inventory init --out ''", async () => {
   assertUserMistake(await run(['inventory', 'init', '--out', '']), /--out/);
 });
 
-test('bootstrap --site-dir naming a file', async () => {
-  const f = join(dir, 'site-dir-file');
-  writeFileSync(f, 'x');
+/** A valid inventory of one robot, with its bundle files. */
+function writeInventory(): string {
   const inv = join(dir, 'inventory.yaml');
   writeFileSync(
     inv,
@@ -90,6 +89,14 @@ test('bootstrap --site-dir naming a file', async () => {
   elf[5] = 1;
   elf.writeUInt16LE(0x3e, 18);
   writeFileSync(join(dir, 'node'), elf);
+  process.env.SSH_AUTH_SOCK ??= join(dir, 'no-agent.sock');
+  return inv;
+}
+
+test('bootstrap --site-dir naming a file', async () => {
+  const f = join(dir, 'site-dir-file');
+  writeFileSync(f, 'x');
+  const inv = writeInventory();
   process.env.SSH_AUTH_SOCK ??= join(dir, 'no-agent.sock');
   for (const dryRun of [[], ['--dry-run']]) {
     const r = await run(['bootstrap', 'site', '-f', inv, '--site-dir', f, '--no-wait', ...dryRun]);
@@ -170,4 +177,12 @@ test('status --addr at an HTTP service without /status', async () => {
   } finally {
     server.close();
   }
+});
+
+test('bootstrap --parallel 0 and lab up with stray words are usage errors with a hint', async () => {
+  assertUserMistake(
+    await run(['bootstrap', 'site', '-f', writeInventory(), '--dry-run', '--parallel', '0']),
+    /--parallel must be a whole number/,
+  );
+  assertUserMistake(await run(['lab', 'up', 'r1']), /lab up takes no positional arguments/);
 });

@@ -164,7 +164,11 @@ export async function readPasswordFromTerminal(prompt: string): Promise<string> 
           }
           if (ch === '\u0003') {
             stdin.off('data', onData);
-            return reject(new UsageError('CANCELLED', 'cancelled at the sudo password prompt'));
+            return reject(
+              new UsageError('CANCELLED', 'cancelled at the sudo password prompt', {
+                hint: 'run the command again, or pass --sudo-password-file <file> (mode 0600)',
+              }),
+            );
           }
           typed = ch === '\u007f' ? typed.slice(0, -1) : typed + ch;
         }
@@ -252,7 +256,9 @@ async function runPlanned(
           hint: `use one of ${inv.robots.map((r) => r.name).join(', ')}`,
         });
   if (!Number.isInteger(o.parallel) || o.parallel < 1)
-    throw new UsageError('BAD_PARALLEL', `--parallel must be a whole number >= 1 (got ${o.parallel})`);
+    throw new UsageError('BAD_PARALLEL', `--parallel must be a whole number >= 1 (got ${o.parallel})`, {
+      hint: 'pass how many robots to work on at once, like --parallel 4',
+    });
   const bundle = await describeBundle(loaded.bundle);
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
   checkOutDir(o.siteDir ? '--site-dir' : 'the site directory', siteDir.root);

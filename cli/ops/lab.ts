@@ -85,7 +85,10 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
   const json = c.output === 'json';
   switch (c.action) {
     case 'up': {
-      if (c.words.length) throw new UsageError('BAD_ARGUMENTS', 'lab up takes no positional arguments');
+      if (c.words.length)
+        throw new UsageError('BAD_ARGUMENTS', 'lab up takes no positional arguments', {
+          hint: 'name the robots with --robots N (and --voters, --site), e.g. edgectl lab up --robots 3',
+        });
       const started = Date.now();
       const state = await labUp({
         site: c.site,
