@@ -109,3 +109,23 @@ test('site ready refuses --recheck, which it has no use for, and a bad --paralle
   assert.equal(await main(['site', 'ready', '-f', inventory, '--parallel', '0'], p.io), 2);
   assert.match(p.err.join('\n'), /--parallel/);
 });
+
+test('site ready closes every connection it made when one robot cannot be reached', async () => {
+  const closed: string[] = [];
+  const deps: BootstrapDeps = {
+    readPassword: async () => 'pw',
+    connect: async (r) => {
+      await new Promise((res) => setTimeout(res, r.name === 'r1' ? 1 : 20));
+      if (r.name === 'r1') throw new Error('r1 is unreachable');
+      return {
+        run: async () => ({ code: 1, stdout: '', stderr: '' }),
+        close: async () => void closed.push(r.name),
+      } as unknown as CommandRunner;
+    },
+  };
+  await assert.rejects(
+    runSiteReady({ ...base, timeoutMs: 0, dryRun: false, parallel: 4 }, io().io, deps),
+    /r1 is unreachable/,
+  );
+  assert.deepEqual(closed.sort(), ['r2', 'r3', 'r4']);
+});

@@ -503,12 +503,15 @@ export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapD
   const runners = new Map<string, CommandRunner>();
   try {
     // At most `parallel` connections being made at once, like bootstrap's robots.
+    // Every worker ends before the first failure is thrown, so `finally` closes every connection.
     const queue = [...inv.robots];
-    await Promise.all(
+    const workers = await Promise.allSettled(
       Array.from({ length: Math.min(parallel, queue.length) }, async () => {
         for (let r = queue.shift(); r; r = queue.shift()) runners.set(r.name, await connect(r, loaded, ctx));
       }),
     );
+    const failed = workers.find((w) => w.status === 'rejected');
+    if (failed) throw failed.reason;
     const ready = await waitForSite({
       inventory: inv,
       runners,
