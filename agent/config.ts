@@ -16,6 +16,7 @@ import {
   type TimingProfileName,
 } from '../statecharts/timing.ts';
 import { ConfigError } from './errors.ts';
+import { interfaceNameProblem } from './interface-name.ts';
 
 const NODE_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const nodeId = z
@@ -72,7 +73,14 @@ export const agentConfigSchema = z
     network: z
       .object({
         /** Interfaces for mDNS, e.g. [wlan0]. Empty: every non-loopback IPv4 interface. */
-        interfaces: z.array(z.string().min(1)).default([]),
+        interfaces: z
+          .array(
+            z.string().superRefine((s, ctx) => {
+              const p = interfaceNameProblem(s);
+              if (p) ctx.addIssue({ code: 'custom', message: p });
+            }),
+          )
+          .default([]),
         /** UDP address the election transport binds. */
         bindAddress: z.string().default('0.0.0.0'),
         port: z.number().int().min(1).max(65535).default(7946),

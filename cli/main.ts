@@ -70,10 +70,7 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       .parseAsync();
     return 0;
   } catch (e) {
-    const err =
-      e instanceof EdgeError
-        ? e
-        : new InternalError(e instanceof Error ? e.message : String(e), { cause: e });
+    const err = toEdgeError(e);
     if (output === 'json') io.err(JSON.stringify({ error: err.toJSON() }));
     else {
       io.err(`edgectl: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}`);
@@ -81,4 +78,34 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
     }
     return err.exitCode;
   }
+}
+
+/**
+ * toEdgeError: what a command threw, as the error the CLI reports. A failed system call is what
+ * the machine refused (exit 1, naming the path), not a bug; anything else unexpected is one (70).
+ */
+export function toEdgeError(e: unknown): EdgeError {
+  if (e instanceof EdgeError) return e;
+  if (isSystemError(e)) return systemError(e);
+  return new InternalError(e instanceof Error ? e.message : String(e), { cause: e });
+}
+
+/** A failed system call (a file, a socket): what the machine refused, not a bug in edgectl. */
+function isSystemError(e: unknown): e is NodeJS.ErrnoException & { syscall: string; dest?: string } {
+  return (
+    e instanceof Error &&
+    typeof (e as NodeJS.ErrnoException).code === 'string' &&
+    /^E[A-Z0-9]+$/.test((e as NodeJS.ErrnoException).code!) &&
+    typeof (e as NodeJS.ErrnoException).syscall === 'string'
+  );
+}
+
+function systemError(e: NodeJS.ErrnoException & { syscall: string; dest?: string }): EdgeError {
+  const where = e.path ? ` ${e.path}${e.dest ? ` -> ${e.dest}` : ''}` : '';
+  return new EdgeError('SYSTEM', `${e.syscall}${where} failed: ${e.code}`, {
+    hint: e.path
+      ? `check ${e.path}: that it exists, is what the command expects, and that this user may use it`
+      : 'check the machine (free ports, file handles, permissions) and run the command again',
+    cause: e,
+  });
 }

@@ -283,3 +283,49 @@ test('the report renders the same Markdown and timeline picture for the same run
     .filter((e) => e.kind === 'role' && e.role === 'leader');
   golden('timeline.svg', renderTimelineSvg(report, segments(rec.observations, robots, rec.tEnd), elections));
 });
+
+test('no expectation passes without the event it waits for: a fault that did not apply fails them all', () => {
+  const r = cleanRun();
+  // The drop the fault asked for was refused: nothing happened, and the site stayed as it was.
+  const failed: RunRecord = {
+    ...r,
+    faults: [
+      {
+        ...r.faults[0]!,
+        text: 'drop:all->leader=1',
+        applied: [],
+        robots: [],
+        error: 'nft: Error: Could not process rule',
+      },
+    ],
+    observations: [obs(T + 9_500, 'r1', 1), obs(T + 10_009, 'r1', 1), obs(T + 16_000, 'r1', 1)],
+    logs: { r1: r.logs['r1']!, r2: [], r3: [r.logs['r3']![0]!] },
+    final: obs(T + 29_000, 'r1', 1),
+  };
+  const a = analyse(failed, [
+    { kind: 'demoted', after: 'off', withinMs: 5000 },
+    { kind: 'all-ready', after: 'off', withinMs: 5000 },
+    { kind: 'converged', after: 'off', withinMs: 5000 },
+    { kind: 'no-leader-change', after: 'off', withinMs: null },
+  ]);
+  for (const e of a.expectations) {
+    assert.equal(e.ok, false, e.expectation.kind);
+    assert.match(e.detail, /did not apply: nft: Error/, e.expectation.kind);
+  }
+});
+
+test('demoted needs a robot to demote, and every expectation needs its fault to have fired', () => {
+  const r = cleanRun();
+  const nobody: RunRecord = { ...r, faults: [{ ...r.faults[0]!, applied: ['heal'], robots: [] }] };
+  const d = analyse(nobody, [{ kind: 'demoted', after: 'off', withinMs: 5000 }]).expectations[0]!;
+  assert.equal(d.ok, false);
+  assert.match(d.detail, /took no robot away/);
+  const never = analyse({ ...r, faults: [] }, [
+    { kind: 'all-ready', after: 'off', withinMs: 60_000 },
+    { kind: 'no-leader-change', after: 'off', withinMs: null },
+  ]).expectations;
+  for (const e of never) {
+    assert.equal(e.ok, false, e.expectation.kind);
+    assert.match(e.detail, /fault off never fired/);
+  }
+});

@@ -65,6 +65,8 @@ export interface FaultEvent {
   /** Who led when the fault fired, and in which term. */
   readonly leaderBefore: string | null;
   readonly termBefore: number;
+  /** Why the fault could not be applied (in full); set, it fails the run and every expectation after it. */
+  error?: string;
 }
 
 export interface Violation {
@@ -357,6 +359,9 @@ function evaluate(rec: RunRecord, e: Expectation): ExpectationResult {
     detail,
   });
   const firstObs = (p: (o: LabObservation) => boolean) => obs.find(p) ?? null;
+  // An expectation is about what its fault did: without the fault, nothing can be judged ok.
+  if (!f && e.after !== 'start') return res(false, null, `fault ${e.after} never fired`);
+  if (f?.error !== undefined) return res(false, null, `fault ${f.stepId} did not apply: ${f.error}`);
   switch (e.kind) {
     case 'new-leader': {
       const d = f ? stepDurations(rec, f) : null;
@@ -390,6 +395,8 @@ function evaluate(rec: RunRecord, e: Expectation): ExpectationResult {
     }
     case 'demoted': {
       const victims = f?.robots ?? [];
+      if (victims.length === 0)
+        return res(false, null, 'the fault took no robot away, so none can be demoted');
       const o = firstObs((x) =>
         victims.every((v) => {
           const s = x.robots.find((r) => r.name === v)?.status;

@@ -33,7 +33,14 @@ import {
   loadApiServerIdentity,
 } from './kube-apiserver/apiserver.ts';
 import { createSite, destroySite, listOwned, requireRoot } from './netns.ts';
-import { applyNetFault, EMPTY_NET, nftTableName, renderNftRuleset, type LabNetState } from './nft.ts';
+import {
+  applyNetFault,
+  EMPTY_NET,
+  lossPercent,
+  nftTableName,
+  renderNftRuleset,
+  type LabNetState,
+} from './nft.ts';
 import { KubeHttp } from './runtime/kube-http.ts';
 import { LAB_API_PORT } from './runtime/lab-control-plane.ts';
 
@@ -483,6 +490,32 @@ async function waitGone(pid: number | null, ms = 5000): Promise<void> {
   }
 }
 
+/** How the lab signals and waits for a robot's process group (real by default; a twin in tests). */
+export interface ProcessControl {
+  signal(pid: number | null, sig: NodeJS.Signals): void;
+  gone(pid: number | null): Promise<void>;
+}
+
+const PROCESSES: ProcessControl = { signal: signalGroup, gone: (pid) => waitGone(pid) };
+
+/**
+ * powerOff is one power loss for every robot in `robots`: each process group gets SIGKILL in one
+ * step, before any is waited for, so no survivor can hold an election in between. Only then does
+ * it wait for the kernel to reap them.
+ */
+export async function powerOff(
+  robots: readonly Pick<LabRobot, 'agentPid' | 'powered' | 'paused'>[],
+  ctl: ProcessControl = PROCESSES,
+): Promise<void> {
+  for (const r of robots) {
+    ctl.signal(r.agentPid, 'SIGKILL');
+    // Off from this instant (observations must not wait for the kernel to reap the group).
+    r.powered = false;
+    r.paused = false;
+  }
+  await Promise.all(robots.map((r) => ctl.gone(r.agentPid)));
+}
+
 function applyNet(state: LabState): void {
   const veth = Object.fromEntries(state.robots.map((r) => [r.name, r.veth]));
   execFileSync('nft', ['-f', '-'], { input: renderNftRuleset(nftTableName(state.prefix), state.net, veth) });
@@ -554,14 +587,7 @@ export async function applyLabFault(
   switch (fault.kind) {
     case 'kill':
       robots = one(fault.node);
-      for (const n of robots) {
-        const r = robot(state, n);
-        signalGroup(r.agentPid, 'SIGKILL');
-        // Off from this instant (observations must not wait for the kernel to reap the group).
-        r.powered = false;
-        r.paused = false;
-        await waitGone(r.agentPid);
-      }
+      await powerOff(robots.map((n) => robot(state, n)));
       break;
     case 'restart':
       robots = one(fault.node);
@@ -594,6 +620,14 @@ export async function applyLabFault(
     case 'drop':
     case 'cut':
     case 'partition': {
+      if (fault.kind === 'drop' && fault.rate > 0 && lossPercent(fault.rate) === 0)
+        throw new UsageError(
+          'LAB_LOSS_TOO_SMALL',
+          `a loss of ${fault.rate * 100}% is below the lab's 1% step`,
+          {
+            hint: 'the lab applies loss in whole percents: use 1% or more, or edgectl sim for finer rates',
+          },
+        );
       const named = (t: string) => (t === 'all' ? 'all' : one(t)[0]!);
       const concrete: Fault =
         fault.kind === 'drop'

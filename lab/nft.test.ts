@@ -56,3 +56,21 @@ test("every rule applies only to this lab's own bridge ports: frames from elsewh
     'iifname != { "el-lab-v0", "el-lab-v1", "el-lab-v2", "el-lab-v3", "el-lab-v4" } accept',
   );
 });
+
+test('100% loss is a plain drop rule (nftables refuses numgen mod 100 < 100); 99% still draws', () => {
+  for (const rate of [1, 0.999]) {
+    const text = renderNftRuleset(
+      't',
+      applyNetFault(EMPTY_NET, { kind: 'drop', from: 'all', to: 'r1', rate }),
+      veth,
+    );
+    assert.match(text, /^ {4}oifname "el-lab-v0" drop$/m, String(rate));
+    assert.doesNotMatch(text, /numgen/);
+  }
+  const most = renderNftRuleset(
+    't',
+    applyNetFault(EMPTY_NET, { kind: 'drop', from: 'r2', to: 'all', rate: 0.99 }),
+    veth,
+  );
+  assert.match(most, /^ {4}iifname "el-lab-v1" numgen random mod 100 < 99 drop$/m);
+});

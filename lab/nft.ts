@@ -40,6 +40,11 @@ export function applyNetFault(state: LabNetState, f: Fault): LabNetState {
   }
 }
 
+/** The lab applies loss in whole percents (numgen random mod 100). */
+export function lossPercent(rate: number): number {
+  return Math.round(rate * 100);
+}
+
 const set = (names: readonly string[]) =>
   names.length === 1 ? `"${names[0]}"` : `{ ${names.map((n) => `"${n}"`).join(', ')} }`;
 
@@ -72,10 +77,11 @@ export function renderNftRuleset(
     );
   }
   for (const d of state.drops) {
-    const pct = Math.round(d.rate * 100);
+    const pct = lossPercent(d.rate);
     const from = d.from === 'all' ? '' : `iifname ${set(ports(d.from))} `;
     const to = d.to === 'all' ? '' : `oifname ${set(ports(d.to))} `;
-    rules.push(`${from}${to}numgen random mod 100 < ${pct} drop`);
+    // nftables refuses `mod 100 < 100` (its range is 0-99): all loss is a plain drop.
+    rules.push(pct >= 100 ? `${from}${to}drop` : `${from}${to}numgen random mod 100 < ${pct} drop`);
   }
   return [
     `table bridge ${table}`,

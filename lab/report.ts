@@ -213,7 +213,7 @@ export function renderMarkdown(r: RunReport): string {
     '| --- | --- | --- | --- |',
     ...r.faults.map(
       (f) =>
-        `| ${sec(f.t - r.t0)} | ${f.text} | ${f.applied.join(' ')} | ${f.leaderBefore ?? '-'} (term ${f.termBefore}) |`,
+        `| ${sec(f.t - r.t0)} | ${f.text} | ${f.error === undefined ? f.applied.join(' ') : `**not applied**: ${f.error.replace(/\s+/g, ' ')}`} | ${f.leaderBefore ?? '-'} (term ${f.termBefore}) |`,
     ),
     '',
     '## Re-formation after each leader loss',

@@ -111,6 +111,10 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
         const t = Date.now();
         const actions = step.actions.flatMap((a) => substituteVictims(a, victims));
         const run = async () => {
+          if (actions.length === 0)
+            throw new Error(
+              '"victim" names the robots the last power-off, wifi-off or pause took away, and none did',
+            );
           for (const a of actions) {
             if (a.kind === 'wifi-on') {
               wifiOn(state, a.node);
@@ -124,13 +128,27 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
             if (['kill', 'isolate', 'pause'].includes(a.fault.kind)) victims = r.robots;
           }
         };
-        const ev = { t, stepId: step.id, text: step.text, applied, robots, leaderBefore, termBefore };
+        const ev: FaultEvent = {
+          t,
+          stepId: step.id,
+          text: step.text,
+          applied,
+          robots,
+          leaderBefore,
+          termBefore,
+        };
         faults.push(ev);
         say(
           `${((t - t0) / 1000).toFixed(1)} s: ${step.text}${leaderBefore ? ` (leader ${leaderBefore}, term ${termBefore})` : ''}`,
         );
         // A burst blocks for its length: run faults concurrently with observation.
-        running.push(run().catch((e: Error) => say(`fault ${step.text} failed: ${e.message}`)));
+        // A fault that could not be applied fails the run: what follows it shows nothing about it.
+        running.push(
+          run().catch((e: Error) => {
+            ev.error = e.message;
+            say(`fault ${step.text} was NOT applied: ${e.message}`);
+          }),
+        );
       }
       const wasConverged = converged(latest);
       latest = await observeLab(state);
@@ -226,6 +244,7 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
       leaks: null,
       passed:
         formed !== null &&
+        faults.every((f) => f.error === undefined) &&
         analysis.violations.length === 0 &&
         analysis.expectations.every((e) => e.ok) &&
         site !== null &&
@@ -292,6 +311,9 @@ export function writeReport(
 export function assertPassed(r: RunReport): void {
   if (r.passed) return;
   const why = [
+    ...r.faults
+      .filter((f) => f.error !== undefined)
+      .map((f) => `fault ${f.stepId} (${f.text}) was not applied: ${f.error}`),
     ...r.analysis.violations.map((v) => `${v.invariant}: ${v.message}`),
     ...r.analysis.expectations
       .filter((e) => !e.ok)

@@ -3,6 +3,7 @@
  * K3sNodeSpec, what every renderer and plan in agent/k3s/ takes. Defaults are for robots on Wi-Fi.
  */
 import { z } from 'zod';
+import { interfaceNameProblem } from '../interface-name.ts';
 
 const labelKey = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const labelValue = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
@@ -14,7 +15,10 @@ export const K3sSettingsSchema = z
     /** The Wi-Fi interface flannel runs over (flannel-iface). */
     flannelIface: z
       .string()
-      .regex(/^[A-Za-z0-9_.:-]{1,15}$/)
+      .superRefine((s, ctx) => {
+        const p = interfaceNameProblem(s);
+        if (p) ctx.addIssue({ code: 'custom', message: p });
+      })
       .default('wlan0'),
     /** Whether this robot may be elected and run the k3s server; workers get no server files. */
     serverCapable: z.boolean().default(true),

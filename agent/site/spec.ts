@@ -12,6 +12,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { interfaceNameProblem } from '../interface-name.ts';
+import { remapIndexes, salvage, salvageEach } from '../partial-parse.ts';
 import { validateSiteSpec, type ValidateOptions } from './validate.ts';
 
 const dnsLabel = z
@@ -89,7 +91,11 @@ const networkPolicySchema = z
 const resourceList = z.record(
   z
     .string()
-    .regex(/^[a-z0-9]([a-z0-9./-]*[a-z0-9])?$/, 'must be a resource name, like requests.cpu or count/pods'),
+    // The API server's own rules (validate.ts) say which names it knows; hugepages-2Mi has capitals.
+    .regex(
+      /^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$/,
+      'must be a resource name, like requests.cpu or count/pods',
+    ),
   quantity,
 );
 
@@ -138,11 +144,11 @@ const operatorsSchema = z
   })
   .strict();
 
-/** Characters a Linux interface name cannot contain (cni ValidateInterfaceName), and at most 15. */
-const interfaceName = z
-  .string()
-  .regex(/^[^\s/:]{1,15}$/, 'must be a network interface name: 1-15 characters, no spaces, / or :')
-  .refine((s) => s !== '.' && s !== '..', 'must be a network interface name, not . or ..');
+/** A Linux interface name, as the kernel accepts it (agent/interface-name.ts). */
+const interfaceName = z.string().superRefine((s, ctx) => {
+  const p = interfaceNameProblem(s);
+  if (p) ctx.addIssue({ code: 'custom', message: p });
+});
 
 export const siteNetworkSchema = z
   .object({
@@ -297,20 +303,44 @@ export function parseSiteSpec(
   source = 'site spec',
   opts: ValidateOptions & { pathPrefix?: string } = {},
 ): SiteSpec {
-  const prefix = (p: string) => (opts.pathPrefix ? `${opts.pathPrefix}.${p}` : p);
+  const prefix = (p: string) =>
+    opts.pathPrefix ? (p === '(top level)' ? opts.pathPrefix : `${opts.pathPrefix}.${p}`) : p;
   const parsed = siteSpecSchema.safeParse(input);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => {
       const where = prefix(formatPath(i.path));
       if (i.code === 'unrecognized_keys')
         return `${where}: unknown field(s) ${i.keys.join(', ')}: remove or fix the spelling`;
+      if (i.code === 'invalid_type' && /received undefined/.test(i.message))
+        return `${where}: missing: add it (${i.message})`;
       return `${where}: ${i.message}`;
     });
+    // The later checks still run on what parsed, so one run shows every problem.
+    const partial = salvageSiteSpec(input);
+    if (partial)
+      problems.push(
+        ...remapIndexes(
+          validateSiteSpec(partial.spec, opts).map((p) => `${p.path}: ${p.message}`),
+          'networks',
+          partial.networkIndex,
+        ).map((p) => prefix(p)),
+      );
     throw new ConfigError(source, problems);
   }
   const problems = validateSiteSpec(parsed.data, opts).map((p) => `${prefix(p.path)}: ${p.message}`);
   if (problems.length) throw new ConfigError(source, problems);
   return parsed.data;
+}
+
+/**
+ * salvageSiteSpec is the part of a spec that failed its schema that can still be checked: the
+ * refused fields removed (defaults in their place), and every network that parses on its own.
+ */
+export function salvageSiteSpec(input: unknown): { spec: SiteSpec; networkIndex: number[] } | null {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return null;
+  const nets = salvageEach(siteNetworkSchema, (input as { networks?: unknown }).networks);
+  const spec = salvage(siteSpecSchema, { ...input, networks: nets.items });
+  return spec && { spec, networkIndex: nets.origIndex };
 }
 
 /** loadSiteSpec reads a YAML (or JSON) file and parses it with parseSiteSpec. */

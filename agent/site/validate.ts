@@ -57,6 +57,24 @@ export const K3S_RESERVED: readonly ReservedRange[] = [
   { cidr: '10.43.0.0/16', why: "k3s's service network (service-cidr)" },
 ];
 
+/**
+ * Blocks no site network may use, whatever the cluster: their addresses cannot be a pod's on a
+ * shared segment (RFC 6890's special-purpose blocks that hosts and routers treat specially).
+ */
+export const SPECIAL_RANGES: readonly ReservedRange[] = [
+  { cidr: '0.0.0.0/8', why: 'the "this network" block (0.0.0.0/8), which no host may use' },
+  { cidr: '127.0.0.0/8', why: 'the loopback block (127.0.0.0/8): its packets never leave a host' },
+  {
+    cidr: '169.254.0.0/16',
+    why: 'the link-local block (169.254.0.0/16): routers never forward it, and hosts give it to cloud metadata and zeroconf',
+  },
+  {
+    cidr: '224.0.0.0/4',
+    why: 'the multicast block (224.0.0.0/4): an address there names a group, not a host',
+  },
+  { cidr: '240.0.0.0/4', why: 'the reserved block (240.0.0.0/4), with the broadcast address' },
+];
+
 /** The namespaces a site must not claim: edgectl labels, and would prune inside, its namespace. */
 const SYSTEM_NAMESPACES = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
 
@@ -76,6 +94,7 @@ export function validateSiteSpec(spec: SiteSpec, opts: ValidateOptions = {}): Pr
     });
   problems.push(...validateCron(spec.whereabouts.reconcilerCron, 'whereabouts.reconcilerCron'));
   problems.push(...validateLimits(spec));
+  problems.push(...validateServerLimits(spec));
   spec.networkPolicy.egress.forEach((r, i) =>
     problems.push(...validatePeerRule(r, `networkPolicy.egress[${i}]`)),
   );
@@ -226,6 +245,11 @@ function validateNetwork(
     if (rc.ok && cidrsOverlap(range, rc.cidr))
       push('range', `${n.range} overlaps ${r.cidr}, ${r.why}: pick a block outside it`);
   }
+  for (const r of SPECIAL_RANGES) {
+    const rc = parseCidr(r.cidr);
+    if (rc.ok && cidrsOverlap(range, rc.cidr))
+      push('range', `${n.range} overlaps ${r.why}: pick a private block, like 192.168.50.0/24`);
+  }
 
   const bound = (field: 'rangeStart' | 'rangeEnd', fallback: number): number | null => {
     const text = n[field];
@@ -313,6 +337,24 @@ function validateNetwork(
   return { problems, range };
 }
 
+/**
+ * poolContains: Whereabouts may hand `address` to a pod of network `n` (it is in the pool and no
+ * exclude covers it). False when the network does not parse (validateNetwork reports that).
+ */
+export function poolContains(n: SiteNetwork, address: number): boolean {
+  const parsed = parseCidr(n.range);
+  if (!parsed.ok) return false;
+  const usable = usableSpan(parsed.cidr);
+  if (!usable) return false;
+  const start = n.rangeStart === undefined ? usable.first : parseIpv4(n.rangeStart);
+  const end = n.rangeEnd === undefined ? usable.last : parseIpv4(n.rangeEnd);
+  if (start === null || end === null || address < start || address > end) return false;
+  return !n.exclude.some((e) => {
+    const c = parseExclude(e);
+    return c.ok && cidrContains(c.cidr, address);
+  });
+}
+
 /** parseExclude reads an exclude entry: a bare address (a /32, as Whereabouts reads it) or a block. */
 export function parseExclude(text: string): { ok: true; cidr: Cidr } | { ok: false; message: string } {
   if (!text.includes('/')) {
@@ -368,6 +410,13 @@ function validatePeerRule(rule: PeerRule, at: string): Problem[] {
       });
   });
   rule.ports.forEach((p, i) => {
+    // A named port is an IANA service name to the API server: a letter at least, no `--`, no dash
+    // at either end.
+    if (typeof p.port === 'string' && (!/[a-z]/.test(p.port) || /--|^-|-$/.test(p.port)))
+      problems.push({
+        path: `${at}.ports[${i}].port`,
+        message: `"${p.port}" is not a port name the API server accepts (a letter at least, no -- and no dash at either end): give a number or a container port's name, like http`,
+      });
     if (p.endPort === undefined) return;
     if (typeof p.port !== 'number')
       problems.push({
@@ -434,6 +483,120 @@ function validateLimits(spec: SiteSpec): Problem[] {
           message: `${highQ} is below limits.container.${lo}.${res} (${lowQ}): raise ${hi} or lower ${lo}`,
         });
     }
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the API server refuses (k8s.io/kubernetes pkg/apis/core/validation): checked here so that
+// validation, not the leader's first apply, says so.
+
+/** The quota resources without a `/` that the API server accepts (plus hugepages-<size>). */
+const STANDARD_QUOTA_RESOURCES = new Set([
+  'cpu',
+  'memory',
+  'ephemeral-storage',
+  'requests.cpu',
+  'requests.memory',
+  'requests.storage',
+  'requests.ephemeral-storage',
+  'limits.cpu',
+  'limits.memory',
+  'limits.ephemeral-storage',
+  'pods',
+  'services',
+  'replicationcontrollers',
+  'resourcequotas',
+  'secrets',
+  'configmaps',
+  'persistentvolumeclaims',
+  'services.nodeports',
+  'services.loadbalancers',
+]);
+
+/** Resources counted in whole objects: a fraction of one is refused. */
+const INTEGER_RESOURCES = new Set([
+  'pods',
+  'services',
+  'replicationcontrollers',
+  'resourcequotas',
+  'secrets',
+  'configmaps',
+  'persistentvolumeclaims',
+  'services.nodeports',
+  'services.loadbalancers',
+]);
+
+/** Every annotation of an object together, in bytes (TotalAnnotationSizeLimitB). */
+export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
+
+const QUALIFIED_NAME =
+  /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** An extended resource (vendor.example/gpu) is counted in whole units, like an integer resource. */
+function isIntegerResource(name: string): boolean {
+  if (INTEGER_RESOURCES.has(name)) return true;
+  if (!name.includes('/') || name.startsWith('requests.')) return false;
+  const prefix = name.slice(0, name.indexOf('/'));
+  return !(prefix === 'kubernetes.io' || prefix.endsWith('.kubernetes.io'));
+}
+
+function quantityProblems(path: string, resource: string, q: string): Problem[] {
+  const v = quantityValue(q);
+  if (v < 0) return [{ path, message: `${q} is negative: a quantity must be 0 or more` }];
+  if (isIntegerResource(resource) && !Number.isInteger(Math.round(v * 1000) / 1000))
+    return [{ path, message: `${q} is not a whole number: ${resource} counts whole objects` }];
+  return [];
+}
+
+function validateServerLimits(spec: SiteSpec): Problem[] {
+  const problems: Problem[] = [];
+  for (const [resource, q] of Object.entries(spec.quota.hard)) {
+    const path = `quota.hard.${resource}`;
+    if (!resource.includes('/')) {
+      if (!STANDARD_QUOTA_RESOURCES.has(resource) && !/^(requests\.)?hugepages-/.test(resource)) {
+        const near = resource.replace(/^request\./, 'requests.').replace(/^limit\./, 'limits.');
+        problems.push({
+          path,
+          message: `${resource} is not a resource the API server knows for a quota: ${
+            STANDARD_QUOTA_RESOURCES.has(near)
+              ? `did you mean ${near}?`
+              : `use one of ${[...STANDARD_QUOTA_RESOURCES].join(', ')}, or count/<resource>.<group>`
+          }`,
+        });
+        continue;
+      }
+    } else if (!QUALIFIED_NAME.test(resource)) {
+      problems.push({
+        path,
+        message: `${resource} is not a qualified resource name: write <prefix>/<name>, like count/deployments.apps`,
+      });
+      continue;
+    }
+    problems.push(...quantityProblems(path, resource, q));
+  }
+  spec.operators.serviceAccounts.forEach((sa, i) => {
+    const [ns = '', name = ''] = sa.split('/');
+    if (!DNS_LABEL.test(ns) || !DNS_SUBDOMAIN.test(name))
+      problems.push({
+        path: `operators.serviceAccounts[${i}]`,
+        message: `"${sa}" is not <namespace>/<name> as the API server takes them (a namespace is a DNS label, a name a DNS subdomain: lower-case letters, digits, - and ., starting and ending with a letter or digit)`,
+      });
+  });
+  const c = spec.limits.container;
+  for (const k of ['default', 'defaultRequest', 'max', 'min'] as const)
+    for (const [resource, q] of Object.entries(c[k] ?? {}))
+      problems.push(...quantityProblems(`limits.container.${k}.${resource}`, resource, q as string));
+  if (spec.name !== undefined) {
+    const bytes = Buffer.byteLength('edgectl.io/site-name') + Buffer.byteLength(spec.name);
+    if (bytes > MAX_ANNOTATIONS_BYTES)
+      problems.push({
+        path: 'name',
+        message: `${Buffer.byteLength(spec.name)} bytes: it becomes the namespace's edgectl.io/site-name annotation, and the API server refuses annotations over ${MAX_ANNOTATIONS_BYTES} bytes in all: shorten it`,
+      });
   }
   return problems;
 }

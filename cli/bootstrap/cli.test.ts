@@ -338,18 +338,18 @@ test('a site of two voters is refused where it is defined unless it has a witnes
     e instanceof ConfigError &&
     /2 voters: survives no voter loss/.test(e.message) &&
     /witnesses/.test(e.message);
-  assert.throws(() => runInventoryValidate({ file: two, output: 'table' }, io().io), refused);
+  await assert.rejects(runInventoryValidate({ file: two, output: 'table' }, io().io), refused);
   await assert.rejects(runBootstrapSite({ ...opts(two), dryRun: true }, io().io, twins().deps), refused);
 
   const witnessed = writeInventory('witnessed.yaml', { voters: ['r1', 'r2'], witnesses: ['r3'] });
   const out = io();
-  runInventoryValidate({ file: witnessed, output: 'table' }, out.io);
+  await runInventoryValidate({ file: witnessed, output: 'table' }, out.io);
   assert.match(out.out.join('\n'), /quorum: 2 voters \+ 1 witness: survives the loss of 1 voter/);
   assert.match(out.out.join('\n'), /r3\s.*witness/);
 
   const accepted = writeInventory('accepted.yaml', { voters: ['r1', 'r2'], allowNoFailover: true });
   const out2 = io();
-  runInventoryValidate({ file: accepted, output: 'table' }, out2.io);
+  await runInventoryValidate({ file: accepted, output: 'table' }, out2.io);
   assert.match(out2.out.join('\n'), /quorum: 2 voters: survives no voter loss/);
   assert.match(out2.out.join('\n'), /warning: 2 votes is an even count/);
 });

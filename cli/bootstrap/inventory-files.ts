@@ -4,13 +4,23 @@
  * there and readable. All of it runs before any robot is touched, and reports every problem at once.
  */
 import { constants, accessSync, readFileSync, statSync } from 'node:fs';
+import { lookup as dnsLookup } from 'node:dns/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, EdgeError } from '../../agent/errors.ts';
 import { agentChunks } from './bundle.ts';
-import { parseInventory, type Inventory } from './inventory.ts';
+import { remapIndexes } from '../../agent/partial-parse.ts';
+import type { SiteSpec } from '../../agent/site/spec.ts';
+import {
+  addressProblem,
+  checkInventory,
+  isHostName,
+  parseInventory,
+  type Inventory,
+  type Robot,
+} from './inventory.ts';
 import { PINNED_NODE_RUNTIME } from './node-runtime.ts';
 
 /** The edgectl checkout or package this CLI runs from: the default bundle comes from here. */
@@ -46,8 +56,8 @@ export function expandPath(p: string, baseDir: string, home = homedir()): string
   return isAbsolute(p) ? p : resolve(baseDir, p);
 }
 
-/** readInventoryFile reads and parses (pure checks only) an inventory file. */
-export function readInventoryFile(path: string): Inventory {
+/** readInventoryDocument reads an inventory file as YAML, unchecked. */
+function readInventoryDocument(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -58,18 +68,21 @@ export function readInventoryFile(path: string): Inventory {
       { hint: 'write one with `edgectl inventory init --out site.yaml`, or pass -f <path>' },
     );
   }
-  let raw: unknown;
   try {
-    raw = parseYaml(text);
+    return parseYaml(text);
   } catch (e) {
     throw new ConfigError(path, [`not valid YAML: ${(e as Error).message}`]);
   }
-  return parseInventory(raw, path);
+}
+
+/** readInventoryFile reads and parses (pure checks only) an inventory file. */
+export function readInventoryFile(path: string): Inventory {
+  return parseInventory(readInventoryDocument(path), path);
 }
 
 /** resolveInventoryPaths turns the inventory's relative paths into absolute local ones. Pure. */
 export function resolveInventoryPaths(
-  inv: Inventory,
+  inv: Pick<Inventory, 'robots' | 'bundle'>,
   inventoryPath: string,
   home = homedir(),
 ): Omit<LoadedInventory, 'inventory' | 'path'> {
@@ -111,7 +124,7 @@ function fileProblem(path: string, field: string, fix: string, mode = constants.
  * one, and the bundle files, with every chunk the agent imports. Empty when all is well.
  */
 export function checkInventoryFiles(
-  loaded: Omit<LoadedInventory, 'path'>,
+  loaded: Omit<LoadedInventory, 'path' | 'inventory'> & { readonly inventory: Pick<Inventory, 'robots'> },
   env: NodeJS.ProcessEnv = process.env,
 ): string[] {
   const problems: string[] = [];
@@ -160,10 +173,95 @@ export function checkInventoryFiles(
  * with every problem, before anything connects anywhere.
  */
 export function loadInventory(path: string, env: NodeJS.ProcessEnv = process.env): LoadedInventory {
-  const inventory = readInventoryFile(path);
-  const resolved = resolveInventoryPaths(inventory, path, env.HOME ?? homedir());
-  const loaded = { inventory, path: resolve(path), ...resolved };
-  const problems = checkInventoryFiles(loaded, env);
-  if (problems.length) throw new ConfigError(path, problems);
-  return loaded;
+  const { checked, problems } = collectInventory(path, env);
+  if (problems.length || !checked.inventory) throw new ConfigError(path, problems);
+  return finish(checked.inventory, path, env);
+}
+
+function finish(inventory: Inventory, path: string, env: NodeJS.ProcessEnv): LoadedInventory {
+  return { inventory, path: resolve(path), ...resolveInventoryPaths(inventory, path, env.HOME ?? homedir()) };
+}
+
+/** Every problem of the file, its files included, and what parsed of it. */
+function collectInventory(path: string, env: NodeJS.ProcessEnv) {
+  const checked = checkInventory(readInventoryDocument(path));
+  const problems = [...checked.problems];
+  // The files of whatever parsed are checked even when the rest has problems: one run, every fix.
+  if (checked.partial) {
+    const resolved = resolveInventoryPaths(checked.partial, path, env.HOME ?? homedir());
+    const fileProblems = checkInventoryFiles({ inventory: checked.partial, ...resolved }, env);
+    problems.push(...remapIndexes(fileProblems, 'robots', checked.partial.robotIndex));
+  }
+  return { checked, problems };
+}
+
+/** Lookup resolves a host name to one IPv4 address. */
+export type Lookup = (host: string) => Promise<string>;
+
+/** The system's resolver (getaddrinfo: /etc/hosts, DNS, mDNS where nss-mdns is installed). */
+export const systemLookup: Lookup = async (host) => (await dnsLookup(host, { family: 4 })).address;
+
+/**
+ * resolveRobots resolves every host-name address once, in parallel, and records the IPv4 address
+ * on the robot (Robot.ip). A name that does not resolve, resolves to an address no robot can have,
+ * or to another robot's address, is a problem naming the robot's field.
+ */
+export async function resolveRobots(
+  robots: readonly Robot[],
+  site: SiteSpec | null,
+  lookup: Lookup = systemLookup,
+): Promise<{ robots: Robot[]; problems: string[] }> {
+  const problems: string[] = [];
+  const resolved = await Promise.all(
+    robots.map(async (r, i): Promise<Robot> => {
+      if (!isHostName(r.address)) return { ...r, ip: r.address };
+      let ip: string;
+      try {
+        ip = await lookup(r.address);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+        problems.push(
+          `robots[${i}].address: ${r.address} does not resolve to an IPv4 address (${code}): check the name and its DNS or /etc/hosts entry on this machine, or write the robot's IPv4 address`,
+        );
+        return r;
+      }
+      const why = addressProblem(ip, site);
+      if (why) problems.push(`robots[${i}].address: ${r.address} resolves to ${ip}, which ${why}`);
+      return { ...r, ip };
+    }),
+  );
+  const byIp = new Map<string, number>();
+  resolved.forEach((r, i) => {
+    if (r.ip === undefined) return;
+    const first = byIp.get(`${r.ip}:${r.ssh.port}`);
+    // Two IPv4 literals alike are the cross-field rule's; a name that lands on another robot is this one's.
+    if (first !== undefined && (isHostName(r.address) || isHostName(resolved[first]!.address)))
+      problems.push(
+        `robots[${i}].address: ${r.address}${isHostName(r.address) ? ` resolves to ${r.ip},` : ' is'} the address of robots[${first}] (${resolved[first]!.address}): give every robot its own address`,
+      );
+    else if (first === undefined) byIp.set(`${r.ip}:${r.ssh.port}`, i);
+  });
+  return { robots: resolved, problems };
+}
+
+/**
+ * loadInventoryResolved is loadInventory plus the host names resolved (resolveRobots): what every
+ * command that plans or reaches robots uses, so a name is resolved once per run, before any robot
+ * is touched, and its problems come with every other one.
+ */
+export async function loadInventoryResolved(
+  path: string,
+  env: NodeJS.ProcessEnv = process.env,
+  lookup: Lookup = systemLookup,
+): Promise<LoadedInventory> {
+  const { checked, problems } = collectInventory(path, env);
+  let robots: Robot[] = [];
+  if (checked.partial) {
+    const site = checked.inventory?.site ?? null;
+    const r = await resolveRobots(checked.partial.robots, site, lookup);
+    robots = r.robots;
+    problems.push(...remapIndexes(r.problems, 'robots', checked.partial.robotIndex));
+  }
+  if (problems.length || !checked.inventory) throw new ConfigError(path, problems);
+  return finish({ ...checked.inventory, robots }, path, env);
 }

@@ -169,8 +169,8 @@ test("a site network stays off the robots' management NIC and never hands out a 
     withNetwork({ master: 'wlan0', sharesManagementLan: true, rangeStart: '10.0.0.2' }),
   );
   assert.deepEqual(shared, [
-    `site.networks[0].range: the pool 10.0.0.2-10.0.0.254 would hand out r2's address 10.0.0.2, a robot management address: add "10.0.0.2/32" to exclude, or move the pool off it`,
-    `site.networks[0].range: the pool 10.0.0.2-10.0.0.254 would hand out r3's address 10.0.0.3, a robot management address: add "10.0.0.3/32" to exclude, or move the pool off it`,
+    `robots[1].address: 10.0.0.2 is in the pool of site.networks[0] (dds), so Whereabouts could hand the robot's address to a pod: add "10.0.0.2" to its exclude, or move the pool with rangeStart/rangeEnd`,
+    `robots[2].address: 10.0.0.3 is in the pool of site.networks[0] (dds), so Whereabouts could hand the robot's address to a pod: add "10.0.0.3" to its exclude, or move the pool with rangeStart/rangeEnd`,
   ]);
   parseInventory(withNetwork({ master: 'wlan0', sharesManagementLan: true, rangeStart: '10.0.0.16' }));
 });

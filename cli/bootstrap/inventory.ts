@@ -16,7 +16,12 @@
 import { z } from 'zod';
 import { validateAgentConfig, type AgentConfigInput } from '../../agent/config.ts';
 import { ConfigError } from '../../agent/errors.ts';
-import { parseSiteSpec, type SiteSpec } from '../../agent/site/spec.ts';
+import { interfaceNameProblem } from '../../agent/interface-name.ts';
+import { remapIndexes, salvage, salvageEach } from '../../agent/partial-parse.ts';
+import { cidrContains, parseCidr, parseIpv4, type Cidr } from '../../agent/site/ipv4.ts';
+import { parseSiteSpec, salvageSiteSpec, type SiteSpec } from '../../agent/site/spec.ts';
+import { K3S_RESERVED, poolContains } from '../../agent/site/validate.ts';
+import { K3sSettingsSchema } from '../../agent/k3s/settings.ts';
 import { TIMING_PROFILES, type TimingProfileName } from '../../statecharts/timing.ts';
 
 /** Voters are server-capable robots; more than 7 makes every election slower and gains nothing. */
@@ -85,7 +90,10 @@ const robotSchema = z
     /** The Wi-Fi NIC: mDNS runs on it. */
     wifiInterface: z
       .string()
-      .regex(/^[^\s/:]{1,15}$/, 'must be a network interface name: 1-15 characters, no spaces, / or :')
+      .superRefine((s, ctx) => {
+        const p = interfaceNameProblem(s);
+        if (p) ctx.addIssue({ code: 'custom', message: p });
+      })
       .default('wlan0'),
     /** Can this robot run the k3s server (CPU, storage, battery)? Only these can vote. */
     serverCapable: z.boolean().default(false),
@@ -195,10 +203,20 @@ export const inventorySchema = z
 
 type InventoryParsed = z.output<typeof inventorySchema>;
 export type InventoryInput = z.input<typeof inventorySchema>;
-export type Robot = z.output<typeof robotSchema>;
+/**
+ * A robot of the inventory. `ip` is the IPv4 address its `address` resolved to when the plan was
+ * made (loadInventoryResolved, inventory-files.ts): what its agent's config and k3s carry.
+ */
+export type Robot = z.output<typeof robotSchema> & { readonly ip?: string };
+
+/** robotIp: the robot's IPv4 address (resolved from a host name, or the address itself). */
+export function robotIp(r: Robot): string {
+  return r.ip ?? r.address;
+}
 
 /** Inventory is a validated inventory: the site spec parsed, voters resolved. */
-export interface Inventory extends Omit<InventoryParsed, 'site' | 'voters'> {
+export interface Inventory extends Omit<InventoryParsed, 'site' | 'voters' | 'robots'> {
+  readonly robots: Robot[];
   readonly site: SiteSpec;
   readonly voters: readonly string[];
 }
@@ -217,6 +235,31 @@ export function formatPath(path: readonly PropertyKey[]): string {
  * ConfigError listing every problem. Pure: files are checked by checkInventoryFiles.
  */
 export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
+  const r = checkInventory(raw);
+  if (!r.inventory) throw new ConfigError(source, r.problems);
+  return r.inventory;
+}
+
+/**
+ * The robots (and bundle) of an inventory that failed validation, as far as they parsed: enough
+ * for the file checks to run too. robotIndex[k] is robots[k]'s index in the file.
+ */
+export interface PartialInventory {
+  readonly robots: Robot[];
+  readonly robotIndex: readonly number[];
+  readonly bundle: Inventory['bundle'];
+}
+
+/**
+ * checkInventory runs every layer of the pure checks and returns every problem. A schema error
+ * does not stop the later layers: they run on what parsed (agent/partial-parse.ts), so one run
+ * shows the unknown field, the duplicate name and the bad CIDR together. Pure.
+ */
+export function checkInventory(raw: unknown): {
+  inventory: Inventory | null;
+  partial: PartialInventory | null;
+  problems: string[];
+} {
   const problems: string[] = [];
   const parsed = inventorySchema.safeParse(raw);
   let site: SiteSpec | null = null;
@@ -227,18 +270,18 @@ export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
     try {
       // The robots' NICs and addresses are their management side, which site networks stay off.
       const robots = parsed.success ? parsed.data.robots : [];
-      site = parseSiteSpec(siteRaw, source, {
+      site = parseSiteSpec(siteRaw, 'inventory', {
         pathPrefix: 'site',
-        management: {
-          interfaces: robots.map((r) => r.wifiInterface),
-          addresses: robots.map((r) => ({ robot: r.name, address: r.address })),
-        },
+        // Robots' own addresses in a pool are reported per robot (addressProblems), once.
+        management: { interfaces: robots.map((r) => r.wifiInterface) },
       });
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       problems.push(...e.problems);
     }
   }
+  // The site as far as it parsed, for the checks that need it (robot addresses, agent configs).
+  const checkSite = site ?? (siteRaw === undefined ? null : (salvageSiteSpec(siteRaw)?.spec ?? null));
   if (!parsed.success) {
     for (const i of parsed.error.issues) {
       const where = formatPath(i.path);
@@ -248,30 +291,66 @@ export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
         problems.push(`${where}: missing: add it (${i.message})`);
       else problems.push(`${where}: ${i.message}`);
     }
-    throw new ConfigError(source, problems);
+    // Run the cross-field rules on what parsed: every robot that does on its own, and the rest
+    // of the document without the fields the schema refused.
+    const robots = salvageEach(robotSchema, (raw as { robots?: unknown } | null)?.robots);
+    const rest =
+      robots.items.length > 0 && raw !== null && typeof raw === 'object'
+        ? salvage(inventorySchema, { ...raw, robots: robots.items })
+        : null;
+    if (rest) {
+      const complete = robots.items.length === (raw as { robots: unknown[] }).robots.length;
+      problems.push(...remapIndexes(crossFieldProblems(rest, complete), 'robots', robots.origIndex));
+    }
+    problems.push(...remapIndexes(addressProblems(robots.items, checkSite), 'robots', robots.origIndex));
+    return {
+      inventory: null,
+      partial: robots.items.length
+        ? { robots: robots.items, robotIndex: robots.origIndex, bundle: rest?.bundle ?? {} }
+        : null,
+      problems: dedupe(problems),
+    };
   }
   const inv = parsed.data;
-  problems.push(...crossFieldProblems(inv));
+  problems.push(...crossFieldProblems(inv, true));
+  problems.push(...addressProblems(inv.robots, checkSite));
   const voters =
     inv.voters ??
     inv.robots.filter((r) => r.serverCapable && !inv.witnesses.includes(r.name)).map((r) => r.name);
-  if (problems.length === 0 && site) {
-    // Render every robot's agent config and let the agent's own validator judge it.
-    const candidate: Inventory = { ...inv, site, voters };
+  if (checkSite) {
+    // Render every robot's agent config and let the agent's own validator judge it. Its voter,
+    // seed and discovery rules repeat the inventory's own: once those have spoken, only what the
+    // inventory does not check itself (the timing) is added, so nothing is reported twice.
+    const earlier = problems.length > 0;
+    const candidate: Inventory = { ...inv, site: checkSite, voters };
     inv.robots.forEach((r, i) => {
       try {
         validateAgentConfig(renderAgentConfig(candidate, r.name), `robots[${i}] agent config`);
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
-        problems.push(...e.problems.map((p) => `robots[${i}] (${r.name}) agent config: ${p}`));
+        problems.push(
+          ...e.problems
+            .filter((p) => !earlier || p.startsWith('timing'))
+            .map((p) => `robots[${i}] (${r.name}) agent config: ${p}`),
+        );
       }
     });
+    problems.push(...k3sSettingsProblems(candidate));
   }
-  if (problems.length || !site) throw new ConfigError(source, problems);
-  return { ...inv, site, voters };
+  const partial = { robots: inv.robots, robotIndex: inv.robots.map((_, i) => i), bundle: inv.bundle };
+  if (problems.length || !site) return { inventory: null, partial, problems };
+  return { inventory: { ...inv, site, voters }, partial, problems: [] };
 }
 
-function crossFieldProblems(inv: InventoryParsed): string[] {
+function dedupe(problems: readonly string[]): string[] {
+  return [...new Set(problems)];
+}
+
+/**
+ * The rules between fields. `complete` is false when some robots did not parse: then the rules
+ * that need every robot (who exists, who is server-capable) are left for the run after the fix.
+ */
+function crossFieldProblems(inv: InventoryParsed, complete: boolean): string[] {
   const problems: string[] = [];
   if (inv.controlPlane.runtime === 'lab' && !inv.controlPlane.identityDir)
     problems.push(
@@ -299,6 +378,11 @@ function crossFieldProblems(inv: InventoryParsed): string[] {
       problems.push(
         `robots[${i}].ssh: no credentials: set keyFile (a private key file) or agent: true (ssh-agent)`,
       );
+    for (const key of Object.keys(r.labels))
+      if (!kubeletMaySet(key))
+        problems.push(
+          `robots[${i}].labels.${key}: kubelet refuses node labels in the kubernetes.io and k8s.io namespaces other than its own (node.kubernetes.io/*, kubelet.kubernetes.io/*, topology.kubernetes.io/zone|region, ...), and k3s would not start: use a namespace of your own, like robot.edgectl.io/${key.slice(key.indexOf('/') + 1)}`,
+        );
     if (r.ssh.user === 'root' && r.sudo !== 'none')
       problems.push(`robots[${i}].sudo: ssh.user is root, so sudo is not needed: set sudo: none`);
     if (r.ssh.user !== 'root' && r.sudo === 'none')
@@ -307,7 +391,7 @@ function crossFieldProblems(inv: InventoryParsed): string[] {
       );
   });
   const capable = inv.robots.filter((r) => r.serverCapable);
-  if (capable.length === 0)
+  if (capable.length === 0 && complete)
     problems.push(
       'robots: no robot is server-capable: set serverCapable: true on the robots that can run the k3s server',
     );
@@ -333,9 +417,10 @@ function crossFieldProblems(inv: InventoryParsed): string[] {
       const at = byName.get(v);
       if (seen.has(v)) problems.push(`voters[${i}]: ${v} is listed twice: list each voter once`);
       seen.add(v);
-      if (at === undefined)
-        problems.push(`voters[${i}]: ${v} is not a robot of this inventory: add it to robots or remove it`);
-      else if (!inv.robots[at]!.serverCapable)
+      if (at === undefined) {
+        if (complete)
+          problems.push(`voters[${i}]: ${v} is not a robot of this inventory: add it to robots or remove it`);
+      } else if (!inv.robots[at]!.serverCapable)
         problems.push(
           `voters[${i}]: ${v} is not server-capable: set robots[${at}].serverCapable: true or remove it from voters`,
         );
@@ -353,7 +438,7 @@ function crossFieldProblems(inv: InventoryParsed): string[] {
   const seeds = inv.discovery.seeds;
   if (Array.isArray(seeds))
     seeds.forEach((s, i) => {
-      if (!byName.has(s))
+      if (!byName.has(s) && complete)
         problems.push(`discovery.seeds[${i}]: ${s} is not a robot of this inventory: add it or remove it`);
     });
   if (!inv.discovery.mdns && seeds === 'none' && inv.robots.length > 1)
@@ -361,6 +446,99 @@ function crossFieldProblems(inv: InventoryParsed): string[] {
       'discovery: mdns is off and seeds is none, so no robot can find another: turn mdns on or set seeds: voters',
     );
   return problems;
+}
+
+/** The labels kubelet sets itself, which --node-labels may name (k8s.io/kubelet well-known labels). */
+const KUBELET_LABELS = new Set([
+  'kubernetes.io/hostname',
+  'kubernetes.io/arch',
+  'kubernetes.io/os',
+  'beta.kubernetes.io/arch',
+  'beta.kubernetes.io/os',
+  'beta.kubernetes.io/instance-type',
+  'node.kubernetes.io/instance-type',
+  'failure-domain.beta.kubernetes.io/region',
+  'failure-domain.beta.kubernetes.io/zone',
+  'topology.kubernetes.io/region',
+  'topology.kubernetes.io/zone',
+]);
+
+/**
+ * kubeletMaySet: whether kubelet starts with this key in --node-labels. Keys in the kubernetes.io
+ * and k8s.io namespaces (and their subdomains) must be kubelet's own, or under kubelet.kubernetes.io
+ * or node.kubernetes.io.
+ */
+export function kubeletMaySet(key: string): boolean {
+  const slash = key.indexOf('/');
+  if (slash < 0) return true;
+  const ns = key.slice(0, slash);
+  const under = (d: string) => ns === d || ns.endsWith(`.${d}`);
+  if (!under('kubernetes.io') && !under('k8s.io')) return true;
+  return KUBELET_LABELS.has(key) || under('kubelet.kubernetes.io') || under('node.kubernetes.io');
+}
+
+/** Blocks no robot's address may be in: no host can be reached at them. */
+const NOT_A_HOST: readonly { cidr: Cidr; why: string }[] = [
+  ['0.0.0.0/8', 'is in 0.0.0.0/8, which means "this host" and reaches no robot'],
+  ['127.0.0.0/8', 'is a loopback address: every machine answers it itself'],
+  ['224.0.0.0/4', 'is a multicast address: it names a group, not a robot'],
+  ['240.0.0.0/4', 'is reserved or the broadcast address: it reaches no single robot'],
+].map(([c, why]) => ({ cidr: (parseCidr(c!) as { ok: true; cidr: Cidr }).cidr, why: why! }));
+
+/**
+ * addressProblem: why a robot's IPv4 address cannot be used with this site, or null. The address
+ * must reach one robot, and no pod may be given it: not in k3s's pod or service network, nor in
+ * the pool of a site network, where Whereabouts would hand it to a pod.
+ */
+export function addressProblem(address: string, site: SiteSpec | null): string | null {
+  const ip = parseIpv4(address);
+  if (ip === null) return null;
+  for (const b of NOT_A_HOST)
+    if (cidrContains(b.cidr, ip)) return `${b.why}: give the robot's own address on the site network`;
+  for (const r of K3S_RESERVED) {
+    const c = parseCidr(r.cidr);
+    if (c.ok && cidrContains(c.cidr, ip))
+      return `is in ${r.cidr}, ${r.why}, so pods and services would shadow the robot: give the robot an address outside it`;
+  }
+  const at = site?.networks.findIndex((n) => poolContains(n, ip)) ?? -1;
+  if (at >= 0)
+    return `is in the pool of site.networks[${at}] (${site!.networks[at]!.name}), so Whereabouts could hand the robot's address to a pod: add "${address}" to its exclude, or move the pool with rangeStart/rangeEnd`;
+  return null;
+}
+
+function addressProblems(robots: readonly Robot[], site: SiteSpec | null): string[] {
+  return robots.flatMap((r, i) => {
+    const p = addressProblem(r.address, site);
+    return p ? [`robots[${i}].address: ${r.address} ${p}`] : [];
+  });
+}
+
+/** A host-name address that is not an IPv4 address: resolved when the plan is made. */
+export function isHostName(address: string): boolean {
+  return parseIpv4(address) === null;
+}
+
+/** Where k3s settings need an address and a host name has not been resolved yet (TEST-NET-1). */
+const UNRESOLVED_PLACEHOLDER = '192.0.2.1';
+
+/**
+ * k3sSettingsProblems: each robot's k3s settings as the agent's config carries them, judged by
+ * k3s's own schema (agent/k3s/settings.ts), so validate refuses what the plan would.
+ */
+function k3sSettingsProblems(inv: Inventory): string[] {
+  if (inv.controlPlane.runtime !== 'k3s') return [];
+  return inv.robots.flatMap((r, i) => {
+    const cp = renderControlPlane(
+      inv,
+      r.ip || !isHostName(r.address) ? r : { ...r, ip: UNRESOLVED_PLACEHOLDER },
+    );
+    const parsed = K3sSettingsSchema.safeParse((cp as { k3s: unknown }).k3s);
+    return parsed.success
+      ? []
+      : parsed.error.issues.map(
+          (e) => `robots[${i}] (${r.name}) k3s settings: ${formatPath(e.path)}: ${e.message}`,
+        );
+  });
 }
 
 /** robotByName returns a robot of the inventory, or throws the UsageError-like ConfigError. */
@@ -415,12 +593,16 @@ export function renderAgentConfig(inv: Inventory, robot: string): AgentConfigInp
       bindAddress: '0.0.0.0',
       port: inv.discovery.port,
       mdns: inv.discovery.mdns,
-      seeds: seedRobots(inv, robot).map((s) => ({ node: s.name, host: s.address, port: inv.discovery.port })),
+      seeds: seedRobots(inv, robot).map((s) => ({
+        node: s.name,
+        host: robotIp(s),
+        port: inv.discovery.port,
+      })),
     },
     stateDir: installPath(inv, robot, '/var/lib/edgectl'),
     siteKeyFile: installPath(inv, robot, '/etc/edgectl/site.key'),
     // In the lab, the host polls every robot's status over the lab bridge.
-    status: { listen: inv.controlPlane.runtime === 'lab' ? `${r.address}:7947` : '127.0.0.1:7947' },
+    status: { listen: inv.controlPlane.runtime === 'lab' ? `${robotIp(r)}:7947` : '127.0.0.1:7947' },
     controlPlane: renderControlPlane(inv, r),
     // The site's grace period for a lost robot (site spec nodeLoss), enforced by the leader's agent.
     membership: { lostAfterMs: inv.site.nodeLoss.graceSeconds * 1000 },
@@ -440,12 +622,12 @@ function renderControlPlane(inv: Inventory, r: Robot): AgentConfigInput['control
   };
   if (inv.witnesses.includes(r.name)) return { runtime: 'none' };
   if (inv.controlPlane.runtime === 'lab')
-    return { runtime: 'lab', identityDir: inv.controlPlane.identityDir, address: r.address, ...common };
+    return { runtime: 'lab', identityDir: inv.controlPlane.identityDir, address: robotIp(r), ...common };
   return {
     runtime: 'k3s',
     ...common,
     k3s: {
-      nodeIp: r.address,
+      nodeIp: robotIp(r),
       flannelIface: r.wifiInterface,
       serverCapable: r.serverCapable,
       labels: { ...r.labels }, // a copy: a shared object would print as a YAML alias

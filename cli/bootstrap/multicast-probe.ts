@@ -5,7 +5,7 @@
  * whom it heard; the judgement is pure. A pair that cannot hear each other needs static seeds.
  */
 import type { CommandRunner } from '../../agent/exec/runner.ts';
-import { installPath, type Inventory } from './inventory.ts';
+import { installPath, robotIp, type Inventory } from './inventory.ts';
 import { PATHS } from './plan.ts';
 
 export const PROBE_GROUP = '239.255.77.77';
@@ -76,7 +76,7 @@ export async function probeMulticast(
               PROBE_SCRIPT,
               inv.site.id,
               r.name,
-              r.address,
+              robotIp(r),
               String(durationMs),
             ],
             {

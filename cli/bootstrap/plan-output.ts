@@ -32,7 +32,7 @@ function kindLabel(step: BootstrapStep): string {
 export function formatPlanText(plan: BootstrapPlan): string {
   const out: string[] = [`${plan.kind} plan for site ${plan.site}: ${plan.robots.length} robot(s)`];
   for (const r of plan.robots) {
-    out.push('', `${r.target} (${r.address}), ${r.steps.length} steps:`);
+    out.push('', `${r.target} (${r.address}${r.ip ? `, ${r.ip}` : ''}), ${r.steps.length} steps:`);
     const idW = Math.max(...r.steps.map((s) => s.id.length));
     const n = String(r.steps.length).length;
     r.steps.forEach((s, i) => {
@@ -64,6 +64,7 @@ export function planArtifact(plan: BootstrapPlan): Record<string, unknown> {
     robots: plan.robots.map((r) => ({
       target: r.target,
       address: r.address,
+      ...(r.ip ? { ip: r.ip } : {}),
       steps: r.steps.map(stepArtifact),
     })),
   };

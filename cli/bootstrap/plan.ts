@@ -25,6 +25,7 @@ import type { PlanStep } from '../../agent/plan/plan.ts';
 import {
   installPath,
   renderAgentConfig,
+  robotIp,
   SITE_SPEC_PATH,
   TEMPLATES_DIR,
   type Inventory,
@@ -54,6 +55,8 @@ export interface RobotPlan {
   readonly target: string;
   /** SSH address, for the recovery commands of a failure report. */
   readonly address: string;
+  /** The IPv4 address a host-name `address` resolved to when the plan was made. */
+  readonly ip?: string;
   readonly steps: readonly BootstrapStep[];
 }
 
@@ -216,6 +219,7 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
             ...st,
             id: `k3s.${st.id}`,
             phase: 'runtime',
+            ...asRoot(st),
           })),
         );
       else
@@ -243,24 +247,39 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
         ...st,
         id: `k3s.${st.id}`,
         phase: 'remove',
+        ...asRoot(st),
       })),
       ...bundleOnlyK3sInstaller.uninstall(robot, { ...ctx, bundle: { ...ctx.bundle, k3s: undefined } }),
     ],
   };
 }
 
+function planIp(robot: Robot): { ip?: string } {
+  return robot.ip !== undefined && robot.ip !== robot.address ? { ip: robot.ip } : {};
+}
+
+/**
+ * The k3s plans are written for the agent, which runs as root; over SSH their commands go through
+ * sudo like every other step of bootstrap (file steps always do).
+ */
+function asRoot(st: PlanStep): { sudo?: true } {
+  return st.kind === 'run' ? { sudo: true } : {};
+}
+
 /** k3sNodeSpec: a robot's k3s settings from the inventory, as the agent's config carries them. */
 export function k3sNodeSpec(inv: Inventory, robot: Robot): K3sNodeSpec {
-  return {
-    ...K3sSettingsSchema.parse({
-      nodeIp: robot.address,
-      flannelIface: robot.wifiInterface,
-      serverCapable: robot.serverCapable,
-      labels: { ...robot.labels },
-    }),
-    site: inv.site.id,
-    nodeName: robot.name,
-  };
+  const settings = K3sSettingsSchema.safeParse({
+    nodeIp: robotIp(robot),
+    flannelIface: robot.wifiInterface,
+    serverCapable: robot.serverCapable,
+    labels: { ...robot.labels },
+  });
+  // Validation checks the same settings (inventory.ts): reaching here with bad ones is a bug.
+  if (!settings.success)
+    throw new InternalError(
+      `k3s settings of ${robot.name}: ${settings.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  return { ...settings.data, site: inv.site.id, nodeName: robot.name };
 }
 
 export type Runtimes = Readonly<Record<Inventory['controlPlane']['runtime'], RuntimeInstaller>>;
@@ -440,7 +459,7 @@ function preflight(inv: Inventory, robot: Robot, bundle: BundleInfo, root: strin
       'ip -o link show dev "$1" >/dev/null 2>&1 || { echo "no interface $1" >&2; exit 1; }; ' +
         'ip -o link show dev "$1" | grep -q MULTICAST || { echo "$1 cannot multicast: mDNS will not work" >&2; exit 1; }',
       [robot.wifiInterface],
-      `set wifiInterface for ${robot.name} in the inventory (ip -br link on the robot lists them)`,
+      `set wifiInterface for ${robot.name} in the inventory (ip -br link on the robot lists them; for name@parent, the name is the part before @)`,
     ),
   ];
   if (inv.install.service === 'systemd') {
@@ -455,9 +474,10 @@ function preflight(inv: Inventory, robot: Robot, bundle: BundleInfo, root: strin
       check(
         'preflight.time',
         'the clock is synchronized (certificates and the site log need it)',
-        'if command -v timedatectl >/dev/null 2>&1; then ' +
+        // A check that cannot run fails: without timedatectl nothing says the clock is right.
+        'command -v timedatectl >/dev/null 2>&1 || { echo "cannot check the clock: timedatectl is missing" >&2; exit 1; }; ' +
           's=$(timedatectl show -p NTPSynchronized --value 2>/dev/null); ' +
-          '[ "$s" = yes ] || { echo "the clock is not NTP-synchronized (timedatectl: ${s:-unknown})" >&2; exit 1; }; fi',
+          '[ "$s" = yes ] || { echo "the clock is not NTP-synchronized (timedatectl: ${s:-unknown})" >&2; exit 1; }',
         [],
         'enable time sync on the robot (timedatectl set-ntp true, or chrony) and give it a reachable NTP server',
       ),
@@ -714,7 +734,7 @@ export function renderBootstrapPlan(input: BootstrapInputs): BootstrapPlan {
       },
     ];
     assertUniqueIds(robot.name, steps);
-    return { target: robot.name, address: robot.address, steps };
+    return { target: robot.name, address: robot.address, ...planIp(robot), steps };
   });
   return { kind: 'bootstrap', site: inv.site.id, robots };
 }
@@ -766,7 +786,7 @@ export function renderRemovePlan(kind: 'reset' | 'uninstall', input: RemoveInput
       remove('remove.bundle', p(PATHS.installDir), 'the agent bundle and its Node runtime', true),
     );
     assertUniqueIds(robot.name, steps);
-    return { target: robot.name, address: robot.address, steps };
+    return { target: robot.name, address: robot.address, ...planIp(robot), steps };
   });
   return { kind, site: inv.site.id, robots };
 }

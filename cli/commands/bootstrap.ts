@@ -49,9 +49,9 @@ function readyArgs(a: PlanArgs) {
   };
 }
 
-/** The options every plan-then-apply command shares. */
-function planOptions<T>(y: Argv<T>): Argv<T> {
-  return y
+/** The options every plan-then-apply command shares; `site ready` records no steps, so no --recheck. */
+function planOptions<T>(y: Argv<T>, o: { recheck: boolean } = { recheck: true }): Argv<T> {
+  const common = y
     .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'The inventory (site.yaml)' })
     .option('dry-run', {
       type: 'boolean',
@@ -72,12 +72,13 @@ function planOptions<T>(y: Argv<T>): Argv<T> {
     .option('sudo-password-file', {
       type: 'string',
       describe: 'Read the sudo password (robots with sudo: password) from this file; default: prompt',
-    })
-    .option('recheck', {
-      type: 'boolean',
-      default: false,
-      describe: 'Check every step on the robots again, even those recorded as done',
-    }) as Argv<T>;
+    });
+  if (!o.recheck) return common as Argv<T>;
+  return common.option('recheck', {
+    type: 'boolean',
+    default: false,
+    describe: 'Check every step on the robots again, even those recorded as done',
+  }) as Argv<T>;
 }
 
 function options(a: PlanArgs) {
@@ -127,8 +128,9 @@ export const siteReadyCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
   command: 'ready',
   describe: 'Wait until a bootstrapped site has a leader and every robot Ready; write its kubeconfig',
   builder: (y: Argv<GlobalArgs>) =>
-    readyOptions(planOptions(y))
+    readyOptions(planOptions(y, { recheck: false }))
       .example('$0 site ready -f site.yaml', 'Wait, then write .edgectl/<site>/kubeconfig')
+      .example('$0 site ready -f site.yaml --dry-run', 'What it would do, touching no robot')
       .example(
         '$0 site ready -f site.yaml --merge-kubeconfig',
         'Also add context edgectl-<site> to ~/.kube/config',
@@ -142,6 +144,8 @@ export const siteReadyCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
         siteDir: a['site-dir'],
         acceptNewHostKeys: a['accept-new-host-keys'],
         sudoPasswordFile: a['sudo-password-file'],
+        dryRun: a['dry-run'],
+        parallel: a.parallel,
         output: a.output,
         ...readyArgs(a),
       },

@@ -1,5 +1,6 @@
 /** The yargs adapter for `edgectl inventory init|validate`; the work is in cli/ops/inventory.ts. */
 import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '../../agent/errors.ts';
 import type { GlobalArgs } from '../main.ts';
 import type { Io } from '../output.ts';
 
@@ -19,7 +20,10 @@ export const inventoryCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
       .example('$0 inventory validate -f site.yaml', 'Check it: every problem at once, each with its fix')
       .example('$0 inventory validate -f site.yaml --output json', 'The robots and their roles, as JSON')
       .check((a) => {
-        if (a.action === 'validate' && !a.file) throw new Error('inventory validate needs -f <site.yaml>');
+        if (a.action === 'validate' && !a.file)
+          throw new UsageError('BAD_ARGUMENTS', 'inventory validate needs -f <site.yaml>', {
+            hint: 'name the inventory to check: edgectl inventory validate -f site.yaml',
+          });
         return true;
       }) as unknown as Argv<GlobalArgs>,
   handler: async (argv) => {
@@ -35,6 +39,6 @@ export const inventoryCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
         { ...(a.out === undefined ? {} : { out: a.out }), force: a.force, output: a.output },
         io,
       );
-    else runInventoryValidate({ file: a.file!, output: a.output }, io);
+    else await runInventoryValidate({ file: a.file!, output: a.output }, io);
   },
 });

@@ -1,5 +1,6 @@
 /** The yargs adapter for `edgectl render`; the work is in cli/ops/render.ts. */
 import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '../../agent/errors.ts';
 import type { GlobalArgs } from '../main.ts';
 import type { Io } from '../output.ts';
 
@@ -55,7 +56,13 @@ export const renderCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => 
       )
       .check((a) => {
         if (!Number.isSafeInteger(a.epoch) || (a.epoch as number) < 0)
-          throw new Error('--epoch must be a whole number >= 0');
+          throw new UsageError(
+            'BAD_EPOCH',
+            `--epoch must be a whole number >= 0 (got ${Number.isNaN(a.epoch) ? 'not a number' : String(a.epoch)})`,
+            {
+              hint: 'pass the control-plane epoch the leader would use, like --epoch 3',
+            },
+          );
         return true;
       }) as unknown as Argv<GlobalArgs>,
   handler: async (argv) => {

@@ -1,10 +1,11 @@
 /** `edgectl inventory init|validate`: start an inventory from the commented example, and check one. */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, UsageError } from '../../agent/errors.ts';
-import { loadInventory } from '../bootstrap/inventory-files.ts';
+import { loadInventoryResolved, type Lookup } from '../bootstrap/inventory-files.ts';
 import { failoverRefusal, quorumAdvice } from '../bootstrap/inventory.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
+import { writeOutFile } from './local-files.ts';
 
 export const EXAMPLE_INVENTORY = fileURLToPath(
   new URL('../../templates/inventory/site.example.yaml', import.meta.url),
@@ -17,11 +18,11 @@ export function runInventoryInit(o: { out?: string; force: boolean; output: Outp
     io.out(o.output === 'json' ? JSON.stringify({ content: text }) : text);
     return;
   }
-  if (existsSync(o.out) && !o.force)
+  if (o.out !== '' && existsSync(o.out) && !o.force)
     throw new UsageError('FILE_EXISTS', `${o.out} exists; edgectl inventory init does not overwrite it`, {
       hint: 'pick another --out, or pass --force to replace it',
     });
-  writeFileSync(o.out, text, { mode: 0o644 });
+  writeOutFile('--out', o.out, text, { mode: 0o644 });
   io.out(
     o.output === 'json'
       ? JSON.stringify({ written: o.out })
@@ -33,14 +34,20 @@ export function runInventoryInit(o: { out?: string; force: boolean; output: Outp
  * runInventoryValidate checks an inventory completely, local files included (key files, bundle):
  * every problem at once as a ConfigError, or a summary of the site.
  */
-export function runInventoryValidate(o: { file: string; output: OutputFormat }, io: Io): void {
-  const { inventory: inv } = loadInventory(o.file);
+export async function runInventoryValidate(
+  o: { file: string; output: OutputFormat },
+  io: Io,
+  deps: { lookup?: Lookup } = {},
+): Promise<void> {
+  // Host names are resolved as bootstrap would: a name that does not resolve is a problem here too.
+  const { inventory: inv } = await loadInventoryResolved(o.file, process.env, deps.lookup);
   const refusal = failoverRefusal(inv);
   if (refusal) throw new ConfigError(o.file, [refusal]);
   const quorum = quorumAdvice(inv.voters.length, inv.witnesses.length);
   const robots = inv.robots.map((r) => ({
     name: r.name,
     address: `${r.address}:${r.ssh.port}`,
+    ...(r.ip !== undefined && r.ip !== r.address ? { ip: r.ip } : {}),
     user: r.ssh.user,
     sudo: r.sudo,
     voter: inv.voters.includes(r.name),
@@ -68,7 +75,7 @@ export function runInventoryValidate(o: { file: string; output: OutputFormat }, 
         ['robot', 'ssh', 'user', 'sudo', 'role', 'host key'],
         robots.map((r) => [
           r.name,
-          r.address,
+          r.ip ? `${r.address} (${r.ip})` : r.address,
           r.user,
           r.sudo,
           r.voter ? 'voter' : r.witness ? 'witness' : r.serverCapable ? 'server-capable learner' : 'learner',

@@ -17,6 +17,7 @@ import { assertPassed, runScenario } from '../../lab/runner.ts';
 import { parseLabFault, parseScenario } from '../../lab/scenario.ts';
 import { quorumAdvice } from '../bootstrap/inventory.ts';
 import { seconds, table, type Io, type OutputFormat } from '../output.ts';
+import { makeOutDir } from './local-files.ts';
 
 export interface LabCommand {
   readonly action: 'up' | 'down' | 'status' | 'fault' | 'run';
@@ -90,7 +91,10 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
   const json = c.output === 'json';
   switch (c.action) {
     case 'up': {
-      if (c.words.length) throw new UsageError('BAD_ARGUMENTS', 'lab up takes no positional arguments');
+      if (c.words.length)
+        throw new UsageError('BAD_ARGUMENTS', 'lab up takes no positional arguments', {
+          hint: 'name the robots with --robots N (and --voters, --site), e.g. edgectl lab up --robots 3',
+        });
       const started = Date.now();
       const state = await labUp({
         site: c.site,
@@ -167,6 +171,8 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         });
       }
       const sc = parseScenario(text, file);
+      // Before the lab comes up: a report that cannot be written would waste the whole run.
+      if (c.report !== undefined) makeOutDir('--report', c.report);
       const report = await runScenario(sc, {
         site: c.site === 'lab' ? undefined : c.site,
         subnet: c.subnet,

@@ -14,8 +14,43 @@ export async function fetchStatus(addr: string, timeoutMs = 3000): Promise<Agent
       cause: e,
     });
   }
-  if (!res.ok) throw new EdgeError('AGENT_STATUS', `${url} answered HTTP ${res.status}`);
-  return (await res.json()) as AgentStatus;
+  if (!res.ok)
+    throw new EdgeError('AGENT_STATUS', `${url} answered HTTP ${res.status}`, {
+      hint: "an agent answers /status with 200: is --addr the agent's status.listen (default 127.0.0.1:7947)?",
+    });
+  const notAgent = (why: string) =>
+    new EdgeError('NOT_AN_AGENT', `${url} is not an edgectl agent: ${why}`, {
+      hint: "pass --addr the agent's status.listen (host:port in /etc/edgectl/agent.yaml; default 127.0.0.1:7947)",
+    });
+  let body: unknown;
+  try {
+    body = JSON.parse(await res.text());
+  } catch {
+    throw notAgent('its answer is not JSON');
+  }
+  const missing = missingStatusFields(body);
+  if (missing.length) throw notAgent(`its answer lacks ${missing.join(', ')}`);
+  return body as AgentStatus;
+}
+
+/** The fields `edgectl status` shows, by the type each must have. */
+const STATUS_FIELDS: Readonly<Record<string, (v: unknown) => boolean>> = {
+  node: (v) => typeof v === 'string',
+  site: (v) => typeof v === 'string',
+  role: (v) => typeof v === 'string',
+  term: (v) => typeof v === 'number',
+  lifecycle: (v) => typeof v === 'string',
+  controlPlane: (v) => typeof v === 'object' && v !== null,
+  members: Array.isArray,
+  lastErrors: Array.isArray,
+  transport: (v) => typeof v === 'object' && v !== null,
+};
+
+function missingStatusFields(body: unknown): string[] {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return ['an object'];
+  return Object.entries(STATUS_FIELDS)
+    .filter(([k, ok]) => !ok((body as Record<string, unknown>)[k]))
+    .map(([k]) => k);
 }
 
 export function renderStatus(s: AgentStatus): string {

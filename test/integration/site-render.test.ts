@@ -3,7 +3,15 @@
  * stale files removed, and an invalid spec refused before anything is written. No cluster involved.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -35,7 +43,8 @@ test('render site --out writes one numbered file per object, addons apart, and l
   assert.ok(siteFiles.includes('01-validatingadmissionpolicy-edgectl-site-dock-a.yaml'));
   assert.ok(siteFiles.includes('03-networkpolicy-default-deny.yaml'));
   assert.ok(siteFiles.some((f) => /^\d\d-networkattachmentdefinition-dds\.yaml$/.test(f)));
-  const addonFiles = readdirSync(join(out, 'addons'));
+  const addonFiles = readdirSync(join(out, 'addons')).filter((f) => f.endsWith('.yaml'));
+  assert.ok(existsSync(join(out, '.edgectl-render.json')), 'the manifest of what it wrote');
   assert.equal(
     addonFiles[0],
     '00-customresourcedefinition-network-attachment-definitions.k8s.cni.cncf.io.yaml',
@@ -90,4 +99,55 @@ test('without --out, render site prints one YAML stream, CRDs first', async () =
     text.indexOf('kind: CustomResourceDefinition') < text.indexOf('kind: NetworkAttachmentDefinition'),
   );
   assert.ok(text.startsWith('---\n'));
+});
+
+test('a re-render prunes only files it wrote: a user numbered file stays, here and in addons/', async () => {
+  const out = join(dir, 'users-files');
+  const spec = join(dir, 'users.yaml');
+  writeFileSync(
+    spec,
+    'id: u\nnetworks:\n  - { name: a, range: 10.9.0.0/24 }\n  - { name: b, range: 10.9.1.0/24 }\n',
+  );
+  assert.equal(await main(['render', 'site', '-f', spec, '--out', out], io().io), 0);
+  const stale = readdirSync(out).find((f) => f.includes('networkattachmentdefinition-b'))!;
+  // The user's own numbered files, beside edgectl's.
+  writeFileSync(join(out, '00-my-own-thing.yaml'), 'kind: ConfigMap\n');
+  writeFileSync(join(out, '99-zz-extra.yaml'), 'kind: Secret\n');
+  writeFileSync(join(out, 'addons', '50-custom.yaml'), 'kind: ConfigMap\n');
+  writeFileSync(spec, 'id: u\nnetworks:\n  - { name: a, range: 10.9.0.0/24 }\n');
+  const c = io();
+  assert.equal(await main(['render', 'site', '-f', spec, '--out', out], c.io), 0, c.err.join('\n'));
+  const files = readdirSync(out);
+  assert.ok(!files.includes(stale), `${stale} was edgectl's and is no longer rendered`);
+  assert.ok(files.includes('00-my-own-thing.yaml'));
+  assert.ok(files.includes('99-zz-extra.yaml'));
+  assert.ok(existsSync(join(out, 'addons', '50-custom.yaml')));
+  assert.equal(readFileSync(join(out, '00-my-own-thing.yaml'), 'utf8'), 'kind: ConfigMap\n');
+});
+
+test('render refuses to overwrite a file it did not write, and writes nothing', async () => {
+  const out = join(dir, 'clash');
+  const spec = join(dir, 'clash.yaml');
+  writeFileSync(spec, 'id: c\n');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, '00-namespace.yaml'), '# mine\n');
+  const c = io();
+  assert.equal(await main(['render', 'site', '-f', spec, '--out', out], c.io), 2);
+  assert.match(c.err.join('\n'), /00-namespace\.yaml .*not written by edgectl/);
+  assert.equal(readFileSync(join(out, '00-namespace.yaml'), 'utf8'), '# mine\n');
+  assert.deepEqual(readdirSync(out), ['00-namespace.yaml']);
+});
+
+test('files of a render made before the manifest existed are recognised by their label', async () => {
+  const out = join(dir, 'legacy');
+  const spec = join(dir, 'legacy.yaml');
+  writeFileSync(
+    spec,
+    'id: l\nnetworks:\n  - { name: a, range: 10.9.0.0/24 }\n  - { name: b, range: 10.9.1.0/24 }\n',
+  );
+  assert.equal(await main(['render', 'site', '-f', spec, '--out', out, '--no-addons'], io().io), 0);
+  for (const f of readdirSync(out)) if (f.startsWith('.')) rmSync(join(out, f));
+  writeFileSync(spec, 'id: l\nnetworks:\n  - { name: a, range: 10.9.0.0/24 }\n');
+  assert.equal(await main(['render', 'site', '-f', spec, '--out', out, '--no-addons'], io().io), 0);
+  assert.ok(!readdirSync(out).some((f) => f.includes('networkattachmentdefinition-b')));
 });
