@@ -273,7 +273,7 @@ export function checkInventory(raw: unknown): {
       site = parseSiteSpec(siteRaw, 'inventory', {
         pathPrefix: 'site',
         // Robots' own addresses in a pool are reported per robot (addressProblems), once.
-        management: { interfaces: robots.map((r) => r.wifiInterface) },
+        management: { interfaces: robots.map((r) => r.wifiInterface), addresses: [] },
       });
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
