@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SnapshotStore, snapshotKey, startSnapshotReceiver } from './snapshots.ts';
+import { SnapshotStore, startSnapshotReceiver } from './snapshots.ts';
+import { siteKeyrings } from '../site-key.ts';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { EdgeError } from '../errors.ts';
@@ -235,12 +236,16 @@ describe('K3sControlPlane', () => {
   test('a leader ships its snapshot sealed to the voters, and a new leader restores what it received', async () => {
     // The receiver a voter runs, on loopback, with its own store (no suffix: k3s restores <dir>/<name>).
     const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-recv-'));
-    const key = snapshotKey(Buffer.alloc(32, 7));
+    const rings = siteKeyrings(Buffer.alloc(32, 7), 'harbor', ['r1', 'r2'], ['r1', 'r2']);
     const store = new SnapshotStore(dir, 3, '');
-    const receiver = await startSnapshotReceiver({ address: '127.0.0.1', key, store });
+    const receiver = await startSnapshotReceiver({
+      address: '127.0.0.1',
+      keysFor: (from) => rings.get('r2')!.snapshotKeysFor(from),
+      store,
+    });
     try {
       const m = await installedRobot(SERVER_SPEC);
-      const { rt } = await runtime(m, { snapshotKey: key });
+      const { rt } = await runtime(m, { snapshotKeysFor: (p) => rings.get('r1')!.snapshotKeysFor(p) });
       await rt.startServer(5);
       const rec = await rt.snapshot(5);
       assert.deepEqual([rec.epoch, rec.from], [5, 'r1']);
@@ -250,8 +255,9 @@ describe('K3sControlPlane', () => {
       assert.equal(readFileSync(store.path(rec), 'utf8'), file, 'the voter holds the same bytes');
       assert.deepEqual(store.records(), [rec]);
       // A robot with another site's key is refused: nothing is kept.
+      const foreignRings = siteKeyrings(Buffer.alloc(32, 9), 'harbor', ['r1', 'r2'], ['r1']);
       const { rt: other } = await runtime(await installedRobot(SERVER_SPEC), {
-        snapshotKey: snapshotKey(Buffer.alloc(32, 9)),
+        snapshotKeysFor: (p) => foreignRings.get('r1')!.snapshotKeysFor(p),
       });
       await other.startServer(6);
       const foreign = await other.snapshot(6);

@@ -94,10 +94,11 @@ export interface K3sControlPlaneOptions {
   readonly wallClock?: () => number;
   readonly delay?: (ms: number) => Promise<void>;
   /**
-   * The key that seals shipped snapshots (snapshotKey(site key)); with it, shipSnapshot sends
-   * this robot's snapshots to the other voters' receivers (agent/control-plane/snapshots.ts).
+   * The snapshot keys this voter shares with each other voter (Keyring.snapshotKeysFor, the first
+   * seals); with them, shipSnapshot sends this robot's snapshots to the other voters' receivers
+   * (agent/control-plane/snapshots.ts).
    */
-  readonly snapshotKey?: Buffer;
+  readonly snapshotKeysFor?: (peer: string) => readonly Buffer[];
   /** Records of the snapshots this robot received (the receiver's store), for restore. */
   readonly receivedRecords?: () => readonly SnapshotRecord[];
 }
@@ -128,7 +129,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   private workerOp = 0;
   private startInFlight: Promise<void> | null = null;
   private closed = false;
-  private readonly snapshotKey: Buffer | undefined;
+  private readonly snapshotKeysFor: ((peer: string) => readonly Buffer[]) | undefined;
   /** Snapshots this robot took while it led (their files are in LOCAL_SNAPSHOT_DIR). */
   private readonly taken: SnapshotRecord[] = [];
 
@@ -137,7 +138,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     this.spec = opts.node;
     this.site = opts.site;
     this.probes = opts.probes ?? runnerProbes(opts.runner, opts.node.nodeName);
-    this.snapshotKey = opts.snapshotKey;
+    this.snapshotKeysFor = opts.snapshotKeysFor;
     // Without a site-log source, restore from what this robot holds: the snapshots it took as a
     // leader and those it received; chooseServerStart verifies each file against its record.
     this.snapshots = opts.snapshots ?? {
@@ -324,13 +325,19 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   /** Seal a snapshot this robot took and push it to other voters; resolves those that kept it. */
   async shipSnapshot(name: string, to: readonly LeaderEndpoint[]): Promise<string[]> {
     const r = this.taken.find((t) => t.name === name);
-    if (!r || !this.snapshotKey) return [];
+    const keysFor = this.snapshotKeysFor;
+    if (!r || !keysFor) return [];
     const content = await this.runner.readFile(`${LOCAL_SNAPSHOT_DIR}/${name}`, { sudo: true });
     if (!content)
       throw new EdgeError('K3S_SNAPSHOT_MISSING', `snapshot ${name} is gone from ${LOCAL_SNAPSHOT_DIR}`);
-    const sealed = sealSnapshot(this.snapshotKey, toRuntimeRecord(r), content);
-    const ok = await Promise.all(to.map((p) => pushSnapshot(p.host, sealed)));
-    return to.filter((_, i) => ok[i]).map((p) => p.id);
+    // Sealed for each voter with the key of that pair, one at a time: one sealed copy in memory.
+    const kept: string[] = [];
+    for (const p of to) {
+      const key = keysFor(p.id)[0];
+      if (key && (await pushSnapshot(p.host, sealSnapshot(key, toRuntimeRecord(r), content))))
+        kept.push(p.id);
+    }
+    return kept;
   }
 
   status(): ControlPlaneStatus {

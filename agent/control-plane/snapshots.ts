@@ -1,13 +1,14 @@
 /**
  * Control-plane snapshots, so a leader change loses nothing the last snapshot holds (docs/k3s.md
  * "Snapshots"; the RPO is the snapshot interval). The leader snapshots etcd on a schedule, seals
- * each snapshot with the site key and pushes it to the other server-capable robots; a new leader
- * restores the newest snapshot it holds before it serves.
+ * each snapshot for each other voter and pushes it there; a new leader restores the newest snapshot
+ * it holds before it serves.
  *
- * Sealing is AES-256-GCM under a key derived from the site key (HKDF-SHA256, its own label), with
- * the snapshot's record as associated data: the receiver learns both that a robot of this site
- * sent it and that it is intact, and a snapshot (which holds the cluster's Secrets) never crosses
- * the Wi-Fi in clear.
+ * Sealing is AES-256-GCM under the snapshot key of the (leader, receiver) voter pair
+ * (agent/site-key.ts Keyring.snapshotKeysFor: derived from their pair key, which no worker holds),
+ * with the snapshot's record as associated data: the receiver learns that the voter the record
+ * names as `from` sent it and that it is intact, and a snapshot (which holds the cluster's
+ * Secrets) never crosses the Wi-Fi in clear.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,6 +37,48 @@ export function sealSnapshot(key: Buffer, record: SnapshotRecord, plain: Buffer)
   const len = Buffer.alloc(4);
   len.writeUInt32BE(meta.length);
   return Buffer.concat([MAGIC, len, meta, nonce, c.getAuthTag(), body]);
+}
+
+/**
+ * openSnapshotFrom opens a sealed snapshot with the keys of the voter its record names as `from`
+ * (each generation's key in turn, while keys rotate); it throws when none opens it.
+ */
+export function openSnapshotFrom(
+  keysFor: (from: string) => readonly Buffer[],
+  sealed: Buffer,
+): { record: SnapshotRecord; plain: Buffer } {
+  let from = '';
+  if (sealed.length >= MAGIC.length + 4 && sealed.subarray(0, MAGIC.length).equals(MAGIC)) {
+    const len = sealed.readUInt32BE(MAGIC.length);
+    try {
+      const claimed = (
+        JSON.parse(sealed.subarray(MAGIC.length + 4, MAGIC.length + 4 + len).toString('utf8')) as {
+          from?: unknown;
+        }
+      ).from;
+      if (typeof claimed === 'string') from = claimed;
+    } catch {
+      // openSnapshot says what is wrong with it
+    }
+  }
+  const keys = keysFor(from);
+  if (keys.length === 0)
+    throw new EdgeError(
+      'SNAPSHOT_REJECTED',
+      `snapshot rejected: no snapshot key shared with ${JSON.stringify(from)}`,
+      {
+        hint: 'only voters exchange snapshots: the sender is no voter of this site, or its keys were retired',
+      },
+    );
+  let last: unknown;
+  for (const key of keys) {
+    try {
+      return openSnapshot(key, sealed);
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
 }
 
 /** openSnapshot verifies and decrypts a sealed snapshot; it throws on any tampering or wrong key. */
@@ -124,7 +167,8 @@ export class SnapshotStore {
 export function startSnapshotReceiver(o: {
   address: string;
   port?: number;
-  key: Buffer;
+  /** The snapshot keys shared with a voter (Keyring.snapshotKeysFor); empty for anyone else. */
+  keysFor: (from: string) => readonly Buffer[];
   store: SnapshotStore;
   onSaved?: (r: SnapshotRecord) => void;
   onRejected?: (why: string) => void;
@@ -148,7 +192,7 @@ export function startSnapshotReceiver(o: {
     });
     req.on('end', () => {
       try {
-        const { record, plain } = openSnapshot(o.key, Buffer.concat(chunks));
+        const { record, plain } = openSnapshotFrom(o.keysFor, Buffer.concat(chunks));
         o.store.save(record, plain);
         o.onSaved?.(record);
         res.writeHead(204).end();

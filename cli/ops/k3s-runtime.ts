@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AgentConfig } from '../../agent/config.ts';
 import { fromRuntimeRecord, K3sControlPlane } from '../../agent/control-plane/k3s.ts';
-import { SnapshotStore, snapshotKey, startSnapshotReceiver } from '../../agent/control-plane/snapshots.ts';
+import { SnapshotStore, startSnapshotReceiver } from '../../agent/control-plane/snapshots.ts';
 import { RECEIVED_SNAPSHOT_DIR } from '../../agent/k3s/paths.ts';
 import { ConfigError } from '../../agent/errors.ts';
 import { LocalCommandRunner } from '../../agent/exec/local.ts';
@@ -33,7 +33,7 @@ const k3sControlPlaneSchema = z.object({
 export async function makeK3sControlPlane(
   config: AgentConfig,
   log: Logger,
-  siteKey?: Buffer,
+  snapshotKeysFor?: (peer: string) => readonly Buffer[],
 ): Promise<K3sControlPlane> {
   const r = k3sControlPlaneSchema.safeParse(config.controlPlane);
   if (!r.success)
@@ -46,13 +46,12 @@ export async function makeK3sControlPlane(
   const templates = readAddonTemplates(r.data.templatesDir);
   // Every server-capable robot keeps the sealed snapshots the leader pushes, to restore when it leads.
   let received: SnapshotStore | undefined;
-  const key = siteKey ? snapshotKey(siteKey) : undefined;
-  if (key && r.data.k3s.serverCapable && r.data.snapshotReceiver) {
+  if (snapshotKeysFor && r.data.k3s.serverCapable && r.data.snapshotReceiver) {
     received = new SnapshotStore(r.data.receivedSnapshotDir, 3, '');
     const store = received;
     const server = await startSnapshotReceiver({
       address: r.data.k3s.nodeIp,
-      key,
+      keysFor: snapshotKeysFor,
       store,
       onSaved: (rec) =>
         log.info(
@@ -64,7 +63,7 @@ export async function makeK3sControlPlane(
     server.unref();
   }
   return new K3sControlPlane({
-    snapshotKey: key,
+    ...(snapshotKeysFor ? { snapshotKeysFor } : {}),
     receivedRecords: () => (received ? received.records().map(fromRuntimeRecord) : []),
     runner: new LocalCommandRunner({ log: (line) => log.debug(line) }),
     node: { ...r.data.k3s, site: config.site.id, nodeName: config.node.id },

@@ -25,7 +25,6 @@ import {
   pushSnapshot,
   sealSnapshot,
   SnapshotStore,
-  snapshotKey,
   startSnapshotReceiver,
   type SnapshotRecord,
 } from '../../agent/control-plane/snapshots.ts';
@@ -60,7 +59,11 @@ export interface LabControlPlaneOptions {
   readonly kubeletRenewMs?: number;
   readonly labels?: Readonly<Record<string, string>>;
   /** Sealed snapshots kept here (lab: <stateDir>/snapshots); none: no snapshots. */
-  readonly snapshots?: { readonly store: SnapshotStore; readonly key: Buffer };
+  readonly snapshots?: {
+    readonly store: SnapshotStore;
+    /** The snapshot keys shared with each other voter (agent/site-key.ts Keyring.snapshotKeysFor). */
+    readonly keysFor: (peer: string) => readonly Buffer[];
+  };
   /** What to do with a lost/returned robot's Node (the SiteApplier's markNodeLost/Returned). */
   readonly nodeLoss?: {
     lost(server: ServerAccess, node: string): Promise<void>;
@@ -362,9 +365,14 @@ export class LabControlPlane implements ControlPlaneRuntime {
     if (!snaps) return [];
     const record = snaps.store.records().find((r) => r.name === name);
     if (!record) throw new EdgeError('NO_SNAPSHOT', `no snapshot ${name} here`);
-    const sealed = sealSnapshot(snaps.key, record, readFileSync(snaps.store.path(record)));
-    const ok = await Promise.all(to.map((p) => pushSnapshot(p.host, sealed)));
-    return to.filter((_, i) => ok[i]).map((p) => p.id);
+    const plain = readFileSync(snaps.store.path(record));
+    // Sealed for each voter with the key of that pair, one at a time.
+    const kept: string[] = [];
+    for (const p of to) {
+      const key = snaps.keysFor(p.id)[0];
+      if (key && (await pushSnapshot(p.host, sealSnapshot(key, record, plain)))) kept.push(p.id);
+    }
+    return kept;
   }
 
   async markNodeLost(node: string): Promise<void> {
@@ -406,8 +414,8 @@ export async function makeLabControlPlane(o: {
   labels: Readonly<Record<string, string>>;
   controlPlane: Readonly<Record<string, unknown>>;
   log: Logger;
-  /** The site key: seals control-plane snapshots between server-capable robots. */
-  siteKey?: Buffer;
+  /** The snapshot keys this voter shares with each other voter (Keyring.snapshotKeysFor). */
+  snapshotKeysFor?: (peer: string) => readonly Buffer[];
   serverCapable?: boolean;
 }): Promise<LabControlPlane> {
   const { z } = await import('zod');
@@ -471,13 +479,12 @@ export async function makeLabControlPlane(o: {
     };
   }
   let snapshots: LabControlPlaneOptions['snapshots'];
-  if (o.siteKey && o.serverCapable) {
+  if (o.snapshotKeysFor && o.serverCapable) {
     // Every server-capable robot keeps the snapshots the leader pushes, to restore when it leads.
     const store = new SnapshotStore(join(o.stateDir, 'snapshots'));
-    const key = snapshotKey(o.siteKey);
     await startSnapshotReceiver({
       address: r.data.address,
-      key,
+      keysFor: o.snapshotKeysFor,
       store,
       onSaved: (rec) =>
         o.log.info(
@@ -486,7 +493,7 @@ export async function makeLabControlPlane(o: {
         ),
       onRejected: (why) => o.log.warn(`${o.nodeId} rejected a snapshot: ${why}`),
     }).then((srv) => srv.unref());
-    snapshots = { store, key };
+    snapshots = { store, keysFor: o.snapshotKeysFor };
   }
   return new LabControlPlane({
     applySite,
