@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { applyPlan, type ApplyOptions, type ApplyReport } from './apply.ts';
+import { parseRobotKeyFile } from '../../agent/site-key.ts';
 import { parseInventory, type Inventory } from './inventory.ts';
 import {
   renderBootstrapPlan,
@@ -96,10 +97,13 @@ test('a fresh bootstrap installs every robot: files with their modes, the unit e
   );
   const r1 = s.twins.get('r1')!;
   assert.deepEqual(
-    { ...r1.files.get('/etc/edgectl/site.key'), content: undefined },
+    { ...r1.files.get('/etc/edgectl/site-keys.json'), content: undefined },
     { content: undefined, mode: 0o600, owner: 'root:root' },
   );
-  assert.equal(r1.files.get('/etc/edgectl/site.key')!.content.toString(), `${identity.siteKeyHex}\n`);
+  // Its own keys, derived from the master secret, which stays on the bootstrap machine.
+  const keys = parseRobotKeyFile(r1.files.get('/etc/edgectl/site-keys.json')!.content.toString(), 'r1');
+  assert.equal(keys.node, 'r1');
+  assert.ok(!JSON.stringify(keys).includes(identity.siteKeyHex));
   assert.equal(r1.files.get('/opt/edgectl/node/bin/node')!.mode, 0o755);
   for (const f of ['edgectl-agent.mjs', 'edgectl-agent-A1.mjs', 'edgectl-agent-A2.mjs'])
     assert.deepEqual(

@@ -122,9 +122,43 @@ export const bootstrapCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
   },
 });
 
-/** `edgectl site ready`: wait for a bootstrapped site and write its kubeconfig. */
+/**
+ * `edgectl site <command>`: commands on a bootstrapped site. yargs takes `site ready` as the one
+ * command `site`, so each is a subcommand here.
+ */
 export const siteCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
-  command: 'site ready',
+  command: 'site <command>',
+  describe: 'Commands on a bootstrapped site: ready, rotate-keys',
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .command(siteReadyCommand(io))
+      .command(siteRotateKeysCommand(io))
+      .demandCommand(1, 'Name a site command; see the list above.') as unknown as Argv<GlobalArgs>,
+  handler: () => {},
+});
+
+/** `edgectl site rotate-keys`: every robot to the next key generation, with no restart. */
+const siteRotateKeysCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
+  command: 'rotate-keys',
+  describe:
+    'Move every robot to the next generation of its keys: three phases (accept, send, retire), agents reload, the leader stays',
+  builder: (y: Argv<GlobalArgs>) =>
+    planOptions(y)
+      .example('$0 site rotate-keys -f site.yaml --dry-run', 'The three phases, per robot')
+      .example(
+        '$0 site rotate-keys -f site.yaml',
+        'Rotate; a run that stops resumes at its phase',
+      ) as unknown as Argv<GlobalArgs>,
+  handler: async (argv) => {
+    const a = argv as unknown as PlanArgs;
+    const { runRotateKeys } = await import('../ops/bootstrap.ts');
+    await runRotateKeys(options(a), io);
+  },
+});
+
+/** `edgectl site ready`: wait for a bootstrapped site and write its kubeconfig. */
+const siteReadyCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
+  command: 'ready',
   describe: 'Wait until a bootstrapped site has a leader and every robot Ready; write its kubeconfig',
   builder: (y: Argv<GlobalArgs>) =>
     readyOptions(planOptions(y))

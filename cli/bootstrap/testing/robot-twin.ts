@@ -89,6 +89,10 @@ export class RobotTwin extends InMemoryCommandRunner {
         case 'stop':
           this.active.delete(unit);
           return done();
+        case 'kill': // a signal to a running unit (SIGHUP: reload the keys)
+          return this.active.has(unit)
+            ? done()
+            : { code: 1, stdout: '', stderr: `Failed to kill unit ${unit}: No main process to kill\n` };
         default:
           return { code: 1, stdout: '', stderr: `Unknown command verb ${verb}.\n` };
       }
