@@ -68,6 +68,15 @@ export interface AgentDeps {
   /** Monotonic clock in ms. */
   readonly now?: () => number;
   readonly seed?: number;
+  /** The key generations in use, for /status (agent/site-key.ts Keyring.summary); never a key. */
+  readonly keys?: () => KeysStatus;
+}
+
+export interface KeysStatus {
+  readonly role: string;
+  readonly send: number;
+  readonly accepted: readonly number[];
+  readonly refused: readonly NodeId[];
 }
 
 export interface AgentStatus {
@@ -90,6 +99,8 @@ export interface AgentStatus {
   }[];
   readonly lastErrors: readonly { readonly atMs: number; readonly message: string }[];
   readonly transport: ReturnType<Transport['stats']>;
+  /** Which key generations this robot sends with and accepts (edgectl site rotate-keys). */
+  readonly keys?: KeysStatus;
   readonly uptimeMs: number;
 }
 
@@ -583,6 +594,7 @@ export class Agent {
       }),
       lastErrors: [...this.lastErrors],
       transport: this.deps.transport.stats(),
+      ...(this.deps.keys ? { keys: this.deps.keys() } : {}),
       uptimeMs: Math.round(now - this.startedAt),
     };
   }

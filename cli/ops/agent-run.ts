@@ -109,7 +109,16 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
   const discovery = makeDiscovery(config, transport.port, (err) =>
     log.warn({ err: String(err) }, 'discovery listener failed'),
   );
-  const agent = new Agent({ config, transport, discovery, runtime, store, log, logContext: context });
+  const agent = new Agent({
+    config,
+    transport,
+    discovery,
+    runtime,
+    store,
+    log,
+    logContext: context,
+    keys: () => keys.summary(),
+  });
   try {
     await agent.start();
   } catch (e) {

@@ -16,6 +16,7 @@
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { HmacSha256 } from '../../agent/sha256.ts';
 import { encode } from '../../agent/transport/codec.ts';
 import type { Message } from '../../statecharts/messages.ts';
 
@@ -87,7 +88,8 @@ function pools(plan: HostilePlan): Map<string, Record<HostileKind, Buffer[]>> {
         forged.push(
           encode(msg, {
             siteId: plan.siteId,
-            key: randomBytes(32),
+            // The site's generation, a key of its own making: the receiver's key for `from` refuses it.
+            key: { generation: 1, mac: new HmacSha256(randomBytes(32)) },
             incarnation: randInt(0, 2 ** 32 - 1),
             counter: i,
           }),

@@ -1,0 +1,444 @@
+/**
+ * A stolen worker: what its key file lets an attacker do to a site (docs/reliability.md, "Threat
+ * model", "Keys"). Real UDP transports on loopback, real agents in this process, the real key files
+ * bootstrap renders. The attacker holds exactly what the worker's key file holds, and tries every key
+ * in it against every identity and message type. No root needed.
+ *
+ *   - frames: a worker's keys make no vote, PreVote, Append or TimeoutNow that a voter accepts, as
+ *     the worker or as anyone else, nor anything as another robot;
+ *   - snapshots: nothing a worker holds opens a snapshot a leader ships, or makes one a voter keeps;
+ *   - a live site: the attack leaves the leader and term as they were; so does edgectl site
+ *     rotate-keys (accept, send, retire, robot by robot); a robot added afterwards joins with no
+ *     change to the others; a removed robot is refused.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { pino } from 'pino';
+import { Agent, type AgentStatus } from '../../agent/agent.ts';
+import { validateAgentConfig } from '../../agent/config.ts';
+import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
+import {
+  openSnapshot,
+  pushSnapshot,
+  sealSnapshot,
+  SnapshotStore,
+  startSnapshotReceiver,
+  type SnapshotRecord,
+} from '../../agent/control-plane/snapshots.ts';
+import { InMemoryDiscovery, InMemoryDiscoveryBus } from '../../agent/discovery/discovery.ts';
+import { StateStore } from '../../agent/persistence/state-store.ts';
+import { HmacSha256 } from '../../agent/sha256.ts';
+import {
+  formatRobotKeyFile,
+  Keyring,
+  parseRobotKeyFile,
+  renderRobotKeyFile,
+  siteKeyrings,
+  snapshotKeyOfPair,
+  type RobotKeyFile,
+} from '../../agent/site-key.ts';
+import { DROP_REASONS, encode, type DropReason } from '../../agent/transport/codec.ts';
+import { UdpTransport } from '../../agent/transport/udp.ts';
+import { INITIAL_KEY_STATE, keyUse, nextKeyState, type KeyState } from '../../cli/bootstrap/site-dir.ts';
+import type { Message, NodeId } from '../../statecharts/messages.ts';
+
+const SITE = 'dock';
+const VOTERS = ['v1', 'v2', 'v3'];
+const MASTER = randomBytes(32);
+const dir = mkdtempSync(join(tmpdir(), 'edgectl-keys-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** What the thief reads off the stolen worker's disk: its key file, as bootstrap wrote it. */
+function stolenKeyFile(worker: NodeId, use = keyUse(INITIAL_KEY_STATE)): RobotKeyFile {
+  const text = formatRobotKeyFile(
+    renderRobotKeyFile({ master: MASTER, site: SITE, node: worker, voters: VOTERS, ...use }),
+  );
+  return parseRobotKeyFile(text, `${worker}'s key file`);
+}
+
+/** Every 32-byte secret in a key file, each as the key of every generation it could claim. */
+function candidateKeys(file: RobotKeyFile): { generation: number; key: Buffer }[] {
+  const secrets = JSON.stringify(file).match(/[0-9a-f]{64}/g) ?? [];
+  const generations = [0, ...file.generations.map((g) => g.id), file.send + 1];
+  return secrets.flatMap((h) =>
+    generations.map((generation) => ({ generation, key: Buffer.from(h, 'hex') })),
+  );
+}
+
+function messageOf(type: Message['type'], from: NodeId, to: NodeId, term: number): Message {
+  switch (type) {
+    case 'preVote':
+      return { type, from, to, term, lastIndex: 1 << 20, lastTerm: term };
+    case 'vote':
+      return { type, from, to, term, lastIndex: 1 << 20, lastTerm: term, transfer: true };
+    case 'append':
+      return { type, from, to, term, prevIndex: 0, prevTerm: 0, commit: 0, sentAt: 1, entries: [] };
+    case 'timeoutNow':
+      return { type, from, to, term };
+    case 'appendResp':
+      return { type, from, to, term, success: true, matchIndex: 1 << 20, echo: 0 };
+    case 'preVoteResp':
+    case 'voteResp':
+      return { type, from, to, term, granted: true };
+  }
+}
+
+const TYPES: readonly Message['type'][] = [
+  'preVote',
+  'vote',
+  'append',
+  'timeoutNow',
+  'appendResp',
+  'preVoteResp',
+  'voteResp',
+];
+
+function sendTo(sock: Socket, frame: Buffer, port: number): Promise<void> {
+  return new Promise((resolve, reject) =>
+    sock.send(frame, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())),
+  );
+}
+
+async function until<T>(what: string, probe: () => T | null | undefined | false, ms = 20_000): Promise<T> {
+  const end = performance.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const sum = (r: Readonly<Record<string, number>> | readonly number[]) =>
+  Object.values(r).reduce((a, b) => a + b, 0);
+
+test("a stolen worker's keys make no frame a voter accepts but the worker's own appendResp", async () => {
+  const rings = siteKeyrings(MASTER, SITE, VOTERS, ['v1']);
+  const victim = await UdpTransport.open({
+    self: 'v1',
+    siteId: SITE,
+    keys: rings.get('v1')!,
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
+  const delivered: Message[] = [];
+  victim.onMessage((m) => delivered.push(m));
+  const sock = createSocket('udp4');
+  try {
+    const stolen = stolenKeyFile('w1');
+    assert.equal(stolen.role, 'worker');
+    const expected = new Map<DropReason | 'delivered', number>();
+    let counter = 0;
+    for (const { generation, key } of candidateKeys(stolen))
+      for (const from of ['w1', 'v2', 'v3', 'w2', 'v1'])
+        for (const type of TYPES) {
+          const frame = encode(messageOf(type, from, 'v1', 10_000 + counter), {
+            siteId: SITE,
+            key: { generation, mac: new HmacSha256(key) },
+            incarnation: 7,
+            counter: counter++,
+          });
+          await sendTo(sock, frame, victim.port);
+          // What the victim must make of it: only the worker's own answer to an Append gets in.
+          const outcome: DropReason | 'delivered' =
+            generation !== 1 || from === 'v1'
+              ? 'unknown-key' // a generation the site does not use, or a frame "from" the victim itself
+              : from !== 'w1'
+                ? 'bad-mac' // another robot's key is not the worker's
+                : type === 'appendResp'
+                  ? 'delivered'
+                  : 'not-permitted'; // the worker's own key, but not a worker's message
+          expected.set(outcome, (expected.get(outcome) ?? 0) + 1);
+        }
+    await until('the victim to account for every frame', () => {
+      const s = victim.stats();
+      return s.received + sum(s.dropped) >= counter;
+    });
+    const s = victim.stats();
+    const got = Object.fromEntries(
+      [
+        ...DROP_REASONS.filter((r) => s.dropped[r] > 0).map((r) => [r, s.dropped[r]]),
+        ['delivered', s.received],
+      ].sort(),
+    );
+    assert.deepEqual(got, Object.fromEntries([...expected].sort()));
+    assert.ok(delivered.every((m) => m.type === 'appendResp' && m.from === 'w1'));
+    assert.equal(delivered.length, expected.get('delivered'));
+  } finally {
+    sock.close();
+    await victim.close();
+  }
+});
+
+test('nothing a worker holds opens a shipped snapshot or makes one that a voter keeps', async () => {
+  const rings = siteKeyrings(MASTER, SITE, VOTERS, ['v1', 'v2', 'w1']);
+  assert.deepEqual(rings.get('w1')!.snapshotKeysFor('v1'), [], 'a worker has no snapshot key');
+  const store = new SnapshotStore(join(dir, 'received'), 3, '');
+  const rejected: string[] = [];
+  const receiver = await startSnapshotReceiver({
+    address: '127.0.0.1',
+    port: 0,
+    keysFor: (from) => rings.get('v2')!.snapshotKeysFor(from),
+    store,
+    onRejected: (why) => rejected.push(why),
+  });
+  const port = (receiver.address() as { port: number }).port;
+  try {
+    const plain = randomBytes(4096);
+    const record = (from: string, epoch: number): SnapshotRecord => ({
+      name: `etcd-e${epoch}-${from}`,
+      from,
+      epoch,
+      sha256: createHash('sha256').update(plain).digest('hex'),
+      size: plain.length,
+      createdAt: '2026-12-06T00:00:00.000Z',
+    });
+    // The genuine article: the leader v1 seals for v2 with their pair's snapshot key.
+    const genuine = sealSnapshot(rings.get('v1')!.snapshotKeysFor('v2')[0]!, record('v1', 3), plain);
+    const stolen = stolenKeyFile('w1');
+    const keys = candidateKeys(stolen).flatMap(({ key }) => [key, Buffer.from(snapshotKeyOfPair(key))]);
+    for (const key of keys) {
+      assert.throws(() => openSnapshot(key, genuine), { code: 'EDGE_SNAPSHOT_REJECTED' });
+      // Pushed as the worker, or claiming to be the leader: refused, nothing kept.
+      for (const from of ['w1', 'v1'])
+        assert.equal(
+          await pushSnapshot('127.0.0.1', sealSnapshot(key, record(from, 2 ** 40), plain), port),
+          false,
+        );
+    }
+    assert.deepEqual(store.records(), []);
+    assert.equal(rejected.length, keys.length * 2);
+    // The receiver does keep what the leader sends: the refusals above are the keys', not a dead receiver.
+    assert.equal(await pushSnapshot('127.0.0.1', genuine, port), true);
+    assert.deepEqual(
+      store.records().map((r) => r.name),
+      ['etcd-e3-v1'],
+    );
+  } finally {
+    await new Promise((r) => receiver.close(r));
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------
+// a live site
+
+interface Robot {
+  readonly id: NodeId;
+  readonly agent: Agent;
+  readonly transport: UdpTransport;
+  ring: Keyring;
+}
+
+const fastLifecycle = {
+  discoveryWindowMs: 50,
+  serverStartTimeoutMs: 2000,
+  siteApplyTimeoutMs: 2000,
+  joinTimeoutMs: 2000,
+  reconcileEveryMs: 60_000,
+  retryMinMs: 20,
+  retryMaxMs: 200,
+  joinRetryMaxMs: 200,
+};
+
+async function startRobot(bus: InMemoryDiscoveryBus, id: NodeId, ring: Keyring): Promise<Robot> {
+  const holder: { ring: Keyring } = { ring };
+  // The agent's own shape (cli/ops/agent-run.ts): the transport reads the keyring a reload replaces.
+  const transport = await UdpTransport.open({
+    self: id,
+    siteId: SITE,
+    keys: {
+      sendKey: (p) => holder.ring.sendKey(p),
+      receiveKey: (p, g) => holder.ring.receiveKey(p, g),
+      confirmSender: (p, g) => holder.ring.confirmSender(p, g),
+    },
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
+  const voter = VOTERS.includes(id);
+  const config = validateAgentConfig({
+    site: { id: SITE },
+    node: { id, serverCapable: voter },
+    voters: VOTERS,
+    profile: 'lab',
+    stateDir: join(dir, id),
+    membership: { suspectAfterMs: 300, deadAfterMs: 900 },
+  });
+  const discovery = new InMemoryDiscovery(
+    bus,
+    {
+      siteId: SITE,
+      nodeId: id,
+      agentVersion: '0.1.0',
+      role: 'starting',
+      term: 0,
+      port: transport.port,
+      serverCapable: voter,
+    },
+    { addresses: ['127.0.0.1'] },
+  );
+  const agent = new Agent({
+    config,
+    transport,
+    discovery,
+    runtime: new InMemoryControlPlane(id, { delayMs: 5 }),
+    store: new StateStore(config.stateDir),
+    log: pino({ level: 'silent' }),
+    lifecycleTiming: fastLifecycle,
+    keys: () => holder.ring.summary(),
+  });
+  await agent.start();
+  const robot: Robot = {
+    id,
+    agent,
+    transport,
+    get ring() {
+      return holder.ring;
+    },
+    set ring(r: Keyring) {
+      holder.ring = r; // what SIGHUP does with the file bootstrap or rotate-keys wrote
+    },
+  };
+  return robot;
+}
+
+/** The site settled: one leader, every robot ready, all agreeing on leader and term. */
+function settled(robots: readonly Robot[]): AgentStatus[] | null {
+  const st = robots.map((r) => r.agent.status());
+  const leaders = st.filter((s) => s.role === 'leader');
+  if (leaders.length !== 1) return null;
+  const l = leaders[0]!;
+  return st.every((s) => s.leader === l.node && s.term === l.term) && robots.every((r) => r.agent.ready())
+    ? st
+    : null;
+}
+
+const keyDrops = (robots: readonly Robot[]) =>
+  robots.map((r) => {
+    const d = r.transport.stats().dropped;
+    return d['unknown-key'] + d['bad-mac'] + d['not-permitted'];
+  });
+
+test('a live site: the stolen worker cannot move the leader; rotate-keys keeps the leader and term; robot add changes no one; a removed robot is refused', async () => {
+  const bus = new InMemoryDiscoveryBus();
+  let state: KeyState = INITIAL_KEY_STATE;
+  const ringsFor = (s: KeyState, robots: readonly NodeId[]) =>
+    siteKeyrings(MASTER, SITE, VOTERS, robots, keyUse(s));
+  const all = [...VOTERS, 'w1'];
+  const first = ringsFor(state, all);
+  const robots: Robot[] = [];
+  try {
+    for (const id of all) robots.push(await startRobot(bus, id, first.get(id)!));
+    const before = await until('a settled site', () => settled(robots));
+    const leader = before.find((s) => s.role === 'leader')!;
+    const term = leader.term;
+    const unchanged = (skip?: NodeId) => {
+      for (const r of robots.filter((x) => x.id !== skip)) {
+        const s = r.agent.status();
+        assert.equal(s.leader, leader.node, `${r.id} follows ${s.leader}`);
+        assert.equal(s.term, term, `${r.id} is at term ${s.term}`);
+      }
+    };
+
+    // 1. The thief, with w1's key file, tries to depose the leader at every voter.
+    const sock = createSocket('udp4');
+    const dropsBefore = keyDrops(robots);
+    let sent = 0;
+    try {
+      for (const { generation, key } of candidateKeys(stolenKeyFile('w1'))) {
+        for (const v of robots.filter((r) => VOTERS.includes(r.id))) {
+          const others = VOTERS.filter((x) => x !== v.id);
+          const forged: Message[] = [
+            messageOf('timeoutNow', leader.node, v.id, term),
+            messageOf('timeoutNow', 'w1', v.id, term),
+            messageOf('vote', 'w1', v.id, term + 100),
+            messageOf('preVote', 'w1', v.id, term + 100),
+            ...others.map((o) => messageOf('vote', o, v.id, term + 100)),
+            ...others.map((o) => messageOf('append', o, v.id, term + 100)),
+          ].filter((m) => m.from !== v.id);
+          for (const m of forged) {
+            const frame = encode(m, {
+              siteId: SITE,
+              key: { generation, mac: new HmacSha256(key) },
+              incarnation: 99,
+              counter: sent++,
+            });
+            await sendTo(sock, frame, v.transport.port);
+          }
+        }
+      }
+    } finally {
+      sock.close();
+    }
+    await until('every forged frame to be refused', () => sum(keyDrops(robots)) - sum(dropsBefore) >= sent);
+    assert.equal(sum(keyDrops(robots)) - sum(dropsBefore), sent, 'every forged frame is refused for its key');
+    unchanged();
+
+    // 2. edgectl site rotate-keys, as the robots see it: each phase reaches the robots one at a
+    //    time, a few heartbeats apart, and every robot has it before the next phase starts.
+    const rotationDrops = keyDrops(robots);
+    do {
+      state = nextKeyState(state);
+      const rings = ringsFor(state, all);
+      for (const r of robots) {
+        r.ring = rings.get(r.id)!;
+        await new Promise((res) => setTimeout(res, 150));
+      }
+      await new Promise((res) => setTimeout(res, 300));
+      unchanged();
+    } while (state.rotation);
+    assert.equal(state.generation, 2);
+    for (const r of robots) assert.deepEqual(r.agent.status().keys?.accepted, [2], r.id);
+    assert.deepEqual(keyDrops(robots), rotationDrops, 'no frame was refused for its key during the rotation');
+    assert.ok(settled(robots), 'every robot is still ready');
+
+    // The retired generation is refused: v1's old pair key no longer speaks for v1.
+    const v2 = robots.find((r) => r.id === 'v2')!;
+    const oldKey = first.get('v1')!.sendKey('v2')!;
+    const stale = encode(messageOf('timeoutNow', 'v1', 'v2', term), {
+      siteId: SITE,
+      key: oldKey,
+      incarnation: 5,
+      counter: 0,
+    });
+    const staleBefore = v2.transport.stats().dropped['unknown-key'];
+    const s2 = createSocket('udp4');
+    await sendTo(s2, stale, v2.transport.port).finally(() => s2.close());
+    await until(
+      'the stale frame to be refused',
+      () => v2.transport.stats().dropped['unknown-key'] > staleBefore,
+    );
+
+    // 3. robot add: w2 gets its own key file; no other robot's keys change.
+    const ringsBeforeAdd = robots.map((r) => r.ring);
+    const w2 = await startRobot(bus, 'w2', ringsFor(state, ['w2']).get('w2')!);
+    robots.push(w2);
+    await until('w2 to follow the leader', () => settled(robots));
+    assert.deepEqual(
+      robots.slice(0, -1).map((r) => r.ring),
+      ringsBeforeAdd,
+    );
+    const leaderRobot = robots.find((r) => r.id === leader.node)!;
+    assert.equal(leaderRobot.agent.status().members.find((m) => m.id === 'w2')?.state, 'alive');
+    unchanged();
+
+    // 4. robot remove: the voters get key files that refuse w2 (the workers need none).
+    state = { ...state, refused: ['w2'] };
+    const refusing = ringsFor(state, VOTERS);
+    const refusedBefore = leaderRobot.transport.stats();
+    for (const r of robots.filter((x) => VOTERS.includes(x.id))) r.ring = refusing.get(r.id)!;
+    await until(
+      'the leader to count w2 dead',
+      () => leaderRobot.agent.status().members.find((m) => m.id === 'w2')?.state === 'dead',
+    );
+    const after = leaderRobot.transport.stats();
+    assert.ok(after.noKey > refusedBefore.noKey, 'the leader sends w2 nothing: it has no key for it');
+    unchanged('w2');
+  } finally {
+    for (const r of robots) await r.agent.stop().catch(() => {});
+  }
+});
