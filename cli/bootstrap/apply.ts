@@ -323,7 +323,11 @@ async function applyRobot(opts: ApplyOptions, robot: RobotPlan, at: () => number
       if (!removing) await opts.state.save(name, { done, pendingChanged: [...changed] });
       end(outcome);
     }
-    if (!removing) await opts.state.save(name, { done, pendingChanged: [] });
+    // A key plan owes nothing more of its own, but an interrupted bootstrap's pending changes stay
+    // pending: the restart they call for is still owed.
+    const own = new Set(robot.steps.map((s) => s.id));
+    const stillPending = opts.plan.kind === 'keys' ? [...changed].filter((id) => !own.has(id)) : [];
+    if (!removing) await opts.state.save(name, { done, pendingChanged: stillPending });
   } finally {
     await runner.close().catch(() => {});
   }

@@ -329,6 +329,8 @@ test('robot add and remove change a running site by one learner, and refuse to c
   }
   // Its keys of this generation are burnt: it comes back only under the next one.
   await assert.rejects(runRobotAdd({ ...o, robot: 'r3' }, io().io, t.deps), { code: 'EDGE_ROBOT_REFUSED' });
+  // So is a whole-site bootstrap while r3 is still listed: it would get keys the voters refuse.
+  await assert.rejects(runBootstrapSite(o, io().io, t.deps), { code: 'EDGE_ROBOT_REFUSED' });
   await runRotateKeys(o, io().io, t.deps);
 
   const connects = t.connects();

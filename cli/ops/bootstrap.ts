@@ -229,6 +229,19 @@ async function runPlanned(
     throw new UsageError('BAD_PARALLEL', `--parallel must be a whole number >= 1 (got ${o.parallel})`);
   const bundle = await describeBundle(loaded.bundle);
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
+  if (kind === 'bootstrap') {
+    // A removed robot still in the inventory would get keys the voters refuse by name.
+    const refused = loadKeyState(siteDir).refused.filter((n) => !o.robots || o.robots.includes(n));
+    const listed = inv.robots.filter((r) => refused.includes(r.name)).map((r) => r.name);
+    if (listed.length)
+      throw new UsageError(
+        'ROBOT_REFUSED',
+        `${listed.join(', ')} was removed from the site: the voters refuse its keys`,
+        {
+          hint: `delete it from robots: in ${o.file}, or run edgectl site rotate-keys -f ${o.file} to let it back under new keys`,
+        },
+      );
+  }
   // The k3s runtime installs the k3s plans of agent/k3s/ (units, reap script, fence, identity).
   const runtimes = deps.runtimes ?? { ...DEFAULT_RUNTIMES, k3s: k3sInstaller(readK3sTemplates().reapScript) };
   const robots = o.robots;
