@@ -9,6 +9,7 @@ import { parseRobotKeyFile } from '../../agent/site-key.ts';
 import { parseInventory, type Inventory } from './inventory.ts';
 import {
   renderBootstrapPlan,
+  renderKeyPlan,
   renderRemovePlan,
   sha256Hex,
   type BootstrapPlan,
@@ -375,4 +376,27 @@ test('an upgrade uploads the new chunks before the entry and removes the old one
     '/opt/edgectl/edgectl-agent.mjs',
   ]);
   assert.deepEqual(r1.files.get('/opt/edgectl/edgectl-agent.mjs')!.content, readFileSync(agentFile));
+});
+
+test('a key plan reloads the agents whose keys changed, shares the bootstrap record, and keeps the restarts an interrupted bootstrap owes', async () => {
+  const s = site();
+  await s.apply(bootstrapPlan());
+  // An interrupted bootstrap left r1 owing a restart for its new config.
+  const r1 = await s.state.load('r1');
+  await s.state.save('r1', { ...r1, pendingChanged: ['config.agent'] });
+  const rotated = { ...identity, keys: { send: 1, accept: [1, 2], refused: [] } };
+  const report = await s.apply(renderKeyPlan({ inventory: inventory(), identity: rotated }));
+  assert.ok(
+    report.robots.every((r) => r.ok && r.outcomes.changed === 2),
+    JSON.stringify(report.robots),
+  );
+  for (const t of s.twins.values())
+    assert.equal(t.systemctl.at(-1), 'kill --signal=HUP --kill-whom=main edgectl-agent.service', t.target);
+  assert.deepEqual((await s.state.load('r1')).pendingChanged, ['config.agent']);
+  // The bootstrap record now holds the new key file: a bootstrap with the same keys skips it.
+  const again = await s.apply(
+    renderBootstrapPlan({ inventory: inventory(), bundle, identity: rotated, unitTemplate }),
+  );
+  const r2 = again.robots.find((r) => r.robot === 'r2')!;
+  assert.equal(r2.outcomes.changed, 0, JSON.stringify(r2));
 });
