@@ -74,7 +74,7 @@ function thrown(f: () => unknown): unknown {
   return assert.fail('expected an error');
 }
 
-test('the built agent reports a missing or invalid config, and a missing site key, with the ConfigError, its hint and exit code 2', () => {
+test('the built agent reports a missing or invalid config, and a missing key file, with the ConfigError, its hint and exit code 2', () => {
   const write = (name: string, text: string) => {
     writeFileSync(join(dir, name), text);
     return join(dir, name);

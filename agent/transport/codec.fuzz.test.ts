@@ -4,7 +4,7 @@
  * EDGECTL_FUZZ_SEED=<seed> to replay a run. A failure also prints the failing input in hex.
  *
  * Most mutated frames die at the MAC, which says nothing about the body parser. So nearly half the
- * inputs are mutated *and then re-MACed* with the site key, the way a buggy or hostile key holder
+ * inputs are mutated *and then re-MACed* with the key, the way a buggy or hostile key holder
  * would send them: those reach every field check.
  */
 import { test } from 'node:test';

@@ -132,7 +132,7 @@ function siteTag(siteId: string): Buffer {
   return createHash('sha256').update(`edgectl-site\0${siteId}`).digest().subarray(0, 8);
 }
 
-/** remac replaces a frame's MAC with a valid one: what only a holder of the site key can do. */
+/** remac replaces a frame's MAC with a valid one: what only a holder of the key can do. */
 function remac(frame: Buffer, key: Buffer = KEY): Buffer {
   const out = Buffer.from(frame);
   createHmac('sha256', key)

@@ -800,7 +800,7 @@ export interface RemoveInputs {
 
 /**
  * renderRemovePlan undoes a bootstrap: stop and disable the agent (it hands leadership over on
- * SIGTERM), remove its unit, the runtime's files, and edgectl's directories (config, site key,
+ * SIGTERM), remove its unit, the runtime's files, and edgectl's directories (config, keys,
  * state, bundle). `reset` is one robot; `uninstall` the whole site. Pure.
  */
 export function renderRemovePlan(kind: 'reset' | 'uninstall', input: RemoveInputs): BootstrapPlan {

@@ -67,7 +67,7 @@ function planOptions<T>(y: Argv<T>): Argv<T> {
     .option('site-dir', {
       type: 'string',
       describe:
-        'The local site directory (site key, known_hosts, state); default .edgectl/<site-id> beside the inventory',
+        'The local site directory (master secret, keys, known_hosts, state); default .edgectl/<site-id> beside the inventory',
     })
     .option('sudo-password-file', {
       type: 'string',
@@ -187,7 +187,7 @@ const siteReadyCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
 /** `edgectl reset robot <name>`: register in cli/main.ts next to bootstrapCommand. */
 export const resetCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
   command: 'reset robot <robot>',
-  describe: 'Remove what bootstrap installed from one robot (agent, config, site key, state)',
+  describe: 'Remove what bootstrap installed from one robot (agent, config, keys, state)',
   builder: (y: Argv<GlobalArgs>) =>
     planOptions(y)
       .positional('robot', { type: 'string', describe: 'The robot, by its inventory name' })

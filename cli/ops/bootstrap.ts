@@ -59,7 +59,7 @@ import { table, type Io, type OutputFormat } from '../output.ts';
 
 const UNIT_TEMPLATE = fileURLToPath(new URL('../../templates/edgectl-agent.service', import.meta.url));
 
-/** Stands in for the site key in a dry run before the site directory exists (never installed). */
+/** Stands in for the site master secret in a dry run before the site directory exists (never installed). */
 const NOT_YET_GENERATED: SiteIdentity = { siteKeyHex: '0'.repeat(64) };
 
 export interface ApplyCliOptions {
@@ -245,7 +245,7 @@ async function runPlanned(
   // The k3s runtime installs the k3s plans of agent/k3s/ (units, reap script, fence, identity).
   const runtimes = deps.runtimes ?? { ...DEFAULT_RUNTIMES, k3s: k3sInstaller(readK3sTemplates().reapScript) };
   const robots = o.robots;
-  // The k3s site identity lives beside the site key, made once (0600 files, 0700 directory).
+  // The k3s site identity lives beside the site master secret, made once (0600 files, 0700 directory).
   const k3sIdentityDir = join(siteDir.root, 'k3s-identity');
   const withK3s = async (id: SiteIdentity, create: boolean): Promise<SiteIdentity> => {
     if (inv.controlPlane.runtime !== 'k3s' || kind !== 'bootstrap') return id;
@@ -256,7 +256,7 @@ async function runPlanned(
     return { ...id, k3s: await readSiteIdentity(k3sIdentityDir) };
   };
 
-  // 2. The plan. A dry run reads the site key if there is one and creates nothing.
+  // 2. The plan. A dry run reads the site master secret if there is one and creates nothing.
   const existing = loadSiteIdentity(siteDir);
   const render = (identity: SiteIdentity) =>
     kind === 'bootstrap'
@@ -279,7 +279,7 @@ async function runPlanned(
     const plan = render(await withK3s(existing ?? NOT_YET_GENERATED, false));
     const identityNote = existing
       ? `site identity: ${siteDir.root}`
-      : `site identity: not generated yet (the apply creates ${siteDir.root}; the site key digest shown is a placeholder)`;
+      : `site identity: not generated yet (the apply creates ${siteDir.root}; the key file digests shown are placeholders)`;
     if (o.output === 'json')
       io.out(
         JSON.stringify(

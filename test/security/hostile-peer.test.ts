@@ -1,6 +1,6 @@
 /**
  * Hostile peer (issue #7): three real agents elect a leader; then a process on the same bridge that
- * does not hold the site key floods every agent with forged, replayed, truncated, oversized and random
+ * holds no key of the site floods every agent with forged, replayed, truncated, oversized and random
  * datagrams (test/security/hostile-sender.ts) as fast as it can send, for EDGECTL_HOSTILE_SECONDS
  * (default 15 s here, CI size; the issue's long run is EDGECTL_HOSTILE_SECONDS=60). The flood comes
  * from EDGECTL_HOSTILE_SENDERS processes (default 2), each in its own namespace; one Node process

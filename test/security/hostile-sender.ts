@@ -1,5 +1,5 @@
 /**
- * The hostile peer: a process on the site network that does not hold the site key. It sends, as
+ * The hostile peer: a process on the site network that holds no key of the site. It sends, as
  * fast as its socket takes them, five kinds of datagrams at every target, round robin:
  *
  *   forged     well-formed frames with the right site tag (the site id is public: it is in the mDNS

@@ -9,7 +9,7 @@
  *     record of ours carries only the documented keys.
  * A secret "appears" if any 16-byte piece of it does, raw, hex or base64 (test/security/secrets.ts).
  *
- * FORBIDDEN is the list of secrets: the site key today. When the lab runs k3s, add its join tokens
+ * FORBIDDEN is the list of secrets: the site master secret and every key a robot holds. When the lab runs k3s, add its join tokens
  * and the CA private key there (textSecret / pemSecret), or name files in EDGECTL_FORBIDDEN_SECRETS
  * (comma-separated; a file holding a PEM block counts as that key, any other file as its trimmed text).
  */
