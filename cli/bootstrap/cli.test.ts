@@ -380,6 +380,14 @@ test('site rotate-keys: the dry run shows three phases and touches nothing; the 
   assert.match(text, /phase 3 of 3, retire: robots send generation 2, accept 2\n/);
   assert.match(text, /systemctl kill --signal=HUP --kill-whom=main edgectl-agent\.service/);
   assert.deepEqual(generations('r1'), { send: 1, accept: [1] });
+  // The same through the command line.
+  const cli = io();
+  assert.equal(
+    await main(['site', 'rotate-keys', '-f', file, '--dry-run', '--site-dir', o.siteDir!], cli.io),
+    0,
+    cli.err.join('\n'),
+  );
+  assert.match(cli.out.join('\n'), /phase 3 of 3, retire/);
 
   // r2's connection drops at its first reload: the accept phase stops there, and is resumed.
   t.map.get('r2')!.dropAt = 'kill';
