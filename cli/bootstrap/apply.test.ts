@@ -387,7 +387,7 @@ test('a key plan reloads the agents whose keys changed, shares the bootstrap rec
   const rotated = { ...identity, keys: { send: 1, accept: [1, 2], refused: [] } };
   const report = await s.apply(renderKeyPlan({ inventory: inventory(), identity: rotated }));
   assert.ok(
-    report.robots.every((r) => r.ok && r.outcomes.changed === 2),
+    report.robots.every((r) => r.ok && r.outcomes.changed === 3),
     JSON.stringify(report.robots),
   );
   for (const t of s.twins.values())

@@ -417,3 +417,21 @@ test('site rotate-keys: the dry run shows three phases and touches nothing; the 
   const again = (await runBootstrapSite(o, io().io, t.deps)) as ApplyReport;
   assert.ok(again.robots.every((r) => r.outcomes.changed === 0));
 });
+
+test('site rotate-keys does not start a phase before every agent reports the last one', async () => {
+  const file = writeInventory('rotate-stuck.yaml', { voters: ['r1', 'r2'] });
+  const t = twins();
+  const o = opts(file);
+  await runBootstrapSite(o, io().io, t.deps);
+  // r2's agent keeps its old keys (a key file it cannot load): the accept phase stops at r2.
+  t.map.get('r2')!.ignoreReload = true;
+  const c = io();
+  await assert.rejects(runRotateKeys(o, c.io, t.deps), { code: 'EDGE_KEYS_INCOMPLETE' });
+  assert.match(c.out.join('\n'), /r2 failed at service\.keys-loaded/);
+  const sends = (r: string) =>
+    parseRobotKeyFile(t.map.get(r)!.files.get('/etc/edgectl/site-keys.json')!.content.toString(), r).send;
+  assert.deepEqual(['r1', 'r2', 'r3'].map(sends), [1, 1, 1], 'no robot sends with the new generation');
+  t.map.get('r2')!.ignoreReload = false;
+  await runRotateKeys(o, io().io, t.deps);
+  assert.deepEqual(['r1', 'r2', 'r3'].map(sends), [2, 2, 2]);
+});

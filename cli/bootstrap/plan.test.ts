@@ -31,6 +31,7 @@ import {
   k3sInstaller,
   labRuntimeInstaller,
   renderBootstrapPlan,
+  renderKeyPlan,
   renderRemovePlan,
   stepHash,
   type BundleInfo,
@@ -452,5 +453,32 @@ test('reset and uninstall with the k3s installer remove every file the k3s insta
     assert.equal(new Set(ids).size, ids.length);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('golden: the key plan of a rotation phase (send), and a removal that only the voters get', () => {
+  const rotating = { ...TEST_IDENTITY, keys: { send: 2, accept: [2, 1], refused: [] } };
+  const plan = renderKeyPlan({ inventory, identity: rotating });
+  assertGolden(golden('keys-plan.golden.txt'), `${formatPlanText(plan)}\n`);
+  for (const r of plan.robots) {
+    const ids = r.steps.map((s) => s.id);
+    assert.deepEqual(ids, ['secret.site-keys', 'service.reload-keys', 'service.keys-loaded'], r.target);
+    // The same step bootstrap renders for the same keys: either records what the other installed.
+    const fromBootstrap = renderBootstrapPlan({
+      inventory,
+      bundle: TEST_BUNDLE,
+      identity: rotating,
+      unitTemplate,
+    })
+      .robots.find((x) => x.target === r.target)!
+      .steps.find((s) => s.id === 'secret.site-keys');
+    assert.deepEqual(r.steps[0], fromBootstrap);
+  }
+  const refusing = { ...TEST_IDENTITY, keys: { send: 1, accept: [1], refused: ['vac-1'] } };
+  const removal = renderKeyPlan({ inventory, identity: refusing, robots: ['spot-1', 'spot-2', 'amr-1'] });
+  for (const r of removal.robots) {
+    const step = r.steps[0]!;
+    assert.ok(step.kind === 'writeFile');
+    assert.deepEqual(parseRobotKeyFile(step.content, r.target).refused, ['vac-1']);
   }
 });

@@ -762,10 +762,22 @@ export function keyFileStep(inv: Inventory, robot: Robot, identity: SiteIdentity
 }
 
 /**
+ * Exits 0 once the agent's /status (at $1) reports that it sends with generation $2 and accepts
+ * exactly the generations $3 (comma-separated, ascending); polls for up to 20 s. Run with the Node
+ * runtime bootstrap installed (`node -e`), like site-ready's status query: no curl needed.
+ */
+export const KEYS_LOADED_SCRIPT =
+  "const [l,s,a]=process.argv.slice(1);const end=Date.now()+20000;const go=()=>fetch('http://'+l+'/status',{signal:AbortSignal.timeout(3000)})" +
+  ".then(r=>r.json()).then(j=>{const k=j.keys;if(k&&String(k.send)===s&&[...k.accepted].sort((x,y)=>x-y).join(',')===a)process.exit(0);" +
+  "throw new Error(k?'it sends '+k.send+' and accepts '+k.accepted.join(','):'its status shows no keys')})" +
+  ".catch(e=>{if(Date.now()>end){process.stderr.write('the agent did not load its new keys: '+e.message+'\\n');process.exit(1)}setTimeout(go,200)});go()";
+
+/**
  * renderKeyPlan pushes new key files to running robots (edgectl site rotate-keys, and the voters'
  * refusal list on edgectl robot remove) and makes each agent reload them: SIGHUP to the unit's
- * main process, only when the file changed. Nothing restarts. With install.service: none, whoever
- * started the agents sends the SIGHUP. Pure.
+ * main process, only when the file changed, then waits until the agent's /status shows the new
+ * generations, so that no phase of a rotation starts before every robot holds the last one. Nothing
+ * restarts. With install.service: none, whoever started the agents sends the SIGHUP. Pure.
  */
 export function renderKeyPlan(input: {
   readonly inventory: Inventory;
@@ -775,17 +787,38 @@ export function renderKeyPlan(input: {
   const inv = input.inventory;
   const robots = selected(inv, input.robots).map((robot): RobotPlan => {
     const steps: BootstrapStep[] = [keyFileStep(inv, robot, input.identity)];
+    const use = input.identity.keys ?? DEFAULT_KEY_USE;
+    const hint = `look at journalctl -u ${AGENT_UNIT} -n 100 on ${robot.name}: the agent logs why it kept its keys`;
     if (inv.install.service === 'systemd')
-      steps.push({
-        kind: 'run',
-        id: 'service.reload-keys',
-        phase: 'service',
-        description: `make ${AGENT_UNIT} reload its keys (SIGHUP; no restart)`,
-        argv: ['systemctl', 'kill', '--signal=HUP', '--kill-whom=main', AGENT_UNIT],
-        sudo: true,
-        onlyIfChanged: ['secret.site-keys'],
-        hint: `look at journalctl -u ${AGENT_UNIT} -n 100 on ${robot.name}: the agent logs why it kept its keys`,
-      });
+      steps.push(
+        {
+          kind: 'run',
+          id: 'service.reload-keys',
+          phase: 'service',
+          description: `make ${AGENT_UNIT} reload its keys (SIGHUP; no restart)`,
+          argv: ['systemctl', 'kill', '--signal=HUP', '--kill-whom=main', AGENT_UNIT],
+          sudo: true,
+          onlyIfChanged: ['secret.site-keys'],
+          hint,
+        },
+        {
+          kind: 'run',
+          id: 'service.keys-loaded',
+          phase: 'service',
+          description: `wait until the agent reports the new keys (sends generation ${use.send}, accepts ${use.accept.join(' and ')})`,
+          argv: [
+            installPath(inv, robot.name, PATHS.node),
+            '-e',
+            KEYS_LOADED_SCRIPT,
+            renderAgentConfig(inv, robot.name).status?.listen ?? '127.0.0.1:7947',
+            String(use.send),
+            [...new Set(use.accept)].sort((a, b) => a - b).join(','),
+          ],
+          onlyIfChanged: ['secret.site-keys'],
+          timeoutMs: 30_000,
+          hint,
+        },
+      );
     return { target: robot.name, address: robot.address, steps };
   });
   return { kind: 'keys', site: inv.site.id, robots };
