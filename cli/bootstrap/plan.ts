@@ -762,14 +762,15 @@ export function keyFileStep(inv: Inventory, robot: Robot, identity: SiteIdentity
 }
 
 /**
- * Exits 0 once the agent's /status (at $1) reports that it sends with generation $2 and accepts
- * exactly the generations $3 (comma-separated, ascending); polls for up to 20 s. Run with the Node
+ * Exits 0 once the agent's /status (at $1) reports that it sends with generation $2, accepts
+ * exactly the generations $3 (comma-separated, ascending) and refuses exactly the robots $4
+ * (comma-separated, sorted); polls for up to 20 s. Run with the Node
  * runtime bootstrap installed (`node -e`), like site-ready's status query: no curl needed.
  */
 export const KEYS_LOADED_SCRIPT =
-  "const [l,s,a]=process.argv.slice(1);const end=Date.now()+20000;const go=()=>fetch('http://'+l+'/status',{signal:AbortSignal.timeout(3000)})" +
-  ".then(r=>r.json()).then(j=>{const k=j.keys;if(k&&String(k.send)===s&&[...k.accepted].sort((x,y)=>x-y).join(',')===a)process.exit(0);" +
-  "throw new Error(k?'it sends '+k.send+' and accepts '+k.accepted.join(','):'its status shows no keys')})" +
+  "const [l,s,a,f]=process.argv.slice(1);const end=Date.now()+20000;const go=()=>fetch('http://'+l+'/status',{signal:AbortSignal.timeout(3000)})" +
+  ".then(r=>r.json()).then(j=>{const k=j.keys;if(k&&String(k.send)===s&&[...k.accepted].sort((x,y)=>x-y).join(',')===a&&[...k.refused].sort().join(',')===f)process.exit(0);" +
+  "throw new Error(k?'it sends '+k.send+', accepts '+k.accepted.join(',')+' and refuses '+(k.refused.join(',')||'no one'):'its status shows no keys')})" +
   ".catch(e=>{if(Date.now()>end){process.stderr.write('the agent did not load its new keys: '+e.message+'\\n');process.exit(1)}setTimeout(go,200)});go()";
 
 /**
@@ -788,6 +789,8 @@ export function renderKeyPlan(input: {
   const robots = selected(inv, input.robots).map((robot): RobotPlan => {
     const steps: BootstrapStep[] = [keyFileStep(inv, robot, input.identity)];
     const use = input.identity.keys ?? DEFAULT_KEY_USE;
+    // A worker refuses no one (agent/site-key.ts renderRobotKeyFile): it talks to voters only.
+    const refused = inv.voters.includes(robot.name) ? [...new Set(use.refused)].sort() : [];
     const hint = `look at journalctl -u ${AGENT_UNIT} -n 100 on ${robot.name}: the agent logs why it kept its keys`;
     if (inv.install.service === 'systemd')
       steps.push(
@@ -805,7 +808,7 @@ export function renderKeyPlan(input: {
           kind: 'run',
           id: 'service.keys-loaded',
           phase: 'service',
-          description: `wait until the agent reports the new keys (sends generation ${use.send}, accepts ${use.accept.join(' and ')})`,
+          description: `wait until the agent reports the new keys (sends generation ${use.send}, accepts ${use.accept.join(' and ')}${refused.length ? `, refuses ${refused.join(', ')}` : ''})`,
           argv: [
             installPath(inv, robot.name, PATHS.node),
             '-e',
@@ -813,6 +816,7 @@ export function renderKeyPlan(input: {
             renderAgentConfig(inv, robot.name).status?.listen ?? '127.0.0.1:7947',
             String(use.send),
             [...new Set(use.accept)].sort((a, b) => a - b).join(','),
+            refused.join(','),
           ],
           onlyIfChanged: ['secret.site-keys'],
           timeoutMs: 30_000,

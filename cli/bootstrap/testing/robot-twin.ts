@@ -66,7 +66,7 @@ export class RobotTwin extends InMemoryCommandRunner {
     this.handle(PATHS.node, (argv) => {
       if (argv[1] !== '-e' || argv[2] !== KEYS_LOADED_SCRIPT)
         return { code: 1, stdout: '', stderr: 'the twin runs only the keys check\n' };
-      const [, , , , send, accepted] = argv;
+      const [, , , , send, accepted, refused] = argv;
       const k = this.loadedKeys === null ? null : parseRobotKeyFile(this.loadedKeys, name);
       const ok =
         k !== null &&
@@ -74,7 +74,8 @@ export class RobotTwin extends InMemoryCommandRunner {
         k.generations
           .map((g) => g.id)
           .sort((a, b) => a - b)
-          .join(',') === accepted;
+          .join(',') === accepted &&
+        [...k.refused].sort().join(',') === refused;
       return ok
         ? { code: 0, stdout: '', stderr: '' }
         : { code: 1, stdout: '', stderr: 'the agent did not load its new keys\n' };
