@@ -51,7 +51,11 @@ export function voterDeriveKey(master: Uint8Array, generation: number): Uint8Arr
 
 /** memberKey: the one key of worker w at generation g, from V(g). */
 export function memberKey(voterDerive: Uint8Array, worker: NodeId, generation: number): Uint8Array {
-  return mac(voterDerive, `edgectl member\0${worker}\0${generation}`);
+  return mac(voterDerive, memberLabel(worker, generation));
+}
+
+function memberLabel(worker: NodeId, generation: number): string {
+  return `edgectl member\0${worker}\0${generation}`;
 }
 
 /** operatorKey: what an operator's signed site change is verified with; voters only. */
@@ -267,8 +271,12 @@ export class Keyring {
   readonly #file: RobotKeyFile;
   /** `${generation}/${peer}` → key; voter pairs and, for a worker, its own key. */
   readonly #fixed = new Map<string, ReceiveKey & FrameKey>();
-  /** V(g) per generation (voters). */
-  readonly #derive = new Map<number, Uint8Array>();
+  /**
+   * V(g) per generation (voters), as an HMAC state with its pads hashed once: deriving a worker's
+   * key for a frame that claims an unknown worker then costs two SHA-256 blocks, not six, which
+   * bounds what a flood of made-up sender names costs a voter.
+   */
+  readonly #derive = new Map<number, HmacSha256>();
   /** Worker keys derived by a voter, recency-ordered, bounded. */
   readonly #members = new Map<string, ReceiveKey & FrameKey>();
 
@@ -285,7 +293,7 @@ export class Keyring {
       if ('pairs' in g) {
         for (const [peer, k] of Object.entries(g.pairs))
           this.#fixed.set(`${g.id}/${peer}`, frameKey(g.id, Buffer.from(k, 'hex'), true));
-        this.#derive.set(g.id, Buffer.from(g.members, 'hex'));
+        this.#derive.set(g.id, new HmacSha256(Buffer.from(g.members, 'hex')));
       } else {
         // A worker uses its one key with every voter.
         const k = Buffer.from(g.member, 'hex');
@@ -348,7 +356,9 @@ export class Keyring {
       this.#members.set(id, cached);
       return cached;
     }
-    const k = frameKey(generation, memberKey(derive, peer, generation), false);
+    const member = new Uint8Array(KEY_BYTES);
+    derive.macInto(utf8.encode(memberLabel(peer, generation)), member);
+    const k = frameKey(generation, member, false);
     if (keep) {
       this.#members.set(id, k);
       if (this.#members.size > MAX_CACHED_MEMBER_KEYS)
