@@ -14,6 +14,7 @@ import {
   formatRobotKeyFile,
   Keyring,
   memberKey,
+  MEMBER_DERIVATIONS_PER_SECOND,
   operatorKey,
   pairKey,
   parseRobotKeyFile,
@@ -184,4 +185,30 @@ test('the agent reloads its key file on SIGHUP, without a restart; a bad file do
     stop();
     await running;
   }
+});
+
+test('a voter derives at most MEMBER_DERIVATIONS_PER_SECOND keys a second for unverified senders; verified workers and sends are not held back', () => {
+  let now = 5_000;
+  const file = renderRobotKeyFile({
+    master: MASTER,
+    site: 'dock',
+    node: 'v1',
+    voters: VOTERS,
+    send: 1,
+    accept: [1],
+  });
+  const ring = Keyring.from(file, { site: 'dock', node: 'v1', voters: VOTERS }, 'v1', () => now);
+  // A real worker: its first frame verifies, and its key is kept from then on.
+  assert.ok(ring.receiveKey('w1', 1));
+  ring.confirmSender('w1', 1);
+  // A flood of made-up names spends the budget...
+  for (let i = 0; i < MEMBER_DERIVATIONS_PER_SECOND - 1; i++)
+    assert.ok(ring.receiveKey(`fake-${i}`, 1), `fake-${i}`);
+  assert.equal(ring.receiveKey('fake-x', 1), undefined, 'past the budget: refused as unknown-key');
+  // ...but not the kept worker's key, nor this voter's own sends to a learner, nor voter pairs.
+  assert.ok(ring.receiveKey('w1', 1));
+  assert.ok(ring.sendKey('w9'));
+  assert.ok(ring.receiveKey('v2', 1));
+  now += 1000;
+  assert.ok(ring.receiveKey('fake-x', 1), 'a new second, a new budget');
 });

@@ -23,6 +23,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ConfigError } from './errors.ts';
+import { monotonicMs } from './clock.ts';
 import { HmacSha256 } from './sha256.ts';
 import type { FrameKey, ReceiveKey } from './transport/codec.ts';
 
@@ -253,6 +254,13 @@ export function readRobotKeys(path: string): RobotKeyFile {
 
 /** Derived worker keys kept at once: above the largest site; only keys whose frames verified are kept. */
 const MAX_CACHED_MEMBER_KEYS = 512;
+/**
+ * Worker keys a voter derives per second for frames from senders it has not verified yet. A real
+ * worker needs one derivation, once; a flood of made-up worker names would otherwise cost a voter
+ * a derivation and an HMAC setup per datagram, several times what a plain forgery costs. Past the
+ * budget such frames are refused as unknown-key until the next second.
+ */
+export const MEMBER_DERIVATIONS_PER_SECOND = 64;
 
 /**
  * Keyring answers, for one robot, which key authenticates a frame to or from each peer, and which
@@ -279,9 +287,15 @@ export class Keyring {
   readonly #derive = new Map<number, HmacSha256>();
   /** Worker keys derived by a voter, recency-ordered, bounded. */
   readonly #members = new Map<string, ReceiveKey & FrameKey>();
+  /** The last key derived for an unverified sender: confirmSender keeps it without deriving again. */
+  #lastDerived: { readonly id: string; readonly key: ReceiveKey & FrameKey } | undefined;
+  readonly #now: () => number;
+  #budgetSecond = -1;
+  #budgetLeft = 0;
 
-  private constructor(file: RobotKeyFile) {
+  private constructor(file: RobotKeyFile, now: () => number) {
     this.#file = file;
+    this.#now = now;
     this.self = file.node;
     this.site = file.site;
     this.role = file.role;
@@ -310,6 +324,7 @@ export class Keyring {
     file: RobotKeyFile,
     expected: { readonly site: string; readonly node: NodeId; readonly voters: readonly NodeId[] },
     source = 'the key file',
+    now: () => number = monotonicMs,
   ): Keyring {
     const problems: string[] = [];
     if (file.site !== expected.site) problems.push(`site is ${file.site}, the config's is ${expected.site}`);
@@ -320,12 +335,13 @@ export class Keyring {
       throw new ConfigError(source, problems, {
         hint: 'install the key file bootstrap rendered for this robot: run edgectl bootstrap site again',
       });
-    return new Keyring(file);
+    return new Keyring(file, now);
   }
 
   /** The key this robot authenticates a frame to `peer` with, or undefined when it has none. */
   sendKey(peer: NodeId): FrameKey | undefined {
-    return this.#key(peer, this.sendGeneration, false);
+    // A peer this robot writes to is one the site told it about: its key is kept.
+    return this.#key(peer, this.sendGeneration, 'send');
   }
 
   /**
@@ -334,15 +350,21 @@ export class Keyring {
    * a generation not accepted, a frame claiming to be from this robot, worker to worker).
    */
   receiveKey(peer: NodeId, generation: number): ReceiveKey | undefined {
-    return this.#key(peer, generation, false);
+    return this.#key(peer, generation, 'receive');
   }
 
   /** confirmSender keeps a derived worker key once a frame under it verified (the cache is bounded). */
   confirmSender(peer: NodeId, generation: number): void {
-    this.#key(peer, generation, true);
+    const id = `${generation}/${peer}`;
+    if (this.#lastDerived?.id === id) this.#keep(id, this.#lastDerived.key);
   }
 
-  #key(peer: NodeId, generation: number, keep: boolean): (ReceiveKey & FrameKey) | undefined {
+  #keep(id: string, k: ReceiveKey & FrameKey): void {
+    this.#members.set(id, k);
+    if (this.#members.size > MAX_CACHED_MEMBER_KEYS) this.#members.delete(this.#members.keys().next().value!);
+  }
+
+  #key(peer: NodeId, generation: number, use: 'send' | 'receive'): (ReceiveKey & FrameKey) | undefined {
     if (peer === this.self || !this.generations.includes(generation)) return undefined;
     const id = `${generation}/${peer}`;
     const fixed = this.#fixed.get(id);
@@ -356,14 +378,20 @@ export class Keyring {
       this.#members.set(id, cached);
       return cached;
     }
+    if (use === 'receive') {
+      const second = Math.floor(this.#now() / 1000);
+      if (second !== this.#budgetSecond) {
+        this.#budgetSecond = second;
+        this.#budgetLeft = MEMBER_DERIVATIONS_PER_SECOND;
+      }
+      if (this.#budgetLeft === 0) return undefined;
+      this.#budgetLeft--;
+    }
     const member = new Uint8Array(KEY_BYTES);
     derive.macInto(utf8.encode(memberLabel(peer, generation)), member);
     const k = frameKey(generation, member, false);
-    if (keep) {
-      this.#members.set(id, k);
-      if (this.#members.size > MAX_CACHED_MEMBER_KEYS)
-        this.#members.delete(this.#members.keys().next().value!);
-    }
+    if (use === 'send') this.#keep(id, k);
+    else this.#lastDerived = { id, key: k };
     return k;
   }
 
