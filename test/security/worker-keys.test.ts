@@ -169,6 +169,9 @@ test("a stolen worker's keys make no frame a voter accepts but the worker's own 
     assert.deepEqual(got, Object.fromEntries([...expected].sort()));
     assert.ok(delivered.every((m) => m.type === 'appendResp' && m.from === 'w1'));
     assert.equal(delivered.length, expected.get('delivered'));
+    // The victim learned an address only for the sender the key proves: no other robot was re-pointed.
+    for (const other of ['v2', 'v3', 'w2']) assert.equal(victim.peerAddress(other), undefined, other);
+    assert.equal(victim.peerAddress('w1')?.host, '127.0.0.1');
   } finally {
     sock.close();
     await victim.close();
