@@ -435,3 +435,23 @@ test('site rotate-keys does not start a phase before every agent reports the las
   await runRotateKeys(o, io().io, t.deps);
   assert.deepEqual(['r1', 'r2', 'r3'].map(sends), [2, 2, 2]);
 });
+
+test('site rotate-keys without systemd: one phase per run, the operator signals the agents in between', async () => {
+  const file = writeInventory('rotate-none.yaml', { voters: ['r1', 'r2'], install: { service: 'none' } });
+  const t = twins();
+  const o = opts(file);
+  await runBootstrapSite({ ...o, wait: false }, io().io, t.deps);
+  const runs = [];
+  for (let i = 0; i < 3; i++) runs.push(await runRotateKeys({ ...o, output: 'json' }, io().io, t.deps));
+  assert.deepEqual(runs, [
+    { type: 'keys.phase-done', phase: 'accept', next: 'send' },
+    { type: 'keys.phase-done', phase: 'send', next: 'retire' },
+    { type: 'keys.rotated', generation: 2, phases: ['retire'] },
+  ]);
+  const keys = parseRobotKeyFile(
+    t.map.get('r3')!.files.get('/etc/edgectl/site-keys.json')!.content.toString(),
+    'r3',
+  );
+  assert.deepEqual([keys.send, keys.generations.map((g) => g.id)], [2, [2]]);
+  assert.ok(![...t.map.values()].some((r) => r.systemctl.some((c) => c.startsWith('kill'))));
+});

@@ -744,6 +744,17 @@ export async function runRotateKeys(o: ApplyCliOptions, io: Io, deps: BootstrapD
     done.push(state.rotation.phase);
     state = nextKeyState(state);
     saveKeyState(siteDir, state);
+    // Without systemd nothing here can make the agents reload: one phase per run, and whoever
+    // started the agents sends them SIGHUP before the next.
+    if (state.rotation && inv.install.service !== 'systemd') {
+      const next = { type: 'keys.phase-done', phase: done.at(-1), next: state.rotation.phase };
+      if (o.output === 'json') io.out(JSON.stringify(next));
+      else
+        io.out(
+          `phase ${done.at(-1)} is on every robot. Send every agent SIGHUP (install.service is none), then run ${resume} again for the ${state.rotation.phase} phase`,
+        );
+      return next;
+    }
   }
   const result = { type: 'keys.rotated', generation: state.generation, phases: done };
   if (o.output === 'json') io.out(JSON.stringify(result));
