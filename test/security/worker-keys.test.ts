@@ -9,18 +9,20 @@
  *   - snapshots: nothing a worker holds opens a snapshot a leader ships, or makes one a voter keeps;
  *   - a live site: the attack leaves the leader and term as they were; so does edgectl site
  *     rotate-keys (accept, send, retire, robot by robot); a robot added afterwards joins with no
- *     change to the others; a removed robot is refused.
+ *     change to the others; a removed robot is refused;
+ *   - agents run as on the robots (`edgectl agent run`'s code, key files, SIGHUP): a rotation keeps
+ *     the leader and its term and loses no datagram to keys.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { pino } from 'pino';
 import { Agent, type AgentStatus } from '../../agent/agent.ts';
-import { validateAgentConfig } from '../../agent/config.ts';
+import { loadAgentConfig, validateAgentConfig } from '../../agent/config.ts';
 import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
 import {
   openSnapshot,
@@ -45,6 +47,9 @@ import {
 import { DROP_REASONS, encode, type DropReason } from '../../agent/transport/codec.ts';
 import { UdpTransport } from '../../agent/transport/udp.ts';
 import { INITIAL_KEY_STATE, keyUse, nextKeyState, type KeyState } from '../../cli/bootstrap/site-dir.ts';
+import { runAgent } from '../../cli/ops/agent-run.ts';
+import { fetchStatus } from '../../cli/ops/status.ts';
+import { freePort } from '../../lab/kube-apiserver/apiserver.ts';
 import type { Message, NodeId } from '../../statecharts/messages.ts';
 
 const SITE = 'dock';
@@ -445,5 +450,110 @@ test('a live site: the stolen worker cannot move the leader; rotate-keys keeps t
     unchanged('w2');
   } finally {
     for (const r of robots) await r.agent.stop().catch(() => {});
+  }
+});
+
+test('rotate-keys on agents run as on the robots: each phase is a key file and a SIGHUP, and the leader keeps its term', async () => {
+  const site = 'hup';
+  const master = randomBytes(32);
+  const names = ['h1', 'h2', 'h3', 'hw'];
+  const voters = names.slice(0, 3);
+  const ports = new Map<string, { udp: number; status: string }>();
+  for (const n of names) {
+    const udp = createSocket('udp4');
+    await new Promise<void>((ok) => udp.bind(0, '127.0.0.1', ok));
+    ports.set(n, { udp: udp.address().port, status: `127.0.0.1:${await freePort()}` });
+    await new Promise<void>((ok) => udp.close(() => ok()));
+  }
+  const keyPath = (n: string) => join(dir, `${site}-${n}.keys.json`);
+  const writeKeys = (s: KeyState) => {
+    for (const n of names)
+      writeFileSync(
+        keyPath(n),
+        formatRobotKeyFile(renderRobotKeyFile({ master, site, node: n, voters, ...keyUse(s) })),
+        { mode: 0o600 },
+      );
+  };
+  let state: KeyState = INITIAL_KEY_STATE;
+  writeKeys(state);
+  let stop!: () => void;
+  const stopped = new Promise<void>((r) => (stop = r));
+  const running = names.map((n) => {
+    const config = join(dir, `${site}-${n}.yaml`);
+    writeFileSync(
+      config,
+      JSON.stringify({
+        site: { id: site },
+        node: { id: n, serverCapable: voters.includes(n) },
+        voters,
+        profile: 'fleet',
+        network: {
+          bindAddress: '127.0.0.1',
+          port: ports.get(n)!.udp,
+          mdns: false,
+          seeds: names
+            .filter((x) => x !== n)
+            .map((x) => ({ node: x, host: '127.0.0.1', port: ports.get(x)!.udp })),
+        },
+        stateDir: join(dir, `${site}-${n}-state`),
+        siteKeyFile: keyPath(n),
+        status: { listen: ports.get(n)!.status },
+        controlPlane: { runtime: 'memory' },
+        log: { level: 'error' },
+      }),
+    );
+    return runAgent({ config, loadConfig: loadAgentConfig }, { out: () => {}, err: () => {} }, stopped);
+  });
+  const statuses = async () =>
+    Promise.all(names.map((n) => fetchStatus(ports.get(n)!.status, 3000).catch(() => null)));
+  const settledNow = async () => {
+    const st = await statuses();
+    if (st.some((s) => s === null)) return null;
+    const all = st as AgentStatus[];
+    const leader = all.find((s) => s.role === 'leader');
+    return leader && all.every((s) => s.leader === leader.node && s.term === leader.term) ? all : null;
+  };
+  const wait = async <T>(what: string, probe: () => Promise<T | null>): Promise<T> => {
+    const end = performance.now() + 60_000;
+    for (;;) {
+      const v = await probe();
+      if (v) return v;
+      if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  try {
+    const before = await wait('a settled site', settledNow);
+    const leader = before.find((s) => s.role === 'leader')!;
+    const keyDropsOf = (all: AgentStatus[]) =>
+      all.map((s) => s.transport.dropped['unknown-key'] + s.transport.dropped['bad-mac']);
+    const drops = keyDropsOf(before);
+    do {
+      state = nextKeyState(state);
+      writeKeys(state);
+      const use = keyUse(state);
+      process.kill(process.pid, 'SIGHUP'); // every agent of this process reloads, as systemctl kill does on each robot
+      await wait(`every agent on phase ${state.rotation?.phase ?? 'done'}`, async () => {
+        const st = await statuses();
+        return st.every(
+          (s) =>
+            s?.keys?.send === use.send &&
+            [...s.keys.accepted].sort().join() === [...new Set(use.accept)].sort().join(),
+        )
+          ? true
+          : null;
+      });
+    } while (state.rotation);
+    await new Promise((r) => setTimeout(r, 1000)); // a few heartbeats under the new keys
+    const after = await wait('the site after the rotation', settledNow);
+    for (const s of after) {
+      assert.equal(s.leader, leader.node, `${s.node} follows ${s.leader}`);
+      assert.equal(s.term, leader.term, `${s.node} is at term ${s.term}`);
+      assert.deepEqual(s.keys?.accepted, [2], s.node);
+    }
+    assert.deepEqual(keyDropsOf(after), drops, 'no datagram was refused for its key');
+  } finally {
+    stop();
+    await Promise.all(running);
   }
 });
