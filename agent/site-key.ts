@@ -310,8 +310,8 @@ export class Keyring {
         this.#derive.set(g.id, new HmacSha256(Buffer.from(g.members, 'hex')));
       } else {
         // A worker uses its one key with every voter.
-        const k = Buffer.from(g.member, 'hex');
-        for (const v of file.voters) this.#fixed.set(`${g.id}/${v}`, frameKey(g.id, k, true));
+        const k = frameKey(g.id, Buffer.from(g.member, 'hex'), true);
+        for (const v of file.voters) this.#fixed.set(`${g.id}/${v}`, k);
       }
     }
   }
