@@ -92,6 +92,7 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
       log.error({ err: (e as Error).message }, `${config.node.id} kept its keys: the key file did not load`);
     }
   };
+  // Left in place if the start fails: the process ends then, and a signal listener keeps nothing alive.
   process.on('SIGHUP', reloadKeys);
   const runtime = await makeRuntime(config, log, (peer) => keys.snapshotKeysFor(peer));
   const store = new StateStore(config.stateDir);
