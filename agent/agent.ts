@@ -87,10 +87,19 @@ export interface AgentDeps {
   /** Reads and checks site specs; without it the leader applies the runtime's own spec only. */
   readonly siteSpecs?: SiteSpecSource;
   /**
-   * The key material operator requests are checked with: operatorKey (agent/operator-auth.ts)
-   * derives the operator key from it. Today the site key; none: every request is refused.
+   * The operator keys requests are checked with, one per key generation in use (agent/site-key.ts
+   * Keyring.operatorKeys: voters only); none: every request is refused.
    */
-  readonly operatorKeyMaterial?: Uint8Array;
+  readonly operatorKeys?: () => readonly Uint8Array[];
+  /** The key generations in use, for /status (agent/site-key.ts Keyring.summary); never a key. */
+  readonly keys?: () => KeysStatus;
+}
+
+export interface KeysStatus {
+  readonly role: string;
+  readonly send: number;
+  readonly accepted: readonly number[];
+  readonly refused: readonly NodeId[];
 }
 
 /** An operator's proposal of a new site spec (`edgectl site apply`, POST /site/apply). */
@@ -162,6 +171,8 @@ export interface AgentStatus {
   }[];
   readonly lastErrors: readonly { readonly atMs: number; readonly message: string }[];
   readonly transport: ReturnType<Transport['stats']>;
+  /** Which key generations this robot sends with and accepts (edgectl site rotate-keys). */
+  readonly keys?: KeysStatus;
   readonly uptimeMs: number;
 }
 
@@ -709,16 +720,16 @@ export class Agent {
         });
       return { kind: 'notLeader', leader: c.leader, leaderAddress: this.addressOf(c.leader) };
     }
-    if (!this.deps.operatorKeyMaterial || !this.deps.siteSpecs)
+    const operatorKeys = this.deps.operatorKeys?.() ?? [];
+    if (operatorKeys.length === 0 || !this.deps.siteSpecs)
       throw new EdgeError('SITE_APPLY_UNAVAILABLE', `${this.nodeId} cannot accept site specs`, {
-        hint: 'this agent runs without an operator key or a site spec parser (a test runtime)',
+        hint: 'this agent holds no operator key (a worker, or a test runtime) or no site spec parser',
       });
     const s = await specLog();
     const { specDigest, newestCommittedSpec, highestSpecVersion } = s;
-    const { operatorKey, verifySiteApply } = await import('./operator-auth.ts');
+    const { verifySiteApply } = await import('./operator-auth.ts');
     const claim = { site: this.cfg.site.id, baseVersion: req.baseVersion, digest: specDigest(req.spec) };
-    const key = operatorKey(this.deps.operatorKeyMaterial);
-    if (req.site !== this.cfg.site.id || !verifySiteApply(key, claim, req.mac))
+    if (req.site !== this.cfg.site.id || !operatorKeys.some((key) => verifySiteApply(key, claim, req.mac)))
       throw new EdgeError(
         'SITE_APPLY_UNAUTHENTICATED',
         `the site apply request is not signed with this site's operator key`,
@@ -958,6 +969,7 @@ export class Agent {
       }),
       lastErrors: [...this.lastErrors],
       transport: this.deps.transport.stats(),
+      ...(this.deps.keys ? { keys: this.deps.keys() } : {}),
       uptimeMs: Math.round(now - this.startedAt),
     };
   }

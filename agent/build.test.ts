@@ -17,7 +17,7 @@ import { freePort } from '../lab/kube-apiserver/apiserver.ts';
 import { buildAgent } from './build.ts';
 import { loadAgentConfig } from './config.ts';
 import { EdgeError } from './errors.ts';
-import { readSiteKey } from './site-key.ts';
+import { formatRobotKeyFile, readRobotKeys, renderRobotKeyFile } from './site-key.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-build-'));
 const out = join(dir, 'bundle');
@@ -74,7 +74,7 @@ function thrown(f: () => unknown): unknown {
   return assert.fail('expected an error');
 }
 
-test('the built agent reports a missing or invalid config, and a missing site key, with the ConfigError, its hint and exit code 2', () => {
+test('the built agent reports a missing or invalid config, and a missing key file, with the ConfigError, its hint and exit code 2', () => {
   const write = (name: string, text: string) => {
     writeFileSync(join(dir, name), text);
     return join(dir, name);
@@ -91,7 +91,7 @@ test('the built agent reports a missing or invalid config, and a missing site ke
     // A valid config: its siteKeyFile came through the loader.
     {
       path: write('nokey.yaml', valid(join(dir, 'no.key'))),
-      error: (p: string) => thrown(() => readSiteKey(loadAgentConfig(p).siteKeyFile)),
+      error: (p: string) => thrown(() => readRobotKeys(loadAgentConfig(p).siteKeyFile)),
     },
   ];
   for (const c of cases) {
@@ -137,7 +137,15 @@ test('a running leader loads no built-in through an ES import, and none that onl
     preload,
     "process.on('exit', () => require('node:fs').writeFileSync(process.env.EDGECTL_MODULES_OUT, process.moduleLoadList.join('\\n')));",
   );
-  writeFileSync(join(work, 'site.key'), randomBytes(32), { mode: 0o600 });
+  const keyFile = renderRobotKeyFile({
+    master: randomBytes(32),
+    site: 'modules',
+    node: 'solo',
+    voters: ['solo'],
+    send: 1,
+    accept: [1],
+  });
+  writeFileSync(join(work, 'site-keys.json'), formatRobotKeyFile(keyFile), { mode: 0o600 });
   const ports = { udp: await freeUdpPort(), tcp: await freePort() };
   const config = join(work, 'agent.yaml');
   writeFileSync(
@@ -149,7 +157,7 @@ test('a running leader loads no built-in through an ES import, and none that onl
       profile: 'test',
       network: { bindAddress: '127.0.0.1', port: ports.udp, mdns: false },
       stateDir: join(work, 'state'),
-      siteKeyFile: join(work, 'site.key'),
+      siteKeyFile: join(work, 'site-keys.json'),
       status: { listen: `127.0.0.1:${ports.tcp}` },
       controlPlane: { runtime: 'memory' },
       log: { level: 'warn' },

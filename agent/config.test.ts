@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadAgentConfig, validateAgentConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
-import { readSiteKey } from './site-key.ts';
 import { fleetTiming } from '../statecharts/timing.ts';
 
 const template = fileURLToPath(new URL('../templates/agent.yaml', import.meta.url));
@@ -96,22 +95,6 @@ test('a template config round-trips through YAML with a readable error for a typ
     assert.throws(() => loadAgentConfig(join(dir, 'missing.yaml')), /cannot read the file/);
     writeFileSync(f, ': : :\n- [');
     assert.throws(() => loadAgentConfig(f), /not valid YAML/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('the site key must be private and long enough', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'edgectl-key-'));
-  try {
-    const f = join(dir, 'site.key');
-    writeFileSync(f, 'ab'.repeat(32));
-    chmodSync(f, 0o644);
-    assert.throws(() => readSiteKey(f), /chmod 600/);
-    chmodSync(f, 0o600);
-    assert.equal(readSiteKey(f).length, 32);
-    writeFileSync(f, 'short');
-    assert.throws(() => readSiteKey(f), /at least 32/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -103,8 +103,8 @@ export const agentConfigSchema = z
       .default({ interfaces: [], bindAddress: '0.0.0.0', port: 7946, mdns: true, seeds: [] }),
     /** Where term, vote and site log live (written atomically, fsync'd). */
     stateDir: z.string().min(1).default('/var/lib/edgectl'),
-    /** The site key (≥ 32 bytes, mode 0600) that authenticates every datagram. */
-    siteKeyFile: z.string().min(1).default('/etc/edgectl/site.key'),
+    /** The robot's own keys (agent/site-key.ts, mode 0600), which bootstrap renders for it. */
+    siteKeyFile: z.string().min(1).default('/etc/edgectl/site-keys.json'),
     status: z
       .object({ listen: hostPort.default('127.0.0.1:7947') })
       .strict()

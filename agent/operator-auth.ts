@@ -1,22 +1,13 @@
 /**
- * Operator requests to the running site (`edgectl site apply`): authenticated with an operator key
- * that the CLI and the voters derive from the same key material. Today that material is the site
- * key; operatorKey is the one place that says how, so per-robot key material slots in here alone.
+ * Operator requests to the running site (`edgectl site apply`): authenticated with the operator key
+ * of the site's current key generation (agent/site-key.ts operatorKey), which the bootstrap machine
+ * derives from the site's master secret and only voters hold.
  *
  * The tag covers the site, the committed version the operator diffed against and the digest of the
  * proposed spec. The leader refuses a request whose base is not the committed version, so a request
  * replayed after it was applied (or after any later change) is refused: the base has moved on.
  */
 import { constantTimeEqual, HmacSha256 } from './sha256.ts';
-
-const OPERATOR_KEY_LABEL = 'edgectl operator key v1';
-
-/** operatorKey derives the key that signs operator requests from the site's key material. */
-export function operatorKey(keyMaterial: Uint8Array): Uint8Array {
-  const out = new Uint8Array(32);
-  new HmacSha256(keyMaterial).macInto(new TextEncoder().encode(OPERATOR_KEY_LABEL), out);
-  return out;
-}
 
 /** What a site-apply request asserts. */
 export interface SiteApplyClaim {

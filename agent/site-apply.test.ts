@@ -13,7 +13,8 @@ import { Agent, type SiteHistoryEntry, type SiteView } from './agent.ts';
 import { validateAgentConfig } from './config.ts';
 import { InMemoryControlPlane } from './control-plane/in-memory.ts';
 import { InMemoryDiscovery, InMemoryDiscoveryBus } from './discovery/discovery.ts';
-import { operatorKey, signSiteApply } from './operator-auth.ts';
+import { signSiteApply } from './operator-auth.ts';
+import { operatorKey as siteOperatorKey } from './site-key.ts';
 import { StateStore } from './persistence/state-store.ts';
 import { specDigest } from './site/spec-log.ts';
 import { canonicalSiteSpec, fileSiteSpecSource } from './site/spec-source.ts';
@@ -81,7 +82,7 @@ function makeSite(names: string[]) {
       lifecycleTiming: fastLifecycle,
       seed: i + 1,
       siteSpecs: fileSiteSpecSource(file),
-      operatorKeyMaterial: SITE_KEY,
+      operatorKeys: () => [operatorKey(SITE_KEY)],
     });
   });
   return {
@@ -107,6 +108,9 @@ const pods = (text: string | undefined) =>
   text === undefined
     ? undefined
     : (JSON.parse(text) as { quota: { hard: { pods: string } } }).quota.hard.pods;
+
+/** The operator key of generation 1, as bootstrap installs it on voters. */
+const operatorKey = (master: Uint8Array) => siteOperatorKey(master, 1);
 
 function request(spec: string, baseVersion: number, key: Uint8Array = operatorKey(SITE_KEY)) {
   return {

@@ -129,6 +129,7 @@ test('status renders a readable table from a live agent', async () => {
       dropped: { 'bad-mac': 2 } as never,
       misaddressed: 0,
       unknownPeer: 0,
+      noKey: 0,
       handlerErrors: 0,
     },
     uptimeMs: 1000,

@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify } from 'yaml';
 import type { AgentStatus } from '../agent/agent.ts';
 import { EdgeError, UsageError } from '../agent/errors.ts';
+import { formatRobotKeyFile, renderRobotKeyFile } from '../agent/site-key.ts';
 import { fetchStatus } from '../cli/ops/status.ts';
 import { formatFault, type Fault } from './faults.ts';
 import {
@@ -240,7 +241,25 @@ export async function labUp(o: LabOptions): Promise<LabState> {
       sans: state.robots.map((r) => r.address),
       nodes: names.filter((n) => !witnessNames.includes(n)),
     });
-    writeFileSync(join(dir, 'site.key'), randomBytes(32), { mode: 0o600 });
+    // Each robot gets its own keys, derived from a master secret that stays in the lab directory,
+    // as bootstrap does it (agent/site-key.ts).
+    const master = randomBytes(32);
+    writeFileSync(join(dir, 'site.key'), `${master.toString('hex')}\n`, { mode: 0o600 });
+    const voters = state.robots.filter((x) => x.voter).map((x) => x.name);
+    for (const r of state.robots) {
+      mkdirSync(robotDir(state, r.name), { recursive: true, mode: 0o700 });
+      const keys = renderRobotKeyFile({
+        master,
+        site: state.site,
+        node: r.name,
+        voters,
+        send: 1,
+        accept: [1],
+      });
+      writeFileSync(join(robotDir(state, r.name), 'site-keys.json'), formatRobotKeyFile(keys), {
+        mode: 0o600,
+      });
+    }
     writeFileSync(join(dir, 'site.yaml'), renderLabSiteSpec(state));
     if (o.sshd !== false) prepareSsh(state);
     for (const r of state.robots) {
@@ -278,7 +297,7 @@ export function renderLabAgentConfig(
     profile: o.profile ?? 'lab',
     network: { interfaces: ['eth0'], bindAddress: r.address, mdns: true, seeds: [] },
     stateDir: join(robotDir(state, r.name), 'state'),
-    siteKeyFile: join(state.dir, 'site.key'),
+    siteKeyFile: join(robotDir(state, r.name), 'site-keys.json'),
     status: { listen: `${r.address}:7947` },
     controlPlane: r.witness
       ? { runtime: 'none' }

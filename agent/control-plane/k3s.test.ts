@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { siteSnapshotKeys, SnapshotReceiver, SnapshotStore } from './snapshots.ts';
+import { SnapshotReceiver, SnapshotStore } from './snapshots.ts';
+import { sharedSnapshotKeys } from './testing/snapshot-keys.ts';
 import { checkSnapshotRecord } from './snapshot-record.ts';
 import type { SiteView, SnapshotRecord as RuntimeSnapshotRecord } from './runtime.ts';
 import { createHash } from 'node:crypto';
@@ -240,7 +241,7 @@ describe('K3sControlPlane', () => {
   test('a leader ships its snapshot sealed to the voters; a new leader restores it once its record is committed', async () => {
     // The receiver a voter (r2) runs, on loopback, with its own store (no suffix: k3s restores <dir>/<name>).
     const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-recv-'));
-    const keys = siteSnapshotKeys(Buffer.alloc(32, 7), ['r1', 'r2']);
+    const keys = sharedSnapshotKeys(Buffer.alloc(32, 7), ['r1', 'r2']);
     const store = new SnapshotStore(dir, 3, '');
     const receiver = await SnapshotReceiver.start({ self: 'r2', address: '127.0.0.1', port: 0, keys, store });
     const committed: RuntimeSnapshotRecord[] = [];
@@ -264,7 +265,7 @@ describe('K3sControlPlane', () => {
       assert.deepEqual(store.records(), [rec]);
       // A robot with another site's key is refused: nothing is kept.
       const { rt: other } = await runtime(await installedRobot(SERVER_SPEC), {
-        snapshotKeys: siteSnapshotKeys(Buffer.alloc(32, 9), ['r1', 'r2']),
+        snapshotKeys: sharedSnapshotKeys(Buffer.alloc(32, 9), ['r1', 'r2']),
         snapshotPort: port,
       });
       other.setSiteView(view(5, 'r1'));

@@ -23,17 +23,11 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { EdgeError } from '../errors.ts';
 import type { SiteView, SnapshotRecord } from './runtime.ts';
-import {
-  preparePush,
-  pushSnapshot,
-  siteSnapshotKeys,
-  SnapshotReceiver,
-  SnapshotStore,
-  type PushResult,
-} from './snapshots.ts';
+import { sharedSnapshotKeys } from './testing/snapshot-keys.ts';
+import { preparePush, pushSnapshot, SnapshotReceiver, SnapshotStore, type PushResult } from './snapshots.ts';
 
 const SITE_KEY = Buffer.alloc(32, 5);
-const keys = siteSnapshotKeys(SITE_KEY, ['r1', 'r2', 'r3']);
+const keys = sharedSnapshotKeys(SITE_KEY, ['r1', 'r2', 'r3']);
 
 function snapshot(
   name: string,
@@ -173,10 +167,10 @@ describe('snapshot pushes', () => {
     const b = receiver.stats();
     const noHeader = await rawPut({ 'content-length': s.content.length }, [s.content]);
     assert.match(noHeader, /^HTTP\/1\.1 401 /);
-    const foreign = await push(s, { k: siteSnapshotKeys(Buffer.alloc(32, 6), ['r1', 'r2']) });
+    const foreign = await push(s, { k: sharedSnapshotKeys(Buffer.alloc(32, 6), ['r1', 'r2']) });
     assert.deepEqual([foreign.kept, foreign.status], [false, 401]);
     // A worker holding the site key is not among the servers: the receiver has no secret for it.
-    const workerKeys = siteSnapshotKeys(SITE_KEY, ['r1', 'r2', 'w9']);
+    const workerKeys = sharedSnapshotKeys(SITE_KEY, ['r1', 'r2', 'w9']);
     leadership = { term: 7, leader: 'w9' };
     const worker = await push({ ...s, record: { ...s.record, from: 'w9' } }, { from: 'w9', k: workerKeys });
     assert.deepEqual([worker.kept, worker.status], [false, 401]);

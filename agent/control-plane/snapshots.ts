@@ -74,18 +74,12 @@ const nodeCrypto = () => process.getBuiltinModule('node:crypto');
  * same secret authenticates pushes in both directions and seals their content.
  */
 export interface SnapshotKeys {
-  /** The secret this robot shares with `peer` for snapshots, or null: `peer` takes no part in them. */
-  forPeer(peer: NodeId): Uint8Array | null;
-}
-
-/**
- * siteSnapshotKeys: one secret for every server-capable robot, derived from the site key; a robot
- * that is not in `servers` has none, so its pushes are refused and none are sent to it.
- */
-export function siteSnapshotKeys(siteKey: Uint8Array, servers: readonly NodeId[]): SnapshotKeys {
-  const secret = hkdf(sha256, siteKey, undefined, Buffer.from('edgectl control-plane snapshot v2'), 32);
-  const members = new Set(servers);
-  return { forPeer: (peer) => (members.has(peer) ? secret : null) };
+  /**
+   * The secrets this robot shares with `peer` for snapshots, one per key generation in use, the one
+   * it sends with first (agent/site-key.ts Keyring.snapshotKeysFor: derived from the pair key of
+   * the two voters, which no worker holds). Empty: `peer` takes no part in snapshots.
+   */
+  forPeer(peer: NodeId): readonly Uint8Array[];
 }
 
 interface PairKeys {
@@ -475,9 +469,10 @@ export class SnapshotReceiver {
     const parsed = decodePushHeader(text);
     if (!parsed.ok) return refuse('malformed', parsed.problem);
     const h = parsed.value;
-    const secret = this.o.keys.forPeer(h.from);
-    if (!secret || !constantTimeEqual(headerMac(secret, text), Buffer.from(mac, 'hex')))
-      return refuse('unauthenticated', `the header is not authenticated as ${h.from}'s`);
+    // While keys rotate, the sender may use either generation: the one whose MAC matches is its.
+    const given = Buffer.from(mac, 'hex');
+    const secret = this.o.keys.forPeer(h.from).find((k) => constantTimeEqual(headerMac(k, text), given));
+    if (!secret) return refuse('unauthenticated', `the header is not authenticated as ${h.from}'s`);
     // Authenticated: what is left to catch is a robot of the site that may not push this now.
     if (h.to !== this.o.self) return refuse('misdirected', `addressed to ${h.to}, not ${this.o.self}`, h);
     const now = this.view?.leadership() ?? null;
@@ -649,7 +644,7 @@ export function preparePush(o: {
   readonly record: SnapshotRecord;
   readonly keys: SnapshotKeys;
 }): PreparedPush | null {
-  const secret = o.keys.forPeer(o.to);
+  const secret = o.keys.forPeer(o.to)[0];
   if (!secret) return null;
   const crypto = nodeCrypto();
   const nonce = crypto.randomBytes(NONCE_BYTES);

@@ -4,7 +4,7 @@
  * EDGECTL_FUZZ_SEED=<seed> to replay a run. A failure also prints the failing input in hex.
  *
  * Most mutated frames die at the MAC, which says nothing about the body parser. So nearly half the
- * inputs are mutated *and then re-MACed* with the site key, the way a buggy or hostile key holder
+ * inputs are mutated *and then re-MACed* with the key, the way a buggy or hostile key holder
  * would send them: those reach every field check.
  */
 import { test } from 'node:test';
@@ -35,12 +35,17 @@ const SITE = 'fuzz-site';
 const KEY = Buffer.alloc(32, 0x3c);
 const HMAC_KEY = createSecretKey(KEY);
 const CTX = { siteId: SITE, key: KEY };
+/** Magic, version 2, type 1, the site tag and key generation 0 (the one a raw key stands for). */
 const HEADER_PREFIX = Buffer.concat([
-  Buffer.from([0xed, 0x6c, 1, 1]),
+  Buffer.from([0xed, 0x6c, 2, 1]),
   createHash('sha256').update(`edgectl-site\0${SITE}`).digest().subarray(0, 8),
+  Buffer.alloc(4),
 ]);
 const MAC_BYTES = 32;
-/** Where the header's authenticated-only fields start: incarnation, counter, sender, then the body. */
+/**
+ * Where the header's authenticated-only fields start: key generation, incarnation, counter, sender,
+ * then the body. A mutated generation finds no key (unknown-key), which the oracle accepts as a drop.
+ */
 const SIGNED_FIELDS_OFFSET = 12;
 const MAX_INPUT_BYTES = 1400;
 const KNOWN_REASONS: ReadonlySet<string> = new Set(DROP_REASONS);

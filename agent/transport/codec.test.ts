@@ -15,12 +15,18 @@ import {
   type EncodeContext,
 } from './codec.ts';
 import { ReplayWindow } from './replay.ts';
+import { HmacSha256 } from '../sha256.ts';
 import { fleetTiming } from '../../statecharts/timing.ts';
 import type { Append, LogEntry, Message } from '../../statecharts/messages.ts';
 
 const SITE = 'depot-1';
 const KEY = Buffer.alloc(32, 0x5a);
-const CTX: EncodeContext = { siteId: SITE, key: KEY, incarnation: 0xdeadbeef, counter: 42 };
+const CTX: EncodeContext & { readonly key: Buffer } = {
+  siteId: SITE,
+  key: KEY,
+  incarnation: 0xdeadbeef,
+  counter: 42,
+};
 const MAX_ID = 'r'.repeat(63);
 const MAX_UINT = Number.MAX_SAFE_INTEGER;
 
@@ -109,15 +115,16 @@ const MESSAGES: readonly Message[] = [
   },
 ];
 
-/** Byte offsets of the version 1 header (docs/protocol-wire.md). */
+/** Byte offsets of the version 2 header (docs/protocol-wire.md). */
 const OFFSET = {
   magic: 0,
   version: 2,
   type: 3,
   siteTag: 4,
-  incarnation: 12,
-  counter: 16,
-  sender: 24,
+  generation: 12,
+  incarnation: 16,
+  counter: 20,
+  sender: 28,
 } as const;
 const MAC_BYTES = 32;
 
@@ -125,7 +132,7 @@ function siteTag(siteId: string): Buffer {
   return createHash('sha256').update(`edgectl-site\0${siteId}`).digest().subarray(0, 8);
 }
 
-/** remac replaces a frame's MAC with a valid one: what only a holder of the site key can do. */
+/** remac replaces a frame's MAC with a valid one: what only a holder of the key can do. */
 function remac(frame: Buffer, key: Buffer = KEY): Buffer {
   const out = Buffer.from(frame);
   createHmac('sha256', key)
@@ -164,11 +171,13 @@ function frame(opts: {
   siteId?: string;
   incarnation?: number;
   counter?: Buffer;
+  generation?: number;
 }): Buffer {
-  const header = Buffer.alloc(24);
+  const header = Buffer.alloc(28);
   header[0] = 0xed;
   header[1] = 0x6c;
-  header[OFFSET.version] = opts.version ?? 1;
+  header[OFFSET.version] = opts.version ?? 2;
+  header.writeUInt32BE(opts.generation ?? 0, OFFSET.generation);
   header[OFFSET.type] = opts.typeCode;
   siteTag(opts.siteId ?? SITE).copy(header, OFFSET.siteTag);
   header.writeUInt32BE(opts.incarnation ?? CTX.incarnation, OFFSET.incarnation);
@@ -195,7 +204,14 @@ describe('round trip', () => {
     const types = new Set<string>();
     ENCODED.forEach(({ msg, frame: f }, i) => {
       const result = decode(f, CTX);
-      assert.deepEqual(result, { ok: true, msg, sender: msg.from, incarnation: CTX.incarnation, counter: i });
+      assert.deepEqual(result, {
+        ok: true,
+        msg,
+        sender: msg.from,
+        generation: 0,
+        incarnation: CTX.incarnation,
+        counter: i,
+      });
       assert.ok(f.length <= MAX_DATAGRAM_BYTES);
       types.add(msg.type);
     });
@@ -212,10 +228,14 @@ describe('round trip', () => {
       lastTerm: 6,
       transfer: true,
     };
+    // A keyring's key of generation 3 (the same bytes as KEY): remac checks the tag with createHmac.
+    const golden = encode(vote, { ...CTX, key: { generation: 3, mac: new HmacSha256(KEY) } });
+    assert.deepEqual(golden, remac(golden));
     assert.equal(
-      encode(vote, CTX).toString('hex'),
-      'ed6c0103' + // magic, version 1, type 3 (vote)
+      golden.toString('hex'),
+      'ed6c0203' + // magic, version 2, type 3 (vote)
         '9a51a43f8db9598a' + // site tag of depot-1
+        '00000003' + // key generation 3
         'deadbeef' + // incarnation
         '000000000000002a' + // counter 42
         '07726f626f742d31' + // sender robot-1
@@ -224,7 +244,7 @@ describe('round trip', () => {
         'ac02' + // lastIndex 300
         '06' + // lastTerm 6
         '01' + // transfer
-        '1d81ab56fcbf135e53ca08a55a7501382012e2b506fd4032fb444d21efc0b6f3', // HMAC-SHA256
+        '818d95fa6b728e1bac190e28de8e7ce2d00228e013d5b86c1b22eca0052a7967', // HMAC-SHA256
     );
   });
 
@@ -352,6 +372,7 @@ describe('round trip', () => {
           ok: true,
           msg: structuredClone(msg),
           sender: msg.from,
+          generation: 0,
           incarnation,
           counter,
         });
@@ -388,6 +409,7 @@ describe('datagram size', () => {
       ok: true,
       msg: largest,
       sender: MAX_ID,
+      generation: 0,
       incarnation: CTX.incarnation,
       counter: CTX.counter,
     });
@@ -490,8 +512,9 @@ describe('authentication', () => {
       for (let n = 0; n < f.length; n++) {
         const result = decode(f.subarray(0, n), CTX);
         assert.equal(result.ok, false, `truncated to ${n} bytes`);
+        // A cut inside the sender leaves no sender to look a key up for: unknown-key.
         assert.ok(
-          !result.ok && (result.reason === 'too-short' || result.reason === 'bad-mac'),
+          !result.ok && ['too-short', 'bad-mac', 'unknown-key'].includes(result.reason),
           `truncated to ${n}: ${JSON.stringify(result)}`,
         );
       }
@@ -508,13 +531,29 @@ describe('authentication', () => {
   });
 
   test('flipping any bit of any valid frame is dropped, with the reason of the field it hit', () => {
-    for (const { frame: f } of ENCODED) {
+    for (const { msg, frame: f } of ENCODED) {
+      const senderEnd = OFFSET.sender + 1 + msg.from.length;
       for (let i = 0; i < f.length; i++) {
-        const expected: DropReason =
-          i < 2 ? 'bad-magic' : i === 2 ? 'bad-version' : i >= 4 && i < 12 ? 'wrong-site' : 'bad-mac';
         for (let bit = 0; bit < 8; bit++) {
           const flipped = Buffer.from(f);
           flipped[i]! ^= 1 << bit;
+          // The sender picks the key: a flip that leaves no valid id there finds none (unknown-key),
+          // one that names another robot checks the MAC with that robot's key (bad-mac).
+          const senderStillAnId = isNodeId(
+            flipped.toString('latin1', OFFSET.sender + 1, OFFSET.sender + 1 + flipped[OFFSET.sender]!),
+          );
+          const expected: DropReason =
+            i < 2
+              ? 'bad-magic'
+              : i === 2
+                ? 'bad-version'
+                : i >= OFFSET.siteTag && i < OFFSET.generation
+                  ? 'wrong-site'
+                  : i >= OFFSET.generation && i < OFFSET.incarnation
+                    ? 'unknown-key' // this context holds generation 0 only
+                    : i >= OFFSET.sender && i < senderEnd && !senderStillAnId
+                      ? 'unknown-key'
+                      : 'bad-mac';
           expectDrop(decode(flipped, CTX), expected, `byte ${i} bit ${bit}`);
         }
       }
@@ -541,8 +580,8 @@ describe('authentication', () => {
     const f = Buffer.from(valid);
     f.write('GET ', 0, 'latin1');
     expectDrop(decode(f, CTX), 'bad-magic');
-    expectDrop(decode(frame({ typeCode: 3, version: 2, body: Buffer.alloc(10) }), CTX), 'bad-version');
-    expectDrop(decode(frame({ typeCode: 3, version: 0, body: Buffer.alloc(10) }), CTX), 'bad-version');
+    expectDrop(decode(frame({ typeCode: 3, version: 1, body: Buffer.alloc(10) }), CTX), 'bad-version');
+    expectDrop(decode(frame({ typeCode: 3, version: 3, body: Buffer.alloc(10) }), CTX), 'bad-version');
   });
 });
 
@@ -556,11 +595,11 @@ describe('authenticated but malformed frames', () => {
     assert.ok(decode(frame({ typeCode: 7, body: timeoutNowBody }), CTX).ok);
   });
 
-  test('invalid sender and recipient ids are malformed', () => {
+  test('an invalid sender id names no key (unknown-key); an invalid recipient id is malformed', () => {
     for (const bad of ['', 'Robot-1', 'robot_1', 'robot.1', 'röbot', ' ', 'r'.repeat(64), 'a\u0000']) {
       expectDrop(
         decode(frame({ typeCode: 7, sender: bad, body: timeoutNowBody }), CTX),
-        'malformed',
+        'unknown-key',
         `sender ${JSON.stringify(bad)}`,
       );
       expectDrop(
@@ -794,9 +833,11 @@ test('DROP_REASONS lists each reason once', () => {
     'bad-magic',
     'bad-version',
     'malformed',
+    'not-permitted',
     'oversized',
     'replay',
     'too-short',
+    'unknown-key',
     'unknown-type',
     'wrong-site',
   ]);

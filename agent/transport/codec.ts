@@ -1,26 +1,32 @@
 /**
  * The authenticated wire codec of election datagrams (docs/protocol-wire.md has the full design).
  *
- * Frame, version 1. Integers are big-endian; `uint` is an unsigned LEB128 varint (minimal, at most
+ * Frame, version 2. Integers are big-endian; `uint` is an unsigned LEB128 varint (minimal, at most
  * 2^53 − 1); `id` is a u8 length (1..63) and that many bytes of `[a-z0-9-]`; `ms` is a float64
  * (finite, ≥ 0); `flag` is a u8 that is 0 or 1.
  *
  *   offset   size  field
  *   0        2     magic 0xED 0x6C
- *   2        1     version = 1
+ *   2        1     version = 2
  *   3        1     message type: 1 preVote, 2 preVoteResp, 3 vote, 4 voteResp, 5 append, 6 appendResp, 7 timeoutNow
  *   4        8     site tag: the first 8 bytes of SHA-256("edgectl-site\0" ‖ siteId)
- *   12       4     incarnation: u32 the sender draws at random once per boot
- *   16       8     counter: u64 (≤ 2^53 − 1), strictly increasing per datagram within one incarnation
- *   24       1+n   sender: id. It is the message's `from`: `from` is not repeated in the body, so the
+ *   12       4     key generation: u32, which generation of the site's keys the MAC is made with
+ *   16       4     incarnation: u32 the sender draws at random once per boot
+ *   20       8     counter: u64 (≤ 2^53 − 1), strictly increasing per datagram within one incarnation
+ *   28       1+n   sender: id. It is the message's `from`: `from` is not repeated in the body, so the
  *                  body cannot name anyone but the authenticated sender.
- *   25+n     …     body: the fields of the message type, in the order of BODY_LAYOUT below
- *   len−32   32    HMAC-SHA256(site key, every byte before it)
+ *   29+n     …     body: the fields of the message type, in the order of BODY_LAYOUT below
+ *   len−32   32    HMAC-SHA256(K, every byte before it)
  *
- * decode checks the length bounds and the magic, version and site tag (plain comparisons), then the
- * MAC (constant-time), and only then parses anything of variable length. Every field is validated,
- * trailing bytes are refused and varints must be minimal, so the encoding is canonical: a frame that
- * decodes is byte for byte what encode produces for the decoded message and the same context.
+ * K is the key of the pair (sender, receiver) at that generation (agent/site-key.ts): a voter pair's
+ * own key, or the worker's key between a worker and a voter. decode checks the length bounds and the
+ * magic, version and site tag (plain comparisons), reads the claimed sender (a bounded id at a fixed
+ * offset) and asks the receiver's keyring for the key of that sender and generation, checks the MAC
+ * (constant-time), and only then parses the rest. A sender that is not a voter may send only
+ * appendResp: its votes, Appends and TimeoutNow are refused even with a valid MAC. Every field is
+ * validated, trailing bytes are refused and varints must be minimal, so the encoding is canonical: a
+ * frame that decodes is byte for byte what encode produces for the decoded message and the same
+ * context.
  */
 
 import { isUtf8 } from 'node:buffer';
@@ -31,8 +37,8 @@ import type { ReplayWindow } from './replay.ts';
 
 /** Largest datagram sent or accepted: fits the IPv6 minimum MTU (1280) minus IP and UDP headers. */
 export const MAX_DATAGRAM_BYTES = 1200;
-export const CODEC_VERSION = 1;
-/** The site key is an HMAC-SHA256 key: shorter keys would weaken it below its 256-bit tag. */
+export const CODEC_VERSION = 2;
+/** Keys are HMAC-SHA256 keys: shorter keys would weaken them below the 256-bit tag. */
 export const MIN_SITE_KEY_BYTES = 32;
 export const MAX_NODE_ID_BYTES = 63;
 
@@ -40,8 +46,8 @@ const MAGIC_0 = 0xed;
 const MAGIC_1 = 0x6c;
 const SITE_TAG_OFFSET = 4;
 const SITE_TAG_BYTES = 8;
-const INCARNATION_OFFSET = 12;
-const FIXED_HEADER_BYTES = 24; // magic, version, type, site tag, incarnation, counter
+const GENERATION_OFFSET = 12;
+const FIXED_HEADER_BYTES = 28; // magic, version, type, site tag, key generation, incarnation, counter
 const MAC_BYTES = 32;
 const MAX_VARINT_BYTES = 8; // 8 × 7 bits ≥ 53 bits
 const MAX_COUNTER_HIGH_WORD = 0x1f_ffff; // the high 32 bits of 2^53 − 1
@@ -67,17 +73,41 @@ export const DROP_REASONS = [
   'bad-magic',
   'bad-version',
   'wrong-site',
+  'unknown-key',
   'bad-mac',
   'unknown-type',
   'malformed',
+  'not-permitted',
   'replay',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
+/** A key as the keyring hands it out: its generation and its HMAC state (pads hashed once). */
+export interface FrameKey {
+  readonly generation: number;
+  readonly mac: HmacSha256;
+}
+
+/** The key a frame from some sender must carry, and whether that sender votes. */
+export interface ReceiveKey {
+  readonly mac: HmacSha256;
+  /** Senders that are not voters may send only appendResp. */
+  readonly voter: boolean;
+}
+
+/**
+ * KeyLookup: the receiver's keyring (agent/site-key.ts Keyring.receiveKey). undefined means no frame
+ * from that sender at that generation can be genuine.
+ */
+export type KeyLookup = (sender: NodeId, generation: number) => ReceiveKey | undefined;
+
 export interface EncodeContext {
   readonly siteId: string;
-  /** The site key, at least MIN_SITE_KEY_BYTES bytes. */
-  readonly key: Uint8Array;
+  /**
+   * The key for this frame's (sender, receiver): the keyring's FrameKey, or raw bytes (at least
+   * MIN_SITE_KEY_BYTES) used as generation 0 (tests and tools that hold one key).
+   */
+  readonly key: Uint8Array | FrameKey;
   /** Random u32 drawn once per boot (crypto.randomInt(2 ** 32)). */
   readonly incarnation: number;
   /** This datagram's counter: start at 0 each boot, add 1 per datagram sent to anyone. */
@@ -86,7 +116,11 @@ export interface EncodeContext {
 
 export interface DecodeContext {
   readonly siteId: string;
-  readonly key: Uint8Array;
+  /**
+   * The receiver's keyring lookup, or raw key bytes that every sender uses at generation 0, each
+   * sender counted as a voter (tests and tools that hold one key).
+   */
+  readonly key: Uint8Array | KeyLookup;
   /**
    * When given, an authenticated and well-formed datagram is checked against (and recorded in) this
    * window, and a repeat is dropped as 'replay'. Only datagrams that pass every other check reach it.
@@ -99,6 +133,7 @@ export type DecodeResult =
       readonly ok: true;
       readonly msg: Message;
       readonly sender: NodeId;
+      readonly generation: number;
       readonly incarnation: number;
       readonly counter: number;
     }
@@ -212,6 +247,8 @@ export function encode(msg: Message, ctx: EncodeContext): Buffer {
   w.u8(CODEC_VERSION);
   w.u8(TYPE_CODES[msg.type]);
   w.bytes(siteTag(ctx.siteId));
+  const key = ctx.key instanceof Uint8Array ? { generation: 0, mac: keyedMac(ctx.key) } : ctx.key;
+  w.u32(key.generation);
   w.u32(ctx.incarnation);
   w.u64(ctx.counter);
   writeId(w, 'from', msg.from);
@@ -232,7 +269,7 @@ export function encode(msg: Message, ctx: EncodeContext): Buffer {
   }
   const frame = Buffer.allocUnsafe(size);
   w.copyTo(frame);
-  keyedMac(ctx.key).macInto(frame.subarray(0, w.length), frame.subarray(w.length, w.length + MAC_BYTES));
+  key.mac.macInto(frame.subarray(0, w.length), frame.subarray(w.length, w.length + MAC_BYTES));
   return frame;
 }
 
@@ -389,7 +426,21 @@ export function decode(buf: Uint8Array, ctx: DecodeContext): DecodeResult {
     return drop('wrong-site');
   }
   const macOffset = frame.length - MAC_BYTES;
-  keyedMac(ctx.key).macInto(frame.subarray(0, macOffset), expectedMac);
+  // The claimed sender picks the key; it is read with the same bounds the body parser applies, and
+  // nothing but the key lookup sees it before the MAC is checked.
+  const head = new FrameReader(frame, GENERATION_OFFSET, macOffset);
+  const generation = head.u32();
+  head.skip(12); // incarnation, counter: read once authenticated
+  const sender = head.id();
+  if (head.failed) return drop('unknown-key');
+  const key =
+    ctx.key instanceof Uint8Array
+      ? generation === 0
+        ? { mac: keyedMac(ctx.key), voter: true }
+        : undefined
+      : ctx.key(sender, generation);
+  if (key === undefined) return drop('unknown-key');
+  key.mac.macInto(frame.subarray(0, macOffset), expectedMac);
   if (!constantTimeEqual(expectedMac, frame.subarray(macOffset))) {
     return drop('bad-mac');
   }
@@ -398,19 +449,22 @@ export function decode(buf: Uint8Array, ctx: DecodeContext): DecodeResult {
   // codec that added a message type without bumping the version.
   const type = TYPE_BY_CODE[frame[3]!];
   if (type === undefined) return drop('unknown-type');
-  const r = new FrameReader(frame, INCARNATION_OFFSET, macOffset);
+  const r = new FrameReader(frame, GENERATION_OFFSET + 4, macOffset);
   const incarnation = r.u32();
   const counter = r.u64();
-  const sender = r.id();
+  r.id(); // the sender, read above
   const msg: Record<string, unknown> = { type, from: sender };
   const layout = BODY_LAYOUT[type] as readonly (readonly [string, FieldCodec])[];
   for (const [name, codec] of layout) msg[name] = readField(r, codec);
   if (r.failed || r.remaining !== 0) return drop('malformed');
+  // A worker's key speaks for that worker only, and a worker only answers Appends: its key can
+  // never cast a vote, lead, or make a voter campaign.
+  if (!key.voter && type !== 'appendResp') return drop('not-permitted');
 
   if (ctx.replay !== undefined && ctx.replay.check(sender, incarnation, counter) === 'replay') {
     return drop('replay');
   }
-  return { ok: true, msg: msg as unknown as Message, sender, incarnation, counter };
+  return { ok: true, msg: msg as unknown as Message, sender, generation, incarnation, counter };
 }
 
 function readField(r: FrameReader, codec: FieldCodec): unknown {
@@ -470,6 +524,11 @@ class FrameReader {
   fail(): void {
     this.failed = true;
     this.#pos = this.#end;
+  }
+
+  skip(n: number): void {
+    if (this.#pos + n > this.#end) this.fail();
+    else this.#pos += n;
   }
 
   u8(): number {
@@ -570,13 +629,13 @@ function siteTag(siteId: string): Buffer {
   return siteTagCache.tag;
 }
 
-/** The MAC of the site key in use, and a copy of the key it was made for. */
+/** The MAC of the raw key last used, and a copy of that key. */
 let macKey: { readonly bytes: Uint8Array; readonly mac: HmacSha256 } | undefined;
 /** The tag decode computes for a frame, to compare with the one the frame carries. */
 const expectedMac = new Uint8Array(SHA256_BYTES);
 
 /**
- * keyedMac is HMAC-SHA256 (RFC 2104) under the site key, with the key's pads hashed once per key
+ * keyedMac is HMAC-SHA256 (RFC 2104) under a raw key, with the key's pads hashed once per key
  * (agent/sha256.ts). The key is compared by contents, not identity, so a key buffer changed
  * in place is never served stale. codec.test.ts checks the frames' tags against createHmac.
  */
@@ -586,10 +645,19 @@ function keyedMac(key: Uint8Array): HmacSha256 {
   return macKey.mac;
 }
 
-function checkSiteContext(ctx: { readonly siteId: string; readonly key: Uint8Array }): void {
-  if (!(ctx.key instanceof Uint8Array) || ctx.key.length < MIN_SITE_KEY_BYTES) {
-    throw new EdgeError('SITE_KEY_INVALID', `the site key must be at least ${MIN_SITE_KEY_BYTES} bytes`, {
-      hint: `generate one with \`openssl rand -hex ${MIN_SITE_KEY_BYTES}\` and give every robot of the site the same key`,
+function checkSiteContext(ctx: { readonly siteId: string; readonly key: unknown }): void {
+  const k = ctx.key;
+  const keyOk =
+    k instanceof Uint8Array
+      ? k.length >= MIN_SITE_KEY_BYTES
+      : typeof k === 'function' ||
+        (typeof k === 'object' &&
+          k !== null &&
+          (k as FrameKey).mac instanceof HmacSha256 &&
+          isU32((k as FrameKey).generation));
+  if (!keyOk) {
+    throw new EdgeError('SITE_KEY_INVALID', `a frame key must be at least ${MIN_SITE_KEY_BYTES} bytes`, {
+      hint: 'the agent takes its keys from its key file (agent/site-key.ts): run edgectl bootstrap site again',
     });
   }
   if (typeof ctx.siteId !== 'string' || ctx.siteId.length === 0 || !ctx.siteId.isWellFormed()) {

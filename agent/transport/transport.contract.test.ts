@@ -7,8 +7,13 @@ import { encode } from './codec.ts';
 import { InMemoryNetwork } from './in-memory.ts';
 import { describeTransportContract } from './transport.contract.ts';
 import { UdpTransport } from './udp.ts';
+import { siteKeyrings } from '../site-key.ts';
+import { HmacSha256 } from '../sha256.ts';
 
 const key = randomBytes(32);
+/** Two voters of site lab, a and b (and c), with their own keyrings. */
+const rings = siteKeyrings(key, 'lab', ['a', 'b', 'c'], ['a', 'b', 'c']);
+const keysOf = (id: string) => rings.get(id)!;
 
 describeTransportContract('in-memory', async () => {
   const net = new InMemoryNetwork();
@@ -29,8 +34,20 @@ describeTransportContract('in-memory', async () => {
 });
 
 describeTransportContract('UDP on loopback', async () => {
-  const a = await UdpTransport.open({ self: 'a', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
-  const b = await UdpTransport.open({ self: 'b', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  const a = await UdpTransport.open({
+    self: 'a',
+    siteId: 'lab',
+    keys: keysOf('a'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
+  const b = await UdpTransport.open({
+    self: 'b',
+    siteId: 'lab',
+    keys: keysOf('b'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
   return {
     a,
     b,
@@ -46,7 +63,13 @@ describeTransportContract('UDP on loopback', async () => {
 });
 
 test('UDP: forged, replayed, foreign-site and garbage datagrams are dropped and counted by reason', async () => {
-  const b = await UdpTransport.open({ self: 'b', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  const b = await UdpTransport.open({
+    self: 'b',
+    siteId: 'lab',
+    keys: keysOf('b'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
   const raw = createSocket('udp4');
   const got: unknown[] = [];
   b.onMessage((m) => got.push(m));
@@ -59,9 +82,11 @@ test('UDP: forged, replayed, foreign-site and garbage datagrams are dropped and 
     lastTerm: 0,
     transfer: false,
   };
-  const good = encode(msg, { siteId: 'lab', key, incarnation: 5, counter: 1 });
-  const forged = encode(msg, { siteId: 'lab', key: randomBytes(32), incarnation: 5, counter: 2 });
-  const otherSite = encode(msg, { siteId: 'other', key, incarnation: 5, counter: 3 });
+  const aToB = keysOf('a').sendKey('b')!;
+  const good = encode(msg, { siteId: 'lab', key: aToB, incarnation: 5, counter: 1 });
+  const forgedKey = { generation: aToB.generation, mac: new HmacSha256(randomBytes(32)) };
+  const forged = encode(msg, { siteId: 'lab', key: forgedKey, incarnation: 5, counter: 2 });
+  const otherSite = encode(msg, { siteId: 'other', key: aToB, incarnation: 5, counter: 3 });
   const send = (buf: Buffer) => new Promise<void>((r) => raw.send(buf, b.port, '127.0.0.1', () => r()));
   try {
     await send(good);
@@ -92,8 +117,20 @@ test('UDP: forged, replayed, foreign-site and garbage datagrams are dropped and 
 });
 
 test('UDP: datagrams that arrive while the event loop is blocked are not lost', async () => {
-  const a = await UdpTransport.open({ self: 'a', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
-  const b = await UdpTransport.open({ self: 'b', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  const a = await UdpTransport.open({
+    self: 'a',
+    siteId: 'lab',
+    keys: keysOf('a'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
+  const b = await UdpTransport.open({
+    self: 'b',
+    siteId: 'lab',
+    keys: keysOf('b'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
   try {
     a.setPeer('b', { host: '127.0.0.1', port: b.port });
     let n = 0;
@@ -116,9 +153,27 @@ test('UDP: datagrams that arrive while the event loop is blocked are not lost', 
 });
 
 test('UDP: a peer at an IP literal is sent to at once, and a seed given by host name goes through the resolver', async () => {
-  const a = await UdpTransport.open({ self: 'a', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
-  const b = await UdpTransport.open({ self: 'b', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
-  const c = await UdpTransport.open({ self: 'c', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  const a = await UdpTransport.open({
+    self: 'a',
+    siteId: 'lab',
+    keys: keysOf('a'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
+  const b = await UdpTransport.open({
+    self: 'b',
+    siteId: 'lab',
+    keys: keysOf('b'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
+  const c = await UdpTransport.open({
+    self: 'c',
+    siteId: 'lab',
+    keys: keysOf('c'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
   const got: string[] = [];
   const heard = new Promise<void>((done) => {
     const note = (m: { from: string; to: string }) => {
@@ -143,11 +198,22 @@ test('UDP: a peer at an IP literal is sent to at once, and a seed given by host 
 });
 
 test('udp: a port another process holds is refused with a hint that names network.port', async () => {
-  const key = Buffer.alloc(32, 7);
-  const a = await UdpTransport.open({ self: 'a', siteId: 'lab', key, port: 0, bindAddress: '127.0.0.1' });
+  const a = await UdpTransport.open({
+    self: 'a',
+    siteId: 'lab',
+    keys: keysOf('a'),
+    port: 0,
+    bindAddress: '127.0.0.1',
+  });
   try {
     await assert.rejects(
-      UdpTransport.open({ self: 'b', siteId: 'lab', key, port: a.port, bindAddress: '127.0.0.1' }),
+      UdpTransport.open({
+        self: 'b',
+        siteId: 'lab',
+        keys: keysOf('b'),
+        port: a.port,
+        bindAddress: '127.0.0.1',
+      }),
       (e: unknown) =>
         e instanceof EdgeError &&
         e.code === 'EDGE_TRANSPORT_BIND' &&

@@ -25,6 +25,8 @@ export interface TransportStats {
   misaddressed: number;
   /** Messages for a peer with no known address (not yet discovered). */
   unknownPeer: number;
+  /** Messages for a peer this robot holds no key for (a worker addressing a worker, a refused robot). */
+  noKey: number;
   /** The handler threw (a bug; the message is dropped, the transport carries on). */
   handlerErrors: number;
 }
@@ -50,6 +52,7 @@ export function emptyStats(reasons: readonly DropReason[]): TransportStats {
     dropped: Object.fromEntries(reasons.map((r) => [r, 0])) as Record<DropReason, number>,
     misaddressed: 0,
     unknownPeer: 0,
+    noKey: 0,
     handlerErrors: 0,
   };
 }

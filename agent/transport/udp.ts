@@ -1,6 +1,7 @@
 /**
- * UdpTransport: the Transport over UDP unicast, every datagram authenticated with the site key
- * (codec.ts) and checked against a replay window (replay.ts). Election traffic never uses multicast.
+ * UdpTransport: the Transport over UDP unicast, every datagram authenticated with the key of its
+ * (sender, receiver) pair from the robot's keyring (codec.ts, agent/site-key.ts) and checked against
+ * a replay window (replay.ts). Election traffic never uses multicast.
  *
  * Socket choice (docs/protocol-wire.md): dgram-as-promised gives a promise-based bind and close;
  * datagrams are sent with Node's own send and one shared callback, without a promise per datagram.
@@ -16,7 +17,7 @@ import { lookup as resolve } from 'node:dns';
 import { isIPv4 } from 'node:net';
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import type { Message, NodeId } from '../../statecharts/messages.ts';
-import { DROP_REASONS, decode, encode } from './codec.ts';
+import { DROP_REASONS, decode, encode, type FrameKey, type KeyLookup, type ReceiveKey } from './codec.ts';
 import { EdgeError } from '../errors.ts';
 import { ReplayWindow } from './replay.ts';
 import {
@@ -43,10 +44,18 @@ const lookupAddress = ((
   else resolve(address, family, done);
 }) as unknown as SocketOptions['lookup'];
 
+/** The keys the transport authenticates with: agent/site-key.ts Keyring. */
+export interface TransportKeys {
+  sendKey(peer: NodeId): FrameKey | undefined;
+  receiveKey(peer: NodeId, generation: number): ReceiveKey | undefined;
+  /** Called once a frame under receiveKey(peer, generation) verified: a keyring may keep that key. */
+  confirmSender?(peer: NodeId, generation: number): void;
+}
+
 export interface UdpTransportOptions {
   readonly self: NodeId;
   readonly siteId: string;
-  readonly key: Uint8Array;
+  readonly keys: TransportKeys;
   readonly bindAddress?: string;
   /** 0 picks a free port (tests). */
   readonly port: number;
@@ -57,6 +66,8 @@ export class UdpTransport implements Transport {
   readonly self: NodeId;
   private readonly socket: SocketAsPromised;
   private readonly opts: UdpTransportOptions;
+  private keys: TransportKeys;
+  private readonly lookup: KeyLookup = (peer, generation) => this.keys.receiveKey(peer, generation);
   private readonly peers = new Map<NodeId, PeerAddress>();
   private readonly replay = new ReplayWindow();
   private readonly incarnation = randomUint32();
@@ -71,6 +82,7 @@ export class UdpTransport implements Transport {
   private constructor(opts: UdpTransportOptions, socket: SocketAsPromised) {
     this.self = opts.self;
     this.opts = opts;
+    this.keys = opts.keys;
     this.socket = socket;
   }
 
@@ -126,6 +138,14 @@ export class UdpTransport implements Transport {
     return this.peers.get(id);
   }
 
+  /**
+   * setKeys replaces the keyring (a key file reloaded on SIGHUP, during edgectl site rotate-keys):
+   * the next datagram sent or received uses the new keys; nothing else is reset.
+   */
+  setKeys(keys: TransportKeys): void {
+    this.keys = keys;
+  }
+
   onMessage(handler: MessageHandler): void {
     this.handler = handler;
   }
@@ -137,11 +157,16 @@ export class UdpTransport implements Transport {
       this.counters.unknownPeer++;
       return;
     }
+    const key = this.keys.sendKey(msg.to);
+    if (!key) {
+      this.counters.noKey++;
+      return;
+    }
     let datagram: Buffer;
     try {
       datagram = encode(msg, {
         siteId: this.opts.siteId,
-        key: this.opts.key,
+        key,
         incarnation: this.incarnation,
         counter: this.counter++,
       });
@@ -155,11 +180,12 @@ export class UdpTransport implements Transport {
   }
 
   private receive(buf: Buffer, rinfo: RemoteInfo): void {
-    const r = decode(buf, { siteId: this.opts.siteId, key: this.opts.key, replay: this.replay });
+    const r = decode(buf, { siteId: this.opts.siteId, key: this.lookup, replay: this.replay });
     if (!r.ok) {
       this.counters.dropped[r.reason]++;
       return;
     }
+    this.keys.confirmSender?.(r.sender, r.generation);
     if (r.msg.to !== this.self) {
       this.counters.misaddressed++;
       return;

@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { applyPlan, type ApplyOptions, type ApplyReport } from './apply.ts';
+import { parseRobotKeyFile } from '../../agent/site-key.ts';
 import { parseInventory, type Inventory } from './inventory.ts';
 import {
   renderBootstrapPlan,
+  renderKeyPlan,
   renderRemovePlan,
   sha256Hex,
   type BootstrapPlan,
@@ -96,10 +98,13 @@ test('a fresh bootstrap installs every robot: files with their modes, the unit e
   );
   const r1 = s.twins.get('r1')!;
   assert.deepEqual(
-    { ...r1.files.get('/etc/edgectl/site.key'), content: undefined },
+    { ...r1.files.get('/etc/edgectl/site-keys.json'), content: undefined },
     { content: undefined, mode: 0o600, owner: 'root:root' },
   );
-  assert.equal(r1.files.get('/etc/edgectl/site.key')!.content.toString(), `${identity.siteKeyHex}\n`);
+  // Its own keys, derived from the master secret, which stays on the bootstrap machine.
+  const keys = parseRobotKeyFile(r1.files.get('/etc/edgectl/site-keys.json')!.content.toString(), 'r1');
+  assert.equal(keys.node, 'r1');
+  assert.ok(!JSON.stringify(keys).includes(identity.siteKeyHex));
   assert.equal(r1.files.get('/opt/edgectl/node/bin/node')!.mode, 0o755);
   for (const f of ['edgectl-agent.mjs', 'edgectl-agent-A1.mjs', 'edgectl-agent-A2.mjs'])
     assert.deepEqual(
@@ -371,4 +376,27 @@ test('an upgrade uploads the new chunks before the entry and removes the old one
     '/opt/edgectl/edgectl-agent.mjs',
   ]);
   assert.deepEqual(r1.files.get('/opt/edgectl/edgectl-agent.mjs')!.content, readFileSync(agentFile));
+});
+
+test('a key plan reloads the agents whose keys changed, shares the bootstrap record, and keeps the restarts an interrupted bootstrap owes', async () => {
+  const s = site();
+  await s.apply(bootstrapPlan());
+  // An interrupted bootstrap left r1 owing a restart for its new config.
+  const r1 = await s.state.load('r1');
+  await s.state.save('r1', { ...r1, pendingChanged: ['config.agent'] });
+  const rotated = { ...identity, keys: { send: 1, accept: [1, 2], refused: [] } };
+  const report = await s.apply(renderKeyPlan({ inventory: inventory(), identity: rotated }));
+  assert.ok(
+    report.robots.every((r) => r.ok && r.outcomes.changed === 3),
+    JSON.stringify(report.robots),
+  );
+  for (const t of s.twins.values())
+    assert.equal(t.systemctl.at(-1), 'kill --signal=HUP --kill-whom=main edgectl-agent.service', t.target);
+  assert.deepEqual((await s.state.load('r1')).pendingChanged, ['config.agent']);
+  // The bootstrap record now holds the new key file: a bootstrap with the same keys skips it.
+  const again = await s.apply(
+    renderBootstrapPlan({ inventory: inventory(), bundle, identity: rotated, unitTemplate }),
+  );
+  const r2 = again.robots.find((r) => r.robot === 'r2')!;
+  assert.equal(r2.outcomes.changed, 0, JSON.stringify(r2));
 });

@@ -266,7 +266,8 @@ async function applyRobot(opts: ApplyOptions, robot: RobotPlan, at: () => number
   opts.emit({ type: 'robot.connected', at: at(), robot: name, runner: runner.target });
   // Remove plans are not resumed from state: their steps are cheap to check, and the robot's
   // bootstrap record must go before the first file does, or a later bootstrap would skip steps.
-  const removing = opts.plan.kind !== 'bootstrap';
+  // Key plans share the bootstrap record: their key file step is bootstrap's own.
+  const removing = opts.plan.kind === 'reset' || opts.plan.kind === 'uninstall';
   try {
     if (removing) await opts.state.clear(name);
     const prior = removing ? { done: {}, pendingChanged: [] } : await opts.state.load(name);
@@ -322,7 +323,11 @@ async function applyRobot(opts: ApplyOptions, robot: RobotPlan, at: () => number
       if (!removing) await opts.state.save(name, { done, pendingChanged: [...changed] });
       end(outcome);
     }
-    if (!removing) await opts.state.save(name, { done, pendingChanged: [] });
+    // A key plan owes nothing more of its own, but an interrupted bootstrap's pending changes stay
+    // pending: the restart they call for is still owed.
+    const own = new Set(robot.steps.map((s) => s.id));
+    const stillPending = opts.plan.kind === 'keys' ? [...changed].filter((id) => !own.has(id)) : [];
+    if (!removing) await opts.state.save(name, { done, pendingChanged: stillPending });
   } finally {
     await runner.close().catch(() => {});
   }

@@ -10,10 +10,12 @@ import { after, test } from 'node:test';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../agent/errors.ts';
 import { main } from '../main.ts';
+import { parseRobotKeyFile } from '../../agent/site-key.ts';
 import {
   runBootstrapSite,
   runRobotAdd,
   runRobotRemove,
+  runRotateKeys,
   runResetRobot,
   type ApplyCliOptions,
   type BootstrapDeps,
@@ -162,7 +164,7 @@ test('--dry-run prints the plan and touches nothing: no SSH, no site directory',
   assert.equal(t.passwordReads(), 0);
   assert.equal(existsSync(siteDir), false);
   const text = c.out.join('\n');
-  assert.match(text, /r1 \(10\.77\.30\.1\), 28 steps/);
+  assert.match(text, /r1 \(10\.77\.30\.1\), 29 steps/);
   assert.match(text, /site identity: not generated yet/);
 });
 
@@ -177,7 +179,7 @@ test('--dry-run --output json through the CLI is the plan artifact, without secr
   const plan = JSON.parse(c.out.join(''));
   assert.equal(plan.kind, 'bootstrap');
   assert.equal(plan.robots.length, 3);
-  const key = plan.robots[0].steps.find((s: { id: string }) => s.id === 'secret.site-key');
+  const key = plan.robots[0].steps.find((s: { id: string }) => s.id === 'secret.site-keys');
   assert.equal(key.content, undefined);
   assert.match(key.sha256, /^[0-9a-f]{64}$/);
   assert.equal(key.mode, '0600');
@@ -241,7 +243,12 @@ test('apply: the site key is made once (0600), the sudo password read once, a se
   assert.equal(statSync(key).mode & 0o777, 0o600);
   assert.equal(statSync(o.siteDir!).mode & 0o777, 0o700);
   const keyText = readFileSync(key, 'utf8');
-  assert.equal(t.map.get('r3')!.files.get('/etc/edgectl/site.key')!.content.toString(), keyText);
+  // The master secret stays here: r3 gets its own keys, derived from it.
+  const r3Keys = t.map.get('r3')!.files.get('/etc/edgectl/site-keys.json')!.content.toString();
+  assert.equal(parseRobotKeyFile(r3Keys, 'r3').node, 'r3');
+  assert.ok(!r3Keys.includes(keyText.trim()));
+  for (const r of t.map.values())
+    assert.ok(![...r.files.values()].some((f) => f.content.includes(keyText.trim())));
   assert.equal(statSync(join(o.siteDir!, 'state', 'r1.json')).mode & 0o777, 0o600);
 
   const c = io();
@@ -316,10 +323,34 @@ test('robot add and remove change a running site by one learner, and refuse to c
   assert.equal(t.map.get('r3')!.files.size, 0, 'r3 is uninstalled');
   assert.deepEqual({ r1: t.map.get('r1')!.files.size, r2: t.map.get('r2')!.files.size }, before);
 
+  // The voters refuse r3 from now on: their key files list it, and they reloaded them.
+  for (const v of ['r1', 'r2']) {
+    const f = parseRobotKeyFile(
+      t.map.get(v)!.files.get('/etc/edgectl/site-keys.json')!.content.toString(),
+      v,
+    );
+    assert.deepEqual(f.refused, ['r3']);
+    assert.ok(t.map.get(v)!.systemctl.includes('kill --signal=HUP --kill-whom=main edgectl-agent.service'));
+  }
+  // Its keys of this generation are burnt: it comes back only under the next one.
+  await assert.rejects(runRobotAdd({ ...o, robot: 'r3' }, io().io, t.deps), { code: 'EDGE_ROBOT_REFUSED' });
+  // So is a whole-site bootstrap while r3 is still listed: it would get keys the voters refuse.
+  await assert.rejects(runBootstrapSite(o, io().io, t.deps), { code: 'EDGE_ROBOT_REFUSED' });
+  await runRotateKeys(o, io().io, t.deps);
+
   const connects = t.connects();
+  const voterKeys = () =>
+    ['r1', 'r2'].map((v) => t.map.get(v)!.files.get('/etc/edgectl/site-keys.json')!.content);
+  const keysBefore = voterKeys();
   await runRobotAdd({ ...o, robot: 'r3' }, io().io, t.deps);
   assert.equal(t.connects() - connects, 1, 'only the new robot is touched');
+  assert.deepEqual(voterKeys(), keysBefore, "no voter's keys change");
   assert.ok(t.map.get('r3')!.active.has('edgectl-agent.service'));
+  const r3 = parseRobotKeyFile(
+    t.map.get('r3')!.files.get('/etc/edgectl/site-keys.json')!.content.toString(),
+    'r3',
+  );
+  assert.deepEqual([r3.role, r3.send, r3.generations.map((g) => g.id)], ['worker', 2, [2]]);
 
   for (const run of [
     () => runRobotAdd({ ...o, robot: 'r1' }, io().io, t.deps),
@@ -361,4 +392,106 @@ test('a witness gets the agent and no k3s: its agent runs no control plane', asy
   assert.equal(config.controlPlane.runtime, 'none');
   assert.deepEqual(config.witnesses, ['r3']);
   assert.deepEqual(validateAgentConfig(renderAgentConfig(inventory, 'r1')).witnesses, ['r3']);
+});
+
+test('site rotate-keys: the dry run shows three phases and touches nothing; the apply walks every robot through them, and resumes where it stopped', async () => {
+  const file = writeInventory('rotate.yaml', { voters: ['r1', 'r2'], allowNoFailover: true });
+  const t = twins();
+  const o = opts(file);
+  await runBootstrapSite(o, io().io, t.deps);
+  const keysOf = (r: string) =>
+    parseRobotKeyFile(t.map.get(r)!.files.get('/etc/edgectl/site-keys.json')!.content.toString(), r);
+  const generations = (r: string) => {
+    const k = keysOf(r);
+    return { send: k.send, accept: k.generations.map((g) => g.id) };
+  };
+
+  const connects = t.connects();
+  const dry = io();
+  await runRotateKeys({ ...o, dryRun: true }, dry.io, t.deps);
+  assert.equal(t.connects(), connects, 'a dry run connects to no robot');
+  const text = dry.out.join('\n');
+  assert.match(text, /phase 1 of 3, accept: robots send generation 1, accept 1 and 2/);
+  assert.match(text, /phase 2 of 3, send: robots send generation 2, accept 2 and 1/);
+  assert.match(text, /phase 3 of 3, retire: robots send generation 2, accept 2\n/);
+  assert.match(text, /systemctl kill --signal=HUP --kill-whom=main edgectl-agent\.service/);
+  assert.deepEqual(generations('r1'), { send: 1, accept: [1] });
+  // The same through the command line.
+  const cli = io();
+  assert.equal(
+    await main(['site', 'rotate-keys', '-f', file, '--dry-run', '--site-dir', o.siteDir!], cli.io),
+    0,
+    cli.err.join('\n'),
+  );
+  assert.match(cli.out.join('\n'), /phase 3 of 3, retire/);
+
+  // r2's connection drops at its first reload: the accept phase stops there, and is resumed.
+  t.map.get('r2')!.dropAt = 'kill';
+  await assert.rejects(runRotateKeys(o, io().io, t.deps), { code: 'EDGE_KEYS_INCOMPLETE' });
+  assert.deepEqual(generations('r1'), { send: 1, accept: [2, 1] }, 'r1 accepts both, sends the old');
+  const report = (await runRotateKeys({ ...o, output: 'json' }, io().io, t.deps)) as {
+    generation: number;
+    phases: string[];
+  };
+  assert.deepEqual(report, { type: 'keys.rotated', generation: 2, phases: ['accept', 'send', 'retire'] });
+  for (const r of ['r1', 'r2', 'r3']) {
+    assert.deepEqual(generations(r), { send: 2, accept: [2] }, r);
+    // One reload per phase that changed the file, and no restart.
+    const systemctl = t.map.get(r)!.systemctl;
+    assert.equal(
+      systemctl.filter((c) => c.startsWith('kill --signal=HUP')).length,
+      3,
+      `${r}: ${systemctl.join('; ')}`,
+    );
+    assert.equal(
+      systemctl.filter((c) => c.startsWith('restart')).length,
+      1,
+      `${r} restarted at bootstrap only`,
+    );
+  }
+  // A bootstrap run after the rotation installs the same keys: nothing changes.
+  const again = (await runBootstrapSite(o, io().io, t.deps)) as ApplyReport;
+  assert.ok(again.robots.every((r) => r.outcomes.changed === 0));
+});
+
+test('site rotate-keys does not start a phase before every agent reports the last one', async () => {
+  const file = writeInventory('rotate-stuck.yaml', { voters: ['r1', 'r2'], allowNoFailover: true });
+  const t = twins();
+  const o = opts(file);
+  await runBootstrapSite(o, io().io, t.deps);
+  // r2's agent keeps its old keys (a key file it cannot load): the accept phase stops at r2.
+  t.map.get('r2')!.ignoreReload = true;
+  const c = io();
+  await assert.rejects(runRotateKeys(o, c.io, t.deps), { code: 'EDGE_KEYS_INCOMPLETE' });
+  assert.match(c.out.join('\n'), /r2 failed at service\.keys-loaded/);
+  const sends = (r: string) =>
+    parseRobotKeyFile(t.map.get(r)!.files.get('/etc/edgectl/site-keys.json')!.content.toString(), r).send;
+  assert.deepEqual(['r1', 'r2', 'r3'].map(sends), [1, 1, 1], 'no robot sends with the new generation');
+  t.map.get('r2')!.ignoreReload = false;
+  await runRotateKeys(o, io().io, t.deps);
+  assert.deepEqual(['r1', 'r2', 'r3'].map(sends), [2, 2, 2]);
+});
+
+test('site rotate-keys without systemd: one phase per run, the operator signals the agents in between', async () => {
+  const file = writeInventory('rotate-none.yaml', {
+    voters: ['r1', 'r2'],
+    allowNoFailover: true,
+    install: { service: 'none' },
+  });
+  const t = twins();
+  const o = opts(file);
+  await runBootstrapSite({ ...o, wait: false }, io().io, t.deps);
+  const runs = [];
+  for (let i = 0; i < 3; i++) runs.push(await runRotateKeys({ ...o, output: 'json' }, io().io, t.deps));
+  assert.deepEqual(runs, [
+    { type: 'keys.phase-done', phase: 'accept', next: 'send' },
+    { type: 'keys.phase-done', phase: 'send', next: 'retire' },
+    { type: 'keys.rotated', generation: 2, phases: ['retire'] },
+  ]);
+  const keys = parseRobotKeyFile(
+    t.map.get('r3')!.files.get('/etc/edgectl/site-keys.json')!.content.toString(),
+    'r3',
+  );
+  assert.deepEqual([keys.send, keys.generations.map((g) => g.id)], [2, [2]]);
+  assert.ok(![...t.map.values()].some((r) => r.systemctl.some((c) => c.startsWith('kill'))));
 });

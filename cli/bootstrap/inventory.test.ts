@@ -203,7 +203,7 @@ test('install.root puts each robot in its own tree in the agent config', () => {
   const inv = parseInventory({ ...minimal(), install: { root: '/srv/lab/{robot}', service: 'none' } });
   const c = renderAgentConfig(inv, 'r2');
   assert.equal(c.stateDir, '/srv/lab/r2/var/lib/edgectl');
-  assert.equal(c.siteKeyFile, '/srv/lab/r2/etc/edgectl/site.key');
+  assert.equal(c.siteKeyFile, '/srv/lab/r2/etc/edgectl/site-keys.json');
 });
 
 test('file checks: missing and world-readable key files, no ssh-agent, missing bundle files', () => {

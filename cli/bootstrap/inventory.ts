@@ -600,7 +600,7 @@ export function renderAgentConfig(inv: Inventory, robot: string): AgentConfigInp
       })),
     },
     stateDir: installPath(inv, robot, '/var/lib/edgectl'),
-    siteKeyFile: installPath(inv, robot, '/etc/edgectl/site.key'),
+    siteKeyFile: installPath(inv, robot, '/etc/edgectl/site-keys.json'),
     // In the lab, the host polls every robot's status over the lab bridge.
     status: { listen: inv.controlPlane.runtime === 'lab' ? `${robotIp(r)}:7947` : '127.0.0.1:7947' },
     controlPlane: renderControlPlane(inv, r),

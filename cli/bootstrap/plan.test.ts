@@ -15,6 +15,14 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { validateAgentConfig } from '../../agent/config.ts';
+import {
+  memberKey,
+  operatorKey,
+  pairKey,
+  parseRobotKeyFile,
+  voterDeriveKey,
+  type RobotKeyFile,
+} from '../../agent/site-key.ts';
 import { assertGolden } from '../../agent/site/golden.ts';
 import { readInventoryFile } from './inventory-files.ts';
 import { parseInventory } from './inventory.ts';
@@ -23,6 +31,7 @@ import {
   k3sInstaller,
   labRuntimeInstaller,
   renderBootstrapPlan,
+  renderKeyPlan,
   renderRemovePlan,
   stepHash,
   type BundleInfo,
@@ -82,12 +91,49 @@ test('golden: the rendered agent config and systemd unit of spot-1', () => {
   assertGolden(golden('edgectl-agent.service.golden'), unit.content);
 });
 
-test('the site key appears in no printed plan: only as a digest', () => {
+test("the robots' keys appear in no printed plan: only as a digest", () => {
   const text = formatPlanText(plan) + JSON.stringify(planArtifact(plan));
   assert.ok(!text.includes(TEST_IDENTITY.siteKeyHex));
+  for (const r of plan.robots) {
+    const key = r.steps.find((s) => s.id === 'secret.site-keys');
+    assert.ok(key?.kind === 'writeFile' && key.mode === 0o600 && key.owner === 'root:root' && key.secret);
+    for (const k of key.content.match(/[0-9a-f]{64}/g) ?? []) assert.ok(!text.includes(k), r.target);
+  }
   assert.match(text, /secret: content not shown/);
-  const key = plan.robots[0]!.steps.find((s) => s.id === 'secret.site-key');
-  assert.ok(key?.kind === 'writeFile' && key.mode === 0o600 && key.owner === 'root:root' && key.secret);
+});
+
+test('no robot gets the master secret; a worker gets its own key only, a voter its pairs, V and the operator key', () => {
+  const master = Buffer.from(TEST_IDENTITY.siteKeyHex, 'hex');
+  const files = new Map(
+    plan.robots.map((r) => {
+      const step = r.steps.find((s) => s.id === 'secret.site-keys');
+      assert.ok(step?.kind === 'writeFile');
+      return [r.target, parseRobotKeyFile(step.content, r.target)] as const;
+    }),
+  );
+  const hexes = (f: RobotKeyFile): string[] => JSON.stringify(f).match(/[0-9a-f]{64}/g) ?? [];
+  for (const [name, f] of files) {
+    assert.ok(!JSON.stringify(f).includes(TEST_IDENTITY.siteKeyHex), `${name} holds the master secret`);
+    assert.equal(f.node, name);
+  }
+  const worker = files.get('vac-1')!;
+  assert.equal(worker.role, 'worker');
+  assert.deepEqual(hexes(worker), [
+    Buffer.from(memberKey(voterDeriveKey(master, 1), 'vac-1', 1)).toString('hex'),
+  ]);
+  // Nothing a worker holds is a voter's: no pair key, no V, no operator key.
+  const voterSecrets = ['spot-1', 'spot-2', 'amr-1'].flatMap((v) => hexes(files.get(v)!));
+  for (const k of hexes(worker)) assert.ok(!voterSecrets.includes(k));
+  const spot1 = files.get('spot-1')!;
+  assert.ok(spot1.role === 'voter');
+  assert.deepEqual(Object.keys(spot1.generations[0]!.pairs).sort(), ['amr-1', 'spot-2']);
+  assert.equal(
+    spot1.generations[0]!.pairs['spot-2'],
+    Buffer.from(pairKey(master, 'spot-1', 'spot-2', 1)).toString('hex'),
+  );
+  assert.equal(spot1.generations[0]!.operator, Buffer.from(operatorKey(master, 1)).toString('hex'));
+  // A voter's pair keys are not another pair's: spot-1 cannot speak as spot-2 to amr-1.
+  assert.ok(!hexes(spot1).includes(Buffer.from(pairKey(master, 'spot-2', 'amr-1', 1)).toString('hex')));
 });
 
 test("every robot's agent.yaml is one the agent accepts, for that robot", () => {
@@ -119,7 +165,8 @@ test('preflight comes first, the service last, then the prune; the restart depen
     'bundle.node',
     'config.agent',
     'config.site',
-    'secret.site-key',
+    'secret.site-keys',
+    'secret.legacy-site-key',
     'service.unit',
   ]);
 });
@@ -263,7 +310,7 @@ test('the lab: per-robot install roots, the lab runtime, no systemd', () => {
   assert.ok(config?.kind === 'writeFile');
   const c = validateAgentConfig(parse(config.content));
   assert.equal(c.controlPlane.runtime, 'lab');
-  assert.equal(c.siteKeyFile, '/srv/lab/r2/etc/edgectl/site.key');
+  assert.equal(c.siteKeyFile, '/srv/lab/r2/etc/edgectl/site-keys.json');
   // The lab runtime reads the lab's identity and the installed site spec; the host polls its status.
   assert.deepEqual(c.controlPlane, {
     runtime: 'lab',
@@ -406,5 +453,32 @@ test('reset and uninstall with the k3s installer remove every file the k3s insta
     assert.equal(new Set(ids).size, ids.length);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('golden: the key plan of a rotation phase (send), and a removal that only the voters get', () => {
+  const rotating = { ...TEST_IDENTITY, keys: { send: 2, accept: [2, 1], refused: [] } };
+  const plan = renderKeyPlan({ inventory, identity: rotating });
+  assertGolden(golden('keys-plan.golden.txt'), `${formatPlanText(plan)}\n`);
+  for (const r of plan.robots) {
+    const ids = r.steps.map((s) => s.id);
+    assert.deepEqual(ids, ['secret.site-keys', 'service.reload-keys', 'service.keys-loaded'], r.target);
+    // The same step bootstrap renders for the same keys: either records what the other installed.
+    const fromBootstrap = renderBootstrapPlan({
+      inventory,
+      bundle: TEST_BUNDLE,
+      identity: rotating,
+      unitTemplate,
+    })
+      .robots.find((x) => x.target === r.target)!
+      .steps.find((s) => s.id === 'secret.site-keys');
+    assert.deepEqual(r.steps[0], fromBootstrap);
+  }
+  const refusing = { ...TEST_IDENTITY, keys: { send: 1, accept: [1], refused: ['vac-1'] } };
+  const removal = renderKeyPlan({ inventory, identity: refusing, robots: ['spot-1', 'spot-2', 'amr-1'] });
+  for (const r of removal.robots) {
+    const step = r.steps[0]!;
+    assert.ok(step.kind === 'writeFile');
+    assert.deepEqual(parseRobotKeyFile(step.content, r.target).refused, ['vac-1']);
   }
 });

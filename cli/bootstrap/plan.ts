@@ -10,7 +10,8 @@
  *   bundle      the offline bundle: the agent (its chunks, then its entry file), its Node runtime
  *               (with checksums)
  *   config      /etc/edgectl/agent.yaml, rendered from the inventory
- *   secret      the site key (0600 root, shown in plans as a digest only)
+ *   secret      the robot's own keys, derived from the site master secret (0600 root, shown in plans
+ *               as a digest only): a voter's pair keys, or a worker's one key
  *   runtime     the control-plane runtime's own steps (RuntimeInstaller: lab, k3s)
  *   service     the systemd unit; daemon-reload and restart only when something changed; enable
  *   prune       the agent chunks no longer imported (older builds'), once the agent runs the new ones
@@ -18,6 +19,7 @@
 import { identityPlan, type SiteIdentityMaterial } from '../../agent/k3s/identity.ts';
 import { installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
 import { K3sSettingsSchema, type K3sNodeSpec } from '../../agent/k3s/settings.ts';
+import { formatRobotKeyFile, renderRobotKeyFile } from '../../agent/site-key.ts';
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { InternalError } from '../../agent/errors.ts';
@@ -60,7 +62,7 @@ export interface RobotPlan {
   readonly steps: readonly BootstrapStep[];
 }
 
-export type PlanKind = 'bootstrap' | 'reset' | 'uninstall';
+export type PlanKind = 'bootstrap' | 'reset' | 'uninstall' | 'keys';
 
 export interface BootstrapPlan {
   readonly kind: PlanKind;
@@ -92,10 +94,23 @@ export interface BundleInfo {
   readonly airgapImages?: BundleFile;
 }
 
+/** Which key generations robots hold (site-dir.ts keyUse): what their key files are rendered with. */
+export interface SiteKeyUse {
+  readonly send: number;
+  readonly accept: readonly number[];
+  /** Removed robots the voters refuse. */
+  readonly refused: readonly string[];
+}
+
 /** The site's secrets, from the local site directory (site-dir.ts). */
 export interface SiteIdentity {
-  /** 32 random bytes, hex: authenticates every election datagram of the site. */
+  /**
+   * The site master secret, 32 random bytes, hex. It never leaves the bootstrap machine: each
+   * robot gets only the keys derived from it that it needs (agent/site-key.ts).
+   */
   readonly siteKeyHex: string;
+  /** The key generations in use (keys.json); default generation 1, nothing refused. */
+  readonly keys?: SiteKeyUse;
   /**
    * The k3s site identity (agent/k3s/identity.ts): custom CAs, the server and agent tokens, the
    * node-password key. Made once in the site directory for the k3s runtime; absent in a dry run
@@ -297,7 +312,9 @@ export const PATHS = {
   node: '/opt/edgectl/node/bin/node',
   configDir: '/etc/edgectl',
   config: '/etc/edgectl/agent.yaml',
-  siteKey: '/etc/edgectl/site.key',
+  siteKeys: '/etc/edgectl/site-keys.json',
+  /** Where an older edgectl put the one site key every robot shared; bootstrap removes it. */
+  legacySiteKey: '/etc/edgectl/site.key',
   stateDir: '/var/lib/edgectl',
 } as const;
 
@@ -617,16 +634,13 @@ export function renderBootstrapPlan(input: BootstrapInputs): BootstrapPlan {
         owner: 'root:root',
         content: t.text,
       })),
+      keyFileStep(inv, robot, input.identity),
       {
-        kind: 'writeFile',
-        id: 'secret.site-key',
+        kind: 'remove',
+        id: 'secret.legacy-site-key',
         phase: 'secret',
-        description: 'write the site key',
-        path: p(PATHS.siteKey),
-        mode: 0o600,
-        owner: 'root:root',
-        content: `${input.identity.siteKeyHex}\n`,
-        secret: true,
+        description: 'remove the site key an older edgectl shared with every robot',
+        path: p(PATHS.legacySiteKey),
       },
     ];
     // A witness runs the agent only: no k3s, no share of the k3s identity.
@@ -739,6 +753,104 @@ export function renderBootstrapPlan(input: BootstrapInputs): BootstrapPlan {
   return { kind: 'bootstrap', site: inv.site.id, robots };
 }
 
+const DEFAULT_KEY_USE: SiteKeyUse = { send: 1, accept: [1], refused: [] };
+
+/**
+ * keyFileStep writes a robot's own key file: a voter's pair keys, V and the operator key; a
+ * worker's one key (agent/site-key.ts). The same step in bootstrap and key plans, so that either
+ * records what the other installed.
+ */
+export function keyFileStep(inv: Inventory, robot: Robot, identity: SiteIdentity): BootstrapStep {
+  const use = identity.keys ?? DEFAULT_KEY_USE;
+  const file = renderRobotKeyFile({
+    master: Buffer.from(identity.siteKeyHex, 'hex'),
+    site: inv.site.id,
+    node: robot.name,
+    voters: inv.voters,
+    send: use.send,
+    accept: use.accept,
+    refused: use.refused,
+  });
+  return {
+    kind: 'writeFile',
+    id: 'secret.site-keys',
+    phase: 'secret',
+    description: `write the robot's own keys (${file.role === 'voter' ? "a voter's pair keys" : "a worker's one key"}, generation ${use.accept.join(' and ')})`,
+    path: installPath(inv, robot.name, PATHS.siteKeys),
+    mode: 0o600,
+    owner: 'root:root',
+    content: formatRobotKeyFile(file),
+    secret: true,
+  };
+}
+
+/**
+ * Exits 0 once the agent's /status (at $1) reports that it sends with generation $2, accepts
+ * exactly the generations $3 (comma-separated, ascending) and refuses exactly the robots $4
+ * (comma-separated, sorted); polls for up to 20 s. Run with the Node
+ * runtime bootstrap installed (`node -e`), like site-ready's status query: no curl needed.
+ */
+export const KEYS_LOADED_SCRIPT =
+  "const [l,s,a,f]=process.argv.slice(1);const end=Date.now()+20000;const go=()=>fetch('http://'+l+'/status',{signal:AbortSignal.timeout(3000)})" +
+  ".then(r=>r.json()).then(j=>{const k=j.keys;if(k&&String(k.send)===s&&[...k.accepted].sort((x,y)=>x-y).join(',')===a&&[...k.refused].sort().join(',')===f)process.exit(0);" +
+  "throw new Error(k?'it sends '+k.send+', accepts '+k.accepted.join(',')+' and refuses '+(k.refused.join(',')||'no one'):'its status shows no keys')})" +
+  ".catch(e=>{if(Date.now()>end){process.stderr.write('the agent did not load its new keys: '+e.message+'\\n');process.exit(1)}setTimeout(go,200)});go()";
+
+/**
+ * renderKeyPlan pushes new key files to running robots (edgectl site rotate-keys, and the voters'
+ * refusal list on edgectl robot remove) and makes each agent reload them: SIGHUP to the unit's
+ * main process, only when the file changed, then waits until the agent's /status shows the new
+ * generations, so that no phase of a rotation starts before every robot holds the last one. Nothing
+ * restarts. With install.service: none, whoever started the agents sends the SIGHUP. Pure.
+ */
+export function renderKeyPlan(input: {
+  readonly inventory: Inventory;
+  readonly identity: SiteIdentity;
+  readonly robots?: readonly string[];
+}): BootstrapPlan {
+  const inv = input.inventory;
+  const robots = selected(inv, input.robots).map((robot): RobotPlan => {
+    const steps: BootstrapStep[] = [keyFileStep(inv, robot, input.identity)];
+    const use = input.identity.keys ?? DEFAULT_KEY_USE;
+    // A worker refuses no one (agent/site-key.ts renderRobotKeyFile): it talks to voters only.
+    const refused = inv.voters.includes(robot.name) ? [...new Set(use.refused)].sort() : [];
+    const hint = `look at journalctl -u ${AGENT_UNIT} -n 100 on ${robot.name}: the agent logs why it kept its keys`;
+    if (inv.install.service === 'systemd')
+      steps.push(
+        {
+          kind: 'run',
+          id: 'service.reload-keys',
+          phase: 'service',
+          description: `make ${AGENT_UNIT} reload its keys (SIGHUP; no restart)`,
+          argv: ['systemctl', 'kill', '--signal=HUP', '--kill-whom=main', AGENT_UNIT],
+          sudo: true,
+          onlyIfChanged: ['secret.site-keys'],
+          hint,
+        },
+        {
+          kind: 'run',
+          id: 'service.keys-loaded',
+          phase: 'service',
+          description: `wait until the agent reports the new keys (sends generation ${use.send}, accepts ${use.accept.join(' and ')}${refused.length ? `, refuses ${refused.join(', ')}` : ''})`,
+          argv: [
+            installPath(inv, robot.name, PATHS.node),
+            '-e',
+            KEYS_LOADED_SCRIPT,
+            renderAgentConfig(inv, robot.name).status?.listen ?? '127.0.0.1:7947',
+            String(use.send),
+            [...new Set(use.accept)].sort((a, b) => a - b).join(','),
+            refused.join(','),
+          ],
+          onlyIfChanged: ['secret.site-keys'],
+          timeoutMs: 30_000,
+          hint,
+        },
+      );
+    return { target: robot.name, address: robot.address, steps };
+  });
+  return { kind: 'keys', site: inv.site.id, robots };
+}
+
 export interface RemoveInputs {
   readonly inventory: Inventory;
   readonly bundle: BundleInfo;
@@ -748,7 +860,7 @@ export interface RemoveInputs {
 
 /**
  * renderRemovePlan undoes a bootstrap: stop and disable the agent (it hands leadership over on
- * SIGTERM), remove its unit, the runtime's files, and edgectl's directories (config, site key,
+ * SIGTERM), remove its unit, the runtime's files, and edgectl's directories (config, keys,
  * state, bundle). `reset` is one robot; `uninstall` the whole site. Pure.
  */
 export function renderRemovePlan(kind: 'reset' | 'uninstall', input: RemoveInputs): BootstrapPlan {
@@ -781,7 +893,7 @@ export function renderRemovePlan(kind: 'reset' | 'uninstall', input: RemoveInput
       ...(inv.witnesses.includes(robot.name)
         ? []
         : runtimes[inv.controlPlane.runtime].uninstall(robot, { inventory: inv, bundle: input.bundle })),
-      remove('remove.config', p(PATHS.configDir), 'the agent config and site key', true),
+      remove('remove.config', p(PATHS.configDir), "the agent config and the robot's keys", true),
       remove('remove.state', p(PATHS.stateDir), "the agent's state (term, vote, site log)", true),
       remove('remove.bundle', p(PATHS.installDir), 'the agent bundle and its Node runtime', true),
     );

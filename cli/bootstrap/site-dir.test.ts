@@ -24,11 +24,12 @@ test('the site identity is made once, 0600 in a 0700 directory, and read back af
   const sd = siteDirFor('s', join(dir, 'site.yaml'));
   assert.equal(loadSiteIdentity(sd), null);
   const first = ensureSiteIdentity(sd, (n) => Buffer.alloc(n, 0xab));
-  assert.deepEqual(first, { identity: { siteKeyHex: 'ab'.repeat(32) }, created: true });
+  const keys = { send: 1, accept: [1], refused: [] };
+  assert.deepEqual(first, { identity: { siteKeyHex: 'ab'.repeat(32), keys }, created: true });
   assert.equal(statSync(sd.siteKey).mode & 0o777, 0o600);
   assert.equal(statSync(sd.root).mode & 0o777, 0o700);
   const second = ensureSiteIdentity(sd, (n) => Buffer.alloc(n, 0xcd));
-  assert.deepEqual(second, { identity: { siteKeyHex: 'ab'.repeat(32) }, created: false });
+  assert.deepEqual(second, { identity: { siteKeyHex: 'ab'.repeat(32), keys }, created: false });
   writeFileSync(sd.siteKey, 'short\n');
   assert.throws(() => loadSiteIdentity(sd), /not 64 hex digits/);
 });

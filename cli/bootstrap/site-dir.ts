@@ -3,7 +3,10 @@
  * everything `edgectl bootstrap site` keeps on the operator's machine. The directory is 0700 and
  * every file 0600.
  *
- *   site.key            32 random bytes (hex), made once; every robot gets a copy
+ *   site.key            the site master secret: 32 random bytes (hex), made once. It never leaves
+ *                       this directory: each robot gets keys derived from it (agent/site-key.ts)
+ *   keys.json           which key generation robots use, a rotation in progress, refused robots
+ *                       (edgectl site rotate-keys, edgectl robot remove)
  *   known_hosts         robots' SSH host keys recorded on first use (--accept-new-host-keys)
  *   state/<robot>.json  the steps done on each robot, by content hash: re-runs skip them, an
  *                       interrupted run resumes after the last one
@@ -24,11 +27,12 @@ import {
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError, EdgeError } from '../../agent/errors.ts';
-import type { SiteIdentity } from './plan.ts';
+import type { SiteIdentity, SiteKeyUse } from './plan.ts';
 
 export interface SiteDir {
   readonly root: string;
   readonly siteKey: string;
+  readonly keys: string;
   readonly knownHosts: string;
   readonly stateDir: string;
 }
@@ -39,6 +43,7 @@ export function siteDirFor(siteId: string, inventoryPath: string, override?: str
   return {
     root,
     siteKey: join(root, 'site.key'),
+    keys: join(root, 'keys.json'),
     knownHosts: join(root, 'known_hosts'),
     stateDir: join(root, 'state'),
   };
@@ -52,7 +57,7 @@ function readSiteKeyFile(path: string): SiteIdentity {
   const problems: string[] = [];
   if ((mode & 0o077) !== 0) problems.push(`mode is ${(mode & 0o777).toString(8)}: run chmod 600 ${path}`);
   if (!SITE_KEY_HEX.test(text))
-    problems.push('not 64 hex digits: restore it from a backup (robots hold copies)');
+    problems.push('not 64 hex digits: restore it from a backup of the site directory');
   if (problems.length) throw new ConfigError(path, problems);
   return { siteKeyHex: text };
 }
@@ -64,7 +69,92 @@ export function loadSiteIdentity(dir: SiteDir): SiteIdentity | null {
   } catch {
     return null;
   }
-  return readSiteKeyFile(dir.siteKey);
+  return { ...readSiteKeyFile(dir.siteKey), keys: keyUse(loadKeyState(dir)) };
+}
+
+/**
+ * KeyState: the site's key generations, kept in keys.json. A rotation to `generation + 1` goes
+ * through three phases, each pushed to every robot before the next: `accept` (robots accept the
+ * new generation, still send the old), `send` (they send the new, still accept the old), `retire`
+ * (the old is gone; then generation moves on and the refused list is cleared: a removed robot has
+ * no key of the new generation).
+ */
+export interface KeyState {
+  readonly generation: number;
+  readonly rotation: { readonly to: number; readonly phase: RotationPhase } | null;
+  /** Removed robots, refused by the voters until the next rotation retires their keys. */
+  readonly refused: readonly string[];
+}
+export type RotationPhase = 'accept' | 'send' | 'retire';
+
+export const INITIAL_KEY_STATE: KeyState = { generation: 1, rotation: null, refused: [] };
+
+/** keyUse: what robots hold in a key state: the generation they send with, those they accept. */
+export function keyUse(s: KeyState): SiteKeyUse {
+  const g = s.generation;
+  const r = s.rotation;
+  if (!r) return { send: g, accept: [g], refused: s.refused };
+  if (r.phase === 'accept') return { send: g, accept: [g, r.to], refused: s.refused };
+  if (r.phase === 'send') return { send: r.to, accept: [r.to, g], refused: s.refused };
+  return { send: r.to, accept: [r.to], refused: [] };
+}
+
+/** nextKeyState: the state after the current rotation phase was pushed to every robot. */
+export function nextKeyState(s: KeyState): KeyState {
+  const r = s.rotation;
+  if (!r) return { ...s, rotation: { to: s.generation + 1, phase: 'accept' } };
+  if (r.phase === 'accept') return { ...s, rotation: { to: r.to, phase: 'send' } };
+  if (r.phase === 'send') return { ...s, rotation: { to: r.to, phase: 'retire' } };
+  return { generation: r.to, rotation: null, refused: [] };
+}
+
+/** loadKeyState reads keys.json; a site directory made before it existed is at generation 1. */
+export function loadKeyState(dir: SiteDir): KeyState {
+  let text: string;
+  try {
+    text = readFileSync(dir.keys, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return INITIAL_KEY_STATE;
+    throw new EdgeError('SITE_DIR', `cannot read ${dir.keys}: ${(e as Error).message}`, { cause: e });
+  }
+  const problems: string[] = [];
+  let raw: Partial<KeyState> = {};
+  try {
+    raw = JSON.parse(text) as Partial<KeyState>;
+  } catch {
+    problems.push('not JSON');
+  }
+  const gen = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 1;
+  if (!gen(raw.generation)) problems.push('generation: must be an integer ≥ 1');
+  const r = raw.rotation;
+  if (
+    r !== null &&
+    (typeof r !== 'object' ||
+      r.to !== (raw.generation ?? 0) + 1 ||
+      !['accept', 'send', 'retire'].includes(r.phase))
+  )
+    problems.push('rotation: must be null or {to: generation + 1, phase: accept | send | retire}');
+  if (!Array.isArray(raw.refused) || !raw.refused.every((x) => typeof x === 'string'))
+    problems.push('refused: must list robot names');
+  if (problems.length)
+    throw new ConfigError(dir.keys, problems, {
+      hint: 'restore keys.json from a backup of the site directory; the robots key files show the generation in use',
+    });
+  return raw as KeyState;
+}
+
+/** saveKeyState writes keys.json atomically (temp, fsync, rename), 0600. */
+export function saveKeyState(dir: SiteDir, s: KeyState): void {
+  mkdirSync(dir.root, { recursive: true, mode: 0o700 });
+  const tmp = `${dir.keys}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeFileSync(fd, `${JSON.stringify(s, null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, dir.keys);
 }
 
 /**
@@ -78,13 +168,14 @@ export function ensureSiteIdentity(
   mkdirSync(dir.root, { recursive: true, mode: 0o700 });
   const existing = loadSiteIdentity(dir);
   if (existing) return { identity: existing, created: false };
+  const keys = keyUse(loadKeyState(dir));
   const siteKeyHex = random(32).toString('hex');
   let fd: number;
   try {
     fd = openSync(dir.siteKey, 'wx', 0o600);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST')
-      return { identity: readSiteKeyFile(dir.siteKey), created: false };
+      return { identity: { ...readSiteKeyFile(dir.siteKey), keys }, created: false };
     throw new EdgeError('SITE_DIR', `cannot create ${dir.siteKey}: ${(e as Error).message}`, { cause: e });
   }
   try {
@@ -93,7 +184,7 @@ export function ensureSiteIdentity(
   } finally {
     closeSync(fd);
   }
-  return { identity: { siteKeyHex }, created: true };
+  return { identity: { siteKeyHex, keys }, created: true };
 }
 
 /** What the executor remembers of one robot between runs. */

@@ -67,7 +67,7 @@ function planOptions<T>(y: Argv<T>, o: { recheck: boolean } = { recheck: true })
     .option('site-dir', {
       type: 'string',
       describe:
-        'The local site directory (site key, known_hosts, state); default .edgectl/<site-id> beside the inventory',
+        'The local site directory (master secret, keys, known_hosts, state); default .edgectl/<site-id> beside the inventory',
     })
     .option('sudo-password-file', {
       type: 'string',
@@ -123,6 +123,25 @@ export const bootstrapCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
   },
 });
 
+/** `edgectl site rotate-keys`: every robot to the next key generation, with no restart. */
+export const siteRotateKeysCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
+  command: 'rotate-keys',
+  describe:
+    'Move every robot to the next generation of its keys: three phases (accept, send, retire), agents reload, the leader stays',
+  builder: (y: Argv<GlobalArgs>) =>
+    planOptions(y)
+      .example('$0 site rotate-keys -f site.yaml --dry-run', 'The three phases, per robot')
+      .example(
+        '$0 site rotate-keys -f site.yaml',
+        'Rotate; a run that stops resumes at its phase',
+      ) as unknown as Argv<GlobalArgs>,
+  handler: async (argv) => {
+    const a = argv as unknown as PlanArgs;
+    const { runRotateKeys } = await import('../ops/bootstrap.ts');
+    await runRotateKeys(options(a), io);
+  },
+});
+
 /** `edgectl site ready`: wait for a bootstrapped site and write its kubeconfig (under cli/commands/site.ts). */
 export const siteReadyCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
   command: 'ready',
@@ -157,7 +176,7 @@ export const siteReadyCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
 /** `edgectl reset robot <name>`: register in cli/main.ts next to bootstrapCommand. */
 export const resetCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
   command: 'reset robot <robot>',
-  describe: 'Remove what bootstrap installed from one robot (agent, config, site key, state)',
+  describe: 'Remove what bootstrap installed from one robot (agent, config, keys, state)',
   builder: (y: Argv<GlobalArgs>) =>
     planOptions(y)
       .positional('robot', { type: 'string', describe: 'The robot, by its inventory name' })

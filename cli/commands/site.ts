@@ -5,7 +5,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { GlobalArgs } from '../main.ts';
 import type { Io } from '../output.ts';
-import { siteReadyCommand } from './bootstrap.ts';
+import { siteReadyCommand, siteRotateKeysCommand } from './bootstrap.ts';
 
 const addrOption = <T>(y: Argv<T>): Argv<T> =>
   y.option('addr', {
@@ -83,12 +83,17 @@ const siteHistoryCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
 
 export const siteCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
   command: 'site <command>',
-  describe: 'A running site: wait for it (ready), change its spec (apply), list spec versions (history)',
+  describe:
+    'A running site: wait for it (ready), change its spec (apply), list spec versions (history), rotate its keys (rotate-keys)',
   builder: (y: Argv<GlobalArgs>) =>
     y
       .command(siteReadyCommand(io))
       .command(siteApplyCommand(io))
       .command(siteHistoryCommand(io))
-      .demandCommand(1, 'Name a site command: ready, apply or history.') as unknown as Argv<GlobalArgs>,
+      .command(siteRotateKeysCommand(io))
+      .demandCommand(
+        1,
+        'Name a site command: ready, apply, history or rotate-keys.',
+      ) as unknown as Argv<GlobalArgs>,
   handler: () => {},
 });

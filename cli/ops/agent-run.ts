@@ -1,7 +1,9 @@
 /**
  * `edgectl agent run`: the robot daemon. It builds the real implementations of each interface from
  * the config and runs the Agent until SIGTERM or SIGINT, then shuts down cleanly (leadership
- * transfer, mDNS goodbye).
+ * transfer, mDNS goodbye). SIGHUP reloads the robot's key file (edgectl site rotate-keys): the
+ * transport and the snapshot sealing switch to the new keys at once; a file that fails its checks
+ * is logged and the keys in use stay.
  */
 import { Agent } from '../../agent/agent.ts';
 import type { AgentConfig } from '../../agent/config.ts';
@@ -12,14 +14,21 @@ import { makeDiscovery } from '../../agent/discovery/factory.ts';
 import { EdgeError } from '../../agent/errors.ts';
 import { createLogger } from '../../agent/log.ts';
 import { StateStore } from '../../agent/persistence/state-store.ts';
-import { readSiteKey } from '../../agent/site-key.ts';
+import { loadKeyring, type Keyring } from '../../agent/site-key.ts';
 import { fileSiteSpecSource } from '../../agent/site/spec-source.ts';
 import { startStatusServer } from '../../agent/status-server.ts';
 import { UdpTransport } from '../../agent/transport/udp.ts';
 import type { Io } from '../output.ts';
 import type { Logger } from 'pino';
 
-async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): Promise<ControlPlaneRuntime> {
+/** The keys that seal snapshots between this voter and a peer, the first to seal (agent/site-key.ts). */
+export type SnapshotKeysFor = (peer: string) => Buffer[];
+
+async function makeRuntime(
+  config: AgentConfig,
+  log: Logger,
+  snapshotKeysFor: SnapshotKeysFor,
+): Promise<ControlPlaneRuntime> {
   switch (config.controlPlane.runtime) {
     case 'memory':
       return new InMemoryControlPlane(config.node.id);
@@ -34,14 +43,14 @@ async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): P
         labels: config.node.labels,
         controlPlane: config.controlPlane,
         log,
-        siteKey,
+        snapshotKeysFor,
         serverCapable: config.voters.includes(config.node.id),
         servers: config.voters,
       });
     }
     case 'k3s': {
       const { makeK3sControlPlane } = await import('./k3s-runtime.ts');
-      return makeK3sControlPlane(config, log, siteKey);
+      return makeK3sControlPlane(config, log, snapshotKeysFor);
     }
     default:
       throw new EdgeError(
@@ -75,18 +84,38 @@ export interface RunAgentOptions {
 
 export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unknown>): Promise<void> {
   const config = o.loadConfig(o.config);
-  const key = readSiteKey(config.siteKeyFile);
+  const expected = { site: config.site.id, node: config.node.id, voters: config.voters };
+  let keys: Keyring = loadKeyring(config.siteKeyFile, expected);
   const { log, context } = createLogger({
     node: config.node.id,
     site: config.site.id,
     level: config.log.level,
   });
-  const runtime = await makeRuntime(config, log, key);
+  // Installed before anything slow: SIGHUP's default action would end the agent. The transport
+  // and the runtime read `keys` through these closures, so a reload reaches both at once.
+  const reloadKeys = () => {
+    try {
+      keys = loadKeyring(config.siteKeyFile, expected);
+      log.info(
+        { keys: keys.summary() },
+        `${config.node.id} reloaded its keys: it sends with generation ${keys.sendGeneration}`,
+      );
+    } catch (e) {
+      log.error({ err: (e as Error).message }, `${config.node.id} kept its keys: the key file did not load`);
+    }
+  };
+  // Left in place if the start fails: the process ends then, and a signal listener keeps nothing alive.
+  process.on('SIGHUP', reloadKeys);
+  const runtime = await makeRuntime(config, log, (peer) => keys.snapshotKeysFor(peer));
   const store = new StateStore(config.stateDir);
   const transport = await UdpTransport.open({
     self: config.node.id,
     siteId: config.site.id,
-    key,
+    keys: {
+      sendKey: (peer) => keys.sendKey(peer),
+      receiveKey: (peer, generation) => keys.receiveKey(peer, generation),
+      confirmSender: (peer, generation) => keys.confirmSender(peer, generation),
+    },
     bindAddress: config.network.bindAddress,
     port: config.network.port,
   });
@@ -102,7 +131,9 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
     log,
     logContext: context,
     siteSpecs: fileSiteSpecSource(installedSiteSpecFile(config)),
-    operatorKeyMaterial: key,
+    // The keys of the current generations, read at each request: a SIGHUP reload takes effect at once.
+    operatorKeys: () => keys.operatorKeys(),
+    keys: () => keys.summary(),
   });
   try {
     await agent.start();
@@ -111,7 +142,7 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
     throw e;
   }
   const status = await startStatusServer(agent, config.status.listen);
-  log.info({ status: config.status.listen, port: transport.port }, 'agent running');
+  log.info({ status: config.status.listen, port: transport.port, keys: keys.summary() }, 'agent running');
   await (stop ??
     new Promise<void>((resolve) => {
       process.once('SIGTERM', () => resolve());
@@ -121,4 +152,5 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
   await agent.stop();
   await status.close();
   await runtime.close();
+  process.off('SIGHUP', reloadKeys);
 }

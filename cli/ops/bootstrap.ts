@@ -37,6 +37,7 @@ import {
   DEFAULT_RUNTIMES,
   k3sInstaller,
   renderBootstrapPlan,
+  renderKeyPlan,
   renderRemovePlan,
   type BootstrapPlan,
   type Runtimes,
@@ -52,8 +53,13 @@ import {
 import {
   ensureSiteIdentity,
   FileStateStore,
+  keyUse,
+  loadKeyState,
   loadSiteIdentity,
+  nextKeyState,
+  saveKeyState,
   siteDirFor,
+  type KeyState,
   type SiteDir,
 } from '../bootstrap/site-dir.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
@@ -61,7 +67,7 @@ import { checkOutDir } from './local-files.ts';
 
 const UNIT_TEMPLATE = fileURLToPath(new URL('../../templates/edgectl-agent.service', import.meta.url));
 
-/** Stands in for the site key in a dry run before the site directory exists (never installed). */
+/** Stands in for the site master secret in a dry run before the site directory exists (never installed). */
 const NOT_YET_GENERATED: SiteIdentity = { siteKeyHex: '0'.repeat(64) };
 
 /**
@@ -229,7 +235,7 @@ export function renderReport(report: ApplyReport): string {
   return out.join('\n');
 }
 
-type Kind = BootstrapPlan['kind'];
+type Kind = Exclude<BootstrapPlan['kind'], 'keys'>;
 
 async function runPlanned(
   kind: Kind,
@@ -264,10 +270,23 @@ async function runPlanned(
   }
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
   checkOutDir(o.siteDir ? '--site-dir' : 'the site directory', siteDir.root);
+  if (kind === 'bootstrap') {
+    // A removed robot still in the inventory would get keys the voters refuse by name.
+    const refused = loadKeyState(siteDir).refused.filter((n) => !o.robots || o.robots.includes(n));
+    const listed = inv.robots.filter((r) => refused.includes(r.name)).map((r) => r.name);
+    if (listed.length)
+      throw new UsageError(
+        'ROBOT_REFUSED',
+        `${listed.join(', ')} was removed from the site: the voters refuse its keys`,
+        {
+          hint: `delete it from robots: in ${o.file}, or run edgectl site rotate-keys -f ${o.file} to let it back under new keys`,
+        },
+      );
+  }
   // The k3s runtime installs the k3s plans of agent/k3s/ (units, reap script, fence, identity).
   const runtimes = deps.runtimes ?? { ...DEFAULT_RUNTIMES, k3s: k3sInstaller(readK3sTemplates().reapScript) };
   const robots = o.robots;
-  // The k3s site identity lives beside the site key, made once (0600 files, 0700 directory).
+  // The k3s site identity lives beside the site master secret, made once (0600 files, 0700 directory).
   const k3sIdentityDir = join(siteDir.root, 'k3s-identity');
   const withK3s = async (id: SiteIdentity, create: boolean): Promise<SiteIdentity> => {
     if (inv.controlPlane.runtime !== 'k3s' || kind !== 'bootstrap') return id;
@@ -278,7 +297,7 @@ async function runPlanned(
     return { ...id, k3s: await readSiteIdentity(k3sIdentityDir) };
   };
 
-  // 2. The plan. A dry run reads the site key if there is one and creates nothing.
+  // 2. The plan. A dry run reads the site master secret if there is one and creates nothing.
   const existing = loadSiteIdentity(siteDir);
   const render = (identity: SiteIdentity) =>
     kind === 'bootstrap'
@@ -301,7 +320,7 @@ async function runPlanned(
     const plan = render(await withK3s(existing ?? NOT_YET_GENERATED, false));
     const identityNote = existing
       ? `site identity: ${siteDir.root}`
-      : `site identity: not generated yet (the apply creates ${siteDir.root}; the digests of the site key${inv.controlPlane.runtime === 'k3s' ? ' and of the k3s identity (CAs, tokens, node passwords)' : ''} are of placeholders)`;
+      : `site identity: not generated yet (the apply creates ${siteDir.root}; the key file digests shown are placeholders)`;
     if (o.output === 'json')
       io.out(
         JSON.stringify(
@@ -581,6 +600,19 @@ export async function runRobotAdd(
   deps: BootstrapDeps = {},
 ) {
   requireLearner(o.file, o.robot, 'add', deps);
+  // Its keys are derived by the voters from what they hold: no other robot changes. A robot
+  // removed earlier is refused by name until a rotation, and its old keys are known to whoever
+  // holds the removed machine, so it comes back only under a new generation.
+  const inv = loadInventory(o.file, deps.env ?? process.env).inventory;
+  const keyState = loadKeyState(siteDirFor(inv.site.id, o.file, o.siteDir));
+  if (keyState.refused.includes(o.robot))
+    throw new UsageError(
+      'ROBOT_REFUSED',
+      `${o.robot} was removed from the site: the voters refuse its keys of generation ${keyState.generation}`,
+      {
+        hint: `run edgectl site rotate-keys -f ${o.file} first: the next generation gives ${o.robot} new keys and ends the refusal`,
+      },
+    );
   const report = await runPlanned(
     'bootstrap',
     { ...o, robots: [o.robot] },
@@ -619,6 +651,9 @@ export async function runRobotRemove(
 ) {
   requireLearner(o.file, o.robot, 'remove', deps);
   requireYes(o, `edgectl robot remove ${o.robot}`);
+  // First the voters refuse its key, so that a robot that is gone (stolen, dead) is out even when
+  // the uninstall below cannot reach it.
+  await refuseRobot(o, io, deps);
   const report = await runPlanned(
     'reset',
     { ...o, robots: [o.robot] },
@@ -631,6 +666,187 @@ export async function runRobotRemove(
       `${o.robot} is off the site. The leader marks its Node lost after the grace period (site spec nodeLoss.graceSeconds); delete ${o.robot} from ${o.file} now.`,
     );
   return report;
+}
+
+/**
+ * refuseRobot records `o.robot` as refused in the site directory and pushes the voters' key files
+ * with it: from their reload on, no frame under its key is accepted. Workers need no change: they
+ * talk to voters only.
+ */
+async function refuseRobot(
+  o: ApplyCliOptions & { robot: string },
+  io: Io,
+  deps: BootstrapDeps,
+): Promise<void> {
+  const loaded = loadInventory(o.file, deps.env ?? process.env);
+  const inv = loaded.inventory;
+  const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
+  const identity = loadSiteIdentity(siteDir);
+  if (!identity) return; // never bootstrapped from here: no voter holds keys from this directory
+  const before = loadKeyState(siteDir);
+  const state: KeyState = before.refused.includes(o.robot)
+    ? before
+    : { ...before, refused: [...before.refused, o.robot].sort() };
+  const plan = renderKeyPlan({
+    inventory: inv,
+    identity: { ...identity, keys: keyUse(state) },
+    robots: inv.voters,
+  });
+  if (o.dryRun) {
+    io.out(
+      o.output === 'json'
+        ? JSON.stringify({ ...planArtifact(plan), refuse: o.robot }, null, 2)
+        : `the voters refuse ${o.robot} first:\n${formatPlanText(plan)}\n`,
+    );
+    return;
+  }
+  saveKeyState(siteDir, state);
+  await applyKeysOrThrow(
+    plan,
+    loaded,
+    o,
+    io,
+    deps,
+    siteDir,
+    `edgectl robot remove ${o.robot} -f ${o.file} --yes`,
+  );
+}
+
+/** applyKeysOrThrow applies a key plan over SSH with progress; any robot failing is an error. */
+async function applyKeysOrThrow(
+  plan: BootstrapPlan,
+  loaded: LoadedInventory,
+  o: ApplyCliOptions,
+  io: Io,
+  deps: BootstrapDeps,
+  siteDir: SiteDir,
+  resumeCommand: string,
+): Promise<ApplyReport> {
+  const env = deps.env ?? process.env;
+  const inv = loaded.inventory;
+  const password = await sudoPassword(
+    loaded,
+    o,
+    deps,
+    plan.robots.map((r) => r.target),
+  );
+  const ctx: ConnectContext = { siteDir, acceptNewHostKeys: o.acceptNewHostKeys, sudoPassword: password };
+  const connect =
+    deps.connect ?? ((r: Robot, l: LoadedInventory, c: ConnectContext) => sshConnect(r, l, c, env));
+  const renderer = progressRenderer(o, io, deps);
+  const report = await applyPlan({
+    plan,
+    connect: (rp) =>
+      connect(
+        inv.robots.find((r) => r.name === rp.target)!,
+        loaded,
+        ctx,
+      ),
+    state: new FileStateStore(siteDir.stateDir),
+    parallel: o.parallel,
+    emit: (e: ProgressEvent) => renderer.event(e),
+    recheck: o.recheck,
+    resumeCommand,
+  });
+  renderer.end();
+  if (o.output === 'json') io.out(JSON.stringify({ type: 'report', ...report }));
+  else io.out(renderReport(report));
+  const failed = report.robots.filter((r) => !r.ok);
+  if (failed.length)
+    throw new EdgeError(
+      'KEYS_INCOMPLETE',
+      `new keys reached ${report.robots.length - failed.length} of ${report.robots.length} robot(s); not ${failed.map((r) => r.robot).join(', ')}`,
+      {
+        hint: `fix what the report says, then run ${resumeCommand} again: it goes on where it stopped. A robot that is gone for good: edgectl robot remove <name> --yes (a learner)`,
+      },
+    );
+  return report;
+}
+
+/**
+ * `edgectl site rotate-keys`: move every robot to the next key generation without downtime. Three
+ * phases, each pushed to every robot (and each agent reloaded with SIGHUP) before the next starts:
+ * accept the new generation, send with it, retire the old one. No robot ever receives a frame it
+ * cannot check, so the leader keeps its term. The phase reached is kept in the site directory's
+ * keys.json: a run that stops (a robot unreachable) resumes there. Robots the site refuses (robot
+ * remove) get nothing; the new generation ends their refusal, as they hold none of its keys.
+ */
+export async function runRotateKeys(o: ApplyCliOptions, io: Io, deps: BootstrapDeps = {}) {
+  const loaded = loadInventory(o.file, deps.env ?? process.env);
+  const inv = loaded.inventory;
+  const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
+  const identity = loadSiteIdentity(siteDir);
+  if (!identity)
+    throw new UsageError(
+      'NO_SITE_IDENTITY',
+      `${siteDir.siteKey} does not exist: this site has no keys to rotate`,
+      {
+        hint: `run edgectl bootstrap site -f ${o.file} first, or pass the --site-dir it used`,
+      },
+    );
+  let state = loadKeyState(siteDir);
+  const robots = inv.robots.filter((r) => !state.refused.includes(r.name)).map((r) => r.name);
+  const resume = `edgectl site rotate-keys -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`;
+  if (!state.rotation) state = nextKeyState(state);
+  if (o.dryRun) {
+    const phases: { phase: string; send: number; accept: readonly number[]; plan: BootstrapPlan }[] = [];
+    for (let s: KeyState = state; s.rotation; s = nextKeyState(s)) {
+      const use = keyUse(s);
+      phases.push({
+        phase: s.rotation.phase,
+        send: use.send,
+        accept: use.accept,
+        plan: renderKeyPlan({ inventory: inv, identity: { ...identity, keys: use }, robots }),
+      });
+    }
+    if (o.output === 'json')
+      io.out(
+        JSON.stringify(
+          { siteDir: siteDir.root, phases: phases.map((p) => ({ ...p, plan: planArtifact(p.plan) })) },
+          null,
+          2,
+        ),
+      );
+    else
+      io.out(
+        phases
+          .map(
+            (p, i) =>
+              `phase ${i + 1} of ${phases.length}, ${p.phase}: robots send generation ${p.send}, accept ${p.accept.join(' and ')}\n${formatPlanText(p.plan)}`,
+          )
+          .join('\n\n'),
+      );
+    return { phases: phases.map((p) => p.phase) };
+  }
+  saveKeyState(siteDir, state);
+  const done: string[] = [];
+  while (state.rotation) {
+    const use = keyUse(state);
+    if (o.output !== 'json')
+      io.err(
+        `rotate-keys: ${state.rotation.phase}: robots send generation ${use.send}, accept ${use.accept.join(' and ')}`,
+      );
+    const plan = renderKeyPlan({ inventory: inv, identity: { ...identity, keys: use }, robots });
+    await applyKeysOrThrow(plan, loaded, o, io, deps, siteDir, resume);
+    done.push(state.rotation.phase);
+    state = nextKeyState(state);
+    saveKeyState(siteDir, state);
+    // Without systemd nothing here can make the agents reload: one phase per run, and whoever
+    // started the agents sends them SIGHUP before the next.
+    if (state.rotation && inv.install.service !== 'systemd') {
+      const next = { type: 'keys.phase-done', phase: done.at(-1), next: state.rotation.phase };
+      if (o.output === 'json') io.out(JSON.stringify(next));
+      else
+        io.out(
+          `phase ${done.at(-1)} is on every robot. Send every agent SIGHUP (install.service is none), then run ${resume} again for the ${state.rotation.phase} phase`,
+        );
+      return next;
+    }
+  }
+  const result = { type: 'keys.rotated', generation: state.generation, phases: done };
+  if (o.output === 'json') io.out(JSON.stringify(result));
+  else io.out(`site ${inv.site.id} now uses key generation ${state.generation} on every robot`);
+  return result;
 }
 
 function requireLearner(file: string, robot: string, action: 'add' | 'remove', deps: BootstrapDeps): void {

@@ -12,7 +12,7 @@ import {
   logSnapshotPush,
   SnapshotReceiver,
   SnapshotStore,
-  siteSnapshotKeys,
+  type SnapshotKeys,
 } from '../../agent/control-plane/snapshots.ts';
 import { RECEIVED_SNAPSHOT_DIR } from '../../agent/k3s/paths.ts';
 import { ConfigError } from '../../agent/errors.ts';
@@ -42,7 +42,7 @@ const k3sControlPlaneSchema = z.object({
 export async function makeK3sControlPlane(
   config: AgentConfig,
   log: Logger,
-  siteKey?: Buffer,
+  snapshotKeysFor?: (peer: string) => readonly Buffer[],
 ): Promise<K3sControlPlane> {
   const r = k3sControlPlaneSchema.safeParse(config.controlPlane);
   if (!r.success)
@@ -54,7 +54,7 @@ export async function makeK3sControlPlane(
   const spec = loadSiteSpec(r.data.siteSpecFile);
   const templates = readAddonTemplates(r.data.templatesDir);
   // Every server-capable robot keeps the snapshots the leader pushes, to restore when it leads.
-  const keys = siteKey ? siteSnapshotKeys(siteKey, config.voters) : undefined;
+  const keys: SnapshotKeys | undefined = snapshotKeysFor ? { forPeer: snapshotKeysFor } : undefined;
   let receiver: SnapshotReceiver | undefined;
   if (keys && r.data.k3s.serverCapable && r.data.snapshotReceiver) {
     receiver = await SnapshotReceiver.start({

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
+import { operatorKey } from '../../agent/site-key.ts';
 import { Agent } from '../../agent/agent.ts';
 import { validateAgentConfig } from '../../agent/config.ts';
 import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
@@ -33,9 +34,10 @@ test('site apply shows the diff, proposes nothing on --dry-run, commits a signed
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-site-cli-'));
   const key = Buffer.alloc(32, 3);
   const keyFile = join(dir, 'site.key');
-  writeFileSync(keyFile, key, { mode: 0o600 });
+  // The site directory's master secret, as bootstrap keeps it: 64 hex digits, 0600.
+  writeFileSync(keyFile, `${key.toString('hex')}\n`, { mode: 0o600 });
   const wrongKeyFile = join(dir, 'wrong.key');
-  writeFileSync(wrongKeyFile, Buffer.alloc(32, 4), { mode: 0o600 });
+  writeFileSync(wrongKeyFile, `${Buffer.alloc(32, 4).toString('hex')}\n`, { mode: 0o600 });
   const installed = join(dir, 'installed.yaml');
   writeFileSync(installed, `id: ${SITE}\nquota:\n  hard:\n    pods: "10"\n`);
   const config = validateAgentConfig({
@@ -66,7 +68,8 @@ test('site apply shows the diff, proposes nothing on --dry-run, commits a signed
     store: new StateStore(config.stateDir),
     log: pino({ level: 'silent' }),
     siteSpecs: fileSiteSpecSource(installed),
-    operatorKeyMaterial: key,
+    // What bootstrap installs on a voter: the operator key of generation 1.
+    operatorKeys: () => [operatorKey(key, 1)],
   });
   const lines: string[] = [];
   const io = { out: (t: string) => lines.push(t), err: (t: string) => lines.push(t) };

@@ -6,16 +6,17 @@
  * same status port).
  */
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { SiteApplyOutcome, SiteHistoryEntry, SiteView } from '../../agent/agent.ts';
 import { ConfigError, EdgeError, UsageError } from '../../agent/errors.ts';
-import { operatorKey, signSiteApply } from '../../agent/operator-auth.ts';
-import { readSiteKey } from '../../agent/site-key.ts';
+import { signSiteApply } from '../../agent/operator-auth.ts';
+import { operatorKey } from '../../agent/site-key.ts';
 import { diffSpecs, formatChange, specDigest, type SpecChange } from '../../agent/site/spec-log.ts';
 import { canonicalSiteSpec } from '../../agent/site/spec-source.ts';
 import { parseSiteSpec } from '../../agent/site/spec.ts';
 import { readInventoryFile } from '../bootstrap/inventory-files.ts';
-import { siteDirFor } from '../bootstrap/site-dir.ts';
+import { loadSiteIdentity, siteDirFor, type SiteDir } from '../bootstrap/site-dir.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
 
 export interface SiteApplyOptions {
@@ -168,7 +169,13 @@ export async function runSiteApply(o: SiteApplyOptions, io: Io): Promise<SiteApp
     throw new UsageError('NO_SITE_KEY', 'which site key signs this request?', {
       hint: 'pass --site-key <path> (or -f the inventory, whose site directory holds site.key)',
     });
-  const key = operatorKey(readSiteKey(proposed.keyFile));
+  // The site directory's master secret and the generation its robots send with now.
+  const identity = loadSiteIdentity(siteDirOfKey(proposed.keyFile));
+  if (!identity)
+    throw new UsageError('NO_SITE_KEY', `there is no site master secret at ${proposed.keyFile}`, {
+      hint: 'pass --site-key <site directory>/site.key, or -f the inventory bootstrap used',
+    });
+  const key = operatorKey(Buffer.from(identity.siteKeyHex, 'hex'), identity.keys?.send ?? 1);
   const body = JSON.stringify({
     site: view.site,
     baseVersion: base,
@@ -221,4 +228,10 @@ export async function runSiteHistory(
       ),
     );
   return versions;
+}
+
+/** siteDirOfKey: the site directory whose master secret is at `keyFile` (keys.json beside it). */
+function siteDirOfKey(keyFile: string): SiteDir {
+  const root = dirname(resolve(keyFile));
+  return { ...siteDirFor('', keyFile, root), siteKey: resolve(keyFile) };
 }

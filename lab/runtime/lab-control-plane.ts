@@ -27,7 +27,6 @@ import {
   pushSnapshot,
   SnapshotReceiver,
   SnapshotStore,
-  siteSnapshotKeys,
   type SnapshotKeys,
   type SnapshotRecord,
 } from '../../agent/control-plane/snapshots.ts';
@@ -447,8 +446,8 @@ export async function makeLabControlPlane(o: {
   labels: Readonly<Record<string, string>>;
   controlPlane: Readonly<Record<string, unknown>>;
   log: Logger;
-  /** The site key: seals control-plane snapshots between server-capable robots. */
-  siteKey?: Buffer;
+  /** The snapshot keys this voter shares with each other voter (Keyring.snapshotKeysFor). */
+  snapshotKeysFor?: (peer: string) => readonly Buffer[];
   serverCapable?: boolean;
   /** The server-capable robots (the voters): the only ones that push and receive snapshots. */
   servers?: readonly string[];
@@ -522,10 +521,10 @@ export async function makeLabControlPlane(o: {
     };
   }
   let snapshots: LabControlPlaneOptions['snapshots'];
-  if (o.siteKey && o.serverCapable) {
+  if (o.snapshotKeysFor && o.serverCapable) {
     // Every server-capable robot keeps the snapshots the leader pushes, to restore when it leads.
     const store = new SnapshotStore(join(o.stateDir, 'snapshots'));
-    const keys = siteSnapshotKeys(o.siteKey, o.servers ?? []);
+    const keys: SnapshotKeys = { forPeer: o.snapshotKeysFor };
     const receiver = await SnapshotReceiver.start({
       self: o.nodeId,
       address: r.data.address,

@@ -29,6 +29,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { AgentStatus } from '../../agent/agent.ts';
+import { formatRobotKeyFile, renderRobotKeyFile } from '../../agent/site-key.ts';
 import { fetchStatus } from '../../cli/ops/status.ts';
 import { createSite, destroySite, killGroup, spawnIn, type NetnsSite } from '../../lab/netns.ts';
 import { fleetTiming } from '../../statecharts/timing.ts';
@@ -174,7 +175,7 @@ async function runRound(
           profile: 'fleet',
           network: { interfaces: ['eth0'] },
           stateDir: join(work, r.name, 'state'),
-          siteKeyFile: join(dir, 'site.key'),
+          siteKeyFile: join(dir, `${r.name}.keys.json`),
           status: { listen: `${r.address}:7947` },
           controlPlane: { runtime: 'memory' },
           log: { level: 'warn' },
@@ -250,7 +251,22 @@ const site = createSite(PREFIX, '10.77.8', names);
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-bench-'));
 const results: Round[] = [];
 try {
-  writeFileSync(join(dir, 'site.key'), randomBytes(32), { mode: 0o600 });
+  const master = randomBytes(32);
+  for (const name of names)
+    writeFileSync(
+      join(dir, `${name}.keys.json`),
+      formatRobotKeyFile(
+        renderRobotKeyFile({
+          master,
+          site: 'bench',
+          node: name,
+          voters: names.slice(0, 5),
+          send: 1,
+          accept: [1],
+        }),
+      ),
+      { mode: 0o600 },
+    );
   for (let round = 1; round <= rounds; round++)
     for (const b of bundles) {
       const r = await runRound(site, dir, b, round);

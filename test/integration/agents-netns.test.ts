@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { AgentStatus } from '../../agent/agent.ts';
+import { formatRobotKeyFile, renderRobotKeyFile } from '../../agent/site-key.ts';
 import { fetchStatus } from '../../cli/ops/status.ts';
 import {
   createSite,
@@ -61,8 +62,17 @@ before(() => {
   requireRoot('the agent integration test');
   site = createSite(PREFIX, SUBNET, ['r1', 'r2', 'r3']);
   dir = mkdtempSync(join(tmpdir(), 'edgectl-it-'));
-  writeFileSync(join(dir, 'site.key'), randomBytes(32), { mode: 0o600 });
+  const master = randomBytes(32);
   for (const r of site.robots) {
+    const keys = renderRobotKeyFile({
+      master,
+      site: 'it-site',
+      node: r.name,
+      voters: ['r1', 'r2', 'r3'],
+      send: 1,
+      accept: [1],
+    });
+    writeFileSync(join(dir, `${r.name}.keys.json`), formatRobotKeyFile(keys), { mode: 0o600 });
     const config = {
       site: { id: 'it-site' },
       node: { id: r.name, serverCapable: true },
@@ -70,7 +80,7 @@ before(() => {
       profile: 'lab',
       network: { interfaces: ['eth0'], mdns: true, seeds: [] },
       stateDir: join(dir, r.name, 'state'),
-      siteKeyFile: join(dir, 'site.key'),
+      siteKeyFile: join(dir, `${r.name}.keys.json`),
       status: { listen: `${r.address}:7947` },
       controlPlane: { runtime: 'memory' },
       membership: { suspectAfterMs: 1000, deadAfterMs: 3000 },

@@ -222,7 +222,7 @@ test('every secret bootstrap writes is 0600 and owned by root, on the robots and
     join(work, 'kubeconfig'),
     ...state.robots.flatMap((r) => {
       const root = join(state.dir, 'robots', r.name, 'root');
-      return [join(root, 'etc/edgectl/site.key'), join(root, 'etc/edgectl/agent.yaml')];
+      return [join(root, 'etc/edgectl/site-keys.json'), join(root, 'etc/edgectl/agent.yaml')];
     }),
   ];
   assert.deepEqual(

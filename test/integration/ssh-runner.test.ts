@@ -30,6 +30,7 @@ import {
   type SshdFixture,
   type TestUser,
 } from '../../agent/exec/testing/sshd.ts';
+import { parseRobotKeyFile } from '../../agent/site-key.ts';
 import type { ApplyReport } from '../../cli/bootstrap/apply.ts';
 import { runBootstrapSite, runUninstallSite, type ApplyCliOptions } from '../../cli/ops/bootstrap.ts';
 import { createSite, destroySite, requireRoot } from '../../lab/netns.ts';
@@ -376,13 +377,16 @@ describe('bootstrap site over SSH: two robots, lab layout, non-root users with s
       c.lines.join('\n'),
     );
     assert.equal(readFileSync(join(siteDir, 'known_hosts'), 'utf8').split('\n').filter(Boolean).length, 2);
-    const key = readFileSync(join(siteDir, 'site.key'), 'utf8');
+    const master = readFileSync(join(siteDir, 'site.key'), 'utf8').trim();
     for (const robot of ['ssh1', 'ssh2']) {
       const base = `${root()}/${robot}`;
-      const st = statSync(`${base}/etc/edgectl/site.key`);
+      const st = statSync(`${base}/etc/edgectl/site-keys.json`);
       assert.equal(st.mode & 0o777, 0o600);
       assert.equal(st.uid, 0);
-      assert.equal(readFileSync(`${base}/etc/edgectl/site.key`, 'utf8'), key);
+      // The robot's own keys; the master secret stays in the site directory.
+      const keys = readFileSync(`${base}/etc/edgectl/site-keys.json`, 'utf8');
+      assert.equal(parseRobotKeyFile(keys, robot).node, robot);
+      assert.ok(!keys.includes(master));
       assert.equal(statSync(`${base}/etc/edgectl`).mode & 0o777, 0o700);
       assert.equal(statSync(`${base}/opt/edgectl/node/bin/node`).mode & 0o777, 0o755);
       assert.match(readFileSync(`${base}/etc/edgectl/agent.yaml`, 'utf8'), new RegExp(`id: ${robot}`));
@@ -398,7 +402,7 @@ describe('bootstrap site over SSH: two robots, lab layout, non-root users with s
     const everything =
       c.lines.join('\n') + readFileSync(sshd.logFile, 'utf8') + readFileSync(sshd2.logFile, 'utf8');
     assert.ok(!everything.includes(SUDO_PASSWORD), 'the sudo password leaked');
-    assert.ok(!everything.includes(key.trim()), 'the site key leaked');
+    assert.ok(!everything.includes(master), 'the site master secret leaked');
   });
 
   test('a robot whose host key does not match the pinned one fails alone, with the fix', async () => {

@@ -36,6 +36,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { formatRobotKeyFile, renderRobotKeyFile } from '../../agent/site-key.ts';
 import { freePort } from '../../lab/kube-apiserver/apiserver.ts';
 import { parseInventory } from '../../cli/bootstrap/inventory.ts';
 import { PATHS, renderUnit } from '../../cli/bootstrap/plan.ts';
@@ -254,7 +255,20 @@ before(async () => {
   writeFileSync(`${root}${PATHS.node}`, '');
   chmodSync(`${root}${PATHS.node}`, 0o755);
   mkdirSync(`${root}${PATHS.configDir}`, { recursive: true, mode: 0o700 });
-  writeFileSync(`${root}${PATHS.siteKey}`, `${'5a'.repeat(32)}\n`, { mode: 0o600 });
+  writeFileSync(
+    `${root}${PATHS.siteKeys}`,
+    formatRobotKeyFile(
+      renderRobotKeyFile({
+        master: Buffer.alloc(32, 0x5a),
+        site: 'sandbox',
+        node: 'r1',
+        voters: ['r1'],
+        send: 1,
+        accept: [1],
+      }),
+    ),
+    { mode: 0o600 },
+  );
   const status = await freePort();
   statusAddr = `127.0.0.1:${status}`;
   writeFileSync(
@@ -266,7 +280,7 @@ before(async () => {
       profile: 'test',
       network: { interfaces: [], bindAddress: '127.0.0.1', port: await freePort(), mdns: false, seeds: [] },
       stateDir: `${root}${PATHS.stateDir}`,
-      siteKeyFile: `${root}${PATHS.siteKey}`,
+      siteKeyFile: `${root}${PATHS.siteKeys}`,
       status: { listen: statusAddr },
       controlPlane: { runtime: 'memory' },
       log: { level: 'info' },

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { AgentStatus } from '../../agent/agent.ts';
+import { formatRobotKeyFile, renderRobotKeyFile } from '../../agent/site-key.ts';
 import { fetchStatus } from '../../cli/ops/status.ts';
 import { createSite, destroySite, killGroup, listOwned, spawnIn, type NetnsSite } from '../../lab/netns.ts';
 
@@ -25,7 +26,10 @@ export const STATUS_PORT = 7947;
 
 export interface SiteSpec {
   readonly id: string;
-  /** The site key as the key file holds it: 64 hex characters, as `openssl rand -hex 32` writes. */
+  /**
+   * The site master secret, 64 hex characters: each robot gets its own key file derived from it,
+   * as bootstrap installs them (agent/site-key.ts).
+   */
   readonly keyHex: string;
   /** Robots: namespace name → node id. Every robot is a voter. */
   readonly robots: readonly { readonly ns: string; readonly node: string }[];
@@ -147,9 +151,17 @@ function buildLab(
   });
   const lab: Lab = { net, dir, robots, others: net.robots.slice(all.length), procs: new Map(), release };
   for (const s of sites) {
-    writeFileSync(join(dir, `${s.id}.key`), `${s.keyHex}\n`, { mode: 0o600 });
     const voters = s.robots.map((r) => r.node);
     for (const r of robots.filter((x) => x.site === s.id)) {
+      const keys = renderRobotKeyFile({
+        master: Buffer.from(s.keyHex, 'hex'),
+        site: s.id,
+        node: r.node,
+        voters,
+        send: 1,
+        accept: [1],
+      });
+      writeFileSync(join(dir, `${r.ns}.keys.json`), formatRobotKeyFile(keys), { mode: 0o600 });
       const config = {
         site: { id: s.id },
         node: { id: r.node, serverCapable: true },
@@ -157,7 +169,7 @@ function buildLab(
         profile: opts.profile ?? 'lab',
         network: { interfaces: ['eth0'], mdns: true, seeds: [] },
         stateDir: join(dir, r.ns, 'state'),
-        siteKeyFile: join(dir, `${s.id}.key`),
+        siteKeyFile: join(dir, `${r.ns}.keys.json`),
         status: { listen: `${r.address}:${STATUS_PORT}` },
         controlPlane: { runtime: 'memory' },
         membership: { suspectAfterMs: 1000, deadAfterMs: 3000 },

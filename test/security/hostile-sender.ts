@@ -1,5 +1,5 @@
 /**
- * The hostile peer: a process on the site network that does not hold the site key. It sends, as
+ * The hostile peer: a process on the site network that holds no key of the site. It sends, as
  * fast as its socket takes them, five kinds of datagrams at every target, round robin:
  *
  *   forged     well-formed frames with the right site tag (the site id is public: it is in the mDNS
@@ -16,6 +16,7 @@
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { HmacSha256 } from '../../agent/sha256.ts';
 import { encode } from '../../agent/transport/codec.ts';
 import type { Message } from '../../statecharts/messages.ts';
 
@@ -87,7 +88,8 @@ function pools(plan: HostilePlan): Map<string, Record<HostileKind, Buffer[]>> {
         forged.push(
           encode(msg, {
             siteId: plan.siteId,
-            key: randomBytes(32),
+            // The site's generation, a key of its own making: the receiver's key for `from` refuses it.
+            key: { generation: 1, mac: new HmacSha256(randomBytes(32)) },
             incarnation: randInt(0, 2 ** 32 - 1),
             counter: i,
           }),

@@ -17,6 +17,7 @@ import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { AgentStatus } from '../../agent/agent.ts';
+import { siteKeyrings } from '../../agent/site-key.ts';
 import { encode } from '../../agent/transport/codec.ts';
 import { requireRoot } from '../../lab/netns.ts';
 import { datagramsOf, startCapture } from './capture.ts';
@@ -127,19 +128,23 @@ test('two sites with different keys on one bridge elect their own leaders and ne
         for (const r of robotsOf(l, s.id)) {
           // The other site's frames, unchanged: dropped at the site tag.
           for (const f of otherFrames) await send(sock, f, r.address);
-          // Frames naming this site, MACed with the other site's key: dropped at the MAC.
+          // Frames naming this site and its robots, MACed with the key the other site's master
+          // gives the same pair: dropped at the MAC.
+          const peers = NODES.filter((n) => n !== r.node);
+          const foreign = siteKeyrings(Buffer.from(other.keyHex, 'hex'), s.id, NODES, peers);
           for (let i = 0; i < INJECTED; i++) {
+            const from = peers[i % peers.length]!;
             const f = encode(
               {
                 type: 'vote',
-                from: NODES[i % 3]!,
+                from,
                 to: r.node,
                 term: 1000 + i,
                 lastIndex: 99,
                 lastTerm: 999,
                 transfer: true,
               },
-              { siteId: s.id, key: Buffer.from(other.keyHex, 'hex'), incarnation: 7, counter: i },
+              { siteId: s.id, key: foreign.get(from)!.sendKey(r.node)!, incarnation: 7, counter: i },
             );
             await send(sock, f, r.address);
           }

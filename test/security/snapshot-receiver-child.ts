@@ -10,7 +10,8 @@
  * Node's type stripping alone would add some 50 MB to its memory.
  */
 import { readdirSync } from 'node:fs';
-import { siteSnapshotKeys, SnapshotReceiver, SnapshotStore } from '../../agent/control-plane/snapshots.ts';
+import { SnapshotReceiver, SnapshotStore } from '../../agent/control-plane/snapshots.ts';
+import { sharedSnapshotKeys } from '../../agent/control-plane/testing/snapshot-keys.ts';
 
 const [storeDir, keyHex] = process.argv.slice(2);
 if (!storeDir || !keyHex) throw new Error('usage: snapshot-receiver-child.ts <store dir> <site key hex>');
@@ -19,7 +20,7 @@ void SnapshotReceiver.start({
   self: 'r2',
   address: '127.0.0.1',
   port: 0,
-  keys: siteSnapshotKeys(Buffer.from(keyHex, 'hex'), ['r1', 'r2', 'r3']),
+  keys: sharedSnapshotKeys(Buffer.from(keyHex, 'hex'), ['r1', 'r2', 'r3']),
   store,
 }).then((receiver) => {
   receiver.setSiteView({ leadership: () => ({ term: 7, leader: 'r1' }), committedSnapshots: () => [] });

@@ -22,7 +22,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { build } from 'esbuild';
-import { preparePush, siteSnapshotKeys, type PushResult } from '../../agent/control-plane/snapshots.ts';
+import { preparePush, type PushResult } from '../../agent/control-plane/snapshots.ts';
+import { sharedSnapshotKeys } from '../../agent/control-plane/testing/snapshot-keys.ts';
 
 const MIB = 1024 * 1024;
 const ATTACK_BYTES = 200 * MIB;
@@ -139,7 +140,7 @@ test('two keyless 200 MiB uploads at once are refused on their header, and the r
       createdAt: '2026-11-22T09:00:00.000Z',
     },
     // The attacker's guess at the key.
-    keys: siteSnapshotKeys(randomBytes(32), ['r1', 'r2']),
+    keys: sharedSnapshotKeys(randomBytes(32), ['r1', 'r2']),
   })!;
   const [bare, fake] = await Promise.all([upload({}, ATTACK_BYTES), upload(forged.fields, ATTACK_BYTES)]);
   const after = await ask();
@@ -168,7 +169,7 @@ test('a robot with the key that is not the leader is refused on its header too',
       size: ATTACK_BYTES - 16,
       createdAt: '2026-11-22T09:00:00.000Z',
     },
-    keys: siteSnapshotKeys(KEY, ['r1', 'r2', 'r3']),
+    keys: sharedSnapshotKeys(KEY, ['r1', 'r2', 'r3']),
   })!;
   const out = await upload(p.fields, ATTACK_BYTES);
   const after = await ask();
@@ -193,7 +194,7 @@ test("the leader's upload that runs past its announced size is cut off and leave
       size: content.length,
       createdAt: '2026-11-22T09:00:00.000Z',
     },
-    keys: siteSnapshotKeys(KEY, ['r1', 'r2', 'r3']),
+    keys: sharedSnapshotKeys(KEY, ['r1', 'r2', 'r3']),
   })!;
   const out = await upload(p.fields, ATTACK_BYTES, true);
   const after = await ask();

@@ -9,7 +9,7 @@
  *     record of ours carries only the documented keys.
  * A secret "appears" if any 16-byte piece of it does, raw, hex or base64 (test/security/secrets.ts).
  *
- * FORBIDDEN is the list of secrets: the site key today. When the lab runs k3s, add its join tokens
+ * FORBIDDEN is the list of secrets: the site master secret and every key a robot holds. When the lab runs k3s, add its join tokens
  * and the CA private key there (textSecret / pemSecret), or name files in EDGECTL_FORBIDDEN_SECRETS
  * (comma-separated; a file holding a PEM block counts as that key, any other file as its trimmed text).
  */
@@ -37,6 +37,7 @@ import {
   type Lab,
 } from './harness.ts';
 import { readPcap, udpDatagrams } from './pcap.ts';
+import { renderRobotKeyFile } from '../../agent/site-key.ts';
 import { findSecrets, pemSecret, textSecret, type Secret } from './secrets.ts';
 
 const PREFIX = 'esx-';
@@ -47,7 +48,15 @@ const MDNS_PORT = 5353;
 
 /** The secrets that must never be on the wire. */
 function forbiddenSecrets(): Secret[] {
-  const out: Secret[] = [{ name: 'site key', bytes: Buffer.from(KEY_HEX, 'hex') }];
+  const master = Buffer.from(KEY_HEX, 'hex');
+  const out: Secret[] = [{ name: 'site master secret', bytes: master }];
+  // Every key the robots hold: voter pair keys, V, the operator key (agent/site-key.ts).
+  const nodes = ['r1', 'r2', 'r3'];
+  for (const node of nodes) {
+    const file = renderRobotKeyFile({ master, site: SITE, node, voters: nodes, send: 1, accept: [1] });
+    for (const k of new Set(JSON.stringify(file).match(/[0-9a-f]{64}/g) ?? []))
+      out.push({ name: `a key of ${node}`, bytes: Buffer.from(k, 'hex') });
+  }
   // The lab's k3s secrets join here: e.g. textSecret('k3s server token', token), pemSecret('k3s CA key', pem).
   for (const file of (process.env.EDGECTL_FORBIDDEN_SECRETS ?? '').split(',').filter(Boolean)) {
     const text = readFileSync(file, 'utf8');

@@ -4,6 +4,8 @@
  */
 import { EdgeError } from '../../../agent/errors.ts';
 import { InMemoryCommandRunner } from '../../../agent/exec/in-memory.ts';
+import { parseRobotKeyFile } from '../../../agent/site-key.ts';
+import { KEYS_LOADED_SCRIPT, PATHS } from '../plan.ts';
 
 export interface RobotTwinOptions {
   /** The SSH user (non-root users go through sudo). */
@@ -12,6 +14,9 @@ export interface RobotTwinOptions {
   readonly failPreflight?: { readonly match: RegExp; readonly stderr: string };
 }
 
+/** Where bootstrap installs a robot's key file (the default install root). */
+const KEY_FILE = PATHS.siteKeys;
+
 export class RobotTwin extends InMemoryCommandRunner {
   readonly enabled = new Set<string>();
   readonly active = new Set<string>();
@@ -19,6 +24,10 @@ export class RobotTwin extends InMemoryCommandRunner {
   readonly systemctl: string[] = [];
   /** Throw (as a dropped connection) at the next systemctl call with this verb. */
   dropAt: string | null = null;
+  /** The key file as the agent last loaded it: at its start, and on SIGHUP (systemctl kill). */
+  loadedKeys: string | null = null;
+  /** Make the agent ignore SIGHUP (an agent that cannot load its new key file). */
+  ignoreReload = false;
 
   constructor(name: string, opts: RobotTwinOptions = {}) {
     super(name, {
@@ -53,6 +62,27 @@ export class RobotTwin extends InMemoryCommandRunner {
         return { code: 1, stdout: '', stderr: f.stderr };
       return { code: 0, stdout: '', stderr: '' };
     });
+    // The agent's /status, as the keys check (plan.ts KEYS_LOADED_SCRIPT) reads it.
+    this.handle(PATHS.node, (argv) => {
+      if (argv[1] !== '-e' || argv[2] !== KEYS_LOADED_SCRIPT)
+        return { code: 1, stdout: '', stderr: 'the twin runs only the keys check\n' };
+      const [, , , , send, accepted, refused] = argv;
+      const k = this.loadedKeys === null ? null : parseRobotKeyFile(this.loadedKeys, name);
+      const ok =
+        k !== null &&
+        String(k.send) === send &&
+        k.generations
+          .map((g) => g.id)
+          .sort((a, b) => a - b)
+          .join(',') === accepted &&
+        [...k.refused].sort().join(',') === refused;
+      return ok
+        ? { code: 0, stdout: '', stderr: '' }
+        : { code: 1, stdout: '', stderr: 'the agent did not load its new keys\n' };
+    });
+    const load = () => {
+      this.loadedKeys = this.files.get(KEY_FILE)?.content.toString() ?? null;
+    };
     this.handle('systemctl', (argv, ctx) => {
       const [, verb = '', ...rest] = argv;
       const unit = rest.filter((a) => !a.startsWith('-'))[0] ?? '';
@@ -76,7 +106,10 @@ export class RobotTwin extends InMemoryCommandRunner {
           return done();
         case 'enable':
           this.enabled.add(unit);
-          if (rest.includes('--now')) this.active.add(unit);
+          if (rest.includes('--now') && !this.active.has(unit)) {
+            this.active.add(unit);
+            load();
+          }
           return done();
         case 'disable':
           this.enabled.delete(unit);
@@ -85,9 +118,15 @@ export class RobotTwin extends InMemoryCommandRunner {
         case 'restart':
         case 'start':
           this.active.add(unit);
+          load();
           return done();
         case 'stop':
           this.active.delete(unit);
+          return done();
+        case 'kill': // a signal to a running unit (SIGHUP: reload the keys)
+          if (!this.active.has(unit))
+            return { code: 1, stdout: '', stderr: `Failed to kill unit ${unit}: No main process to kill\n` };
+          if (!this.ignoreReload) load();
           return done();
         default:
           return { code: 1, stdout: '', stderr: `Unknown command verb ${verb}.\n` };
