@@ -245,7 +245,8 @@ export async function labUp(o: LabOptions): Promise<LabState> {
     // as bootstrap does it (agent/site-key.ts).
     const master = randomBytes(32);
     writeFileSync(join(dir, 'site.key'), `${master.toString('hex')}\n`, { mode: 0o600 });
-    const voters = state.robots.filter((x) => x.voter).map((x) => x.name);
+    // Witnesses vote: they hold voter keys (pair keys), though they never lead.
+    const voters = state.robots.filter((x) => x.voter || x.witness).map((x) => x.name);
     for (const r of state.robots) {
       mkdirSync(robotDir(state, r.name), { recursive: true, mode: 0o700 });
       const keys = renderRobotKeyFile({

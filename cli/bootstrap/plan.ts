@@ -766,7 +766,8 @@ export function keyFileStep(inv: Inventory, robot: Robot, identity: SiteIdentity
     master: Buffer.from(identity.siteKeyHex, 'hex'),
     site: inv.site.id,
     node: robot.name,
-    voters: inv.voters,
+    // Witnesses vote: they hold voter keys (pair keys), though they never lead.
+    voters: [...inv.voters, ...inv.witnesses],
     send: use.send,
     accept: use.accept,
     refused: use.refused,
@@ -813,7 +814,10 @@ export function renderKeyPlan(input: {
     const steps: BootstrapStep[] = [keyFileStep(inv, robot, input.identity)];
     const use = input.identity.keys ?? DEFAULT_KEY_USE;
     // A worker refuses no one (agent/site-key.ts renderRobotKeyFile): it talks to voters only.
-    const refused = inv.voters.includes(robot.name) ? [...new Set(use.refused)].sort() : [];
+    const refused =
+      inv.voters.includes(robot.name) || inv.witnesses.includes(robot.name)
+        ? [...new Set(use.refused)].sort()
+        : [];
     const hint = `look at journalctl -u ${AGENT_UNIT} -n 100 on ${robot.name}: the agent logs why it kept its keys`;
     if (inv.install.service === 'systemd')
       steps.push(

@@ -84,7 +84,12 @@ export interface RunAgentOptions {
 
 export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unknown>): Promise<void> {
   const config = o.loadConfig(o.config);
-  const expected = { site: config.site.id, node: config.node.id, voters: config.voters };
+  // Witnesses vote: their key files list them among the voters.
+  const expected = {
+    site: config.site.id,
+    node: config.node.id,
+    voters: [...config.voters, ...config.witnesses],
+  };
   let keys: Keyring = loadKeyring(config.siteKeyFile, expected);
   const { log, context } = createLogger({
     node: config.node.id,
