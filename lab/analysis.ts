@@ -101,6 +101,8 @@ export interface ExpectationResult {
 export interface RunRecord {
   readonly robots: readonly string[];
   readonly voters: readonly string[];
+  /** Witnesses: they vote but serve nothing and join nothing, so readiness does not wait for them. */
+  readonly witnesses?: readonly string[];
   /** Start of the fault schedule (wall clock ms). */
   readonly t0: number;
   readonly tEnd: number;
@@ -323,7 +325,9 @@ export function stepDurations(rec: RunRecord, f: FaultEvent): StepDurations {
     : null;
   let allReadyMs: number | null = null;
   if (elected && serving) {
-    const others = rec.robots.filter((r) => !victims.has(r) && r !== elected.node);
+    const others = rec.robots.filter(
+      (r) => !victims.has(r) && r !== elected.node && !rec.witnesses?.includes(r),
+    );
     const readyTimes = others.map(
       (r) =>
         firstAfter(

@@ -216,6 +216,7 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
     const rec = {
       robots: state.robots.map((r) => r.name),
       voters: state.robots.filter((r) => r.voter).map((r) => r.name),
+      witnesses: state.robots.filter((r) => r.witness).map((r) => r.name),
       t0,
       tEnd: endT,
       faults,

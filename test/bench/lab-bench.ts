@@ -121,6 +121,7 @@ async function runShape(shape: Shape) {
     const rec: RunRecord = {
       robots: state.robots.map((r) => r.name),
       voters: state.robots.filter((r) => r.voter || r.witness).map((r) => r.name),
+      witnesses: state.robots.filter((r) => r.witness).map((r) => r.name),
       t0: started,
       tEnd: Date.now(),
       faults,
