@@ -401,12 +401,41 @@ describe('RecordCache (RFC 6762 §5.2, §10)', () => {
     );
   });
 
-  test('the cache is bounded', () => {
-    const c = new RecordCache({ maxEntries: 2 });
-    assert.equal(c.add(ptr('a._edgectl._udp.local'), 0), 'added');
-    assert.equal(c.add(ptr('b._edgectl._udp.local'), 0), 'added');
-    assert.equal(c.add(ptr('c._edgectl._udp.local'), 0), 'full');
-    assert.equal(c.add(ptr('a._edgectl._udp.local'), 1), 'refreshed', 'refreshing still works when full');
-    assert.equal(c.live(1).length, 2);
+  test('each tier is bounded and evicts its least recently received record; tiers do not touch each other', () => {
+    const c = new RecordCache({ limits: { member: 2, site: 2, other: 2 } });
+    assert.equal(c.add(ptr('m._edgectl._udp.local'), 0, 'member'), 'added');
+    assert.equal(c.add(ptr('a._edgectl._udp.local'), 1), 'added');
+    assert.equal(c.add(ptr('b._edgectl._udp.local'), 2), 'added');
+    assert.equal(c.add(ptr('c._edgectl._udp.local'), 3), 'added', 'a full tier makes room');
+    assert.deepEqual(
+      c.lookup('_edgectl._udp.local', 'PTR', 4).map((e) => e.record.data),
+      ['c._edgectl._udp.local', 'b._edgectl._udp.local', 'm._edgectl._udp.local'],
+      'the oldest junk went; the member record stayed',
+    );
+    assert.deepEqual(c.evictions, { member: 0, site: 0, other: 1 });
+    for (let i = 0; i < 1000; i++) c.add(ptr(`j${i}._edgectl._udp.local`, 0x7fff_ffff), 10 + i);
+    assert.deepEqual(c.counts(), { member: 1, site: 0, other: 2 }, 'a flood churns its own tier only');
+    assert.equal(c.add(ptr('b._edgectl._udp.local'), 2000, 'member'), 'added');
+    c.promote((rr) => rr.type === 'PTR' && rr.data === 'j999._edgectl._udp.local', 'member');
+    assert.deepEqual(c.counts(), { member: 2, site: 0, other: 1 }, 'promotion moves a record up');
+  });
+
+  test('TTLs are capped: a record asking for 2^31 − 1 s is kept at most 4500 s', () => {
+    const c = new RecordCache();
+    c.add(ptr('a._edgectl._udp.local', 0x7fff_ffff), 0);
+    assert.equal(c.lookup('_edgectl._udp.local', 'PTR', 4_499_999).length, 1);
+    assert.equal(c.lookup('_edgectl._udp.local', 'PTR', 4_500_000).length, 0);
+  });
+
+  test('cache keys are fixed-size hashes, whatever the record holds', () => {
+    const big: MdnsRecord = {
+      name: 'i._edgectl._udp.local',
+      type: 'TXT',
+      ttl: 1,
+      data: [Buffer.alloc(255, 0x61)],
+    };
+    assert.equal(recordKey(big).length, 22);
+    assert.equal(recordKey(ptr('a._edgectl._udp.local')).length, 22);
+    assert.notEqual(recordKey(big), recordKey({ ...big, data: [Buffer.alloc(255, 0x62)] }));
   });
 });

@@ -7,6 +7,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { isIP } from 'node:net';
+import { sha256Digest } from '../sha256.ts';
 import { validateAdvertisement, type Advertisement, type Role } from './discovery.ts';
 
 /** RFC 6763 §7: `_<service>._<proto>`; UDP because the election transport is UDP. */
@@ -24,6 +25,24 @@ export const TTL_OTHER_RECORDS_S = 4500;
 export const TTL_LEGACY_UNICAST_CAP_S = 10;
 /** RFC 6763 §6.7: version of our TXT schema, sent first. */
 export const TXT_VERSION = '1';
+
+/**
+ * RFC 6762 §17: an mDNS message is at most 9000 bytes. A larger datagram is dropped whole, before
+ * any of its records is looked at.
+ */
+export const MAX_MDNS_PACKET_BYTES = 9000;
+/** Records per packet we look at; a 9000-byte packet of real records holds far fewer of ours. */
+export const MAX_RECORDS_PER_PACKET = 128;
+/**
+ * The largest TXT rdata we keep (RFC 6763 §6.2: up to 1300 bytes fits one packet; ours is ~60).
+ * A larger one is dropped and counted: a hostile host must not park 60 KB records in our cache.
+ */
+export const MAX_TXT_RDATA_BYTES = 1300;
+/**
+ * The longest TTL we honour. A record may ask for 2^31 − 1 s; we keep none longer than the
+ * longest TTL a well-behaved responder uses (RFC 6762 §10), so junk cannot stay for good.
+ */
+export const MAX_CACHE_TTL_S = TTL_OTHER_RECORDS_S;
 
 export const MAX_LABEL_BYTES = 63;
 export const MAX_NAME_BYTES = 255;
@@ -113,6 +132,7 @@ function isU16(v: unknown): v is number {
 export type ParsedRecord =
   | { readonly kind: 'record'; readonly record: MdnsRecord }
   | { readonly kind: 'other'; readonly record: OtherRecord }
+  | { readonly kind: 'oversize'; readonly record: OtherRecord }
   | { readonly kind: 'malformed'; readonly reason: string };
 
 /**
@@ -162,11 +182,15 @@ export function parseWireRecord(raw: unknown): ParsedRecord {
     case 'TXT': {
       if (!Array.isArray(r.data)) return { kind: 'malformed', reason: 'bad TXT rdata' };
       const strings: Uint8Array[] = [];
+      let bytes = 0;
       for (const s of r.data as unknown[]) {
         if (!(s instanceof Uint8Array) || s.length > 255)
           return { kind: 'malformed', reason: 'bad TXT string' };
         strings.push(s);
+        bytes += 1 + s.length;
       }
+      // Well-formed but more than any real service needs: not kept (it still counts for conflicts).
+      if (bytes > MAX_TXT_RDATA_BYTES) return { kind: 'oversize', record: { name, type, ttl, flush } };
       return { kind: 'record', record: { name, type, ttl, flush, data: strings } };
     }
   }
@@ -244,9 +268,20 @@ export function rdataBytes(rr: MdnsRecord | OtherRecord): Buffer {
   }
 }
 
-/** A stable identity for (name, type, rdata); the cache and the duplicate checks key on it. */
+const keyEncoder = new TextEncoder();
+
+/**
+ * A stable identity for (name, type, rdata); the cache and the duplicate checks key on it. A hash
+ * (128 bits of SHA-256, base64): every key is 22 characters whatever a record holds, so a map keyed
+ * on it costs the same per entry for a hostile record as for ours.
+ */
 export function recordKey(rr: MdnsRecord | OtherRecord): string {
-  return `${canonicalName(rr.name)}|${rr.type}|${rdataBytes(rr).toString('hex')}`;
+  const head = keyEncoder.encode(`${canonicalName(rr.name)}|${rr.type}|`);
+  const rdata = rdataBytes(rr);
+  const bytes = new Uint8Array(head.length + rdata.length);
+  bytes.set(head, 0);
+  bytes.set(rdata, head.length);
+  return Buffer.from(sha256Digest(bytes).subarray(0, 16)).toString('base64url');
 }
 
 /** Same name, type and rdata (the TTL and the cache-flush bit do not matter). */
@@ -468,9 +503,27 @@ export function decodeTxt(strings: readonly Uint8Array[]): TxtDecodeResult {
 // ---------------------------------------------------------------------------------------------
 // The browser's record cache (RFC 6762 §5.2, §10)
 
+/**
+ * Which part of the cache a record lives in. `member`: records of a robot the config names (a voter
+ * or a seed); `site`: records of another robot of our site; `other`: everything else (other sites,
+ * other services' junk, instances whose TXT we have not seen yet). Each part has its own bound and
+ * evicts its own oldest record when full, so a flood of one kind cannot push out another.
+ */
+export type CacheTier = 'member' | 'site' | 'other';
+export const CACHE_TIERS: readonly CacheTier[] = ['member', 'site', 'other'];
+const TIER_RANK: Readonly<Record<CacheTier, number>> = { other: 0, site: 1, member: 2 };
+
+/** Records per tier and interface. Small: an idle agent's memory is tight, and a site has tens of robots. */
+export const DEFAULT_CACHE_LIMITS: Readonly<Record<CacheTier, number>> = {
+  member: 64,
+  site: 64,
+  other: 128,
+};
+
 export interface CacheEntry {
   readonly key: string;
   record: MdnsRecord;
+  tier: CacheTier;
   /** Monotonic ms when the record was last received. */
   receivedAt: number;
   /** Monotonic ms when it expires: receivedAt + TTL, or 1 s after a goodbye or a cache flush. */
@@ -481,24 +534,28 @@ export interface CacheEntry {
   goodbye: boolean;
 }
 
-export type CacheAddResult = 'added' | 'refreshed' | 'goodbye' | 'ignored' | 'full';
+export type CacheAddResult = 'added' | 'refreshed' | 'goodbye' | 'ignored';
 
 /**
  * RecordCache is the TTL-honouring cache of one interface. It implements:
- * - expiry at the TTL;
+ * - expiry at the TTL, capped at MAX_CACHE_TTL_S;
  * - goodbye (TTL 0): the record is kept for one more second, then removed (§10.1);
  * - cache flush (§10.2): a unique record with the cache-flush bit evicts, one second later, every
  *   other record of the same name and type that was received more than one second ago;
  * - refresh points at 80/85/90/95 % of the TTL (§5.2), which the browser turns into queries.
- * It is bounded (`maxEntries`): a chatty or hostile LAN cannot grow it without limit.
+ * It is bounded per tier (`limits`): a full tier evicts its least recently received record, so a
+ * chatty or hostile LAN can churn the `other` tier but never grow the cache or reach the records of
+ * our own site's robots. `evictions` counts what went (monotonic, per tier).
  */
 export class RecordCache {
   readonly #entries = new Map<string, CacheEntry>();
-  readonly #maxEntries: number;
+  readonly #limits: Readonly<Record<CacheTier, number>>;
+  readonly #counts: Record<CacheTier, number> = { member: 0, site: 0, other: 0 };
   readonly #random: () => number;
+  readonly evictions: Record<CacheTier, number> = { member: 0, site: 0, other: 0 };
 
-  constructor(opts: { maxEntries?: number; random?: () => number } = {}) {
-    this.#maxEntries = opts.maxEntries ?? 2048;
+  constructor(opts: { limits?: Partial<Record<CacheTier, number>>; random?: () => number } = {}) {
+    this.#limits = { ...DEFAULT_CACHE_LIMITS, ...opts.limits };
     this.#random = opts.random ?? Math.random;
   }
 
@@ -506,7 +563,12 @@ export class RecordCache {
     return this.#entries.size;
   }
 
-  add(rr: MdnsRecord, now: number): CacheAddResult {
+  /** Entries per tier now. */
+  counts(): Record<CacheTier, number> {
+    return { ...this.#counts };
+  }
+
+  add(rr: MdnsRecord, now: number, tier: CacheTier = 'other'): CacheAddResult {
     const key = recordKey(rr);
     const existing = this.#entries.get(key);
     if (rr.ttl === 0) {
@@ -516,6 +578,7 @@ export class RecordCache {
       existing.goodbye = true;
       return 'goodbye';
     }
+    const ttl = Math.min(rr.ttl, MAX_CACHE_TTL_S);
     if (rr.flush) {
       const name = canonicalName(rr.name);
       for (const e of this.#entries.values()) {
@@ -529,21 +592,30 @@ export class RecordCache {
     if (existing) {
       existing.record = rr;
       existing.receivedAt = now;
-      existing.expiresAt = now + rr.ttl * 1000;
-      existing.refreshAt = this.#refreshPoints(now, rr.ttl);
+      existing.expiresAt = now + ttl * 1000;
+      existing.refreshAt = this.#refreshPoints(now, ttl);
       existing.goodbye = false;
+      if (TIER_RANK[tier] > TIER_RANK[existing.tier]) this.#move(existing, tier);
       return 'refreshed';
     }
-    if (this.#entries.size >= this.#maxEntries) return 'full';
+    this.#makeRoom(tier);
     this.#entries.set(key, {
       key,
       record: rr,
+      tier,
       receivedAt: now,
-      expiresAt: now + rr.ttl * 1000,
-      refreshAt: this.#refreshPoints(now, rr.ttl),
+      expiresAt: now + ttl * 1000,
+      refreshAt: this.#refreshPoints(now, ttl),
       goodbye: false,
     });
+    this.#counts[tier]++;
     return 'added';
+  }
+
+  /** Moves the entries `match` selects up to `tier` (never down): their instance turned out to be ours. */
+  promote(match: (rr: MdnsRecord) => boolean, tier: CacheTier): void {
+    for (const e of [...this.#entries.values()])
+      if (TIER_RANK[tier] > TIER_RANK[e.tier] && match(e.record)) this.#move(e, tier);
   }
 
   /** Live entries of a name and type, newest first. */
@@ -565,7 +637,7 @@ export class RecordCache {
     const gone: CacheEntry[] = [];
     for (const [k, e] of this.#entries) {
       if (e.expiresAt <= now) {
-        this.#entries.delete(k);
+        this.#remove(k, e);
         gone.push(e);
       }
     }
@@ -595,11 +667,37 @@ export class RecordCache {
   }
 
   delete(key: string): void {
-    this.#entries.delete(key);
+    const e = this.#entries.get(key);
+    if (e) this.#remove(key, e);
   }
 
   clear(): void {
     this.#entries.clear();
+    for (const t of CACHE_TIERS) this.#counts[t] = 0;
+  }
+
+  #remove(key: string, e: CacheEntry): void {
+    this.#entries.delete(key);
+    this.#counts[e.tier]--;
+  }
+
+  #move(e: CacheEntry, tier: CacheTier): void {
+    this.#counts[e.tier]--;
+    e.tier = tier;
+    this.#makeRoom(tier, e);
+    this.#counts[tier]++;
+  }
+
+  /** Evicts the least recently received entries of `tier` until one more fits. */
+  #makeRoom(tier: CacheTier, keep?: CacheEntry): void {
+    while (this.#counts[tier] >= this.#limits[tier]) {
+      let oldest: CacheEntry | undefined;
+      for (const e of this.#entries.values())
+        if (e.tier === tier && e !== keep && (!oldest || e.receivedAt < oldest.receivedAt)) oldest = e;
+      if (!oldest) return;
+      this.#remove(oldest.key, oldest);
+      this.evictions[tier]++;
+    }
   }
 
   #refreshPoints(now: number, ttlS: number): number[] {

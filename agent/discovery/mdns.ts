@@ -35,6 +35,8 @@ import {
   type PeerRecord,
 } from './discovery.ts';
 import {
+  MAX_MDNS_PACKET_BYTES,
+  MAX_RECORDS_PER_PACKET,
   MDNS_GROUP_V4,
   MDNS_PORT,
   RecordCache,
@@ -57,6 +59,7 @@ import {
   recordKey,
   sameName,
   sameRecord,
+  type CacheTier,
   type MdnsRecord,
   type OtherRecord,
   type Question,
@@ -96,8 +99,11 @@ export interface OutgoingPacket {
 }
 
 export interface MdnsSocketHandlers {
-  /** A decoded packet (as dns-packet decodes it: nothing about it is trusted) and its source. */
-  packet(packet: unknown, from: WireAddress): void;
+  /**
+   * A decoded packet (as dns-packet decodes it: nothing about it is trusted), its source and, when
+   * the socket knows it, the datagram's size in bytes.
+   */
+  packet(packet: unknown, from: WireAddress, bytes?: number): void;
   /** A datagram that could not be decoded. */
   malformed(err: unknown): void;
   /** A socket-level problem that is not fatal (send failure, membership error…). */
@@ -147,9 +153,9 @@ export const multicastDnsSocketFactory: MdnsSocketFactory = (iface, handlers) =>
       reject(err as Error);
       return;
     }
-    m.on('packet', (packet: unknown, rinfo: { address: string; port: number }) => {
+    m.on('packet', (packet: unknown, rinfo: { address: string; port: number; size?: number }) => {
       try {
-        handlers.packet(packet, { address: rinfo.address, port: rinfo.port });
+        handlers.packet(packet, { address: rinfo.address, port: rinfo.port }, rinfo.size);
       } catch (err) {
         handlers.warning(err);
       }
@@ -276,8 +282,19 @@ export interface MdnsDiscoveryOptions {
   onWarning?: (message: string, err?: unknown) => void;
   /** Told when an onChange listener throws (default: onWarning). */
   onListenerError?: (err: unknown) => void;
-  /** Bound of each interface's record cache (default 2048 records). */
-  maxCacheEntries?: number;
+  /** Bounds of each interface's record cache, per tier (default DEFAULT_CACHE_LIMITS, dnssd.ts). */
+  cacheLimits?: Partial<Record<CacheTier, number>>;
+  /**
+   * Node ids the config names (voters and seeds). Their records get the `member` part of the cache,
+   * which records of other robots cannot take: a flood of forged peers cannot hide them.
+   */
+  members?: readonly string[];
+  /** Probe rounds lost to conflicts before we stop trying to advertise (default 16; §9 renames). */
+  maxRenames?: number;
+  /** How long to stay silent after giving up before probing again (default 60 s). */
+  readvertiseAfterMs?: number;
+  /** Legacy unicast answers allowed per second and interface (default 2; §6.7). */
+  legacyAnswersPerSecond?: number;
 }
 
 /** Counters; all monotonic. */
@@ -313,7 +330,18 @@ export interface MdnsStats {
   listenerErrors: number;
   /** Bugs caught at a handler boundary (should stay 0). */
   internalErrors: number;
-  cacheFull: number;
+  /** Datagrams over 9000 bytes or 128 records, and TXT records over 1300 bytes: dropped (§17). */
+  oversize: number;
+  /** Records evicted from a full cache tier (least recently received first); mostly `other`. */
+  cacheEvictions: number;
+  /** Evictions from the `member` and `site` tiers: a flood that forges our own site's robots. */
+  siteCacheEvictions: number;
+  /** A records whose address is outside the interface's subnet: a peer cannot live there. */
+  ignoredForeignAddress: number;
+  /** Legacy unicast queries not answered because the per-second budget was spent (§6.7). */
+  legacyUnicastLimited: number;
+  /** Times we stopped advertising because every name we probed was claimed (we still browse). */
+  advertisingGivenUp: number;
 }
 
 function zeroStats(): MdnsStats {
@@ -337,7 +365,12 @@ function zeroStats(): MdnsStats {
     socketWarnings: 0,
     listenerErrors: 0,
     internalErrors: 0,
-    cacheFull: 0,
+    oversize: 0,
+    cacheEvictions: 0,
+    siteCacheEvictions: 0,
+    ignoredForeignAddress: 0,
+    legacyUnicastLimited: 0,
+    advertisingGivenUp: 0,
   };
 }
 
@@ -347,6 +380,9 @@ interface Link {
   readonly cache: RecordCache;
   /** Record key → when we last multicast it on this link (§6: at most once a second). */
   readonly lastMulticast: Map<string, number>;
+  /** Legacy unicast answers left in this second's budget, and when the budget refills. */
+  legacyBudget: number;
+  legacyBudgetAt: number;
   closed: boolean;
 }
 
@@ -359,14 +395,16 @@ interface ParsedPacket {
   readonly additionals: (MdnsRecord | OtherRecord)[];
   /** Only the records of the types we use, all sections. */
   readonly records: MdnsRecord[];
+  /** TXT records dropped for their size. */
+  readonly oversize: number;
 }
 
 function isOurType(rr: MdnsRecord | OtherRecord): rr is MdnsRecord {
   return rr.type === 'A' || rr.type === 'PTR' || rr.type === 'SRV' || rr.type === 'TXT';
 }
 
-/** Validates a decoded packet; a string says why it is malformed or not mDNS. */
-function parsePacket(raw: unknown): ParsedPacket | 'malformed' | 'not-mdns' {
+/** Validates a decoded packet; a string says why it is malformed, oversize or not mDNS. */
+function parsePacket(raw: unknown): ParsedPacket | 'malformed' | 'not-mdns' | 'oversize' {
   if (typeof raw !== 'object' || raw === null) return 'malformed';
   const p = raw as Record<string, unknown>;
   if (p.type !== 'query' && p.type !== 'response') return 'malformed';
@@ -375,6 +413,8 @@ function parsePacket(raw: unknown): ParsedPacket | 'malformed' | 'not-mdns' {
   if (p.rcode !== undefined && p.rcode !== 'NOERROR') return 'not-mdns';
   const sections = [p.questions, p.answers, p.authorities, p.additionals];
   if (!sections.every((s) => s === undefined || Array.isArray(s))) return 'malformed';
+  const count = sections.reduce<number>((n, s) => n + ((s as unknown[] | undefined)?.length ?? 0), 0);
+  if (count > MAX_RECORDS_PER_PACKET) return 'oversize';
   const questions: Question[] = [];
   for (const q of (p.questions as unknown[] | undefined) ?? []) {
     const parsed = parseWireQuestion(q);
@@ -382,11 +422,13 @@ function parsePacket(raw: unknown): ParsedPacket | 'malformed' | 'not-mdns' {
     questions.push(parsed);
   }
   const records: MdnsRecord[] = [];
+  let oversize = 0;
   const section = (list: unknown): (MdnsRecord | OtherRecord)[] | undefined => {
     const out: (MdnsRecord | OtherRecord)[] = [];
     for (const r of (list as unknown[] | undefined) ?? []) {
       const parsed = parseWireRecord(r);
       if (parsed.kind === 'malformed') return undefined;
+      if (parsed.kind === 'oversize') oversize++;
       out.push(parsed.record);
       if (parsed.kind === 'record') records.push(parsed.record);
     }
@@ -397,7 +439,7 @@ function parsePacket(raw: unknown): ParsedPacket | 'malformed' | 'not-mdns' {
   const additionals = section(p.additionals);
   if (!answers || !authorities || !additionals) return 'malformed';
   const id = typeof p.id === 'number' && Number.isInteger(p.id) && p.id >= 0 && p.id <= 0xffff ? p.id : 0;
-  return { id, type: p.type, questions, answers, authorities, additionals, records };
+  return { id, type: p.type, questions, answers, authorities, additionals, records, oversize };
 }
 
 /** Roughly what fits a 1500-byte Ethernet frame after IP/UDP headers, with margin (§17). */
@@ -411,9 +453,15 @@ const ANNOUNCE_INTERVAL_MS = 1000;
 const BROWSE_FIRST_MS = 1000;
 const BROWSE_MAX_MS = 60_000;
 const RESOLVE_MAX_MS = 60_000;
+/** Questions per query we send: junk instances in the cache must not turn into a query storm. */
+const MAX_QUESTIONS_PER_QUERY = 16;
+const TIER_RANK: Readonly<Record<CacheTier, number>> = { other: 0, site: 1, member: 2 };
 
-/** Where an MdnsDiscovery is: probing until its names are its own, then announced. */
-export type MdnsPhase = 'new' | 'starting' | 'probing' | 'announced' | 'closed';
+/**
+ * Where an MdnsDiscovery is: probing until its names are its own, then announced. `silent`: every
+ * name we probed was claimed by someone else, so we browse without advertising for a while.
+ */
+export type MdnsPhase = 'new' | 'starting' | 'probing' | 'announced' | 'silent' | 'closed';
 
 /**
  * MdnsDiscovery implements Discovery with mDNS/DNS-SD on one or more IPv4 interfaces.
@@ -433,7 +481,13 @@ export class MdnsDiscovery implements Discovery {
   readonly #interfaceNames: readonly string[] | undefined;
   readonly #rescanMs: number;
   readonly #onWarning: (message: string, err?: unknown) => void;
-  readonly #maxCacheEntries: number;
+  readonly #cacheLimits: Partial<Record<CacheTier, number>> | undefined;
+  readonly #members: ReadonlySet<string> | undefined;
+  readonly #maxRenames: number;
+  readonly #readvertiseAfterMs: number;
+  readonly #legacyPerSecond: number;
+  /** Probe rounds lost to conflicts since the name was last ours. */
+  #renamesInRow = 0;
   readonly #listeners: PeerListeners;
   readonly #stats = zeroStats();
   readonly #timers = new Set<unknown>();
@@ -467,7 +521,11 @@ export class MdnsDiscovery implements Discovery {
     this.#interfaceNames = opts.interfaces && opts.interfaces.length > 0 ? [...opts.interfaces] : undefined;
     this.#rescanMs = opts.interfaceRescanMs ?? 10_000;
     this.#onWarning = opts.onWarning ?? (() => {});
-    this.#maxCacheEntries = opts.maxCacheEntries ?? 2048;
+    this.#cacheLimits = opts.cacheLimits;
+    this.#members = opts.members ? new Set(opts.members) : undefined;
+    this.#maxRenames = opts.maxRenames ?? 16;
+    this.#readvertiseAfterMs = opts.readvertiseAfterMs ?? 60_000;
+    this.#legacyPerSecond = opts.legacyAnswersPerSecond ?? 2;
     this.#listeners = new PeerListeners(
       () => this.peers(),
       (err) => {
@@ -526,6 +584,18 @@ export class MdnsDiscovery implements Discovery {
   /** Counters for metrics and tests. */
   stats(): MdnsStats {
     return { ...this.#stats };
+  }
+
+  /** Records in the caches now, per tier, summed over the interfaces (each tier is bounded). */
+  cacheSizes(): Record<CacheTier, number> {
+    const sum: Record<CacheTier, number> = { member: 0, site: 0, other: 0 };
+    for (const l of this.#links) {
+      const c = l.cache.counts();
+      sum.member += c.member;
+      sum.site += c.site;
+      sum.other += c.other;
+    }
+    return sum;
   }
 
   /** Our current names, in presentation format (they change on a conflict). */
@@ -616,12 +686,17 @@ export class MdnsDiscovery implements Discovery {
     const link: Link = {
       iface,
       socket: undefined,
-      cache: new RecordCache({ maxEntries: this.#maxCacheEntries, random: this.#random }),
+      cache: new RecordCache({
+        ...(this.#cacheLimits ? { limits: this.#cacheLimits } : {}),
+        random: this.#random,
+      }),
       lastMulticast: new Map(),
+      legacyBudget: this.#legacyPerSecond,
+      legacyBudgetAt: -Infinity,
       closed: false,
     };
     const socket = await this.#factory(iface, {
-      packet: (packet, from) => this.#onPacket(link, packet, from),
+      packet: (packet, from, bytes) => this.#onPacket(link, packet, from, bytes),
       malformed: (err) => {
         this.#stats.received++;
         this.#stats.malformed++;
@@ -782,6 +857,7 @@ export class MdnsDiscovery implements Discovery {
 
   #announce(gen: number): void {
     this.#phase = 'announced';
+    this.#renamesInRow = 0;
     // §8.3: all our records, unique ones with the cache-flush bit, at least twice, 1 s apart.
     const send = (): Promise<void> =>
       this.#sendAllLinks((link) => {
@@ -855,6 +931,10 @@ export class MdnsDiscovery implements Discovery {
       this.#startProbing(0);
       return;
     }
+    if (++this.#renamesInRow > this.#maxRenames) {
+      this.#giveUpAdvertising();
+      return;
+    }
     // §9: choose a new name and probe again. Never a goodbye for the old name: it is not ours.
     if (which === 'instance') this.#instanceN++;
     else this.#hostN++;
@@ -865,6 +945,32 @@ export class MdnsDiscovery implements Discovery {
     // §8.1: after 15 conflicts within 10 s, wait 5 s before each further probe.
     const delay = this.#conflictTimes.length >= 15 ? 5000 : this.#random() * 250;
     this.#startProbing(delay);
+  }
+
+  /**
+   * Someone claims every name we try (a host that answers every probe): stop probing so start()
+   * resolves and browsing goes on, and try again, from our first names, after a quiet while. Peers
+   * still reach us through their seeds and our own datagrams, which tell them where we are.
+   */
+  #giveUpAdvertising(): void {
+    this.#probeGen++;
+    this.#phase = 'silent';
+    this.#renamesInRow = 0;
+    this.#stats.advertisingGivenUp++;
+    this.#warn(
+      `mDNS: gave up advertising ${this.#ad.nodeId} after ${this.#maxRenames} name conflicts in a row: ` +
+        `another host claims every name we probe; browsing goes on, advertising is retried in ${Math.round(this.#readvertiseAfterMs / 1000)} s`,
+    );
+    const w = this.#startWaiter;
+    this.#startWaiter = undefined;
+    w?.resolve();
+    const gen = this.#probeGen;
+    this.#after(this.#readvertiseAfterMs, () => {
+      if (gen !== this.#probeGen || this.#phase !== 'silent') return;
+      this.#instanceN = 1;
+      this.#hostN = 1;
+      this.#startProbing(this.#random() * 250);
+    });
   }
 
   // ----- responder: answering -----------------------------------------------------------------
@@ -922,20 +1028,29 @@ export class MdnsDiscovery implements Discovery {
     let outAdditionals = dedupe(additionals).filter((rr) => !answerKeys.has(recordKey(rr)) && !isKnown(rr));
 
     if (from.port !== MDNS_PORT) {
-      // §6.7 legacy unicast: a plain DNS resolver asked. Answer it directly, echo id and
-      // questions, TTL at most 10 s, no cache-flush bit.
+      // §6.7 legacy unicast: a plain DNS resolver asked. Answer it directly, echo id and each
+      // question once, TTL at most 10 s, no cache-flush bit. The source address is not checked by
+      // anyone (UDP), so the answer could be aimed at a victim: it carries no additional records,
+      // and a small per-second budget bounds what a stream of spoofed queries can make us send.
+      const now = this.#now();
+      if (now - link.legacyBudgetAt >= 1000) {
+        link.legacyBudget = this.#legacyPerSecond;
+        link.legacyBudgetAt = now;
+      }
+      if (link.legacyBudget <= 0) {
+        this.#stats.legacyUnicastLimited++;
+        return;
+      }
+      link.legacyBudget--;
       const legacy = (rr: MdnsRecord): MdnsRecord =>
         ({ ...rr, ttl: Math.min(rr.ttl, TTL_LEGACY_UNICAST_CAP_S), flush: false }) as MdnsRecord;
+      const echoed = new Map<string, OutgoingQuestion>();
+      for (const q of answered)
+        echoed.set(`${canonicalName(q.name)}|${q.type}`, { name: q.name, type: q.type });
       this.#stats.answersSent++;
       void this.#send(
         link,
-        {
-          id: pkt.id,
-          type: 'response',
-          questions: answered.map((q) => ({ name: q.name, type: q.type })),
-          answers: outAnswers.map(legacy),
-          additionals: outAdditionals.map(legacy),
-        },
+        { id: pkt.id, type: 'response', questions: [...echoed.values()], answers: outAnswers.map(legacy) },
         from,
       );
       return;
@@ -1005,56 +1120,117 @@ export class MdnsDiscovery implements Discovery {
     this.#browseTimer = this.#after(d, () => this.#browseQuery());
   }
 
+  /** The cache tier of a TXT record: `member` for a robot the config names, `site` for another of ours. */
+  #txtTier(rr: TxtRecord): CacheTier {
+    const dec = decodeTxt(rr.data);
+    if (
+      !dec.ok ||
+      dec.advertisement.siteId !== this.#ad.siteId ||
+      dec.advertisement.nodeId === this.#ad.nodeId
+    )
+      return 'other';
+    return !this.#members || this.#members.has(dec.advertisement.nodeId) ? 'member' : 'site';
+  }
+
   #onResponse(link: Link, pkt: ParsedPacket): void {
     this.#checkConflicts(pkt);
     const now = this.#now();
     const suffix = `.${SERVICE_FQDN}`;
     const isInstanceName = (name: string): boolean =>
       name.length > suffix.length && canonicalName(name).endsWith(suffix);
-    // A records are cached when an SRV of our service (in this packet or cached) points at them.
-    const targets = new Set<string>();
+    const higher = (a: CacheTier | undefined, b: CacheTier): CacheTier =>
+      a === undefined || TIER_RANK[b] > TIER_RANK[a] ? b : a;
+    // Which tier each instance's records go to: by its TXT, in this packet or cached.
+    const instanceTier = new Map<string, CacheTier>();
     for (const rr of pkt.records)
-      if (rr.type === 'SRV' && isInstanceName(rr.name)) targets.add(canonicalName(rr.data.target));
+      if (rr.type === 'TXT' && rr.ttl > 0 && isInstanceName(rr.name))
+        instanceTier.set(
+          canonicalName(rr.name),
+          higher(instanceTier.get(canonicalName(rr.name)), this.#txtTier(rr)),
+        );
+    const tierOf = (instance: string): CacheTier =>
+      instanceTier.get(canonicalName(instance)) ??
+      link.cache.lookup(instance, 'TXT', now)[0]?.tier ??
+      'other';
+    // A records are cached when an SRV of our service (in this packet or cached) points at them,
+    // in the tier of that SRV's instance.
+    const targets = new Map<string, CacheTier>();
+    for (const rr of pkt.records)
+      if (rr.type === 'SRV' && isInstanceName(rr.name)) {
+        const t = canonicalName(rr.data.target);
+        targets.set(t, higher(targets.get(t), tierOf(rr.name)));
+      }
     for (const e of link.cache.live(now))
-      if (e.record.type === 'SRV') targets.add(canonicalName(e.record.data.target));
+      if (e.record.type === 'SRV') {
+        const t = canonicalName(e.record.data.target);
+        targets.set(t, higher(targets.get(t), e.tier));
+      }
     let touched = false;
+    let touchedSite = false;
+    const evictedBefore = { ...link.cache.evictions };
     const ownInstance = this.#instanceName();
     for (const rr of pkt.records) {
       if (this.#isOwnName(rr.name)) continue; // ourselves
       if (rr.type === 'PTR' && sameName(rr.data, ownInstance)) continue;
-      let relevant: boolean;
+      let tier: CacheTier | undefined;
       switch (rr.type) {
         case 'PTR':
-          relevant = canonicalName(rr.name) === SERVICE_FQDN && isInstanceName(rr.data);
+          if (canonicalName(rr.name) === SERVICE_FQDN && isInstanceName(rr.data)) tier = tierOf(rr.data);
           break;
         case 'SRV':
+          if (isInstanceName(rr.name)) tier = tierOf(rr.name);
+          break;
         case 'TXT':
-          relevant = isInstanceName(rr.name);
+          if (isInstanceName(rr.name)) tier = rr.ttl > 0 ? this.#txtTier(rr) : tierOf(rr.name);
           break;
         case 'A':
-          relevant = targets.has(canonicalName(rr.name));
+          tier = targets.get(canonicalName(rr.name));
+          // A peer of ours lives on this link's subnet; an address elsewhere would only aim our
+          // datagrams at some other host.
+          if (tier !== undefined && rr.ttl > 0 && !onSubnet(rr.data, link.iface)) {
+            this.#stats.ignoredForeignAddress++;
+            tier = undefined;
+          }
           break;
       }
-      if (!relevant) continue;
-      const res = link.cache.add(rr, now);
-      if (res === 'full') {
-        this.#stats.cacheFull++;
-        continue;
-      }
+      if (tier === undefined) continue;
+      const res = link.cache.add(rr, now, tier);
       if (res === 'ignored') continue;
       touched = true;
+      if (tier !== 'other') touchedSite = true;
       if (res === 'goodbye') this.#stats.goodbyesReceived++;
       if (rr.type === 'TXT' && rr.ttl > 0) {
         const dec = decodeTxt(rr.data);
         const site = dec.ok ? dec.advertisement.siteId : dec.siteId;
         if (site !== undefined && site !== this.#ad.siteId) this.#stats.ignoredOtherSite++;
         else if (!dec.ok) this.#stats.badTxt++;
+        if (tier !== 'other') this.#promoteInstance(link, rr.name, tier, now);
       }
     }
+    const ev = link.cache.evictions;
+    const siteEvicted = ev.member - evictedBefore.member + (ev.site - evictedBefore.site);
+    this.#stats.cacheEvictions += siteEvicted + (ev.other - evictedBefore.other);
+    this.#stats.siteCacheEvictions += siteEvicted;
     if (!touched) return;
-    this.#recompute();
+    // Records of other sites and unknown instances cannot change our peers: no recompute for them,
+    // which is what keeps a flood of junk cheap.
+    if (touchedSite || siteEvicted > 0) this.#recompute();
     // Ask for what is still missing a little later: the rest often follows in the next packet.
     this.#scheduleMaintenance(now + 100);
+  }
+
+  /** An instance turned out to be one of our site's robots: its cached PTR, SRV and A move up too. */
+  #promoteInstance(link: Link, instance: string, tier: CacheTier, now: number): void {
+    const srvTargets = link.cache
+      .lookup(instance, 'SRV', now)
+      .map((e) => (e.record.type === 'SRV' ? canonicalName(e.record.data.target) : ''));
+    link.cache.promote(
+      (rr) =>
+        (rr.type === 'PTR' && sameName(rr.data, instance)) ||
+        (rr.type === 'SRV' && sameName(rr.name, instance)) ||
+        (rr.type === 'A' && srvTargets.includes(canonicalName(rr.name))),
+      tier,
+    );
   }
 
   /** Instances of interest: not ours, and either of our site or not yet known (no TXT). */
@@ -1074,21 +1250,28 @@ export class MdnsDiscovery implements Discovery {
     const wantedThrottles = new Set<string>();
     for (const [index, link] of this.#links.entries()) {
       if (link.closed) continue;
-      if (link.cache.expire(now).length > 0) changed = true;
+      if (link.cache.expire(now).some((e) => e.tier !== 'other')) changed = true;
       const questions = new Map<string, OutgoingQuestion>();
-      const ask = (name: string, type: 'PTR' | 'SRV' | 'TXT' | 'A'): void => {
+      const ask = (name: string, type: 'PTR' | 'SRV' | 'TXT' | 'A'): boolean => {
+        if (questions.size >= MAX_QUESTIONS_PER_QUERY) return false;
         questions.set(`${canonicalName(name)}|${type}`, { name, type });
+        return true;
       };
       // §5.2: refresh records of interest at 80/85/90/95 % of their TTL.
       for (const e of link.cache.dueRefreshes(now)) {
+        if (e.tier === 'other') continue; // only our site's robots are worth keeping fresh
         const rr = e.record;
         const instance =
           rr.type === 'PTR' ? rr.data : rr.type === 'SRV' || rr.type === 'TXT' ? rr.name : undefined;
         if (instance !== undefined && !this.#interesting(link, instance, now)) continue;
         ask(rr.name, rr.type);
       }
-      // Resolve instances known only in part (RFC 6763 §12 additionals can be missing or split).
-      for (const ptr of link.cache.lookup(SERVICE_FQDN, 'PTR', now)) {
+      // Resolve instances known only in part (RFC 6763 §12 additionals can be missing or split):
+      // our site's first, then the rest while the query has room.
+      const ptrs = link.cache
+        .lookup(SERVICE_FQDN, 'PTR', now)
+        .sort((a, b) => TIER_RANK[b.tier] - TIER_RANK[a.tier]);
+      for (const ptr of ptrs) {
         const instance = String(ptr.record.data);
         if (!this.#interesting(link, instance, now)) continue;
         const srv = link.cache.lookup(instance, 'SRV', now)[0];
@@ -1107,9 +1290,9 @@ export class MdnsDiscovery implements Discovery {
           wantedThrottles.add(key);
           const th = this.#resolveThrottle.get(key);
           if (th && th.nextAt > now) continue;
+          if (!ask(name, type)) continue;
           const intervalMs = th ? Math.min(th.intervalMs * 2, RESOLVE_MAX_MS) : 1000;
           this.#resolveThrottle.set(key, { nextAt: now + intervalMs, intervalMs });
-          ask(name, type);
         }
       }
       if (questions.size > 0) {
@@ -1151,6 +1334,7 @@ export class MdnsDiscovery implements Discovery {
     const best = new Map<string, { peer: PeerRecord; instance: string; txtAt: number }>();
     for (const link of this.#links) {
       for (const ptr of link.cache.lookup(SERVICE_FQDN, 'PTR', now)) {
+        if (ptr.tier === 'other') continue; // not (yet) known as one of our site's robots
         const instance = String(ptr.record.data);
         if (sameName(instance, this.#instanceName())) continue;
         const srv = link.cache.lookup(instance, 'SRV', now)[0];
@@ -1194,7 +1378,7 @@ export class MdnsDiscovery implements Discovery {
 
   // ----- packets in and out -------------------------------------------------------------------
 
-  #onPacket(link: Link, raw: unknown, from: WireAddress): void {
+  #onPacket(link: Link, raw: unknown, from: WireAddress, bytes?: number): void {
     try {
       this.#stats.received++;
       if (this.#phase === 'closed' || link.closed || !link.socket) return;
@@ -1202,7 +1386,15 @@ export class MdnsDiscovery implements Discovery {
         this.#stats.ignoredForeignSubnet++;
         return;
       }
+      if (bytes !== undefined && bytes > MAX_MDNS_PACKET_BYTES) {
+        this.#stats.oversize++;
+        return;
+      }
       const pkt = parsePacket(raw);
+      if (pkt === 'oversize') {
+        this.#stats.oversize++;
+        return;
+      }
       if (pkt === 'malformed') {
         this.#stats.malformed++;
         this.#debugDrop(`malformed packet from ${from.address}`);
@@ -1212,6 +1404,7 @@ export class MdnsDiscovery implements Discovery {
         this.#stats.ignoredNotMdns++;
         return;
       }
+      this.#stats.oversize += pkt.oversize;
       if (pkt.type === 'query') {
         this.#onQuery(link, pkt, from);
       } else {
