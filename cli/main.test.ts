@@ -120,6 +120,9 @@ test('status renders a readable table from a live agent', async () => {
       misaddressed: 0,
       unknownPeer: 0,
       handlerErrors: 0,
+      challengesSent: 0,
+      challengesAnswered: 0,
+      incarnationsConfirmed: 0,
     },
     uptimeMs: 1000,
   });

@@ -11,10 +11,7 @@ import { advert, eventually } from './discovery.contract.ts';
 import { DEFAULT_CACHE_LIMITS } from './dnssd.ts';
 import { NetnsLab, requireRoot } from './testing/netns.ts';
 import { RemoteDiscovery } from './testing/remote.ts';
-import { claimerScript, floodScript, legacyQueryScript } from './testing/hostile-mdns.ts';
-
-/** The agent unit's V8 flags (templates/edgectl-agent.service): an OOM here is an OOM on a robot. */
-export const AGENT_HEAP_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=96'];
+import { AGENT_HEAP_FLAGS, claimerScript, floodScript, legacyQueryScript } from './testing/hostile-mdns.ts';
 
 /** eventually, for an asynchronous probe (a child's stats). */
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {

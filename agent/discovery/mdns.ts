@@ -21,6 +21,7 @@
  */
 
 import os from 'node:os';
+import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import makeMdns from 'multicast-dns';
 import { EdgeError } from '../errors.ts';
@@ -59,6 +60,7 @@ import {
   recordKey,
   sameName,
   sameRecord,
+  type CacheEntry,
   type CacheTier,
   type MdnsRecord,
   type OtherRecord,
@@ -106,6 +108,8 @@ export interface MdnsSocketHandlers {
   packet(packet: unknown, from: WireAddress, bytes?: number): void;
   /** A datagram that could not be decoded. */
   malformed(err: unknown): void;
+  /** A datagram dropped undecoded for its size or record count (MAX_MDNS_PACKET_BYTES, §17). */
+  oversize?(): void;
   /** A socket-level problem that is not fatal (send failure, membership error…). */
   warning(err: unknown): void;
 }
@@ -139,8 +143,10 @@ export const multicastDnsSocketFactory: MdnsSocketFactory = (iface, handlers) =>
   new Promise<MdnsSocket>((resolve, reject) => {
     let settled = false;
     let m: ReturnType<typeof makeMdns>;
+    const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     try {
       m = makeMdns({
+        socket,
         interface: iface.address,
         bind: '0.0.0.0',
         port: MDNS_PORT,
@@ -153,6 +159,18 @@ export const multicastDnsSocketFactory: MdnsSocketFactory = (iface, handlers) =>
       reject(err as Error);
       return;
     }
+    // multicast-dns decodes every datagram before we see it. Screen the raw bytes first, so that a
+    // flood of oversized packets costs a length check, not a decode: its own 'message' listener runs
+    // only for what passes.
+    const decodeAndEmit = socket.listeners('message')[0] as (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
+    socket.removeAllListeners('message');
+    socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+      if (msg.length > MAX_MDNS_PACKET_BYTES || headerRecordCount(msg) > MAX_RECORDS_PER_PACKET) {
+        handlers.oversize?.();
+        return;
+      }
+      decodeAndEmit(msg, rinfo);
+    });
     m.on('packet', (packet: unknown, rinfo: { address: string; port: number; size?: number }) => {
       try {
         handlers.packet(packet, { address: rinfo.address, port: rinfo.port }, rinfo.size);
@@ -174,6 +192,12 @@ export const multicastDnsSocketFactory: MdnsSocketFactory = (iface, handlers) =>
     m.once('ready', () => {
       if (settled) return;
       settled = true;
+      try {
+        // Room for a burst (a blocked event loop, a flood) before the kernel drops our peers' packets.
+        socket.setRecvBufferSize(1 << 20);
+      } catch {
+        // The kernel caps it (net.core.rmem_max); the default still works.
+      }
       resolve({
         send: (packet, to) =>
           new Promise<void>((res, rej) => {
@@ -195,6 +219,12 @@ export const multicastDnsSocketFactory: MdnsSocketFactory = (iface, handlers) =>
       });
     });
   });
+
+/** The four section counts of a DNS header, summed (0 when the datagram is too short to have one). */
+function headerRecordCount(msg: Buffer): number {
+  if (msg.length < 12) return 0;
+  return msg.readUInt16BE(4) + msg.readUInt16BE(6) + msg.readUInt16BE(8) + msg.readUInt16BE(10);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Interfaces
@@ -701,6 +731,10 @@ export class MdnsDiscovery implements Discovery {
         this.#stats.received++;
         this.#stats.malformed++;
         this.#debugDrop('undecodable datagram', err);
+      },
+      oversize: () => {
+        this.#stats.received++;
+        this.#stats.oversize++;
       },
       warning: (err) => {
         this.#stats.socketWarnings++;
@@ -1333,18 +1367,34 @@ export class MdnsDiscovery implements Discovery {
     const now = this.#now();
     const best = new Map<string, { peer: PeerRecord; instance: string; txtAt: number }>();
     for (const link of this.#links) {
-      for (const ptr of link.cache.lookup(SERVICE_FQDN, 'PTR', now)) {
-        if (ptr.tier === 'other') continue; // not (yet) known as one of our site's robots
+      // One pass over our site's records (never the `other` tier: that is where a flood lands), then
+      // lookups by name: the cost grows with the site, not with the traffic.
+      const byName = new Map<string, CacheEntry[]>();
+      const ptrs: CacheEntry[] = [];
+      for (const e of link.cache.live(now)) {
+        if (e.tier === 'other') continue;
+        if (e.record.type === 'PTR') {
+          if (canonicalName(e.record.name) === SERVICE_FQDN) ptrs.push(e);
+          continue;
+        }
+        const k = `${canonicalName(e.record.name)}|${e.record.type}`;
+        const list = byName.get(k);
+        if (list) list.push(e);
+        else byName.set(k, [e]);
+      }
+      const newest = (name: string, type: string): CacheEntry[] =>
+        (byName.get(`${canonicalName(name)}|${type}`) ?? []).sort((a, b) => b.receivedAt - a.receivedAt);
+      for (const ptr of ptrs) {
         const instance = String(ptr.record.data);
         if (sameName(instance, this.#instanceName())) continue;
-        const srv = link.cache.lookup(instance, 'SRV', now)[0];
-        const txt = link.cache.lookup(instance, 'TXT', now)[0];
+        const srv = newest(instance, 'SRV')[0];
+        const txt = newest(instance, 'TXT')[0];
         if (!srv || !txt || srv.record.type !== 'SRV' || txt.record.type !== 'TXT') continue;
         const dec = decodeTxt(txt.record.data);
         if (!dec.ok) continue;
         const ad = dec.advertisement;
         if (ad.siteId !== this.#ad.siteId || ad.nodeId === this.#ad.nodeId) continue;
-        const as = link.cache.lookup(srv.record.data.target, 'A', now);
+        const as = newest(srv.record.data.target, 'A');
         if (as.length === 0) continue;
         const addresses = [...new Set(as.map((e) => String(e.record.data)))];
         const lastSeenMs = Math.max(

@@ -27,6 +27,12 @@ export interface TransportStats {
   unknownPeer: number;
   /** The handler threw (a bug; the message is dropped, the transport carries on). */
   handlerErrors: number;
+  /** Challenges sent to a sender whose incarnation was not confirmed yet (first contact, reboot, replay). */
+  challengesSent: number;
+  /** Challenges this transport answered. */
+  challengesAnswered: number;
+  /** Incarnations confirmed by an answer to our challenge. */
+  incarnationsConfirmed: number;
 }
 
 export type MessageHandler = (msg: Message, from: PeerAddress) => void;
@@ -51,5 +57,8 @@ export function emptyStats(reasons: readonly DropReason[]): TransportStats {
     misaddressed: 0,
     unknownPeer: 0,
     handlerErrors: 0,
+    challengesSent: 0,
+    challengesAnswered: 0,
+    incarnationsConfirmed: 0,
   };
 }

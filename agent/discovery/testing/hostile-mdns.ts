@@ -5,6 +5,9 @@
  * agent on the bridge receives them as mDNS responses or queries.
  */
 
+/** The agent unit's V8 heap flags (templates/edgectl-agent.service): an OOM here is an OOM on a robot. */
+export const AGENT_HEAP_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=96'];
+
 /** What one flood packet holds. */
 export type HostileKind =
   /** PTRs of our service type to instances that do not exist, with the largest TTL there is. */
