@@ -40,7 +40,11 @@ export type MessageHandler = (msg: Message, from: PeerAddress) => void;
 export interface Transport {
   readonly self: NodeId;
   send(msg: Message): void;
-  /** Where to reach a peer (from discovery, seeds, or an authenticated datagram it sent). */
+  /**
+   * A hint of where to reach a peer (from discovery or seeds: unauthenticated). A hint is used until
+   * the peer's own authenticated datagram tells us where it is, and never replaces that: only an
+   * authenticated datagram from the peer moves its address.
+   */
   setPeer(id: NodeId, addr: PeerAddress): void;
   peerAddress(id: NodeId): PeerAddress | undefined;
   onMessage(handler: MessageHandler): void;

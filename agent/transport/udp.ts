@@ -118,6 +118,8 @@ export class UdpTransport implements Transport {
   private readonly socket: SocketAsPromised;
   private readonly opts: UdpTransportOptions;
   private readonly peers = new Map<NodeId, PeerAddress>();
+  /** Peers whose address came from their own authenticated datagram: hints no longer move it. */
+  private readonly placed = new Set<NodeId>();
   private readonly replay = new ReplayWindow();
   private readonly incarnation = randomUint32();
   private counter = 0;
@@ -186,7 +188,13 @@ export class UdpTransport implements Transport {
   }
 
   setPeer(id: NodeId, addr: PeerAddress): void {
-    if (id !== this.self) this.peers.set(id, addr);
+    if (id !== this.self && !this.placed.has(id)) this.peers.set(id, addr);
+  }
+
+  /** An authenticated datagram of a confirmed incarnation says where its sender is. */
+  private place(id: NodeId, addr: PeerAddress): void {
+    this.peers.set(id, addr);
+    this.placed.add(id);
   }
 
   peerAddress(id: NodeId): PeerAddress | undefined {
@@ -251,7 +259,7 @@ export class UdpTransport implements Transport {
     // An authenticated, fresh datagram of a confirmed incarnation tells us where its sender is now
     // (a robot may change address on roaming). Nothing else moves a peer's address.
     const from = { host: rinfo.address, port: rinfo.port };
-    this.peers.set(r.sender, from);
+    this.place(r.sender, from);
     this.deliver(r.msg, from);
   }
 
@@ -345,7 +353,7 @@ export class UdpTransport implements Transport {
     }
     this.counters.incarnationsConfirmed++;
     const from = { host: rinfo.address, port: rinfo.port };
-    this.peers.set(f.from, from);
+    this.place(f.from, from);
     // What the confirmed incarnation sent meanwhile, in order; the rest (a replayed earlier boot's
     // frames, say) is dropped.
     const list = this.held.get(f.from) ?? [];

@@ -33,6 +33,8 @@ export interface FloodOptions {
   readonly paceMs?: number;
   /** A records of forged peers point here (any address: a victim of the reflection). */
   readonly victimAddress: string;
+  /** Node ids of the forged peers of our site (default fake-<i>): a voter's id forges that voter. */
+  readonly nodeIds?: readonly string[];
 }
 
 /**
@@ -72,7 +74,7 @@ const build = (kind, i) => {
     case 'other-site':
       return peer('elsewhere-' + (i % 7), 'o' + i, i);
     case 'forged-site-peer':
-      return peer(o.site, 'fake-' + i, i);
+      return peer(o.site, o.nodeIds ? o.nodeIds[i % o.nodeIds.length] : 'fake-' + i, i);
   }
 };
 const packets = [];
@@ -170,5 +172,19 @@ s.bind(0, o.from, () => {
   };
   next();
 });
+`;
+}
+
+/**
+ * udpCounterScript listens on `address:port` (where forged advertisements point) and prints
+ * `count <n>` every 250 ms: what a victim host receives.
+ */
+export function udpCounterScript(o: { address: string; port: number }): string {
+  return `
+const s = require('node:dgram').createSocket('udp4');
+let n = 0;
+s.on('message', () => n++);
+s.bind(${o.port}, ${JSON.stringify(o.address)}, () => process.stdout.write('ready\\n'));
+setInterval(() => process.stdout.write('count ' + n + '\\n'), 250);
 `;
 }
