@@ -28,6 +28,17 @@ export interface ContractOptions {
   settleMs: number;
   /** Deadline for a peer to vanish after it called close() (the goodbye). */
   goodbyeMs: number;
+  /**
+   * What peers learn of an advertisement: `all` of it (the in-memory twin), or only the `locator`
+   * (site, node, port: mDNS, whose TXT is readable and forgeable by anyone on the link, so role,
+   * term, version and capability travel over the authenticated transport instead).
+   */
+  advertised: 'all' | 'locator';
+}
+
+/** What a peer sees of `ad` when only the locator is advertised. */
+export function locatorOnly(ad: Advertisement): Advertisement {
+  return { ...ad, agentVersion: 'unknown', role: 'starting', term: 0, serverCapable: false };
 }
 
 const SITE_A = 'site-a';
@@ -84,7 +95,14 @@ export function describeDiscoveryContract(
   make: MakeDiscoveries,
   options: Partial<ContractOptions> = {},
 ): void {
-  const opts: ContractOptions = { timeoutMs: 5000, settleMs: 200, goodbyeMs: 3000, ...options };
+  const opts: ContractOptions = {
+    timeoutMs: 5000,
+    settleMs: 200,
+    goodbyeMs: 3000,
+    advertised: 'all',
+    ...options,
+  };
+  const visible = (ad: Advertisement): Advertisement => (opts.advertised === 'all' ? ad : locatorOnly(ad));
 
   /** Runs `body` with fresh agents and always disposes them. */
   const withAgents = async (
@@ -139,8 +157,8 @@ export function describeDiscoveryContract(
           () => seen(db!, b, 'robot-a'),
           opts.timeoutMs,
         );
-        assert.deepEqual(withoutVolatile(bSeenByA), b);
-        assert.deepEqual(withoutVolatile(aSeenByB), a);
+        assert.deepEqual(withoutVolatile(bSeenByA), visible(b));
+        assert.deepEqual(withoutVolatile(aSeenByB), visible(a));
         for (const [p, i] of [
           [bSeenByA, 1],
           [aSeenByB, 0],
@@ -189,12 +207,23 @@ export function describeDiscoveryContract(
       });
     });
 
-    test('update() changes the role and term the peer sees', async () => {
+    test('update() changes the role and term the peer sees (where they are advertised)', async () => {
       const a = advert(SITE_A, 'robot-a');
       const b = advert(SITE_A, 'robot-b', { role: 'starting', term: 0 });
       await withAgents([a, b], async ([da, db]) => {
         await Promise.all([da!.start(), db!.start()]);
         await eventually('robot-a to see robot-b', () => seen(da!, a, 'robot-b'), opts.timeoutMs);
+        if (opts.advertised === 'locator') {
+          await db!.update({ role: 'candidate', term: 5 });
+          await new Promise((r) => setTimeout(r, opts.settleMs));
+          const p = seen(da!, a, 'robot-b');
+          assert.ok(
+            p && withoutVolatile(p).role === 'starting' && p.term === 0,
+            'role and term are not advertised',
+          );
+          await assert.rejects(db!.update({ term: -1 }), { code: 'EDGE_DISCOVERY_BAD_ADVERTISEMENT' });
+          return;
+        }
         await db!.update({ role: 'candidate', term: 5 });
         await eventually(
           'the role and term change',

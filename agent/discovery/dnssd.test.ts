@@ -35,18 +35,13 @@ const b = (s: string): Buffer => Buffer.from(s, 'utf8');
 const strings = (list: Buffer[]): string[] => list.map((x) => x.toString('utf8'));
 
 describe('TXT schema (RFC 6763 §6)', () => {
-  test('encodes every key, txtvers first, nothing else', () => {
-    assert.deepEqual(strings(encodeTxt(AD)), [
-      'txtvers=1',
-      'site=depot-1',
-      'node=robot-7',
-      'ver=0.1.0',
-      'role=leader',
-      'term=42',
-      'port=7946',
-      'srv=1',
-    ]);
-    assert.deepEqual(strings(encodeTxt({ ...AD, serverCapable: false })).at(-1), 'srv=0');
+  test('encodes only what a peer needs to find us, txtvers first: no role, term, version or capability', () => {
+    assert.deepEqual(strings(encodeTxt(AD)), ['txtvers=1', 'site=depot-1', 'node=robot-7', 'port=7946']);
+    assert.deepEqual(
+      strings(encodeTxt({ ...AD, role: 'follower', term: 9, agentVersion: '9.9.9', serverCapable: false })),
+      strings(encodeTxt(AD)),
+      'the election never changes the TXT',
+    );
   });
 
   test('CONTROL_CHARACTER is exactly Unicode general category Cc', () => {
@@ -75,7 +70,8 @@ describe('TXT schema (RFC 6763 §6)', () => {
         for (const s of txt) assert.ok(s.length <= 255);
         const dec = decodeTxt(txt);
         assert.ok(dec.ok, JSON.stringify(dec));
-        assert.deepEqual(dec.advertisement, { ...ad });
+        const unadvertised = { agentVersion: 'unknown', role: 'starting', term: 0, serverCapable: false };
+        assert.deepEqual(dec.advertisement, { ...ad, ...unadvertised });
       }),
     );
   });
@@ -107,13 +103,22 @@ describe('TXT schema (RFC 6763 §6)', () => {
     );
   });
 
+  test('reads the keys earlier agents also published, validated, with defaults when absent', () => {
+    const legacy = [...strings(encodeTxt(AD)), 'ver=0.1.0', 'role=leader', 'term=42', 'srv=1'].map(b);
+    const dec = decodeTxt(legacy);
+    assert.ok(dec.ok);
+    assert.deepEqual(dec.advertisement, AD);
+  });
+
   test('refuses what is missing or malformed, and still says which site it was', () => {
-    const base = strings(encodeTxt(AD));
+    // An earlier agent's TXT, with every key: the keys we no longer send are still checked when there.
+    const base = [...strings(encodeTxt(AD)), 'ver=0.1.0', 'role=leader', 'term=42', 'srv=1'];
     const without = (key: string): Buffer[] => base.filter((s) => !s.startsWith(`${key}=`)).map(b);
     const replace = (key: string, value: string): Buffer[] =>
       base.map((s) => (s.startsWith(`${key}=`) ? `${key}=${value}` : s)).map(b);
-    for (const key of ['txtvers', 'site', 'node', 'ver', 'role', 'term', 'port', 'srv'])
+    for (const key of ['txtvers', 'site', 'node', 'port'])
       assert.equal(decodeTxt(without(key)).ok, false, key);
+    for (const key of ['ver', 'role', 'term', 'srv']) assert.equal(decodeTxt(without(key)).ok, true, key);
     const bad: [string, string][] = [
       ['txtvers', '2'],
       ['term', '-1'],

@@ -420,24 +420,23 @@ export function hostFqdn(label: string): string {
 // ---------------------------------------------------------------------------------------------
 // TXT schema (RFC 6763 §6)
 
-/** Keys of TXT schema version 1. `port` repeats the SRV port; `srv` is server-capable (1/0). */
-export const TXT_KEYS = ['txtvers', 'site', 'node', 'ver', 'role', 'term', 'port', 'srv'] as const;
+/**
+ * The keys we publish (TXT schema version 1): only what a peer needs to find us. Our role, term,
+ * version and capability are not advertised: TXT records are readable (and forgeable) by anyone on
+ * the link, and peers learn all of that over the authenticated transport.
+ */
+export const TXT_KEYS = ['txtvers', 'site', 'node', 'port'] as const;
+/** Keys earlier agents published: still read (validated when present), never required or sent. */
+export const TXT_LEGACY_KEYS = ['ver', 'role', 'term', 'srv'] as const;
 
 /**
  * encodeTxt renders the TXT record strings for an advertisement, `txtvers` first (RFC 6763 §6.7).
- * Nothing secret ever goes here: TXT records are readable by anyone on the link.
+ * Nothing secret ever goes here, and nothing that changes with the election.
  */
 export function encodeTxt(ad: Advertisement): Buffer[] {
-  return [
-    `txtvers=${TXT_VERSION}`,
-    `site=${ad.siteId}`,
-    `node=${ad.nodeId}`,
-    `ver=${ad.agentVersion}`,
-    `role=${ad.role}`,
-    `term=${ad.term}`,
-    `port=${ad.port}`,
-    `srv=${ad.serverCapable ? '1' : '0'}`,
-  ].map((s) => Buffer.from(s, 'utf8'));
+  return [`txtvers=${TXT_VERSION}`, `site=${ad.siteId}`, `node=${ad.nodeId}`, `port=${ad.port}`].map((s) =>
+    Buffer.from(s, 'utf8'),
+  );
 }
 
 export type TxtDecodeResult =
@@ -480,17 +479,18 @@ export function decodeTxt(strings: readonly Uint8Array[]): TxtDecodeResult {
   if (kv.get('txtvers') !== TXT_VERSION)
     return fail(`unsupported txtvers ${JSON.stringify(kv.get('txtvers'))}`);
   for (const key of TXT_KEYS) if (kv.get(key) === undefined) return fail(`missing key ${key}`);
-  const term = kv.get('term')!;
+  // What an earlier agent also published: checked when there, defaults when not.
+  const term = kv.get('term') ?? '0';
   const port = kv.get('port')!;
-  const srv = kv.get('srv')!;
+  const srv = kv.get('srv') ?? '0';
   if (!/^(0|[1-9][0-9]{0,15})$/.test(term) || !Number.isSafeInteger(Number(term))) return fail('bad term');
   if (!/^[1-9][0-9]{0,4}$/.test(port)) return fail('bad port');
   if (srv !== '0' && srv !== '1') return fail('bad srv');
   const ad: Advertisement = {
     siteId: site!,
     nodeId: kv.get('node')!,
-    agentVersion: kv.get('ver')!,
-    role: kv.get('role')! as Role,
+    agentVersion: kv.get('ver') ?? 'unknown',
+    role: (kv.get('role') ?? 'starting') as Role,
     term: Number(term),
     port: Number(port),
     serverCapable: srv === '1',

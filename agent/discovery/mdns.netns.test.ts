@@ -30,6 +30,7 @@ describeDiscoveryContract('MdnsDiscovery (real sockets, network namespaces)', ma
   timeoutMs: 10_000,
   settleMs: 2500,
   goodbyeMs: 3000,
+  advertised: 'locator',
 });
 
 function summary(xs: number[]): string {

@@ -581,8 +581,10 @@ export class MdnsDiscovery implements Discovery {
   async update(change: Partial<Pick<Advertisement, 'role' | 'term'>>): Promise<void> {
     if (this.#phase === 'closed') throw closedError('update');
     const next = applyChange(this.#ad, change);
-    if (next.role === this.#ad.role && next.term === this.#ad.term) return;
+    const sameTxt = Buffer.concat(encodeTxt(next)).equals(Buffer.concat(encodeTxt(this.#ad)));
     this.#ad = next;
+    // Role and term are not advertised (dnssd.ts, TXT_KEYS): nothing to announce.
+    if (sameTxt) return;
     if (this.#phase !== 'announced') return; // probing: the next probe/announcement carries it
     // §8.4: a changed record is announced again, like a new one, with the cache-flush bit.
     const gen = ++this.#updateGen;
