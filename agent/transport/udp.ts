@@ -359,10 +359,11 @@ export class UdpTransport implements Transport {
     const list = this.held.get(f.from) ?? [];
     this.held.delete(f.from);
     this.heldCount -= list.length;
+    const now = this.now();
     for (const m of list) {
-      if (m.incarnation === incarnation && this.replay.check(f.from, m.incarnation, m.counter) === 'ok')
-        this.deliver(m.msg, from);
-      else this.counters.dropped[m.incarnation === incarnation ? 'replay' : 'unconfirmed']++;
+      const fresh = m.incarnation === incarnation && now - m.at <= NONCE_LIFETIME_MS;
+      if (fresh && this.replay.check(f.from, m.incarnation, m.counter) === 'ok') this.deliver(m.msg, from);
+      else this.counters.dropped[fresh ? 'replay' : 'unconfirmed']++;
     }
   }
 
