@@ -100,8 +100,9 @@ export interface Question {
 
 /** Lower-cases an ASCII DNS name for comparison (DNS names compare case-insensitively). */
 export function canonicalName(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  return HAS_UPPER.test(name) ? name.replace(/[A-Z]/g, (c) => c.toLowerCase()) : name;
 }
+const HAS_UPPER = /[A-Z]/;
 
 export function sameName(a: string, b: string): boolean {
   return a.length === b.length && canonicalName(a) === canonicalName(b);
@@ -269,6 +270,8 @@ export function rdataBytes(rr: MdnsRecord | OtherRecord): Buffer {
 }
 
 const keyEncoder = new TextEncoder();
+/** Scratch space for recordKey: a key's input is at most a name, a type and one packet's rdata. */
+let keyScratch = new Uint8Array(2048);
 
 /**
  * A stable identity for (name, type, rdata); the cache and the duplicate checks key on it. A hash
@@ -276,12 +279,14 @@ const keyEncoder = new TextEncoder();
  * on it costs the same per entry for a hostile record as for ours.
  */
 export function recordKey(rr: MdnsRecord | OtherRecord): string {
-  const head = keyEncoder.encode(`${canonicalName(rr.name)}|${rr.type}|`);
   const rdata = rdataBytes(rr);
-  const bytes = new Uint8Array(head.length + rdata.length);
-  bytes.set(head, 0);
-  bytes.set(rdata, head.length);
-  return Buffer.from(sha256Digest(bytes).subarray(0, 16)).toString('base64url');
+  const head = `${canonicalName(rr.name)}|${rr.type}|`;
+  const need = head.length * 3 + rdata.length;
+  if (keyScratch.length < need) keyScratch = new Uint8Array(need);
+  const { written } = keyEncoder.encodeInto(head, keyScratch);
+  keyScratch.set(rdata, written);
+  const digest = sha256Digest(keyScratch.subarray(0, written + rdata.length));
+  return Buffer.from(digest.buffer, digest.byteOffset, 16).toString('base64url');
 }
 
 /** Same name, type and rdata (the TTL and the cache-flush bit do not matter). */
@@ -523,6 +528,8 @@ export const DEFAULT_CACHE_LIMITS: Readonly<Record<CacheTier, number>> = {
 export interface CacheEntry {
   readonly key: string;
   record: MdnsRecord;
+  /** canonicalName(record.name), computed once. */
+  readonly cname: string;
   tier: CacheTier;
   /** Monotonic ms when the record was last received. */
   receivedAt: number;
@@ -545,12 +552,20 @@ export type CacheAddResult = 'added' | 'refreshed' | 'goodbye' | 'ignored';
  * - refresh points at 80/85/90/95 % of the TTL (§5.2), which the browser turns into queries.
  * It is bounded per tier (`limits`): a full tier evicts its least recently received record, so a
  * chatty or hostile LAN can churn the `other` tier but never grow the cache or reach the records of
- * our own site's robots. `evictions` counts what went (monotonic, per tier).
+ * our own site's robots. `evictions` counts what went (monotonic, per tier). Lookups go through
+ * indexes (by name and type, by SRV target), so a packet costs the same however full the cache is.
  */
 export class RecordCache {
   readonly #entries = new Map<string, CacheEntry>();
+  /** Per tier, least recently received first (a refresh moves an entry to the end). */
+  readonly #tiers: Record<CacheTier, Map<string, CacheEntry>> = {
+    member: new Map(),
+    site: new Map(),
+    other: new Map(),
+  };
+  readonly #byNameType = new Map<string, Set<CacheEntry>>();
+  readonly #bySrvTarget = new Map<string, Set<CacheEntry>>();
   readonly #limits: Readonly<Record<CacheTier, number>>;
-  readonly #counts: Record<CacheTier, number> = { member: 0, site: 0, other: 0 };
   readonly #random: () => number;
   readonly evictions: Record<CacheTier, number> = { member: 0, site: 0, other: 0 };
 
@@ -565,7 +580,7 @@ export class RecordCache {
 
   /** Entries per tier now. */
   counts(): Record<CacheTier, number> {
-    return { ...this.#counts };
+    return { member: this.#tiers.member.size, site: this.#tiers.site.size, other: this.#tiers.other.size };
   }
 
   add(rr: MdnsRecord, now: number, tier: CacheTier = 'other'): CacheAddResult {
@@ -579,11 +594,10 @@ export class RecordCache {
       return 'goodbye';
     }
     const ttl = Math.min(rr.ttl, MAX_CACHE_TTL_S);
+    const cname = existing?.cname ?? canonicalName(rr.name);
     if (rr.flush) {
-      const name = canonicalName(rr.name);
-      for (const e of this.#entries.values()) {
-        if (e.key === key || e.record.type !== rr.type || canonicalName(e.record.name) !== name) continue;
-        if (e.receivedAt < now - 1000) {
+      for (const e of this.#byNameType.get(`${cname}|${rr.type}`) ?? []) {
+        if (e.key !== key && e.receivedAt < now - 1000) {
           e.expiresAt = Math.min(e.expiresAt, now + 1000);
           e.refreshAt = [];
         }
@@ -595,36 +609,58 @@ export class RecordCache {
       existing.expiresAt = now + ttl * 1000;
       existing.refreshAt = this.#refreshPoints(now, ttl);
       existing.goodbye = false;
-      if (TIER_RANK[tier] > TIER_RANK[existing.tier]) this.#move(existing, tier);
+      const to = TIER_RANK[tier] > TIER_RANK[existing.tier] ? tier : existing.tier;
+      this.#tiers[existing.tier].delete(key);
+      existing.tier = to;
+      this.#makeRoom(to);
+      this.#tiers[to].set(key, existing);
       return 'refreshed';
     }
     this.#makeRoom(tier);
-    this.#entries.set(key, {
+    const e: CacheEntry = {
       key,
       record: rr,
+      cname,
       tier,
       receivedAt: now,
       expiresAt: now + ttl * 1000,
       refreshAt: this.#refreshPoints(now, ttl),
       goodbye: false,
-    });
-    this.#counts[tier]++;
+    };
+    this.#entries.set(key, e);
+    this.#tiers[tier].set(key, e);
+    addTo(this.#byNameType, `${cname}|${rr.type}`, e);
+    if (rr.type === 'SRV') addTo(this.#bySrvTarget, canonicalName(rr.data.target), e);
     return 'added';
   }
 
   /** Moves the entries `match` selects up to `tier` (never down): their instance turned out to be ours. */
   promote(match: (rr: MdnsRecord) => boolean, tier: CacheTier): void {
-    for (const e of [...this.#entries.values()])
-      if (TIER_RANK[tier] > TIER_RANK[e.tier] && match(e.record)) this.#move(e, tier);
+    for (const t of CACHE_TIERS) {
+      if (TIER_RANK[t] >= TIER_RANK[tier]) continue;
+      for (const e of [...this.#tiers[t].values()]) {
+        if (!match(e.record)) continue;
+        this.#tiers[t].delete(e.key);
+        e.tier = tier;
+        this.#makeRoom(tier);
+        this.#tiers[tier].set(e.key, e);
+      }
+    }
   }
 
   /** Live entries of a name and type, newest first. */
   lookup(name: string, type: RecordType, now: number): CacheEntry[] {
-    const n = canonicalName(name);
     const out: CacheEntry[] = [];
-    for (const e of this.#entries.values())
-      if (e.record.type === type && e.expiresAt > now && canonicalName(e.record.name) === n) out.push(e);
-    return out.sort((a, b) => b.receivedAt - a.receivedAt);
+    for (const e of this.#byNameType.get(`${canonicalName(name)}|${type}`) ?? [])
+      if (e.expiresAt > now) out.push(e);
+    return out.length > 1 ? out.sort((a, b) => b.receivedAt - a.receivedAt) : out;
+  }
+
+  /** Live SRV entries whose target is `host`. */
+  srvsTargeting(host: string, now: number): CacheEntry[] {
+    const out: CacheEntry[] = [];
+    for (const e of this.#bySrvTarget.get(canonicalName(host)) ?? []) if (e.expiresAt > now) out.push(e);
+    return out;
   }
 
   /** Every live entry (any name and type). */
@@ -632,12 +668,20 @@ export class RecordCache {
     return [...this.#entries.values()].filter((e) => e.expiresAt > now);
   }
 
+  /** Live entries of the `member` and `site` tiers: our site's robots. */
+  liveSite(now: number): CacheEntry[] {
+    const out: CacheEntry[] = [];
+    for (const t of ['member', 'site'] as const)
+      for (const e of this.#tiers[t].values()) if (e.expiresAt > now) out.push(e);
+    return out;
+  }
+
   /** Removes and returns the entries whose time is up. */
   expire(now: number): CacheEntry[] {
     const gone: CacheEntry[] = [];
-    for (const [k, e] of this.#entries) {
+    for (const e of this.#entries.values()) {
       if (e.expiresAt <= now) {
-        this.#remove(k, e);
+        this.#remove(e);
         gone.push(e);
       }
     }
@@ -668,34 +712,30 @@ export class RecordCache {
 
   delete(key: string): void {
     const e = this.#entries.get(key);
-    if (e) this.#remove(key, e);
+    if (e) this.#remove(e);
   }
 
   clear(): void {
     this.#entries.clear();
-    for (const t of CACHE_TIERS) this.#counts[t] = 0;
+    for (const t of CACHE_TIERS) this.#tiers[t].clear();
+    this.#byNameType.clear();
+    this.#bySrvTarget.clear();
   }
 
-  #remove(key: string, e: CacheEntry): void {
-    this.#entries.delete(key);
-    this.#counts[e.tier]--;
-  }
-
-  #move(e: CacheEntry, tier: CacheTier): void {
-    this.#counts[e.tier]--;
-    e.tier = tier;
-    this.#makeRoom(tier, e);
-    this.#counts[tier]++;
+  #remove(e: CacheEntry): void {
+    this.#entries.delete(e.key);
+    this.#tiers[e.tier].delete(e.key);
+    removeFrom(this.#byNameType, `${e.cname}|${e.record.type}`, e);
+    if (e.record.type === 'SRV') removeFrom(this.#bySrvTarget, canonicalName(e.record.data.target), e);
   }
 
   /** Evicts the least recently received entries of `tier` until one more fits. */
-  #makeRoom(tier: CacheTier, keep?: CacheEntry): void {
-    while (this.#counts[tier] >= this.#limits[tier]) {
-      let oldest: CacheEntry | undefined;
-      for (const e of this.#entries.values())
-        if (e.tier === tier && e !== keep && (!oldest || e.receivedAt < oldest.receivedAt)) oldest = e;
+  #makeRoom(tier: CacheTier): void {
+    const t = this.#tiers[tier];
+    while (t.size >= this.#limits[tier]) {
+      const oldest = t.values().next().value as CacheEntry | undefined;
       if (!oldest) return;
-      this.#remove(oldest.key, oldest);
+      this.#remove(oldest);
       this.evictions[tier]++;
     }
   }
@@ -704,4 +744,17 @@ export class RecordCache {
     const ttlMs = ttlS * 1000;
     return [0.8, 0.85, 0.9, 0.95].map((f) => now + ttlMs * (f + this.#random() * 0.02));
   }
+}
+
+function addTo<K, V>(index: Map<K, Set<V>>, k: K, v: V): void {
+  const set = index.get(k);
+  if (set) set.add(v);
+  else index.set(k, new Set([v]));
+}
+
+function removeFrom<K, V>(index: Map<K, Set<V>>, k: K, v: V): void {
+  const set = index.get(k);
+  if (!set) return;
+  set.delete(v);
+  if (set.size === 0) index.delete(k);
 }

@@ -66,6 +66,7 @@ import {
   type OtherRecord,
   type Question,
   type SrvRecord,
+  type TxtDecodeResult,
   type TxtRecord,
 } from './dnssd.ts';
 import { monotonicMs } from '../clock.ts';
@@ -220,6 +221,20 @@ export const multicastDnsSocketFactory: MdnsSocketFactory = (iface, handlers) =>
     });
   });
 
+/**
+ * decodeTxt of a TXT rdata, once per rdata: a record's TXT is read to pick its cache tier, to count
+ * it and to build the peer list, and a flood must not pay for that three times.
+ */
+const decodedTxts = new WeakMap<readonly Uint8Array[], TxtDecodeResult>();
+function decodedTxt(data: readonly Uint8Array[]): TxtDecodeResult {
+  let dec = decodedTxts.get(data);
+  if (dec === undefined) {
+    dec = decodeTxt(data);
+    decodedTxts.set(data, dec);
+  }
+  return dec;
+}
+
 /** The four section counts of a DNS header, summed (0 when the datagram is too short to have one). */
 function headerRecordCount(msg: Buffer): number {
   if (msg.length < 12) return 0;
@@ -368,6 +383,8 @@ export interface MdnsStats {
   siteCacheEvictions: number;
   /** A records whose address is outside the interface's subnet: a peer cannot live there. */
   ignoredForeignAddress: number;
+  /** Records of robots the config does not name dropped because this second's budget was spent. */
+  floodDrops: number;
   /** Legacy unicast queries not answered because the per-second budget was spent (§6.7). */
   legacyUnicastLimited: number;
   /** Times we stopped advertising because every name we probed was claimed (we still browse). */
@@ -399,6 +416,7 @@ function zeroStats(): MdnsStats {
     cacheEvictions: 0,
     siteCacheEvictions: 0,
     ignoredForeignAddress: 0,
+    floodDrops: 0,
     legacyUnicastLimited: 0,
     advertisingGivenUp: 0,
   };
@@ -413,6 +431,9 @@ interface Link {
   /** Legacy unicast answers left in this second's budget, and when the budget refills. */
   legacyBudget: number;
   legacyBudgetAt: number;
+  /** Records of the `other` and `site` tiers the cache still takes this second (see FLOOD_RECORDS_PER_SECOND). */
+  floodBudget: number;
+  floodBudgetAt: number;
   closed: boolean;
 }
 
@@ -483,6 +504,13 @@ const ANNOUNCE_INTERVAL_MS = 1000;
 const BROWSE_FIRST_MS = 1000;
 const BROWSE_MAX_MS = 60_000;
 const RESOLVE_MAX_MS = 60_000;
+/**
+ * Records of robots the config does not name (the `site` and `other` tiers) the cache takes per
+ * second and interface; the rest is dropped before it is hashed or stored (`floodDrops`). A site's
+ * own traffic is a few records a second; a flood is thousands, and this keeps its cost to a decode.
+ * The robots the config names are never limited.
+ */
+const FLOOD_RECORDS_PER_SECOND = 200;
 /** Questions per query we send: junk instances in the cache must not turn into a query storm. */
 const MAX_QUESTIONS_PER_QUERY = 16;
 const TIER_RANK: Readonly<Record<CacheTier, number>> = { other: 0, site: 1, member: 2 };
@@ -518,6 +546,7 @@ export class MdnsDiscovery implements Discovery {
   readonly #legacyPerSecond: number;
   /** Probe rounds lost to conflicts since the name was last ours. */
   #renamesInRow = 0;
+  #recomputePending = false;
   readonly #listeners: PeerListeners;
   readonly #stats = zeroStats();
   readonly #timers = new Set<unknown>();
@@ -725,6 +754,8 @@ export class MdnsDiscovery implements Discovery {
       lastMulticast: new Map(),
       legacyBudget: this.#legacyPerSecond,
       legacyBudgetAt: -Infinity,
+      floodBudget: FLOOD_RECORDS_PER_SECOND,
+      floodBudgetAt: -Infinity,
       closed: false,
     };
     const socket = await this.#factory(iface, {
@@ -844,10 +875,6 @@ export class MdnsDiscovery implements Discovery {
       a: { name: host, type: 'A', ttl: TTL_HOST_RECORDS_S, flush: true, data: link.iface.address },
       enumPtr: { name: SERVICES_ENUM_FQDN, type: 'PTR', ttl: TTL_OTHER_RECORDS_S, data: SERVICE_FQDN },
     };
-  }
-
-  #isOwnName(name: string): boolean {
-    return sameName(name, this.#instanceName()) || sameName(name, this.#hostName());
   }
 
   /** Is this record one of ours echoing back (loopback, or an older version we sent)? */
@@ -1158,7 +1185,7 @@ export class MdnsDiscovery implements Discovery {
 
   /** The cache tier of a TXT record: `member` for a robot the config names, `site` for another of ours. */
   #txtTier(rr: TxtRecord): CacheTier {
-    const dec = decodeTxt(rr.data);
+    const dec = decodedTxt(rr.data);
     if (
       !dec.ok ||
       dec.advertisement.siteId !== this.#ad.siteId ||
@@ -1196,17 +1223,18 @@ export class MdnsDiscovery implements Discovery {
         const t = canonicalName(rr.data.target);
         targets.set(t, higher(targets.get(t), tierOf(rr.name)));
       }
-    for (const e of link.cache.live(now))
-      if (e.record.type === 'SRV') {
-        const t = canonicalName(e.record.data.target);
-        targets.set(t, higher(targets.get(t), e.tier));
-      }
+    const targetTier = (host: string): CacheTier | undefined => {
+      let tier = targets.get(canonicalName(host));
+      for (const e of link.cache.srvsTargeting(host, now)) tier = higher(tier, e.tier);
+      return tier;
+    };
     let touched = false;
     let touchedSite = false;
     const evictedBefore = { ...link.cache.evictions };
     const ownInstance = this.#instanceName();
+    const ownHost = this.#hostName();
     for (const rr of pkt.records) {
-      if (this.#isOwnName(rr.name)) continue; // ourselves
+      if (sameName(rr.name, ownInstance) || sameName(rr.name, ownHost)) continue; // ourselves
       if (rr.type === 'PTR' && sameName(rr.data, ownInstance)) continue;
       let tier: CacheTier | undefined;
       switch (rr.type) {
@@ -1220,7 +1248,7 @@ export class MdnsDiscovery implements Discovery {
           if (isInstanceName(rr.name)) tier = rr.ttl > 0 ? this.#txtTier(rr) : tierOf(rr.name);
           break;
         case 'A':
-          tier = targets.get(canonicalName(rr.name));
+          tier = targetTier(rr.name);
           // A peer of ours lives on this link's subnet; an address elsewhere would only aim our
           // datagrams at some other host.
           if (tier !== undefined && rr.ttl > 0 && !onSubnet(rr.data, link.iface)) {
@@ -1230,13 +1258,24 @@ export class MdnsDiscovery implements Discovery {
           break;
       }
       if (tier === undefined) continue;
+      if (tier !== 'member') {
+        if (now - link.floodBudgetAt >= 1000) {
+          link.floodBudget = FLOOD_RECORDS_PER_SECOND;
+          link.floodBudgetAt = now;
+        }
+        if (link.floodBudget <= 0) {
+          this.#stats.floodDrops++;
+          continue;
+        }
+        link.floodBudget--;
+      }
       const res = link.cache.add(rr, now, tier);
       if (res === 'ignored') continue;
       touched = true;
       if (tier !== 'other') touchedSite = true;
       if (res === 'goodbye') this.#stats.goodbyesReceived++;
       if (rr.type === 'TXT' && rr.ttl > 0) {
-        const dec = decodeTxt(rr.data);
+        const dec = decodedTxt(rr.data);
         const site = dec.ok ? dec.advertisement.siteId : dec.siteId;
         if (site !== undefined && site !== this.#ad.siteId) this.#stats.ignoredOtherSite++;
         else if (!dec.ok) this.#stats.badTxt++;
@@ -1250,7 +1289,7 @@ export class MdnsDiscovery implements Discovery {
     if (!touched) return;
     // Records of other sites and unknown instances cannot change our peers: no recompute for them,
     // which is what keeps a flood of junk cheap.
-    if (touchedSite || siteEvicted > 0) this.#recompute();
+    if (touchedSite || siteEvicted > 0) this.#recomputeSoon();
     // Ask for what is still missing a little later: the rest often follows in the next packet.
     this.#scheduleMaintenance(now + 100);
   }
@@ -1274,7 +1313,7 @@ export class MdnsDiscovery implements Discovery {
     if (sameName(instance, this.#instanceName())) return false;
     const txt = link.cache.lookup(instance, 'TXT', now)[0]?.record;
     if (!txt || txt.type !== 'TXT') return true;
-    const dec = decodeTxt(txt.data);
+    const dec = decodedTxt(txt.data);
     return (
       dec.ok && dec.advertisement.siteId === this.#ad.siteId && dec.advertisement.nodeId !== this.#ad.nodeId
     );
@@ -1344,6 +1383,8 @@ export class MdnsDiscovery implements Discovery {
 
   #scheduleMaintenance(at?: number): void {
     if (this.#phase === 'closed') return;
+    // Already due by then: nothing to scan (this runs for every packet that touched the cache).
+    if (at !== undefined && this.#maintTimer !== undefined && this.#maintAt <= at) return;
     let next = at ?? Infinity;
     for (const l of this.#links) {
       const d = l.cache.nextDeadline();
@@ -1364,6 +1405,19 @@ export class MdnsDiscovery implements Discovery {
     });
   }
 
+  /**
+   * Rebuilds the peer list once the datagrams that have arrived are handled (setImmediate runs after
+   * the event loop's I/O): a burst of our site's records costs one rebuild, not one per datagram.
+   */
+  #recomputeSoon(): void {
+    if (this.#recomputePending) return;
+    this.#recomputePending = true;
+    setImmediate(() => {
+      this.#recomputePending = false;
+      if (this.#phase !== 'closed') this.#recompute();
+    });
+  }
+
   /** Rebuilds the peer list from the caches and tells the listeners if it changed. */
   #recompute(): void {
     const now = this.#now();
@@ -1373,8 +1427,7 @@ export class MdnsDiscovery implements Discovery {
       // lookups by name: the cost grows with the site, not with the traffic.
       const byName = new Map<string, CacheEntry[]>();
       const ptrs: CacheEntry[] = [];
-      for (const e of link.cache.live(now)) {
-        if (e.tier === 'other') continue;
+      for (const e of link.cache.liveSite(now)) {
         if (e.record.type === 'PTR') {
           if (canonicalName(e.record.name) === SERVICE_FQDN) ptrs.push(e);
           continue;
@@ -1392,7 +1445,7 @@ export class MdnsDiscovery implements Discovery {
         const srv = newest(instance, 'SRV')[0];
         const txt = newest(instance, 'TXT')[0];
         if (!srv || !txt || srv.record.type !== 'SRV' || txt.record.type !== 'TXT') continue;
-        const dec = decodeTxt(txt.record.data);
+        const dec = decodedTxt(txt.record.data);
         if (!dec.ok) continue;
         const ad = dec.advertisement;
         if (ad.siteId !== this.#ad.siteId || ad.nodeId === this.#ad.nodeId) continue;
