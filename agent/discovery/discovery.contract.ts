@@ -200,7 +200,7 @@ export function describeDiscoveryContract(
           assert.deepEqual(d3!.peers(), [], 'the only agent of site B sees nobody');
           assert.deepEqual(
             d1!.peers().map((p) => [p.siteId, p.nodeId, p.role]),
-            [[SITE_A, 'robot-b', 'follower']],
+            [[SITE_A, 'robot-b', visible(a2).role]],
           );
           await new Promise((r) => setTimeout(r, 25));
         }
@@ -303,12 +303,22 @@ export function describeDiscoveryContract(
         assert.ok(seen(da!, a, 'robot-b'));
         unsubscribe();
         const before = deliveries.length;
-        await db!.update({ term: 42 });
-        await eventually(
-          'the update to arrive',
-          () => seen(da!, a, 'robot-b', (p) => p.term === 42),
-          opts.timeoutMs,
-        );
+        if (opts.advertised === 'all') {
+          await db!.update({ term: 42 });
+          await eventually(
+            'the update to arrive',
+            () => seen(da!, a, 'robot-b', (p) => p.term === 42),
+            opts.timeoutMs,
+          );
+        } else {
+          // Role and term are not advertised: a goodbye is the change to watch.
+          await db!.close();
+          await eventually(
+            'robot-b to go',
+            () => (seen(da!, a, 'robot-b') ? undefined : true),
+            opts.timeoutMs,
+          );
+        }
         await new Promise((r) => setTimeout(r, 50));
         assert.equal(deliveries.length, before, 'no deliveries after unsubscribe');
         assert.equal(lateCalls, 0);
