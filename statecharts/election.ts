@@ -911,7 +911,11 @@ export const electionMachine = setup({
       const e = event as Ev<'setLearners'>;
       const learners = [...new Set(e.learners)].filter((l) => !c.voters.includes(l)).sort();
       if (c.leader !== c.id) return { learners };
-      const progress = { ...c.progress };
+      // Progress of robots that are no longer learners goes: a stream of made-up learners must not
+      // grow the leader's state.
+      const progress: Record<NodeId, Progress> = {};
+      for (const [id, p] of Object.entries(c.progress))
+        if (c.voters.includes(id) || learners.includes(id)) progress[id] = p;
       // A new learner has answered nothing: it is probed on the silent schedule until it does, so a
       // stream of made-up learners costs the leader what one silent learner costs.
       for (const l of learners) progress[l] ??= { match: 0, next: lastIndex(c.log) + 1, lastAck: NEVER };
