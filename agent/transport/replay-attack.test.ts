@@ -64,7 +64,6 @@ test('a frame replayed from an earlier boot neither moves the sender’s address
 
     // The replay, from the attacker's own socket, several times.
     for (let i = 0; i < 3; i++) capture.send(frame, b.port, '127.0.0.1');
-    await waitFor('b to challenge the replayed boot', () => attackerChallenges.length > 0);
     await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(b.peerAddress('a'), { host: '127.0.0.1', port: a.port }, 'the address did not move');
     assert.deepEqual(got, [2], 'the replayed vote was not delivered');
@@ -77,6 +76,8 @@ test('a frame replayed from an earlier boot neither moves the sender’s address
       Array.from({ length: 100 }, (_, i) => i + 3),
     );
     assert.deepEqual(b.peerAddress('a'), { host: '127.0.0.1', port: a.port });
+    // b asked the replayer to prove that boot alive; nobody could.
+    await waitFor('b to challenge the replayed boot', () => attackerChallenges.length > 0);
     const s = b.stats();
     assert.equal(s.incarnationsConfirmed, 1, 'only the live boot was ever confirmed');
     assert.equal(s.dropped.replay, 0);
