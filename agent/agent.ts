@@ -69,6 +69,8 @@ async function specLog(): Promise<SpecLog> {
 }
 
 export const AGENT_VERSION = '0.1.0';
+/** Learners known only from an advertisement, at most (each probed rarely until it answers). */
+const MAX_LEARNER_CANDIDATES = 8;
 
 export interface AgentDeps {
   readonly config: AgentConfig;
@@ -505,6 +507,7 @@ export class Agent {
           );
           break;
         case 'joinControlPlane': {
+          // The leader's address as its own authenticated datagrams gave it, never an advertisement's.
           const host = this.addressOf(e.leader) ?? e.leader;
           rt.joinAsWorker({ id: e.leader, host }, e.epoch).then(
             () => back({ type: 'cp.workerReady', leader: e.leader, epoch: e.epoch, now: this.now() }),
@@ -543,7 +546,9 @@ export class Agent {
     // An Append echo gives the leader a round-trip sample to this peer.
     const rtt = msg.type === 'appendResp' && msg.echo > 0 && msg.echo <= now ? now - msg.echo : undefined;
     const r = heard(this.membership, msg.from, now, rtt);
+    const first = !this.membership.has(msg.from);
     this.membership = r.view;
+    if (first) this.updateLearners(); // a robot that answered over the authenticated transport
     if (r.change && r.change.from !== null)
       this.log.info({ peer: msg.from }, `peer ${msg.from} is ${r.change.to} again (was ${r.change.from})`);
     this.feed({ type: 'message', msg, now });
@@ -553,22 +558,51 @@ export class Agent {
     this.peers = peers;
     for (const p of peers) {
       const host = p.addresses[0];
-      // A peer that already reached us over the authenticated transport keeps that address.
-      if (host && !this.deps.transport.peerAddress(p.nodeId))
-        this.deps.transport.setPeer(p.nodeId, { host, port: p.port });
+      // A hint only: the transport keeps the address a peer's own authenticated datagram gave it.
+      if (host) this.deps.transport.setPeer(p.nodeId, { host, port: p.port });
     }
-    const learners = [
-      ...new Set([...peers.map((p) => p.nodeId), ...this.cfg.network.seeds.map((s) => s.node)]),
-    ].filter((id) => !this.voters().includes(id) && id !== this.nodeId);
-    const known = this.election.context.learners;
-    if (learners.length !== known.length || learners.some((l) => !known.includes(l))) {
-      this.feed({ type: 'setLearners', learners, now: this.now() });
-    }
+    this.updateLearners();
     if (phaseOf(this.lifecycle) === 'discovering') {
       const voters = this.voters();
       const votersSeen = voters.filter((v) => v === this.nodeId || peers.some((p) => p.nodeId === v)).length;
       if (votersSeen === voters.length) this.feedLifecycle({ type: 'discovery.ready', now: this.now() });
     }
+  }
+
+  /**
+   * updateLearners: who the leader heartbeats besides the voters. Learners are the robots the site
+   * names (seeds that are not voters) and robots that have answered over the authenticated
+   * transport. An advertisement alone (mDNS is unauthenticated) makes a robot only a candidate: at
+   * most MAX_LEARNER_CANDIDATES of them, one per address, which the election probes ever more
+   * rarely until they answer (statecharts/election.ts, learnerDue). So forged advertisements cost
+   * the leader a probe now and then, whatever their number, and aim nothing at a victim address.
+   */
+  private updateLearners(): void {
+    const voters = this.voters();
+    const isLearner = (id: NodeId) => !voters.includes(id) && id !== this.nodeId;
+    const known = this.election.context.learners;
+    const learners = new Set<NodeId>(this.cfg.network.seeds.map((s) => s.node).filter(isLearner));
+    for (const id of this.membership.keys()) if (isLearner(id)) learners.add(id);
+    const taken = new Set<string>();
+    for (const id of [...learners, ...voters]) {
+      const a = this.deps.transport.peerAddress(id);
+      if (a) taken.add(a.host);
+    }
+    // Candidates already probed keep their place, so a churning flood cannot rotate new ones in.
+    const candidates = this.peers
+      .filter((p) => isLearner(p.nodeId) && !learners.has(p.nodeId) && p.addresses.length > 0)
+      .sort((a, b) => Number(known.includes(b.nodeId)) - Number(known.includes(a.nodeId)));
+    let added = 0;
+    for (const p of candidates) {
+      if (added >= MAX_LEARNER_CANDIDATES) break;
+      const host = this.deps.transport.peerAddress(p.nodeId)?.host ?? p.addresses[0]!;
+      if (taken.has(host)) continue;
+      taken.add(host);
+      learners.add(p.nodeId);
+      added++;
+    }
+    if (learners.size !== known.length || known.some((l) => !learners.has(l)))
+      this.feed({ type: 'setLearners', learners: [...learners].sort(), now: this.now() });
   }
 
   /**
@@ -619,11 +653,9 @@ export class Agent {
 
   /** addressOf: where a peer is reached: the address it last used on the transport, else discovery's. */
   private addressOf(id: NodeId): string | null {
-    return (
-      this.deps.transport.peerAddress(id)?.host ??
-      this.peers.find((p) => p.nodeId === id)?.addresses[0] ??
-      null
-    );
+    // The transport's: once an authenticated datagram of the peer's confirmed incarnation gave it,
+    // no seed or advertisement (mDNS is unauthenticated) moves it again; until then, the latest hint.
+    return this.deps.transport.peerAddress(id)?.host ?? null;
   }
 
   /**
@@ -964,7 +996,12 @@ export class Agent {
           rttMs: m?.rttMs == null ? null : Math.round(m.rttMs * 10) / 10,
           voter: this.voters().includes(id),
           witness: this.isWitness(id),
-          addresses: p?.addresses ?? [],
+          addresses: [
+            ...new Set([
+              ...(this.deps.transport.peerAddress(id) ? [this.deps.transport.peerAddress(id)!.host] : []),
+              ...(p?.addresses ?? []),
+            ]),
+          ],
         };
       }),
       lastErrors: [...this.lastErrors],

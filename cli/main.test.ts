@@ -131,6 +131,9 @@ test('status renders a readable table from a live agent', async () => {
       unknownPeer: 0,
       noKey: 0,
       handlerErrors: 0,
+      challengesSent: 0,
+      challengesAnswered: 0,
+      incarnationsConfirmed: 0,
     },
     uptimeMs: 1000,
   });

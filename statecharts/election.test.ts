@@ -377,3 +377,61 @@ test('a follower answers a plain heartbeat only every ackIntervalMs, and everyth
     'and the first heartbeat of a new leader',
   );
 });
+
+test('a learner that never answers is probed ever more rarely; one that answers gets every learner heartbeat', () => {
+  let s = node('a', ['a']);
+  s = step(s, { type: 'campaign', now: 0 }).snapshot;
+  s = step(s, { type: 'setLearners', learners: ['quiet', 'talker'], now: 0 }).snapshot;
+  const beat = testTiming.heartbeatMs;
+  const every = testTiming.learnerHeartbeatMs / beat;
+  const appendsTo: Record<string, number[]> = { quiet: [], talker: [] };
+  for (let i = 1; i <= 2000; i++) {
+    const now = i * beat;
+    const r = step(s, { type: 'heartbeatTimeout', now });
+    s = r.snapshot;
+    for (const m of sends(r.effects)) {
+      if (m.type !== 'append' || !(m.to in appendsTo)) continue;
+      appendsTo[m.to]!.push(now);
+      if (m.to === 'talker')
+        s = step(s, {
+          type: 'message',
+          now,
+          msg: {
+            type: 'appendResp',
+            from: 'talker',
+            to: 'a',
+            term: 1,
+            success: true,
+            matchIndex: 1,
+            echo: m.sentAt,
+          },
+        }).snapshot;
+    }
+  }
+  const learnerBeats = 2000 / every;
+  assert.equal(
+    appendsTo.talker!.length,
+    learnerBeats,
+    'the learner that answers gets every learner heartbeat',
+  );
+  const quiet = appendsTo.quiet!;
+  const gaps = quiet.slice(1).map((t, i) => t - quiet[i]!);
+  assert.ok(quiet.length < learnerBeats / 10, `the silent one got ${quiet.length} of ${learnerBeats}`);
+  assert.ok(
+    gaps.every((g, i) => i === 0 || g >= gaps[i - 1]!),
+    'the probes never come closer together',
+  );
+  assert.equal(
+    Math.max(...gaps),
+    32 * testTiming.learnerHeartbeatMs,
+    'down to one probe every 32 learner heartbeats',
+  );
+});
+
+test('a stream of made-up learners does not grow the leader’s state', () => {
+  let s = node('a', ['a']);
+  s = step(s, { type: 'campaign', now: 0 }).snapshot;
+  for (let i = 0; i < 1000; i++)
+    s = step(s, { type: 'setLearners', learners: [`fake-${i}`, 'real'], now: i }).snapshot;
+  assert.deepEqual(Object.keys(s.context.progress).sort(), ['fake-999', 'real']);
+});

@@ -438,11 +438,36 @@ function appendRespUpdate(c: ElectionContext, m: Msg<'appendResp'>, now: number)
   return { progress: next.progress, fx: stage(c, { sends: [appendFor(next, m.from, now)] }) };
 }
 
+/** A learner unanswered for this many learner heartbeats is silent: it gets rare probes instead. */
+const LEARNER_SILENT_BEATS = 4;
+/** A silent learner is probed at most every this many learner heartbeats (fleet: 19 s). */
+const LEARNER_MAX_PROBE_FACTOR = 32;
+
+/**
+ * learnerDue: does learner `l` get this learner heartbeat (the `learnerBeat`-th)? One that answered
+ * within LEARNER_SILENT_BEATS learner heartbeats (or since this leadership began) gets every one.
+ * One that never answers (a robot that is off, or an address discovery was lied to about) is probed
+ * ever more rarely, the interval doubling with its silence up to LEARNER_MAX_PROBE_FACTOR learner
+ * heartbeats: the leader spends next to nothing on it, and a learner that comes back is heard again
+ * at the next probe.
+ */
+function learnerDue(c: ElectionContext, l: NodeId, learnerBeat: number, now: number): boolean {
+  const silentMs = now - Math.max(c.progress[l]?.lastAck ?? NEVER, c.becameLeaderAt);
+  const threshold = LEARNER_SILENT_BEATS * c.timing.learnerHeartbeatMs;
+  if (silentMs < threshold) return true;
+  let factor = 1;
+  while (factor < LEARNER_MAX_PROBE_FACTOR && silentMs >= threshold * factor * 2) factor *= 2;
+  return learnerBeat % factor === 0;
+}
+
 /** heartbeatUpdate: the leader's heartbeat, once CheckQuorum passed (the `broadcastHeartbeat` action). */
 function heartbeatUpdate(c: ElectionContext, now: number): Partial<ElectionContext> {
   const beats = c.beats + 1;
   const every = Math.max(1, Math.round(c.timing.learnerHeartbeatMs / c.timing.heartbeatMs));
-  const to = beats % every === 0 ? members(c) : otherVoters(c);
+  const to =
+    beats % every === 0
+      ? [...otherVoters(c), ...c.learners.filter((l) => l !== c.id && learnerDue(c, l, beats / every, now))]
+      : otherVoters(c);
   // This leader's own stickiness: it has just confirmed its quorum (quorumLost was checked first).
   return {
     beats,
@@ -896,8 +921,14 @@ export const electionMachine = setup({
       const e = event as Ev<'setLearners'>;
       const learners = [...new Set(e.learners)].filter((l) => !c.voters.includes(l)).sort();
       if (c.leader !== c.id) return { learners };
-      const progress = { ...c.progress };
-      for (const l of learners) progress[l] ??= { match: 0, next: lastIndex(c.log) + 1, lastAck: e.now };
+      // Progress of robots that are no longer learners goes: a stream of made-up learners must not
+      // grow the leader's state.
+      const progress: Record<NodeId, Progress> = {};
+      for (const [id, p] of Object.entries(c.progress))
+        if (c.voters.includes(id) || learners.includes(id)) progress[id] = p;
+      // A new learner has answered nothing: it is probed on the silent schedule until it does, so a
+      // stream of made-up learners costs the leader what one silent learner costs.
+      for (const l of learners) progress[l] ??= { match: 0, next: lastIndex(c.log) + 1, lastAck: NEVER };
       return { learners, progress };
     }),
     setFitness: assign(({ event }) => ({

@@ -28,6 +28,17 @@ export interface ContractOptions {
   settleMs: number;
   /** Deadline for a peer to vanish after it called close() (the goodbye). */
   goodbyeMs: number;
+  /**
+   * What peers learn of an advertisement: `all` of it (the in-memory twin), or only the `locator`
+   * (site, node, port: mDNS, whose TXT is readable and forgeable by anyone on the link, so role,
+   * term, version and capability travel over the authenticated transport instead).
+   */
+  advertised: 'all' | 'locator';
+}
+
+/** What a peer sees of `ad` when only the locator is advertised. */
+export function locatorOnly(ad: Advertisement): Advertisement {
+  return { ...ad, agentVersion: 'unknown', role: 'starting', term: 0, serverCapable: false };
 }
 
 const SITE_A = 'site-a';
@@ -84,7 +95,14 @@ export function describeDiscoveryContract(
   make: MakeDiscoveries,
   options: Partial<ContractOptions> = {},
 ): void {
-  const opts: ContractOptions = { timeoutMs: 5000, settleMs: 200, goodbyeMs: 3000, ...options };
+  const opts: ContractOptions = {
+    timeoutMs: 5000,
+    settleMs: 200,
+    goodbyeMs: 3000,
+    advertised: 'all',
+    ...options,
+  };
+  const visible = (ad: Advertisement): Advertisement => (opts.advertised === 'all' ? ad : locatorOnly(ad));
 
   /** Runs `body` with fresh agents and always disposes them. */
   const withAgents = async (
@@ -139,8 +157,8 @@ export function describeDiscoveryContract(
           () => seen(db!, b, 'robot-a'),
           opts.timeoutMs,
         );
-        assert.deepEqual(withoutVolatile(bSeenByA), b);
-        assert.deepEqual(withoutVolatile(aSeenByB), a);
+        assert.deepEqual(withoutVolatile(bSeenByA), visible(b));
+        assert.deepEqual(withoutVolatile(aSeenByB), visible(a));
         for (const [p, i] of [
           [bSeenByA, 1],
           [aSeenByB, 0],
@@ -182,19 +200,30 @@ export function describeDiscoveryContract(
           assert.deepEqual(d3!.peers(), [], 'the only agent of site B sees nobody');
           assert.deepEqual(
             d1!.peers().map((p) => [p.siteId, p.nodeId, p.role]),
-            [[SITE_A, 'robot-b', 'follower']],
+            [[SITE_A, 'robot-b', visible(a2).role]],
           );
           await new Promise((r) => setTimeout(r, 25));
         }
       });
     });
 
-    test('update() changes the role and term the peer sees', async () => {
+    test('update() changes the role and term the peer sees (where they are advertised)', async () => {
       const a = advert(SITE_A, 'robot-a');
       const b = advert(SITE_A, 'robot-b', { role: 'starting', term: 0 });
       await withAgents([a, b], async ([da, db]) => {
         await Promise.all([da!.start(), db!.start()]);
         await eventually('robot-a to see robot-b', () => seen(da!, a, 'robot-b'), opts.timeoutMs);
+        if (opts.advertised === 'locator') {
+          await db!.update({ role: 'candidate', term: 5 });
+          await new Promise((r) => setTimeout(r, opts.settleMs));
+          const p = seen(da!, a, 'robot-b');
+          assert.ok(
+            p && withoutVolatile(p).role === 'starting' && p.term === 0,
+            'role and term are not advertised',
+          );
+          await assert.rejects(db!.update({ term: -1 }), { code: 'EDGE_DISCOVERY_BAD_ADVERTISEMENT' });
+          return;
+        }
         await db!.update({ role: 'candidate', term: 5 });
         await eventually(
           'the role and term change',
@@ -274,12 +303,22 @@ export function describeDiscoveryContract(
         assert.ok(seen(da!, a, 'robot-b'));
         unsubscribe();
         const before = deliveries.length;
-        await db!.update({ term: 42 });
-        await eventually(
-          'the update to arrive',
-          () => seen(da!, a, 'robot-b', (p) => p.term === 42),
-          opts.timeoutMs,
-        );
+        if (opts.advertised === 'all') {
+          await db!.update({ term: 42 });
+          await eventually(
+            'the update to arrive',
+            () => seen(da!, a, 'robot-b', (p) => p.term === 42),
+            opts.timeoutMs,
+          );
+        } else {
+          // Role and term are not advertised: a goodbye is the change to watch.
+          await db!.close();
+          await eventually(
+            'robot-b to go',
+            () => (seen(da!, a, 'robot-b') ? undefined : true),
+            opts.timeoutMs,
+          );
+        }
         await new Promise((r) => setTimeout(r, 50));
         assert.equal(deliveries.length, before, 'no deliveries after unsubscribe');
         assert.equal(lateCalls, 0);

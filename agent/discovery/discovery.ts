@@ -666,6 +666,19 @@ export class CompositeDiscovery implements Discovery {
     return mergePeers(this.#parts.map((p) => p.peers()));
   }
 
+  /**
+   * The parts' counters, summed by name (MdnsDiscovery.stats(): drops of oversize, flood and bad
+   * TXT records, cache evictions…), for /status and /metrics; a part without counters adds none.
+   */
+  stats(): Record<string, number> {
+    const sum: Record<string, number> = {};
+    for (const p of this.#parts) {
+      const s = (p as { stats?: () => object }).stats?.() ?? {};
+      for (const [k, v] of Object.entries(s)) if (typeof v === 'number') sum[k] = (sum[k] ?? 0) + v;
+    }
+    return sum;
+  }
+
   onChange(listener: (peers: PeerRecord[]) => void): () => void {
     return this.#listeners.add(listener);
   }

@@ -35,18 +35,13 @@ const b = (s: string): Buffer => Buffer.from(s, 'utf8');
 const strings = (list: Buffer[]): string[] => list.map((x) => x.toString('utf8'));
 
 describe('TXT schema (RFC 6763 §6)', () => {
-  test('encodes every key, txtvers first, nothing else', () => {
-    assert.deepEqual(strings(encodeTxt(AD)), [
-      'txtvers=1',
-      'site=depot-1',
-      'node=robot-7',
-      'ver=0.1.0',
-      'role=leader',
-      'term=42',
-      'port=7946',
-      'srv=1',
-    ]);
-    assert.deepEqual(strings(encodeTxt({ ...AD, serverCapable: false })).at(-1), 'srv=0');
+  test('encodes only what a peer needs to find us, txtvers first: no role, term, version or capability', () => {
+    assert.deepEqual(strings(encodeTxt(AD)), ['txtvers=1', 'site=depot-1', 'node=robot-7', 'port=7946']);
+    assert.deepEqual(
+      strings(encodeTxt({ ...AD, role: 'follower', term: 9, agentVersion: '9.9.9', serverCapable: false })),
+      strings(encodeTxt(AD)),
+      'the election never changes the TXT',
+    );
   });
 
   test('CONTROL_CHARACTER is exactly Unicode general category Cc', () => {
@@ -75,7 +70,8 @@ describe('TXT schema (RFC 6763 §6)', () => {
         for (const s of txt) assert.ok(s.length <= 255);
         const dec = decodeTxt(txt);
         assert.ok(dec.ok, JSON.stringify(dec));
-        assert.deepEqual(dec.advertisement, { ...ad });
+        const unadvertised = { agentVersion: 'unknown', role: 'starting', term: 0, serverCapable: false };
+        assert.deepEqual(dec.advertisement, { ...ad, ...unadvertised });
       }),
     );
   });
@@ -107,13 +103,22 @@ describe('TXT schema (RFC 6763 §6)', () => {
     );
   });
 
+  test('reads the keys earlier agents also published, validated, with defaults when absent', () => {
+    const legacy = [...strings(encodeTxt(AD)), 'ver=0.1.0', 'role=leader', 'term=42', 'srv=1'].map(b);
+    const dec = decodeTxt(legacy);
+    assert.ok(dec.ok);
+    assert.deepEqual(dec.advertisement, AD);
+  });
+
   test('refuses what is missing or malformed, and still says which site it was', () => {
-    const base = strings(encodeTxt(AD));
+    // An earlier agent's TXT, with every key: the keys we no longer send are still checked when there.
+    const base = [...strings(encodeTxt(AD)), 'ver=0.1.0', 'role=leader', 'term=42', 'srv=1'];
     const without = (key: string): Buffer[] => base.filter((s) => !s.startsWith(`${key}=`)).map(b);
     const replace = (key: string, value: string): Buffer[] =>
       base.map((s) => (s.startsWith(`${key}=`) ? `${key}=${value}` : s)).map(b);
-    for (const key of ['txtvers', 'site', 'node', 'ver', 'role', 'term', 'port', 'srv'])
+    for (const key of ['txtvers', 'site', 'node', 'port'])
       assert.equal(decodeTxt(without(key)).ok, false, key);
+    for (const key of ['ver', 'role', 'term', 'srv']) assert.equal(decodeTxt(without(key)).ok, true, key);
     const bad: [string, string][] = [
       ['txtvers', '2'],
       ['term', '-1'],
@@ -401,12 +406,41 @@ describe('RecordCache (RFC 6762 §5.2, §10)', () => {
     );
   });
 
-  test('the cache is bounded', () => {
-    const c = new RecordCache({ maxEntries: 2 });
-    assert.equal(c.add(ptr('a._edgectl._udp.local'), 0), 'added');
-    assert.equal(c.add(ptr('b._edgectl._udp.local'), 0), 'added');
-    assert.equal(c.add(ptr('c._edgectl._udp.local'), 0), 'full');
-    assert.equal(c.add(ptr('a._edgectl._udp.local'), 1), 'refreshed', 'refreshing still works when full');
-    assert.equal(c.live(1).length, 2);
+  test('each tier is bounded and evicts its least recently received record; tiers do not touch each other', () => {
+    const c = new RecordCache({ limits: { member: 2, site: 2, other: 2 } });
+    assert.equal(c.add(ptr('m._edgectl._udp.local'), 0, 'member'), 'added');
+    assert.equal(c.add(ptr('a._edgectl._udp.local'), 1), 'added');
+    assert.equal(c.add(ptr('b._edgectl._udp.local'), 2), 'added');
+    assert.equal(c.add(ptr('c._edgectl._udp.local'), 3), 'added', 'a full tier makes room');
+    assert.deepEqual(
+      c.lookup('_edgectl._udp.local', 'PTR', 4).map((e) => e.record.data),
+      ['c._edgectl._udp.local', 'b._edgectl._udp.local', 'm._edgectl._udp.local'],
+      'the oldest junk went; the member record stayed',
+    );
+    assert.deepEqual(c.evictions, { member: 0, site: 0, other: 1 });
+    for (let i = 0; i < 1000; i++) c.add(ptr(`j${i}._edgectl._udp.local`, 0x7fff_ffff), 10 + i);
+    assert.deepEqual(c.counts(), { member: 1, site: 0, other: 2 }, 'a flood churns its own tier only');
+    assert.equal(c.add(ptr('b._edgectl._udp.local'), 2000, 'member'), 'added');
+    c.promote((rr) => rr.type === 'PTR' && rr.data === 'j999._edgectl._udp.local', 'member');
+    assert.deepEqual(c.counts(), { member: 2, site: 0, other: 1 }, 'promotion moves a record up');
+  });
+
+  test('TTLs are capped: a record asking for 2^31 − 1 s is kept at most 4500 s', () => {
+    const c = new RecordCache();
+    c.add(ptr('a._edgectl._udp.local', 0x7fff_ffff), 0);
+    assert.equal(c.lookup('_edgectl._udp.local', 'PTR', 4_499_999).length, 1);
+    assert.equal(c.lookup('_edgectl._udp.local', 'PTR', 4_500_000).length, 0);
+  });
+
+  test('cache keys are fixed-size hashes, whatever the record holds', () => {
+    const big: MdnsRecord = {
+      name: 'i._edgectl._udp.local',
+      type: 'TXT',
+      ttl: 1,
+      data: [Buffer.alloc(255, 0x61)],
+    };
+    assert.equal(recordKey(big).length, 22);
+    assert.equal(recordKey(ptr('a._edgectl._udp.local')).length, 22);
+    assert.notEqual(recordKey(big), recordKey({ ...big, data: [Buffer.alloc(255, 0x62)] }));
   });
 });

@@ -7,6 +7,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { isIP } from 'node:net';
+import { sha256Digest } from '../sha256.ts';
 import { validateAdvertisement, type Advertisement, type Role } from './discovery.ts';
 
 /** RFC 6763 §7: `_<service>._<proto>`; UDP because the election transport is UDP. */
@@ -24,6 +25,24 @@ export const TTL_OTHER_RECORDS_S = 4500;
 export const TTL_LEGACY_UNICAST_CAP_S = 10;
 /** RFC 6763 §6.7: version of our TXT schema, sent first. */
 export const TXT_VERSION = '1';
+
+/**
+ * RFC 6762 §17: an mDNS message is at most 9000 bytes. A larger datagram is dropped whole, before
+ * any of its records is looked at.
+ */
+export const MAX_MDNS_PACKET_BYTES = 9000;
+/** Records per packet we look at; a 9000-byte packet of real records holds far fewer of ours. */
+export const MAX_RECORDS_PER_PACKET = 128;
+/**
+ * The largest TXT rdata we keep (RFC 6763 §6.2: up to 1300 bytes fits one packet; ours is ~60).
+ * A larger one is dropped and counted: a hostile host must not park 60 KB records in our cache.
+ */
+export const MAX_TXT_RDATA_BYTES = 1300;
+/**
+ * The longest TTL we honour. A record may ask for 2^31 − 1 s; we keep none longer than the
+ * longest TTL a well-behaved responder uses (RFC 6762 §10), so junk cannot stay for good.
+ */
+export const MAX_CACHE_TTL_S = TTL_OTHER_RECORDS_S;
 
 export const MAX_LABEL_BYTES = 63;
 export const MAX_NAME_BYTES = 255;
@@ -81,8 +100,9 @@ export interface Question {
 
 /** Lower-cases an ASCII DNS name for comparison (DNS names compare case-insensitively). */
 export function canonicalName(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  return HAS_UPPER.test(name) ? name.replace(/[A-Z]/g, (c) => c.toLowerCase()) : name;
 }
+const HAS_UPPER = /[A-Z]/;
 
 export function sameName(a: string, b: string): boolean {
   return a.length === b.length && canonicalName(a) === canonicalName(b);
@@ -113,6 +133,7 @@ function isU16(v: unknown): v is number {
 export type ParsedRecord =
   | { readonly kind: 'record'; readonly record: MdnsRecord }
   | { readonly kind: 'other'; readonly record: OtherRecord }
+  | { readonly kind: 'oversize'; readonly record: OtherRecord }
   | { readonly kind: 'malformed'; readonly reason: string };
 
 /**
@@ -162,11 +183,15 @@ export function parseWireRecord(raw: unknown): ParsedRecord {
     case 'TXT': {
       if (!Array.isArray(r.data)) return { kind: 'malformed', reason: 'bad TXT rdata' };
       const strings: Uint8Array[] = [];
+      let bytes = 0;
       for (const s of r.data as unknown[]) {
         if (!(s instanceof Uint8Array) || s.length > 255)
           return { kind: 'malformed', reason: 'bad TXT string' };
         strings.push(s);
+        bytes += 1 + s.length;
       }
+      // Well-formed but more than any real service needs: not kept (it still counts for conflicts).
+      if (bytes > MAX_TXT_RDATA_BYTES) return { kind: 'oversize', record: { name, type, ttl, flush } };
       return { kind: 'record', record: { name, type, ttl, flush, data: strings } };
     }
   }
@@ -244,9 +269,24 @@ export function rdataBytes(rr: MdnsRecord | OtherRecord): Buffer {
   }
 }
 
-/** A stable identity for (name, type, rdata); the cache and the duplicate checks key on it. */
+const keyEncoder = new TextEncoder();
+/** Scratch space for recordKey: a key's input is at most a name, a type and one packet's rdata. */
+let keyScratch = new Uint8Array(2048);
+
+/**
+ * A stable identity for (name, type, rdata); the cache and the duplicate checks key on it. A hash
+ * (128 bits of SHA-256, base64): every key is 22 characters whatever a record holds, so a map keyed
+ * on it costs the same per entry for a hostile record as for ours.
+ */
 export function recordKey(rr: MdnsRecord | OtherRecord): string {
-  return `${canonicalName(rr.name)}|${rr.type}|${rdataBytes(rr).toString('hex')}`;
+  const rdata = rdataBytes(rr);
+  const head = `${canonicalName(rr.name)}|${rr.type}|`;
+  const need = head.length * 3 + rdata.length;
+  if (keyScratch.length < need) keyScratch = new Uint8Array(need);
+  const { written } = keyEncoder.encodeInto(head, keyScratch);
+  keyScratch.set(rdata, written);
+  const digest = sha256Digest(keyScratch.subarray(0, written + rdata.length));
+  return Buffer.from(digest.buffer, digest.byteOffset, 16).toString('base64url');
 }
 
 /** Same name, type and rdata (the TTL and the cache-flush bit do not matter). */
@@ -385,24 +425,23 @@ export function hostFqdn(label: string): string {
 // ---------------------------------------------------------------------------------------------
 // TXT schema (RFC 6763 §6)
 
-/** Keys of TXT schema version 1. `port` repeats the SRV port; `srv` is server-capable (1/0). */
-export const TXT_KEYS = ['txtvers', 'site', 'node', 'ver', 'role', 'term', 'port', 'srv'] as const;
+/**
+ * The keys we publish (TXT schema version 1): only what a peer needs to find us. Our role, term,
+ * version and capability are not advertised: TXT records are readable (and forgeable) by anyone on
+ * the link, and peers learn all of that over the authenticated transport.
+ */
+export const TXT_KEYS = ['txtvers', 'site', 'node', 'port'] as const;
+/** Keys earlier agents published: still read (validated when present), never required or sent. */
+export const TXT_LEGACY_KEYS = ['ver', 'role', 'term', 'srv'] as const;
 
 /**
  * encodeTxt renders the TXT record strings for an advertisement, `txtvers` first (RFC 6763 §6.7).
- * Nothing secret ever goes here: TXT records are readable by anyone on the link.
+ * Nothing secret ever goes here, and nothing that changes with the election.
  */
 export function encodeTxt(ad: Advertisement): Buffer[] {
-  return [
-    `txtvers=${TXT_VERSION}`,
-    `site=${ad.siteId}`,
-    `node=${ad.nodeId}`,
-    `ver=${ad.agentVersion}`,
-    `role=${ad.role}`,
-    `term=${ad.term}`,
-    `port=${ad.port}`,
-    `srv=${ad.serverCapable ? '1' : '0'}`,
-  ].map((s) => Buffer.from(s, 'utf8'));
+  return [`txtvers=${TXT_VERSION}`, `site=${ad.siteId}`, `node=${ad.nodeId}`, `port=${ad.port}`].map((s) =>
+    Buffer.from(s, 'utf8'),
+  );
 }
 
 export type TxtDecodeResult =
@@ -445,17 +484,18 @@ export function decodeTxt(strings: readonly Uint8Array[]): TxtDecodeResult {
   if (kv.get('txtvers') !== TXT_VERSION)
     return fail(`unsupported txtvers ${JSON.stringify(kv.get('txtvers'))}`);
   for (const key of TXT_KEYS) if (kv.get(key) === undefined) return fail(`missing key ${key}`);
-  const term = kv.get('term')!;
+  // What an earlier agent also published: checked when there, defaults when not.
+  const term = kv.get('term') ?? '0';
   const port = kv.get('port')!;
-  const srv = kv.get('srv')!;
+  const srv = kv.get('srv') ?? '0';
   if (!/^(0|[1-9][0-9]{0,15})$/.test(term) || !Number.isSafeInteger(Number(term))) return fail('bad term');
   if (!/^[1-9][0-9]{0,4}$/.test(port)) return fail('bad port');
   if (srv !== '0' && srv !== '1') return fail('bad srv');
   const ad: Advertisement = {
     siteId: site!,
     nodeId: kv.get('node')!,
-    agentVersion: kv.get('ver')!,
-    role: kv.get('role')! as Role,
+    agentVersion: kv.get('ver') ?? 'unknown',
+    role: (kv.get('role') ?? 'starting') as Role,
     term: Number(term),
     port: Number(port),
     serverCapable: srv === '1',
@@ -468,9 +508,29 @@ export function decodeTxt(strings: readonly Uint8Array[]): TxtDecodeResult {
 // ---------------------------------------------------------------------------------------------
 // The browser's record cache (RFC 6762 §5.2, §10)
 
+/**
+ * Which part of the cache a record lives in. `member`: records of a robot the config names (a voter
+ * or a seed); `site`: records of another robot of our site; `other`: everything else (other sites,
+ * other services' junk, instances whose TXT we have not seen yet). Each part has its own bound and
+ * evicts its own oldest record when full, so a flood of one kind cannot push out another.
+ */
+export type CacheTier = 'member' | 'site' | 'other';
+export const CACHE_TIERS: readonly CacheTier[] = ['member', 'site', 'other'];
+const TIER_RANK: Readonly<Record<CacheTier, number>> = { other: 0, site: 1, member: 2 };
+
+/** Records per tier and interface. Small: an idle agent's memory is tight, and a site has tens of robots. */
+export const DEFAULT_CACHE_LIMITS: Readonly<Record<CacheTier, number>> = {
+  member: 64,
+  site: 64,
+  other: 128,
+};
+
 export interface CacheEntry {
   readonly key: string;
   record: MdnsRecord;
+  /** canonicalName(record.name), computed once. */
+  readonly cname: string;
+  tier: CacheTier;
   /** Monotonic ms when the record was last received. */
   receivedAt: number;
   /** Monotonic ms when it expires: receivedAt + TTL, or 1 s after a goodbye or a cache flush. */
@@ -481,24 +541,36 @@ export interface CacheEntry {
   goodbye: boolean;
 }
 
-export type CacheAddResult = 'added' | 'refreshed' | 'goodbye' | 'ignored' | 'full';
+export type CacheAddResult = 'added' | 'refreshed' | 'goodbye' | 'ignored';
 
 /**
  * RecordCache is the TTL-honouring cache of one interface. It implements:
- * - expiry at the TTL;
+ * - expiry at the TTL, capped at MAX_CACHE_TTL_S;
  * - goodbye (TTL 0): the record is kept for one more second, then removed (§10.1);
  * - cache flush (§10.2): a unique record with the cache-flush bit evicts, one second later, every
  *   other record of the same name and type that was received more than one second ago;
  * - refresh points at 80/85/90/95 % of the TTL (§5.2), which the browser turns into queries.
- * It is bounded (`maxEntries`): a chatty or hostile LAN cannot grow it without limit.
+ * It is bounded per tier (`limits`): a full tier evicts its least recently received record, so a
+ * chatty or hostile LAN can churn the `other` tier but never grow the cache or reach the records of
+ * our own site's robots. `evictions` counts what went (monotonic, per tier). Lookups go through
+ * indexes (by name and type, by SRV target), so a packet costs the same however full the cache is.
  */
 export class RecordCache {
   readonly #entries = new Map<string, CacheEntry>();
-  readonly #maxEntries: number;
+  /** Per tier, least recently received first (a refresh moves an entry to the end). */
+  readonly #tiers: Record<CacheTier, Map<string, CacheEntry>> = {
+    member: new Map(),
+    site: new Map(),
+    other: new Map(),
+  };
+  readonly #byNameType = new Map<string, Set<CacheEntry>>();
+  readonly #bySrvTarget = new Map<string, Set<CacheEntry>>();
+  readonly #limits: Readonly<Record<CacheTier, number>>;
   readonly #random: () => number;
+  readonly evictions: Record<CacheTier, number> = { member: 0, site: 0, other: 0 };
 
-  constructor(opts: { maxEntries?: number; random?: () => number } = {}) {
-    this.#maxEntries = opts.maxEntries ?? 2048;
+  constructor(opts: { limits?: Partial<Record<CacheTier, number>>; random?: () => number } = {}) {
+    this.#limits = { ...DEFAULT_CACHE_LIMITS, ...opts.limits };
     this.#random = opts.random ?? Math.random;
   }
 
@@ -506,7 +578,12 @@ export class RecordCache {
     return this.#entries.size;
   }
 
-  add(rr: MdnsRecord, now: number): CacheAddResult {
+  /** Entries per tier now. */
+  counts(): Record<CacheTier, number> {
+    return { member: this.#tiers.member.size, site: this.#tiers.site.size, other: this.#tiers.other.size };
+  }
+
+  add(rr: MdnsRecord, now: number, tier: CacheTier = 'other'): CacheAddResult {
     const key = recordKey(rr);
     const existing = this.#entries.get(key);
     if (rr.ttl === 0) {
@@ -516,11 +593,11 @@ export class RecordCache {
       existing.goodbye = true;
       return 'goodbye';
     }
+    const ttl = Math.min(rr.ttl, MAX_CACHE_TTL_S);
+    const cname = existing?.cname ?? canonicalName(rr.name);
     if (rr.flush) {
-      const name = canonicalName(rr.name);
-      for (const e of this.#entries.values()) {
-        if (e.key === key || e.record.type !== rr.type || canonicalName(e.record.name) !== name) continue;
-        if (e.receivedAt < now - 1000) {
+      for (const e of this.#byNameType.get(`${cname}|${rr.type}`) ?? []) {
+        if (e.key !== key && e.receivedAt < now - 1000) {
           e.expiresAt = Math.min(e.expiresAt, now + 1000);
           e.refreshAt = [];
         }
@@ -529,30 +606,61 @@ export class RecordCache {
     if (existing) {
       existing.record = rr;
       existing.receivedAt = now;
-      existing.expiresAt = now + rr.ttl * 1000;
-      existing.refreshAt = this.#refreshPoints(now, rr.ttl);
+      existing.expiresAt = now + ttl * 1000;
+      existing.refreshAt = this.#refreshPoints(now, ttl);
       existing.goodbye = false;
+      const to = TIER_RANK[tier] > TIER_RANK[existing.tier] ? tier : existing.tier;
+      this.#tiers[existing.tier].delete(key);
+      existing.tier = to;
+      this.#makeRoom(to);
+      this.#tiers[to].set(key, existing);
       return 'refreshed';
     }
-    if (this.#entries.size >= this.#maxEntries) return 'full';
-    this.#entries.set(key, {
+    this.#makeRoom(tier);
+    const e: CacheEntry = {
       key,
       record: rr,
+      cname,
+      tier,
       receivedAt: now,
-      expiresAt: now + rr.ttl * 1000,
-      refreshAt: this.#refreshPoints(now, rr.ttl),
+      expiresAt: now + ttl * 1000,
+      refreshAt: this.#refreshPoints(now, ttl),
       goodbye: false,
-    });
+    };
+    this.#entries.set(key, e);
+    this.#tiers[tier].set(key, e);
+    addTo(this.#byNameType, `${cname}|${rr.type}`, e);
+    if (rr.type === 'SRV') addTo(this.#bySrvTarget, canonicalName(rr.data.target), e);
     return 'added';
+  }
+
+  /** Moves the entries `match` selects up to `tier` (never down): their instance turned out to be ours. */
+  promote(match: (rr: MdnsRecord) => boolean, tier: CacheTier): void {
+    for (const t of CACHE_TIERS) {
+      if (TIER_RANK[t] >= TIER_RANK[tier]) continue;
+      for (const e of [...this.#tiers[t].values()]) {
+        if (!match(e.record)) continue;
+        this.#tiers[t].delete(e.key);
+        e.tier = tier;
+        this.#makeRoom(tier);
+        this.#tiers[tier].set(e.key, e);
+      }
+    }
   }
 
   /** Live entries of a name and type, newest first. */
   lookup(name: string, type: RecordType, now: number): CacheEntry[] {
-    const n = canonicalName(name);
     const out: CacheEntry[] = [];
-    for (const e of this.#entries.values())
-      if (e.record.type === type && e.expiresAt > now && canonicalName(e.record.name) === n) out.push(e);
-    return out.sort((a, b) => b.receivedAt - a.receivedAt);
+    for (const e of this.#byNameType.get(`${canonicalName(name)}|${type}`) ?? [])
+      if (e.expiresAt > now) out.push(e);
+    return out.length > 1 ? out.sort((a, b) => b.receivedAt - a.receivedAt) : out;
+  }
+
+  /** Live SRV entries whose target is `host`. */
+  srvsTargeting(host: string, now: number): CacheEntry[] {
+    const out: CacheEntry[] = [];
+    for (const e of this.#bySrvTarget.get(canonicalName(host)) ?? []) if (e.expiresAt > now) out.push(e);
+    return out;
   }
 
   /** Every live entry (any name and type). */
@@ -560,12 +668,20 @@ export class RecordCache {
     return [...this.#entries.values()].filter((e) => e.expiresAt > now);
   }
 
+  /** Live entries of the `member` and `site` tiers: our site's robots. */
+  liveSite(now: number): CacheEntry[] {
+    const out: CacheEntry[] = [];
+    for (const t of ['member', 'site'] as const)
+      for (const e of this.#tiers[t].values()) if (e.expiresAt > now) out.push(e);
+    return out;
+  }
+
   /** Removes and returns the entries whose time is up. */
   expire(now: number): CacheEntry[] {
     const gone: CacheEntry[] = [];
-    for (const [k, e] of this.#entries) {
+    for (const e of this.#entries.values()) {
       if (e.expiresAt <= now) {
-        this.#entries.delete(k);
+        this.#remove(e);
         gone.push(e);
       }
     }
@@ -595,15 +711,50 @@ export class RecordCache {
   }
 
   delete(key: string): void {
-    this.#entries.delete(key);
+    const e = this.#entries.get(key);
+    if (e) this.#remove(e);
   }
 
   clear(): void {
     this.#entries.clear();
+    for (const t of CACHE_TIERS) this.#tiers[t].clear();
+    this.#byNameType.clear();
+    this.#bySrvTarget.clear();
+  }
+
+  #remove(e: CacheEntry): void {
+    this.#entries.delete(e.key);
+    this.#tiers[e.tier].delete(e.key);
+    removeFrom(this.#byNameType, `${e.cname}|${e.record.type}`, e);
+    if (e.record.type === 'SRV') removeFrom(this.#bySrvTarget, canonicalName(e.record.data.target), e);
+  }
+
+  /** Evicts the least recently received entries of `tier` until one more fits. */
+  #makeRoom(tier: CacheTier): void {
+    const t = this.#tiers[tier];
+    while (t.size >= this.#limits[tier]) {
+      const oldest = t.values().next().value as CacheEntry | undefined;
+      if (!oldest) return;
+      this.#remove(oldest);
+      this.evictions[tier]++;
+    }
   }
 
   #refreshPoints(now: number, ttlS: number): number[] {
     const ttlMs = ttlS * 1000;
     return [0.8, 0.85, 0.9, 0.95].map((f) => now + ttlMs * (f + this.#random() * 0.02));
   }
+}
+
+function addTo<K, V>(index: Map<K, Set<V>>, k: K, v: V): void {
+  const set = index.get(k);
+  if (set) set.add(v);
+  else index.set(k, new Set([v]));
+}
+
+function removeFrom<K, V>(index: Map<K, Set<V>>, k: K, v: V): void {
+  const set = index.get(k);
+  if (!set) return;
+  set.delete(v);
+  if (set.size === 0) index.delete(k);
 }

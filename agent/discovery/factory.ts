@@ -36,6 +36,8 @@ export function makeDiscovery(
   const mdns = new MdnsDiscovery({
     advertisement,
     interfaces: config.network.interfaces,
+    // The robots the config names keep their own part of the cache: forged peers cannot crowd them out.
+    members: [...new Set([...config.voters, ...config.network.seeds.map((s) => s.node)])],
     onWarning,
   });
   return new CompositeDiscovery([mdns, seeds], {

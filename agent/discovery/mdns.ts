@@ -21,6 +21,7 @@
  */
 
 import os from 'node:os';
+import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import makeMdns from 'multicast-dns';
 import { EdgeError } from '../errors.ts';
@@ -35,6 +36,8 @@ import {
   type PeerRecord,
 } from './discovery.ts';
 import {
+  MAX_MDNS_PACKET_BYTES,
+  MAX_RECORDS_PER_PACKET,
   MDNS_GROUP_V4,
   MDNS_PORT,
   RecordCache,
@@ -57,10 +60,13 @@ import {
   recordKey,
   sameName,
   sameRecord,
+  type CacheEntry,
+  type CacheTier,
   type MdnsRecord,
   type OtherRecord,
   type Question,
   type SrvRecord,
+  type TxtDecodeResult,
   type TxtRecord,
 } from './dnssd.ts';
 import { monotonicMs } from '../clock.ts';
@@ -96,10 +102,15 @@ export interface OutgoingPacket {
 }
 
 export interface MdnsSocketHandlers {
-  /** A decoded packet (as dns-packet decodes it: nothing about it is trusted) and its source. */
-  packet(packet: unknown, from: WireAddress): void;
+  /**
+   * A decoded packet (as dns-packet decodes it: nothing about it is trusted), its source and, when
+   * the socket knows it, the datagram's size in bytes.
+   */
+  packet(packet: unknown, from: WireAddress, bytes?: number): void;
   /** A datagram that could not be decoded. */
   malformed(err: unknown): void;
+  /** A datagram dropped undecoded for its size or record count (MAX_MDNS_PACKET_BYTES, §17). */
+  oversize?(): void;
   /** A socket-level problem that is not fatal (send failure, membership error…). */
   warning(err: unknown): void;
 }
@@ -133,8 +144,10 @@ export const multicastDnsSocketFactory: MdnsSocketFactory = (iface, handlers) =>
   new Promise<MdnsSocket>((resolve, reject) => {
     let settled = false;
     let m: ReturnType<typeof makeMdns>;
+    const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     try {
       m = makeMdns({
+        socket,
         interface: iface.address,
         bind: '0.0.0.0',
         port: MDNS_PORT,
@@ -147,9 +160,21 @@ export const multicastDnsSocketFactory: MdnsSocketFactory = (iface, handlers) =>
       reject(err as Error);
       return;
     }
-    m.on('packet', (packet: unknown, rinfo: { address: string; port: number }) => {
+    // multicast-dns decodes every datagram before we see it. Screen the raw bytes first, so that a
+    // flood of oversized packets costs a length check, not a decode: its own 'message' listener runs
+    // only for what passes.
+    const decodeAndEmit = socket.listeners('message')[0] as (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
+    socket.removeAllListeners('message');
+    socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+      if (msg.length > MAX_MDNS_PACKET_BYTES || headerRecordCount(msg) > MAX_RECORDS_PER_PACKET) {
+        handlers.oversize?.();
+        return;
+      }
+      decodeAndEmit(msg, rinfo);
+    });
+    m.on('packet', (packet: unknown, rinfo: { address: string; port: number; size?: number }) => {
       try {
-        handlers.packet(packet, { address: rinfo.address, port: rinfo.port });
+        handlers.packet(packet, { address: rinfo.address, port: rinfo.port }, rinfo.size);
       } catch (err) {
         handlers.warning(err);
       }
@@ -168,6 +193,12 @@ export const multicastDnsSocketFactory: MdnsSocketFactory = (iface, handlers) =>
     m.once('ready', () => {
       if (settled) return;
       settled = true;
+      try {
+        // Room for a burst (a blocked event loop, a flood) before the kernel drops our peers' packets.
+        socket.setRecvBufferSize(1 << 20);
+      } catch {
+        // The kernel caps it (net.core.rmem_max); the default still works.
+      }
       resolve({
         send: (packet, to) =>
           new Promise<void>((res, rej) => {
@@ -189,6 +220,26 @@ export const multicastDnsSocketFactory: MdnsSocketFactory = (iface, handlers) =>
       });
     });
   });
+
+/**
+ * decodeTxt of a TXT rdata, once per rdata: a record's TXT is read to pick its cache tier, to count
+ * it and to build the peer list, and a flood must not pay for that three times.
+ */
+const decodedTxts = new WeakMap<readonly Uint8Array[], TxtDecodeResult>();
+function decodedTxt(data: readonly Uint8Array[]): TxtDecodeResult {
+  let dec = decodedTxts.get(data);
+  if (dec === undefined) {
+    dec = decodeTxt(data);
+    decodedTxts.set(data, dec);
+  }
+  return dec;
+}
+
+/** The four section counts of a DNS header, summed (0 when the datagram is too short to have one). */
+function headerRecordCount(msg: Buffer): number {
+  if (msg.length < 12) return 0;
+  return msg.readUInt16BE(4) + msg.readUInt16BE(6) + msg.readUInt16BE(8) + msg.readUInt16BE(10);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Interfaces
@@ -276,8 +327,19 @@ export interface MdnsDiscoveryOptions {
   onWarning?: (message: string, err?: unknown) => void;
   /** Told when an onChange listener throws (default: onWarning). */
   onListenerError?: (err: unknown) => void;
-  /** Bound of each interface's record cache (default 2048 records). */
-  maxCacheEntries?: number;
+  /** Bounds of each interface's record cache, per tier (default DEFAULT_CACHE_LIMITS, dnssd.ts). */
+  cacheLimits?: Partial<Record<CacheTier, number>>;
+  /**
+   * Node ids the config names (voters and seeds). Their records get the `member` part of the cache,
+   * which records of other robots cannot take: a flood of forged peers cannot hide them.
+   */
+  members?: readonly string[];
+  /** Probe rounds lost to conflicts before we stop trying to advertise (default 16; §9 renames). */
+  maxRenames?: number;
+  /** How long to stay silent after giving up before probing again (default 60 s). */
+  readvertiseAfterMs?: number;
+  /** Legacy unicast answers allowed per second and interface (default 2; §6.7). */
+  legacyAnswersPerSecond?: number;
 }
 
 /** Counters; all monotonic. */
@@ -313,7 +375,20 @@ export interface MdnsStats {
   listenerErrors: number;
   /** Bugs caught at a handler boundary (should stay 0). */
   internalErrors: number;
-  cacheFull: number;
+  /** Datagrams over 9000 bytes or 128 records, and TXT records over 1300 bytes: dropped (§17). */
+  oversize: number;
+  /** Records evicted from a full cache tier (least recently received first); mostly `other`. */
+  cacheEvictions: number;
+  /** Evictions from the `member` and `site` tiers: a flood that forges our own site's robots. */
+  siteCacheEvictions: number;
+  /** A records whose address is outside the interface's subnet: a peer cannot live there. */
+  ignoredForeignAddress: number;
+  /** Records of robots the config does not name dropped because this second's budget was spent. */
+  floodDrops: number;
+  /** Legacy unicast queries not answered because the per-second budget was spent (§6.7). */
+  legacyUnicastLimited: number;
+  /** Times we stopped advertising because every name we probed was claimed (we still browse). */
+  advertisingGivenUp: number;
 }
 
 function zeroStats(): MdnsStats {
@@ -337,7 +412,13 @@ function zeroStats(): MdnsStats {
     socketWarnings: 0,
     listenerErrors: 0,
     internalErrors: 0,
-    cacheFull: 0,
+    oversize: 0,
+    cacheEvictions: 0,
+    siteCacheEvictions: 0,
+    ignoredForeignAddress: 0,
+    floodDrops: 0,
+    legacyUnicastLimited: 0,
+    advertisingGivenUp: 0,
   };
 }
 
@@ -347,6 +428,12 @@ interface Link {
   readonly cache: RecordCache;
   /** Record key → when we last multicast it on this link (§6: at most once a second). */
   readonly lastMulticast: Map<string, number>;
+  /** Legacy unicast answers left in this second's budget, and when the budget refills. */
+  legacyBudget: number;
+  legacyBudgetAt: number;
+  /** Records of the `other` and `site` tiers the cache still takes this second (see FLOOD_RECORDS_PER_SECOND). */
+  floodBudget: number;
+  floodBudgetAt: number;
   closed: boolean;
 }
 
@@ -359,14 +446,16 @@ interface ParsedPacket {
   readonly additionals: (MdnsRecord | OtherRecord)[];
   /** Only the records of the types we use, all sections. */
   readonly records: MdnsRecord[];
+  /** TXT records dropped for their size. */
+  readonly oversize: number;
 }
 
 function isOurType(rr: MdnsRecord | OtherRecord): rr is MdnsRecord {
   return rr.type === 'A' || rr.type === 'PTR' || rr.type === 'SRV' || rr.type === 'TXT';
 }
 
-/** Validates a decoded packet; a string says why it is malformed or not mDNS. */
-function parsePacket(raw: unknown): ParsedPacket | 'malformed' | 'not-mdns' {
+/** Validates a decoded packet; a string says why it is malformed, oversize or not mDNS. */
+function parsePacket(raw: unknown): ParsedPacket | 'malformed' | 'not-mdns' | 'oversize' {
   if (typeof raw !== 'object' || raw === null) return 'malformed';
   const p = raw as Record<string, unknown>;
   if (p.type !== 'query' && p.type !== 'response') return 'malformed';
@@ -375,6 +464,8 @@ function parsePacket(raw: unknown): ParsedPacket | 'malformed' | 'not-mdns' {
   if (p.rcode !== undefined && p.rcode !== 'NOERROR') return 'not-mdns';
   const sections = [p.questions, p.answers, p.authorities, p.additionals];
   if (!sections.every((s) => s === undefined || Array.isArray(s))) return 'malformed';
+  const count = sections.reduce<number>((n, s) => n + ((s as unknown[] | undefined)?.length ?? 0), 0);
+  if (count > MAX_RECORDS_PER_PACKET) return 'oversize';
   const questions: Question[] = [];
   for (const q of (p.questions as unknown[] | undefined) ?? []) {
     const parsed = parseWireQuestion(q);
@@ -382,11 +473,13 @@ function parsePacket(raw: unknown): ParsedPacket | 'malformed' | 'not-mdns' {
     questions.push(parsed);
   }
   const records: MdnsRecord[] = [];
+  let oversize = 0;
   const section = (list: unknown): (MdnsRecord | OtherRecord)[] | undefined => {
     const out: (MdnsRecord | OtherRecord)[] = [];
     for (const r of (list as unknown[] | undefined) ?? []) {
       const parsed = parseWireRecord(r);
       if (parsed.kind === 'malformed') return undefined;
+      if (parsed.kind === 'oversize') oversize++;
       out.push(parsed.record);
       if (parsed.kind === 'record') records.push(parsed.record);
     }
@@ -397,7 +490,7 @@ function parsePacket(raw: unknown): ParsedPacket | 'malformed' | 'not-mdns' {
   const additionals = section(p.additionals);
   if (!answers || !authorities || !additionals) return 'malformed';
   const id = typeof p.id === 'number' && Number.isInteger(p.id) && p.id >= 0 && p.id <= 0xffff ? p.id : 0;
-  return { id, type: p.type, questions, answers, authorities, additionals, records };
+  return { id, type: p.type, questions, answers, authorities, additionals, records, oversize };
 }
 
 /** Roughly what fits a 1500-byte Ethernet frame after IP/UDP headers, with margin (§17). */
@@ -411,9 +504,22 @@ const ANNOUNCE_INTERVAL_MS = 1000;
 const BROWSE_FIRST_MS = 1000;
 const BROWSE_MAX_MS = 60_000;
 const RESOLVE_MAX_MS = 60_000;
+/**
+ * Records of robots the config does not name (the `site` and `other` tiers) the cache takes per
+ * second and interface; the rest is dropped before it is hashed or stored (`floodDrops`). A site's
+ * own traffic is a few records a second; a flood is thousands, and this keeps its cost to a decode.
+ * The robots the config names are never limited.
+ */
+const FLOOD_RECORDS_PER_SECOND = 200;
+/** Questions per query we send: junk instances in the cache must not turn into a query storm. */
+const MAX_QUESTIONS_PER_QUERY = 16;
+const TIER_RANK: Readonly<Record<CacheTier, number>> = { other: 0, site: 1, member: 2 };
 
-/** Where an MdnsDiscovery is: probing until its names are its own, then announced. */
-export type MdnsPhase = 'new' | 'starting' | 'probing' | 'announced' | 'closed';
+/**
+ * Where an MdnsDiscovery is: probing until its names are its own, then announced. `silent`: every
+ * name we probed was claimed by someone else, so we browse without advertising for a while.
+ */
+export type MdnsPhase = 'new' | 'starting' | 'probing' | 'announced' | 'silent' | 'closed';
 
 /**
  * MdnsDiscovery implements Discovery with mDNS/DNS-SD on one or more IPv4 interfaces.
@@ -433,7 +539,14 @@ export class MdnsDiscovery implements Discovery {
   readonly #interfaceNames: readonly string[] | undefined;
   readonly #rescanMs: number;
   readonly #onWarning: (message: string, err?: unknown) => void;
-  readonly #maxCacheEntries: number;
+  readonly #cacheLimits: Partial<Record<CacheTier, number>> | undefined;
+  readonly #members: ReadonlySet<string> | undefined;
+  readonly #maxRenames: number;
+  readonly #readvertiseAfterMs: number;
+  readonly #legacyPerSecond: number;
+  /** Probe rounds lost to conflicts since the name was last ours. */
+  #renamesInRow = 0;
+  #recomputePending = false;
   readonly #listeners: PeerListeners;
   readonly #stats = zeroStats();
   readonly #timers = new Set<unknown>();
@@ -467,7 +580,11 @@ export class MdnsDiscovery implements Discovery {
     this.#interfaceNames = opts.interfaces && opts.interfaces.length > 0 ? [...opts.interfaces] : undefined;
     this.#rescanMs = opts.interfaceRescanMs ?? 10_000;
     this.#onWarning = opts.onWarning ?? (() => {});
-    this.#maxCacheEntries = opts.maxCacheEntries ?? 2048;
+    this.#cacheLimits = opts.cacheLimits;
+    this.#members = opts.members ? new Set(opts.members) : undefined;
+    this.#maxRenames = opts.maxRenames ?? 16;
+    this.#readvertiseAfterMs = opts.readvertiseAfterMs ?? 60_000;
+    this.#legacyPerSecond = opts.legacyAnswersPerSecond ?? 2;
     this.#listeners = new PeerListeners(
       () => this.peers(),
       (err) => {
@@ -493,8 +610,10 @@ export class MdnsDiscovery implements Discovery {
   async update(change: Partial<Pick<Advertisement, 'role' | 'term'>>): Promise<void> {
     if (this.#phase === 'closed') throw closedError('update');
     const next = applyChange(this.#ad, change);
-    if (next.role === this.#ad.role && next.term === this.#ad.term) return;
+    const sameTxt = Buffer.concat(encodeTxt(next)).equals(Buffer.concat(encodeTxt(this.#ad)));
     this.#ad = next;
+    // Role and term are not advertised (dnssd.ts, TXT_KEYS): nothing to announce.
+    if (sameTxt) return;
     if (this.#phase !== 'announced') return; // probing: the next probe/announcement carries it
     // §8.4: a changed record is announced again, like a new one, with the cache-flush bit.
     const gen = ++this.#updateGen;
@@ -526,6 +645,18 @@ export class MdnsDiscovery implements Discovery {
   /** Counters for metrics and tests. */
   stats(): MdnsStats {
     return { ...this.#stats };
+  }
+
+  /** Records in the caches now, per tier, summed over the interfaces (each tier is bounded). */
+  cacheSizes(): Record<CacheTier, number> {
+    const sum: Record<CacheTier, number> = { member: 0, site: 0, other: 0 };
+    for (const l of this.#links) {
+      const c = l.cache.counts();
+      sum.member += c.member;
+      sum.site += c.site;
+      sum.other += c.other;
+    }
+    return sum;
   }
 
   /** Our current names, in presentation format (they change on a conflict). */
@@ -616,16 +747,27 @@ export class MdnsDiscovery implements Discovery {
     const link: Link = {
       iface,
       socket: undefined,
-      cache: new RecordCache({ maxEntries: this.#maxCacheEntries, random: this.#random }),
+      cache: new RecordCache({
+        ...(this.#cacheLimits ? { limits: this.#cacheLimits } : {}),
+        random: this.#random,
+      }),
       lastMulticast: new Map(),
+      legacyBudget: this.#legacyPerSecond,
+      legacyBudgetAt: -Infinity,
+      floodBudget: FLOOD_RECORDS_PER_SECOND,
+      floodBudgetAt: -Infinity,
       closed: false,
     };
     const socket = await this.#factory(iface, {
-      packet: (packet, from) => this.#onPacket(link, packet, from),
+      packet: (packet, from, bytes) => this.#onPacket(link, packet, from, bytes),
       malformed: (err) => {
         this.#stats.received++;
         this.#stats.malformed++;
         this.#debugDrop('undecodable datagram', err);
+      },
+      oversize: () => {
+        this.#stats.received++;
+        this.#stats.oversize++;
       },
       warning: (err) => {
         this.#stats.socketWarnings++;
@@ -735,10 +877,6 @@ export class MdnsDiscovery implements Discovery {
     };
   }
 
-  #isOwnName(name: string): boolean {
-    return sameName(name, this.#instanceName()) || sameName(name, this.#hostName());
-  }
-
   /** Is this record one of ours echoing back (loopback, or an older version we sent)? */
   #isOwnEcho(rr: MdnsRecord | OtherRecord): boolean {
     if (!isOurType(rr)) return false;
@@ -782,6 +920,7 @@ export class MdnsDiscovery implements Discovery {
 
   #announce(gen: number): void {
     this.#phase = 'announced';
+    this.#renamesInRow = 0;
     // §8.3: all our records, unique ones with the cache-flush bit, at least twice, 1 s apart.
     const send = (): Promise<void> =>
       this.#sendAllLinks((link) => {
@@ -855,6 +994,10 @@ export class MdnsDiscovery implements Discovery {
       this.#startProbing(0);
       return;
     }
+    if (++this.#renamesInRow > this.#maxRenames) {
+      this.#giveUpAdvertising();
+      return;
+    }
     // §9: choose a new name and probe again. Never a goodbye for the old name: it is not ours.
     if (which === 'instance') this.#instanceN++;
     else this.#hostN++;
@@ -865,6 +1008,32 @@ export class MdnsDiscovery implements Discovery {
     // §8.1: after 15 conflicts within 10 s, wait 5 s before each further probe.
     const delay = this.#conflictTimes.length >= 15 ? 5000 : this.#random() * 250;
     this.#startProbing(delay);
+  }
+
+  /**
+   * Someone claims every name we try (a host that answers every probe): stop probing so start()
+   * resolves and browsing goes on, and try again, from our first names, after a quiet while. Peers
+   * still reach us through their seeds and our own datagrams, which tell them where we are.
+   */
+  #giveUpAdvertising(): void {
+    this.#probeGen++;
+    this.#phase = 'silent';
+    this.#renamesInRow = 0;
+    this.#stats.advertisingGivenUp++;
+    this.#warn(
+      `mDNS: gave up advertising ${this.#ad.nodeId} after ${this.#maxRenames} name conflicts in a row: ` +
+        `another host claims every name we probe; browsing goes on, advertising is retried in ${Math.round(this.#readvertiseAfterMs / 1000)} s`,
+    );
+    const w = this.#startWaiter;
+    this.#startWaiter = undefined;
+    w?.resolve();
+    const gen = this.#probeGen;
+    this.#after(this.#readvertiseAfterMs, () => {
+      if (gen !== this.#probeGen || this.#phase !== 'silent') return;
+      this.#instanceN = 1;
+      this.#hostN = 1;
+      this.#startProbing(this.#random() * 250);
+    });
   }
 
   // ----- responder: answering -----------------------------------------------------------------
@@ -922,20 +1091,29 @@ export class MdnsDiscovery implements Discovery {
     let outAdditionals = dedupe(additionals).filter((rr) => !answerKeys.has(recordKey(rr)) && !isKnown(rr));
 
     if (from.port !== MDNS_PORT) {
-      // §6.7 legacy unicast: a plain DNS resolver asked. Answer it directly, echo id and
-      // questions, TTL at most 10 s, no cache-flush bit.
+      // §6.7 legacy unicast: a plain DNS resolver asked. Answer it directly, echo id and each
+      // question once, TTL at most 10 s, no cache-flush bit. The source address is not checked by
+      // anyone (UDP), so the answer could be aimed at a victim: it carries no additional records,
+      // and a small per-second budget bounds what a stream of spoofed queries can make us send.
+      const now = this.#now();
+      if (now - link.legacyBudgetAt >= 1000) {
+        link.legacyBudget = this.#legacyPerSecond;
+        link.legacyBudgetAt = now;
+      }
+      if (link.legacyBudget <= 0) {
+        this.#stats.legacyUnicastLimited++;
+        return;
+      }
+      link.legacyBudget--;
       const legacy = (rr: MdnsRecord): MdnsRecord =>
         ({ ...rr, ttl: Math.min(rr.ttl, TTL_LEGACY_UNICAST_CAP_S), flush: false }) as MdnsRecord;
+      const echoed = new Map<string, OutgoingQuestion>();
+      for (const q of answered)
+        echoed.set(`${canonicalName(q.name)}|${q.type}`, { name: q.name, type: q.type });
       this.#stats.answersSent++;
       void this.#send(
         link,
-        {
-          id: pkt.id,
-          type: 'response',
-          questions: answered.map((q) => ({ name: q.name, type: q.type })),
-          answers: outAnswers.map(legacy),
-          additionals: outAdditionals.map(legacy),
-        },
+        { id: pkt.id, type: 'response', questions: [...echoed.values()], answers: outAnswers.map(legacy) },
         from,
       );
       return;
@@ -1005,56 +1183,129 @@ export class MdnsDiscovery implements Discovery {
     this.#browseTimer = this.#after(d, () => this.#browseQuery());
   }
 
+  /** The cache tier of a TXT record: `member` for a robot the config names, `site` for another of ours. */
+  #txtTier(rr: TxtRecord): CacheTier {
+    const dec = decodedTxt(rr.data);
+    if (
+      !dec.ok ||
+      dec.advertisement.siteId !== this.#ad.siteId ||
+      dec.advertisement.nodeId === this.#ad.nodeId
+    )
+      return 'other';
+    return !this.#members || this.#members.has(dec.advertisement.nodeId) ? 'member' : 'site';
+  }
+
   #onResponse(link: Link, pkt: ParsedPacket): void {
     this.#checkConflicts(pkt);
     const now = this.#now();
     const suffix = `.${SERVICE_FQDN}`;
     const isInstanceName = (name: string): boolean =>
       name.length > suffix.length && canonicalName(name).endsWith(suffix);
-    // A records are cached when an SRV of our service (in this packet or cached) points at them.
-    const targets = new Set<string>();
+    const higher = (a: CacheTier | undefined, b: CacheTier): CacheTier =>
+      a === undefined || TIER_RANK[b] > TIER_RANK[a] ? b : a;
+    // Which tier each instance's records go to: by its TXT, in this packet or cached.
+    const instanceTier = new Map<string, CacheTier>();
     for (const rr of pkt.records)
-      if (rr.type === 'SRV' && isInstanceName(rr.name)) targets.add(canonicalName(rr.data.target));
-    for (const e of link.cache.live(now))
-      if (e.record.type === 'SRV') targets.add(canonicalName(e.record.data.target));
+      if (rr.type === 'TXT' && rr.ttl > 0 && isInstanceName(rr.name))
+        instanceTier.set(
+          canonicalName(rr.name),
+          higher(instanceTier.get(canonicalName(rr.name)), this.#txtTier(rr)),
+        );
+    const tierOf = (instance: string): CacheTier =>
+      instanceTier.get(canonicalName(instance)) ??
+      link.cache.lookup(instance, 'TXT', now)[0]?.tier ??
+      'other';
+    // A records are cached when an SRV of our service (in this packet or cached) points at them,
+    // in the tier of that SRV's instance.
+    const targets = new Map<string, CacheTier>();
+    for (const rr of pkt.records)
+      if (rr.type === 'SRV' && isInstanceName(rr.name)) {
+        const t = canonicalName(rr.data.target);
+        targets.set(t, higher(targets.get(t), tierOf(rr.name)));
+      }
+    const targetTier = (host: string): CacheTier | undefined => {
+      let tier = targets.get(canonicalName(host));
+      for (const e of link.cache.srvsTargeting(host, now)) tier = higher(tier, e.tier);
+      return tier;
+    };
     let touched = false;
+    let touchedSite = false;
+    const evictedBefore = { ...link.cache.evictions };
     const ownInstance = this.#instanceName();
+    const ownHost = this.#hostName();
     for (const rr of pkt.records) {
-      if (this.#isOwnName(rr.name)) continue; // ourselves
+      if (sameName(rr.name, ownInstance) || sameName(rr.name, ownHost)) continue; // ourselves
       if (rr.type === 'PTR' && sameName(rr.data, ownInstance)) continue;
-      let relevant: boolean;
+      let tier: CacheTier | undefined;
       switch (rr.type) {
         case 'PTR':
-          relevant = canonicalName(rr.name) === SERVICE_FQDN && isInstanceName(rr.data);
+          if (canonicalName(rr.name) === SERVICE_FQDN && isInstanceName(rr.data)) tier = tierOf(rr.data);
           break;
         case 'SRV':
+          if (isInstanceName(rr.name)) tier = tierOf(rr.name);
+          break;
         case 'TXT':
-          relevant = isInstanceName(rr.name);
+          if (isInstanceName(rr.name)) tier = rr.ttl > 0 ? this.#txtTier(rr) : tierOf(rr.name);
           break;
         case 'A':
-          relevant = targets.has(canonicalName(rr.name));
+          tier = targetTier(rr.name);
+          // A peer of ours lives on this link's subnet; an address elsewhere would only aim our
+          // datagrams at some other host.
+          if (tier !== undefined && rr.ttl > 0 && !onSubnet(rr.data, link.iface)) {
+            this.#stats.ignoredForeignAddress++;
+            tier = undefined;
+          }
           break;
       }
-      if (!relevant) continue;
-      const res = link.cache.add(rr, now);
-      if (res === 'full') {
-        this.#stats.cacheFull++;
-        continue;
+      if (tier === undefined) continue;
+      if (tier !== 'member') {
+        if (now - link.floodBudgetAt >= 1000) {
+          link.floodBudget = FLOOD_RECORDS_PER_SECOND;
+          link.floodBudgetAt = now;
+        }
+        if (link.floodBudget <= 0) {
+          this.#stats.floodDrops++;
+          continue;
+        }
+        link.floodBudget--;
       }
+      const res = link.cache.add(rr, now, tier);
       if (res === 'ignored') continue;
       touched = true;
+      if (tier !== 'other') touchedSite = true;
       if (res === 'goodbye') this.#stats.goodbyesReceived++;
       if (rr.type === 'TXT' && rr.ttl > 0) {
-        const dec = decodeTxt(rr.data);
+        const dec = decodedTxt(rr.data);
         const site = dec.ok ? dec.advertisement.siteId : dec.siteId;
         if (site !== undefined && site !== this.#ad.siteId) this.#stats.ignoredOtherSite++;
         else if (!dec.ok) this.#stats.badTxt++;
+        if (tier !== 'other') this.#promoteInstance(link, rr.name, tier, now);
       }
     }
+    const ev = link.cache.evictions;
+    const siteEvicted = ev.member - evictedBefore.member + (ev.site - evictedBefore.site);
+    this.#stats.cacheEvictions += siteEvicted + (ev.other - evictedBefore.other);
+    this.#stats.siteCacheEvictions += siteEvicted;
     if (!touched) return;
-    this.#recompute();
+    // Records of other sites and unknown instances cannot change our peers: no recompute for them,
+    // which is what keeps a flood of junk cheap.
+    if (touchedSite || siteEvicted > 0) this.#recomputeSoon();
     // Ask for what is still missing a little later: the rest often follows in the next packet.
     this.#scheduleMaintenance(now + 100);
+  }
+
+  /** An instance turned out to be one of our site's robots: its cached PTR, SRV and A move up too. */
+  #promoteInstance(link: Link, instance: string, tier: CacheTier, now: number): void {
+    const srvTargets = link.cache
+      .lookup(instance, 'SRV', now)
+      .map((e) => (e.record.type === 'SRV' ? canonicalName(e.record.data.target) : ''));
+    link.cache.promote(
+      (rr) =>
+        (rr.type === 'PTR' && sameName(rr.data, instance)) ||
+        (rr.type === 'SRV' && sameName(rr.name, instance)) ||
+        (rr.type === 'A' && srvTargets.includes(canonicalName(rr.name))),
+      tier,
+    );
   }
 
   /** Instances of interest: not ours, and either of our site or not yet known (no TXT). */
@@ -1062,7 +1313,7 @@ export class MdnsDiscovery implements Discovery {
     if (sameName(instance, this.#instanceName())) return false;
     const txt = link.cache.lookup(instance, 'TXT', now)[0]?.record;
     if (!txt || txt.type !== 'TXT') return true;
-    const dec = decodeTxt(txt.data);
+    const dec = decodedTxt(txt.data);
     return (
       dec.ok && dec.advertisement.siteId === this.#ad.siteId && dec.advertisement.nodeId !== this.#ad.nodeId
     );
@@ -1074,21 +1325,28 @@ export class MdnsDiscovery implements Discovery {
     const wantedThrottles = new Set<string>();
     for (const [index, link] of this.#links.entries()) {
       if (link.closed) continue;
-      if (link.cache.expire(now).length > 0) changed = true;
+      if (link.cache.expire(now).some((e) => e.tier !== 'other')) changed = true;
       const questions = new Map<string, OutgoingQuestion>();
-      const ask = (name: string, type: 'PTR' | 'SRV' | 'TXT' | 'A'): void => {
+      const ask = (name: string, type: 'PTR' | 'SRV' | 'TXT' | 'A'): boolean => {
+        if (questions.size >= MAX_QUESTIONS_PER_QUERY) return false;
         questions.set(`${canonicalName(name)}|${type}`, { name, type });
+        return true;
       };
       // §5.2: refresh records of interest at 80/85/90/95 % of their TTL.
       for (const e of link.cache.dueRefreshes(now)) {
+        if (e.tier === 'other') continue; // only our site's robots are worth keeping fresh
         const rr = e.record;
         const instance =
           rr.type === 'PTR' ? rr.data : rr.type === 'SRV' || rr.type === 'TXT' ? rr.name : undefined;
         if (instance !== undefined && !this.#interesting(link, instance, now)) continue;
         ask(rr.name, rr.type);
       }
-      // Resolve instances known only in part (RFC 6763 §12 additionals can be missing or split).
-      for (const ptr of link.cache.lookup(SERVICE_FQDN, 'PTR', now)) {
+      // Resolve instances known only in part (RFC 6763 §12 additionals can be missing or split):
+      // our site's first, then the rest while the query has room.
+      const ptrs = link.cache
+        .lookup(SERVICE_FQDN, 'PTR', now)
+        .sort((a, b) => TIER_RANK[b.tier] - TIER_RANK[a.tier]);
+      for (const ptr of ptrs) {
         const instance = String(ptr.record.data);
         if (!this.#interesting(link, instance, now)) continue;
         const srv = link.cache.lookup(instance, 'SRV', now)[0];
@@ -1107,9 +1365,9 @@ export class MdnsDiscovery implements Discovery {
           wantedThrottles.add(key);
           const th = this.#resolveThrottle.get(key);
           if (th && th.nextAt > now) continue;
+          if (!ask(name, type)) continue;
           const intervalMs = th ? Math.min(th.intervalMs * 2, RESOLVE_MAX_MS) : 1000;
           this.#resolveThrottle.set(key, { nextAt: now + intervalMs, intervalMs });
-          ask(name, type);
         }
       }
       if (questions.size > 0) {
@@ -1125,6 +1383,8 @@ export class MdnsDiscovery implements Discovery {
 
   #scheduleMaintenance(at?: number): void {
     if (this.#phase === 'closed') return;
+    // Already due by then: nothing to scan (this runs for every packet that touched the cache).
+    if (at !== undefined && this.#maintTimer !== undefined && this.#maintAt <= at) return;
     let next = at ?? Infinity;
     for (const l of this.#links) {
       const d = l.cache.nextDeadline();
@@ -1145,22 +1405,51 @@ export class MdnsDiscovery implements Discovery {
     });
   }
 
+  /**
+   * Rebuilds the peer list once the datagrams that have arrived are handled (setImmediate runs after
+   * the event loop's I/O): a burst of our site's records costs one rebuild, not one per datagram.
+   */
+  #recomputeSoon(): void {
+    if (this.#recomputePending) return;
+    this.#recomputePending = true;
+    setImmediate(() => {
+      this.#recomputePending = false;
+      if (this.#phase !== 'closed') this.#recompute();
+    });
+  }
+
   /** Rebuilds the peer list from the caches and tells the listeners if it changed. */
   #recompute(): void {
     const now = this.#now();
     const best = new Map<string, { peer: PeerRecord; instance: string; txtAt: number }>();
     for (const link of this.#links) {
-      for (const ptr of link.cache.lookup(SERVICE_FQDN, 'PTR', now)) {
+      // One pass over our site's records (never the `other` tier: that is where a flood lands), then
+      // lookups by name: the cost grows with the site, not with the traffic.
+      const byName = new Map<string, CacheEntry[]>();
+      const ptrs: CacheEntry[] = [];
+      for (const e of link.cache.liveSite(now)) {
+        if (e.record.type === 'PTR') {
+          if (canonicalName(e.record.name) === SERVICE_FQDN) ptrs.push(e);
+          continue;
+        }
+        const k = `${canonicalName(e.record.name)}|${e.record.type}`;
+        const list = byName.get(k);
+        if (list) list.push(e);
+        else byName.set(k, [e]);
+      }
+      const newest = (name: string, type: string): CacheEntry[] =>
+        (byName.get(`${canonicalName(name)}|${type}`) ?? []).sort((a, b) => b.receivedAt - a.receivedAt);
+      for (const ptr of ptrs) {
         const instance = String(ptr.record.data);
         if (sameName(instance, this.#instanceName())) continue;
-        const srv = link.cache.lookup(instance, 'SRV', now)[0];
-        const txt = link.cache.lookup(instance, 'TXT', now)[0];
+        const srv = newest(instance, 'SRV')[0];
+        const txt = newest(instance, 'TXT')[0];
         if (!srv || !txt || srv.record.type !== 'SRV' || txt.record.type !== 'TXT') continue;
-        const dec = decodeTxt(txt.record.data);
+        const dec = decodedTxt(txt.record.data);
         if (!dec.ok) continue;
         const ad = dec.advertisement;
         if (ad.siteId !== this.#ad.siteId || ad.nodeId === this.#ad.nodeId) continue;
-        const as = link.cache.lookup(srv.record.data.target, 'A', now);
+        const as = newest(srv.record.data.target, 'A');
         if (as.length === 0) continue;
         const addresses = [...new Set(as.map((e) => String(e.record.data)))];
         const lastSeenMs = Math.max(
@@ -1194,7 +1483,7 @@ export class MdnsDiscovery implements Discovery {
 
   // ----- packets in and out -------------------------------------------------------------------
 
-  #onPacket(link: Link, raw: unknown, from: WireAddress): void {
+  #onPacket(link: Link, raw: unknown, from: WireAddress, bytes?: number): void {
     try {
       this.#stats.received++;
       if (this.#phase === 'closed' || link.closed || !link.socket) return;
@@ -1202,7 +1491,15 @@ export class MdnsDiscovery implements Discovery {
         this.#stats.ignoredForeignSubnet++;
         return;
       }
+      if (bytes !== undefined && bytes > MAX_MDNS_PACKET_BYTES) {
+        this.#stats.oversize++;
+        return;
+      }
       const pkt = parsePacket(raw);
+      if (pkt === 'oversize') {
+        this.#stats.oversize++;
+        return;
+      }
       if (pkt === 'malformed') {
         this.#stats.malformed++;
         this.#debugDrop(`malformed packet from ${from.address}`);
@@ -1212,6 +1509,7 @@ export class MdnsDiscovery implements Discovery {
         this.#stats.ignoredNotMdns++;
         return;
       }
+      this.#stats.oversize += pkt.oversize;
       if (pkt.type === 'query') {
         this.#onQuery(link, pkt, from);
       } else {

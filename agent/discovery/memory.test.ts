@@ -226,6 +226,19 @@ describe('CompositeDiscovery', () => {
     );
   });
 
+  test('sums its parts’ counters by name', () => {
+    const part = (stats: object): Discovery =>
+      Object.assign(new InMemoryDiscovery(new InMemoryDiscoveryBus(), advert('s', 'r1')), {
+        stats: () => stats,
+      });
+    const c = new CompositeDiscovery([
+      part({ oversize: 2, floodDrops: 5, phase: 'x' }),
+      part({ oversize: 1, cacheEvictions: 3 }),
+      new InMemoryDiscovery(new InMemoryDiscoveryBus(), advert('s', 'r1')),
+    ]);
+    assert.deepEqual(c.stats(), { oversize: 3, floodDrops: 5, cacheEvictions: 3 });
+  });
+
   test('runs its parts as one discovery', async () => {
     const bus = new InMemoryDiscoveryBus();
     const other = new InMemoryDiscovery(bus, advert('s', 'r2', { role: 'leader', term: 3 }), {

@@ -741,12 +741,15 @@ describe('authenticated but malformed frames', () => {
 });
 
 describe('replay window in decode', () => {
-  test('a second copy of a datagram is dropped as replay', () => {
+  test('an unconfirmed sender is refused; once confirmed, a second copy of a datagram is a replay', () => {
     const replay = new ReplayWindow();
-    const { frame: f } = ENCODED[0]!;
+    const { msg, frame: f } = ENCODED[1]!; // counter 1
+    expectDrop(decode(f, { ...CTX, replay }), 'unconfirmed');
+    replay.confirm(msg.from, CTX.incarnation); // what an answer to a challenge does (udp.ts)
     assert.ok(decode(f, { ...CTX, replay }).ok);
     expectDrop(decode(f, { ...CTX, replay }), 'replay');
-    assert.ok(decode(ENCODED[1]!.frame, { ...CTX, replay }).ok, 'another counter of the same sender');
+    const other = ENCODED.find((e, i) => i > 1 && e.msg.from === msg.from);
+    if (other) assert.ok(decode(other.frame, { ...CTX, replay }).ok, 'another counter of the same sender');
   });
 
   test('forged and malformed frames do not touch the window', () => {
@@ -760,7 +763,8 @@ describe('replay window in decode', () => {
     });
     expectDrop(decode(malformed, { ...CTX, replay }), 'malformed');
     assert.equal(replay.size, 0);
-    assert.ok(decode(ENCODED[0]!.frame, { ...CTX, replay }).ok);
+    expectDrop(decode(ENCODED[0]!.frame, { ...CTX, replay }), 'unconfirmed');
+    assert.equal(replay.size, 0, 'an unconfirmed sender is not recorded either');
   });
 });
 
@@ -837,6 +841,7 @@ test('DROP_REASONS lists each reason once', () => {
     'oversized',
     'replay',
     'too-short',
+    'unconfirmed',
     'unknown-key',
     'unknown-type',
     'wrong-site',

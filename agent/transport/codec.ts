@@ -79,6 +79,7 @@ export const DROP_REASONS = [
   'malformed',
   'not-permitted',
   'replay',
+  'unconfirmed',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -461,8 +462,9 @@ export function decode(buf: Uint8Array, ctx: DecodeContext): DecodeResult {
   // never cast a vote, lead, or make a voter campaign.
   if (!key.voter && type !== 'appendResp') return drop('not-permitted');
 
-  if (ctx.replay !== undefined && ctx.replay.check(sender, incarnation, counter) === 'replay') {
-    return drop('replay');
+  if (ctx.replay !== undefined) {
+    const verdict = ctx.replay.check(sender, incarnation, counter);
+    if (verdict !== 'ok') return drop(verdict);
   }
   return { ok: true, msg: msg as unknown as Message, sender, generation, incarnation, counter };
 }
@@ -700,4 +702,108 @@ function isU32(v: unknown): v is number {
 
 function isMs(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Incarnation challenges
+
+/**
+ * The transport's own frames, which confirm that an incarnation is alive before any datagram of it
+ * is accepted (replay.ts). Same header, sender and MAC as every frame, message types 8 and 9, body
+ * `to` (id) and `nonce` (u64). A receiver that meets an unconfirmed incarnation of a sender sends it
+ * a `challenge` with a fresh random nonce; the sender's live process answers with an `answer`
+ * carrying the nonce, and that answer (its incarnation and counter) confirms the incarnation. Nothing
+ * else in it counts: decode() reports both types as 'unknown-type', so they never reach the election.
+ */
+export interface IncarnationFrame {
+  readonly kind: 'challenge' | 'answer';
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /** 0 ≤ nonce ≤ 2^53 − 1; the challenger draws it at random. */
+  readonly nonce: number;
+}
+
+const CHALLENGE_TYPE = 8;
+const ANSWER_TYPE = 9;
+
+export type IncarnationDecodeResult =
+  | {
+      readonly ok: true;
+      readonly frame: IncarnationFrame;
+      readonly sender: NodeId;
+      readonly generation: number;
+      readonly incarnation: number;
+      readonly counter: number;
+    }
+  | { readonly ok: false; readonly reason: DropReason };
+
+/**
+ * encodeIncarnationFrame renders a challenge or an answer as one authenticated datagram, with the
+ * same header as an election message (the key generation, then incarnation and counter) and the
+ * key of its (sender, receiver) pair.
+ */
+export function encodeIncarnationFrame(f: IncarnationFrame, ctx: EncodeContext): Buffer {
+  checkSiteContext(ctx);
+  if (!isU32(ctx.incarnation) || !isUint(ctx.counter)) throw contextError('bad incarnation or counter');
+  if (!isUint(f.nonce)) throw messageError(`nonce must be a safe integer ≥ 0 (got ${String(f.nonce)})`);
+  const key = ctx.key instanceof Uint8Array ? { generation: 0, mac: keyedMac(ctx.key) } : ctx.key;
+  const w = new FrameWriter();
+  w.u8(MAGIC_0);
+  w.u8(MAGIC_1);
+  w.u8(CODEC_VERSION);
+  w.u8(f.kind === 'challenge' ? CHALLENGE_TYPE : ANSWER_TYPE);
+  w.bytes(siteTag(ctx.siteId));
+  w.u32(key.generation);
+  w.u32(ctx.incarnation);
+  w.u64(ctx.counter);
+  writeId(w, 'from', f.from);
+  writeId(w, 'to', f.to);
+  w.u64(f.nonce);
+  const frame = Buffer.allocUnsafe(w.length + MAC_BYTES);
+  w.copyTo(frame);
+  key.mac.macInto(frame.subarray(0, w.length), frame.subarray(w.length));
+  return frame;
+}
+
+/**
+ * decodeIncarnationFrame authenticates and parses a challenge or an answer, with the same checks in
+ * the same order as decode (the claimed sender and generation pick the key); any other datagram is
+ * refused ('unknown-type' for an election message). A worker's key may carry both: a worker answers
+ * a voter's challenge, and challenges a voter that rebooted.
+ */
+export function decodeIncarnationFrame(buf: Uint8Array, ctx: DecodeContext): IncarnationDecodeResult {
+  checkSiteContext(ctx);
+  if (!(buf instanceof Uint8Array)) return { ok: false, reason: 'malformed' };
+  const frame = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (frame.length > MAX_DATAGRAM_BYTES) return { ok: false, reason: 'oversized' };
+  if (frame.length < MIN_FRAME_BYTES) return { ok: false, reason: 'too-short' };
+  if (frame[0] !== MAGIC_0 || frame[1] !== MAGIC_1) return { ok: false, reason: 'bad-magic' };
+  if (frame[2] !== CODEC_VERSION) return { ok: false, reason: 'bad-version' };
+  if (!siteTag(ctx.siteId).equals(frame.subarray(SITE_TAG_OFFSET, SITE_TAG_OFFSET + SITE_TAG_BYTES)))
+    return { ok: false, reason: 'wrong-site' };
+  const macOffset = frame.length - MAC_BYTES;
+  const head = new FrameReader(frame, GENERATION_OFFSET, macOffset);
+  const generation = head.u32();
+  head.skip(12); // incarnation, counter: read once authenticated
+  const sender = head.id();
+  if (head.failed) return { ok: false, reason: 'unknown-key' };
+  const key =
+    ctx.key instanceof Uint8Array
+      ? generation === 0
+        ? { mac: keyedMac(ctx.key), voter: true }
+        : undefined
+      : ctx.key(sender, generation);
+  if (key === undefined) return { ok: false, reason: 'unknown-key' };
+  key.mac.macInto(frame.subarray(0, macOffset), expectedMac);
+  if (!constantTimeEqual(expectedMac, frame.subarray(macOffset))) return { ok: false, reason: 'bad-mac' };
+  const kind = frame[3] === CHALLENGE_TYPE ? 'challenge' : frame[3] === ANSWER_TYPE ? 'answer' : undefined;
+  if (kind === undefined) return { ok: false, reason: 'unknown-type' };
+  const r = new FrameReader(frame, GENERATION_OFFSET + 4, macOffset);
+  const incarnation = r.u32();
+  const counter = r.u64();
+  const from = r.id();
+  const to = r.id();
+  const nonce = r.u64();
+  if (r.failed || r.remaining !== 0) return { ok: false, reason: 'malformed' };
+  return { ok: true, frame: { kind, from, to, nonce }, sender: from, generation, incarnation, counter };
 }

@@ -40,6 +40,7 @@ export class InMemoryTransport implements Transport {
   readonly address: PeerAddress;
   private readonly net: InMemoryNetwork;
   private readonly peers = new Map<NodeId, PeerAddress>();
+  private readonly placed = new Set<NodeId>();
   private handler: MessageHandler = () => {};
   private readonly counters: TransportStats = emptyStats(DROP_REASONS);
   private closed = false;
@@ -51,7 +52,8 @@ export class InMemoryTransport implements Transport {
   }
 
   setPeer(id: NodeId, addr: PeerAddress): void {
-    if (id !== this.self) this.peers.set(id, addr);
+    // As UdpTransport: a hint never moves an address the peer's own datagram placed.
+    if (id !== this.self && !this.placed.has(id)) this.peers.set(id, addr);
   }
 
   peerAddress(id: NodeId): PeerAddress | undefined {
@@ -80,6 +82,7 @@ export class InMemoryTransport implements Transport {
     }
     this.counters.received++;
     this.peers.set(msg.from, from);
+    this.placed.add(msg.from);
     try {
       this.handler(msg, from);
     } catch {

@@ -16,6 +16,12 @@ function checkAll(
   return counters.map((c) => w.check(sender, incarnation, c));
 }
 
+/** A window where the senders' BOOT_1 answered a challenge (udp.ts): their datagrams count from now on. */
+function confirmed(w: ReplayWindow, ...senders: string[]): ReplayWindow {
+  for (const s of senders) assert.equal(w.confirm(s, BOOT_1), 'ok');
+  return w;
+}
+
 /** mulberry32: a small seeded PRNG, so a failing sequence can be replayed from its seed. */
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -29,12 +35,12 @@ function mulberry32(seed: number): () => number {
 
 describe('one incarnation', () => {
   test('in-order counters are all accepted', () => {
-    const w = new ReplayWindow();
+    const w = confirmed(new ReplayWindow(), A, 'robot-a', 'robot-b');
     for (let c = 0; c < 5000; c++) assert.equal(w.check(A, BOOT_1, c), 'ok', `counter ${c}`);
   });
 
   test('out-of-order counters within the window are accepted once', () => {
-    const w = new ReplayWindow();
+    const w = confirmed(new ReplayWindow(), A, 'robot-a', 'robot-b');
     assert.deepEqual(checkAll(w, A, BOOT_1, [100, 50, 99, 1, 0, 101, 75]), [
       'ok',
       'ok',
@@ -48,7 +54,7 @@ describe('one incarnation', () => {
   });
 
   test('duplicates are replays, also after the window slid', () => {
-    const w = new ReplayWindow();
+    const w = confirmed(new ReplayWindow(), A, 'robot-a', 'robot-b');
     assert.equal(w.check(A, BOOT_1, 7), 'ok');
     assert.equal(w.check(A, BOOT_1, 7), 'replay');
     assert.equal(w.check(A, BOOT_1, 900), 'ok');
@@ -57,7 +63,7 @@ describe('one incarnation', () => {
   });
 
   test('counters a whole window or more below the highest are too old', () => {
-    const w = new ReplayWindow();
+    const w = confirmed(new ReplayWindow(), A, 'robot-a', 'robot-b');
     assert.equal(w.check(A, BOOT_1, 2000), 'ok');
     assert.equal(w.check(A, BOOT_1, 2000 - 1024), 'replay');
     assert.equal(w.check(A, BOOT_1, 0), 'replay');
@@ -65,7 +71,7 @@ describe('one incarnation', () => {
   });
 
   test('a jump of more than a window forgets everything below it', () => {
-    const w = new ReplayWindow();
+    const w = confirmed(new ReplayWindow(), A, 'robot-a', 'robot-b');
     assert.deepEqual(checkAll(w, A, BOOT_1, [0, 1, 2, 3]), ['ok', 'ok', 'ok', 'ok']);
     assert.equal(w.check(A, BOOT_1, 5000), 'ok');
     assert.equal(w.check(A, BOOT_1, 3976), 'replay', 'too old');
@@ -75,7 +81,7 @@ describe('one incarnation', () => {
   });
 
   test('a slide of less than a window clears exactly the counters that left it', () => {
-    const w = new ReplayWindow({ windowSize: 64 });
+    const w = confirmed(new ReplayWindow({ windowSize: 64 }), A, 'robot-a', 'robot-b');
     for (let c = 0; c < 64; c++) w.check(A, BOOT_1, c);
     assert.equal(w.check(A, BOOT_1, 70), 'ok'); // the window is now 7..70
     assert.equal(w.check(A, BOOT_1, 6), 'replay');
@@ -85,13 +91,13 @@ describe('one incarnation', () => {
   });
 
   test('counters up to 2^53 - 1 work', () => {
-    const w = new ReplayWindow();
+    const w = confirmed(new ReplayWindow(), A, 'robot-a', 'robot-b');
     const top = Number.MAX_SAFE_INTEGER;
     assert.deepEqual(checkAll(w, A, BOOT_1, [top - 5, top, top - 1, top]), ['ok', 'ok', 'ok', 'replay']);
   });
 
   test('senders are independent', () => {
-    const w = new ReplayWindow();
+    const w = confirmed(new ReplayWindow(), A, 'robot-a', 'robot-b');
     assert.equal(w.check('robot-a', BOOT_1, 1), 'ok');
     assert.equal(w.check('robot-b', BOOT_1, 1), 'ok');
     assert.equal(w.check('robot-a', BOOT_1, 1), 'replay');
@@ -101,7 +107,7 @@ describe('one incarnation', () => {
     const seed = 0x5eed_0001;
     const rand = mulberry32(seed);
     const windowSize = 64;
-    const w = new ReplayWindow({ windowSize });
+    const w = confirmed(new ReplayWindow({ windowSize }), A, 'robot-a', 'robot-b');
     const accepted = new Set<number>();
     let highest = -1;
     for (let i = 0; i < 200_000; i++) {
@@ -125,50 +131,68 @@ describe('one incarnation', () => {
 });
 
 describe('reboots (incarnations)', () => {
-  test('a new incarnation starts a fresh window although its counter restarted', () => {
+  test('nothing of a sender counts before one of its incarnations is confirmed; nothing is recorded', () => {
     const w = new ReplayWindow();
+    assert.deepEqual(checkAll(w, A, BOOT_1, [0, 1, 0]), Array(3).fill('unconfirmed'));
+    assert.equal(w.size, 0);
+    assert.equal(w.confirm(A, BOOT_1), 'ok');
+    assert.deepEqual(
+      checkAll(w, A, BOOT_1, [0, 1, 0]),
+      ['ok', 'ok', 'replay'],
+      'counted from the confirmation on',
+    );
+  });
+
+  test('a new incarnation is unconfirmed until confirmed; then it starts a fresh window and retires the old', () => {
+    const w = confirmed(new ReplayWindow(), A);
     for (let c = 0; c <= 5000; c++) w.check(A, BOOT_1, c);
+    assert.equal(w.check(A, BOOT_2, 0), 'unconfirmed');
+    assert.equal(w.check(A, BOOT_1, 5001), 'ok', 'the current incarnation is untouched meanwhile');
+    assert.equal(w.confirm(A, BOOT_2), 'ok');
+    assert.equal(w.current(A), BOOT_2);
     assert.deepEqual(checkAll(w, A, BOOT_2, [0, 1, 2, 2, 1]), ['ok', 'ok', 'ok', 'replay', 'replay']);
   });
 
-  test('late datagrams of the old incarnation are dropped once the new one was seen', () => {
-    const w = new ReplayWindow();
+  test('late datagrams of the old incarnation are dropped once the new one was confirmed', () => {
+    const w = confirmed(new ReplayWindow(), A);
     for (let c = 0; c <= 100; c++) if (c !== 60) w.check(A, BOOT_1, c);
+    w.confirm(A, BOOT_2);
     assert.equal(w.check(A, BOOT_2, 0), 'ok');
-    // 60 was never seen and 101..110 were in flight at the reboot: still dropped.
-    assert.deepEqual(checkAll(w, A, BOOT_1, [60, 100, 101, 110, 100 + 1024]), Array(5).fill('replay'));
+    // 60 was never seen and 101..110 were in flight at the reboot: still dropped, forever.
+    assert.deepEqual(checkAll(w, A, BOOT_1, [60, 100, 101, 110, 100 + 5000]), Array(5).fill('replay'));
+    assert.equal(w.confirm(A, BOOT_1), 'replay', 'a retired incarnation cannot be confirmed again');
     assert.equal(w.check(A, BOOT_2, 1), 'ok');
   });
 
-  test('an incarnation retired by a replayed older boot comes back when it runs a window past where it stopped', () => {
-    // The receiver only knows BOOT_2 (the live one); an attacker replays a frame of BOOT_1, an earlier boot.
+  test('a replayed frame of an earlier boot the receiver never saw changes nothing', () => {
+    // The receiver only knows BOOT_2 (the live one); an attacker replays a frame of BOOT_1.
     const w = new ReplayWindow();
+    w.confirm(A, BOOT_2);
     for (let c = 0; c <= 500; c++) w.check(A, BOOT_2, c);
-    assert.equal(w.check(A, BOOT_1, 77), 'ok', 'indistinguishable from a reboot');
-    assert.equal(w.check(A, BOOT_2, 501), 'replay', 'BOOT_2 is retired for now');
-    assert.equal(w.check(A, BOOT_2, 500 + 1024), 'replay');
-    assert.equal(w.check(A, BOOT_2, 500 + 1025), 'ok', 'BOOT_2 is evidently alive: revived');
-    assert.equal(w.check(A, BOOT_2, 500 + 1026), 'ok');
-    assert.equal(w.check(A, BOOT_1, 78), 'replay', 'the replayed boot is retired in its turn');
-    // Nothing BOOT_2 had accepted before it was retired can be accepted again.
-    for (let c = 0; c <= 501; c++) assert.equal(w.check(A, BOOT_2, c), 'replay');
+    for (let i = 0; i < 10; i++) assert.equal(w.check(A, BOOT_1, 77 + i), 'unconfirmed');
+    assert.equal(w.current(A), BOOT_2);
+    for (let c = 501; c <= 600; c++) assert.equal(w.check(A, BOOT_2, c), 'ok', `BOOT_2 is not muted (${c})`);
   });
 
   test('only maxRetiredIncarnations retired incarnations are remembered', () => {
     const w = new ReplayWindow({ maxRetiredIncarnations: 2 });
-    for (const boot of [BOOT_1, BOOT_2, BOOT_3, 4]) assert.equal(w.check(A, boot, 10), 'ok');
+    for (const boot of [BOOT_1, BOOT_2, BOOT_3, 4]) {
+      assert.equal(w.confirm(A, boot), 'ok');
+      assert.equal(w.check(A, boot, 10), 'ok');
+    }
     assert.equal(w.check(A, BOOT_3, 11), 'replay', 'remembered');
     assert.equal(w.check(A, BOOT_2, 11), 'replay', 'remembered');
-    assert.equal(w.check(A, BOOT_1, 11), 'ok', 'forgotten: taken for a new boot');
+    assert.equal(w.check(A, BOOT_1, 11), 'unconfirmed', 'forgotten: it would have to answer a challenge');
   });
 });
 
 describe('memory bound', () => {
   test('at most maxSenders senders are tracked, the least recently accepted evicted first', () => {
-    const w = new ReplayWindow();
+    const w = confirmed(new ReplayWindow(), 'keep');
     assert.equal(w.maxSenders, 512);
     assert.equal(w.check('keep', BOOT_1, 0), 'ok');
     for (let i = 0; i < 10_000; i++) {
+      w.confirm(`sender-${i}`, BOOT_1);
       assert.equal(w.check(`sender-${i}`, BOOT_1, 0), 'ok');
       assert.equal(w.check('keep', BOOT_1, i + 1), 'ok');
       assert.ok(w.size <= 512);
@@ -176,18 +200,18 @@ describe('memory bound', () => {
     assert.equal(w.size, 512);
     assert.equal(w.check('keep', BOOT_1, 1), 'replay', 'a sender seen all along is still tracked');
     assert.equal(w.check('sender-9999', BOOT_1, 0), 'replay', 'a recent sender is still tracked');
-    // The documented cost of eviction: an evicted sender's old datagram is accepted once more.
-    assert.equal(w.check('sender-0', BOOT_1, 0), 'ok');
+    // An evicted sender is unknown again: it must answer a challenge before anything of it counts.
+    assert.equal(w.check('sender-0', BOOT_1, 0), 'unconfirmed');
   });
 
   test('replays do not refresh a sender', () => {
-    const w = new ReplayWindow({ maxSenders: 2 });
+    const w = confirmed(new ReplayWindow({ maxSenders: 2 }), 'old', 'new');
     w.check('old', BOOT_1, 5);
     w.check('new', BOOT_1, 5);
     assert.equal(w.check('old', BOOT_1, 5), 'replay');
-    w.check('third', BOOT_1, 5); // evicts 'old': its replay did not make it recent
+    w.confirm('third', BOOT_1); // evicts 'old': its replay did not make it recent
     assert.equal(w.check('new', BOOT_1, 5), 'replay');
-    assert.equal(w.check('old', BOOT_1, 5), 'ok');
+    assert.equal(w.check('old', BOOT_1, 5), 'unconfirmed');
   });
 });
 

@@ -7,26 +7,19 @@
  * in IPsec (RFC 4303 §3.4.3) and WireGuard: a counter above the highest seen slides the window
  * forward, one inside it is accepted once, one below it is too old.
  *
- * Reboots. A rebooted robot's counter starts again at 0 under a new incarnation, so it must not be
- * judged against the old incarnation's counters. A datagram from an incarnation not seen before from
- * that sender therefore starts a fresh window for it and *retires* the old one; datagrams of a
- * retired incarnation — late packets sent before the reboot, or replays of them — are dropped from
- * then on. Retired incarnations are remembered per sender (`maxRetiredIncarnations`) with their
- * highest counter.
- *
- * Incarnations are random, so they carry no order: a receiver that never saw an old incarnation
- * cannot tell a replay of it from a new boot. An attacker holding frames of an earlier boot could then
- * make the receiver retire the sender's live incarnation. So a retired incarnation comes back to life
- * when it sends a counter more than `windowSize` above its highest one: a late packet cannot be that
- * far ahead (its sender stopped right after), a live sender soon is. The spurious incarnation is then
- * retired in its turn. The jump of a whole window also means no counter accepted before the
- * incarnation was retired can be accepted again. What is left of the attack mutes a live sender at one
- * receiver for at most windowSize of its counters per replayed frame: liveness, never safety.
+ * Reboots. Incarnations are random, so they carry no order: a receiver cannot tell a new boot from a
+ * replay of an old one it never saw. So an incarnation is never taken on a datagram's word. A
+ * datagram from a sender we do not know, or from an incarnation that is neither current nor retired,
+ * is `unconfirmed`: dropped, and nothing here changes. The transport then challenges the sender
+ * with a fresh nonce (udp.ts); only a live process of that incarnation, holding the key, can answer,
+ * and the answer calls `confirm`, which makes the incarnation current and retires the old one. A
+ * replayed frame of an earlier boot therefore changes nothing (its boot cannot answer), and a
+ * retired incarnation stays retired: it was retired because a newer one proved it is alive.
  *
  * What the window cannot do: a receiver that restarted, or evicted a sender, has forgotten what it
- * accepted, and will accept each old datagram once more. The election protocol tolerates duplicated
- * and delayed messages (every message carries its term); the window keeps replays cheap and rare, it
- * is not what makes elections safe.
+ * accepted; it challenges again, and the live incarnation answers. Old datagrams of a *confirmed*
+ * incarnation below the window are refused as too old. The election protocol tolerates duplicated
+ * and delayed messages (every message carries its term); the window keeps replays cheap and rare.
  *
  * Memory is bounded: at most `maxSenders` senders (least recently accepted evicted first), each with
  * one bitmap of windowSize bits and at most maxRetiredIncarnations retired entries. Only record
@@ -35,7 +28,8 @@
 
 import { InternalError } from '../errors.ts';
 
-export type ReplayVerdict = 'ok' | 'replay';
+/** `unconfirmed`: an incarnation not (yet) proven alive: challenge the sender, accept nothing. */
+export type ReplayVerdict = 'ok' | 'replay' | 'unconfirmed';
 
 export interface ReplayWindowOptions {
   /** Counters tracked behind the highest one per (sender, incarnation); a multiple of 32. Default 1024. */
@@ -97,38 +91,52 @@ export class ReplayWindow {
 
   /**
    * check accepts a datagram's (sender, incarnation, counter) once and records it: 'ok' the first
-   * time, 'replay' for a repeat, a counter too old to judge, or a retired incarnation.
+   * time, 'replay' for a repeat, a counter too old to judge, or a retired incarnation, and
+   * 'unconfirmed' for a sender or incarnation not confirmed yet (nothing is recorded).
    */
   check(sender: string, incarnation: number, counter: number): ReplayVerdict {
-    if (typeof sender !== 'string' || sender.length === 0) {
-      throw new InternalError(`ReplayWindow: bad sender ${String(sender)}`);
+    checkArgs(sender, incarnation, counter);
+    const record = this.#senders.get(sender);
+    if (record === undefined) return 'unconfirmed';
+    if (incarnation !== record.current.incarnation)
+      return record.retired.some((r) => r.incarnation === incarnation) ? 'replay' : 'unconfirmed';
+    const verdict = this.#checkCurrent(record.current, counter);
+    if (verdict === 'ok') {
+      this.#senders.delete(sender);
+      this.#senders.set(sender, record);
     }
-    if (!Number.isInteger(incarnation) || incarnation < 0 || incarnation >= 2 ** 32) {
-      throw new InternalError(`ReplayWindow: bad incarnation ${String(incarnation)}`);
-    }
-    if (!Number.isSafeInteger(counter) || counter < 0) {
-      throw new InternalError(`ReplayWindow: bad counter ${String(counter)}`);
-    }
+    return verdict;
+  }
 
+  /**
+   * confirm makes `incarnation` the sender's current one, with no counter seen yet, because a
+   * datagram of it answered a challenge only that incarnation could answer (record that datagram's
+   * counter with check afterwards). The previous current incarnation is retired. Confirming the
+   * current incarnation changes nothing; a retired one is refused ('replay') and changes nothing.
+   */
+  confirm(sender: string, incarnation: number): ReplayVerdict {
+    checkArgs(sender, incarnation, 0);
     const record = this.#senders.get(sender);
     if (record === undefined) {
       if (this.#senders.size >= this.maxSenders) {
         const leastRecent = this.#senders.keys().next().value as string;
         this.#senders.delete(leastRecent);
       }
-      this.#senders.set(sender, { current: this.#newWindow(incarnation, counter), retired: [] });
+      this.#senders.set(sender, { current: this.#emptyWindow(incarnation), retired: [] });
       return 'ok';
     }
+    if (record.retired.some((r) => r.incarnation === incarnation)) return 'replay';
+    if (incarnation === record.current.incarnation) return 'ok';
+    this.#retire(record);
+    record.current = this.#emptyWindow(incarnation);
+    this.#senders.delete(sender);
+    this.#senders.set(sender, record);
+    return 'ok';
+  }
 
-    const verdict =
-      incarnation === record.current.incarnation
-        ? this.#checkCurrent(record.current, counter)
-        : this.#checkOtherIncarnation(record, incarnation, counter);
-    if (verdict === 'ok') {
-      this.#senders.delete(sender);
-      this.#senders.set(sender, record);
-    }
-    return verdict;
+  /** The sender's current (confirmed) incarnation, if any. */
+  current(sender: string): number | undefined {
+    return this.#senders.get(sender)?.current.incarnation;
   }
 
   #checkCurrent(w: CounterWindow, counter: number): ReplayVerdict {
@@ -143,30 +151,15 @@ export class ReplayWindow {
     return 'ok';
   }
 
-  #checkOtherIncarnation(record: SenderRecord, incarnation: number, counter: number): ReplayVerdict {
-    const i = record.retired.findIndex((r) => r.incarnation === incarnation);
-    if (i >= 0) {
-      const retired = record.retired[i]!;
-      // Within a window of where it stopped: a late datagram from before the reboot, or a replay.
-      if (counter - retired.highest <= this.windowSize) return 'replay';
-      // Far beyond: that incarnation is alive, and the one that displaced it was a replay.
-      record.retired.splice(i, 1);
-    }
-    this.#retire(record);
-    record.current = this.#newWindow(incarnation, counter);
-    return 'ok';
-  }
-
   #retire(record: SenderRecord): void {
     record.retired.unshift({ incarnation: record.current.incarnation, highest: record.current.highest });
     if (record.retired.length > this.maxRetiredIncarnations)
       record.retired.length = this.maxRetiredIncarnations;
   }
 
-  #newWindow(incarnation: number, counter: number): CounterWindow {
-    const w: CounterWindow = { incarnation, highest: counter, seen: new Uint32Array(this.windowSize / 32) };
-    this.#mark(w, counter);
-    return w;
+  /** A window with no counter seen: the first one slides it from -1. */
+  #emptyWindow(incarnation: number): CounterWindow {
+    return { incarnation, highest: -1, seen: new Uint32Array(this.windowSize / 32) };
   }
 
   /** Moves the window's top to `counter`, forgetting the counters that fall out of it. */
@@ -192,5 +185,17 @@ export class ReplayWindow {
   #isMarked(w: CounterWindow, counter: number): boolean {
     const bit = counter % this.windowSize;
     return (w.seen[bit >>> 5]! & (1 << (bit & 31))) !== 0;
+  }
+}
+
+function checkArgs(sender: string, incarnation: number, counter: number): void {
+  if (typeof sender !== 'string' || sender.length === 0) {
+    throw new InternalError(`ReplayWindow: bad sender ${String(sender)}`);
+  }
+  if (!Number.isInteger(incarnation) || incarnation < 0 || incarnation >= 2 ** 32) {
+    throw new InternalError(`ReplayWindow: bad incarnation ${String(incarnation)}`);
+  }
+  if (!Number.isSafeInteger(counter) || counter < 0) {
+    throw new InternalError(`ReplayWindow: bad counter ${String(counter)}`);
   }
 }

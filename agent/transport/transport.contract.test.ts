@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { test } from 'node:test';
 import { EdgeError } from '../errors.ts';
-import { encode } from './codec.ts';
+import { decodeIncarnationFrame, encode, encodeIncarnationFrame } from './codec.ts';
 import { InMemoryNetwork } from './in-memory.ts';
 import { describeTransportContract } from './transport.contract.ts';
 import { UdpTransport } from './udp.ts';
@@ -88,8 +88,23 @@ test('UDP: forged, replayed, foreign-site and garbage datagrams are dropped and 
   const forged = encode(msg, { siteId: 'lab', key: forgedKey, incarnation: 5, counter: 2 });
   const otherSite = encode(msg, { siteId: 'other', key: aToB, incarnation: 5, counter: 3 });
   const send = (buf: Buffer) => new Promise<void>((r) => raw.send(buf, b.port, '127.0.0.1', () => r()));
+  // The raw socket is sender a's live incarnation 5: it answers b's challenge, as a's transport would.
+  const challenged = new Promise<void>((done) =>
+    raw.on('message', (buf) => {
+      const c = decodeIncarnationFrame(buf, {
+        siteId: 'lab',
+        key: (peer, generation) => keysOf('a').receiveKey(peer, generation),
+      });
+      if (!c.ok || c.frame.kind !== 'challenge') return;
+      const answer = { kind: 'answer' as const, from: 'a', to: 'b', nonce: c.frame.nonce };
+      void send(
+        encodeIncarnationFrame(answer, { siteId: 'lab', key: aToB, incarnation: 5, counter: 0 }),
+      ).then(done);
+    }),
+  );
   try {
     await send(good);
+    await challenged; // b holds the first datagram until a's incarnation answers
     await send(good); // replay
     await send(forged);
     await send(otherSite);
@@ -110,6 +125,8 @@ test('UDP: forged, replayed, foreign-site and garbage datagrams are dropped and 
     assert.equal(s.dropped.oversized, 1);
     const total = Object.values(s.dropped).reduce((x, y) => x + y, 0);
     assert.equal(s.received + total, 7, 'every datagram is accounted for');
+    assert.equal(s.challengesSent, 1);
+    assert.equal(s.incarnationsConfirmed, 1);
   } finally {
     raw.close();
     await b.close();

@@ -29,6 +29,12 @@ export interface TransportStats {
   noKey: number;
   /** The handler threw (a bug; the message is dropped, the transport carries on). */
   handlerErrors: number;
+  /** Challenges sent to a sender whose incarnation was not confirmed yet (first contact, reboot, replay). */
+  challengesSent: number;
+  /** Challenges this transport answered. */
+  challengesAnswered: number;
+  /** Incarnations confirmed by an answer to our challenge. */
+  incarnationsConfirmed: number;
 }
 
 export type MessageHandler = (msg: Message, from: PeerAddress) => void;
@@ -36,7 +42,11 @@ export type MessageHandler = (msg: Message, from: PeerAddress) => void;
 export interface Transport {
   readonly self: NodeId;
   send(msg: Message): void;
-  /** Where to reach a peer (from discovery, seeds, or an authenticated datagram it sent). */
+  /**
+   * A hint of where to reach a peer (from discovery or seeds: unauthenticated). A hint is used until
+   * the peer's own authenticated datagram tells us where it is, and never replaces that: only an
+   * authenticated datagram from the peer moves its address.
+   */
   setPeer(id: NodeId, addr: PeerAddress): void;
   peerAddress(id: NodeId): PeerAddress | undefined;
   onMessage(handler: MessageHandler): void;
@@ -54,5 +64,8 @@ export function emptyStats(reasons: readonly DropReason[]): TransportStats {
     unknownPeer: 0,
     noKey: 0,
     handlerErrors: 0,
+    challengesSent: 0,
+    challengesAnswered: 0,
+    incarnationsConfirmed: 0,
   };
 }

@@ -1,7 +1,8 @@
 /**
  * UdpTransport: the Transport over UDP unicast, every datagram authenticated with the key of its
  * (sender, receiver) pair from the robot's keyring (codec.ts, agent/site-key.ts) and checked against
- * a replay window (replay.ts). Election traffic never uses multicast.
+ * a replay window (replay.ts), whose new incarnations are confirmed by a challenge before they count.
+ * Election traffic never uses multicast.
  *
  * Socket choice (docs/protocol-wire.md): dgram-as-promised gives a promise-based bind and close;
  * datagrams are sent with Node's own send and one shared callback, without a promise per datagram.
@@ -17,8 +18,19 @@ import { lookup as resolve } from 'node:dns';
 import { isIPv4 } from 'node:net';
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import type { Message, NodeId } from '../../statecharts/messages.ts';
-import { DROP_REASONS, decode, encode, type FrameKey, type KeyLookup, type ReceiveKey } from './codec.ts';
+import {
+  DROP_REASONS,
+  decode,
+  decodeIncarnationFrame,
+  encode,
+  encodeIncarnationFrame,
+  type FrameKey,
+  type IncarnationFrame,
+  type KeyLookup,
+  type ReceiveKey,
+} from './codec.ts';
 import { EdgeError } from '../errors.ts';
+import { monotonicMs } from '../clock.ts';
 import { ReplayWindow } from './replay.ts';
 import {
   emptyStats,
@@ -44,6 +56,56 @@ const lookupAddress = ((
   else resolve(address, family, done);
 }) as unknown as SocketOptions['lookup'];
 
+/** A challenge to one (sender, source address) at most this often: a replayer cannot make us chatty. */
+const CHALLENGE_INTERVAL_MS = 200;
+/** Challenges we send, and answers we give, per second at most (each a ~70-byte datagram). */
+const CHALLENGES_PER_SECOND = 50;
+const ANSWERS_PER_SECOND = 50;
+/** A challenge's nonce is good for this long; a new one is drawn after. */
+const NONCE_LIFETIME_MS = 5000;
+/** Senders with an open challenge, at most (least recent dropped first). */
+const MAX_OPEN_CHALLENGES = 64;
+/**
+ * Messages of an unconfirmed incarnation held until it answers (then delivered, in order) or its
+ * nonce expires (then dropped): first contact costs one round trip, not the messages. Bounded in
+ * all (each message is at most one datagram), so replays cannot make the hold grow.
+ */
+const MAX_HELD_MESSAGES = 512;
+
+interface HeldMessage {
+  readonly incarnation: number;
+  readonly counter: number;
+  readonly msg: Message;
+  readonly at: number;
+}
+
+/** A per-second budget: `take` says whether one more fits in the current second. */
+class Budget {
+  readonly perSecond: number;
+  #left: number;
+  #at = -Infinity;
+  constructor(perSecond: number) {
+    this.perSecond = perSecond;
+    this.#left = perSecond;
+  }
+  take(now: number): boolean {
+    if (now - this.#at >= 1000) {
+      this.#left = this.perSecond;
+      this.#at = now;
+    }
+    if (this.#left <= 0) return false;
+    this.#left--;
+    return true;
+  }
+}
+
+interface OpenChallenge {
+  readonly nonce: number;
+  readonly issuedAt: number;
+  /** Source address:port → when we last challenged it. */
+  readonly sentTo: Map<string, number>;
+}
+
 /** The keys the transport authenticates with: agent/site-key.ts Keyring. */
 export interface TransportKeys {
   sendKey(peer: NodeId): FrameKey | undefined;
@@ -60,6 +122,8 @@ export interface UdpTransportOptions {
   /** 0 picks a free port (tests). */
   readonly port: number;
   readonly recvBufferBytes?: number;
+  /** Monotonic clock in ms (default monotonicMs, agent/clock.ts). */
+  readonly now?: () => number;
 }
 
 export class UdpTransport implements Transport {
@@ -69,9 +133,17 @@ export class UdpTransport implements Transport {
   private keys: TransportKeys;
   private readonly lookup: KeyLookup = (peer, generation) => this.keys.receiveKey(peer, generation);
   private readonly peers = new Map<NodeId, PeerAddress>();
+  /** Peers whose address came from their own authenticated datagram: hints no longer move it. */
+  private readonly placed = new Set<NodeId>();
   private readonly replay = new ReplayWindow();
   private readonly incarnation = randomUint32();
   private counter = 0;
+  private readonly now: () => number;
+  private readonly challenges = new Map<NodeId, OpenChallenge>();
+  private readonly challengeBudget = new Budget(CHALLENGES_PER_SECOND);
+  private readonly answerBudget = new Budget(ANSWERS_PER_SECOND);
+  private readonly held = new Map<NodeId, HeldMessage[]>();
+  private heldCount = 0;
   private handler: MessageHandler = () => {};
   private readonly counters: TransportStats = emptyStats(DROP_REASONS);
   private closed = false;
@@ -84,6 +156,7 @@ export class UdpTransport implements Transport {
     this.opts = opts;
     this.keys = opts.keys;
     this.socket = socket;
+    this.now = opts.now ?? monotonicMs;
   }
 
   static async open(opts: UdpTransportOptions): Promise<UdpTransport> {
@@ -131,11 +204,21 @@ export class UdpTransport implements Transport {
   }
 
   setPeer(id: NodeId, addr: PeerAddress): void {
-    if (id !== this.self) this.peers.set(id, addr);
+    if (id !== this.self && !this.placed.has(id)) this.peers.set(id, addr);
+  }
+
+  /** An authenticated datagram of a confirmed incarnation says where its sender is. */
+  private place(id: NodeId, addr: PeerAddress): void {
+    this.peers.set(id, addr);
+    this.placed.add(id);
   }
 
   peerAddress(id: NodeId): PeerAddress | undefined {
     return this.peers.get(id);
+  }
+
+  onMessage(handler: MessageHandler): void {
+    this.handler = handler;
   }
 
   /**
@@ -144,10 +227,6 @@ export class UdpTransport implements Transport {
    */
   setKeys(keys: TransportKeys): void {
     this.keys = keys;
-  }
-
-  onMessage(handler: MessageHandler): void {
-    this.handler = handler;
   }
 
   send(msg: Message): void {
@@ -180,8 +259,16 @@ export class UdpTransport implements Transport {
   }
 
   private receive(buf: Buffer, rinfo: RemoteInfo): void {
-    const r = decode(buf, { siteId: this.opts.siteId, key: this.lookup, replay: this.replay });
+    const ctx = { siteId: this.opts.siteId, key: this.lookup };
+    const r = decode(buf, ctx);
     if (!r.ok) {
+      if (r.reason === 'unknown-type') {
+        const f = decodeIncarnationFrame(buf, ctx);
+        if (f.ok) {
+          this.keys.confirmSender?.(f.sender, f.generation);
+          return this.onIncarnationFrame(f.frame, f.incarnation, f.counter, rinfo);
+        }
+      }
       this.counters.dropped[r.reason]++;
       return;
     }
@@ -190,15 +277,149 @@ export class UdpTransport implements Transport {
       this.counters.misaddressed++;
       return;
     }
-    this.counters.received++;
-    // An authenticated, fresh datagram tells us where its sender is now (a robot may change address on roaming).
+    const verdict = this.replay.check(r.sender, r.incarnation, r.counter);
+    if (verdict === 'replay') {
+      this.counters.dropped.replay++;
+      return;
+    }
+    if (verdict === 'unconfirmed') {
+      // A sender we do not know yet, or one that says it rebooted: nothing of it counts, and its
+      // address stays where it was, until its incarnation answers a challenge (replay.ts).
+      this.hold(r.sender, { incarnation: r.incarnation, counter: r.counter, msg: r.msg, at: this.now() });
+      this.challenge(r.sender, rinfo);
+      return;
+    }
+    // An authenticated, fresh datagram of a confirmed incarnation tells us where its sender is now
+    // (a robot may change address on roaming). Nothing else moves a peer's address.
     const from = { host: rinfo.address, port: rinfo.port };
-    this.peers.set(r.sender, from);
+    this.place(r.sender, from);
+    this.deliver(r.msg, from);
+  }
+
+  private deliver(msg: Message, from: PeerAddress): void {
+    this.counters.received++;
     try {
-      this.handler(r.msg, from);
+      this.handler(msg, from);
     } catch {
       this.counters.handlerErrors++;
     }
+  }
+
+  private hold(sender: NodeId, m: HeldMessage): void {
+    if (this.heldCount >= MAX_HELD_MESSAGES) this.dropStaleHeld(m.at);
+    if (this.heldCount >= MAX_HELD_MESSAGES) {
+      this.counters.dropped.unconfirmed++;
+      return;
+    }
+    const list = this.held.get(sender);
+    if (list) list.push(m);
+    else this.held.set(sender, [m]);
+    this.heldCount++;
+  }
+
+  /** Drops held messages whose challenge has expired: their incarnation never answered. */
+  private dropStaleHeld(now: number): void {
+    for (const [sender, list] of this.held) {
+      const keep = list.filter((m) => now - m.at <= NONCE_LIFETIME_MS);
+      this.counters.dropped.unconfirmed += list.length - keep.length;
+      this.heldCount -= list.length - keep.length;
+      if (keep.length === 0) this.held.delete(sender);
+      else this.held.set(sender, keep);
+    }
+  }
+
+  /** Asks `sender` (at the datagram's source) to prove that its incarnation is alive. */
+  private challenge(sender: NodeId, rinfo: RemoteInfo): void {
+    const now = this.now();
+    let open = this.challenges.get(sender);
+    if (open === undefined || now - open.issuedAt > NONCE_LIFETIME_MS) {
+      open = {
+        nonce: randomUint32() * 2 ** 16 + (randomUint32() & 0xffff),
+        issuedAt: now,
+        sentTo: new Map(),
+      };
+      this.challenges.delete(sender);
+      if (this.challenges.size >= MAX_OPEN_CHALLENGES)
+        this.challenges.delete(this.challenges.keys().next().value as NodeId);
+      this.challenges.set(sender, open);
+    }
+    const where = `${rinfo.address}:${rinfo.port}`;
+    if (now - (open.sentTo.get(where) ?? -Infinity) < CHALLENGE_INTERVAL_MS) return;
+    if (!this.challengeBudget.take(now)) return;
+    if (open.sentTo.size >= 8) open.sentTo.delete(open.sentTo.keys().next().value as string);
+    open.sentTo.set(where, now);
+    this.counters.challengesSent++;
+    this.sendFrame({ kind: 'challenge', from: this.self, to: sender, nonce: open.nonce }, rinfo);
+  }
+
+  private onIncarnationFrame(
+    f: IncarnationFrame,
+    incarnation: number,
+    counter: number,
+    rinfo: RemoteInfo,
+  ): void {
+    if (f.to !== this.self) {
+      this.counters.misaddressed++;
+      return;
+    }
+    if (f.kind === 'challenge') {
+      // Answered wherever it came from, without trusting it: the answer proves only that we are
+      // alive, and the budget bounds what replayed challenges can make us send.
+      if (!this.answerBudget.take(this.now())) return;
+      this.counters.challengesAnswered++;
+      this.sendFrame({ kind: 'answer', from: this.self, to: f.from, nonce: f.nonce }, rinfo);
+      return;
+    }
+    const open = this.challenges.get(f.from);
+    if (open === undefined || open.nonce !== f.nonce || this.now() - open.issuedAt > NONCE_LIFETIME_MS) {
+      this.counters.dropped.unconfirmed++;
+      return;
+    }
+    this.challenges.delete(f.from);
+    if (
+      this.replay.confirm(f.from, incarnation) !== 'ok' ||
+      this.replay.check(f.from, incarnation, counter) !== 'ok'
+    ) {
+      // Only if that incarnation was retired: a newer one of the sender already answered.
+      this.counters.dropped.replay++;
+      return;
+    }
+    this.counters.incarnationsConfirmed++;
+    const from = { host: rinfo.address, port: rinfo.port };
+    this.place(f.from, from);
+    // What the confirmed incarnation sent meanwhile, in order; the rest (a replayed earlier boot's
+    // frames, say) is dropped.
+    const list = this.held.get(f.from) ?? [];
+    this.held.delete(f.from);
+    this.heldCount -= list.length;
+    const now = this.now();
+    for (const m of list) {
+      const fresh = m.incarnation === incarnation && now - m.at <= NONCE_LIFETIME_MS;
+      if (fresh && this.replay.check(f.from, m.incarnation, m.counter) === 'ok') this.deliver(m.msg, from);
+      else this.counters.dropped[fresh ? 'replay' : 'unconfirmed']++;
+    }
+  }
+
+  private sendFrame(f: IncarnationFrame, to: RemoteInfo): void {
+    if (this.closed) return;
+    const key = this.keys.sendKey(f.to);
+    if (!key) {
+      this.counters.noKey++;
+      return;
+    }
+    let datagram: Buffer;
+    try {
+      datagram = encodeIncarnationFrame(f, {
+        siteId: this.opts.siteId,
+        key,
+        incarnation: this.incarnation,
+        counter: this.counter++,
+      });
+    } catch {
+      this.counters.sendErrors++;
+      return;
+    }
+    this.socket.socket.send(datagram, to.port, to.address, this.afterSend);
   }
 
   stats(): TransportStats {

@@ -186,13 +186,17 @@ export function startAgents(lab: Lab): void {
   for (const r of lab.robots) startAgent(lab, r);
 }
 
-export function startAgent(lab: Lab, r: Robot): void {
+/** startAgent starts one robot's agent; `nodeFlags` go to Node (the unit's heap limit, say). */
+export function startAgent(lab: Lab, r: Robot, nodeFlags: readonly string[] = []): void {
   const log = openSync(join(lab.dir, `${r.ns}.log`), 'a');
   lab.procs.set(
     r.ns,
-    spawnIn(r.netns, process.execPath, [EDGECTL, 'agent', 'run', '--config', join(lab.dir, `${r.ns}.yaml`)], {
-      logFile: log,
-    }),
+    spawnIn(
+      r.netns,
+      process.execPath,
+      [...nodeFlags, EDGECTL, 'agent', 'run', '--config', join(lab.dir, `${r.ns}.yaml`)],
+      { logFile: log },
+    ),
   );
 }
 

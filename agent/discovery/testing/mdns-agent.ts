@@ -2,8 +2,8 @@
  * A child process that runs one real MdnsDiscovery (inside a network namespace) and is driven by
  * its parent over the Node IPC channel: agent/discovery/testing/remote.ts is the other end.
  *
- * argv[2]: JSON { advertisement, interfaces? }. Messages in: { id, op: 'start' | 'update' |
- * 'close' | 'stats' | 'names', arg? }. Messages out: { kind: 'reply', id, ok, result | error } and
+ * argv[2]: JSON { advertisement, interfaces?, members? }. Messages in: { id, op: 'start' | 'update' |
+ * 'close' | 'stats' | 'cache' | 'memory' | 'names', arg? }. Messages out: { kind: 'reply', id, ok, result | error } and
  * { kind: 'peers', peers, at } on every onChange. `at`, `calledAt`, `resolvedAt`: wall-clock ms
  * (performance.timeOrigin + performance.now()), comparable across the test's processes. Exits when the parent disconnects.
  */
@@ -14,6 +14,7 @@ import type { Advertisement } from '../discovery.ts';
 interface Config {
   advertisement: Advertisement;
   interfaces?: string[];
+  members?: string[];
 }
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as Config;
@@ -26,6 +27,7 @@ const send = (msg: unknown): void => {
 const discovery = new MdnsDiscovery({
   advertisement: cfg.advertisement,
   ...(cfg.interfaces ? { interfaces: cfg.interfaces } : {}),
+  ...(cfg.members ? { members: cfg.members } : {}),
   onWarning: (message, err) => process.stderr.write(`warning: ${message}${err ? `: ${String(err)}` : ''}\n`),
 });
 discovery.onChange((peers) => send({ kind: 'peers', peers, at: stamp() }));
@@ -50,6 +52,12 @@ process.on('message', (raw) => {
           break;
         case 'stats':
           result = discovery.stats();
+          break;
+        case 'cache':
+          result = discovery.cacheSizes();
+          break;
+        case 'memory':
+          result = process.memoryUsage();
           break;
         case 'names':
           result = { ...discovery.names(), phase: discovery.phase };

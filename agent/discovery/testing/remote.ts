@@ -9,6 +9,7 @@
 
 import { EdgeError } from '../../errors.ts';
 import { PeerListeners, type Advertisement, type Discovery, type PeerRecord } from '../discovery.ts';
+import type { CacheTier } from '../dnssd.ts';
 import type { MdnsStats } from '../mdns.ts';
 import type { LabNode, LabProcess, NetnsLab } from './netns.ts';
 
@@ -39,13 +40,19 @@ export class RemoteDiscovery implements Discovery {
     lab: NetnsLab,
     node: LabNode,
     advertisement: Advertisement,
-    opts: { interfaces?: string[] } = {},
+    opts: { interfaces?: string[]; members?: string[]; nodeFlags?: string[] } = {},
   ) {
     this.#lab = lab;
     this.node = node;
     this.advertisement = { ...advertisement };
-    const cfg = JSON.stringify({ advertisement, interfaces: opts.interfaces ?? [node.ifname] });
-    this.#proc = lab.spawn(node, process.execPath, [AGENT_SCRIPT, cfg], { ipc: true });
+    const cfg = JSON.stringify({
+      advertisement,
+      interfaces: opts.interfaces ?? [node.ifname],
+      ...(opts.members ? { members: opts.members } : {}),
+    });
+    this.#proc = lab.spawn(node, process.execPath, [...(opts.nodeFlags ?? []), AGENT_SCRIPT, cfg], {
+      ipc: true,
+    });
     this.#listeners = new PeerListeners(() => this.peers());
     this.#proc.child.on('message', (raw) => {
       const msg = raw as {
@@ -134,6 +141,21 @@ export class RemoteDiscovery implements Discovery {
 
   stats(): Promise<MdnsStats> {
     return this.#request('stats');
+  }
+
+  /** Records in the child's caches, per tier. */
+  cacheSizes(): Promise<Record<CacheTier, number>> {
+    return this.#request('cache');
+  }
+
+  /** The child's process.memoryUsage(). */
+  memory(): Promise<NodeJS.MemoryUsage> {
+    return this.#request('memory');
+  }
+
+  /** Has the child process exited (crashed, say)? */
+  get exited(): boolean {
+    return this.#exited;
   }
 
   names(): Promise<{ instance: string; host: string; phase: string }> {
