@@ -171,7 +171,7 @@ async function sudoPassword(
 
 function progressRenderer(o: ApplyCliOptions, io: Io, deps: BootstrapDeps): ProgressRenderer {
   if (o.output === 'json') return ndjsonRenderer((l) => io.out(l));
-  const tty = deps.tty === undefined ? (process.stderr.isTTY ? process.stderr : null) : deps.tty;
+  const tty = deps.tty === undefined ? (io.live ?? null) : deps.tty;
   return tty ? ttyRenderer(tty) : plainRenderer((l) => io.err(l));
 }
 
