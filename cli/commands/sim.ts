@@ -9,17 +9,21 @@ export const simCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
   describe: 'Simulate a site election in-process with faults, and check its safety',
   builder: (y: Argv<GlobalArgs>) =>
     y
-      .option('nodes', { type: 'number', default: 5, describe: 'Robots in the site (r1..rN)' })
+      .option('nodes', { type: 'string', default: '5', describe: 'Robots in the site (r1..rN)' })
       .option('voters', {
-        type: 'number',
+        type: 'string',
         describe: 'Server-capable voters: the first N robots (default: min(nodes, 5))',
       })
       .option('seed', {
-        type: 'number',
-        default: 1,
-        describe: 'Seed of every random choice: same seed, same run',
+        type: 'string',
+        default: '1',
+        describe: 'Seed of every random choice (0..4294967295): same seed, same run',
       })
-      .option('duration', { type: 'string', default: '60s', describe: 'Simulated time to run' })
+      .option('duration', {
+        type: 'string',
+        default: '60s',
+        describe: 'Simulated time to run, with its unit (at most 24h)',
+      })
       .option('profile', {
         choices: Object.keys(TIMING_PROFILES),
         default: 'fleet',
@@ -63,13 +67,16 @@ export const simCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
         'A 200-robot site with 5 voters',
       ) as unknown as Argv<GlobalArgs>,
   handler: async (argv) => {
-    const { runSim } = await import('../ops/sim.ts');
+    const { runSim, wholeNumber, MAX_SEED } = await import('../ops/sim.ts');
     const a = argv as unknown as Record<string, unknown>;
     runSim(
       {
-        nodes: a.nodes as number,
-        voters: a.voters as number | undefined,
-        seed: a.seed as number,
+        nodes: wholeNumber(a.nodes, '--nodes', 1, 1000, 'a number of robots'),
+        voters:
+          a.voters === undefined
+            ? undefined
+            : wholeNumber(a.voters, '--voters', 0, 1000, 'a number of voters'),
+        seed: wholeNumber(a.seed, '--seed', 0, MAX_SEED, 'a 32-bit seed'),
         duration: a.duration as string,
         loss: a.loss as number,
         delay: a.delay as string,
