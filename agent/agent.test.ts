@@ -27,6 +27,7 @@ function makeSite(names: string[]) {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-agent-'));
   const net = new InMemoryNetwork();
   const bus = new InMemoryDiscoveryBus();
+  const discoveries: InMemoryDiscovery[] = [];
   const agents = names.map((id, i) => {
     const config = validateAgentConfig({
       site: { id: 'lab' },
@@ -50,6 +51,7 @@ function makeSite(names: string[]) {
       },
       { addresses: [`10.0.0.${i + 1}`] },
     );
+    discoveries.push(discovery);
     const runtime = new InMemoryControlPlane(id, { delayMs: 5 });
     return new Agent({
       config,
@@ -64,6 +66,7 @@ function makeSite(names: string[]) {
   });
   return {
     agents,
+    discoveries,
     net,
     dir,
     cleanup: async () => {
@@ -170,6 +173,45 @@ test('the status endpoint serves health, readiness, status JSON and metrics', as
     } finally {
       await srv.close();
     }
+  } finally {
+    await site.cleanup();
+  }
+});
+
+test('a follower shows the followers it does not hear as not heard, never dead; the leader hears all', async () => {
+  const site = makeSite(['a1', 'a2', 'a3']);
+  try {
+    await Promise.all(site.agents.map((a) => a.start()));
+    await until(() => site.agents.every((a) => a.ready()));
+    // Past deadAfterMs (300 ms here): a follower has not heard the other follower since the vote.
+    await new Promise((r) => setTimeout(r, 600));
+    const leader = site.agents.find((a) => a.role() === 'leader')!;
+    for (const m of leader.status().members) assert.equal(m.state, 'alive', `leader's view of ${m.id}`);
+    for (const f of site.agents.filter((a) => a !== leader)) {
+      const members = f.status().members;
+      assert.equal(members.find((m) => m.id === leader.nodeId)?.state, 'alive');
+      const other = members.find((m) => m.id !== leader.nodeId)!;
+      assert.equal(other.state, 'not-heard', `${f.nodeId}'s view of ${other.id}`);
+      const metrics = await f.metrics.registry.metrics();
+      assert.match(metrics, /edgectl_members\{state="dead"\} 0/);
+      assert.match(metrics, /edgectl_members\{state="not-heard"\} 1/);
+    }
+  } finally {
+    await site.cleanup();
+  }
+});
+
+test("/status and /metrics show discovery's counters, whatever they are", async () => {
+  const site = makeSite(['a1']);
+  try {
+    Object.assign(site.discoveries[0]!, { stats: () => ({ badTxt: 3, malformed: 1, someNewDrop: 2 }) });
+    const [a] = site.agents;
+    await a!.start();
+    assert.deepEqual(a!.status().discovery, { badTxt: 3, malformed: 1, someNewDrop: 2 });
+    const metrics = await a!.metrics.registry.metrics();
+    assert.match(metrics, /edgectl_discovery_events_total\{event="badTxt"\} 3/);
+    assert.match(metrics, /edgectl_discovery_events_total\{event="someNewDrop"\} 2/);
+    for (const m of a!.status().members) assert.ok(m.lastHeardAgoMs === null || m.lastHeardAgoMs >= 0);
   } finally {
     await site.cleanup();
   }

@@ -8,7 +8,8 @@ test('scrape-time series: term, drops by reason (a counter), members and message
   m.observe({
     term: () => 7,
     drops: () => ({ 'bad-mac': 0, replayed }) as never,
-    members: () => ({ alive: 3, suspect: 1, dead: 0 }),
+    members: () => ({ alive: 3, suspect: 1, dead: 0, 'not-heard': 0 }),
+    discovery: () => ({ badTxt: 2 }),
   });
   m.countMessage('in', 'append');
   m.countMessage('in', 'append');
@@ -20,6 +21,7 @@ test('scrape-time series: term, drops by reason (a counter), members and message
   assert.ok(first.includes('edgectl_datagram_drops_total{reason="bad-mac"} 0'));
   assert.ok(first.includes('edgectl_term 7'));
   assert.ok(first.includes('edgectl_members{state="suspect"} 1'));
+  assert.ok(first.includes('edgectl_discovery_events_total{event="badTxt"} 2'));
   assert.ok(first.includes('edgectl_messages_total{direction="in",type="append"} 2'), first.join('\n'));
   assert.deepEqual(
     (await lines()).filter((l) => l.startsWith('edgectl_') && !l.startsWith('edgectl_process_')),

@@ -47,7 +47,9 @@ export function renderStatus(s: AgentStatus): string {
             m.id,
             m.state,
             m.voter ? 'yes' : 'no',
-            m.lastHeardAgoMs < 0 ? 'never' : `${(m.lastHeardAgoMs / 1000).toFixed(1)}s ago`,
+            m.lastHeardAgoMs === null || m.lastHeardAgoMs < 0
+              ? 'never'
+              : `${(m.lastHeardAgoMs / 1000).toFixed(1)}s ago`,
             m.rttMs === null ? '-' : `${m.rttMs} ms`,
             m.addresses.join(',') || '-',
           ]),
@@ -59,6 +61,12 @@ export function renderStatus(s: AgentStatus): string {
     '',
     `datagrams: ${s.transport.sent} sent, ${s.transport.received} received, dropped: ${drops.length ? drops.map(([r, n]) => `${r} ${n}`).join(', ') : 'none'}`,
   );
+  const discovery = Object.entries(s.discovery ?? {}).filter(([, n]) => n > 0);
+  if (discovery.length) lines.push(`discovery: ${discovery.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  if (s.members.some((m) => m.state === 'not-heard'))
+    lines.push(
+      'not heard: this robot does not hear those members directly; the leader’s status has their state',
+    );
   if (s.lastErrors.length)
     lines.push(
       '',
