@@ -86,7 +86,7 @@ export interface ConnectContext {
   readonly sudoPassword: string | undefined;
 }
 
-function sshConnect(robot: Robot, loaded: LoadedInventory, ctx: ConnectContext, env: NodeJS.ProcessEnv) {
+export function sshConnect(robot: Robot, loaded: LoadedInventory, ctx: ConnectContext, env: NodeJS.ProcessEnv) {
   const i = loaded.inventory.robots.indexOf(robot);
   return SshCommandRunner.connect(
     {
