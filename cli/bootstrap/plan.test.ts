@@ -408,3 +408,49 @@ test('reset and uninstall with the k3s installer remove every file the k3s insta
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('uninstall without bundle.k3s leaves the k3s that was on the robot before, and removes what bootstrap put there', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-pre-'));
+  try {
+    await generateSiteIdentity(join(dir, 'id'), { site: 'dock-a', now: 1_800_000_000_000 });
+    const k3s = await readSiteIdentity(join(dir, 'id'));
+    const runtimes = { lab: labRuntimeInstaller, k3s: k3sInstaller('#!/bin/sh\n# reap\n') };
+    const bundle = { ...TEST_BUNDLE, k3s: undefined };
+    const k3sInventory = {
+      ...inventory,
+      controlPlane: { ...inventory.controlPlane, runtime: 'k3s' as const },
+    };
+    const install = renderBootstrapPlan({
+      inventory: k3sInventory,
+      bundle,
+      identity: { ...TEST_IDENTITY, k3s },
+      unitTemplate,
+      runtimes,
+    });
+    const uninstall = renderRemovePlan('uninstall', { inventory: k3sInventory, bundle, runtimes });
+    for (const robot of uninstall.robots) {
+      const removed = robot.steps.flatMap((s) => (s.kind === 'remove' ? [s.path] : []));
+      const ids = robot.steps.map((s) => s.id);
+      for (const kept of [
+        '/usr/local/bin/k3s',
+        '/var/lib/rancher/k3s',
+        '/etc/rancher/k3s',
+        '/var/lib/kubelet',
+      ])
+        assert.ok(!removed.includes(kept), `${robot.target}: ${kept} was not installed by bootstrap`);
+      assert.ok(!removed.some((p) => p.startsWith('/etc/systemd/system/k3s')), 'the k3s units stay');
+      assert.ok(!ids.includes('k3s.killall'), "the pre-installed k3s's containers are not ours to kill");
+      assert.ok(ids.includes('k3s.stop-server'), 'the k3s the agent ran is stopped');
+      const written = install.robots
+        .find((r) => r.target === robot.target)!
+        .steps.flatMap((s) => (s.kind === 'writeFile' || s.kind === 'upload' ? [s.path] : []));
+      for (const path of written)
+        assert.ok(
+          removed.some((r) => path === r || path.startsWith(`${r}/`)),
+          `${robot.target}: ${path} is written by the install and removed by nothing`,
+        );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
