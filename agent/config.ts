@@ -6,8 +6,7 @@
  * the named profile (fleet, lab, test: statecharts/timing.ts), and `timing` may override single
  * fields of it.
  */
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { readYamlFile } from './input-file.ts';
 import { z } from 'zod';
 import {
   TIMING_PROFILES,
@@ -203,23 +202,8 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
 
 /** loadAgentConfig reads and validates a YAML file. */
 export function loadAgentConfig(path: string): AgentConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError(
-      path,
-      [`cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`],
-      {
-        hint: `create it from templates/agent.yaml, or pass --config <path>`,
-      },
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (e) {
-    throw new ConfigError(path, [`not valid YAML: ${(e as Error).message}`]);
-  }
+  const raw = readYamlFile(path, {
+    missingHint: 'create it from templates/agent.yaml, or pass --config <path>',
+  });
   return validateAgentConfig(raw, path);
 }

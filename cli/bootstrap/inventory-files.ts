@@ -3,11 +3,11 @@
  * `~` for the operator's home, edgectl's own bundle by default), and checking that every file is
  * there and readable. All of it runs before any robot is touched, and reports every problem at once.
  */
-import { constants, accessSync, readFileSync, statSync } from 'node:fs';
+import { constants, accessSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
+import { readYamlFile } from '../../agent/input-file.ts';
 import { ConfigError, EdgeError } from '../../agent/errors.ts';
 import { agentChunks } from './bundle.ts';
 import { parseInventory, type Inventory } from './inventory.ts';
@@ -42,22 +42,9 @@ export function expandPath(p: string, baseDir: string, home = homedir()): string
 
 /** readInventoryFile reads and parses (pure checks only) an inventory file. */
 export function readInventoryFile(path: string): Inventory {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError(
-      path,
-      [`cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`],
-      { hint: 'write one with `edgectl inventory init --out site.yaml`, or pass -f <path>' },
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (e) {
-    throw new ConfigError(path, [`not valid YAML: ${(e as Error).message}`]);
-  }
+  const raw = readYamlFile(path, {
+    missingHint: 'write one with `edgectl inventory init --out site.yaml`, or pass -f <path>',
+  });
   return parseInventory(raw, path);
 }
 

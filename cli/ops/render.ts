@@ -65,7 +65,7 @@ function writeDir(dir: string, files: readonly ManifestFile[]): string[] {
 }
 
 export async function runRenderSite(o: RenderSiteOptions, io: Io): Promise<RenderSiteResult> {
-  const spec = loadSiteSpec(o.file);
+  const spec = loadSiteSpec(o.file, { acceptInventory: true });
   const site = renderSite(spec, { epoch: o.epoch });
   const addons = o.addons ? renderSiteAddons(readAddonTemplates(), { site: spec.id, epoch: o.epoch }) : [];
 
