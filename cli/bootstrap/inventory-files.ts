@@ -146,3 +146,18 @@ export function loadInventory(path: string, env: NodeJS.ProcessEnv = process.env
   if (problems.length) throw new ConfigError(path, problems);
   return loaded;
 }
+
+/**
+ * loadInventoryForPlan is loadInventory for a dry run: the inventory itself must be valid, but
+ * what only a real run needs (the bundle's files, key files, an SSH agent) is returned as `needs`
+ * rather than refused, so the plan can be shown right after `inventory init`.
+ */
+export function loadInventoryForPlan(
+  path: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { loaded: LoadedInventory; needs: string[] } {
+  const inventory = readInventoryFile(path);
+  const resolved = resolveInventoryPaths(inventory, path, env.HOME ?? homedir());
+  const loaded = { inventory, path: resolve(path), ...resolved };
+  return { loaded, needs: checkInventoryFiles(loaded, env) };
+}

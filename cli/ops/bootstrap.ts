@@ -15,8 +15,8 @@ import { KnownHostsFile } from '../../agent/exec/known-hosts.ts';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { SshCommandRunner } from '../../agent/exec/ssh.ts';
 import { applyPlan, type ApplyReport } from '../bootstrap/apply.ts';
-import { describeBundle } from '../bootstrap/bundle.ts';
-import { loadInventory, type LoadedInventory } from '../bootstrap/inventory-files.ts';
+import { describeBundle, describeBundleForPlan } from '../bootstrap/bundle.ts';
+import { loadInventory, loadInventoryForPlan, type LoadedInventory } from '../bootstrap/inventory-files.ts';
 import type { Robot } from '../bootstrap/inventory.ts';
 import { probeMulticast } from '../bootstrap/multicast-probe.ts';
 import { formatPlanText, planArtifact } from '../bootstrap/plan-output.ts';
@@ -86,7 +86,12 @@ export interface ConnectContext {
   readonly sudoPassword: string | undefined;
 }
 
-export function sshConnect(robot: Robot, loaded: LoadedInventory, ctx: ConnectContext, env: NodeJS.ProcessEnv) {
+export function sshConnect(
+  robot: Robot,
+  loaded: LoadedInventory,
+  ctx: ConnectContext,
+  env: NodeJS.ProcessEnv,
+) {
   const i = loaded.inventory.robots.indexOf(robot);
   return SshCommandRunner.connect(
     {
@@ -210,8 +215,11 @@ async function runPlanned(
   resumeCommand: string,
 ): Promise<ApplyReport | BootstrapPlan> {
   const env = deps.env ?? process.env;
-  // 1. Everything local first, every problem at once: no robot is touched before this passes.
-  const loaded = loadInventory(o.file, env);
+  // 1. Everything local first, every problem at once: no robot is touched before this passes. A dry
+  // run plans without the files only a real run needs, and lists them.
+  const { loaded, needs } = o.dryRun
+    ? loadInventoryForPlan(o.file, env)
+    : { loaded: loadInventory(o.file, env), needs: [] };
   const inv = loaded.inventory;
   if (o.robots)
     for (const name of o.robots)
@@ -221,7 +229,7 @@ async function runPlanned(
         });
   if (!Number.isInteger(o.parallel) || o.parallel < 1)
     throw new UsageError('BAD_PARALLEL', `--parallel must be a whole number >= 1 (got ${o.parallel})`);
-  const bundle = await describeBundle(loaded.bundle);
+  const bundle = o.dryRun ? await describeBundleForPlan(loaded.bundle) : await describeBundle(loaded.bundle);
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
   // The k3s runtime installs the k3s plans of agent/k3s/ (units, reap script, fence, identity).
   const runtimes = deps.runtimes ?? { ...DEFAULT_RUNTIMES, k3s: k3sInstaller(readK3sTemplates().reapScript) };
@@ -264,14 +272,23 @@ async function runPlanned(
     if (o.output === 'json')
       io.out(
         JSON.stringify(
-          { ...planArtifact(plan), siteDir: siteDir.root, identity: existing ? 'existing' : 'not generated' },
+          {
+            ...planArtifact(plan),
+            siteDir: siteDir.root,
+            identity: existing ? 'existing' : 'not generated',
+            needs,
+          },
           null,
           2,
         ),
       );
     else
       io.out(
-        `${formatPlanText(plan)}\n\n${kind === 'bootstrap' ? identityNote : `site directory: ${siteDir.root}`}`,
+        `${formatPlanText(plan)}\n\n${kind === 'bootstrap' ? identityNote : `site directory: ${siteDir.root}`}${
+          needs.length
+            ? `\n\nbefore a real run, fix (the plan above uses placeholders for them):\n${needs.map((n) => `  - ${n}`).join('\n')}`
+            : ''
+        }`,
       );
     return plan;
   }
@@ -343,8 +360,11 @@ export async function runBootstrapSite(
   );
   // With systemd the agents start themselves: wait for the site and write its kubeconfig. (In the
   // lab, install.service is none and the lab starts the agents; edgectl site ready does the rest.)
-  const service = loadInventory(o.file, deps.env ?? process.env).inventory.install.service;
-  if (!o.dryRun && o.wait !== false && service === 'systemd')
+  if (
+    !o.dryRun &&
+    o.wait !== false &&
+    loadInventory(o.file, deps.env ?? process.env).inventory.install.service === 'systemd'
+  )
     await runSiteReady(
       {
         file: o.file,
@@ -502,8 +522,11 @@ export async function runRobotAdd(
     deps,
     `edgectl robot add ${o.robot} -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`,
   );
-  const service = loadInventory(o.file, deps.env ?? process.env).inventory.install.service;
-  if (!o.dryRun && o.wait !== false && service === 'systemd')
+  if (
+    !o.dryRun &&
+    o.wait !== false &&
+    loadInventory(o.file, deps.env ?? process.env).inventory.install.service === 'systemd'
+  )
     await runSiteReady(
       {
         file: o.file,
