@@ -454,3 +454,16 @@ test('uninstall without bundle.k3s leaves the k3s that was on the robot before, 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the storage preflight states one figure: the limit it checks', () => {
+  const plan = renderBootstrapPlan({ inventory, bundle: TEST_BUNDLE, identity: TEST_IDENTITY, unitTemplate });
+  for (const robot of plan.robots) {
+    const step = robot.steps.find((s) => s.id === 'preflight.storage');
+    if (!step || step.kind !== 'run') continue;
+    const limit = step.argv.at(-1)!;
+    assert.match(step.description, new RegExp(`under ${limit} ms`));
+    const script = step.argv[2]!;
+    assert.doesNotMatch(script, /\b\d+ ms\b/, 'the script names no other figure than its $2');
+    assert.match(script, /over the \$2 ms/);
+  }
+});

@@ -452,7 +452,7 @@ function preflight(inv: Inventory, robot: Robot, bundle: BundleInfo, root: strin
               't0=$(date +%s%N); dd if=/dev/zero of="$f" bs=8k count=20 oflag=dsync 2>/dev/null; s=$?; ' +
               't1=$(date +%s%N); rm -f "$f"; [ "$s" = 0 ] || { echo "cannot write $f" >&2; exit 1; }; ' +
               'ms=$(( (t1 - t0) / 20000000 )); ' +
-              '[ "$ms" -le "$2" ] || { echo "a synced 8 KiB write takes $ms ms on $p (etcd wants under 10 ms)" >&2; exit 1; }',
+              '[ "$ms" -le "$2" ] || { echo "a synced 8 KiB write takes $ms ms on $p, over the $2 ms etcd can live with" >&2; exit 1; }',
             [root, '50'],
             'etcd needs eMMC or SSD storage: move install.root to faster storage, or set serverCapable: false for this robot',
           ),
