@@ -13,7 +13,6 @@ import {
   type LabObservation,
   type LabState,
 } from '../../lab/lab.ts';
-import { assertPassed, runScenario } from '../../lab/runner.ts';
 import { parseLabFault, parseScenario } from '../../lab/scenario.ts';
 import { seconds, table, type Io, type OutputFormat } from '../output.ts';
 
@@ -154,6 +153,8 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         });
       }
       const sc = parseScenario(text, file);
+      // The runner (and what it loads) only for `lab run`: the other lab commands start faster.
+      const { assertPassed, runScenario } = await import('../../lab/runner.ts');
       const report = await runScenario(sc, {
         site: c.site === 'lab' ? undefined : c.site,
         subnet: c.subnet,
