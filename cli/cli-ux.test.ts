@@ -190,3 +190,29 @@ test('bash completion offers commands, their words and their flags', () => {
   assert.match(zsh, /bashcompinit/);
   assert.ok(zsh.includes(script.split('\n').slice(1).join('\n')), 'zsh runs the same function');
 });
+
+test('each subcommand’s --help lists its own flags, not its siblings’', async () => {
+  const flags = async (...args: string[]) => {
+    const c = io();
+    assert.equal(await main([...args, '--help'], c.io), 0);
+    return c.out.join('\n');
+  };
+  const init = await flags('inventory', 'init');
+  assert.match(init, /--out/);
+  assert.doesNotMatch(init, /--file/);
+  const validate = await flags('inventory', 'validate');
+  assert.match(validate, /--file/);
+  assert.doesNotMatch(validate, /--out\b|--force/);
+  const remove = await flags('robot', 'remove');
+  assert.match(remove, /--yes/);
+  assert.doesNotMatch(remove, /--wait|--kubeconfig/);
+  const add = await flags('robot', 'add');
+  assert.match(add, /--wait/);
+  assert.doesNotMatch(add, /--yes/);
+});
+
+test('inventory validate without -f is a usage error naming the flag', async () => {
+  const c = io();
+  assert.equal(await main(['inventory', 'validate'], c.io), 2);
+  assert.match(c.err.join('\n'), /Missing required argument: file/);
+});

@@ -51,10 +51,17 @@ export async function completionTree(help: (args: string[]) => Promise<string>):
     const name = m[1]!;
     const fixed = m[2]!.trim().split(' ').filter(Boolean);
     const text = await help([name, ...fixed]);
+    // A command with subcommands (inventory init|validate) lists them; their flags count too.
+    const subs = [
+      ...helpSection(text, 'Commands:').matchAll(new RegExp(`^ {2}edgectl ${name} ([a-z][\\w-]*)`, 'gm')),
+    ].map((x) => x[1]!);
+    const subTexts = await Promise.all(subs.map((sub) => help([name, sub])));
     const entry = byCommand[name] ?? { words: [], flags: [] };
     if (!byCommand[name]) commands.push(name);
-    entry.words = [...new Set([...entry.words, ...fixed, ...helpChoices(text)])];
-    entry.flags = [...new Set([...entry.flags, ...helpFlags(text)])];
+    entry.words = [
+      ...new Set([...entry.words, ...fixed, ...subs, ...[text, ...subTexts].flatMap(helpChoices)]),
+    ];
+    entry.flags = [...new Set([...entry.flags, ...[text, ...subTexts].flatMap(helpFlags)])];
     byCommand[name] = entry;
   }
   return { commands, byCommand };
