@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { main } from './main.ts';
 import { escapeControl, wantsLiveOutput } from './output.ts';
+import { testPrivateKey } from './bootstrap/testing/test-key.ts';
 
 const EDGECTL = fileURLToPath(new URL('./bin/edgectl.js', import.meta.url));
 
@@ -139,7 +140,7 @@ test('a reader that goes away (| head -1) ends edgectl quietly', async () => {
   elf[5] = 1;
   elf.writeUInt16LE(0x3e, 18);
   writeFileSync(join(dir, 'node'), elf);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id_ed25519')]);
+  writeFileSync(join(dir, 'id_ed25519'), testPrivateKey(), { mode: 0o600 });
   const robots = Array.from({ length: 40 }, (_, i) => ({
     name: `r${i + 1}`,
     address: `10.77.30.${i + 1}`,

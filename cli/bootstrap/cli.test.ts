@@ -20,6 +20,7 @@ import {
 } from '../ops/bootstrap.ts';
 import type { ApplyReport } from './apply.ts';
 import { RobotTwin } from './testing/robot-twin.ts';
+import { testPrivateKey } from './testing/test-key.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-bootstrap-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,7 +38,7 @@ elf[5] = 1;
 elf.writeUInt16LE(0x3e, 18);
 writeFileSync(join(dir, 'agent.mjs'), 'export {};\n');
 writeFileSync(join(dir, 'node'), elf);
-writeFileSync(join(dir, 'id_ed25519'), 'not really a key\n', { mode: 0o600 });
+writeFileSync(join(dir, 'id_ed25519'), testPrivateKey(), { mode: 0o600 });
 
 function writeInventory(name: string, over: Record<string, unknown> = {}): string {
   const path = join(dir, name);

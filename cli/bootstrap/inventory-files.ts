@@ -3,7 +3,8 @@
  * `~` for the operator's home, edgectl's own bundle by default), and checking that every file is
  * there and readable. All of it runs before any robot is touched, and reports every problem at once.
  */
-import { constants, accessSync, statSync } from 'node:fs';
+import { constants, accessSync, readFileSync, statSync } from 'node:fs';
+import ssh2 from 'ssh2';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,6 +106,10 @@ export function checkInventoryFiles(
       if (p) problems.push(p);
       else if ((statSync(key).mode & 0o077) !== 0)
         problems.push(`robots[${i}].ssh.keyFile: ${key} is readable by other users: run chmod 600 ${key}`);
+      else {
+        const unusable = keyFileProblem(key);
+        if (unusable) problems.push(`robots[${i}].ssh.keyFile: ${key} ${unusable}`);
+      }
     }
     if (r.ssh.agent && !env.SSH_AUTH_SOCK)
       problems.push(
@@ -132,6 +137,28 @@ export function checkInventoryFiles(
       problems.push(`bundle.agent: ${e.message}: ${e.hint}`);
     }
   return problems;
+}
+
+/**
+ * keyFileProblem: why bootstrap could not log in with this private key file, or null. SSH would only
+ * say "authentication failed" at connect time, after the other robots' work began.
+ */
+export function keyFileProblem(path: string): string | null {
+  let key: ReturnType<typeof ssh2.utils.parseKey>;
+  try {
+    key = ssh2.utils.parseKey(readFileSync(path));
+  } catch (e) {
+    return `cannot be read: ${(e as Error).message}: check the path`;
+  }
+  if (key instanceof Error) {
+    if (/passphrase/i.test(key.message))
+      return 'is protected by a passphrase, which bootstrap cannot type: ssh-add it and set ssh.agent: true instead of keyFile';
+    return `is not a private key SSH can use (${key.message}): point keyFile at the private key ssh-keygen wrote (id_ed25519, not a certificate or other file)`;
+  }
+  const first = Array.isArray(key) ? key[0] : key;
+  if (!first?.isPrivateKey())
+    return `is a public key: point keyFile at the private key${path.endsWith('.pub') ? ` (${path.slice(0, -4)})` : ''}`;
+  return null;
 }
 
 /**

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import type { AgentStatus } from '../../agent/agent.ts';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { main } from '../main.ts';
 import { parseStatusAddr, runSiteStatus } from './status.ts';
+import { testPrivateKey } from '../bootstrap/testing/test-key.ts';
 
 function io() {
   const out: string[] = [];
@@ -52,7 +52,7 @@ function siteStatus(node: string, role: string, leader: string, lifecycle: strin
 
 test('status -f shows every robot of the site at once, and fails if one cannot be asked', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-status-'));
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id_ed25519')]);
+  writeFileSync(join(dir, 'id_ed25519'), testPrivateKey(), { mode: 0o600 });
   writeFileSync(join(dir, 'agent.mjs'), 'export {};\n');
   writeFileSync(
     join(dir, 'site.yaml'),
