@@ -19,6 +19,7 @@ import { describeBundle, describeBundleForPlan } from '../bootstrap/bundle.ts';
 import { loadInventory, loadInventoryForPlan, type LoadedInventory } from '../bootstrap/inventory-files.ts';
 import type { Robot } from '../bootstrap/inventory.ts';
 import { probeMulticast } from '../bootstrap/multicast-probe.ts';
+import { readPrivateFile } from '../bootstrap/private-file.ts';
 import { formatPlanText, planArtifact } from '../bootstrap/plan-output.ts';
 import {
   adminKubeconfigPath,
@@ -161,14 +162,14 @@ async function sudoPassword(
   const needing = loaded.inventory.robots.filter((r) => robots.includes(r.name) && r.sudo === 'password');
   if (needing.length === 0) return undefined;
   if (o.sudoPasswordFile) {
-    try {
-      // The first line only: a trailing newline is no part of the password.
-      return readFileSync(o.sudoPasswordFile, 'utf8').split('\n')[0] ?? '';
-    } catch (e) {
-      throw new UsageError('SUDO_PASSWORD_FILE', `cannot read --sudo-password-file ${o.sudoPasswordFile}`, {
-        cause: e,
+    // The first line only: a trailing newline is no part of the password.
+    const password = readPrivateFile(o.sudoPasswordFile, '--sudo-password-file').split('\n')[0] ?? '';
+    if (password === '')
+      throw new UsageError('SUDO_PASSWORD_FILE', `--sudo-password-file ${o.sudoPasswordFile} is empty`, {
+        hint: 'write the sudo password on its first line',
+        path: '--sudo-password-file',
       });
-    }
+    return password;
   }
   const read = deps.readPassword ?? readPasswordFromTerminal;
   return read(`sudo password for ${needing.map((r) => `${r.ssh.user}@${r.name}`).join(', ')}: `);
