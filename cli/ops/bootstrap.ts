@@ -20,6 +20,7 @@ import { loadInventory, loadInventoryForPlan, type LoadedInventory } from '../bo
 import type { Robot } from '../bootstrap/inventory.ts';
 import { probeMulticast } from '../bootstrap/multicast-probe.ts';
 import { readPrivateFile } from '../bootstrap/private-file.ts';
+import { inventoryWarnings } from '../bootstrap/inventory-warnings.ts';
 import { formatPlanText, planArtifact } from '../bootstrap/plan-output.ts';
 import {
   adminKubeconfigPath,
@@ -222,6 +223,7 @@ async function runPlanned(
     ? loadInventoryForPlan(o.file, env)
     : { loaded: loadInventory(o.file, env), needs: [] };
   const inv = loaded.inventory;
+  for (const w of inventoryWarnings(inv)) io.err(`warning: ${w}`);
   if (o.robots)
     for (const name of o.robots)
       if (!inv.robots.some((r) => r.name === name))

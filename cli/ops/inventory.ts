@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../../agent/errors.ts';
 import { loadInventory } from '../bootstrap/inventory-files.ts';
+import { inventoryWarnings } from '../bootstrap/inventory-warnings.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
 
 export const EXAMPLE_INVENTORY = fileURLToPath(
@@ -34,6 +35,7 @@ export function runInventoryInit(o: { out?: string; force: boolean; output: Outp
  */
 export function runInventoryValidate(o: { file: string; output: OutputFormat }, io: Io): void {
   const { inventory: inv } = loadInventory(o.file);
+  const warnings = inventoryWarnings(inv);
   const robots = inv.robots.map((r) => ({
     name: r.name,
     address: `${r.address}:${r.ssh.port}`,
@@ -45,10 +47,15 @@ export function runInventoryValidate(o: { file: string; output: OutputFormat }, 
   }));
   if (o.output === 'json') {
     io.out(
-      JSON.stringify({ valid: true, site: inv.site.id, runtime: inv.controlPlane.runtime, robots }, null, 2),
+      JSON.stringify(
+        { valid: true, site: inv.site.id, runtime: inv.controlPlane.runtime, robots, warnings },
+        null,
+        2,
+      ),
     );
     return;
   }
+  for (const w of warnings) io.err(`warning: ${w}`);
   io.out(
     [
       `${o.file} is valid: site ${inv.site.id}, ${inv.robots.length} robot(s), ${inv.voters.length} voter(s), runtime ${inv.controlPlane.runtime}`,
