@@ -7,6 +7,7 @@
  * fields of it.
  */
 import { readYamlFile } from './input-file.ts';
+import { stateDirProblem } from './kernel-paths.ts';
 import { z } from 'zod';
 import {
   TIMING_PROFILES,
@@ -160,6 +161,8 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
   }
   const c = parsed.data;
   const problems: string[] = [];
+  const stateDir = stateDirProblem(c.stateDir);
+  if (stateDir) problems.push(`stateDir: ${stateDir}`);
   if (new Set(c.voters).size !== c.voters.length)
     problems.push('voters: a robot is listed twice: list each voter once');
   if (c.voters.includes(c.node.id) && !c.node.serverCapable) {

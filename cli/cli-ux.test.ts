@@ -217,3 +217,19 @@ test('inventory validate without -f is a usage error naming the flag', async () 
   assert.equal(await main(['inventory', 'validate'], c.io), 2);
   assert.match(c.err.join('\n'), /Missing required argument: file/);
 });
+
+test(
+  '--out under /proc is a usage error at once, for inventory init and render',
+  { timeout: 20_000 },
+  async () => {
+    const io = { out: () => {}, err: () => {} };
+    assert.equal(await main(['inventory', 'init', '--out', '/proc/edgectl-site.yaml'], io), 2);
+    assert.equal(
+      await main(
+        ['render', 'site', '-f', 'templates/site/site.example.yaml', '--out', '/proc/edgectl-manifests'],
+        io,
+      ),
+      2,
+    );
+  },
+);

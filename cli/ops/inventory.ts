@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../../agent/errors.ts';
+import { kernelFsProblem } from '../../agent/kernel-paths.ts';
 import { loadInventory } from '../bootstrap/inventory-files.ts';
 import { inventoryWarnings } from '../bootstrap/inventory-warnings.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
@@ -17,6 +18,12 @@ export function runInventoryInit(o: { out?: string; force: boolean; output: Outp
     io.out(o.output === 'json' ? JSON.stringify({ content: text }) : text);
     return;
   }
+  const special = kernelFsProblem(o.out);
+  if (special)
+    throw new UsageError('BAD_OUT', `--out ${special}`, {
+      hint: 'write the inventory to a file you keep',
+      path: '--out',
+    });
   if (existsSync(o.out) && !o.force)
     throw new UsageError('FILE_EXISTS', `${o.out} exists; edgectl inventory init does not overwrite it`, {
       hint: 'pick another --out, or pass --force to replace it',

@@ -10,6 +10,7 @@ import { renderSite } from '../../agent/site/render.ts';
 import { loadSiteSpec } from '../../agent/site/spec.ts';
 import type { KubeObject } from '../../agent/site/objects.ts';
 import { UsageError } from '../../agent/errors.ts';
+import { kernelFsProblem } from '../../agent/kernel-paths.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
 
 export interface RenderSiteOptions {
@@ -65,6 +66,12 @@ function writeDir(dir: string, files: readonly ManifestFile[]): string[] {
 }
 
 export async function runRenderSite(o: RenderSiteOptions, io: Io): Promise<RenderSiteResult> {
+  const special = o.out === undefined ? null : kernelFsProblem(o.out);
+  if (special)
+    throw new UsageError('BAD_OUT', `--out ${special}`, {
+      hint: 'render into a directory you keep',
+      path: '--out',
+    });
   const spec = loadSiteSpec(o.file, { acceptInventory: true });
   const site = renderSite(spec, { epoch: o.epoch });
   const addons = o.addons ? renderSiteAddons(readAddonTemplates(), { site: spec.id, epoch: o.epoch }) : [];
