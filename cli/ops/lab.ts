@@ -13,7 +13,6 @@ import {
   type LabObservation,
   type LabState,
 } from '../../lab/lab.ts';
-import { parseLabFault, parseScenario } from '../../lab/scenario.ts';
 import { seconds, table, type Io, type OutputFormat } from '../output.ts';
 
 export interface LabCommand {
@@ -126,6 +125,7 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         throw new UsageError('BAD_FAULT', 'name a fault', {
           hint: 'e.g. edgectl lab fault power-off leader',
         });
+      const { parseLabFault } = await import('../../lab/scenario.ts');
       const actions = parseLabFault(c.words.join(' '));
       const done: unknown[] = [];
       for (const a of actions) {
@@ -152,8 +152,9 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
           cause: e,
         });
       }
+      const { parseScenario } = await import('../../lab/scenario.ts');
       const sc = parseScenario(text, file);
-      // The runner (and what it loads) only for `lab run`: the other lab commands start faster.
+      // The scenario parser and runner (and what they load) only when needed: `lab status` starts fast.
       const { assertPassed, runScenario } = await import('../../lab/runner.ts');
       const report = await runScenario(sc, {
         site: c.site === 'lab' ? undefined : c.site,
