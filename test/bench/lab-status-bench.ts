@@ -3,7 +3,7 @@
  * robot's /status, the table). The robots are stand-ins: a /status server per robot on loopback
  * addresses, so this needs no root and no namespaces; with no robot serving, the Node listing is
  * skipped (a real lab adds one HTTPS request to the leader). The goal is under 0.5 s on an idle
- * machine (docs/benchmarks/lab.md).
+ * machine (docs/benchmarks/lab-status.md).
  *
  *   node test/bench/lab-status-bench.ts [runs]
  */
