@@ -159,8 +159,13 @@ test('--dry-run prints the plan and touches nothing: no SSH, no site directory',
   assert.equal(t.passwordReads(), 0);
   assert.equal(existsSync(siteDir), false);
   const text = c.out.join('\n');
-  assert.match(text, /r1 \(10\.77\.30\.1\), 28 steps/);
+  assert.match(text, /^r1\s+10\.77\.30\.1\s+.*\s28$/m, 'a table of robots × phases');
   assert.match(text, /site identity: not generated yet/);
+  const one = io();
+  await runBootstrapSite(opts(file, { dryRun: true, siteDir, showRobot: 'r1' }), one.io, t.deps);
+  assert.match(one.out.join('\n'), /r1 \(10\.77\.30\.1\), 28 steps/);
+  assert.doesNotMatch(one.out.join('\n'), /^r2 \(/m);
+  assert.equal(existsSync(siteDir), false);
 });
 
 test('--dry-run --output json through the CLI is the plan artifact, without secrets', async () => {

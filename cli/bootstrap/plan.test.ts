@@ -18,7 +18,7 @@ import { validateAgentConfig } from '../../agent/config.ts';
 import { assertGolden } from '../../agent/site/golden.ts';
 import { readInventoryFile } from './inventory-files.ts';
 import { parseInventory } from './inventory.ts';
-import { formatPlanText, planArtifact } from './plan-output.ts';
+import { formatPlanSummary, formatPlanText, planArtifact, selectRobot } from './plan-output.ts';
 import {
   k3sInstaller,
   labRuntimeInstaller,
@@ -466,4 +466,29 @@ test('the storage preflight states one figure: the limit it checks', () => {
     assert.doesNotMatch(script, /(?<!\$)\b\d+ ms\b/, 'the script names no other figure than its $2');
     assert.match(script, /over the \$2 ms/);
   }
+});
+
+test('a site plan reads as one table of robots × phases; the counts add up to every step', () => {
+  const plan = renderBootstrapPlan({ inventory, bundle: TEST_BUNDLE, identity: TEST_IDENTITY, unitTemplate });
+  const text = formatPlanSummary(plan);
+  const lines = text.split('\n');
+  assert.ok(lines.length <= plan.robots.length + 4, `${lines.length} lines, not one per step`);
+  const header = lines[2]!.split(/\s{2,}/);
+  assert.deepEqual(header.slice(0, 2), ['robot', 'address']);
+  assert.equal(header.at(-1), 'steps');
+  for (const r of plan.robots) {
+    const row = lines.find((l) => l.startsWith(`${r.target} `))!.split(/\s{2,}/);
+    const counts = row.slice(2, -1).map((c) => (c === '-' ? 0 : Number(c)));
+    assert.equal(
+      counts.reduce((a, b) => a + b, 0),
+      r.steps.length,
+      r.target,
+    );
+    assert.equal(Number(row.at(-1)), r.steps.length);
+  }
+  const total = plan.robots.reduce((n, r) => n + r.steps.length, 0);
+  assert.match(lines[0]!, new RegExp(`${plan.robots.length} robot\\(s\\), ${total} steps`));
+  const one = selectRobot(plan, plan.robots[1]!.target);
+  assert.equal(formatPlanText(one).split('\n').length, 3 + 2 * plan.robots[1]!.steps.length);
+  assert.throws(() => selectRobot(plan, 'nope'), /no robot named nope/);
 });

@@ -105,7 +105,16 @@ export const bootstrapCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
           'After installing, wait for a leader and every robot Ready, and write the kubeconfig (systemd installs; --no-wait skips)',
       })
       .positional('what', { choices: ['site'] as const, describe: 'site: every robot of the inventory' })
-      .example('$0 bootstrap site -f site.yaml --dry-run', 'Every file, command and service, per robot')
+      .option('robot', {
+        type: 'string',
+        describe:
+          '--dry-run: show every step of this robot (all: of every robot); default: a table of robots × phases',
+      })
+      .example('$0 bootstrap site -f site.yaml --dry-run', 'The plan: robots × phases, with step counts')
+      .example(
+        '$0 bootstrap site -f site.yaml --dry-run --robot spot-1',
+        'Every file, command and service of one robot',
+      )
       .example('$0 bootstrap site -f site.yaml --dry-run --output json', 'The plan as a JSON artifact')
       .example(
         '$0 bootstrap site -f site.yaml --accept-new-host-keys',
@@ -118,7 +127,7 @@ export const bootstrapCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
   handler: async (argv) => {
     const a = argv as unknown as PlanArgs;
     const { runBootstrapSite } = await import('../ops/bootstrap.ts');
-    await runBootstrapSite({ ...options(a), wait: a.wait ?? true, ...readyArgs(a) }, io);
+    await runBootstrapSite({ ...options(a), showRobot: a.robot, wait: a.wait ?? true, ...readyArgs(a) }, io);
   },
 });
 
@@ -174,6 +183,11 @@ export const uninstallCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
   builder: (y: Argv<GlobalArgs>) =>
     planOptions(y)
       .option('yes', { type: 'boolean', default: false, describe: 'Really do it (without --dry-run)' })
+      .option('robot', {
+        type: 'string',
+        describe:
+          '--dry-run: show every step of this robot (all: of every robot); default: a table of robots × phases',
+      })
       .example('$0 uninstall site -f site.yaml --dry-run', 'What would be removed, per robot')
       .example(
         '$0 uninstall site -f site.yaml --yes --output json',
@@ -182,7 +196,7 @@ export const uninstallCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
   handler: async (argv) => {
     const a = argv as unknown as PlanArgs;
     const { runUninstallSite } = await import('../ops/bootstrap.ts');
-    await runUninstallSite({ ...options(a), yes: a.yes ?? false }, io);
+    await runUninstallSite({ ...options(a), showRobot: a.robot, yes: a.yes ?? false }, io);
   },
 });
 

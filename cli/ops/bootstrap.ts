@@ -21,7 +21,7 @@ import type { Robot } from '../bootstrap/inventory.ts';
 import { probeMulticast } from '../bootstrap/multicast-probe.ts';
 import { readPrivateFile } from '../bootstrap/private-file.ts';
 import { inventoryWarnings } from '../bootstrap/inventory-warnings.ts';
-import { formatPlanText, planArtifact } from '../bootstrap/plan-output.ts';
+import { formatPlanSummary, formatPlanText, planArtifact, selectRobot } from '../bootstrap/plan-output.ts';
 import {
   adminKubeconfigPath,
   mergeKubeconfig,
@@ -65,6 +65,8 @@ export interface ApplyCliOptions {
   readonly parallel: number;
   readonly siteDir?: string | undefined;
   readonly sudoPasswordFile?: string | undefined;
+  /** --dry-run: show this robot's steps in full; `all`: every robot's (default: a summary table). */
+  readonly showRobot?: string | undefined;
   /** Check every step on the robots, ignoring the recorded state. */
   readonly recheck: boolean;
   readonly output: OutputFormat;
@@ -209,6 +211,17 @@ export function renderReport(report: ApplyReport): string {
 
 type Kind = BootstrapPlan['kind'];
 
+/**
+ * planText: a dry run's plan for people. One robot's plan is shown step by step; a site's is a
+ * table of robots × phases (hundreds of lines otherwise), with `--robot NAME` (or `all`) for steps.
+ */
+function planText(plan: BootstrapPlan, showRobot: string | undefined): string {
+  if (showRobot === 'all' || (showRobot === undefined && plan.robots.length === 1))
+    return formatPlanText(plan);
+  if (showRobot !== undefined) return formatPlanText(selectRobot(plan, showRobot));
+  return `${formatPlanSummary(plan)}\n\nevery step of one robot: --robot <name> (--robot all: every robot); the whole plan as data: --output json`;
+}
+
 async function runPlanned(
   kind: Kind,
   o: ApplyCliOptions & { robots?: readonly string[] },
@@ -217,6 +230,15 @@ async function runPlanned(
   resumeCommand: string,
 ): Promise<ApplyReport | BootstrapPlan> {
   const env = deps.env ?? process.env;
+  if (o.showRobot !== undefined && !o.dryRun)
+    throw new UsageError(
+      'BAD_ARGUMENTS',
+      '--robot chooses what --dry-run shows; it is no filter for a real run',
+      {
+        hint: 'add --dry-run to see that robot’s steps; to install one robot of a running site, use edgectl robot add',
+        path: '--robot',
+      },
+    );
   // 1. Everything local first, every problem at once: no robot is touched before this passes. A dry
   // run plans without the files only a real run needs, and lists them.
   const { loaded, needs } = o.dryRun
@@ -276,7 +298,7 @@ async function runPlanned(
       io.out(
         JSON.stringify(
           {
-            ...planArtifact(plan),
+            ...planArtifact(o.showRobot && o.showRobot !== 'all' ? selectRobot(plan, o.showRobot) : plan),
             siteDir: siteDir.root,
             identity: existing ? 'existing' : 'not generated',
             needs,
@@ -287,7 +309,7 @@ async function runPlanned(
       );
     else
       io.out(
-        `${formatPlanText(plan)}\n\n${kind === 'bootstrap' ? identityNote : `site directory: ${siteDir.root}`}${
+        `${planText(plan, o.showRobot)}\n\n${kind === 'bootstrap' ? identityNote : `site directory: ${siteDir.root}`}${
           needs.length
             ? `\n\nbefore a real run, fix (the plan above uses placeholders for them):\n${needs.map((n) => `  - ${n}`).join('\n')}`
             : ''
