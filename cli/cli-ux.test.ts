@@ -233,3 +233,12 @@ test(
     );
   },
 );
+
+test('--output without a command is no --version; -f without its file is a usage error', async () => {
+  const c = io();
+  assert.equal(await main(['--output', 'json'], c.io), 2);
+  assert.equal(c.out.length, 0);
+  const s = io();
+  assert.equal(await main(['status', '-f'], s.io), 2);
+  assert.doesNotMatch(s.err.join('\n'), /bug in edgectl/);
+});

@@ -136,7 +136,7 @@ export async function main(rawArgs: readonly string[], io: Io = processIo): Prom
     });
   try {
     if (
-      args.length > 0 &&
+      args.some((a) => a === '--version' || a === '-V') &&
       args.every((a) => a === '--version' || a === '-V' || /^--output$|^json$|^table$/.test(a))
     ) {
       io.out(output === 'json' ? JSON.stringify({ version: VERSION }) : VERSION);
@@ -154,10 +154,13 @@ export async function main(rawArgs: readonly string[], io: Io = processIo): Prom
     });
     return 0;
   } catch (e) {
+    // yargs's own parse errors (YError: a flag without its value, …) are the user's, like .fail's.
     const err =
       e instanceof EdgeError
         ? e
-        : new InternalError(e instanceof Error ? e.message : String(e), { cause: e });
+        : e instanceof Error && e.name === 'YError'
+          ? new ArgumentsError(e.message)
+          : new InternalError(e instanceof Error ? e.message : String(e), { cause: e });
     if (output === 'json') io.err(JSON.stringify({ error: err.toJSON() }));
     else {
       io.err(`edgectl: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}`);

@@ -9,16 +9,19 @@ export const statusCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => 
   builder: (y: Argv<GlobalArgs>) =>
     y
       .option('addr', {
+        requiresArg: true,
         type: 'string',
         describe: "The agent's status endpoint (status.listen; default 127.0.0.1:7947)",
       })
       .option('file', {
+        requiresArg: true,
         alias: 'f',
         type: 'string',
         describe:
           'Every robot of this inventory at once, asked over SSH (host keys as bootstrap verified them)',
       })
       .option('site-dir', {
+        requiresArg: true,
         type: 'string',
         describe: "-f: the site directory with the site's known_hosts (default .edgectl/<site-id> beside it)",
       })

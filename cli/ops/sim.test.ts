@@ -112,3 +112,12 @@ test('a flag error names the flag as its path', async () => {
   const e = JSON.parse(c.err.join('')).error;
   assert.equal(e.errors[0].path, '--duration');
 });
+
+test('--loss and --dup echo what was typed; a flag without its value is a usage error', async () => {
+  await refused(['--loss', 'abc'], '--loss', /--loss abc is not a fraction/);
+  await refused(['--dup', '2'], '--dup', /--dup 2 is not a fraction/);
+  const c = io();
+  assert.equal(await main(['sim', '--duration'], c.io), 2);
+  assert.match(c.err.join('\n'), /Not enough arguments following: duration/);
+  assert.doesNotMatch(c.err.join('\n'), /bug in edgectl/);
+});

@@ -81,6 +81,18 @@ export function wholeNumber(value: unknown, flag: string, min: number, max: numb
   return n;
 }
 
+/** fraction reads a flag that must be a number from 0 to 1, echoing what was typed. */
+export function fraction(value: unknown, flag: string): number {
+  const text = String(value).trim();
+  const n = /^\d*\.?\d+(?:e[+-]?\d+)?$/i.test(text) ? Number(text) : NaN;
+  if (!(n >= 0 && n <= 1))
+    throw new UsageError('BAD_RATE', `${flag} ${text} is not a fraction`, {
+      hint: `write ${flag} as 0..1, e.g. 0.1 for 10%`,
+      path: flag,
+    });
+  return n;
+}
+
 /** parseBurst reads `1.5s@30s` (once) or `1.5s@30s/60s` (from 30 s, every 60 s). */
 export function parseBurst(spec: string): BurstSpec {
   const m = /^([^@]+)@([^/]+)(?:\/(.+))?$/.exec(spec.trim());
