@@ -242,3 +242,16 @@ test('--output without a command is no --version; -f without its file is a usage
   assert.equal(await main(['status', '-f'], s.io), 2);
   assert.doesNotMatch(s.err.join('\n'), /bug in edgectl/);
 });
+
+test('lab up echoes a bad number as typed, never NaN', async () => {
+  for (const [flag, value] of [
+    ['--robots', 'x'],
+    ['--voters', '1.5'],
+    ['--seed', 'abc'],
+  ] as const) {
+    const c = io();
+    assert.equal(await main(['lab', 'up', flag, value], c.io), 2);
+    assert.match(c.err.join('\n'), new RegExp(`${flag} ${value.replace('.', '\\.')} is not`));
+    assert.doesNotMatch(c.err.join('\n'), /NaN/);
+  }
+});

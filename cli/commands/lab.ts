@@ -7,10 +7,10 @@ interface LabArgs extends GlobalArgs {
   action: 'up' | 'down' | 'status' | 'fault' | 'run';
   words: string[];
   site: string;
-  robots: number;
-  voters: number;
+  robots: string;
+  voters: string;
   runtime: 'apiserver' | 'k3s';
-  seed: number;
+  seed: string;
   subnet?: string;
   wait: boolean;
   report?: string;
@@ -33,14 +33,29 @@ export const labCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
         default: 'lab',
         describe: 'Lab (site) name; several labs can run at once',
       })
-      .option('robots', { type: 'number', default: 5, describe: 'up: number of robots (r1..rN)' })
-      .option('voters', { type: 'number', default: 3, describe: 'up: voters among them (r1..rK)' })
+      .option('robots', {
+        type: 'string',
+        requiresArg: true,
+        default: '5',
+        describe: 'up: number of robots (r1..rN)',
+      })
+      .option('voters', {
+        type: 'string',
+        requiresArg: true,
+        default: '3',
+        describe: 'up: voters among them (r1..rK)',
+      })
       .option('runtime', {
         choices: ['apiserver', 'k3s'] as const,
         default: 'apiserver' as const,
         describe: 'up: control plane a leader runs (k3s needs a k3s binary on PATH)',
       })
-      .option('seed', { type: 'number', default: 1, describe: 'up: seed recorded with the lab' })
+      .option('seed', {
+        type: 'string',
+        requiresArg: true,
+        default: '1',
+        describe: 'up: seed recorded with the lab',
+      })
       .option('subnet', {
         type: 'string',
         describe: 'up/run: first three octets of the site subnet (default 10.77.1)',
@@ -71,16 +86,16 @@ export const labCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
       ) as unknown as Argv<GlobalArgs>,
   handler: async (argv) => {
     const a = argv as unknown as LabArgs;
-    const { runLab } = await import('../ops/lab.ts');
+    const [{ runLab }, { wholeNumber }] = await Promise.all([import('../ops/lab.ts'), import('../flags.ts')]);
     await runLab(
       {
         action: a.action,
         words: (a.words ?? []).map(String),
         site: a.site,
-        robots: a.robots,
-        voters: a.voters,
+        robots: wholeNumber(a.robots, '--robots', 1, 20, 'a number of robots'),
+        voters: wholeNumber(a.voters, '--voters', 1, 7, 'a number of voters'),
         runtime: a.runtime,
-        seed: a.seed,
+        seed: wholeNumber(a.seed, '--seed', 0, 0xffff_ffff, 'a 32-bit seed'),
         subnet: a.subnet,
         wait: a.wait,
         report: a.report,

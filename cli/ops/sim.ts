@@ -14,6 +14,7 @@ import {
 import { summarize } from '../../lab/sim/stats.ts';
 import { TIMING_PROFILES, validateTiming, type TimingProfileName } from '../../statecharts/timing.ts';
 import { seconds, table, type Io, type OutputFormat } from '../output.ts';
+export { fraction, wholeNumber } from '../flags.ts';
 
 export interface SimCommandOptions {
   readonly nodes: number;
@@ -64,34 +65,6 @@ export interface SimReport {
 export const MAX_SIM_DURATION_MS = 24 * 3_600_000;
 /** Seeds are 32-bit: the PRNG keeps 32 bits, so a larger number would silently alias a smaller one. */
 export const MAX_SEED = 0xffff_ffff;
-
-/**
- * wholeNumber reads a flag that must be a whole number in [min, max], echoing what was typed:
- * yargs turns `abc` into NaN and `1e309` into Infinity, which say nothing to the person who typed them.
- */
-export function wholeNumber(value: unknown, flag: string, min: number, max: number, what: string): number {
-  const text = String(value).trim();
-  const n = /^-?\d+(?:\.\d+)?(?:e[+-]?\d+)?$/i.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError('BAD_FLAG', `${flag} ${text} is not ${what}`, {
-      hint: `give ${flag} a whole number from ${min} to ${max}`,
-      path: flag,
-    });
-  }
-  return n;
-}
-
-/** fraction reads a flag that must be a number from 0 to 1, echoing what was typed. */
-export function fraction(value: unknown, flag: string): number {
-  const text = String(value).trim();
-  const n = /^\d*\.?\d+(?:e[+-]?\d+)?$/i.test(text) ? Number(text) : NaN;
-  if (!(n >= 0 && n <= 1))
-    throw new UsageError('BAD_RATE', `${flag} ${text} is not a fraction`, {
-      hint: `write ${flag} as 0..1, e.g. 0.1 for 10%`,
-      path: flag,
-    });
-  return n;
-}
 
 /** parseBurst reads `1.5s@30s` (once) or `1.5s@30s/60s` (from 30 s, every 60 s). */
 export function parseBurst(spec: string): BurstSpec {
