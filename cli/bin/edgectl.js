@@ -16,17 +16,20 @@ if (major < 24) {
     );
     process.exit(1);
   }
-  const child = spawn(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: 'inherit',
-  });
   // The wrapper is invisible: a signal meant for edgectl (systemd's stop, kill, a closed terminal) goes
   // to the Node 24 process that does the work, and edgectl ends the way that process ended. Without
   // this, SIGTERM would end the wrapper alone and leave the child running with nobody waiting for it.
+  // The handlers go in before the child exists: a signal in between would otherwise end the wrapper
+  // by default and orphan the child it had just started.
   const forwarded = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+  let child = null;
   const forward = (signal) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    if (child && child.exitCode === null && child.signalCode === null) child.kill(signal);
   };
   for (const signal of forwarded) process.on(signal, forward);
+  child = spawn(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
   child.on('error', (e) => {
     process.stderr.write(`edgectl: cannot start ${pinned}: ${e.message}\n`);
     process.exit(1);
