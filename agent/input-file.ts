@@ -25,6 +25,14 @@ export function readYamlFile(
   path: string,
   opts: { missingHint: string; read?: (path: string) => Buffer },
 ): unknown {
+  return parseYamlText(readTextFile(path, opts), path);
+}
+
+/** readTextFile reads a UTF-8 text file, or throws a ConfigError saying why it cannot. */
+export function readTextFile(
+  path: string,
+  opts: { missingHint: string; read?: (path: string) => Buffer },
+): string {
   let bytes: Buffer;
   try {
     bytes = (opts.read ?? readFileSync)(path);
@@ -41,15 +49,18 @@ export function readYamlFile(
             : `check the path ${path}`;
     throw new ConfigError(path, [`cannot read the file: ${why}`], { hint });
   }
-  let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     const at = firstInvalidUtf8(bytes);
     throw new ConfigError(path, [`not UTF-8 text: the byte at offset ${at} is not valid UTF-8`], {
       hint: `save the file as UTF-8 (iconv -f latin1 -t utf-8 ${path} > fixed.yaml, for example)`,
     });
   }
+}
+
+/** parseYamlText parses YAML text as plain data (no tags, no merge keys); `source` names it in errors. */
+export function parseYamlText(text: string, source: string): unknown {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, merge: false, uniqueKeys: true });
   const where = (offset: number | undefined) => {
@@ -75,7 +86,7 @@ export function readYamlFile(
       },
     });
   }
-  if (problems.length) throw new ConfigError(path, [...new Set(problems)]);
+  if (problems.length) throw new ConfigError(source, [...new Set(problems)]);
   return doc.toJS({ maxAliasCount: 100 });
 }
 

@@ -1,5 +1,5 @@
 /** `edgectl lab …`: the lab's operations, with tables for people and JSON for machines. */
-import { readFileSync } from 'node:fs';
+import { readTextFile } from '../../agent/input-file.ts';
 import { UsageError } from '../../agent/errors.ts';
 import { converged } from '../../lab/analysis.ts';
 import {
@@ -143,15 +143,7 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         throw new UsageError('BAD_ARGUMENTS', 'lab run takes one scenario file', {
           hint: 'e.g. edgectl lab run lab/scenarios/leader-power-loss.yaml',
         });
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (e) {
-        throw new UsageError('NO_SCENARIO', `cannot read scenario ${file}`, {
-          hint: 'lab/scenarios/ has the built-in scenarios',
-          cause: e,
-        });
-      }
+      const text = readTextFile(file, { missingHint: 'lab/scenarios/ has the built-in scenarios' });
       const { parseScenario } = await import('../../lab/scenario.ts');
       const sc = parseScenario(text, file);
       // The scenario parser and runner (and what they load) only when needed: `lab status` starts fast.
