@@ -255,3 +255,17 @@ test('lab up echoes a bad number as typed, never NaN', async () => {
     assert.doesNotMatch(c.err.join('\n'), /NaN/);
   }
 });
+
+test('lab subcommands list only their own flags', async () => {
+  const help = async (...args: string[]) => {
+    const c = io();
+    assert.equal(await main([...args, '--help'], c.io), 0);
+    return c.out.join('\n');
+  };
+  const status = await help('lab', 'status');
+  assert.match(status, /--site/);
+  assert.doesNotMatch(status, /--robots|--report|--keep|--runtime/);
+  const run = await help('lab', 'run');
+  assert.match(run, /--report/);
+  assert.doesNotMatch(run, /--robots|--runtime/);
+});
