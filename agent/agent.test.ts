@@ -183,19 +183,30 @@ test('a follower shows the followers it does not hear as not heard, never dead; 
   try {
     await Promise.all(site.agents.map((a) => a.start()));
     await until(() => site.agents.every((a) => a.ready()));
-    // Past deadAfterMs (300 ms here): a follower has not heard the other follower since the vote.
-    await new Promise((r) => setTimeout(r, 600));
-    const leader = site.agents.find((a) => a.role() === 'leader')!;
-    for (const m of leader.status().members) assert.equal(m.state, 'alive', `leader's view of ${m.id}`);
-    for (const f of site.agents.filter((a) => a !== leader)) {
-      const members = f.status().members;
-      assert.equal(members.find((m) => m.id === leader.nodeId)?.state, 'alive');
-      const other = members.find((m) => m.id !== leader.nodeId)!;
-      assert.equal(other.state, 'not-heard', `${f.nodeId}'s view of ${other.id}`);
-      const metrics = await f.metrics.registry.metrics();
-      assert.match(metrics, /edgectl_members\{state="dead"\} 0/);
-      assert.match(metrics, /edgectl_members\{state="not-heard"\} 1/);
+    // Sample for well past deadAfterMs (300 ms here): a follower stops hearing the other follower
+    // after the vote. Whatever the timing, it must never call it suspect or dead; only the leader
+    // hears everyone, and its view is the one that says alive or dead.
+    let notHeard = 0;
+    const end = performance.now() + 1000;
+    while (performance.now() < end) {
+      for (const f of site.agents.filter((a) => a.role() !== 'leader')) {
+        const st = f.status();
+        for (const m of st.members) {
+          if (m.id === st.leader) continue;
+          assert.notEqual(m.state, 'dead', `${f.nodeId}'s view of ${m.id}`);
+          assert.notEqual(m.state, 'suspect', `${f.nodeId}'s view of ${m.id}`);
+          if (m.state === 'not-heard') notHeard++;
+        }
+        const metrics = await f.metrics.registry.metrics();
+        assert.match(metrics, /edgectl_members\{state="dead"\} 0/);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
+    assert.ok(notHeard > 0, 'followers stopped hearing each other and said so');
+    await until(() => {
+      const leader = site.agents.find((a) => a.role() === 'leader');
+      return !!leader && leader.status().members.every((m) => m.state === 'alive');
+    });
   } finally {
     await site.cleanup();
   }
