@@ -36,6 +36,7 @@ function makeSite(
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-agent-'));
   const net = new InMemoryNetwork();
   const bus = new InMemoryDiscoveryBus();
+  const discoveries: InMemoryDiscovery[] = [];
   const agents = names.map((id, i) => {
     const witness = witnesses.includes(id);
     const config = validateAgentConfig({
@@ -62,6 +63,7 @@ function makeSite(
       },
       { addresses: [`10.0.0.${i + 1}`] },
     );
+    discoveries.push(discovery);
     const runtime = witness ? new WitnessRuntime() : makeRuntime(id);
     return new Agent({
       config,
@@ -76,6 +78,7 @@ function makeSite(
   });
   return {
     agents,
+    discoveries,
     net,
     dir,
     cleanup: async () => {
@@ -243,6 +246,40 @@ test('the runtime sees the election: who leads which term, and the snapshot reco
   }
 });
 
+test('a follower shows the followers it does not hear as not heard, never dead; the leader hears all', async () => {
+  const site = makeSite(['a1', 'a2', 'a3']);
+  try {
+    await Promise.all(site.agents.map((a) => a.start()));
+    await until(() => site.agents.every((a) => a.ready()));
+    // Sample for well past deadAfterMs (300 ms here): a follower stops hearing the other follower
+    // after the vote. Whatever the timing, it must never call it suspect or dead; only the leader
+    // hears everyone, and its view is the one that says alive or dead.
+    let notHeard = 0;
+    const end = performance.now() + 1000;
+    while (performance.now() < end) {
+      for (const f of site.agents.filter((a) => a.role() !== 'leader')) {
+        const st = f.status();
+        for (const m of st.members) {
+          if (m.id === st.leader) continue;
+          assert.notEqual(m.state, 'dead', `${f.nodeId}'s view of ${m.id}`);
+          assert.notEqual(m.state, 'suspect', `${f.nodeId}'s view of ${m.id}`);
+          if (m.state === 'not-heard') notHeard++;
+        }
+        const metrics = await f.metrics.registry.metrics();
+        assert.match(metrics, /edgectl_members\{state="dead"\} 0/);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(notHeard > 0, 'followers stopped hearing each other and said so');
+    await until(() => {
+      const leader = site.agents.find((a) => a.role() === 'leader');
+      return !!leader && leader.status().members.every((m) => m.state === 'alive');
+    });
+  } finally {
+    await site.cleanup();
+  }
+});
+
 test('two robots and a witness: the leader goes silent and the other robot takes over; the witness runs nothing', async () => {
   const site = makeSite(['w2a', 'w2b', 'wit'], { witnesses: ['wit'] });
   try {
@@ -280,6 +317,22 @@ test('a two-voter site without a witness says so when it loses its leader: no qu
     assert.deepEqual([st.quorum.ok, st.quorum.reachable, st.quorum.voters], [false, 1, 2]);
     assert.equal(st.controlPlane.worker?.state, 'server unreachable');
     assert.notEqual(survivor.role(), 'leader');
+  } finally {
+    await site.cleanup();
+  }
+});
+
+test("/status and /metrics show discovery's counters, whatever they are", async () => {
+  const site = makeSite(['a1']);
+  try {
+    Object.assign(site.discoveries[0]!, { stats: () => ({ badTxt: 3, malformed: 1, someNewDrop: 2 }) });
+    const [a] = site.agents;
+    await a!.start();
+    assert.deepEqual(a!.status().discovery, { badTxt: 3, malformed: 1, someNewDrop: 2 });
+    const metrics = await a!.metrics.registry.metrics();
+    assert.match(metrics, /edgectl_discovery_events_total\{event="badTxt"\} 3/);
+    assert.match(metrics, /edgectl_discovery_events_total\{event="someNewDrop"\} 2/);
+    for (const m of a!.status().members) assert.ok(m.lastHeardAgoMs === null || m.lastHeardAgoMs >= 0);
   } finally {
     await site.cleanup();
   }

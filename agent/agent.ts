@@ -47,7 +47,7 @@ import {
 import type { AgentConfig } from './config.ts';
 import type { ControlPlaneRuntime } from './control-plane/runtime.ts';
 import { CommittedSnapshots, encodeLogRecord } from './control-plane/snapshot-record.ts';
-import type { Discovery, PeerRecord } from './discovery/discovery.ts';
+import { discoveryCounters, type Discovery, type PeerRecord } from './discovery/discovery.ts';
 import type { LogContext } from './log.ts';
 import { AgentMetrics } from './metrics.ts';
 import type { StateStore } from './persistence/state-store.ts';
@@ -164,8 +164,13 @@ export interface AgentStatus {
   readonly controlPlane: ReturnType<ControlPlaneRuntime['status']> & { readonly runtime: string };
   readonly members: readonly {
     readonly id: NodeId;
-    readonly state: MemberState;
-    readonly lastHeardAgoMs: number;
+    /**
+     * What this robot knows of the member. `not-heard`: it does not hear that member directly (a
+     * follower hears only the leader), so it cannot say; only the leader's view says alive or dead.
+     */
+    readonly state: ReportedMemberState;
+    /** Null when this robot has never heard the member. */
+    readonly lastHeardAgoMs: number | null;
     readonly rttMs: number | null;
     readonly voter: boolean;
     readonly witness: boolean;
@@ -175,8 +180,12 @@ export interface AgentStatus {
   readonly transport: ReturnType<Transport['stats']>;
   /** Which key generations this robot sends with and accepts (edgectl site rotate-keys). */
   readonly keys?: KeysStatus;
+  /** Discovery's counters (for mDNS: datagrams received, malformed, bad TXT, …), by name. */
+  readonly discovery: Readonly<Record<string, number>>;
   readonly uptimeMs: number;
 }
+
+export type ReportedMemberState = MemberState | 'not-heard';
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -230,11 +239,12 @@ export class Agent {
       term: () => this.logContext.term,
       drops: () => this.deps.transport.stats().dropped,
       members: () => {
-        const counts: Record<MemberState, number> = { alive: 0, suspect: 0, dead: 0 };
-        for (const m of this.membership.values()) counts[m.state]++;
+        const counts: Record<ReportedMemberState, number> = { alive: 0, suspect: 0, dead: 0, 'not-heard': 0 };
+        for (const m of this.status().members) counts[m.state]++;
         return counts;
       },
       snapshotPushes: () => this.deps.runtime.snapshotPushes?.() ?? {},
+      discovery: () => discoveryCounters(this.deps.discovery),
     });
   }
 
@@ -989,10 +999,14 @@ export class Agent {
       members: [...ids].sort().map((id) => {
         const m = this.membership.get(id);
         const p = this.peers.find((x) => x.nodeId === id);
+        // Only the leader hears every robot. A follower that has not heard another follower lately
+        // knows nothing about it: that is "not heard", not "dead".
+        const hearsIt = roleOf(this.election) === 'leader' || id === c.leader;
+        const state: ReportedMemberState = !m || (m.state !== 'alive' && !hearsIt) ? 'not-heard' : m.state;
         return {
           id,
-          state: m?.state ?? 'suspect',
-          lastHeardAgoMs: m ? Math.round(now - m.lastHeardMs) : -1,
+          state,
+          lastHeardAgoMs: m ? Math.round(now - m.lastHeardMs) : null,
           rttMs: m?.rttMs == null ? null : Math.round(m.rttMs * 10) / 10,
           voter: this.voters().includes(id),
           witness: this.isWitness(id),
@@ -1007,6 +1021,7 @@ export class Agent {
       lastErrors: [...this.lastErrors],
       transport: this.deps.transport.stats(),
       ...(this.deps.keys ? { keys: this.deps.keys() } : {}),
+      discovery: discoveryCounters(this.deps.discovery),
       uptimeMs: Math.round(now - this.startedAt),
     };
   }

@@ -6,8 +6,8 @@
  * the named profile (fleet, lab, test: statecharts/timing.ts), and `timing` may override single
  * fields of it.
  */
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { readYamlFile } from './input-file.ts';
+import { stateDirProblem } from './kernel-paths.ts';
 import { z } from 'zod';
 import {
   TIMING_PROFILES,
@@ -175,6 +175,8 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
   }
   const c = parsed.data;
   const problems: string[] = [];
+  const stateDir = stateDirProblem(c.stateDir);
+  if (stateDir) problems.push(`stateDir: ${stateDir}`);
   if (new Set(c.voters).size !== c.voters.length)
     problems.push('voters: a robot is listed twice: list each voter once');
   if (new Set(c.witnesses).size !== c.witnesses.length)
@@ -237,24 +239,9 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
 
 /** loadAgentConfig reads and validates a YAML file. */
 export function loadAgentConfig(path: string): AgentConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError(
-      path,
-      [`cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`],
-      {
-        hint: `create it from templates/agent.yaml, or pass --config <path>`,
-      },
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (e) {
-    throw new ConfigError(path, [`not valid YAML: ${(e as Error).message}`]);
-  }
+  const raw = readYamlFile(path, {
+    missingHint: 'create it from templates/agent.yaml, or pass --config <path>',
+  });
   return validateAgentConfig(raw, path);
 }
 

@@ -8,7 +8,8 @@ test('scrape-time series: term, drops by reason (a counter), members and message
   m.observe({
     term: () => 7,
     drops: () => ({ 'bad-mac': 0, replayed }) as never,
-    members: () => ({ alive: 3, suspect: 1, dead: 0 }),
+    members: () => ({ alive: 3, suspect: 1, dead: 0, 'not-heard': 0 }),
+    discovery: () => ({ badTxt: 2 }),
     snapshotPushes: () => ({ kept: 2, 'not-leader': 1, busy: 0 }),
   });
   m.countMessage('in', 'append');
@@ -23,6 +24,7 @@ test('scrape-time series: term, drops by reason (a counter), members and message
   assert.ok(first.includes('edgectl_snapshot_pushes_total{result="kept"} 2'));
   assert.ok(first.includes('edgectl_snapshot_pushes_total{result="not-leader"} 1'));
   assert.ok(first.includes('edgectl_members{state="suspect"} 1'));
+  assert.ok(first.includes('edgectl_discovery_events_total{event="badTxt"} 2'));
   assert.ok(first.includes('edgectl_messages_total{direction="in",type="append"} 2'), first.join('\n'));
   assert.deepEqual(
     (await lines()).filter((l) => l.startsWith('edgectl_') && !l.startsWith('edgectl_process_')),

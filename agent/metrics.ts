@@ -72,8 +72,10 @@ export interface MetricsSource {
   term(): number;
   /** Datagrams the transport dropped so far, by reason. */
   drops(): Readonly<Record<DropReason, number>>;
-  /** Peers by membership state now. */
-  members(): Readonly<Record<MemberState, number>>;
+  /** Peers by membership state now, as /status reports them. */
+  members(): Readonly<Record<MemberState | 'not-heard', number>>;
+  /** Discovery's counters by name (received, malformed, badTxt, …). */
+  discovery(): Readonly<Record<string, number>>;
   /** Snapshot pushes this robot's receiver handled so far, by result. */
   snapshotPushes?(): Readonly<Record<string, number>>;
 }
@@ -170,6 +172,18 @@ export class AgentMetrics {
     collect: () => {
       if (this.#source)
         for (const [state, n] of Object.entries(this.#source.members())) this.members.set({ state }, n);
+    },
+  });
+  // A counter like drops: discovery's own totals, by name, filled in at scrape time.
+  readonly discovery = new Counter({
+    name: 'edgectl_discovery_events_total',
+    help: 'Discovery counters by name: datagrams received, dropped as malformed, bad TXT, other sites, …',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+    collect: () => {
+      if (!this.#source) return;
+      this.discovery.reset();
+      for (const [event, n] of Object.entries(this.#source.discovery())) this.discovery.inc({ event }, n);
     },
   });
   readonly commitIndex = new Gauge({

@@ -135,11 +135,13 @@ test('status renders a readable table from a live agent', async () => {
       challengesAnswered: 0,
       incarnationsConfirmed: 0,
     },
+    discovery: { received: 40, badTxt: 2, malformed: 0 },
     uptimeMs: 1000,
   });
   assert.match(text, /r1\s+lab\s+leader\s+3\s+r1\s+leading\.serving/);
   assert.match(text, /r2\s+alive\s+yes\s+0\.1s ago\s+4\.2 ms\s+10\.0\.0\.2/);
   assert.match(text, /dropped: bad-mac 2/);
+  assert.match(text, /discovery: received 40, badTxt 2$/m);
 });
 
 test('a run with a safety violation prints its report, then fails with exit code 3', async () => {

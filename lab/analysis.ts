@@ -303,7 +303,12 @@ function firstAfter<T extends { t: number }>(xs: readonly T[], t: number, pred: 
 /** stepDurations measures re-formation after a fault that took the leader away. */
 export function stepDurations(rec: RunRecord, f: FaultEvent): StepDurations {
   const all = Object.values(rec.logs).flat();
-  const victims = new Set(f.robots);
+  // The victims are the robots this fault hit and those an earlier fault still holds down (powered
+  // off, frozen, off the Wi-Fi) when it fires: neither kind is a survivor that should be Ready.
+  const downBefore = rec.robots.filter((r) =>
+    unreachableIntervals(rec, r).some(([from, to]) => from < f.t && to > f.t),
+  );
+  const victims = new Set([...f.robots, ...downBefore]);
   const survivors = all.filter((e) => !victims.has(e.node));
   const detect = firstAfter(
     survivors,

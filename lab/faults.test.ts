@@ -8,7 +8,9 @@ test('durations take ms, s, m and h', () => {
   assert.equal(parseDuration('1.5s'), 1500);
   assert.equal(parseDuration('2m'), 120_000);
   assert.equal(parseDuration('1h'), 3_600_000);
-  assert.equal(parseDuration('75'), 75);
+  assert.equal(parseDuration('0'), 0);
+  assert.throws(() => parseDuration('75'), /has no unit[\s\S]*/);
+  assert.throws(() => parseDuration('1e309s'), /too long/);
 });
 
 test('the issue examples parse', () => {

@@ -57,17 +57,32 @@ export interface TimedFault {
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
-/** parseDuration reads `1.5s`, `200ms`, `2m`, `1h` or a bare number of milliseconds. */
+/**
+ * parseDuration reads `1.5s`, `200ms`, `2m` or `1h`. The unit is required: a bare `120` could mean
+ * seconds as well as milliseconds, so only `0` may go without one.
+ */
 export function parseDuration(text: string, what = 'duration'): number {
-  const m = /^(\d+(?:\.\d+)?(?:e[+-]?\d+)?)(ms|s|m|h)?$/i.exec(text.trim());
+  const t = text.trim();
+  if (t === '0') return 0;
+  const m = /^(\d+(?:\.\d+)?(?:e[+-]?\d+)?)(ms|s|m|h)?$/i.exec(t);
   if (!m) {
     throw new UsageError('BAD_DURATION', `${what} "${text}" is not a duration`, {
       hint: 'write a number with a unit: 200ms, 1.5s, 2m or 1h',
     });
   }
-  const n = Number(m[1]);
-  const unit = (m[2] ?? 'ms').toLowerCase();
-  return n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
+  if (m[2] === undefined) {
+    throw new UsageError('BAD_DURATION', `${what} "${text}" has no unit`, {
+      hint: `write ${t}s for seconds or ${t}ms for milliseconds`,
+    });
+  }
+  const unit = m[2].toLowerCase();
+  const ms = Number(m[1]) * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
+  if (!Number.isFinite(ms)) {
+    throw new UsageError('BAD_DURATION', `${what} "${text}" is too long to be a duration`, {
+      hint: 'write a duration of hours at most, e.g. 10m or 2h',
+    });
+  }
+  return ms;
 }
 
 function target(text: string, spec: string): Target {

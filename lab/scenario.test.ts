@@ -94,3 +94,14 @@ test('a bad scenario reports every problem at once, each with its field', () => 
 test('unknown scenario fields are refused', () => {
   assert.throws(() => parseScenario('name: x\nrobots: 3\nduration: 1s\nrobtos: 3\n', 'x.yaml'), ConfigError);
 });
+
+test('a scenario is plain YAML like every input: tags and merge keys are refused', () => {
+  assert.throws(
+    () => parseScenario('name: x\nrobots: !!int 3\n', 'tagged.yaml'),
+    /YAML tag .* is not supported/,
+  );
+  assert.throws(
+    () => parseScenario('base: &b {robots: 3}\nscenario:\n  <<: *b\n', 'merged.yaml'),
+    /merge key << .* is not supported/,
+  );
+});

@@ -6,7 +6,7 @@
  * loss all 10, partition r1,r2/r3,r4,r5, ...) or in the shared vocabulary (kill:leader); both
  * become faults of lab/faults.ts, so schedules move between the simulator and the lab.
  */
-import { parse as parseYaml } from 'yaml';
+import { parseYamlText } from '../agent/input-file.ts';
 import { z } from 'zod';
 import { ConfigError, UsageError } from '../agent/errors.ts';
 import { parseDuration, parseFault, type Fault } from './faults.ts';
@@ -154,12 +154,7 @@ const ms = (v: string | number, what: string) => (typeof v === 'number' ? v * 10
 
 /** parseScenario validates a scenario document; `source` names it in errors. */
 export function parseScenario(text: string, source: string): Scenario {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    throw new ConfigError(source, [`not valid YAML: ${(e as Error).message}`]);
-  }
+  const doc = parseYamlText(text, source);
   const r = scenarioSchema.safeParse(doc);
   if (!r.success)
     throw new ConfigError(

@@ -82,6 +82,11 @@ export interface Discovery {
    */
   onChange(listener: (peers: PeerRecord[]) => void): () => void;
   /**
+   * Counters, all monotonic, by name (what was received, dropped and why). Optional: a discovery
+   * with nothing to count has none. The agent shows every one in /status and /metrics.
+   */
+  stats?(): object;
+  /**
    * Stops: sends the goodbye (mDNS: our records with TTL 0, only for names we own), releases
    * sockets and timers. Idempotent; never rejects.
    */
@@ -618,6 +623,14 @@ export function mergePeers(lists: readonly (readonly PeerRecord[])[]): PeerRecor
   return sortPeers(out);
 }
 
+/** discoveryCounters reads a discovery's counters: every finite number its stats() has. */
+export function discoveryCounters(d: Discovery): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(d.stats?.() ?? {}))
+    if (typeof v === 'number' && Number.isFinite(v)) out[k] = v;
+  return out;
+}
+
 /** CompositeDiscovery runs several discoveries as one (typically mDNS + static seeds). */
 export class CompositeDiscovery implements Discovery {
   readonly #parts: readonly Discovery[];
@@ -665,22 +678,17 @@ export class CompositeDiscovery implements Discovery {
     if (this.#state === 'closed') return [];
     return mergePeers(this.#parts.map((p) => p.peers()));
   }
-
-  /**
-   * The parts' counters, summed by name (MdnsDiscovery.stats(): drops of oversize, flood and bad
-   * TXT records, cache evictions…), for /status and /metrics; a part without counters adds none.
-   */
-  stats(): Record<string, number> {
-    const sum: Record<string, number> = {};
-    for (const p of this.#parts) {
-      const s = (p as { stats?: () => object }).stats?.() ?? {};
-      for (const [k, v] of Object.entries(s)) if (typeof v === 'number') sum[k] = (sum[k] ?? 0) + v;
-    }
-    return sum;
-  }
-
   onChange(listener: (peers: PeerRecord[]) => void): () => void {
     return this.#listeners.add(listener);
+  }
+
+  /** stats adds up the parts' counters by name, and counts its own listener errors. */
+  stats(): Record<string, number> {
+    const sum: Record<string, number> = {};
+    for (const p of this.#parts)
+      for (const [k, v] of Object.entries(discoveryCounters(p))) sum[k] = (sum[k] ?? 0) + v;
+    sum.listenerErrors = (sum.listenerErrors ?? 0) + this.listenerErrors;
+    return sum;
   }
 
   async close(): Promise<void> {

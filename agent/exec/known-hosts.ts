@@ -150,6 +150,31 @@ export interface HostKeyQuestion {
   readonly acceptNew: boolean;
 }
 
+/**
+ * HostKeyError: a host key was refused. It carries what the way out needs (which known_hosts entry,
+ * or which pin), so a report can give the commands that recover rather than "run it again".
+ */
+export class HostKeyError extends EdgeError {
+  readonly robot: string;
+  /** The known_hosts name of the robot (`host` or `[host]:port`). */
+  readonly hostName: string;
+  readonly knownHostsPath: string;
+  /** Where the inventory pins the key, when the refused key was checked against a pin. */
+  readonly pinnedAt: string | undefined;
+  constructor(
+    code: 'HOST_KEY_MISMATCH' | 'HOST_KEY_REVOKED' | 'HOST_KEY_UNKNOWN',
+    message: string,
+    q: HostKeyQuestion,
+    opts: { hint: string; pinned?: boolean },
+  ) {
+    super(code, message, { hint: opts.hint });
+    this.robot = q.robot;
+    this.hostName = hostName(q.host, q.port);
+    this.knownHostsPath = q.knownHostsPath;
+    this.pinnedAt = opts.pinned ? (q.pinnedAt ?? 'the pinned key') : undefined;
+  }
+}
+
 export type HostKeyDecision =
   { readonly accept: true; readonly record: boolean } | { readonly accept: false; readonly error: EdgeError };
 
@@ -162,11 +187,13 @@ export function decideHostKey(q: HostKeyQuestion): HostKeyDecision {
     if (got === q.pinned) return { accept: true, record: false };
     return {
       accept: false,
-      error: new EdgeError(
+      error: new HostKeyError(
         'HOST_KEY_MISMATCH',
         `host key of ${where} does not match the pinned key: expected ${q.pinned} (${q.pinnedAt ?? 'pinned'}), got ${got} (${type})`,
+        q,
         {
           hint: `if ${q.robot} was reinstalled, check the new key on its console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and update ${q.pinnedAt ?? 'the pinned key'}; otherwise something may be intercepting the connection: do not continue`,
+          pinned: true,
         },
       ),
     };
@@ -175,9 +202,10 @@ export function decideHostKey(q: HostKeyQuestion): HostKeyDecision {
   if (mine.some((e) => e.marker === '@revoked' && e.key.equals(q.offered)))
     return {
       accept: false,
-      error: new EdgeError(
+      error: new HostKeyError(
         'HOST_KEY_REVOKED',
         `host key ${got} of ${where} is revoked in ${q.knownHostsPath}`,
+        q,
         {
           hint: `give ${q.robot} a new host key, then remove its lines from ${q.knownHostsPath}`,
         },
@@ -189,9 +217,10 @@ export function decideHostKey(q: HostKeyQuestion): HostKeyDecision {
     const expected = plain.map((e) => `${fingerprint(e.key)} (${e.type}, line ${e.line})`).join(', ');
     return {
       accept: false,
-      error: new EdgeError(
+      error: new HostKeyError(
         'HOST_KEY_MISMATCH',
         `host key of ${where} changed: ${q.knownHostsPath} has ${expected}, the robot offered ${got} (${type})`,
+        q,
         {
           hint: `if ${q.robot} was reinstalled, check the new key on its console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run ssh-keygen -R '${hostName(q.host, q.port)}' -f ${q.knownHostsPath} and bootstrap again with --accept-new-host-keys, or pin it in the inventory (ssh.hostKey); otherwise something may be intercepting the connection: do not continue`,
         },
@@ -201,9 +230,10 @@ export function decideHostKey(q: HostKeyQuestion): HostKeyDecision {
   if (q.acceptNew) return { accept: true, record: true };
   return {
     accept: false,
-    error: new EdgeError(
+    error: new HostKeyError(
       'HOST_KEY_UNKNOWN',
       `${where} offered host key ${got} (${type}), which this site has never seen`,
+      q,
       {
         hint: `check it on the robot's console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and pin it as ssh.hostKey in the inventory, or run again with --accept-new-host-keys to record it in ${q.knownHostsPath}`,
       },

@@ -442,7 +442,7 @@ describe('loadSiteSpec', () => {
       assert.throws(() => loadSiteSpec(join(dir, 'bad.yaml')), /bad\.yaml is invalid:\n {2}- not valid YAML/);
       assert.throws(
         () => loadSiteSpec(join(dir, 'missing.yaml')),
-        /missing\.yaml is invalid:\n {2}- cannot read the file: ENOENT/,
+        /missing\.yaml is invalid:\n {2}- cannot read the file: it does not exist \(ENOENT\)/,
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });

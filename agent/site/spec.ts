@@ -8,8 +8,7 @@
  * validateSiteSpec (agent/site/validate.ts: Whereabouts ranges, CIDRs, cron, cross-field rules).
  * parseSiteSpec runs both and reports every problem at once in one ConfigError.
  */
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { readYamlFile } from '../input-file.ts';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { interfaceNameProblem } from '../interface-name.ts';
@@ -343,23 +342,27 @@ export function salvageSiteSpec(input: unknown): { spec: SiteSpec; networkIndex:
   return spec && { spec, networkIndex: nets.origIndex };
 }
 
-/** loadSiteSpec reads a YAML (or JSON) file and parses it with parseSiteSpec. */
-export function loadSiteSpec(path: string, opts: ValidateOptions = {}): SiteSpec {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError(
-      path,
-      [`cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`],
-      { hint: 'start from templates/site/site.example.yaml, or pass -f <path>' },
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (e) {
-    throw new ConfigError(path, [`not valid YAML: ${(e as Error).message}`]);
+/**
+ * loadSiteSpec reads a YAML (or JSON) file and parses it with parseSiteSpec. With `acceptInventory`
+ * an inventory (site.yaml, with `robots:`) is read too: its `site:` section is the spec.
+ */
+export function loadSiteSpec(
+  path: string,
+  opts: ValidateOptions & { acceptInventory?: boolean } = {},
+): SiteSpec {
+  const raw = readYamlFile(path, {
+    missingHint: 'start from templates/site/site.example.yaml, or pass -f <path>',
+  });
+  if (isInventory(raw)) {
+    if (opts.acceptInventory) return parseSiteSpec(raw.site, path, { ...opts, pathPrefix: 'site' });
+    throw new ConfigError(path, ['this is an inventory (it has robots:), not a site spec'], {
+      hint: 'pass the site spec file, or the inventory to a command that takes one',
+    });
   }
   return parseSiteSpec(raw, path, opts);
+}
+
+/** An inventory has `robots:` and the site spec under `site:`. */
+function isInventory(raw: unknown): raw is { site: unknown; robots: unknown } {
+  return raw !== null && typeof raw === 'object' && 'robots' in raw && 'site' in raw;
 }

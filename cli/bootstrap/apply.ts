@@ -14,6 +14,7 @@
  */
 import { EdgeError } from '../../agent/errors.ts';
 import { shellQuote, shellQuoteArg } from '../../agent/exec/posix.ts';
+import { HostKeyError } from '../../agent/exec/known-hosts.ts';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { sha256Hex, stepHash, type BootstrapPlan, type BootstrapStep, type RobotPlan } from './plan.ts';
 import type { FailureReport, ProgressEvent, StepOutcome } from './progress.ts';
@@ -198,6 +199,25 @@ export function recoveryCommands(step: BootstrapStep, ssh: string, resume: strin
   return out;
 }
 
+/**
+ * connectRecovery: what recovers from a failed connection. Running the same command again does not
+ * get past a refused host key, so those get the commands that do (after checking the key).
+ */
+export function connectRecovery(err: EdgeError, resume: string | undefined): string[] {
+  const again = resume ? [resume] : [];
+  if (!(err instanceof HostKeyError)) return again;
+  const accepting = resume
+    ? [
+        `${resume.includes('--accept-new-host-keys') ? resume : `${resume} --accept-new-host-keys`}   # records ${err.robot}'s new key; the other robots' keys are known already`,
+      ]
+    : [];
+  const check = `# first check the key on ${err.robot}'s console: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`;
+  if (err.pinnedAt) return [check, `# then put its fingerprint in ${err.pinnedAt}`, ...again];
+  if (err.code === 'EDGE_HOST_KEY_UNKNOWN') return [check, ...accepting];
+  // A changed (or revoked) key: the stale entry must go before the new key can be recorded.
+  return [check, `ssh-keygen -R '${err.hostName}' -f ${err.knownHostsPath}`, ...accepting];
+}
+
 function emptyOutcomes(): Record<StepOutcome, number> {
   return { changed: 0, unchanged: 0, ok: 0, 'done-before': 0, 'not-needed': 0 };
 }
@@ -248,9 +268,7 @@ async function applyRobot(opts: ApplyOptions, robot: RobotPlan, at: () => number
       stderr: err instanceof StepFailed ? lastLines(err.stderr, 20) : '',
       recover: step
         ? recoveryCommands(step, ssh, opts.resumeCommand)
-        : opts.resumeCommand
-          ? [opts.resumeCommand]
-          : [],
+        : connectRecovery(err, opts.resumeCommand),
     };
     opts.emit({ type: 'robot.failed', at: at(), robot: name, failure });
     return { robot: name, ok: false, outcomes, failure };

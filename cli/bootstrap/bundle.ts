@@ -115,6 +115,68 @@ export async function describeBundle(b: ResolvedBundle): Promise<BundleInfo> {
     b.k3s ? describeFile(b.k3s) : undefined,
     b.airgapImages ? describeFile(b.airgapImages) : undefined,
   ]);
+  checkNodeIntegrity(b, node);
+  return {
+    agent: { ...agent, chunks: await Promise.all(chunks.map(describeFile)) },
+    node: { ...node, arch },
+    ...(k3s ? { k3s } : {}),
+    ...(airgapImages ? { airgapImages } : {}),
+  };
+}
+
+/** The digest a dry run shows for a bundle file that is not there yet. */
+export const MISSING_FILE_DIGEST = 'missing'.padEnd(64, '-');
+
+/**
+ * describeBundleForPlan is describeBundle for a dry run: a bundle file that is missing or unreadable
+ * is planned with a placeholder (its size 0, its digest MISSING_FILE_DIGEST, the Node runtime's CPU
+ * "unknown") instead of failing, since the dry run only shows the plan. What a real run still
+ * needs is in checkInventoryFiles' problems, which the dry run lists.
+ */
+export async function describeBundleForPlan(b: ResolvedBundle): Promise<BundleInfo> {
+  const placeholder = (localPath: string): BundleFile => ({
+    localPath,
+    sha256: MISSING_FILE_DIGEST,
+    bytes: 0,
+  });
+  const tryDescribe = (p: string) => describeFile(p).catch(() => placeholder(p));
+  let arch = 'unknown';
+  try {
+    const fh = await open(b.node, 'r');
+    const header = Buffer.alloc(20);
+    try {
+      await fh.read(header, 0, 20, 0);
+    } finally {
+      await fh.close();
+    }
+    arch = elfArch(header) ?? 'unknown';
+  } catch {
+    // Missing: a real run refuses it (checkInventoryFiles); the plan shows "unknown".
+  }
+  let chunks: string[] = [];
+  try {
+    chunks = agentChunks(b.agent);
+  } catch {
+    // The agent (or a chunk) is not built yet: the plan shows the entry file alone.
+  }
+  const [agent, node, k3s, airgapImages] = await Promise.all([
+    tryDescribe(b.agent),
+    tryDescribe(b.node),
+    b.k3s ? tryDescribe(b.k3s) : undefined,
+    b.airgapImages ? tryDescribe(b.airgapImages) : undefined,
+  ]);
+  // A dry run plans without a missing file, but never with a tampered runtime.
+  if (node.sha256 !== MISSING_FILE_DIGEST) checkNodeIntegrity(b, node);
+  return {
+    agent: { ...agent, chunks: await Promise.all(chunks.map(tryDescribe)) },
+    node: { ...node, arch },
+    ...(k3s ? { k3s } : {}),
+    ...(airgapImages ? { airgapImages } : {}),
+  };
+}
+
+/** checkNodeIntegrity refuses a Node runtime whose SHA-256 is not the one the bundle pins. */
+function checkNodeIntegrity(b: ResolvedBundle, node: BundleFile): void {
   if (b.nodeSha256 !== undefined && node.sha256 !== b.nodeSha256)
     throw new EdgeError(
       'BUNDLE_NODE_INTEGRITY',
@@ -126,10 +188,4 @@ export async function describeBundle(b: ResolvedBundle): Promise<BundleInfo> {
             : 'check the binary at bundle.node, or set bundle.nodeSha256 to the SHA-256 of the build you trust (sha256sum <file>)',
       },
     );
-  return {
-    agent: { ...agent, chunks: await Promise.all(chunks.map(describeFile)) },
-    node: { ...node, arch },
-    ...(k3s ? { k3s } : {}),
-    ...(airgapImages ? { airgapImages } : {}),
-  };
 }

@@ -26,6 +26,7 @@ import type { ApplyReport } from './apply.ts';
 import { loadInventory } from './inventory-files.ts';
 import { renderAgentConfig } from './inventory.ts';
 import { RobotTwin } from './testing/robot-twin.ts';
+import { testPrivateKey } from './testing/test-key.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-bootstrap-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,7 +44,7 @@ elf[5] = 1;
 elf.writeUInt16LE(0x3e, 18);
 writeFileSync(join(dir, 'agent.mjs'), 'export {};\n');
 writeFileSync(join(dir, 'node'), elf);
-writeFileSync(join(dir, 'id_ed25519'), 'not really a key\n', { mode: 0o600 });
+writeFileSync(join(dir, 'id_ed25519'), testPrivateKey(), { mode: 0o600 });
 
 function writeInventory(name: string, over: Record<string, unknown> = {}): string {
   const path = join(dir, name);
@@ -164,8 +165,13 @@ test('--dry-run prints the plan and touches nothing: no SSH, no site directory',
   assert.equal(t.passwordReads(), 0);
   assert.equal(existsSync(siteDir), false);
   const text = c.out.join('\n');
-  assert.match(text, /r1 \(10\.77\.30\.1\), 29 steps/);
+  assert.match(text, /^r1\s+10\.77\.30\.1\s+.*\s29$/m, 'a table of robots × phases');
   assert.match(text, /site identity: not generated yet/);
+  const one = io();
+  await runBootstrapSite(opts(file, { dryRun: true, siteDir, showRobot: 'r1' }), one.io, t.deps);
+  assert.match(one.out.join('\n'), /r1 \(10\.77\.30\.1\), 29 steps/);
+  assert.doesNotMatch(one.out.join('\n'), /^r2 \(/m);
+  assert.equal(existsSync(siteDir), false);
 });
 
 test('--dry-run --output json through the CLI is the plan artifact, without secrets', async () => {

@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { stringify } from 'yaml';
 import { runBootstrapSite, type ApplyCliOptions, type BootstrapDeps } from '../ops/bootstrap.ts';
 import { RobotTwin } from './testing/robot-twin.ts';
+import { testPrivateKey } from './testing/test-key.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-dry-run-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,7 +22,7 @@ elf.writeUInt16LE(0x3e, 18);
 writeFileSync(join(dir, 'agent.mjs'), 'export {};\n');
 writeFileSync(join(dir, 'node'), elf);
 writeFileSync(join(dir, 'k3s'), 'not really k3s\n');
-writeFileSync(join(dir, 'id'), 'not really a key\n', { mode: 0o600 });
+writeFileSync(join(dir, 'id'), testPrivateKey(), { mode: 0o600 });
 const inventory = join(dir, 'site.yaml');
 writeFileSync(
   inventory,

@@ -23,6 +23,7 @@ import {
 } from '../ops/bootstrap.ts';
 import { runInventoryValidate } from '../ops/inventory.ts';
 import type { BootstrapPlan } from './plan.ts';
+import { testPrivateKey } from './testing/test-key.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-host-names-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,7 +33,7 @@ elf[5] = 1;
 elf.writeUInt16LE(0x3e, 18);
 writeFileSync(join(dir, 'agent.mjs'), 'export {};\n');
 writeFileSync(join(dir, 'node'), elf);
-writeFileSync(join(dir, 'id'), 'not really a key\n', { mode: 0o600 });
+writeFileSync(join(dir, 'id'), testPrivateKey(), { mode: 0o600 });
 
 function io() {
   const out: string[] = [];
@@ -116,7 +117,10 @@ test('bootstrap --dry-run resolves host names once and the plan carries and show
   assert.equal(shown.robots[0].ip, '10.20.0.11');
   const text = io();
   await runBootstrapSite(opts(file, { output: 'table' }), text.io, deps);
-  assert.match(text.out.join('\n'), /^r1 \(spot-1\.local, 10\.20\.0\.11\), \d+ steps:/m);
+  assert.match(text.out.join('\n'), /^r1\s+spot-1\.local \(10\.20\.0\.11\)\s/m, 'the summary table');
+  const one = io();
+  await runBootstrapSite(opts(file, { output: 'table', showRobot: 'r1' }), one.io, deps);
+  assert.match(one.out.join('\n'), /^r1 \(spot-1\.local, 10\.20\.0\.11\), \d+ steps:/m);
 });
 
 test('uninstall, reset and robot add plan host-name robots too', async () => {

@@ -5,10 +5,11 @@
  */
 import { constants, accessSync, readFileSync, statSync } from 'node:fs';
 import { lookup as dnsLookup } from 'node:dns/promises';
+import ssh2 from 'ssh2';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
+import { readYamlFile } from '../../agent/input-file.ts';
 import { ConfigError, EdgeError } from '../../agent/errors.ts';
 import { agentChunks } from './bundle.ts';
 import { remapIndexes } from '../../agent/partial-parse.ts';
@@ -56,23 +57,12 @@ export function expandPath(p: string, baseDir: string, home = homedir()): string
   return isAbsolute(p) ? p : resolve(baseDir, p);
 }
 
+/** readInventoryFile reads and parses (pure checks only) an inventory file. */
 /** readInventoryDocument reads an inventory file as YAML, unchecked. */
 function readInventoryDocument(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError(
-      path,
-      [`cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`],
-      { hint: 'write one with `edgectl inventory init --out site.yaml`, or pass -f <path>' },
-    );
-  }
-  try {
-    return parseYaml(text);
-  } catch (e) {
-    throw new ConfigError(path, [`not valid YAML: ${(e as Error).message}`]);
-  }
+  return readYamlFile(path, {
+    missingHint: 'write one with `edgectl inventory init --out site.yaml`, or pass -f <path>',
+  });
 }
 
 /** readInventoryFile reads and parses (pure checks only) an inventory file. */
@@ -139,6 +129,10 @@ export function checkInventoryFiles(
       if (p) problems.push(p);
       else if ((statSync(key).mode & 0o077) !== 0)
         problems.push(`robots[${i}].ssh.keyFile: ${key} is readable by other users: run chmod 600 ${key}`);
+      else {
+        const unusable = keyFileProblem(key);
+        if (unusable) problems.push(`robots[${i}].ssh.keyFile: ${key} ${unusable}`);
+      }
     }
     if (r.ssh.agent && !env.SSH_AUTH_SOCK)
       problems.push(
@@ -166,6 +160,28 @@ export function checkInventoryFiles(
       problems.push(`bundle.agent: ${e.message}: ${e.hint}`);
     }
   return problems;
+}
+
+/**
+ * keyFileProblem: why bootstrap could not log in with this private key file, or null. SSH would only
+ * say "authentication failed" at connect time, after the other robots' work began.
+ */
+export function keyFileProblem(path: string): string | null {
+  let key: ReturnType<typeof ssh2.utils.parseKey>;
+  try {
+    key = ssh2.utils.parseKey(readFileSync(path));
+  } catch (e) {
+    return `cannot be read: ${(e as Error).message}: check the path`;
+  }
+  if (key instanceof Error) {
+    if (/passphrase/i.test(key.message))
+      return 'is protected by a passphrase, which bootstrap cannot type: ssh-add it and set ssh.agent: true instead of keyFile';
+    return `is not a private key SSH can use (${key.message}): point keyFile at the private key ssh-keygen wrote (id_ed25519, not a certificate or other file)`;
+  }
+  const first = Array.isArray(key) ? key[0] : key;
+  if (!first?.isPrivateKey())
+    return `is a public key: point keyFile at the private key${path.endsWith('.pub') ? ` (${path.slice(0, -4)})` : ''}`;
+  return null;
 }
 
 /**
@@ -264,4 +280,24 @@ export async function loadInventoryResolved(
   }
   if (problems.length || !checked.inventory) throw new ConfigError(path, problems);
   return finish({ ...checked.inventory, robots }, path, env);
+}
+
+/**
+ * loadInventoryForPlan is loadInventory for a dry run: the inventory itself must be valid, but
+ * what only a real run needs (the bundle's files, key files, an SSH agent) is returned as `needs`
+ * rather than refused, so the plan can be shown right after `inventory init`.
+ */
+export async function loadInventoryForPlan(
+  path: string,
+  env: NodeJS.ProcessEnv = process.env,
+  lookup: Lookup = systemLookup,
+): Promise<{ loaded: LoadedInventory; needs: string[] }> {
+  const parsed = readInventoryFile(path);
+  // Host names are resolved as for a real run: the plan carries and shows the addresses.
+  const r = await resolveRobots(parsed.robots, parsed.site, lookup);
+  if (r.problems.length) throw new ConfigError(path, r.problems);
+  const inventory = { ...parsed, robots: r.robots };
+  const resolved = resolveInventoryPaths(inventory, path, env.HOME ?? homedir());
+  const loaded = { inventory, path: resolve(path), ...resolved };
+  return { loaded, needs: checkInventoryFiles(loaded, env) };
 }

@@ -8,6 +8,7 @@ import { validateAgentConfig } from '../../agent/config.ts';
 import { ConfigError } from '../../agent/errors.ts';
 import { checkInventoryFiles, readInventoryFile, resolveInventoryPaths } from './inventory-files.ts';
 import { parseInventory, renderAgentConfig, seedRobots } from './inventory.ts';
+import { testPrivateKey } from './testing/test-key.ts';
 
 const example = fileURLToPath(new URL('../../templates/inventory/site.example.yaml', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-inventory-'));
@@ -208,10 +209,10 @@ test('install.root puts each robot in its own tree in the agent config', () => {
 
 test('file checks: missing and world-readable key files, no ssh-agent, missing bundle files', () => {
   const good = join(dir, 'good_key');
-  writeFileSync(good, 'x');
+  writeFileSync(good, testPrivateKey());
   chmodSync(good, 0o600);
   const open = join(dir, 'open_key');
-  writeFileSync(open, 'x');
+  writeFileSync(open, testPrivateKey());
   chmodSync(open, 0o644);
   const invPath = join(dir, 'site.yaml');
   const inv = parseInventory({

@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { EdgeError } from '../../agent/errors.ts';
 import { runBootstrapSite } from '../ops/bootstrap.ts';
 import { RobotTwin } from './testing/robot-twin.ts';
+import { testPrivateKey } from './testing/test-key.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-multicast-check-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,7 +21,7 @@ elf[5] = 1;
 elf.writeUInt16LE(0x3e, 18);
 writeFileSync(join(dir, 'agent.mjs'), 'export {};\n');
 writeFileSync(join(dir, 'node'), elf);
-writeFileSync(join(dir, 'id'), 'not really a key\n', { mode: 0o600 });
+writeFileSync(join(dir, 'id'), testPrivateKey(), { mode: 0o600 });
 
 function inventory(seeds: string): string {
   const path = join(dir, `site-${seeds}.yaml`);

@@ -24,6 +24,7 @@ import { runBootstrapSite } from '../ops/bootstrap.ts';
 import { describeBundle } from './bundle.ts';
 import { EDGECTL_ROOT, readInventoryFile, resolveInventoryPaths } from './inventory-files.ts';
 import { PINNED_NODE_RUNTIME } from './node-runtime.ts';
+import { testPrivateKey } from './testing/test-key.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-node-pin-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,7 +34,7 @@ const agent = join(dir, 'edgectl-agent.mjs');
 writeFileSync(agent, 'export {};\n');
 
 function inventory(name: string, bundle: Record<string, unknown>): string {
-  writeFileSync(join(dir, 'id'), 'not really a key\n', { mode: 0o600 });
+  writeFileSync(join(dir, 'id'), testPrivateKey(), { mode: 0o600 });
   const path = join(dir, name);
   writeFileSync(
     path,

@@ -3,7 +3,9 @@
  * (`--dry-run --output json`). Pure. Secret content never appears: only its SHA-256.
  */
 import { shellQuote } from '../../agent/exec/posix.ts';
-import { sha256Hex, type BootstrapPlan, type BootstrapStep } from './plan.ts';
+import { UsageError } from '../../agent/errors.ts';
+import { table } from '../output.ts';
+import { sha256Hex, type BootstrapPlan, type BootstrapStep, type Phase } from './plan.ts';
 
 const octal = (mode: number) => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
 
@@ -43,6 +45,50 @@ export function formatPlanText(plan: BootstrapPlan): string {
     });
   }
   return out.join('\n');
+}
+
+const PHASE_ORDER: readonly Phase[] = [
+  'preflight',
+  'dirs',
+  'bundle',
+  'config',
+  'secret',
+  'runtime',
+  'service',
+  'remove',
+];
+
+/**
+ * formatPlanSummary renders a plan as one table, robots × phases, each cell the number of steps,
+ * for a site with more robots than a screen holds steps: `--robot NAME` then shows one robot's
+ * steps in full (formatPlanText), and `--output json` the whole plan.
+ */
+export function formatPlanSummary(plan: BootstrapPlan): string {
+  const phases = PHASE_ORDER.filter((p) => plan.robots.some((r) => r.steps.some((s) => s.phase === p)));
+  const rows = plan.robots.map((r) => [
+    r.target,
+    // A host name shows the address it resolved to, as the detailed plan does.
+    r.ip !== undefined ? `${r.address} (${r.ip})` : r.address,
+    ...phases.map((p) => r.steps.filter((s) => s.phase === p).length || '-'),
+    r.steps.length,
+  ]);
+  const total = plan.robots.reduce((n, r) => n + r.steps.length, 0);
+  return [
+    `${plan.kind} plan for site ${plan.site}: ${plan.robots.length} robot(s), ${total} steps`,
+    '',
+    table(['robot', 'address', ...phases, 'steps'], rows),
+  ].join('\n');
+}
+
+/** selectRobot keeps one robot of a plan (for `--robot NAME`), or says which robots there are. */
+export function selectRobot(plan: BootstrapPlan, robot: string): BootstrapPlan {
+  const r = plan.robots.find((x) => x.target === robot);
+  if (!r)
+    throw new UsageError('NO_SUCH_ROBOT', `the plan has no robot named ${robot}`, {
+      hint: `use one of ${plan.robots.map((x) => x.target).join(', ')}`,
+      path: '--robot',
+    });
+  return { ...plan, robots: [r] };
 }
 
 /** The JSON form of a step: modes as octal strings, secret content as a digest only. */

@@ -26,7 +26,7 @@ import {
 import { assertGolden } from '../../agent/site/golden.ts';
 import { readInventoryFile } from './inventory-files.ts';
 import { parseInventory } from './inventory.ts';
-import { formatPlanText, planArtifact } from './plan-output.ts';
+import { formatPlanSummary, formatPlanText, planArtifact, selectRobot } from './plan-output.ts';
 import {
   k3sInstaller,
   labRuntimeInstaller,
@@ -481,4 +481,88 @@ test('golden: the key plan of a rotation phase (send), and a removal that only t
     assert.ok(step.kind === 'writeFile');
     assert.deepEqual(parseRobotKeyFile(step.content, r.target).refused, ['vac-1']);
   }
+});
+
+test('uninstall without bundle.k3s leaves the k3s that was on the robot before, and removes what bootstrap put there', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-pre-'));
+  try {
+    await generateSiteIdentity(join(dir, 'id'), { site: 'dock-a', now: 1_800_000_000_000 });
+    const k3s = await readSiteIdentity(join(dir, 'id'));
+    const runtimes = { lab: labRuntimeInstaller, k3s: k3sInstaller('#!/bin/sh\n# reap\n') };
+    const bundle = { ...TEST_BUNDLE, k3s: undefined };
+    const k3sInventory = {
+      ...inventory,
+      controlPlane: { ...inventory.controlPlane, runtime: 'k3s' as const },
+    };
+    const install = renderBootstrapPlan({
+      inventory: k3sInventory,
+      bundle,
+      identity: { ...TEST_IDENTITY, k3s },
+      unitTemplate,
+      runtimes,
+    });
+    const uninstall = renderRemovePlan('uninstall', { inventory: k3sInventory, bundle, runtimes });
+    for (const robot of uninstall.robots) {
+      const removed = robot.steps.flatMap((s) => (s.kind === 'remove' ? [s.path] : []));
+      const ids = robot.steps.map((s) => s.id);
+      for (const kept of [
+        '/usr/local/bin/k3s',
+        '/var/lib/rancher/k3s',
+        '/etc/rancher/k3s',
+        '/var/lib/kubelet',
+      ])
+        assert.ok(!removed.includes(kept), `${robot.target}: ${kept} was not installed by bootstrap`);
+      assert.ok(!removed.some((p) => p.startsWith('/etc/systemd/system/k3s')), 'the k3s units stay');
+      assert.ok(!ids.includes('k3s.killall'), "the pre-installed k3s's containers are not ours to kill");
+      assert.ok(ids.includes('k3s.stop-server'), 'the k3s the agent ran is stopped');
+      const written = install.robots
+        .find((r) => r.target === robot.target)!
+        .steps.flatMap((s) => (s.kind === 'writeFile' || s.kind === 'upload' ? [s.path] : []));
+      for (const path of written)
+        assert.ok(
+          removed.some((r) => path === r || path.startsWith(`${r}/`)),
+          `${robot.target}: ${path} is written by the install and removed by nothing`,
+        );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the storage preflight states one figure: the limit it checks', () => {
+  const plan = renderBootstrapPlan({ inventory, bundle: TEST_BUNDLE, identity: TEST_IDENTITY, unitTemplate });
+  for (const robot of plan.robots) {
+    const step = robot.steps.find((s) => s.id === 'preflight.storage');
+    if (!step || step.kind !== 'run') continue;
+    const limit = step.argv.at(-1)!;
+    assert.match(step.description, new RegExp(`under ${limit} ms`));
+    const script = step.argv[2]!;
+    assert.doesNotMatch(script, /(?<!\$)\b\d+ ms\b/, 'the script names no other figure than its $2');
+    assert.match(script, /over the \$2 ms/);
+  }
+});
+
+test('a site plan reads as one table of robots × phases; the counts add up to every step', () => {
+  const plan = renderBootstrapPlan({ inventory, bundle: TEST_BUNDLE, identity: TEST_IDENTITY, unitTemplate });
+  const text = formatPlanSummary(plan);
+  const lines = text.split('\n');
+  assert.ok(lines.length <= plan.robots.length + 4, `${lines.length} lines, not one per step`);
+  const header = lines[2]!.split(/\s{2,}/);
+  assert.deepEqual(header.slice(0, 2), ['robot', 'address']);
+  assert.equal(header.at(-1), 'steps');
+  for (const r of plan.robots) {
+    const row = lines.find((l) => l.startsWith(`${r.target} `))!.split(/\s{2,}/);
+    const counts = row.slice(2, -1).map((c) => (c === '-' ? 0 : Number(c)));
+    assert.equal(
+      counts.reduce((a, b) => a + b, 0),
+      r.steps.length,
+      r.target,
+    );
+    assert.equal(Number(row.at(-1)), r.steps.length);
+  }
+  const total = plan.robots.reduce((n, r) => n + r.steps.length, 0);
+  assert.match(lines[0]!, new RegExp(`${plan.robots.length} robot\\(s\\), ${total} steps`));
+  const one = selectRobot(plan, plan.robots[1]!.target);
+  assert.equal(formatPlanText(one).split('\n').length, 3 + 2 * plan.robots[1]!.steps.length);
+  assert.throws(() => selectRobot(plan, 'nope'), /no robot named nope/);
 });

@@ -16,7 +16,8 @@
  *   service     the systemd unit; daemon-reload and restart only when something changed; enable
  *   prune       the agent chunks no longer imported (older builds'), once the agent runs the new ones
  */
-import { identityPlan, type SiteIdentityMaterial } from '../../agent/k3s/identity.ts';
+import { identityPlacement, identityPlan, type SiteIdentityMaterial } from '../../agent/k3s/identity.ts';
+import { NODE_PASSWORD_FILE as K3S_NODE_PASSWORD_FILE } from '../../agent/k3s/paths.ts';
 import { installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
 import { K3sSettingsSchema, type K3sNodeSpec } from '../../agent/k3s/settings.ts';
 import { formatRobotKeyFile, renderRobotKeyFile } from '../../agent/site-key.ts';
@@ -258,12 +259,10 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
     // k3s first (stopped, its processes ended and mounts gone, its files removed), then the
     // air-gap images the bundle placed; the binary is in the k3s plan.
     uninstall: (robot, ctx) => [
-      ...uninstallPlan(k3sNodeSpec(ctx.inventory, robot)).steps.map((st): BootstrapStep => ({
-        ...st,
-        id: `k3s.${st.id}`,
-        phase: 'remove',
-        ...asRoot(st),
-      })),
+      ...(ctx.bundle.k3s
+        ? uninstallPlan(k3sNodeSpec(ctx.inventory, robot)).steps
+        : preinstalledK3sUninstall(ctx.inventory, robot)
+      ).map((st): BootstrapStep => ({ ...st, id: `k3s.${st.id}`, phase: 'remove', ...asRoot(st) })),
       ...bundleOnlyK3sInstaller.uninstall(robot, { ...ctx, bundle: { ...ctx.bundle, k3s: undefined } }),
     ],
   };
@@ -279,6 +278,30 @@ function planIp(robot: Robot): { ip?: string } {
  */
 function asRoot(st: PlanStep): { sudo?: true } {
   return st.kind === 'run' ? { sudo: true } : {};
+}
+
+/**
+ * preinstalledK3sUninstall: without bundle.k3s, the k3s on the robot was there before bootstrap,
+ * and bootstrap installed only the site identity into it. Uninstall stops k3s (the agent ran its
+ * control plane on it) and removes that identity and edgectl's own k3s files; k3s's binary, units,
+ * tools and data stay, for whoever installed it to remove (k3s-uninstall.sh).
+ */
+function preinstalledK3sUninstall(inv: Inventory, robot: Robot): PlanStep[] {
+  const identity = [
+    ...identityPlacement(robot.serverCapable ? 'server' : 'worker').map((x) => x.to),
+    K3S_NODE_PASSWORD_FILE,
+  ];
+  return [
+    ...uninstallPlan(k3sNodeSpec(inv, robot)).steps.filter((st) =>
+      ['stop-server', 'stop-agent', 'secrets', 'state', 'snapshots'].includes(st.id),
+    ),
+    ...identity.map((path, i): PlanStep => ({
+      kind: 'remove',
+      id: `identity-${i}`,
+      description: `the site identity bootstrap wrote: ${path}`,
+      path,
+    })),
+  ];
 }
 
 /** k3sNodeSpec: a robot's k3s settings from the inventory, as the agent's config carries them. */
@@ -464,7 +487,7 @@ function preflight(inv: Inventory, robot: Robot, bundle: BundleInfo, root: strin
               't0=$(date +%s%N); dd if=/dev/zero of="$f" bs=8k count=20 oflag=dsync 2>/dev/null; s=$?; ' +
               't1=$(date +%s%N); rm -f "$f"; [ "$s" = 0 ] || { echo "cannot write $f" >&2; exit 1; }; ' +
               'ms=$(( (t1 - t0) / 20000000 )); ' +
-              '[ "$ms" -le "$2" ] || { echo "a synced 8 KiB write takes $ms ms on $p (etcd wants under 10 ms)" >&2; exit 1; }',
+              '[ "$ms" -le "$2" ] || { echo "a synced 8 KiB write takes $ms ms on $p, over the $2 ms etcd can live with" >&2; exit 1; }',
             [root, '50'],
             'etcd needs eMMC or SSD storage: move install.root to faster storage, or set serverCapable: false for this robot',
           ),

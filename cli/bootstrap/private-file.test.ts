@@ -25,6 +25,7 @@ import { EdgeError } from '../../agent/errors.ts';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { runSiteReady, type BootstrapDeps } from '../ops/bootstrap.ts';
 import { readPrivateFile, writePrivateFile } from './private-file.ts';
+import { testPrivateKey } from './testing/test-key.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-private-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,7 +59,7 @@ function readyRobot(name: string): CommandRunner {
 
 function inventory(sudo: 'nopasswd' | 'password' = 'nopasswd'): string {
   const base = mkdtempSync(join(dir, 'inv-'));
-  writeFileSync(join(base, 'id'), 'not really a key\n', { mode: 0o600 });
+  writeFileSync(join(base, 'id'), testPrivateKey(), { mode: 0o600 });
   const elf = Buffer.alloc(64);
   elf.writeUInt32BE(0x7f454c46, 0);
   elf[5] = 1;

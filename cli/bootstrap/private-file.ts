@@ -65,6 +65,7 @@ export function readPrivateFile(path: string, option: string): string {
     throw new UsageError('SECRET_FILE', `cannot read ${option} ${path}`, {
       hint: `check the path; the file must be readable by you and mode 0600`,
       cause: e,
+      path: option,
     });
   }
   try {
@@ -72,12 +73,13 @@ export function readPrivateFile(path: string, option: string): string {
     if (!st.isFile())
       throw new UsageError('SECRET_FILE', `${option} ${path} is not a regular file`, {
         hint: 'name the file that holds the secret',
+        path: option,
       });
     if ((st.mode & 0o077) !== 0)
       throw new UsageError(
         'SECRET_FILE_MODE',
         `${option} ${path} may be read by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): refusing to use it`,
-        { hint: `chmod 600 ${path}` },
+        { hint: `chmod 600 ${path}`, path: option },
       );
     return readFileSync(fd, 'utf8');
   } finally {

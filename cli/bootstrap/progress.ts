@@ -4,6 +4,7 @@
  * under --output json. The formatting is pure (formatEvent, TaskList); the renderers only write.
  */
 import type { PlanKind } from './plan.ts';
+import { escapeControl } from '../output.ts';
 
 export type StepOutcome =
   /** The step changed the robot. */
@@ -164,7 +165,9 @@ export class TaskList {
     const nameW = Math.max(0, ...[...this.rows.keys()].map((n) => n.length));
     const out = [this.header];
     for (const [name, r] of this.rows) {
-      const line = `${mark[r.status]} ${name.padEnd(nameW)}  ${String(r.index).padStart(2)}/${r.total}  ${r.text}`;
+      const line = escapeControl(
+        `${mark[r.status]} ${name.padEnd(nameW)}  ${String(r.index).padStart(2)}/${r.total}  ${r.text}`,
+      );
       out.push(line.length > width ? `${line.slice(0, width - 1)}…` : line);
     }
     return out;

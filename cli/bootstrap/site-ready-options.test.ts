@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { main } from '../main.ts';
 import { runSiteReady, type BootstrapDeps } from '../ops/bootstrap.ts';
+import { testPrivateKey } from './testing/test-key.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-site-ready-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,7 +22,7 @@ elf[5] = 1;
 elf.writeUInt16LE(0x3e, 18);
 writeFileSync(join(dir, 'agent.mjs'), 'export {};\n');
 writeFileSync(join(dir, 'node'), elf);
-writeFileSync(join(dir, 'id'), 'not really a key\n', { mode: 0o600 });
+writeFileSync(join(dir, 'id'), testPrivateKey(), { mode: 0o600 });
 const inventory = join(dir, 'site.yaml');
 writeFileSync(
   inventory,

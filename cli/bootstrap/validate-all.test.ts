@@ -11,12 +11,13 @@ import { after, test } from 'node:test';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../agent/errors.ts';
 import { loadInventory } from './inventory-files.ts';
+import { testPrivateKey } from './testing/test-key.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-validate-all-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 writeFileSync(join(dir, 'agent.mjs'), 'export {};\n');
 writeFileSync(join(dir, 'node'), 'not really node\n');
-writeFileSync(join(dir, 'id'), 'not really a key\n', { mode: 0o600 });
+writeFileSync(join(dir, 'id'), testPrivateKey(), { mode: 0o600 });
 
 function problemsOf(doc: unknown): string[] {
   const path = join(dir, `inv-${Math.random().toString(36).slice(2)}.yaml`);

@@ -106,7 +106,16 @@ export const bootstrapCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
           'After installing, wait for a leader and every robot Ready, and write the kubeconfig (systemd installs; --no-wait skips)',
       })
       .positional('what', { choices: ['site'] as const, describe: 'site: every robot of the inventory' })
-      .example('$0 bootstrap site -f site.yaml --dry-run', 'Every file, command and service, per robot')
+      .option('robot', {
+        type: 'string',
+        describe:
+          '--dry-run: show every step of this robot (all: of every robot); default: a table of robots × phases',
+      })
+      .example('$0 bootstrap site -f site.yaml --dry-run', 'The plan: robots × phases, with step counts')
+      .example(
+        '$0 bootstrap site -f site.yaml --dry-run --robot spot-1',
+        'Every file, command and service of one robot',
+      )
       .example('$0 bootstrap site -f site.yaml --dry-run --output json', 'The plan as a JSON artifact')
       .example(
         '$0 bootstrap site -f site.yaml --accept-new-host-keys',
@@ -119,7 +128,7 @@ export const bootstrapCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
   handler: async (argv) => {
     const a = argv as unknown as PlanArgs;
     const { runBootstrapSite } = await import('../ops/bootstrap.ts');
-    await runBootstrapSite({ ...options(a), wait: a.wait ?? true, ...readyArgs(a) }, io);
+    await runBootstrapSite({ ...options(a), showRobot: a.robot, wait: a.wait ?? true, ...readyArgs(a) }, io);
   },
 });
 
@@ -197,6 +206,11 @@ export const uninstallCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
   builder: (y: Argv<GlobalArgs>) =>
     planOptions(y)
       .option('yes', { type: 'boolean', default: false, describe: 'Really do it (without --dry-run)' })
+      .option('robot', {
+        type: 'string',
+        describe:
+          '--dry-run: show every step of this robot (all: of every robot); default: a table of robots × phases',
+      })
       .example('$0 uninstall site -f site.yaml --dry-run', 'What would be removed, per robot')
       .example(
         '$0 uninstall site -f site.yaml --yes --output json',
@@ -205,40 +219,60 @@ export const uninstallCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
   handler: async (argv) => {
     const a = argv as unknown as PlanArgs;
     const { runUninstallSite } = await import('../ops/bootstrap.ts');
-    await runUninstallSite({ ...options(a), yes: a.yes ?? false }, io);
+    await runUninstallSite({ ...options(a), showRobot: a.robot, yes: a.yes ?? false }, io);
   },
 });
 
-/** `edgectl robot add|remove <robot>`: change a running site by one learner. */
+/**
+ * `edgectl robot add|remove <robot>`: change a running site by one learner. Each action is its own
+ * subcommand, so its --help lists only its own flags.
+ */
 export const robotCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
-  command: 'robot <action> <robot>',
+  command: 'robot',
   describe: 'Add a robot (a learner) to a running site, or remove one',
   builder: (y: Argv<GlobalArgs>) =>
-    readyOptions(planOptions(y))
-      .positional('action', {
-        choices: ['add', 'remove'] as const,
-        describe: 'add: install it; remove: uninstall it',
+    y
+      .command({
+        command: 'add <robot>',
+        describe: 'Install a learner the inventory lists and wait until it is Ready',
+        builder: (a: Argv<GlobalArgs>) =>
+          readyOptions(planOptions(a))
+            .positional('robot', { type: 'string', describe: 'The robot, as the inventory names it' })
+            .option('wait', {
+              type: 'boolean',
+              default: true,
+              describe: 'Wait until it is Ready (systemd installs; --no-wait skips)',
+            })
+            .example(
+              '$0 robot add vac-2 -f site.yaml --accept-new-host-keys',
+              'Install a new learner listed in site.yaml',
+            ) as unknown as Argv<GlobalArgs>,
+        handler: async (argv) => {
+          const a = argv as unknown as PlanArgs;
+          const ops = await import('../ops/bootstrap.ts');
+          await ops.runRobotAdd(
+            { ...options(a), robot: a.robot!, wait: a.wait ?? true, ...readyArgs(a) },
+            io,
+          );
+        },
       })
-      .positional('robot', { type: 'string', describe: 'The robot, as the inventory names it' })
-      .option('wait', {
-        type: 'boolean',
-        default: true,
-        describe: 'add: wait until it is Ready (systemd installs)',
+      .command({
+        command: 'remove <robot>',
+        describe: 'Stop a learner and remove what bootstrap installed on it',
+        builder: (a: Argv<GlobalArgs>) =>
+          planOptions(a)
+            .positional('robot', { type: 'string', describe: 'The robot, as the inventory names it' })
+            .option('yes', { type: 'boolean', default: false, describe: 'Really do it (without --dry-run)' })
+            .example(
+              '$0 robot remove vac-2 -f site.yaml --yes',
+              'Stop it and remove what bootstrap installed',
+            ) as unknown as Argv<GlobalArgs>,
+        handler: async (argv) => {
+          const a = argv as unknown as PlanArgs;
+          const ops = await import('../ops/bootstrap.ts');
+          await ops.runRobotRemove({ ...options(a), robot: a.robot!, yes: a.yes ?? false }, io);
+        },
       })
-      .option('yes', { type: 'boolean', default: false, describe: 'remove: really do it' })
-      .example(
-        '$0 robot add vac-2 -f site.yaml --accept-new-host-keys',
-        'Install a new learner listed in site.yaml',
-      )
-      .example(
-        '$0 robot remove vac-2 -f site.yaml --yes',
-        'Stop it and remove what bootstrap installed',
-      ) as unknown as Argv<GlobalArgs>,
-  handler: async (argv) => {
-    const a = argv as unknown as PlanArgs & { action: 'add' | 'remove' };
-    const ops = await import('../ops/bootstrap.ts');
-    if (a.action === 'add')
-      await ops.runRobotAdd({ ...options(a), robot: a.robot!, wait: a.wait ?? true, ...readyArgs(a) }, io);
-    else await ops.runRobotRemove({ ...options(a), robot: a.robot!, yes: a.yes ?? false }, io);
-  },
+      .demandCommand(1, 'Name the action: add or remove') as unknown as Argv<GlobalArgs>,
+  handler: () => {},
 });

@@ -9,9 +9,15 @@ export const simCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
   describe: 'Simulate a site election in-process with faults, and check its safety',
   builder: (y: Argv<GlobalArgs>) =>
     y
-      .option('nodes', { type: 'number', default: 5, describe: 'Robots in the site (r1..rN)' })
+      .option('nodes', {
+        requiresArg: true,
+        type: 'string',
+        default: '5',
+        describe: 'Robots in the site (r1..rN)',
+      })
       .option('voters', {
-        type: 'number',
+        requiresArg: true,
+        type: 'string',
         describe: 'Server-capable voters: the first N robots (default: min(nodes, 5))',
       })
       .option('witnesses', {
@@ -20,32 +26,57 @@ export const simCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
         describe: 'Witness voters w1..wN beside the robots: they vote but never lead',
       })
       .option('seed', {
-        type: 'number',
-        default: 1,
-        describe: 'Seed of every random choice: same seed, same run',
+        requiresArg: true,
+        type: 'string',
+        default: '1',
+        describe: 'Seed of every random choice (0..4294967295): same seed, same run',
       })
-      .option('duration', { type: 'string', default: '60s', describe: 'Simulated time to run' })
+      .option('duration', {
+        requiresArg: true,
+        type: 'string',
+        default: '60s',
+        describe: 'Simulated time to run, with its unit (at most 24h)',
+      })
       .option('profile', {
+        requiresArg: true,
         choices: Object.keys(TIMING_PROFILES),
         default: 'fleet',
         describe: 'Timing profile',
       })
-      .option('loss', { type: 'number', default: 0, describe: 'Independent loss per datagram (0..1)' })
-      .option('delay', { type: 'string', default: '2ms-10ms', describe: 'One-way delay range per datagram' })
-      .option('dup', { type: 'number', default: 0, describe: 'Probability a datagram arrives twice' })
+      .option('loss', {
+        requiresArg: true,
+        type: 'string',
+        default: '0',
+        describe: 'Independent loss per datagram (0..1)',
+      })
+      .option('delay', {
+        requiresArg: true,
+        type: 'string',
+        default: '2ms-10ms',
+        describe: 'One-way delay range per datagram',
+      })
+      .option('dup', {
+        requiresArg: true,
+        type: 'string',
+        default: '0',
+        describe: 'Probability a datagram arrives twice',
+      })
       .option('burst', {
+        requiresArg: true,
         type: 'string',
         array: true,
         default: [] as string[],
         describe: 'Loss burst on every link: <length>@<start>[/<every>]',
       })
       .option('fault', {
+        requiresArg: true,
         type: 'string',
         array: true,
         default: [] as string[],
         describe: 'Timed fault <fault>@<time> (docs/faults.md)',
       })
       .option('propose-every', {
+        requiresArg: true,
         type: 'string',
         default: '5s',
         describe: 'Propose a site log entry this often (0: never)',
@@ -72,18 +103,21 @@ export const simCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
         'A 200-robot site with 5 voters',
       ) as unknown as Argv<GlobalArgs>,
   handler: async (argv) => {
-    const { runSim } = await import('../ops/sim.ts');
+    const { runSim, wholeNumber, fraction, MAX_SEED } = await import('../ops/sim.ts');
     const a = argv as unknown as Record<string, unknown>;
     runSim(
       {
-        nodes: a.nodes as number,
-        voters: a.voters as number | undefined,
-        witnesses: a.witnesses as number,
-        seed: a.seed as number,
+        nodes: wholeNumber(a.nodes, '--nodes', 1, 1000, 'a number of robots'),
+        voters:
+          a.voters === undefined
+            ? undefined
+            : wholeNumber(a.voters, '--voters', 0, 1000, 'a number of voters'),
+        witnesses: wholeNumber(a.witnesses, '--witnesses', 0, 6, 'a number of witnesses'),
+        seed: wholeNumber(a.seed, '--seed', 0, MAX_SEED, 'a 32-bit seed'),
         duration: a.duration as string,
-        loss: a.loss as number,
+        loss: fraction(a.loss, '--loss'),
         delay: a.delay as string,
-        dup: a.dup as number,
+        dup: fraction(a.dup, '--dup'),
         burst: a.burst as string[],
         fault: a.fault as string[],
         profile: a.profile as TimingProfileName,

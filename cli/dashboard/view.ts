@@ -141,7 +141,7 @@ export function robotRows(o: LabObservation): RobotRow[] {
       lifecycle: s?.lifecycle ?? null,
       controlPlane: s ? controlPlane(s) : '-',
       node: o.nodes === null ? 'unknown' : node ? (node.ready ? 'Ready' : 'NotReady') : 'absent',
-      lastHeardMs: r.name === o.leader ? 0 : seen && seen.lastHeardAgoMs >= 0 ? seen.lastHeardAgoMs : null,
+      lastHeardMs: r.name === o.leader ? 0 : (seen?.lastHeardAgoMs ?? null),
       rttMs: seen?.rttMs ?? null,
     };
   });

@@ -16,9 +16,10 @@ import { KnownHostsFile } from '../../agent/exec/known-hosts.ts';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { SshCommandRunner } from '../../agent/exec/ssh.ts';
 import { applyPlan, type ApplyReport } from '../bootstrap/apply.ts';
-import { describeBundle } from '../bootstrap/bundle.ts';
+import { describeBundle, describeBundleForPlan } from '../bootstrap/bundle.ts';
 import {
   loadInventory,
+  loadInventoryForPlan,
   loadInventoryResolved,
   type LoadedInventory,
   type Lookup,
@@ -26,7 +27,8 @@ import {
 import { failoverRefusal, quorumAdvice, robotIp, type Robot } from '../bootstrap/inventory.ts';
 import { probeMulticast } from '../bootstrap/multicast-probe.ts';
 import { readPrivateFile, writePrivateFile } from '../bootstrap/private-file.ts';
-import { formatPlanText, planArtifact } from '../bootstrap/plan-output.ts';
+import { inventoryWarnings } from '../bootstrap/inventory-warnings.ts';
+import { formatPlanSummary, formatPlanText, planArtifact, selectRobot } from '../bootstrap/plan-output.ts';
 import {
   adminKubeconfigPath,
   mergeKubeconfig,
@@ -99,6 +101,8 @@ export interface ApplyCliOptions {
   readonly parallel: number;
   readonly siteDir?: string | undefined;
   readonly sudoPasswordFile?: string | undefined;
+  /** --dry-run: show this robot's steps in full; `all`: every robot's (default: a summary table). */
+  readonly showRobot?: string | undefined;
   /** Check every step on the robots, ignoring the recorded state. */
   readonly recheck: boolean;
   readonly output: OutputFormat;
@@ -124,7 +128,12 @@ export interface ConnectContext {
   readonly sudoPassword: string | undefined;
 }
 
-function sshConnect(robot: Robot, loaded: LoadedInventory, ctx: ConnectContext, env: NodeJS.ProcessEnv) {
+export function sshConnect(
+  robot: Robot,
+  loaded: LoadedInventory,
+  ctx: ConnectContext,
+  env: NodeJS.ProcessEnv,
+) {
   const i = loaded.inventory.robots.indexOf(robot);
   return SshCommandRunner.connect(
     {
@@ -197,16 +206,23 @@ async function sudoPassword(
 ): Promise<string | undefined> {
   const needing = loaded.inventory.robots.filter((r) => robots.includes(r.name) && r.sudo === 'password');
   if (needing.length === 0) return undefined;
-  if (o.sudoPasswordFile)
+  if (o.sudoPasswordFile) {
     // The first line only: a trailing newline is no part of the password.
-    return readPrivateFile(o.sudoPasswordFile, '--sudo-password-file').split('\n')[0] ?? '';
+    const password = readPrivateFile(o.sudoPasswordFile, '--sudo-password-file').split('\n')[0] ?? '';
+    if (password === '')
+      throw new UsageError('SUDO_PASSWORD_FILE', `--sudo-password-file ${o.sudoPasswordFile} is empty`, {
+        hint: 'write the sudo password on its first line',
+        path: '--sudo-password-file',
+      });
+    return password;
+  }
   const read = deps.readPassword ?? readPasswordFromTerminal;
   return read(`sudo password for ${needing.map((r) => `${r.ssh.user}@${r.name}`).join(', ')}: `);
 }
 
 function progressRenderer(o: ApplyCliOptions, io: Io, deps: BootstrapDeps): ProgressRenderer {
   if (o.output === 'json') return ndjsonRenderer((l) => io.out(l));
-  const tty = deps.tty === undefined ? (process.stderr.isTTY ? process.stderr : null) : deps.tty;
+  const tty = deps.tty === undefined ? (io.live ?? null) : deps.tty;
   return tty ? ttyRenderer(tty) : plainRenderer((l) => io.err(l));
 }
 
@@ -237,6 +253,17 @@ export function renderReport(report: ApplyReport): string {
 
 type Kind = Exclude<BootstrapPlan['kind'], 'keys'>;
 
+/**
+ * planText: a dry run's plan for people. One robot's plan is shown step by step; a site's is a
+ * table of robots × phases (hundreds of lines otherwise), with `--robot NAME` (or `all`) for steps.
+ */
+function planText(plan: BootstrapPlan, showRobot: string | undefined): string {
+  if (showRobot === 'all' || (showRobot === undefined && plan.robots.length === 1))
+    return formatPlanText(plan);
+  if (showRobot !== undefined) return formatPlanText(selectRobot(plan, showRobot));
+  return `${formatPlanSummary(plan)}\n\nevery step of one robot: --robot <name> (--robot all: every robot); the whole plan as data: --output json`;
+}
+
 async function runPlanned(
   kind: Kind,
   o: ApplyCliOptions & { robots?: readonly string[] },
@@ -245,10 +272,23 @@ async function runPlanned(
   resumeCommand: string,
 ): Promise<ApplyReport | BootstrapPlan> {
   const env = deps.env ?? process.env;
-  // 1. Everything local first, every problem at once: no robot is touched before this passes.
+  if (o.showRobot !== undefined && !o.dryRun)
+    throw new UsageError(
+      'BAD_ARGUMENTS',
+      '--robot chooses what --dry-run shows; it is no filter for a real run',
+      {
+        hint: 'add --dry-run to see that robot’s steps; to install one robot of a running site, use edgectl robot add',
+        path: '--robot',
+      },
+    );
+  // 1. Everything local first, every problem at once: no robot is touched before this passes. A dry
+  // run plans without the files only a real run needs, and lists them.
   // Host names are resolved here, once: the plan carries and shows the addresses.
-  const loaded = await loadInventoryResolved(o.file, env, deps.lookup);
+  const { loaded, needs } = o.dryRun
+    ? await loadInventoryForPlan(o.file, env, deps.lookup)
+    : { loaded: await loadInventoryResolved(o.file, env, deps.lookup), needs: [] };
   const inv = loaded.inventory;
+  for (const w of inventoryWarnings(inv)) io.err(`warning: ${w}`);
   if (o.robots)
     for (const name of o.robots)
       if (!inv.robots.some((r) => r.name === name))
@@ -263,7 +303,7 @@ async function runPlanned(
     const refusal = failoverRefusal(inv);
     if (refusal) throw new ConfigError(o.file, [refusal]);
   }
-  const bundle = await describeBundle(loaded.bundle);
+  const bundle = o.dryRun ? await describeBundleForPlan(loaded.bundle) : await describeBundle(loaded.bundle);
   if (kind === 'bootstrap' && o.output !== 'json') {
     const advice = quorumAdvice(inv.voters.length, inv.witnesses.length);
     io.err(`quorum: ${advice.summary}${advice.warnings.map((w) => `\n  warning: ${w}`).join('')}`);
@@ -324,14 +364,23 @@ async function runPlanned(
     if (o.output === 'json')
       io.out(
         JSON.stringify(
-          { ...planArtifact(plan), siteDir: siteDir.root, identity: existing ? 'existing' : 'not generated' },
+          {
+            ...planArtifact(o.showRobot && o.showRobot !== 'all' ? selectRobot(plan, o.showRobot) : plan),
+            siteDir: siteDir.root,
+            identity: existing ? 'existing' : 'not generated',
+            needs,
+          },
           null,
           2,
         ),
       );
     else
       io.out(
-        `${formatPlanText(plan)}\n\n${kind === 'bootstrap' ? identityNote : `site directory: ${siteDir.root}`}`,
+        `${planText(plan, o.showRobot)}\n\n${kind === 'bootstrap' ? identityNote : `site directory: ${siteDir.root}`}${
+          needs.length
+            ? `\n\nbefore a real run, fix (the plan above uses placeholders for them):\n${needs.map((n) => `  - ${n}`).join('\n')}`
+            : ''
+        }`,
       );
     return plan;
   }
@@ -403,8 +452,11 @@ export async function runBootstrapSite(
   );
   // With systemd the agents start themselves: wait for the site and write its kubeconfig. (In the
   // lab, install.service is none and the lab starts the agents; edgectl site ready does the rest.)
-  const service = loadInventory(o.file, deps.env ?? process.env).inventory.install.service;
-  if (!o.dryRun && o.wait !== false && service === 'systemd')
+  if (
+    !o.dryRun &&
+    o.wait !== false &&
+    loadInventory(o.file, deps.env ?? process.env).inventory.install.service === 'systemd'
+  )
     await runSiteReady(
       {
         file: o.file,
@@ -620,8 +672,11 @@ export async function runRobotAdd(
     deps,
     `edgectl robot add ${o.robot} -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`,
   );
-  const service = loadInventory(o.file, deps.env ?? process.env).inventory.install.service;
-  if (!o.dryRun && o.wait !== false && service === 'systemd')
+  if (
+    !o.dryRun &&
+    o.wait !== false &&
+    loadInventory(o.file, deps.env ?? process.env).inventory.install.service === 'systemd'
+  )
     await runSiteReady(
       {
         file: o.file,

@@ -2,7 +2,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, UsageError } from '../../agent/errors.ts';
+import { kernelFsProblem } from '../../agent/kernel-paths.ts';
 import { loadInventoryResolved, type Lookup } from '../bootstrap/inventory-files.ts';
+import { inventoryWarnings } from '../bootstrap/inventory-warnings.ts';
 import { failoverRefusal, quorumAdvice } from '../bootstrap/inventory.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
 import { writeOutFile } from './local-files.ts';
@@ -18,6 +20,12 @@ export function runInventoryInit(o: { out?: string; force: boolean; output: Outp
     io.out(o.output === 'json' ? JSON.stringify({ content: text }) : text);
     return;
   }
+  const special = kernelFsProblem(o.out);
+  if (special)
+    throw new UsageError('BAD_OUT', `--out ${special}`, {
+      hint: 'write the inventory to a file you keep',
+      path: '--out',
+    });
   if (o.out !== '' && existsSync(o.out) && !o.force)
     throw new UsageError('FILE_EXISTS', `${o.out} exists; edgectl inventory init does not overwrite it`, {
       hint: 'pick another --out, or pass --force to replace it',
@@ -44,6 +52,7 @@ export async function runInventoryValidate(
   const refusal = failoverRefusal(inv);
   if (refusal) throw new ConfigError(o.file, [refusal]);
   const quorum = quorumAdvice(inv.voters.length, inv.witnesses.length);
+  const warnings = inventoryWarnings(inv);
   const robots = inv.robots.map((r) => ({
     name: r.name,
     address: `${r.address}:${r.ssh.port}`,
@@ -58,13 +67,14 @@ export async function runInventoryValidate(
   if (o.output === 'json') {
     io.out(
       JSON.stringify(
-        { valid: true, site: inv.site.id, runtime: inv.controlPlane.runtime, quorum, robots },
+        { valid: true, site: inv.site.id, runtime: inv.controlPlane.runtime, quorum, robots, warnings },
         null,
         2,
       ),
     );
     return;
   }
+  for (const w of warnings) io.err(`warning: ${w}`);
   io.out(
     [
       `${o.file} is valid: site ${inv.site.id}, ${inv.robots.length} robot(s), ${inv.voters.length} voter(s)${inv.witnesses.length ? ` + ${inv.witnesses.length} witness(es)` : ''}, runtime ${inv.controlPlane.runtime}`,

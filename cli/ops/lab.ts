@@ -1,5 +1,5 @@
 /** `edgectl lab …`: the lab's operations, with tables for people and JSON for machines. */
-import { readFileSync } from 'node:fs';
+import { readTextFile } from '../../agent/input-file.ts';
 import { UsageError } from '../../agent/errors.ts';
 import { converged } from '../../lab/analysis.ts';
 import {
@@ -13,9 +13,6 @@ import {
   type LabObservation,
   type LabState,
 } from '../../lab/lab.ts';
-import { assertPassed, runScenario } from '../../lab/runner.ts';
-import { parseLabFault, parseScenario } from '../../lab/scenario.ts';
-import { quorumAdvice } from '../bootstrap/inventory.ts';
 import { seconds, table, type Io, type OutputFormat } from '../output.ts';
 import { makeOutDir } from './local-files.ts';
 
@@ -107,6 +104,7 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         subnet: c.subnet,
       });
       if (!json) {
+        const { quorumAdvice } = await import('../bootstrap/inventory.ts');
         const advice = quorumAdvice(c.voters, c.witnesses ?? 0);
         io.err(
           `lab ${c.site}: ${c.robots} robots${c.witnesses ? ` and ${c.witnesses} witness(es)` : ''} up in ${state.dir}; quorum: ${advice.summary}${advice.warnings.map((w) => `\n  warning: ${w}`).join('')}\nwaiting for the site to form`,
@@ -144,6 +142,7 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         throw new UsageError('BAD_FAULT', 'name a fault', {
           hint: 'e.g. edgectl lab fault power-off leader',
         });
+      const { parseLabFault } = await import('../../lab/scenario.ts');
       const actions = parseLabFault(c.words.join(' '));
       const done: unknown[] = [];
       for (const a of actions) {
@@ -161,18 +160,13 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         throw new UsageError('BAD_ARGUMENTS', 'lab run takes one scenario file', {
           hint: 'e.g. edgectl lab run lab/scenarios/leader-power-loss.yaml',
         });
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (e) {
-        throw new UsageError('NO_SCENARIO', `cannot read scenario ${file}`, {
-          hint: 'lab/scenarios/ has the built-in scenarios',
-          cause: e,
-        });
-      }
+      const text = readTextFile(file, { missingHint: 'lab/scenarios/ has the built-in scenarios' });
+      const { parseScenario } = await import('../../lab/scenario.ts');
       const sc = parseScenario(text, file);
       // Before the lab comes up: a report that cannot be written would waste the whole run.
       if (c.report !== undefined) makeOutDir('--report', c.report);
+      // The scenario parser and runner (and what they load) only when needed: `lab status` starts fast.
+      const { assertPassed, runScenario } = await import('../../lab/runner.ts');
       const report = await runScenario(sc, {
         site: c.site === 'lab' ? undefined : c.site,
         subnet: c.subnet,

@@ -11,6 +11,7 @@ import { loadSiteSpec } from '../../agent/site/spec.ts';
 import { LABEL_MANAGED_BY, MANAGER, type KubeObject } from '../../agent/site/objects.ts';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../../agent/errors.ts';
+import { kernelFsProblem } from '../../agent/kernel-paths.ts';
 import { table, type Io, type OutputFormat } from '../output.ts';
 import { checkOutDir, makeOutDir, writeOutFile } from './local-files.ts';
 
@@ -119,7 +120,13 @@ function writeDir(plan: DirPlan, option: string): string[] {
 }
 
 export async function runRenderSite(o: RenderSiteOptions, io: Io): Promise<RenderSiteResult> {
-  const spec = loadSiteSpec(o.file);
+  const special = o.out === undefined ? null : kernelFsProblem(o.out);
+  if (special)
+    throw new UsageError('BAD_OUT', `--out ${special}`, {
+      hint: 'render into a directory you keep',
+      path: '--out',
+    });
+  const spec = loadSiteSpec(o.file, { acceptInventory: true });
   const site = renderSite(spec, { epoch: o.epoch });
   const addons = o.addons ? renderSiteAddons(readAddonTemplates(), { site: spec.id, epoch: o.epoch }) : [];
 

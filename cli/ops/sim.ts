@@ -3,7 +3,7 @@
  * The operation is separate from its yargs adapter (cli/commands/sim.ts) so tests call it directly.
  */
 import { SafetyViolationError, UsageError } from '../../agent/errors.ts';
-import { faultTargets, parseDuration, parseTimedFault } from '../../lab/faults.ts';
+import { faultTargets, formatFault, parseDuration, parseTimedFault } from '../../lab/faults.ts';
 import {
   Simulator,
   defaultSimOptions,
@@ -14,6 +14,7 @@ import {
 import { summarize } from '../../lab/sim/stats.ts';
 import { TIMING_PROFILES, validateTiming, type TimingProfileName } from '../../statecharts/timing.ts';
 import { seconds, table, type Io, type OutputFormat } from '../output.ts';
+export { fraction, wholeNumber } from '../flags.ts';
 
 export interface SimCommandOptions {
   readonly nodes: number;
@@ -45,6 +46,8 @@ export interface SimReport {
   readonly firstLeaderMs: number | null;
   readonly timeline: SimResult['timeline'];
   readonly faults: SimResult['faultLog'];
+  /** The --burst schedule: every link loses everything from `startMs` for `durationMs`, maybe `everyMs`. */
+  readonly bursts: readonly BurstSpec[];
   readonly failovers: SimResult['failovers'];
   readonly failoverLatencyMs: { count: number; p50: number | null; p99: number | null; max: number | null };
   readonly transfers: SimResult['transfers'];
@@ -60,6 +63,11 @@ export interface SimReport {
   readonly finalTerm: number;
   readonly traces?: readonly string[];
 }
+
+/** The longest simulated run: a day of site time is more than any question needs. */
+export const MAX_SIM_DURATION_MS = 24 * 3_600_000;
+/** Seeds are 32-bit: the PRNG keeps 32 bits, so a larger number would silently alias a smaller one. */
+export const MAX_SEED = 0xffff_ffff;
 
 /** parseBurst reads `1.5s@30s` (once) or `1.5s@30s/60s` (from 30 s, every 60 s). */
 export function parseBurst(spec: string): BurstSpec {
@@ -87,6 +95,17 @@ function parseDelay(spec: string): { min: number; max: number } {
   return { min, max };
 }
 
+/** withPath names the flag at fault in a parse error of that flag's value. */
+function withPath<T>(flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof UsageError && e.path === null)
+      throw new UsageError(e.code, e.message, { hint: e.hint, cause: e.cause, path: flag });
+    throw e;
+  }
+}
+
 /** buildSimOptions turns flags into simulator options, rejecting every bad flag with its fix. */
 export function buildSimOptions(o: SimCommandOptions) {
   const timing = TIMING_PROFILES[o.profile];
@@ -100,11 +119,21 @@ export function buildSimOptions(o: SimCommandOptions) {
     throw new UsageError('BAD_PROFILE', `profile ${o.profile} is invalid: ${problems.join('; ')}`);
   const voters = o.voters ?? Math.min(o.nodes, 5);
   if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 1000) {
-    throw new UsageError('BAD_NODES', `--nodes ${o.nodes} is out of range`, { hint: 'use 1 to 1000 robots' });
+    throw new UsageError('BAD_NODES', `--nodes ${o.nodes} is out of range`, {
+      hint: 'use 1 to 1000 robots',
+      path: '--nodes',
+    });
   }
   if (!Number.isInteger(voters) || voters < 1 || voters > 7 || voters > o.nodes) {
     throw new UsageError('BAD_VOTERS', `--voters ${voters} is out of range for ${o.nodes} robots`, {
       hint: 'a site has 1 to 7 voters (3 or 5 is best), and no more than --nodes',
+      path: '--voters',
+    });
+  }
+  if (!Number.isSafeInteger(o.seed) || o.seed < 0 || o.seed > MAX_SEED) {
+    throw new UsageError('BAD_SEED', `--seed ${o.seed} is not a 32-bit seed`, {
+      hint: `use a whole number from 0 to ${MAX_SEED}: the run keeps 32 bits of it`,
+      path: '--seed',
     });
   }
   const witnesses = o.witnesses ?? 0;
@@ -122,15 +151,42 @@ export function buildSimOptions(o: SimCommandOptions) {
         hint: `write ${name} as 0..1, e.g. 0.1 for 10%`,
       });
   }
-  const delay = parseDelay(o.delay);
-  const durationMs = parseDuration(o.duration, '--duration');
-  const faults = o.fault.map(parseTimedFault);
+  const delay = withPath('--delay', () => parseDelay(o.delay));
+  const durationMs = withPath('--duration', () => parseDuration(o.duration, '--duration'));
+  if (durationMs <= 0 || durationMs > MAX_SIM_DURATION_MS) {
+    throw new UsageError('BAD_DURATION', `--duration ${o.duration} is out of range`, {
+      hint: 'simulate more than 0 and at most 24h, e.g. 60s, 10m or 2h',
+      path: '--duration',
+    });
+  }
+  const faults = withPath('--fault', () => o.fault.map(parseTimedFault));
+  const bursts = withPath('--burst', () => o.burst.map(parseBurst));
   const known = new Set(
     Array.from({ length: o.nodes }, (_, i) => `r${i + 1}`)
       .concat(Array.from({ length: witnesses }, (_, i) => `w${i + 1}`))
       .concat('leader', 'all'),
   );
   for (const f of faults) {
+    if (f.atMs >= durationMs) {
+      throw new UsageError(
+        'BAD_FAULT',
+        `fault ${formatFault(f.fault)} at ${seconds(f.atMs)} comes after the run ends (${seconds(durationMs)})`,
+        { hint: 'make --duration longer, or move the fault inside the run', path: '--fault' },
+      );
+    }
+    if (f.fault.kind === 'transfer' && f.fault.to && /^r\d+$/.test(f.fault.to)) {
+      const index = Number(f.fault.to.slice(1));
+      if (index > voters && index <= o.nodes) {
+        throw new UsageError(
+          'BAD_FAULT',
+          `fault transfer:${f.fault.to} hands leadership to a learner: ${f.fault.to} is not a voter`,
+          {
+            hint: `transfer to a voter (r1..r${voters}), or leave the target out to pick the best`,
+            path: '--fault',
+          },
+        );
+      }
+    }
     for (const n of faultTargets(f.fault)) {
       if (!known.has(n)) {
         throw new UsageError(
@@ -138,9 +194,25 @@ export function buildSimOptions(o: SimCommandOptions) {
           `fault at ${f.atMs} ms names robot "${n}", which this site does not have`,
           {
             hint: `robots are r1..r${o.nodes}, "leader" or "all"`,
+            path: '--fault',
           },
         );
       }
+    }
+  }
+  for (const b of bursts) {
+    if (b.startMs >= durationMs) {
+      throw new UsageError(
+        'BAD_BURST',
+        `burst at ${seconds(b.startMs)} comes after the run ends (${seconds(durationMs)})`,
+        { hint: 'make --duration longer, or start the burst inside the run', path: '--burst' },
+      );
+    }
+    if (b.everyMs !== undefined && b.everyMs <= 0) {
+      throw new UsageError('BAD_BURST', `burst period ${seconds(b.everyMs)} must be more than 0`, {
+        hint: 'write <length>@<start>/<every> with every > 0, e.g. 1.5s@30s/60s',
+        path: '--burst',
+      });
     }
   }
   return {
@@ -154,9 +226,11 @@ export function buildSimOptions(o: SimCommandOptions) {
     delayMinMs: delay.min,
     delayMaxMs: delay.max,
     duplicateRate: o.dup,
-    bursts: o.burst.map(parseBurst),
+    bursts,
     faults,
-    proposeEveryMs: o.proposeEvery === '0' ? null : parseDuration(o.proposeEvery, '--propose-every'),
+    proposeEveryMs: withPath('--propose-every', () =>
+      o.proposeEvery === '0' ? null : parseDuration(o.proposeEvery, '--propose-every'),
+    ),
     trace: o.trace,
   };
 }
@@ -174,6 +248,7 @@ export function toReport(o: SimCommandOptions, r: SimResult): SimReport {
     firstLeaderMs: r.firstLeaderMs,
     timeline: r.timeline,
     faults: r.faultLog,
+    bursts: o.burst.map(parseBurst),
     failovers: r.failovers,
     failoverLatencyMs: summarize(r.failovers.map((f) => f.latencyMs)),
     transfers: r.transfers,
@@ -232,12 +307,21 @@ export function renderSimTable(rep: SimReport): string {
       rep.timeline.map((c) => [seconds(c.atMs), c.leader, c.term, c.cause]),
     ),
   );
-  if (rep.faults.length) {
+  // Bursts are faults too (every link loses everything): list them with the timed faults, in time order.
+  const rows: [number, string, string][] = [
+    ...rep.faults.map((f): [number, string, string] => [f.atMs, f.fault, f.affectedLeader ? 'yes' : 'no']),
+    ...rep.bursts.map((b): [number, string, string] => [
+      b.startMs,
+      `burst ${seconds(b.durationMs)} on every link${b.everyMs ? `, every ${seconds(b.everyMs)}` : ''}`,
+      '-',
+    ]),
+  ].sort((a, b) => a[0] - b[0]);
+  if (rows.length) {
     lines.push('', 'faults:');
     lines.push(
       table(
         ['time', 'fault', 'hit the leader'],
-        rep.faults.map((f) => [seconds(f.atMs), f.fault, f.affectedLeader ? 'yes' : 'no']),
+        rows.map(([at, f, hit]) => [seconds(at), f, hit]),
       ),
     );
   }
@@ -258,9 +342,25 @@ export function renderSimTable(rep: SimReport): string {
 export function runSim(
   o: SimCommandOptions,
   io: Io,
-  simulate: (opts: SimOptions) => SimResult = (opts) => new Simulator(opts).run(),
+  simulate: (opts: SimOptions, progress: (simulatedMs: number) => void) => SimResult = (opts, progress) =>
+    new Simulator(opts).run(progress),
+  wallClockMs: () => number = () => performance.now(),
 ): SimReport {
-  const report = toReport(o, simulate(buildSimOptions(o)));
+  const opts = buildSimOptions(o);
+  // A long run says how far it is on stderr every few seconds, so it never looks hung.
+  const started = wallClockMs();
+  let lastShown = started;
+  const progress = (simulatedMs: number) => {
+    const now = wallClockMs();
+    if (now - lastShown < 5000 || simulatedMs >= opts.durationMs) return;
+    lastShown = now;
+    const done = simulatedMs / opts.durationMs;
+    const left = ((now - started) / done) * (1 - done);
+    io.err(
+      `sim: ${seconds(simulatedMs)} of ${seconds(opts.durationMs)} simulated (${(done * 100).toFixed(0)}%), about ${Math.ceil(left / 1000)}s left`,
+    );
+  };
+  const report = toReport(o, simulate(opts, progress));
   io.out(o.output === 'json' ? JSON.stringify(report, null, 2) : renderSimTable(report));
   if (report.safetyViolations.length > 0) {
     const first = report.safetyViolations[0]!;

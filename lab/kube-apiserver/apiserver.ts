@@ -16,7 +16,8 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { createRequire } from 'node:module';
 import { EdgeError } from '../../agent/errors.ts';
 
 const execFileP = promisify(execFile);
@@ -360,7 +361,12 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
 
 /** kubeConfigFor builds a client config for a server, its CA and a bearer token. */
 export function kubeConfigFor(url: string, caPem: string, token: string, user = 'admin'): KubeConfig {
-  const kc = new KubeConfig();
+  // Loaded on first use: the client is a large module that `lab status`, `lab fault` and the
+  // identity helpers here never need, and loading it made every lab command slow to start.
+  const { KubeConfig: Config } = createRequire(import.meta.url)(
+    '@kubernetes/client-node',
+  ) as typeof import('@kubernetes/client-node');
+  const kc = new Config();
   kc.loadFromOptions({
     clusters: [{ name: 'edgectl', server: url, caData: Buffer.from(caPem).toString('base64') }],
     users: [{ name: user, token }],

@@ -201,10 +201,18 @@ export class Simulator {
     if (opts.proposeEveryMs) this.queue.push(opts.proposeEveryMs, { kind: 'propose' });
   }
 
-  /** run boots every robot at t = 0 and runs to the end of the duration. */
-  run(): SimResult {
+  /**
+   * run boots every robot at t = 0 and runs to the end of the duration. `progress`, if given, is
+   * called with the simulated time after every `stepMs` of it, so a long run can show how far it is.
+   */
+  run(progress?: (simulatedMs: number) => void, stepMs = 10_000): SimResult {
     this.bootAll();
-    this.runUntil(this.opts.durationMs);
+    const end = this.opts.durationMs;
+    for (let t = progress ? Math.min(stepMs, end) : end; ; t = Math.min(t + stepMs, end)) {
+      this.runUntil(t);
+      progress?.(t);
+      if (t >= end) break;
+    }
     return this.result();
   }
 
