@@ -3,7 +3,6 @@
  * Each action is its own subcommand, so its --help lists only its own flags.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { UsageError } from '../../agent/errors.ts';
 import type { GlobalArgs } from '../main.ts';
 import type { Io } from '../output.ts';
 
