@@ -332,7 +332,7 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
   const cgroupRoot = `/${o.cgroupPrefix}${o.name}`;
 
   // CNI: Debian's plugins + Multus + Whereabouts in one bin dir; Multus delegates the pod network
-  // to a bridge in the robot's namespace and reads NADs with the node's credentials.
+  // to a bridge in the robot's namespace; both act as the lab's CNI service account.
   for (const p of readdirSync(DEBIAN_CNI_BIN_DIR))
     symlinkSync(join(DEBIAN_CNI_BIN_DIR, p), join(dir, 'cni', 'bin', p));
   symlinkSync(o.bundle.multus, join(dir, 'cni', 'bin', 'multus'));
@@ -360,6 +360,7 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
   await removeCgroups(cgroupRoot);
   for (const h of cgroupHierarchies()) mkdirSync(join(h, cgroupRoot), { recursive: true });
 
+  const holderLog = openSync(join(dir, 'holder.log'), 'a');
   const holder = spawn(
     'nsenter',
     [
@@ -372,8 +373,9 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
       '-c',
       renderHolderScript(dir),
     ],
-    { stdio: ['ignore', 'pipe', openSync(join(dir, 'holder.log'), 'a')], detached: true },
+    { stdio: ['ignore', 'pipe', holderLog], detached: true },
   );
+  closeSync(holderLog);
   await new Promise<void>((resolve, reject) => {
     let out = '';
     holder.stdout!.on('data', (b: Buffer) => {

@@ -229,6 +229,19 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
     [`${NAMESPACE}/demo`],
     'Whereabouts holds the address for the pod',
   );
+  // The locally built demo image runs and reports itself (asked from inside the pod's namespace).
+  // Running means started, not yet listening: ask until it answers.
+  const answer = await waitFor('the demo answers', async () =>
+    execFileSync(
+      'nsenter',
+      ['-t', String(pid), '-n', 'curl', '-sS', '--max-time', '5', `http://${siteIp}:8080/`],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    ),
+  );
+  assert.equal(answer, `pod=demo site=${siteIp}\n`);
 
   assert.equal(await client.delete(podRef), true);
   await waitFor('pod demo gone', async () => ((await client.get(podRef)) === null ? true : undefined));
