@@ -221,6 +221,11 @@ export interface RealNodeHandle {
    * with `clean` its directory too.
    */
   stop(opts?: { fast?: boolean; clean?: boolean }): Promise<void>;
+  /**
+   * rejoin points the node at another API server (a new leader's): kubelet is restarted with new
+   * credentials; containerd, and with it every running container, is left alone.
+   */
+  rejoin(apiServer: RealNodeOptions['apiServer']): Promise<void>;
   /** exited resolves with the name of the first daemon that exits on its own. */
   readonly exited: Promise<string>;
 }
@@ -337,22 +342,16 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
     symlinkSync(join(DEBIAN_CNI_BIN_DIR, p), join(dir, 'cni', 'bin', p));
   symlinkSync(o.bundle.multus, join(dir, 'cni', 'bin', 'multus'));
   symlinkSync(o.bundle.whereabouts, join(dir, 'cni', 'bin', 'whereabouts'));
-  const kubeconfig = kubeConfigFor(
-    o.apiServer.url,
-    o.apiServer.caPem,
-    o.apiServer.token,
-    `system:node:${o.name}`,
-  ).exportConfig();
   const netd = join(dir, 'cni', 'net.d');
-  writeFileSync(join(dir, 'kubelet.kubeconfig'), kubeconfig, { mode: 0o600 });
-  const cniKubeconfig = kubeConfigFor(
-    o.apiServer.url,
-    o.apiServer.caPem,
-    o.apiServer.cniToken,
-    LAB_CNI_SERVICE_ACCOUNT.name,
-  ).exportConfig();
-  writeFileSync(join(netd, 'multus.kubeconfig'), cniKubeconfig, { mode: 0o600 });
-  writeFileSync(join(netd, 'whereabouts.d', 'whereabouts.kubeconfig'), cniKubeconfig, { mode: 0o600 });
+  // The kubelet's and the CNI plugins' credentials for one API server (written again on rejoin).
+  const writeCredentials = (api: RealNodeOptions['apiServer']): void => {
+    const kubelet = kubeConfigFor(api.url, api.caPem, api.token, `system:node:${o.name}`).exportConfig();
+    writeFileSync(join(dir, 'kubelet.kubeconfig'), kubelet, { mode: 0o600 });
+    const cni = kubeConfigFor(api.url, api.caPem, api.cniToken, LAB_CNI_SERVICE_ACCOUNT.name).exportConfig();
+    writeFileSync(join(netd, 'multus.kubeconfig'), cni, { mode: 0o600 });
+    writeFileSync(join(netd, 'whereabouts.d', 'whereabouts.kubeconfig'), cni, { mode: 0o600 });
+  };
+  writeCredentials(o.apiServer);
   writeFileSync(join(netd, 'whereabouts.d', 'whereabouts.conf'), renderWhereaboutsConf(dir));
   writeFileSync(join(netd, '00-multus.conf'), renderMultusConfig(dir, o.podCidr));
 
@@ -403,22 +402,58 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
 
   writeFileSync(join(dir, 'containerd.toml'), renderContainerdConfig(dir, socket, o.bundle.pauseImage));
   const containerd = inNode('containerd', ['--config', join(dir, 'containerd.toml')], 'containerd.log');
-  const daemons: { name: string; child: ChildProcess }[] = [{ name: 'containerd', child: containerd }];
+  let kubelet: ChildProcess | null = null;
+  let stopping = false;
+  let reportExit: (name: string) => void = () => undefined;
+  const exited = new Promise<string>((r) => (reportExit = r));
+  // Only an exit nobody asked for counts: not a stop, not the kubelet a rejoin replaces.
+  const watch = (name: string, child: ChildProcess): ChildProcess => {
+    child.once('exit', () => {
+      if (!stopping && (child === containerd || child === kubelet)) reportExit(name);
+    });
+    return child;
+  };
+  watch('containerd', containerd);
   const ctr = async (args: readonly string[]): Promise<string> =>
     (await execFileP('ctr', ['--address', socket, '-n', 'k8s.io', ...args], { maxBuffer: 16 << 20 })).stdout;
 
+  const stopKubelet = async (): Promise<void> => {
+    if (!kubelet) return;
+    const k = kubelet;
+    kubelet = null;
+    k.kill('SIGTERM');
+    const t = setTimeout(() => k.kill('SIGKILL'), 5000);
+    await waitExit(k);
+    clearTimeout(t);
+  };
+  const startKubelet = (): void => {
+    kubelet = watch(
+      'kubelet',
+      inNode(
+        o.bundle.kubelet,
+        [
+          `--config=${join(dir, 'kubelet.yaml')}`,
+          `--kubeconfig=${join(dir, 'kubelet.kubeconfig')}`,
+          `--root-dir=${join(dir, 'kubelet')}`,
+          `--cert-dir=${join(dir, 'kubelet', 'pki')}`,
+          `--hostname-override=${o.name}`,
+          `--node-ip=${o.address}`,
+          '--v=1',
+        ],
+        'kubelet.log',
+      ),
+    );
+  };
+
   const stop = async (so: { fast?: boolean; clean?: boolean } = {}) => {
-    const kubelet = daemons.find((d) => d.name === 'kubelet');
-    if (kubelet && !so.fast) {
-      kubelet.child.kill('SIGTERM');
-      await Promise.race([waitExit(kubelet.child), new Promise((r) => setTimeout(r, 5000))]);
-    }
+    stopping = true;
+    if (!so.fast) await stopKubelet();
     // Pods first (their cgroups), then every process in the node's mount namespace (daemons,
     // shims), then the holder: its mount namespace, with the pods' mounts, goes with it.
     const left = await removeCgroups(cgroupRoot);
     killAll(processesInMountNs(holderPid));
     holder.kill('SIGKILL');
-    await Promise.all([...daemons.map((d) => waitExit(d.child)), waitExit(holder)]);
+    await Promise.all([containerd, kubelet, holder].map((c) => (c ? waitExit(c) : undefined)));
     const leftAfter = left.length ? await removeCgroups(cgroupRoot) : [];
     if (so.clean) rmSync(dir, { recursive: true, force: true });
     if (leftAfter.length)
@@ -454,26 +489,12 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
     await ctr(['images', 'import', o.bundle.demoImageTar]);
 
     writeFileSync(join(dir, 'kubelet.yaml'), renderKubeletConfig(dir, socket, cgroupRoot, o.address));
-    const kubelet = inNode(
-      o.bundle.kubelet,
-      [
-        `--config=${join(dir, 'kubelet.yaml')}`,
-        `--kubeconfig=${join(dir, 'kubelet.kubeconfig')}`,
-        `--root-dir=${join(dir, 'kubelet')}`,
-        `--cert-dir=${join(dir, 'kubelet', 'pki')}`,
-        `--hostname-override=${o.name}`,
-        `--node-ip=${o.address}`,
-        '--v=1',
-      ],
-      'kubelet.log',
-    );
-    daemons.push({ name: 'kubelet', child: kubelet });
+    startKubelet();
   } catch (e) {
     await stop({ fast: true }).catch(() => undefined);
     throw e;
   }
 
-  const exited = Promise.race(daemons.map((d) => waitExit(d.child).then(() => d.name)));
   return {
     name: o.name,
     containerdSocket: socket,
@@ -491,6 +512,13 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
       return pid;
     },
     stop,
+    rejoin: async (api) => {
+      if (stopping) return;
+      await stopKubelet();
+      if (stopping) return;
+      writeCredentials(api);
+      startKubelet();
+    },
     exited,
   };
 }

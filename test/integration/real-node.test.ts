@@ -4,13 +4,14 @@
  * namespace (lab/node/real-node.ts). The NAD is what the leader renders for a site network
  * (renderCniConfig), with macvlan on the robot's interface because this kernel has no ipvlan. A
  * scheduled pod that asks for it must run with a second interface whose address Whereabouts took
- * from the range (read from inside the pod's network namespace), and deleting the pod must free the
- * address. Stopping the node must leave no process, mount namespace or cgroup behind. Builds what it
- * needs on first use (lab/node/build.sh, cached in /var/cache/edgectl). Without root it fails.
+ * from the range (read from inside the pod's network namespace), must keep running untouched when
+ * the node's kubelet re-joins (as on a leader change), and deleting the pod must free the address.
+ * Stopping the node must leave no process, mount namespace or cgroup behind. Builds what it needs
+ * on first use (lab/node/build.sh, cached in /var/cache/edgectl). Without root it fails.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -205,7 +206,10 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
   type PodView = {
     metadata: { uid: string };
     spec?: { nodeName?: string };
-    status?: { phase?: string; containerStatuses?: { containerID?: string; ready?: boolean }[] };
+    status?: {
+      phase?: string;
+      containerStatuses?: { containerID?: string; ready?: boolean; restartCount?: number }[];
+    };
   };
   const pod = await waitFor('pod demo Running', async () => {
     const p = (await client.get(podRef)) as PodView | null;
@@ -243,12 +247,49 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
   );
   assert.equal(answer, `pod=demo site=${siteIp}\n`);
 
+  // A leader change re-points the node's kubelet at the new server: the running container must not
+  // notice (same pod, same container and process, no restart, same site address).
+  await node.rejoin({
+    url: server.url,
+    caPem: server.caPem,
+    token: identity.nodeTokens['r1']!,
+    cniToken: await labCniToken(server.kubeConfig()),
+  });
+  const rejoinedAt = Date.now();
+  await waitFor('the new kubelet renews the node Lease', async () => {
+    const lease = (await client.get({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      name: 'r1',
+      namespace: 'kube-node-lease',
+    })) as { spec?: { renewTime?: string } } | null;
+    const renewed = lease?.spec?.renewTime;
+    return renewed && Date.parse(renewed) > rejoinedAt ? true : undefined;
+  });
+  const containerId = pod.status!.containerStatuses![0]!.containerID!;
+  const still = (await client.get(podRef)) as PodView | null;
+  assert.equal(still?.metadata.uid, pod.metadata.uid);
+  assert.equal(still?.status?.phase, 'Running');
+  assert.equal(still?.status?.containerStatuses?.[0]?.containerID, containerId);
+  assert.equal(still?.status?.containerStatuses?.[0]?.restartCount, 0);
+  assert.equal(await node.taskPid(containerId), pid, 'the same process runs');
+  assert.deepEqual(addressesIn(pid, 'net1'), [siteIp]);
+
   assert.equal(await client.delete(podRef), true);
   await waitFor('pod demo gone', async () => ((await client.get(podRef)) === null ? true : undefined));
   await waitFor('the address freed', async () => ((await allocated(client)).length === 0 ? true : undefined));
 
+  const nodeMountNs = readlinkSync(`/proc/${node.holderPid}/ns/mnt`);
   nodeStopped = true;
   await node.stop({ clean: true });
+  const stillInNodeNs = readdirSync('/proc').filter((e) => {
+    try {
+      return /^\d+$/.test(e) && readlinkSync(`/proc/${e}/ns/mnt`) === nodeMountNs;
+    } catch {
+      return false; // exited meanwhile
+    }
+  });
+  assert.deepEqual(stillInNodeNs, [], "no process is left in the node's mount namespace");
   const cgroupLeft = readdirSync('/sys/fs/cgroup').filter((h) =>
     existsSync(join('/sys/fs/cgroup', h, node.cgroupRoot)),
   );
