@@ -26,6 +26,10 @@ PACKAGES=(
   sudo           # the SSH tests log in as a non-root user who uses sudo, as on robots
   curl           # smoke.sh
   chromium       # the dashboard's browser test (headless; no browser download)
+  containerd     # the real lab node's container runtime (CRI)
+  runc           # the OCI runtime containerd starts
+  containernetworking-plugins # CNI plugins (loopback, bridge, macvlan...) under /usr/lib/cni
+  busybox-static # a static userland for locally built images and in-pod checks
 )
 
 log() { printf '[lab/install-deps] %s\n' "$*" >&2; }

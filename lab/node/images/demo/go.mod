@@ -1,0 +1,3 @@
+module edgectl.local/demo
+
+go 1.26

@@ -1,0 +1,3 @@
+module edgectl.local/pause
+
+go 1.26

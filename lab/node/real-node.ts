@@ -1,0 +1,524 @@
+/**
+ * A real Kubernetes node inside a lab robot's network namespace: containerd + runc + CNI (Multus
+ * thin plugin delegating to a bridge for the pod network, Whereabouts for the site network) and a
+ * real kubelet joined to a given API server with the robot's node identity (docs/real-node.md).
+ *
+ * Layout of one node (all under `dir`, nothing shared between nodes):
+ *   holder       one long-lived process in the robot's network namespace with a private mount
+ *                namespace (slave propagation); every daemon is started inside both with nsenter.
+ *                `ip netns exec` would remount /sys and hide the cgroup v1 hierarchies, so the holder
+ *                puts a sysfs of its network namespace on /sys and moves the cgroup tree back on it.
+ *   containerd   its own root, state and socket; `restrict_oom_score_adj` because root in these VMs
+ *                lacks CAP_SYS_RESOURCE and runc fails to raise a sandbox's oom_score_adj otherwise.
+ *   kubelet      cgroupfs driver with a cgroup root of its own per node; cgroup v1 allowed.
+ *   CNI          conf dir mounted (in the holder only) at k3s's conf dir, so the NADs the leader
+ *                renders for k3s robots, which name Whereabouts' files there, work unchanged.
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { EdgeError } from '../../agent/errors.ts';
+import type { KubeObject } from '../../agent/site/objects.ts';
+import { K3S_CNI_CONF_DIR } from '../../agent/site/render.ts';
+import { kubeConfigFor } from '../kube-apiserver/apiserver.ts';
+import {
+  renderContainerdConfig,
+  renderHolderScript,
+  renderKubeletConfig,
+  renderMultusConfig,
+  renderWhereaboutsConf,
+} from './render.ts';
+
+const execFileP = promisify(execFile);
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+/** Paths of the built and cached node components (lab/node/build.sh). */
+export interface RealNodeBundle {
+  readonly kubelet: string;
+  readonly kubeControllerManager: string;
+  readonly kubeScheduler: string;
+  readonly multus: string;
+  readonly whereabouts: string;
+  readonly pauseImageTar: string;
+  readonly pauseImage: string;
+  readonly demoImageTar: string;
+  readonly demoImage: string;
+  readonly kubeVersion: string;
+  readonly multusVersion: string;
+  readonly whereaboutsVersion: string;
+}
+
+/** Debian's CNI plugins (containernetworking-plugins). */
+export const DEBIAN_CNI_BIN_DIR = '/usr/lib/cni';
+
+/**
+ * realNodeBundle returns the cached node components, building them once (lab/node/build.sh: about
+ * a second when cached, many minutes cold).
+ */
+export function realNodeBundle(): RealNodeBundle {
+  for (const bin of ['containerd', 'runc', 'ctr']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
+    } catch {
+      throw new EdgeError('NODE_DEPS_MISSING', `${bin} was not found`, {
+        hint: 'install the lab packages: bash lab/kube-apiserver/install-deps.sh (Debian containerd, runc, containernetworking-plugins)',
+      });
+    }
+  }
+  const envFile = execFileSync('bash', [join(HERE, 'build.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .trim()
+    .split('\n')
+    .at(-1)!;
+  const kv = new Map(
+    readFileSync(envFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+  );
+  const get = (k: string): string => {
+    const v = kv.get(k);
+    if (!v)
+      throw new EdgeError('NODE_BUNDLE_BAD', `${envFile} has no ${k}`, { hint: 'rerun lab/node/build.sh' });
+    return v;
+  };
+  return {
+    kubelet: get('KUBELET'),
+    kubeControllerManager: get('KUBE_CONTROLLER_MANAGER'),
+    kubeScheduler: get('KUBE_SCHEDULER'),
+    multus: get('MULTUS'),
+    whereabouts: get('WHEREABOUTS'),
+    pauseImageTar: get('PAUSE_IMAGE_TAR'),
+    pauseImage: get('PAUSE_IMAGE'),
+    demoImageTar: get('DEMO_IMAGE_TAR'),
+    demoImage: get('DEMO_IMAGE'),
+    kubeVersion: get('KUBE_VERSION'),
+    multusVersion: get('MULTUS_VERSION'),
+    whereaboutsVersion: get('WHEREABOUTS_VERSION'),
+  };
+}
+
+/** The service account the lab's CNI plugins act as (Multus and Whereabouts have theirs on k3s). */
+export const LAB_CNI_SERVICE_ACCOUNT = { name: 'edgectl-lab-cni', namespace: 'kube-system' } as const;
+
+/**
+ * labNodeCniRbac is a service account for the CNI plugins on every lab node, with what the Multus
+ * and Whereabouts service accounts may do on a k3s robot (templates/site/*.yaml). The node's own
+ * credentials would not do: NodeRestriction keeps a node out of every Lease outside
+ * kube-node-lease, and Whereabouts locks its pools with a Lease.
+ */
+export function labNodeCniRbac(): KubeObject[] {
+  const { name, namespace } = LAB_CNI_SERVICE_ACCOUNT;
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name },
+      rules: [
+        {
+          apiGroups: ['k8s.cni.cncf.io'],
+          resources: ['network-attachment-definitions'],
+          verbs: ['get', 'list', 'watch'],
+        },
+        {
+          apiGroups: ['whereabouts.cni.cncf.io'],
+          resources: ['ippools', 'overlappingrangeipreservations', 'nodeslicepools'],
+          verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+        },
+        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['*'] },
+        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['pods/status'], verbs: ['get', 'update', 'patch'] },
+        { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch', 'update'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: [{ kind: 'ServiceAccount', name, namespace }],
+    },
+  ];
+}
+
+/**
+ * labCniToken asks the API server for a token of the lab's CNI service account (TokenRequest),
+ * as a CNI DaemonSet's install script would write one into the node's CNI kubeconfig.
+ */
+export async function labCniToken(admin: KubeConfig, expirationSeconds = 7 * 24 * 3600): Promise<string> {
+  const res = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+    ...LAB_CNI_SERVICE_ACCOUNT,
+    body: { spec: { audiences: [], expirationSeconds } },
+  });
+  const token = res.status?.token;
+  if (!token)
+    throw new EdgeError(
+      'CNI_TOKEN_MISSING',
+      'the API server returned no token for the lab CNI service account',
+      {
+        hint: 'apply labNodeCniRbac() first',
+      },
+    );
+  return token;
+}
+
+export interface RealNodeOptions {
+  /** The node name: the robot's name, and the user system:node:<name> its token stands for. */
+  readonly name: string;
+  /** The robot's network namespace (under /run/netns). */
+  readonly netns: string;
+  /** The robot's address: kubelet's node IP. */
+  readonly address: string;
+  /** The pod network on this node (a bridge inside the robot's namespace), e.g. 10.244.1.0/24. */
+  readonly podCidr: string;
+  /** All of this node's state, logs and sockets (keep it short: unix socket paths are limited). */
+  readonly dir: string;
+  /** `token` is the kubelet's (system:node:<name>), `cniToken` the CNI plugins' (labCniToken). */
+  readonly apiServer: {
+    readonly url: string;
+    readonly caPem: string;
+    readonly token: string;
+    readonly cniToken: string;
+  };
+  readonly bundle: RealNodeBundle;
+  /** Prefix of the node's cgroup root, so a lab's cgroups are recognisable and removable. */
+  readonly cgroupPrefix: string;
+  readonly readyTimeoutMs?: number;
+}
+
+export interface RealNodeHandle {
+  readonly name: string;
+  /** containerd's socket, for `ctr --address`. */
+  readonly containerdSocket: string;
+  readonly holderPid: number;
+  /** The node's cgroup root (relative to each cgroup hierarchy). */
+  readonly cgroupRoot: string;
+  /** ctr runs `ctr -n k8s.io` against this node's containerd. */
+  ctr(args: readonly string[]): Promise<string>;
+  /** taskPid is the host PID of a running container (its id without the containerd:// prefix). */
+  taskPid(containerId: string): Promise<number>;
+  /**
+   * stop ends the node like a power loss when `fast` (SIGKILL everything), else kubelet gets SIGTERM
+   * first; either way every process of the node and its pods ends, its cgroups are removed, and
+   * with `clean` its directory too.
+   */
+  stop(opts?: { fast?: boolean; clean?: boolean }): Promise<void>;
+  /**
+   * rejoin points the node at another API server (a new leader's): kubelet is restarted with new
+   * credentials; containerd, and with it every running container, is left alone.
+   */
+  rejoin(apiServer: RealNodeOptions['apiServer']): Promise<void>;
+  /** exited resolves with the name of the first daemon that exits on its own. */
+  readonly exited: Promise<string>;
+}
+
+/** The cgroup hierarchies mounted under /sys/fs/cgroup (v1 controllers, and v2's if mounted). */
+function cgroupHierarchies(): string[] {
+  const base = '/sys/fs/cgroup';
+  if (existsSync(join(base, 'cgroup.procs'))) return [base];
+  return readdirSync(base, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && existsSync(join(base, e.name, 'cgroup.procs')))
+    .map((e) => join(base, e.name));
+}
+
+function cgroupDirsBottomUp(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true }))
+    if (e.isDirectory()) out.push(...cgroupDirsBottomUp(join(dir, e.name)));
+  out.push(dir);
+  return out;
+}
+
+/** cgroupPids lists every process in a cgroup subtree of one hierarchy. */
+function cgroupPids(dir: string): number[] {
+  const pids: number[] = [];
+  for (const d of cgroupDirsBottomUp(dir)) {
+    try {
+      for (const l of readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n')) if (l) pids.push(Number(l));
+    } catch {
+      // removed meanwhile
+    }
+  }
+  return pids;
+}
+
+function killAll(pids: Iterable<number>): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** processesInMountNs lists the processes whose mount namespace is the holder's. */
+function processesInMountNs(holderPid: number): number[] {
+  let ns: string;
+  try {
+    ns = readlinkSync(`/proc/${holderPid}/ns/mnt`);
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readlinkSync(`/proc/${e}/ns/mnt`) === ns) out.push(Number(e));
+    } catch {
+      // exited
+    }
+  }
+  return out;
+}
+
+/**
+ * removeCgroups kills what is left in a cgroup root in every hierarchy and removes its
+ * directories, deepest first. Returns the directories it could not remove.
+ */
+export async function removeCgroups(cgroupRoot: string): Promise<string[]> {
+  const roots = cgroupHierarchies().map((h) => join(h, cgroupRoot));
+  let left: string[] = [];
+  for (let attempt = 0; attempt < 50; attempt++) {
+    left = [];
+    for (const r of roots) {
+      killAll(cgroupPids(r));
+      for (const d of cgroupDirsBottomUp(r)) {
+        try {
+          rmdirSync(d);
+        } catch {
+          if (existsSync(d)) left.push(d);
+        }
+      }
+    }
+    if (left.length === 0) return [];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return left;
+}
+
+function waitExit(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((r) => child.once('exit', () => r()));
+}
+
+/**
+ * startRealNode starts the holder, containerd (and imports the pause and demo images), then
+ * kubelet, and resolves once containerd answers; the caller waits for the Node to be Ready through
+ * the API. Needs root, and the robot's namespace must exist.
+ */
+export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle> {
+  const dir = o.dir;
+  rmSync(dir, { recursive: true, force: true });
+  for (const d of ['cni/bin', 'cni/net.d/whereabouts.d', 'cni-state', 'containerd', 'kubelet', 'pod-logs'])
+    mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  mkdirSync(K3S_CNI_CONF_DIR, { recursive: true });
+  const socket = join(dir, 'containerd.sock');
+  const cgroupRoot = `/${o.cgroupPrefix}${o.name}`;
+
+  // CNI: Debian's plugins + Multus + Whereabouts in one bin dir; Multus delegates the pod network
+  // to a bridge in the robot's namespace; both act as the lab's CNI service account.
+  for (const p of readdirSync(DEBIAN_CNI_BIN_DIR))
+    symlinkSync(join(DEBIAN_CNI_BIN_DIR, p), join(dir, 'cni', 'bin', p));
+  symlinkSync(o.bundle.multus, join(dir, 'cni', 'bin', 'multus'));
+  symlinkSync(o.bundle.whereabouts, join(dir, 'cni', 'bin', 'whereabouts'));
+  const netd = join(dir, 'cni', 'net.d');
+  // The kubelet's and the CNI plugins' credentials for one API server (written again on rejoin).
+  const writeCredentials = (api: RealNodeOptions['apiServer']): void => {
+    const kubelet = kubeConfigFor(api.url, api.caPem, api.token, `system:node:${o.name}`).exportConfig();
+    writeFileSync(join(dir, 'kubelet.kubeconfig'), kubelet, { mode: 0o600 });
+    const cni = kubeConfigFor(api.url, api.caPem, api.cniToken, LAB_CNI_SERVICE_ACCOUNT.name).exportConfig();
+    writeFileSync(join(netd, 'multus.kubeconfig'), cni, { mode: 0o600 });
+    writeFileSync(join(netd, 'whereabouts.d', 'whereabouts.kubeconfig'), cni, { mode: 0o600 });
+  };
+  writeCredentials(o.apiServer);
+  writeFileSync(join(netd, 'whereabouts.d', 'whereabouts.conf'), renderWhereaboutsConf(dir));
+  writeFileSync(join(netd, '00-multus.conf'), renderMultusConfig(dir, o.podCidr));
+
+  // The node's cgroup root must exist in every hierarchy before kubelet starts.
+  await removeCgroups(cgroupRoot);
+  for (const h of cgroupHierarchies()) mkdirSync(join(h, cgroupRoot), { recursive: true });
+
+  const holderLog = openSync(join(dir, 'holder.log'), 'a');
+  const holder = spawn(
+    'nsenter',
+    [
+      `--net=/run/netns/${o.netns}`,
+      'unshare',
+      '--mount',
+      '--propagation',
+      'slave',
+      'sh',
+      '-c',
+      renderHolderScript(dir),
+    ],
+    { stdio: ['ignore', 'pipe', holderLog], detached: true },
+  );
+  closeSync(holderLog);
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    holder.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('ready')) resolve();
+    });
+    holder.once('exit', (code) =>
+      reject(
+        new EdgeError('NODE_HOLDER_FAILED', `the mount-namespace holder of ${o.name} exited (${code})`, {
+          hint: `see ${join(dir, 'holder.log')}`,
+        }),
+      ),
+    );
+  });
+  const holderPid = holder.pid!;
+  const inNode = (cmd: string, args: readonly string[], log: string): ChildProcess => {
+    const fd = openSync(join(dir, log), 'a');
+    const child = spawn('nsenter', ['-t', String(holderPid), '-m', '-n', '--', cmd, ...args], {
+      stdio: ['ignore', fd, fd],
+      detached: true,
+    });
+    closeSync(fd);
+    return child;
+  };
+
+  writeFileSync(join(dir, 'containerd.toml'), renderContainerdConfig(dir, socket, o.bundle.pauseImage));
+  const containerd = inNode('containerd', ['--config', join(dir, 'containerd.toml')], 'containerd.log');
+  let kubelet: ChildProcess | null = null;
+  let stopping = false;
+  let reportExit: (name: string) => void = () => undefined;
+  const exited = new Promise<string>((r) => (reportExit = r));
+  // Only an exit nobody asked for counts: not a stop, not the kubelet a rejoin replaces.
+  const watch = (name: string, child: ChildProcess): ChildProcess => {
+    child.once('exit', () => {
+      if (!stopping && (child === containerd || child === kubelet)) reportExit(name);
+    });
+    return child;
+  };
+  watch('containerd', containerd);
+  const ctr = async (args: readonly string[]): Promise<string> =>
+    (await execFileP('ctr', ['--address', socket, '-n', 'k8s.io', ...args], { maxBuffer: 16 << 20 })).stdout;
+
+  const stopKubelet = async (): Promise<void> => {
+    if (!kubelet) return;
+    const k = kubelet;
+    kubelet = null;
+    k.kill('SIGTERM');
+    const t = setTimeout(() => k.kill('SIGKILL'), 5000);
+    await waitExit(k);
+    clearTimeout(t);
+  };
+  const startKubelet = (): void => {
+    kubelet = watch(
+      'kubelet',
+      inNode(
+        o.bundle.kubelet,
+        [
+          `--config=${join(dir, 'kubelet.yaml')}`,
+          `--kubeconfig=${join(dir, 'kubelet.kubeconfig')}`,
+          `--root-dir=${join(dir, 'kubelet')}`,
+          `--cert-dir=${join(dir, 'kubelet', 'pki')}`,
+          `--hostname-override=${o.name}`,
+          `--node-ip=${o.address}`,
+          '--v=1',
+        ],
+        'kubelet.log',
+      ),
+    );
+  };
+
+  const stop = async (so: { fast?: boolean; clean?: boolean } = {}) => {
+    stopping = true;
+    if (!so.fast) await stopKubelet();
+    // Pods first (their cgroups), then every process in the node's mount namespace (daemons,
+    // shims), then the holder: its mount namespace, with the pods' mounts, goes with it.
+    const left = await removeCgroups(cgroupRoot);
+    killAll(processesInMountNs(holderPid));
+    holder.kill('SIGKILL');
+    await Promise.all([containerd, kubelet, holder].map((c) => (c ? waitExit(c) : undefined)));
+    const leftAfter = left.length ? await removeCgroups(cgroupRoot) : [];
+    if (so.clean) rmSync(dir, { recursive: true, force: true });
+    if (leftAfter.length)
+      throw new EdgeError(
+        'NODE_CGROUPS_LEFT',
+        `cgroups of ${o.name} could not be removed: ${leftAfter.join(', ')}`,
+        {
+          hint: 'a process is still in them; kill it and rmdir the directories',
+        },
+      );
+  };
+
+  try {
+    const deadline = performance.now() + (o.readyTimeoutMs ?? 60_000);
+    for (;;) {
+      if (containerd.exitCode !== null || containerd.signalCode !== null)
+        throw new EdgeError('CONTAINERD_START_FAILED', `containerd of ${o.name} exited while starting`, {
+          hint: `see ${join(dir, 'containerd.log')}`,
+        });
+      try {
+        await ctr(['version']);
+        break;
+      } catch {
+        if (performance.now() > deadline)
+          throw new EdgeError('CONTAINERD_NOT_READY', `containerd of ${o.name} did not answer in time`, {
+            hint: `see ${join(dir, 'containerd.log')}`,
+          });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    // No registry: the images come from the bundle, as the air-gap images do on robots.
+    await ctr(['images', 'import', o.bundle.pauseImageTar]);
+    await ctr(['images', 'import', o.bundle.demoImageTar]);
+
+    writeFileSync(join(dir, 'kubelet.yaml'), renderKubeletConfig(dir, socket, cgroupRoot, o.address));
+    startKubelet();
+  } catch (e) {
+    await stop({ fast: true }).catch(() => undefined);
+    throw e;
+  }
+
+  return {
+    name: o.name,
+    containerdSocket: socket,
+    holderPid,
+    cgroupRoot,
+    ctr,
+    taskPid: async (containerId: string) => {
+      const id = containerId.replace(/^containerd:\/\//, '');
+      const line = (await ctr(['tasks', 'ls'])).split('\n').find((l) => l.startsWith(`${id} `));
+      const pid = Number(line?.trim().split(/\s+/)[1]);
+      if (!Number.isInteger(pid) || pid <= 0)
+        throw new EdgeError('NODE_TASK_MISSING', `no running task ${id} on ${o.name}`, {
+          hint: `see ${join(dir, 'containerd.log')}`,
+        });
+      return pid;
+    },
+    stop,
+    rejoin: async (api) => {
+      if (stopping) return;
+      await stopKubelet();
+      if (stopping) return;
+      writeCredentials(api);
+      startKubelet();
+    },
+    exited,
+  };
+}
