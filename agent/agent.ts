@@ -265,8 +265,12 @@ export class Agent {
     return roleOf(this.election);
   }
 
-  /** start loads durable state, starts the statecharts, the transport handler and discovery. */
-  async start(): Promise<void> {
+  /**
+   * start loads durable state and starts the statecharts and the transport handler, then runs
+   * `beforeDiscovery` (the status endpoint, so /status and /metrics answer while mDNS is still
+   * starting), then starts discovery.
+   */
+  async start(beforeDiscovery?: () => Promise<void>): Promise<void> {
     const durable = this.deps.store.load();
     this.durableLog = durable.log;
     const now = this.now();
@@ -323,6 +327,7 @@ export class Agent {
         Math.min(1000, this.cfg.membership.suspectAfterMs / 5),
       ),
     );
+    await beforeDiscovery?.();
     await this.deps.discovery.start();
     this.onPeers(this.deps.discovery.peers());
   }

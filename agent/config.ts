@@ -23,7 +23,13 @@ const nodeId = z
   .string()
   .regex(NODE_ID, 'must be lower-case letters, digits and dashes, 1-63 characters (like r1 or spot-2)');
 
-const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, like 127.0.0.1:7947');
+const hostPort = z
+  .string()
+  .regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, like 127.0.0.1:7947')
+  .refine((s) => {
+    const port = Number(s.slice(s.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65535;
+  }, 'the port must be 1 to 65535, like 127.0.0.1:7947');
 
 const timingOverrides = z
   .object({

@@ -53,5 +53,6 @@ runAgent(
   const err =
     e instanceof EdgeError ? e : new InternalError(e instanceof Error ? e.message : String(e), { cause: e });
   process.stderr.write(`edgectl-agent: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}\n`);
-  process.exitCode = err.exitCode;
+  // At once, whatever handle is still open: systemd's Restart= must see a failed start.
+  process.exit(err.exitCode);
 });

@@ -67,7 +67,18 @@ export class StateStore {
    * truth, so they are deleted.
    */
   load(): DurableState {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new EdgeError(
+        'STATE_DIR',
+        `cannot create the state directory ${this.dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        {
+          hint: 'set stateDir in agent.yaml to a directory this agent may create and write (default /var/lib/edgectl)',
+          cause: e,
+        },
+      );
+    }
     for (const f of readdirSync(this.dir))
       if (f.includes('.tmp-')) rmSync(join(this.dir, f), { force: true });
     const hard = this.read<{ term: number; votedFor: NodeId | null }>(HARD_STATE_FILE);

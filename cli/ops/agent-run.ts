@@ -111,51 +111,64 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
   };
   // Left in place if the start fails: the process ends then, and a signal listener keeps nothing alive.
   process.on('SIGHUP', reloadKeys);
-  const runtime = await makeRuntime(config, log, (peer) => keys.snapshotKeysFor(peer));
-  const store = new StateStore(config.stateDir);
-  const transport = await UdpTransport.open({
-    self: config.node.id,
-    siteId: config.site.id,
-    keys: {
-      sendKey: (peer) => keys.sendKey(peer),
-      receiveKey: (peer, generation) => keys.receiveKey(peer, generation),
-      confirmSender: (peer, generation) => keys.confirmSender(peer, generation),
-    },
-    bindAddress: config.network.bindAddress,
-    port: config.network.port,
-  });
-  const discovery = makeDiscovery(config, transport.port, (err) =>
-    log.warn({ err: String(err) }, 'discovery listener failed'),
-  );
-  const agent = new Agent({
-    config,
-    transport,
-    discovery,
-    runtime,
-    store,
-    log,
-    logContext: context,
-    siteSpecs: fileSiteSpecSource(installedSiteSpecFile(config)),
-    // The keys of the current generations, read at each request: a SIGHUP reload takes effect at once.
-    operatorKeys: () => keys.operatorKeys(),
-    keys: () => keys.summary(),
-  });
+  // What is running so far, stopped in reverse order if a later step fails: a robot whose start
+  // failed must exit at once (the UDP port released) so that systemd's Restart= takes over.
+  const started: (() => Promise<unknown>)[] = [];
+  const undo = async () => {
+    for (const close of started.reverse()) await close().catch(() => undefined);
+    process.off('SIGHUP', reloadKeys);
+  };
   try {
-    await agent.start();
+    const runtime = await makeRuntime(config, log, (peer) => keys.snapshotKeysFor(peer));
+    started.push(() => runtime.close());
+    const store = new StateStore(config.stateDir);
+    const transport = await UdpTransport.open({
+      self: config.node.id,
+      siteId: config.site.id,
+      keys: {
+        sendKey: (peer) => keys.sendKey(peer),
+        receiveKey: (peer, generation) => keys.receiveKey(peer, generation),
+        confirmSender: (peer, generation) => keys.confirmSender(peer, generation),
+      },
+      bindAddress: config.network.bindAddress,
+      port: config.network.port,
+    });
+    started.push(() => transport.close());
+    const discovery = makeDiscovery(config, transport.port, (err) =>
+      log.warn({ err: String(err) }, 'discovery listener failed'),
+    );
+    started.push(() => discovery.close());
+    const a = new Agent({
+      config,
+      transport,
+      discovery,
+      runtime,
+      store,
+      log,
+      logContext: context,
+      siteSpecs: fileSiteSpecSource(installedSiteSpecFile(config)),
+      // The keys of the current generations, read at each request: a SIGHUP reload takes effect at once.
+      operatorKeys: () => keys.operatorKeys(),
+      keys: () => keys.summary(),
+    });
+    started.push(() => a.stop());
+    // The status endpoint comes up before discovery, so /status and /metrics answer while mDNS is
+    // still starting (a LAN host that claims every name we probe can slow that down).
+    await a.start(async () => {
+      const status = await startStatusServer(a, config.status.listen);
+      started.push(() => status.close());
+    });
+    log.info({ status: config.status.listen, port: transport.port, keys: keys.summary() }, 'agent running');
   } catch (e) {
-    await agent.stop().catch(() => {});
+    log.error({ err: e instanceof Error ? e.message : String(e) }, 'agent start-up failed');
+    await undo();
     throw e;
   }
-  const status = await startStatusServer(agent, config.status.listen);
-  log.info({ status: config.status.listen, port: transport.port, keys: keys.summary() }, 'agent running');
   await (stop ??
     new Promise<void>((resolve) => {
       process.once('SIGTERM', () => resolve());
       process.once('SIGINT', () => resolve());
     }));
   log.info('shutting down');
-  await agent.stop();
-  await status.close();
-  await runtime.close();
-  process.off('SIGHUP', reloadKeys);
+  await undo();
 }
