@@ -236,7 +236,7 @@ describe('CompositeDiscovery', () => {
       part({ oversize: 1, cacheEvictions: 3 }),
       new InMemoryDiscovery(new InMemoryDiscoveryBus(), advert('s', 'r1')),
     ]);
-    assert.deepEqual(c.stats(), { oversize: 3, floodDrops: 5, cacheEvictions: 3 });
+    assert.deepEqual(c.stats(), { oversize: 3, floodDrops: 5, cacheEvictions: 3, listenerErrors: 0 });
   });
 
   test('runs its parts as one discovery', async () => {
