@@ -5,6 +5,8 @@ import type { Io } from '../output.ts';
 
 interface DashboardArgs extends GlobalArgs {
   lab: boolean;
+  file?: string;
+  siteDir?: string;
   site: string;
   listen: string;
   faults: boolean;
@@ -19,6 +21,12 @@ export const dashboardCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
     y
       .option('lab', { type: 'boolean', default: false, describe: 'Show a lab site on this machine' })
       .option('site', { type: 'string', default: 'lab', describe: 'With --lab: the lab (site) name' })
+      .option('file', {
+        alias: 'f',
+        type: 'string',
+        describe: "A bootstrapped site's inventory: its robots are asked over SSH, as edgectl status -f does",
+      })
+      .option('site-dir', { type: 'string', describe: 'With -f: the site directory (known_hosts)' })
       .option('listen', {
         type: 'string',
         default: '127.0.0.1:7950',
@@ -39,6 +47,7 @@ export const dashboardCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
         describe: 'A file holding the token every data request must carry (/?token=…)',
       })
       .example('$0 dashboard --lab', 'The lab site "lab", on http://127.0.0.1:7950/')
+      .example('$0 dashboard -f site.yaml', 'A bootstrapped site, its robots asked over SSH')
       .example('sudo $0 dashboard --lab --faults', 'The same, with buttons that drive lab faults')
       .example(
         '$0 dashboard --lab --listen 0.0.0.0:7950 --remote --token-file ~/.edgectl/dashboard.token',
@@ -51,6 +60,8 @@ export const dashboardCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> 
       {
         lab: a.lab,
         site: a.site,
+        file: a.file,
+        siteDir: a.siteDir,
         listen: a.listen,
         faults: a.faults,
         remote: a.remote,

@@ -137,6 +137,7 @@ export class DashboardServer {
     if (this.timer) clearTimeout(this.timer);
     for (const s of this.streams) s.end();
     this.streams.clear();
+    await this.o.source.close?.();
     const server = this.server;
     if (server) await new Promise<void>((r) => server.close(() => r()));
   }

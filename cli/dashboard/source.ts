@@ -5,12 +5,16 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AgentStatus } from '../../agent/agent.ts';
 import { UsageError } from '../../agent/errors.ts';
+import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { loadApiServerIdentity } from '../../lab/kube-apiserver/apiserver.ts';
 import { applyLabFault, observeLab, readLabState, wifiOn, type LabState } from '../../lab/lab.ts';
 import { KubeHttp } from '../../lab/runtime/kube-http.ts';
 import { LAB_API_PORT } from '../../lab/runtime/lab-control-plane.ts';
 import { parseLabFault } from '../../lab/scenario.ts';
+import type { Inventory, Robot } from '../bootstrap/inventory.ts';
+import { askRobot } from '../bootstrap/site-ready.ts';
 import type { FaultRecord, PodSample, SiteSample } from './view.ts';
 
 export interface SiteSource {
@@ -20,6 +24,8 @@ export interface SiteSource {
   sample(): Promise<SiteSample>;
   /** Apply one lab fault, in `edgectl lab fault` words. */
   fault(words: string): Promise<unknown>;
+  /** Let go of what sampling holds open (SSH connections). */
+  close?(): Promise<void>;
 }
 
 /**
@@ -179,5 +185,85 @@ export class FixedSource implements SiteSource {
     checkPageFault(this.canFault, words);
     this.applied.push(words);
     return [{ fault: words }];
+  }
+}
+
+/** How a SiteFileSource reaches a robot: the bootstrap's SSH connection (verified host keys). */
+export type RobotConnect = (robot: Robot) => Promise<CommandRunner>;
+
+/**
+ * SiteFileSource samples a bootstrapped site from its inventory, the way `edgectl status -f` does:
+ * over SSH (the robots' status endpoints listen on loopback), one connection per robot kept open
+ * and made again when it breaks. Power and Wi-Fi are unknown on real robots: a robot that does not
+ * answer shows as not answering. It offers no faults.
+ */
+export class SiteFileSource implements SiteSource {
+  readonly site: string;
+  readonly canFault = false;
+  private readonly inv: Inventory;
+  private readonly connect: RobotConnect;
+  private readonly runners = new Map<string, CommandRunner>();
+
+  constructor(inv: Inventory, connect: RobotConnect) {
+    this.inv = inv;
+    this.site = inv.site.id;
+    this.connect = connect;
+  }
+
+  private async ask(robot: Robot): Promise<AgentStatus | null> {
+    try {
+      let runner = this.runners.get(robot.name);
+      if (!runner) {
+        runner = await this.connect(robot);
+        this.runners.set(robot.name, runner);
+      }
+      const r = await askRobot(this.inv, robot.name, runner);
+      if ('status' in r) return r.status;
+    } catch {
+      // Out of reach (Wi-Fi, power): shown as not answering; the next sample connects again.
+    }
+    const stale = this.runners.get(robot.name);
+    this.runners.delete(robot.name);
+    await stale?.close().catch(() => {});
+    return null;
+  }
+
+  async sample(): Promise<SiteSample> {
+    const t = Date.now();
+    const robots = await Promise.all(
+      this.inv.robots.map(async (r) => ({
+        name: r.name,
+        address: r.address,
+        powered: true,
+        paused: false,
+        wifi: true,
+        status: await this.ask(r),
+      })),
+    );
+    const leaders = robots
+      .filter((r) => r.status?.role === 'leader')
+      .sort((a, b) => b.status!.term - a.status!.term);
+    return {
+      t,
+      site: this.site,
+      kind: 'site',
+      robots,
+      leader: leaders[0]?.name ?? null,
+      term: Math.max(0, ...robots.map((r) => r.status?.term ?? 0)),
+      // Node readiness and pods need the site's kubeconfig: not read here.
+      nodes: null,
+      faults: [],
+      pods: null,
+    };
+  }
+
+  async fault(): Promise<unknown> {
+    checkPageFault(false, '');
+    return [];
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.runners.values()) await r.close().catch(() => {});
+    this.runners.clear();
   }
 }

@@ -2,12 +2,15 @@
 import { readFileSync, statSync } from 'node:fs';
 import { UsageError } from '../../agent/errors.ts';
 import { DashboardServer } from '../dashboard/server.ts';
-import { LabSource, type SiteSource } from '../dashboard/source.ts';
+import { LabSource, SiteFileSource, type SiteSource } from '../dashboard/source.ts';
 import type { Io, OutputFormat } from '../output.ts';
 
 export interface DashboardCommand {
   readonly lab: boolean;
   readonly site: string;
+  /** A bootstrapped site's inventory (its robots are asked over SSH). */
+  readonly file?: string | undefined;
+  readonly siteDir?: string | undefined;
   readonly listen: string;
   readonly faults: boolean;
   readonly remote: boolean;
@@ -44,10 +47,29 @@ export function readToken(file: string): string {
   return token;
 }
 
-export function dashboardSource(c: DashboardCommand): SiteSource {
+export async function dashboardSource(c: DashboardCommand): Promise<SiteSource> {
+  if (c.file !== undefined) {
+    if (c.lab || c.faults)
+      throw new UsageError('DASHBOARD_SITE', '-f shows a bootstrapped site, read-only', {
+        hint: 'use -f site.yaml alone, or --lab [--faults] for a lab site on this machine',
+      });
+    const [{ loadInventory }, { siteDirFor }, { sshConnect }] = await Promise.all([
+      import('../bootstrap/inventory-files.ts'),
+      import('../bootstrap/site-dir.ts'),
+      import('./bootstrap.ts'),
+    ]);
+    const loaded = loadInventory(c.file);
+    const ctx = {
+      siteDir: siteDirFor(loaded.inventory.site.id, c.file, c.siteDir),
+      // Read-only: a robot whose host key the site does not know is not asked.
+      acceptNewHostKeys: false,
+      sudoPassword: undefined,
+    };
+    return new SiteFileSource(loaded.inventory, (r) => sshConnect(r, loaded, ctx, process.env));
+  }
   if (!c.lab)
     throw new UsageError('DASHBOARD_SITE', 'name the site to show', {
-      hint: 'edgectl dashboard --lab [--site NAME] for a lab site on this machine',
+      hint: 'edgectl dashboard --lab [--site NAME] for a lab site on this machine, or -f site.yaml for a bootstrapped one',
     });
   if (c.faults && process.getuid?.() !== 0)
     throw new UsageError('DASHBOARD_FAULTS_ROOT', 'lab faults need root', {
@@ -59,7 +81,9 @@ export function dashboardSource(c: DashboardCommand): SiteSource {
 export async function runDashboard(c: DashboardCommand, io: Io, until?: Promise<void>): Promise<void> {
   const token = c.tokenFile === undefined ? undefined : readToken(c.tokenFile);
   const server = new DashboardServer({
-    source: dashboardSource(c),
+    source: await dashboardSource(c),
+    // A bootstrapped site is asked over SSH: every 2 s is enough for a page, and light on the robots.
+    intervalMs: c.file !== undefined ? 2000 : 500,
     listen: c.listen,
     remote: c.remote,
     token,
@@ -68,7 +92,7 @@ export async function runDashboard(c: DashboardCommand, io: Io, until?: Promise<
   if (c.output === 'json') io.out(JSON.stringify({ url, faults: c.faults }));
   else
     io.err(
-      `dashboard of ${c.lab ? `lab ${c.site}` : c.site} on ${url}${token ? '?token=…' : ''}${c.faults ? ' (faults on)' : ' (read-only)'}; Ctrl-C stops it`,
+      `dashboard of ${c.file !== undefined ? c.file : `lab ${c.site}`} on ${url}${token ? '?token=…' : ''}${c.faults ? ' (faults on)' : ' (read-only)'}; Ctrl-C stops it`,
     );
   await (until ??
     new Promise<void>((resolve) => {
