@@ -14,6 +14,9 @@ const key = randomBytes(32);
 /** Two voters of site lab, a and b (and c), with their own keyrings. */
 const rings = siteKeyrings(key, 'lab', ['a', 'b', 'c'], ['a', 'b', 'c']);
 const keysOf = (id: string) => rings.get(id)!;
+/** A UDP transport of robot `id` on loopback, on a free port. */
+const openUdp = (id: string) =>
+  UdpTransport.open({ self: id, siteId: 'lab', keys: keysOf(id), port: 0, bindAddress: '127.0.0.1' });
 
 describeTransportContract('in-memory', async () => {
   const net = new InMemoryNetwork();
@@ -34,20 +37,8 @@ describeTransportContract('in-memory', async () => {
 });
 
 describeTransportContract('UDP on loopback', async () => {
-  const a = await UdpTransport.open({
-    self: 'a',
-    siteId: 'lab',
-    keys: keysOf('a'),
-    port: 0,
-    bindAddress: '127.0.0.1',
-  });
-  const b = await UdpTransport.open({
-    self: 'b',
-    siteId: 'lab',
-    keys: keysOf('b'),
-    port: 0,
-    bindAddress: '127.0.0.1',
-  });
+  const a = await openUdp('a');
+  const b = await openUdp('b');
   return {
     a,
     b,
@@ -63,13 +54,7 @@ describeTransportContract('UDP on loopback', async () => {
 });
 
 test('UDP: forged, replayed, foreign-site and garbage datagrams are dropped and counted by reason', async () => {
-  const b = await UdpTransport.open({
-    self: 'b',
-    siteId: 'lab',
-    keys: keysOf('b'),
-    port: 0,
-    bindAddress: '127.0.0.1',
-  });
+  const b = await openUdp('b');
   const raw = createSocket('udp4');
   const got: unknown[] = [];
   b.onMessage((m) => got.push(m));
@@ -134,20 +119,8 @@ test('UDP: forged, replayed, foreign-site and garbage datagrams are dropped and 
 });
 
 test('UDP: datagrams that arrive while the event loop is blocked are not lost', async () => {
-  const a = await UdpTransport.open({
-    self: 'a',
-    siteId: 'lab',
-    keys: keysOf('a'),
-    port: 0,
-    bindAddress: '127.0.0.1',
-  });
-  const b = await UdpTransport.open({
-    self: 'b',
-    siteId: 'lab',
-    keys: keysOf('b'),
-    port: 0,
-    bindAddress: '127.0.0.1',
-  });
+  const a = await openUdp('a');
+  const b = await openUdp('b');
   try {
     a.setPeer('b', { host: '127.0.0.1', port: b.port });
     let n = 0;
@@ -170,27 +143,9 @@ test('UDP: datagrams that arrive while the event loop is blocked are not lost', 
 });
 
 test('UDP: a peer at an IP literal is sent to at once, and a seed given by host name goes through the resolver', async () => {
-  const a = await UdpTransport.open({
-    self: 'a',
-    siteId: 'lab',
-    keys: keysOf('a'),
-    port: 0,
-    bindAddress: '127.0.0.1',
-  });
-  const b = await UdpTransport.open({
-    self: 'b',
-    siteId: 'lab',
-    keys: keysOf('b'),
-    port: 0,
-    bindAddress: '127.0.0.1',
-  });
-  const c = await UdpTransport.open({
-    self: 'c',
-    siteId: 'lab',
-    keys: keysOf('c'),
-    port: 0,
-    bindAddress: '127.0.0.1',
-  });
+  const a = await openUdp('a');
+  const b = await openUdp('b');
+  const c = await openUdp('c');
   const got: string[] = [];
   const heard = new Promise<void>((done) => {
     const note = (m: { from: string; to: string }) => {
@@ -215,13 +170,7 @@ test('UDP: a peer at an IP literal is sent to at once, and a seed given by host 
 });
 
 test('udp: a port another process holds is refused with a hint that names network.port', async () => {
-  const a = await UdpTransport.open({
-    self: 'a',
-    siteId: 'lab',
-    keys: keysOf('a'),
-    port: 0,
-    bindAddress: '127.0.0.1',
-  });
+  const a = await openUdp('a');
   try {
     await assert.rejects(
       UdpTransport.open({
