@@ -362,7 +362,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
 /** kubeConfigFor builds a client config for a server, its CA and a bearer token. */
 export function kubeConfigFor(url: string, caPem: string, token: string, user = 'admin'): KubeConfig {
   // Loaded on first use: the client is a large module that `lab status`, `lab fault` and the
-  // identity helpers here never need, and loading it made every lab command slow to start.
+  // identity helpers here never need, and loading it made every lab command slow to start. This is
+  // for the CLI and tests, which run from the sources; the bundled agent's lab runtime uses
+  // agent/site/kube-site.ts's, whose static import esbuild can bundle.
   const { KubeConfig: Config } = createRequire(import.meta.url)(
     '@kubernetes/client-node',
   ) as typeof import('@kubernetes/client-node');

@@ -482,7 +482,9 @@ export async function makeLabControlPlane(o: {
     const { KubeSiteApplier } = await import('../../agent/site/applier.ts');
     const { readAddonTemplates } = await import('../../agent/site/addons.ts');
     const templates = readAddonTemplates(r.data.templatesDir);
-    const { kubeConfigFor } = await import('../kube-apiserver/apiserver.ts');
+    // The agent's own module, with the client imported statically: a lab robot installed by
+    // bootstrap runs the bundled agent, which has no node_modules to require the client from.
+    const { kubeConfigFor } = await import('../../agent/site/kube-site.ts');
     const spec = loadSiteSpec(r.data.siteSpecFile);
     const { parseSpecText } = await import('../../agent/site/spec-source.ts');
     applySite = async (server, epoch, committed) => {

@@ -100,7 +100,8 @@ test('site apply changes a running lab site’s quota, and the change survives a
   assert.equal(await quotaPods(leader), '100', 'a dry run touched nothing');
   // Only a request signed with this site's key is accepted.
   const wrongKey = join(state.dir, 'wrong.key');
-  writeFileSync(wrongKey, Buffer.alloc(32, 9), { mode: 0o600 });
+  // A master secret as the site directory keeps one (64 hex digits), but not this site's.
+  writeFileSync(wrongKey, `${Buffer.alloc(32, 9).toString('hex')}\n`, { mode: 0o600 });
   await assert.rejects(
     runSiteApply({ ...viaFollower, dryRun: false, siteKey: wrongKey }, io),
     (e: Error & { code?: string }) => e.code === 'EDGE_SITE_APPLY_UNAUTHENTICATED',

@@ -56,16 +56,16 @@ for (const [name, subnet] of [
 
 // Two robots and a witness: either robot's loss fails over, the witness's loss changes nothing, and
 // with both robots off the one that returns leads on the witness's vote.
-for (const [name, subnet] of [
-  ['witness-robot-loss', '10.77.8'],
-  ['witness-loss', '10.77.9'],
-  ['witness-both-robots-off', '10.77.10'],
+for (const [name, site, subnet] of [
+  ['witness-robot-loss', 'it-wrobot', '10.77.8'],
+  ['witness-loss', 'it-wloss', '10.77.9'],
+  ['witness-both-robots-off', 'it-wboth', '10.77.10'],
 ] as const) {
   test(`lab scenario ${name}: every expectation and invariant holds, the witness never leads`, async () => {
     requireRoot('the lab integration test');
     const reportDir = mkdtempSync(join(tmpdir(), `edgectl-lab-${name}-`));
     const report = await runScenario(scenario(name), {
-      site: `it-w${name.slice(8, 14)}`,
+      site,
       prefix: 'eliw-',
       subnet,
       reportDir,
