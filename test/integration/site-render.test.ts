@@ -106,7 +106,7 @@ test('a re-render prunes only files it wrote: a user numbered file stays, here a
   const spec = join(dir, 'users.yaml');
   writeFileSync(
     spec,
-    'id: u\nnetworks:\n  - { name: a, range: 10.9.0.0/24 }\n  - { name: b, range: 10.9.1.0/24 }\n',
+    'id: u\nnetworks:\n  - { name: a, master: eth1, range: 10.9.0.0/24 }\n  - { name: b, master: eth1, range: 10.9.1.0/24 }\n',
   );
   assert.equal(await main(['render', 'site', '-f', spec, '--out', out], io().io), 0);
   const stale = readdirSync(out).find((f) => f.includes('networkattachmentdefinition-b'))!;
@@ -114,7 +114,7 @@ test('a re-render prunes only files it wrote: a user numbered file stays, here a
   writeFileSync(join(out, '00-my-own-thing.yaml'), 'kind: ConfigMap\n');
   writeFileSync(join(out, '99-zz-extra.yaml'), 'kind: Secret\n');
   writeFileSync(join(out, 'addons', '50-custom.yaml'), 'kind: ConfigMap\n');
-  writeFileSync(spec, 'id: u\nnetworks:\n  - { name: a, range: 10.9.0.0/24 }\n');
+  writeFileSync(spec, 'id: u\nnetworks:\n  - { name: a, master: eth1, range: 10.9.0.0/24 }\n');
   const c = io();
   assert.equal(await main(['render', 'site', '-f', spec, '--out', out], c.io), 0, c.err.join('\n'));
   const files = readdirSync(out);
@@ -143,11 +143,11 @@ test('files of a render made before the manifest existed are recognised by their
   const spec = join(dir, 'legacy.yaml');
   writeFileSync(
     spec,
-    'id: l\nnetworks:\n  - { name: a, range: 10.9.0.0/24 }\n  - { name: b, range: 10.9.1.0/24 }\n',
+    'id: l\nnetworks:\n  - { name: a, master: eth1, range: 10.9.0.0/24 }\n  - { name: b, master: eth1, range: 10.9.1.0/24 }\n',
   );
   assert.equal(await main(['render', 'site', '-f', spec, '--out', out, '--no-addons'], io().io), 0);
   for (const f of readdirSync(out)) if (f.startsWith('.')) rmSync(join(out, f));
-  writeFileSync(spec, 'id: l\nnetworks:\n  - { name: a, range: 10.9.0.0/24 }\n');
+  writeFileSync(spec, 'id: l\nnetworks:\n  - { name: a, master: eth1, range: 10.9.0.0/24 }\n');
   assert.equal(await main(['render', 'site', '-f', spec, '--out', out, '--no-addons'], io().io), 0);
   assert.ok(!readdirSync(out).some((f) => f.includes('networkattachmentdefinition-b')));
 });
