@@ -164,11 +164,17 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
     await undo();
     throw e;
   }
-  await (stop ??
-    new Promise<void>((resolve) => {
-      process.once('SIGTERM', () => resolve());
-      process.once('SIGINT', () => resolve());
-    }));
+  // Listeners stay on through the shutdown: a second SIGINT (a terminal's Ctrl-C reaches the
+  // wrapper and this process both, and the wrapper forwards it) must not cut the clean shutdown
+  // short with the default action.
+  let stopSignal: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (stopSignal = resolve));
+  const onSignal = () => stopSignal();
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  await (stop ?? stopped);
   log.info('shutting down');
   await undo();
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
 }
