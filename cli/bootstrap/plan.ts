@@ -15,7 +15,7 @@
  *   service     the systemd unit; daemon-reload and restart only when something changed; enable
  *   prune       the agent chunks no longer imported (older builds'), once the agent runs the new ones
  */
-import { identityPlan, type SiteIdentityMaterial } from '../../agent/k3s/identity.ts';
+import { identityPlan, type SiteIdentityMaterial } from './identity.ts';
 import { installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
 import { K3sSettingsSchema, type K3sNodeSpec } from '../../agent/k3s/settings.ts';
 import { createHash } from 'node:crypto';
@@ -94,7 +94,7 @@ export interface SiteIdentity {
   /** 32 random bytes, hex: authenticates every election datagram of the site. */
   readonly siteKeyHex: string;
   /**
-   * The k3s site identity (agent/k3s/identity.ts): custom CAs, the server and agent tokens, the
+   * The k3s site identity (cli/bootstrap/identity.ts): custom CAs, the server and agent tokens, the
    * node-password key. Made once in the site directory for the k3s runtime; absent in a dry run
    * before the first apply.
    */

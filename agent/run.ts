@@ -3,18 +3,18 @@
  * the config and runs the Agent until SIGTERM or SIGINT, then shuts down cleanly (leadership
  * transfer, mDNS goodbye).
  */
-import { Agent } from '../../agent/agent.ts';
-import type { AgentConfig } from '../../agent/config.ts';
-import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
-import type { ControlPlaneRuntime } from '../../agent/control-plane/runtime.ts';
-import { makeDiscovery } from '../../agent/discovery/factory.ts';
-import { EdgeError } from '../../agent/errors.ts';
-import { createLogger } from '../../agent/log.ts';
-import { StateStore } from '../../agent/persistence/state-store.ts';
-import { readSiteKey } from '../../agent/site-key.ts';
-import { startStatusServer } from '../../agent/status-server.ts';
-import { UdpTransport } from '../../agent/transport/udp.ts';
-import type { Io } from '../output.ts';
+import { Agent } from './agent.ts';
+import type { AgentConfig } from './config.ts';
+import { InMemoryControlPlane } from './control-plane/in-memory.ts';
+import type { ControlPlaneRuntime } from './control-plane/runtime.ts';
+import { makeDiscovery } from './discovery/factory.ts';
+import { EdgeError } from './errors.ts';
+import { createLogger } from './log.ts';
+import { StateStore } from './persistence/state-store.ts';
+import { readSiteKey } from './site-key.ts';
+import { startStatusServer } from './status-server.ts';
+import { UdpTransport } from './transport/udp.ts';
+import type { Io } from '../cli/output.ts';
 import type { Logger } from 'pino';
 
 async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): Promise<ControlPlaneRuntime> {
@@ -22,7 +22,7 @@ async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): P
     case 'memory':
       return new InMemoryControlPlane(config.node.id);
     case 'lab': {
-      const { makeLabControlPlane } = await import('../../lab/runtime/lab-control-plane.ts');
+      const { makeLabControlPlane } = await import('../lab/runtime/lab-control-plane.ts');
       return makeLabControlPlane({
         nodeId: config.node.id,
         siteId: config.site.id,
@@ -35,7 +35,7 @@ async function makeRuntime(config: AgentConfig, log: Logger, siteKey: Buffer): P
       });
     }
     case 'k3s': {
-      const { makeK3sControlPlane } = await import('./k3s-runtime.ts');
+      const { makeK3sControlPlane } = await import('./control-plane/k3s-runtime.ts');
       return makeK3sControlPlane(config, log, siteKey);
     }
     default:
