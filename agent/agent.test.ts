@@ -11,6 +11,9 @@ import { InMemoryDiscovery, InMemoryDiscoveryBus } from './discovery/discovery.t
 import { StateStore } from './persistence/state-store.ts';
 import { startStatusServer } from './status-server.ts';
 import { InMemoryNetwork } from './transport/in-memory.ts';
+import { leaderSiteApplier } from './site/leader-site.ts';
+
+const silent = pino({ level: 'silent' });
 
 const fastLifecycle = {
   discoveryWindowMs: 50,
@@ -35,6 +38,7 @@ function makeSite(names: string[]) {
       profile: 'test',
       stateDir: join(dir, id),
       membership: { suspectAfterMs: 100, deadAfterMs: 300 },
+      controlPlane: { runtime: 'memory' },
     });
     const transport = net.connect(id);
     const discovery = new InMemoryDiscovery(
@@ -56,6 +60,7 @@ function makeSite(names: string[]) {
       transport,
       discovery,
       runtime,
+      site: leaderSiteApplier({ spec: config.siteSpec, log: silent, server: () => runtime.apiServer() }),
       store: new StateStore(config.stateDir),
       log: pino({ level: 'silent' }),
       lifecycleTiming: fastLifecycle,

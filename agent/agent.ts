@@ -26,13 +26,12 @@ import {
 } from '../statecharts/election.ts';
 import {
   evaluate,
-  forget,
   heard,
   nodeLossChanges,
   type MembershipView,
   type MemberState,
 } from '../statecharts/membership.ts';
-import type { LogEntry, Message, NodeId } from '../statecharts/messages.ts';
+import type { Message, NodeId } from '../statecharts/messages.ts';
 import {
   defaultLifecycleTiming,
   phaseOf,
@@ -45,12 +44,14 @@ import {
 } from '../statecharts/node.ts';
 import type { AgentConfig } from './config.ts';
 import type { ControlPlaneRuntime } from './control-plane/runtime.ts';
+import type { SiteApplier } from './site/applier.ts';
 import type { Discovery, PeerRecord } from './discovery/discovery.ts';
 import type { LogContext } from './log.ts';
 import { AgentMetrics } from './metrics.ts';
 import type { StateStore } from './persistence/state-store.ts';
 import type { Transport } from './transport/transport.ts';
 import { monotonicMs } from './clock.ts';
+import { EdgeError } from './errors.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -59,6 +60,11 @@ export interface AgentDeps {
   readonly transport: Transport;
   readonly discovery: Discovery;
   readonly runtime: ControlPlaneRuntime;
+  /**
+   * What the leader does on the server it serves for the site: apply it, mark robots lost and back
+   * (agent/site/leader-site.ts, on the runtime's apiServer).
+   */
+  readonly site: SiteApplier;
   readonly store: StateStore;
   readonly log: Logger;
   /** The logger's term/role context (agent/log.ts); the agent keeps it current. */
@@ -79,7 +85,11 @@ export interface AgentStatus {
   readonly leader: NodeId | null;
   readonly commitIndex: number;
   readonly lifecycle: string;
-  readonly controlPlane: ReturnType<ControlPlaneRuntime['status']> & { readonly runtime: string };
+  readonly controlPlane: ReturnType<ControlPlaneRuntime['status']> & {
+    readonly runtime: string;
+    /** The epoch this robot last applied the site for, while it serves that epoch. */
+    readonly siteAppliedEpoch: number | null;
+  };
   readonly members: readonly {
     readonly id: NodeId;
     readonly state: MemberState;
@@ -116,8 +126,8 @@ export class Agent {
   private snapshotting = false;
   /** Robots this leader marked lost (out-of-service); a new leader starts from none. */
   private readonly lostNodes = new Set<NodeId>();
-  /** The newest committed site spec entry (applied by the SiteApplier in the k3s issue). */
-  siteSpec: LogEntry | null = null;
+  /** The epoch the site was last applied for; cleared when this robot stops serving. */
+  private siteAppliedEpoch: number | null = null;
 
   constructor(deps: AgentDeps) {
     this.deps = deps;
@@ -147,8 +157,17 @@ export class Agent {
     return roleOf(this.election);
   }
 
-  /** start loads durable state, starts the statecharts, the transport handler and discovery. */
+  /** start is startCore, then startDiscovery. */
   async start(): Promise<void> {
+    this.startCore();
+    await this.startDiscovery();
+  }
+
+  /**
+   * startCore loads durable state and starts the statecharts and the transport handler: after it,
+   * status() answers. It throws if the state directory cannot be read or created.
+   */
+  startCore(): void {
     const durable = this.deps.store.load();
     const now = this.now();
     const e = startElection({
@@ -194,6 +213,10 @@ export class Agent {
         Math.min(1000, this.cfg.membership.suspectAfterMs / 5),
       ),
     );
+  }
+
+  /** startDiscovery starts advertising and browsing, and takes in the peers found so far. */
+  async startDiscovery(): Promise<void> {
     await this.deps.discovery.start();
     this.onPeers(this.deps.discovery.peers());
   }
@@ -254,7 +277,6 @@ export class Agent {
           this.feedLifecycle({ type: 'election.startServer', epoch: e.epoch, now: this.now() });
           break;
         case 'commit':
-          for (const entry of e.entries) if (entry.kind === 'site') this.siteSpec = entry;
           this.metrics.commitIndex.set(e.fromIndex + e.entries.length - 1);
           break;
         case 'leaderChanged':
@@ -314,6 +336,7 @@ export class Agent {
         this.stopSnapshots();
         this.lostNodes.clear();
       }
+      if (!after.startsWith('leading')) this.siteAppliedEpoch = null;
     }
     this.runLifecycleEffects(step.effects);
   }
@@ -354,7 +377,7 @@ export class Agent {
           );
           break;
         case 'applySite':
-          rt.applySite(e.epoch).then(
+          this.applySite(e.epoch).then(
             () => back({ type: 'cp.siteApplied', epoch: e.epoch, now: this.now() }),
             (err) =>
               back({
@@ -385,9 +408,6 @@ export class Agent {
         }
         case 'resetWorker':
           rt.resetWorker().catch((err) => failed('reset worker', err));
-          break;
-        case 'advertise':
-          // Role changes are advertised from leaderChanged; 'starting' is what discovery publishes first.
           break;
         case 'armTimer':
           this.arm(`lifecycle/${e.id}`, e.delayMs, () =>
@@ -483,15 +503,29 @@ export class Agent {
     }
   }
 
+  /** applySite applies the site on this robot's server, which must serve `epoch`. */
+  private async applySite(epoch: number): Promise<void> {
+    const server = this.deps.runtime.status().server;
+    if (server?.epoch !== epoch || server.state !== 'serving')
+      throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch} to apply the site to`);
+    const report = await this.deps.site.apply(epoch);
+    if (this.deps.runtime.status().server?.epoch === epoch) this.siteAppliedEpoch = epoch;
+    this.log.info(
+      { epoch, created: report.created, updated: report.updated, pruned: report.pruned },
+      `${this.nodeId} applied site ${this.cfg.site.id} for epoch ${epoch}`,
+    );
+  }
+
   /** actOnNodeLoss: the serving leader marks robots lost past the grace period, and back again. */
   private actOnNodeLoss(): void {
-    const rt = this.deps.runtime;
-    if (!rt.markNodeLost || phaseOf(this.lifecycle) !== 'leading.serving') return;
+    const site = this.deps.site;
+    if (phaseOf(this.lifecycle) !== 'leading.serving') return;
     const d = nodeLossChanges(this.membership, this.now(), this.cfg.membership.lostAfterMs, this.lostNodes);
     for (const id of d.lost) {
       this.lostNodes.add(id);
-      rt.markNodeLost(id).then(
-        () => this.log.warn({ peer: id }, `${id} is lost: its Node is out of service, its IPs freed`),
+      site.markNodeLost(id).then(
+        (report) =>
+          this.log.warn({ peer: id, report }, `${id} is lost: its Node is out of service, its IPs freed`),
         (e: Error) => {
           this.lostNodes.delete(id); // retried on the next evaluation
           this.noteError(`mark ${id} lost: ${e.message}`);
@@ -500,8 +534,8 @@ export class Agent {
     }
     for (const id of d.returned) {
       this.lostNodes.delete(id);
-      rt.markNodeReturned?.(id).then(
-        () => this.log.info({ peer: id }, `${id} is back: out-of-service taint removed`),
+      site.markNodeReturned(id).then(
+        (report) => this.log.info({ peer: id, report }, `${id} is back: out-of-service taint removed`),
         (e: Error) => {
           this.lostNodes.add(id);
           this.noteError(`mark ${id} returned: ${e.message}`);
@@ -516,11 +550,6 @@ export class Agent {
     for (const c of r.changes)
       this.log.warn({ peer: c.id, from: c.from, to: c.to }, `peer ${c.id} is ${c.to}`);
     this.actOnNodeLoss();
-  }
-
-  /** forgetPeer drops a peer from the membership view (it left the site). */
-  forgetPeer(id: NodeId): void {
-    this.membership = forget(this.membership, id);
   }
 
   private arm(id: string, delayMs: number, fire: () => void): void {
@@ -568,7 +597,11 @@ export class Agent {
       leader: c.leader,
       commitIndex: c.commitIndex,
       lifecycle: phaseOf(this.lifecycle),
-      controlPlane: { runtime: this.deps.runtime.kind, ...this.deps.runtime.status() },
+      controlPlane: {
+        runtime: this.deps.runtime.kind,
+        ...this.deps.runtime.status(),
+        siteAppliedEpoch: this.siteAppliedEpoch,
+      },
       members: [...ids].sort().map((id) => {
         const m = this.membership.get(id);
         const p = this.peers.find((x) => x.nodeId === id);

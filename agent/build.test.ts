@@ -1,30 +1,38 @@
 /**
  * The built agent (agent/build.ts, into a temp dir, not agent/bundle/): its entry does not load
- * zod and yaml, bootstrap ships its config loader, and it reports a bad config as `edgectl agent
- * run` does.
+ * zod and yaml, no file of lab/ or cli/ is in it, bootstrap ships its config loader, it reports a
+ * bad config as `edgectl agent run` does, and a start-up failure ends it at once.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { Metafile } from 'esbuild';
 import { agentChunks } from '../cli/bootstrap/bundle.ts';
 import { freePort } from '../lab/kube-apiserver/apiserver.ts';
-import { buildAgent } from './build.ts';
+import { buildAgent, ROBOT_ENTRY } from './build.ts';
 import { loadAgentConfig } from './config.ts';
 import { EdgeError } from './errors.ts';
 import { readSiteKey } from './site-key.ts';
 
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const EXAMPLE_SITE = join(ROOT, 'templates/site/site.example.yaml');
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-build-'));
 const out = join(dir, 'bundle');
 const entry = join(out, 'edgectl-agent.mjs');
+/** The tests' agent (agent/testing/main.ts), bundled the same way: the k3s runtime on a robot model. */
+const testOut = join(dir, 'test-bundle');
+const testEntry = join(testOut, 'edgectl-agent.mjs');
 let meta: { agent: Metafile; configLoader: Metafile };
+let testMeta: { agent: Metafile; configLoader: Metafile };
 before(async () => {
   meta = await buildAgent(out);
+  testMeta = await buildAgent(testOut, 'agent/testing/main.ts');
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -32,7 +40,7 @@ const ZOD_OR_YAML = /(^|\/)node_modules\/(zod|yaml)\//;
 
 /** The output files the entry loads at start-up: itself and the chunks it imports statically. */
 function staticOutputs(m: Metafile): string[] {
-  const first = Object.keys(m.outputs).find((o) => m.outputs[o]!.entryPoint === 'agent/main.ts')!;
+  const first = Object.keys(m.outputs).find((o) => m.outputs[o]!.entryPoint !== undefined)!;
   const seen = new Set([first]);
   for (const o of seen)
     for (const i of m.outputs[o]!.imports)
@@ -53,6 +61,31 @@ test('the entry and the chunks it imports statically have no zod and no yaml; th
   const inputs = Object.keys(loader.inputs);
   assert.ok(inputs.some((i) => /node_modules\/zod\//.test(i)));
   assert.ok(inputs.some((i) => /node_modules\/yaml\//.test(i)));
+});
+
+test("the robot bundle's source maps list no file of lab/ or cli/, and its files are the robot's", () => {
+  const maps = readdirSync(out).filter((f) => f.endsWith('.map'));
+  assert.ok(maps.length >= 3, `source maps: ${maps.join(', ')}`);
+  const sources = maps.flatMap((m) => {
+    const map = JSON.parse(readFileSync(join(out, m), 'utf8')) as { sources: string[] };
+    return map.sources.map((src) =>
+      relative(ROOT, resolve(dirname(join(out, m)), src))
+        .split('\\')
+        .join('/'),
+    );
+  });
+  assert.ok(sources.includes(ROBOT_ENTRY) && sources.includes('agent/run.ts'), 'the maps are real');
+  assert.ok(sources.includes('agent/control-plane/k3s-runtime.ts'), 'the k3s runtime is in the bundle');
+  assert.deepEqual(
+    sources.filter((src) => /^(lab|cli)\//.test(src)),
+    [],
+    'a file of lab/ or cli/ is in the robot bundle',
+  );
+  assert.deepEqual(
+    sources.filter((src) => /(^|\/)(in-memory|testing\/)/.test(src) && !src.includes('node_modules')),
+    [],
+    'a test twin is in the robot bundle',
+  );
 });
 
 test('bootstrap ships the config loader with the chunks', () => {
@@ -80,7 +113,8 @@ test('the built agent reports a missing or invalid config, and a missing site ke
     return join(dir, name);
   };
   const valid = (siteKeyFile: string) =>
-    `site: {id: lab}\nnode: {id: r1, serverCapable: true}\nvoters: [r1]\nsiteKeyFile: ${siteKeyFile}\n`;
+    `site: {id: lab}\nnode: {id: r1, serverCapable: true}\nvoters: [r1]\nsiteKeyFile: ${siteKeyFile}\n` +
+    `controlPlane: {runtime: k3s, k3s: {nodeIp: 10.20.0.11}, siteSpecFile: ${EXAMPLE_SITE}}\n`;
   const cases = [
     { path: join(dir, 'missing.yaml'), error: (p: string) => thrown(() => loadAgentConfig(p)) },
     {
@@ -114,7 +148,7 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-test('a running leader loads no built-in through an ES import, and none that only pino transports, prom-client extras, createRequire or the hashes (node:crypto) need', async () => {
+test('a running leader loads no built-in through an ES import, no module createRequire or heap metrics need, and the Kubernetes client only when it first leads', async () => {
   // An ES import of a built-in runs every lazy getter of its exports (node:http alone loads
   // undici); build.ts turns them into process.getBuiltinModule calls.
   const esImports = staticOutputs(meta.agent).flatMap((o) =>
@@ -129,7 +163,8 @@ test('a running leader loads no built-in through an ES import, and none that onl
   );
   assert.deepEqual(runtimeRequires.sort(), ['bufferutil', 'utf-8-validate']);
   // What the process really loaded: a one-robot site, whose agent elects itself, starts the
-  // in-memory control plane and serves /metrics, then stops on SIGTERM and lists its modules.
+  // in-memory control plane and serves /metrics, then stops on SIGTERM and lists its modules. The
+  // robot's agent has no in-memory control plane: the tests' entry, bundled the same way, has.
   const work = join(dir, 'leader');
   mkdirSync(work);
   const preload = join(work, 'modules.cjs');
@@ -151,12 +186,12 @@ test('a running leader loads no built-in through an ES import, and none that onl
       stateDir: join(work, 'state'),
       siteKeyFile: join(work, 'site.key'),
       status: { listen: `127.0.0.1:${ports.tcp}` },
-      controlPlane: { runtime: 'memory' },
+      controlPlane: { runtime: 'memory', templatesDir: join(ROOT, 'templates') },
       log: { level: 'warn' },
     }),
   );
   const list = join(work, 'modules.txt');
-  const agent = spawn(process.execPath, ['--require', preload, entry, '--config', config], {
+  const agent = spawn(process.execPath, ['--require', preload, testEntry, '--config', config], {
     env: { ...process.env, EDGECTL_MODULES_OUT: list },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -185,13 +220,21 @@ test('a running leader loads no built-in through an ES import, and none that onl
     'the list is real',
   );
   for (const unwanted of [
-    'NativeModule worker_threads',
-    'NativeModule assert',
     'NativeModule v8',
-    'NativeModule perf_hooks',
     'NativeModule module',
-    'NativeModule crypto',
     'NativeModule internal/deps/undici/undici',
   ])
     assert.ok(!loaded.includes(unwanted), `${unwanted} loaded`);
+  // A leader applies the site through the Kubernetes client, which loads worker_threads, assert,
+  // perf_hooks and crypto; it is in a chunk only the site applier's first call imports, so a robot
+  // that has not led, and so every worker, never loads it.
+  const kubeClient = /(^|\/)node_modules\/@kubernetes\/client-node\//;
+  for (const m of [meta, testMeta])
+    assert.deepEqual(
+      staticOutputs(m.agent).flatMap((o) =>
+        Object.keys(m.agent.outputs[o]!.inputs).filter((i) => kubeClient.test(i)),
+      ),
+      [],
+      'the Kubernetes client is loaded at start-up',
+    );
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -11,9 +11,17 @@ import { ConfigError, InternalError } from './errors.ts';
 // The config loader from the sources: the child runs it with this Node, as the bundle runs
 // edgectl-agent-config.cjs (agent/build.test.ts runs that one).
 const LOADER = fileURLToPath(new URL('./config-loader.ts', import.meta.url));
-const template = fileURLToPath(new URL('../templates/agent.yaml', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-cfgsub-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+/** The shipped template, with the example site spec where a robot has /etc/edgectl/site.yaml. */
+const template = join(dir, 'agent.yaml');
+writeFileSync(
+  template,
+  readFileSync(fileURLToPath(new URL('../templates/agent.yaml', import.meta.url)), 'utf8').replace(
+    '/etc/edgectl/site.yaml',
+    fileURLToPath(new URL('../templates/site/site.example.yaml', import.meta.url)),
+  ),
+);
 
 function write(name: string, text: string): string {
   writeFileSync(join(dir, name), text);

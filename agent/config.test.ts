@@ -1,16 +1,31 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadAgentConfig, validateAgentConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { readSiteKey } from './site-key.ts';
 import { fleetTiming } from '../statecharts/timing.ts';
 
-const template = fileURLToPath(new URL('../templates/agent.yaml', import.meta.url));
-const minimal = { site: { id: 'lab' }, node: { id: 'r1', serverCapable: true }, voters: ['r1', 'r2', 'r3'] };
+const dir = mkdtempSync(join(tmpdir(), 'edgectl-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+/** The shipped template, with the example site spec where a robot has /etc/edgectl/site.yaml. */
+const template = join(dir, 'agent.yaml');
+writeFileSync(
+  template,
+  readFileSync(fileURLToPath(new URL('../templates/agent.yaml', import.meta.url)), 'utf8').replace(
+    '/etc/edgectl/site.yaml',
+    fileURLToPath(new URL('../templates/site/site.example.yaml', import.meta.url)),
+  ),
+);
+const minimal = {
+  site: { id: 'lab' },
+  node: { id: 'r1', serverCapable: true },
+  voters: ['r1', 'r2', 'r3'],
+  controlPlane: { runtime: 'memory' },
+};
 
 function problemsOf(raw: unknown): string[] {
   try {

@@ -16,13 +16,61 @@ import {
   type TimingProfileName,
 } from '../statecharts/timing.ts';
 import { ConfigError } from './errors.ts';
+import { K3sSettingsSchema } from './k3s/settings.ts';
+import { RECEIVED_SNAPSHOT_DIR } from './k3s/paths.ts';
+import { loadSiteSpec, parseSiteSpec, type SiteSpec } from './site/spec.ts';
 
 const NODE_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const nodeId = z
   .string()
   .regex(NODE_ID, 'must be lower-case letters, digits and dashes, 1-63 characters (like r1 or spot-2)');
 
-const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, like 127.0.0.1:7947');
+const hostPort = z
+  .string()
+  .regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, like 127.0.0.1:7947')
+  .refine((v) => {
+    const port = Number(v.slice(v.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65535;
+  }, 'the port must be 1-65535');
+
+/**
+ * The k3s runtime's section (docs/k3s.md): validated here, in the config loader, so that the
+ * robot's agent process never loads zod and yaml (agent/config-subprocess.ts).
+ */
+const k3sControlPlane = z
+  .object({
+    runtime: z.literal('k3s'),
+    /** The robot's k3s settings (agent/k3s/settings.ts). */
+    k3s: K3sSettingsSchema,
+    /** The site spec the leader applies (bootstrap installs it). */
+    siteSpecFile: z.string().min(1).default('/etc/edgectl/site.yaml'),
+    /** The admin kubeconfig k3s server writes. */
+    kubeconfig: z.string().min(1).default('/etc/rancher/k3s/k3s.yaml'),
+    /** The addon templates bootstrap installs (CRDs, Multus, Whereabouts). */
+    templatesDir: z.string().min(1).default('/opt/edgectl/templates'),
+    /** Accept sealed snapshots from the leader (port 7948 on the node IP). */
+    snapshotReceiver: z.boolean().default(true),
+    receivedSnapshotDir: z.string().min(1).default(RECEIVED_SNAPSHOT_DIR),
+  })
+  .strict();
+
+/** The lab runtime's section: lab/runtime/lab-control-plane.ts checks its own fields. */
+const labControlPlane = z
+  .object({
+    runtime: z.literal('lab'),
+    siteSpecFile: z.string().min(1).optional(),
+    templatesDir: z.string().min(1).optional(),
+  })
+  .passthrough();
+
+/** The in-memory twin (agent/control-plane/in-memory.ts): tests only. */
+const memoryControlPlane = z
+  .object({
+    runtime: z.literal('memory'),
+    siteSpecFile: z.string().min(1).optional(),
+    templatesDir: z.string().min(1).optional(),
+  })
+  .strict();
 
 const timingOverrides = z
   .object({
@@ -95,10 +143,13 @@ export const agentConfigSchema = z
       .object({ listen: hostPort.default('127.0.0.1:7947') })
       .strict()
       .default({ listen: '127.0.0.1:7947' }),
-    controlPlane: z
-      .object({ runtime: z.enum(['memory', 'lab', 'k3s']).default('memory') })
-      .passthrough()
-      .default({ runtime: 'memory' }),
+    /** Which control plane the agent runs; no default, so a robot never runs a test twin by mistake. */
+    controlPlane: z.discriminatedUnion('runtime', [k3sControlPlane, labControlPlane, memoryControlPlane], {
+      error: (issue) =>
+        issue.input === undefined
+          ? 'required: set controlPlane.runtime to k3s on robots (edgectl bootstrap site writes it; docs/agent.md)'
+          : 'runtime must be k3s (robots), lab (edgectl lab) or memory (tests)',
+    }),
     membership: z
       .object({
         /** A peer unheard this long is suspect (it may be in a Wi-Fi dead spot). */
@@ -129,9 +180,14 @@ export const agentConfigSchema = z
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
 export type AgentConfigParsed = z.output<typeof agentConfigSchema>;
 
-/** AgentConfig is the validated config with the effective timing resolved from profile + overrides. */
+/**
+ * AgentConfig is the validated config with the effective timing resolved from profile + overrides,
+ * and the site spec the leader applies, read from controlPlane.siteSpecFile (a site of just its
+ * namespace and defaults when the runtime names none).
+ */
 export interface AgentConfig extends AgentConfigParsed {
   readonly effectiveTiming: ElectionTiming;
+  readonly siteSpec: SiteSpec;
 }
 
 /** formatZodPath renders `network.seeds[0].host`. */
@@ -146,9 +202,14 @@ function formatPath(path: readonly PropertyKey[]): string {
 
 /**
  * validateAgentConfig checks a parsed YAML/JSON value and returns the config, or throws a
- * ConfigError listing every problem. `source` names the file in messages.
+ * ConfigError listing every problem. `source` names the file in messages; the site spec file the
+ * control plane names is read with `readSiteSpec`.
  */
-export function validateAgentConfig(raw: unknown, source = 'agent config'): AgentConfig {
+export function validateAgentConfig(
+  raw: unknown,
+  source = 'agent config',
+  readSiteSpec: (path: string) => SiteSpec = loadSiteSpec,
+): AgentConfig {
   const parsed = agentConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => {
@@ -197,8 +258,16 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
       'network: with mdns off, list the other robots in network.seeds, or this robot can find no peers',
     );
   }
-  if (problems.length) throw new ConfigError(source, problems);
-  return { ...c, effectiveTiming };
+  let siteSpec: SiteSpec | undefined;
+  const specFile = 'siteSpecFile' in c.controlPlane ? c.controlPlane.siteSpecFile : undefined;
+  try {
+    siteSpec = typeof specFile === 'string' ? readSiteSpec(specFile) : parseSiteSpec({ id: c.site.id });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    problems.push(...e.problems.map((p) => `controlPlane.siteSpecFile (${specFile}): ${p}`));
+  }
+  if (problems.length || !siteSpec) throw new ConfigError(source, problems);
+  return { ...c, effectiveTiming, siteSpec };
 }
 
 /** loadAgentConfig reads and validates a YAML file. */

@@ -24,7 +24,6 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify } from 'yaml';
 import type { AgentStatus } from '../agent/agent.ts';
 import { EdgeError, UsageError } from '../agent/errors.ts';
-import { fetchStatus } from '../cli/ops/status.ts';
 import { formatFault, type Fault } from './faults.ts';
 import {
   createApiServerIdentity,
@@ -37,7 +36,10 @@ import { applyNetFault, EMPTY_NET, nftTableName, renderNftRuleset, type LabNetSt
 import { KubeHttp } from './runtime/kube-http.ts';
 import { LAB_API_PORT } from './runtime/lab-control-plane.ts';
 
-const EDGECTL = fileURLToPath(new URL('../cli/bin/edgectl.js', import.meta.url));
+/** The lab's agent entry: the robot's agent with the lab runtime registered (lab/agent-main.ts). */
+const LAB_AGENT = fileURLToPath(new URL('./agent-main.ts', import.meta.url));
+/** The same, bundled (npm run build:lab-agent), for `edgectl bootstrap site` into lab robots. */
+export const LAB_AGENT_BUNDLE = fileURLToPath(new URL('./bundle/edgectl-agent.mjs', import.meta.url));
 export const LAB_ROOT = process.env['EDGECTL_LAB_ROOT'] ?? '/var/lib/edgectl/lab';
 
 export interface LabOptions {
@@ -351,7 +353,7 @@ function startAgent(state: LabState, r: LabRobot): void {
   const log = openSync(join(d, 'agent.log'), 'a');
   const child = spawn(
     'ip',
-    ['netns', 'exec', r.netns, process.execPath, EDGECTL, 'agent', 'run', '--config', join(d, 'agent.yaml')],
+    ['netns', 'exec', r.netns, process.execPath, LAB_AGENT, '--config', join(d, 'agent.yaml')],
     // The unit's Environment= (templates/edgectl-agent.service).
     { stdio: ['ignore', log, log], detached: true, env: { ...process.env, MALLOC_ARENA_MAX: '1' } },
   );
@@ -360,6 +362,16 @@ function startAgent(state: LabState, r: LabRobot): void {
   r.agentPid = child.pid ?? null;
   r.powered = true;
   r.paused = false;
+}
+
+/** agentStatus reads a lab robot's /status, or null if it does not answer with one in time. */
+async function agentStatus(addr: string, timeoutMs: number): Promise<AgentStatus | null> {
+  try {
+    const res = await fetch(`http://${addr}/status`, { signal: AbortSignal.timeout(timeoutMs) });
+    return res.ok ? ((await res.json()) as AgentStatus) : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -384,6 +396,8 @@ export function labInventory(state: LabState): Record<string, unknown> {
     discovery: { mdns: true, seeds: 'none' },
     controlPlane: { runtime: 'lab', identityDir: join(state.dir, 'identity') },
     install: { root: join(state.dir, 'robots', '{robot}', 'root'), service: 'none' },
+    // The lab's agent (npm run build:lab-agent): the robot's, with the lab runtime registered.
+    bundle: { agent: LAB_AGENT_BUNDLE },
   };
 }
 
@@ -647,10 +661,7 @@ export async function observeLab(state: LabState, timeoutMs = 800): Promise<LabO
       powered: r.powered,
       paused: r.paused,
       wifi: r.wifi,
-      status:
-        r.powered && !r.paused && r.wifi
-          ? await fetchStatus(`${r.address}:7947`, timeoutMs).catch(() => null)
-          : null,
+      status: r.powered && !r.paused && r.wifi ? await agentStatus(`${r.address}:7947`, timeoutMs) : null,
     })),
   );
   const leaders = robots

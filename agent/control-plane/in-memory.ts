@@ -1,12 +1,12 @@
 /**
- * The in-memory twin of ControlPlaneRuntime, used in tests and by `edgectl agent run` with
- * `controlPlane.runtime: memory` (the agent integration test in network namespaces). It stands in
- * for k3s, which needs a robot's systemd; docs/agent.md says what it does not cover.
- * A shared InMemoryCluster records which robot serves which epoch, so tests can assert that no
- * two servers ever ran at once.
+ * The in-memory twin of ControlPlaneRuntime, for tests only: the unit tests, and the tests' agent
+ * entry (agent/testing/main.ts, `controlPlane.runtime: memory`) that the integration and security
+ * tests run in network namespaces. It stands in for k3s, which needs a robot's systemd;
+ * docs/agent.md says what it does not cover. Its API server is an in-memory object store.
  */
 import { EdgeError } from '../errors.ts';
-import type { ControlPlaneRuntime, ControlPlaneStatus, LeaderEndpoint } from './runtime.ts';
+import { InMemoryObjectClient } from '../site/in-memory-client.ts';
+import type { ApiServerAccess, ControlPlaneRuntime, ControlPlaneStatus, LeaderEndpoint } from './runtime.ts';
 
 export interface InMemoryRuntimeOptions {
   /** Simulated latency of each operation, ms. */
@@ -20,7 +20,8 @@ export class InMemoryControlPlane implements ControlPlaneRuntime {
   readonly self: string;
   private server: ControlPlaneStatus['server'] = null;
   private worker: ControlPlaneStatus['worker'] = null;
-  private siteAppliedEpoch: number | null = null;
+  /** The objects the site applier wrote to this robot's "server". */
+  readonly objects = new InMemoryObjectClient();
   private failStarts: number;
   private readonly delayMs: number;
   /** Every operation, in order, for tests and /status. */
@@ -58,13 +59,9 @@ export class InMemoryControlPlane implements ControlPlaneRuntime {
     if (this.server && this.server.epoch <= epoch) this.server = null;
   }
 
-  async applySite(epoch: number): Promise<void> {
-    this.journal.push(`applySite ${epoch}`);
-    if (this.server?.epoch !== epoch || this.server.state !== 'serving') {
-      throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch} to apply the site to`);
-    }
-    await this.wait();
-    this.siteAppliedEpoch = epoch;
+  apiServer(): ApiServerAccess {
+    if (this.server?.state !== 'serving') throw new EdgeError('NO_SERVER', `${this.self} serves nothing`);
+    return { kind: 'objects', client: this.objects };
   }
 
   async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {
@@ -81,7 +78,7 @@ export class InMemoryControlPlane implements ControlPlaneRuntime {
   }
 
   status(): ControlPlaneStatus {
-    return { server: this.server, worker: this.worker, siteAppliedEpoch: this.siteAppliedEpoch };
+    return { server: this.server, worker: this.worker };
   }
 
   async close(): Promise<void> {

@@ -1,49 +1,27 @@
 /**
  * The k3s runtime on a robot (docs/k3s.md): K3sControlPlane runs plans through the robot's own
- * CommandRunner, and the leader applies the site with the SiteApplier through the k3s server's
- * admin kubeconfig. Built only when `controlPlane.runtime: k3s`, so other runtimes never load it.
+ * CommandRunner; the agent's SiteApplier reaches the k3s server through its admin kubeconfig
+ * (agent/site/leader-site.ts). Built only when `controlPlane.runtime: k3s`, so other runtimes
+ * never load it. The config loader validated the section (agent/config.ts), so this chunk loads
+ * neither zod nor yaml into the agent's process.
  */
-import type { Logger } from 'pino';
-import { z } from 'zod';
-import type { AgentConfig } from '../config.ts';
+import type { CommandRunner } from '../exec/runner.ts';
+import type { K3sProbes } from '../k3s/robot-io.ts';
+import { LocalCommandRunner } from '../exec/local.ts';
+import type { RuntimeContext } from '../run.ts';
 import { fromRuntimeRecord, K3sControlPlane } from './k3s.ts';
 import { SnapshotStore, snapshotKey, startSnapshotReceiver } from './snapshots.ts';
-import { RECEIVED_SNAPSHOT_DIR } from '../k3s/paths.ts';
 import { ConfigError } from '../errors.ts';
-import { LocalCommandRunner } from '../exec/local.ts';
-import { K3sSettingsSchema } from '../k3s/settings.ts';
-import { readAddonTemplates } from '../site/addons.ts';
-import { loadSiteSpec } from '../site/spec.ts';
-
-const k3sControlPlaneSchema = z.object({
-  runtime: z.literal('k3s'),
-  /** The robot's k3s settings (agent/k3s/settings.ts). */
-  k3s: K3sSettingsSchema,
-  /** The site spec the leader applies (bootstrap installs it). */
-  siteSpecFile: z.string().min(1).default('/etc/edgectl/site.yaml'),
-  /** The admin kubeconfig k3s server writes. */
-  kubeconfig: z.string().min(1).default('/etc/rancher/k3s/k3s.yaml'),
-  /** The addon templates bootstrap installs (CRDs, Multus, Whereabouts). */
-  templatesDir: z.string().min(1).default('/opt/edgectl/templates'),
-  /** Accept sealed snapshots from the leader (port 7948 on the node IP). */
-  snapshotReceiver: z.boolean().default(true),
-  receivedSnapshotDir: z.string().min(1).default(RECEIVED_SNAPSHOT_DIR),
-});
 
 export async function makeK3sControlPlane(
-  config: AgentConfig,
-  log: Logger,
-  siteKey?: Buffer,
+  { config, log, siteKey }: RuntimeContext,
+  /** The robot model in tests and benchmarks (agent/k3s/testing/robot-model.ts); default: this robot. */
+  opts: { runner?: CommandRunner; probes?: K3sProbes } = {},
 ): Promise<K3sControlPlane> {
-  const r = k3sControlPlaneSchema.safeParse(config.controlPlane);
-  if (!r.success)
-    throw new ConfigError(
-      'controlPlane (k3s runtime)',
-      r.error.issues.map((i) => `controlPlane.${i.path.join('.')}: ${i.message}`),
-      { hint: 'edgectl bootstrap site writes these fields; see docs/k3s.md' },
-    );
-  const spec = loadSiteSpec(r.data.siteSpecFile);
-  const templates = readAddonTemplates(r.data.templatesDir);
+  const cp = config.controlPlane;
+  if (cp.runtime !== 'k3s')
+    throw new ConfigError('agent config', [`controlPlane.runtime: ${cp.runtime} is not k3s`]);
+  const r = { data: cp };
   // Every server-capable robot keeps the sealed snapshots the leader pushes, to restore when it leads.
   let received: SnapshotStore | undefined;
   const key = siteKey ? snapshotKey(siteKey) : undefined;
@@ -66,16 +44,10 @@ export async function makeK3sControlPlane(
   return new K3sControlPlane({
     snapshotKey: key,
     receivedRecords: () => (received ? received.records().map(fromRuntimeRecord) : []),
-    runner: new LocalCommandRunner({ log: (line) => log.debug(line) }),
+    runner: opts.runner ?? new LocalCommandRunner({ log: (line) => log.debug(line) }),
+    probes: opts.probes,
     node: { ...r.data.k3s, site: config.site.id, nodeName: config.node.id },
-    site: {
-      apply: async (epoch: number) => {
-        // Only a leader applies the site, so the Kubernetes client loads when this robot first leads.
-        const { kubeSiteApplier } = await import('../site/kube-site.ts');
-        const report = await kubeSiteApplier(r.data.kubeconfig, { spec, log, templates }).apply(epoch);
-        log.info({ epoch, report }, `${config.node.id} applied site ${spec.id} for epoch ${epoch}`);
-      },
-    },
+    kubeconfig: r.data.kubeconfig,
     siteMembers: () => [config.node.id, ...config.voters, ...config.network.seeds.map((s) => s.node)],
   });
 }

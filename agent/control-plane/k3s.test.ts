@@ -41,12 +41,10 @@ function fakeClock(step = 1_000): () => number {
 async function runtime(
   m: RobotModel,
   extra: Partial<K3sControlPlaneOptions> = {},
-): Promise<{ rt: K3sControlPlane; applied: number[] }> {
-  const applied: number[] = [];
+): Promise<{ rt: K3sControlPlane }> {
   const rt = new K3sControlPlane({
     runner: m,
     node: m.target === WORKER_SPEC.nodeName ? WORKER_SPEC : SERVER_SPEC,
-    site: { apply: async (epoch) => void applied.push(epoch) },
     probes: modelProbes(m),
     pollMs: 1,
     delay: () => new Promise((r) => setImmediate(r)),
@@ -54,7 +52,7 @@ async function runtime(
     wallClock: fakeClock(),
     ...extra,
   });
-  return { rt, applied };
+  return { rt };
 }
 
 describeRuntimeContract(
@@ -265,14 +263,14 @@ describe('K3sControlPlane', () => {
     }
   });
 
-  test('applySite delegates to the SiteApplier for the serving epoch only', async () => {
+  test("the site applier reaches the server through k3s's admin kubeconfig, only while it serves", async () => {
     const m = await installedRobot(SERVER_SPEC);
-    const { rt, applied } = await runtime(m);
-    await assert.rejects(rt.applySite(5), /no serving k3s server of epoch 5/);
+    const { rt } = await runtime(m, { kubeconfig: '/run/k3s-admin.yaml' });
+    assert.throws(() => rt.apiServer(), /no k3s server serves on r1/);
     await rt.startServer(5);
-    await rt.applySite(5);
-    assert.deepEqual(applied, [5]);
-    assert.equal(rt.status().siteAppliedEpoch, 5);
+    assert.deepEqual(rt.apiServer(), { kind: 'kubeconfig', file: '/run/k3s-admin.yaml' });
+    await rt.stopServer(5);
+    assert.throws(() => rt.apiServer(), /no k3s server serves/);
   });
 
   test('a robot that is not server-capable refuses to start a server', async () => {

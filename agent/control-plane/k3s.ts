@@ -8,7 +8,7 @@
  *                        wait for /readyz, then forget the Nodes of robots no longer in the site
  *   stopServer(epoch)    stopServerPlan at once, even if a start is still running (that start stops
  *                        at its next step), and again once that start has given up
- *   applySite(epoch)     the SiteApplier, on this robot's serving server of that epoch
+ *   apiServer()          the admin kubeconfig k3s server writes, for the agent's SiteApplier
  *   joinAsWorker         joinWorkerPlan, then wait until this Node is Ready on the leader
  *   resetWorker          resetWorkerPlan
  *   takeSnapshot         (not in ControlPlaneRuntime) the leader's snapshot, as a site-log record
@@ -47,6 +47,7 @@ import {
   type SnapshotRecord,
 } from '../k3s/snapshots.ts';
 import type {
+  ApiServerAccess,
   ControlPlaneRuntime,
   ControlPlaneStatus,
   LeaderEndpoint,
@@ -55,11 +56,6 @@ import type {
 import { pushSnapshot, sealSnapshot } from './snapshots.ts';
 import { isoTime, wallClockMs } from '../wall-clock.ts';
 import { monotonicMs } from '../clock.ts';
-
-/** What the runtime needs of the SiteApplier (agent/site/applier.ts): apply the site for an epoch. */
-export interface SiteApplyTarget {
-  apply(epoch: number): Promise<unknown>;
-}
 
 /** Where the snapshot records and files come from when a new leader chooses how to start. */
 export interface SnapshotSource {
@@ -72,7 +68,8 @@ export interface SnapshotSource {
 export interface K3sControlPlaneOptions {
   readonly runner: CommandRunner;
   readonly node: K3sNodeSpec;
-  readonly site: SiteApplyTarget;
+  /** The admin kubeconfig k3s server writes (default /etc/rancher/k3s/k3s.yaml). */
+  readonly kubeconfig?: string;
   /** Default: runnerProbes (k3s kubectl through the runner). */
   readonly probes?: K3sProbes;
   /** Default: no records, so a new leader resumes its own etcd or starts fresh. */
@@ -108,7 +105,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   readonly kind = 'k3s';
   private readonly runner: CommandRunner;
   private readonly spec: K3sNodeSpec;
-  private readonly site: SiteApplyTarget;
+  private readonly kubeconfig: string;
   private readonly probes: K3sProbes;
   private readonly snapshots: SnapshotSource | undefined;
   private readonly siteMembers: (() => readonly string[]) | undefined;
@@ -121,7 +118,6 @@ export class K3sControlPlane implements ControlPlaneRuntime {
 
   private server: ControlPlaneStatus['server'] = null;
   private worker: ControlPlaneStatus['worker'] = null;
-  private siteAppliedEpoch: number | null = null;
   private lastStart: ServerStart | null = null;
   /** Bumped by every server operation: an older one still running sees it and stops. */
   private serverOp = 0;
@@ -135,7 +131,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   constructor(opts: K3sControlPlaneOptions) {
     this.runner = opts.runner;
     this.spec = opts.node;
-    this.site = opts.site;
+    this.kubeconfig = opts.kubeconfig ?? '/etc/rancher/k3s/k3s.yaml';
     this.probes = opts.probes ?? runnerProbes(opts.runner, opts.node.nodeName);
     this.snapshotKey = opts.snapshotKey;
     // Without a site-log source, restore from what this robot holds: the snapshots it took as a
@@ -246,15 +242,10 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     }
   }
 
-  async applySite(epoch: number): Promise<void> {
-    if (this.server?.epoch !== epoch || this.server.state !== 'serving') {
-      throw new EdgeError(
-        'NO_SERVER',
-        `no serving k3s server of epoch ${epoch} on ${this.spec.nodeName} to apply the site to`,
-      );
-    }
-    await this.site.apply(epoch);
-    this.siteAppliedEpoch = epoch;
+  apiServer(): ApiServerAccess {
+    if (this.server?.state !== 'serving')
+      throw new EdgeError('NO_SERVER', `no k3s server serves on ${this.spec.nodeName}`);
+    return { kind: 'kubeconfig', file: this.kubeconfig };
   }
 
   async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {
@@ -337,7 +328,6 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     return {
       server: this.server,
       worker: this.worker,
-      siteAppliedEpoch: this.siteAppliedEpoch,
       details: {
         node: this.spec.nodeName,
         serverStart: this.lastStart ? `${this.lastStart.kind}: ${this.lastStart.reason}` : null,

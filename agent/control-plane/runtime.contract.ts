@@ -5,13 +5,12 @@ import type { ControlPlaneRuntime } from './runtime.ts';
 
 export function describeRuntimeContract(name: string, make: () => Promise<ControlPlaneRuntime>): void {
   describe(`ControlPlaneRuntime contract: ${name}`, () => {
-    test('start serves the epoch; applySite then records it; stop clears it', async () => {
+    test('start serves the epoch and gives access to its API server; stop clears it', async () => {
       const rt = await make();
       try {
         await rt.startServer(3);
         assert.deepEqual(rt.status().server, { epoch: 3, state: 'serving' });
-        await rt.applySite(3);
-        assert.equal(rt.status().siteAppliedEpoch, 3);
+        assert.ok(['kubeconfig', 'token', 'objects'].includes(rt.apiServer().kind));
         await rt.stopServer(3);
         assert.equal(rt.status().server, null);
       } finally {
@@ -33,10 +32,10 @@ export function describeRuntimeContract(name: string, make: () => Promise<Contro
       }
     });
 
-    test('applying the site without a serving server of that epoch fails', async () => {
+    test('no API server is reachable while nothing serves', async () => {
       const rt = await make();
       try {
-        await assert.rejects(rt.applySite(9));
+        assert.throws(() => rt.apiServer(), /serv/);
       } finally {
         await rt.close();
       }

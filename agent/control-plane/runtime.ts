@@ -1,8 +1,11 @@
 /**
  * ControlPlaneRuntime is how the agent touches the control plane: the k3s server and agent on a
- * robot (the k3s issue), kube-apiserver + etcd and a lab kubelet in the netns lab (the lab issue),
- * or an in-memory twin in tests (in-memory.ts). The agent's lifecycle statechart decides when each
- * call happens; the runtime only does it.
+ * robot (k3s.ts), kube-apiserver + etcd and a lab kubelet in the netns lab
+ * (lab/runtime/lab-control-plane.ts), or an in-memory twin in tests (in-memory.ts). The agent's
+ * lifecycle statechart decides when each call happens; the runtime only does it. What the leader
+ * does on its server for the site (apply it, mark robots lost and back) is the agent's SiteApplier
+ * (agent/site/leader-site.ts) on every runtime; a runtime only says how to reach its server
+ * (apiServer).
  *
  * Contract:
  * - Every method may take long and may fail: failures are rejected promises with an EdgeError. The
@@ -13,6 +16,7 @@
  * - The runtime never decides roles, and it never runs two servers at once.
  */
 import type { NodeId } from '../../statecharts/messages.ts';
+import type { ObjectClient } from '../site/object-client.ts';
 
 export interface LeaderEndpoint {
   readonly id: NodeId;
@@ -27,7 +31,6 @@ export interface ControlPlaneStatus {
     readonly epoch: number;
     readonly state: 'joining' | 'ready';
   } | null;
-  readonly siteAppliedEpoch: number | null;
   /** Runtime-specific facts for /status (the lab: API server URL and its cold start). */
   readonly details?: Readonly<Record<string, string | number | null>>;
 }
@@ -36,8 +39,11 @@ export interface ControlPlaneRuntime {
   readonly kind: string;
   startServer(epoch: number): Promise<void>;
   stopServer(epoch: number): Promise<void>;
-  /** Apply the site (namespace, policies, network) on this robot's server for `epoch`. */
-  applySite(epoch: number): Promise<void>;
+  /**
+   * How the leader's SiteApplier reaches the Kubernetes API server this robot serves. The agent
+   * calls it only while this robot serves; it throws NO_SERVER when nothing serves here.
+   */
+  apiServer(): ApiServerAccess;
   joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void>;
   resetWorker(): Promise<void>;
   status(): ControlPlaneStatus;
@@ -50,10 +56,6 @@ export interface ControlPlaneRuntime {
   snapshot?(epoch: number): Promise<SnapshotRecord>;
   /** Optional: send a kept snapshot to other server-capable robots; resolves those that kept it. */
   shipSnapshot?(name: string, to: readonly LeaderEndpoint[]): Promise<NodeId[]>;
-  /** Optional: a robot has been dead past the grace period (its pods must move, its IPs be freed). */
-  markNodeLost?(node: NodeId): Promise<void>;
-  /** Optional: a lost robot is back. */
-  markNodeReturned?(node: NodeId): Promise<void>;
   /**
    * Optional: the agent tells the runtime how to read the leader's lease: until when (monotonic
    * ms, the agent's clock) this robot may serve `epoch`, or null. A runtime with a fenced front
@@ -61,6 +63,15 @@ export interface ControlPlaneRuntime {
    */
   setFence?(leaseExpiresAt: (epoch: number) => number | null): void;
 }
+
+/**
+ * ApiServerAccess: an admin kubeconfig file (k3s writes /etc/rancher/k3s/k3s.yaml), an endpoint
+ * with its CA and a bearer token (the lab's kube-apiserver), or the in-memory twin's object store.
+ */
+export type ApiServerAccess =
+  | { readonly kind: 'kubeconfig'; readonly file: string }
+  | { readonly kind: 'token'; readonly url: string; readonly caPem: string; readonly token: string }
+  | { readonly kind: 'objects'; readonly client: ObjectClient };
 
 /** A control-plane snapshot, as recorded in the replicated site log. */
 export interface SnapshotRecord {

@@ -6,6 +6,7 @@
  */
 import { ConflictError, type ListOptions, type ObjectClient, type ObjectRef } from './object-client.ts';
 import { objectKey, type KubeObject } from './objects.ts';
+import { ObjectSiteApplier, type SiteApplierOptions } from './applier.ts';
 
 const clone = <T>(v: T): T => structuredClone(v);
 
@@ -129,5 +130,18 @@ export class InMemoryObjectClient implements ObjectClient {
   /** all returns every stored object, for tests. */
   all(): KubeObject[] {
     return [...this.objects.values()].map(clone);
+  }
+}
+
+/**
+ * InMemorySiteApplier is the twin: it records what apply writes, and the taints, in `cluster`, which
+ * several appliers (a leader change, a spec change) may share.
+ */
+export class InMemorySiteApplier extends ObjectSiteApplier {
+  readonly cluster: InMemoryObjectClient;
+  constructor(opts: SiteApplierOptions & { cluster?: InMemoryObjectClient }) {
+    const cluster = opts.cluster ?? new InMemoryObjectClient();
+    super(cluster, opts);
+    this.cluster = cluster;
   }
 }

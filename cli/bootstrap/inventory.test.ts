@@ -43,7 +43,7 @@ test('the shipped example inventory is valid, and every robot gets a valid agent
   assert.equal(inv.site.id, 'dock-a');
   assert.deepEqual(inv.voters, ['spot-1', 'spot-2', 'amr-1']);
   for (const r of inv.robots) {
-    const c = validateAgentConfig(renderAgentConfig(inv, r.name));
+    const c = validateAgentConfig(renderAgentConfig(inv, r.name), undefined, () => inv.site);
     assert.equal(c.node.id, r.name);
     assert.equal(c.controlPlane.runtime, 'k3s');
   }
@@ -156,9 +156,16 @@ test('a site spec problem is reported with its path under site', () => {
 test("the site's grace period for a lost robot becomes every agent's membership.lostAfterMs", () => {
   const inv = parseInventory({ ...minimal(), site: { id: 'lab', nodeLoss: { graceSeconds: 90 } } });
   for (const r of ['r1', 'r2', 'r3'])
-    assert.equal(validateAgentConfig(renderAgentConfig(inv, r)).membership.lostAfterMs, 90_000);
+    assert.equal(
+      validateAgentConfig(renderAgentConfig(inv, r), undefined, () => inv.site).membership.lostAfterMs,
+      90_000,
+    );
   assert.equal(
-    validateAgentConfig(renderAgentConfig(parseInventory(minimal()), 'r1')).membership.lostAfterMs,
+    validateAgentConfig(
+      renderAgentConfig(parseInventory(minimal()), 'r1'),
+      undefined,
+      () => parseInventory(minimal()).site,
+    ).membership.lostAfterMs,
     60_000,
     'the default grace period is 60 s',
   );

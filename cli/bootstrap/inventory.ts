@@ -235,7 +235,8 @@ export function parseInventory(raw: unknown, source = 'inventory'): Inventory {
     const candidate: Inventory = { ...inv, site, voters };
     inv.robots.forEach((r, i) => {
       try {
-        validateAgentConfig(renderAgentConfig(candidate, r.name), `robots[${i}] agent config`);
+        // The robot's site spec file is the inventory's site, which bootstrap installs there.
+        validateAgentConfig(renderAgentConfig(candidate, r.name), `robots[${i}] agent config`, () => site);
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
         problems.push(...e.problems.map((p) => `robots[${i}] (${r.name}) agent config: ${p}`));

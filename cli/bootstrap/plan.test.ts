@@ -15,6 +15,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { validateAgentConfig } from '../../agent/config.ts';
+import { parseSiteSpec } from '../../agent/site/spec.ts';
 import { assertGolden } from '../../agent/site/golden.ts';
 import { readInventoryFile } from './inventory-files.ts';
 import { parseInventory } from './inventory.ts';
@@ -94,7 +95,10 @@ test("every robot's agent.yaml is one the agent accepts, for that robot", () => 
   for (const r of plan.robots) {
     const step = r.steps.find((s) => s.id === 'config.agent');
     assert.ok(step?.kind === 'writeFile');
-    const c = validateAgentConfig(parse(step.content), r.target);
+    // The site spec file it names is the one the plan installs beside it.
+    const site = r.steps.find((s) => s.id === 'config.site');
+    assert.ok(site?.kind === 'writeFile');
+    const c = validateAgentConfig(parse(step.content), r.target, () => parseSiteSpec(parse(site.content)));
     assert.equal(c.node.id, r.target);
     assert.deepEqual(c.voters, ['spot-1', 'spot-2', 'amr-1']);
   }
@@ -261,7 +265,9 @@ test('the lab: per-robot install roots, the lab runtime, no systemd', () => {
   assert.ok(prune?.kind === 'run' && prune.argv[5] === '/srv/lab/r2/opt/edgectl');
   const config = r2.steps.find((s) => s.id === 'config.agent');
   assert.ok(config?.kind === 'writeFile');
-  const c = validateAgentConfig(parse(config.content));
+  const site = r2.steps.find((s) => s.id === 'config.site');
+  assert.ok(site?.kind === 'writeFile');
+  const c = validateAgentConfig(parse(config.content), undefined, () => parseSiteSpec(parse(site.content)));
   assert.equal(c.controlPlane.runtime, 'lab');
   assert.equal(c.siteKeyFile, '/srv/lab/r2/etc/edgectl/site.key');
   // The lab runtime reads the lab's identity and the installed site spec; the host polls its status.

@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import type { GlobalArgs } from '../main.ts';
 import type { Io } from '../output.ts';
 
-export const agentCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
+export const agentCommand = (_io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
   command: 'agent <action>',
   describe: 'Run the robot agent (the daemon systemd starts)',
   builder: (y: Argv<GlobalArgs>) =>
@@ -23,9 +23,15 @@ export const agentCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => (
       import('../../agent/run.ts'),
       import('../../agent/config.ts'),
     ]);
-    await runAgent(
-      { config: (argv as unknown as { config: string }).config, loadConfig: loadAgentConfig },
-      io,
-    );
+    // The robot's agent: the k3s runtime only, as agent/main.ts registers it.
+    await runAgent({
+      config: (argv as unknown as { config: string }).config,
+      loadConfig: loadAgentConfig,
+      entryName: 'edgectl agent run',
+      runtimes: {
+        k3s: async (ctx) =>
+          (await import('../../agent/control-plane/k3s-runtime.ts')).makeK3sControlPlane(ctx),
+      },
+    });
   },
 });

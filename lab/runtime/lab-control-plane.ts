@@ -14,13 +14,13 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { EdgeError } from '../../agent/errors.ts';
 import type {
+  ApiServerAccess,
   ControlPlaneRuntime,
   ControlPlaneStatus,
   LeaderEndpoint,
 } from '../../agent/control-plane/runtime.ts';
 import { startApiServer, type ApiServerHandle, type ApiServerIdentity } from '../kube-apiserver/apiserver.ts';
 import { FrontDoor } from './front-door.ts';
-import { KubeHttp } from './kube-http.ts';
 import {
   pushSnapshot,
   sealSnapshot,
@@ -41,12 +41,6 @@ function wallClock(monotonic: number): string {
   return new Date(Date.now() - (monotonicMs() - monotonic)).toISOString();
 }
 
-/** What applies the site on a new epoch's server (agent/site/applier.ts for the real thing). */
-export type SiteApplyFn = (
-  server: { url: string; caPem: string; adminToken: string },
-  epoch: number,
-) => Promise<void>;
-
 export interface LabControlPlaneOptions {
   readonly nodeId: string;
   readonly siteId: string;
@@ -56,48 +50,11 @@ export interface LabControlPlaneOptions {
   /** Per-epoch etcd data and logs: <stateDir>/lab-cp/epoch-<n>. */
   readonly stateDir: string;
   readonly log: Logger;
-  readonly applySite?: SiteApplyFn;
   readonly kubeletRenewMs?: number;
   readonly labels?: Readonly<Record<string, string>>;
   /** Sealed snapshots kept here (lab: <stateDir>/snapshots); none: no snapshots. */
   readonly snapshots?: { readonly store: SnapshotStore; readonly key: Buffer };
-  /** What to do with a lost/returned robot's Node (the SiteApplier's markNodeLost/Returned). */
-  readonly nodeLoss?: {
-    lost(server: ServerAccess, node: string): Promise<void>;
-    returned(server: ServerAccess, node: string): Promise<void>;
-  };
 }
-
-export interface ServerAccess {
-  readonly url: string;
-  readonly caPem: string;
-  readonly adminToken: string;
-}
-
-/** applySiteNamespace is the minimal site: the site's namespace, applied server-side. */
-export const applySiteNamespace =
-  (siteId: string): SiteApplyFn =>
-  async (server, epoch) => {
-    const api = new KubeHttp({ server: server.url, caPem: server.caPem, token: server.adminToken });
-    await api.ok(
-      'PATCH',
-      `/api/v1/namespaces/site-${siteId}?fieldManager=edgectl&force=true`,
-      {
-        apiVersion: 'v1',
-        kind: 'Namespace',
-        metadata: {
-          name: `site-${siteId}`,
-          labels: {
-            'app.kubernetes.io/managed-by': 'edgectl',
-            'edgectl.io/site': siteId,
-            'edgectl.io/epoch': String(epoch),
-            'pod-security.kubernetes.io/enforce': 'baseline',
-          },
-        },
-      },
-      'application/apply-patch+yaml',
-    );
-  };
 
 export class LabControlPlane implements ControlPlaneRuntime {
   readonly kind = 'lab';
@@ -112,7 +69,6 @@ export class LabControlPlane implements ControlPlaneRuntime {
   private selfKubelet: LabKubelet | null = null;
   private worker: { leader: string; epoch: number; state: 'joining' | 'ready'; kubelet: LabKubelet } | null =
     null;
-  private siteAppliedEpoch: number | null = null;
   private coldStartMs: number | null = null;
   private restoredFrom: string | null = null;
   private snapshotsTaken = 0;
@@ -251,7 +207,6 @@ export class LabControlPlane implements ControlPlaneRuntime {
     const s = this.server;
     if (!s || s.epoch > epoch) return;
     this.server = null;
-    this.siteAppliedEpoch = null;
     this.selfKubelet?.stop();
     this.selfKubelet = null;
     // The door first (it is what others reach), then SIGKILL: a fenced server must not drain.
@@ -262,19 +217,6 @@ export class LabControlPlane implements ControlPlaneRuntime {
       { epoch: s.epoch, fenceClosedAt: closedAt === null ? undefined : wallClock(closedAt) },
       `${this.o.nodeId} stopped its server of epoch ${s.epoch}`,
     );
-  }
-
-  async applySite(epoch: number): Promise<void> {
-    const s = this.server;
-    if (s?.epoch !== epoch || s.state !== 'serving' || !s.handle)
-      throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch} to apply the site to`);
-    const apply = this.o.applySite ?? applySiteNamespace(this.o.siteId);
-    await apply(
-      { url: this.url(this.o.address), caPem: s.handle.caPem, adminToken: s.handle.adminToken },
-      epoch,
-    );
-    if (this.server?.epoch === epoch) this.siteAppliedEpoch = epoch;
-    this.o.log.info({ epoch }, `${this.o.nodeId} applied the site for epoch ${epoch}`);
   }
 
   async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {
@@ -316,7 +258,6 @@ export class LabControlPlane implements ControlPlaneRuntime {
       worker: this.worker
         ? { leader: this.worker.leader, epoch: this.worker.epoch, state: this.worker.state }
         : null,
-      siteAppliedEpoch: this.siteAppliedEpoch,
       details: {
         apiServer: this.server?.handle?.url ?? this.worker?.kubelet.server ?? null,
         apiServerColdStartMs: this.coldStartMs,
@@ -324,6 +265,16 @@ export class LabControlPlane implements ControlPlaneRuntime {
         snapshotsTaken: this.snapshotsTaken,
         newestSnapshot: this.o.snapshots?.store.newest()?.name ?? null,
       },
+    };
+  }
+
+  apiServer(): ApiServerAccess {
+    const s = this.serving();
+    return {
+      kind: 'token',
+      url: this.url(this.o.address),
+      caPem: s.handle.caPem,
+      token: s.handle.adminToken,
     };
   }
 
@@ -367,22 +318,6 @@ export class LabControlPlane implements ControlPlaneRuntime {
     return to.filter((_, i) => ok[i]).map((p) => p.id);
   }
 
-  async markNodeLost(node: string): Promise<void> {
-    const s = this.serving();
-    await this.o.nodeLoss?.lost(
-      { url: this.url(this.o.address), caPem: s.handle.caPem, adminToken: s.handle.adminToken },
-      node,
-    );
-  }
-
-  async markNodeReturned(node: string): Promise<void> {
-    const s = this.serving();
-    await this.o.nodeLoss?.returned(
-      { url: this.url(this.o.address), caPem: s.handle.caPem, adminToken: s.handle.adminToken },
-      node,
-    );
-  }
-
   setFence(leaseExpiresAt: (epoch: number) => number | null): void {
     this.fence = leaseExpiresAt;
   }
@@ -420,9 +355,8 @@ export async function makeLabControlPlane(o: {
     /** The robot's address on the lab bridge; its API server listens there. */
     address: z.string().regex(/^\d+\.\d+\.\d+\.\d+$/, 'must be an IPv4 address'),
     kubeletRenewMs: z.number().int().positive().optional(),
-    /** The site spec (agent/site/spec.ts) the leader applies; without it, only the namespace. */
+    /** The site spec and addon templates: the agent's config loader and SiteApplier read them. */
     siteSpecFile: z.string().min(1).optional(),
-    /** The addon templates (CRDs, Multus, Whereabouts); default: the repository's templates/. */
     templatesDir: z.string().min(1).optional(),
   });
   const r = schema.safeParse(o.controlPlane);
@@ -432,44 +366,6 @@ export async function makeLabControlPlane(o: {
       r.error.issues.map((i) => `controlPlane.${i.path.join('.')}: ${i.message}`),
       { hint: 'edgectl lab up writes these fields; see docs/lab.md' },
     );
-  let applySite: SiteApplyFn | undefined;
-  let nodeLoss: LabControlPlaneOptions['nodeLoss'];
-  if (r.data.siteSpecFile) {
-    // The real SiteApplier (namespace isolation, Multus/Whereabouts, NADs), as on robots.
-    const { loadSiteSpec } = await import('../../agent/site/spec.ts');
-    const { KubeSiteApplier } = await import('../../agent/site/applier.ts');
-    const { readAddonTemplates } = await import('../../agent/site/addons.ts');
-    const templates = readAddonTemplates(r.data.templatesDir);
-    const { kubeConfigFor } = await import('../kube-apiserver/apiserver.ts');
-    const spec = loadSiteSpec(r.data.siteSpecFile);
-    applySite = async (server, epoch) => {
-      const applier = new KubeSiteApplier({
-        kubeConfig: kubeConfigFor(server.url, server.caPem, server.adminToken),
-        spec,
-        log: o.log,
-        templates,
-      });
-      const report = await applier.apply(epoch);
-      o.log.info({ epoch, report }, `${o.nodeId} applied site ${spec.id} for epoch ${epoch}`);
-    };
-    const applierFor = (server: ServerAccess) =>
-      new KubeSiteApplier({
-        kubeConfig: kubeConfigFor(server.url, server.caPem, server.adminToken),
-        spec,
-        log: o.log,
-        addons: false,
-      });
-    nodeLoss = {
-      lost: async (server, node) => {
-        const report = await applierFor(server).markNodeLost(node);
-        o.log.warn({ peer: node, report }, `${o.nodeId} marked ${node} lost (out-of-service)`);
-      },
-      returned: async (server, node) => {
-        const report = await applierFor(server).markNodeReturned(node);
-        o.log.info({ peer: node, report }, `${o.nodeId} marked ${node} returned`);
-      },
-    };
-  }
   let snapshots: LabControlPlaneOptions['snapshots'];
   if (o.siteKey && o.serverCapable) {
     // Every server-capable robot keeps the snapshots the leader pushes, to restore when it leads.
@@ -489,8 +385,6 @@ export async function makeLabControlPlane(o: {
     snapshots = { store, key };
   }
   return new LabControlPlane({
-    applySite,
-    nodeLoss,
     snapshots,
     nodeId: o.nodeId,
     siteId: o.siteId,

@@ -78,7 +78,7 @@ async function once(parallel: number): Promise<{ bootstrapMs: number; readyMs: n
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-execFileSync('npm', ['run', '--silent', 'build:agent'], { cwd: ROOT, stdio: 'ignore' });
+execFileSync('npm', ['run', '--silent', 'build:lab-agent'], { cwd: ROOT, stdio: 'ignore' });
 const runs: Record<string, { bootstrapMs: number; readyMs: number; totalMs: number }[]> = {
   serial: [],
   parallel: [],

@@ -1,0 +1,41 @@
+/**
+ * modelRobot: the k3s runtime's own code (agent/control-plane/k3s-runtime.ts) on a robot model
+ * (robot-model.ts) where k3s is absent: the plans run against the model, readiness is read from
+ * its units, and the API server the site applier reaches is an in-memory object store. The tests'
+ * agent entry (agent/testing/main.ts) runs it for the build test and bench:agent.
+ */
+import type { K3sControlPlane } from '../../control-plane/k3s.ts';
+import type { makeK3sControlPlane } from '../../control-plane/k3s-runtime.ts';
+import type { RuntimeContext } from '../../run.ts';
+import { InMemoryObjectClient } from '../../site/in-memory-client.ts';
+import { AGENT_UNIT, SERVER_UNIT } from '../paths.ts';
+import { installedRobot } from './installed.ts';
+
+export async function modelRobot(
+  ctx: RuntimeContext,
+  make: typeof makeK3sControlPlane,
+): Promise<K3sControlPlane> {
+  const cp = ctx.config.controlPlane;
+  if (cp.runtime !== 'k3s') throw new Error('the robot model runs the k3s runtime only');
+  const model = await installedRobot({ ...cp.k3s, site: ctx.config.site.id, nodeName: ctx.config.node.id });
+  const rt = await make(ctx, {
+    runner: model,
+    probes: {
+      serverReady: async () => model.active.has(SERVER_UNIT),
+      workerReady: async () => model.active.has(AGENT_UNIT),
+    },
+  });
+  const objects = new InMemoryObjectClient();
+  const kubeconfig = rt.apiServer.bind(rt);
+  rt.apiServer = () => {
+    kubeconfig(); // throws while nothing serves, as on a robot
+    return { kind: 'objects', client: objects };
+  };
+  // The model journals every command; an agent that runs for hours keeps only the newest.
+  const run = model.run.bind(model);
+  model.run = async (argv, opts) => {
+    if (model.journal.length > 1000) model.journal.splice(0, model.journal.length - 100);
+    return run(argv, opts);
+  };
+  return rt;
+}
