@@ -67,9 +67,21 @@ export class StateStore {
    * truth, so they are deleted.
    */
   load(): DurableState {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    for (const f of readdirSync(this.dir))
-      if (f.includes('.tmp-')) rmSync(join(this.dir, f), { force: true });
+    let names: string[];
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      names = readdirSync(this.dir);
+    } catch (e) {
+      throw new EdgeError(
+        'STATE_DIR',
+        `cannot use the state directory ${this.dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        {
+          hint: 'set stateDir in the agent config to a directory the agent can create and write (an absolute path on local storage)',
+          cause: e,
+        },
+      );
+    }
+    for (const f of names) if (f.includes('.tmp-')) rmSync(join(this.dir, f), { force: true });
     const hard = this.read<{ term: number; votedFor: NodeId | null }>(HARD_STATE_FILE);
     const log = this.read<{ entries: LogEntry[] }>(LOG_FILE);
     if (!hard && !log) return { term: 0, votedFor: null, log: [] };
