@@ -12,7 +12,9 @@
  *   EDGECTL_BENCH_SECONDS   sampling window per round (60)
  *   EDGECTL_BENCH_ROUNDS    rounds (3)
  *   EDGECTL_BENCH_WARMUP    seconds between the site settling and sampling (120)
- *   EDGECTL_BENCH_BUNDLE    the bundle to measure (agent/bundle/edgectl-agent.mjs)
+ *   EDGECTL_BENCH_BUNDLE    the bundle to measure (agent/bundle/testing/edgectl-agent.mjs: the
+ *                           tests' entry, agent/testing/main.ts, bundled like the robot's, whose
+ *                           k3s runtime runs the robot's code over the robot model)
  *   EDGECTL_BENCH_BASELINE  another bundle (an older build) measured in alternate rounds, for a
  *                           before/after under the same load
  *   EDGECTL_V8_FLAGS        node flags instead of the unit's ("" for none)
@@ -72,7 +74,10 @@ const ENV: Record<string, string> =
       );
 
 const bundles = [
-  { label: 'agent', path: process.env.EDGECTL_BENCH_BUNDLE ?? join(ROOT, 'agent/bundle/edgectl-agent.mjs') },
+  {
+    label: 'agent',
+    path: process.env.EDGECTL_BENCH_BUNDLE ?? join(ROOT, 'agent/bundle/testing/edgectl-agent.mjs'),
+  },
   ...(process.env.EDGECTL_BENCH_BASELINE
     ? [{ label: 'baseline', path: process.env.EDGECTL_BENCH_BASELINE }]
     : []),
@@ -176,7 +181,13 @@ async function runRound(
           stateDir: join(work, r.name, 'state'),
           siteKeyFile: join(dir, 'site.key'),
           status: { listen: `${r.address}:7947` },
-          controlPlane: { runtime: 'memory' },
+          // The robot's runtime, k3s, on the robot model where k3s is absent (agent/k3s/testing/model-robot.ts).
+          controlPlane: {
+            runtime: 'k3s',
+            k3s: { nodeIp: r.address, flannelIface: 'eth0', serverCapable: r.name !== 'r6' },
+            siteSpecFile: join(ROOT, 'templates/site/site.example.yaml'),
+            templatesDir: join(ROOT, 'templates'),
+          },
           log: { level: 'warn' },
         }),
       );
@@ -186,7 +197,7 @@ async function runRound(
       procs.set(
         r.name,
         spawnIn(r.netns, process.execPath, [...V8_FLAGS, ...prof, bundle.path, '--config', config], {
-          env: { ...process.env, ...ENV },
+          env: { ...process.env, ...ENV, EDGECTL_ROBOT_MODEL: '1' },
           logFile: openSync(join(work, `${r.name}.log`), 'a'),
         }),
       );
