@@ -202,16 +202,25 @@ export function renderReport(report: ApplyReport): string {
 
 type Kind = BootstrapPlan['kind'];
 
+/** What one run has read already, for a later step of the same run (bootstrap's wait for the site). */
+interface RunReads {
+  loaded?: LoadedInventory;
+  /** Set once the sudo password was asked for (undefined: no robot needs one). */
+  password?: { readonly value: string | undefined };
+}
+
 async function runPlanned(
   kind: Kind,
   o: ApplyCliOptions & { robots?: readonly string[] },
   io: Io,
   deps: BootstrapDeps,
   resumeCommand: string,
+  reads: RunReads = {},
 ): Promise<ApplyReport | BootstrapPlan> {
   const env = deps.env ?? process.env;
   // 1. Everything local first, every problem at once: no robot is touched before this passes.
-  const loaded = loadInventory(o.file, env);
+  const loaded = reads.loaded ?? loadInventory(o.file, env);
+  reads.loaded = loaded;
   const inv = loaded.inventory;
   if (o.robots)
     for (const name of o.robots)
@@ -288,6 +297,7 @@ async function runPlanned(
     deps,
     plan.robots.map((r) => r.target),
   );
+  reads.password = { value: password };
   const ctx: ConnectContext = { siteDir, acceptNewHostKeys: o.acceptNewHostKeys, sudoPassword: password };
   const connect =
     deps.connect ?? ((r: Robot, l: LoadedInventory, c: ConnectContext) => sshConnect(r, l, c, env));
@@ -334,16 +344,19 @@ export async function runBootstrapSite(
   io: Io,
   deps: BootstrapDeps = {},
 ) {
+  // The inventory is read once and the sudo password asked for once per run, the wait included.
+  const reads: RunReads = {};
   const report = await runPlanned(
     'bootstrap',
     o,
     io,
     deps,
     `edgectl bootstrap site -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`,
+    reads,
   );
   // With systemd the agents start themselves: wait for the site and write its kubeconfig. (In the
   // lab, install.service is none and the lab starts the agents; edgectl site ready does the rest.)
-  const service = loadInventory(o.file, deps.env ?? process.env).inventory.install.service;
+  const service = reads.loaded!.inventory.install.service;
   if (!o.dryRun && o.wait !== false && service === 'systemd')
     await runSiteReady(
       {
@@ -358,6 +371,7 @@ export async function runBootstrapSite(
       },
       io,
       deps,
+      reads,
     );
   return report;
 }
@@ -410,17 +424,24 @@ export interface SiteReadyOptions {
  * runSiteReady waits until the bootstrapped site has a leader serving and every robot Ready, then
  * writes the site's kubeconfig from the leader's admin kubeconfig (read over SSH, with sudo).
  */
-export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapDeps = {}) {
+export async function runSiteReady(
+  o: SiteReadyOptions,
+  io: Io,
+  deps: BootstrapDeps = {},
+  reads: RunReads = {},
+) {
   const env = deps.env ?? process.env;
-  const loaded = loadInventory(o.file, env);
+  const loaded = reads.loaded ?? loadInventory(o.file, env);
   const inv = loaded.inventory;
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
-  const password = await sudoPassword(
-    loaded,
-    { ...o, dryRun: false, parallel: 1, recheck: false },
-    deps,
-    inv.robots.map((r) => r.name),
-  );
+  const password = reads.password
+    ? reads.password.value
+    : await sudoPassword(
+        loaded,
+        { ...o, dryRun: false, parallel: 1, recheck: false },
+        deps,
+        inv.robots.map((r) => r.name),
+      );
   const ctx: ConnectContext = { siteDir, acceptNewHostKeys: o.acceptNewHostKeys, sudoPassword: password };
   const connect =
     deps.connect ?? ((r: Robot, l: LoadedInventory, c: ConnectContext) => sshConnect(r, l, c, env));
@@ -494,15 +515,17 @@ export async function runRobotAdd(
   io: Io,
   deps: BootstrapDeps = {},
 ) {
-  requireLearner(o.file, o.robot, 'add', deps);
+  // As bootstrap: the inventory is read once, and the sudo password asked for once, the wait included.
+  const reads: RunReads = { loaded: requireLearner(o.file, o.robot, 'add', deps) };
   const report = await runPlanned(
     'bootstrap',
     { ...o, robots: [o.robot] },
     io,
     deps,
     `edgectl robot add ${o.robot} -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`,
+    reads,
   );
-  const service = loadInventory(o.file, deps.env ?? process.env).inventory.install.service;
+  const service = reads.loaded!.inventory.install.service;
   if (!o.dryRun && o.wait !== false && service === 'systemd')
     await runSiteReady(
       {
@@ -516,6 +539,7 @@ export async function runRobotAdd(
       },
       io,
       deps,
+      reads,
     );
   return report;
 }
@@ -530,7 +554,7 @@ export async function runRobotRemove(
   io: Io,
   deps: BootstrapDeps = {},
 ) {
-  requireLearner(o.file, o.robot, 'remove', deps);
+  const loaded = requireLearner(o.file, o.robot, 'remove', deps);
   requireYes(o, `edgectl robot remove ${o.robot}`);
   const report = await runPlanned(
     'reset',
@@ -538,6 +562,7 @@ export async function runRobotRemove(
     io,
     deps,
     `edgectl robot remove ${o.robot} -f ${o.file} --yes`,
+    { loaded },
   );
   if (!o.dryRun && o.output !== 'json')
     io.err(
@@ -546,8 +571,14 @@ export async function runRobotRemove(
   return report;
 }
 
-function requireLearner(file: string, robot: string, action: 'add' | 'remove', deps: BootstrapDeps): void {
-  const inv = loadInventory(file, deps.env ?? process.env).inventory;
+function requireLearner(
+  file: string,
+  robot: string,
+  action: 'add' | 'remove',
+  deps: BootstrapDeps,
+): LoadedInventory {
+  const loaded = loadInventory(file, deps.env ?? process.env);
+  const inv = loaded.inventory;
   if (!inv.robots.some((r) => r.name === robot))
     throw new UsageError('NO_SUCH_ROBOT', `${file} has no robot named ${robot}`, {
       hint:
@@ -562,6 +593,7 @@ function requireLearner(file: string, robot: string, action: 'add' | 'remove', d
           ? `list the voters explicitly in ${file} without ${robot} (it joins as a learner and works as any worker), or re-bootstrap the site with the new voter set (docs/bootstrap.md)`
           : `a voter leaves by re-bootstrapping the site with a new voter set (docs/bootstrap.md); a powered-off voter is simply lost, and the site keeps a majority`,
     });
+  return loaded;
 }
 
 /**
