@@ -7,6 +7,7 @@ import { InMemorySiteApplier } from './in-memory-client.ts';
 import { describeSiteApplierContract } from './applier.contract.ts';
 import { InMemoryObjectClient } from './in-memory-client.ts';
 import { parseSiteSpec } from './spec.ts';
+import { servingK3sRobot } from '../k3s/testing/serving-robot.ts';
 
 const templates = readAddonTemplates();
 
@@ -15,6 +16,17 @@ describeSiteApplierContract('in-memory', async () => {
   return {
     cluster,
     applier: (spec) => new InMemorySiteApplier({ spec, cluster, templates }),
+    render: (spec, epoch) => new ObjectSiteApplier(cluster, { spec, templates }).render(epoch),
+  };
+});
+
+// The agent's SiteApplier on the k3s runtime (robot model), as a robot's leader builds it.
+describeSiteApplierContract('k3s runtime (robot model, in-memory objects)', async () => {
+  const cluster = new InMemoryObjectClient();
+  const robot = await servingK3sRobot({ objects: cluster });
+  return {
+    cluster,
+    applier: (spec) => robot.siteApplier(spec),
     render: (spec, epoch) => new ObjectSiteApplier(cluster, { spec, templates }).render(epoch),
   };
 });
