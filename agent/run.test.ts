@@ -118,3 +118,50 @@ test('a runtime the entry does not register is refused with the entry that has i
   assert.match(r.stderr, /controlPlane.runtime "lab" is not available in the test agent/);
   assert.match(r.stderr, /hint: lab robots run lab\/agent-main\.ts/);
 });
+
+test('/status and /metrics answer while discovery is still starting', async () => {
+  const udp = await freeUdpPort();
+  const tcp = await new Promise<number>((ok) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => ok(port));
+    });
+  });
+  const path = config({ status: { listen: `127.0.0.1:${tcp}` } }, udp);
+  // runAgent in a child process, with the tests' runtimes and a discovery whose start never ends.
+  const script = `
+    import { runAgent } from ${JSON.stringify(new URL('./run.ts', import.meta.url).href)};
+    import { loadAgentConfig } from ${JSON.stringify(new URL('./config.ts', import.meta.url).href)};
+    import { InMemoryControlPlane } from ${JSON.stringify(new URL('./control-plane/in-memory.ts', import.meta.url).href)};
+    import { StaticSeedDiscovery } from ${JSON.stringify(new URL('./discovery/discovery.ts', import.meta.url).href)};
+    await runAgent({
+      config: ${JSON.stringify(path)},
+      loadConfig: loadAgentConfig,
+      entryName: 'a test',
+      runtimes: { memory: async ({ config }) => new InMemoryControlPlane(config.node.id) },
+      discovery: (config) => {
+        const d = new StaticSeedDiscovery({ self: { siteId: config.site.id, nodeId: config.node.id }, seeds: [] });
+        d.start = () => new Promise(() => {});
+        return d;
+      },
+    });`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    let status: { node?: string } | undefined;
+    for (let i = 0; i < 200 && !status && child.exitCode === null; i++) {
+      await new Promise((ok) => setTimeout(ok, 100));
+      status = await fetch(`http://127.0.0.1:${tcp}/status`)
+        .then((r) => r.json() as Promise<{ node: string }>)
+        .catch(() => undefined);
+    }
+    assert.equal(status?.node, 'solo', stderr);
+    assert.match(await (await fetch(`http://127.0.0.1:${tcp}/metrics`)).text(), /^edgectl_term /m);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});

@@ -53,6 +53,8 @@ export interface RunAgentOptions {
   readonly runtimes: RuntimeRegistry;
   /** Names this entry in the error for a runtime it does not have ("the robot agent"). */
   readonly entryName: string;
+  /** Builds discovery (default makeDiscovery: mDNS and the seeds); tests slow it down. */
+  readonly discovery?: typeof makeDiscovery;
 }
 
 /** runtimeFactory returns the registered factory of the config's runtime, or says which entry has it. */
@@ -103,7 +105,7 @@ export async function runAgent(o: RunAgentOptions, stop?: Promise<unknown>): Pro
     const runtime = await factory({ config, log, siteKey: key });
     started.push(() => runtime.close());
     const store = new StateStore(config.stateDir);
-    const discovery = makeDiscovery(config, transport.port, (err) =>
+    const discovery = (o.discovery ?? makeDiscovery)(config, transport.port, (err) =>
       log.warn({ err: String(err) }, 'discovery listener failed'),
     );
     started.push(() => discovery.close());
