@@ -1,7 +1,8 @@
 /**
  * A minimal JSON client for the Kubernetes API, used by the lab kubelet inside every robot's agent.
  * It pins the site CA and sends a bearer token; @kubernetes/client-node is not needed for the four
- * calls a kubelet makes, and keeping it out keeps the robot agent small (issue #3's footprint).
+ * calls a kubelet makes, and keeping it out keeps the lab's agents as small as a robot's (idle
+ * footprint: docs/benchmarks/agent.md).
  */
 import { request } from 'node:https';
 import { EdgeError } from '../../agent/errors.ts';

@@ -4,7 +4,7 @@
  * site settles, it samples the leader's, a follower's and the learner's RSS and CPU time from /proc.
  * A bare Node process with the leader's traffic pattern (the floor) runs during the same window, so
  * both see the same machine load. Each round starts fresh agents; the report gives the median and
- * the spread over the rounds. Goals (issue 3): idle RSS ≤ 60 MB, idle CPU ≤ 1% of a core with 5
+ * the spread over the rounds. Goals: idle RSS ≤ 60 MB, idle CPU ≤ 1% of a core with 5
  * peers. Needs root.
  *
  * The agents run the bundle (npm run build:agent) with the node flags and environment of the systemd
