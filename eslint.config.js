@@ -25,8 +25,9 @@ export default tseslint.config(
   },
   {
     // agent/ is the robot's daemon: it may use statecharts/, never the CLI or the lab. Its tests and
-    // testing helpers may borrow the lab's fixtures (a free port, network namespaces) and bootstrap's
-    // bundle reader, which describe what they test, not what the robot runs.
+    // testing helpers may borrow the lab's fixtures (a free port, network namespaces) and
+    // bootstrap's bundle and template readers (to install a robot model as bootstrap would), which
+    // set up what they test, not what the robot runs.
     files: ['agent/**/*.ts'],
     ignores: ['agent/**/*.test.ts', 'agent/**/testing/**', 'agent/bundle/**'],
     rules: {

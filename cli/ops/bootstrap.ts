@@ -4,7 +4,7 @@
  * (--dry-run: no SSH, no site directory, nothing written) or apply it over SSH with progress.
  */
 import { generateSiteIdentity, readSiteIdentity } from '../bootstrap/identity-files.ts';
-import { readK3sTemplates } from '../../agent/k3s/templates.ts';
+import { readK3sTemplates } from '../bootstrap/k3s-templates.ts';
 import { readAddonTemplates } from '../../agent/site/addons.ts';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
