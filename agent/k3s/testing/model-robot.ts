@@ -17,7 +17,12 @@ export async function modelRobot(
 ): Promise<K3sControlPlane> {
   const cp = ctx.config.controlPlane;
   if (cp.runtime !== 'k3s') throw new Error('the robot model runs the k3s runtime only');
-  const model = await installedRobot({ ...cp.k3s, site: ctx.config.site.id, nodeName: ctx.config.node.id });
+  const model = await installedRobot(
+    { ...cp.k3s, site: ctx.config.site.id, nodeName: ctx.config.node.id },
+    {},
+    // In a bundle this file's URL says nothing about where templates/ is: the config does.
+    `${cp.templatesDir}/k3s`,
+  );
   const rt = await make(ctx, {
     runner: model,
     probes: {
