@@ -7,7 +7,7 @@
 import type { K3sControlPlane } from '../../control-plane/k3s.ts';
 import type { makeK3sControlPlane } from '../../control-plane/k3s-runtime.ts';
 import type { RuntimeContext } from '../../run.ts';
-import { InMemoryObjectClient } from '../../site/in-memory-client.ts';
+import type { ObjectClient } from '../../site/object-client.ts';
 import { AGENT_UNIT, SERVER_UNIT } from '../paths.ts';
 import { installedRobot } from './installed.ts';
 
@@ -30,11 +30,18 @@ export async function modelRobot(
       workerReady: async () => model.active.has(AGENT_UNIT),
     },
   });
-  const objects = new InMemoryObjectClient();
+  // The object store loads when this robot first serves, as the Kubernetes client does on a robot
+  // (in-memory-client.ts imports object-client.ts, and with it the client): a worker loads neither.
+  let objects: ObjectClient | undefined;
+  const startServer = rt.startServer.bind(rt);
+  rt.startServer = async (epoch) => {
+    objects ??= new (await import('../../site/in-memory-client.ts')).InMemoryObjectClient();
+    return startServer(epoch);
+  };
   const kubeconfig = rt.apiServer.bind(rt);
   rt.apiServer = () => {
     kubeconfig(); // throws while nothing serves, as on a robot
-    return { kind: 'objects', client: objects };
+    return { kind: 'objects', client: objects! };
   };
   // The model journals every command; an agent that runs for hours keeps only the newest.
   const run = model.run.bind(model);
