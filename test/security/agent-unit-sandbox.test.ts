@@ -291,7 +291,7 @@ before(async () => {
     robots: [
       {
         name: 'r1',
-        address: '127.0.0.1',
+        address: '10.77.99.1', // only renders the unit: never connected to
         ssh: { user: 'root', keyFile: 'id' },
         sudo: 'none',
         serverCapable: true,

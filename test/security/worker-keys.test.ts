@@ -42,7 +42,13 @@ import {
   snapshotKeyOfPair,
   type RobotKeyFile,
 } from '../../agent/site-key.ts';
-import { DROP_REASONS, encode, type DropReason } from '../../agent/transport/codec.ts';
+import {
+  DROP_REASONS,
+  decodeIncarnationFrame,
+  encode,
+  encodeIncarnationFrame,
+  type DropReason,
+} from '../../agent/transport/codec.ts';
 import { UdpTransport } from '../../agent/transport/udp.ts';
 import { INITIAL_KEY_STATE, keyUse, nextKeyState, type KeyState } from '../../cli/bootstrap/site-dir.ts';
 import { runAgent } from '../../cli/ops/agent-run.ts';
@@ -101,10 +107,8 @@ const TYPES: readonly Message['type'][] = [
   'voteResp',
 ];
 
-function sendTo(sock: Socket, frame: Buffer, port: number): Promise<void> {
-  return new Promise((resolve, reject) =>
-    sock.send(frame, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())),
-  );
+function sendTo(sock: Socket, frame: Buffer, port: number, host = '127.0.0.1'): Promise<void> {
+  return new Promise((resolve, reject) => sock.send(frame, port, host, (e) => (e ? reject(e) : resolve())));
 }
 
 async function until<T>(what: string, probe: () => T | null | undefined | false, ms = 20_000): Promise<T> {
@@ -137,6 +141,19 @@ test("a stolen worker's keys make no frame a voter accepts but the worker's own 
     assert.equal(stolen.role, 'worker');
     const expected = new Map<DropReason | 'delivered', number>();
     let counter = 0;
+    // The thief holds the worker's key, so it can answer the victim's challenge to incarnation 7
+    // as the worker itself would: then its own appendResps count, and nothing else does.
+    const w1 = siteKeyrings(MASTER, SITE, VOTERS, ['w1']).get('w1')!;
+    let wireCounter = 1_000;
+    sock.on('message', (buf) => {
+      const c = decodeIncarnationFrame(buf, { siteId: SITE, key: (p, g) => w1.receiveKey(p, g) });
+      if (!c.ok || c.frame.kind !== 'challenge' || c.frame.to !== 'w1') return;
+      const answer = encodeIncarnationFrame(
+        { kind: 'answer', from: 'w1', to: 'v1', nonce: c.frame.nonce },
+        { siteId: SITE, key: w1.sendKey('v1')!, incarnation: 7, counter: wireCounter++ },
+      );
+      sock.send(answer, victim.port, '127.0.0.1');
+    });
     for (const { generation, key } of candidateKeys(stolen))
       for (const from of ['w1', 'v2', 'v3', 'w2', 'v1'])
         for (const type of TYPES) {
@@ -269,6 +286,13 @@ const fastLifecycle = {
   joinRetryMaxMs: 200,
 };
 
+/** Each robot its own loopback address, as robots have their own: learners are one per address. */
+const hosts = new Map<NodeId, string>();
+const hostOf = (id: NodeId) => {
+  if (!hosts.has(id)) hosts.set(id, `127.0.0.${hosts.size + 10}`);
+  return hosts.get(id)!;
+};
+
 async function startRobot(bus: InMemoryDiscoveryBus, id: NodeId, ring: Keyring): Promise<Robot> {
   const holder: { ring: Keyring } = { ring };
   // The agent's own shape (cli/ops/agent-run.ts): the transport reads the keyring a reload replaces.
@@ -281,7 +305,7 @@ async function startRobot(bus: InMemoryDiscoveryBus, id: NodeId, ring: Keyring):
       confirmSender: (p, g) => holder.ring.confirmSender(p, g),
     },
     port: 0,
-    bindAddress: '127.0.0.1',
+    bindAddress: hostOf(id),
   });
   const voter = VOTERS.includes(id);
   const config = validateAgentConfig({
@@ -305,7 +329,7 @@ async function startRobot(bus: InMemoryDiscoveryBus, id: NodeId, ring: Keyring):
       port: transport.port,
       serverCapable: voter,
     },
-    { addresses: ['127.0.0.1'] },
+    { addresses: [hostOf(id)] },
   );
   const agent = new Agent({
     config,
@@ -393,7 +417,7 @@ test('a live site: the stolen worker cannot move the leader; rotate-keys keeps t
               incarnation: 99,
               counter: sent++,
             });
-            await sendTo(sock, frame, v.transport.port);
+            await sendTo(sock, frame, v.transport.port, hostOf(v.id));
           }
         }
       }
@@ -433,7 +457,7 @@ test('a live site: the stolen worker cannot move the leader; rotate-keys keeps t
     });
     const staleBefore = v2.transport.stats().dropped['unknown-key'];
     const s2 = createSocket('udp4');
-    await sendTo(s2, stale, v2.transport.port).finally(() => s2.close());
+    await sendTo(s2, stale, v2.transport.port, hostOf('v2')).finally(() => s2.close());
     await until(
       'the stale frame to be refused',
       () => v2.transport.stats().dropped['unknown-key'] > staleBefore,
