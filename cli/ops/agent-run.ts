@@ -111,12 +111,23 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
   };
   // Left in place if the start fails: the process ends then, and a signal listener keeps nothing alive.
   process.on('SIGHUP', reloadKeys);
+  // From here on SIGTERM and SIGINT mean a clean stop, also during start-up (the status endpoint
+  // answers before discovery has started), and the listeners stay on through the shutdown: a
+  // second SIGINT (a terminal's Ctrl-C reaches the wrapper and this process both, and the wrapper
+  // forwards it) must not cut the clean shutdown short with the default action.
+  let stopSignal: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (stopSignal = resolve));
+  const onSignal = () => stopSignal();
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   // What is running so far, stopped in reverse order if a later step fails: a robot whose start
   // failed must exit at once (the UDP port released) so that systemd's Restart= takes over.
   const started: (() => Promise<unknown>)[] = [];
   const undo = async () => {
     for (const close of started.reverse()) await close().catch(() => undefined);
     process.off('SIGHUP', reloadKeys);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
   };
   try {
     const runtime = await makeRuntime(config, log, (peer) => keys.snapshotKeysFor(peer));
@@ -164,17 +175,7 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
     await undo();
     throw e;
   }
-  // Listeners stay on through the shutdown: a second SIGINT (a terminal's Ctrl-C reaches the
-  // wrapper and this process both, and the wrapper forwards it) must not cut the clean shutdown
-  // short with the default action.
-  let stopSignal: () => void = () => {};
-  const stopped = new Promise<void>((resolve) => (stopSignal = resolve));
-  const onSignal = () => stopSignal();
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
   await (stop ?? stopped);
   log.info('shutting down');
   await undo();
-  process.off('SIGTERM', onSignal);
-  process.off('SIGINT', onSignal);
 }
