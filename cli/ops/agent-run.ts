@@ -126,8 +126,12 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
   const undo = async () => {
     for (const close of started.reverse()) await close().catch(() => undefined);
     process.off('SIGHUP', reloadKeys);
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    // A daemon keeps them to the end: a signal that arrives while the process exits must not end
+    // it by the default action. Only a caller that stops it some other way (tests) gets them back.
+    if (stop) {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }
   };
   try {
     const runtime = await makeRuntime(config, log, (peer) => keys.snapshotKeysFor(peer));
