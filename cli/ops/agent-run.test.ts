@@ -187,38 +187,3 @@ test('/status answers while discovery is still starting', async () => {
     await server?.close();
   }
 });
-
-test('a second SIGINT during the shutdown does not cut it short: the agent ends cleanly, exit 0', async () => {
-  const probe: Server = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-  const statusPort = (probe.address() as AddressInfo).port;
-  await new Promise<void>((r) => probe.close(() => r()));
-  const { file } = await config('twice', { status: { listen: `127.0.0.1:${statusPort}` } });
-  const child = spawn(process.execPath, [EDGECTL, 'agent', 'run', '--config', file], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  try {
-    let up = false;
-    for (let i = 0; i < 300 && !up; i++) {
-      up = await fetch(`http://127.0.0.1:${statusPort}/status`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (!up) await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.ok(up, `the agent came up: ${stderr}`);
-    // As a terminal's Ctrl-C does through the wrapper: the signal, then the same signal again.
-    child.kill('SIGINT');
-    await new Promise((r) => setTimeout(r, 20));
-    child.kill('SIGINT');
-    const end = await exited;
-    assert.deepEqual(end, { code: 0, signal: null }, stderr);
-  } finally {
-    child.kill('SIGKILL');
-  }
-});
