@@ -391,38 +391,22 @@ async function runPlanned(
       ? await withK3s(ensureSiteIdentity(siteDir).identity, true)
       : (existing ?? NOT_YET_GENERATED);
   const plan = render(identity);
-  const password = await sudoPassword(
+  const { report, connectRobot } = await applyOverSsh(
+    plan,
     loaded,
     o,
+    io,
     deps,
-    plan.robots.map((r) => r.target),
-  );
-  const ctx: ConnectContext = { siteDir, acceptNewHostKeys: o.acceptNewHostKeys, sudoPassword: password };
-  const connect =
-    deps.connect ?? ((r: Robot, l: LoadedInventory, c: ConnectContext) => sshConnect(r, l, c, env));
-  const renderer = progressRenderer(o, io, deps);
-  const report = await applyPlan({
-    plan,
-    connect: (rp) =>
-      connect(
-        inv.robots.find((r) => r.name === rp.target)!,
-        loaded,
-        ctx,
-      ),
-    state: new FileStateStore(siteDir.stateDir),
-    parallel: o.parallel,
-    emit: (e: ProgressEvent) => renderer.event(e),
-    recheck: o.recheck,
-    sshCommand: (rp) => {
+    siteDir,
+    resumeCommand,
+    (rp) => {
       const r = inv.robots.find((x) => x.name === rp.target)!;
       return `ssh${r.ssh.port === 22 ? '' : ` -p ${r.ssh.port}`} ${r.ssh.user}@${r.address}`;
     },
-    resumeCommand,
-  });
-  renderer.end();
+  );
   // Whether the robots can find each other over mDNS, before the report (the last line).
   if (kind === 'bootstrap' && !o.robots && inv.robots.length > 1 && report.robots.every((r) => r.ok))
-    await checkMulticast(inv, (r) => connect(r, loaded, ctx), o.output, io);
+    await checkMulticast(inv, connectRobot, o.output, io);
   if (o.output === 'json') io.out(JSON.stringify({ type: 'report', ...report }));
   else io.out(renderReport(report));
   const failed = report.robots.filter((r) => !r.ok);
@@ -767,8 +751,11 @@ async function refuseRobot(
   );
 }
 
-/** applyKeysOrThrow applies a key plan over SSH with progress; any robot failing is an error. */
-async function applyKeysOrThrow(
+/**
+ * applyOverSsh applies a plan to its robots: the sudo password read once, one SSH connection per
+ * robot, progress as it goes. It returns the report and how to reach a robot the same way again.
+ */
+async function applyOverSsh(
   plan: BootstrapPlan,
   loaded: LoadedInventory,
   o: ApplyCliOptions,
@@ -776,7 +763,8 @@ async function applyKeysOrThrow(
   deps: BootstrapDeps,
   siteDir: SiteDir,
   resumeCommand: string,
-): Promise<ApplyReport> {
+  sshCommand?: (rp: BootstrapPlan['robots'][number]) => string,
+): Promise<{ report: ApplyReport; connectRobot: (r: Robot) => Promise<CommandRunner> }> {
   const env = deps.env ?? process.env;
   const inv = loaded.inventory;
   const password = await sudoPassword(
@@ -788,22 +776,33 @@ async function applyKeysOrThrow(
   const ctx: ConnectContext = { siteDir, acceptNewHostKeys: o.acceptNewHostKeys, sudoPassword: password };
   const connect =
     deps.connect ?? ((r: Robot, l: LoadedInventory, c: ConnectContext) => sshConnect(r, l, c, env));
+  const connectRobot = (r: Robot) => connect(r, loaded, ctx);
   const renderer = progressRenderer(o, io, deps);
   const report = await applyPlan({
     plan,
-    connect: (rp) =>
-      connect(
-        inv.robots.find((r) => r.name === rp.target)!,
-        loaded,
-        ctx,
-      ),
+    connect: (rp) => connectRobot(inv.robots.find((r) => r.name === rp.target)!),
     state: new FileStateStore(siteDir.stateDir),
     parallel: o.parallel,
     emit: (e: ProgressEvent) => renderer.event(e),
     recheck: o.recheck,
+    ...(sshCommand ? { sshCommand } : {}),
     resumeCommand,
   });
   renderer.end();
+  return { report, connectRobot };
+}
+
+/** applyKeysOrThrow applies a key plan over SSH with progress; any robot failing is an error. */
+async function applyKeysOrThrow(
+  plan: BootstrapPlan,
+  loaded: LoadedInventory,
+  o: ApplyCliOptions,
+  io: Io,
+  deps: BootstrapDeps,
+  siteDir: SiteDir,
+  resumeCommand: string,
+): Promise<ApplyReport> {
+  const { report } = await applyOverSsh(plan, loaded, o, io, deps, siteDir, resumeCommand);
   if (o.output === 'json') io.out(JSON.stringify({ type: 'report', ...report }));
   else io.out(renderReport(report));
   const failed = report.robots.filter((r) => !r.ok);
