@@ -615,6 +615,44 @@ describe('MdnsDiscovery browser: resolution, filtering, robustness', () => {
     { name: 'z.local', type: 'A', ttl: 120, flush: true, data: '10.0.0.9' },
   ];
 
+  test('a robot the config names that was missed is asked for every few seconds, not at the 60 s cap', async () => {
+    const r = rig(3);
+    const members = ['r1', 'r2'];
+    const d1 = r.agent('10.0.0.1', ad('r1'), { members });
+    await r.started(d1);
+    await r.clock.advance(30_000);
+    // r1 hears nothing while r2 probes and announces (its receive buffer overflowing, say).
+    r.lan.deafTo.add('10.0.0.1');
+    const d2 = r.agent('10.0.0.2', ad('r2'), { members });
+    await r.started(d2);
+    await r.clock.advance(3_000);
+    assert.equal(r.lan.sentBy('10.0.0.2', isAnnouncement).length, 2, 'r2 announced, unheard');
+    r.lan.deafTo.delete('10.0.0.1');
+    const healed = r.clock.now();
+    await r.clock.until(() => d1.peers().some((p) => p.nodeId === 'r2'), 10_000);
+    assert.ok(r.clock.now() - healed <= 5_000, `found ${r.clock.now() - healed} ms after it could hear`);
+    const browsesWhileMissing = r.lan
+      .sentBy('10.0.0.1', isBrowse)
+      .map((p) => p.at)
+      .filter((at) => at > 20_000 && at <= healed);
+    assert.ok(
+      browsesWhileMissing.length >= 3,
+      `${browsesWhileMissing.length} browse queries while r2 was missing`,
+    );
+    for (const [a, b] of browsesWhileMissing.slice(1).map((at, i) => [browsesWhileMissing[i]!, at] as const))
+      assert.ok(b - a <= 4_800, `browse queries ${b - a} ms apart while r2 was missing`);
+    // Once every robot is seen, the interval grows again (§5.2).
+    const since = r.clock.now();
+    await r.clock.advance(30_000);
+    const after = r.lan
+      .sentBy('10.0.0.1', isBrowse)
+      .filter((p) => p.at > since)
+      .map((p) => p.at);
+    assert.ok(after.length <= 3, `${after.length} browse queries in 30 s once all were seen`);
+    await d1.close();
+    await d2.close();
+  });
+
   test('an instance known only by its PTR is resolved with SRV/TXT, then A queries (split packets)', async () => {
     const r = rig();
     const z = await minimalResponder(r, '10.0.0.9', zRecords());

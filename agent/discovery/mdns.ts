@@ -503,6 +503,12 @@ const ANNOUNCE_COUNT = 2;
 const ANNOUNCE_INTERVAL_MS = 1000;
 const BROWSE_FIRST_MS = 1000;
 const BROWSE_MAX_MS = 60_000;
+/**
+ * The browse interval while a robot the config names is not seen. Its announcements may have been
+ * lost (a receive buffer overflowing in a flood, a Wi-Fi burst), and the 60 s cap of §5.2 would
+ * leave it unseen for a minute; known answers keep every robot already seen silent.
+ */
+const MISSING_MEMBER_BROWSE_MS = 4_000;
 const RESOLVE_MAX_MS = 60_000;
 /**
  * Records of robots the config does not name (the `site` and `other` tiers) the cache takes per
@@ -562,6 +568,10 @@ export class MdnsDiscovery implements Discovery {
   #conflictTimes: number[] = [];
   #browseDelay = BROWSE_FIRST_MS;
   #browseTimer: unknown;
+  /** When the pending browse query is due (monotonic ms). */
+  #browseAt = Infinity;
+  /** Robots the config names that no link currently shows us. */
+  #missingMembers = 0;
   #maintTimer: unknown;
   #maintAt = Infinity;
   #peers: PeerRecord[] = [];
@@ -582,6 +592,7 @@ export class MdnsDiscovery implements Discovery {
     this.#onWarning = opts.onWarning ?? (() => {});
     this.#cacheLimits = opts.cacheLimits;
     this.#members = opts.members ? new Set(opts.members) : undefined;
+    this.#missingMembers = [...(this.#members ?? [])].filter((id) => id !== opts.advertisement.nodeId).length;
     this.#maxRenames = opts.maxRenames ?? 16;
     this.#readvertiseAfterMs = opts.readvertiseAfterMs ?? 60_000;
     this.#legacyPerSecond = opts.legacyAnswersPerSecond ?? 2;
@@ -1144,13 +1155,23 @@ export class MdnsDiscovery implements Discovery {
   // ----- browser ------------------------------------------------------------------------------
 
   #startBrowsing(): void {
+    this.#browseDelay = BROWSE_FIRST_MS;
+    // §5.2: the first query after a random 20–120 ms, then 1 s, 2 s, 4 s … up to 60 s.
+    this.#scheduleBrowse(20 + this.#random() * 100);
+  }
+
+  #scheduleBrowse(delayMs: number): void {
     if (this.#browseTimer !== undefined) {
       this.#clearTimeout(this.#browseTimer);
       this.#timers.delete(this.#browseTimer);
     }
-    this.#browseDelay = BROWSE_FIRST_MS;
-    // §5.2: the first query after a random 20–120 ms, then 1 s, 2 s, 4 s … up to 60 s.
-    this.#browseTimer = this.#after(20 + this.#random() * 100, () => this.#browseQuery());
+    this.#browseAt = this.#now() + delayMs;
+    this.#browseTimer = this.#after(delayMs, () => this.#browseQuery());
+  }
+
+  /** The longest browse interval now: short while a robot the config names is missing. */
+  #browseCapMs(): number {
+    return this.#missingMembers > 0 ? MISSING_MEMBER_BROWSE_MS : BROWSE_MAX_MS;
   }
 
   #browseQuery(): void {
@@ -1164,11 +1185,15 @@ export class MdnsDiscovery implements Discovery {
         this.#phase === 'announced'
           ? [{ rr: this.#records(link).ptr, at: now, ttl: TTL_OTHER_RECORDS_S }]
           : [];
-      const cached = link.cache.lookup(SERVICE_FQDN, 'PTR', now).map((e) => ({
-        rr: e.record,
-        at: e.receivedAt,
-        ttl: Math.floor((e.expiresAt - now) / 1000),
-      }));
+      // Our site's first: a flood of forged PTRs must not crowd them out of the known answers.
+      const cached = link.cache
+        .lookup(SERVICE_FQDN, 'PTR', now)
+        .sort((a, b) => TIER_RANK[b.tier] - TIER_RANK[a.tier])
+        .map((e) => ({
+          rr: e.record,
+          at: e.receivedAt,
+          ttl: Math.floor((e.expiresAt - now) / 1000),
+        }));
       for (const { rr, ttl } of [...own, ...cached]) {
         if (ttl * 2 < rr.ttl) continue;
         const size = 20 + Buffer.byteLength(String(rr.data));
@@ -1178,9 +1203,11 @@ export class MdnsDiscovery implements Discovery {
       }
       return { type: 'query', questions: [{ name: SERVICE_FQDN, type: 'PTR' }], answers: known };
     });
-    const d = this.#browseDelay;
+    const cap = this.#browseCapMs();
+    const d = Math.min(this.#browseDelay, cap);
     this.#browseDelay = Math.min(d * 2, BROWSE_MAX_MS);
-    this.#browseTimer = this.#after(d, () => this.#browseQuery());
+    // Jitter while asking often, so that the robots of a site do not query in lockstep.
+    this.#scheduleBrowse(cap < BROWSE_MAX_MS ? d * (0.8 + 0.4 * this.#random()) : d);
   }
 
   /** The cache tier of a TXT record: `member` for a robot the config names, `site` for another of ours. */
@@ -1478,6 +1505,14 @@ export class MdnsDiscovery implements Discovery {
       }
     }
     this.#peers = sortPeers([...best.values()].map((b) => b.peer));
+    if (this.#members) {
+      let missing = 0;
+      for (const id of this.#members) if (id !== this.#ad.nodeId && !best.has(id)) missing++;
+      this.#missingMembers = missing;
+      // A robot just went missing: ask again soon rather than at the end of a long interval.
+      if (missing > 0 && this.#browseTimer !== undefined && this.#browseAt > now + MISSING_MEMBER_BROWSE_MS)
+        this.#scheduleBrowse(MISSING_MEMBER_BROWSE_MS * (0.5 + 0.5 * this.#random()));
+    }
     this.#listeners.changed();
   }
 

@@ -123,6 +123,8 @@ export class FakeLan {
   readonly #latencyMs: number;
   /** Make the next send from this address fail (to test send errors). */
   failSendsFrom = new Set<string>();
+  /** Sockets at these addresses hear nothing (a receive buffer overflowing in a flood). */
+  deafTo = new Set<string>();
 
   constructor(clock: FakeClock, opts: { latencyMs?: number } = {}) {
     this.#clock = clock;
@@ -151,6 +153,7 @@ export class FakeLan {
   deliver(decoded: unknown, from: WireAddress, to?: WireAddress): void {
     for (const m of this.#members) {
       if (to && to.address !== m.iface.address) continue;
+      if (this.deafTo.has(m.iface.address)) continue;
       const copy = structuredCloneWithBuffers(decoded);
       this.#clock.setTimeout(() => {
         if (!m.closed) m.handlers.packet(copy, from);
