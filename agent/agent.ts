@@ -464,7 +464,9 @@ export class Agent {
           this.metrics.commitIndex.set(fromIndex + entries.length - 1);
           if (entries.some((x) => x.kind === 'site')) {
             this.onSiteEntriesCommitted();
-            void this.refreshSiteView().catch((e: Error) => this.noteError(`site view: ${e.message}`));
+            // Only a robot that may lead heartbeats learners: a worker or a witness never loads this.
+            if (this.cfg.voters.includes(this.nodeId))
+              void this.refreshSiteView().catch((e: Error) => this.noteError(`site view: ${e.message}`));
           }
         },
         leaderChanged: (leader: NodeId | null, term: number) => this.onLeaderChanged(leader, term),
