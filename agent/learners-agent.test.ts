@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import type { Message } from '../statecharts/messages.ts';
-import { Agent } from './agent.ts';
+import { Agent, type MembersView } from './agent.ts';
 import { validateAgentConfig } from './config.ts';
 import { InMemoryControlPlane } from './control-plane/in-memory.ts';
 import { InMemoryDiscovery, InMemoryDiscoveryBus, type Advertisement } from './discovery/discovery.ts';
@@ -18,6 +18,7 @@ import { signMembers, signSiteApply } from './operator-auth.ts';
 import { StateStore } from './persistence/state-store.ts';
 import { operatorKey } from './site-key.ts';
 import { membersDigest } from './site/members.ts';
+import { startStatusServer } from './status-server.ts';
 import { InMemoryNetwork, type InMemoryTransport } from './transport/in-memory.ts';
 
 const SITE = 'members';
@@ -201,6 +202,47 @@ test('robot add and remove through the site log change the learners of a running
     const view = await next.membersView();
     assert.deepEqual(view.committed?.workers, ['w2']);
     assert.deepEqual(view.config, ['w1']);
+  } finally {
+    await site.cleanup();
+  }
+});
+
+test('the status endpoint: GET and POST /site/members, and what it refuses', async () => {
+  const site = makeSite(['w1'], ['w1']);
+  try {
+    await Promise.all(site.agents.map((a) => a.start()));
+    await until(() => site.agents.every((a) => a.ready()));
+    const leader = site.leader()!;
+    const follower = site.agents.find((a) => VOTERS.includes(a.nodeId) && a !== leader)!;
+    const servers = await Promise.all([leader, follower].map((a) => startStatusServer(a, '127.0.0.1:0')));
+    try {
+      const [lead, follow] = servers.map((s) => `http://127.0.0.1:${s.port}/site/members`);
+      const view = (await (await fetch(lead!)).json()) as MembersView;
+      assert.deepEqual([view.leader, view.committed, view.config], [leader.nodeId, null, ['w1']]);
+      const post = async (url: string, body: unknown) => {
+        const r = await fetch(url, { method: 'POST', body: JSON.stringify(body) });
+        return { status: r.status, body: (await r.json()) as { kind?: string; error?: { code: string } } };
+      };
+      assert.equal((await post(lead!, { site: SITE, workers: 'w1' })).status, 400);
+      const forged = { ...membersRequest(['w1', 'ghost'], 0), mac: '0'.repeat(64) };
+      const refused = await post(lead!, forged);
+      assert.deepEqual([refused.status, refused.body.error?.code], [401, 'EDGE_MEMBERS_UNAUTHENTICATED']);
+      const moved = await post(follow!, membersRequest(['w1', 'w2'], 0));
+      assert.deepEqual([moved.status, moved.body.kind], [421, 'notLeader']);
+      const ok = await post(lead!, membersRequest(['w1', 'w2'], 0));
+      assert.deepEqual([ok.status, ok.body.kind], [200, 'committed']);
+      const stale = await post(lead!, membersRequest(['w1'], 0));
+      assert.deepEqual([stale.status, stale.body.error?.code], [409, 'EDGE_MEMBERS_CONFLICT']);
+      // A follower learns the commit with the leader's next Append.
+      let after: MembersView | null = null;
+      for (let i = 0; i < 100 && after?.committed?.version !== 1; i++) {
+        after = (await (await fetch(follow!)).json()) as MembersView;
+        await sleep(50);
+      }
+      assert.deepEqual(after?.committed?.workers, ['w1', 'w2']);
+    } finally {
+      await Promise.all(servers.map((s) => s.close()));
+    }
   } finally {
     await site.cleanup();
   }
