@@ -15,7 +15,9 @@ import { ConfigError, EdgeError, UsageError } from '../../agent/errors.ts';
 import { KnownHostsFile } from '../../agent/exec/known-hosts.ts';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { SshCommandRunner } from '../../agent/exec/ssh.ts';
+import { operatorKey } from '../../agent/site-key.ts';
 import { applyPlan, type ApplyReport } from '../bootstrap/apply.ts';
+import { inventoryWorkers, syncMembers } from '../bootstrap/members.ts';
 import { describeBundle, describeBundleForPlan } from '../bootstrap/bundle.ts';
 import {
   loadInventory,
@@ -656,6 +658,8 @@ export async function runRobotAdd(
     deps,
     `edgectl robot add ${o.robot} -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`,
   );
+  // The voters' learners come from the site log: the new robot is heartbeated once it is named there.
+  await commitMembership(o, io, deps);
   if (
     !o.dryRun &&
     o.wait !== false &&
@@ -693,6 +697,8 @@ export async function runRobotRemove(
   // First the voters refuse its key, so that a robot that is gone (stolen, dead) is out even when
   // the uninstall below cannot reach it.
   await refuseRobot(o, io, deps);
+  // And the leader stops heartbeating it: the site log's membership no longer names it.
+  await commitMembership(o, io, deps, o.robot);
   const report = await runPlanned(
     'reset',
     { ...o, robots: [o.robot] },
@@ -749,6 +755,66 @@ async function refuseRobot(
     siteDir,
     `edgectl robot remove ${o.robot} -f ${o.file} --yes`,
   );
+}
+
+/**
+ * commitMembership commits the inventory's robots that do not vote (less the refused ones and
+ * `leaving`) as the site's membership, through the leader of the running site. No restart: every
+ * voter's learners follow the committed membership (docs/protocol.md, "Membership").
+ */
+async function commitMembership(
+  o: ApplyCliOptions,
+  io: Io,
+  deps: BootstrapDeps,
+  leaving?: string,
+): Promise<void> {
+  const env = deps.env ?? process.env;
+  const loaded = loadInventory(o.file, env);
+  const inv = loaded.inventory;
+  const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
+  const identity = loadSiteIdentity(siteDir);
+  if (!identity) return; // never bootstrapped from here: there is no running site to tell
+  const state = loadKeyState(siteDir);
+  const workers = inventoryWorkers(inv, leaving ? [...state.refused, leaving] : state.refused);
+  if (o.dryRun) {
+    if (o.output !== 'json')
+      io.err(
+        `the site's membership would be: ${workers.join(', ') || 'no worker'} (committed through the leader)`,
+      );
+    return;
+  }
+  const ctx: ConnectContext = { siteDir, acceptNewHostKeys: o.acceptNewHostKeys, sudoPassword: undefined };
+  const connect =
+    deps.connect ?? ((r: Robot, l: LoadedInventory, c: ConnectContext) => sshConnect(r, l, c, env));
+  const runners = new Map<string, Promise<CommandRunner>>();
+  try {
+    const result = await syncMembers({
+      inventory: inv,
+      workers,
+      operatorKey: operatorKey(Buffer.from(identity.siteKeyHex, 'hex'), keyUse(state).send),
+      connect: (name) => {
+        if (!runners.has(name))
+          runners.set(
+            name,
+            connect(
+              inv.robots.find((r) => r.name === name)!,
+              loaded,
+              ctx,
+            ),
+          );
+        return runners.get(name)!;
+      },
+    });
+    if (o.output === 'json') io.out(JSON.stringify({ type: 'members', workers, ...result }));
+    else
+      io.err(
+        result.kind === 'committed'
+          ? `the site's membership is version ${result.version}: ${workers.join(', ') || 'no worker'}`
+          : `the site's membership (version ${result.version}) already names ${workers.join(', ') || 'no worker'}`,
+      );
+  } finally {
+    await Promise.all([...runners.values()].map((r) => r.then((x) => x.close()).catch(() => {})));
+  }
 }
 
 /**
