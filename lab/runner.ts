@@ -73,13 +73,16 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
   const site = o.site ?? sc.name.slice(0, 12).replace(/-+$/, '');
   const startedAt = new Date().toISOString();
   const tStart = Date.now();
-  say(`lab ${site}: ${sc.robots} robots (${sc.voters} voters, ${sc.profile} profile), scenario ${sc.name}`);
+  say(
+    `lab ${site}: ${sc.robots} robots (${sc.voters} voters, ${sc.profile} profile, ${sc.node} nodes), scenario ${sc.name}`,
+  );
   const state = await labUp({
     site,
     robots: sc.robots,
     voters: sc.voters,
     witnesses: sc.witnesses,
     runtime: 'apiserver',
+    node: sc.node,
     seed: o.seed ?? 1,
     prefix: o.prefix,
     subnet: o.subnet,

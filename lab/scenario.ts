@@ -106,6 +106,8 @@ const scenarioSchema = z
     name: z.string().regex(/^[a-z0-9-]+$/, 'use lower-case letters, digits and dashes'),
     description: z.string().default(''),
     robots: z.number().int().min(1).max(20),
+    /** What runs on each robot: real (containerd + kubelet, the default) or lite (the lab kubelet). */
+    node: z.enum(['real', 'lite']).default('real'),
     voters: z.number().int().min(1).max(7).optional(),
     /** Witnesses w1..wN beside the robots: they vote, never lead. */
     witnesses: z.number().int().min(0).max(6).default(0),
@@ -139,6 +141,7 @@ export interface Scenario {
   readonly name: string;
   readonly description: string;
   readonly robots: number;
+  readonly node: 'real' | 'lite';
   readonly voters: number;
   readonly witnesses: number;
   readonly profile: 'lab' | 'fleet';
@@ -216,6 +219,7 @@ export function parseScenario(text: string, source: string): Scenario {
     name: s.name,
     description: s.description,
     robots: s.robots,
+    node: s.node,
     voters,
     witnesses: s.witnesses,
     profile: s.profile,

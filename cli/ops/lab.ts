@@ -10,6 +10,7 @@ import {
   observeLab,
   readLabState,
   wifiOn,
+  type LabNodeKind,
   type LabObservation,
   type LabState,
 } from '../../lab/lab.ts';
@@ -25,6 +26,7 @@ export interface LabCommand {
   readonly witnesses?: number;
   readonly allowNoFailover?: boolean;
   readonly runtime: 'apiserver' | 'k3s';
+  readonly node: LabNodeKind;
   readonly seed: number;
   readonly subnet?: string;
   readonly wait: boolean;
@@ -100,6 +102,7 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         witnesses: c.witnesses ?? 0,
         allowNoFailover: c.allowNoFailover ?? false,
         runtime: c.runtime,
+        node: c.node,
         seed: c.seed,
         subnet: c.subnet,
       });

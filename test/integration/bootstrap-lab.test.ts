@@ -92,6 +92,7 @@ before(async () => {
     robots: 3,
     voters: 3,
     runtime: 'apiserver',
+    node: 'lite',
     seed: 1,
     prefix: PREFIX,
     subnet: '10.77.14',

@@ -61,6 +61,7 @@ test('a leader change keeps the site objects and a ConfigMap, and cleans up the 
     robots: 3,
     voters: 3,
     runtime: 'apiserver',
+    node: 'lite',
     seed: 1,
     prefix: PREFIX,
     subnet: '10.77.12',

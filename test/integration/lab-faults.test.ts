@@ -33,6 +33,7 @@ test('a lab run: total loss to the leader demotes it; a fault the lab refuses fa
     [
       'name: loss-truth',
       'robots: 3',
+      'node: lite',
       'voters: 3',
       'duration: 24s',
       'faults:',

@@ -58,6 +58,7 @@ test('site apply changes a running lab site’s quota, and the change survives a
     robots: 3,
     voters: 3,
     runtime: 'apiserver',
+    node: 'lite',
     seed: 1,
     prefix: PREFIX,
     subnet: '10.77.16',
