@@ -17,6 +17,8 @@ export interface RunReport {
   readonly t0: number;
   readonly tEnd: number;
   readonly formedMs: number | null;
+  /** Real nodes with a workload: from applying it to every replica running with a site address. */
+  readonly workloadStartMs?: number | null;
   readonly apiServerColdStartMs: number | null;
   /** The site on the final leader's server (null: it could not be read). */
   readonly site: {
@@ -31,6 +33,8 @@ export interface RunReport {
     readonly links: readonly string[];
     readonly nftTables: readonly string[];
     readonly processes: readonly number[];
+    /** Real nodes: cgroups under the lab's prefix. */
+    readonly cgroups?: readonly string[];
   } | null;
   readonly passed: boolean;
 }
@@ -200,7 +204,7 @@ export function renderMarkdown(r: RunReport): string {
     r.description,
     '',
     `Robots: ${r.robots.join(', ')} (voters ${r.voters.join(', ')}). Started ${r.startedAt}.`,
-    `Site formed in ${sec(r.formedMs)}; kube-apiserver cold start ${sec(r.apiServerColdStartMs)}.`,
+    `Site formed in ${sec(r.formedMs)}; kube-apiserver cold start ${sec(r.apiServerColdStartMs)}.${r.workloadStartMs !== undefined ? ` Workload (real nodes, site network) running ${sec(r.workloadStartMs)} after it was applied.` : ''}`,
     r.site
       ? `Site configuration on the final leader's server: namespace ${r.site.namespace ? 'present' : '**missing**'} (epoch ${r.site.epoch ?? '-'}), networks: ${r.site.networks.join(', ') || 'none'}.`
       : "Site configuration on the final leader's server: **could not be read**.",

@@ -122,12 +122,12 @@ export function powerOffRealNode(dir: string): boolean {
   } catch {
     return false;
   }
-  // The holder sleeps in a mount namespace of its own: a reused PID in the host's is not it.
+  // The holder sleeps in a mount namespace of its own: a reused PID in ours is not it (PID 1's
+  // namespace is not readable on these machines).
   let holderAlive = false;
   try {
     holderAlive =
       readFileSync(`/proc/${rec.holderPid}/cmdline`, 'utf8').startsWith('sleep') &&
-      readlinkSync(`/proc/${rec.holderPid}/ns/mnt`) !== readlinkSync('/proc/1/ns/mnt') &&
       readlinkSync(`/proc/${rec.holderPid}/ns/mnt`) !== readlinkSync('/proc/self/ns/mnt');
   } catch {
     // gone

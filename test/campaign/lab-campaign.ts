@@ -51,6 +51,7 @@ export function labScenario(s: CampaignSchedule): Scenario {
     robots: robotNames(s).length,
     // The campaign is about elections: the lab kubelet keeps it fast.
     node: 'lite',
+    workload: null,
     voters: s.voters,
     witnesses: 0,
     profile: s.profile === 'fleet' ? 'fleet' : 'lab',
