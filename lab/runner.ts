@@ -76,8 +76,8 @@ function substituteStateful(a: LabAction, host: string | null): LabAction {
 
 /**
  * startWorkload applies the scenario's demo workload to the leader's server and waits until every
- * replica runs with a site address; the StatefulSet prefers a robot other than the leader, so that
- * "power off the robot that runs it" is a worker's loss.
+ * replica runs with a site address; the StatefulSet prefers a worker (or the leader, as the
+ * scenario says), so that "power off the robot that runs it" is the loss the scenario means.
  */
 async function startWorkload(
   state: LabState,
@@ -92,7 +92,7 @@ async function startWorkload(
   const image = readRealNodeBundle(state.nodeBundle!).demoImage;
   await applyWorkload(
     adminApi(state, leader.address, 5000),
-    renderWorkload(state.site, image, spec, { avoidNode: leader.name }),
+    renderWorkload(state.site, image, spec, { leader: leader.name }),
   );
   return waitFor(
     state,

@@ -24,6 +24,7 @@ test('every built-in scenario parses, and together they cover the issue list', (
     'witness-loss',
     'witness-robot-loss',
     'worker-power-loss',
+    'workload-leader-loss',
     'workload-robot-loss',
   ]);
   for (const name of ['witness-both-robots-off', 'witness-loss', 'witness-robot-loss']) {
@@ -123,7 +124,7 @@ test('a workload scenario runs on real nodes; workload expectations and the stat
     'w.yaml',
   );
   assert.equal(ok.node, 'real', 'real nodes by default');
-  assert.deepEqual(ok.workload, { deployment: 2, statefulset: 1 });
+  assert.deepEqual(ok.workload, { deployment: 2, statefulset: 1, statefulsetOn: 'worker' });
   assert.throws(
     () =>
       parseScenario(

@@ -10,6 +10,7 @@ import { parseYamlText } from '../agent/input-file.ts';
 import { z } from 'zod';
 import { ConfigError, UsageError } from '../agent/errors.ts';
 import { parseDuration, parseFault, type Fault } from './faults.ts';
+import type { WorkloadSpec } from './workload.ts';
 
 /** A lab action: a vocabulary fault, or bringing one robot's Wi-Fi back. */
 export type LabAction =
@@ -138,6 +139,8 @@ const scenarioSchema = z
       .object({
         deployment: z.number().int().min(0).max(20).default(2),
         statefulset: z.number().int().min(0).max(5).default(1),
+        /** Where the StatefulSet's pods prefer to run: a worker (default) or the leader. */
+        statefulsetOn: z.enum(['worker', 'leader']).default('worker'),
       })
       .strict()
       .optional(),
@@ -187,7 +190,7 @@ export interface Scenario {
   readonly durationMs: number;
   readonly deadAfterMs: number | undefined;
   /** The demo workload (real nodes), or null. */
-  readonly workload: { readonly deployment: number; readonly statefulset: number } | null;
+  readonly workload: WorkloadSpec | null;
   /** Every fault occurrence, repeats expanded, in time order. */
   readonly steps: readonly ScenarioStep[];
   readonly expect: readonly Expectation[];

@@ -91,18 +91,26 @@ test('the workload is ready with exactly the desired replicas, Running with a si
   assert.deepEqual(duplicateAddresses({ pods, allocations: [] }), []);
 });
 
-test('the demo workload asks for the site network, runs the local image, and can avoid a robot', () => {
+test('the demo workload asks for the site network, runs the local image, and places the StatefulSet on a worker or the leader', () => {
   const [deployment, statefulset] = renderWorkload(
     'lab',
     'edgectl.local/demo:k',
     { deployment: 2, statefulset: 1 },
     {
-      avoidNode: 'r1',
+      leader: 'r1',
     },
   );
   const text = JSON.stringify([deployment, statefulset]);
   assert.match(text, /"k8s.v1.cni.cncf.io\/networks":"fleet"/);
   assert.match(text, /"imagePullPolicy":"Never"/);
-  assert.match(text, /"operator":"NotIn","values":\["r1"\]/);
+  assert.doesNotMatch(JSON.stringify(deployment), /affinity/);
+  assert.match(JSON.stringify(statefulset), /"operator":"NotIn","values":\["r1"\]/);
+  const [, onLeader] = renderWorkload(
+    'lab',
+    'i',
+    { deployment: 0, statefulset: 1, statefulsetOn: 'leader' },
+    { leader: 'r1' },
+  );
+  assert.match(JSON.stringify(onLeader), /"operator":"In","values":\["r1"\]/);
   assert.equal((statefulset as { metadata: { namespace: string } }).metadata.namespace, 'site-lab');
 });

@@ -17,6 +17,8 @@ export interface WorkloadSpec {
   /** Replicas of the Deployment and of the StatefulSet. */
   readonly deployment: number;
   readonly statefulset: number;
+  /** Where the StatefulSet's pods prefer to run: on a worker (default) or on the leader. */
+  readonly statefulsetOn?: 'worker' | 'leader';
 }
 
 export interface PodObservation {
@@ -52,28 +54,31 @@ export function renderWorkload(
   site: string,
   image: string,
   spec: WorkloadSpec,
-  opts: { avoidNode?: string } = {},
+  opts: { leader?: string } = {},
 ): Record<string, unknown>[] {
   const namespace = `site-${site}`;
-  const podTemplate = (app: string) => ({
+  // The StatefulSet's pods prefer a worker (a robot loss is then a worker's) or the leader (a
+  // leader loss then takes them too); the Deployment's spread as the scheduler likes.
+  const prefer =
+    opts.leader === undefined
+      ? null
+      : { operator: spec.statefulsetOn === 'leader' ? 'In' : 'NotIn', values: [opts.leader] };
+  const podTemplate = (app: string, placed: typeof prefer) => ({
     metadata: {
       labels: { app },
       annotations: { 'k8s.v1.cni.cncf.io/networks': LAB_SITE_NETWORK },
     },
     spec: {
       terminationGracePeriodSeconds: 1,
-      ...(opts.avoidNode
+      ...(placed
         ? {
-            // Not on the leader when there is a choice: a robot loss is then a worker's loss.
             affinity: {
               nodeAffinity: {
                 preferredDuringSchedulingIgnoredDuringExecution: [
                   {
                     weight: 100,
                     preference: {
-                      matchExpressions: [
-                        { key: 'kubernetes.io/hostname', operator: 'NotIn', values: [opts.avoidNode] },
-                      ],
+                      matchExpressions: [{ key: 'kubernetes.io/hostname', ...placed }],
                     },
                   },
                 ],
@@ -105,7 +110,7 @@ export function renderWorkload(
       spec: {
         replicas: spec.deployment,
         selector: { matchLabels: { app: WORKLOAD_DEPLOYMENT } },
-        template: podTemplate(WORKLOAD_DEPLOYMENT),
+        template: podTemplate(WORKLOAD_DEPLOYMENT, null),
       },
     },
     {
@@ -116,7 +121,7 @@ export function renderWorkload(
         replicas: spec.statefulset,
         serviceName: WORKLOAD_STATEFULSET,
         selector: { matchLabels: { app: WORKLOAD_STATEFULSET } },
-        template: podTemplate(WORKLOAD_STATEFULSET),
+        template: podTemplate(WORKLOAD_STATEFULSET, prefer),
       },
     },
   ];
