@@ -67,6 +67,11 @@ export interface LabOptions {
    * lab kubelet, which keeps a Node and its Lease and runs no pod (big sites, fast tests).
    */
   readonly node: LabNodeKind;
+  /**
+   * Real nodes: kube-controller-manager's node-monitor grace period; default the lost-after time,
+   * `kubernetes` its own default (for comparisons with stock Kubernetes timings).
+   */
+  readonly nodeMonitorGrace?: 'lost-after' | 'kubernetes';
   readonly seed: number;
   /** Name prefix of every namespace, link and nft table (default `el-<site>-`). */
   readonly prefix?: string;
@@ -335,6 +340,7 @@ export function renderLabAgentConfig(
     profile?: string;
     /** With a real node: the bundle file lab/node/build.sh printed. */
     nodeBundle?: string;
+    nodeMonitorGrace?: 'lost-after' | 'kubernetes';
   } = {},
 ): string {
   const lostAfterMs = o.lostAfterMs ?? 15_000;
@@ -370,7 +376,9 @@ export function renderLabAgentConfig(
                   hostMountPid: state.hostMountPid,
                   // A silent node turns NotReady when the agents call it lost, so the out-of-service
                   // taint they add moves its pods at once.
-                  nodeMonitorGraceSeconds: Math.ceil(lostAfterMs / 1000),
+                  ...(o.nodeMonitorGrace === 'kubernetes'
+                    ? {}
+                    : { nodeMonitorGraceSeconds: Math.ceil(lostAfterMs / 1000) }),
                 },
               }
             : {}),
