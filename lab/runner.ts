@@ -300,7 +300,15 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
       t0,
       tEnd: endT,
       formedMs,
-      ...(sc.workload ? { workloadStartMs } : {}),
+      ...(sc.workload
+        ? {
+            workloadStartMs,
+            workloadPods: {
+              before: observations.filter((x) => x.t < t0 && x.workload).at(-1)?.workload?.pods ?? [],
+              after: (final ?? observations.at(-1))?.workload?.pods ?? [],
+            },
+          }
+        : {}),
       apiServerColdStartMs: coldStarts.length ? Math.min(...coldStarts) : null,
       site,
       faults,
