@@ -106,7 +106,7 @@ before(async () => {
 
 after(() => {
   labDown(SITE, { prefix: PREFIX });
-  assert.deepEqual(leftovers(SITE, PREFIX), { netns: [], links: [], nftTables: [], processes: [] });
+  assert.deepEqual(leftovers(SITE, PREFIX), { netns: [], links: [], nftTables: [], processes: [], cgroups: [] });
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
