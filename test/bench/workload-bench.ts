@@ -19,8 +19,9 @@
  * Goal (issue 16): StatefulSet pod back ≤ grace + 15 s, and ≤ 0.25× the default.
  * EDGECTL_BENCH_ROUNDS (default 10) and EDGECTL_BENCH_DEFAULT_CAP_S (default 420) tune it.
  */
-import { writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { cpSync, writeFileSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { converged } from '../../lab/analysis.ts';
 import {
@@ -67,6 +68,27 @@ async function until(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(200);
   }
+}
+
+/** keepEvidence copies the lab's logs and what the API shows, before `lab down` removes them. */
+async function keepEvidence(state: LabState, what: string): Promise<void> {
+  const dir = join(tmpdir(), `edgectl-bench-workload-${what}-${Date.now()}`);
+  try {
+    cpSync(state.dir, dir, {
+      recursive: true,
+      // Logs and configs; no data directories, no sockets.
+      filter: (f) =>
+        !/\.sock(\.ttrpc)?$/.test(f) &&
+        (!/\/(containerd|kubelet|cni-state|lab-cp|snapshots)(\/|$)/.test(f) || f.endsWith('.log')),
+    });
+  } catch (e) {
+    say(`evidence of ${what}: copy incomplete: ${(e as Error).message}`);
+  }
+  writeFileSync(
+    join(dir, 'observation.json'),
+    JSON.stringify(await observeLab(state).catch(() => null), null, 2),
+  );
+  say(`evidence of ${what} in ${dir}`);
 }
 
 const present = (o: LabObservation) => new Set(o.robots.filter((r) => r.powered).map((r) => r.name));
@@ -180,18 +202,30 @@ async function main(): Promise<void> {
     for (let i = 0; i < ROUNDS; i++) {
       await place(state, image, 'worker');
       const r = await round(state, 180_000);
+      if (!Number.isFinite(r.statefulMs)) await keepEvidence(state, `robot-${i + 1}`);
       robotLoss.push(r);
       say(
         `robot loss ${i + 1}/${ROUNDS} (${r.lost}): StatefulSet pod back in ${s(r.statefulMs)}, all in ${s(r.allMs)}`,
       );
     }
     for (let i = 0; i < ROUNDS; i++) {
-      await place(state, image, 'leader');
+      try {
+        await place(state, image, 'leader');
+      } catch (e) {
+        // A pod that cannot be placed ends the leader rounds, not the bench: the evidence is kept.
+        await keepEvidence(state, `leader-${i + 1}-place`);
+        say(`leader loss ${i + 1}: ${(e as Error).message}; the leader rounds stop here`);
+        break;
+      }
       // The new leader restores the newest snapshot (every 5 s in the lab): wait for one that holds
       // the pod on the leader, or the restore rolls the placement back and the "recovery" is the
       // rollback's (4 s in a first version of this bench).
       await sleep(SNAPSHOT_INTERVAL_MS + 1500);
-      const r = await round(state, 180_000);
+      const r = await round(state, 180_000).catch(async (e: Error) => {
+        await keepEvidence(state, `leader-${i + 1}`);
+        throw e;
+      });
+      if (!Number.isFinite(r.statefulMs)) await keepEvidence(state, `leader-${i + 1}`);
       leaderLoss.push(r);
       say(
         `leader loss ${i + 1}/${ROUNDS} (${r.lost}): StatefulSet pod back in ${s(r.statefulMs)}, all in ${s(r.allMs)}`,
