@@ -221,10 +221,14 @@ async function main(): Promise<void> {
       // the pod on the leader, or the restore rolls the placement back and the "recovery" is the
       // rollback's (4 s in a first version of this bench).
       await sleep(SNAPSHOT_INTERVAL_MS + 1500);
-      const r = await round(state, 180_000).catch(async (e: Error) => {
+      let r: Round;
+      try {
+        r = await round(state, 180_000);
+      } catch (e) {
         await keepEvidence(state, `leader-${i + 1}`);
-        throw e;
-      });
+        say(`leader loss ${i + 1}: ${(e as Error).message}; the leader rounds stop here`);
+        break;
+      }
       if (!Number.isFinite(r.statefulMs)) await keepEvidence(state, `leader-${i + 1}`);
       leaderLoss.push(r);
       say(
