@@ -106,7 +106,13 @@ before(async () => {
 
 after(() => {
   labDown(SITE, { prefix: PREFIX });
-  assert.deepEqual(leftovers(SITE, PREFIX), { netns: [], links: [], nftTables: [], processes: [], cgroups: [] });
+  assert.deepEqual(leftovers(SITE, PREFIX), {
+    netns: [],
+    links: [],
+    nftTables: [],
+    processes: [],
+    cgroups: [],
+  });
   if (work) rmSync(work, { recursive: true, force: true });
 });
 

@@ -147,5 +147,11 @@ test('the dashboard shows a lab site live in Chromium, drives its faults, and ho
   server = null;
   labDown(SITE);
   state = null;
-  assert.deepEqual(leftovers(SITE, 'elidash-'), { netns: [], links: [], nftTables: [], processes: [], cgroups: [] });
+  assert.deepEqual(leftovers(SITE, 'elidash-'), {
+    netns: [],
+    links: [],
+    nftTables: [],
+    processes: [],
+    cgroups: [],
+  });
 });
