@@ -70,6 +70,14 @@ async function until(
   }
 }
 
+/**
+ * The pod garbage collector that force-deletes a lost robot's pods runs every 20 s, and rounds
+ * that follow each other at a steady pace would all meet it in the same phase (a first run's
+ * rounds came every 40 s, and all took 38 s). Each round waits a different part of the period
+ * first, so the rounds sweep it.
+ */
+const phaseOffset = (i: number) => ((i * 7_000) % 20_000) + 500;
+
 /** keepEvidence copies the lab's logs and what the API shows, before `lab down` removes them. */
 async function keepEvidence(state: LabState, what: string): Promise<void> {
   const dir = join(tmpdir(), `edgectl-bench-workload-${what}-${Date.now()}`);
@@ -201,6 +209,7 @@ async function main(): Promise<void> {
     );
     for (let i = 0; i < ROUNDS; i++) {
       await place(state, image, 'worker');
+      await sleep(phaseOffset(i));
       const r = await round(state, 180_000);
       if (!Number.isFinite(r.statefulMs)) await keepEvidence(state, `robot-${i + 1}`);
       robotLoss.push(r);
@@ -220,7 +229,7 @@ async function main(): Promise<void> {
       // The new leader restores the newest snapshot (every 5 s in the lab): wait for one that holds
       // the pod on the leader, or the restore rolls the placement back and the "recovery" is the
       // rollback's (4 s in a first version of this bench).
-      await sleep(SNAPSHOT_INTERVAL_MS + 1500);
+      await sleep(SNAPSHOT_INTERVAL_MS + 1500 + phaseOffset(i));
       let r: Round;
       try {
         r = await round(state, 180_000);
