@@ -16,6 +16,8 @@ import {
 import type { LabObservation } from './lab.ts';
 import { golden } from './golden.ts';
 import { renderMarkdown, renderTimelineSvg, segments, type RunReport } from './report.ts';
+import type { Expectation } from './scenario.ts';
+import type { PodObservation } from './workload.ts';
 
 const T = 1_800_000_000_000;
 const robots = ['r1', 'r2', 'r3'];
@@ -328,4 +330,94 @@ test('demoted needs a robot to demote, and every expectation needs its fault to 
     assert.equal(e.ok, false, e.expectation.kind);
     assert.match(e.detail, /fault off never fired/);
   }
+});
+
+test('the workload expectations: back on a survivor in time, the lost addresses freed, none twice, survivors untouched', () => {
+  const r = cleanRun();
+  const pod = (
+    name: string,
+    workload: string,
+    node: string,
+    ip: string,
+    o: Partial<PodObservation> = {},
+  ) => ({
+    name,
+    uid: `${name}-${node}`,
+    workload,
+    node,
+    phase: 'Running',
+    ready: true,
+    deleting: false,
+    restarts: 0,
+    siteAddress: ip,
+    ...o,
+  });
+  const alloc = (ip: string, pod: string, id: string) => ({ ip, pod: `site-lab/${pod}`, id });
+  // r1 (the leader) runs db-0 and web-a; r2 runs web-b. r1 loses power at +10 s.
+  const before = {
+    pods: [
+      pod('db-0', 'StatefulSet', 'r1', '10.78.1.22'),
+      pod('web-a', 'Deployment', 'r1', '10.78.1.20'),
+      pod('web-b', 'Deployment', 'r2', '10.78.1.21'),
+    ],
+    allocations: [
+      alloc('10.78.1.22', 'db-0', 's1'),
+      alloc('10.78.1.20', 'web-a', 's2'),
+      alloc('10.78.1.21', 'web-b', 's3'),
+    ],
+  };
+  const during = { pods: before.pods.slice(2), allocations: before.allocations.slice(2) };
+  const after = {
+    pods: [
+      pod('db-0', 'StatefulSet', 'r3', '10.78.1.22'),
+      pod('web-c', 'Deployment', 'r3', '10.78.1.23'),
+      before.pods[2]!,
+    ],
+    allocations: [
+      alloc('10.78.1.22', 'db-0', 's4'),
+      alloc('10.78.1.23', 'web-c', 's5'),
+      before.allocations[2]!,
+    ],
+  };
+  const [o1, o2, o3] = r.observations;
+  const rec: RunRecord = {
+    ...r,
+    workload: { deployment: 2, statefulset: 1 },
+    observations: [
+      { ...o1!, workload: before },
+      { ...o2!, workload: during },
+      { ...o3!, workload: after },
+    ],
+    final: { ...r.final!, workload: after },
+  };
+  const judge = (kind: Expectation['kind'], withinMs: number | null, x = rec) =>
+    analyse(x, [{ kind, after: 'off', withinMs }]).expectations[0]!;
+  assert.deepEqual(
+    [judge('workload-ready', 10_000).ok, judge('workload-ready', 10_000).measuredMs],
+    [true, 6000],
+  );
+  assert.equal(judge('workload-ready', 5_000).ok, false, 'too late');
+  assert.deepEqual(
+    [judge('addresses-freed', 1_000).ok, judge('addresses-freed', 1_000).measuredMs],
+    [true, 500],
+  );
+  assert.equal(judge('no-duplicate-ip', null).ok, true);
+  assert.equal(judge('no-restart', null).ok, true, judge('no-restart', null).detail);
+  // web-b restarted, and a second pod took 10.78.1.21: both are caught.
+  const bad: RunRecord = {
+    ...rec,
+    final: {
+      ...rec.final!,
+      workload: {
+        pods: [
+          ...after.pods.slice(0, 2),
+          { ...before.pods[2]!, restarts: 1 },
+          pod('web-d', 'Deployment', 'r3', '10.78.1.21'),
+        ],
+        allocations: after.allocations,
+      },
+    },
+  };
+  assert.match(judge('no-restart', null, bad).detail, /web-b on r2 restarted/);
+  assert.match(judge('no-duplicate-ip', null, bad).detail, /10\.78\.1\.21 held twice/);
 });

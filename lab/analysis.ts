@@ -6,6 +6,12 @@
  * expectations from observations.
  */
 import type { LabObservation } from './lab.ts';
+import {
+  duplicateAddresses,
+  workloadReady,
+  type WorkloadObservation,
+  type WorkloadSpec,
+} from './workload.ts';
 import type { Expectation } from './scenario.ts';
 
 export interface LogEvent {
@@ -111,6 +117,8 @@ export interface RunRecord {
   readonly logs: Readonly<Record<string, readonly LogEvent[]>>;
   /** The final observation after everything was healed and powered on. */
   readonly final: LabObservation | null;
+  /** The demo workload the run applied (real nodes), for the workload expectations. */
+  readonly workload?: WorkloadSpec | null;
 }
 
 export interface Analysis {
@@ -419,6 +427,11 @@ function evaluate(rec: RunRecord, e: Expectation): ExpectationResult {
         o ? `${victims.join(', ')} no longer lead or serve` : `${victims.join(', ')} still lead or serve`,
       );
     }
+    case 'workload-ready':
+    case 'no-duplicate-ip':
+    case 'addresses-freed':
+    case 'no-restart':
+      return evaluateWorkload(rec, e, f ?? null, t, obs, res);
     case 'no-leader-change': {
       const termAt = f?.termBefore ?? 0;
       const changes = Object.values(rec.logs)
@@ -432,6 +445,94 @@ function evaluate(rec: RunRecord, e: Expectation): ExpectationResult {
           : `term moved to ${Math.max(...changes.map((c) => c.term))} (${changes[0]!.node} became ${changes[0]!.role})`,
       );
     }
+  }
+}
+
+type Judge = (ok: boolean, measuredMs: number | null, detail: string) => ExpectationResult;
+
+/**
+ * evaluateWorkload judges the workload expectations from the pods and Whereabouts allocations the
+ * leader's API server reported in each observation (observations without a serving leader carry
+ * no workload and are skipped).
+ */
+function evaluateWorkload(
+  rec: RunRecord,
+  e: Expectation,
+  f: FaultEvent | null,
+  t: number,
+  obs: readonly LabObservation[],
+  res: Judge,
+): ExpectationResult {
+  const spec = rec.workload;
+  if (!spec) return res(false, null, 'the run applied no workload');
+  const seen = [...obs, ...(rec.final && rec.final.t > (obs.at(-1)?.t ?? 0) ? [rec.final] : [])].filter(
+    (o): o is LabObservation & { workload: WorkloadObservation } => !!o.workload,
+  );
+  const before = rec.observations.filter((o) => o.t < t && o.workload).at(-1)?.workload ?? null;
+  const gone = new Set(f?.robots ?? []);
+  const within = e.withinMs ?? Infinity;
+  switch (e.kind) {
+    case 'workload-ready': {
+      let why = 'no observation had the workload';
+      for (const o of seen) {
+        const alive = new Set(present(o).map((r) => r.name));
+        const r = workloadReady(o.workload, spec, alive);
+        why = r.why;
+        if (r.ok) {
+          const placed = o.workload.pods.map((p) => `${p.name}@${p.node}=${p.siteAddress}`).join(', ');
+          return res(o.t - t <= within, o.t - t, `every replica runs with a site address: ${placed}`);
+        }
+      }
+      return res(false, null, `never: ${why}`);
+    }
+    case 'no-duplicate-ip': {
+      for (const o of seen) {
+        const dup = duplicateAddresses(o.workload);
+        if (dup.length)
+          return res(false, o.t - t, `${dup.join(', ')} held twice at +${((o.t - t) / 1000).toFixed(1)} s`);
+      }
+      return res(seen.length > 0, null, `no address held twice in ${seen.length} observations`);
+    }
+    case 'addresses-freed': {
+      if (!before) return res(false, null, 'no observation of the workload before the fault');
+      // The allocations of the pods on the lost robots, by address and sandbox: a StatefulSet pod
+      // keeps its name when it moves, and may even get the same address again, in a new sandbox.
+      const lostPods = new Set(before.pods.filter((p) => gone.has(p.node ?? '')).map((p) => p.name));
+      const held = before.allocations.filter((a) => lostPods.has(a.pod.slice(a.pod.indexOf('/') + 1)));
+      if (held.length === 0) return res(false, null, `the robots ${[...gone].join(', ')} held no address`);
+      const o = seen.find(
+        (x) => !held.some((h) => x.workload.allocations.some((a) => a.ip === h.ip && a.id === h.id)),
+      );
+      const ms = o ? o.t - t : null;
+      return res(
+        ms !== null && ms <= within,
+        ms,
+        o
+          ? `${held.map((h) => h.ip).join(', ')} of ${[...gone].join(', ')}'s pods freed`
+          : `${held.map((h) => h.ip).join(', ')} still allocated to the lost pods`,
+      );
+    }
+    case 'no-restart': {
+      if (!before) return res(false, null, 'no observation of the workload before the fault');
+      const kept = before.pods.filter((p) => !gone.has(p.node ?? '') && !p.deleting);
+      for (const o of seen)
+        for (const p of kept) {
+          const now = o.workload.pods.find((x) => x.name === p.name);
+          if (!now || now.uid !== p.uid || now.restarts !== p.restarts || now.node !== p.node)
+            return res(
+              false,
+              o.t - t,
+              `${p.name} on ${p.node} ${!now ? 'vanished' : now.uid !== p.uid ? 'was replaced' : now.node !== p.node ? `moved to ${now.node}` : `restarted (${now.restarts})`} at +${((o.t - t) / 1000).toFixed(1)} s`,
+            );
+        }
+      return res(
+        kept.length > 0 && seen.length > 0,
+        null,
+        `${kept.map((p) => p.name).join(', ') || 'no pod'} kept their UID, node and 0 new restarts`,
+      );
+    }
+    default:
+      return res(false, null, `${e.kind} is not a workload expectation`);
   }
 }
 

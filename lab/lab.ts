@@ -34,6 +34,7 @@ import {
   loadApiServerIdentity,
 } from './kube-apiserver/apiserver.ts';
 import { createSite, destroySite, listOwned, requireRoot } from './netns.ts';
+import { cgroupHierarchies, powerOffRealNode, removeCgroupsSync } from './node/node-power.ts';
 import {
   applyNetFault,
   EMPTY_NET,
@@ -44,6 +45,7 @@ import {
 } from './nft.ts';
 import { KubeHttp } from './runtime/kube-http.ts';
 import { LAB_API_PORT } from './runtime/lab-control-plane.ts';
+import { observeWorkload, type WorkloadObservation } from './workload.ts';
 
 const EDGECTL = fileURLToPath(new URL('../cli/bin/edgectl.js', import.meta.url));
 // yaml only where lab up writes configs: `lab status` and `lab fault` never load it.
@@ -59,6 +61,17 @@ export interface LabOptions {
   /** Accept two voters without a witness (a site that cannot fail over). */
   readonly allowNoFailover?: boolean;
   readonly runtime: 'apiserver' | 'k3s';
+  /**
+   * What runs on each robot: `real` is containerd + kubelet joined to the leader's server, with
+   * kube-controller-manager + kube-scheduler beside it (lab/node, docs/real-node.md); `lite` is the
+   * lab kubelet, which keeps a Node and its Lease and runs no pod (big sites, fast tests).
+   */
+  readonly node: LabNodeKind;
+  /**
+   * Real nodes: kube-controller-manager's node-monitor grace period; default the lost-after time,
+   * `kubernetes` its own default (for comparisons with stock Kubernetes timings).
+   */
+  readonly nodeMonitorGrace?: 'lost-after' | 'kubernetes';
   readonly seed: number;
   /** Name prefix of every namespace, link and nft table (default `el-<site>-`). */
   readonly prefix?: string;
@@ -78,6 +91,8 @@ export interface LabOptions {
    */
   readonly agents?: boolean;
 }
+
+export type LabNodeKind = 'real' | 'lite';
 
 export interface LabRobot {
   readonly name: string;
@@ -105,6 +120,15 @@ export interface LabState {
   readonly hostAddress: string;
   readonly dir: string;
   readonly runtime: 'apiserver' | 'k3s';
+  /** Absent in a state file written before real nodes: lite. */
+  readonly node?: LabNodeKind;
+  /** Real nodes: the bundle file lab/node/build.sh printed (the demo image's name is in it). */
+  readonly nodeBundle?: string;
+  /**
+   * Real nodes: a process `lab up` leaves in the host's mount namespace, through which the agents
+   * (whose `ip netns exec` hides the cgroup tree) start their nodes; PID 1 is not readable here.
+   */
+  hostMountPid?: number | null;
   readonly seed: number;
   readonly createdAt: string;
   robots: LabRobot[];
@@ -177,6 +201,16 @@ function robotDir(state: LabState, name: string): string {
   return join(state.dir, 'robots', name);
 }
 
+/** A robot's real node: containerd, kubelet, CNI (short: unix socket paths are limited). */
+export function robotNodeDir(state: Pick<LabState, 'dir'>, name: string): string {
+  return join(state.dir, 'robots', name, 'node');
+}
+
+/** Every real node of a lab has its cgroup root under this prefix (`/<prefix><robot>`). */
+export function labCgroupPrefix(prefix: string): string {
+  return `edgectl-${prefix}`;
+}
+
 /** labUp builds the site and starts every robot. It refuses to build over a running lab. */
 export async function labUp(o: LabOptions): Promise<LabState> {
   validate(o);
@@ -196,6 +230,10 @@ export async function labUp(o: LabOptions): Promise<LabState> {
   }
   etcdBinary();
   kubeApiserverBinary();
+  // Real nodes need the built bundle: fail now, naming the build, rather than build for minutes
+  // behind the user's back or fall back to the lab kubelet without saying so.
+  const bundle =
+    o.node === 'real' ? (await import('./node/real-node.ts')).realNodeBundle({ build: false }) : null;
   const existing = readLabState(o.site);
   if (existing)
     throw new UsageError('LAB_EXISTS', `lab "${o.site}" is already up (${existing.dir})`, {
@@ -217,6 +255,8 @@ export async function labUp(o: LabOptions): Promise<LabState> {
     hostAddress: `${subnet}.254`,
     dir,
     runtime: o.runtime,
+    node: o.node,
+    ...(bundle ? { nodeBundle: bundle.envFile } : {}),
     seed: o.seed,
     createdAt: new Date().toISOString(),
     robots: names.map((name, i) => ({
@@ -264,10 +304,14 @@ export async function labUp(o: LabOptions): Promise<LabState> {
       });
     }
     writeFileSync(join(dir, 'site.yaml'), renderLabSiteSpec(state));
+    if (bundle) state.hostMountPid = startHostMountAnchor(state);
     if (o.sshd !== false) prepareSsh(state);
     for (const r of state.robots) {
       mkdirSync(join(robotDir(state, r.name), 'state'), { recursive: true, mode: 0o700 });
-      writeFileSync(join(robotDir(state, r.name), 'agent.yaml'), renderLabAgentConfig(state, r, o));
+      writeFileSync(
+        join(robotDir(state, r.name), 'agent.yaml'),
+        renderLabAgentConfig(state, r, { ...o, nodeBundle: bundle?.envFile }),
+      );
       if (o.sshd !== false) startSshd(state, r);
       if (o.agents !== false) startAgent(state, r);
     }
@@ -289,8 +333,18 @@ export async function labUp(o: LabOptions): Promise<LabState> {
 export function renderLabAgentConfig(
   state: LabState,
   r: LabRobot,
-  o: { deadAfterMs?: number; lostAfterMs?: number; snapshotIntervalMs?: number; profile?: string } = {},
+  o: {
+    deadAfterMs?: number;
+    lostAfterMs?: number;
+    snapshotIntervalMs?: number;
+    profile?: string;
+    /** With a real node: the bundle file lab/node/build.sh printed. */
+    nodeBundle?: string;
+    nodeMonitorGrace?: 'lost-after' | 'kubernetes';
+  } = {},
 ): string {
+  const lostAfterMs = o.lostAfterMs ?? 15_000;
+  const index = state.robots.indexOf(r);
   const witnesses = state.robots.filter((x) => x.witness).map((x) => x.name);
   const config = {
     site: { id: state.site, name: `lab ${state.site}` },
@@ -311,11 +365,29 @@ export function renderLabAgentConfig(
           address: r.address,
           kubeletRenewMs: 2000,
           siteSpecFile: join(state.dir, 'site.yaml'),
+          ...(state.node === 'real' && o.nodeBundle
+            ? {
+                node: {
+                  kind: 'real',
+                  netns: r.netns,
+                  bundle: o.nodeBundle,
+                  podCidr: `10.244.${index + 1}.0/24`,
+                  dir: robotNodeDir(state, r.name),
+                  cgroupPrefix: labCgroupPrefix(state.prefix),
+                  hostMountPid: state.hostMountPid,
+                  // A silent node turns NotReady when the agents call it lost, so the out-of-service
+                  // taint they add moves its pods at once.
+                  ...(o.nodeMonitorGrace === 'kubernetes'
+                    ? {}
+                    : { nodeMonitorGraceSeconds: Math.ceil(lostAfterMs / 1000) }),
+                },
+              }
+            : {}),
         },
     membership: {
       suspectAfterMs: 1500,
       deadAfterMs: o.deadAfterMs ?? 5_000,
-      lostAfterMs: o.lostAfterMs ?? 15_000,
+      lostAfterMs,
     },
     snapshots: { intervalMs: o.snapshotIntervalMs ?? 5_000 },
     log: { level: 'info' },
@@ -325,7 +397,9 @@ export function renderLabAgentConfig(
 
 /**
  * renderLabSiteSpec is the lab site's spec: its namespace with the default isolation, and one
- * ipvlan network on the robots' "Wi-Fi" with a Whereabouts pool of its own.
+ * macvlan network on the robots' "Wi-Fi" with a Whereabouts pool of its own. Robots use ipvlan L2;
+ * this machine's kernel has no ipvlan (docs/real-node.md), and Whereabouts behaves the same under
+ * either.
  */
 export function renderLabSiteSpec(state: Pick<LabState, 'site' | 'subnet'>): string {
   const third = state.subnet.split('.')[2];
@@ -335,7 +409,7 @@ export function renderLabSiteSpec(state: Pick<LabState, 'site' | 'subnet'>): str
     networks: [
       {
         name: 'fleet',
-        type: 'ipvlan',
+        type: 'macvlan',
         master: 'eth0',
         // A lab robot has one link, its "Wi-Fi", so the site network shares it (docs/site.md).
         sharesManagementLan: true,
@@ -400,6 +474,22 @@ function startSshd(state: LabState, r: LabRobot): void {
   closeSync(log);
   child.unref();
   r.sshdPid = child.pid ?? null;
+}
+
+/**
+ * startHostMountAnchor leaves one tiny process in the host's mount namespace for the lab's life
+ * (`tail -f` of a file in the lab directory, so `lab down` and its leak check find it by name).
+ */
+function startHostMountAnchor(state: LabState): number {
+  const f = join(state.dir, 'host-mount-anchor');
+  writeFileSync(f, '');
+  const child = spawn('tail', ['-f', f], { stdio: 'ignore', detached: true });
+  child.unref();
+  if (!child.pid)
+    throw new EdgeError('LAB_ANCHOR_FAILED', 'could not start the host mount namespace anchor (tail)', {
+      hint: 'check that coreutils is installed',
+    });
+  return child.pid;
 }
 
 function startAgent(state: LabState, r: LabRobot): void {
@@ -526,12 +616,15 @@ const PROCESSES: ProcessControl = { signal: signalGroup, gone: (pid) => waitGone
  * step, before any is waited for, so no survivor can hold an election in between. Only then does
  * it wait for the kernel to reap them.
  */
-export async function powerOff(
-  robots: readonly Pick<LabRobot, 'agentPid' | 'powered' | 'paused'>[],
+export async function powerOff<R extends Pick<LabRobot, 'agentPid' | 'powered' | 'paused'>>(
+  robots: readonly R[],
   ctl: ProcessControl = PROCESSES,
+  /** The robot's real node goes in the same step (its daemons are not in the agent's group). */
+  nodeOff: (r: R) => void = () => undefined,
 ): Promise<void> {
   for (const r of robots) {
     ctl.signal(r.agentPid, 'SIGKILL');
+    nodeOff(r);
     // Off from this instant (observations must not wait for the kernel to reap the group).
     r.powered = false;
     r.paused = false;
@@ -610,7 +703,11 @@ export async function applyLabFault(
   switch (fault.kind) {
     case 'kill':
       robots = one(fault.node);
-      await powerOff(robots.map((n) => robot(state, n)));
+      await powerOff(
+        robots.map((n) => robot(state, n)),
+        PROCESSES,
+        state.node === 'real' ? (r) => powerOffRealNode(robotNodeDir(state, r.name)) : undefined,
+      );
       break;
     case 'restart':
       robots = one(fault.node);
@@ -729,6 +826,8 @@ export interface LabObservation {
   readonly term: number;
   /** Nodes on the leader's serving API server (null when none serves). */
   readonly nodes: readonly NodeObservation[] | null;
+  /** Real nodes: the site namespace's pods and the Whereabouts allocations, from the leader's server. */
+  readonly workload?: WorkloadObservation | null;
 }
 
 /** observeLab asks every agent for /status and the leader's API server for its Nodes. */
@@ -777,8 +876,14 @@ export async function observeLab(state: LabState, timeoutMs = 800): Promise<LabO
     .sort((a, b) => b.status!.term - a.status!.term);
   const lead = leaders[0] ?? null;
   let nodes: NodeObservation[] | null = null;
+  let workload: WorkloadObservation | null = null;
   if (lead?.status?.controlPlane.server?.state === 'serving') {
-    nodes = await listNodes(state, lead.address, timeoutMs).catch(() => null);
+    [nodes, workload] = await Promise.all([
+      listNodes(state, lead.address, timeoutMs).catch(() => null),
+      state.node === 'real'
+        ? observeWorkload(adminApi(state, lead.address, timeoutMs), state.site).catch(() => null)
+        : null,
+    ]);
   }
   return {
     t,
@@ -786,11 +891,23 @@ export async function observeLab(state: LabState, timeoutMs = 800): Promise<LabO
     leader: lead?.name ?? null,
     term: Math.max(0, ...robots.map((r) => r.status?.term ?? 0)),
     nodes,
+    ...(state.node === 'real' ? { workload } : {}),
   };
 }
 
 /** A Node whose Lease is older than this is not Ready (the lab kubelet renews every 2 s). */
 export const NODE_LEASE_STALE_MS = 8_000;
+
+/** adminApi talks to a robot's API server as the site's admin. */
+export function adminApi(state: LabState, address: string, timeoutMs = 800): KubeHttp {
+  const identity = loadApiServerIdentity(join(state.dir, 'identity'));
+  return new KubeHttp({
+    server: `https://${address}:${LAB_API_PORT}`,
+    caPem: readFileSync(identity.caCert, 'utf8'),
+    token: identity.adminToken,
+    timeoutMs,
+  });
+}
 
 /** listNodes reads Nodes and their Leases from a robot's API server, as the site's admin. */
 export async function listNodes(
@@ -874,7 +991,12 @@ export function labDown(
     signalGroup(r.agentPid, 'SIGCONT');
     signalGroup(r.agentPid, 'SIGKILL');
     signalGroup(r.sshdPid, 'SIGKILL');
+    if (state) powerOffRealNode(robotNodeDir(state, r.name));
   }
+  if (state?.hostMountPid) signalGroup(state.hostMountPid, 'SIGKILL');
+  // The real nodes' cgroups (pods first killed above, then whatever is left in them).
+  for (const h of cgroupHierarchies())
+    for (const e of readdirSync(h)) if (e.startsWith(labCgroupPrefix(prefix))) removeCgroupsSync(`/${e}`);
   const before = listOwned(prefix);
   destroySite(prefix);
   try {
@@ -894,7 +1016,7 @@ export function labDown(
 export function leftovers(
   site: string,
   prefix = defaultPrefix(site),
-): { netns: string[]; links: string[]; nftTables: string[]; processes: number[] } {
+): { netns: string[]; links: string[]; nftTables: string[]; processes: number[]; cgroups: string[] } {
   const owned = listOwned(prefix);
   const table = nftTableName(prefix);
   const nftTables = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' })
@@ -911,5 +1033,10 @@ export function leftovers(
       // exited meanwhile
     }
   }
-  return { ...owned, nftTables, processes };
+  const cgroups = cgroupHierarchies().flatMap((h) =>
+    readdirSync(h)
+      .filter((e) => e.startsWith(labCgroupPrefix(prefix)))
+      .map((e) => join(h, e)),
+  );
+  return { ...owned, nftTables, processes, cgroups };
 }

@@ -3,6 +3,7 @@
  * picture (SVG) of roles, faults, elections and readiness per robot over time, meant to be looked
  * at. All three are pure renderings of a RunReport; golden-tested.
  */
+import type { PodObservation } from './workload.ts';
 import type { LabObservation } from './lab.ts';
 import type { Analysis, FaultEvent, LogEvent } from './analysis.ts';
 
@@ -17,6 +18,13 @@ export interface RunReport {
   readonly t0: number;
   readonly tEnd: number;
   readonly formedMs: number | null;
+  /** Real nodes with a workload: from applying it to every replica running with a site address. */
+  readonly workloadStartMs?: number | null;
+  /** Real nodes with a workload: its pods just before the first fault and at the end of the run. */
+  readonly workloadPods?: {
+    readonly before: readonly PodObservation[];
+    readonly after: readonly PodObservation[];
+  };
   readonly apiServerColdStartMs: number | null;
   /** The site on the final leader's server (null: it could not be read). */
   readonly site: {
@@ -31,6 +39,8 @@ export interface RunReport {
     readonly links: readonly string[];
     readonly nftTables: readonly string[];
     readonly processes: readonly number[];
+    /** Real nodes: cgroups under the lab's prefix. */
+    readonly cgroups?: readonly string[];
   } | null;
   readonly passed: boolean;
 }
@@ -200,7 +210,7 @@ export function renderMarkdown(r: RunReport): string {
     r.description,
     '',
     `Robots: ${r.robots.join(', ')} (voters ${r.voters.join(', ')}). Started ${r.startedAt}.`,
-    `Site formed in ${sec(r.formedMs)}; kube-apiserver cold start ${sec(r.apiServerColdStartMs)}.`,
+    `Site formed in ${sec(r.formedMs)}; kube-apiserver cold start ${sec(r.apiServerColdStartMs)}.${r.workloadStartMs !== undefined ? ` Workload (real nodes, site network) running ${sec(r.workloadStartMs)} after it was applied.` : ''}`,
     r.site
       ? `Site configuration on the final leader's server: namespace ${r.site.namespace ? 'present' : '**missing**'} (epoch ${r.site.epoch ?? '-'}), networks: ${r.site.networks.join(', ') || 'none'}.`
       : "Site configuration on the final leader's server: **could not be read**.",
@@ -225,6 +235,29 @@ export function renderMarkdown(r: RunReport): string {
         `| ${d.stepId}: ${d.fault} | ${sec(d.detectionMs)} | ${sec(d.electionMs)} | ${sec(d.controlPlaneReadyMs)} | ${sec(d.allReadyMs)} | ${d.newLeader ?? '-'} (${d.newTerm ?? '-'}) |`,
     ),
     '',
+    ...(r.workloadPods
+      ? [
+          '## Workload',
+          '',
+          'Pods before the first fault and at the end of the run (node, phase, address on the site network):',
+          '',
+          '| pod | workload | before | after |',
+          '| --- | --- | --- | --- |',
+          ...[...new Set([...r.workloadPods.before, ...r.workloadPods.after].map((p) => p.name))]
+            .sort()
+            .map((name) => {
+              const at = (ps: readonly PodObservation[]) => {
+                const p = ps.find((x) => x.name === name);
+                return p
+                  ? `${p.node ?? '-'} ${p.phase}${p.deleting ? ' (deleting)' : ''} ${p.siteAddress ?? '-'}`
+                  : '—';
+              };
+              const p = [...r.workloadPods!.before, ...r.workloadPods!.after].find((x) => x.name === name)!;
+              return `| ${name} | ${p.workload ?? '-'} | ${at(r.workloadPods!.before)} | ${at(r.workloadPods!.after)} |`;
+            }),
+          '',
+        ]
+      : []),
     '## Expectations',
     '',
     '| expectation | after | within | measured | result | detail |',

@@ -13,6 +13,7 @@ import {
   labDown,
   labUp,
   leftovers,
+  adminApi,
   observeLab,
   siteOnServer,
   wifiOn,
@@ -22,6 +23,7 @@ import {
 import { renderMarkdown, renderTimelineSvg, segments, type RunReport } from './report.ts';
 import type { LabAction, Scenario } from './scenario.ts';
 import { converged } from './analysis.ts';
+import { applyWorkload, renderWorkload, workloadReady, type WorkloadSpec } from './workload.ts';
 
 export interface RunOptions {
   readonly site?: string;
@@ -59,6 +61,48 @@ async function waitFor(
   return null;
 }
 
+/** The robot that runs the workload's StatefulSet pod (the fault target `stateful`), or null. */
+function statefulHost(o: LabObservation): string | null {
+  const pod = o.workload?.pods.find((p) => p.workload === 'StatefulSet' && !p.deleting && p.node);
+  return pod?.node ?? null;
+}
+
+function substituteStateful(a: LabAction, host: string | null): LabAction {
+  const text = JSON.stringify(a);
+  if (!text.includes('"stateful"')) return a;
+  if (!host) throw new Error('"stateful" names the robot running the StatefulSet pod, and none runs it');
+  return JSON.parse(text.replace(/"stateful"/g, JSON.stringify(host))) as LabAction;
+}
+
+/**
+ * startWorkload applies the scenario's demo workload to the leader's server and waits until every
+ * replica runs with a site address; the StatefulSet prefers a worker (or the leader, as the
+ * scenario says), so that "power off the robot that runs it" is the loss the scenario means.
+ */
+async function startWorkload(
+  state: LabState,
+  spec: WorkloadSpec,
+  formed: LabObservation,
+  timeoutMs: number,
+  sink: LabObservation[],
+  everyMs: number,
+): Promise<LabObservation | null> {
+  const leader = state.robots.find((r) => r.name === formed.leader)!;
+  const { readRealNodeBundle } = await import('./node/real-node.ts');
+  const image = readRealNodeBundle(state.nodeBundle!).demoImage;
+  await applyWorkload(
+    adminApi(state, leader.address, 5000),
+    renderWorkload(state.site, image, spec, { leader: leader.name }),
+  );
+  return waitFor(
+    state,
+    (o) => !!o.workload && workloadReady(o.workload, spec, new Set(o.robots.map((r) => r.name))).ok,
+    timeoutMs,
+    sink,
+    everyMs,
+  );
+}
+
 function substituteVictims(a: LabAction, victims: readonly string[]): LabAction[] {
   const text = JSON.stringify(a);
   if (!text.includes('"victim"')) return [a];
@@ -73,13 +117,16 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
   const site = o.site ?? sc.name.slice(0, 12).replace(/-+$/, '');
   const startedAt = new Date().toISOString();
   const tStart = Date.now();
-  say(`lab ${site}: ${sc.robots} robots (${sc.voters} voters, ${sc.profile} profile), scenario ${sc.name}`);
+  say(
+    `lab ${site}: ${sc.robots} robots (${sc.voters} voters, ${sc.profile} profile, ${sc.node} nodes), scenario ${sc.name}`,
+  );
   const state = await labUp({
     site,
     robots: sc.robots,
     voters: sc.voters,
     witnesses: sc.witnesses,
     runtime: 'apiserver',
+    node: sc.node,
     seed: o.seed ?? 1,
     prefix: o.prefix,
     subnet: o.subnet,
@@ -89,12 +136,23 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
   const observations: LabObservation[] = [];
   const faults: FaultEvent[] = [];
   let report: RunReport | null = null;
+  let workloadStartMs: number | null = null;
   try {
-    const formed = await waitFor(state, converged, sc.settleMs, observations, every);
+    let formed = await waitFor(state, converged, sc.settleMs, observations, every);
     const formedMs = formed ? formed.t - tStart : null;
     if (!formed) say(`the site did not form within ${sc.settleMs / 1000} s`);
     else say(`formed in ${(formedMs! / 1000).toFixed(1)} s: ${formed.leader} leads term ${formed.term}`);
     if (formed) o.milestone?.('formed', formed);
+    if (formed && sc.workload) {
+      const t = Date.now();
+      formed = await startWorkload(state, sc.workload, formed, sc.settleMs, observations, every);
+      if (!formed) say(`the workload did not run within ${sc.settleMs / 1000} s`);
+      else {
+        workloadStartMs = formed.t - t;
+        say(`workload running in ${(workloadStartMs / 1000).toFixed(1)} s`);
+        o.milestone?.('workload running', formed);
+      }
+    }
     const t0 = Date.now();
     const tEnd = t0 + sc.durationMs;
     let victims: string[] = [];
@@ -109,8 +167,11 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
         const applied: string[] = [];
         const robots: string[] = [];
         const t = Date.now();
-        const actions = step.actions.flatMap((a) => substituteVictims(a, victims));
+        const host = statefulHost(latest);
         const run = async () => {
+          const actions = step.actions
+            .flatMap((a) => substituteVictims(a, victims))
+            .map((a) => substituteStateful(a, host));
           if (actions.length === 0)
             throw new Error(
               '"victim" names the robots the last power-off, wifi-off or pause took away, and none did',
@@ -223,6 +284,7 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
       observations,
       logs,
       final: final ?? observations.at(-1) ?? null,
+      workload: sc.workload,
     };
     const analysis = analyse(rec, sc.expect);
     const coldStarts = observations
@@ -238,6 +300,15 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
       t0,
       tEnd: endT,
       formedMs,
+      ...(sc.workload
+        ? {
+            workloadStartMs,
+            workloadPods: {
+              before: observations.filter((x) => x.t < t0 && x.workload).at(-1)?.workload?.pods ?? [],
+              after: (final ?? observations.at(-1))?.workload?.pods ?? [],
+            },
+          }
+        : {}),
       apiServerColdStartMs: coldStarts.length ? Math.min(...coldStarts) : null,
       site,
       faults,
@@ -270,7 +341,12 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
       const leaks = leftovers(site, state.prefix);
       if (report) {
         const clean =
-          leaks.netns.length + leaks.links.length + leaks.nftTables.length + leaks.processes.length === 0;
+          leaks.netns.length +
+            leaks.links.length +
+            leaks.nftTables.length +
+            leaks.processes.length +
+            leaks.cgroups.length ===
+          0;
         report = { ...report, leaks, passed: report.passed && clean };
         if (o.reportDir)
           writeFileSync(join(o.reportDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
@@ -325,7 +401,12 @@ export function assertPassed(r: RunReport): void {
     ...(r.formedMs === null ? ['the site did not form before the first fault'] : []),
     ...(r.site?.namespace ? [] : ["the site's namespace is not on the final leader's server"]),
     ...(r.leaks &&
-    r.leaks.netns.length + r.leaks.links.length + r.leaks.nftTables.length + r.leaks.processes.length > 0
+    r.leaks.netns.length +
+      r.leaks.links.length +
+      r.leaks.nftTables.length +
+      r.leaks.processes.length +
+      (r.leaks.cgroups?.length ?? 0) >
+      0
       ? [`lab down left things behind: ${JSON.stringify(r.leaks)}`]
       : []),
   ];

@@ -24,6 +24,8 @@ test('every built-in scenario parses, and together they cover the issue list', (
     'witness-loss',
     'witness-robot-loss',
     'worker-power-loss',
+    'workload-leader-loss',
+    'workload-robot-loss',
   ]);
   for (const name of ['witness-both-robots-off', 'witness-loss', 'witness-robot-loss']) {
     const s = parsed.find((x) => x.name === name)!;
@@ -103,5 +105,42 @@ test('a scenario is plain YAML like every input: tags and merge keys are refused
   assert.throws(
     () => parseScenario('base: &b {robots: 3}\nscenario:\n  <<: *b\n', 'merged.yaml'),
     /merge key << .* is not supported/,
+  );
+});
+
+test('a workload scenario runs on real nodes; workload expectations and the stateful target need a workload', () => {
+  const ok = parseScenario(
+    [
+      'name: w',
+      'robots: 3',
+      'workload: { deployment: 2, statefulset: 1 }',
+      'duration: 10s',
+      'faults: [{ id: off, at: 1s, fault: power-off stateful }]',
+      'expect:',
+      '  - { kind: workload-ready, after: off, within: 40s }',
+      '  - { kind: no-duplicate-ip, after: off }',
+      '',
+    ].join('\n'),
+    'w.yaml',
+  );
+  assert.equal(ok.node, 'real', 'real nodes by default');
+  assert.deepEqual(ok.workload, { deployment: 2, statefulset: 1, statefulsetOn: 'worker' });
+  assert.throws(
+    () =>
+      parseScenario(
+        [
+          'name: w',
+          'robots: 3',
+          'node: lite',
+          'duration: 10s',
+          'faults: [{ id: off, at: 1s, fault: power-off stateful }]',
+          'expect: [{ kind: workload-ready, after: off, within: 40s }]',
+          '',
+        ].join('\n'),
+        'w.yaml',
+      ),
+    (e: Error) =>
+      /workload-ready is judged on the workload/.test(e.message) &&
+      /"stateful" names the robot/.test(e.message),
   );
 });

@@ -10,6 +10,7 @@ import { parseYamlText } from '../agent/input-file.ts';
 import { z } from 'zod';
 import { ConfigError, UsageError } from '../agent/errors.ts';
 import { parseDuration, parseFault, type Fault } from './faults.ts';
+import type { WorkloadSpec } from './workload.ts';
 
 /** A lab action: a vocabulary fault, or bringing one robot's Wi-Fi back. */
 export type LabAction =
@@ -30,8 +31,9 @@ export const LAB_FAULT_FORMS = [
 
 /**
  * parseLabFault reads one operator fault (`power-off r2`, `loss all 10`) or a vocabulary fault
- * (`kill:leader`). Targets may be a robot, `leader`, `all`, or `victim` (the robots the last
- * power-off, wifi-off or pause hit; the runner resolves it).
+ * (`kill:leader`). Targets may be a robot, `leader`, `all`, `victim` (the robots the last
+ * power-off, wifi-off or pause hit) or `stateful` (the robot that runs the scenario workload's
+ * StatefulSet pod); the runner resolves the last two.
  */
 export function parseLabFault(text: string): LabAction[] {
   const words = text.trim().split(/\s+/);
@@ -80,7 +82,17 @@ const duration = z.union([z.string(), z.number()]);
 const expectationSchema = z
   .object({
     /** What must hold: see EXPECTATIONS. */
-    kind: z.enum(['new-leader', 'all-ready', 'no-leader-change', 'demoted', 'converged']),
+    kind: z.enum([
+      'new-leader',
+      'all-ready',
+      'no-leader-change',
+      'demoted',
+      'converged',
+      'workload-ready',
+      'no-duplicate-ip',
+      'addresses-freed',
+      'no-restart',
+    ]),
     /** The fault step (its `id`) the clock starts at; default the first fault. */
     after: z.string().optional(),
     within: duration.optional(),
@@ -106,6 +118,8 @@ const scenarioSchema = z
     name: z.string().regex(/^[a-z0-9-]+$/, 'use lower-case letters, digits and dashes'),
     description: z.string().default(''),
     robots: z.number().int().min(1).max(20),
+    /** What runs on each robot: real (containerd + kubelet, the default) or lite (the lab kubelet). */
+    node: z.enum(['real', 'lite']).default('real'),
     voters: z.number().int().min(1).max(7).optional(),
     /** Witnesses w1..wN beside the robots: they vote, never lead. */
     witnesses: z.number().int().min(0).max(6).default(0),
@@ -117,6 +131,19 @@ const scenarioSchema = z
     duration: duration,
     /** Membership dead-after for the agents (lost-node cleanup). */
     deadAfter: duration.optional(),
+    /**
+     * Real nodes only: the demo workload (lab/workload.ts) applied once the site has formed, with
+     * the site network; the faults start when every replica runs with a site address.
+     */
+    workload: z
+      .object({
+        deployment: z.number().int().min(0).max(20).default(2),
+        statefulset: z.number().int().min(0).max(5).default(1),
+        /** Where the StatefulSet's pods prefer to run: a worker (default) or the leader. */
+        statefulsetOn: z.enum(['worker', 'leader']).default('worker'),
+      })
+      .strict()
+      .optional(),
     faults: z.array(stepSchema).default([]),
     expect: z.array(expectationSchema).default([]),
   })
@@ -129,8 +156,24 @@ export interface ScenarioStep {
   readonly actions: readonly LabAction[];
 }
 
+/** Expectations judged on the workload: they need `workload:` and real nodes. */
+export const WORKLOAD_EXPECTATIONS = [
+  'workload-ready',
+  'no-duplicate-ip',
+  'addresses-freed',
+  'no-restart',
+] as const;
+/** Expectations that hold over the whole run after their fault, so they have no time limit. */
+const UNTIMED = ['no-leader-change', 'no-duplicate-ip', 'no-restart'];
+
 export interface Expectation {
-  readonly kind: 'new-leader' | 'all-ready' | 'no-leader-change' | 'demoted' | 'converged';
+  readonly kind:
+    | 'new-leader'
+    | 'all-ready'
+    | 'no-leader-change'
+    | 'demoted'
+    | 'converged'
+    | (typeof WORKLOAD_EXPECTATIONS)[number];
   readonly after: string;
   readonly withinMs: number | null;
 }
@@ -139,12 +182,15 @@ export interface Scenario {
   readonly name: string;
   readonly description: string;
   readonly robots: number;
+  readonly node: 'real' | 'lite';
   readonly voters: number;
   readonly witnesses: number;
   readonly profile: 'lab' | 'fleet';
   readonly settleMs: number;
   readonly durationMs: number;
   readonly deadAfterMs: number | undefined;
+  /** The demo workload (real nodes), or null. */
+  readonly workload: WorkloadSpec | null;
   /** Every fault occurrence, repeats expanded, in time order. */
   readonly steps: readonly ScenarioStep[];
   readonly expect: readonly Expectation[];
@@ -201,7 +247,9 @@ export function parseScenario(text: string, source: string): Scenario {
       problems.push(
         `expect.${i}.after: no fault has id "${e.after}" (ids: ${[...ids].join(', ') || 'none'})`,
       );
-    const needsWithin = e.kind !== 'no-leader-change';
+    const needsWithin = !UNTIMED.includes(e.kind);
+    if ((WORKLOAD_EXPECTATIONS as readonly string[]).includes(e.kind) && (!s.workload || s.node !== 'real'))
+      problems.push(`expect.${i}.kind: ${e.kind} is judged on the workload: add workload: and node: real`);
     if (needsWithin && e.within === undefined)
       problems.push(`expect.${i}.within: ${e.kind} needs a time limit, e.g. within: 5s`);
     return {
@@ -210,18 +258,25 @@ export function parseScenario(text: string, source: string): Scenario {
       withinMs: e.within === undefined ? null : ms(e.within, `expect.${i}.within`),
     };
   });
+  if (s.workload && s.node !== 'real') problems.push('workload: pods run on real nodes only: node: real');
+  if (!s.workload && s.faults.some((f) => /\bstateful\b/.test(f.fault)))
+    problems.push(
+      'faults: "stateful" names the robot running the workload\'s StatefulSet pod: add workload:',
+    );
   if (problems.length) throw new ConfigError(source, problems);
   steps.sort((a, b) => a.atMs - b.atMs);
   return {
     name: s.name,
     description: s.description,
     robots: s.robots,
+    node: s.node,
     voters,
     witnesses: s.witnesses,
     profile: s.profile,
     settleMs: ms(s.settle, 'settle'),
     durationMs: ms(s.duration, 'duration'),
     deadAfterMs: s.deadAfter === undefined ? undefined : ms(s.deadAfter, 'deadAfter'),
+    workload: s.workload ?? null,
     steps,
     expect,
   };

@@ -17,6 +17,7 @@ interface LabArgs extends GlobalArgs {
   witnesses?: string;
   allowNoFailover?: boolean;
   runtime?: 'apiserver' | 'k3s';
+  node?: 'real' | 'lite';
   seed?: string;
   subnet?: string;
   wait?: boolean;
@@ -68,6 +69,7 @@ function action(
           witnesses: wholeNumber(a.witnesses ?? '0', '--witnesses', 0, 6, 'a number of witnesses'),
           allowNoFailover: a.allowNoFailover ?? false,
           runtime: a.runtime ?? 'apiserver',
+          node: a.node ?? 'real',
           seed: wholeNumber(a.seed ?? '1', '--seed', 0, 0xffff_ffff, 'a 32-bit seed'),
           subnet: a.subnet,
           wait: a.wait ?? true,
@@ -117,6 +119,12 @@ export const labCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
               default: 'apiserver' as const,
               describe: 'Control plane a leader runs (k3s needs a k3s binary on PATH)',
             })
+            .option('node', {
+              choices: ['real', 'lite'] as const,
+              default: 'real' as const,
+              describe:
+                'What each robot runs: real = containerd + kubelet + Multus/Whereabouts (needs sudo bash lab/node/build.sh once); lite = the lab kubelet, no pods (big sites, fast tests)',
+            })
             .option('seed', {
               type: 'string',
               requiresArg: true,
@@ -129,7 +137,8 @@ export const labCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => ({
               describe: 'Wait until one leader serves and every robot is Ready',
             })
             .example('$0 lab up --robots 3 --voters 3', 'Three robots; waits for the site to form')
-            .example('$0 lab up --robots 2 --voters 2 --witnesses 1', 'Two robots and a witness'),
+            .example('$0 lab up --robots 2 --voters 2 --witnesses 1', 'Two robots and a witness')
+            .example('$0 lab up --robots 12 --node lite', 'A big site of lab kubelets (no pods)'),
         ),
       )
       .command(

@@ -10,6 +10,7 @@ import {
   observeLab,
   readLabState,
   wifiOn,
+  type LabNodeKind,
   type LabObservation,
   type LabState,
 } from '../../lab/lab.ts';
@@ -25,6 +26,7 @@ export interface LabCommand {
   readonly witnesses?: number;
   readonly allowNoFailover?: boolean;
   readonly runtime: 'apiserver' | 'k3s';
+  readonly node: LabNodeKind;
   readonly seed: number;
   readonly subnet?: string;
   readonly wait: boolean;
@@ -71,7 +73,29 @@ export function renderObservation(o: LabObservation): string {
     : noQuorum
       ? `no leader: no quorum (${noQuorum.reachable} of ${noQuorum.voters} voters reachable${noQuorum.noQuorumSince ? ` since ${noQuorum.noQuorumSince.slice(11, 19)}` : ''})`
       : 'no leader';
-  return `${head}\n${table(['ROBOT', 'ADDRESS', 'POWER', 'ROLE', 'TERM', 'LEADER', 'LIFECYCLE', 'CONTROL PLANE', 'NODE'], rows)}`;
+  const robots = table(
+    ['ROBOT', 'ADDRESS', 'POWER', 'ROLE', 'TERM', 'LEADER', 'LIFECYCLE', 'CONTROL PLANE', 'NODE'],
+    rows,
+  );
+  return `${head}\n${robots}${renderPods(o)}`;
+}
+
+/** renderPods is the pods part of `lab status` on real nodes: each with its node and site address. */
+function renderPods(o: LabObservation): string {
+  if (o.workload === undefined) return '';
+  if (o.workload === null) return "\n\npods: unknown (no leader's server answers)";
+  const w = o.workload;
+  if (w.pods.length === 0) return "\n\nno pods in the site's namespace";
+  const rows = w.pods.map((p) => [
+    p.name,
+    p.workload ?? '-',
+    p.node ?? '-',
+    p.deleting ? `${p.phase} (deleting)` : p.phase,
+    p.ready ? 'yes' : 'no',
+    p.restarts,
+    p.siteAddress ?? '-',
+  ]);
+  return `\n\n${table(['POD', 'WORKLOAD', 'NODE', 'PHASE', 'READY', 'RESTARTS', 'SITE ADDRESS'], rows)}`;
 }
 
 async function waitConverged(state: LabState, ms: number): Promise<LabObservation> {
@@ -100,6 +124,7 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
         witnesses: c.witnesses ?? 0,
         allowNoFailover: c.allowNoFailover ?? false,
         runtime: c.runtime,
+        node: c.node,
         seed: c.seed,
         subnet: c.subnet,
       });
@@ -124,7 +149,12 @@ export async function runLab(c: LabCommand, io: Io): Promise<void> {
       else
         io.out(
           `removed ${r.removed.netns.length} namespaces and ${r.removed.links.length} links of lab ${c.site}; left behind: ${
-            left.netns.length + left.links.length + left.nftTables.length + left.processes.length === 0
+            left.netns.length +
+              left.links.length +
+              left.nftTables.length +
+              left.processes.length +
+              left.cgroups.length ===
+            0
               ? 'nothing'
               : JSON.stringify(left)
           }`,

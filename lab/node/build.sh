@@ -9,6 +9,7 @@
 # containerd, runc and the CNI plugins come from Debian (lab/kube-apiserver/install-deps.sh).
 #
 #   env=$(lab/node/build.sh)        # last stdout line = a KEY=path file describing the bundle
+#   lab/node/build.sh --check       # the same line if everything is cached, else exit 3; builds nothing
 #
 # Env:
 #   KUBE_VERSION, MULTUS_VERSION, WHEREABOUTS_VERSION   (defaults pinned below)
@@ -77,6 +78,10 @@ all_ok() { dir_ok "$KUBE_DIR" && dir_ok "$MULTUS_DIR" && dir_ok "$WB_DIR" && dir
 if all_ok; then
   echo "$BUNDLE"
   exit 0
+fi
+if [[ ${1:-} == --check ]]; then
+  log "the node bundle is not built (or its sums do not match) under $ROOT"
+  exit 3
 fi
 
 command -v go >/dev/null || die "go not found on PATH"

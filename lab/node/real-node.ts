@@ -17,13 +17,10 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import {
   closeSync,
-  existsSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
-  rmdirSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -37,6 +34,14 @@ import type { KubeObject } from '../../agent/site/objects.ts';
 import { K3S_CNI_CONF_DIR } from '../../agent/site/render.ts';
 import { kubeConfigFor } from '../kube-apiserver/apiserver.ts';
 import {
+  cgroupHierarchies,
+  killAll,
+  NODE_PIDS_FILE,
+  powerOffRealNode,
+  processesInMountNs,
+  removeCgroups,
+} from './node-power.ts';
+import {
   renderContainerdConfig,
   renderHolderScript,
   renderKubeletConfig,
@@ -49,6 +54,8 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 
 /** Paths of the built and cached node components (lab/node/build.sh). */
 export interface RealNodeBundle {
+  /** The bundle file build.sh printed (what an agent's config names). */
+  readonly envFile: string;
   readonly kubelet: string;
   readonly kubeControllerManager: string;
   readonly kubeScheduler: string;
@@ -67,10 +74,11 @@ export interface RealNodeBundle {
 export const DEBIAN_CNI_BIN_DIR = '/usr/lib/cni';
 
 /**
- * realNodeBundle returns the cached node components, building them once (lab/node/build.sh: about
- * a second when cached, many minutes cold).
+ * realNodeBundle returns the cached node components. With `build` (the default) it builds what is
+ * missing (lab/node/build.sh: about a second when cached, many minutes cold); without, a missing
+ * bundle is an error that names the build, so `lab up` never starts a build behind the user's back.
  */
-export function realNodeBundle(): RealNodeBundle {
+export function realNodeBundle(o: { build?: boolean } = {}): RealNodeBundle {
   for (const bin of ['containerd', 'runc', 'ctr']) {
     try {
       execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
@@ -80,13 +88,28 @@ export function realNodeBundle(): RealNodeBundle {
       });
     }
   }
-  const envFile = execFileSync('bash', [join(HERE, 'build.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-    .trim()
-    .split('\n')
-    .at(-1)!;
+  let out: string;
+  try {
+    out = execFileSync('bash', [join(HERE, 'build.sh'), ...(o.build === false ? ['--check'] : [])], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', o.build === false ? 'ignore' : 'inherit'],
+    });
+  } catch (e) {
+    if (o.build === false)
+      throw new EdgeError(
+        'NODE_BUNDLE_MISSING',
+        'real lab nodes need kubelet, kube-controller-manager, kube-scheduler, Multus, Whereabouts and the pause/demo images, and they are not built on this machine',
+        {
+          hint: 'build them once (10-25 minutes on 2 cores, cached): sudo bash lab/node/build.sh; or use --node lite',
+        },
+      );
+    throw e;
+  }
+  return readRealNodeBundle(out.trim().split('\n').at(-1)!);
+}
+
+/** readRealNodeBundle reads a bundle file that lab/node/build.sh printed. */
+export function readRealNodeBundle(envFile: string): RealNodeBundle {
   const kv = new Map(
     readFileSync(envFile, 'utf8')
       .split('\n')
@@ -100,6 +123,7 @@ export function realNodeBundle(): RealNodeBundle {
     return v;
   };
   return {
+    envFile,
     kubelet: get('KUBELET'),
     kubeControllerManager: get('KUBE_CONTROLLER_MANAGER'),
     kubeScheduler: get('KUBE_SCHEDULER'),
@@ -201,6 +225,13 @@ export interface RealNodeOptions {
   readonly bundle: RealNodeBundle;
   /** Prefix of the node's cgroup root, so a lab's cgroups are recognisable and removable. */
   readonly cgroupPrefix: string;
+  /**
+   * A process in the host's mount namespace, when this one is not in it (an agent under `ip netns
+   * exec`): the holder starts from its mount namespace, and cgroups are reached through its root.
+   */
+  readonly hostMountPid?: number;
+  /** Node labels kubelet registers with (NodeRestriction allows these outside kubernetes.io). */
+  readonly labels?: Readonly<Record<string, string>>;
   readonly readyTimeoutMs?: number;
 }
 
@@ -230,92 +261,6 @@ export interface RealNodeHandle {
   readonly exited: Promise<string>;
 }
 
-/** The cgroup hierarchies mounted under /sys/fs/cgroup (v1 controllers, and v2's if mounted). */
-function cgroupHierarchies(): string[] {
-  const base = '/sys/fs/cgroup';
-  if (existsSync(join(base, 'cgroup.procs'))) return [base];
-  return readdirSync(base, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && existsSync(join(base, e.name, 'cgroup.procs')))
-    .map((e) => join(base, e.name));
-}
-
-function cgroupDirsBottomUp(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true }))
-    if (e.isDirectory()) out.push(...cgroupDirsBottomUp(join(dir, e.name)));
-  out.push(dir);
-  return out;
-}
-
-/** cgroupPids lists every process in a cgroup subtree of one hierarchy. */
-function cgroupPids(dir: string): number[] {
-  const pids: number[] = [];
-  for (const d of cgroupDirsBottomUp(dir)) {
-    try {
-      for (const l of readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n')) if (l) pids.push(Number(l));
-    } catch {
-      // removed meanwhile
-    }
-  }
-  return pids;
-}
-
-function killAll(pids: Iterable<number>): void {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/** processesInMountNs lists the processes whose mount namespace is the holder's. */
-function processesInMountNs(holderPid: number): number[] {
-  let ns: string;
-  try {
-    ns = readlinkSync(`/proc/${holderPid}/ns/mnt`);
-  } catch {
-    return [];
-  }
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      if (readlinkSync(`/proc/${e}/ns/mnt`) === ns) out.push(Number(e));
-    } catch {
-      // exited
-    }
-  }
-  return out;
-}
-
-/**
- * removeCgroups kills what is left in a cgroup root in every hierarchy and removes its
- * directories, deepest first. Returns the directories it could not remove.
- */
-export async function removeCgroups(cgroupRoot: string): Promise<string[]> {
-  const roots = cgroupHierarchies().map((h) => join(h, cgroupRoot));
-  let left: string[] = [];
-  for (let attempt = 0; attempt < 50; attempt++) {
-    left = [];
-    for (const r of roots) {
-      killAll(cgroupPids(r));
-      for (const d of cgroupDirsBottomUp(r)) {
-        try {
-          rmdirSync(d);
-        } catch {
-          if (existsSync(d)) left.push(d);
-        }
-      }
-    }
-    if (left.length === 0) return [];
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return left;
-}
-
 function waitExit(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null
     ? Promise.resolve()
@@ -329,6 +274,8 @@ function waitExit(child: ChildProcess): Promise<void> {
  */
 export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle> {
   const dir = o.dir;
+  // A node left running by an agent that died (a crash, not a power loss) goes first.
+  powerOffRealNode(dir);
   rmSync(dir, { recursive: true, force: true });
   for (const d of ['cni/bin', 'cni/net.d/whereabouts.d', 'cni-state', 'containerd', 'kubelet', 'pod-logs'])
     mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
@@ -356,13 +303,23 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
   writeFileSync(join(netd, '00-multus.conf'), renderMultusConfig(dir, o.podCidr));
 
   // The node's cgroup root must exist in every hierarchy before kubelet starts.
-  await removeCgroups(cgroupRoot);
-  for (const h of cgroupHierarchies()) mkdirSync(join(h, cgroupRoot), { recursive: true });
+  const hostRoot = o.hostMountPid ? `/proc/${o.hostMountPid}/root` : '';
+  await removeCgroups(cgroupRoot, hostRoot);
+  const hierarchies = cgroupHierarchies(hostRoot);
+  if (hierarchies.length === 0)
+    throw new EdgeError('NODE_NO_CGROUPS', `no cgroup hierarchy under ${hostRoot}/sys/fs/cgroup`, {
+      hint: o.hostMountPid
+        ? `process ${o.hostMountPid} (the lab's host mount namespace anchor) is gone: recreate the lab`
+        : 'start the node from the host mount namespace, not under ip netns exec',
+    });
+  for (const h of hierarchies) mkdirSync(join(h, cgroupRoot), { recursive: true });
 
   const holderLog = openSync(join(dir, 'holder.log'), 'a');
   const holder = spawn(
     'nsenter',
     [
+      // From the host's mount namespace: an agent's own (ip netns exec) hides the cgroup tree.
+      ...(o.hostMountPid ? [`--mount=/proc/${o.hostMountPid}/ns/mnt`] : []),
       `--net=/run/netns/${o.netns}`,
       'unshare',
       '--mount',
@@ -390,6 +347,8 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
     );
   });
   const holderPid = holder.pid!;
+  // What a power loss of the robot must end (powerOffRealNode), for whoever plays the power switch.
+  writeFileSync(join(dir, NODE_PIDS_FILE), JSON.stringify({ holderPid, cgroupRoot }));
   const inNode = (cmd: string, args: readonly string[], log: string): ChildProcess => {
     const fd = openSync(join(dir, log), 'a');
     const child = spawn('nsenter', ['-t', String(holderPid), '-m', '-n', '--', cmd, ...args], {
@@ -438,6 +397,13 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
           `--cert-dir=${join(dir, 'kubelet', 'pki')}`,
           `--hostname-override=${o.name}`,
           `--node-ip=${o.address}`,
+          ...(o.labels && Object.keys(o.labels).length
+            ? [
+                `--node-labels=${Object.entries(o.labels)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(',')}`,
+              ]
+            : []),
           '--v=1',
         ],
         'kubelet.log',
@@ -450,11 +416,11 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
     if (!so.fast) await stopKubelet();
     // Pods first (their cgroups), then every process in the node's mount namespace (daemons,
     // shims), then the holder: its mount namespace, with the pods' mounts, goes with it.
-    const left = await removeCgroups(cgroupRoot);
+    const left = await removeCgroups(cgroupRoot, hostRoot);
     killAll(processesInMountNs(holderPid));
     holder.kill('SIGKILL');
     await Promise.all([containerd, kubelet, holder].map((c) => (c ? waitExit(c) : undefined)));
-    const leftAfter = left.length ? await removeCgroups(cgroupRoot) : [];
+    const leftAfter = left.length ? await removeCgroups(cgroupRoot, hostRoot) : [];
     if (so.clean) rmSync(dir, { recursive: true, force: true });
     if (leftAfter.length)
       throw new EdgeError(

@@ -87,6 +87,10 @@ authentication:
 authorization:
   mode: AlwaysAllow
 failSwapOn: false
+# The Lease is renewed every quarter of its duration: 2.5 s, as often as the lab kubelet renews,
+# so a silent node shows within the lab's lease staleness (8 s) and kube-controller-manager's grace.
+nodeLeaseDurationSeconds: 10
+nodeStatusUpdateFrequency: 5s
 podLogsDir: ${join(dir, 'pod-logs')}
 resolvConf: /etc/resolv.conf
 # Many lab nodes share one disk: evict only when it is really full.

@@ -31,6 +31,7 @@ import {
   type SnapshotRecord,
 } from '../../agent/control-plane/snapshots.ts';
 import { LabKubelet } from './kubelet.ts';
+import type { RealRobotNode } from './real-robot-node.ts';
 import type { SiteSpecVersion } from '../../agent/site/spec-log.ts';
 import { monotonicMs } from '../../agent/clock.ts';
 
@@ -74,6 +75,11 @@ export interface LabControlPlaneOptions {
     readonly keys: SnapshotKeys;
     readonly receiver?: SnapshotReceiver;
   };
+  /**
+   * A real node (containerd + kubelet) instead of the lab kubelet, and kube-controller-manager +
+   * kube-scheduler beside the leader's server (`lab up --node real`).
+   */
+  readonly realNode?: RealRobotNode;
   /** What to do with a lost/returned robot's Node (the SiteApplier's markNodeLost/Returned). */
   readonly nodeLoss?: {
     lost(server: ServerAccess, node: string): Promise<void>;
@@ -123,8 +129,14 @@ export class LabControlPlane implements ControlPlaneRuntime {
   } | null = null;
   private fence: ((epoch: number) => number | null) | null = null;
   private selfKubelet: LabKubelet | null = null;
-  private worker: { leader: string; epoch: number; state: 'joining' | 'ready'; kubelet: LabKubelet } | null =
-    null;
+  /** The join of this robot's node to a leader's server: the lab kubelet's, or null for a real node. */
+  private worker: {
+    leader: string;
+    epoch: number;
+    state: 'joining' | 'ready';
+    server: string;
+    kubelet: LabKubelet | null;
+  } | null = null;
   private siteAppliedEpoch: number | null = null;
   private coldStartMs: number | null = null;
   private restoredFrom: string | null = null;
@@ -196,6 +208,33 @@ export class LabControlPlane implements ControlPlaneRuntime {
       if (this.server?.handle === handle)
         this.o.log.error({ epoch }, `${which} of epoch ${epoch} exited on its own`);
     });
+    const real = this.o.realNode;
+    if (real) {
+      // Controllers first (a real site schedules and evicts), then the robot's own node joins, in
+      // the background: the server serves whether or not its own kubelet has reported yet.
+      const access = { url: this.url(this.o.address), caPem: handle.caPem, adminToken: handle.adminToken };
+      await real.startControlPlane(access, dir);
+      if (this.server?.epoch !== epoch) {
+        await real.stopControlPlane();
+        throw new EdgeError('SERVER_SUPERSEDED', `epoch ${epoch} was stopped while its server started`);
+      }
+      void real
+        .join(access)
+        .then(() => this.o.log.info({ epoch }, `${this.o.nodeId}'s real node is Ready on its own server`))
+        .catch((e: Error) =>
+          this.o.log.warn(
+            { epoch, err: e.message },
+            `${this.o.nodeId}'s real node did not join its own server`,
+          ),
+        );
+      this.writeAdminKubeconfig(handle);
+      this.server.state = 'serving';
+      this.o.log.info(
+        { epoch, coldStartMs: this.coldStartMs },
+        `${this.o.nodeId} serves epoch ${epoch} at ${this.url(this.o.address)}`,
+      );
+      return;
+    }
     // The leader is a node of its own cluster too, like k3s server's embedded agent.
     const kubelet = new LabKubelet({
       nodeName: this.o.nodeId,
@@ -273,6 +312,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
     this.siteAppliedEpoch = null;
     this.selfKubelet?.stop();
     this.selfKubelet = null;
+    await this.o.realNode?.stopControlPlane();
     // The door first (it is what others reach), then SIGKILL: a fenced server must not drain.
     const closedAt = s.door?.closedAt() ?? null;
     await s.door?.stop();
@@ -298,7 +338,8 @@ export class LabControlPlane implements ControlPlaneRuntime {
   }
 
   async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {
-    this.worker?.kubelet.stop();
+    if (this.o.realNode) return this.joinRealNode(this.o.realNode, leader, epoch);
+    this.worker?.kubelet?.stop();
     const kubelet = new LabKubelet({
       nodeName: this.o.nodeId,
       address: this.o.address,
@@ -308,7 +349,13 @@ export class LabControlPlane implements ControlPlaneRuntime {
       labels: this.o.labels,
       renewIntervalMs: this.o.kubeletRenewMs,
     });
-    const w = { leader: leader.id, epoch, state: 'joining' as 'joining' | 'ready', kubelet };
+    const w = {
+      leader: leader.id,
+      epoch,
+      state: 'joining' as 'joining' | 'ready',
+      server: kubelet.server,
+      kubelet,
+    };
     this.worker = w;
     try {
       await kubelet.register();
@@ -325,8 +372,40 @@ export class LabControlPlane implements ControlPlaneRuntime {
     this.o.log.info({ epoch, leader: leader.id }, `${this.o.nodeId} is Ready on ${leader.id}'s server`);
   }
 
+  /**
+   * joinRealNode re-points the robot's real node at the leader's server, as a k3s agent re-joins:
+   * containerd and the pods keep running, kubelet restarts with the new server.
+   */
+  private async joinRealNode(real: RealRobotNode, leader: LeaderEndpoint, epoch: number): Promise<void> {
+    const w = {
+      leader: leader.id,
+      epoch,
+      state: 'joining' as 'joining' | 'ready',
+      server: this.url(leader.host),
+      kubelet: null,
+    };
+    this.worker = w;
+    try {
+      await real.join({
+        url: this.url(leader.host),
+        caPem: await readCa(this.o.identity.caCert),
+        adminToken: this.o.identity.adminToken,
+      });
+    } catch (e) {
+      if (this.worker === w) this.worker = null;
+      throw e;
+    }
+    if (this.worker !== w)
+      throw new EdgeError('JOIN_SUPERSEDED', `the join to ${leader.id} (epoch ${epoch}) was replaced`);
+    w.state = 'ready';
+    this.o.log.info(
+      { epoch, leader: leader.id },
+      `${this.o.nodeId}'s real node is Ready on ${leader.id}'s server`,
+    );
+  }
+
   async resetWorker(): Promise<void> {
-    this.worker?.kubelet.stop();
+    this.worker?.kubelet?.stop();
     this.worker = null;
   }
 
@@ -338,7 +417,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
         : null,
       siteAppliedEpoch: this.siteAppliedEpoch,
       details: {
-        apiServer: this.server?.handle?.url ?? this.worker?.kubelet.server ?? null,
+        apiServer: this.server?.handle?.url ?? this.worker?.server ?? null,
         apiServerColdStartMs: this.coldStartMs,
         restoredFrom: this.restoredFrom,
         snapshotsTaken: this.snapshotsTaken,
@@ -429,6 +508,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
   async close(): Promise<void> {
     await this.resetWorker();
     if (this.server) await this.stopServer(this.server.epoch);
+    await this.o.realNode?.close();
     await this.o.snapshots?.receiver?.close();
   }
 }
@@ -466,6 +546,20 @@ export async function makeLabControlPlane(o: {
     siteSpecFile: z.string().min(1).optional(),
     /** The addon templates (CRDs, Multus, Whereabouts); default: the repository's templates/. */
     templatesDir: z.string().min(1).optional(),
+    /** A real node instead of the lab kubelet (`lab up --node real`): see lab/runtime/real-robot-node.ts. */
+    node: z
+      .object({
+        kind: z.literal('real'),
+        netns: z.string().min(1),
+        bundle: z.string().min(1),
+        podCidr: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'must be an IPv4 CIDR'),
+        dir: z.string().min(1),
+        cgroupPrefix: z.string().min(1),
+        hostMountPid: z.number().int().positive(),
+        nodeMonitorGraceSeconds: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional(),
   });
   const r = schema.safeParse(o.controlPlane);
   if (!r.success)
@@ -537,14 +631,28 @@ export async function makeLabControlPlane(o: {
     receiver.server.unref();
     snapshots = { store, keys, receiver };
   }
+  const identity = loadApiServerIdentity(r.data.identityDir);
+  let realNode: RealRobotNode | undefined;
+  if (r.data.node) {
+    const { RealRobotNode: Real } = await import('./real-robot-node.ts');
+    realNode = new Real({
+      nodeId: o.nodeId,
+      address: r.data.address,
+      identity,
+      labels: o.labels,
+      config: r.data.node,
+      log: o.log,
+    });
+  }
   return new LabControlPlane({
+    realNode,
     applySite,
     nodeLoss,
     snapshots,
     nodeId: o.nodeId,
     siteId: o.siteId,
     address: r.data.address,
-    identity: loadApiServerIdentity(r.data.identityDir),
+    identity,
     stateDir: o.stateDir,
     log: o.log,
     labels: o.labels,

@@ -30,6 +30,7 @@ async function once(parallel: number): Promise<{ bootstrapMs: number; readyMs: n
     robots: 5,
     voters: 5,
     runtime: 'apiserver',
+    node: 'lite',
     seed: 1,
     prefix: PREFIX,
     subnet: '10.77.15',

@@ -72,6 +72,7 @@ async function runShape(shape: Shape) {
     voters: shape.voters,
     witnesses: shape.witnesses,
     runtime: 'apiserver',
+    node: 'lite',
     seed: 1,
     prefix: PREFIX,
     subnet: '10.77.10',

@@ -49,6 +49,9 @@ export function labScenario(s: CampaignSchedule): Scenario {
     name: `campaign-${s.campaignSeed}-${s.index}`.slice(0, 40),
     description: `campaign seed ${s.campaignSeed}, schedule ${s.index}`,
     robots: robotNames(s).length,
+    // The campaign is about elections: the lab kubelet keeps it fast.
+    node: 'lite',
+    workload: null,
     voters: s.voters,
     witnesses: 0,
     profile: s.profile === 'fleet' ? 'fleet' : 'lab',

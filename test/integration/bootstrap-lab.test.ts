@@ -92,6 +92,7 @@ before(async () => {
     robots: 3,
     voters: 3,
     runtime: 'apiserver',
+    node: 'lite',
     seed: 1,
     prefix: PREFIX,
     subnet: '10.77.14',
@@ -105,7 +106,13 @@ before(async () => {
 
 after(() => {
   labDown(SITE, { prefix: PREFIX });
-  assert.deepEqual(leftovers(SITE, PREFIX), { netns: [], links: [], nftTables: [], processes: [] });
+  assert.deepEqual(leftovers(SITE, PREFIX), {
+    netns: [],
+    links: [],
+    nftTables: [],
+    processes: [],
+    cgroups: [],
+  });
   if (work) rmSync(work, { recursive: true, force: true });
 });
 

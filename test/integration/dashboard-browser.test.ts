@@ -62,6 +62,7 @@ test('the dashboard shows a lab site live in Chromium, drives its faults, and ho
     robots: 3,
     voters: 3,
     runtime: 'apiserver',
+    node: 'lite',
     subnet: '10.77.12',
     prefix: 'elidash-',
     seed: 7,
@@ -146,5 +147,11 @@ test('the dashboard shows a lab site live in Chromium, drives its faults, and ho
   server = null;
   labDown(SITE);
   state = null;
-  assert.deepEqual(leftovers(SITE, 'elidash-'), { netns: [], links: [], nftTables: [], processes: [] });
+  assert.deepEqual(leftovers(SITE, 'elidash-'), {
+    netns: [],
+    links: [],
+    nftTables: [],
+    processes: [],
+    cgroups: [],
+  });
 });

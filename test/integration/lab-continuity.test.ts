@@ -30,7 +30,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 after(() => {
   labDown(SITE, { prefix: PREFIX });
-  assert.deepEqual(leftovers(SITE, PREFIX), { netns: [], links: [], nftTables: [], processes: [] });
+  assert.deepEqual(leftovers(SITE, PREFIX), {
+    netns: [],
+    links: [],
+    nftTables: [],
+    processes: [],
+    cgroups: [],
+  });
 });
 
 async function until(
@@ -61,6 +67,7 @@ test('a leader change keeps the site objects and a ConfigMap, and cleans up the 
     robots: 3,
     voters: 3,
     runtime: 'apiserver',
+    node: 'lite',
     seed: 1,
     prefix: PREFIX,
     subnet: '10.77.12',

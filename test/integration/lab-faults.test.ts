@@ -33,6 +33,7 @@ test('a lab run: total loss to the leader demotes it; a fault the lab refuses fa
     [
       'name: loss-truth',
       'robots: 3',
+      'node: lite',
       'voters: 3',
       'duration: 24s',
       'faults:',
@@ -61,5 +62,5 @@ test('a lab run: total loss to the leader demotes it; a fault the lab refuses fa
   assert.match(expectation('all-ready').detail, /did not apply/);
   assert.equal(report.passed, false);
   assert.throws(() => assertPassed(report), /fault tiny \(loss r1 0\.4\) was not applied/);
-  assert.deepEqual(report.leaks, { netns: [], links: [], nftTables: [], processes: [] });
+  assert.deepEqual(report.leaks, { netns: [], links: [], nftTables: [], processes: [], cgroups: [] });
 });

@@ -30,7 +30,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 after(() => {
   labDown(SITE, { prefix: PREFIX });
-  assert.deepEqual(leftovers(SITE, PREFIX), { netns: [], links: [], nftTables: [], processes: [] });
+  assert.deepEqual(leftovers(SITE, PREFIX), {
+    netns: [],
+    links: [],
+    nftTables: [],
+    processes: [],
+    cgroups: [],
+  });
 });
 
 async function until(
@@ -58,6 +64,7 @@ test('site apply changes a running lab site’s quota, and the change survives a
     robots: 3,
     voters: 3,
     runtime: 'apiserver',
+    node: 'lite',
     seed: 1,
     prefix: PREFIX,
     subnet: '10.77.16',

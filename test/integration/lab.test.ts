@@ -22,7 +22,7 @@ const scenario = (name: string) =>
     readFileSync(fileURLToPath(new URL(`../../lab/scenarios/${name}.yaml`, import.meta.url)), 'utf8'),
     `${name}.yaml`,
   );
-const nothingLeft = { netns: [], links: [], nftTables: [], processes: [] };
+const nothingLeft = { netns: [], links: [], nftTables: [], processes: [], cgroups: [] };
 
 for (const [name, subnet] of [
   ['leader-power-loss', '10.77.4'],

@@ -64,6 +64,7 @@ export class EdgectlLab implements FailoverSystem, NetFaults {
       robots: 5,
       voters: 5,
       runtime: 'apiserver',
+      node: 'lite',
       seed: 1,
       prefix: o.prefix,
       subnet: o.subnet,
