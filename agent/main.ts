@@ -20,7 +20,7 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { runAgent } from '../cli/ops/agent-run.ts';
+import { runAgent } from './run.ts';
 import { loadConfigInSubprocess } from './config-subprocess.ts';
 import { EdgeError, InternalError } from './errors.ts';
 

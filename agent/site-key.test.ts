@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { runAgent } from '../cli/ops/agent-run.ts';
+import { runAgent } from './run.ts';
 import { fetchStatus } from '../cli/ops/status.ts';
 import { freePort } from '../lab/kube-apiserver/apiserver.ts';
 import { loadAgentConfig } from './config.ts';

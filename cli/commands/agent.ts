@@ -20,7 +20,7 @@ export const agentCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> => (
       ) as unknown as Argv<GlobalArgs>,
   handler: async (argv) => {
     const [{ runAgent }, { loadAgentConfig }] = await Promise.all([
-      import('../ops/agent-run.ts'),
+      import('../../agent/run.ts'),
       import('../../agent/config.ts'),
     ]);
     await runAgent(
@@ -51,7 +51,7 @@ export const witnessCommand = (io: Io): CommandModule<GlobalArgs, GlobalArgs> =>
       ) as unknown as Argv<GlobalArgs>,
   handler: async (argv) => {
     const [{ runAgent }, { loadWitnessConfig }] = await Promise.all([
-      import('../ops/agent-run.ts'),
+      import('../../agent/run.ts'),
       import('../../agent/config.ts'),
     ]);
     await runAgent(

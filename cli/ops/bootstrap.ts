@@ -3,18 +3,18 @@
  * inventory (every problem before any robot is touched), render the plan, then either print it
  * (--dry-run: no SSH, no site directory, nothing written) or apply it over SSH with progress.
  */
-import { generateSiteIdentity, readSiteIdentity } from '../../agent/k3s/identity-files.ts';
-import { identityPlacement, type SiteIdentityMaterial } from '../../agent/k3s/identity.ts';
-import { readK3sTemplates } from '../../agent/k3s/templates.ts';
+import { generateSiteIdentity, readSiteIdentity } from '../bootstrap/identity-files.ts';
+import { identityPlacement, type SiteIdentityMaterial } from '../bootstrap/identity.ts';
+import { readK3sTemplates } from '../bootstrap/k3s-templates.ts';
 import { readAddonTemplates } from '../../agent/site/addons.ts';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, EdgeError, UsageError } from '../../agent/errors.ts';
-import { KnownHostsFile } from '../../agent/exec/known-hosts.ts';
+import { KnownHostsFile } from '../bootstrap/known-hosts.ts';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
-import { SshCommandRunner } from '../../agent/exec/ssh.ts';
+import { SshCommandRunner } from '../bootstrap/ssh.ts';
 import { applyPlan, type ApplyReport } from '../bootstrap/apply.ts';
 import { describeBundle, describeBundleForPlan } from '../bootstrap/bundle.ts';
 import {

@@ -51,7 +51,7 @@ import {
 } from '../../agent/transport/codec.ts';
 import { UdpTransport } from '../../agent/transport/udp.ts';
 import { INITIAL_KEY_STATE, keyUse, nextKeyState, type KeyState } from '../../cli/bootstrap/site-dir.ts';
-import { runAgent } from '../../cli/ops/agent-run.ts';
+import { runAgent } from '../../agent/run.ts';
 import { fetchStatus } from '../../cli/ops/status.ts';
 import { freePort } from '../../lab/kube-apiserver/apiserver.ts';
 import type { Message, NodeId } from '../../statecharts/messages.ts';
@@ -295,7 +295,7 @@ const hostOf = (id: NodeId) => {
 
 async function startRobot(bus: InMemoryDiscoveryBus, id: NodeId, ring: Keyring): Promise<Robot> {
   const holder: { ring: Keyring } = { ring };
-  // The agent's own shape (cli/ops/agent-run.ts): the transport reads the keyring a reload replaces.
+  // The agent's own shape (agent/run.ts): the transport reads the keyring a reload replaces.
   const transport = await UdpTransport.open({
     self: id,
     siteId: SITE,

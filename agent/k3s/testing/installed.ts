@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { executePlan } from '../execute.ts';
 import { installPlan } from '../plans.ts';
 import type { K3sNodeSpec } from '../settings.ts';
-import { readK3sTemplates } from '../templates.ts';
+import { readK3sTemplates } from '../../../cli/bootstrap/k3s-templates.ts';
 import { RobotModel, type RobotModelOptions } from './robot-model.ts';
 
 export const IMAGE_BINARY = '/opt/k3s/k3s';

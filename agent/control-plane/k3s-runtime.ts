@@ -5,22 +5,22 @@
  */
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { AgentConfig } from '../../agent/config.ts';
-import { K3sControlPlane } from '../../agent/control-plane/k3s.ts';
+import type { AgentConfig } from '../config.ts';
+import { K3sControlPlane } from './k3s.ts';
 import {
   DEFAULT_MAX_SNAPSHOT_BYTES,
   logSnapshotPush,
   SnapshotReceiver,
   SnapshotStore,
   type SnapshotKeys,
-} from '../../agent/control-plane/snapshots.ts';
-import { RECEIVED_SNAPSHOT_DIR } from '../../agent/k3s/paths.ts';
-import { ConfigError } from '../../agent/errors.ts';
-import { LocalCommandRunner } from '../../agent/exec/local.ts';
-import { K3sSettingsSchema } from '../../agent/k3s/settings.ts';
-import { readAddonTemplates } from '../../agent/site/addons.ts';
-import { loadSiteSpec } from '../../agent/site/spec.ts';
-import { parseSpecText } from '../../agent/site/spec-source.ts';
+} from './snapshots.ts';
+import { RECEIVED_SNAPSHOT_DIR } from '../k3s/paths.ts';
+import { ConfigError } from '../errors.ts';
+import { LocalCommandRunner } from '../exec/local.ts';
+import { K3sSettingsSchema } from '../k3s/settings.ts';
+import { readAddonTemplates } from '../site/addons.ts';
+import { loadSiteSpec } from '../site/spec.ts';
+import { parseSpecText } from '../site/spec-source.ts';
 
 const k3sControlPlaneSchema = z.object({
   runtime: z.literal('k3s'),
@@ -79,7 +79,7 @@ export async function makeK3sControlPlane(
           ? await parseSpecText(committed.text, `site spec version ${committed.version}`)
           : spec;
         // Only a leader applies the site, so the Kubernetes client loads when this robot first leads.
-        const { kubeSiteApplier } = await import('../../agent/site/kube-site.ts');
+        const { kubeSiteApplier } = await import('../site/kube-site.ts');
         const report = await kubeSiteApplier(r.data.kubeconfig, { spec: applied, log, templates }).apply(
           epoch,
         );

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import type { AgentConfig } from '../../agent/config.ts';
-import { ConfigError } from '../../agent/errors.ts';
+import type { AgentConfig } from '../config.ts';
+import { ConfigError } from '../errors.ts';
 import { makeK3sControlPlane } from './k3s-runtime.ts';
 
 const log = pino({ level: 'silent' });

@@ -5,20 +5,20 @@
  * transport and the snapshot sealing switch to the new keys at once; a file that fails its checks
  * is logged and the keys in use stay.
  */
-import { Agent } from '../../agent/agent.ts';
-import type { AgentConfig } from '../../agent/config.ts';
-import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
-import type { ControlPlaneRuntime } from '../../agent/control-plane/runtime.ts';
-import { WitnessRuntime } from '../../agent/control-plane/witness.ts';
-import { makeDiscovery } from '../../agent/discovery/factory.ts';
-import { EdgeError } from '../../agent/errors.ts';
-import { createLogger } from '../../agent/log.ts';
-import { StateStore } from '../../agent/persistence/state-store.ts';
-import { loadKeyring, type Keyring } from '../../agent/site-key.ts';
-import { fileSiteSpecSource } from '../../agent/site/spec-source.ts';
-import { startStatusServer } from '../../agent/status-server.ts';
-import { UdpTransport } from '../../agent/transport/udp.ts';
-import type { Io } from '../output.ts';
+import { Agent } from './agent.ts';
+import type { AgentConfig } from './config.ts';
+import { InMemoryControlPlane } from './control-plane/in-memory.ts';
+import type { ControlPlaneRuntime } from './control-plane/runtime.ts';
+import { WitnessRuntime } from './control-plane/witness.ts';
+import { makeDiscovery } from './discovery/factory.ts';
+import { EdgeError } from './errors.ts';
+import { createLogger } from './log.ts';
+import { StateStore } from './persistence/state-store.ts';
+import { loadKeyring, type Keyring } from './site-key.ts';
+import { fileSiteSpecSource } from './site/spec-source.ts';
+import { startStatusServer } from './status-server.ts';
+import { UdpTransport } from './transport/udp.ts';
+import type { Io } from '../cli/output.ts';
 import type { Logger } from 'pino';
 
 /** The keys that seal snapshots between this voter and a peer, the first to seal (agent/site-key.ts). */
@@ -35,7 +35,7 @@ async function makeRuntime(
     case 'none':
       return new WitnessRuntime();
     case 'lab': {
-      const { makeLabControlPlane } = await import('../../lab/runtime/lab-control-plane.ts');
+      const { makeLabControlPlane } = await import('../lab/runtime/lab-control-plane.ts');
       return makeLabControlPlane({
         nodeId: config.node.id,
         siteId: config.site.id,
@@ -49,7 +49,7 @@ async function makeRuntime(
       });
     }
     case 'k3s': {
-      const { makeK3sControlPlane } = await import('./k3s-runtime.ts');
+      const { makeK3sControlPlane } = await import('./control-plane/k3s-runtime.ts');
       return makeK3sControlPlane(config, log, snapshotKeysFor);
     }
     default:

@@ -15,16 +15,16 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
-import { Agent } from '../../agent/agent.ts';
-import { validateAgentConfig } from '../../agent/config.ts';
-import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
-import { InMemoryDiscovery, InMemoryDiscoveryBus } from '../../agent/discovery/discovery.ts';
-import { StateStore } from '../../agent/persistence/state-store.ts';
-import { formatRobotKeyFile, renderRobotKeyFile } from '../../agent/site-key.ts';
-import { startStatusServer } from '../../agent/status-server.ts';
-import { InMemoryNetwork } from '../../agent/transport/in-memory.ts';
+import { Agent } from './agent.ts';
+import { validateAgentConfig } from './config.ts';
+import { InMemoryControlPlane } from './control-plane/in-memory.ts';
+import { InMemoryDiscovery, InMemoryDiscoveryBus } from './discovery/discovery.ts';
+import { StateStore } from './persistence/state-store.ts';
+import { formatRobotKeyFile, renderRobotKeyFile } from './site-key.ts';
+import { startStatusServer } from './status-server.ts';
+import { InMemoryNetwork } from './transport/in-memory.ts';
 
-const EDGECTL = fileURLToPath(new URL('../bin/edgectl.js', import.meta.url));
+const EDGECTL = fileURLToPath(new URL('../cli/bin/edgectl.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-agent-run-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
