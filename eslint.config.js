@@ -4,7 +4,15 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'coverage/**', 'agent/bundle/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'coverage/**',
+      'agent/bundle/**',
+      'agent/testing/bundle/**',
+      'lab/bundle/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

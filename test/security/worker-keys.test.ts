@@ -10,7 +10,7 @@
  *   - a live site: the attack leaves the leader and term as they were; so does edgectl site
  *     rotate-keys (accept, send, retire, robot by robot); a robot added afterwards joins with no
  *     change to the others; a removed robot is refused;
- *   - agents run as on the robots (`edgectl agent run`'s code, key files, SIGHUP): a rotation keeps
+ *   - agents run as on the robots (the agent's runAgent, key files, SIGHUP): a rotation keeps
  *     the leader and its term and loses no datagram to keys.
  */
 import assert from 'node:assert/strict';
@@ -52,6 +52,7 @@ import {
 import { UdpTransport } from '../../agent/transport/udp.ts';
 import { INITIAL_KEY_STATE, keyUse, nextKeyState, type KeyState } from '../../cli/bootstrap/site-dir.ts';
 import { runAgent } from '../../agent/run.ts';
+import { TEST_RUNTIMES } from '../../agent/testing/runtimes.ts';
 import { fetchStatus } from '../../cli/ops/status.ts';
 import { freePort } from '../../lab/kube-apiserver/apiserver.ts';
 import type { Message, NodeId } from '../../statecharts/messages.ts';
@@ -542,7 +543,10 @@ test('rotate-keys on agents run as on the robots: each phase is a key file and a
         log: { level: 'error' },
       }),
     );
-    return runAgent({ config, loadConfig: loadAgentConfig }, { out: () => {}, err: () => {} }, stopped);
+    return runAgent(
+      { config, loadConfig: loadAgentConfig, runtimes: TEST_RUNTIMES, entryName: 'the test' },
+      stopped,
+    );
   });
   const statuses = async () =>
     Promise.all(names.map((n) => fetchStatus(ports.get(n)!.status, 3000).catch(() => null)));
