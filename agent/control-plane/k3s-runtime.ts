@@ -1,12 +1,16 @@
 /**
  * The k3s runtime on a robot (docs/k3s.md): K3sControlPlane runs plans through the robot's own
- * CommandRunner, and the leader applies the site with the SiteApplier through the k3s server's
- * admin kubeconfig. Built only when `controlPlane.runtime: k3s`, so other runtimes never load it.
+ * CommandRunner, and the leader applies the site and acts on node loss with the agent's LeaderSite
+ * (agent/site/leader-site.ts) through the k3s server's admin kubeconfig. Built only when `controlPlane.runtime: k3s`, so other runtimes never load it.
  */
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AgentConfig } from '../config.ts';
-import { K3sControlPlane } from './k3s.ts';
+import type { CommandRunner } from '../exec/runner.ts';
+import type { K3sProbes } from '../k3s/robot-io.ts';
+import type { LeaderSite, LeaderSiteOptions } from '../site/leader-site.ts';
+import type { ObjectClient } from '../site/object-client.ts';
+import { K3sControlPlane, type SiteApplyTarget } from './k3s.ts';
 import {
   DEFAULT_MAX_SNAPSHOT_BYTES,
   logSnapshotPush,
@@ -20,7 +24,6 @@ import { LocalCommandRunner } from '../exec/local.ts';
 import { K3sSettingsSchema } from '../k3s/settings.ts';
 import { readAddonTemplates } from '../site/addons.ts';
 import { loadSiteSpec } from '../site/spec.ts';
-import { parseSpecText } from '../site/spec-source.ts';
 
 const k3sControlPlaneSchema = z.object({
   runtime: z.literal('k3s'),
@@ -39,10 +42,37 @@ const k3sControlPlaneSchema = z.object({
   snapshotMaxBytes: z.number().int().positive().default(DEFAULT_MAX_SNAPSHOT_BYTES),
 });
 
+/**
+ * What a test or benchmark puts in place of the robot itself: the robot model for the commands and
+ * probes (agent/k3s/testing/robot-model.ts) and an in-memory API server for the site's objects.
+ */
+export interface K3sRuntimeStandIns {
+  readonly runner?: CommandRunner;
+  readonly probes?: K3sProbes;
+  /** The k3s server's API; default: the admin kubeconfig (controlPlane.kubeconfig). */
+  readonly apiServer?: () => Promise<ObjectClient>;
+}
+
+/**
+ * k3sSite is the leader's site (agent/site/leader-site.ts) on this robot's k3s server. Only a
+ * leader applies the site or acts on node loss, so the Kubernetes client loads when this robot
+ * first leads.
+ */
+export function k3sSite(o: LeaderSiteOptions & { apiServer: () => Promise<ObjectClient> }): SiteApplyTarget {
+  let site: Promise<LeaderSite> | undefined;
+  const leaderSite = () => (site ??= import('../site/leader-site.ts').then((m) => new m.LeaderSite(o)));
+  return {
+    apply: async (epoch, committed) => (await leaderSite()).apply(await o.apiServer(), epoch, committed),
+    markNodeLost: async (node) => (await leaderSite()).markNodeLost(await o.apiServer(), node),
+    markNodeReturned: async (node) => (await leaderSite()).markNodeReturned(await o.apiServer(), node),
+  };
+}
+
 export async function makeK3sControlPlane(
   config: AgentConfig,
   log: Logger,
   snapshotKeysFor?: (peer: string) => readonly Buffer[],
+  standIns: K3sRuntimeStandIns = {},
 ): Promise<K3sControlPlane> {
   const r = k3sControlPlaneSchema.safeParse(config.controlPlane);
   if (!r.success)
@@ -51,8 +81,15 @@ export async function makeK3sControlPlane(
       r.error.issues.map((i) => `controlPlane.${i.path.join('.')}: ${i.message}`),
       { hint: 'edgectl bootstrap site writes these fields; see docs/k3s.md' },
     );
-  const spec = loadSiteSpec(r.data.siteSpecFile);
-  const templates = readAddonTemplates(r.data.templatesDir);
+  const kubeconfig = r.data.kubeconfig;
+  const site = k3sSite({
+    nodeId: config.node.id,
+    installed: loadSiteSpec(r.data.siteSpecFile),
+    templates: readAddonTemplates(r.data.templatesDir),
+    log,
+    apiServer:
+      standIns.apiServer ?? (async () => (await import('../site/kube-site.ts')).kubeObjectClient(kubeconfig)),
+  });
   // Every server-capable robot keeps the snapshots the leader pushes, to restore when it leads.
   const keys: SnapshotKeys | undefined = snapshotKeysFor ? { forPeer: snapshotKeysFor } : undefined;
   let receiver: SnapshotReceiver | undefined;
@@ -70,25 +107,10 @@ export async function makeK3sControlPlane(
   return new K3sControlPlane({
     snapshotKeys: keys,
     receiver,
-    runner: new LocalCommandRunner({ log: (line) => log.debug(line) }),
+    runner: standIns.runner ?? new LocalCommandRunner({ log: (line) => log.debug(line) }),
+    probes: standIns.probes,
     node: { ...r.data.k3s, site: config.site.id, nodeName: config.node.id },
-    site: {
-      apply: async (epoch, committed) => {
-        // The newest spec committed in the site log wins over the installed file.
-        const applied = committed
-          ? await parseSpecText(committed.text, `site spec version ${committed.version}`)
-          : spec;
-        // Only a leader applies the site, so the Kubernetes client loads when this robot first leads.
-        const { kubeSiteApplier } = await import('../site/kube-site.ts');
-        const report = await kubeSiteApplier(r.data.kubeconfig, { spec: applied, log, templates }).apply(
-          epoch,
-        );
-        log.info(
-          { epoch, report, specVersion: committed?.version ?? null },
-          `${config.node.id} applied site ${applied.id} for epoch ${epoch}`,
-        );
-      },
-    },
+    site,
     siteMembers: () => [config.node.id, ...config.voters, ...config.network.seeds.map((s) => s.node)],
   });
 }
