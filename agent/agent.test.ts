@@ -47,7 +47,7 @@ function makeSite(
       profile: 'test',
       stateDir: join(dir, id),
       membership: { suspectAfterMs: 100, deadAfterMs: 300 },
-      ...(witness ? { controlPlane: { runtime: 'none' } } : {}),
+      controlPlane: { runtime: witness ? 'none' : 'memory' },
     });
     const transport = net.connect(id);
     const discovery = new InMemoryDiscovery(

@@ -115,10 +115,20 @@ export const agentConfigSchema = z
       .object({ listen: hostPort.default('127.0.0.1:7947') })
       .strict()
       .default({ listen: '127.0.0.1:7947' }),
+    /**
+     * Which control plane this robot runs, required: k3s on robots, none on a witness, lab in the
+     * netns lab, memory in tests. Each agent entry runs only the runtimes it registers (agent/run.ts).
+     */
     controlPlane: z
-      .object({ runtime: z.enum(['memory', 'lab', 'k3s', 'none']).default('memory') })
-      .passthrough()
-      .default({ runtime: 'memory' }),
+      .object(
+        {
+          runtime: z.enum(['memory', 'lab', 'k3s', 'none'], {
+            error: 'must be k3s (a robot), none (a witness), lab or memory',
+          }),
+        },
+        { error: 'required: set controlPlane.runtime (k3s on a robot, none on a witness)' },
+      )
+      .passthrough(),
     membership: z
       .object({
         /** A peer unheard this long is suspect (it may be in a Wi-Fi dead spot). */

@@ -53,6 +53,7 @@ function makeSite(names: string[]) {
       profile: 'lab',
       stateDir: join(dir, id),
       membership: { suspectAfterMs: 500, deadAfterMs: 1500 },
+      controlPlane: { runtime: 'memory' },
     });
     // Every robot was installed with a different spec: pods 10, 20, 30.
     const file = join(dir, `${id}-site.yaml`);

@@ -532,7 +532,7 @@ function k3sSettingsProblems(inv: Inventory): string[] {
       inv,
       r.ip || !isHostName(r.address) ? r : { ...r, ip: UNRESOLVED_PLACEHOLDER },
     );
-    const parsed = K3sSettingsSchema.safeParse((cp as { k3s: unknown }).k3s);
+    const parsed = K3sSettingsSchema.safeParse((cp as { k3s?: unknown }).k3s);
     return parsed.success
       ? []
       : parsed.error.issues.map(

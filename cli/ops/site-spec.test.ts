@@ -46,6 +46,7 @@ test('site apply shows the diff, proposes nothing on --dry-run, commits a signed
     voters: ['k1'],
     profile: 'lab',
     stateDir: join(dir, 'state'),
+    controlPlane: { runtime: 'memory' },
   });
   const runtime = new InMemoryControlPlane('k1');
   const agent = new Agent({
