@@ -25,7 +25,6 @@ import {
 } from '../statecharts/election.ts';
 import {
   evaluate,
-  forget,
   heard,
   nodeLossChanges,
   quorumView,
@@ -540,9 +539,6 @@ export class Agent {
         case 'resetWorker':
           rt.resetWorker().catch((err) => failed('reset worker', err));
           break;
-        case 'advertise':
-          // Role changes are advertised from leaderChanged; 'starting' is what discovery publishes first.
-          break;
         case 'armTimer':
           this.arm(`lifecycle/${e.id}`, e.delayMs, () =>
             this.feedLifecycle({ ...e.event, now: this.now() } as LifecycleEvent),
@@ -931,11 +927,6 @@ export class Agent {
       view: this.membership,
       liveLeader: liveLeader(this.election, now),
     });
-  }
-
-  /** forgetPeer drops a peer from the membership view (it left the site). */
-  forgetPeer(id: NodeId): void {
-    this.membership = forget(this.membership, id);
   }
 
   private arm(id: string, delayMs: number, fire: () => void): void {

@@ -6,7 +6,7 @@
  * server. It stands in only for k3s, which needs a robot's systemd (docs/lab.md).
  *
  * Every epoch's server uses the same site identity (CA, serving certificate, tokens), so workers
- * trust any elected robot's server, as the k3s custom CA and fixed tokens do on robots (#5).
+ * trust any elected robot's server, as the k3s custom CA and fixed tokens do on robots.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';

@@ -4,7 +4,7 @@
  * runtime standing in for k3s. systemd cannot run inside a namespace, so the test starts the
  * installed agent the way its unit would (install.service: none); everything else is real.
  *
- * Checks (issue #6): the leader is elected and every robot is Ready; the site's namespace and NAD
+ * Checks: the leader is elected and every robot is Ready; the site's namespace and NAD
  * are applied; a second run changes nothing; a run killed halfway resumes; a changed host key is
  * refused; a robot that is down fails alone with a clear report; uninstall leaves nothing behind.
  */
