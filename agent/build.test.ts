@@ -72,9 +72,7 @@ test("the robot bundle's source maps list no lab/ or cli/ file, nor a test twin"
       ),
     );
   assert.ok(sources.includes('agent/run.ts') && sources.includes('agent/control-plane/k3s-runtime.ts'));
-  const wrong = sources.filter(
-    (s) => /^(lab|cli)\//.test(s) || /(^|\/)testing\//.test(s) || s === 'agent/control-plane/in-memory.ts',
-  );
+  const wrong = sources.filter((s) => /^(lab|cli)\//.test(s) || /(^|\/)testing\//.test(s));
   assert.deepEqual(wrong, []);
 });
 

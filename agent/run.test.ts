@@ -19,7 +19,7 @@ import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { Agent } from './agent.ts';
 import { validateAgentConfig } from './config.ts';
-import { InMemoryControlPlane } from './control-plane/in-memory.ts';
+import { InMemoryControlPlane } from './control-plane/testing/in-memory.ts';
 import { InMemoryDiscovery, InMemoryDiscoveryBus } from './discovery/discovery.ts';
 import { StateStore } from './persistence/state-store.ts';
 import { formatRobotKeyFile, renderRobotKeyFile } from './site-key.ts';

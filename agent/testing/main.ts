@@ -1,6 +1,6 @@
 /**
  * The tests' agent entry: `node agent/testing/main.ts --config <agent.yaml>`, the robot's agent
- * (agent/run.ts) with the in-memory control plane (agent/control-plane/in-memory.ts) registered
+ * (agent/run.ts) with the in-memory control plane (agent/control-plane/testing/in-memory.ts) registered
  * beside the robot's runtimes, for the integration and security tests and the benchmarks that run
  * real agents in network namespaces without a control plane of their own.
  *

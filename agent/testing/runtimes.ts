@@ -1,6 +1,6 @@
 /**
  * The runtimes the tests' agents run: the robot's (agent/runtimes.ts), the k3s runtime over the
- * robot model on request, and the in-memory control plane (agent/control-plane/in-memory.ts), for
+ * robot model on request, and the in-memory control plane (agent/control-plane/testing/in-memory.ts), for
  * tests that run real agents without a control plane of their own. Only agent/testing/main.ts and tests register it; no robot or lab entry does.
  */
 import type { RuntimeRegistry } from '../run.ts';
@@ -15,5 +15,5 @@ export const TEST_RUNTIMES: RuntimeRegistry = {
       ? (await import('../k3s/testing/model-robot.ts')).modelRobot(ctx)
       : ROBOT_RUNTIMES.k3s!(ctx),
   memory: async ({ config }) =>
-    new (await import('../control-plane/in-memory.ts')).InMemoryControlPlane(config.node.id),
+    new (await import('../control-plane/testing/in-memory.ts')).InMemoryControlPlane(config.node.id),
 };

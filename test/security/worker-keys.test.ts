@@ -23,7 +23,7 @@ import { after, test } from 'node:test';
 import { pino } from 'pino';
 import { Agent, type AgentStatus } from '../../agent/agent.ts';
 import { loadAgentConfig, validateAgentConfig } from '../../agent/config.ts';
-import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
+import { InMemoryControlPlane } from '../../agent/control-plane/testing/in-memory.ts';
 import {
   pushSnapshot,
   SnapshotReceiver,
