@@ -31,7 +31,7 @@ test('the k3s runtime refuses a config without its k3s settings, naming each fie
   );
 });
 
-test('the k3s runtime is built from the agent config and the site spec', async () => {
+test('the k3s runtime is built from the agent config; the site spec waits for its first lead', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-rt-'));
   writeFileSync(join(dir, 'site.yaml'), 'id: dock-a\n');
   const config = {
@@ -140,5 +140,35 @@ test("node loss on the k3s runtime: its serving leader taints a lost robot's Nod
 
   await rt.markNodeReturned('r9');
   assert.deepEqual(await taints('r9'), []);
+  await rt.close();
+});
+
+test('a broken installed spec fails the first apply, naming the file, and is read again at the next', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-spec-'));
+  const spec = join(dir, 'site.yaml');
+  writeFileSync(spec, 'id: Not A Site Id\n');
+  const robot = await installedRobot(SERVER_SPEC);
+  const config = {
+    ...base,
+    site: { id: 'harbor' },
+    node: { id: 'r1' },
+    controlPlane: {
+      runtime: 'k3s',
+      k3s: { nodeIp: SERVER_SPEC.nodeIp, flannelIface: SERVER_SPEC.flannelIface },
+      siteSpecFile: spec,
+      templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
+    },
+  } as unknown as AgentConfig;
+  // Built without reading the spec: an idle worker never parses it.
+  const rt = await makeK3sControlPlane(config, log, undefined, {
+    runner: robot,
+    probes: { serverReady: async () => robot.active.has(SERVER_UNIT), workerReady: async () => false },
+    apiServer: async () => new InMemoryObjectClient(),
+  });
+  await rt.startServer(1);
+  await assert.rejects(rt.applySite(1), (e: unknown) => e instanceof ConfigError && e.message.includes(spec));
+  writeFileSync(spec, 'id: harbor\n');
+  await rt.applySite(1);
+  assert.equal(rt.status().siteAppliedEpoch, 1);
   await rt.close();
 });

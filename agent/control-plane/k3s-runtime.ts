@@ -22,8 +22,6 @@ import { RECEIVED_SNAPSHOT_DIR } from '../k3s/paths.ts';
 import { ConfigError } from '../errors.ts';
 import { LocalCommandRunner } from '../exec/local.ts';
 import { K3sSettingsSchema } from '../k3s/settings.ts';
-import { readAddonTemplates } from '../site/addons.ts';
-import { loadSiteSpec } from '../site/spec.ts';
 
 const k3sControlPlaneSchema = z.object({
   runtime: z.literal('k3s'),
@@ -55,12 +53,36 @@ export interface K3sRuntimeStandIns {
 
 /**
  * k3sSite is the leader's site (agent/site/leader-site.ts) on this robot's k3s server. Only a
- * leader applies the site or acts on node loss, so the Kubernetes client loads when this robot
- * first leads.
+ * leader applies the site or acts on node loss, so the installed spec and the addon templates are
+ * read, and the spec parser (zod, yaml) and the Kubernetes client load, when this robot first
+ * leads: an idle worker loads none of them.
  */
-export function k3sSite(o: LeaderSiteOptions & { apiServer: () => Promise<ObjectClient> }): SiteApplyTarget {
+export function k3sSite(
+  o: Pick<LeaderSiteOptions, 'nodeId' | 'log'> & {
+    readonly siteSpecFile: string;
+    readonly templatesDir: string;
+    readonly apiServer: () => Promise<ObjectClient>;
+  },
+): SiteApplyTarget {
   let site: Promise<LeaderSite> | undefined;
-  const leaderSite = () => (site ??= import('../site/leader-site.ts').then((m) => new m.LeaderSite(o)));
+  const leaderSite = () =>
+    (site ??= (async () => {
+      const [{ LeaderSite }, { loadSiteSpec }, { readAddonTemplates }] = await Promise.all([
+        import('../site/leader-site.ts'),
+        import('../site/spec.ts'),
+        import('../site/addons.ts'),
+      ]);
+      return new LeaderSite({
+        nodeId: o.nodeId,
+        log: o.log,
+        installed: loadSiteSpec(o.siteSpecFile),
+        templates: readAddonTemplates(o.templatesDir),
+      });
+    })().catch((e: unknown) => {
+      // A spec file that failed to load is read again at the next try (the lifecycle retries).
+      site = undefined;
+      throw e;
+    }));
   return {
     apply: async (epoch, committed) => (await leaderSite()).apply(await o.apiServer(), epoch, committed),
     markNodeLost: async (node) => (await leaderSite()).markNodeLost(await o.apiServer(), node),
@@ -84,8 +106,8 @@ export async function makeK3sControlPlane(
   const kubeconfig = r.data.kubeconfig;
   const site = k3sSite({
     nodeId: config.node.id,
-    installed: loadSiteSpec(r.data.siteSpecFile),
-    templates: readAddonTemplates(r.data.templatesDir),
+    siteSpecFile: r.data.siteSpecFile,
+    templatesDir: r.data.templatesDir,
     log,
     apiServer:
       standIns.apiServer ?? (async () => (await import('../site/kube-site.ts')).kubeObjectClient(kubeconfig)),
