@@ -116,7 +116,7 @@ test('the built agent reports a missing or invalid config, and a missing key fil
     return join(dir, name);
   };
   const valid = (siteKeyFile: string) =>
-    `site: {id: lab}\nnode: {id: r1, serverCapable: true}\nvoters: [r1]\nsiteKeyFile: ${siteKeyFile}\ncontrolPlane: {runtime: k3s}\n`;
+    `site: {id: lab}\nnode: {id: r1, serverCapable: true}\nvoters: [r1]\nsiteKeyFile: ${siteKeyFile}\ncontrolPlane: {runtime: k3s, k3s: {nodeIp: 10.20.0.11}}\n`;
   const cases = [
     { path: join(dir, 'missing.yaml'), error: (p: string) => thrown(() => loadAgentConfig(p)) },
     {

@@ -13,7 +13,7 @@ const minimal = {
   site: { id: 'lab' },
   node: { id: 'r1', serverCapable: true },
   voters: ['r1', 'r2', 'r3'],
-  controlPlane: { runtime: 'k3s' },
+  controlPlane: { runtime: 'memory' },
 };
 
 function problemsOf(raw: unknown): string[] {

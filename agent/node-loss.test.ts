@@ -143,8 +143,9 @@ test('on the k3s runtime, the leader taints a lost robot out-of-service, frees i
     // The robot goes silent: lost past the grace period.
     net.loss = (from, to) => (from === victim || to === victim ? 1 : 0);
     await until(outOfService, `${victim} tainted out-of-service`);
+    // (Whoever leads acts on it: under a loaded machine's pauses, the test profile's short timeouts
+    // may move leadership to the other robot, which is as good.)
     await until(async () => (await allocations()).length === 0, `${victim}'s Whereabouts IP freed`);
-    assert.equal(leader.role(), 'leader');
 
     // It is heard again: the taint goes.
     net.loss = () => 0;

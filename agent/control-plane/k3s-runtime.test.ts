@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import type { AgentConfig } from '../config.ts';
+import { validateAgentConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { SERVER_UNIT } from '../k3s/paths.ts';
 import { SERVER_SPEC } from '../k3s/testing/fixtures.ts';
@@ -17,32 +17,41 @@ import { OUT_OF_SERVICE_TAINT, taintsOf } from '../site/plan.ts';
 import { makeK3sControlPlane } from './k3s-runtime.ts';
 
 const log = pino({ level: 'silent' });
-const base = { site: { id: 'dock-a' }, node: { id: 'spot-1' }, voters: ['spot-1'], network: { seeds: [] } };
+/** A config as the loader gives it to the runtime: validated, the k3s section's defaults filled. */
+function configOf(site: string, node: string, controlPlane: Record<string, unknown>, voters = [node]) {
+  return validateAgentConfig({
+    site: { id: site },
+    node: { id: node, serverCapable: true },
+    voters,
+    profile: 'test',
+    controlPlane: { runtime: 'k3s', ...controlPlane },
+  });
+}
 
-test('the k3s runtime refuses a config without its k3s settings, naming each field', async () => {
-  const config = {
-    ...base,
-    controlPlane: { runtime: 'k3s', k3s: { flannelIface: 'wlan0' } },
-  } as unknown as AgentConfig;
-  await assert.rejects(
-    makeK3sControlPlane(config, log),
+test('the config loader refuses a k3s section without its settings, naming each field; it fills the defaults', () => {
+  assert.throws(
+    () => configOf('dock-a', 'spot-1', { k3s: { flannelIface: 'wlan0' }, kubeconfg: 'x' }),
     (e: unknown) =>
-      e instanceof ConfigError && e.problems.some((p) => p.startsWith('controlPlane.k3s.nodeIp')),
+      e instanceof ConfigError &&
+      e.problems.some((p) => p.startsWith('controlPlane.k3s.nodeIp')) &&
+      e.problems.some((p) => p.includes('kubeconfg')),
   );
+  const c = configOf('dock-a', 'spot-1', { k3s: { nodeIp: '10.20.0.11' } }).controlPlane as Record<
+    string,
+    unknown
+  >;
+  assert.equal(c['kubeconfig'], '/etc/rancher/k3s/k3s.yaml');
+  assert.equal((c['k3s'] as { flannelIface: string }).flannelIface, 'wlan0');
 });
 
 test('the k3s runtime is built from the agent config; the site spec waits for its first lead', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-rt-'));
   writeFileSync(join(dir, 'site.yaml'), 'id: dock-a\n');
-  const config = {
-    ...base,
-    controlPlane: {
-      runtime: 'k3s',
-      k3s: { nodeIp: '10.20.0.11' },
-      siteSpecFile: join(dir, 'site.yaml'),
-      templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
-    },
-  } as unknown as AgentConfig;
+  const config = configOf('dock-a', 'spot-1', {
+    k3s: { nodeIp: '10.20.0.11' },
+    siteSpecFile: join(dir, 'site.yaml'),
+    templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
+  });
   const rt = await makeK3sControlPlane(config, log);
   assert.equal(rt.kind, 'k3s');
   const st = rt.status();
@@ -61,13 +70,10 @@ test("node loss on the k3s runtime: its serving leader taints a lost robot's Nod
   // The robot's own factory, with the robot model for k3s and an in-memory API server.
   const robot = await installedRobot(SERVER_SPEC);
   const api = new InMemoryObjectClient();
-  const config = {
-    ...base,
-    site: { id: 'harbor' },
-    node: { id: 'r1' },
-    voters: ['r1', 'r2', 'r9'],
-    controlPlane: {
-      runtime: 'k3s',
+  const config = configOf(
+    'harbor',
+    'r1',
+    {
       k3s: {
         nodeIp: SERVER_SPEC.nodeIp,
         flannelIface: SERVER_SPEC.flannelIface,
@@ -77,7 +83,8 @@ test("node loss on the k3s runtime: its serving leader taints a lost robot's Nod
       siteSpecFile: join(dir, 'site.yaml'),
       templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
     },
-  } as unknown as AgentConfig;
+    ['r1', 'r2', 'r9'],
+  );
   const rt = await makeK3sControlPlane(config, log, undefined, {
     runner: robot,
     probes: { serverReady: async () => robot.active.has(SERVER_UNIT), workerReady: async () => false },
@@ -148,17 +155,11 @@ test('a broken installed spec fails the first apply, naming the file, and is rea
   const spec = join(dir, 'site.yaml');
   writeFileSync(spec, 'id: Not A Site Id\n');
   const robot = await installedRobot(SERVER_SPEC);
-  const config = {
-    ...base,
-    site: { id: 'harbor' },
-    node: { id: 'r1' },
-    controlPlane: {
-      runtime: 'k3s',
-      k3s: { nodeIp: SERVER_SPEC.nodeIp, flannelIface: SERVER_SPEC.flannelIface },
-      siteSpecFile: spec,
-      templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
-    },
-  } as unknown as AgentConfig;
+  const config = configOf('harbor', 'r1', {
+    k3s: { nodeIp: SERVER_SPEC.nodeIp, flannelIface: SERVER_SPEC.flannelIface },
+    siteSpecFile: spec,
+    templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
+  });
   // Built without reading the spec: an idle worker never parses it.
   const rt = await makeK3sControlPlane(config, log, undefined, {
     runner: robot,

@@ -1,10 +1,11 @@
 /**
  * The k3s runtime on a robot (docs/k3s.md): K3sControlPlane runs plans through the robot's own
  * CommandRunner, and the leader applies the site and acts on node loss with the agent's LeaderSite
- * (agent/site/leader-site.ts) through the k3s server's admin kubeconfig. Built only when `controlPlane.runtime: k3s`, so other runtimes never load it.
+ * (agent/site/leader-site.ts) through the k3s server's admin kubeconfig. Built only when
+ * `controlPlane.runtime: k3s`, so other runtimes never load it. The config loader validated its
+ * section (agent/k3s/settings.ts K3sControlPlaneSchema), so this chunk loads no zod.
  */
 import type { Logger } from 'pino';
-import { z } from 'zod';
 import type { AgentConfig } from '../config.ts';
 import type { CommandRunner } from '../exec/runner.ts';
 import type { K3sProbes } from '../k3s/robot-io.ts';
@@ -18,27 +19,9 @@ import {
   SnapshotStore,
   type SnapshotKeys,
 } from './snapshots.ts';
-import { RECEIVED_SNAPSHOT_DIR } from '../k3s/paths.ts';
 import { ConfigError } from '../errors.ts';
 import { LocalCommandRunner } from '../exec/local.ts';
-import { K3sSettingsSchema } from '../k3s/settings.ts';
-
-const k3sControlPlaneSchema = z.object({
-  runtime: z.literal('k3s'),
-  /** The robot's k3s settings (agent/k3s/settings.ts). */
-  k3s: K3sSettingsSchema,
-  /** The site spec the leader applies (bootstrap installs it). */
-  siteSpecFile: z.string().min(1).default('/etc/edgectl/site.yaml'),
-  /** The admin kubeconfig k3s server writes. */
-  kubeconfig: z.string().min(1).default('/etc/rancher/k3s/k3s.yaml'),
-  /** The addon templates bootstrap installs (CRDs, Multus, Whereabouts). */
-  templatesDir: z.string().min(1).default('/opt/edgectl/templates'),
-  /** Accept sealed snapshots from the leader (port 7948 on the node IP). */
-  snapshotReceiver: z.boolean().default(true),
-  receivedSnapshotDir: z.string().min(1).default(RECEIVED_SNAPSHOT_DIR),
-  /** The largest snapshot the receiver accepts. */
-  snapshotMaxBytes: z.number().int().positive().default(DEFAULT_MAX_SNAPSHOT_BYTES),
-});
+import type { K3sControlPlaneConfig } from '../k3s/settings.ts';
 
 /**
  * What a test or benchmark puts in place of the robot itself: the robot model for the commands and
@@ -96,13 +79,12 @@ export async function makeK3sControlPlane(
   snapshotKeysFor?: (peer: string) => readonly Buffer[],
   standIns: K3sRuntimeStandIns = {},
 ): Promise<K3sControlPlane> {
-  const r = k3sControlPlaneSchema.safeParse(config.controlPlane);
-  if (!r.success)
-    throw new ConfigError(
-      'controlPlane (k3s runtime)',
-      r.error.issues.map((i) => `controlPlane.${i.path.join('.')}: ${i.message}`),
-      { hint: 'edgectl bootstrap site writes these fields; see docs/k3s.md' },
-    );
+  // The config loader validated the section and filled its defaults (agent/config.ts).
+  if (config.controlPlane.runtime !== 'k3s' || !('k3s' in config.controlPlane))
+    throw new ConfigError('controlPlane (k3s runtime)', ['controlPlane.k3s: required for runtime k3s'], {
+      hint: 'edgectl bootstrap site writes these fields; see docs/k3s.md',
+    });
+  const r = { data: config.controlPlane as unknown as K3sControlPlaneConfig };
   const kubeconfig = r.data.kubeconfig;
   const site = k3sSite({
     nodeId: config.node.id,
@@ -121,7 +103,7 @@ export async function makeK3sControlPlane(
       address: r.data.k3s.nodeIp,
       keys,
       store: new SnapshotStore(r.data.receivedSnapshotDir, 3, ''),
-      maxBytes: r.data.snapshotMaxBytes,
+      maxBytes: r.data.snapshotMaxBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES,
       onPush: logSnapshotPush(log, config.node.id),
     });
     receiver.server.unref();

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import type { AgentConfig } from '../../agent/config.ts';
+import { validateAgentConfig } from '../../agent/config.ts';
 import { makeK3sControlPlane } from '../../agent/control-plane/k3s-runtime.ts';
 import { SERVER_UNIT } from '../../agent/k3s/paths.ts';
 import { SERVER_SPEC } from '../../agent/k3s/testing/fixtures.ts';
@@ -64,11 +64,11 @@ test("the k3s runtime's leader taints a lost robot's Node out-of-service on a re
   writeFileSync(kubeconfig, server.kubeConfig().exportConfig(), { mode: 0o600 });
   writeFileSync(join(dir, 'loss-site.yaml'), 'id: k3s-loss\n');
   const robot = await installedRobot(SERVER_SPEC);
-  const config = {
+  const config = validateAgentConfig({
     site: { id: 'k3s-loss' },
-    node: { id: 'r1' },
+    node: { id: 'r1', serverCapable: true },
     voters: ['r1', 'r2', 'k3s-r9'],
-    network: { seeds: [] },
+    profile: 'test',
     controlPlane: {
       runtime: 'k3s',
       k3s: { nodeIp: SERVER_SPEC.nodeIp, flannelIface: SERVER_SPEC.flannelIface },
@@ -76,7 +76,7 @@ test("the k3s runtime's leader taints a lost robot's Node out-of-service on a re
       templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
       kubeconfig,
     },
-  } as unknown as AgentConfig;
+  });
   // The runtime's own factory; only k3s itself is the robot model.
   const rt = await makeK3sControlPlane(config, pino({ level: 'silent' }), undefined, {
     runner: robot,
