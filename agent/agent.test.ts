@@ -328,7 +328,13 @@ test("/status and /metrics show discovery's counters, whatever they are", async 
     Object.assign(site.discoveries[0]!, { stats: () => ({ badTxt: 3, malformed: 1, someNewDrop: 2 }) });
     const [a] = site.agents;
     await a!.start();
-    assert.deepEqual(a!.status().discovery, { badTxt: 3, malformed: 1, someNewDrop: 2 });
+    assert.deepEqual(a!.status().discovery, {
+      badTxt: 3,
+      malformed: 1,
+      someNewDrop: 2,
+      ignoredUnknownRobots: 0,
+      ignoredOutsideSubnets: 0,
+    });
     const metrics = await a!.metrics.registry.metrics();
     assert.match(metrics, /edgectl_discovery_events_total\{event="badTxt"\} 3/);
     assert.match(metrics, /edgectl_discovery_events_total\{event="someNewDrop"\} 2/);

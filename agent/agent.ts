@@ -47,13 +47,16 @@ import type { AgentConfig } from './config.ts';
 import type { ControlPlaneRuntime } from './control-plane/runtime.ts';
 import { CommittedSnapshots, encodeLogRecord } from './control-plane/snapshot-record.ts';
 import { discoveryCounters, type Discovery, type PeerRecord } from './discovery/discovery.ts';
+import { planLearners, siteSubnets } from './learners.ts';
 import type { LogContext } from './log.ts';
 import { AgentMetrics } from './metrics.ts';
 import type { StateStore } from './persistence/state-store.ts';
 import type { Transport } from './transport/transport.ts';
 import { monotonicMs } from './clock.ts';
 import { EdgeError } from './errors.ts';
-import type { SiteSpecVersion } from './site/spec-log.ts';
+import type { Cidr } from './site/ipv4.ts';
+import type { MembersVersion } from './site/members.ts';
+import type { SiteDocument, SiteSpecVersion } from './site/spec-log.ts';
 import type { SiteSpecSource } from './site/spec-source.ts';
 import { isoTime, wallClockMs } from './wall-clock.ts';
 
@@ -66,10 +69,16 @@ let specLogModule: SpecLog | null = null;
 async function specLog(): Promise<SpecLog> {
   return (specLogModule ??= await import('./site/spec-log.ts'));
 }
+type MembersLog = typeof import('./site/members.ts');
+let membersLogModule: MembersLog | null = null;
+/** membersLog loads the site membership helpers (they read the log with spec-log's) the same way. */
+async function membersLog(): Promise<MembersLog> {
+  return (membersLogModule ??= await import('./site/members.ts'));
+}
 
 export const AGENT_VERSION = '0.1.0';
-/** Learners known only from an advertisement, at most (each probed rarely until it answers). */
-const MAX_LEARNER_CANDIDATES = 8;
+/** Advertised ids the site does not name that are logged, at most: the rest are only counted. */
+const MAX_LOGGED_UNKNOWN_ROBOTS = 32;
 
 export interface AgentDeps {
   readonly config: AgentConfig;
@@ -125,6 +134,31 @@ export type SiteApplyOutcome =
       readonly digest: string;
     };
 
+/** An operator's new membership (`edgectl robot add|remove`, POST /site/members). */
+export interface MembersRequest {
+  readonly site: string;
+  /** The committed membership version the operator started from (0: none yet). */
+  readonly baseVersion: number;
+  /** The robots the site names that do not vote. */
+  readonly workers: readonly NodeId[];
+  /** signMembers' tag over site, baseVersion and the membership's digest. */
+  readonly mac: string;
+}
+
+export type MembersOutcome = SiteApplyOutcome;
+
+/** What this robot knows of the site's membership (GET /site/members). */
+export interface MembersView {
+  readonly node: NodeId;
+  readonly site: string;
+  readonly leader: NodeId | null;
+  readonly leaderAddress: string | null;
+  /** The newest committed membership; null: none yet, each robot's config stands in. */
+  readonly committed: MembersVersion | null;
+  /** This robot's config's workers (what bootstrap installed). */
+  readonly config: readonly NodeId[];
+}
+
 /** What this robot knows of the site spec (GET /site). */
 export interface SiteView {
   readonly node: NodeId;
@@ -179,14 +213,37 @@ export interface AgentStatus {
   readonly transport: ReturnType<Transport['stats']>;
   /** Which key generations this robot sends with and accepts (edgectl site rotate-keys). */
   readonly keys?: KeysStatus;
-  /** Discovery's counters (for mDNS: datagrams received, malformed, bad TXT, …), by name. */
+  /**
+   * Discovery's counters (for mDNS: datagrams received, malformed, bad TXT, …), by name, and the
+   * agent's own: ignoredUnknownRobots (advertised ids the site does not name) and
+   * ignoredOutsideSubnets (robots of the site advertised only outside its subnets).
+   */
   readonly discovery: Readonly<Record<string, number>>;
+  /** The site's membership version in force (null: the config's) and the learners it gives. */
+  readonly learners?: { readonly membersVersion: number | null; readonly learners: readonly NodeId[] };
   readonly uptimeMs: number;
 }
 
 export type ReportedMemberState = MemberState | 'not-heard';
 
 type Timer = ReturnType<typeof setTimeout>;
+
+interface PendingProposal {
+  readonly index: number;
+  readonly term: number;
+  readonly version: number;
+  readonly digest: string;
+  readonly done: (err: EdgeError | null) => void;
+}
+
+/** What each site log document is called in errors, and the code of its commit failures. */
+const DOCUMENTS: Record<
+  SiteDocument,
+  { readonly name: string; readonly code: string; readonly check: string }
+> = {
+  site: { name: 'site spec', code: 'SITE_APPLY_NOT_COMMITTED', check: 'edgectl site history' },
+  members: { name: 'site membership', code: 'MEMBERS_NOT_COMMITTED', check: 'edgectl status (learners)' },
+};
 
 export class Agent {
   private readonly deps: AgentDeps;
@@ -204,6 +261,18 @@ export class Agent {
   private readonly timers = new Map<string, Timer>();
   private membership: MembershipView = new Map();
   private peers: PeerRecord[] = [];
+  /** The site's membership as its log committed it last (null: none yet, the config's stands in). */
+  private committedMembers: MembersVersion | null = null;
+  /** The site's subnets (the committed spec's management CIDRs); empty: discovery's on-link filter only. */
+  private subnets: readonly Cidr[] = [];
+  /** Advertised ids the site does not name, as of the last discovery update. */
+  private unknownAdvertised = new Set<NodeId>();
+  private unknownLogged = 0;
+  /** Advertised ids ignored because the site does not name them, counted each time one appears. */
+  private ignoredUnknownRobots = 0;
+  /** Advertised robots of the site whose every address was outside the site's subnets. */
+  private ignoredOutsideSubnets = 0;
+  private outsideAdvertised = new Set<NodeId>();
   private readonly lastErrors: { atMs: number; message: string }[] = [];
   private leaderLostAt: number | null = null;
   /** Wall-clock ms since this robot has seen no quorum, or null. */
@@ -216,14 +285,8 @@ export class Agent {
   private readonly lostNodes = new Set<NodeId>();
   /** The spec this leader applied last: 0 is the installed one, before the log held any. */
   private appliedSpec: { version: number; digest: string; epoch: number } | null = null;
-  /** An operator's proposal waiting for its manifest entry to commit. */
-  private pendingSpec: {
-    readonly index: number;
-    readonly term: number;
-    readonly version: number;
-    readonly digest: string;
-    readonly done: (err: EdgeError | null) => void;
-  } | null = null;
+  /** An operator's proposal per document (site spec, membership) waiting for its manifest to commit. */
+  private readonly pending = new Map<SiteDocument, PendingProposal>();
 
   constructor(deps: AgentDeps) {
     this.deps = deps;
@@ -243,7 +306,7 @@ export class Agent {
         return counts;
       },
       snapshotPushes: () => this.deps.runtime.snapshotPushes?.() ?? {},
-      discovery: () => discoveryCounters(this.deps.discovery),
+      discovery: () => this.discoveryCounters(),
     });
   }
 
@@ -398,7 +461,12 @@ export class Agent {
           this.feedLifecycle({ type: 'election.startServer', epoch, now: this.now() }),
         commit: (fromIndex: number, entries: readonly LogEntry[]) => {
           this.metrics.commitIndex.set(fromIndex + entries.length - 1);
-          if (entries.some((x) => x.kind === 'site')) this.onSiteEntriesCommitted();
+          if (entries.some((x) => x.kind === 'site')) {
+            this.onSiteEntriesCommitted();
+            // Only a robot that may lead heartbeats learners: a worker or a witness never loads this.
+            if (this.cfg.voters.includes(this.nodeId))
+              void this.refreshSiteView().catch((e: Error) => this.noteError(`site view: ${e.message}`));
+          }
         },
         leaderChanged: (leader: NodeId | null, term: number) => this.onLeaderChanged(leader, term),
         proposalRejected: (reason: string, leader: NodeId | null) =>
@@ -434,14 +502,16 @@ export class Agent {
         ? `${this.nodeId} follows ${leader} at term ${term}`
         : `${this.nodeId} lost its leader at term ${term}`,
     );
-    if (this.pendingSpec && (leader !== this.nodeId || term !== this.pendingSpec.term))
-      this.settlePendingSpec(
-        new EdgeError(
-          'SITE_APPLY_NOT_COMMITTED',
-          `${this.nodeId} lost its leadership at term ${term} before site spec version ${this.pendingSpec.version} committed`,
-          { hint: 'run edgectl site history to see whether it was committed; if not, apply it again' },
-        ),
-      );
+    for (const [doc, p] of this.pending)
+      if (leader !== this.nodeId || term !== p.term)
+        this.settlePending(
+          doc,
+          new EdgeError(
+            DOCUMENTS[doc].code,
+            `${this.nodeId} lost its leadership at term ${term} before ${DOCUMENTS[doc].name} version ${p.version} committed`,
+            { hint: `run ${DOCUMENTS[doc].check} to see whether it was committed; if not, send it again` },
+          ),
+        );
     this.feedLifecycle({ type: 'election.leader', leader, term, now });
     const role =
       leader === this.nodeId ? 'leader' : this.voters().includes(this.nodeId) ? 'follower' : 'learner';
@@ -557,9 +627,7 @@ export class Agent {
     // An Append echo gives the leader a round-trip sample to this peer.
     const rtt = msg.type === 'appendResp' && msg.echo > 0 && msg.echo <= now ? now - msg.echo : undefined;
     const r = heard(this.membership, msg.from, now, rtt);
-    const first = !this.membership.has(msg.from);
     this.membership = r.view;
-    if (first) this.updateLearners(); // a robot that answered over the authenticated transport
     if (r.change && r.change.from !== null)
       this.log.info({ peer: msg.from }, `peer ${msg.from} is ${r.change.to} again (was ${r.change.from})`);
     this.feed({ type: 'message', msg, now });
@@ -567,11 +635,6 @@ export class Agent {
 
   private onPeers(peers: PeerRecord[]): void {
     this.peers = peers;
-    for (const p of peers) {
-      const host = p.addresses[0];
-      // A hint only: the transport keeps the address a peer's own authenticated datagram gave it.
-      if (host) this.deps.transport.setPeer(p.nodeId, { host, port: p.port });
-    }
     this.updateLearners();
     if (phaseOf(this.lifecycle) === 'discovering') {
       const voters = this.voters();
@@ -580,40 +643,85 @@ export class Agent {
     }
   }
 
+  /** namedRobots: the robots the site names that do not vote: its committed membership, else the config's. */
+  private namedRobots(): readonly NodeId[] {
+    if (this.committedMembers) return this.committedMembers.workers;
+    return [...this.cfg.workers, ...this.cfg.network.seeds.map((s) => s.node)];
+  }
+
   /**
-   * updateLearners: who the leader heartbeats besides the voters. Learners are the robots the site
-   * names (seeds that are not voters) and robots that have answered over the authenticated
-   * transport. An advertisement alone (mDNS is unauthenticated) makes a robot only a candidate: at
-   * most MAX_LEARNER_CANDIDATES of them, one per address, which the election probes ever more
-   * rarely until they answer (statecharts/election.ts, learnerDue). So forged advertisements cost
-   * the leader a probe now and then, whatever their number, and aim nothing at a victim address.
+   * updateLearners: who the leader heartbeats besides the voters, and where discovery's hints
+   * point the transport (agent/learners.ts decides). Learners are the robots the site names; an
+   * advertised id it does not name is ignored: no heartbeat, no probe, no transport address, only a
+   * count and a log line. Hints are only hints: the transport keeps the address a peer's own
+   * authenticated datagram gave it.
    */
   private updateLearners(): void {
-    const voters = this.voters();
-    const isLearner = (id: NodeId) => !voters.includes(id) && id !== this.nodeId;
+    const plan = planLearners({
+      self: this.nodeId,
+      voters: this.voters(),
+      named: this.namedRobots(),
+      refused: this.deps.keys?.().refused ?? [],
+      advertised: this.peers,
+      subnets: this.subnets,
+    });
+    const ports = new Map(this.peers.map((p) => [p.nodeId, p.port]));
+    for (const h of plan.hints)
+      this.deps.transport.setPeer(h.nodeId, { host: h.host, port: ports.get(h.nodeId)! });
+    this.noteIgnored(plan.unknown, plan.outsideSubnets);
     const known = this.election.context.learners;
-    const learners = new Set<NodeId>(this.cfg.network.seeds.map((s) => s.node).filter(isLearner));
-    for (const id of this.membership.keys()) if (isLearner(id)) learners.add(id);
-    const taken = new Set<string>();
-    for (const id of [...learners, ...voters]) {
-      const a = this.deps.transport.peerAddress(id);
-      if (a) taken.add(a.host);
+    if (plan.learners.length !== known.length || plan.learners.some((l, i) => known[i] !== l))
+      this.feed({ type: 'setLearners', learners: plan.learners, now: this.now() });
+  }
+
+  /** noteIgnored counts each advertised id the site does not name as it appears, and logs the first few. */
+  private noteIgnored(unknown: readonly NodeId[], outside: readonly NodeId[]): void {
+    for (const id of unknown) {
+      if (this.unknownAdvertised.has(id)) continue;
+      this.ignoredUnknownRobots++;
+      if (this.unknownLogged < MAX_LOGGED_UNKNOWN_ROBOTS) {
+        this.unknownLogged++;
+        this.log.warn(
+          { peer: id },
+          this.unknownLogged === MAX_LOGGED_UNKNOWN_ROBOTS
+            ? `${id} is advertised but the site does not name it: ignored (further ones are only counted)`
+            : `${id} is advertised but the site does not name it: ignored`,
+        );
+      }
     }
-    // Candidates already probed keep their place, so a churning flood cannot rotate new ones in.
-    const candidates = this.peers
-      .filter((p) => isLearner(p.nodeId) && !learners.has(p.nodeId) && p.addresses.length > 0)
-      .sort((a, b) => Number(known.includes(b.nodeId)) - Number(known.includes(a.nodeId)));
-    let added = 0;
-    for (const p of candidates) {
-      if (added >= MAX_LEARNER_CANDIDATES) break;
-      const host = this.deps.transport.peerAddress(p.nodeId)?.host ?? p.addresses[0]!;
-      if (taken.has(host)) continue;
-      taken.add(host);
-      learners.add(p.nodeId);
-      added++;
+    this.unknownAdvertised = new Set(unknown);
+    for (const id of outside) {
+      if (this.outsideAdvertised.has(id)) continue;
+      this.ignoredOutsideSubnets++;
+      this.log.warn(
+        { peer: id },
+        `${id} is advertised only at addresses outside the site's subnets: ignored`,
+      );
     }
-    if (learners.size !== known.length || known.some((l) => !learners.has(l)))
-      this.feed({ type: 'setLearners', learners: [...learners].sort(), now: this.now() });
+    this.outsideAdvertised = new Set(outside);
+  }
+
+  /**
+   * refreshSiteView reads the membership and the subnets the site log committed last, after site
+   * entries commit: robot add|remove and site apply change the learners without a restart.
+   */
+  private async refreshSiteView(): Promise<void> {
+    const [{ newestCommittedMembers }, { newestCommittedSpec }] = await Promise.all([
+      membersLog(),
+      specLog(),
+    ]);
+    const c = this.election.context;
+    const members = newestCommittedMembers(c.log, c.commitIndex);
+    const spec = newestCommittedSpec(c.log, c.commitIndex);
+    const subnets = siteSubnets(spec?.text ?? null);
+    if (members?.digest !== this.committedMembers?.digest)
+      this.log.info(
+        { membersVersion: members?.version, workers: members?.workers },
+        `the site's membership is version ${members?.version} (${members?.workers.length} workers)`,
+      );
+    this.committedMembers = members;
+    this.subnets = subnets;
+    this.updateLearners();
   }
 
   /**
@@ -714,33 +822,83 @@ export class Agent {
   }
 
   private onSiteEntriesCommitted(): void {
-    const p = this.pendingSpec;
     const c = this.election.context;
-    if (p && c.commitIndex >= p.index) {
-      this.settlePendingSpec(
-        c.log[p.index - 1]?.term === p.term
-          ? null
-          : new EdgeError('SITE_APPLY_NOT_COMMITTED', `site spec version ${p.version} was overwritten`),
-      );
-    }
+    for (const [doc, p] of this.pending)
+      if (c.commitIndex >= p.index)
+        this.settlePending(
+          doc,
+          c.log[p.index - 1]?.term === p.term
+            ? null
+            : new EdgeError(
+                DOCUMENTS[doc].code,
+                `${DOCUMENTS[doc].name} version ${p.version} was overwritten`,
+              ),
+        );
     void this.reapplyIfBehind();
   }
 
-  private settlePendingSpec(err: EdgeError | null): void {
-    const p = this.pendingSpec;
-    this.pendingSpec = null;
+  private settlePending(doc: SiteDocument, err: EdgeError | null): void {
+    const p = this.pending.get(doc);
+    this.pending.delete(doc);
     p?.done(err);
   }
 
-  /** proposeSpec appends one spec version (its parts and manifest) to the log, or returns null. */
+  /**
+   * awaitCommit resolves once the proposal whose manifest is at `proposed` commits, and rejects when
+   * it is overwritten, the leadership moves, the agent stops, or it takes too long.
+   */
+  private awaitCommit(
+    doc: SiteDocument,
+    proposed: { readonly index: number; readonly term: number },
+    version: number,
+    digest: string,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          this.settlePending(
+            doc,
+            new EdgeError(
+              DOCUMENTS[doc].code,
+              `${DOCUMENTS[doc].name} version ${version} did not commit in time`,
+              {
+                hint: `a majority of voters is not reachable; check ${DOCUMENTS[doc].check} later`,
+              },
+            ),
+          ),
+        Math.max(5_000, 4 * this.cfg.effectiveTiming.electionTimeoutMaxMs),
+      );
+      this.pending.set(doc, {
+        ...proposed,
+        version,
+        digest,
+        done: (err) => {
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve();
+        },
+      });
+      // Committed within the proposing step already (a single voter).
+      if (this.election.context.commitIndex >= proposed.index) this.settlePending(doc, null);
+    });
+  }
+
+  /** proposeSpec appends one version of a document (its parts and manifest) to the log, or returns null. */
   private proposeSpec(
     { specEntries }: SpecLog,
     version: number,
     text: string,
+    doc: SiteDocument = 'site',
   ): { index: number; term: number } | null {
     const before = this.election.context.log.length;
     const term = this.election.context.term;
-    const datas = specEntries(version, text, isoTime(wallClockMs()), this.cfg.effectiveTiming.maxEntryBytes);
+    const datas = specEntries(
+      version,
+      text,
+      isoTime(wallClockMs()),
+      this.cfg.effectiveTiming.maxEntryBytes,
+      doc,
+    );
     for (const data of datas) this.feed({ type: 'propose', kind: 'site', data, now: this.now() });
     const log = this.election.context.log;
     // All or nothing: the entries go in within one synchronous run, so only a refusal cuts it short.
@@ -792,7 +950,7 @@ export class Agent {
       });
     const committed = newestCommittedSpec(e.log, e.commitIndex);
     const base = committed?.version ?? 0;
-    if (this.pendingSpec || highestSpecVersion(e.log) > base)
+    if (this.pending.has('site') || highestSpecVersion(e.log) > base)
       throw new EdgeError('SITE_APPLY_BUSY', 'another site spec version is being committed', {
         hint: 'wait a second, check edgectl site history, then apply again',
       });
@@ -819,30 +977,108 @@ export class Agent {
       { specVersion: version, specIndex: proposed.index, digest },
       `${this.nodeId} proposed site spec version ${version} at term ${proposed.term}`,
     );
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          this.settlePendingSpec(
-            new EdgeError('SITE_APPLY_NOT_COMMITTED', `site spec version ${version} did not commit in time`, {
-              hint: 'a majority of voters is not reachable; check edgectl site history later',
-            }),
-          ),
-        Math.max(5_000, 4 * this.cfg.effectiveTiming.electionTimeoutMaxMs),
-      );
-      this.pendingSpec = {
-        ...proposed,
-        version,
-        digest,
-        done: (err) => {
-          clearTimeout(timer);
-          if (err) reject(err);
-          else resolve();
-        },
-      };
-      // Committed within the proposing step already (a single voter).
-      if (this.election.context.commitIndex >= proposed.index) this.settlePendingSpec(null);
-    });
+    await this.awaitCommit('site', proposed, version, digest);
     return { kind: 'committed', version, term: proposed.term, index: proposed.index, digest };
+  }
+
+  /**
+   * applyMembersRequest handles an operator's new membership (edgectl robot add|remove): the robots
+   * the site names that do not vote. Like a spec: a robot that does not lead names the leader; the
+   * leader checks the tag first, then that the operator started from the committed version, then
+   * proposes the new version and resolves once it is committed. Every voter's learners follow it
+   * from then on, and so does every later leader's.
+   */
+  async applyMembersRequest(req: MembersRequest): Promise<MembersOutcome> {
+    const c = this.election.context;
+    if (roleOf(this.election) !== 'leader') {
+      if (c.leader === null)
+        throw new EdgeError('NO_LEADER', `the site has no leader now (${this.nodeId} at term ${c.term})`, {
+          hint: 'wait for an election (edgectl status), then try again',
+        });
+      return { kind: 'notLeader', leader: c.leader, leaderAddress: this.addressOf(c.leader) };
+    }
+    const operatorKeys = this.deps.operatorKeys?.() ?? [];
+    if (operatorKeys.length === 0)
+      throw new EdgeError('MEMBERS_UNAVAILABLE', `${this.nodeId} cannot accept membership changes`, {
+        hint: 'this agent holds no operator key (a worker, or a test runtime)',
+      });
+    const [m, s, { verifyMembers }] = await Promise.all([
+      membersLog(),
+      specLog(),
+      import('./operator-auth.ts'),
+    ]);
+    const workers = Array.isArray(req.workers) ? req.workers : [];
+    const text = m.membersText(workers.filter((w) => typeof w === 'string'));
+    const digest = s.specDigest(text);
+    const claim = { site: this.cfg.site.id, baseVersion: req.baseVersion, digest };
+    if (req.site !== this.cfg.site.id || !operatorKeys.some((key) => verifyMembers(key, claim, req.mac)))
+      throw new EdgeError(
+        'MEMBERS_UNAUTHENTICATED',
+        `the membership request is not signed with this site's operator key`,
+        {
+          hint: `sign it with the key of site ${this.cfg.site.id} (edgectl robot add|remove do)`,
+        },
+      );
+    const parsed = m.parseMembersText(text);
+    const votes = parsed?.filter((w) => this.voters().includes(w)) ?? [];
+    if (!parsed || votes.length > 0)
+      throw new EdgeError(
+        'MEMBERS_INVALID',
+        parsed
+          ? `${votes.join(', ')} vote: the membership lists the robots that do not`
+          : 'a worker is not a node id',
+        { hint: 'list the inventory robots that are neither voters nor witnesses' },
+      );
+    const e = this.election.context;
+    if (roleOf(this.election) !== 'leader' || e.term !== c.term)
+      throw new EdgeError('MEMBERS_NOT_COMMITTED', `${this.nodeId} lost its leadership meanwhile`, {
+        hint: 'try again',
+      });
+    const committed = m.newestCommittedMembers(e.log, e.commitIndex);
+    const base = committed?.version ?? 0;
+    if (this.pending.has('members') || s.highestSpecVersion(e.log, 'members') > base)
+      throw new EdgeError('MEMBERS_BUSY', 'another membership version is being committed', {
+        hint: 'wait a second, then try again',
+      });
+    if (req.baseVersion !== base)
+      throw new EdgeError(
+        'MEMBERS_CONFLICT',
+        `the committed membership is version ${base}, not ${req.baseVersion} as the request assumes`,
+        { hint: 'someone changed the membership meanwhile: run the command again' },
+      );
+    if (committed?.digest === digest) return { kind: 'unchanged', version: base, digest };
+    const version = base + 1;
+    // Synchronous from the checks above to the proposal: no other request can slip in between.
+    const proposed = this.proposeSpec(s, version, text, 'members');
+    if (!proposed)
+      throw new EdgeError(
+        'MEMBERS_NOT_COMMITTED',
+        `${this.nodeId} could not append membership version ${version}`,
+        {
+          hint: 'the leadership is moving; try again in a few seconds',
+        },
+      );
+    this.log.info(
+      { membersVersion: version, membersIndex: proposed.index, workers: parsed },
+      `${this.nodeId} proposed site membership version ${version} at term ${proposed.term}`,
+    );
+    await this.awaitCommit('members', proposed, version, digest);
+    return { kind: 'committed', version, term: proposed.term, index: proposed.index, digest };
+  }
+
+  /** membersView: the membership in force as this robot knows it, and who leads. */
+  async membersView(): Promise<MembersView> {
+    const m = await membersLog();
+    const c = this.election.context;
+    const committed = m.newestCommittedMembers(c.log, c.commitIndex);
+    return {
+      node: this.nodeId,
+      site: this.cfg.site.id,
+      leader: c.leader,
+      leaderAddress: c.leader === null || c.leader === this.nodeId ? null : this.addressOf(c.leader),
+      committed,
+      config: this.cfg.workers,
+    };
   }
 
   /** siteView: the committed spec as this robot knows it, and who leads. */
@@ -927,6 +1163,14 @@ export class Agent {
       view: this.membership,
       liveLeader: liveLeader(this.election, now),
     });
+  }
+
+  private discoveryCounters(): Record<string, number> {
+    return {
+      ...discoveryCounters(this.deps.discovery),
+      ignoredUnknownRobots: this.ignoredUnknownRobots,
+      ignoredOutsideSubnets: this.ignoredOutsideSubnets,
+    };
   }
 
   private arm(id: string, delayMs: number, fire: () => void): void {
@@ -1017,7 +1261,11 @@ export class Agent {
       lastErrors: [...this.lastErrors],
       transport: this.deps.transport.stats(),
       ...(this.deps.keys ? { keys: this.deps.keys() } : {}),
-      discovery: discoveryCounters(this.deps.discovery),
+      discovery: this.discoveryCounters(),
+      learners: {
+        membersVersion: this.committedMembers?.version ?? null,
+        learners: c.learners,
+      },
       uptimeMs: Math.round(now - this.startedAt),
     };
   }
@@ -1038,7 +1286,8 @@ export class Agent {
     }
     clearInterval(this.membershipTimer);
     this.stopSnapshots();
-    this.settlePendingSpec(new EdgeError('SITE_APPLY_NOT_COMMITTED', `${this.nodeId} is stopping`));
+    for (const doc of [...this.pending.keys()])
+      this.settlePending(doc, new EdgeError(DOCUMENTS[doc].code, `${this.nodeId} is stopping`));
     this.driver.cancelTimers();
     for (const id of [...this.timers.keys()]) this.disarm(id);
     await this.deps.discovery.close();

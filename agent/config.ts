@@ -73,6 +73,12 @@ export const agentConfigSchema = z
      * They count in the quorum like any voter.
      */
     witnesses: z.array(nodeId).max(6).default([]),
+    /**
+     * The robots of the site that do not vote (its workers), as bootstrap installed the site. The
+     * leader makes these its learners, and never a robot only an advertisement names. Once the site
+     * log commits a membership (edgectl robot add|remove), that one counts instead.
+     */
+    workers: z.array(nodeId).max(1000).default([]),
     profile: z
       .enum(Object.keys(TIMING_PROFILES) as [TimingProfileName, ...TimingProfileName[]])
       .default('fleet'),
@@ -215,6 +221,11 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
       problems.push(
         `witnesses: ${w} is also in voters: a robot is a voter (may lead) or a witness (never leads), not both`,
       );
+  if (new Set(c.workers).size !== c.workers.length)
+    problems.push('workers: a robot is listed twice: list each worker once');
+  for (const w of c.workers)
+    if (c.voters.includes(w) || c.witnesses.includes(w))
+      problems.push(`workers: ${w} votes (voters or witnesses): a worker is a robot that does not vote`);
   if (c.voters.length + c.witnesses.length > 7)
     problems.push(
       `voters + witnesses: ${c.voters.length + c.witnesses.length} is more than 7: every vote is a round trip the leader waits for; use 3 or 5`,

@@ -1,5 +1,6 @@
 /**
- * Operator requests to the running site (`edgectl site apply`): authenticated with the operator key
+ * Operator requests to the running site (`edgectl site apply`, and the membership changes of
+ * `edgectl robot add|remove`): authenticated with the operator key
  * of the site's current key generation (agent/site-key.ts operatorKey), which the bootstrap machine
  * derives from the site's master secret and only voters hold.
  *
@@ -18,19 +19,43 @@ export interface SiteApplyClaim {
   readonly digest: string;
 }
 
-function claimBytes(c: SiteApplyClaim): Uint8Array {
-  return new TextEncoder().encode(`edgectl-site-apply v1\n${c.site}\n${c.baseVersion}\n${c.digest}`);
+/** Each request kind has its own label, so a tag for one is never valid for the other. */
+type RequestKind = 'edgectl-site-apply v1' | 'edgectl-site-members v1';
+
+function claimBytes(kind: RequestKind, c: SiteApplyClaim): Uint8Array {
+  return new TextEncoder().encode(`${kind}\n${c.site}\n${c.baseVersion}\n${c.digest}`);
+}
+
+function sign(kind: RequestKind, key: Uint8Array, claim: SiteApplyClaim): string {
+  const out = new Uint8Array(32);
+  new HmacSha256(key).macInto(claimBytes(kind, claim), out);
+  return Buffer.from(out).toString('hex');
+}
+
+function verify(kind: RequestKind, key: Uint8Array, claim: SiteApplyClaim, tag: string): boolean {
+  if (!/^[0-9a-f]{64}$/.test(tag)) return false;
+  return constantTimeEqual(Buffer.from(sign(kind, key, claim), 'hex'), Buffer.from(tag, 'hex'));
 }
 
 /** signSiteApply returns the request's tag, hex. */
 export function signSiteApply(key: Uint8Array, claim: SiteApplyClaim): string {
-  const out = new Uint8Array(32);
-  new HmacSha256(key).macInto(claimBytes(claim), out);
-  return Buffer.from(out).toString('hex');
+  return sign('edgectl-site-apply v1', key, claim);
 }
 
 /** verifySiteApply checks a tag in constant time. */
 export function verifySiteApply(key: Uint8Array, claim: SiteApplyClaim, tag: string): boolean {
-  if (!/^[0-9a-f]{64}$/.test(tag)) return false;
-  return constantTimeEqual(Buffer.from(signSiteApply(key, claim), 'hex'), Buffer.from(tag, 'hex'));
+  return verify('edgectl-site-apply v1', key, claim, tag);
+}
+
+/**
+ * signMembers returns the tag of a membership change (edgectl robot add|remove); the claim's
+ * digest is membersDigest of the new membership (agent/site/members.ts).
+ */
+export function signMembers(key: Uint8Array, claim: SiteApplyClaim): string {
+  return sign('edgectl-site-members v1', key, claim);
+}
+
+/** verifyMembers checks a membership change's tag in constant time. */
+export function verifyMembers(key: Uint8Array, claim: SiteApplyClaim, tag: string): boolean {
+  return verify('edgectl-site-members v1', key, claim, tag);
 }

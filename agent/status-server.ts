@@ -7,10 +7,12 @@
  *   /site          JSON: the newest committed site spec this robot knows, and who leads
  *   /site/history  JSON: every committed site spec version, with what changed
  *   POST /site/apply  an operator's new site spec (Agent.applySiteRequest; signed, docs/operations.md)
+ *   /site/members       JSON: the site's membership in force (the robots it names that do not vote)
+ *   POST /site/members  an operator's new membership (Agent.applyMembersRequest; signed, robot add|remove)
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Agent, SiteApplyRequest } from './agent.ts';
+import type { Agent, MembersRequest, SiteApplyRequest } from './agent.ts';
 import { EdgeError } from './errors.ts';
 import { httpDate, wallClockMs } from './wall-clock.ts';
 
@@ -46,8 +48,24 @@ export async function startStatusServer(
       );
       return;
     }
-    if (req.method !== 'GET') return send(405, 'text/plain', 'GET only, and POST /site/apply\n');
+    if (req.method === 'POST' && url === '/site/members') {
+      readBody(req).then(
+        (body) =>
+          siteMembers(agent, body).then(([code, doc]) => send(code, 'application/json', JSON.stringify(doc))),
+        (err: Error) =>
+          send(413, 'application/json', JSON.stringify({ error: { code: 'BODY', message: err.message } })),
+      );
+      return;
+    }
+    if (req.method !== 'GET')
+      return send(405, 'text/plain', 'GET only, and POST /site/apply, /site/members\n');
     switch (url) {
+      case '/site/members':
+        agent.membersView().then(
+          (view) => send(200, 'application/json', JSON.stringify(view, null, 2)),
+          (err: Error) => send(500, 'text/plain', `${err.message}\n`),
+        );
+        return;
       case '/site':
         agent.siteView().then(
           (view) => send(200, 'application/json', JSON.stringify(view, null, 2)),
@@ -75,7 +93,11 @@ export async function startStatusServer(
         );
         return;
       default:
-        return send(404, 'text/plain', 'try /healthz /readyz /status /metrics /site /site/history\n');
+        return send(
+          404,
+          'text/plain',
+          'try /healthz /readyz /status /metrics /site /site/history /site/members\n',
+        );
     }
   });
   await new Promise<void>((resolve, reject) => {
@@ -126,6 +148,12 @@ const APPLY_STATUS: Readonly<Record<string, number>> = {
   EDGE_LEADER_NOT_READY: 503,
   EDGE_SITE_APPLY_NOT_COMMITTED: 503,
   EDGE_SITE_APPLY_UNAVAILABLE: 501,
+  EDGE_MEMBERS_UNAUTHENTICATED: 401,
+  EDGE_MEMBERS_CONFLICT: 409,
+  EDGE_MEMBERS_BUSY: 409,
+  EDGE_MEMBERS_INVALID: 422,
+  EDGE_MEMBERS_NOT_COMMITTED: 503,
+  EDGE_MEMBERS_UNAVAILABLE: 501,
 };
 
 /** siteApply answers POST /site/apply: 200 committed or unchanged, 421 with the leader, or an error. */
@@ -144,6 +172,47 @@ async function siteApply(agent: Agent, body: string): Promise<[number, unknown]>
       { error: { code: err.code, message: err.message, hint: err.hint, ...(problems ? { problems } : {}) } },
     ];
   }
+}
+
+/** siteMembers answers POST /site/members like siteApply answers POST /site/apply. */
+async function siteMembers(agent: Agent, body: string): Promise<[number, unknown]> {
+  try {
+    const out = await agent.applyMembersRequest(parseMembersRequest(body));
+    return [out.kind === 'notLeader' ? 421 : 200, out];
+  } catch (e) {
+    const err =
+      e instanceof EdgeError
+        ? e
+        : new EdgeError('MEMBERS_FAILED', e instanceof Error ? e.message : String(e));
+    return [
+      APPLY_STATUS[err.code] ?? 500,
+      { error: { code: err.code, message: err.message, hint: err.hint } },
+    ];
+  }
+}
+
+function parseMembersRequest(body: string): MembersRequest {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    v = null;
+  }
+  const r = v as Partial<Record<keyof MembersRequest, unknown>> | null;
+  if (
+    !r ||
+    typeof r.site !== 'string' ||
+    typeof r.mac !== 'string' ||
+    !Array.isArray(r.workers) ||
+    !r.workers.every((w) => typeof w === 'string') ||
+    typeof r.baseVersion !== 'number' ||
+    !Number.isSafeInteger(r.baseVersion) ||
+    r.baseVersion < 0
+  )
+    throw new EdgeError('BAD_REQUEST', 'a membership request is JSON {site, baseVersion, workers, mac}', {
+      hint: 'send it with edgectl robot add|remove',
+    });
+  return { site: r.site, baseVersion: r.baseVersion, workers: r.workers as string[], mac: r.mac };
 }
 
 function parseApplyRequest(body: string): SiteApplyRequest {

@@ -144,6 +144,37 @@ test('status renders a readable table from a live agent', async () => {
   assert.match(text, /discovery: received 40, badTxt 2$/m);
 });
 
+test('an agent of an earlier version that reports no quorum is rendered, not a crash (rolling upgrade)', async () => {
+  const { renderStatus } = await import('./ops/status.ts');
+  const { renderObservation } = await import('./ops/lab.ts');
+  const status = {
+    node: 'r1',
+    site: 'lab',
+    role: 'follower',
+    voter: true,
+    term: 2,
+    leader: 'r2',
+    commitIndex: 1,
+    lifecycle: 'following.ready',
+    controlPlane: { runtime: 'lab', server: null, worker: null, siteAppliedEpoch: null },
+    members: [],
+    lastErrors: [],
+    transport: {},
+    discovery: {},
+    uptimeMs: 1,
+  } as unknown as Parameters<typeof renderStatus>[0];
+  assert.match(renderStatus(status), /r1\s+lab\s+follower\s+2\s+r2/);
+  assert.doesNotMatch(renderStatus(status), /no quorum/);
+  const table = renderObservation({
+    robots: [{ name: 'r1', address: '10.0.0.1', powered: true, paused: false, wifi: true, status }],
+    leader: null,
+    term: null,
+    nodes: null,
+  } as unknown as Parameters<typeof renderObservation>[0]);
+  assert.match(table, /^no leader\n/);
+  assert.match(table, /r1\s+10\.0\.0\.1\s+up\s+follower/);
+});
+
 test('a run with a safety violation prints its report, then fails with exit code 3', async () => {
   const { runSim } = await import('./ops/sim.ts');
   const { Simulator } = await import('../lab/sim/simulator.ts');

@@ -300,6 +300,7 @@ export function renderLabAgentConfig(
     node: { id: r.name, serverCapable: r.voter, labels: { 'robot.edgectl.io/lab': state.site } },
     voters: state.robots.filter((x) => x.voter).map((x) => x.name),
     ...(witnesses.length ? { witnesses } : {}),
+    workers: state.robots.filter((x) => !x.voter && !x.witness).map((x) => x.name),
     profile: o.profile ?? 'lab',
     network: { interfaces: ['eth0'], bindAddress: r.address, mdns: true, seeds: [] },
     stateDir: join(robotDir(state, r.name), 'state'),

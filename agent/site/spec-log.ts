@@ -13,13 +13,33 @@
  * entries right before it must be its parts, in order, and their text must hash to the manifest's
  * digest. A run cut short by a leader change (parts without their manifest) is therefore never a
  * version, whatever of it is committed later.
+ *
+ * The site's membership (agent/site/members.ts) is a second document carried the same way, under
+ * `edgectl-members` instead of `edgectl-site`, with versions of its own.
  */
 import type { LogEntry } from '../../statecharts/messages.ts';
 import { entryBytes } from '../../statecharts/site-log.ts';
 import { sha256Digest } from '../sha256.ts';
 
-const PART = /^edgectl-site part (\d+) (\d+)\/(\d+) ([0-9a-f]{64})\n/;
-const MANIFEST = /^edgectl-site version (\d+) (\d+) ([0-9a-f]{64}) (\d+) (\S+)$/;
+/**
+ * The documents the site log carries this way: the site spec (`edgectl-site`), and the site's
+ * membership (`edgectl-members`: the robots that do not vote, docs/protocol.md "Membership").
+ * Each has its own versions; a run of one never counts as the other.
+ */
+export type SiteDocument = 'site' | 'members';
+
+const PREFIX: Record<SiteDocument, string> = { site: 'edgectl-site', members: 'edgectl-members' };
+const PATTERNS: Record<SiteDocument, { part: RegExp; manifest: RegExp }> = {
+  site: patterns('edgectl-site'),
+  members: patterns('edgectl-members'),
+};
+
+function patterns(prefix: string): { part: RegExp; manifest: RegExp } {
+  return {
+    part: new RegExp(`^${prefix} part (\\d+) (\\d+)\\/(\\d+) ([0-9a-f]{64})\\n`),
+    manifest: new RegExp(`^${prefix} version (\\d+) (\\d+) ([0-9a-f]{64}) (\\d+) (\\S+)$`),
+  };
+}
 
 /** One committed version of the site spec. */
 export interface SiteSpecVersion {
@@ -44,9 +64,15 @@ export function specDigest(text: string): string {
  * specEntries cuts a spec into the data of its `site` entries, parts then manifest, each at most
  * `maxEntryBytes` bytes. `at` is the proposer's wall-clock time.
  */
-export function specEntries(version: number, text: string, at: string, maxEntryBytes: number): string[] {
+export function specEntries(
+  version: number,
+  text: string,
+  at: string,
+  maxEntryBytes: number,
+  doc: SiteDocument = 'site',
+): string[] {
   const digest = specDigest(text);
-  const header = (k: number, n: number) => `edgectl-site part ${version} ${k}/${n} ${digest}\n`;
+  const header = (k: number, n: number) => `${PREFIX[doc]} part ${version} ${k}/${n} ${digest}\n`;
   // The widest header this spec can need: its part numbers are at most as long as its byte count.
   const bytes = Buffer.byteLength(text, 'utf8');
   const room = maxEntryBytes - Buffer.byteLength(header(bytes, bytes), 'utf8');
@@ -69,7 +95,7 @@ export function specEntries(version: number, text: string, at: string, maxEntryB
   }
   const n = slices.length;
   const out = slices.map((s, i) => header(i + 1, n) + s);
-  out.push(`edgectl-site version ${version} ${n} ${digest} ${bytes} ${at}`);
+  out.push(`${PREFIX[doc]} version ${version} ${n} ${digest} ${bytes} ${at}`);
   for (const d of out) {
     if (entryBytes({ term: 0, kind: 'site', data: d }) > maxEntryBytes)
       throw new RangeError(`a site spec entry of version ${version} exceeds maxEntryBytes ${maxEntryBytes}`);
@@ -78,10 +104,11 @@ export function specEntries(version: number, text: string, at: string, maxEntryB
 }
 
 /** versionAt reads the version whose manifest is at `index` (1-based), or null if there is none. */
-function versionAt(log: readonly LogEntry[], index: number): SiteSpecVersion | null {
+function versionAt(log: readonly LogEntry[], index: number, doc: SiteDocument): SiteSpecVersion | null {
   const m = log[index - 1];
   if (m?.kind !== 'site') return null;
-  const h = MANIFEST.exec(m.data);
+  const { part, manifest } = PATTERNS[doc];
+  const h = manifest.exec(m.data);
   if (!h) return null;
   const version = Number(h[1]);
   const n = Number(h[2]);
@@ -90,7 +117,7 @@ function versionAt(log: readonly LogEntry[], index: number): SiteSpecVersion | n
   let text = '';
   for (let k = 1; k <= n; k++) {
     const e = log[index - 1 - n + k - 1]!;
-    const p = e.kind === 'site' && e.term === m.term ? PART.exec(e.data) : null;
+    const p = e.kind === 'site' && e.term === m.term ? part.exec(e.data) : null;
     if (!p || Number(p[1]) !== version || Number(p[2]) !== k || Number(p[3]) !== n || p[4] !== digest)
       return null;
     text += e.data.slice(p[0].length);
@@ -100,12 +127,16 @@ function versionAt(log: readonly LogEntry[], index: number): SiteSpecVersion | n
 }
 
 /** committedSpecs lists every version in the committed prefix of the log, oldest first. */
-export function committedSpecs(log: readonly LogEntry[], commitIndex: number): SiteSpecVersion[] {
+export function committedSpecs(
+  log: readonly LogEntry[],
+  commitIndex: number,
+  doc: SiteDocument = 'site',
+): SiteSpecVersion[] {
   const out: SiteSpecVersion[] = [];
   const end = Math.min(commitIndex, log.length);
   for (let i = 1; i <= end; i++) {
-    if (log[i - 1]!.kind !== 'site' || !log[i - 1]!.data.startsWith('edgectl-site version ')) continue;
-    const v = versionAt(log, i);
+    if (log[i - 1]!.kind !== 'site' || !log[i - 1]!.data.startsWith(`${PREFIX[doc]} version `)) continue;
+    const v = versionAt(log, i, doc);
     if (v) out.push(v);
   }
   return out;
@@ -115,22 +146,27 @@ export function committedSpecs(log: readonly LogEntry[], commitIndex: number): S
  * newestCommittedSpec is the spec a leader applies: the last version in the committed prefix, or
  * null when no version was ever committed (the leader then applies the spec installed with it).
  */
-export function newestCommittedSpec(log: readonly LogEntry[], commitIndex: number): SiteSpecVersion | null {
+export function newestCommittedSpec(
+  log: readonly LogEntry[],
+  commitIndex: number,
+  doc: SiteDocument = 'site',
+): SiteSpecVersion | null {
   const end = Math.min(commitIndex, log.length);
   for (let i = end; i >= 1; i--) {
-    if (log[i - 1]!.kind !== 'site' || !log[i - 1]!.data.startsWith('edgectl-site version ')) continue;
-    const v = versionAt(log, i);
+    if (log[i - 1]!.kind !== 'site' || !log[i - 1]!.data.startsWith(`${PREFIX[doc]} version `)) continue;
+    const v = versionAt(log, i, doc);
     if (v) return v;
   }
   return null;
 }
 
 /** highestSpecVersion is the highest version number anywhere in the log, committed or not. */
-export function highestSpecVersion(log: readonly LogEntry[]): number {
+export function highestSpecVersion(log: readonly LogEntry[], doc: SiteDocument = 'site'): number {
+  const { part, manifest } = PATTERNS[doc];
   let max = 0;
   for (const e of log) {
     if (e.kind !== 'site') continue;
-    const h = MANIFEST.exec(e.data) ?? PART.exec(e.data);
+    const h = manifest.exec(e.data) ?? part.exec(e.data);
     if (h) max = Math.max(max, Number(h[1]));
   }
   return max;

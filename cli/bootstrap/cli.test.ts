@@ -34,7 +34,7 @@ import { runInventoryValidate } from '../ops/inventory.ts';
 import type { ApplyReport } from './apply.ts';
 import { loadInventory } from './inventory-files.ts';
 import { renderAgentConfig } from './inventory.ts';
-import { RobotTwin } from './testing/robot-twin.ts';
+import { RobotTwin, twinSiteMembers } from './testing/robot-twin.ts';
 import { testPrivateKey } from './testing/test-key.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-bootstrap-cli-'));
@@ -93,6 +93,7 @@ const opts = (file: string, over: Partial<ApplyCliOptions> = {}): ApplyCliOption
 });
 
 function twins(failing?: string) {
+  const members = twinSiteMembers('r1');
   const map = new Map(
     ['r1', 'r2', 'r3'].map((n) => [
       n,
@@ -100,12 +101,13 @@ function twins(failing?: string) {
         n,
         n === failing
           ? {
+              members,
               failPreflight: {
                 match: /uname -m/,
                 stderr: 'the robot is aarch64, the bundled Node runtime is for x86_64\n',
               },
             }
-          : {},
+          : { members },
       ),
     ]),
   );
@@ -123,7 +125,7 @@ function twins(failing?: string) {
     },
     tty: null,
   };
-  return { map, deps, connects: () => connects, passwordReads: () => passwordReads };
+  return { map, deps, members, connects: () => connects, passwordReads: () => passwordReads };
 }
 
 test('inventory init writes the example, which validates; it never overwrites without --force', async () => {
@@ -361,6 +363,7 @@ test('robot add and remove change a running site by one learner, and refuse to c
   });
   await runRobotRemove({ ...o, robot: 'r3', yes: true }, io().io, t.deps);
   assert.equal(t.map.get('r3')!.files.size, 0, 'r3 is uninstalled');
+  assert.deepEqual(t.members.history, [[]], 'the leader committed a membership without r3');
   assert.deepEqual({ r1: t.map.get('r1')!.files.size, r2: t.map.get('r2')!.files.size }, before);
 
   // The voters refuse r3 from now on: their key files list it, and they reloaded them.
@@ -383,7 +386,9 @@ test('robot add and remove change a running site by one learner, and refuse to c
     ['r1', 'r2'].map((v) => t.map.get(v)!.files.get('/etc/edgectl/site-keys.json')!.content);
   const keysBefore = voterKeys();
   await runRobotAdd({ ...o, robot: 'r3' }, io().io, t.deps);
-  assert.equal(t.connects() - connects, 1, 'only the new robot is touched');
+  // The new robot is installed; the voters are only asked, the leader to commit the membership.
+  assert.equal(t.connects() - connects, 2, 'the new robot, and the leader r1 (which names itself)');
+  assert.deepEqual(t.members.history, [[], ['r3']], 'the leader committed a membership with r3');
   assert.deepEqual(voterKeys(), keysBefore, "no voter's keys change");
   assert.ok(t.map.get('r3')!.active.has('edgectl-agent.service'));
   const r3 = parseRobotKeyFile(

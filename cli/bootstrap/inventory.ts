@@ -595,6 +595,10 @@ export function renderAgentConfig(inv: Inventory, robot: string): AgentConfigInp
     node,
     voters: [...inv.voters],
     ...(inv.witnesses.length ? { witnesses: [...inv.witnesses] } : {}),
+    // The site's membership as installed: the leader heartbeats these robots and no advertised one.
+    workers: inv.robots
+      .map((x) => x.name)
+      .filter((n) => !inv.voters.includes(n) && !inv.witnesses.includes(n)),
     profile: inv.profile,
     timing: inv.timing,
     network: {

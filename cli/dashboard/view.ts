@@ -222,7 +222,7 @@ export function nextView(prev: Tracker, s: SiteSample): { view: SiteView; tracke
 }
 
 function noQuorumOf(o: LabObservation): string | null {
-  const q = o.robots.find((r) => r.status && !r.status.quorum.ok)?.status?.quorum;
+  const q = o.robots.find((r) => r.status?.quorum && !r.status.quorum.ok)?.status?.quorum;
   return q
     ? `${q.reachable} of ${q.voters} voters reachable${q.noQuorumSince ? ` since ${q.noQuorumSince.slice(11, 19)}` : ''}`
     : null;

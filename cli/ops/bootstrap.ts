@@ -15,7 +15,9 @@ import { ConfigError, EdgeError, UsageError } from '../../agent/errors.ts';
 import { KnownHostsFile } from '../bootstrap/known-hosts.ts';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { SshCommandRunner } from '../bootstrap/ssh.ts';
+import { operatorKey } from '../../agent/site-key.ts';
 import { applyPlan, type ApplyReport } from '../bootstrap/apply.ts';
+import { inventoryWorkers, syncMembers } from '../bootstrap/members.ts';
 import { describeBundle, describeBundleForPlan } from '../bootstrap/bundle.ts';
 import {
   loadInventory,
@@ -710,6 +712,8 @@ export async function runRobotAdd(
     `edgectl robot add ${o.robot} -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`,
     reads,
   );
+  // The voters' learners come from the site log: the new robot is heartbeated once it is named there.
+  await commitMembership(o, io, deps, undefined, reads.loaded);
   if (!o.dryRun && o.wait !== false && inv.install.service === 'systemd')
     await runSiteReady(
       {
@@ -749,6 +753,8 @@ export async function runRobotRemove(
   // First the voters refuse its key, so that a robot that is gone (stolen, dead) is out even when
   // the uninstall below cannot reach it.
   await refuseRobot(o, io, deps, unresolved, reads);
+  // And the leader stops heartbeating it: the site log's membership no longer names it.
+  await commitMembership(o, io, deps, o.robot, unresolved);
   const report = await runPlanned(
     'reset',
     { ...o, robots: [o.robot] },
@@ -808,6 +814,68 @@ async function refuseRobot(
     `edgectl robot remove ${o.robot} -f ${o.file} --yes`,
     reads,
   );
+}
+
+/**
+ * commitMembership commits the inventory's robots that do not vote (less the refused ones and
+ * `leaving`) as the site's membership, through the leader of the running site. No restart: every
+ * voter's learners follow the committed membership (docs/protocol.md, "Membership").
+ */
+async function commitMembership(
+  o: ApplyCliOptions,
+  io: Io,
+  deps: BootstrapDeps,
+  leaving?: string,
+  /** The inventory this run has read already. */
+  read?: LoadedInventory,
+): Promise<void> {
+  const env = deps.env ?? process.env;
+  const loaded = read ?? loadInventory(o.file, env);
+  const inv = loaded.inventory;
+  const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
+  const identity = loadSiteIdentity(siteDir);
+  if (!identity) return; // never bootstrapped from here: there is no running site to tell
+  const state = loadKeyState(siteDir);
+  const workers = inventoryWorkers(inv, leaving ? [...state.refused, leaving] : state.refused);
+  if (o.dryRun) {
+    if (o.output !== 'json')
+      io.err(
+        `the site's membership would be: ${workers.join(', ') || 'no worker'} (committed through the leader)`,
+      );
+    return;
+  }
+  const ctx: ConnectContext = { siteDir, acceptNewHostKeys: o.acceptNewHostKeys, sudoPassword: undefined };
+  const connect =
+    deps.connect ?? ((r: Robot, l: LoadedInventory, c: ConnectContext) => sshConnect(r, l, c, env));
+  const runners = new Map<string, Promise<CommandRunner>>();
+  try {
+    const result = await syncMembers({
+      inventory: inv,
+      workers,
+      operatorKey: operatorKey(Buffer.from(identity.siteKeyHex, 'hex'), keyUse(state).send),
+      connect: (name) => {
+        if (!runners.has(name))
+          runners.set(
+            name,
+            connect(
+              inv.robots.find((r) => r.name === name)!,
+              loaded,
+              ctx,
+            ),
+          );
+        return runners.get(name)!;
+      },
+    });
+    if (o.output === 'json') io.out(JSON.stringify({ type: 'members', workers, ...result }));
+    else
+      io.err(
+        result.kind === 'committed'
+          ? `the site's membership is version ${result.version}: ${workers.join(', ') || 'no worker'}`
+          : `the site's membership (version ${result.version}) already names ${workers.join(', ') || 'no worker'}`,
+      );
+  } finally {
+    await Promise.all([...runners.values()].map((r) => r.then((x) => x.close()).catch(() => {})));
+  }
 }
 
 /**

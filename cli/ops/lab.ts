@@ -65,7 +65,7 @@ export function renderObservation(o: LabObservation): string {
       o.nodes === null ? '?' : node ? (node.ready ? 'Ready' : 'NotReady') : 'absent',
     ];
   });
-  const noQuorum = o.robots.find((r) => r.status && !r.status.quorum.ok)?.status?.quorum;
+  const noQuorum = o.robots.find((r) => r.status?.quorum && !r.status.quorum.ok)?.status?.quorum;
   const head = o.leader
     ? `leader ${o.leader}, term ${o.term}; ${converged(o) ? 'every robot Ready' : 'not every robot Ready'}`
     : noQuorum

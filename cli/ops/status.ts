@@ -77,7 +77,8 @@ export function renderStatus(s: AgentStatus): string {
         ],
       ],
     ),
-    ...(s.quorum.ok
+    // An agent of an earlier version (a rolling upgrade) does not report its quorum.
+    ...(!s.quorum || s.quorum.ok
       ? []
       : [
           '',
@@ -100,7 +101,7 @@ export function renderStatus(s: AgentStatus): string {
         )
       : 'no members seen yet',
   ];
-  const drops = Object.entries(s.transport.dropped).filter(([, n]) => n > 0);
+  const drops = Object.entries(s.transport.dropped ?? {}).filter(([, n]) => n > 0);
   lines.push(
     '',
     `datagrams: ${s.transport.sent} sent, ${s.transport.received} received, dropped: ${drops.length ? drops.map(([r, n]) => `${r} ${n}`).join(', ') : 'none'}`,

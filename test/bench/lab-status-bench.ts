@@ -35,6 +35,7 @@ const servers = await Promise.all(
               voter: true,
               term: 1,
               leader: null,
+              quorum: { voters: 3, reachable: 3, ok: true, noQuorumSince: null },
               commitIndex: 0,
               lifecycle: 'electing',
               controlPlane: { runtime: 'lab', server: null, worker: null, siteAppliedEpoch: null },

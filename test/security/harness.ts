@@ -32,8 +32,16 @@ export interface SiteSpec {
    * as bootstrap installs them (agent/site-key.ts).
    */
   readonly keyHex: string;
-  /** Robots: namespace name → node id. Every robot is a voter. */
-  readonly robots: readonly { readonly ns: string; readonly node: string }[];
+  /**
+   * Robots: namespace name → node id. A robot is a voter unless `worker` says otherwise: `named`
+   * is a worker the site's configs name (bootstrap), `later` one no config names yet (robot add
+   * names it in the site log).
+   */
+  readonly robots: readonly {
+    readonly ns: string;
+    readonly node: string;
+    readonly worker?: 'named' | 'later';
+  }[];
 }
 
 export interface Robot {
@@ -152,7 +160,8 @@ function buildLab(
   });
   const lab: Lab = { net, dir, robots, others: net.robots.slice(all.length), procs: new Map(), release };
   for (const s of sites) {
-    const voters = s.robots.map((r) => r.node);
+    const voters = s.robots.filter((r) => !r.worker).map((r) => r.node);
+    const workers = s.robots.filter((r) => r.worker === 'named').map((r) => r.node);
     for (const r of robots.filter((x) => x.site === s.id)) {
       const keys = renderRobotKeyFile({
         master: Buffer.from(s.keyHex, 'hex'),
@@ -165,8 +174,9 @@ function buildLab(
       writeFileSync(join(dir, `${r.ns}.keys.json`), formatRobotKeyFile(keys), { mode: 0o600 });
       const config = {
         site: { id: s.id },
-        node: { id: r.node, serverCapable: true },
+        node: { id: r.node, serverCapable: voters.includes(r.node) },
         voters,
+        workers,
         profile: opts.profile ?? 'lab',
         network: { interfaces: ['eth0'], mdns: true, seeds: [] },
         stateDir: join(dir, r.ns, 'state'),

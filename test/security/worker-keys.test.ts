@@ -9,7 +9,8 @@
  *   - snapshots: nothing a worker holds opens a snapshot a leader ships, or makes one a voter keeps;
  *   - a live site: the attack leaves the leader and term as they were; so does edgectl site
  *     rotate-keys (accept, send, retire, robot by robot); a robot added afterwards joins with no
- *     change to the others; a removed robot is refused;
+ *     change to the others' keys, once the site log's membership names it; a removed robot is
+ *     refused and no longer heartbeated;
  *   - agents run as on the robots (the agent's runAgent, key files, SIGHUP): a rotation keeps
  *     the leader and its term and loses no datagram to keys.
  */
@@ -31,11 +32,14 @@ import {
   type SnapshotRecord,
 } from '../../agent/control-plane/snapshots.ts';
 import { InMemoryDiscovery, InMemoryDiscoveryBus } from '../../agent/discovery/discovery.ts';
+import { signMembers } from '../../agent/operator-auth.ts';
 import { StateStore } from '../../agent/persistence/state-store.ts';
+import { membersDigest } from '../../agent/site/members.ts';
 import { HmacSha256 } from '../../agent/sha256.ts';
 import {
   formatRobotKeyFile,
   Keyring,
+  operatorKey,
   parseRobotKeyFile,
   renderRobotKeyFile,
   siteKeyrings,
@@ -313,6 +317,8 @@ async function startRobot(bus: InMemoryDiscoveryBus, id: NodeId, ring: Keyring):
     site: { id: SITE },
     node: { id, serverCapable: voter },
     voters: VOTERS,
+    // The site as bootstrap installed it: w1 is its one worker (w2 comes later, with robot add).
+    workers: ['w1'],
     // The robots' own timing: the question is whether keys move a site's leader in the field, and a
     // faster profile would also measure this shared machine's event-loop stalls.
     profile: 'fleet',
@@ -341,6 +347,7 @@ async function startRobot(bus: InMemoryDiscoveryBus, id: NodeId, ring: Keyring):
     log: pino({ level: 'silent' }),
     lifecycleTiming: fastLifecycle,
     keys: () => holder.ring.summary(),
+    operatorKeys: () => holder.ring.operatorKeys(),
   });
   await agent.start();
   const robot: Robot = {
@@ -464,30 +471,48 @@ test('a live site: the stolen worker cannot move the leader; rotate-keys keeps t
       () => v2.transport.stats().dropped['unknown-key'] > staleBefore,
     );
 
-    // 3. robot add: w2 gets its own key file; no other robot's keys change.
+    // 3. robot add: w2 gets its own key file; no other robot's keys change; the leader commits the
+    //    inventory's membership, which now names w2 (cli/bootstrap/members.ts does this over SSH).
     const ringsBeforeAdd = robots.map((r) => r.ring);
     const w2 = await startRobot(bus, 'w2', ringsFor(state, ['w2']).get('w2')!);
     robots.push(w2);
+    const leaderRobot = robots.find((r) => r.id === leader.node)!;
+    const commitMembers = async (workers: string[], baseVersion: number) => {
+      const claim = { site: SITE, baseVersion, digest: membersDigest(workers) };
+      const key = operatorKey(MASTER, keyUse(state).send);
+      const out = await leaderRobot.agent.applyMembersRequest({
+        site: SITE,
+        baseVersion,
+        workers,
+        mac: signMembers(key, claim),
+      });
+      assert.equal(out.kind, 'committed');
+    };
+    await commitMembers(['w1', 'w2'], 0);
     await until('w2 to follow the leader', () => settled(robots));
     assert.deepEqual(
       robots.slice(0, -1).map((r) => r.ring),
       ringsBeforeAdd,
     );
-    const leaderRobot = robots.find((r) => r.id === leader.node)!;
     assert.equal(leaderRobot.agent.status().members.find((m) => m.id === 'w2')?.state, 'alive');
     unchanged();
 
-    // 4. robot remove: the voters get key files that refuse w2 (the workers need none).
+    // 4. robot remove: the voters get key files that refuse w2 (the workers need none), and the
+    //    leader commits a membership without it.
     state = { ...state, refused: ['w2'] };
     const refusing = ringsFor(state, VOTERS);
-    const refusedBefore = leaderRobot.transport.stats();
     for (const r of robots.filter((x) => VOTERS.includes(x.id))) r.ring = refusing.get(r.id)!;
+    await commitMembers(['w1'], 1);
     await until(
       'the leader to count w2 dead',
       () => leaderRobot.agent.status().members.find((m) => m.id === 'w2')?.state === 'dead',
     );
-    const after = leaderRobot.transport.stats();
-    assert.ok(after.noKey > refusedBefore.noKey, 'the leader sends w2 nothing: it has no key for it');
+    assert.deepEqual(leaderRobot.agent.status().learners?.learners, ['w1'], 'w2 is no learner any more');
+    const sentBefore = leaderRobot.transport.stats().sent;
+    const w2Received = w2.transport.stats().received;
+    await new Promise((res) => setTimeout(res, 1500));
+    assert.ok(leaderRobot.transport.stats().sent > sentBefore, 'the leader still heartbeats the others');
+    assert.equal(w2.transport.stats().received, w2Received, 'the leader sends w2 nothing');
     unchanged('w2');
   } finally {
     for (const r of robots) await r.agent.stop().catch(() => {});

@@ -5,13 +5,32 @@
 import { EdgeError } from '../../../agent/errors.ts';
 import { InMemoryCommandRunner } from '../../../agent/exec/in-memory.ts';
 import { parseRobotKeyFile } from '../../../agent/site-key.ts';
+import { membersDigest } from '../../../agent/site/members.ts';
+import { MEMBERS_SCRIPT } from '../members.ts';
 import { KEYS_LOADED_SCRIPT, PATHS } from '../plan.ts';
+
+/**
+ * The running site's leader as the twins' agents answer /site/members (cli/bootstrap/members.ts):
+ * one object shared by every twin of a site. The tag is not checked here: agent tests do that.
+ */
+export interface TwinSiteMembers {
+  leader: string | null;
+  committed: { version: number; digest: string; workers: string[] } | null;
+  /** Every membership committed, in order. */
+  readonly history: string[][];
+}
+
+export function twinSiteMembers(leader: string): TwinSiteMembers {
+  return { leader, committed: null, history: [] };
+}
 
 export interface RobotTwinOptions {
   /** The SSH user (non-root users go through sudo). */
   readonly user?: string;
   /** Preflight scripts matching this fail with exit 1 and this stderr. */
   readonly failPreflight?: { readonly match: RegExp; readonly stderr: string };
+  /** The site's membership its agent answers for; without it the agent does not answer. */
+  readonly members?: TwinSiteMembers;
 }
 
 /** Where bootstrap installs a robot's key file (the default install root). */
@@ -64,6 +83,7 @@ export class RobotTwin extends InMemoryCommandRunner {
     });
     // The agent's /status, as the keys check (plan.ts KEYS_LOADED_SCRIPT) reads it.
     this.handle(PATHS.node, (argv) => {
+      if (argv[1] === '-e' && argv[2] === MEMBERS_SCRIPT) return this.#members(argv[4], opts.members);
       if (argv[1] !== '-e' || argv[2] !== KEYS_LOADED_SCRIPT)
         return { code: 1, stdout: '', stderr: 'the twin runs only the keys check\n' };
       const [, , , , send, accepted, refused] = argv;
@@ -132,6 +152,26 @@ export class RobotTwin extends InMemoryCommandRunner {
           return { code: 1, stdout: '', stderr: `Unknown command verb ${verb}.\n` };
       }
     });
+  }
+
+  #members(body: string | undefined, site: TwinSiteMembers | undefined) {
+    const reply = (status: number, doc: unknown) => ({
+      code: 0,
+      stdout: JSON.stringify({ status, body: JSON.stringify(doc) }),
+      stderr: '',
+    });
+    if (!site || !this.active.has('edgectl-agent.service'))
+      return { code: 1, stdout: '', stderr: 'TypeError: fetch failed\n' };
+    if (body === undefined)
+      return reply(200, { node: this.target, leader: site.leader, committed: site.committed });
+    if (site.leader !== this.target) return reply(421, { kind: 'notLeader', leader: site.leader });
+    const req = JSON.parse(body) as { baseVersion: number; workers: string[] };
+    const base = site.committed?.version ?? 0;
+    if (req.baseVersion !== base) return reply(409, { error: { code: 'EDGE_MEMBERS_CONFLICT' } });
+    const digest = membersDigest(req.workers);
+    site.committed = { version: base + 1, digest, workers: req.workers };
+    site.history.push(req.workers);
+    return reply(200, { kind: 'committed', version: base + 1, digest });
   }
 
   /** snapshot is the robot's observable state: files (content digest, mode, owner), units. */
