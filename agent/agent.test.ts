@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { Agent } from './agent.ts';
 import { validateAgentConfig } from './config.ts';
-import { InMemoryControlPlane } from './control-plane/in-memory.ts';
+import { InMemoryControlPlane } from './control-plane/testing/in-memory.ts';
 import type { ControlPlaneRuntime, SiteView, SnapshotRecord } from './control-plane/runtime.ts';
 import { WitnessRuntime } from './control-plane/witness.ts';
 import { InMemoryDiscovery, InMemoryDiscoveryBus } from './discovery/discovery.ts';
@@ -47,7 +47,7 @@ function makeSite(
       profile: 'test',
       stateDir: join(dir, id),
       membership: { suspectAfterMs: 100, deadAfterMs: 300 },
-      ...(witness ? { controlPlane: { runtime: 'none' } } : {}),
+      controlPlane: { runtime: witness ? 'none' : 'memory' },
     });
     const transport = net.connect(id);
     const discovery = new InMemoryDiscovery(

@@ -25,7 +25,6 @@ import {
 } from '../statecharts/election.ts';
 import {
   evaluate,
-  forget,
   heard,
   nodeLossChanges,
   quorumView,
@@ -610,9 +609,6 @@ export class Agent {
         case 'resetWorker':
           rt.resetWorker().catch((err) => failed('reset worker', err));
           break;
-        case 'advertise':
-          // Role changes are advertised from leaderChanged; 'starting' is what discovery publishes first.
-          break;
         case 'armTimer':
           this.arm(`lifecycle/${e.id}`, e.delayMs, () =>
             this.feedLifecycle({ ...e.event, now: this.now() } as LifecycleEvent),
@@ -1175,11 +1171,6 @@ export class Agent {
       ignoredUnknownRobots: this.ignoredUnknownRobots,
       ignoredOutsideSubnets: this.ignoredOutsideSubnets,
     };
-  }
-
-  /** forgetPeer drops a peer from the membership view (it left the site). */
-  forgetPeer(id: NodeId): void {
-    this.membership = forget(this.membership, id);
   }
 
   private arm(id: string, delayMs: number, fire: () => void): void {

@@ -1,15 +1,17 @@
 /**
  * The built agent (agent/build.ts, into a temp dir, not agent/bundle/): its entry does not load
- * zod and yaml, bootstrap ships its config loader, and it reports a bad config as `edgectl agent
- * run` does.
+ * zod and yaml, bootstrap ships its config loader, it reports a bad config as `edgectl agent run`
+ * does, and nothing of the lab, the CLI or the tests' twins is in it. The tests' entry
+ * (agent/testing/main.ts), built the same way, runs a leader on the in-memory control plane.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import type { Metafile } from 'esbuild';
 import { agentChunks } from '../cli/bootstrap/bundle.ts';
@@ -19,20 +21,26 @@ import { loadAgentConfig } from './config.ts';
 import { EdgeError } from './errors.ts';
 import { formatRobotKeyFile, readRobotKeys, renderRobotKeyFile } from './site-key.ts';
 
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const TEST_ENTRY = 'agent/testing/main.ts';
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-build-'));
 const out = join(dir, 'bundle');
 const entry = join(out, 'edgectl-agent.mjs');
+/** The tests' entry, bundled like the robot's. */
+const testOut = join(dir, 'test-bundle');
+const testEntry = join(testOut, 'edgectl-agent.mjs');
 let meta: { agent: Metafile; configLoader: Metafile };
+let testMeta: { agent: Metafile; configLoader: Metafile };
 before(async () => {
-  meta = await buildAgent(out);
+  [meta, testMeta] = await Promise.all([buildAgent(out), buildAgent(testOut, TEST_ENTRY)]);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const ZOD_OR_YAML = /(^|\/)node_modules\/(zod|yaml)\//;
 
 /** The output files the entry loads at start-up: itself and the chunks it imports statically. */
-function staticOutputs(m: Metafile): string[] {
-  const first = Object.keys(m.outputs).find((o) => m.outputs[o]!.entryPoint === 'agent/main.ts')!;
+function staticOutputs(m: Metafile, entryPoint = 'agent/main.ts'): string[] {
+  const first = Object.keys(m.outputs).find((o) => m.outputs[o]!.entryPoint === entryPoint)!;
   const seen = new Set([first]);
   for (const o of seen)
     for (const i of m.outputs[o]!.imports)
@@ -53,6 +61,32 @@ test('the entry and the chunks it imports statically have no zod and no yaml; th
   const inputs = Object.keys(loader.inputs);
   assert.ok(inputs.some((i) => /node_modules\/zod\//.test(i)));
   assert.ok(inputs.some((i) => /node_modules\/yaml\//.test(i)));
+});
+
+test("the robot bundle's source maps list no lab/ or cli/ file, nor a test twin", () => {
+  const sources = readdirSync(out)
+    .filter((f) => f.endsWith('.map'))
+    .flatMap((f) =>
+      (JSON.parse(readFileSync(join(out, f), 'utf8')) as { sources: string[] }).sources.map((s) =>
+        relative(ROOT, resolve(out, s)),
+      ),
+    );
+  assert.ok(sources.includes('agent/run.ts') && sources.includes('agent/control-plane/k3s-runtime.ts'));
+  const wrong = sources.filter((s) => /^(lab|cli)\//.test(s) || /(^|\/)testing\//.test(s));
+  assert.deepEqual(wrong, []);
+});
+
+test("the k3s runtime's chunk loads neither zod nor yaml into the agent's process", () => {
+  const outs = meta.agent.outputs;
+  const k3s = Object.keys(outs).find((o) =>
+    Object.keys(outs[o]!.inputs).includes('agent/control-plane/k3s-runtime.ts'),
+  );
+  assert.ok(k3s, 'the k3s runtime is in a chunk of its own');
+  const seen = new Set([k3s]);
+  for (const o of seen)
+    for (const i of outs[o]!.imports) if (i.kind === 'import-statement' && outs[i.path]) seen.add(i.path);
+  const leaked = [...seen].flatMap((o) => Object.keys(outs[o]!.inputs).filter((i) => ZOD_OR_YAML.test(i)));
+  assert.deepEqual(leaked, []);
 });
 
 test('bootstrap ships the config loader with the chunks', () => {
@@ -80,7 +114,7 @@ test('the built agent reports a missing or invalid config, and a missing key fil
     return join(dir, name);
   };
   const valid = (siteKeyFile: string) =>
-    `site: {id: lab}\nnode: {id: r1, serverCapable: true}\nvoters: [r1]\nsiteKeyFile: ${siteKeyFile}\n`;
+    `site: {id: lab}\nnode: {id: r1, serverCapable: true}\nvoters: [r1]\nsiteKeyFile: ${siteKeyFile}\ncontrolPlane: {runtime: k3s, k3s: {nodeIp: 10.20.0.11}}\n`;
   const cases = [
     { path: join(dir, 'missing.yaml'), error: (p: string) => thrown(() => loadAgentConfig(p)) },
     {
@@ -117,10 +151,15 @@ async function freeUdpPort(): Promise<number> {
 test('a running leader loads no built-in through an ES import, and none that only pino transports, prom-client extras, createRequire or the hashes (node:crypto) need', async () => {
   // An ES import of a built-in runs every lazy getter of its exports (node:http alone loads
   // undici); build.ts turns them into process.getBuiltinModule calls.
-  const esImports = staticOutputs(meta.agent).flatMap((o) =>
-    meta.agent.outputs[o]!.imports.filter((i) => i.external && i.kind === 'import-statement'),
-  );
-  assert.deepEqual(esImports, []);
+  for (const [m, at] of [
+    [meta, 'agent/main.ts'],
+    [testMeta, TEST_ENTRY],
+  ] as const) {
+    const esImports = staticOutputs(m.agent, at).flatMap((o) =>
+      m.agent.outputs[o]!.imports.filter((i) => i.external && i.kind === 'import-statement'),
+    );
+    assert.deepEqual(esImports, [], at);
+  }
   // Nor through a runtime `require`: the bundle has none (build.ts), so a built-in left to one
   // would throw "Dynamic require" when its chunk first runs. What is left is ws's optional native
   // add-ons, which it requires inside a try.
@@ -128,8 +167,9 @@ test('a running leader loads no built-in through an ES import, and none that onl
     o.imports.filter((i) => i.external && i.kind === 'require-call').map((i) => i.path),
   );
   assert.deepEqual(runtimeRequires.sort(), ['bufferutil', 'utf-8-validate']);
-  // What the process really loaded: a one-robot site, whose agent elects itself, starts the
-  // in-memory control plane and serves /metrics, then stops on SIGTERM and lists its modules.
+  // What the process really loaded: a one-robot site, whose agent (the tests' entry, the robot's
+  // code with the in-memory control plane) elects itself, starts the in-memory control plane and
+  // serves /metrics, then stops on SIGTERM and lists its modules.
   const work = join(dir, 'leader');
   mkdirSync(work);
   const preload = join(work, 'modules.cjs');
@@ -164,7 +204,7 @@ test('a running leader loads no built-in through an ES import, and none that onl
     }),
   );
   const list = join(work, 'modules.txt');
-  const agent = spawn(process.execPath, ['--require', preload, entry, '--config', config], {
+  const agent = spawn(process.execPath, ['--require', preload, testEntry, '--config', config], {
     env: { ...process.env, EDGECTL_MODULES_OUT: list },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

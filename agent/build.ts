@@ -1,6 +1,8 @@
 /**
- * `npm run build:agent` (`node agent/build.ts [outdir]`): the robot's agent, built with esbuild
- * into agent/bundle/ (or outdir), which it empties first:
+ * `npm run build:agent` (`node agent/build.ts [--entry <file>] [outdir]`): the robot's agent, built
+ * with esbuild into agent/bundle/ (or outdir), which it empties first. `--entry` builds another
+ * agent entry the same way: the lab's (lab/agent-main.ts, `npm run build:lab-agent`, which
+ * `edgectl bootstrap site` installs on lab robots) or the tests' (agent/testing/main.ts).
  *
  * - edgectl-agent.mjs, the entry (agent/main.ts), and the chunks it imports, edgectl-agent-<hash>.mjs:
  *   esm with code splitting, so that code only `import()` reaches loads only when used (main.ts);
@@ -112,15 +114,19 @@ const robotShims: Plugin = {
   },
 };
 
+/** The robot's agent entry. */
+export const ROBOT_ENTRY = 'agent/main.ts';
+
 /** buildAgent empties `outdir` and builds the agent into it; the metafiles say what is in which file. */
 export async function buildAgent(
   outdir = AGENT_BUNDLE_DIR,
+  entry = ROBOT_ENTRY,
 ): Promise<{ agent: Metafile; configLoader: Metafile }> {
   rmSync(outdir, { recursive: true, force: true });
   const [agent, configLoader] = await Promise.all([
     build({
       ...common,
-      entryPoints: ['agent/main.ts'],
+      entryPoints: [entry],
       format: 'esm',
       splitting: true,
       outdir,
@@ -141,5 +147,9 @@ export async function buildAgent(
   return { agent: agent.metafile, configLoader: configLoader.metafile };
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url))
-  await buildAgent(process.argv[2] === undefined ? undefined : resolve(process.argv[2]));
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  const at = args.indexOf('--entry');
+  const entry = at >= 0 ? args.splice(at, 2)[1] : undefined;
+  await buildAgent(args[0] === undefined ? undefined : resolve(args[0]), entry);
+}

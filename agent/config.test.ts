@@ -9,7 +9,12 @@ import { ConfigError } from './errors.ts';
 import { fleetTiming } from '../statecharts/timing.ts';
 
 const template = fileURLToPath(new URL('../templates/agent.yaml', import.meta.url));
-const minimal = { site: { id: 'lab' }, node: { id: 'r1', serverCapable: true }, voters: ['r1', 'r2', 'r3'] };
+const minimal = {
+  site: { id: 'lab' },
+  node: { id: 'r1', serverCapable: true },
+  voters: ['r1', 'r2', 'r3'],
+  controlPlane: { runtime: 'memory' },
+};
 
 function problemsOf(raw: unknown): string[] {
   try {
@@ -34,6 +39,12 @@ test('defaults fill everything a minimal config leaves out', () => {
   assert.equal(c.network.port, 7946);
   assert.equal(c.status.listen, '127.0.0.1:7947');
   assert.equal(c.stateDir, '/var/lib/edgectl');
+});
+
+test('controlPlane.runtime is required: no runtime is a default, so a robot never runs a test twin by omission', () => {
+  const { controlPlane: _, ...without } = minimal;
+  assert.ok(problemsOf(without).some((p) => p.startsWith('controlPlane')));
+  assert.ok(problemsOf({ ...without, controlPlane: {} }).some((p) => p.startsWith('controlPlane.runtime')));
 });
 
 test('timing overrides apply on top of the profile and are checked together', () => {
@@ -106,6 +117,7 @@ test('witnesses: never also voters, run no control plane, and count toward the 7
     voters: ['r1', 'r2'],
     witnesses: ['w1'],
     profile: 'test',
+    controlPlane: { runtime: 'k3s' },
   };
   const witness = validateAgentConfig({
     ...base,

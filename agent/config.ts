@@ -16,6 +16,7 @@ import {
   type TimingProfileName,
 } from '../statecharts/timing.ts';
 import { ConfigError } from './errors.ts';
+import { K3sControlPlaneSchema } from './k3s/settings.ts';
 import { interfaceNameProblem } from './interface-name.ts';
 
 const NODE_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -121,10 +122,20 @@ export const agentConfigSchema = z
       .object({ listen: hostPort.default('127.0.0.1:7947') })
       .strict()
       .default({ listen: '127.0.0.1:7947' }),
+    /**
+     * Which control plane this robot runs, required: k3s on robots, none on a witness, lab in the
+     * netns lab, memory in tests. Each agent entry runs only the runtimes it registers (agent/run.ts).
+     */
     controlPlane: z
-      .object({ runtime: z.enum(['memory', 'lab', 'k3s', 'none']).default('memory') })
-      .passthrough()
-      .default({ runtime: 'memory' }),
+      .object(
+        {
+          runtime: z.enum(['memory', 'lab', 'k3s', 'none'], {
+            error: 'must be k3s (a robot), none (a witness), lab or memory',
+          }),
+        },
+        { error: 'required: set controlPlane.runtime (k3s on a robot, none on a witness)' },
+      )
+      .passthrough(),
     membership: z
       .object({
         /** A peer unheard this long is suspect (it may be in a Wi-Fi dead spot). */
@@ -187,6 +198,18 @@ export function validateAgentConfig(raw: unknown, source = 'agent config'): Agen
   }
   const c = parsed.data;
   const problems: string[] = [];
+  if (c.controlPlane.runtime === 'k3s') {
+    // The k3s runtime's own section, with its defaults, so that the runtime loads no zod.
+    const k3s = K3sControlPlaneSchema.safeParse(c.controlPlane);
+    if (k3s.success) c.controlPlane = k3s.data;
+    else
+      for (const i of k3s.error.issues)
+        problems.push(
+          i.code === 'unrecognized_keys'
+            ? `controlPlane: unknown field(s) ${i.keys.join(', ')}: remove or fix the spelling`
+            : `controlPlane.${formatPath(i.path)}: ${i.message}`,
+        );
+  }
   const stateDir = stateDirProblem(c.stateDir);
   if (stateDir) problems.push(`stateDir: ${stateDir}`);
   if (new Set(c.voters).size !== c.voters.length)

@@ -1,8 +1,9 @@
 /**
  * EdgeError is the one base class for every error edgectl expects. It carries a stable `code`
  * (documented in docs/operations.md; scripts may match on it), a `hint` that names the fix, and the
- * standard `cause`. cli/main.ts is the only place that turns errors into exit codes and messages:
- * commands and the agent throw, they never call process.exit.
+ * standard `cause`. Errors become exit codes and messages in two places only: cli/main.ts for
+ * commands, and agentMain (agent/run.ts) for the agent's entries. Everything else throws and never
+ * calls process.exit.
  */
 export class EdgeError extends Error {
   readonly code: string;

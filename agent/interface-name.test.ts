@@ -17,6 +17,7 @@ test("the agent's config takes the same interface names", () => {
     node: { id: 'r1', serverCapable: true },
     voters: ['r1'],
     network: { interfaces },
+    controlPlane: { runtime: 'memory' },
   });
   assert.deepEqual(validateAgentConfig(config(['wlp2s0@1'])).network.interfaces, ['wlp2s0@1']);
   assert.throws(

@@ -9,6 +9,7 @@ const config = (stateDir: string) => ({
   node: { id: 'r1', serverCapable: true },
   voters: ['r1'],
   stateDir,
+  controlPlane: { runtime: 'memory' },
 });
 
 test('a relative state directory, or one under /proc or /sys, is refused', () => {

@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import type { Message } from '../statecharts/messages.ts';
 import { Agent, type MembersView } from './agent.ts';
 import { validateAgentConfig } from './config.ts';
-import { InMemoryControlPlane } from './control-plane/in-memory.ts';
+import { InMemoryControlPlane } from './control-plane/testing/in-memory.ts';
 import { InMemoryDiscovery, InMemoryDiscoveryBus, type Advertisement } from './discovery/discovery.ts';
 import { signMembers, signSiteApply } from './operator-auth.ts';
 import { StateStore } from './persistence/state-store.ts';
@@ -68,6 +68,7 @@ function makeSite(robots: readonly string[], workers: readonly string[]) {
       profile: 'lab',
       stateDir: join(dir, id),
       membership: { suspectAfterMs: 500, deadAfterMs: 1500 },
+      controlPlane: { runtime: 'memory' },
     });
     const transport = net.connect(id);
     transports.set(id, transport);

@@ -4,8 +4,12 @@
  * systemd unit runs, and the chunks it imports, edgectl-agent-<hash>.mjs beside it; the offline
  * bundle ships them all. `edgectl agent run` runs the same code from the sources.
  *
+ * It registers the robot's runtimes only, k3s and the witness's none (agent/runtimes.ts): the lab's
+ * agents start from lab/agent-main.ts, and the in-memory twin is for tests (agent/testing/main.ts),
+ * so neither is in the robot's bundle.
+ *
  * The bundle is esbuild's esm format with code splitting: code that only `import()` reaches (the
- * lab and k3s runtimes, with @kubernetes/client-node and undici) is in chunks that load when a
+ * k3s runtime, and the site applier with @kubernetes/client-node and undici) is in chunks that load when a
  * robot first uses them. A robot that does not use them never parses them, makes no closures for
  * their functions, and does not load the built-ins they import (https, tls, child_process, http):
  * a chunk's built-in imports load with the chunk. The entry and the chunks it imports statically
@@ -20,9 +24,10 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { runAgent } from '../cli/ops/agent-run.ts';
 import { loadConfigInSubprocess } from './config-subprocess.ts';
-import { EdgeError, InternalError } from './errors.ts';
+import { EdgeError } from './errors.ts';
+import { agentMain } from './run.ts';
+import { ROBOT_RUNTIMES } from './runtimes.ts';
 
 /**
  * besideThisFile is the path of a file shipped next to this one. Not createRequire().resolve, which
@@ -37,22 +42,13 @@ function besideThisFile(name: string): string {
   return path;
 }
 
-const i = process.argv.indexOf('--config');
-runAgent(
-  {
-    config: (i >= 0 ? process.argv[i + 1] : undefined) ?? '/etc/edgectl/agent.yaml',
-    // Not loadAgentConfig: it needs zod and yaml, which would then stay in this process's memory.
-    // The config loader with them is edgectl-agent-config.cjs beside this file, run in a child
-    // process (agent/config-subprocess.ts). Nothing this file imports statically may import
-    // agent/config.ts for values. The file name is a literal in a call so that bootstrap finds it
-    // and ships it (cli/bootstrap/bundle.ts chunkImports).
-    loadConfig: (path) => loadConfigInSubprocess(path, besideThisFile('./edgectl-agent-config.cjs')),
-  },
-  { out: (t) => process.stdout.write(`${t}\n`), err: (t) => process.stderr.write(`${t}\n`) },
-).catch((e: unknown) => {
-  const err =
-    e instanceof EdgeError ? e : new InternalError(e instanceof Error ? e.message : String(e), { cause: e });
-  process.stderr.write(`edgectl-agent: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}\n`);
-  // At once, whatever handle is still open: systemd's Restart= must see a failed start.
-  process.exit(err.exitCode);
+agentMain({
+  entryName: 'the robot agent',
+  // Not loadAgentConfig: it needs zod and yaml, which would then stay in this process's memory.
+  // The config loader with them is edgectl-agent-config.cjs beside this file, run in a child
+  // process (agent/config-subprocess.ts). Nothing this file imports statically may import
+  // agent/config.ts for values. The file name is a literal in a call so that bootstrap finds it
+  // and ships it (cli/bootstrap/bundle.ts chunkImports).
+  loadConfig: (path) => loadConfigInSubprocess(path, besideThisFile('./edgectl-agent-config.cjs')),
+  runtimes: ROBOT_RUNTIMES,
 });

@@ -2,8 +2,8 @@
  * The agent's Prometheus metrics (served at /metrics). One Registry per agent, so tests and
  * several agents in one process never collide.
  *
- * An idle leader handles about 90 datagrams a second, so the per-datagram path stays off
- * prom-client: countMessage is an array increment, and the series that follow the agent's state
+ * An idle leader handles datagrams from every peer on every heartbeat, so the per-datagram path
+ * stays off prom-client: countMessage is an array increment, and the series that follow the agent's state
  * (messages, term, drops, members) are filled in from `observe`'s source when /metrics is scraped
  * (prom-client's `collect`). The footprint is measured in docs/benchmarks/agent.md.
  */

@@ -1,15 +1,16 @@
 /**
- * The agent's source of randomness: the kernel's CSPRNG, read from /dev/urandom. It draws twice per
- * boot (the transport's incarnation and the seed of the election's timeout jitter), and neither is
- * worth loading node:crypto for, which costs an idle agent about 2 MB (agent/sha256.ts).
+ * The agent's source of randomness: the kernel's CSPRNG, read from /dev/urandom. The agent draws
+ * rarely (the transport's incarnation and the seed of the election's timeout jitter at boot, a
+ * temp-file name or sudo marker per command the k3s runtime runs), and none of it is worth loading
+ * node:crypto into the agent's process for (agent/sha256.ts).
  * /dev/urandom never blocks once the kernel's pool is initialised, which it is long before a
  * robot's services start.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 
-/** randomUint32 is a uniformly random integer in [0, 2^32). */
-export function randomUint32(): number {
-  const bytes = new Uint8Array(4);
+/** randomBytes fills `n` bytes from the kernel's CSPRNG. */
+export function randomBytes(n: number): Buffer {
+  const bytes = Buffer.alloc(n);
   const fd = openSync('/dev/urandom', 'r');
   try {
     let got = 0;
@@ -17,7 +18,12 @@ export function randomUint32(): number {
   } finally {
     closeSync(fd);
   }
-  return new DataView(bytes.buffer).getUint32(0);
+  return bytes;
+}
+
+/** randomUint32 is a uniformly random integer in [0, 2^32). */
+export function randomUint32(): number {
+  return randomBytes(4).readUInt32BE(0);
 }
 
 /** randomBelow is a uniformly random integer in [0, n), for 1 ≤ n ≤ 2^32 (no modulo bias). */

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { Agent, type SiteHistoryEntry, type SiteView } from './agent.ts';
 import { validateAgentConfig } from './config.ts';
-import { InMemoryControlPlane } from './control-plane/in-memory.ts';
+import { InMemoryControlPlane } from './control-plane/testing/in-memory.ts';
 import { InMemoryDiscovery, InMemoryDiscoveryBus } from './discovery/discovery.ts';
 import { signSiteApply } from './operator-auth.ts';
 import { operatorKey as siteOperatorKey } from './site-key.ts';
@@ -53,6 +53,7 @@ function makeSite(names: string[]) {
       profile: 'lab',
       stateDir: join(dir, id),
       membership: { suspectAfterMs: 500, deadAfterMs: 1500 },
+      controlPlane: { runtime: 'memory' },
     });
     // Every robot was installed with a different spec: pods 10, 20, 30.
     const file = join(dir, `${id}-site.yaml`);

@@ -5,7 +5,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { runAgent } from '../cli/ops/agent-run.ts';
+import { runAgent } from './run.ts';
+import { TEST_RUNTIMES } from './testing/runtimes.ts';
 import { fetchStatus } from '../cli/ops/status.ts';
 import { freePort } from '../lab/kube-apiserver/apiserver.ts';
 import { loadAgentConfig } from './config.ts';
@@ -155,8 +156,10 @@ test('the agent reloads its key file on SIGHUP, without a restart; a bad file do
   );
   let stop!: () => void;
   const stopped = new Promise<void>((r) => (stop = r));
-  const io = { out: () => {}, err: () => {} };
-  const running = runAgent({ config: configPath, loadConfig: loadAgentConfig }, io, stopped);
+  const running = runAgent(
+    { config: configPath, loadConfig: loadAgentConfig, runtimes: TEST_RUNTIMES, entryName: 'the test' },
+    stopped,
+  );
   const keysNow = async () => (await fetchStatus(statusAddr, 2000).catch(() => null))?.keys;
   const until = async (what: string, ok: (k: Awaited<ReturnType<typeof keysNow>>) => boolean) => {
     const end = performance.now() + 20_000;

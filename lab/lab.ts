@@ -47,7 +47,10 @@ import { KubeHttp } from './runtime/kube-http.ts';
 import { LAB_API_PORT } from './runtime/lab-control-plane.ts';
 import { observeWorkload, type WorkloadObservation } from './workload.ts';
 
-const EDGECTL = fileURLToPath(new URL('../cli/bin/edgectl.js', import.meta.url));
+/** The lab's agent entry: the robot's agent with the lab runtime registered (lab/agent-main.ts). */
+const LAB_AGENT = fileURLToPath(new URL('./agent-main.ts', import.meta.url));
+/** The same, bundled (npm run build:lab-agent), which `edgectl bootstrap site` installs on lab robots. */
+export const LAB_AGENT_BUNDLE = fileURLToPath(new URL('./bundle/edgectl-agent.mjs', import.meta.url));
 // yaml only where lab up writes configs: `lab status` and `lab fault` never load it.
 const yaml = () => createRequire(import.meta.url)('yaml') as typeof import('yaml');
 export const LAB_ROOT = process.env['EDGECTL_LAB_ROOT'] ?? '/var/lib/edgectl/lab';
@@ -497,7 +500,7 @@ function startAgent(state: LabState, r: LabRobot): void {
   const log = openSync(join(d, 'agent.log'), 'a');
   const child = spawn(
     'ip',
-    ['netns', 'exec', r.netns, process.execPath, EDGECTL, 'agent', 'run', '--config', join(d, 'agent.yaml')],
+    ['netns', 'exec', r.netns, process.execPath, LAB_AGENT, '--config', join(d, 'agent.yaml')],
     // The unit's Environment= (templates/edgectl-agent.service).
     { stdio: ['ignore', log, log], detached: true, env: { ...process.env, MALLOC_ARENA_MAX: '1' } },
   );
@@ -536,6 +539,8 @@ export function labInventory(state: LabState): Record<string, unknown> {
     discovery: { mdns: true, seeds: 'none' },
     controlPlane: { runtime: 'lab', identityDir: join(state.dir, 'identity') },
     install: { root: join(state.dir, 'robots', '{robot}', 'root'), service: 'none' },
+    // The lab's agent (npm run build:lab-agent): the robot's, with the lab runtime registered.
+    bundle: { agent: LAB_AGENT_BUNDLE },
   };
 }
 

@@ -1284,13 +1284,13 @@ export function machineStep(snapshot: ElectionSnapshot, event: ElectionEvent): E
  * - a follower's (or learner's) Append of its own term;
  * - a serving leader's reply to its Append, of its own term;
  * - a serving leader's heartbeat while it holds its lease.
- * A leader with 5 peers handles about 90 of these a second, and xstate's generic interpreter cost
- * most of the agent's idle CPU and garbage (docs/benchmarks/agent.md). For each, the machine takes
+ * They are nearly all an idle site's events, every heartbeat from every peer, and xstate's generic
+ * interpreter cost most of the agent's idle CPU and garbage (docs/benchmarks/agent.md). For each, the machine takes
  * one targetless transition whose actions are the update function above and emitEffects, and no
  * `always` transition can follow (`follower` and `leader.serving` have none), so the result is that
  * update, merged into the context as xstate's assign does, plus the same effects. The state value
- * does not change, so the snapshot is xstate's own clone with the new context. steadyStep.test.ts
- * checks it against machineStep on every event of simulated sites with faults.
+ * does not change, so the snapshot is xstate's own clone with the new context.
+ * test/property/steady-step.property.test.ts checks it against machineStep on every event of simulated sites with faults.
  */
 export function steadyStep(snapshot: ElectionSnapshot, event: ElectionEvent): ElectionStep | null {
   const c = snapshot.context;

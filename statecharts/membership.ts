@@ -82,14 +82,6 @@ export function evaluate(
   return { view: next ?? view, changes };
 }
 
-/** forget drops a peer (it left the site cleanly, or discovery saw its goodbye). */
-export function forget(view: MembershipView, id: NodeId): MembershipView {
-  if (!view.has(id)) return view;
-  const next = new Map(view);
-  next.delete(id);
-  return next;
-}
-
 /**
  * nodeLossChanges is the leader's decision about robots gone for good: a peer dead and unheard for
  * `lostAfterMs` is lost (its pods must move, its IPs be freed), and a lost peer heard again has

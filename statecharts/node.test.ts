@@ -30,7 +30,7 @@ test('a robot that wins starts its server, applies the site and serves', () => {
     { type: 'cp.siteApplied', epoch: 3, now: 30 },
   ]);
   assert.equal(phaseOf(r.snapshot), 'leading.serving');
-  assert.deepEqual(kinds(r.effects[0]!), ['advertise', 'resetWorker', 'startControlPlane']);
+  assert.deepEqual(kinds(r.effects[0]!), ['resetWorker', 'startControlPlane']);
   assert.deepEqual(kinds(r.effects[1]!), ['applySite']);
 });
 
@@ -71,7 +71,7 @@ test('a higher term stops the server at once and the robot rejoins as a worker',
     { type: 'election.leader', leader: 'b', term: 4, now: 31 },
     { type: 'cp.stopped', epoch: 3, now: 40 },
   ]);
-  assert.deepEqual(kinds(r.effects[2]!), ['stopControlPlane', 'resetWorker', 'advertise']);
+  assert.deepEqual(kinds(r.effects[2]!), ['stopControlPlane', 'resetWorker']);
   assert.equal(phaseOf(r.snapshot), 'following.joining');
   assert.deepEqual(r.snapshot.context.joined, { leader: 'b', epoch: 4 });
 });
@@ -85,7 +85,7 @@ test('a follower rejoins when the leader or term changes, and recovers while the
   ]);
   assert.equal(phaseOf(r.snapshot), 'following.joining');
   assert.deepEqual(kinds(r.effects[2]!), []);
-  assert.deepEqual(kinds(r.effects[3]!), ['advertise', 'joinControlPlane']);
+  assert.deepEqual(kinds(r.effects[3]!), ['joinControlPlane']);
   const same = stepLifecycle(r.snapshot, { type: 'election.leader', leader: 'c', term: 2, now: 21 });
   assert.deepEqual(kinds(same.effects), [], 'the same leader again is not a rejoin');
 });

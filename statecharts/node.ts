@@ -8,7 +8,7 @@
  *   any ─ higher term / stopServer ─▶ demoting (stop the server at once, reset the worker) ─▶ electing
  *
  * Like the election statechart it is pure. Events carry `now`; effects come out as actions:
- * startControlPlane, stopControlPlane, applySite, joinControlPlane, resetWorker, advertise, plus
+ * startControlPlane, stopControlPlane, applySite, joinControlPlane, resetWorker, plus
  * timers (xstate.raise with a delay, xstate.cancel). Every step that touches the system has a
  * timeout, and a timeout or failure is a state with a retry, never an exception.
  */
@@ -141,7 +141,6 @@ export const lifecycleMachine = setup({
     applySite: (_, _p: { epoch: number }) => {},
     joinControlPlane: (_, _p: { leader: NodeId; epoch: number }) => {},
     resetWorker: (_, _p: { reason: string }) => {},
-    advertise: (_, _p: { role: 'starting' | 'follower' | 'leader'; term: number }) => {},
 
     noteLeader: assign(({ event }) => {
       const e = ev(event, 'election.leader');
@@ -218,10 +217,7 @@ export const lifecycleMachine = setup({
   },
   states: {
     discovering: {
-      entry: [
-        { type: 'advertise', params: ({ context }) => ({ role: 'starting' as const, term: context.term }) },
-        'armDiscovery',
-      ],
+      entry: ['armDiscovery'],
       exit: ['disarmStep'],
       on: {
         'discovery.ready': 'electing',
@@ -247,9 +243,6 @@ export const lifecycleMachine = setup({
       },
     },
     leading: {
-      entry: [
-        { type: 'advertise', params: ({ context }) => ({ role: 'leader' as const, term: context.term }) },
-      ],
       exit: ['disarmStep', 'disarmRetry', 'disarmReconcile'],
       initial: 'startingServer',
       on: {
@@ -313,9 +306,6 @@ export const lifecycleMachine = setup({
       on: { 'election.leader': { actions: ['noteLeader'] } },
     },
     following: {
-      entry: [
-        { type: 'advertise', params: ({ context }) => ({ role: 'follower' as const, term: context.term }) },
-      ],
       exit: ['disarmStep', 'disarmRetry'],
       initial: 'joining',
       on: {
@@ -369,7 +359,6 @@ export const lifecycleMachine = setup({
         },
         { type: 'resetWorker', params: { reason: 'demoted: rejoin the next leader as a worker' } },
         'clearWorker',
-        { type: 'advertise', params: ({ context }) => ({ role: 'follower' as const, term: context.term }) },
       ],
       on: {
         'cp.stopped': { guard: 'currentEpoch', target: 'electing', actions: ['clearServer'] },
@@ -387,7 +376,6 @@ export type LifecycleEffect =
   | { readonly kind: 'applySite'; readonly epoch: number }
   | { readonly kind: 'joinControlPlane'; readonly leader: NodeId; readonly epoch: number }
   | { readonly kind: 'resetWorker'; readonly reason: string }
-  | { readonly kind: 'advertise'; readonly role: 'starting' | 'follower' | 'leader'; readonly term: number }
   | {
       readonly kind: 'armTimer';
       readonly id: 'step' | 'retry' | 'reconcile';
@@ -402,7 +390,6 @@ const EFFECTS = new Set([
   'applySite',
   'joinControlPlane',
   'resetWorker',
-  'advertise',
 ]);
 
 function toEffects(actions: readonly { type: string; params?: unknown }[]): LifecycleEffect[] {

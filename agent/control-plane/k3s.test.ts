@@ -49,7 +49,11 @@ async function runtime(
   const rt = new K3sControlPlane({
     runner: m,
     node: m.target === WORKER_SPEC.nodeName ? WORKER_SPEC : SERVER_SPEC,
-    site: { apply: async (epoch) => void applied.push(epoch) },
+    site: {
+      apply: async (epoch) => void applied.push(epoch),
+      markNodeLost: async () => undefined,
+      markNodeReturned: async () => undefined,
+    },
     probes: modelProbes(m),
     pollMs: 1,
     delay: () => new Promise((r) => setImmediate(r)),

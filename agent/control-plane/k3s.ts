@@ -9,6 +9,8 @@
  *   stopServer(epoch)    stopServerPlan at once, even if a start is still running (that start stops
  *                        at its next step), and again once that start has given up
  *   applySite(epoch)     the SiteApplier, on this robot's serving server of that epoch
+ *   markNodeLost(node)   the same, on the serving server: taint the Node out-of-service, free its IPs
+ *   markNodeReturned     the same: take the taint off
  *   joinAsWorker         joinWorkerPlan, then wait until this Node is Ready on the leader
  *   resetWorker          resetWorkerPlan
  *   takeSnapshot         (not in ControlPlaneRuntime) the leader's snapshot, as a site-log record
@@ -59,11 +61,14 @@ import { isoTime, wallClockMs } from '../wall-clock.ts';
 import { monotonicMs } from '../clock.ts';
 
 /**
- * What the runtime needs of the SiteApplier (agent/site/applier.ts): apply the site for an epoch,
- * the committed `spec` if given, else the spec installed with the robot.
+ * What the runtime needs of the leader's site (agent/site/leader-site.ts) on its server: apply the
+ * site for an epoch, the committed `spec` if given, else the spec installed with the robot; and act
+ * on a lost robot's Node and on its return.
  */
 export interface SiteApplyTarget {
   apply(epoch: number, spec?: SiteSpecVersion | null): Promise<unknown>;
+  markNodeLost(node: string): Promise<unknown>;
+  markNodeReturned(node: string): Promise<unknown>;
 }
 
 /** Where the snapshot records and files come from when a new leader chooses how to start. */
@@ -271,6 +276,22 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     }
     await this.site.apply(epoch, spec);
     this.siteAppliedEpoch = epoch;
+  }
+
+  async markNodeLost(node: string): Promise<void> {
+    this.requireServing(`mark ${node} lost`);
+    await this.site.markNodeLost(node);
+  }
+
+  async markNodeReturned(node: string): Promise<void> {
+    this.requireServing(`mark ${node} returned`);
+    await this.site.markNodeReturned(node);
+  }
+
+  /** Only a serving server's API takes site writes: a demoted leader must not write to its own. */
+  private requireServing(what: string): void {
+    if (this.server?.state !== 'serving')
+      throw new EdgeError('NO_SERVER', `no serving k3s server on ${this.spec.nodeName} to ${what} on`);
   }
 
   async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {

@@ -11,7 +11,7 @@
  * sudo did not stop for, e.g. with a NOPASSWD rule), and the caller's stdin only after the ready
  * marker. Both markers carry a random nonce and are removed from stderr.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../random.ts';
 import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';

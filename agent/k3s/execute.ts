@@ -6,7 +6,7 @@
  * 0; `remove` and `systemd stop` succeed on what is already absent or stopped; the first failing
  * step stops the plan with an EdgeError naming the step, its exit code and its stderr.
  */
-import { createHash } from 'node:crypto';
+import { sha256Digest } from '../sha256.ts';
 import { EdgeError, InternalError } from '../errors.ts';
 import type { CommandRunner, RunResult } from '../exec/runner.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
@@ -150,5 +150,7 @@ function describeStep(s: PlanStep): string {
 }
 
 function digest(content: string): string {
-  return createHash('sha256').update(content).digest('hex').slice(0, 12);
+  return Buffer.from(sha256Digest(Buffer.from(content, 'utf8')))
+    .toString('hex')
+    .slice(0, 12);
 }

@@ -26,7 +26,7 @@ import {
   stopServerPlan,
   uninstallPlan,
 } from './plans.ts';
-import { readK3sTemplates } from './templates.ts';
+import { readK3sTemplates } from '../../cli/bootstrap/k3s-templates.ts';
 import { K3S_SHA256, SERVER_SPEC, WORKER_SPEC } from './testing/fixtures.ts';
 import { RobotModel } from './testing/robot-model.ts';
 

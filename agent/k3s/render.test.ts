@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { parse } from 'yaml';
 import { assertGolden } from '../site/golden.ts';
 import {
+  flatYaml,
   renderAgentConfig,
   renderAgentUnit,
   renderServerConfig,
@@ -116,4 +118,52 @@ describe('k3s renderers (behaviour)', () => {
       false,
     );
   });
+});
+
+test('flatYaml reads back as what it wrote, under YAML 1.2 and 1.1 (what k3s reads), for any strings', () => {
+  const value = fc.oneof(
+    fc.string({ unit: 'grapheme-composite' }),
+    fc.string({ unit: 'binary' }),
+    fc.constantFrom(
+      '0600',
+      'yes',
+      'No',
+      'on',
+      'null',
+      '~',
+      '',
+      ' x',
+      'x ',
+      'a: b',
+      'a #b',
+      '- x',
+      '*x',
+      '&x',
+      '!x',
+      '%x',
+      '@x',
+      '`x',
+      '0x1f',
+      '1e3',
+      '.5',
+      'https://10.0.0.1:6443',
+      'fd00::1',
+      '0 * * * *',
+    ),
+    fc.boolean(),
+    fc.integer(),
+  );
+  const doc = fc.dictionary(
+    fc.stringMatching(/^[a-z][a-z-]{0,20}$/),
+    fc.oneof(value, fc.array(value, { maxLength: 4 })),
+    { noNullPrototype: true },
+  );
+  fc.assert(
+    fc.property(doc, (d) => {
+      const text = flatYaml(d);
+      assert.deepEqual(parse(text, { version: '1.2' }) ?? {}, d, text);
+      assert.deepEqual(parse(text, { version: '1.1' }) ?? {}, d, text);
+    }),
+    { numRuns: 1000 },
+  );
 });

@@ -10,7 +10,6 @@
  *
  * No secret is rendered here: tokens reach k3s only through token-file and agent-token-file.
  */
-import { stringify } from 'yaml';
 import {
   AGENT_TOKEN_FILE,
   AGENT_UNIT,
@@ -53,8 +52,33 @@ function nodeKeys(spec: K3sNodeSpec): Record<string, unknown> {
   };
 }
 
-function yaml(doc: Record<string, unknown>): string {
-  return stringify(doc, { lineWidth: 0 });
+/** Scalars that a YAML 1.1 or 1.2 reader (k3s reads 1.1) would not take for a plain string. */
+const NOT_A_STRING =
+  /^(?:[-+]?(?:\d[\d_]*(?:\.[\d_]*)?(?:e[-+]?\d+)?|(?:\d[\d_]*)?\.[\d_]*(?:e[-+]?\d+)?|\d[\d_]*(?::[0-5]?\d)+(?:\.[\d_]*)?|0x[\da-f_]+|0o?[0-7_]+|0b[01_]+|\.inf|\.nan)|y|n|yes|no|true|false|on|off|null|~|)$/i;
+/** A string written plain: no indicator first, no `: ` or ` #` inside, nothing special at the end. */
+const PLAIN = /^[\w./][\w ./=@*,+~:()[\]-]*$/;
+
+function scalar(v: unknown): string {
+  if (typeof v === 'boolean' || typeof v === 'number') return String(v);
+  const s = String(v);
+  const plain = PLAIN.test(s) && !NOT_A_STRING.test(s) && !/: | #|[: ]$/.test(s) && !/[[\]]/.test(s);
+  return plain ? s : JSON.stringify(s);
+}
+
+/**
+ * flatYaml writes a flat config document (scalars and lists of scalars), the only shape k3s's config
+ * files have here. A dozen lines instead of the yaml package, so the k3s runtime, which renders
+ * these on the robot at every role change, loads no YAML library into the agent; a string that a
+ * YAML reader could take for anything else is double-quoted (JSON's quoting is valid YAML).
+ */
+export function flatYaml(doc: Record<string, unknown>): string {
+  return Object.entries(doc)
+    .map(([key, v]) => {
+      const k = scalar(key);
+      if (!Array.isArray(v)) return `${k}: ${scalar(v)}\n`;
+      return v.length ? `${k}:\n${v.map((x) => `  - ${scalar(x)}\n`).join('')}` : `${k}: []\n`;
+    })
+    .join('');
 }
 
 /**
@@ -65,7 +89,7 @@ function yaml(doc: Record<string, unknown>): string {
 export function renderServerConfig(spec: K3sNodeSpec): string {
   return (
     HEADER(`k3s server config of ${spec.nodeName} (site ${spec.site}), used while it leads the site.`) +
-    yaml({
+    flatYaml({
       'token-file': SERVER_TOKEN_FILE,
       'agent-token-file': AGENT_TOKEN_FILE,
       ...nodeKeys(spec),
@@ -86,7 +110,7 @@ export function renderAgentConfig(spec: K3sNodeSpec): string {
   return (
     HEADER(
       `k3s agent config of ${spec.nodeName} (site ${spec.site}); the leader's URL is in ${SERVER_URL_DROPIN}.`,
-    ) + yaml({ 'token-file': AGENT_TOKEN_FILE, ...nodeKeys(spec) })
+    ) + flatYaml({ 'token-file': AGENT_TOKEN_FILE, ...nodeKeys(spec) })
   );
 }
 
@@ -104,7 +128,7 @@ export function renderServerUrlDropin(
   return (
     `# The site leader this worker joins: ${leader.id}, server epoch ${epoch}.\n` +
     `# Rendered by edgectl (agent/k3s/render.ts) on every (re)join: do not edit.\n` +
-    yaml({ server: serverUrl(leader.host) })
+    flatYaml({ server: serverUrl(leader.host) })
   );
 }
 

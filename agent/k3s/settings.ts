@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { interfaceNameProblem } from '../interface-name.ts';
+import { RECEIVED_SNAPSHOT_DIR } from './paths.ts';
 
 const labelKey = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const labelValue = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
@@ -51,3 +52,29 @@ export interface K3sNodeSpec extends K3sSettings {
   /** The robot's node id: the Kubernetes node name. */
   readonly nodeName: string;
 }
+
+/**
+ * K3sControlPlaneSchema: the agent config's `controlPlane` section for `runtime: k3s`. The config
+ * loader validates it (agent/config.ts), in the child process on robots, so the k3s runtime's chunk
+ * reads the values with their defaults and loads no zod into the agent.
+ */
+export const K3sControlPlaneSchema = z
+  .object({
+    runtime: z.literal('k3s'),
+    /** The robot's k3s settings. */
+    k3s: K3sSettingsSchema,
+    /** The site spec the leader applies while the site log holds none (bootstrap installs it). */
+    siteSpecFile: z.string().min(1).default('/etc/edgectl/site.yaml'),
+    /** The admin kubeconfig k3s server writes. */
+    kubeconfig: z.string().min(1).default('/etc/rancher/k3s/k3s.yaml'),
+    /** The addon templates bootstrap installs (CRDs, Multus, Whereabouts). */
+    templatesDir: z.string().min(1).default('/opt/edgectl/templates'),
+    /** Accept sealed snapshots from the leader (port 7948 on the node IP). */
+    snapshotReceiver: z.boolean().default(true),
+    receivedSnapshotDir: z.string().min(1).default(RECEIVED_SNAPSHOT_DIR),
+    /** The largest snapshot the receiver accepts (default: agent/control-plane/snapshots.ts). */
+    snapshotMaxBytes: z.number().int().positive().optional(),
+  })
+  .strict();
+
+export type K3sControlPlaneConfig = z.output<typeof K3sControlPlaneSchema>;

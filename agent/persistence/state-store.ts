@@ -1,8 +1,9 @@
 /**
  * StateStore keeps a robot's durable election state (term, vote, site log) in its state directory.
  *
- * Contract (docs/protocol.md §6): the agent calls save*() for the statechart's persist effects and
- * awaits them before it sends any message of the same step. Each file is replaced atomically:
+ * Contract (docs/protocol.md §6): the agent calls save*() for the statechart's persist effects
+ * before it sends any message of the same step; each save is synchronous and returns once the file
+ * is durable, so nothing of the step can overtake it. Each file is replaced atomically:
  * write a temp file, fsync it, rename it over the old one, fsync the directory. Power loss at any
  * point leaves either the old or the new file, never a torn one. Each file carries a SHA-256 of its
  * content, so a file damaged later (bad flash, a manual edit) is refused with the file named, never

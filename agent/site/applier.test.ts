@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readAddonTemplates } from './addons.ts';
-import { InMemorySiteApplier, KubeSiteApplier, ObjectSiteApplier } from './applier.ts';
+import { KubeSiteApplier, ObjectSiteApplier } from './applier.ts';
+import { InMemorySiteApplier } from './testing/in-memory-applier.ts';
 import { describeSiteApplierContract } from './applier.contract.ts';
 import { InMemoryObjectClient } from './in-memory-client.ts';
 import { parseSiteSpec } from './spec.ts';

@@ -9,14 +9,13 @@
  *                           taint it out-of-service (or delete it) and free its Whereabouts IPs.
  *   markNodeReturned(node)  when it is back: remove the taint.
  *
- * KubeSiteApplier talks to the k3s API server; InMemorySiteApplier is its twin for the agent's and
- * the simulator's tests. Both run the same logic (ObjectSiteApplier) over an ObjectClient, and
+ * KubeSiteApplier talks to the k3s API server; InMemorySiteApplier (testing/in-memory-applier.ts) is
+ * its twin for tests. Both run the same logic (ObjectSiteApplier) over an ObjectClient, and
  * applier.contract.ts holds them, and a real kube-apiserver, to the same behaviour.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { EdgeError, InternalError } from '../errors.ts';
 import { isCrd, readAddonTemplates, renderSiteAddons, type AddonTemplate } from './addons.ts';
-import { InMemoryObjectClient } from './in-memory-client.ts';
 import {
   ConflictError,
   KubeObjectClient,
@@ -317,18 +316,5 @@ function nameOf(o: KubeObject): Omit<AppliedObject, 'action'> {
 export class KubeSiteApplier extends ObjectSiteApplier {
   constructor(opts: SiteApplierOptions & { kubeConfig: KubeConfig }) {
     super(new KubeObjectClient(opts.kubeConfig), opts);
-  }
-}
-
-/**
- * InMemorySiteApplier is the twin: it records what apply writes, and the taints, in `cluster`, which
- * several appliers (a leader change, a spec change) may share.
- */
-export class InMemorySiteApplier extends ObjectSiteApplier {
-  readonly cluster: InMemoryObjectClient;
-  constructor(opts: SiteApplierOptions & { cluster?: InMemoryObjectClient }) {
-    const cluster = opts.cluster ?? new InMemoryObjectClient();
-    super(cluster, opts);
-    this.cluster = cluster;
   }
 }

@@ -1,10 +1,10 @@
 /**
- * The k3s runtime's way to the Kubernetes API, in a module of its own: the runtime imports it
- * only when its robot first leads, so the Kubernetes client (about 1.4 MB of bundled code, with
+ * The runtimes' way to the Kubernetes API, in a module of its own: a runtime imports it only when
+ * its robot first leads, so the Kubernetes client (about 1.4 MB of bundled code, with
  * undici) never loads on a worker. A static import keeps the bundle to the client's parts in use.
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import { KubeSiteApplier, type SiteApplierOptions } from './applier.ts';
+import { KubeObjectClient } from './object-client.ts';
 
 /**
  * kubeConfigFor: a client config for a server, its CA and a bearer token (the lab runtime's API
@@ -21,9 +21,14 @@ export function kubeConfigFor(url: string, caPem: string, token: string, user = 
   return kc;
 }
 
-/** kubeSiteApplier: a SiteApplier that talks to the API server in the kubeconfig at `path`. */
-export function kubeSiteApplier(path: string, opts: SiteApplierOptions): KubeSiteApplier {
+/** kubeObjectClient: an ObjectClient for the API server in the kubeconfig at `path` (k3s's admin one). */
+export function kubeObjectClient(path: string): KubeObjectClient {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(path);
-  return new KubeSiteApplier({ ...opts, kubeConfig });
+  return new KubeObjectClient(kubeConfig);
+}
+
+/** kubeObjectClientFor: an ObjectClient for a server, its CA and a bearer token (the lab's API server). */
+export function kubeObjectClientFor(url: string, caPem: string, token: string): KubeObjectClient {
+  return new KubeObjectClient(kubeConfigFor(url, caPem, token));
 }

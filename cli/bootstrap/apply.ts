@@ -14,7 +14,7 @@
  */
 import { EdgeError } from '../../agent/errors.ts';
 import { shellQuote, shellQuoteArg } from '../../agent/exec/posix.ts';
-import { HostKeyError } from '../../agent/exec/known-hosts.ts';
+import { HostKeyError } from './known-hosts.ts';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
 import { sha256Hex, stepHash, type BootstrapPlan, type BootstrapStep, type RobotPlan } from './plan.ts';
 import type { FailureReport, ProgressEvent, StepOutcome } from './progress.ts';

@@ -3,12 +3,21 @@
  * twins (the SSH runner has its own tests against a real sshd: test/integration/ssh-runner.test.ts).
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import fs, {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { after, mock, test } from 'node:test';
 import { stringify } from 'yaml';
-import { ConfigError } from '../../agent/errors.ts';
+import { ConfigError, EdgeError } from '../../agent/errors.ts';
 import { main } from '../main.ts';
 import { parseRobotKeyFile } from '../../agent/site-key.ts';
 import {
@@ -266,6 +275,31 @@ test('apply: the site key is made once (0600), the sudo password read once, a se
   const events = c.out.map((l) => JSON.parse(l) as { type: string });
   assert.equal(events[0]!.type, 'apply.start');
   assert.equal(events.at(-1)!.type, 'report');
+});
+
+test('with --wait on, the inventory is read once and the sudo password asked for once, the wait included', async () => {
+  const file = writeInventory('wait.yaml');
+  const t = twins();
+  const o = opts(file, { siteDir: join(dir, 'wait-site') });
+  // Count the reads of the inventory file (the ES bindings of node:fs follow the mock once synced).
+  const read = mock.method(fs, 'readFileSync');
+  syncBuiltinESMExports();
+  let failure: unknown;
+  try {
+    // The in-memory robots run no agents, so the wait gives up at once; what matters is what it read.
+    await runBootstrapSite({ ...o, wait: true, timeoutMs: 1 }, io().io, t.deps).catch((e) => (failure = e));
+  } finally {
+    read.mock.restore();
+    syncBuiltinESMExports();
+  }
+  assert.ok(failure instanceof EdgeError, String(failure));
+  assert.match(failure.code, /READY|TIMEOUT|WAIT/, 'the run got as far as the wait for the site');
+  assert.equal(
+    read.mock.calls.filter((call) => call.arguments[0] === file).length,
+    1,
+    'the inventory is read once',
+  );
+  assert.equal(t.passwordReads(), 1, 'the sudo password is asked for once per run');
 });
 
 test('a failed robot makes the command fail with its report; the others are installed', async () => {

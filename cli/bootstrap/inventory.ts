@@ -323,13 +323,22 @@ export function checkInventory(raw: unknown): {
     // inventory does not check itself (the timing) is added, so nothing is reported twice.
     const earlier = problems.length > 0;
     const candidate: Inventory = { ...inv, site: checkSite, voters };
+    // A host name not resolved yet renders with a placeholder address, as k3sSettingsProblems does,
+    // which also reports the k3s section's own problems (so they are left out here).
+    const placeheld: Inventory = {
+      ...candidate,
+      robots: candidate.robots.map((r) =>
+        r.ip || !isHostName(r.address) ? r : { ...r, ip: UNRESOLVED_PLACEHOLDER },
+      ),
+    };
     inv.robots.forEach((r, i) => {
       try {
-        validateAgentConfig(renderAgentConfig(candidate, r.name), `robots[${i}] agent config`);
+        validateAgentConfig(renderAgentConfig(placeheld, r.name), `robots[${i}] agent config`);
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
         problems.push(
           ...e.problems
+            .filter((p) => !p.startsWith('controlPlane.k3s'))
             .filter((p) => !earlier || p.startsWith('timing'))
             .map((p) => `robots[${i}] (${r.name}) agent config: ${p}`),
         );
@@ -532,7 +541,7 @@ function k3sSettingsProblems(inv: Inventory): string[] {
       inv,
       r.ip || !isHostName(r.address) ? r : { ...r, ip: UNRESOLVED_PLACEHOLDER },
     );
-    const parsed = K3sSettingsSchema.safeParse((cp as { k3s: unknown }).k3s);
+    const parsed = K3sSettingsSchema.safeParse((cp as { k3s?: unknown }).k3s);
     return parsed.success
       ? []
       : parsed.error.issues.map(

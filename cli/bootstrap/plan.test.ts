@@ -36,7 +36,7 @@ import {
   stepHash,
   type BundleInfo,
 } from './plan.ts';
-import { generateSiteIdentity, readSiteIdentity } from '../../agent/k3s/identity-files.ts';
+import { generateSiteIdentity, readSiteIdentity } from './identity-files.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const golden = (name: string) => here(`./testdata/${name}`);

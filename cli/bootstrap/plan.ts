@@ -16,7 +16,7 @@
  *   service     the systemd unit; daemon-reload and restart only when something changed; enable
  *   prune       the agent chunks no longer imported (older builds'), once the agent runs the new ones
  */
-import { identityPlacement, identityPlan, type SiteIdentityMaterial } from '../../agent/k3s/identity.ts';
+import { identityPlacement, identityPlan, type SiteIdentityMaterial } from './identity.ts';
 import { NODE_PASSWORD_FILE as K3S_NODE_PASSWORD_FILE } from '../../agent/k3s/paths.ts';
 import { installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
 import { K3sSettingsSchema, type K3sNodeSpec } from '../../agent/k3s/settings.ts';
@@ -113,7 +113,7 @@ export interface SiteIdentity {
   /** The key generations in use (keys.json); default generation 1, nothing refused. */
   readonly keys?: SiteKeyUse;
   /**
-   * The k3s site identity (agent/k3s/identity.ts): custom CAs, the server and agent tokens, the
+   * The k3s site identity (cli/bootstrap/identity.ts): custom CAs, the server and agent tokens, the
    * node-password key. Made once in the site directory for the k3s runtime; absent in a dry run
    * before the first apply.
    */

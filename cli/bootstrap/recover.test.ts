@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decideHostKey, knownHostsLine, parseKnownHosts } from '../../agent/exec/known-hosts.ts';
+import { decideHostKey, knownHostsLine, parseKnownHosts } from './known-hosts.ts';
 import { EdgeError } from '../../agent/errors.ts';
 import { applyPlan } from './apply.ts';
 

@@ -11,7 +11,7 @@
  *   state/<robot>.json  the steps done on each robot, by content hash: re-runs skip them, an
  *                       interrupted run resumes after the last one
  *
- * The k3s identity (CA set, tokens) will live beside them (agent/k3s/identity-files.ts).
+ * The k3s identity (CA set, tokens) will live beside them (cli/bootstrap/identity-files.ts).
  */
 import { randomBytes } from 'node:crypto';
 import {

@@ -3,18 +3,18 @@
  * inventory (every problem before any robot is touched), render the plan, then either print it
  * (--dry-run: no SSH, no site directory, nothing written) or apply it over SSH with progress.
  */
-import { generateSiteIdentity, readSiteIdentity } from '../../agent/k3s/identity-files.ts';
-import { identityPlacement, type SiteIdentityMaterial } from '../../agent/k3s/identity.ts';
-import { readK3sTemplates } from '../../agent/k3s/templates.ts';
+import { generateSiteIdentity, readSiteIdentity } from '../bootstrap/identity-files.ts';
+import { identityPlacement, type SiteIdentityMaterial } from '../bootstrap/identity.ts';
+import { readK3sTemplates } from '../bootstrap/k3s-templates.ts';
 import { readAddonTemplates } from '../../agent/site/addons.ts';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, EdgeError, UsageError } from '../../agent/errors.ts';
-import { KnownHostsFile } from '../../agent/exec/known-hosts.ts';
+import { KnownHostsFile } from '../bootstrap/known-hosts.ts';
 import type { CommandRunner } from '../../agent/exec/runner.ts';
-import { SshCommandRunner } from '../../agent/exec/ssh.ts';
+import { SshCommandRunner } from '../bootstrap/ssh.ts';
 import { operatorKey } from '../../agent/site-key.ts';
 import { applyPlan, type ApplyReport } from '../bootstrap/apply.ts';
 import { inventoryWorkers, syncMembers } from '../bootstrap/members.ts';
@@ -26,7 +26,13 @@ import {
   type LoadedInventory,
   type Lookup,
 } from '../bootstrap/inventory-files.ts';
-import { failoverRefusal, quorumAdvice, robotIp, type Robot } from '../bootstrap/inventory.ts';
+import {
+  failoverRefusal,
+  quorumAdvice,
+  robotIp,
+  type Inventory,
+  type Robot,
+} from '../bootstrap/inventory.ts';
 import { probeMulticast } from '../bootstrap/multicast-probe.ts';
 import { readPrivateFile, writePrivateFile } from '../bootstrap/private-file.ts';
 import { inventoryWarnings } from '../bootstrap/inventory-warnings.ts';
@@ -266,14 +272,53 @@ function planText(plan: BootstrapPlan, showRobot: string | undefined): string {
   return `${formatPlanSummary(plan)}\n\nevery step of one robot: --robot <name> (--robot all: every robot); the whole plan as data: --output json`;
 }
 
+/**
+ * What one command has read already, for its later steps: the inventory (read, checked and its
+ * host names resolved once) and the sudo password (asked for once), so that bootstrap's wait for
+ * the site reads and asks nothing again.
+ */
+interface RunReads {
+  loaded?: LoadedInventory;
+  /** What a dry run's plan lacks (loadInventoryForPlan). */
+  needs?: Awaited<ReturnType<typeof loadInventoryForPlan>>['needs'];
+  /** The sudo password once asked for; undefined while no robot needed one. */
+  password?: string;
+}
+
+/** readInventory reads the inventory for this run, or returns what the run read already. */
+async function readInventory(
+  o: Pick<ApplyCliOptions, 'file' | 'dryRun'>,
+  deps: BootstrapDeps,
+  reads: RunReads,
+): Promise<{ loaded: LoadedInventory; needs: NonNullable<RunReads['needs']> }> {
+  if (!reads.loaded) {
+    const env = deps.env ?? process.env;
+    const { loaded, needs } = o.dryRun
+      ? await loadInventoryForPlan(o.file, env, deps.lookup)
+      : { loaded: await loadInventoryResolved(o.file, env, deps.lookup), needs: [] };
+    reads.loaded = loaded;
+    reads.needs = needs;
+  }
+  return { loaded: reads.loaded, needs: reads.needs ?? [] };
+}
+
+/** sudoPasswordOnce is sudoPassword, asked for at most once per run. */
+async function sudoPasswordOnce(
+  reads: RunReads,
+  ...args: Parameters<typeof sudoPassword>
+): Promise<string | undefined> {
+  reads.password ??= await sudoPassword(...args);
+  return reads.password;
+}
+
 async function runPlanned(
   kind: Kind,
   o: ApplyCliOptions & { robots?: readonly string[] },
   io: Io,
   deps: BootstrapDeps,
   resumeCommand: string,
+  reads: RunReads = {},
 ): Promise<ApplyReport | BootstrapPlan> {
-  const env = deps.env ?? process.env;
   if (o.showRobot !== undefined && !o.dryRun)
     throw new UsageError(
       'BAD_ARGUMENTS',
@@ -286,9 +331,7 @@ async function runPlanned(
   // 1. Everything local first, every problem at once: no robot is touched before this passes. A dry
   // run plans without the files only a real run needs, and lists them.
   // Host names are resolved here, once: the plan carries and shows the addresses.
-  const { loaded, needs } = o.dryRun
-    ? await loadInventoryForPlan(o.file, env, deps.lookup)
-    : { loaded: await loadInventoryResolved(o.file, env, deps.lookup), needs: [] };
+  const { loaded, needs } = await readInventory(o, deps, reads);
   const inv = loaded.inventory;
   for (const w of inventoryWarnings(inv)) io.err(`warning: ${w}`);
   if (o.robots)
@@ -405,6 +448,7 @@ async function runPlanned(
       const r = inv.robots.find((x) => x.name === rp.target)!;
       return `ssh${r.ssh.port === 22 ? '' : ` -p ${r.ssh.port}`} ${r.ssh.user}@${r.address}`;
     },
+    reads,
   );
   // Whether the robots can find each other over mDNS, before the report (the last line).
   if (kind === 'bootstrap' && !o.robots && inv.robots.length > 1 && report.robots.every((r) => r.ok))
@@ -429,20 +473,19 @@ export async function runBootstrapSite(
   io: Io,
   deps: BootstrapDeps = {},
 ) {
+  // The inventory is read once and the sudo password asked for once per run, the wait included.
+  const reads: RunReads = {};
   const report = await runPlanned(
     'bootstrap',
     o,
     io,
     deps,
     `edgectl bootstrap site -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`,
+    reads,
   );
   // With systemd the agents start themselves: wait for the site and write its kubeconfig. (In the
   // lab, install.service is none and the lab starts the agents; edgectl site ready does the rest.)
-  if (
-    !o.dryRun &&
-    o.wait !== false &&
-    loadInventory(o.file, deps.env ?? process.env).inventory.install.service === 'systemd'
-  )
+  if (!o.dryRun && o.wait !== false && reads.loaded?.inventory.install.service === 'systemd')
     await runSiteReady(
       {
         file: o.file,
@@ -457,6 +500,7 @@ export async function runBootstrapSite(
       },
       io,
       deps,
+      reads,
     );
   return report;
 }
@@ -513,9 +557,15 @@ export interface SiteReadyOptions {
  * runSiteReady waits until the bootstrapped site has a leader serving and every robot Ready, then
  * writes the site's kubeconfig from the leader's admin kubeconfig (read over SSH, with sudo).
  */
-export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapDeps = {}) {
+export async function runSiteReady(
+  o: SiteReadyOptions,
+  io: Io,
+  deps: BootstrapDeps = {},
+  /** What bootstrap's run has read already (its wait for the site). */
+  reads: RunReads = {},
+) {
   const env = deps.env ?? process.env;
-  const loaded = await loadInventoryResolved(o.file, env, deps.lookup);
+  const loaded = reads.loaded ?? (reads.loaded = await loadInventoryResolved(o.file, env, deps.lookup));
   const inv = loaded.inventory;
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
   checkOutDir(o.siteDir ? '--site-dir' : 'the site directory', siteDir.root);
@@ -550,7 +600,8 @@ export async function runSiteReady(o: SiteReadyOptions, io: Io, deps: BootstrapD
       );
     return plan;
   }
-  const password = await sudoPassword(
+  const password = await sudoPasswordOnce(
+    reads,
     loaded,
     { ...o, dryRun: false, parallel, recheck: false },
     deps,
@@ -637,11 +688,13 @@ export async function runRobotAdd(
   io: Io,
   deps: BootstrapDeps = {},
 ) {
-  requireLearner(o.file, o.robot, 'add', deps);
+  // As bootstrap: the inventory is read once, and the sudo password asked for once, the wait included.
+  const reads: RunReads = {};
+  const inv = (await readInventory(o, deps, reads)).loaded.inventory;
+  requireLearner(inv, o.file, o.robot, 'add');
   // Its keys are derived by the voters from what they hold: no other robot changes. A robot
   // removed earlier is refused by name until a rotation, and its old keys are known to whoever
   // holds the removed machine, so it comes back only under a new generation.
-  const inv = loadInventory(o.file, deps.env ?? process.env).inventory;
   const keyState = loadKeyState(siteDirFor(inv.site.id, o.file, o.siteDir));
   if (keyState.refused.includes(o.robot))
     throw new UsageError(
@@ -657,14 +710,11 @@ export async function runRobotAdd(
     io,
     deps,
     `edgectl robot add ${o.robot} -f ${o.file}${o.siteDir ? ` --site-dir ${o.siteDir}` : ''}`,
+    reads,
   );
   // The voters' learners come from the site log: the new robot is heartbeated once it is named there.
-  await commitMembership(o, io, deps);
-  if (
-    !o.dryRun &&
-    o.wait !== false &&
-    loadInventory(o.file, deps.env ?? process.env).inventory.install.service === 'systemd'
-  )
+  await commitMembership(o, io, deps, undefined, reads.loaded);
+  if (!o.dryRun && o.wait !== false && inv.install.service === 'systemd')
     await runSiteReady(
       {
         file: o.file,
@@ -678,6 +728,7 @@ export async function runRobotAdd(
       },
       io,
       deps,
+      reads,
     );
   return report;
 }
@@ -692,19 +743,25 @@ export async function runRobotRemove(
   io: Io,
   deps: BootstrapDeps = {},
 ) {
-  requireLearner(o.file, o.robot, 'remove', deps);
+  // The refusal needs no robot's address: read without resolving host names, so that a robot whose
+  // name no longer resolves (it is gone) is still refused. The uninstall then reads it resolved.
+  // The sudo password is asked for once.
+  const reads: RunReads = {};
+  const unresolved = loadInventory(o.file, deps.env ?? process.env);
+  requireLearner(unresolved.inventory, o.file, o.robot, 'remove');
   requireYes(o, `edgectl robot remove ${o.robot}`);
   // First the voters refuse its key, so that a robot that is gone (stolen, dead) is out even when
   // the uninstall below cannot reach it.
-  await refuseRobot(o, io, deps);
+  await refuseRobot(o, io, deps, unresolved, reads);
   // And the leader stops heartbeating it: the site log's membership no longer names it.
-  await commitMembership(o, io, deps, o.robot);
+  await commitMembership(o, io, deps, o.robot, unresolved);
   const report = await runPlanned(
     'reset',
     { ...o, robots: [o.robot] },
     io,
     deps,
     `edgectl robot remove ${o.robot} -f ${o.file} --yes`,
+    reads,
   );
   if (!o.dryRun && o.output !== 'json')
     io.err(
@@ -722,8 +779,9 @@ async function refuseRobot(
   o: ApplyCliOptions & { robot: string },
   io: Io,
   deps: BootstrapDeps,
+  loaded: LoadedInventory,
+  reads: RunReads,
 ): Promise<void> {
-  const loaded = loadInventory(o.file, deps.env ?? process.env);
   const inv = loaded.inventory;
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
   const identity = loadSiteIdentity(siteDir);
@@ -754,6 +812,7 @@ async function refuseRobot(
     deps,
     siteDir,
     `edgectl robot remove ${o.robot} -f ${o.file} --yes`,
+    reads,
   );
 }
 
@@ -767,9 +826,11 @@ async function commitMembership(
   io: Io,
   deps: BootstrapDeps,
   leaving?: string,
+  /** The inventory this run has read already. */
+  read?: LoadedInventory,
 ): Promise<void> {
   const env = deps.env ?? process.env;
-  const loaded = loadInventory(o.file, env);
+  const loaded = read ?? loadInventory(o.file, env);
   const inv = loaded.inventory;
   const siteDir = siteDirFor(inv.site.id, o.file, o.siteDir);
   const identity = loadSiteIdentity(siteDir);
@@ -830,10 +891,12 @@ async function applyOverSsh(
   siteDir: SiteDir,
   resumeCommand: string,
   sshCommand?: (rp: BootstrapPlan['robots'][number]) => string,
+  reads: RunReads = {},
 ): Promise<{ report: ApplyReport; connectRobot: (r: Robot) => Promise<CommandRunner> }> {
   const env = deps.env ?? process.env;
   const inv = loaded.inventory;
-  const password = await sudoPassword(
+  const password = await sudoPasswordOnce(
+    reads,
     loaded,
     o,
     deps,
@@ -867,8 +930,9 @@ async function applyKeysOrThrow(
   deps: BootstrapDeps,
   siteDir: SiteDir,
   resumeCommand: string,
+  reads: RunReads = {},
 ): Promise<ApplyReport> {
-  const { report } = await applyOverSsh(plan, loaded, o, io, deps, siteDir, resumeCommand);
+  const { report } = await applyOverSsh(plan, loaded, o, io, deps, siteDir, resumeCommand, undefined, reads);
   if (o.output === 'json') io.out(JSON.stringify({ type: 'report', ...report }));
   else io.out(renderReport(report));
   const failed = report.robots.filter((r) => !r.ok);
@@ -969,8 +1033,7 @@ export async function runRotateKeys(o: ApplyCliOptions, io: Io, deps: BootstrapD
   return result;
 }
 
-function requireLearner(file: string, robot: string, action: 'add' | 'remove', deps: BootstrapDeps): void {
-  const inv = loadInventory(file, deps.env ?? process.env).inventory;
+function requireLearner(inv: Inventory, file: string, robot: string, action: 'add' | 'remove'): void {
   if (!inv.robots.some((r) => r.name === robot))
     throw new UsageError('NO_SUCH_ROBOT', `${file} has no robot named ${robot}`, {
       hint:

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { operatorKey } from '../../agent/site-key.ts';
 import { Agent } from '../../agent/agent.ts';
 import { validateAgentConfig } from '../../agent/config.ts';
-import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
+import { InMemoryControlPlane } from '../../agent/control-plane/testing/in-memory.ts';
 import { InMemoryDiscovery, InMemoryDiscoveryBus } from '../../agent/discovery/discovery.ts';
 import { ConfigError } from '../../agent/errors.ts';
 import { StateStore } from '../../agent/persistence/state-store.ts';
@@ -46,6 +46,7 @@ test('site apply shows the diff, proposes nothing on --dry-run, commits a signed
     voters: ['k1'],
     profile: 'lab',
     stateDir: join(dir, 'state'),
+    controlPlane: { runtime: 'memory' },
   });
   const runtime = new InMemoryControlPlane('k1');
   const agent = new Agent({

@@ -6,7 +6,7 @@
  *
  * The identity (CA, serving certificate, service-account key, tokens) is made once per site and
  * shared by every epoch's server, the lab's stand-in for the custom cluster CA and fixed tokens
- * that make a k3s leader change invisible to workers (issue #5).
+ * that make a k3s leader change invisible to workers.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

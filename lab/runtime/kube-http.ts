@@ -1,7 +1,7 @@
 /**
  * A minimal JSON client for the Kubernetes API, used by the lab kubelet inside every robot's agent.
  * It pins the site CA and sends a bearer token; @kubernetes/client-node is not needed for the four
- * calls a kubelet makes, and keeping it out keeps the robot agent small (issue #3's footprint).
+ * calls a kubelet makes, and keeping it out keeps each lab robot's agent small.
  */
 import { request } from 'node:https';
 import { EdgeError } from '../../agent/errors.ts';

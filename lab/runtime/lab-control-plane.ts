@@ -6,7 +6,7 @@
  * server. It stands in only for k3s, which needs a robot's systemd (docs/lab.md).
  *
  * Every epoch's server uses the same site identity (CA, serving certificate, tokens), so workers
- * trust any elected robot's server, as the k3s custom CA and fixed tokens do on robots (#5).
+ * trust any elected robot's server, as the k3s custom CA and fixed tokens do on robots.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -571,49 +571,25 @@ export async function makeLabControlPlane(o: {
   let applySite: SiteApplyFn | undefined;
   let nodeLoss: LabControlPlaneOptions['nodeLoss'];
   if (r.data.siteSpecFile) {
-    // The real SiteApplier (namespace isolation, Multus/Whereabouts, NADs), as on robots.
+    // The agent's LeaderSite (namespace isolation, Multus/Whereabouts, NADs, node loss), as on
+    // robots; this runtime gives it only the way to its API server.
     const { loadSiteSpec } = await import('../../agent/site/spec.ts');
-    const { KubeSiteApplier } = await import('../../agent/site/applier.ts');
     const { readAddonTemplates } = await import('../../agent/site/addons.ts');
-    const templates = readAddonTemplates(r.data.templatesDir);
+    const { LeaderSite } = await import('../../agent/site/leader-site.ts');
     // The agent's own module, with the client imported statically: a lab robot installed by
     // bootstrap runs the bundled agent, which has no node_modules to require the client from.
-    const { kubeConfigFor } = await import('../../agent/site/kube-site.ts');
-    const spec = loadSiteSpec(r.data.siteSpecFile);
-    const { parseSpecText } = await import('../../agent/site/spec-source.ts');
-    applySite = async (server, epoch, committed) => {
-      // The newest spec committed in the site log wins over the installed file.
-      const applied = committed
-        ? await parseSpecText(committed.text, `site spec version ${committed.version}`)
-        : spec;
-      const applier = new KubeSiteApplier({
-        kubeConfig: kubeConfigFor(server.url, server.caPem, server.adminToken),
-        spec: applied,
-        log: o.log,
-        templates,
-      });
-      const report = await applier.apply(epoch);
-      o.log.info(
-        { epoch, report, specVersion: committed?.version ?? null },
-        `${o.nodeId} applied site ${applied.id} for epoch ${epoch}`,
-      );
-    };
-    const applierFor = (server: ServerAccess) =>
-      new KubeSiteApplier({
-        kubeConfig: kubeConfigFor(server.url, server.caPem, server.adminToken),
-        spec,
-        log: o.log,
-        addons: false,
-      });
+    const { kubeObjectClientFor } = await import('../../agent/site/kube-site.ts');
+    const site = new LeaderSite({
+      nodeId: o.nodeId,
+      installed: loadSiteSpec(r.data.siteSpecFile),
+      templates: readAddonTemplates(r.data.templatesDir),
+      log: o.log,
+    });
+    const client = (server: ServerAccess) => kubeObjectClientFor(server.url, server.caPem, server.adminToken);
+    applySite = async (server, epoch, committed) => void (await site.apply(client(server), epoch, committed));
     nodeLoss = {
-      lost: async (server, node) => {
-        const report = await applierFor(server).markNodeLost(node);
-        o.log.warn({ peer: node, report }, `${o.nodeId} marked ${node} lost (out-of-service)`);
-      },
-      returned: async (server, node) => {
-        const report = await applierFor(server).markNodeReturned(node);
-        o.log.info({ peer: node, report }, `${o.nodeId} marked ${node} returned`);
-      },
+      lost: async (server, node) => void (await site.markNodeLost(client(server), node)),
+      returned: async (server, node) => void (await site.markNodeReturned(client(server), node)),
     };
   }
   let snapshots: LabControlPlaneOptions['snapshots'];

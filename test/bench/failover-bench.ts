@@ -1,6 +1,6 @@
 /**
  * `npm run bench:failover` (root): edgectl against etcd, side by side, on the same lab topology with
- * the same fault schedules, in one run (issue #7; docs/benchmarks/failover.md).
+ * the same fault schedules, in one run (docs/benchmarks/failover.md).
  *
  * Systems, each with 5 members on 5 robot namespaces joined by a bridge:
  * - edgectl: the real lab (prefix elf-, 10.77.50.0/24), 5 voters, fleet profile, lab control plane;

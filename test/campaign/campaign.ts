@@ -1,5 +1,5 @@
 /**
- * `npm run test:campaign`: the fault campaign of issue #7. Random fault schedules from a seed
+ * `npm run test:campaign`: the fault campaign. Random fault schedules from a seed
  * (schedule.ts) run in the deterministic simulator (run.ts) and are judged on their recorded history
  * (invariants.ts: one leader per term, no overlapping serving epochs, no committed entry lost,
  * convergence after the heal) and by the simulator's own checker.

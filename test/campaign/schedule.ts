@@ -1,5 +1,5 @@
 /**
- * Fault-campaign schedules (issue #7): random fault schedules drawn from a campaign seed, in the
+ * Fault-campaign schedules: random fault schedules drawn from a campaign seed, in the
  * shared fault vocabulary (lab/faults.ts), so a schedule runs in the simulator and, through the lab
  * hook, in the network-namespace lab. Pure: schedule K of seed N is always the same schedule, which
  * is what makes `npm run test:campaign -- --seed N --schedule K` replay a failure exactly.

@@ -1,5 +1,5 @@
 /**
- * Three real agents (`edgectl agent run`) in network namespaces on one bridge: real UDP, real mDNS,
+ * Three real agents (agent/testing/main.ts) in network namespaces on one bridge: real UDP, real mDNS,
  * the in-memory control plane. They must find each other over mDNS alone (no seeds), elect one
  * leader, and elect a new one when the leader's process is killed (power loss). Needs root; CI runs
  * as root, and without root this test fails, it never skips.
@@ -28,7 +28,8 @@ import type { ChildProcess } from 'node:child_process';
 
 const PREFIX = 'eda-';
 const SUBNET = '10.77.9';
-const edgectl = fileURLToPath(new URL('../../cli/bin/edgectl.js', import.meta.url));
+/** The tests' agent entry: the robot's agent with the in-memory control plane registered. */
+const testAgent = fileURLToPath(new URL('../../agent/testing/main.ts', import.meta.url));
 let site: NetnsSite;
 let dir: string;
 const procs = new Map<string, ChildProcess>();
@@ -52,7 +53,7 @@ function startAgent(name: string): void {
   const log = openSync(join(dir, `${name}.log`), 'a');
   procs.set(
     name,
-    spawnIn(r.netns, process.execPath, [edgectl, 'agent', 'run', '--config', join(dir, `${name}.yaml`)], {
+    spawnIn(r.netns, process.execPath, [testAgent, '--config', join(dir, `${name}.yaml`)], {
       logFile: log,
     }),
   );

@@ -4,7 +4,7 @@
  * runtime standing in for k3s. systemd cannot run inside a namespace, so the test starts the
  * installed agent the way its unit would (install.service: none); everything else is real.
  *
- * Checks (issue #6): the leader is elected and every robot is Ready; the site's namespace and NAD
+ * Checks: the leader is elected and every robot is Ready; the site's namespace and NAD
  * are applied; a second run changes nothing; a run killed halfway resumes; a changed host key is
  * refused; a robot that is down fails alone with a clear report; uninstall leaves nothing behind.
  */
@@ -84,8 +84,9 @@ async function until(
 
 before(async () => {
   requireRoot('the bootstrap lab test');
-  // The offline bundle's agent: its entry file and the chunks it imports (npm run build:agent).
-  execFileSync('npm', ['run', '--silent', 'build:agent'], { cwd: ROOT, stdio: 'ignore' });
+  // The offline bundle's agent: the lab's entry file and the chunks it imports (npm run
+  // build:lab-agent), the robot's agent with the lab runtime registered (lab/agent-main.ts).
+  execFileSync('npm', ['run', '--silent', 'build:lab-agent'], { cwd: ROOT, stdio: 'ignore' });
   labDown(SITE, { prefix: PREFIX });
   state = await labUp({
     site: SITE,
@@ -176,7 +177,7 @@ test('a run killed halfway resumes, and the bootstrapped site elects, applies an
   assert.equal(probe.ok, true, 'every robot hears every other one over multicast');
   // Every robot has the entry and exactly the chunks it imports; the lab runtime the agents run
   // below is in one of them.
-  const chunks = agentChunks(join(ROOT, 'agent/bundle/edgectl-agent.mjs')).map((c) => basename(c));
+  const chunks = agentChunks(join(ROOT, 'lab/bundle/edgectl-agent.mjs')).map((c) => basename(c));
   assert.ok(chunks.length > 0, 'the agent is split into chunks');
   for (const r of state.robots)
     assert.deepEqual(

@@ -1,5 +1,5 @@
 /**
- * Site continuity across a leader change in the lab (issue #5), as root: the leader snapshots its
+ * Site continuity across a leader change in the lab, as root: the leader snapshots its
  * etcd every few seconds and ships the sealed snapshot to the other voters; a new leader restores
  * the newest one before it serves. After the leader's power loss, every object of the site and a
  * test ConfigMap written before the last snapshot must be on the new server (zero objects lost; the

@@ -2,13 +2,24 @@
  * The SiteApplier contract against a REAL kube-apiserver + etcd (lab/kube-apiserver/apiserver.ts):
  * the site's objects, the CRDs from templates/ and the Multus/Whereabouts installs are accepted and
  * read back as applied, re-apply is idempotent, pruning works, and node loss taints the Node and
- * frees its Whereabouts IPs. No kubelet or controller-manager runs, so nothing here shows Multus or
+ * frees its Whereabouts IPs; and the same node loss through the k3s runtime's own path (its factory,
+ * a robot model for k3s, the admin kubeconfig k3s would write). No kubelet or controller-manager runs, so nothing here shows Multus or
  * Whereabouts pods working (docs/site.md says what only reading could check).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after } from 'node:test';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { validateAgentConfig } from '../../agent/config.ts';
+import { makeK3sControlPlane } from '../../agent/control-plane/k3s-runtime.ts';
+import { SERVER_UNIT } from '../../agent/k3s/paths.ts';
+import { SERVER_SPEC } from '../../agent/k3s/testing/fixtures.ts';
+import { installedRobot } from '../../agent/k3s/testing/installed.ts';
+import type { KubeObject } from '../../agent/site/objects.ts';
+import { OUT_OF_SERVICE_TAINT, taintsOf } from '../../agent/site/plan.ts';
 import {
   createApiServerIdentity,
   startApiServer,
@@ -44,4 +55,69 @@ describeSiteApplierContract('kube-apiserver', async () => {
       ...renderSite(spec, { epoch }),
     ],
   };
+});
+
+test("the k3s runtime's leader taints a lost robot's Node out-of-service on a real API server, frees its Whereabouts IP, and untaints it on return", async () => {
+  if (!server) throw new Error('the contract above starts the server');
+  // The admin kubeconfig k3s would write at /etc/rancher/k3s/k3s.yaml.
+  const kubeconfig = join(dir, 'k3s.yaml');
+  writeFileSync(kubeconfig, server.kubeConfig().exportConfig(), { mode: 0o600 });
+  writeFileSync(join(dir, 'loss-site.yaml'), 'id: k3s-loss\n');
+  const robot = await installedRobot(SERVER_SPEC);
+  const config = validateAgentConfig({
+    site: { id: 'k3s-loss' },
+    node: { id: 'r1', serverCapable: true },
+    voters: ['r1', 'r2', 'k3s-r9'],
+    profile: 'test',
+    controlPlane: {
+      runtime: 'k3s',
+      k3s: { nodeIp: SERVER_SPEC.nodeIp, flannelIface: SERVER_SPEC.flannelIface },
+      siteSpecFile: join(dir, 'loss-site.yaml'),
+      templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
+      kubeconfig,
+    },
+  });
+  // The runtime's own factory; only k3s itself is the robot model.
+  const rt = await makeK3sControlPlane(config, pino({ level: 'silent' }), undefined, {
+    runner: robot,
+    probes: { serverReady: async () => robot.active.has(SERVER_UNIT), workerReady: async () => false },
+  });
+  await rt.startServer(1);
+  await rt.applySite(1);
+  const cluster = new KubeObjectClient(server.kubeConfig());
+  await cluster.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'k3s-r9' }, spec: {} });
+  await cluster.apply({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'k3s-talker', namespace: 'default' },
+    spec: { nodeName: 'k3s-r9', containers: [{ name: 'c', image: 'registry.invalid/ros:jazzy' }] },
+  });
+  const pool: KubeObject = {
+    apiVersion: 'whereabouts.cni.cncf.io/v1alpha1',
+    kind: 'IPPool',
+    metadata: { name: 'k3s-loss-dds-192.168.70.0-24', namespace: 'kube-system' },
+    spec: {
+      range: '192.168.70.0/24',
+      allocations: { '10': { id: 'c1', podref: 'default/k3s-talker', ifname: 'net1' } },
+    },
+  };
+  await cluster.apply(pool);
+  const taints = async () =>
+    taintsOf((await cluster.get({ apiVersion: 'v1', kind: 'Node', name: 'k3s-r9' }))!)
+      .map((t) => t.key)
+      .filter((k) => k !== 'node.kubernetes.io/not-ready');
+
+  await rt.markNodeLost('k3s-r9');
+  assert.deepEqual(await taints(), [OUT_OF_SERVICE_TAINT.key]);
+  const poolAfter = await cluster.get({
+    apiVersion: pool.apiVersion,
+    kind: pool.kind,
+    namespace: 'kube-system',
+    name: pool.metadata.name,
+  });
+  assert.deepEqual((poolAfter?.spec as { allocations?: object }).allocations ?? {}, {});
+
+  await rt.markNodeReturned('k3s-r9');
+  assert.deepEqual(await taints(), []);
+  await rt.close();
 });

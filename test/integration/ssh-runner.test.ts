@@ -19,9 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { InMemoryKnownHosts, KnownHostsFile, knownHostsLine } from '../../agent/exec/known-hosts.ts';
+import { InMemoryKnownHosts, KnownHostsFile, knownHostsLine } from '../../cli/bootstrap/known-hosts.ts';
 import { describeRunnerContract } from '../../agent/exec/runner.contract.ts';
-import { SshCommandRunner, type SshOptions, type SshTarget } from '../../agent/exec/ssh.ts';
+import { SshCommandRunner, type SshOptions, type SshTarget } from '../../cli/bootstrap/ssh.ts';
 import {
   createTestUsers,
   removeTestUsers,
@@ -29,7 +29,7 @@ import {
   wirePublicKey,
   type SshdFixture,
   type TestUser,
-} from '../../agent/exec/testing/sshd.ts';
+} from '../../cli/bootstrap/testing/sshd.ts';
 import { parseRobotKeyFile } from '../../agent/site-key.ts';
 import type { ApplyReport } from '../../cli/bootstrap/apply.ts';
 import { runBootstrapSite, runUninstallSite, type ApplyCliOptions } from '../../cli/ops/bootstrap.ts';

@@ -245,11 +245,13 @@ const exited = (c: ChildProcess) =>
 
 before(async () => {
   assert.equal(process.getuid?.(), 0, 'the sandbox test needs root (mount namespaces, setpriv)');
-  // The offline bundle as bootstrap installs it, under `root` (install.root).
-  execFileSync(process.execPath, [join(REPO, 'agent/build.ts'), `${root}${PATHS.installDir}`], {
-    cwd: REPO,
-    stdio: 'ignore',
-  });
+  // The offline bundle as bootstrap installs it, under `root` (install.root): the tests' entry,
+  // which is the robot's agent with the in-memory control plane registered (agent/testing/main.ts).
+  execFileSync(
+    process.execPath,
+    [join(REPO, 'agent/build.ts'), '--entry', 'agent/testing/main.ts', `${root}${PATHS.installDir}`],
+    { cwd: REPO, stdio: 'ignore' },
+  );
   mkdirSync(`${root}${PATHS.nodeDir}`, { recursive: true });
   // A placeholder the real binary is bound onto inside the sandbox (systemd-analyze wants it executable).
   writeFileSync(`${root}${PATHS.node}`, '');

@@ -1,5 +1,5 @@
 /**
- * Forged mDNS peers: real agents (`edgectl agent run`) elect a leader; then a host on the bridge
+ * Forged mDNS peers: real agents (agent/testing/main.ts, the robot's agent with the in-memory control plane) elect a leader; then a host on the bridge
  * advertises 500 made-up robots of the site, every one at one victim address, again and again, and
  * one more advertisement that says voter r2 now lives at the victim address (a fresher TXT than
  * r2's own). At first the leader made every made-up robot a learner and heartbeated the victim

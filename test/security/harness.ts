@@ -1,5 +1,5 @@
 /**
- * The security tests' lab harness: real agents (`edgectl agent run`, memory control plane, real UDP
+ * The security tests' lab harness: real agents (agent/testing/main.ts, memory control plane, real UDP
  * and mDNS) in network namespaces on one bridge (lab/netns.ts), plus what the tests read from the
  * kernel about them: a process's resident memory, its UDP socket's drop count, and per-source packet
  * counters kept by nftables in a robot's namespace.
@@ -19,7 +19,8 @@ import { formatRobotKeyFile, renderRobotKeyFile } from '../../agent/site-key.ts'
 import { fetchStatus } from '../../cli/ops/status.ts';
 import { createSite, destroySite, killGroup, listOwned, spawnIn, type NetnsSite } from '../../lab/netns.ts';
 
-export const EDGECTL = fileURLToPath(new URL('../../cli/bin/edgectl.js', import.meta.url));
+/** The tests' agent entry: the robot's agent with the in-memory control plane registered. */
+export const TEST_AGENT = fileURLToPath(new URL('../../agent/testing/main.ts', import.meta.url));
 /** The election transport's UDP port (agent config default). */
 export const ELECTION_PORT = 7946;
 export const STATUS_PORT = 7947;
@@ -204,7 +205,7 @@ export function startAgent(lab: Lab, r: Robot, nodeFlags: readonly string[] = []
     spawnIn(
       r.netns,
       process.execPath,
-      [...nodeFlags, EDGECTL, 'agent', 'run', '--config', join(lab.dir, `${r.ns}.yaml`)],
+      [...nodeFlags, TEST_AGENT, '--config', join(lab.dir, `${r.ns}.yaml`)],
       { logFile: log },
     ),
   );

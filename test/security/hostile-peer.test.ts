@@ -1,5 +1,5 @@
 /**
- * Hostile peer (issue #7): three real agents elect a leader; then a process on the same bridge that
+ * Hostile peer: three real agents elect a leader; then a process on the same bridge that
  * holds no key of the site floods every agent with forged, replayed, truncated, oversized and random
  * datagrams (test/security/hostile-sender.ts) as fast as it can send, for EDGECTL_HOSTILE_SECONDS
  * (default 15 s here, CI size; the issue's long run is EDGECTL_HOSTILE_SECONDS=60). The flood comes

@@ -1,5 +1,5 @@
 /**
- * A hostile mDNS flood: real agents (`edgectl agent run`, with the systemd unit's heap limit) elect
+ * A hostile mDNS flood: real agents (agent/testing/main.ts, with the systemd unit's heap limit) elect
  * a leader; then hosts on the same bridge multicast mDNS responses as fast as they can send for
  * EDGECTL_MDNS_FLOOD_SECONDS (default 60): junk PTRs of our service type with the largest TTL,
  * 60 KB TXT records, complete forged peers of other sites, and forged peers of our own site whose

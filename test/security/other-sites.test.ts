@@ -1,5 +1,5 @@
 /**
- * Other sites (issue #7): two sites, `alpha` and `bravo`, with different site ids and keys, three
+ * Other sites: two sites, `alpha` and `bravo`, with different site ids and keys, three
  * agents each, share one bridge and find their peers over real mDNS. Both name their robots r1, r2,
  * r3, the worst case for mixing them up. Asserted:
  *   - each site elects its own leader, from its own robots, and its robots agree on it;

@@ -1,5 +1,5 @@
 /**
- * Wire capture (issue #7): tcpdump records every frame on the lab bridge while three real agents
+ * Wire capture: tcpdump records every frame on the lab bridge while three real agents
  * start, find each other over mDNS, elect a leader, lose it to power loss (SIGKILL), elect another,
  * take the old one back, and hand leadership over on SIGTERM. Then no forbidden secret may appear:
  *   - anywhere in the capture file's bytes (every frame, every header: election datagrams, mDNS,

@@ -11,7 +11,7 @@
  *     rotate-keys (accept, send, retire, robot by robot); a robot added afterwards joins with no
  *     change to the others' keys, once the site log's membership names it; a removed robot is
  *     refused and no longer heartbeated;
- *   - agents run as on the robots (`edgectl agent run`'s code, key files, SIGHUP): a rotation keeps
+ *   - agents run as on the robots (the agent's runAgent, key files, SIGHUP): a rotation keeps
  *     the leader and its term and loses no datagram to keys.
  */
 import assert from 'node:assert/strict';
@@ -24,7 +24,7 @@ import { after, test } from 'node:test';
 import { pino } from 'pino';
 import { Agent, type AgentStatus } from '../../agent/agent.ts';
 import { loadAgentConfig, validateAgentConfig } from '../../agent/config.ts';
-import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
+import { InMemoryControlPlane } from '../../agent/control-plane/testing/in-memory.ts';
 import {
   pushSnapshot,
   SnapshotReceiver,
@@ -55,7 +55,8 @@ import {
 } from '../../agent/transport/codec.ts';
 import { UdpTransport } from '../../agent/transport/udp.ts';
 import { INITIAL_KEY_STATE, keyUse, nextKeyState, type KeyState } from '../../cli/bootstrap/site-dir.ts';
-import { runAgent } from '../../cli/ops/agent-run.ts';
+import { runAgent } from '../../agent/run.ts';
+import { TEST_RUNTIMES } from '../../agent/testing/runtimes.ts';
 import { fetchStatus } from '../../cli/ops/status.ts';
 import { freePort } from '../../lab/kube-apiserver/apiserver.ts';
 import type { Message, NodeId } from '../../statecharts/messages.ts';
@@ -299,7 +300,7 @@ const hostOf = (id: NodeId) => {
 
 async function startRobot(bus: InMemoryDiscoveryBus, id: NodeId, ring: Keyring): Promise<Robot> {
   const holder: { ring: Keyring } = { ring };
-  // The agent's own shape (cli/ops/agent-run.ts): the transport reads the keyring a reload replaces.
+  // The agent's own shape (agent/run.ts): the transport reads the keyring a reload replaces.
   const transport = await UdpTransport.open({
     self: id,
     siteId: SITE,
@@ -567,7 +568,10 @@ test('rotate-keys on agents run as on the robots: each phase is a key file and a
         log: { level: 'error' },
       }),
     );
-    return runAgent({ config, loadConfig: loadAgentConfig }, { out: () => {}, err: () => {} }, stopped);
+    return runAgent(
+      { config, loadConfig: loadAgentConfig, runtimes: TEST_RUNTIMES, entryName: 'the test' },
+      stopped,
+    );
   });
   const statuses = async () =>
     Promise.all(names.map((n) => fetchStatus(ports.get(n)!.status, 3000).catch(() => null)));

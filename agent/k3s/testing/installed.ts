@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { executePlan } from '../execute.ts';
 import { installPlan } from '../plans.ts';
 import type { K3sNodeSpec } from '../settings.ts';
-import { readK3sTemplates } from '../templates.ts';
+import { readK3sTemplates } from '../../../cli/bootstrap/k3s-templates.ts';
 import { RobotModel, type RobotModelOptions } from './robot-model.ts';
 
 export const IMAGE_BINARY = '/opt/k3s/k3s';
@@ -12,6 +12,8 @@ export const IMAGE_BINARY_CONTENT = 'k3s v1.33 arm64 (model)';
 export async function installedRobot(
   spec: K3sNodeSpec,
   opts: Partial<RobotModelOptions> = {},
+  /** templates/k3s/; default the repository's (a bundle must say where it is). */
+  templatesDir?: string,
 ): Promise<RobotModel> {
   const m = new RobotModel({ ...opts, node: spec.nodeName });
   m.seed(IMAGE_BINARY, IMAGE_BINARY_CONTENT, 0o755);
@@ -20,7 +22,7 @@ export async function installedRobot(
     m,
     installPlan(spec, {
       binary: { kind: 'onRobot', path: IMAGE_BINARY, sha256 },
-      reapScript: readK3sTemplates().reapScript,
+      reapScript: readK3sTemplates(templatesDir).reapScript,
     }),
   );
   m.journal.length = 0;

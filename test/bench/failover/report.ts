@@ -134,7 +134,7 @@ const ratio = (a: number | null | undefined, b: number | null | undefined) =>
   a == null || b == null || b === 0 ? null : a / b;
 const times = (x: number | null) => (x === null ? '—' : `${x.toFixed(2)}×`);
 
-/** goals judges the issue's goals (#7) from the summary. null: not measured in this run. */
+/** goals judges the failover goals (docs/benchmarks/failover.md) from the summary. null: not measured in this run. */
 export function goals(res: FailoverResult, sum: Summary): Goal[] {
   const e = sum.edgectl?.['power']?.newLeader ?? null;
   const d = sum['etcd-default']?.['power']?.newLeader ?? null;

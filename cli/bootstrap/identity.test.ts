@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { ConfigError, EdgeError } from '../errors.ts';
+import { ConfigError, EdgeError } from '../../agent/errors.ts';
 import { generateSiteIdentity, readSiteIdentity } from './identity-files.ts';
 import {
   caHashOfBundle,

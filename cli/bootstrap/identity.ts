@@ -18,8 +18,8 @@
  *   (pkg/passwd EnsureUser strips `K10…::<user>:` from a full token).
  */
 import { createHash, createHmac, X509Certificate } from 'node:crypto';
-import type { PlanStep } from '../plan/plan.ts';
-import { AGENT_TOKEN_FILE, NODE_PASSWORD_FILE, SERVER_TOKEN_FILE, TLS_DIR } from './paths.ts';
+import type { PlanStep } from '../../agent/plan/plan.ts';
+import { AGENT_TOKEN_FILE, NODE_PASSWORD_FILE, SERVER_TOKEN_FILE, TLS_DIR } from '../../agent/k3s/paths.ts';
 
 /** The CA files k3s needs in server/tls, relative to that directory (docs.k3s.io/cli/certificate). */
 export const K3S_CA_FILES = [

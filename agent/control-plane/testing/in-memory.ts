@@ -5,9 +5,9 @@
  * A shared InMemoryCluster records which robot serves which epoch, so tests can assert that no
  * two servers ever ran at once.
  */
-import { EdgeError } from '../errors.ts';
-import type { SiteSpecVersion } from '../site/spec-log.ts';
-import type { ControlPlaneRuntime, ControlPlaneStatus, LeaderEndpoint } from './runtime.ts';
+import { EdgeError } from '../../errors.ts';
+import type { SiteSpecVersion } from '../../site/spec-log.ts';
+import type { ControlPlaneRuntime, ControlPlaneStatus, LeaderEndpoint } from '../runtime.ts';
 
 export interface InMemoryRuntimeOptions {
   /** Simulated latency of each operation, ms. */

@@ -18,7 +18,7 @@ import {
 } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { EdgeError } from '../../errors.ts';
+import { EdgeError } from '../../../agent/errors.ts';
 import { killGroup, spawnIn } from '../../../lab/netns.ts';
 import { fingerprint } from '../known-hosts.ts';
 

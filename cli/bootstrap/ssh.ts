@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { Client, ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2';
-import { EdgeError } from '../errors.ts';
+import { EdgeError } from '../../agent/errors.ts';
 import {
   decideHostKey,
   fingerprint,
@@ -25,7 +25,7 @@ import {
   type HostKeyDecision,
   type KnownHostsStore,
 } from './known-hosts.ts';
-import { PosixRunner, shellQuote, type Proc, type SudoMode } from './posix.ts';
+import { PosixRunner, shellQuote, type Proc, type SudoMode } from '../../agent/exec/posix.ts';
 
 export interface SshTarget {
   /** The robot's name: messages and CommandRunner.target. */

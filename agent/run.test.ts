@@ -1,7 +1,9 @@
 /**
  * The agent daemon's start-up failures end the process at once with a non-zero code and release
  * what it had bound, so systemd's Restart= takes over; and /status answers before discovery has
- * started. Each runs the real `edgectl agent run` in a child process.
+ * started. Each runs a real agent entry in a child process: the tests' (agent/testing/main.ts, the
+ * robot's agent with the in-memory control plane), or `edgectl agent run`, which has the robot's
+ * runtimes only.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -15,16 +17,17 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
-import { Agent } from '../../agent/agent.ts';
-import { validateAgentConfig } from '../../agent/config.ts';
-import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
-import { InMemoryDiscovery, InMemoryDiscoveryBus } from '../../agent/discovery/discovery.ts';
-import { StateStore } from '../../agent/persistence/state-store.ts';
-import { formatRobotKeyFile, renderRobotKeyFile } from '../../agent/site-key.ts';
-import { startStatusServer } from '../../agent/status-server.ts';
-import { InMemoryNetwork } from '../../agent/transport/in-memory.ts';
+import { Agent } from './agent.ts';
+import { validateAgentConfig } from './config.ts';
+import { InMemoryControlPlane } from './control-plane/testing/in-memory.ts';
+import { InMemoryDiscovery, InMemoryDiscoveryBus } from './discovery/discovery.ts';
+import { StateStore } from './persistence/state-store.ts';
+import { formatRobotKeyFile, renderRobotKeyFile } from './site-key.ts';
+import { startStatusServer } from './status-server.ts';
+import { InMemoryNetwork } from './transport/in-memory.ts';
 
-const EDGECTL = fileURLToPath(new URL('../bin/edgectl.js', import.meta.url));
+const EDGECTL = fileURLToPath(new URL('../cli/bin/edgectl.js', import.meta.url));
+const TEST_AGENT = fileURLToPath(new URL('./testing/main.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-agent-run-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -74,10 +77,14 @@ async function config(name: string, over: Record<string, unknown>): Promise<{ fi
   return { file, udp };
 }
 
-/** run starts `edgectl agent run` and waits for it to end (at most `ms`). */
-function run(file: string, ms = 30_000): Promise<{ code: number | null; stderr: string; timedOut: boolean }> {
+/** run starts the tests' agent entry (or `command`) and waits for it to end (at most `ms`). */
+function run(
+  file: string,
+  ms = 30_000,
+  command: readonly string[] = [TEST_AGENT],
+): Promise<{ code: number | null; stderr: string; timedOut: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [EDGECTL, 'agent', 'run', '--config', file], {
+    const child = spawn(process.execPath, [...command, '--config', file], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -135,6 +142,18 @@ test('a state directory that cannot be made ends the agent at once with the fix,
   assert.match(r.stderr, /cannot create the state directory/);
   assert.match(r.stderr, /hint: set stateDir/);
   assert.equal(await udpFree(udp), true, 'the UDP port is released');
+});
+
+test('the robot agent (edgectl agent run) has no in-memory control plane: exit 2, naming the entry that has it', async () => {
+  const { file, udp } = await config('memory', {});
+  const r = await run(file, 30_000, [EDGECTL, 'agent', 'run']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(
+    r.stderr,
+    /controlPlane\.runtime "memory" is not available in edgectl agent run, which runs k3s, none/,
+  );
+  assert.match(r.stderr, /agent\/testing\/main\.ts/);
+  assert.equal(await udpFree(udp), true, 'nothing was bound');
 });
 
 test('/status answers while discovery is still starting', async () => {

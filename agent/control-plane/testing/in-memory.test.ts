@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InMemoryControlPlane } from './in-memory.ts';
-import { describeRuntimeContract } from './runtime.contract.ts';
+import { describeRuntimeContract } from '../runtime.contract.ts';
 
 describeRuntimeContract('in-memory', async () => new InMemoryControlPlane('r1', { delayMs: 1 }));
 

@@ -11,7 +11,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { EdgeError } from '../errors.ts';
+import { EdgeError } from '../../agent/errors.ts';
 
 /** fingerprint is OpenSSH's SHA256 fingerprint of a wire-format public key (ssh-keygen -lf). */
 export function fingerprint(key: Buffer): string {

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { ConfigError, EdgeError } from '../errors.ts';
+import { ConfigError, EdgeError } from '../../agent/errors.ts';
 import {
   caHashOfBundle,
   formatToken,

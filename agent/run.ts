@@ -1,67 +1,65 @@
 /**
- * `edgectl agent run`: the robot daemon. It builds the real implementations of each interface from
- * the config and runs the Agent until SIGTERM or SIGINT, then shuts down cleanly (leadership
- * transfer, mDNS goodbye). SIGHUP reloads the robot's key file (edgectl site rotate-keys): the
- * transport and the snapshot sealing switch to the new keys at once; a file that fails its checks
- * is logged and the keys in use stay.
+ * runAgent: the robot daemon's composition root. It builds the real implementation of each
+ * interface from the config and runs the Agent until SIGTERM or SIGINT, then shuts down cleanly
+ * (leadership transfer, mDNS goodbye). SIGHUP reloads the robot's key file (edgectl site
+ * rotate-keys): the transport and the snapshot sealing switch to the new keys at once; a file that
+ * fails its checks is logged and the keys in use stay.
+ *
+ * The entry that calls it names the control-plane runtimes it can run: the robot's entry
+ * (agent/main.ts, and `edgectl agent run`) registers k3s and the witness's none, the lab's entry
+ * (lab/agent-main.ts) adds the lab runtime, and the tests' entry (agent/testing/main.ts) the
+ * in-memory twin. A runtime that no entry registers is never bundled into the robot's agent.
  */
-import { Agent } from '../../agent/agent.ts';
-import type { AgentConfig } from '../../agent/config.ts';
-import { InMemoryControlPlane } from '../../agent/control-plane/in-memory.ts';
-import type { ControlPlaneRuntime } from '../../agent/control-plane/runtime.ts';
-import { WitnessRuntime } from '../../agent/control-plane/witness.ts';
-import { makeDiscovery } from '../../agent/discovery/factory.ts';
-import { EdgeError } from '../../agent/errors.ts';
-import { createLogger } from '../../agent/log.ts';
-import { StateStore } from '../../agent/persistence/state-store.ts';
-import { loadKeyring, type Keyring } from '../../agent/site-key.ts';
-import { fileSiteSpecSource } from '../../agent/site/spec-source.ts';
-import { startStatusServer } from '../../agent/status-server.ts';
-import { UdpTransport } from '../../agent/transport/udp.ts';
-import type { Io } from '../output.ts';
+import { Agent } from './agent.ts';
+import type { AgentConfig } from './config.ts';
+import type { ControlPlaneRuntime } from './control-plane/runtime.ts';
+import { makeDiscovery } from './discovery/factory.ts';
+import { EdgeError, InternalError } from './errors.ts';
+import { createLogger } from './log.ts';
+import { StateStore } from './persistence/state-store.ts';
+import { loadKeyring, type Keyring } from './site-key.ts';
+import { fileSiteSpecSource } from './site/spec-source.ts';
+import { startStatusServer } from './status-server.ts';
+import { UdpTransport } from './transport/udp.ts';
 import type { Logger } from 'pino';
 
 /** The keys that seal snapshots between this voter and a peer, the first to seal (agent/site-key.ts). */
 export type SnapshotKeysFor = (peer: string) => Buffer[];
 
-async function makeRuntime(
-  config: AgentConfig,
-  log: Logger,
-  snapshotKeysFor: SnapshotKeysFor,
-): Promise<ControlPlaneRuntime> {
-  switch (config.controlPlane.runtime) {
-    case 'memory':
-      return new InMemoryControlPlane(config.node.id);
-    case 'none':
-      return new WitnessRuntime();
-    case 'lab': {
-      const { makeLabControlPlane } = await import('../../lab/runtime/lab-control-plane.ts');
-      return makeLabControlPlane({
-        nodeId: config.node.id,
-        siteId: config.site.id,
-        stateDir: config.stateDir,
-        labels: config.node.labels,
-        controlPlane: config.controlPlane,
-        log,
-        snapshotKeysFor,
-        serverCapable: config.voters.includes(config.node.id),
-        servers: config.voters,
-      });
-    }
-    case 'k3s': {
-      const { makeK3sControlPlane } = await import('./k3s-runtime.ts');
-      return makeK3sControlPlane(config, log, snapshotKeysFor);
-    }
-    default:
-      throw new EdgeError(
-        'RUNTIME_UNAVAILABLE',
-        `controlPlane.runtime "${config.controlPlane.runtime}" is not available in this build`,
-        {
-          hint: 'set controlPlane.runtime to memory, lab or k3s (docs/agent.md)',
-          exitCode: 2,
-        },
-      );
-  }
+/** What a runtime factory gets: the validated config, the agent's logger and the snapshot keys. */
+export interface RuntimeContext {
+  readonly config: AgentConfig;
+  readonly log: Logger;
+  /** Read at each use: a SIGHUP key reload reaches the runtime at once. */
+  readonly snapshotKeysFor: SnapshotKeysFor;
+}
+
+/** A runtime factory builds the ControlPlaneRuntime that `controlPlane.runtime` names. */
+export type RuntimeFactory = (ctx: RuntimeContext) => Promise<ControlPlaneRuntime>;
+
+export type RuntimeName = AgentConfig['controlPlane']['runtime'];
+
+/** The runtimes an entry can run. */
+export type RuntimeRegistry = Readonly<Partial<Record<RuntimeName, RuntimeFactory>>>;
+
+/** runtimeFactory returns the registered factory of the config's runtime, or says which entry has it. */
+function runtimeFactory(o: RunAgentOptions, runtime: RuntimeName): RuntimeFactory {
+  const factory = o.runtimes[runtime];
+  if (factory) return factory;
+  const has = Object.keys(o.runtimes).join(', ');
+  throw new EdgeError(
+    'RUNTIME_UNAVAILABLE',
+    `controlPlane.runtime "${runtime}" is not available in ${o.entryName}, which runs ${has}`,
+    {
+      hint:
+        runtime === 'lab'
+          ? 'lab robots run lab/agent-main.ts (edgectl lab up starts it); robots run controlPlane.runtime: k3s'
+          : runtime === 'memory'
+            ? 'the in-memory control plane is for tests (agent/testing/main.ts); robots run controlPlane.runtime: k3s'
+            : `set controlPlane.runtime to one of ${has} (docs/agent.md)`,
+      exitCode: 2,
+    },
+  );
 }
 
 /** installedSiteSpecFile: the spec file bootstrap or the lab installed (the k3s runtime's default path). */
@@ -75,15 +73,19 @@ export interface RunAgentOptions {
   /** The config file. */
   readonly config: string;
   /**
-   * Reads and validates it: loadAgentConfig (agent/config.ts) under `edgectl agent run`. The
-   * bundled agent passes loadConfigInSubprocess, so that its process never loads zod and yaml
+   * Reads and validates it: loadAgentConfig (agent/config.ts) when the agent runs from the
+   * sources (`edgectl agent run`, the lab's entry). The bundled agent passes loadConfigInSubprocess, so that its process never loads zod and yaml
    * (agent/config-subprocess.ts); this module imports agent/config.ts for types only.
    */
   readonly loadConfig: (path: string) => AgentConfig;
+  readonly runtimes: RuntimeRegistry;
+  /** Names this entry in the error for a runtime it does not have ("the robot agent"). */
+  readonly entryName: string;
 }
 
-export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unknown>): Promise<void> {
+export async function runAgent(o: RunAgentOptions, stop?: Promise<unknown>): Promise<void> {
   const config = o.loadConfig(o.config);
+  const makeRuntime = runtimeFactory(o, config.controlPlane.runtime);
   // Witnesses vote: their key files list them among the voters.
   const expected = {
     site: config.site.id,
@@ -134,7 +136,7 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
     }
   };
   try {
-    const runtime = await makeRuntime(config, log, (peer) => keys.snapshotKeysFor(peer));
+    const runtime = await makeRuntime({ config, log, snapshotKeysFor: (peer) => keys.snapshotKeysFor(peer) });
     started.push(() => runtime.close());
     const store = new StateStore(config.stateDir);
     const transport = await UdpTransport.open({
@@ -182,4 +184,22 @@ export async function runAgent(o: RunAgentOptions, _io: Io, stop?: Promise<unkno
   await (stop ?? stopped);
   log.info('shutting down');
   await undo();
+}
+
+/**
+ * agentMain is an agent entry's whole body: `<entry> --config <file>` runs runAgent; a failure is
+ * printed (with its hint) and the process exits at once with the error's code, whatever handle is
+ * still open: systemd's Restart= must see a failed start.
+ */
+export function agentMain(o: Omit<RunAgentOptions, 'config'>, argv: readonly string[] = process.argv): void {
+  const i = argv.indexOf('--config');
+  const config = (i >= 0 ? argv[i + 1] : undefined) ?? '/etc/edgectl/agent.yaml';
+  runAgent({ ...o, config }).catch((e: unknown) => {
+    const err =
+      e instanceof EdgeError
+        ? e
+        : new InternalError(e instanceof Error ? e.message : String(e), { cause: e });
+    process.stderr.write(`edgectl-agent: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}\n`);
+    process.exit(err.exitCode);
+  });
 }

@@ -1,0 +1,42 @@
+/**
+ * modelRobot: the k3s runtime's own code (agent/control-plane/k3s-runtime.ts) on a robot model
+ * (robot-model.ts) where k3s is absent: the plans run against the model, readiness is read from
+ * its units, and the API server the leader's site reaches is an in-memory object store. The tests'
+ * agent entry runs it with EDGECTL_ROBOT_MODEL=1 (agent/testing/runtimes.ts), so that bench:agent
+ * measures the robot's code path.
+ */
+import type { K3sControlPlane } from '../../control-plane/k3s.ts';
+import { makeK3sControlPlane } from '../../control-plane/k3s-runtime.ts';
+import type { RuntimeContext } from '../../run.ts';
+import type { ObjectClient } from '../../site/object-client.ts';
+import { AGENT_UNIT, SERVER_UNIT } from '../paths.ts';
+import { K3sSettingsSchema } from '../settings.ts';
+import { installedRobot } from './installed.ts';
+
+export async function modelRobot({ config, log, snapshotKeysFor }: RuntimeContext): Promise<K3sControlPlane> {
+  const cp = config.controlPlane as { k3s?: unknown; templatesDir?: string };
+  const k3s = K3sSettingsSchema.parse(cp.k3s);
+  const model = await installedRobot(
+    { ...k3s, site: config.site.id, nodeName: config.node.id },
+    {},
+    // In a bundle this file's URL says nothing about where templates/ is: the config does.
+    cp.templatesDir ? `${cp.templatesDir.replace(/\/$/, '')}/k3s` : undefined,
+  );
+  // The model journals every command; an agent that runs for hours keeps only the newest.
+  const run = model.run.bind(model);
+  model.run = async (argv, opts) => {
+    if (model.journal.length > 1000) model.journal.splice(0, model.journal.length - 100);
+    return run(argv, opts);
+  };
+  // The object store loads when this robot first leads, as the Kubernetes client does on a robot.
+  let objects: Promise<ObjectClient> | undefined;
+  return makeK3sControlPlane(config, log, snapshotKeysFor, {
+    runner: model,
+    probes: {
+      serverReady: async () => model.active.has(SERVER_UNIT),
+      workerReady: async () => model.active.has(AGENT_UNIT),
+    },
+    apiServer: () =>
+      (objects ??= import('../../site/in-memory-client.ts').then((m) => new m.InMemoryObjectClient())),
+  });
+}

@@ -1,0 +1,35 @@
+/**
+ * The tests' agent entry: `node agent/testing/main.ts --config <agent.yaml>`, the robot's agent
+ * (agent/run.ts) with the in-memory control plane (agent/control-plane/testing/in-memory.ts) registered
+ * beside the robot's runtimes, for the integration and security tests and the benchmarks that run
+ * real agents in network namespaces without a control plane of their own.
+ *
+ * From the sources it reads its config in process, as `edgectl agent run` does; bundled
+ * (`node agent/build.ts --entry agent/testing/main.ts <dir>`) it reads it in a child process, as the
+ * robot's bundled agent does, so that a benchmark measures the robot's process.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { AgentConfig } from '../config.ts';
+import { loadConfigInSubprocess } from '../config-subprocess.ts';
+import { EdgeError } from '../errors.ts';
+import { agentMain } from '../run.ts';
+import { TEST_RUNTIMES } from './runtimes.ts';
+
+const loader = fileURLToPath(new URL('./edgectl-agent-config.cjs', import.meta.url));
+const loadConfig: (path: string) => AgentConfig = import.meta.url.endsWith('.ts')
+  ? (await import('../config.ts')).loadAgentConfig
+  : (path) => {
+      if (!existsSync(loader))
+        throw new EdgeError(
+          'AGENT_FILES_MISSING',
+          `${loader} is missing: the test agent's bundle is incomplete`,
+        );
+      return loadConfigInSubprocess(path, loader);
+    };
+
+agentMain({
+  entryName: 'the test agent',
+  loadConfig,
+  runtimes: TEST_RUNTIMES,
+});
