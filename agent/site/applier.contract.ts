@@ -63,11 +63,20 @@ const node = (name: string, taints: unknown[] = []): KubeObject => ({
   spec: { taints },
 });
 
-const pod = (namespace: string, name: string, nodeName: string): KubeObject => ({
+const pod = (
+  namespace: string,
+  name: string,
+  nodeName: string,
+  tolerations: readonly object[] = [],
+): KubeObject => ({
   apiVersion: 'v1',
   kind: 'Pod',
   metadata: { name, namespace },
-  spec: { nodeName, containers: [{ name: 'c', image: 'registry.invalid/ros:jazzy' }] },
+  spec: {
+    nodeName,
+    containers: [{ name: 'c', image: 'registry.invalid/ros:jazzy' }],
+    ...(tolerations.length ? { tolerations } : {}),
+  },
 });
 
 export function describeSiteApplierContract(name: string, setup: () => Promise<SiteApplierHarness>): void {
@@ -204,6 +213,12 @@ export function describeSiteApplierContract(name: string, setup: () => Promise<S
       await h.cluster.apply(pod(ns, 'talker', 'r9'));
       await h.cluster.apply(pod(ns, 'listener', 'r9'));
       await h.cluster.apply(pod(ns, 'mapper', 'r8'));
+      // A pod that tolerates the out-of-service taint stays, as the pod garbage collector leaves it.
+      await h.cluster.apply(
+        pod(ns, 'logger', 'r9', [
+          { key: 'node.kubernetes.io/out-of-service', operator: 'Exists', effect: 'NoExecute' },
+        ]),
+      );
       const pool: KubeObject = {
         apiVersion: 'whereabouts.cni.cncf.io/v1alpha1',
         kind: 'IPPool',
@@ -234,10 +249,18 @@ export function describeSiteApplierContract(name: string, setup: () => Promise<S
         node: 'r9',
         action: 'taint',
         nodeFound: true,
-        pods: 2,
+        pods: 3,
+        forceDeletedPods: 2,
         freedAllocations: 2,
         deletedReservations: 2,
       });
+      const podsLeft = async () =>
+        (await h.cluster.list('v1', 'Pod'))
+          .filter((p) => p.metadata.namespace === ns)
+          .map((p) => p.metadata.name)
+          .filter((n) => ['talker', 'listener', 'mapper', 'logger'].includes(n))
+          .sort();
+      assert.deepEqual(await podsLeft(), ['logger', 'mapper'], 'the lost node’s pods are deleted at once');
       // (A real API server also adds node.kubernetes.io/not-ready at creation: TaintNodesByCondition.)
       const taints = async (n: string) =>
         taintsOf((await h.cluster.get({ apiVersion: 'v1', kind: 'Node', name: n }))!)

@@ -30,6 +30,7 @@ import {
   heldAllocations,
   OUT_OF_SERVICE_TAINT,
   podRef,
+  tolerates,
   pruneCandidates,
   reservationHeld,
   taintsOf,
@@ -64,6 +65,8 @@ export interface NodeLostReport {
   readonly nodeFound: boolean;
   /** Pods the API server still places on the node: whose IPs were freed. */
   readonly pods: number;
+  /** Of those, the ones deleted at once (all but those that tolerate the out-of-service taint). */
+  readonly forceDeletedPods: number;
   readonly freedAllocations: number;
   readonly deletedReservations: number;
 }
@@ -240,6 +243,17 @@ export class ObjectSiteApplier implements SiteApplier {
         return taints && { spec: { taints } };
       });
 
+    // What the pod garbage collector does for an out-of-service node, at once rather than on its
+    // next pass (every 20 s, not configurable): the robot has been unheard for the grace period
+    // already, and a StatefulSet's replacement cannot start while the old pod object exists.
+    let forceDeletedPods = 0;
+    for (const pod of pods)
+      if (
+        !tolerates(pod, OUT_OF_SERVICE_TAINT) &&
+        (await this.client.delete(refOf(pod), { gracePeriodSeconds: 0 }))
+      )
+        forceDeletedPods++;
+
     let freedAllocations = 0;
     for (const pool of await this.client.list(IPPOOL.apiVersion, IPPOOL.kind)) {
       let freedHere = 0;
@@ -259,6 +273,7 @@ export class ObjectSiteApplier implements SiteApplier {
       action,
       nodeFound,
       pods: pods.length,
+      forceDeletedPods,
       freedAllocations,
       deletedReservations,
     };

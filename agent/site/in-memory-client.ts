@@ -4,7 +4,13 @@
  * server-side apply is a no-op), label and field selectors, merge patches with a resourceVersion
  * precondition (409 on a stale one), CRDs that are Established at once, and 404 as null/false.
  */
-import { ConflictError, type ListOptions, type ObjectClient, type ObjectRef } from './object-client.ts';
+import {
+  ConflictError,
+  type DeleteOptions,
+  type ListOptions,
+  type ObjectClient,
+  type ObjectRef,
+} from './object-client.ts';
 import { objectKey, type KubeObject } from './objects.ts';
 
 const clone = <T>(v: T): T => structuredClone(v);
@@ -121,8 +127,9 @@ export class InMemoryObjectClient implements ObjectClient {
     return canonical(next) === canonical(existing) ? clone(existing) : this.store(next);
   }
 
-  async delete(ref: ObjectRef): Promise<boolean> {
-    this.writes.push(`delete ${ref.kind} ${ref.namespace ?? ''}/${ref.name}`);
+  async delete(ref: ObjectRef, opts: DeleteOptions = {}): Promise<boolean> {
+    const grace = opts.gracePeriodSeconds === undefined ? '' : ` grace=${opts.gracePeriodSeconds}`;
+    this.writes.push(`delete ${ref.kind} ${ref.namespace ?? ''}/${ref.name}${grace}`);
     return this.objects.delete(this.key(ref));
   }
 

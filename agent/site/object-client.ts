@@ -44,8 +44,16 @@ export interface ObjectClient {
    * to that version of the object, and a newer one throws ConflictError.
    */
   mergePatch(ref: ObjectRef, patch: Record<string, unknown>, resourceVersion?: string): Promise<KubeObject>;
-  /** delete returns false if the object was already gone. */
-  delete(ref: ObjectRef): Promise<boolean>;
+  /**
+   * delete returns false if the object was already gone. `gracePeriodSeconds: 0` deletes a pod at
+   * once, without waiting for its kubelet to confirm (what the pod garbage collector does for the
+   * pods of an out-of-service node).
+   */
+  delete(ref: ObjectRef, opts?: DeleteOptions): Promise<boolean>;
+}
+
+export interface DeleteOptions {
+  readonly gracePeriodSeconds?: number;
 }
 
 /** ConflictError: the object changed since it was read (HTTP 409); read it again and retry. */
@@ -267,10 +275,10 @@ export class KubeObjectClient implements ObjectClient {
     });
   }
 
-  delete(ref: ObjectRef): Promise<boolean> {
+  delete(ref: ObjectRef, opts: DeleteOptions = {}): Promise<boolean> {
     return this.exclusive(async () => {
       try {
-        await this.api.delete(this.header(ref));
+        await this.api.delete(this.header(ref), undefined, undefined, opts.gracePeriodSeconds);
         return true;
       } catch (e) {
         if (apiFailure(e)?.code === 404) return false;

@@ -87,6 +87,26 @@ export function reservationHeld(reservation: KubeObject, podRefs: ReadonlySet<st
   return podref !== undefined && podRefs.has(podref);
 }
 
+interface Toleration {
+  key?: string;
+  operator?: 'Exists' | 'Equal';
+  value?: string;
+  effect?: string;
+}
+
+/**
+ * tolerates: does the pod tolerate `t`, by Kubernetes' rules (an empty key with Exists tolerates
+ * everything; an empty effect matches every effect; Equal is the default operator)?
+ */
+export function tolerates(pod: KubeObject, t: Taint): boolean {
+  const tolerations = (pod.spec as { tolerations?: Toleration[] } | undefined)?.tolerations ?? [];
+  return tolerations.some((x) => {
+    if (x.effect && x.effect !== t.effect) return false;
+    if (x.operator === 'Exists') return !x.key || x.key === t.key;
+    return x.key === t.key && (x.value ?? '') === (t.value ?? '');
+  });
+}
+
 export function podRef(pod: KubeObject): string {
   return `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
 }
