@@ -83,6 +83,13 @@ export interface ElectionContext {
   readonly timing: ElectionTiming;
   /** 0..1: battery, storage and CPU folded into one number by the shell. Biases the timeout only. */
   readonly fitness: number;
+  /**
+   * The position of this robot's datastore replica (agent/control-plane/replica.ts), as the shell
+   * last reported it: (0, 0) for none. Campaigns carry it; a voter refuses a candidate whose log is
+   * only as up to date as its own and whose replica is behind its own, so the freshest replica wins
+   * when it is reachable (docs/k3s.md "Replication").
+   */
+  readonly replica: { readonly epoch: number; readonly revision: number };
 
   // Durable: persisted (persistHardState / persistLog) before any message that depends on them.
   readonly term: number;
@@ -174,13 +181,36 @@ export type ElectionEvent =
   /** Append a site log entry (leader only). */
   | ({ readonly type: 'propose'; readonly kind: EntryKind; readonly data: string } & WithNow)
   | ({ readonly type: 'setLearners'; readonly learners: readonly NodeId[] } & WithNow)
-  | ({ readonly type: 'setFitness'; readonly fitness: number } & WithNow);
+  | ({ readonly type: 'setFitness'; readonly fitness: number } & WithNow)
+  | ({ readonly type: 'setReplica'; readonly epoch: number; readonly revision: number } & WithNow);
 
 /** The timer ids the machine arms. Arming an id replaces its pending timer. */
 export type TimerId = 'election' | 'heartbeat' | 'transfer' | 'fence';
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers over the context.
+
+const NO_REPLICA_POSITION = { epoch: 0, revision: 0 } as const;
+
+/** The replica fields of this node's (pre)vote requests: none while it holds no replica. */
+function replicaFields(c: ElectionContext): { replicaEpoch?: number; replicaRev?: number } {
+  return c.replica.epoch === 0 && c.replica.revision === 0
+    ? {}
+    : { replicaEpoch: c.replica.epoch, replicaRev: c.replica.revision };
+}
+
+/**
+ * replicaBehind: the candidate's log is exactly as up to date as ours (a newer log always wins, as
+ * Raft requires) and its replica is older than ours, by epoch then revision. Together with
+ * isUpToDate this orders candidates by (log, replica), a total order, so the freshest candidate
+ * can always win and the grants stay a subset of Raft's: safety is unchanged.
+ */
+function replicaBehind(c: ElectionContext, m: Msg<'preVote'> | Msg<'vote'>): boolean {
+  if (m.lastTerm !== lastTerm(c.log) || m.lastIndex !== lastIndex(c.log)) return false;
+  const epoch = m.replicaEpoch ?? 0;
+  const rev = m.replicaRev ?? 0;
+  return epoch < c.replica.epoch || (epoch === c.replica.epoch && rev < c.replica.revision);
+}
 
 const quorum = (c: ElectionContext): number => Math.floor(c.voters.length / 2) + 1;
 const isVoter = (c: ElectionContext, n: NodeId = c.id): boolean => c.voters.includes(n);
@@ -661,6 +691,7 @@ export const electionMachine = setup({
         term: c.term + 1,
         lastIndex: lastIndex(c.log),
         lastTerm: lastTerm(c.log),
+        ...replicaFields(c),
       }));
       return {
         ...drawn,
@@ -684,6 +715,7 @@ export const electionMachine = setup({
               term: c.term + 1,
               lastIndex: lastIndex(c.log),
               lastTerm: lastTerm(c.log),
+              ...replicaFields(c),
             }
           : {
               type: 'vote',
@@ -693,6 +725,7 @@ export const electionMachine = setup({
               lastIndex: lastIndex(c.log),
               lastTerm: lastTerm(c.log),
               transfer: c.campaignTransfer,
+              ...replicaFields(c),
             },
       );
       return { fx: stage(c, { sends }) };
@@ -708,6 +741,7 @@ export const electionMachine = setup({
         lastIndex: lastIndex(c.log),
         lastTerm: lastTerm(c.log),
         transfer: c.campaignTransfer,
+        ...replicaFields(c),
       }));
       return {
         ...drawn,
@@ -819,6 +853,7 @@ export const electionMachine = setup({
       else if (m.term <= c.term) why = `term ${m.term} not above ${c.term}`;
       else if (leaseActive(c, event.now)) why = `leader ${leaseHolder(c)} is live`;
       else if (!isUpToDate(c.log, m.lastIndex, m.lastTerm)) why = 'log behind';
+      else if (replicaBehind(c, m)) why = 'replica behind';
       const granted = why === '';
       return {
         fx: stage(c, {
@@ -836,6 +871,7 @@ export const electionMachine = setup({
       else if (m.term !== c.term) why = `term ${m.term} is not ${c.term}`;
       else if (c.votedFor !== null && c.votedFor !== m.from) why = `already voted for ${c.votedFor}`;
       else if (!isUpToDate(c.log, m.lastIndex, m.lastTerm)) why = 'log behind';
+      else if (replicaBehind(c, m)) why = 'replica behind';
       const granted = why === '';
       const reply: Message = { type: 'voteResp', from: c.id, to: m.from, term: c.term, granted };
       const trace = `${c.id} ${granted ? 'granted' : 'refused'} vote for ${m.from} at term ${m.term}${why ? `: ${why}` : ''}`;
@@ -934,6 +970,11 @@ export const electionMachine = setup({
     setFitness: assign(({ event }) => ({
       fitness: Math.min(1, Math.max(0, (event as Ev<'setFitness'>).fitness)),
     })),
+    setReplica: assign(({ event }) => {
+      const e = event as Ev<'setReplica'>;
+      const ok = (n: number) => (Number.isSafeInteger(n) && n >= 0 ? n : 0);
+      return { replica: { epoch: ok(e.epoch), revision: ok(e.revision) } };
+    }),
     traceUnexpectedAppend: assign(({ context: c, event }) => {
       const m = (event as Ev<'message'>).msg;
       return { fx: stage(c, { traces: [`${c.id} INVARIANT: a second leader ${m.from} at term ${c.term}`] }) };
@@ -950,6 +991,7 @@ export const electionMachine = setup({
       witnesses: [...new Set(input.witnesses ?? [])].filter((w) => input.voters.includes(w)).sort(),
       timing: input.timing,
       fitness: Math.min(1, Math.max(0, input.fitness ?? 0.5)),
+      replica: NO_REPLICA_POSITION,
       term: durable.term,
       votedFor: durable.votedFor,
       log: durable.log,
@@ -985,6 +1027,7 @@ export const electionMachine = setup({
   on: {
     setLearners: { actions: 'setLearners' },
     setFitness: { actions: 'setFitness' },
+    setReplica: { actions: 'setReplica' },
     propose: {
       actions: [
         {
