@@ -6,6 +6,7 @@
  * nftables loss and partitions on the bridge. Everything carries the lab's prefix; `down` removes
  * exactly that, also after a crash, from the state file written before anything is made.
  */
+import { issueEtcdPeerCerts } from './kube-apiserver/etcd-peer.ts';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -243,6 +244,12 @@ export async function labUp(o: LabOptions): Promise<LabState> {
       sans: state.robots.map((r) => r.address),
       nodes: names.filter((n) => !witnessNames.includes(n)),
     });
+    // etcd peer certificates for the voters only: they replicate the leader's etcd (docs/k3s.md).
+    await issueEtcdPeerCerts(
+      join(dir, 'identity'),
+      state.robots.filter((r) => r.voter && !r.witness),
+      (name) => join(robotDir(state, name), 'etcd-peer'),
+    );
     // Each robot gets its own keys, derived from a master secret that stays in the lab directory,
     // as bootstrap does it (agent/site-key.ts).
     const master = randomBytes(32);
@@ -310,6 +317,7 @@ export function renderLabAgentConfig(
           address: r.address,
           kubeletRenewMs: 2000,
           siteSpecFile: join(state.dir, 'site.yaml'),
+          ...(r.voter ? { etcdPeerDir: join(robotDir(state, r.name), 'etcd-peer') } : {}),
         },
     membership: {
       suspectAfterMs: 1500,

@@ -94,7 +94,8 @@ export function standbyPlan(o: {
   const kept: EtcdMember[] = [];
   for (const m of o.members) {
     if (m.peerUrls.includes(o.selfPeerUrl)) continue;
-    if (!m.learner) changes.push({ kind: 'remove', id: m.id, reason: 'a voting member other than the leader' });
+    if (!m.learner)
+      changes.push({ kind: 'remove', id: m.id, reason: 'a voting member other than the leader' });
     else if (!m.peerUrls.some((u) => wanted.has(u)))
       changes.push({ kind: 'remove', id: m.id, reason: 'not a live voter' });
     else kept.push(m);

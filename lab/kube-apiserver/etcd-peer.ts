@@ -39,7 +39,11 @@ export function etcdPeerFlags(tls: EtcdPeerTls): string[] {
  */
 export async function issueEtcdPeerCerts(
   caDir: string,
-  voters: readonly { readonly name: string; readonly address: string }[],
+  voters: readonly {
+    readonly name: string;
+    readonly address: string;
+    readonly alsoIps?: readonly string[];
+  }[],
   outDir: (name: string) => string,
 ): Promise<void> {
   const ssl = (args: string[]) => execFileP('openssl', args);
@@ -71,7 +75,9 @@ export async function issueEtcdPeerCerts(
     const csr = join(dir, 'peer.csr');
     await ssl(['req', '-new', '-key', tls.key, '-subj', `/CN=${v.name}`, '-out', csr]);
     const ext = join(dir, 'peer.ext');
-    writeFileSync(ext, `subjectAltName=IP:${v.address}\nextendedKeyUsage=serverAuth,clientAuth\n`);
+    // etcd also checks that a peer connects from an address its certificate names.
+    const ips = [v.address, ...(v.alsoIps ?? [])].map((ip) => `IP:${ip}`).join(',');
+    writeFileSync(ext, `subjectAltName=${ips}\nextendedKeyUsage=serverAuth,clientAuth\n`);
     await ssl([
       'x509',
       '-req',
