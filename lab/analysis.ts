@@ -5,6 +5,7 @@
  * whole run; any breach comes back with its evidence. Durations come from log times (ms precision),
  * expectations from observations.
  */
+import { lostWrites, type AckedWrite } from './rpo.ts';
 import type { LabObservation } from './lab.ts';
 import type { Expectation } from './scenario.ts';
 
@@ -111,6 +112,11 @@ export interface RunRecord {
   readonly logs: Readonly<Record<string, readonly LogEvent[]>>;
   /** The final observation after everything was healed and powered on. */
   readonly final: LabObservation | null;
+  /**
+   * The writer's acknowledged writes and which of them the final leader's server holds (null: it
+   * could not be asked); absent when no expectation needs the writer.
+   */
+  readonly writes?: { readonly acked: readonly AckedWrite[]; readonly present: readonly string[] | null };
 }
 
 export interface Analysis {
@@ -417,6 +423,17 @@ function evaluate(rec: RunRecord, e: Expectation): ExpectationResult {
         ms !== null && ms <= within,
         ms,
         o ? `${victims.join(', ')} no longer lead or serve` : `${victims.join(', ')} still lead or serve`,
+      );
+    }
+    case 'no-lost-writes': {
+      if (!rec.writes) return res(false, null, 'the run had no writer');
+      if (rec.writes.present === null) return res(false, null, "the final leader's server could not be read");
+      const loss = lostWrites(rec.writes.acked, new Set(rec.writes.present), t);
+      return res(
+        rec.writes.acked.length > 0 && loss.windowMs <= within,
+        loss.windowMs,
+        `${loss.lost.length} of ${loss.acked} acknowledged writes lost` +
+          (loss.lost.length ? ` (the newest ${loss.windowMs} ms before the fault)` : ''),
       );
     }
     case 'no-leader-change': {

@@ -22,6 +22,7 @@ import {
 import { renderMarkdown, renderTimelineSvg, segments, type RunReport } from './report.ts';
 import type { LabAction, Scenario } from './scenario.ts';
 import { converged } from './analysis.ts';
+import { labApi, presentWrites, Writer } from './rpo.ts';
 
 export interface RunOptions {
   readonly site?: string;
@@ -95,6 +96,11 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
     if (!formed) say(`the site did not form within ${sc.settleMs / 1000} s`);
     else say(`formed in ${(formedMs! / 1000).toFixed(1)} s: ${formed.leader} leads term ${formed.term}`);
     if (formed) o.milestone?.('formed', formed);
+    // The writer of no-lost-writes: through the leader the site formed with, from now on.
+    const writer =
+      formed?.leader && sc.expect.some((e) => e.kind === 'no-lost-writes')
+        ? new Writer(labApi(state, formed.leader), `site-${state.site}`, 'rpo', 100)
+        : null;
     const t0 = Date.now();
     const tEnd = t0 + sc.durationMs;
     let victims: string[] = [];
@@ -161,6 +167,7 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
       await sleep(every);
     }
     await Promise.all(running);
+    await writer?.stop();
     const tFaultsEnd = Date.now();
     // The end of every run: heal the network, power on and resume every robot, and require the
     // site to converge (the "after heal, one leader and all robots Ready" invariant).
@@ -223,6 +230,22 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
       observations,
       logs,
       final: final ?? observations.at(-1) ?? null,
+      ...(writer
+        ? {
+            writes: {
+              acked: writer.acked,
+              present: finalLeader
+                ? [
+                    ...((await presentWrites(
+                      labApi(state, finalLeader.name, 5000),
+                      `site-${state.site}`,
+                      'rpo',
+                    ).catch(() => null)) ?? []),
+                  ]
+                : null,
+            },
+          }
+        : {}),
     };
     const analysis = analyse(rec, sc.expect);
     const coldStarts = observations

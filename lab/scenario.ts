@@ -80,7 +80,7 @@ const duration = z.union([z.string(), z.number()]);
 const expectationSchema = z
   .object({
     /** What must hold: see EXPECTATIONS. */
-    kind: z.enum(['new-leader', 'all-ready', 'no-leader-change', 'demoted', 'converged']),
+    kind: z.enum(['new-leader', 'all-ready', 'no-leader-change', 'demoted', 'converged', 'no-lost-writes']),
     /** The fault step (its `id`) the clock starts at; default the first fault. */
     after: z.string().optional(),
     within: duration.optional(),
@@ -130,7 +130,12 @@ export interface ScenarioStep {
 }
 
 export interface Expectation {
-  readonly kind: 'new-leader' | 'all-ready' | 'no-leader-change' | 'demoted' | 'converged';
+  /**
+   * no-lost-writes: a client writes a ConfigMap every 100 ms through the leader the site formed
+   * with; every write it acknowledged before the fault must be on the final leader's server, except
+   * those acknowledged within `within` before the fault (the RPO bound; lab/rpo.ts).
+   */
+  readonly kind: 'new-leader' | 'all-ready' | 'no-leader-change' | 'demoted' | 'converged' | 'no-lost-writes';
   readonly after: string;
   readonly withinMs: number | null;
 }
