@@ -71,6 +71,8 @@ export interface LabOptions {
   readonly lostAfterMs?: number;
   /** How often the leader snapshots its control plane (lab default 5 s: the RPO). */
   readonly snapshotIntervalMs?: number;
+  /** Voters replicate the leader's etcd (docs/k3s.md "Replication"); false: snapshots only. */
+  readonly replication?: boolean;
   /** The agents' timing profile (statecharts/timing.ts): lab by default, fleet as on robots. */
   readonly profile?: 'fleet' | 'lab' | 'test';
   /**
@@ -296,7 +298,13 @@ export async function labUp(o: LabOptions): Promise<LabState> {
 export function renderLabAgentConfig(
   state: LabState,
   r: LabRobot,
-  o: { deadAfterMs?: number; lostAfterMs?: number; snapshotIntervalMs?: number; profile?: string } = {},
+  o: {
+    deadAfterMs?: number;
+    lostAfterMs?: number;
+    snapshotIntervalMs?: number;
+    profile?: string;
+    replication?: boolean;
+  } = {},
 ): string {
   const witnesses = state.robots.filter((x) => x.witness).map((x) => x.name);
   const config = {
@@ -317,7 +325,9 @@ export function renderLabAgentConfig(
           address: r.address,
           kubeletRenewMs: 2000,
           siteSpecFile: join(state.dir, 'site.yaml'),
-          ...(r.voter ? { etcdPeerDir: join(robotDir(state, r.name), 'etcd-peer') } : {}),
+          ...(r.voter && o.replication !== false
+            ? { etcdPeerDir: join(robotDir(state, r.name), 'etcd-peer') }
+            : {}),
         },
     membership: {
       suspectAfterMs: 1500,
