@@ -18,6 +18,9 @@ import {
 } from '../../lab/lab.ts';
 import { requireRoot } from '../../lab/netns.ts';
 import { labApi, lostWrites, presentWrites, Writer } from '../../lab/rpo.ts';
+import { runScenario } from '../../lab/runner.ts';
+import { parseScenario } from '../../lab/scenario.ts';
+import { readFileSync } from 'node:fs';
 
 const SITE = 'it-repl';
 const PREFIX = 'elr-';
@@ -108,4 +111,20 @@ test('the leader loses power mid-write: the new leader takes over from its repli
       state.robots.some((r) => r.name !== next && replicaOf(o, r.name).startsWith(`e${o.term}@`)),
   );
   assert.equal(back.leader, next);
+});
+
+test('the lab scenario leader-loss-no-lost-writes passes: no acknowledged write lost beyond 1 s', async () => {
+  requireRoot('the lab replication test');
+  const path = new URL('../../lab/scenarios/leader-loss-no-lost-writes.yaml', import.meta.url).pathname;
+  const sc = parseScenario(readFileSync(path, 'utf8'), path);
+  const report = await runScenario(sc, { site: 'it-nolost', prefix: 'elnl-', subnet: '10.77.26' });
+  const e = report.analysis.expectations.find((x) => x.expectation.kind === 'no-lost-writes')!;
+  assert.equal(e.ok, true, e.detail);
+  assert.match(e.detail, /^0 of \d+ acknowledged writes lost$/);
+  assert.equal(
+    report.passed,
+    true,
+    JSON.stringify(report.analysis.expectations.map((x) => [x.expectation.kind, x.ok, x.detail])),
+  );
+  assert.deepEqual(report.leaks, { netns: [], links: [], nftTables: [], processes: [] });
 });
