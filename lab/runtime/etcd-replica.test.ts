@@ -202,3 +202,49 @@ test('a host without a voter certificate of the peer CA cannot replicate', async
   assert.equal(rogue.position(), null);
   await rogue.discard();
 });
+
+test('a replica the leader removed starts clean and can be added again', async () => {
+  const voters = [
+    { name: 'r1', address: '127.0.0.1' },
+    { name: 'r2', address: '127.0.0.2', alsoIps: ['127.0.0.1'] },
+  ];
+  await issueEtcdPeerCerts(join(dir, 'ca3'), voters, (n) => join(dir, 'z', n));
+  const [c1, c2, peerPort] = [await freePort(), await freePort(), await freePort()];
+  const e1 = `http://127.0.0.1:${c1}`;
+  const p1 = etcdPeerUrl('127.0.0.1', peerPort);
+  const p2 = etcdPeerUrl('127.0.0.2', peerPort);
+  etcd([
+    '--name=r1',
+    `--data-dir=${join(dir, 'z', 'etcd')}`,
+    `--listen-client-urls=${e1}`,
+    `--advertise-client-urls=${e1}`,
+    `--listen-peer-urls=${p1}`,
+    `--initial-advertise-peer-urls=${p1}`,
+    `--initial-cluster=r1=${p1}`,
+    ...etcdPeerFlags(etcdPeerTlsIn(join(dir, 'z', 'r1'))),
+  ]);
+  await until('the leader etcd', () => etcdRevision(e1));
+  const replica = new EtcdReplica({
+    self: 'r2',
+    epoch: 2,
+    leader: { id: 'r1', peerUrl: p1 },
+    selfPeerUrl: p2,
+    tls: etcdPeerTlsIn(join(dir, 'z', 'r2')),
+    dir: join(dir, 'z', 'replica'),
+    clientPort: c2,
+    log: pino({ level: 'silent' }),
+    retryMs: 200,
+    pollMs: 100,
+  });
+  replica.start();
+  await applyMemberChange(e1, { kind: 'addLearner', node: 'r2', peerUrl: p2 });
+  await until('the replica to join', async () => replica.position());
+  const learner = (await listMembers(e1)).find((m) => m.learner)!;
+  await applyMemberChange(e1, { kind: 'remove', id: learner.id, reason: 'test' });
+  await until('the removed replica to give up its data', async () =>
+    replica.position() === null ? true : null,
+  );
+  await applyMemberChange(e1, { kind: 'addLearner', node: 'r2', peerUrl: p2 });
+  await until('the replica to join again', async () => replica.position());
+  await replica.discard();
+});

@@ -100,6 +100,8 @@ export class EtcdReplica {
   private revision = 0;
   private stopped = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Exits in a row soon after a start, once joined: a member the leader removed exits at once. */
+  private quickExits = 0;
   private poll: ReturnType<typeof setInterval> | null = null;
 
   constructor(o: EtcdReplicaOptions) {
@@ -149,11 +151,18 @@ export class EtcdReplica {
     );
     closeSync(log);
     this.child = child;
+    const startedAt = performance.now();
     child.once('exit', () => {
       if (this.child === child) this.child = null;
       if (this.stopped) return;
-      // Not added (yet), or removed: the next attempt starts clean; a crash after joining restarts.
-      if (this.joined && !existsSync(this.dbPath)) this.joined = false;
+      // Not added (yet): the next attempt starts clean. A crash after joining restarts on the same
+      // data, but a member the leader removed (it chose another standby) exits at once every time,
+      // and its data names a member id the leader will never take back: start clean then too.
+      this.quickExits = performance.now() - startedAt < 10_000 ? this.quickExits + 1 : 0;
+      if (this.joined && (!existsSync(this.dbPath) || this.quickExits >= 2)) {
+        this.joined = false;
+        this.revision = 0;
+      }
       this.timer = setTimeout(() => this.start(), this.o.retryMs ?? 3000);
       this.timer.unref?.();
     });
