@@ -1097,7 +1097,11 @@ export class Agent {
     this.stopping = true;
     if (roleOf(this.election) === 'leader') {
       this.log.info(`${this.nodeId} hands over leadership before stopping`);
-      this.feed({ type: 'transferLeadership', now: this.now() });
+      // To the standby when it is alive: it holds the datastore up to the last write, where any
+      // other voter would restore a snapshot.
+      const standby = this.deps.runtime.standby?.() ?? null;
+      const to = standby && this.membership.get(standby)?.state === 'alive' ? standby : undefined;
+      this.feed({ type: 'transferLeadership', ...(to ? { to } : {}), now: this.now() });
       const deadline = this.now() + this.cfg.effectiveTiming.transferTimeoutMs;
       while (roleOf(this.election) === 'leader' && this.now() < deadline)
         await new Promise((r) => setTimeout(r, 20));

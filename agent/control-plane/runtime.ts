@@ -90,6 +90,8 @@ export interface ControlPlaneRuntime {
   syncReplicas?(epoch: number, voters: readonly LeaderEndpoint[]): Promise<void>;
   /** Optional: the position of the replica this robot holds, null for none. */
   replicaPosition?(): ReplicaPosition | null;
+  /** Optional: while this robot serves, the voter that holds its standby replica, or null. */
+  standby?(): NodeId | null;
 }
 
 /** SiteView: the election's view as the snapshot code reads it, each time it needs it. */

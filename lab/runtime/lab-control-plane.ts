@@ -149,6 +149,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
   private siteView: SiteView | null = null;
   private replica: EtcdReplica | null = null;
   private restoredFromReplica: ReplicaPosition | null = null;
+  private standbyNode: string | null = null;
 
   constructor(o: LabControlPlaneOptions) {
     this.o = o;
@@ -419,6 +420,14 @@ export class LabControlPlane implements ControlPlaneRuntime {
       candidates: voters.map((v) => ({ id: v.id, peerUrl: etcdPeerUrl(v.host, ETCD_PEER_PORT) })),
       maxLearners: rep.maxLearners,
     });
+    const learners = members.filter(
+      (m) => m.learner && !changes.some((c) => c.kind === 'remove' && c.id === m.id),
+    );
+    const byUrl = new Map(voters.map((v) => [etcdPeerUrl(v.host, ETCD_PEER_PORT), v.id]));
+    this.standbyNode =
+      changes.find((c) => c.kind === 'addLearner')?.node ??
+      learners.flatMap((m) => m.peerUrls.flatMap((u) => byUrl.get(u) ?? []))[0] ??
+      null;
     for (const c of changes) {
       await applyMemberChange(s.handle.etcdEndpoint, c);
       this.o.log.info(
@@ -430,9 +439,13 @@ export class LabControlPlane implements ControlPlaneRuntime {
     }
   }
 
-  /** The replica this robot holds, or, while it serves, its own etcd's position. */
+  /** The replica this robot holds (none while it serves). */
   replicaPosition(): ReplicaPosition | null {
     return this.replica?.position() ?? null;
+  }
+
+  standby(): string | null {
+    return this.server ? this.standbyNode : null;
   }
 
   status(): ControlPlaneStatus {
@@ -449,6 +462,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
         snapshotsTaken: this.snapshotsTaken,
         newestSnapshot: this.o.snapshots?.store.newest()?.name ?? null,
         replica: this.replica ? describeReplica(this.replica.position()) : null,
+        standby: this.standby(),
         restoredFromReplica: this.restoredFromReplica ? describeReplica(this.restoredFromReplica) : null,
       },
     };
