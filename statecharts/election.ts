@@ -20,7 +20,7 @@
  * leaders commit only entries of their own term). Liveness and "no false failovers" come from
  * PreVote, leader stickiness and CheckQuorum. Server epochs are fenced: see docs/protocol.md §5.
  */
-import { assign, enqueueActions, initialTransition, raise, cancel, setup } from 'xstate';
+import { and, assign, enqueueActions, initialTransition, raise, cancel, setup } from 'xstate';
 import type { EntryKind, LogEntry, Message, NodeId } from './messages.ts';
 import { pureStepper } from './pure-transition.ts';
 import { nextRandom } from './rng.ts';
@@ -90,6 +90,15 @@ export interface ElectionContext {
    * when it is reachable (docs/k3s.md "Replication").
    */
   readonly replica: { readonly epoch: number; readonly revision: number };
+  /**
+   * The replica positions other voters campaigned with, and the term of that campaign. A new leader
+   * whose own replica is older than a live voter's, from this election, hands leadership to that
+   * voter before it serves: the voter with the newer site log must win (Raft), but the one with
+   * the newer datastore should serve.
+   */
+  readonly peerReplicas: Readonly<
+    Record<NodeId, { readonly epoch: number; readonly revision: number; readonly term: number }>
+  >;
 
   // Durable: persisted (persistHardState / persistLog) before any message that depends on them.
   readonly term: number;
@@ -199,6 +208,40 @@ function replicaFields(c: ElectionContext): { replicaEpoch?: number; replicaRev?
     : { replicaEpoch: c.replica.epoch, replicaRev: c.replica.revision };
 }
 
+/** notePeerReplica: remember the replica position a (pre)candidate campaigned with. */
+function notePeerReplica(
+  c: ElectionContext,
+  m: Msg<'preVote'> | Msg<'vote'>,
+): ElectionContext['peerReplicas'] {
+  if (!c.voters.includes(m.from)) return c.peerReplicas;
+  return {
+    ...c.peerReplicas,
+    [m.from]: { epoch: m.replicaEpoch ?? 0, revision: m.replicaRev ?? 0, term: m.term },
+  };
+}
+
+/**
+ * fresherReplicaHolder: the voter that campaigned in the election this leader won (the term it
+ * leads) with the freshest replica, when that is fresher than this leader's own and the voter
+ * acknowledged recently; else null.
+ */
+function fresherReplicaHolder(c: ElectionContext, now: number): NodeId | null {
+  let best: NodeId | null = null;
+  let pos: { epoch: number; revision: number } = c.replica;
+  for (const v of otherVoters(c)
+    .filter((x) => canLead(c, x))
+    .sort()) {
+    const r = c.peerReplicas[v];
+    if (!r || r.term !== c.term) continue;
+    if (now - (c.progress[v]?.lastAck ?? -Infinity) >= c.timing.electionTimeoutMinMs) continue;
+    if (r.epoch > pos.epoch || (r.epoch === pos.epoch && r.revision > pos.revision)) {
+      best = v;
+      pos = r;
+    }
+  }
+  return best;
+}
+
 /**
  * replicaBehind: the candidate's log is exactly as up to date as ours (a newer log always wins, as
  * Raft requires) and its replica is older than ours, by epoch then revision. Together with
@@ -299,14 +342,17 @@ function heartbeatDelayMs(c: ElectionContext, now: number): number {
 
 /**
  * drawElectionTimeout: min + spread × u × (1 − bias × fitness), so fitter robots tend to time out
- * first. Never below the minimum, so fitness cannot weaken stickiness. Right after boot the minimum
+ * first (a replica holder counts as fitness 1). Never below the minimum, so fitness cannot weaken stickiness. Right after boot the minimum
  * is bootElectionTimeoutMs.
  */
 function drawElectionTimeout(c: ElectionContext, boot: boolean): { electionTimeoutMs: number; rng: number } {
   const [u, rng] = nextRandom(c.rng);
   const t = c.timing;
   const spread = t.electionTimeoutMaxMs - t.electionTimeoutMinMs;
-  const scale = 1 - t.fitnessBias * Math.min(1, Math.max(0, c.fitness));
+  // A robot holding a datastore replica counts as fittest: it tends to campaign first, so every
+  // voter learns its position (campaigns carry it) and the freshest replica is the one that serves.
+  const fitness = c.replica.epoch > 0 || c.replica.revision > 0 ? 1 : c.fitness;
+  const scale = 1 - t.fitnessBias * Math.min(1, Math.max(0, fitness));
   const min = boot ? t.bootElectionTimeoutMs : t.electionTimeoutMinMs;
   return { electionTimeoutMs: Math.round(min + spread * u * scale), rng };
 }
@@ -614,6 +660,9 @@ export const electionMachine = setup({
       (nowOf(event) ?? -Infinity) >= context.becameLeaderAt + fenceDelayMs(context.timing) &&
       // Acknowledgements queued while this robot was frozen do not count: the lease must hold now.
       hasLease(context, nowOf(event) ?? -Infinity),
+    /** canServe, and a live voter campaigned in this election with a fresher replica than ours. */
+    fresherReplicaElsewhere: ({ context, event }) =>
+      fresherReplicaHolder(context, nowOf(event) ?? -Infinity) !== null,
     transfereeCaughtUp: ({ context }) =>
       context.transferee !== null &&
       (context.progress[context.transferee]?.match ?? 0) >= lastIndex(context.log),
@@ -856,6 +905,7 @@ export const electionMachine = setup({
       else if (replicaBehind(c, m)) why = 'replica behind';
       const granted = why === '';
       return {
+        peerReplicas: notePeerReplica(c, m),
         fx: stage(c, {
           sends: [{ type: 'preVoteResp', from: c.id, to: m.from, term: granted ? m.term : c.term, granted }],
           traces: [
@@ -875,9 +925,11 @@ export const electionMachine = setup({
       const granted = why === '';
       const reply: Message = { type: 'voteResp', from: c.id, to: m.from, term: c.term, granted };
       const trace = `${c.id} ${granted ? 'granted' : 'refused'} vote for ${m.from} at term ${m.term}${why ? `: ${why}` : ''}`;
-      if (!granted) return { fx: stage(c, { sends: [reply], traces: [trace] }) };
+      const peerReplicas = notePeerReplica(c, m);
+      if (!granted) return { peerReplicas, fx: stage(c, { sends: [reply], traces: [trace] }) };
       // The vote is persisted before the reply leaves (emitEffects orders persistHardState first).
       return {
+        peerReplicas,
         votedFor: m.from,
         electionResetAt: event.now,
         fx: stage(c, { hardState: c.votedFor !== m.from, sends: [reply], traces: [trace] }),
@@ -909,7 +961,9 @@ export const electionMachine = setup({
       const e = event as Ev<'transferLeadership'>;
       const candidates = otherVoters(c).filter((v) => canLead(c, v));
       let target: NodeId | null;
-      if (e.to !== undefined) target = candidates.includes(e.to) ? e.to : null;
+      // Not asked to: a new leader hands over to the voter holding the freshest replica.
+      if (event.type !== 'transferLeadership') target = fresherReplicaHolder(c, e.now);
+      else if (e.to !== undefined) target = candidates.includes(e.to) ? e.to : null;
       else {
         // The most up-to-date voter that acknowledged recently; ties broken by id for determinism.
         const live = candidates.filter(
@@ -992,6 +1046,7 @@ export const electionMachine = setup({
       timing: input.timing,
       fitness: Math.min(1, Math.max(0, input.fitness ?? 0.5)),
       replica: NO_REPLICA_POSITION,
+      peerReplicas: {},
       term: durable.term,
       votedFor: durable.votedFor,
       log: durable.log,
@@ -1122,9 +1177,15 @@ export const electionMachine = setup({
       states: {
         /** Won the vote; waits until its no-op is committed and older leases have surely expired. */
         establishing: {
-          always: { guard: 'canServe', target: 'serving' },
+          always: [
+            { guard: and(['canServe', 'fresherReplicaElsewhere']), target: 'transferring' },
+            { guard: 'canServe', target: 'serving' },
+          ],
           on: {
-            fenceElapsed: { guard: 'canServe', target: 'serving' },
+            fenceElapsed: [
+              { guard: and(['canServe', 'fresherReplicaElsewhere']), target: 'transferring' },
+              { guard: 'canServe', target: 'serving' },
+            ],
             propose: { actions: ['appendProposal', 'emitEffects'] },
             transferLeadership: {
               actions: [
