@@ -6,7 +6,6 @@
  * nftables loss and partitions on the bridge. Everything carries the lab's prefix; `down` removes
  * exactly that, also after a crash, from the state file written before anything is made.
  */
-import { issueEtcdPeerCerts } from './kube-apiserver/etcd-peer.ts';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -34,6 +33,7 @@ import {
   kubeApiserverBinary,
   loadApiServerIdentity,
 } from './kube-apiserver/apiserver.ts';
+import { issueEtcdPeerCerts } from './kube-apiserver/etcd-peer.ts';
 import { createSite, destroySite, listOwned, requireRoot } from './netns.ts';
 import {
   applyNetFault,
