@@ -476,3 +476,29 @@ test('freshest replica: campaigns carry this robot’s replica position, and non
   assert.equal(pv.replicaEpoch, 2);
   assert.equal(pv.replicaRev, 51);
 });
+
+test('a new leader learns the followers’ replica positions from their acknowledgements, and hands over before serving', () => {
+  // a wins term 1 with b's votes; b's acknowledgement says it holds a replica a does not.
+  let a = electedWithB();
+  const noop = a.context.noopIndex;
+  const r = step(a, {
+    type: 'message',
+    now: 3,
+    msg: {
+      type: 'appendResp',
+      from: 'b',
+      to: 'a',
+      term: 1,
+      success: true,
+      matchIndex: noop,
+      echo: 2,
+      replicaEpoch: 3,
+      replicaRev: 70,
+    },
+  });
+  a = r.snapshot;
+  assert.deepEqual(a.context.peerReplicas['b'], { epoch: 3, revision: 70, term: 1 });
+  const later = step(a, { type: 'heartbeatTimeout', now: 3 + fenceDelayMs(testTiming) });
+  assert.equal(later.snapshot.context.transferee, 'b');
+  assert.ok(!kinds(later.effects).includes('startServer'), 'it never serves this epoch');
+});

@@ -208,10 +208,10 @@ function replicaFields(c: ElectionContext): { replicaEpoch?: number; replicaRev?
     : { replicaEpoch: c.replica.epoch, replicaRev: c.replica.revision };
 }
 
-/** notePeerReplica: remember the replica position a (pre)candidate campaigned with. */
+/** notePeerReplica: remember the replica position a (pre)candidate campaigned with, or a follower acknowledged with. */
 function notePeerReplica(
   c: ElectionContext,
-  m: Msg<'preVote'> | Msg<'vote'>,
+  m: Msg<'preVote'> | Msg<'vote'> | Msg<'appendResp'>,
 ): ElectionContext['peerReplicas'] {
   if (!c.voters.includes(m.from)) return c.peerReplicas;
   return {
@@ -438,6 +438,7 @@ function acceptAppendUpdate(c: ElectionContext, m: Msg<'append'>, now: number): 
     success,
     matchIndex,
     echo: m.sentAt,
+    ...replicaFields(c),
   });
   if (termAt(c.log, m.prevIndex) !== m.prevTerm) {
     return { ...base, fx: stage(c, { sends: [reply(false, conflictHint(c.log, m.prevIndex))] }) };
@@ -497,13 +498,16 @@ function appendRespUpdate(c: ElectionContext, m: Msg<'appendResp'>, now: number)
   if (!p) return {};
   const last = lastIndex(c.log);
   const lastAck = Math.max(p.lastAck, m.echo);
+  // A voter's replica position, as of this term: what the handover to a fresher replica reads.
+  const peerReplicas = c.voters.includes(m.from) ? notePeerReplica(c, m) : c.peerReplicas;
   if (m.success) {
     const match = Math.min(last, Math.max(p.match, m.matchIndex));
     const next: ElectionContext = {
       ...c,
+      peerReplicas,
       progress: { ...c.progress, [m.from]: { match, next: match + 1, lastAck } },
     };
-    return { progress: next.progress, ...advanceCommit(next) };
+    return { progress: next.progress, peerReplicas, ...advanceCommit(next) };
   }
   // Refused: resume from the follower's hint (never below what it already acknowledged), and retry now.
   const nextIndex = Math.max(p.match + 1, Math.min(p.next - 1, m.matchIndex + 1));

@@ -97,6 +97,12 @@ export interface AppendResp {
   readonly matchIndex: number;
   /** The `sentAt` of the Append this answers. */
   readonly echo: number;
+  /**
+   * The follower's datastore replica position, as in PreVote: so that a new leader knows, from its
+   * first heartbeat round, whether another voter holds a fresher replica than its own.
+   */
+  readonly replicaEpoch?: number;
+  readonly replicaRev?: number;
 }
 
 /** TimeoutNow (thesis §3.10): the leader tells an up-to-date voter to campaign at once. */

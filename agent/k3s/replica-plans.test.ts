@@ -13,6 +13,7 @@ const R3 = { id: 'r3', host: '10.20.0.13' };
 test('replication plans on robots, step by step (golden)', () => {
   const plans = [
     ['r2 replicates r1, epoch 7', replicaStartPlan(R2, R1, 7)],
+    ['r2 replicates r3, epoch 9, holding its replica of epoch 7', replicaStartPlan(R2, R3, 9, 7)],
     ['r2 stops its replica', replicaStopPlan('r2')],
     [
       'r1 (leader, epoch 7) replaces dead standby r3 with r2',

@@ -68,7 +68,7 @@ function transientUnit(unit: string, argv: readonly string[], what: string): Pla
  * discardOthers: remove every datastore and replica directory but `keep`: an old leader's
  * unreplicated writes (its epoch-<n>) and older replicas never come back.
  */
-function discardOthers(keep: string): PlanStep {
+function discardOthers(keep: readonly string[]): PlanStep {
   return {
     kind: 'run',
     id: 'discard-other-epochs',
@@ -80,9 +80,7 @@ function discardOthers(keep: string): PlanStep {
       '1',
       '-maxdepth',
       '1',
-      '!',
-      '-name',
-      keep.slice(EDGECTL_ETCD_DIR.length + 1),
+      ...keep.flatMap((k) => ['!', '-name', k.slice(EDGECTL_ETCD_DIR.length + 1)]),
       '-exec',
       'rm',
       '-rf',
@@ -95,8 +93,15 @@ function discardOthers(keep: string): PlanStep {
 /**
  * replicaStartPlan: this voter follows `leader` in `epoch` and keeps a learner of its etcd. Until
  * the leader adds this member (standbyChangePlan), etcd exits at once and systemd retries it.
+ * `held`: the epoch of the replica this robot held before, kept (stopped) until the new one has
+ * joined, since the new leader may hand leadership to this robot to take over from it.
  */
-export function replicaStartPlan(self: RobotEndpoint, leader: RobotEndpoint, epoch: number): Plan {
+export function replicaStartPlan(
+  self: RobotEndpoint,
+  leader: RobotEndpoint,
+  epoch: number,
+  held?: number,
+): Plan {
   const dir = replicaDir(epoch);
   const selfPeer = etcdPeerUrl(self.host);
   return {
@@ -122,7 +127,7 @@ export function replicaStartPlan(self: RobotEndpoint, leader: RobotEndpoint, epo
         description: `directory ${EDGECTL_ETCD_DIR}`,
         argv: ['install', '-d', '-m', '0700', EDGECTL_ETCD_DIR],
       },
-      discardOthers(dir),
+      discardOthers(held === undefined ? [dir] : [dir, replicaDir(held)]),
       transientUnit(
         REPLICA_UNIT,
         [

@@ -134,6 +134,17 @@ const MESSAGES: readonly Message[] = [
     replicaEpoch: 0,
     replicaRev: 9,
   },
+  {
+    type: 'appendResp',
+    from: 'robot-2',
+    to: 'robot-1',
+    term: 9,
+    success: true,
+    matchIndex: 4,
+    echo: 12.5,
+    replicaEpoch: 8,
+    replicaRev: 7000,
+  },
 ];
 
 /** Byte offsets of the version 2 header (docs/protocol-wire.md). */

@@ -255,7 +255,7 @@ export function encode(msg: Message, ctx: EncodeContext): Buffer {
   writeId(w, 'from', msg.from);
   const fields = msg as unknown as Readonly<Record<string, unknown>>;
   for (const [name, codec] of layout) writeField(w, name, codec, fields[name]);
-  if (msg.type === 'preVote' || msg.type === 'vote') writeReplicaTail(w, fields);
+  if (msg.type === 'preVote' || msg.type === 'vote' || msg.type === 'appendResp') writeReplicaTail(w, fields);
 
   const size = w.length + MAC_BYTES;
   if (size > MAX_DATAGRAM_BYTES) {
@@ -297,7 +297,7 @@ function writeField(w: FrameWriter, name: string, codec: FieldCodec, value: unkn
 
 /**
  * The replica position a (pre)candidate campaigns with (docs/k3s.md "Replication"): an optional
- * tail of two uints after the body of preVote and vote, written only when it is not (0, 0). A
+ * tail of two uints after the body of preVote, vote and appendResp, written only when it is not (0, 0). A
  * campaign without a replica is byte for byte what it was before replication existed, so robots of
  * the previous version still vote for it during a rolling upgrade.
  */
@@ -472,7 +472,7 @@ export function decode(buf: Uint8Array, ctx: DecodeContext): DecodeResult {
   const msg: Record<string, unknown> = { type, from: sender };
   const layout = BODY_LAYOUT[type] as readonly (readonly [string, FieldCodec])[];
   for (const [name, codec] of layout) msg[name] = readField(r, codec);
-  if ((type === 'preVote' || type === 'vote') && r.remaining > 0 && !r.failed) {
+  if ((type === 'preVote' || type === 'vote' || type === 'appendResp') && r.remaining > 0 && !r.failed) {
     const replicaEpoch = r.varint();
     const replicaRev = r.varint();
     // Absent is the only encoding of "no replica": a present tail of zeros is not canonical.

@@ -34,6 +34,7 @@ import { LabKubelet } from './kubelet.ts';
 import type { SiteSpecVersion } from '../../agent/site/spec-log.ts';
 import { monotonicMs } from '../../agent/clock.ts';
 import {
+  compareReplica,
   describeReplica,
   etcdPeerUrl,
   standbyPlan,
@@ -148,6 +149,12 @@ export class LabControlPlane implements ControlPlaneRuntime {
   private snapshotsTaken = 0;
   private siteView: SiteView | null = null;
   private replica: EtcdReplica | null = null;
+  /**
+   * The replica of the previous epoch, stopped, kept until the new epoch's replica has joined: a
+   * new leader may restore a snapshot and hand leadership to this robot (the election's handover),
+   * which then takes over from it.
+   */
+  private held: EtcdReplica | null = null;
   private restoredFromReplica: ReplicaPosition | null = null;
   private standbyNode: string | null = null;
 
@@ -173,8 +180,8 @@ export class LabControlPlane implements ControlPlaneRuntime {
     const restorable = fresh ? (this.o.snapshots?.store.restorable(committed) ?? null) : null;
     // Its own replica first, when it is at least as new as that snapshot (agent/control-plane/replica.ts).
     // Kept until this epoch serves: a start that fails takes over from the same replica next time.
-    const replica = this.replica;
-    if (replica) await replica.stop({ graceful: true });
+    for (const r of [this.replica, this.held]) await r?.stop({ graceful: true });
+    const replica = this.freshestReplica();
     const source = fresh
       ? takeoverSource({ replica: replica?.position() ?? null, snapshot: restorable?.record ?? null })
       : { kind: 'empty' as const };
@@ -214,10 +221,9 @@ export class LabControlPlane implements ControlPlaneRuntime {
       restore?.name ?? (fromReplica ? `replica ${describeReplica(fromReplica.position())}` : null);
     this.restoredFromReplica = fromReplica?.position() ?? null;
     // The replica's data now lives on in this epoch's etcd; another epoch's replica starts clean.
-    if (replica && this.replica === replica) {
-      this.replica = null;
-      await replica.discard();
-    }
+    for (const r of [this.replica, this.held]) await r?.discard();
+    this.replica = null;
+    this.held = null;
     if (this.server?.epoch !== epoch) {
       // Fenced while starting: a higher term arrived and stopServer ran. Never serve this epoch.
       await handle.stop({ fast: true });
@@ -382,14 +388,25 @@ export class LabControlPlane implements ControlPlaneRuntime {
 
   /**
    * followReplica: a voter following `leader` in `epoch` keeps a learner of the leader's etcd
-   * running, from an empty data dir for each epoch: whatever this robot held before (its own
-   * divergent writes as an old leader, an older epoch's replica) is discarded.
+   * running, from an empty data dir for each epoch; an old leader's own divergent writes are never
+   * a replica. The previous epoch's replica is stopped and held (not deleted) until the new one
+   * has joined: the new leader may have won on its site log alone and hand leadership to this
+   * robot, which then takes over from the held replica.
    */
   async followReplica(leader: LeaderEndpoint, epoch: number): Promise<void> {
     const rep = this.o.replication;
     if (!rep || this.server) return;
     if (this.replica?.epoch === epoch) return;
-    if (this.replica) await this.replica.discard();
+    const previous = this.replica;
+    if (previous) {
+      await previous.stop({ graceful: true });
+      const p = previous.position();
+      const h = this.held?.position() ?? null;
+      if (p && (!h || compareReplica(p, h) > 0)) {
+        await this.held?.discard();
+        this.held = previous;
+      } else await previous.discard();
+    }
     this.replica = new EtcdReplica({
       self: this.o.nodeId,
       epoch,
@@ -439,9 +456,22 @@ export class LabControlPlane implements ControlPlaneRuntime {
     }
   }
 
+  /** The freshest of this epoch's replica and the held one: the one a takeover would use. */
+  private freshestReplica(): EtcdReplica | null {
+    const a = this.replica?.position() ? this.replica : null;
+    const b = this.held?.position() ? this.held : null;
+    if (!a || !b) return a ?? b;
+    return compareReplica(a.position()!, b.position()!) >= 0 ? a : b;
+  }
+
   /** The replica this robot holds (none while it serves). */
   replicaPosition(): ReplicaPosition | null {
-    return this.replica?.position() ?? null;
+    // The new epoch's replica has joined: the held one is no longer needed.
+    if (this.held && this.replica?.position()) {
+      void this.held.discard();
+      this.held = null;
+    }
+    return this.freshestReplica()?.position() ?? null;
   }
 
   standby(): string | null {
@@ -461,7 +491,8 @@ export class LabControlPlane implements ControlPlaneRuntime {
         restoredFrom: this.restoredFrom,
         snapshotsTaken: this.snapshotsTaken,
         newestSnapshot: this.o.snapshots?.store.newest()?.name ?? null,
-        replica: this.replica ? describeReplica(this.replica.position()) : null,
+        replica:
+          this.replica || this.held ? describeReplica(this.freshestReplica()?.position() ?? null) : null,
         standby: this.standby(),
         restoredFromReplica: this.restoredFromReplica ? describeReplica(this.restoredFromReplica) : null,
       },
@@ -550,6 +581,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
   async close(): Promise<void> {
     await this.resetWorker();
     await this.replica?.stop({ graceful: true });
+    await this.held?.stop({ graceful: true });
     if (this.server) await this.stopServer(this.server.epoch);
     await this.o.snapshots?.receiver?.close();
   }
