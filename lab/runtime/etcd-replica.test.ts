@@ -244,7 +244,11 @@ test('a replica the leader removed starts clean and can be added again', async (
   await until('the removed replica to give up its data', async () =>
     replica.position() === null ? true : null,
   );
-  await applyMemberChange(e1, { kind: 'addLearner', node: 'r2', peerUrl: p2 });
+  // etcd may refuse an add right after a removal (`member not found` while it applies the
+  // removal); the leader's agent retries every REPLICA_SYNC_MS, as this does.
+  await until('the learner added again', () =>
+    applyMemberChange(e1, { kind: 'addLearner', node: 'r2', peerUrl: p2 }).then(() => true),
+  );
   await until('the replica to join again', async () => replica.position());
   await replica.discard();
 });
