@@ -79,6 +79,8 @@ async function membersLog(): Promise<MembersLog> {
 export const AGENT_VERSION = '0.1.0';
 /** Advertised ids the site does not name that are logged, at most: the rest are only counted. */
 const MAX_LOGGED_UNKNOWN_ROBOTS = 32;
+/** How often a serving leader checks that its datastore has its standby replica. */
+const REPLICA_SYNC_MS = 2000;
 
 export interface AgentDeps {
   readonly config: AgentConfig;
@@ -280,6 +282,8 @@ export class Agent {
   private stopping = false;
   private membershipTimer: Timer | undefined;
   private snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  private replicaTimer: ReturnType<typeof setInterval> | undefined;
+  private syncingReplicas = false;
   private snapshotting = false;
   /** Robots this leader marked lost (out-of-service); a new leader starts from none. */
   private readonly lostNodes = new Set<NodeId>();
@@ -530,8 +534,10 @@ export class Agent {
         { lifecycle: after, lastError: this.lifecycle.context.lastError ?? undefined },
         `lifecycle ${before} -> ${after}`,
       );
-      if (after === 'leading.serving') this.startSnapshots();
-      else if (before === 'leading.serving') {
+      if (after === 'leading.serving') {
+        this.startSnapshots();
+        this.startReplicas();
+      } else if (before === 'leading.serving') {
         this.stopSnapshots();
         this.lostNodes.clear();
       }
@@ -593,6 +599,9 @@ export class Agent {
         case 'joinControlPlane': {
           // The leader's address as its own authenticated datagrams gave it, never an advertisement's.
           const host = this.addressOf(e.leader) ?? e.leader;
+          // A voter also replicates the leader's datastore, so that it can take over without loss.
+          if (this.cfg.node.serverCapable && rt.followReplica)
+            rt.followReplica({ id: e.leader, host }, e.epoch).catch((err) => failed('replicate', err));
           rt.joinAsWorker({ id: e.leader, host }, e.epoch).then(
             () => back({ type: 'cp.workerReady', leader: e.leader, epoch: e.epoch, now: this.now() }),
             (err) =>
@@ -741,6 +750,53 @@ export class Agent {
   private stopSnapshots(): void {
     clearInterval(this.snapshotTimer);
     this.snapshotTimer = undefined;
+    clearInterval(this.replicaTimer);
+    this.replicaTimer = undefined;
+  }
+
+  /**
+   * startReplicas: while this robot serves, keep its datastore's replicas on the live voters, the
+   * ones longest alive first (a voter that flaps should not be the standby). Checked every
+   * REPLICA_SYNC_MS, which bounds how long a site runs without a standby after one died.
+   */
+  private startReplicas(): void {
+    const rt = this.deps.runtime;
+    if (!rt.syncReplicas) return;
+    clearInterval(this.replicaTimer);
+    const sync = () => {
+      const epoch = this.election.context.serverEpoch;
+      if (epoch === null || phaseOf(this.lifecycle) !== 'leading.serving' || this.syncingReplicas) return;
+      const live = this.cfg.voters
+        .filter((v) => v !== this.nodeId && !this.cfg.witnesses.includes(v))
+        .flatMap((id) => {
+          const m = this.membership.get(id);
+          const host = this.addressOf(id);
+          return m && m.state !== 'dead' && host
+            ? [{ id, host, since: m.state === 'alive' ? m.since : Infinity }]
+            : [];
+        })
+        .sort((a, b) => a.since - b.since || (a.id < b.id ? -1 : 1));
+      this.syncingReplicas = true;
+      rt.syncReplicas!(
+        epoch,
+        live.map(({ id, host }) => ({ id, host })),
+      )
+        .catch((e: Error) => this.noteError(`replicas: ${e.message}`))
+        .finally(() => (this.syncingReplicas = false));
+    };
+    this.replicaTimer = setInterval(sync, REPLICA_SYNC_MS);
+    this.replicaTimer.unref?.();
+    sync();
+  }
+
+  /** reportReplica tells the election where this robot's replica is, when it moved. */
+  private reportReplica(): void {
+    const p = this.deps.runtime.replicaPosition?.() ?? null;
+    const epoch = p?.epoch ?? 0;
+    const revision = p?.revision ?? 0;
+    const known = this.election.context.replica;
+    if (known.epoch !== epoch || known.revision !== revision)
+      this.feed({ type: 'setReplica', epoch, revision, now: this.now() });
   }
 
   private async takeSnapshot(): Promise<void> {
@@ -1154,6 +1210,7 @@ export class Agent {
       this.log.info({ reachable: q.reachable, voters: q.voters }, `${this.nodeId} sees a quorum again`);
     }
     this.actOnNodeLoss();
+    this.reportReplica();
   }
 
   private quorum(now: number): QuorumView {
@@ -1279,7 +1336,11 @@ export class Agent {
     this.stopping = true;
     if (roleOf(this.election) === 'leader') {
       this.log.info(`${this.nodeId} hands over leadership before stopping`);
-      this.feed({ type: 'transferLeadership', now: this.now() });
+      // To the standby when it is alive: it holds the datastore up to the last write, where any
+      // other voter would restore a snapshot.
+      const standby = this.deps.runtime.standby?.() ?? null;
+      const to = standby && this.membership.get(standby)?.state === 'alive' ? standby : undefined;
+      this.feed({ type: 'transferLeadership', ...(to ? { to } : {}), now: this.now() });
       const deadline = this.now() + this.cfg.effectiveTiming.transferTimeoutMs;
       while (roleOf(this.election) === 'leader' && this.now() < deadline)
         await new Promise((r) => setTimeout(r, 20));

@@ -421,3 +421,32 @@ test('the workload expectations: back on a survivor in time, the lost addresses 
   assert.match(judge('no-restart', null, bad).detail, /web-b on r2 restarted/);
   assert.match(judge('no-duplicate-ip', null, bad).detail, /10\.78\.1\.21 held twice/);
 });
+
+test('no-lost-writes fails when an acknowledged write older than the bound is missing, and without a writer', () => {
+  const acked = [8_000, 9_000, 9_700, 9_950].map((ms, i) => ({
+    seq: i,
+    name: `rpo-${i}`,
+    ackedAt: T + ms,
+    resourceVersion: String(100 + i),
+  }));
+  const judge = (present: string[] | null, withinMs = 1000) =>
+    analyse({ ...cleanRun(), writes: { acked, present } }, [
+      { kind: 'no-lost-writes', after: 'off', withinMs },
+    ]).expectations[0]!;
+  const all = judge(acked.map((w) => w.name));
+  assert.deepEqual([all.ok, all.measuredMs, all.detail], [true, 0, '0 of 4 acknowledged writes lost']);
+  // The last two (300 ms and 50 ms before the power loss) lost: within a 1 s bound.
+  const recent = judge(['rpo-0', 'rpo-1']);
+  assert.deepEqual([recent.ok, recent.measuredMs], [true, 300]);
+  // One acknowledged two seconds before the power loss lost: beyond the bound.
+  const old = judge(['rpo-1', 'rpo-2', 'rpo-3']);
+  assert.deepEqual([old.ok, old.measuredMs], [false, 2000]);
+  // The bound is inclusive: exactly one second passes a 1 s bound, not a 999 ms one.
+  assert.equal(judge(['rpo-0', 'rpo-2', 'rpo-3']).ok, true);
+  assert.equal(judge(['rpo-0', 'rpo-2', 'rpo-3'], 999).ok, false);
+  assert.equal(judge(null).ok, false);
+  assert.equal(
+    analyse(cleanRun(), [{ kind: 'no-lost-writes', after: 'off', withinMs: 1000 }]).expectations[0]!.detail,
+    'the run had no writer',
+  );
+});

@@ -5,6 +5,7 @@
  * whole run; any breach comes back with its evidence. Durations come from log times (ms precision),
  * expectations from observations.
  */
+import { lostWrites, type AckedWrite } from './rpo.ts';
 import type { LabObservation } from './lab.ts';
 import {
   duplicateAddresses,
@@ -119,6 +120,11 @@ export interface RunRecord {
   readonly final: LabObservation | null;
   /** The demo workload the run applied (real nodes), for the workload expectations. */
   readonly workload?: WorkloadSpec | null;
+  /**
+   * The writer's acknowledged writes and which of them the final leader's server holds (null: it
+   * could not be asked); absent when no expectation needs the writer.
+   */
+  readonly writes?: { readonly acked: readonly AckedWrite[]; readonly present: readonly string[] | null };
 }
 
 export interface Analysis {
@@ -432,6 +438,17 @@ function evaluate(rec: RunRecord, e: Expectation): ExpectationResult {
     case 'addresses-freed':
     case 'no-restart':
       return evaluateWorkload(rec, e, f ?? null, t, obs, res);
+    case 'no-lost-writes': {
+      if (!rec.writes) return res(false, null, 'the run had no writer');
+      if (rec.writes.present === null) return res(false, null, "the final leader's server could not be read");
+      const loss = lostWrites(rec.writes.acked, new Set(rec.writes.present), t);
+      return res(
+        rec.writes.acked.length > 0 && loss.windowMs <= within,
+        loss.windowMs,
+        `${loss.lost.length} of ${loss.acked} acknowledged writes lost` +
+          (loss.lost.length ? ` (the newest ${loss.windowMs} ms before the fault)` : ''),
+      );
+    }
     case 'no-leader-change': {
       const termAt = f?.termBefore ?? 0;
       const changes = Object.values(rec.logs)

@@ -33,6 +33,7 @@ import {
   kubeApiserverBinary,
   loadApiServerIdentity,
 } from './kube-apiserver/apiserver.ts';
+import { issueEtcdPeerCerts } from './kube-apiserver/etcd-peer.ts';
 import { createSite, destroySite, listOwned, requireRoot } from './netns.ts';
 import { cgroupHierarchies, powerOffRealNode, removeCgroupsSync } from './node/node-power.ts';
 import {
@@ -86,6 +87,8 @@ export interface LabOptions {
   readonly lostAfterMs?: number;
   /** How often the leader snapshots its control plane (lab default 5 s: the RPO). */
   readonly snapshotIntervalMs?: number;
+  /** Voters replicate the leader's etcd (docs/k3s.md "Replication"); false: snapshots only. */
+  readonly replication?: boolean;
   /** The agents' timing profile (statecharts/timing.ts): lab by default, fleet as on robots. */
   readonly profile?: 'fleet' | 'lab' | 'test';
   /**
@@ -286,6 +289,12 @@ export async function labUp(o: LabOptions): Promise<LabState> {
       sans: state.robots.map((r) => r.address),
       nodes: names.filter((n) => !witnessNames.includes(n)),
     });
+    // etcd peer certificates for the voters only: they replicate the leader's etcd (docs/k3s.md).
+    await issueEtcdPeerCerts(
+      join(dir, 'identity'),
+      state.robots.filter((r) => r.voter && !r.witness),
+      (name) => join(robotDir(state, name), 'etcd-peer'),
+    );
     // Each robot gets its own keys, derived from a master secret that stays in the lab directory,
     // as bootstrap does it (agent/site-key.ts).
     const master = randomBytes(32);
@@ -344,6 +353,7 @@ export function renderLabAgentConfig(
     /** With a real node: the bundle file lab/node/build.sh printed. */
     nodeBundle?: string;
     nodeMonitorGrace?: 'lost-after' | 'kubernetes';
+    replication?: boolean;
   } = {},
 ): string {
   const lostAfterMs = o.lostAfterMs ?? 15_000;
@@ -385,6 +395,9 @@ export function renderLabAgentConfig(
                     : { nodeMonitorGraceSeconds: Math.ceil(lostAfterMs / 1000) }),
                 },
               }
+            : {}),
+          ...(r.voter && o.replication !== false
+            ? { etcdPeerDir: join(robotDir(state, r.name), 'etcd-peer') }
             : {}),
         },
     membership: {

@@ -24,6 +24,7 @@ import { renderMarkdown, renderTimelineSvg, segments, type RunReport } from './r
 import type { LabAction, Scenario } from './scenario.ts';
 import { converged } from './analysis.ts';
 import { applyWorkload, renderWorkload, workloadReady, type WorkloadSpec } from './workload.ts';
+import { labApi, presentWrites, Writer } from './rpo.ts';
 
 export interface RunOptions {
   readonly site?: string;
@@ -153,6 +154,11 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
         o.milestone?.('workload running', formed);
       }
     }
+    // The writer of no-lost-writes: through the leader the site formed with, from now on.
+    const writer =
+      formed?.leader && sc.expect.some((e) => e.kind === 'no-lost-writes')
+        ? new Writer(labApi(state, formed.leader), `site-${state.site}`, 'rpo', 100)
+        : null;
     const t0 = Date.now();
     const tEnd = t0 + sc.durationMs;
     let victims: string[] = [];
@@ -222,6 +228,7 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
       await sleep(every);
     }
     await Promise.all(running);
+    await writer?.stop();
     const tFaultsEnd = Date.now();
     // The end of every run: heal the network, power on and resume every robot, and require the
     // site to converge (the "after heal, one leader and all robots Ready" invariant).
@@ -285,6 +292,22 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
       logs,
       final: final ?? observations.at(-1) ?? null,
       workload: sc.workload,
+      ...(writer
+        ? {
+            writes: {
+              acked: writer.acked,
+              present: finalLeader
+                ? [
+                    ...((await presentWrites(
+                      labApi(state, finalLeader.name, 5000),
+                      `site-${state.site}`,
+                      'rpo',
+                    ).catch(() => null)) ?? []),
+                  ]
+                : null,
+            },
+          }
+        : {}),
     };
     const analysis = analyse(rec, sc.expect);
     const coldStarts = observations

@@ -13,6 +13,7 @@ test('every built-in scenario parses, and together they cover the issue list', (
   const parsed = names.map((f) => parseScenario(readFileSync(join(DIR, f), 'utf8'), f));
   assert.deepEqual(parsed.map((s) => s.name).sort(), [
     'cold-start',
+    'leader-loss-no-lost-writes',
     'leader-pause',
     'leader-power-loss',
     'leader-wifi-loss',

@@ -92,6 +92,7 @@ const expectationSchema = z
       'no-duplicate-ip',
       'addresses-freed',
       'no-restart',
+      'no-lost-writes',
     ]),
     /** The fault step (its `id`) the clock starts at; default the first fault. */
     after: z.string().optional(),
@@ -167,12 +168,18 @@ export const WORKLOAD_EXPECTATIONS = [
 const UNTIMED = ['no-leader-change', 'no-duplicate-ip', 'no-restart'];
 
 export interface Expectation {
+  /**
+   * no-lost-writes: a client writes a ConfigMap every 100 ms through the leader the site formed
+   * with; every write it acknowledged before the fault must be on the final leader's server, except
+   * those acknowledged within `within` before the fault (the RPO bound; lab/rpo.ts).
+   */
   readonly kind:
     | 'new-leader'
     | 'all-ready'
     | 'no-leader-change'
     | 'demoted'
     | 'converged'
+    | 'no-lost-writes'
     | (typeof WORKLOAD_EXPECTATIONS)[number];
   readonly after: string;
   readonly withinMs: number | null;

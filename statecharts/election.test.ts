@@ -435,3 +435,70 @@ test('a stream of made-up learners does not grow the leader’s state', () => {
     s = step(s, { type: 'setLearners', learners: [`fake-${i}`, 'real'], now: i }).snapshot;
   assert.deepEqual(Object.keys(s.context.progress).sort(), ['fake-999', 'real']);
 });
+
+test('freshest replica: a voter refuses a candidate with the same log and an older replica, and grants a fresher one', () => {
+  let b = node('b', ['a', 'b', 'c']);
+  b = step(b, { type: 'setReplica', epoch: 4, revision: 900, now: 0 }).snapshot;
+  const ask = (replicaEpoch: number, replicaRev: number, lastIndex = 0) => {
+    const r = step(b, {
+      type: 'message',
+      now: 10,
+      msg: {
+        type: 'vote',
+        from: 'c',
+        to: 'b',
+        term: 1,
+        lastIndex,
+        lastTerm: lastIndex ? 1 : 0,
+        transfer: false,
+        ...(replicaEpoch || replicaRev ? { replicaEpoch, replicaRev } : {}),
+      },
+    });
+    const reply = sends(r.effects).find((m) => m.type === 'voteResp');
+    return reply?.type === 'voteResp' && reply.granted;
+  };
+  assert.equal(ask(0, 0), false, 'no replica against ours');
+  assert.equal(ask(4, 899), false, 'one revision behind');
+  assert.equal(ask(3, 99_999), false, 'an older epoch, whatever its revisions');
+  assert.equal(ask(4, 900), true, 'as fresh as ours');
+  assert.equal(ask(5, 1), true, 'a newer epoch');
+  // A newer log wins whatever the replica: the site log's safety comes first.
+  assert.equal(ask(0, 0, 1), true, 'a newer log, no replica');
+});
+
+test('freshest replica: campaigns carry this robot’s replica position, and none while it holds none', () => {
+  let a = node('a', ['a', 'b', 'c']);
+  const plain = sends(step(a, { type: 'campaign', now: 0 }).effects).find((m) => m.type === 'preVote');
+  assert.ok(plain && !('replicaEpoch' in plain));
+  a = step(a, { type: 'setReplica', epoch: 2, revision: 51, now: 0 }).snapshot;
+  const pv = sends(step(a, { type: 'campaign', now: 0 }).effects).find((m) => m.type === 'preVote');
+  assert.ok(pv?.type === 'preVote');
+  assert.equal(pv.replicaEpoch, 2);
+  assert.equal(pv.replicaRev, 51);
+});
+
+test('a new leader learns the followers’ replica positions from their acknowledgements, and hands over before serving', () => {
+  // a wins term 1 with b's votes; b's acknowledgement says it holds a replica a does not.
+  let a = electedWithB();
+  const noop = a.context.noopIndex;
+  const r = step(a, {
+    type: 'message',
+    now: 3,
+    msg: {
+      type: 'appendResp',
+      from: 'b',
+      to: 'a',
+      term: 1,
+      success: true,
+      matchIndex: noop,
+      echo: 2,
+      replicaEpoch: 3,
+      replicaRev: 70,
+    },
+  });
+  a = r.snapshot;
+  assert.deepEqual(a.context.peerReplicas['b'], { epoch: 3, revision: 70, term: 1 });
+  const later = step(a, { type: 'heartbeatTimeout', now: 3 + fenceDelayMs(testTiming) });
+  assert.equal(later.snapshot.context.transferee, 'b');
+  assert.ok(!kinds(later.effects).includes('startServer'), 'it never serves this epoch');
+});

@@ -20,7 +20,7 @@
  * leaders commit only entries of their own term). Liveness and "no false failovers" come from
  * PreVote, leader stickiness and CheckQuorum. Server epochs are fenced: see docs/protocol.md §5.
  */
-import { assign, enqueueActions, initialTransition, raise, cancel, setup } from 'xstate';
+import { and, assign, enqueueActions, initialTransition, raise, cancel, setup } from 'xstate';
 import type { EntryKind, LogEntry, Message, NodeId } from './messages.ts';
 import { pureStepper } from './pure-transition.ts';
 import { nextRandom } from './rng.ts';
@@ -83,6 +83,22 @@ export interface ElectionContext {
   readonly timing: ElectionTiming;
   /** 0..1: battery, storage and CPU folded into one number by the shell. Biases the timeout only. */
   readonly fitness: number;
+  /**
+   * The position of this robot's datastore replica (agent/control-plane/replica.ts), as the shell
+   * last reported it: (0, 0) for none. Campaigns carry it; a voter refuses a candidate whose log is
+   * only as up to date as its own and whose replica is behind its own, so the freshest replica wins
+   * when it is reachable (docs/k3s.md "Replication").
+   */
+  readonly replica: { readonly epoch: number; readonly revision: number };
+  /**
+   * The replica positions other voters campaigned with, and the term of that campaign. A new leader
+   * whose own replica is older than a live voter's, from this election, hands leadership to that
+   * voter before it serves: the voter with the newer site log must win (Raft), but the one with
+   * the newer datastore should serve.
+   */
+  readonly peerReplicas: Readonly<
+    Record<NodeId, { readonly epoch: number; readonly revision: number; readonly term: number }>
+  >;
 
   // Durable: persisted (persistHardState / persistLog) before any message that depends on them.
   readonly term: number;
@@ -174,13 +190,70 @@ export type ElectionEvent =
   /** Append a site log entry (leader only). */
   | ({ readonly type: 'propose'; readonly kind: EntryKind; readonly data: string } & WithNow)
   | ({ readonly type: 'setLearners'; readonly learners: readonly NodeId[] } & WithNow)
-  | ({ readonly type: 'setFitness'; readonly fitness: number } & WithNow);
+  | ({ readonly type: 'setFitness'; readonly fitness: number } & WithNow)
+  | ({ readonly type: 'setReplica'; readonly epoch: number; readonly revision: number } & WithNow);
 
 /** The timer ids the machine arms. Arming an id replaces its pending timer. */
 export type TimerId = 'election' | 'heartbeat' | 'transfer' | 'fence';
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers over the context.
+
+const NO_REPLICA_POSITION = { epoch: 0, revision: 0 } as const;
+
+/** The replica fields of this node's (pre)vote requests: none while it holds no replica. */
+function replicaFields(c: ElectionContext): { replicaEpoch?: number; replicaRev?: number } {
+  return c.replica.epoch === 0 && c.replica.revision === 0
+    ? {}
+    : { replicaEpoch: c.replica.epoch, replicaRev: c.replica.revision };
+}
+
+/** notePeerReplica: remember the replica position a (pre)candidate campaigned with, or a follower acknowledged with. */
+function notePeerReplica(
+  c: ElectionContext,
+  m: Msg<'preVote'> | Msg<'vote'> | Msg<'appendResp'>,
+): ElectionContext['peerReplicas'] {
+  if (!c.voters.includes(m.from)) return c.peerReplicas;
+  return {
+    ...c.peerReplicas,
+    [m.from]: { epoch: m.replicaEpoch ?? 0, revision: m.replicaRev ?? 0, term: m.term },
+  };
+}
+
+/**
+ * fresherReplicaHolder: the voter that campaigned in the election this leader won (the term it
+ * leads) with the freshest replica, when that is fresher than this leader's own and the voter
+ * acknowledged recently; else null.
+ */
+function fresherReplicaHolder(c: ElectionContext, now: number): NodeId | null {
+  let best: NodeId | null = null;
+  let pos: { epoch: number; revision: number } = c.replica;
+  for (const v of otherVoters(c)
+    .filter((x) => canLead(c, x))
+    .sort()) {
+    const r = c.peerReplicas[v];
+    if (!r || r.term !== c.term) continue;
+    if (now - (c.progress[v]?.lastAck ?? -Infinity) >= c.timing.electionTimeoutMinMs) continue;
+    if (r.epoch > pos.epoch || (r.epoch === pos.epoch && r.revision > pos.revision)) {
+      best = v;
+      pos = r;
+    }
+  }
+  return best;
+}
+
+/**
+ * replicaBehind: the candidate's log is exactly as up to date as ours (a newer log always wins, as
+ * Raft requires) and its replica is older than ours, by epoch then revision. Together with
+ * isUpToDate this orders candidates by (log, replica), a total order, so the freshest candidate
+ * can always win and the grants stay a subset of Raft's: safety is unchanged.
+ */
+function replicaBehind(c: ElectionContext, m: Msg<'preVote'> | Msg<'vote'>): boolean {
+  if (m.lastTerm !== lastTerm(c.log) || m.lastIndex !== lastIndex(c.log)) return false;
+  const epoch = m.replicaEpoch ?? 0;
+  const rev = m.replicaRev ?? 0;
+  return epoch < c.replica.epoch || (epoch === c.replica.epoch && rev < c.replica.revision);
+}
 
 const quorum = (c: ElectionContext): number => Math.floor(c.voters.length / 2) + 1;
 const isVoter = (c: ElectionContext, n: NodeId = c.id): boolean => c.voters.includes(n);
@@ -269,14 +342,17 @@ function heartbeatDelayMs(c: ElectionContext, now: number): number {
 
 /**
  * drawElectionTimeout: min + spread × u × (1 − bias × fitness), so fitter robots tend to time out
- * first. Never below the minimum, so fitness cannot weaken stickiness. Right after boot the minimum
+ * first (a replica holder counts as fitness 1). Never below the minimum, so fitness cannot weaken stickiness. Right after boot the minimum
  * is bootElectionTimeoutMs.
  */
 function drawElectionTimeout(c: ElectionContext, boot: boolean): { electionTimeoutMs: number; rng: number } {
   const [u, rng] = nextRandom(c.rng);
   const t = c.timing;
   const spread = t.electionTimeoutMaxMs - t.electionTimeoutMinMs;
-  const scale = 1 - t.fitnessBias * Math.min(1, Math.max(0, c.fitness));
+  // A robot holding a datastore replica counts as fittest: it tends to campaign first, so every
+  // voter learns its position (campaigns carry it) and the freshest replica is the one that serves.
+  const fitness = c.replica.epoch > 0 || c.replica.revision > 0 ? 1 : c.fitness;
+  const scale = 1 - t.fitnessBias * Math.min(1, Math.max(0, fitness));
   const min = boot ? t.bootElectionTimeoutMs : t.electionTimeoutMinMs;
   return { electionTimeoutMs: Math.round(min + spread * u * scale), rng };
 }
@@ -362,6 +438,7 @@ function acceptAppendUpdate(c: ElectionContext, m: Msg<'append'>, now: number): 
     success,
     matchIndex,
     echo: m.sentAt,
+    ...replicaFields(c),
   });
   if (termAt(c.log, m.prevIndex) !== m.prevTerm) {
     return { ...base, fx: stage(c, { sends: [reply(false, conflictHint(c.log, m.prevIndex))] }) };
@@ -421,13 +498,16 @@ function appendRespUpdate(c: ElectionContext, m: Msg<'appendResp'>, now: number)
   if (!p) return {};
   const last = lastIndex(c.log);
   const lastAck = Math.max(p.lastAck, m.echo);
+  // A voter's replica position, as of this term: what the handover to a fresher replica reads.
+  const peerReplicas = c.voters.includes(m.from) ? notePeerReplica(c, m) : c.peerReplicas;
   if (m.success) {
     const match = Math.min(last, Math.max(p.match, m.matchIndex));
     const next: ElectionContext = {
       ...c,
+      peerReplicas,
       progress: { ...c.progress, [m.from]: { match, next: match + 1, lastAck } },
     };
-    return { progress: next.progress, ...advanceCommit(next) };
+    return { progress: next.progress, peerReplicas, ...advanceCommit(next) };
   }
   // Refused: resume from the follower's hint (never below what it already acknowledged), and retry now.
   const nextIndex = Math.max(p.match + 1, Math.min(p.next - 1, m.matchIndex + 1));
@@ -584,6 +664,9 @@ export const electionMachine = setup({
       (nowOf(event) ?? -Infinity) >= context.becameLeaderAt + fenceDelayMs(context.timing) &&
       // Acknowledgements queued while this robot was frozen do not count: the lease must hold now.
       hasLease(context, nowOf(event) ?? -Infinity),
+    /** canServe, and a live voter campaigned in this election with a fresher replica than ours. */
+    fresherReplicaElsewhere: ({ context, event }) =>
+      fresherReplicaHolder(context, nowOf(event) ?? -Infinity) !== null,
     transfereeCaughtUp: ({ context }) =>
       context.transferee !== null &&
       (context.progress[context.transferee]?.match ?? 0) >= lastIndex(context.log),
@@ -661,6 +744,7 @@ export const electionMachine = setup({
         term: c.term + 1,
         lastIndex: lastIndex(c.log),
         lastTerm: lastTerm(c.log),
+        ...replicaFields(c),
       }));
       return {
         ...drawn,
@@ -684,6 +768,7 @@ export const electionMachine = setup({
               term: c.term + 1,
               lastIndex: lastIndex(c.log),
               lastTerm: lastTerm(c.log),
+              ...replicaFields(c),
             }
           : {
               type: 'vote',
@@ -693,6 +778,7 @@ export const electionMachine = setup({
               lastIndex: lastIndex(c.log),
               lastTerm: lastTerm(c.log),
               transfer: c.campaignTransfer,
+              ...replicaFields(c),
             },
       );
       return { fx: stage(c, { sends }) };
@@ -708,6 +794,7 @@ export const electionMachine = setup({
         lastIndex: lastIndex(c.log),
         lastTerm: lastTerm(c.log),
         transfer: c.campaignTransfer,
+        ...replicaFields(c),
       }));
       return {
         ...drawn,
@@ -819,8 +906,10 @@ export const electionMachine = setup({
       else if (m.term <= c.term) why = `term ${m.term} not above ${c.term}`;
       else if (leaseActive(c, event.now)) why = `leader ${leaseHolder(c)} is live`;
       else if (!isUpToDate(c.log, m.lastIndex, m.lastTerm)) why = 'log behind';
+      else if (replicaBehind(c, m)) why = 'replica behind';
       const granted = why === '';
       return {
+        peerReplicas: notePeerReplica(c, m),
         fx: stage(c, {
           sends: [{ type: 'preVoteResp', from: c.id, to: m.from, term: granted ? m.term : c.term, granted }],
           traces: [
@@ -836,12 +925,15 @@ export const electionMachine = setup({
       else if (m.term !== c.term) why = `term ${m.term} is not ${c.term}`;
       else if (c.votedFor !== null && c.votedFor !== m.from) why = `already voted for ${c.votedFor}`;
       else if (!isUpToDate(c.log, m.lastIndex, m.lastTerm)) why = 'log behind';
+      else if (replicaBehind(c, m)) why = 'replica behind';
       const granted = why === '';
       const reply: Message = { type: 'voteResp', from: c.id, to: m.from, term: c.term, granted };
       const trace = `${c.id} ${granted ? 'granted' : 'refused'} vote for ${m.from} at term ${m.term}${why ? `: ${why}` : ''}`;
-      if (!granted) return { fx: stage(c, { sends: [reply], traces: [trace] }) };
+      const peerReplicas = notePeerReplica(c, m);
+      if (!granted) return { peerReplicas, fx: stage(c, { sends: [reply], traces: [trace] }) };
       // The vote is persisted before the reply leaves (emitEffects orders persistHardState first).
       return {
+        peerReplicas,
         votedFor: m.from,
         electionResetAt: event.now,
         fx: stage(c, { hardState: c.votedFor !== m.from, sends: [reply], traces: [trace] }),
@@ -873,7 +965,9 @@ export const electionMachine = setup({
       const e = event as Ev<'transferLeadership'>;
       const candidates = otherVoters(c).filter((v) => canLead(c, v));
       let target: NodeId | null;
-      if (e.to !== undefined) target = candidates.includes(e.to) ? e.to : null;
+      // Not asked to: a new leader hands over to the voter holding the freshest replica.
+      if (event.type !== 'transferLeadership') target = fresherReplicaHolder(c, e.now);
+      else if (e.to !== undefined) target = candidates.includes(e.to) ? e.to : null;
       else {
         // The most up-to-date voter that acknowledged recently; ties broken by id for determinism.
         const live = candidates.filter(
@@ -934,6 +1028,11 @@ export const electionMachine = setup({
     setFitness: assign(({ event }) => ({
       fitness: Math.min(1, Math.max(0, (event as Ev<'setFitness'>).fitness)),
     })),
+    setReplica: assign(({ event }) => {
+      const e = event as Ev<'setReplica'>;
+      const ok = (n: number) => (Number.isSafeInteger(n) && n >= 0 ? n : 0);
+      return { replica: { epoch: ok(e.epoch), revision: ok(e.revision) } };
+    }),
     traceUnexpectedAppend: assign(({ context: c, event }) => {
       const m = (event as Ev<'message'>).msg;
       return { fx: stage(c, { traces: [`${c.id} INVARIANT: a second leader ${m.from} at term ${c.term}`] }) };
@@ -950,6 +1049,8 @@ export const electionMachine = setup({
       witnesses: [...new Set(input.witnesses ?? [])].filter((w) => input.voters.includes(w)).sort(),
       timing: input.timing,
       fitness: Math.min(1, Math.max(0, input.fitness ?? 0.5)),
+      replica: NO_REPLICA_POSITION,
+      peerReplicas: {},
       term: durable.term,
       votedFor: durable.votedFor,
       log: durable.log,
@@ -985,6 +1086,7 @@ export const electionMachine = setup({
   on: {
     setLearners: { actions: 'setLearners' },
     setFitness: { actions: 'setFitness' },
+    setReplica: { actions: 'setReplica' },
     propose: {
       actions: [
         {
@@ -1079,9 +1181,15 @@ export const electionMachine = setup({
       states: {
         /** Won the vote; waits until its no-op is committed and older leases have surely expired. */
         establishing: {
-          always: { guard: 'canServe', target: 'serving' },
+          always: [
+            { guard: and(['canServe', 'fresherReplicaElsewhere']), target: 'transferring' },
+            { guard: 'canServe', target: 'serving' },
+          ],
           on: {
-            fenceElapsed: { guard: 'canServe', target: 'serving' },
+            fenceElapsed: [
+              { guard: and(['canServe', 'fresherReplicaElsewhere']), target: 'transferring' },
+              { guard: 'canServe', target: 'serving' },
+            ],
             propose: { actions: ['appendProposal', 'emitEffects'] },
             transferLeadership: {
               actions: [

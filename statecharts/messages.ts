@@ -33,6 +33,9 @@ export interface PreVote {
   readonly term: number;
   readonly lastIndex: number;
   readonly lastTerm: number;
+  /** The sender's datastore replica position (agent/control-plane/replica.ts); absent: none. */
+  readonly replicaEpoch?: number;
+  readonly replicaRev?: number;
 }
 
 export interface PreVoteResp {
@@ -53,6 +56,9 @@ export interface Vote {
   readonly lastTerm: number;
   /** Set when the campaign follows a TimeoutNow from the leader: voters skip the stickiness check. */
   readonly transfer: boolean;
+  /** As in PreVote. */
+  readonly replicaEpoch?: number;
+  readonly replicaRev?: number;
 }
 
 export interface VoteResp {
@@ -91,6 +97,12 @@ export interface AppendResp {
   readonly matchIndex: number;
   /** The `sentAt` of the Append this answers. */
   readonly echo: number;
+  /**
+   * The follower's datastore replica position, as in PreVote: so that a new leader knows, from its
+   * first heartbeat round, whether another voter holds a fresher replica than its own.
+   */
+  readonly replicaEpoch?: number;
+  readonly replicaRev?: number;
 }
 
 /** TimeoutNow (thesis §3.10): the leader tells an up-to-date voter to campaign at once. */
@@ -120,7 +132,7 @@ export function describeMessage(m: Message): string {
   switch (m.type) {
     case 'preVote':
     case 'vote':
-      return `${head} last=${m.lastIndex}/${m.lastTerm}${m.type === 'vote' && m.transfer ? ' transfer' : ''}`;
+      return `${head} last=${m.lastIndex}/${m.lastTerm}${m.replicaEpoch || m.replicaRev ? ` replica=e${m.replicaEpoch ?? 0}@${m.replicaRev ?? 0}` : ''}${m.type === 'vote' && m.transfer ? ' transfer' : ''}`;
     case 'preVoteResp':
     case 'voteResp':
       return `${head} ${m.granted ? 'granted' : 'rejected'}`;

@@ -14,6 +14,7 @@
  */
 import type { NodeId } from '../../statecharts/messages.ts';
 import type { SiteSpecVersion } from '../site/spec-log.ts';
+import type { ReplicaPosition } from './replica.ts';
 
 export interface LeaderEndpoint {
   readonly id: NodeId;
@@ -74,6 +75,23 @@ export interface ControlPlaneRuntime {
   setSiteView?(view: SiteView): void;
   /** Optional: snapshot pushes this robot's receiver handled so far, by result (for /metrics). */
   snapshotPushes?(): Readonly<Record<string, number>>;
+
+  /**
+   * Optional, continuous replication (docs/k3s.md "Replication"). followReplica: this voter, a
+   * follower of `leader` in `epoch`, keeps a replica of the leader's datastore for that epoch (an
+   * etcd learner), discarding whatever it held before. It resolves once the replica is started,
+   * not when it has caught up; the runtime retries on its own while the leader has not added it.
+   */
+  followReplica?(leader: LeaderEndpoint, epoch: number): Promise<void>;
+  /**
+   * Optional: the leader makes its datastore's replicas the first of `voters` (live voters, in the
+   * order of preference), within what the datastore allows. Writes never wait for a replica.
+   */
+  syncReplicas?(epoch: number, voters: readonly LeaderEndpoint[]): Promise<void>;
+  /** Optional: the position of the replica this robot holds, null for none. */
+  replicaPosition?(): ReplicaPosition | null;
+  /** Optional: while this robot serves, the voter that holds its standby replica, or null. */
+  standby?(): NodeId | null;
 }
 
 /** SiteView: the election's view as the snapshot code reads it, each time it needs it. */

@@ -113,6 +113,38 @@ const MESSAGES: readonly Message[] = [
     commit: 0,
     sentAt: Number.MIN_VALUE,
   },
+  {
+    type: 'vote',
+    from: 'robot-1',
+    to: 'robot-3',
+    term: 8,
+    lastIndex: 3,
+    lastTerm: 2,
+    transfer: false,
+    replicaEpoch: 2,
+    replicaRev: 51,
+  },
+  {
+    type: 'preVote',
+    from: 'robot-1',
+    to: 'robot-2',
+    term: 8,
+    lastIndex: 120,
+    lastTerm: 7,
+    replicaEpoch: 0,
+    replicaRev: 9,
+  },
+  {
+    type: 'appendResp',
+    from: 'robot-2',
+    to: 'robot-1',
+    term: 9,
+    success: true,
+    matchIndex: 4,
+    echo: 12.5,
+    replicaEpoch: 8,
+    replicaRev: 7000,
+  },
 ];
 
 /** Byte offsets of the version 2 header (docs/protocol-wire.md). */
@@ -846,4 +878,20 @@ test('DROP_REASONS lists each reason once', () => {
     'unknown-type',
     'wrong-site',
   ]);
+});
+
+test('the replica position rides as an optional tail of preVote and vote; absent when there is none', () => {
+  const pv: Message = { type: 'preVote', from: 'a', to: 'b', term: 3, lastIndex: 7, lastTerm: 2 };
+  const withReplica: Message = { ...pv, replicaEpoch: 2, replicaRev: 5000 };
+  const plain = encode(pv, CTX);
+  const tail = encode(withReplica, CTX);
+  assert.equal(tail.length - plain.length, 1 + 2, 'epoch 2 (1 byte), revision 5000 (2 bytes)');
+  const back = decode(tail, CTX);
+  assert.ok(back.ok);
+  assert.deepEqual(back.msg, withReplica);
+  const none = decode(plain, CTX);
+  assert.ok(none.ok);
+  assert.deepEqual(none.msg, pv);
+  // (0, 0) is written as no tail, so one message has one encoding.
+  assert.deepEqual(encode({ ...pv, replicaEpoch: 0, replicaRev: 0 }, CTX), plain);
 });

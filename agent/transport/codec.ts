@@ -255,6 +255,7 @@ export function encode(msg: Message, ctx: EncodeContext): Buffer {
   writeId(w, 'from', msg.from);
   const fields = msg as unknown as Readonly<Record<string, unknown>>;
   for (const [name, codec] of layout) writeField(w, name, codec, fields[name]);
+  if (msg.type === 'preVote' || msg.type === 'vote' || msg.type === 'appendResp') writeReplicaTail(w, fields);
 
   const size = w.length + MAC_BYTES;
   if (size > MAX_DATAGRAM_BYTES) {
@@ -292,6 +293,20 @@ function writeField(w: FrameWriter, name: string, codec: FieldCodec, value: unkn
     case 'entries':
       return writeEntries(w, value);
   }
+}
+
+/**
+ * The replica position a (pre)candidate campaigns with (docs/k3s.md "Replication"): an optional
+ * tail of two uints after the body of preVote, vote and appendResp, written only when it is not (0, 0). A
+ * campaign without a replica is byte for byte what it was before replication existed, so robots of
+ * the previous version still vote for it during a rolling upgrade.
+ */
+function writeReplicaTail(w: FrameWriter, fields: Readonly<Record<string, unknown>>): void {
+  const epoch = fields['replicaEpoch'] ?? 0;
+  const rev = fields['replicaRev'] ?? 0;
+  if (epoch === 0 && rev === 0) return;
+  writeField(w, 'replicaEpoch', 'uint', epoch);
+  writeField(w, 'replicaRev', 'uint', rev);
 }
 
 function writeId(w: FrameWriter, name: string, value: unknown): void {
@@ -457,6 +472,14 @@ export function decode(buf: Uint8Array, ctx: DecodeContext): DecodeResult {
   const msg: Record<string, unknown> = { type, from: sender };
   const layout = BODY_LAYOUT[type] as readonly (readonly [string, FieldCodec])[];
   for (const [name, codec] of layout) msg[name] = readField(r, codec);
+  if ((type === 'preVote' || type === 'vote' || type === 'appendResp') && r.remaining > 0 && !r.failed) {
+    const replicaEpoch = r.varint();
+    const replicaRev = r.varint();
+    // Absent is the only encoding of "no replica": a present tail of zeros is not canonical.
+    if (replicaEpoch === 0 && replicaRev === 0) r.fail();
+    msg['replicaEpoch'] = replicaEpoch;
+    msg['replicaRev'] = replicaRev;
+  }
   if (r.failed || r.remaining !== 0) return drop('malformed');
   // A worker's key speaks for that worker only, and a worker only answers Appends: its key can
   // never cast a vote, lead, or make a voter campaign.

@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createRequire } from 'node:module';
 import { EdgeError } from '../../agent/errors.ts';
+import { etcdPeerFlags, type EtcdPeerTls } from './etcd-peer.ts';
 
 const execFileP = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -182,6 +183,18 @@ export interface ApiServerOptions {
   readonly readyTimeoutMs?: number;
   /** An etcd snapshot to restore into a fresh data dir before starting (nothing lost on failover). */
   readonly restoreFrom?: string;
+  /**
+   * restoreFrom is a replica's bbolt file (member/snap/db of a stopped learner), not an `etcdctl
+   * snapshot save` file: it has no snapshot hash to check.
+   */
+  readonly restoreSkipHashCheck?: boolean;
+  /** The etcd member's name (the robot's node id when it replicates); default `edgectl`. */
+  readonly etcdName?: string;
+  /**
+   * etcd's peer port on the robot's site address with TLS both ways, so that voters' learners can
+   * replicate it (docs/k3s.md "Replication"); absent: peer traffic stays on loopback.
+   */
+  readonly peer?: { readonly url: string; readonly tls: EtcdPeerTls };
 }
 
 export interface ApiServerHandle {
@@ -245,7 +258,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
   const etcdData = join(opts.dir, 'etcd');
   // etcd listens on loopback only: in a robot's namespace that is the robot's own loopback.
   const etcdEndpoint = `http://127.0.0.1:${ports.etcdClient}`;
-  const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
+  const peerUrl = opts.peer?.url ?? `http://127.0.0.1:${ports.etcdPeer}`;
+  const name = opts.etcdName ?? 'edgectl';
   if (opts.restoreFrom && !existsSync(etcdData)) {
     // etcd 3.4's etcdctl restores into a new data dir; the member gets the same name and peer URL.
     await execFileP(
@@ -255,9 +269,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
         'restore',
         opts.restoreFrom,
         `--data-dir=${etcdData}`,
-        '--name=edgectl',
-        `--initial-cluster=edgectl=${peerUrl}`,
+        `--name=${name}`,
+        `--initial-cluster=${name}=${peerUrl}`,
         `--initial-advertise-peer-urls=${peerUrl}`,
+        ...(opts.restoreSkipHashCheck ? ['--skip-hash-check'] : []),
       ],
       { env: { ...process.env, ETCDCTL_API: '3' } },
     );
@@ -266,15 +281,16 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
   const etcd = spawn(
     etcdBinary(),
     [
-      '--name=edgectl',
+      `--name=${name}`,
       `--data-dir=${etcdData}`,
       `--listen-client-urls=${etcdEndpoint}`,
       `--advertise-client-urls=${etcdEndpoint}`,
       `--listen-peer-urls=${peerUrl}`,
       `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=edgectl=${peerUrl}`,
+      `--initial-cluster=${name}=${peerUrl}`,
       '--initial-cluster-state=new',
       '--log-level=warn',
+      ...(opts.peer ? etcdPeerFlags(opts.peer.tls) : []),
     ],
     { stdio: ['ignore', etcdLog, etcdLog] },
   );

@@ -34,10 +34,22 @@ import { LabKubelet } from './kubelet.ts';
 import type { RealRobotNode } from './real-robot-node.ts';
 import type { SiteSpecVersion } from '../../agent/site/spec-log.ts';
 import { monotonicMs } from '../../agent/clock.ts';
+import {
+  compareReplica,
+  describeReplica,
+  etcdPeerUrl,
+  standbyPlan,
+  takeoverSource,
+  type ReplicaPosition,
+} from '../../agent/control-plane/replica.ts';
+import { etcdPeerTlsIn, type EtcdPeerTls } from '../kube-apiserver/etcd-peer.ts';
+import { applyMemberChange, EtcdReplica, listMembers } from './etcd-replica.ts';
 
 export const LAB_API_PORT = 6443;
 /** kube-apiserver's own port, on loopback behind the front door. */
 export const LAB_UPSTREAM_PORT = 6444;
+const ETCD_CLIENT_PORT = 2379;
+const ETCD_PEER_PORT = 2380;
 
 /** wallClock turns a monotonic time (agent/clock.ts) into ISO wall-clock time, for logs. */
 function wallClock(monotonic: number): string {
@@ -80,6 +92,12 @@ export interface LabControlPlaneOptions {
    * kube-scheduler beside the leader's server (`lab up --node real`).
    */
   readonly realNode?: RealRobotNode;
+  /**
+   * Continuous replication of etcd to the voters (docs/k3s.md "Replication"): this voter's peer
+   * certificate, and how many learners the leader's etcd takes (1 with etcd 3.4). Absent: no
+   * replication, snapshots only.
+   */
+  readonly replication?: { readonly tls: EtcdPeerTls; readonly maxLearners: number };
   /** What to do with a lost/returned robot's Node (the SiteApplier's markNodeLost/Returned). */
   readonly nodeLoss?: {
     lost(server: ServerAccess, node: string): Promise<void>;
@@ -142,6 +160,15 @@ export class LabControlPlane implements ControlPlaneRuntime {
   private restoredFrom: string | null = null;
   private snapshotsTaken = 0;
   private siteView: SiteView | null = null;
+  private replica: EtcdReplica | null = null;
+  /**
+   * The replica of the previous epoch, stopped, kept until the new epoch's replica has joined: a
+   * new leader may restore a snapshot and hand leadership to this robot (the election's handover),
+   * which then takes over from it.
+   */
+  private held: EtcdReplica | null = null;
+  private restoredFromReplica: ReplicaPosition | null = null;
+  private standbyNode: string | null = null;
 
   constructor(o: LabControlPlaneOptions) {
     this.o = o;
@@ -161,10 +188,26 @@ export class LabControlPlane implements ControlPlaneRuntime {
     // A new epoch starts from the newest snapshot this robot holds whose record the site log has
     // committed and whose bytes match it, so the site keeps its objects.
     const committed = this.siteView?.committedSnapshots() ?? [];
-    const restorable = !existsSync(join(dir, 'etcd'))
-      ? (this.o.snapshots?.store.restorable(committed) ?? null)
-      : null;
-    const restore = restorable?.record ?? null;
+    const fresh = !existsSync(join(dir, 'etcd'));
+    const restorable = fresh ? (this.o.snapshots?.store.restorable(committed) ?? null) : null;
+    // Its own replica first, when it is at least as new as that snapshot (agent/control-plane/replica.ts).
+    // Kept until this epoch serves: a start that fails takes over from the same replica next time.
+    for (const r of [this.replica, this.held]) await r?.stop({ graceful: true });
+    const replica = this.freshestReplica();
+    const source = fresh
+      ? takeoverSource({ replica: replica?.position() ?? null, snapshot: restorable?.record ?? null })
+      : { kind: 'empty' as const };
+    const fromReplica = source.kind === 'replica' && replica ? replica : null;
+    const restore = source.kind === 'snapshot' ? source.record : null;
+    if (fromReplica)
+      this.o.log.info(
+        {
+          epoch,
+          replica: describeReplica(fromReplica.position()),
+          snapshot: restorable?.record.name ?? null,
+        },
+        `${this.o.nodeId} takes over epoch ${epoch} from its replica of epoch ${fromReplica.epoch} (revision ${fromReplica.position()?.revision})`,
+      );
     if (restore)
       this.o.log.info(
         { epoch, snapshot: restore.name, fromEpoch: restore.epoch },
@@ -175,11 +218,24 @@ export class LabControlPlane implements ControlPlaneRuntime {
       identity: this.o.identity,
       dir,
       bindAddress: '127.0.0.1',
-      ports: { secure: LAB_UPSTREAM_PORT, etcdClient: 2379, etcdPeer: 2380 },
+      ports: { secure: LAB_UPSTREAM_PORT, etcdClient: ETCD_CLIENT_PORT, etcdPeer: ETCD_PEER_PORT },
       readyTimeoutMs: 60_000,
-      restoreFrom: restorable?.path,
+      restoreFrom: fromReplica ? fromReplica.dbPath : restore ? restorable?.path : undefined,
+      restoreSkipHashCheck: fromReplica !== null,
+      ...(this.o.replication
+        ? {
+            etcdName: this.o.nodeId,
+            peer: { url: etcdPeerUrl(this.o.address, ETCD_PEER_PORT), tls: this.o.replication.tls },
+          }
+        : {}),
     });
-    this.restoredFrom = restore?.name ?? null;
+    this.restoredFrom =
+      restore?.name ?? (fromReplica ? `replica ${describeReplica(fromReplica.position())}` : null);
+    this.restoredFromReplica = fromReplica?.position() ?? null;
+    // The replica's data now lives on in this epoch's etcd; another epoch's replica starts clean.
+    for (const r of [this.replica, this.held]) await r?.discard();
+    this.replica = null;
+    this.held = null;
     if (this.server?.epoch !== epoch) {
       // Fenced while starting: a higher term arrived and stopServer ran. Never serve this epoch.
       await handle.stop({ fast: true });
@@ -409,6 +465,98 @@ export class LabControlPlane implements ControlPlaneRuntime {
     this.worker = null;
   }
 
+  /**
+   * followReplica: a voter following `leader` in `epoch` keeps a learner of the leader's etcd
+   * running, from an empty data dir for each epoch; an old leader's own divergent writes are never
+   * a replica. The previous epoch's replica is stopped and held (not deleted) until the new one
+   * has joined: the new leader may have won on its site log alone and hand leadership to this
+   * robot, which then takes over from the held replica.
+   */
+  async followReplica(leader: LeaderEndpoint, epoch: number): Promise<void> {
+    const rep = this.o.replication;
+    if (!rep || this.server) return;
+    if (this.replica?.epoch === epoch) return;
+    const previous = this.replica;
+    if (previous) {
+      await previous.stop({ graceful: true });
+      const p = previous.position();
+      const h = this.held?.position() ?? null;
+      if (p && (!h || compareReplica(p, h) > 0)) {
+        await this.held?.discard();
+        this.held = previous;
+      } else await previous.discard();
+    }
+    this.replica = new EtcdReplica({
+      self: this.o.nodeId,
+      epoch,
+      leader: { id: leader.id, peerUrl: etcdPeerUrl(leader.host, ETCD_PEER_PORT) },
+      selfPeerUrl: etcdPeerUrl(this.o.address, ETCD_PEER_PORT),
+      tls: rep.tls,
+      dir: join(this.o.stateDir, 'lab-cp', `replica-epoch-${epoch}`),
+      clientPort: ETCD_CLIENT_PORT,
+      log: this.o.log,
+    });
+    this.replica.start();
+  }
+
+  /**
+   * syncReplicas: the leader makes its etcd's learners the first live voters of `voters` (in the
+   * order given), within the learner limit.
+   */
+  async syncReplicas(epoch: number, voters: readonly LeaderEndpoint[]): Promise<void> {
+    const rep = this.o.replication;
+    if (!rep) return;
+    const s = this.serving();
+    if (s.epoch !== epoch) return;
+    const members = await listMembers(s.handle.etcdEndpoint);
+    const changes = standbyPlan({
+      self: this.o.nodeId,
+      selfPeerUrl: etcdPeerUrl(this.o.address, ETCD_PEER_PORT),
+      members,
+      candidates: voters.map((v) => ({ id: v.id, peerUrl: etcdPeerUrl(v.host, ETCD_PEER_PORT) })),
+      maxLearners: rep.maxLearners,
+    });
+    const learners = members.filter(
+      (m) => m.learner && !changes.some((c) => c.kind === 'remove' && c.id === m.id),
+    );
+    const byUrl = new Map(voters.map((v) => [etcdPeerUrl(v.host, ETCD_PEER_PORT), v.id]));
+    this.standbyNode =
+      changes.find((c) => c.kind === 'addLearner')?.node ??
+      learners.flatMap((m) => m.peerUrls.flatMap((u) => byUrl.get(u) ?? []))[0] ??
+      null;
+    for (const c of changes) {
+      await applyMemberChange(s.handle.etcdEndpoint, c);
+      this.o.log.info(
+        { epoch, change: c },
+        c.kind === 'addLearner'
+          ? `${this.o.nodeId} adds ${c.node} as a replica (etcd learner) of epoch ${epoch}`
+          : `${this.o.nodeId} removes etcd member ${c.id}: ${c.reason}`,
+      );
+    }
+  }
+
+  /** The freshest of this epoch's replica and the held one: the one a takeover would use. */
+  private freshestReplica(): EtcdReplica | null {
+    const a = this.replica?.position() ? this.replica : null;
+    const b = this.held?.position() ? this.held : null;
+    if (!a || !b) return a ?? b;
+    return compareReplica(a.position()!, b.position()!) >= 0 ? a : b;
+  }
+
+  /** The replica this robot holds (none while it serves). */
+  replicaPosition(): ReplicaPosition | null {
+    // The new epoch's replica has joined: the held one is no longer needed.
+    if (this.held && this.replica?.position()) {
+      void this.held.discard();
+      this.held = null;
+    }
+    return this.freshestReplica()?.position() ?? null;
+  }
+
+  standby(): string | null {
+    return this.server ? this.standbyNode : null;
+  }
+
   status(): ControlPlaneStatus {
     return {
       server: this.server ? { epoch: this.server.epoch, state: this.server.state } : null,
@@ -422,6 +570,10 @@ export class LabControlPlane implements ControlPlaneRuntime {
         restoredFrom: this.restoredFrom,
         snapshotsTaken: this.snapshotsTaken,
         newestSnapshot: this.o.snapshots?.store.newest()?.name ?? null,
+        replica:
+          this.replica || this.held ? describeReplica(this.freshestReplica()?.position() ?? null) : null,
+        standby: this.standby(),
+        restoredFromReplica: this.restoredFromReplica ? describeReplica(this.restoredFromReplica) : null,
       },
     };
   }
@@ -507,6 +659,8 @@ export class LabControlPlane implements ControlPlaneRuntime {
 
   async close(): Promise<void> {
     await this.resetWorker();
+    await this.replica?.stop({ graceful: true });
+    await this.held?.stop({ graceful: true });
     if (this.server) await this.stopServer(this.server.epoch);
     await this.o.realNode?.close();
     await this.o.snapshots?.receiver?.close();
@@ -560,6 +714,13 @@ export async function makeLabControlPlane(o: {
       })
       .strict()
       .optional(),
+    /**
+     * This voter's etcd peer certificate (peer-ca.crt, peer.crt, peer.key; lab up writes it for
+     * voters only): with it the voter replicates the leader's etcd (docs/k3s.md "Replication").
+     */
+    etcdPeerDir: z.string().min(1).optional(),
+    /** Learners the leader's etcd takes: 1 with etcd 3.4 (docs/k3s.md "Replication"). */
+    replicas: z.number().int().min(0).max(6).optional(),
   });
   const r = schema.safeParse(o.controlPlane);
   if (!r.success)
@@ -633,5 +794,9 @@ export async function makeLabControlPlane(o: {
     log: o.log,
     labels: o.labels,
     kubeletRenewMs: r.data.kubeletRenewMs,
+    replication:
+      r.data.etcdPeerDir && o.serverCapable && (r.data.replicas ?? 1) > 0
+        ? { tls: etcdPeerTlsIn(r.data.etcdPeerDir), maxLearners: r.data.replicas ?? 1 }
+        : undefined,
   });
 }

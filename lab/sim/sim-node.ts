@@ -25,6 +25,8 @@ export interface SimNodeConfig {
   readonly timing: ElectionTiming;
   readonly seed: number;
   readonly fitness: number;
+  /** The datastore replica position the robot reports at every boot (setReplica); none by default. */
+  readonly replica?: { readonly epoch: number; readonly revision: number };
   /** How the statechart is stepped; default stepElection. */
   readonly step?: (snapshot: ElectionSnapshot, event: ElectionEvent) => ElectionStep;
 }
@@ -86,6 +88,8 @@ export class SimNode implements Persist {
         },
       },
     );
+    if (c.replica && (c.replica.epoch > 0 || c.replica.revision > 0))
+      this.step({ type: 'setReplica', ...c.replica, now: host.clock.now() });
     this.checkDurable();
   }
 

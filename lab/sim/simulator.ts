@@ -47,6 +47,8 @@ export interface SimOptions {
   readonly names?: readonly NodeId[];
   /** Fitness per robot (0..1); default 0.5 for all. */
   readonly fitness?: (id: NodeId, index: number) => number;
+  /** Datastore replica position per robot (statecharts/election.ts setReplica); default none. */
+  readonly replica?: (id: NodeId, index: number) => { epoch: number; revision: number } | null;
   /** Datagrams a paused robot's socket buffer holds; the rest are lost (Linux drops on a full buffer). */
   readonly pausedQueueLimit?: number;
   /** How each robot steps its statechart; default stepElection. Tests pass a checking one. */
@@ -187,6 +189,7 @@ export class Simulator {
           timing: opts.timing,
           seed: opts.seed,
           fitness: opts.fitness ? opts.fitness(id, i) : 0.5,
+          ...(opts.replica?.(id, i) ? { replica: opts.replica(id, i)! } : {}),
           ...(opts.step ? { step: opts.step } : {}),
         }),
       );

@@ -189,6 +189,8 @@ export interface Schedule {
   readonly healAtMs: number;
   /** Datagrams a paused robot's socket buffer holds (the Simulator's default when absent). */
   readonly pausedQueueLimit?: number;
+  /** Each robot's datastore replica position, by index (election-replica.property.test.ts). */
+  readonly replicas?: readonly { readonly epoch: number; readonly revision: number }[];
 }
 
 export const names = (s: Pick<Schedule, 'voters' | 'learners' | 'witnesses'>): NodeId[] => [
@@ -230,6 +232,7 @@ export function simOptions(s: Schedule): SimOptions {
     proposeEveryMs: s.proposeEveryMs,
     trace: false,
     ...(s.pausedQueueLimit !== undefined ? { pausedQueueLimit: s.pausedQueueLimit } : {}),
+    ...(s.replicas ? { replica: (_id: NodeId, i: number) => s.replicas?.[i] ?? null } : {}),
   };
 }
 

@@ -199,6 +199,16 @@ export class ScenarioHarness {
         return n.boot(this.hostPorts(n));
       }
 
+      // replica n2 epoch=1 rev=900
+      //   The `setReplica` event: the position of the node's datastore replica (epoch 0, rev 0: none).
+      case 'replica': {
+        const n = this.aliveNode(a.positional(0, 'node'));
+        const epoch = Number(a.named('epoch') ?? 0);
+        const revision = Number(a.named('rev') ?? 0);
+        a.done();
+        return this.feed(n.id, { type: 'setReplica', epoch, revision, now: this.clock });
+      }
+
       // propose n1 spec-v2
       //   The `propose` event: append a `site` entry with this data (leader only; others reject it).
       case 'propose': {
