@@ -28,7 +28,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 after(() => {
   labDown(SITE, { prefix: PREFIX });
-  assert.deepEqual(leftovers(SITE, PREFIX), { netns: [], links: [], nftTables: [], processes: [] });
+  assert.deepEqual(leftovers(SITE, PREFIX), { netns: [], links: [], nftTables: [], processes: [], cgroups: [] });
 });
 
 async function until(
@@ -127,5 +127,5 @@ test('the lab scenario leader-loss-no-lost-writes passes: no acknowledged write 
     true,
     JSON.stringify(report.analysis.expectations.map((x) => [x.expectation.kind, x.ok, x.detail])),
   );
-  assert.deepEqual(report.leaks, { netns: [], links: [], nftTables: [], processes: [] });
+  assert.deepEqual(report.leaks, { netns: [], links: [], nftTables: [], processes: [], cgroups: [] });
 });
