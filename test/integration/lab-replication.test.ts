@@ -28,7 +28,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 after(() => {
   labDown(SITE, { prefix: PREFIX });
-  assert.deepEqual(leftovers(SITE, PREFIX), { netns: [], links: [], nftTables: [], processes: [], cgroups: [] });
+  assert.deepEqual(leftovers(SITE, PREFIX), {
+    netns: [],
+    links: [],
+    nftTables: [],
+    processes: [],
+    cgroups: [],
+  });
 });
 
 async function until(
