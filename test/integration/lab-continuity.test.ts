@@ -12,16 +12,9 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { converged } from '../../lab/analysis.ts';
 import { loadApiServerIdentity } from '../../lab/kube-apiserver/apiserver.ts';
-import {
-  applyLabFault,
-  labDown,
-  labUp,
-  leftovers,
-  observeLab,
-  type LabObservation,
-  type LabState,
-} from '../../lab/lab.ts';
+import { applyLabFault, labDown, labUp, type LabObservation, type LabState } from '../../lab/lab.ts';
 import { requireRoot } from '../../lab/netns.ts';
+import { assertNoLeftovers, untilLab } from './lab-wait.ts';
 import { KubeHttp } from '../../lab/runtime/kube-http.ts';
 
 const SITE = 'it-cont';
@@ -30,32 +23,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 after(() => {
   labDown(SITE, { prefix: PREFIX });
-  assert.deepEqual(leftovers(SITE, PREFIX), {
-    netns: [],
-    links: [],
-    nftTables: [],
-    processes: [],
-    cgroups: [],
-  });
+  assertNoLeftovers(SITE, PREFIX);
 });
 
-async function until(
-  state: LabState,
-  what: string,
-  pred: (o: LabObservation) => boolean,
-  ms = 90_000,
-): Promise<LabObservation> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const o = await observeLab(state);
-    if (pred(o)) return o;
-    if (Date.now() > end)
-      throw new Error(
-        `timed out waiting for ${what}: ${JSON.stringify(o.robots.map((r) => [r.name, r.status?.role, r.status?.lifecycle]))}`,
-      );
-    await sleep(250);
-  }
-}
+const until = (state: LabState, what: string, pred: (o: LabObservation) => boolean, ms?: number) =>
+  untilLab(state, what, pred, { ms });
 
 const names = (body: unknown) =>
   ((body as { items: { metadata: { name: string } }[] }).items ?? []).map((i) => i.metadata.name).sort();

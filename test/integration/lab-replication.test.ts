@@ -7,16 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { converged } from '../../lab/analysis.ts';
-import {
-  applyLabFault,
-  labDown,
-  labUp,
-  leftovers,
-  observeLab,
-  type LabObservation,
-  type LabState,
-} from '../../lab/lab.ts';
+import { applyLabFault, labDown, labUp, type LabObservation, type LabState } from '../../lab/lab.ts';
 import { requireRoot } from '../../lab/netns.ts';
+import { assertNoLeftovers, untilLab } from './lab-wait.ts';
 import { labApi, lostWrites, presentWrites, Writer } from '../../lab/rpo.ts';
 import { runScenario } from '../../lab/runner.ts';
 import { parseScenario } from '../../lab/scenario.ts';
@@ -28,32 +21,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 after(() => {
   labDown(SITE, { prefix: PREFIX });
-  assert.deepEqual(leftovers(SITE, PREFIX), {
-    netns: [],
-    links: [],
-    nftTables: [],
-    processes: [],
-    cgroups: [],
-  });
+  assertNoLeftovers(SITE, PREFIX);
 });
 
-async function until(
-  state: LabState,
-  what: string,
-  pred: (o: LabObservation) => boolean,
-  ms = 90_000,
-): Promise<LabObservation> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const o = await observeLab(state);
-    if (pred(o)) return o;
-    if (Date.now() > end)
-      throw new Error(
-        `timed out waiting for ${what}: ${JSON.stringify(o.robots.map((r) => [r.name, r.status?.role, r.status?.lifecycle, r.status?.controlPlane.details?.['replica']]))}`,
-      );
-    await sleep(250);
-  }
-}
+const until = (state: LabState, what: string, pred: (o: LabObservation) => boolean, ms?: number) =>
+  untilLab(state, what, pred, { ms, detail: (s) => s?.controlPlane.details?.['replica'] });
 
 const replicaOf = (o: LabObservation, name: string) =>
   String(o.robots.find((r) => r.name === name)?.status?.controlPlane.details?.['replica'] ?? '');
