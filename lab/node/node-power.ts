@@ -80,6 +80,22 @@ export function processesInMountNs(holderPid: number): number[] {
   return out;
 }
 
+/** One round: kill every process in the cgroups under `roots`, then rmdir them, deepest first. */
+function killAndRemoveOnce(roots: readonly string[]): string[] {
+  const left: string[] = [];
+  for (const r of roots) {
+    killAll(cgroupPids(r));
+    for (const d of cgroupDirsBottomUp(r)) {
+      try {
+        rmdirSync(d);
+      } catch {
+        if (existsSync(d)) left.push(d);
+      }
+    }
+  }
+  return left;
+}
+
 /**
  * removeCgroups kills what is left in a cgroup root in every hierarchy and removes its
  * directories, deepest first. Returns the directories it could not remove.
@@ -88,17 +104,7 @@ export async function removeCgroups(cgroupRoot: string, root = ''): Promise<stri
   const roots = cgroupHierarchies(root).map((h) => join(h, cgroupRoot));
   let left: string[] = [];
   for (let attempt = 0; attempt < 50; attempt++) {
-    left = [];
-    for (const r of roots) {
-      killAll(cgroupPids(r));
-      for (const d of cgroupDirsBottomUp(r)) {
-        try {
-          rmdirSync(d);
-        } catch {
-          if (existsSync(d)) left.push(d);
-        }
-      }
-    }
+    left = killAndRemoveOnce(roots);
     if (left.length === 0) return [];
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -151,17 +157,7 @@ export function removeCgroupsSync(cgroupRoot: string, rounds = 30): string[] {
   const roots = cgroupHierarchies().map((h) => join(h, cgroupRoot));
   let left: string[] = [];
   for (let i = 0; i < rounds; i++) {
-    left = [];
-    for (const r of roots) {
-      killAll(cgroupPids(r));
-      for (const d of cgroupDirsBottomUp(r)) {
-        try {
-          rmdirSync(d);
-        } catch {
-          if (existsSync(d)) left.push(d);
-        }
-      }
-    }
+    left = killAndRemoveOnce(roots);
     if (left.length === 0) return [];
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
   }
