@@ -39,6 +39,16 @@ export interface ApiServerIdentity {
   readonly nodeTokens: Readonly<Record<string, string>>;
 }
 
+/** nodeTokenOf: the robot's kubelet token, or a coded error naming the fix when the lab has none. */
+export function nodeTokenOf(identity: ApiServerIdentity, nodeId: string): string {
+  const t = identity.nodeTokens[nodeId];
+  if (!t)
+    throw new EdgeError('NO_NODE_TOKEN', `the site identity has no node token for ${nodeId}`, {
+      hint: 'recreate the lab (edgectl lab down; edgectl lab up) so every robot gets a token',
+    });
+  return t;
+}
+
 /**
  * kubeApiserverBinary returns the cached kube-apiserver, building it once (lab/kube-apiserver/
  * build.sh; minutes the first time, about a second after).

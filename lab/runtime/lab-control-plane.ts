@@ -19,7 +19,12 @@ import type {
   LeaderEndpoint,
   SiteView,
 } from '../../agent/control-plane/runtime.ts';
-import { startApiServer, type ApiServerHandle, type ApiServerIdentity } from '../kube-apiserver/apiserver.ts';
+import {
+  nodeTokenOf,
+  startApiServer,
+  type ApiServerHandle,
+  type ApiServerIdentity,
+} from '../kube-apiserver/apiserver.ts';
 import { FrontDoor } from './front-door.ts';
 import { KubeHttp } from './kube-http.ts';
 import {
@@ -339,12 +344,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
   }
 
   private nodeToken(): string {
-    const t = this.o.identity.nodeTokens[this.o.nodeId];
-    if (!t)
-      throw new EdgeError('NO_NODE_TOKEN', `the site identity has no node token for ${this.o.nodeId}`, {
-        hint: 'recreate the lab (edgectl lab down; edgectl lab up) so every robot gets a token',
-      });
-    return t;
+    return nodeTokenOf(this.o.identity, this.o.nodeId);
   }
 
   private pruneOldEpochs(current: number): void {

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { EdgeError } from '../../agent/errors.ts';
-import type { ApiServerIdentity } from '../kube-apiserver/apiserver.ts';
+import { nodeTokenOf, type ApiServerIdentity } from '../kube-apiserver/apiserver.ts';
 import { startControllers, type ControllersHandle } from '../node/controllers.ts';
 import {
   labNodeCniRbac,
@@ -208,12 +208,7 @@ export class RealRobotNode {
   }
 
   private nodeToken(): string {
-    const t = this.o.identity.nodeTokens[this.o.nodeId];
-    if (!t)
-      throw new EdgeError('NO_NODE_TOKEN', `the site identity has no node token for ${this.o.nodeId}`, {
-        hint: 'recreate the lab (edgectl lab down; edgectl lab up) so every robot gets a token',
-      });
-    return t;
+    return nodeTokenOf(this.o.identity, this.o.nodeId);
   }
 
   /** close stops the controllers and the node (the agent is going away: the robot shuts down). */
