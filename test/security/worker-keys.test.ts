@@ -300,6 +300,21 @@ const hostOf = (id: NodeId) => {
 
 async function startRobot(bus: InMemoryDiscoveryBus, id: NodeId, ring: Keyring): Promise<Robot> {
   const holder: { ring: Keyring } = { ring };
+  // The config first: a config error must not leave a bound socket that keeps the test process alive.
+  const voter = VOTERS.includes(id);
+  const config = validateAgentConfig({
+    site: { id: SITE },
+    node: { id, serverCapable: voter },
+    controlPlane: { runtime: 'memory' },
+    voters: VOTERS,
+    // The site as bootstrap installed it: w1 is its one worker (w2 comes later, with robot add).
+    workers: ['w1'],
+    // The robots' own timing: the question is whether keys move a site's leader in the field, and a
+    // faster profile would also measure this shared machine's event-loop stalls.
+    profile: 'fleet',
+    stateDir: join(dir, id),
+    membership: { suspectAfterMs: 600, deadAfterMs: 1800 },
+  });
   // The agent's own shape (agent/run.ts): the transport reads the keyring a reload replaces.
   const transport = await UdpTransport.open({
     self: id,
@@ -311,19 +326,6 @@ async function startRobot(bus: InMemoryDiscoveryBus, id: NodeId, ring: Keyring):
     },
     port: 0,
     bindAddress: hostOf(id),
-  });
-  const voter = VOTERS.includes(id);
-  const config = validateAgentConfig({
-    site: { id: SITE },
-    node: { id, serverCapable: voter },
-    voters: VOTERS,
-    // The site as bootstrap installed it: w1 is its one worker (w2 comes later, with robot add).
-    workers: ['w1'],
-    // The robots' own timing: the question is whether keys move a site's leader in the field, and a
-    // faster profile would also measure this shared machine's event-loop stalls.
-    profile: 'fleet',
-    stateDir: join(dir, id),
-    membership: { suspectAfterMs: 600, deadAfterMs: 1800 },
   });
   const discovery = new InMemoryDiscovery(
     bus,
