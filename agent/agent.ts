@@ -273,7 +273,11 @@ export class Agent {
   private lifecycle!: LifecycleSnapshot;
   private readonly timers = new Map<string, Timer>();
   private membership: MembershipView = new Map();
-  private peers: PeerRecord[] = [];
+  /**
+   * What discovery advertises, unauthenticated: hints for the transport, the learners plan and
+   * /status. Where a peer is reached is the transport's alone (addressOf).
+   */
+  private advertised: PeerRecord[] = [];
   /** The site's membership as its log committed it last (null: none yet, the config's stands in). */
   private committedMembers: MembersVersion | null = null;
   /** The site's subnets (the committed spec's management CIDRs); empty: discovery's on-link filter only. */
@@ -664,7 +668,7 @@ export class Agent {
   }
 
   private onPeers(peers: PeerRecord[]): void {
-    this.peers = peers;
+    this.advertised = peers;
     this.updateLearners();
     if (phaseOf(this.lifecycle) === 'discovering') {
       const voters = this.voters();
@@ -692,10 +696,10 @@ export class Agent {
       voters: this.voters(),
       named: this.namedRobots(),
       refused: this.deps.keys?.().refused ?? [],
-      advertised: this.peers,
+      advertised: this.advertised,
       subnets: this.subnets,
     });
-    const ports = new Map(this.peers.map((p) => [p.nodeId, p.port]));
+    const ports = new Map(this.advertised.map((p) => [p.nodeId, p.port]));
     for (const h of plan.hints)
       this.deps.transport.setPeer(h.nodeId, { host: h.host, port: ports.get(h.nodeId)! });
     this.noteIgnored(plan.unknown, plan.outsideSubnets);
@@ -847,7 +851,12 @@ export class Agent {
     }
   }
 
-  /** addressOf: where a peer is reached: the address it last used on the transport, else discovery's. */
+  /**
+   * addressOf: where a peer is reached, as its one owner, the transport, has it: the address the
+   * peer's own authenticated datagrams came from, else the latest hint (seed or advertisement).
+   * The leader a worker joins, the voters that get snapshots and replicas, and the leader address
+   * an operator is sent to all read it here.
+   */
   private addressOf(id: NodeId): string | null {
     // The transport's: once an authenticated datagram of the peer's confirmed incarnation gave it,
     // no seed or advertisement (mDNS is unauthenticated) moves it again; until then, the latest hint.
@@ -1333,7 +1342,7 @@ export class Agent {
   status(): AgentStatus {
     const c = this.election.context;
     const now = this.now();
-    const ids = new Set<NodeId>([...this.membership.keys(), ...this.peers.map((p) => p.nodeId)]);
+    const ids = new Set<NodeId>([...this.membership.keys(), ...this.advertised.map((p) => p.nodeId)]);
     ids.delete(this.nodeId);
     const leader = liveLeader(this.election, now);
     const q = this.quorum(now);
@@ -1368,7 +1377,7 @@ export class Agent {
       },
       members: [...ids].sort().map((id) => {
         const m = this.membership.get(id);
-        const p = this.peers.find((x) => x.nodeId === id);
+        const p = this.advertised.find((x) => x.nodeId === id);
         // Only the leader hears every robot. A follower that has not heard another follower lately
         // knows nothing about it: that is "not heard", not "dead".
         const hearsIt = roleOf(this.election) === 'leader' || id === c.leader;

@@ -45,9 +45,15 @@ export interface Transport {
   /**
    * A hint of where to reach a peer (from discovery or seeds: unauthenticated). A hint is used until
    * the peer's own authenticated datagram tells us where it is, and never replaces that: only an
-   * authenticated datagram from the peer moves its address.
+   * authenticated datagram from the peer moves its address. A hint that differs from that address
+   * (the peer is back with a new DHCP lease) is sent to as well until the peer's next datagram, so
+   * that a peer which speaks only when spoken to is found at its new address.
    */
   setPeer(id: NodeId, addr: PeerAddress): void;
+  /**
+   * Where the peer is reached: the transport is the one owner of a peer's address, and the agent
+   * reads it here for everything else (joins, snapshot pushes, replicas, /status, /site).
+   */
   peerAddress(id: NodeId): PeerAddress | undefined;
   onMessage(handler: MessageHandler): void;
   stats(): TransportStats;
