@@ -1276,6 +1276,11 @@ export class Agent {
     this.membership = r.view;
     for (const c of r.changes)
       this.log.warn({ peer: c.id, from: c.from, to: c.to }, `peer ${c.id} is ${c.to}`);
+    // A dead worker may come back with a new DHCP lease and speaks only when spoken to: its
+    // advertisement is where it is found again (Transport.releasePeer). Voters find the leader.
+    const released = r.changes.filter((c) => c.to === 'dead' && !this.voters().includes(c.id));
+    for (const c of released) this.deps.transport.releasePeer(c.id);
+    if (released.length > 0) this.updateLearners();
     const q = this.quorum(now);
     if (!q.ok && this.noQuorumSince === null) {
       this.noQuorumSince = wallClockMs();

@@ -2,9 +2,10 @@
  * A peer's address has one owner, the transport: what the peer's own authenticated datagrams say,
  * else the latest hint (seeds, discovery). Everything else reads it there: where datagrams go, the
  * address a worker joins its leader's server at, /status's members and /site's leader address.
- * Here, on real UDP sockets on loopback, a worker comes back with a new DHCP address (and a
- * leader, another): each reader follows, although nothing but an unauthenticated advertisement
- * announces the new one.
+ * Here, on real UDP sockets on loopback, a worker comes back with a new DHCP address: it speaks
+ * only when spoken to, so the leader finds it at the address its advertisement gives once its
+ * membership has called it dead (Transport.releasePeer). Then the leader comes back at a new
+ * address too. Each reader follows.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -65,6 +66,7 @@ test('a robot that comes back with a new address is reached there by every reade
       voters: ['v1'],
       workers: ['w1'],
       profile: 'test',
+      membership: { suspectAfterMs: 100, deadAfterMs: 300, lostAfterMs: 400 },
       stateDir: join(dir, id),
       controlPlane: { runtime: 'memory' },
     });

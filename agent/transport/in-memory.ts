@@ -52,9 +52,12 @@ export class InMemoryTransport implements Transport {
   }
 
   setPeer(id: NodeId, addr: PeerAddress): void {
-    // As UdpTransport: a hint never moves an address the peer's own datagram placed. (Delivery
-    // here goes by node id, so UdpTransport's copy to a differing hint has no twin to model.)
+    // As UdpTransport: a hint never moves an address the peer's own datagram placed.
     if (id !== this.self && !this.placed.has(id)) this.peers.set(id, addr);
+  }
+
+  releasePeer(id: NodeId): void {
+    this.placed.delete(id);
   }
 
   peerAddress(id: NodeId): PeerAddress | undefined {

@@ -135,13 +135,6 @@ export class UdpTransport implements Transport {
   private readonly peers = new Map<NodeId, PeerAddress>();
   /** Peers whose address came from their own authenticated datagram: hints no longer move it. */
   private readonly placed = new Set<NodeId>();
-  /**
-   * A hint that points a placed peer elsewhere (a robot back with a new DHCP lease, which sends
-   * nothing until it hears from us): every datagram to the peer goes there too, until the peer's
-   * own authenticated datagram places it, wherever it comes from. A forged hint thus costs one
-   * copy per datagram until the peer's next one, and never moves the peer.
-   */
-  private readonly probes = new Map<NodeId, PeerAddress>();
   private readonly replay = new ReplayWindow();
   private readonly incarnation = randomUint32();
   private counter = 0;
@@ -211,21 +204,17 @@ export class UdpTransport implements Transport {
   }
 
   setPeer(id: NodeId, addr: PeerAddress): void {
-    if (id === this.self) return;
-    if (!this.placed.has(id)) {
-      this.peers.set(id, addr);
-      return;
-    }
-    const at = this.peers.get(id);
-    if (at && (at.host !== addr.host || at.port !== addr.port)) this.probes.set(id, addr);
-    else this.probes.delete(id);
+    if (id !== this.self && !this.placed.has(id)) this.peers.set(id, addr);
+  }
+
+  releasePeer(id: NodeId): void {
+    this.placed.delete(id);
   }
 
   /** An authenticated datagram of a confirmed incarnation says where its sender is. */
   private place(id: NodeId, addr: PeerAddress): void {
     this.peers.set(id, addr);
     this.placed.add(id);
-    this.probes.delete(id);
   }
 
   peerAddress(id: NodeId): PeerAddress | undefined {
@@ -271,8 +260,6 @@ export class UdpTransport implements Transport {
     this.counters.sent++;
     // Node's own send with one shared callback: no promise per datagram on a path an idle leader takes 40 times a second.
     this.socket.socket.send(datagram, addr.port, addr.host, this.afterSend);
-    const probe = this.probes.get(msg.to);
-    if (probe) this.socket.socket.send(datagram, probe.port, probe.host, this.afterSend);
   }
 
   private receive(buf: Buffer, rinfo: RemoteInfo): void {
