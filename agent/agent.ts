@@ -56,6 +56,8 @@ import { monotonicMs } from './clock.ts';
 import { EdgeError } from './errors.ts';
 import type { Cidr } from './site/ipv4.ts';
 import type { MembersVersion } from './site/members.ts';
+import type { LeaderSite } from './site/leader-site.ts';
+import type { ObjectClient } from './site/object-client.ts';
 import type { SiteDocument, SiteSpecVersion } from './site/spec-log.ts';
 import type { SiteSpecSource } from './site/spec-source.ts';
 import { isoTime, wallClockMs } from './wall-clock.ts';
@@ -96,8 +98,13 @@ export interface AgentDeps {
   /** Monotonic clock in ms. */
   readonly now?: () => number;
   readonly seed?: number;
-  /** Reads and checks site specs; without it the leader applies the runtime's own spec only. */
+  /**
+   * Reads and checks site specs: the installed one seeds the site log. Without it, and with no
+   * spec committed, the leader writes no site objects and acts on no node loss (test sites only).
+   */
   readonly siteSpecs?: SiteSpecSource;
+  /** The addon templates the LeaderSite applies (controlPlane.templatesDir); default: the repository's templates/. */
+  readonly siteTemplatesDir?: string;
   /**
    * The operator keys requests are checked with, one per key generation in use (agent/site-key.ts
    * Keyring.operatorKeys: voters only); none: every request is refused.
@@ -196,7 +203,11 @@ export interface AgentStatus {
   readonly quorum: QuorumView & { readonly noQuorumSince: string | null };
   readonly commitIndex: number;
   readonly lifecycle: string;
-  readonly controlPlane: ReturnType<ControlPlaneRuntime['status']> & { readonly runtime: string };
+  readonly controlPlane: ReturnType<ControlPlaneRuntime['status']> & {
+    readonly runtime: string;
+    /** The epoch whose server this leader applied the site to, while that server serves; else null. */
+    readonly siteAppliedEpoch: number | null;
+  };
   readonly members: readonly {
     readonly id: NodeId;
     /**
@@ -262,7 +273,11 @@ export class Agent {
   private lifecycle!: LifecycleSnapshot;
   private readonly timers = new Map<string, Timer>();
   private membership: MembershipView = new Map();
-  private peers: PeerRecord[] = [];
+  /**
+   * What discovery advertises, unauthenticated: hints for the transport, the learners plan and
+   * /status. Where a peer is reached is the transport's alone (addressOf).
+   */
+  private advertised: PeerRecord[] = [];
   /** The site's membership as its log committed it last (null: none yet, the config's stands in). */
   private committedMembers: MembersVersion | null = null;
   /** The site's subnets (the committed spec's management CIDRs); empty: discovery's on-link filter only. */
@@ -289,6 +304,14 @@ export class Agent {
   private readonly lostNodes = new Set<NodeId>();
   /** The spec this leader applied last: 0 is the installed one, before the log held any. */
   private appliedSpec: { version: number; digest: string; epoch: number } | null = null;
+  /** The epoch of the server this robot last applied the site to (status checks it still serves). */
+  private siteAppliedEpoch: number | null = null;
+  /**
+   * The robot's one LeaderSite (agent/site/leader-site.ts): it applies the site and acts on node
+   * loss on whichever server this robot serves. Loaded when the robot first leads, with the spec
+   * parser and the addon templates, so that a worker never loads them.
+   */
+  private leaderSite: Promise<LeaderSite> | undefined;
   /** An operator's proposal per document (site spec, membership) waiting for its manifest to commit. */
   private readonly pending = new Map<SiteDocument, PendingProposal>();
 
@@ -556,6 +579,7 @@ export class Agent {
     for (const e of effects) {
       switch (e.kind) {
         case 'startControlPlane':
+          this.siteAppliedEpoch = null;
           rt.startServer(e.epoch).then(
             () => back({ type: 'cp.serverReady', epoch: e.epoch, now: this.now() }),
             (err) =>
@@ -568,6 +592,7 @@ export class Agent {
           );
           break;
         case 'stopControlPlane':
+          this.siteAppliedEpoch = null;
           this.log.warn(
             { epoch: e.epoch, reason: e.reason },
             `${this.nodeId} stops its server of epoch ${e.epoch}`,
@@ -643,7 +668,7 @@ export class Agent {
   }
 
   private onPeers(peers: PeerRecord[]): void {
-    this.peers = peers;
+    this.advertised = peers;
     this.updateLearners();
     if (phaseOf(this.lifecycle) === 'discovering') {
       const voters = this.voters();
@@ -671,10 +696,10 @@ export class Agent {
       voters: this.voters(),
       named: this.namedRobots(),
       refused: this.deps.keys?.().refused ?? [],
-      advertised: this.peers,
+      advertised: this.advertised,
       subnets: this.subnets,
     });
-    const ports = new Map(this.peers.map((p) => [p.nodeId, p.port]));
+    const ports = new Map(this.advertised.map((p) => [p.nodeId, p.port]));
     for (const h of plan.hints)
       this.deps.transport.setPeer(h.nodeId, { host: h.host, port: ports.get(h.nodeId)! });
     this.noteIgnored(plan.unknown, plan.outsideSubnets);
@@ -826,25 +851,66 @@ export class Agent {
     }
   }
 
-  /** addressOf: where a peer is reached: the address it last used on the transport, else discovery's. */
+  /**
+   * addressOf: where a peer is reached, as its one owner, the transport, has it: the address the
+   * peer's own authenticated datagrams came from, else the latest hint (seed or advertisement).
+   * The leader a worker joins, the voters that get snapshots and replicas, and the leader address
+   * an operator is sent to all read it here.
+   */
   private addressOf(id: NodeId): string | null {
     // The transport's: once an authenticated datagram of the peer's confirmed incarnation gave it,
     // no seed or advertisement (mDNS is unauthenticated) moves it again; until then, the latest hint.
     return this.deps.transport.peerAddress(id)?.host ?? null;
   }
 
+  /** site: the robot's LeaderSite, loaded on first use; a load that failed is tried again next time. */
+  private site(): Promise<LeaderSite> {
+    return (this.leaderSite ??= (async () => {
+      const [{ LeaderSite }, { readAddonTemplates }] = await Promise.all([
+        import('./site/leader-site.ts'),
+        import('./site/addons.ts'),
+      ]);
+      return new LeaderSite({
+        nodeId: this.nodeId,
+        log: this.log,
+        templates: readAddonTemplates(this.deps.siteTemplatesDir),
+      });
+    })().catch((e: unknown) => {
+      this.leaderSite = undefined;
+      throw e;
+    }));
+  }
+
   /**
-   * applySite: the leader applies the newest spec committed in the site log. While the log holds
-   * none, it applies the spec installed with it and proposes that as version 1, so that every
-   * later leader applies the same spec, whatever its own file says.
+   * applySite: the leader applies the newest spec committed in the site log to the server it
+   * serves for `epoch`. While the log holds none, it applies the spec installed with it and
+   * proposes that as version 1, so that every later leader applies the same spec, whatever its own
+   * file says. The installed file is read at each try: a broken one fails the apply, and the
+   * lifecycle retries once it is fixed.
    */
   private async applySite(epoch: number): Promise<void> {
     const s = await specLog();
     const { newestCommittedSpec, specDigest, highestSpecVersion } = s;
     const c = this.election.context;
     const committed = newestCommittedSpec(c.log, c.commitIndex);
+    const local = committed ? null : this.deps.siteSpecs ? await this.deps.siteSpecs.local() : null;
+    const spec = committed ?? (local === null ? null : { text: local, version: 0 });
+    if (spec) {
+      // Refused unless this robot serves `epoch`: a demoted leader writes nothing.
+      const server = await this.deps.runtime.siteServer(epoch);
+      await (await this.site()).apply(server, epoch, spec);
+    } else {
+      // No spec anywhere (test sites only): nothing to write, and no API client to load for it.
+      const server = this.deps.runtime.status().server;
+      if (server?.epoch !== epoch || server.state !== 'serving')
+        throw new EdgeError('NO_SERVER', `${this.nodeId} serves no server of epoch ${epoch}`);
+      this.log.warn(
+        { epoch },
+        `${this.nodeId} has no site spec: it writes no site objects for epoch ${epoch}`,
+      );
+    }
+    this.siteApplied(epoch);
     if (committed) {
-      await this.deps.runtime.applySite(epoch, committed);
       this.appliedSpec = { version: committed.version, digest: committed.digest, epoch };
       this.log.info(
         { epoch, specVersion: committed.version, specIndex: committed.index, digest: committed.digest },
@@ -852,8 +918,6 @@ export class Agent {
       );
       return;
     }
-    const local = this.deps.siteSpecs ? await this.deps.siteSpecs.local() : null;
-    await this.deps.runtime.applySite(epoch, null);
     this.appliedSpec = { version: 0, digest: local === null ? '' : specDigest(local), epoch };
     const now = this.election.context;
     if (local !== null && roleOf(this.election) === 'leader' && highestSpecVersion(now.log) === 0) {
@@ -864,6 +928,12 @@ export class Agent {
           `${this.nodeId} proposed its installed site spec as version 1 at term ${proposed.term}`,
         );
     }
+  }
+
+  /** siteApplied records `epoch` as applied if its server still serves (a stop may have raced the apply). */
+  private siteApplied(epoch: number): void {
+    const server = this.deps.runtime.status().server;
+    if (server?.epoch === epoch && server.state === 'serving') this.siteAppliedEpoch = epoch;
   }
 
   /** reapplyIfBehind: a serving leader whose applied spec is not the newest committed one applies again. */
@@ -1165,14 +1235,22 @@ export class Agent {
     });
   }
 
-  /** actOnNodeLoss: the serving leader marks robots lost past the grace period, and back again. */
+  /**
+   * actOnNodeLoss: the serving leader marks robots lost past the grace period, and back again,
+   * with its LeaderSite on the server it serves, following the spec it applied last.
+   */
   private actOnNodeLoss(): void {
-    const rt = this.deps.runtime;
-    if (!rt.markNodeLost || phaseOf(this.lifecycle) !== 'leading.serving') return;
+    const epoch = this.lifecycle.context.serverEpoch;
+    if (phaseOf(this.lifecycle) !== 'leading.serving' || epoch === null || this.siteAppliedEpoch !== epoch)
+      return;
+    // A site without a spec (test sites only) has no node-loss settings and no objects to change.
+    if (!this.appliedSpec?.digest) return;
     const d = nodeLossChanges(this.membership, this.now(), this.cfg.membership.lostAfterMs, this.lostNodes);
+    const onSite = async (act: (site: LeaderSite, server: ObjectClient) => Promise<unknown>) =>
+      act(await this.site(), await this.deps.runtime.siteServer(epoch));
     for (const id of d.lost) {
       this.lostNodes.add(id);
-      rt.markNodeLost(id).then(
+      onSite((site, server) => site.markNodeLost(server, id)).then(
         () => this.log.warn({ peer: id }, `${id} is lost: its Node is out of service, its IPs freed`),
         (e: Error) => {
           this.lostNodes.delete(id); // retried on the next evaluation
@@ -1182,7 +1260,7 @@ export class Agent {
     }
     for (const id of d.returned) {
       this.lostNodes.delete(id);
-      rt.markNodeReturned?.(id).then(
+      onSite((site, server) => site.markNodeReturned(server, id)).then(
         () => this.log.info({ peer: id }, `${id} is back: out-of-service taint removed`),
         (e: Error) => {
           this.lostNodes.add(id);
@@ -1198,6 +1276,11 @@ export class Agent {
     this.membership = r.view;
     for (const c of r.changes)
       this.log.warn({ peer: c.id, from: c.from, to: c.to }, `peer ${c.id} is ${c.to}`);
+    // A dead worker may come back with a new DHCP lease and speaks only when spoken to: its
+    // advertisement is where it is found again (Transport.releasePeer). Voters find the leader.
+    const released = r.changes.filter((c) => c.to === 'dead' && !this.voters().includes(c.id));
+    for (const c of released) this.deps.transport.releasePeer(c.id);
+    if (released.length > 0) this.updateLearners();
     const q = this.quorum(now);
     if (!q.ok && this.noQuorumSince === null) {
       this.noQuorumSince = wallClockMs();
@@ -1264,7 +1347,7 @@ export class Agent {
   status(): AgentStatus {
     const c = this.election.context;
     const now = this.now();
-    const ids = new Set<NodeId>([...this.membership.keys(), ...this.peers.map((p) => p.nodeId)]);
+    const ids = new Set<NodeId>([...this.membership.keys(), ...this.advertised.map((p) => p.nodeId)]);
     ids.delete(this.nodeId);
     const leader = liveLeader(this.election, now);
     const q = this.quorum(now);
@@ -1287,6 +1370,10 @@ export class Agent {
       controlPlane: {
         runtime: this.deps.runtime.kind,
         ...cp,
+        siteAppliedEpoch:
+          cp.server?.state === 'serving' && cp.server.epoch === this.siteAppliedEpoch
+            ? this.siteAppliedEpoch
+            : null,
         // A worker whose leader nobody vouches for cannot reach its server, whatever it last saw.
         worker:
           cp.worker && leader !== cp.worker.leader
@@ -1295,7 +1382,7 @@ export class Agent {
       },
       members: [...ids].sort().map((id) => {
         const m = this.membership.get(id);
-        const p = this.peers.find((x) => x.nodeId === id);
+        const p = this.advertised.find((x) => x.nodeId === id);
         // Only the leader hears every robot. A follower that has not heard another follower lately
         // knows nothing about it: that is "not heard", not "dead".
         const hearsIt = roleOf(this.election) === 'leader' || id === c.leader;

@@ -1,9 +1,10 @@
 /**
- * Node loss on the k3s runtime: three agents whose control plane is the k3s runtime's own factory
- * (agent/control-plane/k3s-runtime.ts) on robot models (agent/k3s/testing/robot-model.ts), and
- * whose API server is one in-memory object store. When a robot goes silent past the grace period,
- * the leader taints its Node out-of-service and frees its Whereabouts IPs; when it is heard again,
- * the taint goes. test/integration/site-apiserver.test.ts does the same on a real kube-apiserver.
+ * The agent's LeaderSite on the k3s runtime: agents whose control plane is the k3s runtime's own
+ * factory (agent/control-plane/k3s-runtime.ts) on robot models (agent/k3s/testing/robot-model.ts),
+ * and whose API server is one in-memory object store. When a robot goes silent past the grace
+ * period, the leader taints its Node out-of-service and frees its Whereabouts IPs; when it is
+ * heard again, the taint goes. test/integration/site-apiserver.test.ts does the same on a real
+ * kube-apiserver.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { AGENT_UNIT, SERVER_UNIT } from './k3s/paths.ts';
 import { K3sSettingsSchema } from './k3s/settings.ts';
 import { installedRobot } from './k3s/testing/installed.ts';
 import { StateStore } from './persistence/state-store.ts';
+import { fileSiteSpecSource } from './site/spec-source.ts';
 import { InMemoryObjectClient } from './site/in-memory-client.ts';
 import { refOf } from './site/object-client.ts';
 import type { KubeObject } from './site/objects.ts';
@@ -45,14 +47,16 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
   }
 }
 
-test('on the k3s runtime, the leader taints a lost robot out-of-service, frees its IPs, and untaints it on return', async () => {
-  const names = ['k1', 'k2', 'k3'];
-  const dir = mkdtempSync(join(tmpdir(), 'edgectl-node-loss-'));
-  writeFileSync(join(dir, 'site.yaml'), 'id: loss\n');
+const TEMPLATES = fileURLToPath(new URL('../templates/', import.meta.url));
+
+/**
+ * k3sSite: agents of site `loss` on the k3s runtime over robot models, wired as agent/run.ts wires
+ * a robot's (the installed spec from `<dir>/site.yaml`, the repository's templates); `cluster` is
+ * the API server of whichever robot serves.
+ */
+async function k3sSite(names: readonly string[], dir: string, cluster: InMemoryObjectClient) {
   const net = new InMemoryNetwork();
   const bus = new InMemoryDiscoveryBus();
-  // The API server of whichever robot serves: one store, as the site's objects survive a leader change.
-  const cluster = new InMemoryObjectClient();
   const silent = pino({ level: 'silent' });
   const agents = await Promise.all(
     names.map(async (id, i) => {
@@ -69,7 +73,7 @@ test('on the k3s runtime, the leader taints a lost robot out-of-service, frees i
           runtime: 'k3s',
           k3s: { nodeIp },
           siteSpecFile: join(dir, 'site.yaml'),
-          templatesDir: fileURLToPath(new URL('../templates/', import.meta.url)),
+          templatesDir: TEMPLATES,
         },
       });
       const model = await installedRobot({
@@ -106,9 +110,20 @@ test('on the k3s runtime, the leader taints a lost robot out-of-service, frees i
         log: silent,
         lifecycleTiming: fastLifecycle,
         seed: i + 1,
+        siteSpecs: fileSiteSpecSource(join(dir, 'site.yaml')),
+        siteTemplatesDir: TEMPLATES,
       });
     }),
   );
+  return { net, agents };
+}
+
+test('on the k3s runtime, the leader taints a lost robot out-of-service, frees its IPs, and untaints it on return', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgectl-node-loss-'));
+  writeFileSync(join(dir, 'site.yaml'), 'id: loss\n');
+  // The API server of whichever robot serves: one store, as the site's objects survive a leader change.
+  const cluster = new InMemoryObjectClient();
+  const { net, agents } = await k3sSite(['k1', 'k2', 'k3'], dir, cluster);
   try {
     await Promise.all(agents.map((a) => a.start()));
     await until(() => agents.every((a) => a.ready()), 'a site formed');
@@ -152,6 +167,31 @@ test('on the k3s runtime, the leader taints a lost robot out-of-service, frees i
     await until(async () => !(await outOfService()), `${victim} untainted on return`);
   } finally {
     for (const a of agents) await a.stop().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a broken installed spec fails the leader's site apply, naming the file, and is read again at the next try", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgectl-broken-spec-'));
+  const file = join(dir, 'site.yaml');
+  writeFileSync(file, 'id: Not A Site Id\n');
+  const cluster = new InMemoryObjectClient();
+  const { agents } = await k3sSite(['k1'], dir, cluster);
+  const [agent] = agents as [Agent];
+  try {
+    await agent.start();
+    await until(() => agent.status().lastErrors.some((e) => e.message.includes(file)), 'the apply failed');
+    // The server serves, but no site is applied on it: status says so.
+    assert.equal(agent.ready(), false);
+    assert.equal(agent.status().controlPlane.siteAppliedEpoch, null);
+    assert.equal(await cluster.get({ apiVersion: 'v1', kind: 'Namespace', name: 'site-loss' }), null);
+    writeFileSync(file, 'id: loss\n');
+    await until(() => agent.ready(), 'the site applied once the file is fixed');
+    const st = agent.status();
+    assert.equal(st.controlPlane.siteAppliedEpoch, st.controlPlane.server?.epoch);
+    assert.notEqual(await cluster.get({ apiVersion: 'v1', kind: 'Namespace', name: 'site-loss' }), null);
+  } finally {
+    await agent.stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
 });

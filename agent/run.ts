@@ -69,6 +69,12 @@ function installedSiteSpecFile(config: AgentConfig): string | undefined {
   return config.controlPlane.runtime === 'k3s' ? '/etc/edgectl/site.yaml' : undefined;
 }
 
+/** siteTemplatesDir: the addon templates the leader applies (controlPlane.templatesDir); none: the repository's templates/. */
+function siteTemplatesDir(config: AgentConfig): string | undefined {
+  const dir = (config.controlPlane as { templatesDir?: unknown }).templatesDir;
+  return typeof dir === 'string' ? dir : undefined;
+}
+
 export interface RunAgentOptions {
   /** The config file. */
   readonly config: string;
@@ -164,6 +170,7 @@ export async function runAgent(o: RunAgentOptions, stop?: Promise<unknown>): Pro
       log,
       logContext: context,
       siteSpecs: fileSiteSpecSource(installedSiteSpecFile(config)),
+      siteTemplatesDir: siteTemplatesDir(config),
       // The keys of the current generations, read at each request: a SIGHUP reload takes effect at once.
       operatorKeys: () => keys.operatorKeys(),
       keys: () => keys.summary(),

@@ -110,6 +110,17 @@ const pods = (text: string | undefined) =>
     ? undefined
     : (JSON.parse(text) as { quota: { hard: { pods: string } } }).quota.hard.pods;
 
+/** The pods quota of the site's ResourceQuota on a robot's API server, as its leader wrote it. */
+async function quotaPods(rt: InMemoryControlPlane): Promise<string | undefined> {
+  const quota = await rt.objects?.get({
+    apiVersion: 'v1',
+    kind: 'ResourceQuota',
+    namespace: `site-${SITE}`,
+    name: 'site-quota',
+  });
+  return (quota?.spec as { hard?: Record<string, string> } | undefined)?.hard?.['pods'];
+}
+
 /** The operator key of generation 1, as bootstrap installs it on voters. */
 const operatorKey = (master: Uint8Array) => siteOperatorKey(master, 1);
 
@@ -146,6 +157,7 @@ test('the first leader commits its installed spec as version 1; every later lead
     // The leader applied that spec: its installed one (version 0) if it seeded it, else version 1.
     await until(async () => (await leader.siteView()).applied !== null);
     assert.equal((await leader.siteView()).applied?.digest, specDigest(canonical(installed)));
+    assert.equal(await quotaPods(site.runtimes.get(leader.nodeId)!), installed);
 
     for (const a of site.agents) servers.push(await startStatusServer(a, '127.0.0.1:0'));
     const portOf = (a: Agent) => servers[site.agents.indexOf(a)]!.port;
@@ -189,8 +201,8 @@ test('the first leader commits its installed spec as version 1; every later lead
     assert.equal(ok.body.kind, 'committed');
     assert.equal(ok.body.version, 2);
     assert.equal(ok.body.digest, specDigest(canonical('50')));
-    await until(() => site.runtimes.get(leader.nodeId)!.appliedSpec?.version === 2);
-    assert.equal(pods(site.runtimes.get(leader.nodeId)!.appliedSpec?.text), '50');
+    await until(async () => (await leader.siteView()).applied?.version === 2);
+    assert.equal(await quotaPods(site.runtimes.get(leader.nodeId)!), '50');
     // The same spec again changes nothing.
     const same = await post(portOf(leader), request(canonical('50'), 2));
     assert.deepEqual(same.body, { kind: 'unchanged', version: 2, digest: specDigest(canonical('50')) });
@@ -217,12 +229,12 @@ test('the first leader commits its installed spec as version 1; every later lead
     const rest = site.agents.filter((a) => a !== leader);
     await until(() => rest.some((a) => a.role() === 'leader' && a.ready()));
     const next = rest.find((a) => a.role() === 'leader')!;
-    await until(() => site.runtimes.get(next.nodeId)!.appliedSpec !== null);
-    const applied = site.runtimes.get(next.nodeId)!.appliedSpec!;
-    assert.equal(applied.version, 2);
-    assert.equal(pods(applied.text), '50');
+    await until(async () => (await next.siteView()).applied !== null);
+    assert.equal((await next.siteView()).applied?.version, 2);
+    // What its server holds is version 2's quota, not its own file's.
+    assert.equal(await quotaPods(site.runtimes.get(next.nodeId)!), '50');
     assert.notEqual(String(10 * (site.agents.indexOf(next) + 1)), '50');
-    assert.ok(site.runtimes.get(next.nodeId)!.journal.some((j) => /^applySite \d+ v2$/.test(j)));
+    assert.ok(site.runtimes.get(next.nodeId)!.journal.some((j) => /^siteServer \d+$/.test(j)));
   } finally {
     for (const s of servers) await s.close();
     await site.cleanup();

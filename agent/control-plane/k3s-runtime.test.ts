@@ -10,13 +10,17 @@ import { ConfigError } from '../errors.ts';
 import { SERVER_UNIT } from '../k3s/paths.ts';
 import { SERVER_SPEC } from '../k3s/testing/fixtures.ts';
 import { installedRobot } from '../k3s/testing/installed.ts';
+import { readAddonTemplates } from '../site/addons.ts';
 import { InMemoryObjectClient } from '../site/in-memory-client.ts';
+import { LeaderSite } from '../site/leader-site.ts';
+import { fileSiteSpecSource } from '../site/spec-source.ts';
 import { refOf } from '../site/object-client.ts';
 import type { KubeObject } from '../site/objects.ts';
 import { OUT_OF_SERVICE_TAINT, taintsOf } from '../site/plan.ts';
 import { makeK3sControlPlane } from './k3s-runtime.ts';
 
 const log = pino({ level: 'silent' });
+const TEMPLATES = fileURLToPath(new URL('../../templates/', import.meta.url));
 /** A config as the loader gives it to the runtime: validated, the k3s section's defaults filled. */
 function configOf(site: string, node: string, controlPlane: Record<string, unknown>, voters = [node]) {
   return validateAgentConfig({
@@ -44,24 +48,21 @@ test('the config loader refuses a k3s section without its settings, naming each 
   assert.equal((c['k3s'] as { flannelIface: string }).flannelIface, 'wlan0');
 });
 
-test('the k3s runtime is built from the agent config; the site spec waits for its first lead', async () => {
+test('the k3s runtime is built from the agent config, reading no site spec', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-rt-'));
   writeFileSync(join(dir, 'site.yaml'), 'id: dock-a\n');
   const config = configOf('dock-a', 'spot-1', {
     k3s: { nodeIp: '10.20.0.11' },
     siteSpecFile: join(dir, 'site.yaml'),
-    templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
+    templatesDir: TEMPLATES,
   });
   const rt = await makeK3sControlPlane(config, log);
   assert.equal(rt.kind, 'k3s');
   const st = rt.status();
-  assert.deepEqual(
-    [st.server, st.worker, st.siteAppliedEpoch, st.details?.['node']],
-    [null, null, null, 'spot-1'],
-  );
+  assert.deepEqual([st.server, st.worker, st.details?.['node']], [null, null, 'spot-1']);
 });
 
-test("node loss on the k3s runtime: its serving leader taints a lost robot's Node out-of-service, frees its Whereabouts IPs, and takes the taint off on return", async () => {
+test("node loss on the k3s runtime: the LeaderSite, through its serving server, taints a lost robot's Node out-of-service, frees its Whereabouts IPs, and takes the taint off on return", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-loss-'));
   writeFileSync(
     join(dir, 'site.yaml'),
@@ -81,7 +82,7 @@ test("node loss on the k3s runtime: its serving leader taints a lost robot's Nod
         tlsSans: SERVER_SPEC.tlsSans,
       },
       siteSpecFile: join(dir, 'site.yaml'),
-      templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
+      templatesDir: TEMPLATES,
     },
     ['r1', 'r2', 'r9'],
   );
@@ -90,11 +91,14 @@ test("node loss on the k3s runtime: its serving leader taints a lost robot's Nod
     probes: { serverReady: async () => robot.active.has(SERVER_UNIT), workerReady: async () => false },
     apiServer: async () => api,
   });
-  // A robot that does not serve writes nothing to the site.
-  await assert.rejects(rt.markNodeLost('r9'), /no serving k3s server on r1/);
+  // The agent's LeaderSite, with the installed spec as the agent reads it (agent/run.ts).
+  const site = new LeaderSite({ nodeId: 'r1', log, templates: readAddonTemplates(TEMPLATES) });
+  const installed = (await fileSiteSpecSource(join(dir, 'site.yaml')).local())!;
+  // A robot that does not serve gives no way to write the site.
+  await assert.rejects(rt.siteServer(1), /no serving k3s server of epoch 1 on r1/);
 
   await rt.startServer(1);
-  await rt.applySite(1);
+  await site.apply(await rt.siteServer(1), 1, { text: installed, version: 0 });
   // What the cluster holds when r9 goes silent: its Node, a pod on it with a Whereabouts IP, and
   // another robot's pod with one.
   await api.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'r9' }, spec: {} });
@@ -133,7 +137,7 @@ test("node loss on the k3s runtime: its serving leader taints a lost robot's Nod
   const taints = async (n: string) =>
     taintsOf((await api.get({ apiVersion: 'v1', kind: 'Node', name: n }))!).map((t) => t.key);
 
-  await rt.markNodeLost('r9');
+  await site.markNodeLost(await rt.siteServer(1), 'r9');
   assert.deepEqual(await taints('r9'), [OUT_OF_SERVICE_TAINT.key]);
   assert.deepEqual(await taints('r2'), []);
   const left = (await api.get(refOf(pool)))?.spec as { allocations: Record<string, unknown> };
@@ -145,31 +149,7 @@ test("node loss on the k3s runtime: its serving leader taints a lost robot's Nod
     ['192.168.50.11'],
   );
 
-  await rt.markNodeReturned('r9');
+  await site.markNodeReturned(await rt.siteServer(1), 'r9');
   assert.deepEqual(await taints('r9'), []);
-  await rt.close();
-});
-
-test('a broken installed spec fails the first apply, naming the file, and is read again at the next', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-spec-'));
-  const spec = join(dir, 'site.yaml');
-  writeFileSync(spec, 'id: Not A Site Id\n');
-  const robot = await installedRobot(SERVER_SPEC);
-  const config = configOf('harbor', 'r1', {
-    k3s: { nodeIp: SERVER_SPEC.nodeIp, flannelIface: SERVER_SPEC.flannelIface },
-    siteSpecFile: spec,
-    templatesDir: fileURLToPath(new URL('../../templates/', import.meta.url)),
-  });
-  // Built without reading the spec: an idle worker never parses it.
-  const rt = await makeK3sControlPlane(config, log, undefined, {
-    runner: robot,
-    probes: { serverReady: async () => robot.active.has(SERVER_UNIT), workerReady: async () => false },
-    apiServer: async () => new InMemoryObjectClient(),
-  });
-  await rt.startServer(1);
-  await assert.rejects(rt.applySite(1), (e: unknown) => e instanceof ConfigError && e.message.includes(spec));
-  writeFileSync(spec, 'id: harbor\n');
-  await rt.applySite(1);
-  assert.equal(rt.status().siteAppliedEpoch, 1);
   await rt.close();
 });

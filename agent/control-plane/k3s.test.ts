@@ -22,6 +22,7 @@ import type { SnapshotRecord } from '../k3s/snapshots.ts';
 import { SERVER_SPEC, WORKER_SPEC } from '../k3s/testing/fixtures.ts';
 import { installedRobot } from '../k3s/testing/installed.ts';
 import type { RobotModel } from '../k3s/testing/robot-model.ts';
+import { InMemoryObjectClient } from '../site/in-memory-client.ts';
 import { K3sControlPlane, toRuntimeRecord, type K3sControlPlaneOptions } from './k3s.ts';
 import { describeRuntimeContract } from './runtime.contract.ts';
 
@@ -44,16 +45,12 @@ function fakeClock(step = 1_000): () => number {
 async function runtime(
   m: RobotModel,
   extra: Partial<K3sControlPlaneOptions> = {},
-): Promise<{ rt: K3sControlPlane; applied: number[] }> {
-  const applied: number[] = [];
+): Promise<{ rt: K3sControlPlane; api: InMemoryObjectClient }> {
+  const api = new InMemoryObjectClient();
   const rt = new K3sControlPlane({
     runner: m,
     node: m.target === WORKER_SPEC.nodeName ? WORKER_SPEC : SERVER_SPEC,
-    site: {
-      apply: async (epoch) => void applied.push(epoch),
-      markNodeLost: async () => undefined,
-      markNodeReturned: async () => undefined,
-    },
+    apiServer: async () => api,
     probes: modelProbes(m),
     pollMs: 1,
     delay: () => new Promise((r) => setImmediate(r)),
@@ -61,7 +58,7 @@ async function runtime(
     wallClock: fakeClock(),
     ...extra,
   });
-  return { rt, applied };
+  return { rt, api };
 }
 
 describeRuntimeContract(
@@ -309,14 +306,15 @@ describe('K3sControlPlane', () => {
     }
   });
 
-  test('applySite delegates to the SiteApplier for the serving epoch only', async () => {
+  test("the site's API server is the k3s server's, for the serving epoch only", async () => {
     const m = await installedRobot(SERVER_SPEC);
-    const { rt, applied } = await runtime(m);
-    await assert.rejects(rt.applySite(5), /no serving k3s server of epoch 5/);
+    const { rt, api } = await runtime(m);
+    await assert.rejects(rt.siteServer(5), /no serving k3s server of epoch 5/);
     await rt.startServer(5);
-    await rt.applySite(5);
-    assert.deepEqual(applied, [5]);
-    assert.equal(rt.status().siteAppliedEpoch, 5);
+    assert.equal(await rt.siteServer(5), api);
+    await assert.rejects(rt.siteServer(4), /no serving k3s server of epoch 4/);
+    await rt.stopServer(5);
+    await assert.rejects(rt.siteServer(5), /no serving k3s server of epoch 5/);
   });
 
   test('a robot that is not server-capable refuses to start a server', async () => {

@@ -8,9 +8,8 @@
  *                        wait for /readyz, then forget the Nodes of robots no longer in the site
  *   stopServer(epoch)    stopServerPlan at once, even if a start is still running (that start stops
  *                        at its next step), and again once that start has given up
- *   applySite(epoch)     the SiteApplier, on this robot's serving server of that epoch
- *   markNodeLost(node)   the same, on the serving server: taint the Node out-of-service, free its IPs
- *   markNodeReturned     the same: take the taint off
+ *   siteServer(epoch)    the k3s server's API (admin kubeconfig), while it serves that epoch: the
+ *                        agent's LeaderSite applies the site and acts on node loss through it
  *   joinAsWorker         joinWorkerPlan, then wait until this Node is Ready on the leader
  *   resetWorker          resetWorkerPlan
  *   takeSnapshot         (not in ControlPlaneRuntime) the leader's snapshot, as a site-log record
@@ -56,20 +55,9 @@ import type {
   SnapshotRecord as RuntimeSnapshotRecord,
 } from './runtime.ts';
 import { pushSnapshot, type SnapshotKeys, type SnapshotReceiver } from './snapshots.ts';
-import type { SiteSpecVersion } from '../site/spec-log.ts';
+import type { ObjectClient } from '../site/object-client.ts';
 import { isoTime, wallClockMs } from '../wall-clock.ts';
 import { monotonicMs } from '../clock.ts';
-
-/**
- * What the runtime needs of the leader's site (agent/site/leader-site.ts) on its server: apply the
- * site for an epoch, the committed `spec` if given, else the spec installed with the robot; and act
- * on a lost robot's Node and on its return.
- */
-export interface SiteApplyTarget {
-  apply(epoch: number, spec?: SiteSpecVersion | null): Promise<unknown>;
-  markNodeLost(node: string): Promise<unknown>;
-  markNodeReturned(node: string): Promise<unknown>;
-}
 
 /** Where the snapshot records and files come from when a new leader chooses how to start. */
 export interface SnapshotSource {
@@ -82,7 +70,8 @@ export interface SnapshotSource {
 export interface K3sControlPlaneOptions {
   readonly runner: CommandRunner;
   readonly node: K3sNodeSpec;
-  readonly site: SiteApplyTarget;
+  /** The k3s server's API on this robot (its admin kubeconfig), for siteServer. */
+  readonly apiServer: () => Promise<ObjectClient>;
   /** Default: runnerProbes (k3s kubectl through the runner). */
   readonly probes?: K3sProbes;
   /**
@@ -123,7 +112,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   readonly kind = 'k3s';
   private readonly runner: CommandRunner;
   private readonly spec: K3sNodeSpec;
-  private readonly site: SiteApplyTarget;
+  private readonly apiServer: () => Promise<ObjectClient>;
   private readonly probes: K3sProbes;
   private readonly snapshots: SnapshotSource | undefined;
   private readonly siteMembers: (() => readonly string[]) | undefined;
@@ -136,7 +125,6 @@ export class K3sControlPlane implements ControlPlaneRuntime {
 
   private server: ControlPlaneStatus['server'] = null;
   private worker: ControlPlaneStatus['worker'] = null;
-  private siteAppliedEpoch: number | null = null;
   private lastStart: ServerStart | null = null;
   /** Bumped by every server operation: an older one still running sees it and stops. */
   private serverOp = 0;
@@ -153,7 +141,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   constructor(opts: K3sControlPlaneOptions) {
     this.runner = opts.runner;
     this.spec = opts.node;
-    this.site = opts.site;
+    this.apiServer = opts.apiServer;
     this.probes = opts.probes ?? runnerProbes(opts.runner, opts.node.nodeName);
     this.snapshotKeys = opts.snapshotKeys;
     this.receiver = opts.receiver;
@@ -267,31 +255,11 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     }
   }
 
-  async applySite(epoch: number, spec?: SiteSpecVersion | null): Promise<void> {
-    if (this.server?.epoch !== epoch || this.server.state !== 'serving') {
-      throw new EdgeError(
-        'NO_SERVER',
-        `no serving k3s server of epoch ${epoch} on ${this.spec.nodeName} to apply the site to`,
-      );
-    }
-    await this.site.apply(epoch, spec);
-    this.siteAppliedEpoch = epoch;
-  }
-
-  async markNodeLost(node: string): Promise<void> {
-    this.requireServing(`mark ${node} lost`);
-    await this.site.markNodeLost(node);
-  }
-
-  async markNodeReturned(node: string): Promise<void> {
-    this.requireServing(`mark ${node} returned`);
-    await this.site.markNodeReturned(node);
-  }
-
   /** Only a serving server's API takes site writes: a demoted leader must not write to its own. */
-  private requireServing(what: string): void {
-    if (this.server?.state !== 'serving')
-      throw new EdgeError('NO_SERVER', `no serving k3s server on ${this.spec.nodeName} to ${what} on`);
+  async siteServer(epoch: number): Promise<ObjectClient> {
+    if (this.server?.epoch !== epoch || this.server.state !== 'serving')
+      throw new EdgeError('NO_SERVER', `no serving k3s server of epoch ${epoch} on ${this.spec.nodeName}`);
+    return this.apiServer();
   }
 
   async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {
@@ -397,7 +365,6 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     return {
       server: this.server,
       worker: this.worker,
-      siteAppliedEpoch: this.siteAppliedEpoch,
       details: {
         node: this.spec.nodeName,
         serverStart: this.lastStart ? `${this.lastStart.kind}: ${this.lastStart.reason}` : null,

@@ -5,15 +5,25 @@ import type { ControlPlaneRuntime } from './runtime.ts';
 
 export function describeRuntimeContract(name: string, make: () => Promise<ControlPlaneRuntime>): void {
   describe(`ControlPlaneRuntime contract: ${name}`, () => {
-    test('start serves the epoch; applySite then records it; stop clears it', async () => {
+    test('start serves the epoch and gives its API server for it alone; stop clears both', async () => {
       const rt = await make();
       try {
         await rt.startServer(3);
         assert.deepEqual(rt.status().server, { epoch: 3, state: 'serving' });
-        await rt.applySite(3);
-        assert.equal(rt.status().siteAppliedEpoch, 3);
+        const api = await rt.siteServer(3);
+        // The API server takes the site's objects (the LeaderSite's writes).
+        const ns = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'site-contract' } };
+        await api.apply(ns);
+        assert.equal(
+          (await api.get({ apiVersion: 'v1', kind: 'Namespace', name: 'site-contract' }))?.metadata.name,
+          'site-contract',
+        );
+        // Another epoch's server is not this one's.
+        await assert.rejects(rt.siteServer(4));
         await rt.stopServer(3);
         assert.equal(rt.status().server, null);
+        // A robot that stopped serving gives no way to write the site.
+        await assert.rejects(rt.siteServer(3));
       } finally {
         await rt.close();
       }
@@ -33,10 +43,10 @@ export function describeRuntimeContract(name: string, make: () => Promise<Contro
       }
     });
 
-    test('applying the site without a serving server of that epoch fails', async () => {
+    test('the API server of an epoch this robot does not serve is refused', async () => {
       const rt = await make();
       try {
-        await assert.rejects(rt.applySite(9));
+        await assert.rejects(rt.siteServer(9));
       } finally {
         await rt.close();
       }

@@ -10,10 +10,14 @@
  * - stopServer and resetWorker are idempotent and must succeed on a runtime that runs nothing.
  * - startServer(epoch) resolves when the server of that epoch serves; a later stopServer(epoch) stops it.
  * - joinAsWorker resolves when this robot's node is Ready on the leader's server.
+ * - siteServer(epoch) resolves only while this robot serves that epoch.
  * - The runtime never decides roles, and it never runs two servers at once.
+ *
+ * The site itself (its objects, node loss) is not the runtime's: the agent's one LeaderSite
+ * (agent/site/leader-site.ts) writes it through siteServer on every runtime.
  */
 import type { NodeId } from '../../statecharts/messages.ts';
-import type { SiteSpecVersion } from '../site/spec-log.ts';
+import type { ObjectClient } from '../site/object-client.ts';
 import type { ReplicaPosition } from './replica.ts';
 
 export interface LeaderEndpoint {
@@ -30,7 +34,6 @@ export interface ControlPlaneStatus {
     /** `server unreachable`: set by the agent's status when no live leader vouches for that server. */
     readonly state: 'joining' | 'ready' | 'server unreachable';
   } | null;
-  readonly siteAppliedEpoch: number | null;
   /** Runtime-specific facts for /status (the lab: API server URL and its cold start). */
   readonly details?: Readonly<Record<string, string | number | null>>;
 }
@@ -40,11 +43,11 @@ export interface ControlPlaneRuntime {
   startServer(epoch: number): Promise<void>;
   stopServer(epoch: number): Promise<void>;
   /**
-   * Apply the site (namespace, policies, network) on this robot's server for `epoch`: `spec`, the
-   * newest version committed in the site log, or, while the log holds none, the spec installed
-   * with this robot (null or absent).
+   * The API server this robot serves for `epoch`, for the agent's LeaderSite to apply the site and
+   * act on node loss: k3s's admin kubeconfig on a robot, the lab's kube-apiserver and its token.
+   * Rejects (NO_SERVER) unless this robot serves `epoch` now: a demoted leader writes nothing.
    */
-  applySite(epoch: number, spec?: SiteSpecVersion | null): Promise<void>;
+  siteServer(epoch: number): Promise<ObjectClient>;
   joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void>;
   resetWorker(): Promise<void>;
   status(): ControlPlaneStatus;
@@ -57,10 +60,6 @@ export interface ControlPlaneRuntime {
   snapshot?(epoch: number): Promise<SnapshotRecord>;
   /** Optional: send a kept snapshot to other server-capable robots; resolves those that kept it. */
   shipSnapshot?(name: string, to: readonly LeaderEndpoint[]): Promise<NodeId[]>;
-  /** Optional: a robot has been dead past the grace period (its pods must move, its IPs be freed). */
-  markNodeLost?(node: NodeId): Promise<void>;
-  /** Optional: a lost robot is back. */
-  markNodeReturned?(node: NodeId): Promise<void>;
   /**
    * Optional: the agent tells the runtime how to read the leader's lease: until when (monotonic
    * ms, the agent's clock) this robot may serve `epoch`, or null. A runtime with a fenced front

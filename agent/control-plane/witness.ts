@@ -22,8 +22,8 @@ export class WitnessRuntime implements ControlPlaneRuntime {
   stopServer(): Promise<void> {
     return Promise.resolve();
   }
-  applySite(): Promise<void> {
-    return refuse('apply the site');
+  siteServer(): Promise<never> {
+    return refuse('serve the site');
   }
   joinAsWorker(): Promise<void> {
     return refuse('join a leader as a worker');
@@ -32,7 +32,7 @@ export class WitnessRuntime implements ControlPlaneRuntime {
     return Promise.resolve();
   }
   status(): ControlPlaneStatus {
-    return { server: null, worker: null, siteAppliedEpoch: null };
+    return { server: null, worker: null };
   }
   close(): Promise<void> {
     return Promise.resolve();

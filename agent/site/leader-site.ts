@@ -2,15 +2,16 @@
  * LeaderSite: what a leading robot does to the site, on every runtime: apply it for an epoch (the
  * newest spec committed in the site log, else the one installed with the robot), and act on node
  * loss (taint a lost robot's Node out-of-service, or delete it, and free its Whereabouts IPs; take
- * the taint off when it is back). The runtimes give only the way to their API server, an
- * ObjectClient for the server that serves now: the k3s server's admin kubeconfig on a robot
- * (agent/control-plane/k3s-runtime.ts), the lab's kube-apiserver and its token
- * (lab/runtime/lab-control-plane.ts). The logic is the SiteApplier's (applier.ts).
+ * the taint off when it is back). The agent owns the one LeaderSite of its robot (agent/agent.ts)
+ * and drives it on every runtime; a runtime gives only the way to its API server, an ObjectClient
+ * for the server it serves now (ControlPlaneRuntime.siteServer): the k3s server's admin kubeconfig
+ * on a robot, the lab's kube-apiserver and its token. The logic is the SiteApplier's (applier.ts).
  *
- * It loads the Kubernetes client with applier.ts: a runtime imports this module when its robot
- * first leads, so a worker never loads it.
+ * The agent imports this module, and with it the spec parser, when its robot first leads, so a
+ * worker never loads it.
  */
 import type { Logger } from 'pino';
+import { EdgeError } from '../errors.ts';
 import type { AddonTemplate } from './addons.ts';
 import {
   ObjectSiteApplier,
@@ -26,8 +27,6 @@ import type { SiteSpec } from './spec.ts';
 export interface LeaderSiteOptions {
   /** This robot, for the log lines. */
   readonly nodeId: string;
-  /** The spec installed with the robot: applied while the site log holds none. */
-  readonly installed: SiteSpec;
   /** The addon templates (CRDs, Multus, Whereabouts); default: the repository's templates/. */
   readonly templates?: readonly AddonTemplate[];
   readonly log: Pick<Logger, 'info' | 'warn'>;
@@ -36,20 +35,34 @@ export interface LeaderSiteOptions {
 export class LeaderSite {
   private readonly o: LeaderSiteOptions;
   /**
-   * The spec applied last: its nodeLoss settings decide what a lost robot's Node gets. Until this
-   * robot has applied one, the installed spec.
+   * The spec applied last: its nodeLoss settings decide what a lost robot's Node gets. Null until
+   * this robot has applied one: it then acts on no node loss.
    */
-  private current: SiteSpec;
+  private current: SiteSpec | null = null;
 
   constructor(o: LeaderSiteOptions) {
     this.o = o;
-    this.current = o.installed;
   }
 
-  async apply(client: ObjectClient, epoch: number, committed?: SiteSpecVersion | null): Promise<ApplyReport> {
-    const spec = committed
-      ? await parseSpecText(committed.text, `site spec version ${committed.version}`)
-      : this.o.installed;
+  /** Whether a spec has been applied: only then does node loss have settings to follow. */
+  get applied(): boolean {
+    return this.current !== null;
+  }
+
+  /**
+   * apply writes the site of `spec` for `epoch`: a version committed in the site log, or the
+   * installed spec (canonical JSON from the agent's SiteSpecSource, version 0) while the log holds
+   * none.
+   */
+  async apply(
+    client: ObjectClient,
+    epoch: number,
+    committed: Pick<SiteSpecVersion, 'text' | 'version'>,
+  ): Promise<ApplyReport> {
+    const spec = await parseSpecText(
+      committed.text,
+      committed.version === 0 ? 'installed site spec' : `site spec version ${committed.version}`,
+    );
     const report = await new ObjectSiteApplier(client, {
       spec,
       log: this.o.log,
@@ -57,7 +70,7 @@ export class LeaderSite {
     }).apply(epoch);
     this.current = spec;
     this.o.log.info(
-      { epoch, report, specVersion: committed?.version ?? null },
+      { epoch, report, specVersion: committed.version === 0 ? null : committed.version },
       `${this.o.nodeId} applied site ${spec.id} for epoch ${epoch}`,
     );
     return report;
@@ -80,6 +93,11 @@ export class LeaderSite {
 
   /** Node loss writes no addons: an applier without templates. */
   private nodeApplier(client: ObjectClient): ObjectSiteApplier {
+    if (!this.current)
+      throw new EdgeError(
+        'SITE_NOT_APPLIED',
+        `${this.o.nodeId} has applied no site spec to act on node loss with`,
+      );
     return new ObjectSiteApplier(client, { spec: this.current, log: this.o.log, addons: false });
   }
 }

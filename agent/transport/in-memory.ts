@@ -56,6 +56,10 @@ export class InMemoryTransport implements Transport {
     if (id !== this.self && !this.placed.has(id)) this.peers.set(id, addr);
   }
 
+  releasePeer(id: NodeId): void {
+    this.placed.delete(id);
+  }
+
   peerAddress(id: NodeId): PeerAddress | undefined {
     return this.peers.get(id);
   }

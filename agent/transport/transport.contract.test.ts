@@ -169,6 +169,32 @@ test('UDP: a peer at an IP literal is sent to at once, and a seed given by host 
   }
 });
 
+test('UDP: a hint never moves a peer its own datagram placed, until the peer is released', async () => {
+  const a = await openUdp('a');
+  const b = await openUdp('b');
+  const elsewhere = { host: '127.0.0.1', port: 9 };
+  try {
+    const at = { host: '127.0.0.1', port: b.port };
+    a.setPeer('b', elsewhere);
+    b.setPeer('a', { host: '127.0.0.1', port: a.port });
+    a.onMessage(() => {});
+    // b speaks: a places it where its authenticated datagrams come from.
+    b.send({ type: 'timeoutNow', from: 'b', to: 'a', term: 1 });
+    for (let i = 0; i < 300 && a.stats().incarnationsConfirmed === 0; i++)
+      await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(a.peerAddress('b'), at);
+    a.setPeer('b', elsewhere);
+    assert.deepEqual(a.peerAddress('b'), at, 'a hint never moves a placed peer');
+    // Released (the agent called b, a worker, dead): the next hint places it.
+    a.releasePeer('b');
+    assert.deepEqual(a.peerAddress('b'), at, 'releasing alone moves nothing');
+    a.setPeer('b', elsewhere);
+    assert.deepEqual(a.peerAddress('b'), elsewhere);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
 test('udp: a port another process holds is refused with a hint that names network.port', async () => {
   const a = await openUdp('a');
   try {

@@ -45,9 +45,21 @@ export interface Transport {
   /**
    * A hint of where to reach a peer (from discovery or seeds: unauthenticated). A hint is used until
    * the peer's own authenticated datagram tells us where it is, and never replaces that: only an
-   * authenticated datagram from the peer moves its address.
+   * authenticated datagram from the peer moves its address (or releasePeer).
    */
   setPeer(id: NodeId, addr: PeerAddress): void;
+  /**
+   * The peer is gone (the agent's membership called a worker dead): the next hint places it again,
+   * as before it ever spoke. A worker speaks only when spoken to, so one that comes back with a new
+   * DHCP lease is found only at the address its advertisement gives. Voters are never released:
+   * they find the leader themselves (they campaign), and a forged advertisement must not aim the
+   * leader's heartbeats at another host.
+   */
+  releasePeer(id: NodeId): void;
+  /**
+   * Where the peer is reached: the transport is the one owner of a peer's address, and the agent
+   * reads it here for everything else (joins, snapshot pushes, replicas, /status, /site).
+   */
   peerAddress(id: NodeId): PeerAddress | undefined;
   onMessage(handler: MessageHandler): void;
   stats(): TransportStats;

@@ -207,6 +207,10 @@ export class UdpTransport implements Transport {
     if (id !== this.self && !this.placed.has(id)) this.peers.set(id, addr);
   }
 
+  releasePeer(id: NodeId): void {
+    this.placed.delete(id);
+  }
+
   /** An authenticated datagram of a confirmed incarnation says where its sender is. */
   private place(id: NodeId, addr: PeerAddress): void {
     this.peers.set(id, addr);

@@ -108,7 +108,7 @@ test('site apply shows the diff, proposes nothing on --dry-run, commits a signed
     );
     assert.equal(applied.result?.kind, 'committed');
     assert.equal(applied.result?.kind === 'committed' && applied.result.version, 2);
-    await until(() => runtime.appliedSpec?.version === 2);
+    await until(async () => (await agent.siteView()).applied?.version === 2);
     const again = await runSiteApply(
       { file: proposed, addr, dryRun: false, siteKey: keyFile, output: 'table' },
       io,

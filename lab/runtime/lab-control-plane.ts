@@ -26,18 +26,17 @@ import {
   type ApiServerIdentity,
 } from '../kube-apiserver/apiserver.ts';
 import { FrontDoor } from './front-door.ts';
-import { KubeHttp } from './kube-http.ts';
 import {
-  logSnapshotPush,
   pushSnapshot,
-  SnapshotReceiver,
   SnapshotStore,
   type SnapshotKeys,
+  type SnapshotReceiver,
   type SnapshotRecord,
 } from '../../agent/control-plane/snapshots.ts';
+import { startSnapshotSharing } from '../../agent/control-plane/snapshot-sharing.ts';
+import type { ObjectClient } from '../../agent/site/object-client.ts';
 import { LabKubelet } from './kubelet.ts';
 import type { RealRobotNode } from './real-robot-node.ts';
-import type { SiteSpecVersion } from '../../agent/site/spec-log.ts';
 import { monotonicMs } from '../../agent/clock.ts';
 import {
   compareReplica,
@@ -61,16 +60,6 @@ function wallClock(monotonic: number): string {
   return new Date(Date.now() - (monotonicMs() - monotonic)).toISOString();
 }
 
-/**
- * What applies the site on a new epoch's server (agent/site/applier.ts for the real thing): the
- * committed `spec` when given, else the spec installed with the robot.
- */
-export type SiteApplyFn = (
-  server: { url: string; caPem: string; adminToken: string },
-  epoch: number,
-  spec?: SiteSpecVersion | null,
-) => Promise<void>;
-
 export interface LabControlPlaneOptions {
   readonly nodeId: string;
   readonly siteId: string;
@@ -80,7 +69,6 @@ export interface LabControlPlaneOptions {
   /** Per-epoch etcd data and logs: <stateDir>/lab-cp/epoch-<n>. */
   readonly stateDir: string;
   readonly log: Logger;
-  readonly applySite?: SiteApplyFn;
   readonly kubeletRenewMs?: number;
   readonly labels?: Readonly<Record<string, string>>;
   /**
@@ -103,43 +91,7 @@ export interface LabControlPlaneOptions {
    * replication, snapshots only.
    */
   readonly replication?: { readonly tls: EtcdPeerTls; readonly maxLearners: number };
-  /** What to do with a lost/returned robot's Node (the SiteApplier's markNodeLost/Returned). */
-  readonly nodeLoss?: {
-    lost(server: ServerAccess, node: string): Promise<void>;
-    returned(server: ServerAccess, node: string): Promise<void>;
-  };
 }
-
-export interface ServerAccess {
-  readonly url: string;
-  readonly caPem: string;
-  readonly adminToken: string;
-}
-
-/** applySiteNamespace is the minimal site: the site's namespace, applied server-side. */
-export const applySiteNamespace =
-  (siteId: string): SiteApplyFn =>
-  async (server, epoch) => {
-    const api = new KubeHttp({ server: server.url, caPem: server.caPem, token: server.adminToken });
-    await api.ok(
-      'PATCH',
-      `/api/v1/namespaces/site-${siteId}?fieldManager=edgectl&force=true`,
-      {
-        apiVersion: 'v1',
-        kind: 'Namespace',
-        metadata: {
-          name: `site-${siteId}`,
-          labels: {
-            'app.kubernetes.io/managed-by': 'edgectl',
-            'edgectl.io/site': siteId,
-            'edgectl.io/epoch': String(epoch),
-            'pod-security.kubernetes.io/enforce': 'baseline',
-          },
-        },
-      },
-      'application/apply-patch+yaml',
-    );
-  };
 
 export class LabControlPlane implements ControlPlaneRuntime {
   readonly kind = 'lab';
@@ -160,7 +112,6 @@ export class LabControlPlane implements ControlPlaneRuntime {
     server: string;
     kubelet: LabKubelet | null;
   } | null = null;
-  private siteAppliedEpoch: number | null = null;
   private coldStartMs: number | null = null;
   private restoredFrom: string | null = null;
   private snapshotsTaken = 0;
@@ -365,7 +316,6 @@ export class LabControlPlane implements ControlPlaneRuntime {
     const s = this.server;
     if (!s || s.epoch > epoch) return;
     this.server = null;
-    this.siteAppliedEpoch = null;
     this.selfKubelet?.stop();
     this.selfKubelet = null;
     await this.o.realNode?.stopControlPlane();
@@ -379,18 +329,18 @@ export class LabControlPlane implements ControlPlaneRuntime {
     );
   }
 
-  async applySite(epoch: number, spec?: SiteSpecVersion | null): Promise<void> {
+  /**
+   * siteServer: this robot's kube-apiserver for `epoch`, through its front door, with the site's
+   * admin token: the agent's LeaderSite writes the site and acts on node loss through it.
+   */
+  async siteServer(epoch: number): Promise<ObjectClient> {
     const s = this.server;
     if (s?.epoch !== epoch || s.state !== 'serving' || !s.handle)
-      throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch} to apply the site to`);
-    const apply = this.o.applySite ?? applySiteNamespace(this.o.siteId);
-    await apply(
-      { url: this.url(this.o.address), caPem: s.handle.caPem, adminToken: s.handle.adminToken },
-      epoch,
-      spec,
-    );
-    if (this.server?.epoch === epoch) this.siteAppliedEpoch = epoch;
-    this.o.log.info({ epoch }, `${this.o.nodeId} applied the site for epoch ${epoch}`);
+      throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch} on ${this.o.nodeId}`);
+    // The agent's own module, with the client imported statically: a lab robot installed by
+    // bootstrap runs the bundled agent, which has no node_modules to require the client from.
+    const { kubeObjectClientFor } = await import('../../agent/site/kube-site.ts');
+    return kubeObjectClientFor(this.url(this.o.address), s.handle.caPem, s.handle.adminToken);
   }
 
   async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {
@@ -563,7 +513,6 @@ export class LabControlPlane implements ControlPlaneRuntime {
       worker: this.worker
         ? { leader: this.worker.leader, epoch: this.worker.epoch, state: this.worker.state }
         : null,
-      siteAppliedEpoch: this.siteAppliedEpoch,
       details: {
         apiServer: this.server?.handle?.url ?? this.worker?.server ?? null,
         apiServerColdStartMs: this.coldStartMs,
@@ -637,22 +586,6 @@ export class LabControlPlane implements ControlPlaneRuntime {
     return this.o.snapshots?.receiver?.stats() ?? {};
   }
 
-  async markNodeLost(node: string): Promise<void> {
-    const s = this.serving();
-    await this.o.nodeLoss?.lost(
-      { url: this.url(this.o.address), caPem: s.handle.caPem, adminToken: s.handle.adminToken },
-      node,
-    );
-  }
-
-  async markNodeReturned(node: string): Promise<void> {
-    const s = this.serving();
-    await this.o.nodeLoss?.returned(
-      { url: this.url(this.o.address), caPem: s.handle.caPem, adminToken: s.handle.adminToken },
-      node,
-    );
-  }
-
   setFence(leaseExpiresAt: (epoch: number) => number | null): void {
     this.fence = leaseExpiresAt;
   }
@@ -696,9 +629,12 @@ export async function makeLabControlPlane(o: {
     /** The robot's address on the lab bridge; its API server listens there. */
     address: z.string().regex(/^\d+\.\d+\.\d+\.\d+$/, 'must be an IPv4 address'),
     kubeletRenewMs: z.number().int().positive().optional(),
-    /** The site spec (agent/site/spec.ts) the leader applies; without it, only the namespace. */
+    /**
+     * The installed site spec (agent/site/spec.ts) and the addon templates (CRDs, Multus,
+     * Whereabouts; default: the repository's templates/): the agent's LeaderSite reads them
+     * (agent/run.ts), not this runtime.
+     */
     siteSpecFile: z.string().min(1).optional(),
-    /** The addon templates (CRDs, Multus, Whereabouts); default: the repository's templates/. */
     templatesDir: z.string().min(1).optional(),
     /** A real node instead of the lab kubelet (`lab up --node real`): see lab/runtime/real-robot-node.ts. */
     node: z
@@ -729,45 +665,18 @@ export async function makeLabControlPlane(o: {
       r.error.issues.map((i) => `controlPlane.${i.path.join('.')}: ${i.message}`),
       { hint: 'edgectl lab up writes these fields; see docs/lab.md' },
     );
-  let applySite: SiteApplyFn | undefined;
-  let nodeLoss: LabControlPlaneOptions['nodeLoss'];
-  if (r.data.siteSpecFile) {
-    // The agent's LeaderSite (namespace isolation, Multus/Whereabouts, NADs, node loss), as on
-    // robots; this runtime gives it only the way to its API server.
-    const { loadSiteSpec } = await import('../../agent/site/spec.ts');
-    const { readAddonTemplates } = await import('../../agent/site/addons.ts');
-    const { LeaderSite } = await import('../../agent/site/leader-site.ts');
-    // The agent's own module, with the client imported statically: a lab robot installed by
-    // bootstrap runs the bundled agent, which has no node_modules to require the client from.
-    const { kubeObjectClientFor } = await import('../../agent/site/kube-site.ts');
-    const site = new LeaderSite({
-      nodeId: o.nodeId,
-      installed: loadSiteSpec(r.data.siteSpecFile),
-      templates: readAddonTemplates(r.data.templatesDir),
-      log: o.log,
-    });
-    const client = (server: ServerAccess) => kubeObjectClientFor(server.url, server.caPem, server.adminToken);
-    applySite = async (server, epoch, committed) => void (await site.apply(client(server), epoch, committed));
-    nodeLoss = {
-      lost: async (server, node) => void (await site.markNodeLost(client(server), node)),
-      returned: async (server, node) => void (await site.markNodeReturned(client(server), node)),
-    };
-  }
-  let snapshots: LabControlPlaneOptions['snapshots'];
-  if (o.snapshotKeysFor && o.serverCapable) {
-    // Every server-capable robot keeps the snapshots the leader pushes, to restore when it leads.
-    const store = new SnapshotStore(join(o.stateDir, 'snapshots'));
-    const keys: SnapshotKeys = { forPeer: o.snapshotKeysFor };
-    const receiver = await SnapshotReceiver.start({
-      self: o.nodeId,
-      address: r.data.address,
-      keys,
-      store,
-      onPush: logSnapshotPush(o.log, o.nodeId),
-    });
-    receiver.server.unref();
-    snapshots = { store, keys, receiver };
-  }
+  // Every server-capable robot keeps the snapshots the leader pushes, to restore when it leads.
+  const sharing = await startSnapshotSharing({
+    self: o.nodeId,
+    address: r.data.address,
+    keysFor: o.snapshotKeysFor,
+    serverCapable: o.serverCapable ?? false,
+    store: () => new SnapshotStore(join(o.stateDir, 'snapshots')),
+    log: o.log,
+  });
+  const snapshots: LabControlPlaneOptions['snapshots'] = sharing?.store
+    ? { store: sharing.store, keys: sharing.keys, receiver: sharing.receiver }
+    : undefined;
   const identity = loadApiServerIdentity(r.data.identityDir);
   let realNode: RealRobotNode | undefined;
   if (r.data.node) {
@@ -783,8 +692,6 @@ export async function makeLabControlPlane(o: {
   }
   return new LabControlPlane({
     realNode,
-    applySite,
-    nodeLoss,
     snapshots,
     nodeId: o.nodeId,
     siteId: o.siteId,

@@ -2,8 +2,9 @@
  * The SiteApplier contract against a REAL kube-apiserver + etcd (lab/kube-apiserver/apiserver.ts):
  * the site's objects, the CRDs from templates/ and the Multus/Whereabouts installs are accepted and
  * read back as applied, re-apply is idempotent, pruning works, and node loss taints the Node and
- * frees its Whereabouts IPs; and the same node loss through the k3s runtime's own path (its factory,
- * a robot model for k3s, the admin kubeconfig k3s would write). No kubelet or controller-manager runs, so nothing here shows Multus or
+ * frees its Whereabouts IPs; and the same node loss on the k3s runtime's own path (the agent's
+ * LeaderSite through the runtime's siteServer: its factory, a robot model for k3s, the admin
+ * kubeconfig k3s would write). No kubelet or controller-manager runs, so nothing here shows Multus or
  * Whereabouts pods working (docs/site.md says what only reading could check).
  */
 import assert from 'node:assert/strict';
@@ -27,6 +28,8 @@ import {
 } from '../../lab/kube-apiserver/apiserver.ts';
 import { readAddonTemplates } from '../../agent/site/addons.ts';
 import { KubeSiteApplier } from '../../agent/site/applier.ts';
+import { LeaderSite } from '../../agent/site/leader-site.ts';
+import { fileSiteSpecSource } from '../../agent/site/spec-source.ts';
 import { describeSiteApplierContract } from '../../agent/site/applier.contract.ts';
 import { KubeObjectClient } from '../../agent/site/object-client.ts';
 import { renderSite } from '../../agent/site/render.ts';
@@ -57,7 +60,7 @@ describeSiteApplierContract('kube-apiserver', async () => {
   };
 });
 
-test("the k3s runtime's leader taints a lost robot's Node out-of-service on a real API server, frees its Whereabouts IP, and untaints it on return", async () => {
+test("on the k3s runtime, the leader's LeaderSite taints a lost robot's Node out-of-service on a real API server, frees its Whereabouts IP, and untaints it on return", async () => {
   if (!server) throw new Error('the contract above starts the server');
   // The admin kubeconfig k3s would write at /etc/rancher/k3s/k3s.yaml.
   const kubeconfig = join(dir, 'k3s.yaml');
@@ -82,8 +85,15 @@ test("the k3s runtime's leader taints a lost robot's Node out-of-service on a re
     runner: robot,
     probes: { serverReady: async () => robot.active.has(SERVER_UNIT), workerReady: async () => false },
   });
+  // The agent's LeaderSite, with the installed spec as the agent reads it (agent/run.ts).
+  const site = new LeaderSite({
+    nodeId: 'r1',
+    log: pino({ level: 'silent' }),
+    templates: readAddonTemplates(fileURLToPath(new URL('../../templates/', import.meta.url))),
+  });
+  const installed = (await fileSiteSpecSource(join(dir, 'loss-site.yaml')).local())!;
   await rt.startServer(1);
-  await rt.applySite(1);
+  await site.apply(await rt.siteServer(1), 1, { text: installed, version: 0 });
   const cluster = new KubeObjectClient(server.kubeConfig());
   await cluster.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'k3s-r9' }, spec: {} });
   await cluster.apply({
@@ -107,7 +117,7 @@ test("the k3s runtime's leader taints a lost robot's Node out-of-service on a re
       .map((t) => t.key)
       .filter((k) => k !== 'node.kubernetes.io/not-ready');
 
-  await rt.markNodeLost('k3s-r9');
+  await site.markNodeLost(await rt.siteServer(1), 'k3s-r9');
   assert.deepEqual(await taints(), [OUT_OF_SERVICE_TAINT.key]);
   const poolAfter = await cluster.get({
     apiVersion: pool.apiVersion,
@@ -117,7 +127,7 @@ test("the k3s runtime's leader taints a lost robot's Node out-of-service on a re
   });
   assert.deepEqual((poolAfter?.spec as { allocations?: object }).allocations ?? {}, {});
 
-  await rt.markNodeReturned('k3s-r9');
+  await site.markNodeReturned(await rt.siteServer(1), 'k3s-r9');
   assert.deepEqual(await taints(), []);
   await rt.close();
 });

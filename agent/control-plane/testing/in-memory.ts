@@ -6,7 +6,7 @@
  * two servers ever ran at once.
  */
 import { EdgeError } from '../../errors.ts';
-import type { SiteSpecVersion } from '../../site/spec-log.ts';
+import type { InMemoryObjectClient } from '../../site/in-memory-client.ts';
 import type { ControlPlaneRuntime, ControlPlaneStatus, LeaderEndpoint } from '../runtime.ts';
 
 export interface InMemoryRuntimeOptions {
@@ -21,7 +21,6 @@ export class InMemoryControlPlane implements ControlPlaneRuntime {
   readonly self: string;
   private server: ControlPlaneStatus['server'] = null;
   private worker: ControlPlaneStatus['worker'] = null;
-  private siteAppliedEpoch: number | null = null;
   private failStarts: number;
   private readonly delayMs: number;
   /** Every operation, in order, for tests and /status. */
@@ -59,17 +58,20 @@ export class InMemoryControlPlane implements ControlPlaneRuntime {
     if (this.server && this.server.epoch <= epoch) this.server = null;
   }
 
-  /** The spec of the last successful applySite: null for the installed one. */
-  appliedSpec: SiteSpecVersion | null = null;
+  /**
+   * The objects of this robot's server: one in-memory store for every epoch it serves, made when it
+   * first serves (tests read the site the agent's LeaderSite wrote to it).
+   */
+  objects: InMemoryObjectClient | null = null;
 
-  async applySite(epoch: number, spec?: SiteSpecVersion | null): Promise<void> {
-    this.journal.push(spec ? `applySite ${epoch} v${spec.version}` : `applySite ${epoch}`);
+  async siteServer(epoch: number): Promise<InMemoryObjectClient> {
+    this.journal.push(`siteServer ${epoch}`);
     if (this.server?.epoch !== epoch || this.server.state !== 'serving') {
-      throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch} to apply the site to`);
+      throw new EdgeError('NO_SERVER', `no serving server of epoch ${epoch}`);
     }
     await this.wait();
-    this.siteAppliedEpoch = epoch;
-    this.appliedSpec = spec ?? null;
+    this.objects ??= new (await import('../../site/in-memory-client.ts')).InMemoryObjectClient();
+    return this.objects;
   }
 
   async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {
@@ -86,7 +88,7 @@ export class InMemoryControlPlane implements ControlPlaneRuntime {
   }
 
   status(): ControlPlaneStatus {
-    return { server: this.server, worker: this.worker, siteAppliedEpoch: this.siteAppliedEpoch };
+    return { server: this.server, worker: this.worker };
   }
 
   async close(): Promise<void> {
