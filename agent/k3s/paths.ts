@@ -85,3 +85,27 @@ export const REAP_SCRIPT = '/usr/local/lib/edgectl/edgectl-k3s-reap';
 
 /** The supervisor and API server port of k3s. */
 export const K3S_API_PORT = 6443;
+
+/* edgectl's etcd: k3s's external datastore on the leader, a learner of it on the standby (replica-plans.ts). */
+export const ETCD_BIN = '/usr/local/bin/etcd';
+export const ETCDCTL_BIN = '/usr/local/bin/etcdctl';
+/** Every epoch's datastore and replica; nothing else lives here. */
+export const EDGECTL_ETCD_DIR = '/var/lib/edgectl/etcd';
+/** The etcd units' environment files (their flags for the current epoch). */
+export const ETCD_ENV_DIR = '/etc/edgectl/etcd';
+/** The voter's peer certificate of the site's etcd peer CA: bootstrap writes it to voters only. */
+export const ETCD_PEER_DIR = '/etc/edgectl/etcd-peer';
+/**
+ * The loopback client port's TLS: etcd's serving certificate (127.0.0.1) and the client
+ * certificate k3s and etcdctl present, both of the site's etcd client CA. Voters only.
+ */
+export const ETCD_CLIENT_DIR = '/etc/edgectl/etcd-client';
+export const ETCD_CLIENT_CA = `${ETCD_CLIENT_DIR}/ca.crt`;
+export const ETCD_CLIENT_CERT = `${ETCD_CLIENT_DIR}/client.crt`;
+export const ETCD_CLIENT_KEY = `${ETCD_CLIENT_DIR}/client.key`;
+export const DATASTORE_UNIT = 'edgectl-etcd.service';
+export const REPLICA_UNIT = 'edgectl-etcd-replica.service';
+export const DATASTORE_ENV = `${ETCD_ENV_DIR}/edgectl-etcd.env`;
+export const REPLICA_ENV = `${ETCD_ENV_DIR}/edgectl-etcd-replica.env`;
+/** Loopback only, TLS with client certificates: k3s (datastore-endpoint) and the agent are the only clients. */
+export const ETCD_CLIENT_URL = 'https://127.0.0.1:2379';
