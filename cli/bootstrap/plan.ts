@@ -19,6 +19,8 @@
 import { identityPlacement, identityPlan, type SiteIdentityMaterial } from './identity.ts';
 import { NODE_PASSWORD_FILE as K3S_NODE_PASSWORD_FILE } from '../../agent/k3s/paths.ts';
 import { installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
+import { ETCD_BIN, ETCDCTL_BIN } from '../../agent/k3s/paths.ts';
+import { REVISION_BUMP_BIN } from '../../agent/k3s/revision-bump.ts';
 import { K3sSettingsSchema, type K3sNodeSpec } from '../../agent/k3s/settings.ts';
 import { formatRobotKeyFile, renderRobotKeyFile } from '../../agent/site-key.ts';
 import { createHash } from 'node:crypto';
@@ -93,6 +95,12 @@ export interface BundleInfo {
   readonly node: BundleFile & { readonly arch: string };
   readonly k3s?: BundleFile;
   readonly airgapImages?: BundleFile;
+  /** The etcd the voters run as k3s's datastore, with etcdctl and the revision-bump tool. */
+  readonly etcd?: {
+    readonly etcd: BundleFile;
+    readonly etcdctl: BundleFile;
+    readonly revisionBump: BundleFile;
+  };
 }
 
 /** Which key generations robots hold (site-dir.ts keyUse): what their key files are rendered with. */
@@ -229,14 +237,31 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
           })),
         );
       }
+      // Server-capable robots run etcd as k3s's datastore: from the bundle, or already on the robot.
+      const etcd = robot.serverCapable ? ctx.bundle.etcd : undefined;
+      if (robot.serverCapable && !etcd)
+        steps.push({
+          kind: 'run',
+          id: 'k3s.etcd-present',
+          phase: 'preflight',
+          check: true,
+          description: `etcd, etcdctl and the revision-bump tool are already on the robot (the inventory bundles none)`,
+          argv: [
+            'sh',
+            '-c',
+            `for b in ${ETCD_BIN} ${ETCDCTL_BIN} ${REVISION_BUMP_BIN}; do test -x "$b" || { echo "no $b on the robot: set bundle.etcd, bundle.etcdctl and bundle.etcdRevisionBump in the inventory" >&2; exit 1; }; done`,
+          ],
+        });
       if (binary)
         steps.push(
-          ...installPlan(spec, { binary, reapScript }).steps.map((st): BootstrapStep => ({
-            ...st,
-            id: `k3s.${st.id}`,
-            phase: 'runtime',
-            ...asRoot(st),
-          })),
+          ...installPlan(spec, { binary, reapScript, ...(etcd ? { etcd } : {}) }).steps.map(
+            (st): BootstrapStep => ({
+              ...st,
+              id: `k3s.${st.id}`,
+              phase: 'runtime',
+              ...asRoot(st),
+            }),
+          ),
         );
       else
         steps.push({
@@ -428,10 +453,16 @@ function check(
 
 function preflight(inv: Inventory, robot: Robot, bundle: BundleInfo, root: string): BootstrapStep[] {
   const bundleKiB = Math.ceil(
-    [bundle.agent, ...bundle.agent.chunks, bundle.node, bundle.k3s, bundle.airgapImages].reduce(
-      (n, f) => n + (f?.bytes ?? 0),
-      0,
-    ) / 1024,
+    [
+      bundle.agent,
+      ...bundle.agent.chunks,
+      bundle.node,
+      bundle.k3s,
+      bundle.airgapImages,
+      ...(bundle.etcd && robot.serverCapable
+        ? [bundle.etcd.etcd, bundle.etcd.etcdctl, bundle.etcd.revisionBump]
+        : []),
+    ].reduce((n, f) => n + (f?.bytes ?? 0), 0) / 1024,
   );
   const steps = [
     check(
