@@ -16,7 +16,12 @@
  *   service     the systemd unit; daemon-reload and restart only when something changed; enable
  *   prune       the agent chunks no longer imported (older builds'), once the agent runs the new ones
  */
-import { identityPlacement, identityPlan, type SiteIdentityMaterial } from './identity.ts';
+import {
+  etcdMemberPlacement,
+  identityPlacement,
+  identityPlan,
+  type SiteIdentityMaterial,
+} from './identity.ts';
 import { NODE_PASSWORD_FILE as K3S_NODE_PASSWORD_FILE } from '../../agent/k3s/paths.ts';
 import { installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
 import { ETCD_BIN, ETCDCTL_BIN } from '../../agent/k3s/paths.ts';
@@ -315,6 +320,7 @@ function preinstalledK3sUninstall(inv: Inventory, robot: Robot): PlanStep[] {
   const identity = [
     ...identityPlacement(robot.serverCapable ? 'server' : 'worker').map((x) => x.to),
     K3S_NODE_PASSWORD_FILE,
+    ...(robot.serverCapable ? etcdMemberPlacement(robot.name).map((x) => x.to) : []),
   ];
   return [
     ...uninstallPlan(k3sNodeSpec(inv, robot)).steps.filter((st) =>
