@@ -188,7 +188,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     this.snapshotPort = opts.snapshotPort;
     // Only snapshots the site log has committed may be restored: a record that never committed
     // (a push cut short by a leader change, or one no leader made) is never a starting point.
-    // chooseServerStart then verifies each file against its committed record.
+    // chooseDatastore then verifies each file against its committed record (newestVerified).
     this.snapshots = opts.snapshots ?? {
       records: () => (this.siteView?.committedSnapshots() ?? []).map(fromRuntimeRecord),
     };

@@ -17,11 +17,8 @@ import {
   EDGECTL_ETCD_DIR,
   ETCDCTL_BIN,
   REPLICA_UNIT,
-  ETCD_DB_DIR,
   K3S_BIN,
-  LOCAL_SNAPSHOT_DIR,
   REAP_SCRIPT,
-  RESET_FLAG,
   SERVER_UNIT,
   SERVER_URL_DROPIN,
   SYSTEMD_DIR,
@@ -73,7 +70,6 @@ export class RobotModel implements CommandRunner, EtcdHost {
   readonly journal: string[] = [];
   clusterNodes: string[];
   private readonly intercept: RobotModelOptions['intercept'];
-  private clock = 1_700_000_000;
 
   constructor(opts: RobotModelOptions) {
     this.target = opts.node;
@@ -344,13 +340,7 @@ export class RobotModel implements CommandRunner, EtcdHost {
     )
       return fail(1, `Job for ${unit} failed: the datastore at https://127.0.0.1:2379 does not answer`);
     this.active.add(unit);
-    // What k3s does on start that the plans depend on: a normal server start clears the reset flag;
-    // an agent caches the server it was told to use.
-    if (unit === SERVER_UNIT) {
-      this.files.delete(RESET_FLAG);
-      if (!this.exists(ETCD_DB_DIR))
-        this.files.set(`${ETCD_DB_DIR}/member`, { content: 'new cluster', mode: 0o600 });
-    }
+    // What k3s does on start that the plans depend on: an agent caches the server it was told to use.
     if (unit === AGENT_UNIT) {
       const url = /server: (\S+)/.exec(this.content(SERVER_URL_DROPIN) ?? '')?.[1] ?? '';
       this.files.set(AGENT_LOAD_BALANCER_FILES[0], {
@@ -373,25 +363,6 @@ export class RobotModel implements CommandRunner, EtcdHost {
   private k3s(args: readonly string[]): RunResult {
     if (!this.files.has(K3S_BIN)) return fail(127, `${K3S_BIN}: not found`);
     const [sub, ...rest] = args;
-    if (sub === 'server' && rest[0] === '--cluster-reset') {
-      const path = (rest[1] ?? '').replace('--cluster-reset-restore-path=', '');
-      if (!this.files.has(path)) return fail(1, `snapshot ${path} not found`);
-      this.files.set(RESET_FLAG, { content: '', mode: 0o600 });
-      this.files.set(`${ETCD_DB_DIR}/member`, { content: `restored from ${path}`, mode: 0o600 });
-      return ok(
-        'Managed etcd cluster membership has been reset, restart without --cluster-reset flag now.\n',
-      );
-    }
-    if (sub === 'etcd-snapshot' && rest[0] === 'save') {
-      if (!this.active.has(SERVER_UNIT)) return fail(1, 'etcd is not running');
-      const name = rest[rest.indexOf('--name') + 1] ?? 'on-demand';
-      const ts = this.clock++;
-      this.files.set(`${LOCAL_SNAPSHOT_DIR}/${name}-${this.target}-${ts}`, {
-        content: `etcd of ${this.target} at ${ts}`,
-        mode: 0o600,
-      });
-      return ok();
-    }
     if (sub === 'kubectl') {
       if (!this.active.has(SERVER_UNIT))
         return fail(1, 'The connection to the server 127.0.0.1:6443 was refused');
