@@ -476,6 +476,19 @@ describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
     assert.ok(!m2.exists('/var/lib/edgectl/etcd/replica-epoch-7'), 'discarded once the new one applied');
   });
 
+  test('a voter whose learner was never added does not take over from its (empty) data file', async () => {
+    const { etcd, m2, rt1, rt2 } = await voters();
+    await rt1.startServer(7);
+    etcd.write('r1', 'a');
+    await rt2.followReplica(R1, 7);
+    assert.ok(m2.exists('/var/lib/edgectl/etcd/replica-epoch-7/member/snap/db'), 'etcd left a data file');
+    assert.equal(await position(rt2), null);
+    etcd.powerOff('r1');
+    await rt2.startServer(8);
+    assert.ok(!m2.journal.some((l) => l.includes('snapshot restore')), 'nothing restored from it');
+    assert.match(String(rt2.status().details?.serverStart), /^empty: /);
+  });
+
   test('a worker neither follows nor reports a replica', async () => {
     const m = await installedRobot(WORKER_SPEC);
     const { rt } = await runtime(m);

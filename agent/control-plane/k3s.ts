@@ -41,7 +41,13 @@ import {
   standbyChangePlan,
   type DatastoreSource,
 } from '../k3s/replica-plans.ts';
-import { compareReplica, etcdPeerUrl, standbyPlan, type ReplicaPosition } from './replica.ts';
+import {
+  compareReplica,
+  describeReplica,
+  etcdPeerUrl,
+  standbyPlan,
+  type ReplicaPosition,
+} from './replica.ts';
 import {
   forgetNodesPlan,
   joinWorkerPlan,
@@ -264,12 +270,15 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   private async chooseDatastore(epoch: number): Promise<{ source: DatastoreSource; reason: string }> {
     const listing = await this.runner.run(['ls', '-1', EDGECTL_ETCD_DIR]);
     const dirs = parseEtcdDirs(listing.code === 0 ? listing.stdout : '');
+    // Only a replica this process saw apply something: etcd creates its data file before it learns
+    // it is no member, so a replica dir alone (one that never joined, or one from before an agent
+    // restart) says nothing about its content, and restoring it could start the site empty.
     const replicas: ReplicaPosition[] = [];
     for (const e of dirs.replicas) {
-      // A replica that never joined has no data file: nothing to take over from.
-      if ((await this.runner.run(['test', '-e', replicaDb(e)])).code !== 0) continue;
       const known = [this.replica, this.held].find((r) => r?.epoch === e);
-      replicas.push({ epoch: e, revision: known?.revision ?? 0 });
+      if (!known || known.revision <= 0) continue;
+      if ((await this.runner.run(['test', '-e', replicaDb(e)])).code !== 0) continue;
+      replicas.push({ epoch: e, revision: known.revision });
     }
     const records = this.snapshots?.records() ?? [];
     const names = new Set(records.map((r) => r.name));
@@ -548,9 +557,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
       details: {
         node: this.spec.nodeName,
         serverStart: this.lastStart,
-        replica: this.replicaPosition()
-          ? `e${this.replicaPosition()?.epoch}@${this.replicaPosition()?.revision}`
-          : null,
+        replica: this.replica || this.held ? describeReplica(this.replicaPosition()) : null,
         standby: this.standby(),
       },
     };

@@ -95,7 +95,7 @@ describe('chooseDatastoreSource: the newest history this robot can start from', 
     ['the freshest of two replicas',               { epoch: 9, datastores: [], replicas: [{ epoch: 7, revision: 99 }, { epoch: 8, revision: 2 }], snapshot: null }, 'replica 8'],
     ['its own datastore when it led last',         { epoch: 6, datastores: [5], replicas: [{ epoch: 4, revision: 9 }], snapshot: snap(5) }, 'datastore 5'],
     ['an old leader’s datastore loses to a replica of a newer epoch', { epoch: 9, datastores: [5], replicas: [{ epoch: 8, revision: 1 }], snapshot: null }, 'replica 8'],
-    ['a replica of unknown revision still counts', { epoch: 9, datastores: [], replicas: [{ epoch: 8, revision: 0 }], snapshot: snap(8) }, 'replica 8'],
+    ['a replica that applied nothing known does not count', { epoch: 9, datastores: [], replicas: [{ epoch: 8, revision: 0 }], snapshot: snap(7) }, 'snapshot /s/e7'],
   ];
   for (const [name, facts, want] of cases)
     test(name, () => {

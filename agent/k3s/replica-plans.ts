@@ -313,7 +313,7 @@ export interface DatastoreFacts {
   readonly epoch: number;
   /** Epochs this robot has a datastore directory for (epochs it served). */
   readonly datastores: readonly number[];
-  /** The replicas this robot holds, with the revision applied where known (0: unknown, has data). */
+  /** The replicas this robot holds, with the revision they applied (0: unknown, not used). */
   readonly replicas: readonly ReplicaPosition[];
   /** The newest committed snapshot this robot holds, verified (agent/k3s/snapshots.ts newestVerified). */
   readonly snapshot: { readonly epoch: number; readonly path: string; readonly sha256: string } | null;
@@ -333,7 +333,12 @@ export function chooseDatastoreSource(f: DatastoreFacts): { source: DatastoreSou
       reason: `resume the datastore of epoch ${f.epoch}`,
     };
   const own = Math.max(0, ...f.datastores.filter((e) => e < f.epoch));
-  const replica = [...f.replicas].sort(compareReplica).at(-1) ?? null;
+  // A replica that has applied nothing known is no starting point (takeoverSource's rule too).
+  const replica =
+    f.replicas
+      .filter((r) => r.revision > 0)
+      .sort(compareReplica)
+      .at(-1) ?? null;
   const snap = f.snapshot;
   if (own > 0 && (!replica || own >= replica.epoch) && (!snap || own >= snap.epoch))
     return {
@@ -343,7 +348,7 @@ export function chooseDatastoreSource(f: DatastoreFacts): { source: DatastoreSou
   if (replica && (!snap || replica.epoch >= snap.epoch))
     return {
       source: { kind: 'replica', epoch: replica.epoch },
-      reason: `the replica of epoch ${replica.epoch}${replica.revision > 0 ? ` at revision ${replica.revision}` : ''}`,
+      reason: `the replica of epoch ${replica.epoch} at revision ${replica.revision}`,
     };
   if (snap)
     return {

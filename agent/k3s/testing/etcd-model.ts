@@ -83,7 +83,9 @@ export class EtcdSiteModel {
       joined: false,
     };
     this.procs.set(host.target, p);
-    if (role === 'datastore') this.persist(p);
+    // etcd opens its backend before it asks the cluster whether it is a member: a learner that
+    // never joins still leaves an (empty) data file behind.
+    this.persist(p);
     this.replicate();
     return ok();
   }
