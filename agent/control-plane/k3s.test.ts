@@ -392,6 +392,12 @@ describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
     return rt.replicaPosition();
   }
 
+  /** Ask until a read has happened since a learner's change (the fake clock moves on each ask). */
+  async function settled(rt: K3sControlPlane) {
+    for (let i = 0; i < 4; i++) await position(rt);
+    return rt.replicaPosition();
+  }
+
   test('the leader power-fails; the standby starts the next epoch from its replica with every write', async () => {
     const { etcd, m1, m2, rt1, rt2 } = await voters();
     await rt1.startServer(7);
@@ -471,7 +477,7 @@ describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
     assert.ok(m2.exists('/var/lib/edgectl/etcd/replica-epoch-7/member/snap/db'), 'held');
     assert.deepEqual(rt2.replicaPosition(), { epoch: 7, revision: 2 }, 'still what a takeover would use');
     await rt1.syncReplicas(9, [R2]);
-    assert.equal((await position(rt2))?.epoch, 9);
+    assert.equal((await settled(rt2))?.epoch, 9);
     await new Promise((r) => setImmediate(r));
     assert.ok(!m2.exists('/var/lib/edgectl/etcd/replica-epoch-7'), 'discarded once the new one applied');
   });
@@ -487,6 +493,49 @@ describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
     await rt2.startServer(8);
     assert.ok(!m2.journal.some((l) => l.includes('snapshot restore')), 'nothing restored from it');
     assert.match(String(rt2.status().details?.serverStart), /^empty: /);
+  });
+
+  test('a learner that does not answer is read less and less often, and at once again when it joins', async () => {
+    const etcd = new EtcdSiteModel();
+    const m1 = await installedRobot(SERVER_SPEC, { etcd });
+    const m2 = await installedRobot(R2_SPEC, { etcd });
+    let t = 0;
+    const base = {
+      probes: modelProbes(m1),
+      pollMs: 1,
+      delay: () => new Promise<void>((r) => setImmediate(r)),
+    };
+    const site = {
+      apply: async () => undefined,
+      markNodeLost: async () => undefined,
+      markNodeReturned: async () => undefined,
+    };
+    const rt1 = new K3sControlPlane({
+      ...base,
+      runner: m1,
+      node: SERVER_SPEC,
+      site,
+      snapshots: { records: () => [] },
+    });
+    const rt2 = new K3sControlPlane({
+      ...base,
+      runner: m2,
+      node: R2_SPEC,
+      site,
+      now: () => t,
+      replicaPollMs: 1000,
+    });
+    await rt1.startServer(7);
+    await rt2.followReplica(R1, 7);
+    const reads = () => m2.journal.filter((l) => l.includes('endpoint status')).length;
+    for (let i = 0; i < 64; i++, t += 1000) await position(rt2);
+    // Not a member: reads at 0, 2, 6, 14, 30, 46 and 62 s (the wait doubles up to 16 s), not 64.
+    assert.equal(reads(), 7);
+    await rt1.syncReplicas(7, [R2]);
+    t += 16_000;
+    assert.deepEqual(await position(rt2), { epoch: 7, revision: 1 });
+    for (let i = 0; i < 3; i++, t += 1000) await position(rt2);
+    assert.equal(reads(), 11, 'once it answers, every second again');
   });
 
   test('a worker neither follows nor reports a replica', async () => {

@@ -181,6 +181,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   private replica: HeldReplica | null = null;
   private held: HeldReplica | null = null;
   private replicaPolledAt = -Infinity;
+  private replicaPollFailures = 0;
   private replicaPoll: Promise<void> | null = null;
   private standbyNode: string | null = null;
 
@@ -453,6 +454,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     if (previous && previous.revision > 0 && (!this.held || compareReplica(previous, this.held) > 0))
       this.held = previous;
     this.replica = { epoch, leader: leader.id, revision: 0 };
+    this.replicaPollFailures = 0;
     const self = { id: this.spec.nodeName, host: this.spec.nodeIp };
     try {
       await executePlan(this.runner, replicaStartPlan(self, leader, epoch, this.held?.epoch));
@@ -500,14 +502,16 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   /**
    * replicaPosition: the freshest replica this robot holds. The revision is read from the running
    * learner (etcdctl endpoint status) in the background, at most every replicaPollMs; the agent
-   * asks often and gets the last value read.
+   * asks often and gets the last value read. While the learner does not answer (a voter that is
+   * not the standby runs one that is no member), the reads back off to 16 times that: each is a
+   * process start on the robot.
    */
   replicaPosition(): ReplicaPosition | null {
     if (
       this.replica &&
       !this.server &&
       !this.replicaPoll &&
-      this.now() - this.replicaPolledAt >= this.replicaPollMs
+      this.now() - this.replicaPolledAt >= this.replicaPollMs * 2 ** Math.min(this.replicaPollFailures, 4)
     ) {
       this.replicaPolledAt = this.now();
       this.replicaPoll = this.pollReplica().finally(() => (this.replicaPoll = null));
@@ -524,6 +528,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
       .run(etcdctl('endpoint', 'status', '-w', 'json'), { timeoutMs: 2_000 })
       .catch(() => null);
     const rev = r?.code === 0 ? parseEndpointRevision(r.stdout) : null;
+    this.replicaPollFailures = rev === null ? this.replicaPollFailures + 1 : 0;
     if (rev === null || this.replica !== replica) return;
     replica.revision = Math.max(replica.revision, rev);
     // The new epoch's replica has joined and applied: the held one is no longer needed.
