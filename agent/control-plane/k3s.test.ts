@@ -534,7 +534,10 @@ describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
     await rt1.syncReplicas(7, [R2]);
     t += 16_000;
     assert.deepEqual(await position(rt2), { epoch: 7, revision: 1 });
-    for (let i = 0; i < 3; i++, t += 1000) await position(rt2);
+    for (let i = 0; i < 3; i++) {
+      t += 1000;
+      await position(rt2);
+    }
     assert.equal(reads(), 11, 'once it answers, every second again');
   });
 
