@@ -25,8 +25,7 @@
 import { EdgeError } from '../errors.ts';
 import type { CommandRunner } from '../exec/runner.ts';
 import { executePlan } from '../k3s/execute.ts';
-import { LOCAL_SNAPSHOT_DIR, K3S_BIN } from '../k3s/paths.ts';
-import { DATASTORE_UNIT, EDGECTL_ETCD_DIR } from '../k3s/paths.ts';
+import { DATASTORE_UNIT, EDGECTL_ETCD_DIR, K3S_BIN, LOCAL_SNAPSHOT_DIR } from '../k3s/paths.ts';
 import {
   chooseDatastoreSource,
   datastoreStartPlan,
@@ -142,6 +141,12 @@ interface HeldReplica {
   readonly leader: string;
   revision: number;
 }
+
+/**
+ * A replica holds data once its revision is past 1: a new etcd starts at revision 1 and a learner
+ * stays there until the leader's snapshot reaches it, while any datastore k3s ran on is past it.
+ */
+const holdsData = (r: HeldReplica | null): r is HeldReplica => r !== null && r.revision > 1;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -276,8 +281,8 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     // restart) says nothing about its content, and restoring it could start the site empty.
     const replicas: ReplicaPosition[] = [];
     for (const e of dirs.replicas) {
-      const known = [this.replica, this.held].find((r) => r?.epoch === e);
-      if (!known || known.revision <= 0) continue;
+      const known = [this.replica, this.held].find((r) => r?.epoch === e) ?? null;
+      if (!holdsData(known)) continue;
       if ((await this.runner.run(['test', '-e', replicaDb(e)])).code !== 0) continue;
       replicas.push({ epoch: e, revision: known.revision });
     }
@@ -444,15 +449,14 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   /**
    * followReplica: this voter, a follower of `leader` in `epoch`, runs a learner of the leader's
    * etcd from an empty data dir. The previous epoch's replica is stopped and held (not deleted)
-   * until the new one has applied something: the new leader may have won on its site log alone and
+   * until the new one holds as much: the new leader may have won on its site log alone and
    * hand leadership to this robot, which then takes over from the held one. Until the leader adds
    * this member, etcd exits and systemd restarts it.
    */
   async followReplica(leader: LeaderEndpoint, epoch: number): Promise<void> {
     if (this.maxLearners === 0 || this.server || this.replica?.epoch === epoch) return;
     const previous = this.replica;
-    if (previous && previous.revision > 0 && (!this.held || compareReplica(previous, this.held) > 0))
-      this.held = previous;
+    if (holdsData(previous) && (!this.held || compareReplica(previous, this.held) > 0)) this.held = previous;
     this.replica = { epoch, leader: leader.id, revision: 0 };
     this.replicaPollFailures = 0;
     const self = { id: this.spec.nodeName, host: this.spec.nodeIp };
@@ -516,8 +520,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
       this.replicaPolledAt = this.now();
       this.replicaPoll = this.pollReplica().finally(() => (this.replicaPoll = null));
     }
-    const known = [this.replica, this.held].filter((r): r is HeldReplica => r !== null && r.revision > 0);
-    const best = known.sort(compareReplica).at(-1);
+    const best = [this.replica, this.held].filter(holdsData).sort(compareReplica).at(-1);
     return best ? { epoch: best.epoch, revision: best.revision } : null;
   }
 
@@ -531,8 +534,9 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     this.replicaPollFailures = rev === null ? this.replicaPollFailures + 1 : 0;
     if (rev === null || this.replica !== replica) return;
     replica.revision = Math.max(replica.revision, rev);
-    // The new epoch's replica has joined and applied: the held one is no longer needed.
-    if (this.held) {
+    // The new epoch's replica holds at least what the held one did (a takeover moves the revision
+    // far forward; a leader that carried its own datastore on keeps it): the held one can go.
+    if (this.held && holdsData(replica) && replica.revision >= this.held.revision) {
       this.held = null;
       await executePlan(this.runner, discardPlan(this.spec.nodeName, [replicaDir(replica.epoch)])).catch(
         () => undefined,
