@@ -542,6 +542,95 @@ describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
     assert.equal(reads(), 11, 'once it answers, every second again');
   });
 
+  test('a replica that does not restore (corrupt) falls back to the committed snapshot', async () => {
+    const { etcd, m2, rt1 } = await voters();
+    await rt1.startServer(7);
+    etcd.write('r1', 'a');
+    const content = JSON.stringify({ rev: 40, writes: ['in the snapshot'] });
+    const record: SnapshotRecord = {
+      v: 1,
+      name: 'edgectl-harbor-e7-t7-r1-1700000100',
+      node: 'r1',
+      epoch: 7,
+      term: 7,
+      sha256: createHash('sha256').update(content).digest('hex'),
+      size: Buffer.byteLength(content),
+      createdAt: 1_700_000_100_000,
+    };
+    m2.seed(`${RECEIVED_SNAPSHOT_DIR}/${record.name}`, content);
+    const rt2 = new K3sControlPlane({
+      runner: m2,
+      node: R2_SPEC,
+      site: {
+        apply: async () => undefined,
+        markNodeLost: async () => undefined,
+        markNodeReturned: async () => undefined,
+      },
+      probes: modelProbes(m2),
+      snapshots: { records: () => [record] },
+      pollMs: 1,
+      delay: () => new Promise((r) => setImmediate(r)),
+      now: fakeClock(),
+      wallClock: fakeClock(),
+    });
+    await rt2.followReplica(R1, 7);
+    await rt1.syncReplicas(7, [R2]);
+    assert.equal((await settled(rt2))?.epoch, 7);
+    etcd.powerOff('r1');
+    // The disk under the replica went bad.
+    m2.seed('/var/lib/edgectl/etcd/replica-epoch-7/member/snap/db', 'not a bbolt file');
+    await rt2.startServer(8);
+    assert.deepEqual(etcd.dataOf('r2')?.writes, ['in the snapshot']);
+    assert.match(
+      String(rt2.status().details?.serverStart),
+      /^snapshot: .*the replica of epoch 7 did not restore/,
+    );
+    assert.ok(!m2.exists('/var/lib/edgectl/etcd/replica-epoch-7'), 'the bad replica is gone');
+  });
+
+  test('etcd failing to start after a takeover restore fails the start and keeps the replica', async () => {
+    const etcd = new EtcdSiteModel();
+    let etcdStarts = true;
+    const m1 = await installedRobot(SERVER_SPEC, { etcd });
+    const m2 = await installedRobot(R2_SPEC, {
+      etcd,
+      intercept: (argv) =>
+        !etcdStarts && argv.join(' ') === `systemctl start ${DATASTORE_UNIT}`
+          ? { code: 1, stdout: '', stderr: 'Job for edgectl-etcd.service failed' }
+          : undefined,
+    });
+    const make = (m: RobotModel, node: typeof SERVER_SPEC) =>
+      new K3sControlPlane({
+        runner: m,
+        node,
+        site: {
+          apply: async () => undefined,
+          markNodeLost: async () => undefined,
+          markNodeReturned: async () => undefined,
+        },
+        probes: modelProbes(m),
+        snapshots: { records: () => [] },
+        pollMs: 1,
+        delay: () => new Promise((r) => setImmediate(r)),
+        now: fakeClock(),
+        wallClock: fakeClock(),
+      });
+    const rt1 = make(m1, SERVER_SPEC);
+    const rt2 = make(m2, R2_SPEC);
+    await rt1.startServer(7);
+    await rt2.followReplica(R1, 7);
+    await rt1.syncReplicas(7, [R2]);
+    etcd.write('r1', 'a');
+    assert.equal((await settled(rt2))?.epoch, 7);
+    etcd.powerOff('r1');
+    etcdStarts = false;
+    await assert.rejects(rt2.startServer(8), /start-datastore/);
+    assert.ok(m2.exists('/var/lib/edgectl/etcd/replica-epoch-7/member/snap/db'), 'the replica is kept');
+    etcdStarts = true;
+    await rt2.startServer(8);
+    assert.deepEqual(etcd.dataOf('r2')?.writes, ['a'], 'the retry resumes the restored datastore');
+  });
+
   test('a worker neither follows nor reports a replica', async () => {
     const m = await installedRobot(WORKER_SPEC);
     const { rt } = await runtime(m);

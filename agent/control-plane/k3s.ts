@@ -27,6 +27,7 @@ import type { CommandRunner } from '../exec/runner.ts';
 import { executePlan } from '../k3s/execute.ts';
 import { DATASTORE_UNIT, EDGECTL_ETCD_DIR, K3S_BIN, LOCAL_SNAPSHOT_DIR } from '../k3s/paths.ts';
 import {
+  abandonReplicaPlan,
   chooseDatastoreSource,
   datastoreStartPlan,
   discardPlan,
@@ -245,10 +246,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     const cancelled = () => op !== this.serverOp || this.closed;
     try {
       await this.replicaPoll;
-      const { source, reason } = await this.chooseDatastore(epoch);
-      this.lastStart = `${source.kind}: ${reason}`;
-      const self = { id: this.spec.nodeName, host: this.spec.nodeIp };
-      await executePlan(this.runner, datastoreStartPlan(self, epoch, source), { cancelled });
+      await this.startDatastore(epoch, cancelled);
       // The replicas are in the new datastore now, or discarded with the other epochs.
       this.replica = null;
       this.held = null;
@@ -266,6 +264,33 @@ export class K3sControlPlane implements ControlPlaneRuntime {
       if (!cancelled()) this.server = null;
       throw err;
     }
+  }
+
+  /**
+   * startDatastore: the epoch's datastore, from what chooseDatastore picks. A replica whose bbolt
+   * file does not restore (a corrupt replica) is removed and the choice made again, so the snapshot
+   * is the fallback; a failure after the restore (etcd does not start) is not the replica's fault
+   * and fails the start without touching it.
+   */
+  private async startDatastore(epoch: number, cancelled: () => boolean): Promise<void> {
+    const { source, reason } = await this.chooseDatastore(epoch);
+    this.lastStart = `${source.kind}: ${reason}`;
+    const self = { id: this.spec.nodeName, host: this.spec.nodeIp };
+    const plan = datastoreStartPlan(self, epoch, source);
+    const restored = plan.steps.findIndex((st) => st.id === 'restore') + 1;
+    try {
+      await executePlan(this.runner, { ...plan, steps: plan.steps.slice(0, restored) }, { cancelled });
+    } catch (err) {
+      if (source.kind !== 'replica' || cancelled()) throw err;
+      await executePlan(this.runner, abandonReplicaPlan(self.id, epoch, source.epoch), { cancelled });
+      if (this.replica?.epoch === source.epoch) this.replica = null;
+      if (this.held?.epoch === source.epoch) this.held = null;
+      const fallback = await this.chooseDatastore(epoch);
+      this.lastStart = `${fallback.source.kind}: ${fallback.reason}, since the replica of epoch ${source.epoch} did not restore (${err instanceof Error ? err.message : String(err)})`;
+      await executePlan(this.runner, datastoreStartPlan(self, epoch, fallback.source), { cancelled });
+      return;
+    }
+    await executePlan(this.runner, { ...plan, steps: plan.steps.slice(restored) }, { cancelled });
   }
 
   /**

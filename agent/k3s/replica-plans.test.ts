@@ -7,6 +7,7 @@ import { executePlan } from './execute.ts';
 import { DATASTORE_UNIT, REPLICA_UNIT, SYSTEMD_DIR } from './paths.ts';
 import { renderEtcdUnit } from './render.ts';
 import {
+  abandonReplicaPlan,
   chooseDatastoreSource,
   datastoreDir,
   datastoreStartPlan,
@@ -62,6 +63,10 @@ test('replication plans on robots, step by step (golden)', () => {
       }),
     ],
     ['r1 starts a new site', datastoreStartPlan(R1, 1, { kind: 'empty' })],
+    [
+      'r2 abandons a takeover of epoch 8 whose replica (epoch 7) did not restore',
+      abandonReplicaPlan('r2', 8, 7),
+    ],
     [
       'r1, re-elected for epoch 9, carries its own datastore of epoch 8 on',
       datastoreStartPlan(R1, 9, { kind: 'datastore', epoch: 8 }),

@@ -17,6 +17,7 @@
  *   standbyChangePlan     the leader: add or remove learner members (agent/control-plane/replica.ts)
  *   datastoreStartPlan    a new leader: its datastore for the epoch, from a replica, its own older
  *                         datastore, a snapshot or empty; the k3s server starts on it afterwards
+ *   abandonReplicaPlan    a takeover whose replica did not restore: clear it, for the snapshot fallback
  *   chooseDatastoreSource which of those a new leader starts from
  */
 import type { EtcdMember, MemberChange, ReplicaPosition } from '../control-plane/replica.ts';
@@ -305,6 +306,26 @@ export function datastoreStartPlan(self: RobotEndpoint, epoch: number, source: D
     discardOthers([dir, bumpedMarker(epoch)]),
   );
   return { target: self.id, steps };
+}
+
+/**
+ * abandonReplicaPlan: a takeover from the replica of `replicaEpoch` failed (its bbolt file does not
+ * restore: a corrupt replica). Stop whatever started, remove the half-made datastore of `epoch` and
+ * that replica, so the next choice falls back to a snapshot and a restart never resumes from it.
+ */
+export function abandonReplicaPlan(self: string, epoch: number, replicaEpoch: number): Plan {
+  return {
+    target: self,
+    steps: [
+      stop(DATASTORE_UNIT, 'stop-datastore', 'stop the datastore the failed takeover may have started'),
+      {
+        kind: 'run',
+        id: 'remove-failed-takeover',
+        description: `remove the datastore of epoch ${epoch} made from it, and the replica of epoch ${replicaEpoch}`,
+        argv: ['rm', '-rf', datastoreDir(epoch), bumpedMarker(epoch), replicaDir(replicaEpoch)],
+      },
+    ],
+  };
 }
 
 /** What a new leader finds on its robot and in the site log, for chooseDatastoreSource. */

@@ -227,6 +227,11 @@ export class EtcdSiteModel {
     const dir = (rest.find((a) => a.startsWith('--data-dir=')) ?? '').slice('--data-dir='.length);
     const content = host.fileContent(from);
     if (content === undefined) return fail(`open ${from}: no such file or directory`);
+    try {
+      JSON.parse(content);
+    } catch {
+      return fail(`Error: ${from}: invalid database (a corrupt bbolt file)`);
+    }
     if (host.hasPath(dir)) return fail(`data-dir "${dir}" exists`);
     host.putFile(etcdDb(dir), content);
     return ok();
