@@ -624,7 +624,7 @@ describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
     assert.equal((await settled(rt2))?.epoch, 7);
     etcd.powerOff('r1');
     etcdStarts = false;
-    await assert.rejects(rt2.startServer(8), /start-datastore/);
+    await assert.rejects(rt2.startServer(8), /start-edgectl-etcd/);
     assert.ok(m2.exists('/var/lib/edgectl/etcd/replica-epoch-7/member/snap/db'), 'the replica is kept');
     etcdStarts = true;
     await rt2.startServer(8);

@@ -5,7 +5,7 @@
  * sequences them, keeps the status, and makes a demotion win over a start in flight.
  *
  *   startServer(epoch)   start the epoch's datastore (chooseDatastoreSource: its replica, its own
- *                        older datastore, a snapshot or empty; datastoreStartPlan), run
+ *                        older datastore, a snapshot or empty; takeoverPlan), run
  *                        startServerPlan, wait for /readyz, then forget the Nodes of robots gone
  *   followReplica        a follower voter: a learner of the leader's etcd (replicaStartPlan)
  *   syncReplicas         the leader: its etcd's learner on the first live voter (standbyChangePlan)
@@ -29,7 +29,7 @@ import { DATASTORE_UNIT, EDGECTL_ETCD_DIR, K3S_BIN, LOCAL_SNAPSHOT_DIR } from '.
 import {
   abandonReplicaPlan,
   chooseDatastoreSource,
-  datastoreStartPlan,
+  takeoverPlan,
   discardPlan,
   etcdctl,
   parseEndpointRevision,
@@ -276,7 +276,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     const { source, reason } = await this.chooseDatastore(epoch);
     this.lastStart = `${source.kind}: ${reason}`;
     const self = { id: this.spec.nodeName, host: this.spec.nodeIp };
-    const plan = datastoreStartPlan(self, epoch, source);
+    const plan = takeoverPlan(self, epoch, source);
     const restored = plan.steps.findIndex((st) => st.id === 'restore') + 1;
     try {
       await executePlan(this.runner, { ...plan, steps: plan.steps.slice(0, restored) }, { cancelled });
@@ -287,7 +287,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
       if (this.held?.epoch === source.epoch) this.held = null;
       const fallback = await this.chooseDatastore(epoch);
       this.lastStart = `${fallback.source.kind}: ${fallback.reason}, since the replica of epoch ${source.epoch} did not restore (${err instanceof Error ? err.message : String(err)})`;
-      await executePlan(this.runner, datastoreStartPlan(self, epoch, fallback.source), { cancelled });
+      await executePlan(this.runner, takeoverPlan(self, epoch, fallback.source), { cancelled });
       return;
     }
     await executePlan(this.runner, { ...plan, steps: plan.steps.slice(restored) }, { cancelled });

@@ -18,6 +18,7 @@ import {
   replicaStartPlan,
   replicaStopPlan,
   standbyChangePlan,
+  takeoverPlan,
   type DatastoreFacts,
 } from './replica-plans.ts';
 import { REVISION_BUMP } from './revision-bump.ts';
@@ -50,26 +51,23 @@ test('replication plans on robots, step by step (golden)', () => {
         }),
       ),
     ],
-    [
-      'r2 takes over epoch 8 from its replica of epoch 7',
-      datastoreStartPlan(R2, 8, { kind: 'replica', epoch: 7 }),
-    ],
+    ['r2 takes over epoch 8 from its replica of epoch 7', takeoverPlan(R2, 8, { kind: 'replica', epoch: 7 })],
     [
       'r3 takes over epoch 9 from a snapshot',
-      datastoreStartPlan(R3, 9, {
+      takeoverPlan(R3, 9, {
         kind: 'snapshot',
         path: '/var/lib/edgectl/snapshots/received/e7-20261206T101500000Z-r1',
         sha256: 'ab'.repeat(32),
       }),
     ],
-    ['r1 starts a new site', datastoreStartPlan(R1, 1, { kind: 'empty' })],
+    ['r1 starts a new site', takeoverPlan(R1, 1, { kind: 'empty' })],
     [
       'r2 abandons a takeover of epoch 8 whose replica (epoch 7) did not restore',
       abandonReplicaPlan('r2', 8, 7),
     ],
     [
       'r1, re-elected for epoch 9, carries its own datastore of epoch 8 on',
-      datastoreStartPlan(R1, 9, { kind: 'datastore', epoch: 8 }),
+      takeoverPlan(R1, 9, { kind: 'datastore', epoch: 8 }),
     ],
   ] as const;
   assertGolden(`${testdata}replica-plans.golden.txt`, plans.map(([t, p]) => formatPlan(t, p)).join('\n'));
@@ -164,7 +162,7 @@ describe('replication plans on robot models (etcd modelled)', () => {
     etcd.write('r1', 'b');
     assert.deepEqual(etcd.dataOf('r2')?.writes, ['a', 'b']);
     etcd.powerOff('r1');
-    await executePlan(r2, datastoreStartPlan(R2, 8, { kind: 'replica', epoch: 7 }));
+    await executePlan(r2, takeoverPlan(R2, 8, { kind: 'replica', epoch: 7 }));
     const data = etcd.dataOf('r2');
     assert.equal(etcd.role('r2'), 'datastore');
     assert.deepEqual(data?.writes, ['a', 'b'], 'no acknowledged write lost');
@@ -172,7 +170,7 @@ describe('replication plans on robot models (etcd modelled)', () => {
     assert.ok(!r2.exists(replicaDir(7)), 'the replica is discarded once its data is the datastore');
     // A restart of the same epoch keeps the data and does not bump again.
     const rev = data?.rev;
-    await executePlan(r2, datastoreStartPlan(R2, 8, { kind: 'replica', epoch: 7 }));
+    await executePlan(r2, takeoverPlan(R2, 8, { kind: 'replica', epoch: 7 }));
     assert.equal(etcd.dataOf('r2')?.rev, rev);
   });
 
@@ -187,7 +185,7 @@ describe('replication plans on robot models (etcd modelled)', () => {
     etcd.write('r1', 'kept');
     etcd.setCut('r1', true);
     etcd.write('r1', 'unreplicated');
-    await executePlan(r2, datastoreStartPlan(R2, 8, { kind: 'replica', epoch: 7 }));
+    await executePlan(r2, takeoverPlan(R2, 8, { kind: 'replica', epoch: 7 }));
     etcd.setCut('r1', false);
     await executePlan(r1, replicaStartPlan(R1, R2, 8));
     assert.ok(!r1.exists(datastoreDir(7)), "the old leader's datastore is gone");

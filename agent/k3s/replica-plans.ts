@@ -17,6 +17,7 @@
  *   standbyChangePlan     the leader: add or remove learner members (agent/control-plane/replica.ts)
  *   datastoreStartPlan    a new leader: its datastore for the epoch, from a replica, its own older
  *                         datastore, a snapshot or empty; the k3s server starts on it afterwards
+ *   takeoverPlan          datastoreStartPlan with the revision bump after a restore (what runs)
  *   abandonReplicaPlan    a takeover whose replica did not restore: clear it, for the snapshot fallback
  *   chooseDatastoreSource which of those a new leader starts from
  */
@@ -36,7 +37,7 @@ import {
   REPLICA_UNIT,
 } from './paths.ts';
 import { renderEtcdEnv } from './render.ts';
-import { revisionBumpStep } from './revision-bump.ts';
+import { withRevisionBump } from './revision-bump.ts';
 
 export const datastoreDir = (epoch: number) => `${EDGECTL_ETCD_DIR}/epoch-${epoch}`;
 export const replicaDir = (epoch: number) => `${EDGECTL_ETCD_DIR}/replica-epoch-${epoch}`;
@@ -214,9 +215,8 @@ export type DatastoreSource =
  * its stopped replica or its own older datastore (their bbolt files: no snapshot hash to check)
  * or from a snapshot whose checksum the site log recorded. etcd 3.4 panics on
  * --force-new-cluster over a learner's data dir ("removed all voters"), and a restore also drops
- * every other member, so takeover is always a restore. A restore from a replica or a snapshot then
- * moves the revision forward (revision-bump.ts), so resourceVersions never go back. Restore and
- * bump are skipped when the epoch's data dir exists: a restart of the same epoch keeps its data.
+ * every other member, so takeover is always a restore. The restore is skipped when the epoch's
+ * data dir exists: a restart of the same epoch keeps its data. takeoverPlan adds the revision bump.
  */
 export function datastoreStartPlan(self: RobotEndpoint, epoch: number, source: DatastoreSource): Plan {
   const dir = datastoreDir(epoch);
@@ -277,19 +277,6 @@ export function datastoreStartPlan(self: RobotEndpoint, epoch: number, source: D
       unless: ['test', '-d', dir],
       timeoutMs: 15 * 60_000,
     });
-  if (source.kind === 'replica' || source.kind === 'snapshot') {
-    const unless = ['test', '-e', bumpedMarker(epoch)];
-    const bump = revisionBumpStep(dir);
-    // The tool is a no-op on a data dir it bumped that etcd has not written to since, so a plan cut
-    // between the bump and the marker resumes safely; the marker keeps a later restart from bumping.
-    steps.push(bump.kind === 'run' ? { ...bump, unless } : bump, {
-      kind: 'run',
-      id: 'revision-bumped',
-      description: 'remember the bump',
-      argv: ['touch', bumpedMarker(epoch)],
-      unless,
-    });
-  }
   steps.push(
     envFile(
       DATASTORE_ENV,
@@ -298,7 +285,7 @@ export function datastoreStartPlan(self: RobotEndpoint, epoch: number, source: D
     ),
     {
       kind: 'systemd',
-      id: 'start-datastore',
+      id: 'start-edgectl-etcd',
       description: `serve the datastore of epoch ${epoch}`,
       action: 'start',
       unit: DATASTORE_UNIT,
@@ -306,6 +293,34 @@ export function datastoreStartPlan(self: RobotEndpoint, epoch: number, source: D
     discardOthers([dir, bumpedMarker(epoch)]),
   );
   return { target: self.id, steps };
+}
+
+/**
+ * takeoverPlan: datastoreStartPlan, with the revision moved forward right after a restore from a
+ * replica or a snapshot (revision-bump.ts withRevisionBump), so resourceVersions never go back.
+ * Not after carrying this robot's own datastore on: that history is already the newest it issued.
+ * The bump and a marker of it are skipped once the marker exists, so a restart of the epoch,
+ * whose restore is skipped, does not bump the data etcd has written since.
+ */
+export function takeoverPlan(self: RobotEndpoint, epoch: number, source: DatastoreSource): Plan {
+  const plan = datastoreStartPlan(self, epoch, source);
+  if (source.kind !== 'replica' && source.kind !== 'snapshot') return plan;
+  const unless = ['test', '-e', bumpedMarker(epoch)];
+  const steps = withRevisionBump(plan, datastoreDir(epoch)).steps.flatMap((st): PlanStep[] =>
+    st.id === 'revision-bump' && st.kind === 'run'
+      ? [
+          { ...st, unless },
+          {
+            kind: 'run',
+            id: 'revision-bumped',
+            description: 'remember the bump',
+            argv: ['touch', bumpedMarker(epoch)],
+            unless,
+          },
+        ]
+      : [st],
+  );
+  return { ...plan, steps };
 }
 
 /**

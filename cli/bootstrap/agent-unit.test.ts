@@ -19,7 +19,7 @@ import {
   startServerPlan,
   stopServerPlan,
 } from '../../agent/k3s/plans.ts';
-import { datastoreStartPlan, replicaStartPlan } from '../../agent/k3s/replica-plans.ts';
+import { replicaStartPlan, takeoverPlan } from '../../agent/k3s/replica-plans.ts';
 import { SERVER_SPEC, WORKER_SPEC } from '../../agent/k3s/testing/fixtures.ts';
 
 const R1 = { id: SERVER_SPEC.nodeName, host: SERVER_SPEC.nodeIp };
@@ -45,12 +45,12 @@ test("every path the agent's k3s runtime writes or removes is writable under the
   const inside = (p: string) => writable.some((w) => p === w || p.startsWith(`${w}/`));
   const plans: Plan[] = [
     startServerPlan(SERVER_SPEC, 5),
-    datastoreStartPlan(R1, 5, {
+    takeoverPlan(R1, 5, {
       kind: 'snapshot',
       path: `${RECEIVED_SNAPSHOT_DIR}/s`,
       sha256: 'a'.repeat(64),
     }),
-    datastoreStartPlan(R1, 5, { kind: 'replica', epoch: 4 }),
+    takeoverPlan(R1, 5, { kind: 'replica', epoch: 4 }),
     replicaStartPlan(R1, { id: 'r2', host: '10.20.0.12' }, 5, 4),
     stopServerPlan(SERVER_SPEC, 5),
     joinWorkerPlan(WORKER_SPEC, { id: 'r1', host: '10.20.0.11' }, 5),
