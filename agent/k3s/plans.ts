@@ -136,6 +136,27 @@ export function installPlan(spec: K3sNodeSpec, opts: InstallOptions): Plan {
 }
 
 /**
+ * etcdInstallPlan: what installPlan puts on a server-capable robot for edgectl's etcd, on its own,
+ * for a robot whose k3s was installed by someone else: a voter needs its datastore either way.
+ */
+export function etcdInstallPlan(spec: K3sNodeSpec, etcd?: EtcdBinaries): Plan {
+  return {
+    target: spec.nodeName,
+    steps: spec.serverCapable
+      ? [
+          ...etcdInstallSteps(etcd),
+          {
+            kind: 'systemd',
+            id: 'daemon-reload',
+            description: 'load the etcd units',
+            action: 'daemon-reload',
+          },
+        ]
+      : [],
+  };
+}
+
+/**
  * The etcd units, their directories and (from the bundle) binaries: only on server-capable robots.
  * Nothing starts here; the agent starts the units for an epoch (replica-plans.ts).
  */

@@ -533,6 +533,11 @@ test('uninstall without bundle.k3s leaves the k3s that was on the robot before, 
       assert.ok(!removed.some((p) => p.startsWith('/etc/systemd/system/k3s')), 'the k3s units stay');
       assert.ok(!ids.includes('k3s.killall'), "the pre-installed k3s's containers are not ours to kill");
       assert.ok(ids.includes('k3s.stop-server'), 'the k3s the agent ran is stopped');
+      const voter = k3sInventory.robots.find((r) => r.name === robot.target)!.serverCapable;
+      const installed = install.robots.find((r) => r.target === robot.target)!.steps.map((s) => s.id);
+      assert.equal(installed.includes('k3s.unit-etcd'), voter, 'a voter gets its etcd units, a worker none');
+      assert.equal(ids.includes('k3s.stop-datastore'), voter);
+      assert.ok(!removed.includes('/usr/local/bin/etcd'), 'an etcd bootstrap did not bring stays');
       const written = install.robots
         .find((r) => r.target === robot.target)!
         .steps.flatMap((s) => (s.kind === 'writeFile' || s.kind === 'upload' ? [s.path] : []));

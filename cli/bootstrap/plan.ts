@@ -23,7 +23,7 @@ import {
   type SiteIdentityMaterial,
 } from './identity.ts';
 import { NODE_PASSWORD_FILE as K3S_NODE_PASSWORD_FILE } from '../../agent/k3s/paths.ts';
-import { installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
+import { etcdInstallPlan, installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
 import { ETCD_BIN, ETCDCTL_BIN } from '../../agent/k3s/paths.ts';
 import { REVISION_BUMP_BIN } from '../../agent/k3s/revision-bump.ts';
 import { K3sSettingsSchema, type K3sNodeSpec } from '../../agent/k3s/settings.ts';
@@ -281,6 +281,16 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
             'command -v k3s >/dev/null || { echo "no k3s on the robot: set bundle.k3s in the inventory" >&2; exit 1; }',
           ],
         });
+      // A voter runs edgectl's etcd as k3s's datastore whoever installed k3s.
+      if (!binary)
+        steps.push(
+          ...etcdInstallPlan(spec, etcd).steps.map((st): BootstrapStep => ({
+            ...st,
+            id: `k3s.${st.id}`,
+            phase: 'runtime',
+            ...asRoot(st),
+          })),
+        );
       return [
         ...steps,
         ...bundleOnlyK3sInstaller.install(robot, { ...ctx, bundle: { ...ctx.bundle, k3s: undefined } }),
@@ -291,7 +301,7 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
     uninstall: (robot, ctx) => [
       ...(ctx.bundle.k3s
         ? uninstallPlan(k3sNodeSpec(ctx.inventory, robot)).steps
-        : preinstalledK3sUninstall(ctx.inventory, robot)
+        : preinstalledK3sUninstall(ctx.inventory, robot, ctx.bundle.etcd !== undefined)
       ).map((st): BootstrapStep => ({ ...st, id: `k3s.${st.id}`, phase: 'remove', ...asRoot(st) })),
       ...bundleOnlyK3sInstaller.uninstall(robot, { ...ctx, bundle: { ...ctx.bundle, k3s: undefined } }),
     ],
@@ -316,15 +326,28 @@ function asRoot(st: PlanStep): { sudo?: true } {
  * control plane on it) and removes that identity and edgectl's own k3s files; k3s's binary, units,
  * tools and data stay, for whoever installed it to remove (k3s-uninstall.sh).
  */
-function preinstalledK3sUninstall(inv: Inventory, robot: Robot): PlanStep[] {
+function preinstalledK3sUninstall(inv: Inventory, robot: Robot, bundledEtcd: boolean): PlanStep[] {
   const identity = [
     ...identityPlacement(robot.serverCapable ? 'server' : 'worker').map((x) => x.to),
     K3S_NODE_PASSWORD_FILE,
     ...(robot.serverCapable ? etcdMemberPlacement(robot.name).map((x) => x.to) : []),
   ];
   return [
-    ...uninstallPlan(k3sNodeSpec(inv, robot)).steps.filter((st) =>
-      ['stop-server', 'stop-agent', 'secrets', 'state', 'snapshots'].includes(st.id),
+    ...uninstallPlan(k3sNodeSpec(inv, robot)).steps.filter(
+      (st) =>
+        ['stop-server', 'stop-agent', 'secrets', 'state', 'snapshots'].includes(st.id) ||
+        // A voter's etcd is bootstrap's even on a k3s installed by someone else (its binaries only
+        // when the bundle brought them).
+        (robot.serverCapable &&
+          [
+            'stop-datastore',
+            'stop-replica',
+            'unit-etcd',
+            'unit-etcd-replica',
+            'etcd-data',
+            'etcd-env',
+            ...(bundledEtcd ? ['etcd-binary', 'etcdctl-binary', 'revision-bump-binary'] : []),
+          ].includes(st.id)),
     ),
     ...identity.map((path, i): PlanStep => ({
       kind: 'remove',
