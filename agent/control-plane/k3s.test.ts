@@ -365,23 +365,9 @@ describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
     const etcd = new EtcdSiteModel();
     const m1 = await installedRobot(SERVER_SPEC, { etcd });
     const m2 = await installedRobot(R2_SPEC, { etcd });
-    const make = (m: RobotModel, node: typeof SERVER_SPEC) =>
-      new K3sControlPlane({
-        runner: m,
-        node,
-        site: {
-          apply: async () => undefined,
-          markNodeLost: async () => undefined,
-          markNodeReturned: async () => undefined,
-        },
-        probes: modelProbes(m),
-        snapshots: { records: () => [] },
-        pollMs: 1,
-        delay: () => new Promise((r) => setImmediate(r)),
-        now: fakeClock(),
-        wallClock: fakeClock(),
-      });
-    return { etcd, m1, m2, rt1: make(m1, SERVER_SPEC), rt2: make(m2, R2_SPEC) };
+    const rt1 = (await runtime(m1)).rt;
+    const rt2 = (await runtime(m2, { node: R2_SPEC })).rt;
+    return { etcd, m1, m2, rt1, rt2 };
   }
 
   /** The replica's revision is read in the background: ask, let the read finish, ask again. */
@@ -500,31 +486,8 @@ describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
     const m1 = await installedRobot(SERVER_SPEC, { etcd });
     const m2 = await installedRobot(R2_SPEC, { etcd });
     let t = 0;
-    const base = {
-      probes: modelProbes(m1),
-      pollMs: 1,
-      delay: () => new Promise<void>((r) => setImmediate(r)),
-    };
-    const site = {
-      apply: async () => undefined,
-      markNodeLost: async () => undefined,
-      markNodeReturned: async () => undefined,
-    };
-    const rt1 = new K3sControlPlane({
-      ...base,
-      runner: m1,
-      node: SERVER_SPEC,
-      site,
-      snapshots: { records: () => [] },
-    });
-    const rt2 = new K3sControlPlane({
-      ...base,
-      runner: m2,
-      node: R2_SPEC,
-      site,
-      now: () => t,
-      replicaPollMs: 1000,
-    });
+    const rt1 = (await runtime(m1)).rt;
+    const rt2 = (await runtime(m2, { node: R2_SPEC, now: () => t, replicaPollMs: 1000 })).rt;
     await rt1.startServer(7);
     etcd.write('r1', 'a');
     await rt2.followReplica(R1, 7);
@@ -558,21 +521,7 @@ describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
       createdAt: 1_700_000_100_000,
     };
     m2.seed(`${RECEIVED_SNAPSHOT_DIR}/${record.name}`, content);
-    const rt2 = new K3sControlPlane({
-      runner: m2,
-      node: R2_SPEC,
-      site: {
-        apply: async () => undefined,
-        markNodeLost: async () => undefined,
-        markNodeReturned: async () => undefined,
-      },
-      probes: modelProbes(m2),
-      snapshots: { records: () => [record] },
-      pollMs: 1,
-      delay: () => new Promise((r) => setImmediate(r)),
-      now: fakeClock(),
-      wallClock: fakeClock(),
-    });
+    const rt2 = (await runtime(m2, { node: R2_SPEC, snapshots: { records: () => [record] } })).rt;
     await rt2.followReplica(R1, 7);
     await rt1.syncReplicas(7, [R2]);
     assert.equal((await settled(rt2))?.epoch, 7);
@@ -599,24 +548,8 @@ describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
           ? { code: 1, stdout: '', stderr: 'Job for edgectl-etcd.service failed' }
           : undefined,
     });
-    const make = (m: RobotModel, node: typeof SERVER_SPEC) =>
-      new K3sControlPlane({
-        runner: m,
-        node,
-        site: {
-          apply: async () => undefined,
-          markNodeLost: async () => undefined,
-          markNodeReturned: async () => undefined,
-        },
-        probes: modelProbes(m),
-        snapshots: { records: () => [] },
-        pollMs: 1,
-        delay: () => new Promise((r) => setImmediate(r)),
-        now: fakeClock(),
-        wallClock: fakeClock(),
-      });
-    const rt1 = make(m1, SERVER_SPEC);
-    const rt2 = make(m2, R2_SPEC);
+    const rt1 = (await runtime(m1)).rt;
+    const rt2 = (await runtime(m2, { node: R2_SPEC })).rt;
     await rt1.startServer(7);
     await rt2.followReplica(R1, 7);
     await rt1.syncReplicas(7, [R2]);
