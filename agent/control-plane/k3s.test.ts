@@ -12,6 +12,8 @@ import { EdgeError } from '../errors.ts';
 import type { CommandRunner, RunOptions, RunResult, WriteFileOptions } from '../exec/runner.ts';
 import {
   AGENT_UNIT,
+  DATASTORE_UNIT,
+  ETCDCTL_BIN,
   RECEIVED_SNAPSHOT_DIR,
   SERVER_FENCE_FILE,
   SERVER_UNIT,
@@ -23,6 +25,12 @@ import { SERVER_SPEC, WORKER_SPEC } from '../k3s/testing/fixtures.ts';
 import { installedRobot } from '../k3s/testing/installed.ts';
 import type { RobotModel } from '../k3s/testing/robot-model.ts';
 import { InMemoryObjectClient } from '../site/in-memory-client.ts';
+import { EtcdSiteModel } from '../k3s/testing/etcd-model.ts';
+import { REPLICA_UNIT } from '../k3s/paths.ts';
+import { REVISION_BUMP } from '../k3s/revision-bump.ts';
+import { assertGolden } from '../site/golden.ts';
+
+const k3sTestdata = new URL('../k3s/testdata/', import.meta.url).pathname;
 import { K3sControlPlane, toRuntimeRecord, type K3sControlPlaneOptions } from './k3s.ts';
 import { describeRuntimeContract } from './runtime.contract.ts';
 
@@ -152,7 +160,7 @@ describe('K3sControlPlane', () => {
 
   test('a new leader restores the newest verified snapshot it holds before serving', async () => {
     const m = await installedRobot(SERVER_SPEC);
-    const content = 'etcd of r2 at epoch 4';
+    const content = JSON.stringify({ rev: 40, writes: ['written on r2 in epoch 4'] });
     const record: SnapshotRecord = {
       v: 1,
       name: 'edgectl-harbor-e4-t9-r2-1700000100',
@@ -166,14 +174,18 @@ describe('K3sControlPlane', () => {
     m.seed(`${RECEIVED_SNAPSHOT_DIR}/${record.name}`, content);
     const { rt } = await runtime(m, { snapshots: { records: () => [record] } });
     await rt.startServer(5);
-    assert.ok(
-      m.journal.some((l) =>
-        l.includes(`--cluster-reset-restore-path=${RECEIVED_SNAPSHOT_DIR}/${record.name}`),
-      ),
+    const restoreAt = m.journal.findIndex((l) =>
+      l.startsWith(`${ETCDCTL_BIN} snapshot restore ${RECEIVED_SNAPSHOT_DIR}/${record.name} --data-dir=`),
     );
-    const resetAt = m.journal.findIndex((l) => l.includes('--cluster-reset'));
-    assert.ok(resetAt < m.journal.indexOf('systemctl start k3s.service'), 'restored before serving');
-    assert.match(String(rt.status().details?.serverStart), /^restore: /);
+    const verifyAt = m.journal.findIndex((l) => l.startsWith('sha256sum --check'));
+    assert.ok(verifyAt >= 0 && verifyAt < restoreAt, 'checked against its record first');
+    assert.ok(restoreAt < m.journal.indexOf(`systemctl start ${DATASTORE_UNIT}`), 'restored, then served');
+    assert.ok(
+      m.journal.indexOf(`systemctl start ${DATASTORE_UNIT}`) <
+        m.journal.indexOf('systemctl start k3s.service'),
+      'the datastore runs before k3s starts on it',
+    );
+    assert.match(String(rt.status().details?.serverStart), /^snapshot: /);
   });
 
   test('it resumes its own etcd when that is newer than every snapshot', async () => {
@@ -182,8 +194,13 @@ describe('K3sControlPlane', () => {
     await rt.startServer(5);
     await rt.stopServer(5);
     await rt.startServer(7);
-    assert.ok(!m.journal.some((l) => l.includes('--cluster-reset')));
-    assert.match(String(rt.status().details?.serverStart), /^resume: /);
+    assert.ok(
+      m.journal.includes(
+        `${ETCDCTL_BIN} snapshot restore /var/lib/edgectl/etcd/epoch-5/member/snap/db --skip-hash-check --data-dir=/var/lib/edgectl/etcd/epoch-7 --name=r1 --initial-cluster=r1=https://10.20.0.11:2380 --initial-advertise-peer-urls=https://10.20.0.11:2380`,
+      ),
+    );
+    assert.ok(!m.journal.some((l) => l.includes('revision-bump')), 'its own history needs no bump');
+    assert.match(String(rt.status().details?.serverStart), /^datastore: /);
   });
 
   test('after it serves, it deletes the Nodes and node-password secrets of robots that left the site', async () => {
@@ -284,7 +301,7 @@ describe('K3sControlPlane', () => {
       uncommitted.setSiteView(view(7, 'r2'));
       await uncommitted.startServer(7);
       assert.ok(
-        !r2.journal.some((l) => l.includes('--cluster-reset')),
+        !r2.journal.some((l) => l.includes('snapshot restore')),
         'an uncommitted record is not restored',
       );
       await uncommitted.stopServer(7);
@@ -295,9 +312,7 @@ describe('K3sControlPlane', () => {
       next.setSiteView(view(7, 'r2'));
       await next.startServer(7);
       assert.ok(
-        r2b.journal.some((l) =>
-          l.includes(`--cluster-reset-restore-path=${RECEIVED_SNAPSHOT_DIR}/${rec.name}`),
-        ),
+        r2b.journal.some((l) => l.includes(`snapshot restore ${RECEIVED_SNAPSHOT_DIR}/${rec.name} `)),
         'the committed snapshot is restored',
       );
     } finally {
@@ -336,5 +351,222 @@ describe('K3sControlPlane', () => {
     assert.deepEqual(rt.status().worker, { leader: 'r2', epoch: 5, state: 'ready' });
     assert.match(m.content(SERVER_URL_DROPIN) ?? '', /10\.20\.0\.12/);
     assert.ok(seen.length >= 2 && seen[1]! > seen[0]!, 'each join probes with its own start time');
+  });
+});
+
+describe('K3sControlPlane replication (robot models, etcd modelled)', () => {
+  const R2_SPEC = { ...SERVER_SPEC, nodeName: 'r2', nodeIp: '10.20.0.12' };
+  const R1 = { id: 'r1', host: SERVER_SPEC.nodeIp };
+  const R2 = { id: 'r2', host: R2_SPEC.nodeIp };
+
+  async function voters() {
+    const etcd = new EtcdSiteModel();
+    const m1 = await installedRobot(SERVER_SPEC, { etcd });
+    const m2 = await installedRobot(R2_SPEC, { etcd });
+    const rt1 = (await runtime(m1)).rt;
+    const rt2 = (await runtime(m2, { node: R2_SPEC })).rt;
+    return { etcd, m1, m2, rt1, rt2 };
+  }
+
+  /** The replica's revision is read in the background: ask, let the read finish, ask again. */
+  async function position(rt: K3sControlPlane) {
+    rt.replicaPosition();
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    return rt.replicaPosition();
+  }
+
+  /** Ask until a read has happened since a learner's change (the fake clock moves on each ask). */
+  async function settled(rt: K3sControlPlane) {
+    for (let i = 0; i < 4; i++) await position(rt);
+    return rt.replicaPosition();
+  }
+
+  test('the leader power-fails; the standby starts the next epoch from its replica with every write', async () => {
+    const { etcd, m1, m2, rt1, rt2 } = await voters();
+    await rt1.startServer(7);
+    assert.equal(etcd.role('r1'), 'datastore');
+    await rt2.followReplica(R1, 7);
+    assert.equal(await position(rt2), null, 'not a member yet: no position');
+    await rt1.syncReplicas(7, [R2]);
+    assert.equal(rt1.standby(), 'r2');
+    const acknowledged = ['deploy-a', 'deploy-b', 'configmap-c'].map((k) => etcd.write('r1', k));
+    assert.deepEqual(await position(rt2), { epoch: 7, revision: acknowledged.at(-1) });
+    // A second sync changes nothing: the caught-up standby is kept.
+    m1.journal.length = 0;
+    await rt1.syncReplicas(7, [R2]);
+    assert.ok(!m1.journal.some((l) => l.includes('member add') || l.includes('member remove')));
+
+    etcd.powerOff('r1');
+    m2.journal.length = 0;
+    await rt2.startServer(8);
+    assert.deepEqual(etcd.dataOf('r2')?.writes, ['deploy-a', 'deploy-b', 'configmap-c'], 'no write lost');
+    assert.ok((etcd.dataOf('r2')?.rev ?? 0) > (acknowledged.at(-1) ?? 0) + REVISION_BUMP - 1);
+    assert.match(String(rt2.status().details?.serverStart), /^replica: the replica of epoch 7 at revision 4/);
+    assertGolden(`${k3sTestdata}takeover-from-replica.journal.txt`, `${m2.journal.join('\n')}\n`);
+    const at = (prefix: string) => m2.journal.findIndex((l) => l.startsWith(prefix));
+    const order = [
+      `systemctl stop ${REPLICA_UNIT}`,
+      `${ETCDCTL_BIN} snapshot restore /var/lib/edgectl/etcd/replica-epoch-7/member/snap/db --skip-hash-check`,
+      '/usr/local/bin/edgectl-etcd-revision-bump --data-dir=/var/lib/edgectl/etcd/epoch-8',
+      `systemctl start ${DATASTORE_UNIT}`,
+      'systemctl start k3s.service',
+    ].map(at);
+    assert.ok(
+      order.every((i) => i >= 0),
+      `every step ran: ${order.join(',')}`,
+    );
+    assert.deepEqual(
+      [...order].sort((a, b) => a - b),
+      order,
+      'stop, restore, bump, datastore, k3s',
+    );
+  });
+
+  test('the old leader returns: it discards its unreplicated writes and becomes the new standby', async () => {
+    const { etcd, m1, rt1, rt2 } = await voters();
+    await rt1.startServer(7);
+    await rt2.followReplica(R1, 7);
+    await rt1.syncReplicas(7, [R2]);
+    etcd.write('r1', 'replicated');
+    etcd.setCut('r1', true);
+    etcd.write('r1', 'acknowledged-by-r1-alone');
+    await position(rt2);
+    await rt2.startServer(8);
+    await rt2.syncReplicas(8, []);
+    etcd.setCut('r1', false);
+    await rt1.stopServer(7);
+    assert.equal(etcd.role('r1'), null, 'a demoted leader serves no datastore');
+    await rt1.followReplica(R2, 8);
+    assert.ok(!m1.exists('/var/lib/edgectl/etcd/epoch-7'), 'its own epoch is discarded, never merged');
+    await rt2.syncReplicas(8, [R1]);
+    assert.equal(rt2.standby(), 'r1');
+    etcd.write('r2', 'after-failover');
+    assert.deepEqual(etcd.dataOf('r1')?.writes, ['replicated', 'after-failover'], 'one history');
+    const p = await position(rt1);
+    assert.equal(p?.epoch, 8);
+  });
+
+  test('a voter keeps its replica of epoch 7 until its replica of the next epoch holds as much', async () => {
+    const { etcd, m2, rt1, rt2 } = await voters();
+    await rt1.startServer(7);
+    await rt2.followReplica(R1, 7);
+    await rt1.syncReplicas(7, [R2]);
+    etcd.write('r1', 'a');
+    assert.equal((await position(rt2))?.epoch, 7);
+    // r1 leads again in epoch 9 (it won on its site log): r2 follows, holding epoch 7's replica.
+    await rt1.stopServer(7);
+    await rt1.startServer(9);
+    await rt2.followReplica(R1, 9);
+    assert.ok(m2.exists('/var/lib/edgectl/etcd/replica-epoch-7/member/snap/db'), 'held');
+    assert.deepEqual(rt2.replicaPosition(), { epoch: 7, revision: 2 }, 'still what a takeover would use');
+    await rt1.syncReplicas(9, [R2]);
+    assert.equal((await settled(rt2))?.epoch, 9);
+    await new Promise((r) => setImmediate(r));
+    assert.ok(!m2.exists('/var/lib/edgectl/etcd/replica-epoch-7'), 'discarded once the new one applied');
+  });
+
+  test('a voter whose learner was never added does not take over from its (empty) data file', async () => {
+    const { etcd, m2, rt1, rt2 } = await voters();
+    await rt1.startServer(7);
+    etcd.write('r1', 'a');
+    await rt2.followReplica(R1, 7);
+    assert.ok(m2.exists('/var/lib/edgectl/etcd/replica-epoch-7/member/snap/db'), 'etcd left a data file');
+    assert.equal(await position(rt2), null);
+    etcd.powerOff('r1');
+    await rt2.startServer(8);
+    assert.ok(!m2.journal.some((l) => l.includes('snapshot restore')), 'nothing restored from it');
+    assert.match(String(rt2.status().details?.serverStart), /^empty: /);
+  });
+
+  test('a learner that does not answer is read less and less often, and at once again when it joins', async () => {
+    const etcd = new EtcdSiteModel();
+    const m1 = await installedRobot(SERVER_SPEC, { etcd });
+    const m2 = await installedRobot(R2_SPEC, { etcd });
+    let t = 0;
+    const rt1 = (await runtime(m1)).rt;
+    const rt2 = (await runtime(m2, { node: R2_SPEC, now: () => t, replicaPollMs: 1000 })).rt;
+    await rt1.startServer(7);
+    etcd.write('r1', 'a');
+    await rt2.followReplica(R1, 7);
+    const reads = () => m2.journal.filter((l) => l.includes('endpoint status')).length;
+    for (let i = 0; i < 64; i++, t += 1000) await position(rt2);
+    // Not a member: reads at 0, 2, 6, 14, 30, 46 and 62 s (the wait doubles up to 16 s), not 64.
+    assert.equal(reads(), 7);
+    await rt1.syncReplicas(7, [R2]);
+    t += 16_000;
+    assert.deepEqual(await position(rt2), { epoch: 7, revision: 2 });
+    for (let i = 0; i < 3; i++) {
+      t += 1000;
+      await position(rt2);
+    }
+    assert.equal(reads(), 11, 'once it answers, every second again');
+  });
+
+  test('a replica that does not restore (corrupt) falls back to the committed snapshot', async () => {
+    const { etcd, m2, rt1 } = await voters();
+    await rt1.startServer(7);
+    etcd.write('r1', 'a');
+    const content = JSON.stringify({ rev: 40, writes: ['in the snapshot'] });
+    const record: SnapshotRecord = {
+      v: 1,
+      name: 'edgectl-harbor-e7-t7-r1-1700000100',
+      node: 'r1',
+      epoch: 7,
+      term: 7,
+      sha256: createHash('sha256').update(content).digest('hex'),
+      size: Buffer.byteLength(content),
+      createdAt: 1_700_000_100_000,
+    };
+    m2.seed(`${RECEIVED_SNAPSHOT_DIR}/${record.name}`, content);
+    const rt2 = (await runtime(m2, { node: R2_SPEC, snapshots: { records: () => [record] } })).rt;
+    await rt2.followReplica(R1, 7);
+    await rt1.syncReplicas(7, [R2]);
+    assert.equal((await settled(rt2))?.epoch, 7);
+    etcd.powerOff('r1');
+    // The disk under the replica went bad.
+    m2.seed('/var/lib/edgectl/etcd/replica-epoch-7/member/snap/db', 'not a bbolt file');
+    await rt2.startServer(8);
+    assert.deepEqual(etcd.dataOf('r2')?.writes, ['in the snapshot']);
+    assert.match(
+      String(rt2.status().details?.serverStart),
+      /^snapshot: .*the replica of epoch 7 did not restore/,
+    );
+    assert.ok(!m2.exists('/var/lib/edgectl/etcd/replica-epoch-7'), 'the bad replica is gone');
+  });
+
+  test('etcd failing to start after a takeover restore fails the start and keeps the replica', async () => {
+    const etcd = new EtcdSiteModel();
+    let etcdStarts = true;
+    const m1 = await installedRobot(SERVER_SPEC, { etcd });
+    const m2 = await installedRobot(R2_SPEC, {
+      etcd,
+      intercept: (argv) =>
+        !etcdStarts && argv.join(' ') === `systemctl start ${DATASTORE_UNIT}`
+          ? { code: 1, stdout: '', stderr: 'Job for edgectl-etcd.service failed' }
+          : undefined,
+    });
+    const rt1 = (await runtime(m1)).rt;
+    const rt2 = (await runtime(m2, { node: R2_SPEC })).rt;
+    await rt1.startServer(7);
+    await rt2.followReplica(R1, 7);
+    await rt1.syncReplicas(7, [R2]);
+    etcd.write('r1', 'a');
+    assert.equal((await settled(rt2))?.epoch, 7);
+    etcd.powerOff('r1');
+    etcdStarts = false;
+    await assert.rejects(rt2.startServer(8), /start-edgectl-etcd/);
+    assert.ok(m2.exists('/var/lib/edgectl/etcd/replica-epoch-7/member/snap/db'), 'the replica is kept');
+    etcdStarts = true;
+    await rt2.startServer(8);
+    assert.deepEqual(etcd.dataOf('r2')?.writes, ['a'], 'the retry resumes the restored datastore');
+  });
+
+  test('a worker neither follows nor reports a replica', async () => {
+    const m = await installedRobot(WORKER_SPEC);
+    const { rt } = await runtime(m);
+    await rt.followReplica(R1, 7);
+    assert.equal(rt.replicaPosition(), null);
+    assert.ok(!m.journal.some((l) => l.includes('etcd')), 'no etcd command on a worker');
   });
 });

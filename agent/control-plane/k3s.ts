@@ -4,8 +4,12 @@
  * injectable probes (agent/k3s/robot-io.ts). Decisions are the plans' and snapshots.ts's; this class
  * sequences them, keeps the status, and makes a demotion win over a start in flight.
  *
- *   startServer(epoch)   choose resume / restore / fresh (chooseServerStart), run startServerPlan,
- *                        wait for /readyz, then forget the Nodes of robots no longer in the site
+ *   startServer(epoch)   start the epoch's datastore (chooseDatastoreSource: its replica, its own
+ *                        older datastore, a snapshot or empty; takeoverPlan), run
+ *                        startServerPlan, wait for /readyz, then forget the Nodes of robots gone
+ *   followReplica        a follower voter: a learner of the leader's etcd (replicaStartPlan)
+ *   syncReplicas         the leader: its etcd's learner on the first live voter (standbyChangePlan)
+ *   replicaPosition      the replica held, its revision read with etcdctl (at most every replicaPollMs)
  *   stopServer(epoch)    stopServerPlan at once, even if a start is still running (that start stops
  *                        at its next step), and again once that start has given up
  *   siteServer(epoch)    the k3s server's API (admin kubeconfig), while it serves that epoch: the
@@ -20,7 +24,29 @@
 import { EdgeError } from '../errors.ts';
 import type { CommandRunner } from '../exec/runner.ts';
 import { executePlan } from '../k3s/execute.ts';
-import { LOCAL_SNAPSHOT_DIR, K3S_BIN } from '../k3s/paths.ts';
+import { DATASTORE_UNIT, EDGECTL_ETCD_DIR, K3S_BIN, LOCAL_SNAPSHOT_DIR } from '../k3s/paths.ts';
+import {
+  abandonReplicaPlan,
+  chooseDatastoreSource,
+  takeoverPlan,
+  discardPlan,
+  etcdctl,
+  parseEndpointRevision,
+  parseEtcdDirs,
+  parseMemberList,
+  replicaDir,
+  replicaDb,
+  replicaStartPlan,
+  standbyChangePlan,
+  type DatastoreSource,
+} from '../k3s/replica-plans.ts';
+import {
+  compareReplica,
+  describeReplica,
+  etcdPeerUrl,
+  standbyPlan,
+  type ReplicaPosition,
+} from './replica.ts';
 import {
   forgetNodesPlan,
   joinWorkerPlan,
@@ -29,24 +55,9 @@ import {
   startServerPlan,
   stopServerPlan,
 } from '../k3s/plans.ts';
-import {
-  fileFacts,
-  hasLocalEtcd,
-  heldSnapshots,
-  listSnapshotDir,
-  readServedEpoch,
-  runnerProbes,
-  type K3sProbes,
-} from '../k3s/robot-io.ts';
+import { fileFacts, heldSnapshots, runnerProbes, type K3sProbes } from '../k3s/robot-io.ts';
 import type { K3sNodeSpec } from '../k3s/settings.ts';
-import {
-  chooseServerStart,
-  savedSnapshotFile,
-  snapshotName,
-  type HeldSnapshot,
-  type ServerStart,
-  type SnapshotRecord,
-} from '../k3s/snapshots.ts';
+import { newestVerified, snapshotName, type HeldSnapshot, type SnapshotRecord } from '../k3s/snapshots.ts';
 import type {
   ControlPlaneRuntime,
   ControlPlaneStatus,
@@ -104,7 +115,28 @@ export interface K3sControlPlaneOptions {
   readonly snapshotPort?: number;
   /** This robot's receiver of the leader's snapshots: it learns the election's view from here. */
   readonly receiver?: SnapshotReceiver;
+  /**
+   * Continuous replication (docs/k3s.md "Replication"): how many learners the leader's etcd keeps
+   * (etcd 3.4 allows one). Default 1 on a server-capable robot; 0 turns replication off (the
+   * snapshots remain).
+   */
+  readonly maxLearners?: number;
+  /** The least time between two reads of the replica's revision (default 1 s). */
+  readonly replicaPollMs?: number;
 }
+
+/** A replica this robot runs or holds: the leader's etcd of `epoch`, and the revision last read. */
+interface HeldReplica {
+  readonly epoch: number;
+  readonly leader: string;
+  revision: number;
+}
+
+/**
+ * A replica holds data once its revision is past 1: a new etcd starts at revision 1 and a learner
+ * stays there until the leader's snapshot reaches it, while any datastore k3s ran on is past it.
+ */
+const holdsData = (r: HeldReplica | null): r is HeldReplica => r !== null && r.revision > 1;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -125,7 +157,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
 
   private server: ControlPlaneStatus['server'] = null;
   private worker: ControlPlaneStatus['worker'] = null;
-  private lastStart: ServerStart | null = null;
+  private lastStart: string | null = null;
   /** Bumped by every server operation: an older one still running sees it and stops. */
   private serverOp = 0;
   private workerOp = 0;
@@ -137,6 +169,15 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   private siteView: SiteView | null = null;
   /** Snapshots this robot took while it led (their files are in LOCAL_SNAPSHOT_DIR). */
   private readonly taken: SnapshotRecord[] = [];
+  private readonly maxLearners: number;
+  private readonly replicaPollMs: number;
+  /** The replica of the current epoch (running), and the previous one kept until it has joined. */
+  private replica: HeldReplica | null = null;
+  private held: HeldReplica | null = null;
+  private replicaPolledAt = -Infinity;
+  private replicaPollFailures = 0;
+  private replicaPoll: Promise<void> | null = null;
+  private standbyNode: string | null = null;
 
   constructor(opts: K3sControlPlaneOptions) {
     this.runner = opts.runner;
@@ -148,7 +189,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     this.snapshotPort = opts.snapshotPort;
     // Only snapshots the site log has committed may be restored: a record that never committed
     // (a push cut short by a leader change, or one no leader made) is never a starting point.
-    // chooseServerStart then verifies each file against its committed record.
+    // chooseDatastore then verifies each file against its committed record (newestVerified).
     this.snapshots = opts.snapshots ?? {
       records: () => (this.siteView?.committedSnapshots() ?? []).map(fromRuntimeRecord),
     };
@@ -159,6 +200,8 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     this.now = opts.now ?? monotonicMs;
     this.wallClock = opts.wallClock ?? wallClockMs;
     this.delay = opts.delay ?? sleep;
+    this.maxLearners = opts.node.serverCapable ? (opts.maxLearners ?? 1) : 0;
+    this.replicaPollMs = opts.replicaPollMs ?? 1_000;
   }
 
   async startServer(epoch: number): Promise<void> {
@@ -190,11 +233,13 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   private async runStart(op: number, epoch: number): Promise<void> {
     const cancelled = () => op !== this.serverOp || this.closed;
     try {
-      const start = await this.chooseStart();
-      this.lastStart = start;
-      const restore =
-        start.kind === 'restore' ? { path: start.file.path, sha256: start.record.sha256 } : undefined;
-      await executePlan(this.runner, startServerPlan(this.spec, epoch, restore), { cancelled });
+      await this.replicaPoll;
+      await this.startDatastore(epoch, cancelled);
+      // The replicas are in the new datastore now, or discarded with the other epochs.
+      this.replica = null;
+      this.held = null;
+      this.standbyNode = null;
+      await executePlan(this.runner, startServerPlan(this.spec, epoch), { cancelled });
       await this.waitFor(
         `the k3s server of epoch ${epoch}`,
         () => this.probes.serverReady(),
@@ -209,18 +254,65 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     }
   }
 
-  private async chooseStart(): Promise<ServerStart> {
+  /**
+   * startDatastore: the epoch's datastore, from what chooseDatastore picks. A replica whose bbolt
+   * file does not restore (a corrupt replica) is removed and the choice made again, so the snapshot
+   * is the fallback; a failure after the restore (etcd does not start) is not the replica's fault
+   * and fails the start without touching it.
+   */
+  private async startDatastore(epoch: number, cancelled: () => boolean): Promise<void> {
+    const { source, reason } = await this.chooseDatastore(epoch);
+    this.lastStart = `${source.kind}: ${reason}`;
+    const self = { id: this.spec.nodeName, host: this.spec.nodeIp };
+    const plan = takeoverPlan(self, epoch, source);
+    const restored = plan.steps.findIndex((st) => st.id === 'restore') + 1;
+    try {
+      await executePlan(this.runner, { ...plan, steps: plan.steps.slice(0, restored) }, { cancelled });
+    } catch (err) {
+      if (source.kind !== 'replica' || cancelled()) throw err;
+      await executePlan(this.runner, abandonReplicaPlan(self.id, epoch, source.epoch), { cancelled });
+      if (this.replica?.epoch === source.epoch) this.replica = null;
+      if (this.held?.epoch === source.epoch) this.held = null;
+      const fallback = await this.chooseDatastore(epoch);
+      this.lastStart = `${fallback.source.kind}: ${fallback.reason}, since the replica of epoch ${source.epoch} did not restore (${err instanceof Error ? err.message : String(err)})`;
+      await executePlan(this.runner, takeoverPlan(self, epoch, fallback.source), { cancelled });
+      return;
+    }
+    await executePlan(this.runner, { ...plan, steps: plan.steps.slice(restored) }, { cancelled });
+  }
+
+  /**
+   * chooseDatastore: what this robot holds (its datastores and replicas, from the etcd directory;
+   * the replicas' revisions where this process read them) and the newest committed snapshot it
+   * holds, verified; chooseDatastoreSource decides.
+   */
+  private async chooseDatastore(epoch: number): Promise<{ source: DatastoreSource; reason: string }> {
+    const listing = await this.runner.run(['ls', '-1', EDGECTL_ETCD_DIR]);
+    const dirs = parseEtcdDirs(listing.code === 0 ? listing.stdout : '');
+    // Only a replica this process saw apply something: etcd creates its data file before it learns
+    // it is no member, so a replica dir alone (one that never joined, or one from before an agent
+    // restart) says nothing about its content, and restoring it could start the site empty.
+    const replicas: ReplicaPosition[] = [];
+    for (const e of dirs.replicas) {
+      const known = [this.replica, this.held].find((r) => r?.epoch === e) ?? null;
+      if (!holdsData(known)) continue;
+      if ((await this.runner.run(['test', '-e', replicaDb(e)])).code !== 0) continue;
+      replicas.push({ epoch: e, revision: known.revision });
+    }
     const records = this.snapshots?.records() ?? [];
     const names = new Set(records.map((r) => r.name));
     const held =
       records.length === 0
         ? []
         : await (this.snapshots?.held ? this.snapshots.held(names) : heldSnapshots(this.runner, names));
-    return chooseServerStart({
-      records,
-      held,
-      lastServedEpoch: await readServedEpoch(this.runner),
-      hasLocalDb: await hasLocalEtcd(this.runner),
+    const newest = newestVerified(records, held);
+    return chooseDatastoreSource({
+      epoch,
+      datastores: dirs.datastores,
+      replicas,
+      snapshot: newest
+        ? { epoch: newest.record.epoch, path: newest.file.path, sha256: newest.record.sha256 }
+        : null,
     });
   }
 
@@ -248,6 +340,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     const inFlight = this.startInFlight;
     await executePlan(this.runner, stopServerPlan(this.spec, epoch));
     this.server = null;
+    this.standbyNode = null;
     if (inFlight) {
       // The start stops at its next step; whatever its last step did, stop and fence again after it.
       await inFlight.catch(() => undefined);
@@ -299,27 +392,21 @@ export class K3sControlPlane implements ControlPlaneRuntime {
       throw new EdgeError('NO_SERVER', `no serving k3s server on ${this.spec.nodeName} to snapshot`);
     }
     const createdAt = this.wallClock();
-    const name = snapshotName(this.spec.site, server.epoch, term);
-    await executePlan(this.runner, snapshotSavePlan(this.spec, name));
-    const file = savedSnapshotFile(
-      await listSnapshotDir(this.runner, LOCAL_SNAPSHOT_DIR),
-      name,
-      this.spec.nodeName,
-    );
-    const facts = file ? await fileFacts(this.runner, `${LOCAL_SNAPSHOT_DIR}/${file}`) : null;
-    if (!file || !facts) {
+    // Named as k3s named its own snapshots (<name>-<node>-<unix seconds>): snapshots.ts reads it so.
+    const file = `${snapshotName(this.spec.site, server.epoch, term)}-${this.spec.nodeName}-${Math.floor(createdAt / 1000)}`;
+    await executePlan(this.runner, snapshotSavePlan(this.spec, `${LOCAL_SNAPSHOT_DIR}/${file}`));
+    const facts = await fileFacts(this.runner, `${LOCAL_SNAPSHOT_DIR}/${file}`);
+    if (!facts) {
       throw new EdgeError(
         'K3S_SNAPSHOT_MISSING',
-        `k3s reported snapshot ${name} saved, but no such file is in ${LOCAL_SNAPSHOT_DIR}`,
-        {
-          hint: 'check etcd-snapshot-dir in /etc/rancher/k3s/config.yaml',
-        },
+        `etcdctl reported snapshot ${file} saved, but no such file is in ${LOCAL_SNAPSHOT_DIR}`,
+        { hint: `check that ${LOCAL_SNAPSHOT_DIR} exists on ${this.spec.nodeName} (installPlan makes it)` },
       );
     }
     return { v: 1, name: file, node: this.spec.nodeName, epoch: server.epoch, term, ...facts, createdAt };
   }
 
-  /** The agent's snapshot hook: take one (k3s etcd-snapshot save) and keep its record. */
+  /** The agent's snapshot hook: take one (etcdctl snapshot save) and keep its record. */
   async snapshot(epoch: number): Promise<RuntimeSnapshotRecord> {
     const r = await this.takeSnapshot(epoch);
     this.taken.push(r);
@@ -352,6 +439,109 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     return outcomes.filter((o) => o.kept).map((o) => o.to);
   }
 
+  /**
+   * followReplica: this voter, a follower of `leader` in `epoch`, runs a learner of the leader's
+   * etcd from an empty data dir. The previous epoch's replica is stopped and held (not deleted)
+   * until the new one holds as much: the new leader may have won on its site log alone and
+   * hand leadership to this robot, which then takes over from the held one. Until the leader adds
+   * this member, etcd exits and systemd restarts it.
+   */
+  async followReplica(leader: LeaderEndpoint, epoch: number): Promise<void> {
+    if (this.maxLearners === 0 || this.server || this.replica?.epoch === epoch) return;
+    const previous = this.replica;
+    if (holdsData(previous) && (!this.held || compareReplica(previous, this.held) > 0)) this.held = previous;
+    this.replica = { epoch, leader: leader.id, revision: 0 };
+    this.replicaPollFailures = 0;
+    const self = { id: this.spec.nodeName, host: this.spec.nodeIp };
+    try {
+      await executePlan(this.runner, replicaStartPlan(self, leader, epoch, this.held?.epoch));
+    } catch (err) {
+      if (this.replica?.epoch === epoch) this.replica = null;
+      throw err;
+    }
+  }
+
+  /**
+   * syncReplicas: the leader's etcd keeps its learners on the first live voters of `voters`, within
+   * maxLearners; a learner of a voter no longer live is removed. Writes never wait for them.
+   */
+  async syncReplicas(epoch: number, voters: readonly LeaderEndpoint[]): Promise<void> {
+    if (this.maxLearners === 0 || this.server?.epoch !== epoch || this.server.state !== 'serving') return;
+    const r = await this.runner.run(etcdctl('member', 'list', '-w', 'json', '--hex'), { timeoutMs: 10_000 });
+    const members = r.code === 0 ? parseMemberList(r.stdout) : null;
+    if (!members)
+      throw new EdgeError(
+        'ETCD_MEMBER_LIST_FAILED',
+        `could not list the datastore's members: ${r.stderr.trim()}`,
+        {
+          hint: `see \`journalctl -u ${DATASTORE_UNIT}\` on ${this.spec.nodeName}`,
+        },
+      );
+    const changes = standbyPlan({
+      self: this.spec.nodeName,
+      selfPeerUrl: etcdPeerUrl(this.spec.nodeIp),
+      members,
+      candidates: voters.map((v) => ({ id: v.id, peerUrl: etcdPeerUrl(v.host) })),
+      maxLearners: this.maxLearners,
+    });
+    const byUrl = new Map(voters.map((v) => [etcdPeerUrl(v.host), v.id]));
+    const kept = members.filter(
+      (m) => m.learner && !changes.some((c) => c.kind === 'remove' && c.id === m.id),
+    );
+    await executePlan(this.runner, standbyChangePlan(this.spec.nodeName, changes));
+    if (this.server?.epoch === epoch)
+      this.standbyNode =
+        changes.find((c) => c.kind === 'addLearner')?.node ??
+        kept.flatMap((m) => m.peerUrls.flatMap((u) => byUrl.get(u) ?? []))[0] ??
+        null;
+  }
+
+  /**
+   * replicaPosition: the freshest replica this robot holds. The revision is read from the running
+   * learner (etcdctl endpoint status) in the background, at most every replicaPollMs; the agent
+   * asks often and gets the last value read. While the learner does not answer (a voter that is
+   * not the standby runs one that is no member), the reads back off to 16 times that: each is a
+   * process start on the robot.
+   */
+  replicaPosition(): ReplicaPosition | null {
+    if (
+      this.replica &&
+      !this.server &&
+      !this.replicaPoll &&
+      this.now() - this.replicaPolledAt >= this.replicaPollMs * 2 ** Math.min(this.replicaPollFailures, 4)
+    ) {
+      this.replicaPolledAt = this.now();
+      this.replicaPoll = this.pollReplica().finally(() => (this.replicaPoll = null));
+    }
+    const best = [this.replica, this.held].filter(holdsData).sort(compareReplica).at(-1);
+    return best ? { epoch: best.epoch, revision: best.revision } : null;
+  }
+
+  private async pollReplica(): Promise<void> {
+    const replica = this.replica;
+    if (!replica) return;
+    const r = await this.runner
+      .run(etcdctl('endpoint', 'status', '-w', 'json'), { timeoutMs: 2_000 })
+      .catch(() => null);
+    const rev = r?.code === 0 ? parseEndpointRevision(r.stdout) : null;
+    this.replicaPollFailures = rev === null ? this.replicaPollFailures + 1 : 0;
+    if (rev === null || this.replica !== replica) return;
+    replica.revision = Math.max(replica.revision, rev);
+    // The new epoch's replica holds at least what the held one did (a takeover moves the revision
+    // far forward; a leader that carried its own datastore on keeps it): the held one can go.
+    if (this.held && holdsData(replica) && replica.revision >= this.held.revision) {
+      this.held = null;
+      await executePlan(this.runner, discardPlan(this.spec.nodeName, [replicaDir(replica.epoch)])).catch(
+        () => undefined,
+      );
+    }
+  }
+
+  /** While this robot serves, the voter that holds its standby replica, or null. */
+  standby(): string | null {
+    return this.server ? this.standbyNode : null;
+  }
+
   setSiteView(view: SiteView): void {
     this.siteView = view;
     this.receiver?.setSiteView(view);
@@ -367,7 +557,9 @@ export class K3sControlPlane implements ControlPlaneRuntime {
       worker: this.worker,
       details: {
         node: this.spec.nodeName,
-        serverStart: this.lastStart ? `${this.lastStart.kind}: ${this.lastStart.reason}` : null,
+        serverStart: this.lastStart,
+        replica: this.replica || this.held ? describeReplica(this.replicaPosition()) : null,
+        standby: this.standby(),
       },
     };
   }

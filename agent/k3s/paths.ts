@@ -2,7 +2,7 @@
  * Where k3s and edgectl keep things on a robot. k3s paths are k3s's defaults (data-dir
  * /var/lib/rancher/k3s); edgectl's own files live under /etc/edgectl and /var/lib/edgectl.
  * Sources: docs.k3s.io/installation/configuration (config file and drop-ins),
- * docs.k3s.io/cli/certificate (custom CA files), docs.k3s.io/cli/etcd-snapshot (reset-flag),
+ * docs.k3s.io/cli/certificate (custom CA files),
  * docs.k3s.io/architecture (node password, agent load balancer).
  */
 
@@ -30,9 +30,6 @@ export const DATA_DIR = '/var/lib/rancher/k3s';
 export const SERVER_DIR = `${DATA_DIR}/server`;
 /** Custom CA files must be here before the first server start (docs.k3s.io/cli/certificate). */
 export const TLS_DIR = `${SERVER_DIR}/tls`;
-export const ETCD_DB_DIR = `${SERVER_DIR}/db/etcd`;
-/** k3s creates it on --cluster-reset and deletes it on the next normal start. */
-export const RESET_FLAG = `${SERVER_DIR}/db/reset-flag`;
 export const AGENT_DIR = `${DATA_DIR}/agent`;
 /** The agent caches its server list here; a stale list points it at the old leader. */
 export const AGENT_LOAD_BALANCER_FILES = [
@@ -71,17 +68,39 @@ export const AGENT_TOKEN_FILE = `${SECRETS_DIR}/agent-token`;
 export const EDGECTL_K3S_STATE_DIR = '/var/lib/edgectl/k3s';
 /** While this file exists systemd refuses to start k3s.service (ConditionPathExists=!). */
 export const SERVER_FENCE_FILE = `${EDGECTL_K3S_STATE_DIR}/server.fence`;
-/** The last epoch this robot started a server for: tells a resumable local etcd from a stale one. */
+/** The last epoch this robot started a server for (for whoever looks; the datastore dirs decide). */
 export const SERVED_EPOCH_FILE = `${EDGECTL_K3S_STATE_DIR}/served-epoch`;
-/** Snapshots k3s takes (etcd-snapshot-dir): scheduled ones and the leader's shipped ones. */
+/** The snapshots this robot took while it led (etcdctl snapshot save), shipped to the voters. */
 export const LOCAL_SNAPSHOT_DIR = '/var/lib/edgectl/snapshots/local';
 /** Snapshots received from other leaders, verified against their site-log record. */
 export const RECEIVED_SNAPSHOT_DIR = '/var/lib/edgectl/snapshots/received';
-/** The checksum file the restore step verifies the snapshot against before --cluster-reset. */
-export const RESTORE_CHECKSUM_FILE = `${EDGECTL_K3S_STATE_DIR}/restore.sha256`;
 
 /** Stops what a stopped k3s server left running, except containerd-shims (they hold the pods). */
 export const REAP_SCRIPT = '/usr/local/lib/edgectl/edgectl-k3s-reap';
 
 /** The supervisor and API server port of k3s. */
 export const K3S_API_PORT = 6443;
+
+/* edgectl's etcd: k3s's external datastore on the leader, a learner of it on the standby (replica-plans.ts). */
+export const ETCD_BIN = '/usr/local/bin/etcd';
+export const ETCDCTL_BIN = '/usr/local/bin/etcdctl';
+/** Every epoch's datastore and replica; nothing else lives here. */
+export const EDGECTL_ETCD_DIR = '/var/lib/edgectl/etcd';
+/** The etcd units' environment files (their flags for the current epoch). */
+export const ETCD_ENV_DIR = '/etc/edgectl/etcd';
+/** The voter's peer certificate of the site's etcd peer CA: bootstrap writes it to voters only. */
+export const ETCD_PEER_DIR = '/etc/edgectl/etcd-peer';
+/**
+ * The loopback client port's TLS: etcd's serving certificate (127.0.0.1) and the client
+ * certificate k3s and etcdctl present, both of the site's etcd client CA. Voters only.
+ */
+export const ETCD_CLIENT_DIR = '/etc/edgectl/etcd-client';
+export const ETCD_CLIENT_CA = `${ETCD_CLIENT_DIR}/ca.crt`;
+export const ETCD_CLIENT_CERT = `${ETCD_CLIENT_DIR}/client.crt`;
+export const ETCD_CLIENT_KEY = `${ETCD_CLIENT_DIR}/client.key`;
+export const DATASTORE_UNIT = 'edgectl-etcd.service';
+export const REPLICA_UNIT = 'edgectl-etcd-replica.service';
+export const DATASTORE_ENV = `${ETCD_ENV_DIR}/edgectl-etcd.env`;
+export const REPLICA_ENV = `${ETCD_ENV_DIR}/edgectl-etcd-replica.env`;
+/** Loopback only, TLS with client certificates: k3s (datastore-endpoint) and the agent are the only clients. */
+export const ETCD_CLIENT_URL = 'https://127.0.0.1:2379';

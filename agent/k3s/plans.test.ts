@@ -8,9 +8,9 @@ import { executePlan, formatPlan } from './execute.ts';
 import {
   AGENT_LOAD_BALANCER_FILES,
   AGENT_UNIT,
-  ETCD_DB_DIR,
+  DATASTORE_UNIT,
   K3S_BIN,
-  RESET_FLAG,
+  LOCAL_SNAPSHOT_DIR,
   SERVED_EPOCH_FILE,
   SERVER_FENCE_FILE,
   SERVER_UNIT,
@@ -26,6 +26,7 @@ import {
   stopServerPlan,
   uninstallPlan,
 } from './plans.ts';
+import { datastoreStartPlan, replicaStartPlan } from './replica-plans.ts';
 import { readK3sTemplates } from '../../cli/bootstrap/k3s-templates.ts';
 import { K3S_SHA256, SERVER_SPEC, WORKER_SPEC } from './testing/fixtures.ts';
 import { RobotModel } from './testing/robot-model.ts';
@@ -42,9 +43,8 @@ const install = (spec = SERVER_SPEC, sha = BINARY_SHA) =>
   });
 const L1 = { id: 'r1', host: '10.20.0.11' };
 const L2 = { id: 'r2', host: '10.20.0.12' };
-const SNAPSHOT = '/var/lib/edgectl/snapshots/received/edgectl-harbor-e4-t9-r2-1700000100';
-const SNAPSHOT_CONTENT = 'etcd of r2 at epoch 4';
-const SNAPSHOT_SHA = createHash('sha256').update(SNAPSHOT_CONTENT).digest('hex');
+const R1 = { id: SERVER_SPEC.nodeName, host: SERVER_SPEC.nodeIp };
+const SAVED = `${LOCAL_SNAPSHOT_DIR}/edgectl-harbor-e5-t11-r1-1700000100`;
 
 /** A robot whose image carries the k3s binary, with the install plan applied. */
 async function installedRobot(node = 'r1'): Promise<RobotModel> {
@@ -66,15 +66,29 @@ describe('k3s plans (golden)', () => {
           reapScript: templates.reapScript,
         }),
       ],
-      ['start server, epoch 5, fresh or resuming', startServerPlan(SERVER_SPEC, 5)],
       [
-        'start server, epoch 5, restoring a snapshot',
-        startServerPlan(SERVER_SPEC, 5, { path: SNAPSHOT, sha256: SNAPSHOT_SHA }),
+        'install on a voter, k3s and etcd uploaded from the bundle',
+        installPlan(SERVER_SPEC, {
+          binary: { kind: 'upload', localPath: 'bundle/k3s-arm64', sha256: K3S_SHA256 },
+          etcd: {
+            etcd: { localPath: 'bundle/etcd-arm64/etcd', sha256: 'e7'.repeat(32) },
+            etcdctl: { localPath: 'bundle/etcd-arm64/etcdctl', sha256: 'ec'.repeat(32) },
+            revisionBump: {
+              localPath: 'bundle/etcd-arm64/edgectl-etcd-revision-bump',
+              sha256: 'rb'.repeat(32),
+            },
+          },
+          reapScript: templates.reapScript,
+        }),
       ],
+      ['start server, epoch 5 (on the datastore replica-plans.ts started)', startServerPlan(SERVER_SPEC, 5)],
       ['stop server (demotion), epoch 5', stopServerPlan(SERVER_SPEC, 5)],
       ['join r1 as a worker, epoch 7', joinWorkerPlan(WORKER_SPEC, L1, 7)],
       ['reset worker', resetWorkerPlan(WORKER_SPEC)],
-      ['snapshot save', snapshotSavePlan(SERVER_SPEC, 'edgectl-harbor-e5-t11')],
+      [
+        'snapshot save',
+        snapshotSavePlan(SERVER_SPEC, `${LOCAL_SNAPSHOT_DIR}/edgectl-harbor-e5-t11-r1-1700000100`),
+      ],
       ['forget gone nodes', forgetNodesPlan(SERVER_SPEC, ['old-2', 'old-1', 'old-2'])],
       ['uninstall', uninstallPlan(SERVER_SPEC)],
     ];
@@ -90,7 +104,7 @@ describe('k3s plans (golden)', () => {
   test('no plan puts a secret or a token on a command line', () => {
     const all = [
       install(),
-      startServerPlan(SERVER_SPEC, 1, { path: SNAPSHOT, sha256: SNAPSHOT_SHA }),
+      startServerPlan(SERVER_SPEC, 1),
       stopServerPlan(SERVER_SPEC, 1),
       joinWorkerPlan(WORKER_SPEC, L1, 1),
       resetWorkerPlan(WORKER_SPEC),
@@ -109,9 +123,11 @@ describe('k3s plans on a robot model', () => {
     const fresh = new RobotModel({ node: 'r1' });
     fresh.seed(IMAGE_BINARY, BINARY, 0o755);
     const m = await installedRobot();
+    await executePlan(m, datastoreStartPlan(R1, 5, { kind: 'empty' }));
     await executePlan(m, startServerPlan(SERVER_SPEC, 5));
-    await executePlan(m, snapshotSavePlan(SERVER_SPEC, 'edgectl-harbor-e5-t11'));
+    await executePlan(m, snapshotSavePlan(SERVER_SPEC, SAVED));
     await executePlan(m, stopServerPlan(SERVER_SPEC, 5));
+    await executePlan(m, replicaStartPlan(R1, L2, 6));
     await executePlan(m, joinWorkerPlan(WORKER_SPEC, L1, 7));
     await executePlan(m, uninstallPlan(SERVER_SPEC));
     assert.deepEqual(m.state(), fresh.state());
@@ -180,7 +196,10 @@ describe('k3s plans on a robot model', () => {
     assert.ok(!m.exists(SERVER_URL_DROPIN), 'a server must not keep a worker server URL');
     assert.ok(!m.exists(SERVER_FENCE_FILE));
     assert.equal(m.content(SERVED_EPOCH_FILE), '5\n');
-    assert.match(m.content('/etc/rancher/k3s/config.yaml') ?? '', /cluster-init: true/);
+    assert.match(
+      m.content('/etc/rancher/k3s/config.yaml') ?? '',
+      /datastore-endpoint: https:\/\/127\.0\.0\.1:2379/,
+    );
   });
 
   test('demotion stops k3s.service before anything else, fences it, and reaps its containerd', async () => {
@@ -220,54 +239,15 @@ describe('k3s plans on a robot model', () => {
     assert.ok(!m.exists(AGENT_LOAD_BALANCER_FILES[0]));
   });
 
-  test('restore checks the snapshot against its record before resetting etcd', async () => {
+  test("snapshot save writes the leader's datastore to the named file; a stopped datastore has none to give", async () => {
     const m = await installedRobot();
-    m.seed(SNAPSHOT, 'tampered');
-    await assert.rejects(
-      executePlan(m, startServerPlan(SERVER_SPEC, 5, { path: SNAPSHOT, sha256: SNAPSHOT_SHA })),
-      /restore-verify/,
-    );
-    assert.ok(!m.exists(RESET_FLAG));
-    assert.ok(!m.active.has(SERVER_UNIT));
-  });
-
-  test('restore resets etcd from the snapshot, then starts normally (which clears the reset flag)', async () => {
-    const m = await installedRobot();
-    m.seed(SNAPSHOT, SNAPSHOT_CONTENT);
-    await executePlan(m, startServerPlan(SERVER_SPEC, 5, { path: SNAPSHOT, sha256: SNAPSHOT_SHA }));
-    assert.equal(m.content(`${ETCD_DB_DIR}/member`), `restored from ${SNAPSHOT}`);
-    assert.ok(!m.exists(RESET_FLAG));
-    assert.ok(m.active.has(SERVER_UNIT));
-  });
-
-  test('a restore interrupted after the reset resumes without resetting twice', async () => {
-    let failStart = true;
-    const m = new RobotModel({
-      node: 'r1',
-      intercept: (argv) => {
-        if (failStart && argv.join(' ') === `systemctl start ${SERVER_UNIT}`) {
-          failStart = false;
-          return { code: 1, stdout: '', stderr: 'power lost' };
-        }
-        return undefined;
-      },
-    });
-    m.seed(IMAGE_BINARY, BINARY, 0o755);
-    m.seed(SNAPSHOT, SNAPSHOT_CONTENT);
-    await executePlan(m, install());
-    const plan = startServerPlan(SERVER_SPEC, 5, { path: SNAPSHOT, sha256: SNAPSHOT_SHA });
-    await assert.rejects(executePlan(m, plan), /start-server/);
-    assert.ok(m.exists(RESET_FLAG));
-    const report = await executePlan(m, plan);
-    assert.equal(report.steps.find((s) => s.id === 'restore')?.outcome, 'skipped');
-    assert.ok(m.active.has(SERVER_UNIT));
-  });
-
-  test('snapshot save runs on the serving leader and writes a file named after --name', async () => {
-    const m = await installedRobot();
+    await executePlan(m, datastoreStartPlan(R1, 5, { kind: 'empty' }));
     await executePlan(m, startServerPlan(SERVER_SPEC, 5));
-    await executePlan(m, snapshotSavePlan(SERVER_SPEC, 'edgectl-harbor-e5-t11'));
-    assert.ok([...m.files.keys()].some((p) => p.includes('/edgectl-harbor-e5-t11-r1-')));
+    await executePlan(m, snapshotSavePlan(SERVER_SPEC, SAVED));
+    assert.ok(m.exists(SAVED));
+    await executePlan(m, stopServerPlan(SERVER_SPEC, 5));
+    assert.ok(!m.active.has(DATASTORE_UNIT), 'a demoted leader serves no datastore');
+    await assert.rejects(executePlan(m, snapshotSavePlan(SERVER_SPEC, `${SAVED}-2`)), /snapshot-save/);
   });
 });
 

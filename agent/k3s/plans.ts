@@ -5,11 +5,11 @@
  * property test in plans.test.ts runs them through a model of the robot).
  *
  *   installPlan        the binary already on the robot, tool links, units, reap script, directories
- *   startServerPlan    become the leader's server for an epoch, restoring a snapshot first if told
+ *   startServerPlan    become the leader's server for an epoch, on the datastore replica-plans.ts started
  *   stopServerPlan     demotion: stop k3s.service first, then fence it, then reap its containerd
  *   joinWorkerPlan     (re)join the leader of an epoch as a worker
  *   resetWorkerPlan    stop being a worker of anyone
- *   snapshotSavePlan   take a named etcd snapshot on the leader
+ *   snapshotSavePlan   take a named etcd snapshot of the leader's datastore
  *   forgetNodesPlan    delete Nodes (and their node-password secrets) of robots that left the site
  *   uninstallPlan      remove k3s and everything the install, the identity and k3s itself put there
  *
@@ -17,6 +17,14 @@
  */
 import type { Plan, PlanStep } from '../plan/plan.ts';
 import {
+  DATASTORE_UNIT,
+  EDGECTL_ETCD_DIR,
+  ETCD_BIN,
+  ETCD_CLIENT_DIR,
+  ETCD_ENV_DIR,
+  ETCD_PEER_DIR,
+  ETCDCTL_BIN,
+  REPLICA_UNIT,
   AGENT_LOAD_BALANCER_FILES,
   AGENT_SERVER_BOUND_FILES,
   AGENT_UNIT,
@@ -32,8 +40,6 @@ import {
   NODE_PASSWORD_FILE,
   REAP_SCRIPT,
   RECEIVED_SNAPSHOT_DIR,
-  RESET_FLAG,
-  RESTORE_CHECKSUM_FILE,
   SECRETS_DIR,
   SERVED_EPOCH_FILE,
   SERVER_FENCE_FILE,
@@ -41,9 +47,12 @@ import {
   SERVER_URL_DROPIN,
   SYSTEMD_DIR,
 } from './paths.ts';
+import { etcdctl } from './replica-plans.ts';
+import { REVISION_BUMP_BIN } from './revision-bump.ts';
 import {
   renderAgentConfig,
   renderAgentUnit,
+  renderEtcdUnit,
   renderServerConfig,
   renderServerUnit,
   renderServerUrlDropin,
@@ -57,8 +66,26 @@ export type K3sBinarySource =
   /** On the operator's machine: uploaded by the bootstrap's executor. */
   | { readonly kind: 'upload'; readonly localPath: string; readonly sha256: string };
 
+/** A binary in the operator's offline bundle, uploaded and checked by its SHA-256. */
+export interface BundledBinary {
+  readonly localPath: string;
+  readonly sha256: string;
+}
+
+/**
+ * The etcd a server-capable robot runs as k3s's datastore (replica-plans.ts), from the bundle:
+ * etcd, etcdctl and the revision-bump tool (revision-bump.ts).
+ */
+export interface EtcdBinaries {
+  readonly etcd: BundledBinary;
+  readonly etcdctl: BundledBinary;
+  readonly revisionBump: BundledBinary;
+}
+
 export interface InstallOptions {
   readonly binary: K3sBinarySource;
+  /** Server-capable robots: etcd's binaries. Absent: already on the robot (its image). */
+  readonly etcd?: EtcdBinaries;
   /** templates/k3s/edgectl-k3s-reap.sh (templates.ts reads it). */
   readonly reapScript: string;
 }
@@ -69,9 +96,6 @@ export const FENCE_CONTENT =
 
 const BINARY_CHECKSUM_FILE = `${EDGECTL_K3S_STATE_DIR}/k3s.sha256`;
 const SOURCE_CHECKSUM_FILE = `${EDGECTL_K3S_STATE_DIR}/k3s-source.sha256`;
-const RESTORE_TIMEOUT_MS = 15 * 60_000;
-/** The transient unit the restore runs in (`journalctl -u edgectl-k3s-restore`). */
-export const RESTORE_UNIT = 'edgectl-k3s-restore';
 
 /**
  * installPlan puts k3s on a robot without any download, like install.sh with
@@ -98,6 +122,7 @@ export function installPlan(spec: K3sNodeSpec, opts: InstallOptions): Plan {
     writeFile('unit-server', `${SYSTEMD_DIR}/${SERVER_UNIT}`, renderServerUnit(), 0o644, 'k3s.service'),
     writeFile('unit-agent', `${SYSTEMD_DIR}/${AGENT_UNIT}`, renderAgentUnit(), 0o644, 'k3s-agent.service'),
     writeFile('reap-script', REAP_SCRIPT, opts.reapScript, 0o755, 'the demotion reap script'),
+    ...(spec.serverCapable ? etcdInstallSteps(opts.etcd) : []),
     {
       kind: 'run',
       id: 'fence',
@@ -108,6 +133,68 @@ export function installPlan(spec: K3sNodeSpec, opts: InstallOptions): Plan {
     { kind: 'systemd', id: 'daemon-reload', description: 'load the k3s units', action: 'daemon-reload' },
   ];
   return { target: spec.nodeName, steps };
+}
+
+/**
+ * etcdInstallPlan: what installPlan puts on a server-capable robot for edgectl's etcd, on its own,
+ * for a robot whose k3s was installed by someone else: a voter needs its datastore either way.
+ */
+export function etcdInstallPlan(spec: K3sNodeSpec, etcd?: EtcdBinaries): Plan {
+  return {
+    target: spec.nodeName,
+    steps: spec.serverCapable
+      ? [
+          ...etcdInstallSteps(etcd),
+          {
+            kind: 'systemd',
+            id: 'daemon-reload',
+            description: 'load the etcd units',
+            action: 'daemon-reload',
+          },
+        ]
+      : [],
+  };
+}
+
+/**
+ * The etcd units, their directories and (from the bundle) binaries: only on server-capable robots.
+ * Nothing starts here; the agent starts the units for an epoch (replica-plans.ts).
+ */
+function etcdInstallSteps(bin: EtcdBinaries | undefined): PlanStep[] {
+  const upload = (id: string, b: BundledBinary, path: string, what: string): PlanStep => ({
+    kind: 'upload',
+    id,
+    description: `upload ${what}`,
+    localPath: b.localPath,
+    path,
+    mode: 0o755,
+    sha256: b.sha256,
+  });
+  return [
+    mkdir('dir-etcd-data', EDGECTL_ETCD_DIR, '0700'),
+    mkdir('dir-etcd-env', ETCD_ENV_DIR, '0700'),
+    ...(bin
+      ? [
+          upload('etcd-binary', bin.etcd, ETCD_BIN, 'etcd'),
+          upload('etcdctl-binary', bin.etcdctl, ETCDCTL_BIN, 'etcdctl'),
+          upload('revision-bump-binary', bin.revisionBump, REVISION_BUMP_BIN, 'the etcd revision-bump tool'),
+        ]
+      : []),
+    writeFile(
+      'unit-etcd',
+      `${SYSTEMD_DIR}/${DATASTORE_UNIT}`,
+      renderEtcdUnit('datastore'),
+      0o644,
+      DATASTORE_UNIT,
+    ),
+    writeFile(
+      'unit-etcd-replica',
+      `${SYSTEMD_DIR}/${REPLICA_UNIT}`,
+      renderEtcdUnit('replica'),
+      0o644,
+      REPLICA_UNIT,
+    ),
+  ];
 }
 
 function binarySteps(binary: K3sBinarySource): PlanStep[] {
@@ -158,77 +245,29 @@ function binarySteps(binary: K3sBinarySource): PlanStep[] {
   ];
 }
 
-/** The snapshot a new leader restores before it serves (snapshots.ts chooses it). */
-export interface RestoreSource {
-  /** Absolute path of the snapshot file on this robot. */
-  readonly path: string;
-  readonly sha256: string;
-}
-
 /**
- * startServerPlan: this robot becomes the server of `epoch`. The worker role goes first (agent
- * stopped, server URL removed), then the server config; with `restore`, the snapshot is checked
- * against its recorded checksum and restored with --cluster-reset before the server starts
- * (docs.k3s.io/cli/etcd-snapshot, "Restoring Snapshots"). The fence goes last, just before start.
+ * startServerPlan: this robot becomes the server of `epoch`, on the datastore of that epoch that
+ * replica-plans.ts datastoreStartPlan started just before (restored from a replica or a snapshot
+ * when needed). The worker role goes first (agent stopped, server URL removed), then the server
+ * config. The fence goes last, just before start.
  */
-export function startServerPlan(spec: K3sNodeSpec, epoch: number, restore?: RestoreSource): Plan {
+export function startServerPlan(spec: K3sNodeSpec, epoch: number): Plan {
   const steps: PlanStep[] = [
     systemd('stop-agent', 'stop', AGENT_UNIT, 'stop the worker role'),
     remove('remove-server-url', SERVER_URL_DROPIN, 'forget the old leader: a server must not join anyone'),
     writeFile('config', CONFIG_FILE, renderServerConfig(spec), 0o600, 'the server config'),
-  ];
-  if (restore) {
-    steps.push(
-      systemd('stop-server', 'stop', SERVER_UNIT, 'a restore needs the server stopped'),
-      writeFile(
-        'restore-checksum',
-        RESTORE_CHECKSUM_FILE,
-        `${restore.sha256}  ${restore.path}\n`,
-        0o600,
-        'the snapshot checksum from the site log',
-      ),
-      {
-        kind: 'run',
-        id: 'restore-verify',
-        description: 'check the snapshot is the one the site log recorded',
-        argv: ['sha256sum', '--check', '--status', RESTORE_CHECKSUM_FILE],
-      },
-      {
-        kind: 'run',
-        id: 'restore',
-        description:
-          'restore the snapshot into a one-member etcd (skipped if a reset already waits for its start)',
-        // In a transient unit of its own, not as a child of the agent: outside the agent unit's
-        // sandbox (templates/edgectl-agent.service), with its output in the journal.
-        argv: [
-          'systemd-run',
-          '--wait',
-          '--collect',
-          '--quiet',
-          `--unit=${RESTORE_UNIT}`,
-          '--property=Type=exec',
-          K3S_BIN,
-          'server',
-          '--cluster-reset',
-          `--cluster-reset-restore-path=${restore.path}`,
-        ],
-        unless: ['test', '-e', RESET_FLAG],
-        timeoutMs: RESTORE_TIMEOUT_MS,
-      },
-    );
-  }
-  steps.push(
     writeFile('served-epoch', SERVED_EPOCH_FILE, `${epoch}\n`, 0o644, 'the epoch this robot serves'),
     remove('unfence', SERVER_FENCE_FILE, 'lift the demotion fence'),
     systemd('start-server', 'start', SERVER_UNIT, `serve epoch ${epoch}`),
-  );
+  ];
   return { target: spec.nodeName, steps };
 }
 
 /**
  * stopServerPlan (demotion): stop k3s.service before anything else, so it stops accepting agents at
  * once; then fence it, so neither Restart= nor a stray start brings it back; then stop the
- * containerd it left (edgectl-k3s-reap), keeping the pods.
+ * containerd it left (edgectl-k3s-reap), keeping the pods; last, stop its datastore, so no write
+ * of a demoted leader reaches it.
  */
 export function stopServerPlan(spec: K3sNodeSpec, epoch: number): Plan {
   return {
@@ -237,6 +276,12 @@ export function stopServerPlan(spec: K3sNodeSpec, epoch: number): Plan {
       systemd('stop-server', 'stop', SERVER_UNIT, `stop the server (epoch ${epoch} or older)`),
       writeFile('fence', SERVER_FENCE_FILE, FENCE_CONTENT, 0o644, 'the demotion fence'),
       reap(),
+      systemd(
+        'stop-datastore',
+        'stop',
+        DATASTORE_UNIT,
+        'stop serving the datastore (its data stays: a re-elected robot carries it on)',
+      ),
     ],
   };
 }
@@ -294,18 +339,19 @@ export function resetWorkerPlan(spec: K3sNodeSpec): Plan {
 }
 
 /**
- * snapshotSavePlan: an on-demand etcd snapshot named `name` (k3s appends the node name and a
- * timestamp; snapshots.ts finds the file). It runs on the leader, against its own server.
+ * snapshotSavePlan: a snapshot of the leader's datastore into `file` (snapshots.ts names it
+ * <name>-<node>-<unix seconds>, as k3s named its own), with etcdctl: k3s's etcd-snapshot does not
+ * apply to an external datastore.
  */
-export function snapshotSavePlan(spec: K3sNodeSpec, name: string): Plan {
+export function snapshotSavePlan(spec: K3sNodeSpec, file: string): Plan {
   return {
     target: spec.nodeName,
     steps: [
       {
         kind: 'run',
         id: 'snapshot-save',
-        description: `take etcd snapshot ${name}`,
-        argv: [K3S_BIN, 'etcd-snapshot', 'save', '--name', name],
+        description: `take etcd snapshot ${file.slice(file.lastIndexOf('/') + 1)}`,
+        argv: etcdctl('snapshot', 'save', file),
         timeoutMs: 5 * 60_000,
       },
     ],
@@ -367,6 +413,8 @@ export function uninstallPlan(spec: K3sNodeSpec): Plan {
   const steps: PlanStep[] = [
     systemd('stop-server', 'stop', SERVER_UNIT, 'stop the k3s server'),
     systemd('stop-agent', 'stop', AGENT_UNIT, 'stop the k3s agent'),
+    systemd('stop-datastore', 'stop', DATASTORE_UNIT, "stop edgectl's etcd"),
+    systemd('stop-replica', 'stop', REPLICA_UNIT, "stop edgectl's etcd replica"),
     {
       kind: 'run',
       id: 'killall',
@@ -376,6 +424,8 @@ export function uninstallPlan(spec: K3sNodeSpec): Plan {
     },
     remove('unit-server', `${SYSTEMD_DIR}/${SERVER_UNIT}`, 'the k3s server unit'),
     remove('unit-agent', `${SYSTEMD_DIR}/${AGENT_UNIT}`, 'the k3s agent unit'),
+    remove('unit-etcd', `${SYSTEMD_DIR}/${DATASTORE_UNIT}`, "edgectl's etcd unit"),
+    remove('unit-etcd-replica', `${SYSTEMD_DIR}/${REPLICA_UNIT}`, "edgectl's etcd replica unit"),
     { kind: 'systemd', id: 'daemon-reload', description: 'forget the k3s units', action: 'daemon-reload' },
     remove('libexec', parentDir(REAP_SCRIPT), 'the demotion reap script and its directory', true),
     ...K3S_TOOL_LINKS.map((tool): PlanStep => ({
@@ -386,6 +436,9 @@ export function uninstallPlan(spec: K3sNodeSpec): Plan {
       unless: ['sh', '-c', `test "$(readlink /usr/local/bin/${tool})" != k3s`],
     })),
     remove('binary', K3S_BIN, 'the k3s binary'),
+    remove('etcd-binary', ETCD_BIN, 'the etcd binary'),
+    remove('etcdctl-binary', ETCDCTL_BIN, 'the etcdctl binary'),
+    remove('revision-bump-binary', REVISION_BUMP_BIN, 'the etcd revision-bump tool'),
     remove('config', CONFIG_DIR, 'the k3s config and the site identity (/etc/rancher/k3s)', true),
     remove('node-password', parentDir(NODE_PASSWORD_FILE), 'the node password', true),
     remove('data', DATA_DIR, "k3s's data: etcd, certificates, images", true),
@@ -393,6 +446,10 @@ export function uninstallPlan(spec: K3sNodeSpec): Plan {
     remove('secrets', SECRETS_DIR, "edgectl's k3s tokens", true),
     remove('state', EDGECTL_K3S_STATE_DIR, "edgectl's k3s state: fence, served epoch", true),
     remove('snapshots', parentDir(LOCAL_SNAPSHOT_DIR), 'the snapshots this robot took and received', true),
+    remove('etcd-data', EDGECTL_ETCD_DIR, "edgectl's etcd: every epoch's datastore and replica", true),
+    remove('etcd-env', ETCD_ENV_DIR, "the etcd units' flags", true),
+    remove('etcd-peer', ETCD_PEER_DIR, 'the etcd peer certificate', true),
+    remove('etcd-client', ETCD_CLIENT_DIR, 'the etcd client certificates', true),
   ];
   return { target: spec.nodeName, steps };
 }

@@ -7,6 +7,8 @@ import {
   flatYaml,
   renderAgentConfig,
   renderAgentUnit,
+  renderEtcdEnv,
+  renderEtcdUnit,
   renderServerConfig,
   renderServerUnit,
   renderServerUrlDropin,
@@ -29,6 +31,32 @@ describe('k3s renderers (goldens)', () => {
     ));
   test('k3s.service', () => assertGolden(`${testdata}k3s.service`, renderServerUnit()));
   test('k3s-agent.service', () => assertGolden(`${testdata}k3s-agent.service`, renderAgentUnit()));
+  test('edgectl-etcd.service', () =>
+    assertGolden(`${testdata}edgectl-etcd.service`, renderEtcdUnit('datastore')));
+  test('edgectl-etcd-replica.service', () =>
+    assertGolden(`${testdata}edgectl-etcd-replica.service`, renderEtcdUnit('replica')));
+  test("the replica's environment file (r2 follows r1 in epoch 7)", () =>
+    assertGolden(
+      `${testdata}edgectl-etcd-replica.env`,
+      renderEtcdEnv({
+        name: 'r2',
+        dataDir: '/var/lib/edgectl/etcd/replica-epoch-7',
+        peerUrl: 'https://10.20.0.12:2380',
+        initialCluster: 'r1=https://10.20.0.11:2380,r2=https://10.20.0.12:2380',
+        state: 'existing',
+      }),
+    ));
+  test("the datastore's environment file (r2 serves epoch 8)", () =>
+    assertGolden(
+      `${testdata}edgectl-etcd.env`,
+      renderEtcdEnv({
+        name: 'r2',
+        dataDir: '/var/lib/edgectl/etcd/epoch-8',
+        peerUrl: 'https://10.20.0.12:2380',
+        initialCluster: 'r2=https://10.20.0.12:2380',
+        state: 'new',
+      }),
+    ));
 });
 
 describe('k3s renderers (behaviour)', () => {
@@ -43,17 +71,35 @@ describe('k3s renderers (behaviour)', () => {
       'node-label',
       'tls-san',
       'disable',
-      'cluster-init',
-      'etcd-snapshot-schedule-cron',
-      'etcd-snapshot-retention',
-      'etcd-snapshot-dir',
+      'datastore-endpoint',
+      'datastore-cafile',
+      'datastore-certfile',
+      'datastore-keyfile',
     ]) {
       assert.ok(key in doc, key);
     }
     assert.ok(!('token' in doc) && !('agent-token' in doc) && !('server' in doc));
     assert.equal(doc['token-file'], '/etc/edgectl/k3s/server-token');
-    assert.equal(doc['cluster-init'], true);
-    assert.equal(doc['etcd-snapshot-schedule-cron'], '0 * * * *');
+    // edgectl's etcd on loopback, with TLS: never k3s's embedded etcd, which would promote the
+    // standby's learner to a voter the leader's writes wait for.
+    assert.equal(doc['datastore-endpoint'], 'https://127.0.0.1:2379');
+    assert.ok(!('cluster-init' in doc) && !Object.keys(doc).some((k) => k.startsWith('etcd-')));
+  });
+
+  test("the etcd units: static, not enableable, exclusive, flags from the epoch's environment file", () => {
+    for (const role of ['datastore', 'replica'] as const) {
+      const unit = renderEtcdUnit(role);
+      assert.doesNotMatch(unit, /\[Install\]/);
+      assert.match(unit, /^ExecStart=\/usr\/local\/bin\/etcd$/m);
+      assert.match(unit, /^EnvironmentFile=\/etc\/edgectl\/etcd\/edgectl-etcd(-replica)?\.env$/m);
+      assert.match(
+        unit,
+        role === 'datastore'
+          ? /^Conflicts=edgectl-etcd-replica\.service$/m
+          : /^Conflicts=edgectl-etcd\.service$/m,
+      );
+    }
+    assert.match(renderServerUnit(), /^After=.* edgectl-etcd\.service$/m);
   });
 
   test('the agent config has no server keys and no server URL: that is the drop-in', () => {

@@ -10,13 +10,24 @@
  *
  * No secret is rendered here: tokens reach k3s only through token-file and agent-token-file.
  */
+import type { EtcdMemberConfig } from './replica-plans.ts';
 import {
   AGENT_TOKEN_FILE,
+  DATASTORE_ENV,
+  DATASTORE_UNIT,
+  ETCD_BIN,
+  ETCD_CLIENT_CA,
+  ETCD_CLIENT_CERT,
+  ETCD_CLIENT_DIR,
+  ETCD_CLIENT_KEY,
+  ETCD_CLIENT_URL,
+  ETCD_PEER_DIR,
+  REPLICA_ENV,
+  REPLICA_UNIT,
   AGENT_UNIT,
   EDGECTL_AGENT_UNIT,
   K3S_API_PORT,
   K3S_BIN,
-  LOCAL_SNAPSHOT_DIR,
   SERVER_FENCE_FILE,
   SERVER_TOKEN_FILE,
   SERVER_UNIT,
@@ -82,9 +93,11 @@ export function flatYaml(doc: Record<string, unknown>): string {
 }
 
 /**
- * renderServerConfig: config.yaml while this robot leads. Embedded etcd (cluster-init) so that the
- * leader can take etcd snapshots and a new leader can restore them; secrets encrypted at rest so a
- * snapshot alone does not give away the site's Secrets.
+ * renderServerConfig: config.yaml while this robot leads. The datastore is the edgectl-run etcd on
+ * loopback (replica-plans.ts: k3s's embedded etcd would promote the standby's learner to a voter),
+ * reached with a client certificate; secrets encrypted at rest so a snapshot or a replica alone
+ * does not give away the site's Secrets. k3s's own etcd snapshots do not apply to an external
+ * datastore: the agent takes them with etcdctl (plans.ts snapshotSavePlan).
  */
 export function renderServerConfig(spec: K3sNodeSpec): string {
   return (
@@ -95,12 +108,12 @@ export function renderServerConfig(spec: K3sNodeSpec): string {
       ...nodeKeys(spec),
       'tls-san': [...new Set(spec.tlsSans)].sort(),
       disable: [...new Set(spec.disable)].sort(),
-      'cluster-init': true,
+      'datastore-endpoint': ETCD_CLIENT_URL,
+      'datastore-cafile': ETCD_CLIENT_CA,
+      'datastore-certfile': ETCD_CLIENT_CERT,
+      'datastore-keyfile': ETCD_CLIENT_KEY,
       'secrets-encryption': true,
       'write-kubeconfig-mode': '0600',
-      'etcd-snapshot-schedule-cron': spec.snapshots.scheduleCron,
-      'etcd-snapshot-retention': spec.snapshots.retention,
-      'etcd-snapshot-dir': LOCAL_SNAPSHOT_DIR,
     })
   );
 }
@@ -163,7 +176,7 @@ export function renderServerUnit(): string {
 Description=k3s server (edgectl: this robot leads the site)
 Documentation=https://docs.k3s.io
 Wants=network-online.target
-After=network-online.target ${EDGECTL_AGENT_UNIT}
+After=network-online.target ${EDGECTL_AGENT_UNIT} ${DATASTORE_UNIT}
 PartOf=${EDGECTL_AGENT_UNIT}
 Conflicts=${AGENT_UNIT}
 # The demotion fence: present from the moment this robot stops leading until it leads again.
@@ -197,4 +210,70 @@ ExecStart=${K3S_BIN} agent
 TimeoutStopSec=30s
 ${SERVICE_COMMON}
 `;
+}
+
+/**
+ * renderEtcdUnit: edgectl-etcd.service (the leader's datastore) or edgectl-etcd-replica.service
+ * (the standby's learner). Static: what changes per epoch is the environment file, which etcd reads
+ * as its flags (ETCD_NAME for --name, …). Neither is enableable (a robot that boots is a follower
+ * until elected), they conflict (both bind the loopback client port and the peer port), and both
+ * are PartOf the agent like k3s. SIGTERM on stop: etcd commits its backend before it exits, which
+ * is what makes a stopped replica's bbolt file a complete starting point. A learner exits at once
+ * until the leader has added it, so the replica restarts without a start limit.
+ */
+export function renderEtcdUnit(role: 'datastore' | 'replica'): string {
+  const [unit, env, what, other] =
+    role === 'datastore'
+      ? [DATASTORE_UNIT, DATASTORE_ENV, "the datastore of this robot's k3s server", REPLICA_UNIT]
+      : [REPLICA_UNIT, REPLICA_ENV, "a replica (learner) of the leader's datastore", DATASTORE_UNIT];
+  return `# ${unit}: etcd, run by the edgectl agent (docs/k3s.md "Replication").
+# Rendered by edgectl (agent/k3s/render.ts). Deliberately not enableable: the agent starts it.
+[Unit]
+Description=etcd (edgectl: ${what})
+Wants=network-online.target
+After=network-online.target ${EDGECTL_AGENT_UNIT}
+PartOf=${EDGECTL_AGENT_UNIT}
+Conflicts=${other}
+StartLimitIntervalSec=0
+ConditionPathExists=${env}
+
+[Service]
+Type=notify
+EnvironmentFile=${env}
+ExecStart=${ETCD_BIN}
+TimeoutStopSec=30s
+Restart=on-failure
+RestartSec=3s
+LimitNOFILE=65536
+`;
+}
+
+/**
+ * renderEtcdEnv: an etcd unit's environment file, one ETCD_<FLAG> per flag. The client port is
+ * loopback with TLS and client certificates (k3s and etcdctl present the voter's client
+ * certificate); the peer port is TLS both ways with the voters-only peer CA.
+ */
+export function renderEtcdEnv(m: EtcdMemberConfig): string {
+  const flags: [string, string][] = [
+    ['name', m.name],
+    ['data-dir', m.dataDir],
+    ['listen-client-urls', ETCD_CLIENT_URL],
+    ['advertise-client-urls', ETCD_CLIENT_URL],
+    ['cert-file', `${ETCD_CLIENT_DIR}/server.crt`],
+    ['key-file', `${ETCD_CLIENT_DIR}/server.key`],
+    ['trusted-ca-file', ETCD_CLIENT_CA],
+    ['client-cert-auth', 'true'],
+    ['listen-peer-urls', m.peerUrl],
+    ['initial-advertise-peer-urls', m.peerUrl],
+    ['initial-cluster', m.initialCluster],
+    ['initial-cluster-state', m.state],
+    ['peer-cert-file', `${ETCD_PEER_DIR}/peer.crt`],
+    ['peer-key-file', `${ETCD_PEER_DIR}/peer.key`],
+    ['peer-trusted-ca-file', `${ETCD_PEER_DIR}/peer-ca.crt`],
+    ['peer-client-cert-auth', 'true'],
+  ];
+  return (
+    `# etcd flags of ${m.name} (${m.dataDir}). Rendered by edgectl (agent/k3s/replica-plans.ts): do not edit.\n` +
+    flags.map(([k, v]) => `ETCD_${k.toUpperCase().replaceAll('-', '_')}=${v}\n`).join('')
+  );
 }

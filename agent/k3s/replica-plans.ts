@@ -2,65 +2,100 @@
  * The robot side of continuous replication (docs/k3s.md "Replication"), as plans: pure and
  * golden-tested (replica-plans.test.ts), run by the same executor as the k3s plans.
  *
- * On robots the datastore is an etcd that edgectl runs (a transient unit `edgectl-etcd`) and k3s
- * uses as its external datastore, not k3s's embedded etcd: k3s's embedded etcd promotes every
- * learner it finds once it has caught up (pkg/etcd manageLearners), which would turn the standby
- * into a voter the leader's writes wait for, the very thing replication must not do. The lab runs
- * the same etcd commands (lab/runtime/etcd-replica.ts, lab/kube-apiserver/apiserver.ts).
+ * On robots the datastore is an etcd that edgectl runs (the unit `edgectl-etcd.service`) and k3s
+ * uses as its external datastore (render.ts renderServerConfig), not k3s's embedded etcd: k3s's
+ * embedded etcd promotes every learner it finds once it has caught up (pkg/etcd manageLearners),
+ * which would turn the standby into a voter the leader's writes wait for, the very thing
+ * replication must not do. The lab runs the same etcd commands (lab/runtime/etcd-replica.ts).
  *
- *   replicaStartPlan    a follower voter: discard other epochs' data, run a learner of the leader
- *   replicaStopPlan     stop the learner (SIGTERM: its bbolt file then holds every applied entry)
- *   standbyChangePlan   the leader: add or remove learner members (agent/control-plane/replica.ts)
- *   datastoreStartPlan  a new leader: its datastore for the epoch, from its replica, a snapshot or empty
+ * Both etcd units are static files (render.ts renderEtcdUnit, installed by installPlan on
+ * server-capable robots); what changes per epoch (data dir, initial cluster) is the unit's
+ * environment file, which etcd reads as its flags (ETCD_<FLAG>).
+ *
+ *   replicaStartPlan      a follower voter: discard other epochs' data, run a learner of the leader
+ *   replicaStopPlan       stop the learner (SIGTERM: its bbolt file then holds every applied entry)
+ *   standbyChangePlan     the leader: add or remove learner members (agent/control-plane/replica.ts)
+ *   datastoreStartPlan    a new leader: its datastore for the epoch, from a replica, its own older
+ *                         datastore, a snapshot or empty; the k3s server starts on it afterwards
+ *   takeoverPlan          datastoreStartPlan with the revision bump after a restore (what runs)
+ *   abandonReplicaPlan    a takeover whose replica did not restore: clear it, for the snapshot fallback
+ *   chooseDatastoreSource which of those a new leader starts from
  */
-import type { MemberChange } from '../control-plane/replica.ts';
-import { etcdPeerUrl } from '../control-plane/replica.ts';
+import type { EtcdMember, MemberChange, ReplicaPosition } from '../control-plane/replica.ts';
+import { compareReplica, etcdPeerUrl } from '../control-plane/replica.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
-
-export const ETCD_BIN = '/usr/local/bin/etcd';
-export const ETCDCTL_BIN = '/usr/local/bin/etcdctl';
-/** Every epoch's datastore and replica; nothing else lives here. */
-export const EDGECTL_ETCD_DIR = '/var/lib/edgectl/etcd';
-/** The voter's peer certificate of the site's etcd peer CA: bootstrap writes it to voters only. */
-export const ETCD_PEER_DIR = '/etc/edgectl/etcd-peer';
-export const DATASTORE_UNIT = 'edgectl-etcd';
-export const REPLICA_UNIT = 'edgectl-etcd-replica';
-/** Loopback only: k3s (datastore-endpoint) and the agent are the only clients. */
-export const ETCD_CLIENT_URL = 'http://127.0.0.1:2379';
+import {
+  DATASTORE_ENV,
+  DATASTORE_UNIT,
+  EDGECTL_ETCD_DIR,
+  ETCD_CLIENT_CA,
+  ETCD_CLIENT_CERT,
+  ETCD_CLIENT_KEY,
+  ETCD_CLIENT_URL,
+  ETCDCTL_BIN,
+  REPLICA_ENV,
+  REPLICA_UNIT,
+} from './paths.ts';
+import { renderEtcdEnv } from './render.ts';
+import { withRevisionBump } from './revision-bump.ts';
 
 export const datastoreDir = (epoch: number) => `${EDGECTL_ETCD_DIR}/epoch-${epoch}`;
 export const replicaDir = (epoch: number) => `${EDGECTL_ETCD_DIR}/replica-epoch-${epoch}`;
-/** The bbolt file of a stopped replica: what a new leader restores from. */
-export const replicaDb = (epoch: number) => `${replicaDir(epoch)}/member/snap/db`;
+/** The bbolt file of a stopped etcd: what a new leader restores from. */
+export const etcdDb = (dataDir: string) => `${dataDir}/member/snap/db`;
+export const replicaDb = (epoch: number) => etcdDb(replicaDir(epoch));
+/** Present once a restored datastore's revision was moved forward: a restart never bumps twice. */
+export const bumpedMarker = (epoch: number) => `${datastoreDir(epoch)}.bumped`;
 
-const PEER_TLS = [
-  `--peer-cert-file=${ETCD_PEER_DIR}/peer.crt`,
-  `--peer-key-file=${ETCD_PEER_DIR}/peer.key`,
-  `--peer-trusted-ca-file=${ETCD_PEER_DIR}/peer-ca.crt`,
-  '--peer-client-cert-auth=true',
-];
+/** etcdctl against this robot's own etcd, with the client certificate. */
+export function etcdctl(...args: string[]): string[] {
+  return [
+    ETCDCTL_BIN,
+    `--endpoints=${ETCD_CLIENT_URL}`,
+    `--cacert=${ETCD_CLIENT_CA}`,
+    `--cert=${ETCD_CLIENT_CERT}`,
+    `--key=${ETCD_CLIENT_KEY}`,
+    ...args,
+  ];
+}
 
 export interface RobotEndpoint {
   readonly id: string;
   readonly host: string;
 }
 
-function transientUnit(unit: string, argv: readonly string[], what: string): PlanStep {
+/** What one etcd unit runs as, for one epoch (render.ts renderEtcdEnv turns it into flags). */
+export interface EtcdMemberConfig {
+  readonly name: string;
+  readonly dataDir: string;
+  readonly peerUrl: string;
+  /** `name=peerUrl,…` */
+  readonly initialCluster: string;
+  readonly state: 'new' | 'existing';
+}
+
+function stop(unit: string, id: string, what: string): PlanStep {
+  return { kind: 'systemd', id, description: what, action: 'stop', unit };
+}
+
+function envFile(path: string, m: EtcdMemberConfig, what: string): PlanStep {
+  return {
+    kind: 'writeFile',
+    id: 'etcd-env',
+    description: what,
+    path,
+    mode: 0o600,
+    owner: 'root:root',
+    content: renderEtcdEnv(m),
+  };
+}
+
+function etcdDirStep(): PlanStep {
   return {
     kind: 'run',
-    id: `start-${unit}`,
-    description: what,
-    // A transient unit: no unit file, nothing enabled at boot (a robot that boots is a follower
-    // until elected), restarted on a crash with its data.
-    argv: [
-      'systemd-run',
-      `--unit=${unit}`,
-      '--collect',
-      '--property=Restart=on-failure',
-      '--property=RestartSec=3',
-      ...argv,
-    ],
-    unless: ['systemctl', 'is-active', '--quiet', unit],
+    id: 'dir-etcd',
+    description: `directory ${EDGECTL_ETCD_DIR}`,
+    argv: ['install', '-d', '-m', '0700', EDGECTL_ETCD_DIR],
   };
 }
 
@@ -68,7 +103,7 @@ function transientUnit(unit: string, argv: readonly string[], what: string): Pla
  * discardOthers: remove every datastore and replica directory but `keep`: an old leader's
  * unreplicated writes (its epoch-<n>) and older replicas never come back.
  */
-function discardOthers(keep: readonly string[]): PlanStep {
+export function discardOthers(keep: readonly string[]): PlanStep {
   return {
     kind: 'run',
     id: 'discard-other-epochs',
@@ -107,61 +142,40 @@ export function replicaStartPlan(
   return {
     target: self.id,
     steps: [
+      stop(REPLICA_UNIT, 'stop-replica', 'stop a replica of another epoch (SIGTERM: its data is flushed)'),
+      stop(DATASTORE_UNIT, 'stop-datastore', 'a follower serves no datastore'),
+      etcdDirStep(),
+      discardOthers(held === undefined ? [dir] : [dir, replicaDir(held)]),
+      envFile(
+        REPLICA_ENV,
+        {
+          name: self.id,
+          dataDir: dir,
+          peerUrl: selfPeer,
+          initialCluster: `${leader.id}=${etcdPeerUrl(leader.host)},${self.id}=${selfPeer}`,
+          state: 'existing',
+        },
+        `the learner's flags: ${leader.id}'s etcd of epoch ${epoch}`,
+      ),
       {
         kind: 'systemd',
-        id: 'stop-replica',
-        description: 'stop a replica of another epoch',
-        action: 'stop',
+        id: 'start-replica',
+        description: `replicate ${leader.id}'s etcd of epoch ${epoch} (a learner)`,
+        action: 'start',
         unit: REPLICA_UNIT,
       },
-      {
-        kind: 'systemd',
-        id: 'stop-datastore',
-        description: 'a follower serves no datastore',
-        action: 'stop',
-        unit: DATASTORE_UNIT,
-      },
-      {
-        kind: 'run',
-        id: 'dir-etcd',
-        description: `directory ${EDGECTL_ETCD_DIR}`,
-        argv: ['install', '-d', '-m', '0700', EDGECTL_ETCD_DIR],
-      },
-      discardOthers(held === undefined ? [dir] : [dir, replicaDir(held)]),
-      transientUnit(
-        REPLICA_UNIT,
-        [
-          ETCD_BIN,
-          `--name=${self.id}`,
-          `--data-dir=${dir}`,
-          '--listen-client-urls=http://127.0.0.1:2379',
-          '--advertise-client-urls=http://127.0.0.1:2379',
-          `--listen-peer-urls=${selfPeer}`,
-          `--initial-advertise-peer-urls=${selfPeer}`,
-          `--initial-cluster=${leader.id}=${etcdPeerUrl(leader.host)},${self.id}=${selfPeer}`,
-          '--initial-cluster-state=existing',
-          ...PEER_TLS,
-        ],
-        `replicate ${leader.id}'s etcd of epoch ${epoch} (a learner)`,
-      ),
     ],
   };
 }
 
 /** replicaStopPlan: SIGTERM, so etcd commits its backend before it exits. */
 export function replicaStopPlan(self: string): Plan {
-  return {
-    target: self,
-    steps: [
-      {
-        kind: 'systemd',
-        id: 'stop-replica',
-        description: 'stop the replica',
-        action: 'stop',
-        unit: REPLICA_UNIT,
-      },
-    ],
-  };
+  return { target: self, steps: [stop(REPLICA_UNIT, 'stop-replica', 'stop the replica')] };
+}
+
+/** discardPlan: keep only `keep` of the datastores and replicas (a held replica no longer needed). */
+export function discardPlan(self: string, keep: readonly string[]): Plan {
+  return { target: self, steps: [discardOthers(keep)] };
 }
 
 /** standbyChangePlan: the leader's member changes, as etcdctl calls on its loopback client port. */
@@ -174,60 +188,52 @@ export function standbyChangePlan(self: string, changes: readonly MemberChange[]
             kind: 'run',
             id: `member-add-${i + 1}`,
             description: `add ${c.node} as a replica (learner)`,
-            argv: [
-              ETCDCTL_BIN,
-              `--endpoints=${ETCD_CLIENT_URL}`,
-              'member',
-              'add',
-              c.node,
-              '--learner',
-              `--peer-urls=${c.peerUrl}`,
-            ],
+            argv: etcdctl('member', 'add', c.node, '--learner', `--peer-urls=${c.peerUrl}`),
           }
         : {
             kind: 'run',
             id: `member-remove-${i + 1}`,
             description: `remove etcd member ${c.id}: ${c.reason}`,
-            // The gateway lists ids in decimal; etcdctl takes them in hex.
-            argv: [
-              ETCDCTL_BIN,
-              `--endpoints=${ETCD_CLIENT_URL}`,
-              'member',
-              'remove',
-              BigInt(c.id).toString(16),
-            ],
+            // Member ids are kept in decimal; etcdctl takes them in hex.
+            argv: etcdctl('member', 'remove', BigInt(c.id).toString(16)),
           },
     ),
   };
 }
 
-/** Where a new leader's datastore comes from (agent/control-plane/replica.ts takeoverSource). */
+/** Where a new leader's datastore comes from (chooseDatastoreSource). */
 export type DatastoreSource =
+  /** The replica this robot held of a leader of `epoch`. */
   | { readonly kind: 'replica'; readonly epoch: number }
+  /** This robot's own datastore of an earlier epoch it served: nobody has anything newer. */
+  | { readonly kind: 'datastore'; readonly epoch: number }
   | { readonly kind: 'snapshot'; readonly path: string; readonly sha256: string }
   | { readonly kind: 'empty' };
 
 /**
  * datastoreStartPlan: this robot's etcd for `epoch`, a single voting member, restored first from
- * its stopped replica (its bbolt file: no snapshot hash to check) or from a snapshot whose
- * checksum the site log recorded. etcd 3.4 panics on --force-new-cluster over a learner's data
- * dir ("removed all voters"), and a restore also drops every other member, so takeover is always
- * a restore. Skipped when the epoch's data dir exists: a restart of the same epoch keeps its data.
+ * its stopped replica or its own older datastore (their bbolt files: no snapshot hash to check)
+ * or from a snapshot whose checksum the site log recorded. etcd 3.4 panics on
+ * --force-new-cluster over a learner's data dir ("removed all voters"), and a restore also drops
+ * every other member, so takeover is always a restore. The restore is skipped when the epoch's
+ * data dir exists: a restart of the same epoch keeps its data. takeoverPlan adds the revision bump.
  */
 export function datastoreStartPlan(self: RobotEndpoint, epoch: number, source: DatastoreSource): Plan {
   const dir = datastoreDir(epoch);
   const peer = etcdPeerUrl(self.host);
   const steps: PlanStep[] = [
-    {
-      kind: 'systemd',
-      id: 'stop-replica',
-      description: 'stop the replica (its data is flushed on SIGTERM)',
-      action: 'stop',
-      unit: REPLICA_UNIT,
-    },
+    stop(REPLICA_UNIT, 'stop-replica', 'stop the replica (SIGTERM: its data is flushed)'),
+    stop(DATASTORE_UNIT, 'stop-datastore', 'stop a datastore of an earlier epoch (its data is flushed)'),
+    etcdDirStep(),
   ];
   const from =
-    source.kind === 'replica' ? replicaDb(source.epoch) : source.kind === 'snapshot' ? source.path : null;
+    source.kind === 'replica'
+      ? replicaDb(source.epoch)
+      : source.kind === 'datastore'
+        ? etcdDb(datastoreDir(source.epoch))
+        : source.kind === 'snapshot'
+          ? source.path
+          : null;
   if (source.kind === 'snapshot')
     steps.push(
       {
@@ -254,37 +260,187 @@ export function datastoreStartPlan(self: RobotEndpoint, epoch: number, source: D
       description:
         source.kind === 'replica'
           ? `take over from the replica of epoch ${source.epoch}`
-          : 'restore the snapshot',
+          : source.kind === 'datastore'
+            ? `carry this robot's own datastore of epoch ${source.epoch} into epoch ${epoch}`
+            : 'restore the snapshot',
       argv: [
         ETCDCTL_BIN,
         'snapshot',
         'restore',
         from,
-        ...(source.kind === 'replica' ? ['--skip-hash-check'] : []),
+        ...(source.kind === 'snapshot' ? [] : ['--skip-hash-check']),
         `--data-dir=${dir}`,
         `--name=${self.id}`,
         `--initial-cluster=${self.id}=${peer}`,
         `--initial-advertise-peer-urls=${peer}`,
       ],
       unless: ['test', '-d', dir],
+      timeoutMs: 15 * 60_000,
     });
   steps.push(
-    transientUnit(
-      DATASTORE_UNIT,
-      [
-        ETCD_BIN,
-        `--name=${self.id}`,
-        `--data-dir=${dir}`,
-        `--listen-client-urls=${ETCD_CLIENT_URL}`,
-        `--advertise-client-urls=${ETCD_CLIENT_URL}`,
-        `--listen-peer-urls=${peer}`,
-        `--initial-advertise-peer-urls=${peer}`,
-        `--initial-cluster=${self.id}=${peer}`,
-        '--initial-cluster-state=new',
-        ...PEER_TLS,
-      ],
-      `serve the datastore of epoch ${epoch}`,
+    envFile(
+      DATASTORE_ENV,
+      { name: self.id, dataDir: dir, peerUrl: peer, initialCluster: `${self.id}=${peer}`, state: 'new' },
+      `the datastore's flags: epoch ${epoch}, one voting member`,
     ),
+    {
+      kind: 'systemd',
+      id: 'start-edgectl-etcd',
+      description: `serve the datastore of epoch ${epoch}`,
+      action: 'start',
+      unit: DATASTORE_UNIT,
+    },
+    discardOthers([dir, bumpedMarker(epoch)]),
   );
   return { target: self.id, steps };
+}
+
+/**
+ * takeoverPlan: datastoreStartPlan, with the revision moved forward right after a restore from a
+ * replica or a snapshot (revision-bump.ts withRevisionBump), so resourceVersions never go back.
+ * Not after carrying this robot's own datastore on: that history is already the newest it issued.
+ * The bump and a marker of it are skipped once the marker exists, so a restart of the epoch,
+ * whose restore is skipped, does not bump the data etcd has written since.
+ */
+export function takeoverPlan(self: RobotEndpoint, epoch: number, source: DatastoreSource): Plan {
+  const plan = datastoreStartPlan(self, epoch, source);
+  if (source.kind !== 'replica' && source.kind !== 'snapshot') return plan;
+  const unless = ['test', '-e', bumpedMarker(epoch)];
+  const steps = withRevisionBump(plan, datastoreDir(epoch)).steps.flatMap((st): PlanStep[] =>
+    st.id === 'revision-bump' && st.kind === 'run'
+      ? [
+          { ...st, unless },
+          {
+            kind: 'run',
+            id: 'revision-bumped',
+            description: 'remember the bump',
+            argv: ['touch', bumpedMarker(epoch)],
+            unless,
+          },
+        ]
+      : [st],
+  );
+  return { ...plan, steps };
+}
+
+/**
+ * abandonReplicaPlan: a takeover from the replica of `replicaEpoch` failed (its bbolt file does not
+ * restore: a corrupt replica). Stop whatever started, remove the half-made datastore of `epoch` and
+ * that replica, so the next choice falls back to a snapshot and a restart never resumes from it.
+ */
+export function abandonReplicaPlan(self: string, epoch: number, replicaEpoch: number): Plan {
+  return {
+    target: self,
+    steps: [
+      stop(DATASTORE_UNIT, 'stop-datastore', 'stop the datastore the failed takeover may have started'),
+      {
+        kind: 'run',
+        id: 'remove-failed-takeover',
+        description: `remove the datastore of epoch ${epoch} made from it, and the replica of epoch ${replicaEpoch}`,
+        argv: ['rm', '-rf', datastoreDir(epoch), bumpedMarker(epoch), replicaDir(replicaEpoch)],
+      },
+    ],
+  };
+}
+
+/** What a new leader finds on its robot and in the site log, for chooseDatastoreSource. */
+export interface DatastoreFacts {
+  /** The epoch being started. */
+  readonly epoch: number;
+  /** Epochs this robot has a datastore directory for (epochs it served). */
+  readonly datastores: readonly number[];
+  /** The replicas this robot holds, with the revision they applied (0: unknown, not used). */
+  readonly replicas: readonly ReplicaPosition[];
+  /** The newest committed snapshot this robot holds, verified (agent/k3s/snapshots.ts newestVerified). */
+  readonly snapshot: { readonly epoch: number; readonly path: string; readonly sha256: string } | null;
+}
+
+/**
+ * chooseDatastoreSource: the newest history this robot can start from. Epochs only grow and one
+ * server serves an epoch, so a newer epoch holds everything committed in older ones. Within one
+ * epoch, the leader's own datastore is the source the replica and the snapshots copy, so it wins;
+ * a replica wins over a snapshot of its epoch (it kept applying after the snapshot was taken, as
+ * agent/control-plane/replica.ts takeoverSource says). A datastore of the same epoch resumes.
+ */
+export function chooseDatastoreSource(f: DatastoreFacts): { source: DatastoreSource; reason: string } {
+  if (f.datastores.includes(f.epoch))
+    return {
+      source: { kind: 'datastore', epoch: f.epoch },
+      reason: `resume the datastore of epoch ${f.epoch}`,
+    };
+  const own = Math.max(0, ...f.datastores.filter((e) => e < f.epoch));
+  // A replica that has applied nothing known is no starting point (takeoverSource's rule too).
+  const replica =
+    f.replicas
+      .filter((r) => r.revision > 0)
+      .sort(compareReplica)
+      .at(-1) ?? null;
+  const snap = f.snapshot;
+  if (own > 0 && (!replica || own >= replica.epoch) && (!snap || own >= snap.epoch))
+    return {
+      source: { kind: 'datastore', epoch: own },
+      reason: `this robot's own datastore of epoch ${own} is the newest history it knows`,
+    };
+  if (replica && (!snap || replica.epoch >= snap.epoch))
+    return {
+      source: { kind: 'replica', epoch: replica.epoch },
+      reason: `the replica of epoch ${replica.epoch} at revision ${replica.revision}`,
+    };
+  if (snap)
+    return {
+      source: { kind: 'snapshot', path: snap.path, sha256: snap.sha256 },
+      reason: `the snapshot of epoch ${snap.epoch} (${snap.path}); no newer replica or datastore`,
+    };
+  return { source: { kind: 'empty' }, reason: 'no datastore, replica or snapshot: a new cluster' };
+}
+
+/** parseEtcdDirs reads `ls -1 /var/lib/edgectl/etcd` into datastore and replica epochs. */
+export function parseEtcdDirs(listing: string): { datastores: number[]; replicas: number[] } {
+  const datastores: number[] = [];
+  const replicas: number[] = [];
+  for (const l of listing.split('\n').map((s) => s.trim())) {
+    const d = /^epoch-(\d+)$/.exec(l);
+    const r = /^replica-epoch-(\d+)$/.exec(l);
+    if (d) datastores.push(Number(d[1]));
+    if (r) replicas.push(Number(r[1]));
+  }
+  return { datastores, replicas };
+}
+
+/** parseEndpointRevision reads `etcdctl endpoint status -w json`: the revision applied, or null. */
+export function parseEndpointRevision(stdout: string): number | null {
+  try {
+    const rows = JSON.parse(stdout) as { Status?: { header?: { revision?: number } } }[];
+    const rev = rows[0]?.Status?.header?.revision;
+    return typeof rev === 'number' && Number.isSafeInteger(rev) && rev > 0 ? rev : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * parseMemberList reads `etcdctl member list -w json --hex` (hex ids: a uint64 does not survive
+ * JSON.parse as a number) into members with decimal ids.
+ */
+export function parseMemberList(stdout: string): EtcdMember[] | null {
+  try {
+    const doc = JSON.parse(stdout) as {
+      members?: { ID?: string; name?: string; peerURLs?: string[]; isLearner?: boolean }[];
+    };
+    if (!Array.isArray(doc.members)) return null;
+    return doc.members.flatMap((m) =>
+      typeof m.ID === 'string' && /^[0-9a-f]+$/i.test(m.ID)
+        ? [
+            {
+              id: BigInt(`0x${m.ID}`).toString(),
+              name: m.name ?? '',
+              peerUrls: m.peerURLs ?? [],
+              learner: m.isLearner === true,
+            },
+          ]
+        : [],
+    );
+  } catch {
+    return null;
+  }
 }

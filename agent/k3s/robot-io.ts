@@ -1,18 +1,11 @@
 /**
  * What the k3s runtime reads on its robot, through the same CommandRunner it runs plans with:
- * readiness probes, the local facts chooseServerStart needs, and the snapshot files it holds.
+ * readiness probes and the snapshot files it holds.
  * The parsing is pure and exported for tests; the reads are thin.
  */
 import type { CommandRunner } from '../exec/runner.ts';
 import type { LeaderEndpoint } from '../control-plane/runtime.ts';
-import {
-  ETCD_DB_DIR,
-  K3S_BIN,
-  KUBELET_KUBECONFIG,
-  LOCAL_SNAPSHOT_DIR,
-  RECEIVED_SNAPSHOT_DIR,
-  SERVED_EPOCH_FILE,
-} from './paths.ts';
+import { K3S_BIN, KUBELET_KUBECONFIG, LOCAL_SNAPSHOT_DIR, RECEIVED_SNAPSHOT_DIR } from './paths.ts';
 import { parseSha256sum, type HeldSnapshot } from './snapshots.ts';
 
 /**
@@ -65,17 +58,6 @@ export function nodeReadySince(stdout: string, since: number): boolean {
   const at = Date.parse(heartbeat ?? '');
   // The API server keeps heartbeats at second precision.
   return status === 'True' && Number.isFinite(at) && at >= Math.floor(since / 1000) * 1000;
-}
-
-/** readServedEpoch: the last epoch this robot served, or null. */
-export async function readServedEpoch(runner: CommandRunner): Promise<number | null> {
-  const b = await runner.readFile(SERVED_EPOCH_FILE);
-  const n = b ? Number.parseInt(b.toString().trim(), 10) : NaN;
-  return Number.isInteger(n) && n >= 0 ? n : null;
-}
-
-export async function hasLocalEtcd(runner: CommandRunner): Promise<boolean> {
-  return (await runner.run(['test', '-e', ETCD_DB_DIR])).code === 0;
 }
 
 /** listSnapshotDir: file names in a snapshot directory (none if it is missing). */

@@ -32,11 +32,12 @@ export const K3sSettingsSchema = z
     snapshots: z
       .object({
         /**
-         * k3s's own scheduled snapshots (etcd-snapshot-schedule-cron), kept on the leader only. The
-         * shipped snapshots the agent takes (snapshots.ts) bound the RPO; these are a local extra.
+         * No longer rendered: k3s takes no snapshots of an external datastore, and k3s runs on
+         * edgectl's etcd (replica-plans.ts); the agent's shipped snapshots remain. Still accepted so
+         * existing configs validate.
          */
         scheduleCron: z.string().min(9).default('0 * * * *'),
-        /** How many scheduled snapshots k3s keeps (etcd-snapshot-retention). */
+        /** No longer rendered (see scheduleCron). */
         retention: z.number().int().min(1).max(1000).default(6),
       })
       .default({ scheduleCron: '0 * * * *', retention: 6 }),

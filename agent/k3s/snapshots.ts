@@ -1,7 +1,7 @@
 /**
- * Snapshots, the pure part (docs/k3s.md, "Snapshots"): the choice a new leader makes
- * between resuming its own etcd, restoring the newest verified snapshot it holds, or starting empty,
- * and the small parsers around `k3s etcd-snapshot save`.
+ * Snapshots, the pure part (docs/k3s.md, "Snapshots"): the newest verified snapshot a new leader
+ * holds (replica-plans.ts chooseDatastoreSource weighs it against its replica and own datastore),
+ * snapshot names, and the small parsers around them.
  *
  * Order of snapshots: by epoch, then term, then createdAt. Epochs only grow and at most one server
  * serves an epoch, so a snapshot of a later epoch holds everything committed in earlier ones; within
@@ -16,7 +16,7 @@ import { RECEIVED_SNAPSHOT_DIR } from './paths.ts';
  */
 export interface SnapshotRecord {
   readonly v: 1;
-  /** The snapshot file's name (k3s names it <name>-<node>-<unix seconds>). */
+  /** The snapshot file's name (<name>-<node>-<unix seconds>, as k3s named its own). */
   readonly name: string;
   /** The robot that took it (the leader of `epoch`). */
   readonly node: string;
@@ -64,78 +64,12 @@ export function newestVerified(
   return best;
 }
 
-export interface ServerStartInput {
-  readonly records: readonly SnapshotRecord[];
-  readonly held: readonly HeldSnapshot[];
-  /** The last epoch this robot served (SERVED_EPOCH_FILE), or null if never. */
-  readonly lastServedEpoch: number | null;
-  /** Whether this robot still has an etcd data directory. */
-  readonly hasLocalDb: boolean;
-}
-
-export type ServerStart =
-  /** Start on this robot's own etcd: it is at least as new as any snapshot held. */
-  | { readonly kind: 'resume'; readonly reason: string }
-  /** Restore this snapshot first. */
-  | {
-      readonly kind: 'restore';
-      readonly record: SnapshotRecord;
-      readonly file: HeldSnapshot;
-      readonly reason: string;
-    }
-  /** Nothing to start from: a new, empty cluster (the site's first server). */
-  | { readonly kind: 'fresh'; readonly reason: string };
-
-/**
- * chooseServerStart decides how a new leader starts its server. Its own etcd ends where it stopped
- * serving; a snapshot taken in that same epoch or earlier is older than that, one of a later epoch
- * is newer. So: restore the newest verified snapshot if it comes from a later epoch than this robot
- * last served (or it never served, or lost its etcd); else resume; with neither, start fresh.
- */
-export function chooseServerStart(input: ServerStartInput): ServerStart {
-  const newest = newestVerified(input.records, input.held);
-  const served = input.hasLocalDb ? input.lastServedEpoch : null;
-  if (newest && (served === null || newest.record.epoch > served)) {
-    return {
-      kind: 'restore',
-      record: newest.record,
-      file: newest.file,
-      reason:
-        served === null
-          ? `no local etcd; restoring ${newest.record.name} (epoch ${newest.record.epoch})`
-          : `${newest.record.name} (epoch ${newest.record.epoch}) is newer than the local etcd (epoch ${served})`,
-    };
-  }
-  if (served !== null) {
-    return {
-      kind: 'resume',
-      reason: newest
-        ? `the local etcd (epoch ${served}) is at least as new as ${newest.record.name} (epoch ${newest.record.epoch})`
-        : `the local etcd (epoch ${served}); no verified snapshot held`,
-    };
-  }
-  return { kind: 'fresh', reason: 'no local etcd and no verified snapshot: a new cluster' };
-}
-
 /**
  * snapshotName: the --name of a leader's shipped snapshot. It carries the site, epoch and term so a
- * file is recognisable on its own; k3s appends -<node>-<unix seconds>.
+ * file is recognisable on its own; the file adds -<node>-<unix seconds>.
  */
 export function snapshotName(site: string, epoch: number, term: number): string {
   return `edgectl-${site}-e${epoch}-t${term}`;
-}
-
-/**
- * savedSnapshotFile picks, from a listing of the snapshot directory, the file `k3s etcd-snapshot
- * save --name <name>` wrote on `node`: <name>-<node>-<unix seconds>[.zip], the latest if several.
- */
-export function savedSnapshotFile(listing: readonly string[], name: string, node: string): string | null {
-  const prefix = `${name}-${node}-`;
-  const matches = listing
-    .map((l) => l.trim())
-    .filter((l) => l.startsWith(prefix) && /^\d+(\.zip)?$/.test(l.slice(prefix.length)))
-    .sort((a, b) => parseInt(a.slice(prefix.length), 10) - parseInt(b.slice(prefix.length), 10));
-  return matches[matches.length - 1] ?? null;
 }
 
 /** parseSha256sum reads `sha256sum FILE` output. */

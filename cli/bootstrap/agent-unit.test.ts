@@ -1,8 +1,9 @@
 /**
  * The agent's unit leaves writable every file the agent's k3s runtime writes or removes on a leader
- * change, a demotion, a worker (re)join, a snapshot and a node clean-up, and nothing else is needed:
- * under ProtectSystem=strict any other path would fail on a robot. (The install and uninstall plans
- * run over SSH from bootstrap, outside the sandbox; a snapshot restore runs in a unit of its own.)
+ * change (the datastore's restore and start included), a replica's start, a demotion, a worker
+ * (re)join, a snapshot and a node clean-up, and nothing else is needed: under ProtectSystem=strict
+ * any other path would fail on a robot. (The install and uninstall plans run over SSH from
+ * bootstrap, outside the sandbox.)
  * test/security/agent-unit-sandbox.test.ts runs the agent itself in the sandbox.
  */
 import assert from 'node:assert/strict';
@@ -18,7 +19,10 @@ import {
   startServerPlan,
   stopServerPlan,
 } from '../../agent/k3s/plans.ts';
+import { replicaStartPlan, takeoverPlan } from '../../agent/k3s/replica-plans.ts';
 import { SERVER_SPEC, WORKER_SPEC } from '../../agent/k3s/testing/fixtures.ts';
+
+const R1 = { id: SERVER_SPEC.nodeName, host: SERVER_SPEC.nodeIp };
 
 const unit = readFileSync(new URL('../../templates/edgectl-agent.service', import.meta.url), 'utf8');
 
@@ -41,11 +45,17 @@ test("every path the agent's k3s runtime writes or removes is writable under the
   const inside = (p: string) => writable.some((w) => p === w || p.startsWith(`${w}/`));
   const plans: Plan[] = [
     startServerPlan(SERVER_SPEC, 5),
-    startServerPlan(SERVER_SPEC, 5, { path: `${RECEIVED_SNAPSHOT_DIR}/s`, sha256: 'a'.repeat(64) }),
+    takeoverPlan(R1, 5, {
+      kind: 'snapshot',
+      path: `${RECEIVED_SNAPSHOT_DIR}/s`,
+      sha256: 'a'.repeat(64),
+    }),
+    takeoverPlan(R1, 5, { kind: 'replica', epoch: 4 }),
+    replicaStartPlan(R1, { id: 'r2', host: '10.20.0.12' }, 5, 4),
     stopServerPlan(SERVER_SPEC, 5),
     joinWorkerPlan(WORKER_SPEC, { id: 'r1', host: '10.20.0.11' }, 5),
     resetWorkerPlan(WORKER_SPEC),
-    snapshotSavePlan(SERVER_SPEC, 'edgectl-x'),
+    snapshotSavePlan(SERVER_SPEC, `${LOCAL_SNAPSHOT_DIR}/edgectl-x`),
     forgetNodesPlan(SERVER_SPEC, ['r9']),
   ];
   const paths = plans.flatMap((p) =>

@@ -115,12 +115,21 @@ export async function describeBundle(b: ResolvedBundle): Promise<BundleInfo> {
     b.k3s ? describeFile(b.k3s) : undefined,
     b.airgapImages ? describeFile(b.airgapImages) : undefined,
   ]);
+  const etcd =
+    b.etcd && b.etcdctl && b.etcdRevisionBump
+      ? {
+          etcd: await describeFile(b.etcd),
+          etcdctl: await describeFile(b.etcdctl),
+          revisionBump: await describeFile(b.etcdRevisionBump),
+        }
+      : undefined;
   checkNodeIntegrity(b, node);
   return {
     agent: { ...agent, chunks: await Promise.all(chunks.map(describeFile)) },
     node: { ...node, arch },
     ...(k3s ? { k3s } : {}),
     ...(airgapImages ? { airgapImages } : {}),
+    ...(etcd ? { etcd } : {}),
   };
 }
 
@@ -165,6 +174,14 @@ export async function describeBundleForPlan(b: ResolvedBundle): Promise<BundleIn
     b.k3s ? tryDescribe(b.k3s) : undefined,
     b.airgapImages ? tryDescribe(b.airgapImages) : undefined,
   ]);
+  const etcd =
+    b.etcd && b.etcdctl && b.etcdRevisionBump
+      ? {
+          etcd: await tryDescribe(b.etcd),
+          etcdctl: await tryDescribe(b.etcdctl),
+          revisionBump: await tryDescribe(b.etcdRevisionBump),
+        }
+      : undefined;
   // A dry run plans without a missing file, but never with a tampered runtime.
   if (node.sha256 !== MISSING_FILE_DIGEST) checkNodeIntegrity(b, node);
   return {
@@ -172,6 +189,7 @@ export async function describeBundleForPlan(b: ResolvedBundle): Promise<BundleIn
     node: { ...node, arch },
     ...(k3s ? { k3s } : {}),
     ...(airgapImages ? { airgapImages } : {}),
+    ...(etcd ? { etcd } : {}),
   };
 }
 

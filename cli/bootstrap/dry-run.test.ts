@@ -22,6 +22,8 @@ elf.writeUInt16LE(0x3e, 18);
 writeFileSync(join(dir, 'agent.mjs'), 'export {};\n');
 writeFileSync(join(dir, 'node'), elf);
 writeFileSync(join(dir, 'k3s'), 'not really k3s\n');
+for (const b of ['etcd', 'etcdctl', 'edgectl-etcd-revision-bump'])
+  writeFileSync(join(dir, b), `not really ${b}\n`);
 writeFileSync(join(dir, 'id'), testPrivateKey(), { mode: 0o600 });
 const inventory = join(dir, 'site.yaml');
 writeFileSync(
@@ -34,7 +36,14 @@ writeFileSync(
       ssh: { user: 'edgectl', keyFile: 'id' },
       serverCapable: i < 2,
     })),
-    bundle: { agent: 'agent.mjs', node: 'node', k3s: 'k3s' },
+    bundle: {
+      agent: 'agent.mjs',
+      node: 'node',
+      k3s: 'k3s',
+      etcd: 'etcd',
+      etcdctl: 'etcdctl',
+      etcdRevisionBump: 'edgectl-etcd-revision-bump',
+    },
     install: { service: 'none' },
     // Two voters: these tests are about the plan's steps, not failover.
     allowNoFailover: true,
@@ -74,6 +83,12 @@ test('dry-run steps == real-run steps for a fresh k3s site, identity steps inclu
   assert.ok(
     dryIds['r1']!.some((id) => id.startsWith('k3s.identity-')),
     'the identity steps are shown',
+  );
+  for (const id of ['k3s.etcd-binary', 'k3s.etcdctl-binary', 'k3s.revision-bump-binary', 'k3s.unit-etcd'])
+    assert.ok(dryIds['r1']!.includes(id), `a voter gets ${id}, and the dry run shows it`);
+  assert.ok(
+    !dryIds['r3']!.some((id) => /etcd/.test(id)),
+    'a worker gets no etcd: it never holds the datastore',
   );
 
   // The twin models files and systemd; the k3s plan's fence is a `touch` it does not model.

@@ -10,12 +10,16 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, EdgeError } from '../../agent/errors.ts';
 import {
   caHashOfBundle,
+  ETCD_MEMBER_FILES,
+  IDENTITY_ETCD_MEMBERS_DIR,
+  leafCertificate,
   formatToken,
   IDENTITY_AGENT_TOKEN,
   IDENTITY_MANIFEST,
@@ -241,6 +245,16 @@ export async function readSiteIdentity(dir: string): Promise<SiteIdentityMateria
     if (text !== null) files.set(rel, text);
   }
   const nodePasswordKey = (await read(IDENTITY_NODE_PASSWORD_KEY))?.trim() ?? '';
+  // The voters' etcd certificates, issued on demand (issueEtcdMemberCertificates).
+  const members = await readdir(join(dir, IDENTITY_ETCD_MEMBERS_DIR)).catch(() => [] as string[]);
+  for (const m of members)
+    for (const f of ETCD_MEMBER_FILES) {
+      const rel = `${IDENTITY_ETCD_MEMBERS_DIR}/${m}/${f}`;
+      if (existsSync(join(dir, rel))) {
+        const text = await read(rel);
+        if (text !== null) files.set(rel, text);
+      }
+    }
 
   let manifest: IdentityManifest | null = null;
   if (manifestText !== null) {
@@ -270,6 +284,119 @@ export async function readSiteIdentity(dir: string): Promise<SiteIdentityMateria
   }
   if (problems.length > 0 || !manifest) throw new ConfigError(`site identity ${dir}`, problems);
   return { manifest, files, nodePasswordKey };
+}
+
+/** The openssl configuration of a voter's etcd certificate: a leaf, for TLS both ways. */
+const leafConfig = (san: string) => `[req]
+distinguished_name = req_distinguished_name
+[req_distinguished_name]
+[v3_leaf]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+${san ? `subjectAltName = ${san}\n` : ''}`;
+
+/**
+ * issueEtcdMemberCertificates gives each voter in `members` its etcd certificates in the identity
+ * directory (identity.ts IDENTITY_ETCD_MEMBERS_DIR), unless it has them for its current address:
+ * a peer certificate of tls/etcd/peer-ca for its IP (etcd checks a peer's address against it), and
+ * a serving (127.0.0.1) and a client certificate of tls/etcd/server-ca for the loopback client
+ * port. Workers are never passed here: they get no etcd credential. Returns the voters issued.
+ */
+export async function issueEtcdMemberCertificates(
+  dir: string,
+  members: readonly { readonly name: string; readonly ip: string }[],
+  opts: { readonly openssl?: string } = {},
+): Promise<string[]> {
+  const openssl = opts.openssl ?? 'openssl';
+  const issued: string[] = [];
+  for (const m of members) {
+    const memberDir = join(dir, IDENTITY_ETCD_MEMBERS_DIR, m.name);
+    const peer = join(memberDir, 'peer.crt');
+    if (ETCD_MEMBER_FILES.every((f) => existsSync(join(memberDir, f)))) {
+      const san = await execFileAsync(openssl, [
+        'x509',
+        '-in',
+        peer,
+        '-noout',
+        '-ext',
+        'subjectAltName',
+      ]).then(
+        (r) => r.stdout,
+        () => '',
+      );
+      if (san.includes(`IP Address:${m.ip}`)) continue;
+    }
+    const work = `${memberDir}.partial-${randomBytes(4).toString('hex')}`;
+    await mkdir(work, { recursive: true, mode: 0o700 });
+    try {
+      const run = (...args: string[]) => execFileAsync(openssl, args, { cwd: work, maxBuffer: 1 << 20 });
+      const leaf = async (out: string, ca: string, cn: string, san: string) => {
+        const caCrt = join(work, `${out}-ca.crt`);
+        await writeFile(
+          caCrt,
+          leafCertificate(await readFile(join(dir, IDENTITY_TLS_DIR, `${ca}.crt`), 'utf8')),
+        );
+        const cfg = join(work, `${out}.cnf`);
+        await writeFile(cfg, leafConfig(san), { mode: 0o600 });
+        await run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${out}.key`);
+        await run(
+          'req',
+          '-new',
+          '-key',
+          `${out}.key`,
+          '-subj',
+          `/CN=${cn}`,
+          '-config',
+          cfg,
+          '-out',
+          `${out}.csr`,
+        );
+        await run(
+          'x509',
+          '-req',
+          '-in',
+          `${out}.csr`,
+          '-CA',
+          caCrt,
+          '-CAkey',
+          join(dir, IDENTITY_TLS_DIR, `${ca}.key`),
+          '-set_serial',
+          `0x${randomBytes(16).toString('hex')}`,
+          '-days',
+          '3650',
+          '-sha256',
+          '-extfile',
+          cfg,
+          '-extensions',
+          'v3_leaf',
+          '-out',
+          `${out}.crt`,
+        );
+        for (const f of [caCrt, cfg, join(work, `${out}.csr`)]) await rm(f);
+      };
+      await leaf('peer', 'etcd/peer-ca', `etcd-peer-${m.name}`, `IP:${m.ip}`);
+      await leaf('server', 'etcd/server-ca', `etcd-server-${m.name}`, 'IP:127.0.0.1');
+      await leaf('client', 'etcd/server-ca', `etcd-client-${m.name}`, '');
+      await restrictModes(work);
+      await rm(memberDir, { recursive: true, force: true });
+      await rename(work, memberDir);
+      issued.push(m.name);
+    } catch (err) {
+      await rm(work, { recursive: true, force: true });
+      throw new EdgeError(
+        'ETCD_CERT_FAILED',
+        `could not issue the etcd certificates of ${m.name}: ${message(err)}`,
+        {
+          hint: 'check that the openssl CLI (1.1 or 3.x, with EC support) is installed',
+          cause: err,
+        },
+      );
+    }
+  }
+  return issued;
 }
 
 async function restrictModes(dir: string): Promise<void> {

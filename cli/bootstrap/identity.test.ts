@@ -7,13 +7,14 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ConfigError, EdgeError } from '../../agent/errors.ts';
-import { generateSiteIdentity, readSiteIdentity } from './identity-files.ts';
+import { generateSiteIdentity, issueEtcdMemberCertificates, readSiteIdentity } from './identity-files.ts';
 import {
   caHashOfBundle,
   formatToken,
   identityPlacement,
   identityPlan,
   K3S_CA_FILES,
+  leafCertificate,
   nodePassword,
   parseToken,
   pemCertificates,
@@ -227,5 +228,104 @@ describe('site identity generation (openssl)', () => {
       assert.match(e.problems.join('\n'), /agent-token: its CA hash is not the hash/);
       return true;
     });
+  });
+});
+
+describe("voters' etcd certificates (openssl)", () => {
+  let dir = '';
+  let id = '';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'edgectl-etcd-certs-'));
+    id = join(dir, 'id');
+    await generateSiteIdentity(id, { site: 'dock-a', now: 1_800_000_000_000 });
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  /** As a TLS server checks a client: `sent` is the chain the client presents with its certificate. */
+  const verify = (caFile: string, cert: string, sent?: string) =>
+    execFileAsync('openssl', [
+      'verify',
+      '-partial_chain',
+      '-CAfile',
+      caFile,
+      ...(sent ? ['-untrusted', sent] : []),
+      cert,
+    ]).then(
+      () => true,
+      () => false,
+    );
+
+  test('a voter gets a peer certificate for its address, trusted by the leaf peer CA alone', async () => {
+    assert.deepEqual(await issueEtcdMemberCertificates(id, [{ name: 'r1', ip: '10.20.0.11' }]), ['r1']);
+    const m = join(id, 'etcd-members', 'r1');
+    const peer = new X509Certificate(await readFile(join(m, 'peer.crt')));
+    assert.match(peer.subjectAltName ?? '', /IP Address:10\.20\.0\.11/);
+    assert.equal(peer.ca, false);
+    const server = new X509Certificate(await readFile(join(m, 'server.crt')));
+    assert.match(server.subjectAltName ?? '', /IP Address:127\.0\.0\.1/);
+    const peerCa = join(dir, 'peer-ca-leaf.crt');
+    await writeFile(peerCa, leafCertificate(await readFile(join(id, 'tls/etcd/peer-ca.crt'), 'utf8')));
+    const clientCa = join(dir, 'server-ca-leaf.crt');
+    await writeFile(clientCa, leafCertificate(await readFile(join(id, 'tls/etcd/server-ca.crt'), 'utf8')));
+    assert.ok(await verify(peerCa, join(m, 'peer.crt')));
+    assert.ok(await verify(clientCa, join(m, 'client.crt')));
+    assert.ok(!(await verify(peerCa, join(m, 'client.crt'))), 'a client certificate is no peer');
+    for (const f of ['peer.key', 'server.key', 'client.key', 'peer.crt'])
+      assert.equal((await stat(join(m, f))).mode & 0o777, 0o600, f);
+  });
+
+  test("a certificate of another leaf CA (a worker's kubelet one) is no etcd peer: only the leaf CA is trusted", async () => {
+    // What a worker holds is signed by tls/client-ca, under the same intermediate and root.
+    const work = join(dir, 'kubelet');
+    await execFileAsync('mkdir', ['-p', work]);
+    const key = join(work, 'k.key');
+    const csr = join(work, 'k.csr');
+    const crt = join(work, 'k.crt');
+    await execFileAsync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
+    await execFileAsync('openssl', [
+      'req',
+      '-new',
+      '-key',
+      key,
+      '-subj',
+      '/CN=system:node:vac-1',
+      '-out',
+      csr,
+    ]);
+    const caCrt = join(work, 'client-ca.crt');
+    await writeFile(caCrt, leafCertificate(await readFile(join(id, 'tls/client-ca.crt'), 'utf8')));
+    await execFileAsync('openssl', [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      caCrt,
+      '-CAkey',
+      join(id, 'tls/client-ca.key'),
+      '-set_serial',
+      '0x1234',
+      '-days',
+      '30',
+      '-out',
+      crt,
+    ]);
+    const fullChain = join(id, 'tls/etcd/peer-ca.crt');
+    const leafOnly = join(dir, 'peer-ca-leaf-2.crt');
+    await writeFile(leafOnly, leafCertificate(await readFile(fullChain, 'utf8')));
+    assert.ok(
+      await verify(fullChain, crt, caCrt),
+      'with the chain as the trust pool, the kubelet certificate would pass: why the chain is never shipped',
+    );
+    assert.ok(!(await verify(leafOnly, crt, caCrt)), 'with the leaf peer CA alone it is refused');
+  });
+
+  test('issued once; issued again when the voter has a new address', async () => {
+    assert.deepEqual(await issueEtcdMemberCertificates(id, [{ name: 'r1', ip: '10.20.0.11' }]), []);
+    assert.deepEqual(await issueEtcdMemberCertificates(id, [{ name: 'r1', ip: '10.20.0.99' }]), ['r1']);
+    const peer = new X509Certificate(await readFile(join(id, 'etcd-members/r1/peer.crt')));
+    assert.match(peer.subjectAltName ?? '', /IP Address:10\.20\.0\.99/);
+    const material = await readSiteIdentity(id);
+    assert.ok(material.files.has('etcd-members/r1/peer.key'), 'read back with the identity');
   });
 });

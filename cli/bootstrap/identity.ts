@@ -19,7 +19,14 @@
  */
 import { createHash, createHmac, X509Certificate } from 'node:crypto';
 import type { PlanStep } from '../../agent/plan/plan.ts';
-import { AGENT_TOKEN_FILE, NODE_PASSWORD_FILE, SERVER_TOKEN_FILE, TLS_DIR } from '../../agent/k3s/paths.ts';
+import {
+  AGENT_TOKEN_FILE,
+  ETCD_CLIENT_DIR,
+  ETCD_PEER_DIR,
+  NODE_PASSWORD_FILE,
+  SERVER_TOKEN_FILE,
+  TLS_DIR,
+} from '../../agent/k3s/paths.ts';
 
 /** The CA files k3s needs in server/tls, relative to that directory (docs.k3s.io/cli/certificate). */
 export const K3S_CA_FILES = [
@@ -56,6 +63,23 @@ export const IDENTITY_OFFLINE_DIR = 'offline';
 export const IDENTITY_SERVER_TOKEN = 'tokens/server-token';
 export const IDENTITY_AGENT_TOKEN = 'tokens/agent-token';
 export const IDENTITY_NODE_PASSWORD_KEY = 'node-password.key';
+/**
+ * Per voter, the certificates of the etcd edgectl runs as k3s's datastore (docs/k3s.md
+ * "Replication"), issued by bootstrap (identity-files.ts issueEtcdMemberCertificates):
+ *
+ *   etcd-members/<robot>/peer.{crt,key}    of tls/etcd/peer-ca: the peer port, SAN the robot's IP
+ *   etcd-members/<robot>/server.{crt,key}  of tls/etcd/server-ca: the loopback client port (127.0.0.1)
+ *   etcd-members/<robot>/client.{crt,key}  of tls/etcd/server-ca: what k3s and etcdctl present
+ */
+export const IDENTITY_ETCD_MEMBERS_DIR = 'etcd-members';
+export const ETCD_MEMBER_FILES = [
+  'peer.crt',
+  'peer.key',
+  'server.crt',
+  'server.key',
+  'client.crt',
+  'client.key',
+] as const;
 
 export interface IdentityManifest {
   readonly version: 1;
@@ -103,8 +127,29 @@ export interface SiteIdentityMaterial {
 }
 
 /**
- * identityPlan writes a robot's share of the site identity, and its node password. Every step is a
- * secret writeFile (plans print a digest, never the content), root-owned, 0600.
+ * etcdMemberPlacement: a voter's etcd certificates and the two CAs it trusts. The trusted CA files
+ * hold the leaf CA alone, not its chain: with the intermediate or the root in the pool, etcd would
+ * also accept any certificate the other leaf CAs signed, kubelet client certificates of workers
+ * included. Workers get none of this.
+ */
+export function etcdMemberPlacement(nodeName: string): { from: string; to: string; leafOnly?: true }[] {
+  const own = (f: (typeof ETCD_MEMBER_FILES)[number]) => `${IDENTITY_ETCD_MEMBERS_DIR}/${nodeName}/${f}`;
+  return [
+    { from: own('peer.crt'), to: `${ETCD_PEER_DIR}/peer.crt` },
+    { from: own('peer.key'), to: `${ETCD_PEER_DIR}/peer.key` },
+    { from: `${IDENTITY_TLS_DIR}/etcd/peer-ca.crt`, to: `${ETCD_PEER_DIR}/peer-ca.crt`, leafOnly: true },
+    { from: own('server.crt'), to: `${ETCD_CLIENT_DIR}/server.crt` },
+    { from: own('server.key'), to: `${ETCD_CLIENT_DIR}/server.key` },
+    { from: own('client.crt'), to: `${ETCD_CLIENT_DIR}/client.crt` },
+    { from: own('client.key'), to: `${ETCD_CLIENT_DIR}/client.key` },
+    { from: `${IDENTITY_TLS_DIR}/etcd/server-ca.crt`, to: `${ETCD_CLIENT_DIR}/ca.crt`, leafOnly: true },
+  ];
+}
+
+/**
+ * identityPlan writes a robot's share of the site identity, and its node password; a voter also
+ * gets its etcd certificates (etcdMemberPlacement). Every step is a secret writeFile (plans print a
+ * digest, never the content), root-owned, 0600.
  */
 export function identityPlan(role: RobotRole, nodeName: string, identity: SiteIdentityMaterial): PlanStep[] {
   const steps: PlanStep[] = identityPlacement(role).map((p) => {
@@ -131,6 +176,21 @@ export function identityPlan(role: RobotRole, nodeName: string, identity: SiteId
     content: `${nodePassword(identity.nodePasswordKey, nodeName)}\n`,
     secret: true,
   });
+  if (role === 'server')
+    for (const p of etcdMemberPlacement(nodeName)) {
+      const content = identity.files.get(p.from);
+      if (content === undefined) throw new Error(`identity file ${p.from} is missing`);
+      steps.push({
+        kind: 'writeFile',
+        id: `identity:etcd:${p.to.slice(p.to.lastIndexOf('/', p.to.lastIndexOf('/') - 1) + 1)}`,
+        description: `etcd TLS of ${nodeName}: ${p.to}`,
+        path: p.to,
+        mode: 0o600,
+        owner: 'root:root',
+        content: p.leafOnly ? leafCertificate(content) : content,
+        secret: true,
+      });
+    }
   return steps;
 }
 
@@ -200,6 +260,12 @@ function isSelfSigned(c: X509Certificate): boolean {
 }
 
 /** pemCertificates splits a PEM bundle into its CERTIFICATE blocks, in order. */
+/** leafCertificate: the first certificate of a chain file (a placeholder passes through). */
+export function leafCertificate(pem: string): string {
+  const first = pemCertificates(pem)[0];
+  return first === undefined ? pem : `${first}\n`;
+}
+
 export function pemCertificates(pem: string): string[] {
   return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }

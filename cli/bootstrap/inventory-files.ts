@@ -39,6 +39,9 @@ export interface ResolvedBundle {
   readonly nodeSha256?: string;
   readonly k3s?: string;
   readonly airgapImages?: string;
+  readonly etcd?: string;
+  readonly etcdctl?: string;
+  readonly etcdRevisionBump?: string;
 }
 
 /** LoadedInventory is an inventory plus the local paths it names, resolved. */
@@ -89,6 +92,10 @@ export function resolveInventoryPaths(
   if (nodeSha256) bundle.nodeSha256 = nodeSha256;
   if (inv.bundle.k3s) bundle.k3s = expandPath(inv.bundle.k3s, base, home);
   if (inv.bundle.airgapImages) bundle.airgapImages = expandPath(inv.bundle.airgapImages, base, home);
+  for (const k of ['etcd', 'etcdctl', 'etcdRevisionBump'] as const) {
+    const v = inv.bundle[k];
+    if (v) bundle[k] = expandPath(v, base, home);
+  }
   const keyFiles = new Map<string, string>();
   for (const r of inv.robots) if (r.ssh.keyFile) keyFiles.set(r.name, expandPath(r.ssh.keyFile, base, home));
   return { bundle, keyFiles };
@@ -146,7 +153,23 @@ export function checkInventoryFiles(
     [b.node, 'bundle.node', 'set bundle.node to a Linux Node 24 binary for the robots (npm ci installs one)'],
     [b.k3s, 'bundle.k3s', 'download the k3s binary for the robots, or remove bundle.k3s'],
     [b.airgapImages, 'bundle.airgapImages', 'download the k3s air-gap images, or remove bundle.airgapImages'],
+    [
+      b.etcd,
+      'bundle.etcd',
+      "extract usr/bin/etcd from Debian's etcd-server package for the robots' architecture",
+    ],
+    [
+      b.etcdctl,
+      'bundle.etcdctl',
+      "extract usr/bin/etcdctl from Debian's etcd-client package for the robots' architecture",
+    ],
+    [b.etcdRevisionBump, 'bundle.etcdRevisionBump', 'build it with tools/etcd-revision-bump/build.sh'],
   ];
+  const etcdSet = [b.etcd, b.etcdctl, b.etcdRevisionBump].filter((x) => x !== undefined).length;
+  if (etcdSet > 0 && etcdSet < 3)
+    problems.push(
+      'bundle.etcd, bundle.etcdctl, bundle.etcdRevisionBump: set all three (the voters run etcd with its tools) or none (they are already on the voters)',
+    );
   for (const [path, field, fix] of checks) {
     if (path === undefined) continue;
     const p = fileProblem(path, field, fix);

@@ -223,7 +223,7 @@ test('file checks: missing and world-readable key files, no ssh-agent, missing b
       robot('r3', '10.0.0.3', { ssh: { user: 'edgectl', keyFile: 'missing_key' } }),
       robot('r4', '10.0.0.4', { ssh: { user: 'edgectl', agent: true } }),
     ],
-    bundle: { agent: 'nope.mjs', k3s: '/nonexistent/k3s' },
+    bundle: { agent: 'nope.mjs', k3s: '/nonexistent/k3s', etcd: good },
   });
   const resolved = resolveInventoryPaths(inv, invPath, '/home/x');
   assert.equal(resolved.keyFiles.get('r1'), good);
@@ -234,6 +234,7 @@ test('file checks: missing and world-readable key files, no ssh-agent, missing b
     /^robots\[3\]\.ssh\.agent: SSH_AUTH_SOCK is not set/,
     /^bundle\.agent: .*nope\.mjs does not exist: run npm run build:agent/,
     /^bundle\.k3s: \/nonexistent\/k3s does not exist/,
+    /^bundle\.etcd, bundle\.etcdctl, bundle\.etcdRevisionBump: set all three/,
   ];
   for (const re of expect)
     assert.ok(

@@ -124,6 +124,16 @@ const bundleSchema = z
     k3s: z.string().min(1).optional(),
     /** k3s air-gap images (k3s-airgap-images-<arch>.tar.zst or .tar). */
     airgapImages: z.string().min(1).optional(),
+    /**
+     * The etcd that server-capable robots run as k3s's datastore and replica (docs/k3s.md
+     * "Replication"), for the robots' architecture: `etcd` (Debian's etcd-server package has it at
+     * /usr/bin/etcd), `etcdctl` (etcd-client, /usr/bin/etcdctl) and `etcdRevisionBump`
+     * (tools/etcd-revision-bump). All three or none; without them, they must already be in
+     * /usr/local/bin on the server-capable robots.
+     */
+    etcd: z.string().min(1).optional(),
+    etcdctl: z.string().min(1).optional(),
+    etcdRevisionBump: z.string().min(1).optional(),
   })
   .strict();
 

@@ -29,6 +29,7 @@ import { parseInventory } from './inventory.ts';
 import { formatPlanSummary, formatPlanText, planArtifact, selectRobot } from './plan-output.ts';
 import {
   k3sInstaller,
+  k3sNodeSpec,
   labRuntimeInstaller,
   renderBootstrapPlan,
   renderKeyPlan,
@@ -36,7 +37,7 @@ import {
   stepHash,
   type BundleInfo,
 } from './plan.ts';
-import { generateSiteIdentity, readSiteIdentity } from './identity-files.ts';
+import { generateSiteIdentity, issueEtcdMemberCertificates, readSiteIdentity } from './identity-files.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const golden = (name: string) => here(`./testdata/${name}`);
@@ -368,11 +369,21 @@ test('golden: reset of one robot and uninstall of the site', () => {
   );
 });
 
+/** A k3s site identity with the voters' etcd certificates issued, as a real bootstrap makes it. */
+async function k3sIdentity(dir: string) {
+  await generateSiteIdentity(dir, { site: 'dock-a', now: 1_800_000_000_000 });
+  const voters = inventory.robots
+    .filter((r) => r.serverCapable)
+    .map((r) => ({ name: r.name, ip: k3sNodeSpec(inventory, r).nodeIp }));
+  assert.deepEqual((await issueEtcdMemberCertificates(dir, voters)).sort(), voters.map((v) => v.name).sort());
+  assert.deepEqual(await issueEtcdMemberCertificates(dir, voters), [], 'issued once per address');
+  return readSiteIdentity(dir);
+}
+
 test('the k3s installer gives server-capable robots the CAs and both tokens, workers only the agent token', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-id-'));
   try {
-    await generateSiteIdentity(join(dir, 'id'), { site: 'dock-a', now: 1_800_000_000_000 });
-    const k3s = await readSiteIdentity(join(dir, 'id'));
+    const k3s = await k3sIdentity(join(dir, 'id'));
     const p = renderBootstrapPlan({
       inventory,
       bundle: {
@@ -397,8 +408,17 @@ test('the k3s installer gives server-capable robots the CAs and both tokens, wor
     assert.deepEqual(
       worker.map((x) => x.split('/').pop()),
       ['agent-token', 'password'],
-      'a worker gets the agent token and its node password, nothing of the CA',
+      'a worker gets the agent token and its node password, nothing of the CA, no etcd credential',
     );
+    for (const f of [
+      '/etc/edgectl/etcd-peer/peer.crt',
+      '/etc/edgectl/etcd-peer/peer.key',
+      '/etc/edgectl/etcd-peer/peer-ca.crt',
+      '/etc/edgectl/etcd-client/client.crt',
+      '/etc/edgectl/etcd-client/server.key',
+      '/etc/edgectl/etcd-client/ca.crt',
+    ])
+      assert.ok(server.includes(f), `a voter gets ${f}`);
     for (const r of p.robots)
       for (const s of r.steps)
         if (s.id.startsWith('k3s.identity-') && s.kind === 'writeFile') {
@@ -420,8 +440,7 @@ test('the k3s installer gives server-capable robots the CAs and both tokens, wor
 test('reset and uninstall with the k3s installer remove every file the k3s install and the identity wrote', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-rm-'));
   try {
-    await generateSiteIdentity(join(dir, 'id'), { site: 'dock-a', now: 1_800_000_000_000 });
-    const k3s = await readSiteIdentity(join(dir, 'id'));
+    const k3s = await k3sIdentity(join(dir, 'id'));
     const runtimes = { lab: labRuntimeInstaller, k3s: k3sInstaller('#!/bin/sh\n# reap\n') };
     const bundle = {
       ...TEST_BUNDLE,
@@ -486,8 +505,7 @@ test('golden: the key plan of a rotation phase (send), and a removal that only t
 test('uninstall without bundle.k3s leaves the k3s that was on the robot before, and removes what bootstrap put there', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgectl-k3s-pre-'));
   try {
-    await generateSiteIdentity(join(dir, 'id'), { site: 'dock-a', now: 1_800_000_000_000 });
-    const k3s = await readSiteIdentity(join(dir, 'id'));
+    const k3s = await k3sIdentity(join(dir, 'id'));
     const runtimes = { lab: labRuntimeInstaller, k3s: k3sInstaller('#!/bin/sh\n# reap\n') };
     const bundle = { ...TEST_BUNDLE, k3s: undefined };
     const k3sInventory = {
@@ -515,6 +533,11 @@ test('uninstall without bundle.k3s leaves the k3s that was on the robot before, 
       assert.ok(!removed.some((p) => p.startsWith('/etc/systemd/system/k3s')), 'the k3s units stay');
       assert.ok(!ids.includes('k3s.killall'), "the pre-installed k3s's containers are not ours to kill");
       assert.ok(ids.includes('k3s.stop-server'), 'the k3s the agent ran is stopped');
+      const voter = k3sInventory.robots.find((r) => r.name === robot.target)!.serverCapable;
+      const installed = install.robots.find((r) => r.target === robot.target)!.steps.map((s) => s.id);
+      assert.equal(installed.includes('k3s.unit-etcd'), voter, 'a voter gets its etcd units, a worker none');
+      assert.equal(ids.includes('k3s.stop-datastore'), voter);
+      assert.ok(!removed.includes('/usr/local/bin/etcd'), 'an etcd bootstrap did not bring stays');
       const written = install.robots
         .find((r) => r.target === robot.target)!
         .steps.flatMap((s) => (s.kind === 'writeFile' || s.kind === 'upload' ? [s.path] : []));

@@ -16,9 +16,16 @@
  *   service     the systemd unit; daemon-reload and restart only when something changed; enable
  *   prune       the agent chunks no longer imported (older builds'), once the agent runs the new ones
  */
-import { identityPlacement, identityPlan, type SiteIdentityMaterial } from './identity.ts';
+import {
+  etcdMemberPlacement,
+  identityPlacement,
+  identityPlan,
+  type SiteIdentityMaterial,
+} from './identity.ts';
 import { NODE_PASSWORD_FILE as K3S_NODE_PASSWORD_FILE } from '../../agent/k3s/paths.ts';
-import { installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
+import { etcdInstallPlan, installPlan, uninstallPlan, type K3sBinarySource } from '../../agent/k3s/plans.ts';
+import { ETCD_BIN, ETCDCTL_BIN } from '../../agent/k3s/paths.ts';
+import { REVISION_BUMP_BIN } from '../../agent/k3s/revision-bump.ts';
 import { K3sSettingsSchema, type K3sNodeSpec } from '../../agent/k3s/settings.ts';
 import { formatRobotKeyFile, renderRobotKeyFile } from '../../agent/site-key.ts';
 import { createHash } from 'node:crypto';
@@ -93,6 +100,12 @@ export interface BundleInfo {
   readonly node: BundleFile & { readonly arch: string };
   readonly k3s?: BundleFile;
   readonly airgapImages?: BundleFile;
+  /** The etcd the voters run as k3s's datastore, with etcdctl and the revision-bump tool. */
+  readonly etcd?: {
+    readonly etcd: BundleFile;
+    readonly etcdctl: BundleFile;
+    readonly revisionBump: BundleFile;
+  };
 }
 
 /** Which key generations robots hold (site-dir.ts keyUse): what their key files are rendered with. */
@@ -229,14 +242,31 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
           })),
         );
       }
+      // Server-capable robots run etcd as k3s's datastore: from the bundle, or already on the robot.
+      const etcd = robot.serverCapable ? ctx.bundle.etcd : undefined;
+      if (robot.serverCapable && !etcd)
+        steps.push({
+          kind: 'run',
+          id: 'k3s.etcd-present',
+          phase: 'preflight',
+          check: true,
+          description: `etcd, etcdctl and the revision-bump tool are already on the robot (the inventory bundles none)`,
+          argv: [
+            'sh',
+            '-c',
+            `for b in ${ETCD_BIN} ${ETCDCTL_BIN} ${REVISION_BUMP_BIN}; do test -x "$b" || { echo "no $b on the robot: set bundle.etcd, bundle.etcdctl and bundle.etcdRevisionBump in the inventory" >&2; exit 1; }; done`,
+          ],
+        });
       if (binary)
         steps.push(
-          ...installPlan(spec, { binary, reapScript }).steps.map((st): BootstrapStep => ({
-            ...st,
-            id: `k3s.${st.id}`,
-            phase: 'runtime',
-            ...asRoot(st),
-          })),
+          ...installPlan(spec, { binary, reapScript, ...(etcd ? { etcd } : {}) }).steps.map(
+            (st): BootstrapStep => ({
+              ...st,
+              id: `k3s.${st.id}`,
+              phase: 'runtime',
+              ...asRoot(st),
+            }),
+          ),
         );
       else
         steps.push({
@@ -251,6 +281,16 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
             'command -v k3s >/dev/null || { echo "no k3s on the robot: set bundle.k3s in the inventory" >&2; exit 1; }',
           ],
         });
+      // A voter runs edgectl's etcd as k3s's datastore whoever installed k3s.
+      if (!binary)
+        steps.push(
+          ...etcdInstallPlan(spec, etcd).steps.map((st): BootstrapStep => ({
+            ...st,
+            id: `k3s.${st.id}`,
+            phase: 'runtime',
+            ...asRoot(st),
+          })),
+        );
       return [
         ...steps,
         ...bundleOnlyK3sInstaller.install(robot, { ...ctx, bundle: { ...ctx.bundle, k3s: undefined } }),
@@ -261,7 +301,7 @@ export function k3sInstaller(reapScript: string): RuntimeInstaller {
     uninstall: (robot, ctx) => [
       ...(ctx.bundle.k3s
         ? uninstallPlan(k3sNodeSpec(ctx.inventory, robot)).steps
-        : preinstalledK3sUninstall(ctx.inventory, robot)
+        : preinstalledK3sUninstall(ctx.inventory, robot, ctx.bundle.etcd !== undefined)
       ).map((st): BootstrapStep => ({ ...st, id: `k3s.${st.id}`, phase: 'remove', ...asRoot(st) })),
       ...bundleOnlyK3sInstaller.uninstall(robot, { ...ctx, bundle: { ...ctx.bundle, k3s: undefined } }),
     ],
@@ -286,14 +326,28 @@ function asRoot(st: PlanStep): { sudo?: true } {
  * control plane on it) and removes that identity and edgectl's own k3s files; k3s's binary, units,
  * tools and data stay, for whoever installed it to remove (k3s-uninstall.sh).
  */
-function preinstalledK3sUninstall(inv: Inventory, robot: Robot): PlanStep[] {
+function preinstalledK3sUninstall(inv: Inventory, robot: Robot, bundledEtcd: boolean): PlanStep[] {
   const identity = [
     ...identityPlacement(robot.serverCapable ? 'server' : 'worker').map((x) => x.to),
     K3S_NODE_PASSWORD_FILE,
+    ...(robot.serverCapable ? etcdMemberPlacement(robot.name).map((x) => x.to) : []),
   ];
   return [
-    ...uninstallPlan(k3sNodeSpec(inv, robot)).steps.filter((st) =>
-      ['stop-server', 'stop-agent', 'secrets', 'state', 'snapshots'].includes(st.id),
+    ...uninstallPlan(k3sNodeSpec(inv, robot)).steps.filter(
+      (st) =>
+        ['stop-server', 'stop-agent', 'secrets', 'state', 'snapshots'].includes(st.id) ||
+        // A voter's etcd is bootstrap's even on a k3s installed by someone else (its binaries only
+        // when the bundle brought them).
+        (robot.serverCapable &&
+          [
+            'stop-datastore',
+            'stop-replica',
+            'unit-etcd',
+            'unit-etcd-replica',
+            'etcd-data',
+            'etcd-env',
+            ...(bundledEtcd ? ['etcd-binary', 'etcdctl-binary', 'revision-bump-binary'] : []),
+          ].includes(st.id)),
     ),
     ...identity.map((path, i): PlanStep => ({
       kind: 'remove',
@@ -428,10 +482,16 @@ function check(
 
 function preflight(inv: Inventory, robot: Robot, bundle: BundleInfo, root: string): BootstrapStep[] {
   const bundleKiB = Math.ceil(
-    [bundle.agent, ...bundle.agent.chunks, bundle.node, bundle.k3s, bundle.airgapImages].reduce(
-      (n, f) => n + (f?.bytes ?? 0),
-      0,
-    ) / 1024,
+    [
+      bundle.agent,
+      ...bundle.agent.chunks,
+      bundle.node,
+      bundle.k3s,
+      bundle.airgapImages,
+      ...(bundle.etcd && robot.serverCapable
+        ? [bundle.etcd.etcd, bundle.etcd.etcdctl, bundle.etcd.revisionBump]
+        : []),
+    ].reduce((n, f) => n + (f?.bytes ?? 0), 0) / 1024,
   );
   const steps = [
     check(

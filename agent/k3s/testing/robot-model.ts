@@ -12,16 +12,20 @@ import type { CommandRunner, RunOptions, RunResult, WriteFileOptions } from '../
 import {
   AGENT_LOAD_BALANCER_FILES,
   AGENT_UNIT,
-  ETCD_DB_DIR,
+  CONFIG_FILE,
+  DATASTORE_UNIT,
+  EDGECTL_ETCD_DIR,
+  ETCDCTL_BIN,
+  REPLICA_UNIT,
   K3S_BIN,
-  LOCAL_SNAPSHOT_DIR,
   REAP_SCRIPT,
-  RESET_FLAG,
   SERVER_UNIT,
   SERVER_URL_DROPIN,
   SYSTEMD_DIR,
 } from '../paths.ts';
 import { KILLALL_SCRIPT } from '../plans.ts';
+import { REVISION_BUMP_BIN } from '../revision-bump.ts';
+import { EtcdSiteModel, type EtcdHost } from './etcd-model.ts';
 
 export interface ModelFile {
   readonly content: string;
@@ -35,6 +39,11 @@ export interface RobotModelOptions {
   readonly clusterNodes?: readonly string[];
   /** Return a result to make a command fail (or answer) before the model runs it. */
   readonly intercept?: (argv: readonly string[]) => RunResult | undefined;
+  /**
+   * The site's etcd processes, shared by the robots of one test (default: this robot's own). With
+   * a shared one, k3s's server starts only while this robot's datastore runs.
+   */
+  readonly etcd?: EtcdSiteModel;
 }
 
 /** The state two runs are compared on. */
@@ -48,8 +57,10 @@ export interface RobotState {
 const ok = (stdout = ''): RunResult => ({ code: 0, stdout, stderr: '' });
 const fail = (code: number, stderr: string): RunResult => ({ code, stdout: '', stderr });
 
-export class RobotModel implements CommandRunner {
+export class RobotModel implements CommandRunner, EtcdHost {
   readonly target: string;
+  readonly etcd: EtcdSiteModel;
+  private readonly sharedEtcd: boolean;
   readonly files = new Map<string, ModelFile>();
   readonly dirs = new Set<string>();
   readonly active = new Set<string>();
@@ -59,12 +70,26 @@ export class RobotModel implements CommandRunner {
   readonly journal: string[] = [];
   clusterNodes: string[];
   private readonly intercept: RobotModelOptions['intercept'];
-  private clock = 1_700_000_000;
 
   constructor(opts: RobotModelOptions) {
     this.target = opts.node;
     this.clusterNodes = [...(opts.clusterNodes ?? [])];
     this.intercept = opts.intercept;
+    this.sharedEtcd = opts.etcd !== undefined;
+    this.etcd = opts.etcd ?? new EtcdSiteModel();
+    this.etcd.register(this);
+  }
+
+  fileContent(path: string): string | undefined {
+    return this.content(path);
+  }
+
+  putFile(path: string, content: string): void {
+    this.files.set(path, { content, mode: 0o600 });
+  }
+
+  hasPath(path: string): boolean {
+    return this.exists(path);
   }
 
   /** seed puts a file on the robot as its image would have it (no journal entry). */
@@ -152,6 +177,12 @@ export class RobotModel implements CommandRunner {
         return this.reap();
       case K3S_BIN:
         return this.k3s(args);
+      case ETCDCTL_BIN:
+        return this.etcd.etcdctl(this, args);
+      case REVISION_BUMP_BIN:
+        return this.etcd.bump(this, args);
+      case 'find':
+        return this.find(args);
       default:
         return fail(127, `${cmd}: command not found`);
     }
@@ -207,6 +238,19 @@ export class RobotModel implements CommandRunner {
     return ok();
   }
 
+  /** find DIR -mindepth 1 -maxdepth 1 ! -name A ! -name B -exec rm -rf {} + (replica-plans discardOthers). */
+  private find(args: readonly string[]): RunResult {
+    const [dir, ...rest] = args;
+    if (dir !== EDGECTL_ETCD_DIR || rest.slice(-5).join(' ') !== '-exec rm -rf {} +')
+      return fail(2, 'find: the model runs only the discard of other epochs');
+    const keep = new Set(rest.flatMap((a, i) => (a === '-name' ? [rest[i + 1] ?? ''] : [])));
+    const child = (p: string) => p.slice(dir.length + 1).split('/')[0] ?? '';
+    for (const p of [...this.files.keys()])
+      if (p.startsWith(`${dir}/`) && !keep.has(child(p))) this.files.delete(p);
+    for (const p of [...this.dirs]) if (p.startsWith(`${dir}/`) && !keep.has(child(p))) this.dirs.delete(p);
+    return ok();
+  }
+
   private sha256sum(args: readonly string[]): RunResult {
     if (args[0] !== '--check') {
       const f = this.files.get(args[0] ?? '');
@@ -231,10 +275,14 @@ export class RobotModel implements CommandRunner {
 
   private ls(args: readonly string[]): RunResult {
     const dir = args[args.length - 1] ?? '';
-    const names = [...this.files.keys()]
-      .filter((p) => p.startsWith(`${dir}/`) && !p.slice(dir.length + 1).includes('/'))
-      .map((p) => p.slice(dir.length + 1))
-      .sort();
+    // The directory's entries: its files and the first component of deeper paths (subdirectories).
+    const names = [
+      ...new Set(
+        [...this.files.keys(), ...this.dirs]
+          .filter((p) => p.startsWith(`${dir}/`))
+          .map((p) => p.slice(dir.length + 1).split('/')[0] ?? ''),
+      ),
+    ].sort();
     return ok(names.map((n) => `${n}\n`).join(''));
   }
 
@@ -260,6 +308,10 @@ export class RobotModel implements CommandRunner {
   }
 
   private stop(unit: string): void {
+    if (unit === DATASTORE_UNIT || unit === REPLICA_UNIT) {
+      if (this.active.delete(unit)) this.etcd.stop(this, unit);
+      return;
+    }
     if (this.active.delete(unit)) this.orphanContainerd = true;
   }
 
@@ -275,14 +327,20 @@ export class RobotModel implements CommandRunner {
       if (conflicts) for (const other of (conflicts[1] ?? '').split(/\s+/)) this.stop(other);
     }
     if (this.active.has(unit)) return ok();
-    this.active.add(unit);
-    // What k3s does on start that the plans depend on: a normal server start clears the reset flag;
-    // an agent caches the server it was told to use.
-    if (unit === SERVER_UNIT) {
-      this.files.delete(RESET_FLAG);
-      if (!this.exists(ETCD_DB_DIR))
-        this.files.set(`${ETCD_DB_DIR}/member`, { content: 'new cluster', mode: 0o600 });
+    if (unit === DATASTORE_UNIT || unit === REPLICA_UNIT) {
+      const r = this.etcd.start(this, unit);
+      if (r.code === 0) this.active.add(unit);
+      return r;
     }
+    if (
+      unit === SERVER_UNIT &&
+      this.sharedEtcd &&
+      (this.content(CONFIG_FILE) ?? '').includes('datastore-endpoint') &&
+      this.etcd.role(this.target) !== 'datastore'
+    )
+      return fail(1, `Job for ${unit} failed: the datastore at https://127.0.0.1:2379 does not answer`);
+    this.active.add(unit);
+    // What k3s does on start that the plans depend on: an agent caches the server it was told to use.
     if (unit === AGENT_UNIT) {
       const url = /server: (\S+)/.exec(this.content(SERVER_URL_DROPIN) ?? '')?.[1] ?? '';
       this.files.set(AGENT_LOAD_BALANCER_FILES[0], {
@@ -305,25 +363,6 @@ export class RobotModel implements CommandRunner {
   private k3s(args: readonly string[]): RunResult {
     if (!this.files.has(K3S_BIN)) return fail(127, `${K3S_BIN}: not found`);
     const [sub, ...rest] = args;
-    if (sub === 'server' && rest[0] === '--cluster-reset') {
-      const path = (rest[1] ?? '').replace('--cluster-reset-restore-path=', '');
-      if (!this.files.has(path)) return fail(1, `snapshot ${path} not found`);
-      this.files.set(RESET_FLAG, { content: '', mode: 0o600 });
-      this.files.set(`${ETCD_DB_DIR}/member`, { content: `restored from ${path}`, mode: 0o600 });
-      return ok(
-        'Managed etcd cluster membership has been reset, restart without --cluster-reset flag now.\n',
-      );
-    }
-    if (sub === 'etcd-snapshot' && rest[0] === 'save') {
-      if (!this.active.has(SERVER_UNIT)) return fail(1, 'etcd is not running');
-      const name = rest[rest.indexOf('--name') + 1] ?? 'on-demand';
-      const ts = this.clock++;
-      this.files.set(`${LOCAL_SNAPSHOT_DIR}/${name}-${this.target}-${ts}`, {
-        content: `etcd of ${this.target} at ${ts}`,
-        mode: 0o600,
-      });
-      return ok();
-    }
     if (sub === 'kubectl') {
       if (!this.active.has(SERVER_UNIT))
         return fail(1, 'The connection to the server 127.0.0.1:6443 was refused');
