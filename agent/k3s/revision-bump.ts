@@ -20,7 +20,7 @@ export const REVISION_BUMP_BIN = '/usr/local/bin/edgectl-etcd-revision-bump';
 /**
  * How far a restored datastore's revision moves forward. The old leader can have issued at most
  * its write rate times the time it served beyond what the new leader restored: seconds to minutes
- * (its lease fences it). A fixed 10^9 (the figure etcd's own recovery guide uses) covers 1000
+ * (its lease fences it). A fixed 10^9 (the amount commonly used with etcdutl's --bump-revision) covers 1000
  * writes a second for eleven days, needs no knowledge of the dead leader, and still leaves room
  * for millions of takeovers in etcd's int64 revisions and in a JavaScript number (2^53) that
  * carries a revision in edgectl.
