@@ -80,12 +80,11 @@ async function trial(state: LabState, mode: Trial['mode'], condition: Condition,
   const formed = await until(state, (o) => converged(o) && o.robots.every((r) => r.status !== null), 120_000);
   const leader = formed.leader!;
   const others = state.robots.map((r) => r.name).filter((x) => x !== leader);
-  if (mode === 'replication')
-    await until(
-      state,
-      (o) => others.some((f) => String(details(o, f)['replica'] ?? '').startsWith(`e${o.term}@`)),
-      60_000,
-    );
+  // The standby: the follower whose replica follows this epoch.
+  const standbyIn = (o: LabObservation) =>
+    others.find((f) => String(details(o, f)['replica'] ?? '').startsWith(`e${o.term}@`)) ?? null;
+  const standby =
+    mode === 'replication' ? standbyIn(await until(state, (o) => standbyIn(o) !== null, 60_000)) : null;
   const ns = `site-${state.site}`;
   const writer = new Writer(labApi(state, leader), ns, `t${n}`, 100);
   if (condition === 'loss')
@@ -98,11 +97,10 @@ async function trial(state: LabState, mode: Trial['mode'], condition: Condition,
     // The fault ends right before the power loss: what the leader acknowledged during it, and
     // anything it acknowledges in the moment after (a retried request), reaches the standby only
     // if replication catches up first.
-    const standby = String(details(await observeLab(state), leader)['standby'] ?? '');
     if (condition === 'cut' && !standby) throw new Error(`${leader} has no standby to cut`);
     await applyLabFault(
       state,
-      condition === 'burst' ? { kind: 'isolate', node: leader } : { kind: 'cut', a: leader, b: standby },
+      condition === 'burst' ? { kind: 'isolate', node: leader } : { kind: 'cut', a: leader, b: standby! },
     );
     await sleep(BURST_MS);
     await applyLabFault(state, { kind: 'heal' });
