@@ -39,7 +39,7 @@ async function statusFrom(api: KubeHttp, path: string): Promise<number> {
   return e?.type === 'ERROR' ? (e.object?.code ?? 0) : 200;
 }
 
-test('after a takeover, resourceVersions only move forward and the old history reads as expired', async () => {
+test('after a takeover, resourceVersions only move forward and the old history reads as expired', async (t) => {
   requireRoot('the lab one-history test');
   const state = await labUp({
     site: SITE,
@@ -99,6 +99,11 @@ test('after a takeover, resourceVersions only move forward and the old history r
     `every resourceVersion the old leader handed out (up to ${newestAcked}) is below the new leader's first write (${first})`,
   );
 
+  t.diagnostic(
+    `${next} restored revision ${restored} (${String(d['restoredFrom'])}), moved to ${bumpedTo}; ` +
+      `${leader} had handed out up to ${newestAcked}, ${loss.lost.length} of ${loss.acked} acknowledged writes ` +
+      `missed by the replica; first write after the takeover: ${first}`,
+  );
   // An old resourceVersion: one the replica holds, and one only the dead leader ever had.
   const replicated = Math.min(...acked);
   const unreplicated = Number(loss.lost.at(-1)!.resourceVersion);
