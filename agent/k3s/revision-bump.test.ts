@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { assertGolden } from '../site/golden.ts';
 import { formatPlan } from './execute.ts';
-import { datastoreDir } from './replica-plans.ts';
-import { REVISION_BUMP, REVISION_BUMP_BIN, revisionBumpStep } from './revision-bump.ts';
+import { datastoreDir, datastoreStartPlan } from './replica-plans.ts';
+import { REVISION_BUMP, REVISION_BUMP_BIN, revisionBumpStep, withRevisionBump } from './revision-bump.ts';
 
 const testdata = new URL('./testdata/', import.meta.url).pathname;
 
@@ -36,4 +36,20 @@ test('a relative path or a bad amount is refused', () => {
   assert.throws(() => revisionBumpStep('/var/lib/x y'), { code: 'EDGE_BAD_DATA_DIR' });
   assert.throws(() => revisionBumpStep('/var/lib/x', 0), { code: 'EDGE_BAD_REVISION_BUMP' });
   assert.throws(() => revisionBumpStep('/var/lib/x', 1.5), { code: 'EDGE_BAD_REVISION_BUMP' });
+});
+
+test('in a takeover plan the bump runs right after the restore and before etcd starts; nothing restored, nothing bumped', () => {
+  const R2 = { id: 'r2', host: '10.20.0.12' };
+  for (const source of [
+    { kind: 'replica', epoch: 7 } as const,
+    { kind: 'snapshot', path: '/var/lib/edgectl/snapshots/s.db', sha256: 'ab'.repeat(32) } as const,
+  ]) {
+    const plan = datastoreStartPlan(R2, 8, source);
+    const ids = withRevisionBump(plan, datastoreDir(8)).steps.map((s) => s.id);
+    assert.equal(ids.indexOf('revision-bump'), ids.indexOf('restore') + 1);
+    assert.equal(ids.length, plan.steps.length + 1);
+    assert.ok(ids.indexOf('revision-bump') < ids.indexOf('start-edgectl-etcd'));
+  }
+  const empty = datastoreStartPlan(R2, 8, { kind: 'empty' });
+  assert.equal(withRevisionBump(empty, datastoreDir(8)), empty);
 });

@@ -12,7 +12,7 @@
  * (lab/runtime/revision-bump.ts).
  */
 import { EdgeError } from '../errors.ts';
-import type { PlanStep } from '../plan/plan.ts';
+import type { Plan, PlanStep } from '../plan/plan.ts';
 
 /** Where bootstrap installs the tool on a voter (a static Go binary, beside etcd). */
 export const REVISION_BUMP_BIN = '/usr/local/bin/edgectl-etcd-revision-bump';
@@ -44,5 +44,19 @@ export function revisionBumpStep(dataDir: string, by: number = REVISION_BUMP): P
     id: 'revision-bump',
     description: `move the restored datastore's revision forward by ${by} and mark all before compacted (one history)`,
     argv: [REVISION_BUMP_BIN, `--data-dir=${dataDir}`, `--by=${by}`],
+  };
+}
+
+/**
+ * withRevisionBump: `plan` with the bump of `dataDir` right after its restore step (id `restore`),
+ * so it runs before anything starts etcd on the restored data; a plan that restores nothing (a
+ * datastore that starts empty, or the epoch's own data) is returned as it is.
+ */
+export function withRevisionBump(plan: Plan, dataDir: string, by: number = REVISION_BUMP): Plan {
+  const at = plan.steps.findIndex((s) => s.id === 'restore');
+  if (at < 0) return plan;
+  return {
+    ...plan,
+    steps: [...plan.steps.slice(0, at + 1), revisionBumpStep(dataDir, by), ...plan.steps.slice(at + 1)],
   };
 }
