@@ -10,7 +10,7 @@
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -198,6 +198,11 @@ export interface ApiServerOptions {
    * snapshot save` file: it has no snapshot hash to check.
    */
   readonly restoreSkipHashCheck?: boolean;
+  /**
+   * Run on the restored etcd data dir before etcd first starts (only when restoreFrom restored
+   * one): the lab moves its revision forward there (lab/runtime/revision-bump.ts).
+   */
+  readonly afterRestore?: (etcdDataDir: string) => Promise<void>;
   /** The etcd member's name (the robot's node id when it replicates); default `edgectl`. */
   readonly etcdName?: string;
   /**
@@ -286,6 +291,13 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
       ],
       { env: { ...process.env, ETCDCTL_API: '3' } },
     );
+    try {
+      await opts.afterRestore?.(etcdData);
+    } catch (e) {
+      // Never start from a restore that missed this step: the next start restores again.
+      rmSync(etcdData, { recursive: true, force: true });
+      throw e;
+    }
   }
   const etcdLog = openSync(join(opts.dir, 'etcd.log'), 'a');
   const etcd = spawn(

@@ -48,6 +48,7 @@ import {
 } from '../../agent/control-plane/replica.ts';
 import { etcdPeerTlsIn, type EtcdPeerTls } from '../kube-apiserver/etcd-peer.ts';
 import { applyMemberChange, EtcdReplica, listMembers } from './etcd-replica.ts';
+import { bumpRevision, type RevisionBump } from './revision-bump.ts';
 
 export const LAB_API_PORT = 6443;
 /** kube-apiserver's own port, on loopback behind the front door. */
@@ -124,6 +125,8 @@ export class LabControlPlane implements ControlPlaneRuntime {
    */
   private held: EtcdReplica | null = null;
   private restoredFromReplica: ReplicaPosition | null = null;
+  /** The revision the restored datastore of the serving epoch moved from and to (one history). */
+  private revisionBump: RevisionBump | null = null;
   private standbyNode: string | null = null;
 
   constructor(o: LabControlPlaneOptions) {
@@ -169,6 +172,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
         { epoch, snapshot: restore.name, fromEpoch: restore.epoch },
         `${this.o.nodeId} restores snapshot ${restore.name} (epoch ${restore.epoch}) for epoch ${epoch}`,
       );
+    let bumped: RevisionBump | null = null;
     // kube-apiserver listens on loopback only; the robot's API port is the fenced front door.
     const handle = await startApiServer({
       identity: this.o.identity,
@@ -178,6 +182,15 @@ export class LabControlPlane implements ControlPlaneRuntime {
       readyTimeoutMs: 60_000,
       restoreFrom: fromReplica ? fromReplica.dbPath : restore ? restorable?.path : undefined,
       restoreSkipHashCheck: fromReplica !== null,
+      // One history: the restored revision moves past any the old leader can have handed out.
+      afterRestore: async (etcdDir) => {
+        const b = await bumpRevision(etcdDir);
+        bumped = b;
+        this.o.log.info(
+          { epoch, from: b.from, to: b.to },
+          `${this.o.nodeId} moves epoch ${epoch}'s restored etcd from revision ${b.from} to ${b.to}, all before compacted`,
+        );
+      },
       ...(this.o.replication
         ? {
             etcdName: this.o.nodeId,
@@ -188,6 +201,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
     this.restoredFrom =
       restore?.name ?? (fromReplica ? `replica ${describeReplica(fromReplica.position())}` : null);
     this.restoredFromReplica = fromReplica?.position() ?? null;
+    this.revisionBump = bumped;
     // The replica's data now lives on in this epoch's etcd; another epoch's replica starts clean.
     for (const r of [this.replica, this.held]) await r?.discard();
     this.replica = null;
@@ -523,6 +537,8 @@ export class LabControlPlane implements ControlPlaneRuntime {
           this.replica || this.held ? describeReplica(this.freshestReplica()?.position() ?? null) : null,
         standby: this.standby(),
         restoredFromReplica: this.restoredFromReplica ? describeReplica(this.restoredFromReplica) : null,
+        revisionBump:
+          this.server && this.revisionBump ? `${this.revisionBump.from}->${this.revisionBump.to}` : null,
       },
     };
   }

@@ -7,9 +7,13 @@
  * for WRITE_MS, apply the condition, power the leader off, stop the writer, wait for a new leader
  * serving, count the acknowledged writes missing on it, then power the old leader back on and let
  * the site re-form before the next trial. Conditions: clean; 10% loss on every link from the start
- * of the writes; a 1.5 s burst right before the power loss.
+ * of the writes; burst: the leader's Wi-Fi drops for 1.5 s right before the power loss (the lab's
+ * `isolate`: a robot's burst cuts all of its traffic, the client's too, since the client reaches
+ * the leader's API over the same site network); cut: only the link between the leader and its
+ * standby drops for 1.5 s right before the power loss, while the client still reaches the leader
+ * (what a client running on the leader robot itself sees during the leader's burst).
  *
- *   node test/bench/rpo-bench.ts [--runs N] [--baseline-runs N] [--conditions clean,loss,burst] [--out file]
+ *   node test/bench/rpo-bench.ts [--runs N] [--baseline-runs N] [--conditions clean,loss,burst,cut] [--out file]
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -29,7 +33,7 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '10' },
     'baseline-runs': { type: 'string', default: '5' },
-    conditions: { type: 'string', default: 'clean,loss,burst' },
+    conditions: { type: 'string', default: 'clean,loss,burst,cut' },
     out: { type: 'string', default: 'docs/benchmarks/rpo.md' },
   },
 });
@@ -38,7 +42,8 @@ const BASELINE_RUNS = Number(values['baseline-runs']);
 const CONDITIONS = values.conditions!.split(',') as Condition[];
 const WRITE_MS = 4000;
 const SNAPSHOT_INTERVAL_MS = 5000;
-type Condition = 'clean' | 'loss' | 'burst';
+type Condition = 'clean' | 'loss' | 'burst' | 'cut';
+const BURST_MS = 1500;
 
 interface Trial {
   readonly mode: 'replication' | 'snapshots';
@@ -48,6 +53,8 @@ interface Trial {
   readonly windowMs: number;
   readonly takeoverMs: number | null;
   readonly source: string;
+  /** The new leader's restored revision moved forward ("from->to"), or null (one history). */
+  readonly revisionBump: string | null;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -73,20 +80,31 @@ async function trial(state: LabState, mode: Trial['mode'], condition: Condition,
   const formed = await until(state, (o) => converged(o) && o.robots.every((r) => r.status !== null), 120_000);
   const leader = formed.leader!;
   const others = state.robots.map((r) => r.name).filter((x) => x !== leader);
-  if (mode === 'replication')
-    await until(
-      state,
-      (o) => others.some((f) => String(details(o, f)['replica'] ?? '').startsWith(`e${o.term}@`)),
-      60_000,
-    );
+  // The standby: the follower whose replica follows this epoch.
+  const standbyIn = (o: LabObservation) =>
+    others.find((f) => String(details(o, f)['replica'] ?? '').startsWith(`e${o.term}@`)) ?? null;
+  const standby =
+    mode === 'replication' ? standbyIn(await until(state, (o) => standbyIn(o) !== null, 60_000)) : null;
   const ns = `site-${state.site}`;
   const writer = new Writer(labApi(state, leader), ns, `t${n}`, 100);
   if (condition === 'loss')
     for (const a of state.robots)
       for (const b of state.robots)
         if (a !== b) await applyLabFault(state, { kind: 'drop', from: a.name, to: b.name, rate: 0.1 });
-  await sleep(condition === 'burst' ? WRITE_MS - 1500 : WRITE_MS);
-  if (condition === 'burst') await applyLabFault(state, { kind: 'burst', durationMs: 1500 });
+  const burst = condition === 'burst' || condition === 'cut';
+  await sleep(burst ? WRITE_MS - BURST_MS : WRITE_MS);
+  if (burst) {
+    // The fault ends right before the power loss: what the leader acknowledged during it, and
+    // anything it acknowledges in the moment after (a retried request), reaches the standby only
+    // if replication catches up first.
+    if (condition === 'cut' && !standby) throw new Error(`${leader} has no standby to cut`);
+    await applyLabFault(
+      state,
+      condition === 'burst' ? { kind: 'isolate', node: leader } : { kind: 'cut', a: leader, b: standby! },
+    );
+    await sleep(BURST_MS);
+    await applyLabFault(state, { kind: 'heal' });
+  }
   const cutAt = Date.now();
   await applyLabFault(state, { kind: 'kill', node: leader });
   await writer.stop();
@@ -114,17 +132,29 @@ async function trial(state: LabState, mode: Trial['mode'], condition: Condition,
   let lost = writer.acked.length;
   let windowMs = Infinity;
   let source = 'none';
+  let revisionBump: string | null = null;
   if (next) {
     await applyLabFault(state, { kind: 'heal' });
     const present = await presentWrites(labApi(state, next, 5000), ns, `t${n}`);
     const loss = lostWrites(writer.acked, present, cutAt);
     lost = loss.lost.length;
     windowMs = loss.windowMs;
-    source = String(details(await observeLab(state), next)['restoredFrom'] ?? 'empty');
+    const d = details(await observeLab(state), next);
+    source = String(d['restoredFrom'] ?? 'empty');
+    revisionBump = typeof d['revisionBump'] === 'string' ? d['revisionBump'] : null;
   }
   await applyLabFault(state, { kind: 'heal' });
   await applyLabFault(state, { kind: 'restart', node: leader });
-  const t: Trial = { mode, condition, acked: writer.acked.length, lost, windowMs, takeoverMs, source };
+  const t: Trial = {
+    mode,
+    condition,
+    acked: writer.acked.length,
+    lost,
+    windowMs,
+    takeoverMs,
+    source,
+    revisionBump,
+  };
   console.error(JSON.stringify(t));
   return t;
 }
@@ -177,15 +207,16 @@ function render(trials: readonly Trial[]): string {
     const win = ts.map((t) => t.windowMs);
     const take = ts.flatMap((t) => (t.takeoverMs === null ? [] : [t.takeoverMs]));
     const fromReplica = ts.filter((t) => t.source.startsWith('replica')).length;
+    const bumped = ts.filter((t) => t.revisionBump !== null).length;
     rows.push(
       `| ${mode} | ${condition} | ${ts.length} | ${Math.round(ts.reduce((a, t) => a + t.acked, 0) / ts.length)} | ` +
         `${pct(lost, 50)} / ${pct(lost, 99)} / ${Math.max(...lost)} | ${pct(win, 50)} / ${pct(win, 99)} | ` +
-        `${(pct(take, 50) / 1000).toFixed(1)} / ${(pct(take, 99) / 1000).toFixed(1)} | ${fromReplica} of ${ts.length} |`,
+        `${(pct(take, 50) / 1000).toFixed(1)} / ${(pct(take, 99) / 1000).toFixed(1)} | ${fromReplica} of ${ts.length} | ${bumped} of ${ts.length} |`,
     );
   }
   return [
-    '| datastore | condition | runs | acked writes (mean) | lost writes p50 / p99 / max | lost window ms p50 / p99 | takeover s p50 / p99 | took over from a replica |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| datastore | condition | runs | acked writes (mean) | lost writes p50 / p99 / max | lost window ms p50 / p99 | takeover s p50 / p99 | took over from a replica | revision moved forward |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
   ].join('\n');
 }
@@ -209,7 +240,9 @@ runs). *Lost writes* are writes the old leader acknowledged (HTTP 201) that are 
 leader; the *lost window* is how long before the power loss the oldest of them was acknowledged.
 *Takeover* is power loss to a new leader serving (its API server ready), observed every ~100 ms.
 Conditions: *clean*; *loss*: 10% loss on every link between robots (both directions), from the
-first write; *burst*: every datagram between robots lost for 1.5 s right before the power loss. *snapshots* is
+first write; *burst*: the leader's Wi-Fi drops for ${BURST_MS / 1000} s right before the power loss (\`isolate\`:
+all of its traffic, the client's included); *cut*: only the link between the leader and its standby
+drops for ${BURST_MS / 1000} s right before the power loss, the client still reaching the leader. *snapshots* is
 the datastore without replication (the leader snapshots every ${SNAPSHOT_INTERVAL_MS / 1000} s, as the lab did before).
 
 ${table}
