@@ -29,18 +29,6 @@ export const K3sSettingsSchema = z
     tlsSans: z.array(z.string().min(1)).default([]),
     /** Packaged components not to deploy (disable). Robots need no ingress or service load balancer. */
     disable: z.array(z.string().min(1)).default(['traefik', 'servicelb']),
-    snapshots: z
-      .object({
-        /**
-         * No longer rendered: k3s takes no snapshots of an external datastore, and k3s runs on
-         * edgectl's etcd (replica-plans.ts); the agent's shipped snapshots remain. Still accepted so
-         * existing configs validate.
-         */
-        scheduleCron: z.string().min(9).default('0 * * * *'),
-        /** No longer rendered (see scheduleCron). */
-        retention: z.number().int().min(1).max(1000).default(6),
-      })
-      .default({ scheduleCron: '0 * * * *', retention: 6 }),
   })
   .strict();
 
