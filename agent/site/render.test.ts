@@ -231,7 +231,7 @@ describe('renderSiteAddons', () => {
       },
     });
     assert.deepEqual(
-      images(renderSiteAddons(readAddonTemplates(), { site: 'a', epoch: 1, images: spec.addons.images })),
+      images(renderSiteAddons(readAddonTemplates(), { site: 'a', epoch: 1, images: spec.addons?.images })),
       [
         'multus/cni-plugins=rancher/hardened-cni-plugins:v1.9.1-build20260819',
         'multus/multus=edgectl.local/multus-thin:v4.2.2-x',

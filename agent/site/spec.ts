@@ -297,7 +297,8 @@ export const siteSpecSchema = z
     management: managementSchema.prefault({}),
     networks: z.array(siteNetworkSchema).default([]),
     whereabouts: whereaboutsSchema.prefault({}),
-    addons: addonsSchema.prefault({}),
+    /** Unset (the usual case): the templates' pinned images. */
+    addons: addonsSchema.optional(),
     nodeLoss: nodeLossSchema.prefault({}),
   })
   .strict();
@@ -305,7 +306,7 @@ export const siteSpecSchema = z
 export type SiteSpecInput = z.input<typeof siteSpecSchema>;
 export type SiteSpec = z.output<typeof siteSpecSchema>;
 export type SiteNetwork = z.output<typeof siteNetworkSchema>;
-export type AddonImages = z.output<typeof addonsSchema>['images'];
+export type AddonImages = NonNullable<z.output<typeof addonsSchema>>['images'];
 export type PeerRule = z.output<typeof peerRuleSchema>;
 
 /** siteNamespace is the namespace a site's objects live in. */
