@@ -289,6 +289,8 @@ export async function labUp(o: LabOptions): Promise<LabState> {
     await createApiServerIdentity(join(dir, 'identity'), {
       sans: state.robots.map((r) => r.address),
       nodes: names.filter((n) => !witnessNames.includes(n)),
+      // Real nodes run the site's addon DaemonSets, whose pods act as their service accounts.
+      podServiceAccounts: state.node === 'real',
     });
     // etcd peer certificates for the voters only: they replicate the leader's etcd (docs/k3s.md).
     await issueEtcdPeerCerts(

@@ -110,6 +110,7 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
   const identity = await createApiServerIdentity(join(dir, 'identity'), {
     sans: [site.hostAddress],
     nodes: ['r1'],
+    podServiceAccounts: true,
   });
   const server: ApiServerHandle = await startApiServer({
     identity,
