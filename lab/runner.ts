@@ -15,6 +15,7 @@ import {
   leftovers,
   adminApi,
   observeLab,
+  robotNodeDir,
   siteOnServer,
   wifiOn,
   type LabObservation,
@@ -25,7 +26,12 @@ import type { LabAction, Scenario } from './scenario.ts';
 import { converged } from './analysis.ts';
 import { applyWorkload, renderWorkload, workloadReady, type WorkloadSpec } from './workload.ts';
 import { labApi, presentWrites, Writer } from './rpo.ts';
-import { addonsRunning, observeAddonPods, type AddonPodObservation } from './node/addons.ts';
+import {
+  addonFilesMissing,
+  addonsRunning,
+  observeAddonPods,
+  type AddonPodObservation,
+} from './node/addons.ts';
 
 export interface RunOptions {
   readonly site?: string;
@@ -94,7 +100,13 @@ async function waitForAddons(
   while (Date.now() - t < timeoutMs) {
     const pods = await observeAddonPods(adminApi(state, leader.address, 5000)).catch(() => null);
     if (pods) last = { ...addonsRunning(pods, nodes), pods };
-    if (last.ok) break;
+    if (last.ok) {
+      const missing = nodes.flatMap((n) =>
+        addonFilesMissing(robotNodeDir(state, n)).map((f) => `${n}: ${f}`),
+      );
+      if (missing.length === 0) break;
+      last = { ...last, ok: false, why: `not yet written: ${missing.join(', ')}` };
+    }
     await sleep(everyMs);
   }
   return { ...last, ms: Date.now() - t };

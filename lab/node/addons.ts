@@ -3,6 +3,8 @@
  * Whereabouts pods run where, from which image. Pods ask for the site network only once Multus has
  * written its config on their node, so the lab starts a workload after every node runs both.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { KubeHttp } from '../runtime/kube-http.ts';
 
 /** The addon DaemonSets (templates/site), by their pods' app.kubernetes.io/name. */
@@ -71,4 +73,24 @@ export function addonsRunning(
   return missing.length
     ? { ok: false, why: `not running: ${missing.join(', ')}` }
     : { ok: true, why: `${ADDON_APPS.join(' and ')} run on ${nodes.length} nodes` };
+}
+
+/**
+ * What the addon pods write on their node (lab/node/real-node.ts's directory layout): the
+ * plugins, Multus' config wrapping the pod network and Whereabouts' flat file. A pod of theirs is
+ * Running as soon as its container starts, a moment before these are in place.
+ */
+export const ADDON_NODE_FILES = [
+  'cni/bin/multus',
+  'cni/bin/whereabouts',
+  'cni/bin/macvlan',
+  'cni/net.d/00-multus.conf',
+  'cni/net.d/multus.d/multus.kubeconfig',
+  'cni/net.d/whereabouts.d/whereabouts.conf',
+  'cni/net.d/whereabouts.d/whereabouts.kubeconfig',
+] as const;
+
+/** addonFilesMissing lists the ADDON_NODE_FILES a node's directory does not have yet. */
+export function addonFilesMissing(nodeDir: string): string[] {
+  return ADDON_NODE_FILES.filter((f) => !existsSync(join(nodeDir, f)));
 }

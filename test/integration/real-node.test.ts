@@ -30,7 +30,7 @@ import {
 } from '../../lab/kube-apiserver/apiserver.ts';
 import { createSite, destroySite, requireRoot } from '../../lab/netns.ts';
 import { startControllers, type ControllersHandle } from '../../lab/node/controllers.ts';
-import { addonsRunning, observeAddonPods } from '../../lab/node/addons.ts';
+import { addonFilesMissing, addonsRunning, observeAddonPods } from '../../lab/node/addons.ts';
 import { KubeHttp } from '../../lab/runtime/kube-http.ts';
 import {
   labAddonImages,
@@ -193,8 +193,9 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
   await waitFor('Multus and Whereabouts running on r1', async () =>
     addonsRunning(await observeAddonPods(admin), ['r1']).ok ? true : undefined,
   );
-  for (const f of ['multus', 'whereabouts', 'macvlan'])
-    assert.ok(existsSync(join(dir, 'r1', 'cni', 'bin', f)), `the DaemonSets installed ${f}`);
+  await waitFor('the DaemonSets installed the plugins and their configs on r1', async () =>
+    addonFilesMissing(join(dir, 'r1')).length === 0 ? true : undefined,
+  );
 
   // The site network as the leader renders it, on the robot's interface.
   const range = `${SUBNET}.0/24`;
