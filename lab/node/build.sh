@@ -290,6 +290,8 @@ build_addon_images() {
   # the Multus module at the version the node's CNI bin dir gets; paths as in the upstream image.
   local msrc="$WORK/multus-img-src" mroot="$WORK/rootfs-multus"
   module_copy "gopkg.in/k8snetworkplumbingwg/multus-cni.v4@$MULTUS_VERSION" "$msrc"
+  patch -p1 -d "$msrc" --forward <"$HERE/images/addons/multus-thin-entrypoint-host.patch" >&2 \
+    || die "the thin_entrypoint patch does not apply to Multus $MULTUS_VERSION (lab/node/images/addons)"
   mkdir -p "$mroot/usr/src/multus-cni/bin"
   log "compiling multus thin_entrypoint $MULTUS_VERSION"
   (cd "$msrc" && go build -p "$JOBS" -trimpath -ldflags "-s -w" -o "$mroot/thin_entrypoint" ./cmd/thin_entrypoint >&2)

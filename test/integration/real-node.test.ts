@@ -245,6 +245,17 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
   const pod = await waitFor('pod demo Running', async () => {
     const p = (await client.get(podRef)) as PodView | null;
     return p?.status?.phase === 'Running' && p.status.containerStatuses?.[0]?.containerID ? p : undefined;
+  }).catch(async (e: Error) => {
+    // Why it did not run (a sandbox's CNI error, say) is in the pod's events: say it.
+    const events = (await admin.ok('GET', `/api/v1/namespaces/${NAMESPACE}/events`)) as {
+      items: { reason?: string; message?: string }[];
+    };
+    throw new Error(
+      `${e.message}; events: ${events.items.map((x) => `${x.reason}: ${x.message}`).join(' | ')}`,
+      {
+        cause: e,
+      },
+    );
   });
   assert.equal(pod.spec?.nodeName, 'r1', 'the scheduler put the pod on the real node');
 
