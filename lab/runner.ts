@@ -87,7 +87,7 @@ function substituteStateful(a: LabAction, host: string | null): LabAction {
  * (read from the leader's API): a pod that asks for the site network before Multus has configured
  * its node would get the pod network alone. Returns the addon pods last seen and whether they ran.
  */
-async function waitForAddons(
+export async function waitForAddons(
   state: LabState,
   leaderName: string,
   timeoutMs: number,
