@@ -35,6 +35,7 @@ import {
 } from './kube-apiserver/apiserver.ts';
 import { issueEtcdPeerCerts } from './kube-apiserver/etcd-peer.ts';
 import { createSite, destroySite, listOwned, requireRoot } from './netns.ts';
+import type { AddonImages } from '../agent/site/spec.ts';
 import { cgroupHierarchies, powerOffRealNode, removeCgroupsSync } from './node/node-power.ts';
 import {
   applyNetFault,
@@ -238,8 +239,8 @@ export async function labUp(o: LabOptions): Promise<LabState> {
   kubeApiserverBinary();
   // Real nodes need the built bundle: fail now, naming the build, rather than build for minutes
   // behind the user's back or fall back to the lab kubelet without saying so.
-  const bundle =
-    o.node === 'real' ? (await import('./node/real-node.ts')).realNodeBundle({ build: false }) : null;
+  const realNode = o.node === 'real' ? await import('./node/real-node.ts') : null;
+  const bundle = realNode ? realNode.realNodeBundle({ build: false }) : null;
   const existing = readLabState(o.site);
   if (existing)
     throw new UsageError('LAB_EXISTS', `lab "${o.site}" is already up (${existing.dir})`, {
@@ -288,6 +289,8 @@ export async function labUp(o: LabOptions): Promise<LabState> {
     await createApiServerIdentity(join(dir, 'identity'), {
       sans: state.robots.map((r) => r.address),
       nodes: names.filter((n) => !witnessNames.includes(n)),
+      // Real nodes run the site's addon DaemonSets, whose pods act as their service accounts.
+      podServiceAccounts: state.node === 'real',
     });
     // etcd peer certificates for the voters only: they replicate the leader's etcd (docs/k3s.md).
     await issueEtcdPeerCerts(
@@ -315,7 +318,10 @@ export async function labUp(o: LabOptions): Promise<LabState> {
         mode: 0o600,
       });
     }
-    writeFileSync(join(dir, 'site.yaml'), renderLabSiteSpec(state));
+    writeFileSync(
+      join(dir, 'site.yaml'),
+      renderLabSiteSpec(state, realNode && bundle ? realNode.labAddonImages(bundle) : undefined),
+    );
     if (bundle) state.hostMountPid = startHostMountAnchor(state);
     if (o.sshd !== false) prepareSsh(state);
     for (const r of state.robots) {
@@ -415,9 +421,13 @@ export function renderLabAgentConfig(
  * renderLabSiteSpec is the lab site's spec: its namespace with the default isolation, and one
  * macvlan network on the robots' "Wi-Fi" with a Whereabouts pool of its own. Robots use ipvlan L2;
  * this machine's kernel has no ipvlan (docs/real-node.md), and Whereabouts behaves the same under
- * either.
+ * either. With real nodes, the addons run the images the nodes import (labAddonImages), as robots
+ * run the pinned ones from their air-gap bundle.
  */
-export function renderLabSiteSpec(state: Pick<LabState, 'site' | 'subnet'>): string {
+export function renderLabSiteSpec(
+  state: Pick<LabState, 'site' | 'subnet'>,
+  addonImages?: AddonImages,
+): string {
   const third = state.subnet.split('.')[2];
   const spec = {
     id: state.site,
@@ -435,6 +445,7 @@ export function renderLabSiteSpec(state: Pick<LabState, 'site' | 'subnet'>): str
         gateway: `10.78.${third}.1`,
       },
     ],
+    ...(addonImages ? { addons: { images: addonImages } } : {}),
   };
   return `# Written by edgectl lab up: the site the leader applies (docs/site.md)\n${yaml().stringify(spec)}`;
 }

@@ -3,6 +3,7 @@
  * picture (SVG) of roles, faults, elections and readiness per robot over time, meant to be looked
  * at. All three are pure renderings of a RunReport; golden-tested.
  */
+import type { AddonPodObservation } from './node/addons.ts';
 import type { PodObservation } from './workload.ts';
 import type { LabObservation } from './lab.ts';
 import type { Analysis, FaultEvent, LogEvent } from './analysis.ts';
@@ -20,6 +21,8 @@ export interface RunReport {
   readonly formedMs: number | null;
   /** Real nodes with a workload: from applying it to every replica running with a site address. */
   readonly workloadStartMs?: number | null;
+  /** Real nodes with a workload: the site's addon pods when the workload was applied (null: unread). */
+  readonly addonPods?: readonly AddonPodObservation[] | null;
   /** Real nodes with a workload: its pods just before the first fault and at the end of the run. */
   readonly workloadPods?: {
     readonly before: readonly PodObservation[];

@@ -15,6 +15,7 @@ import {
   leftovers,
   adminApi,
   observeLab,
+  robotNodeDir,
   siteOnServer,
   wifiOn,
   type LabObservation,
@@ -25,6 +26,12 @@ import type { LabAction, Scenario } from './scenario.ts';
 import { converged } from './analysis.ts';
 import { applyWorkload, renderWorkload, workloadReady, type WorkloadSpec } from './workload.ts';
 import { labApi, presentWrites, Writer } from './rpo.ts';
+import {
+  addonFilesMissing,
+  addonsRunning,
+  observeAddonPods,
+  type AddonPodObservation,
+} from './node/addons.ts';
 
 export interface RunOptions {
   readonly site?: string;
@@ -73,6 +80,36 @@ function substituteStateful(a: LabAction, host: string | null): LabAction {
   if (!text.includes('"stateful"')) return a;
   if (!host) throw new Error('"stateful" names the robot running the StatefulSet pod, and none runs it');
   return JSON.parse(text.replace(/"stateful"/g, JSON.stringify(host))) as LabAction;
+}
+
+/**
+ * waitForAddons waits until every robot runs the site's Multus and Whereabouts DaemonSet pods
+ * (read from the leader's API): a pod that asks for the site network before Multus has configured
+ * its node would get the pod network alone. Returns the addon pods last seen and whether they ran.
+ */
+export async function waitForAddons(
+  state: LabState,
+  leaderName: string,
+  timeoutMs: number,
+  everyMs: number,
+): Promise<{ ok: boolean; why: string; pods: AddonPodObservation[]; ms: number }> {
+  const leader = state.robots.find((r) => r.name === leaderName)!;
+  const nodes = state.robots.filter((r) => !r.witness).map((r) => r.name);
+  const t = Date.now();
+  let last = { ok: false, why: 'the addon pods could not be read', pods: [] as AddonPodObservation[] };
+  while (Date.now() - t < timeoutMs) {
+    const pods = await observeAddonPods(adminApi(state, leader.address, 5000)).catch(() => null);
+    if (pods) last = { ...addonsRunning(pods, nodes), pods };
+    if (last.ok) {
+      const missing = nodes.flatMap((n) =>
+        addonFilesMissing(robotNodeDir(state, n)).map((f) => `${n}: ${f}`),
+      );
+      if (missing.length === 0) break;
+      last = { ...last, ok: false, why: `not yet written: ${missing.join(', ')}` };
+    }
+    await sleep(everyMs);
+  }
+  return { ...last, ms: Date.now() - t };
 }
 
 /**
@@ -138,12 +175,22 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
   const faults: FaultEvent[] = [];
   let report: RunReport | null = null;
   let workloadStartMs: number | null = null;
+  let addonPods: AddonPodObservation[] | null = null;
   try {
     let formed = await waitFor(state, converged, sc.settleMs, observations, every);
     const formedMs = formed ? formed.t - tStart : null;
     if (!formed) say(`the site did not form within ${sc.settleMs / 1000} s`);
     else say(`formed in ${(formedMs! / 1000).toFixed(1)} s: ${formed.leader} leads term ${formed.term}`);
     if (formed) o.milestone?.('formed', formed);
+    if (formed && sc.workload) {
+      const addons = await waitForAddons(state, formed.leader!, sc.settleMs, 500);
+      addonPods = addons.pods;
+      say(
+        addons.ok
+          ? `addons running in ${(addons.ms / 1000).toFixed(1)} s: ${addons.why}`
+          : `the addons did not run within ${sc.settleMs / 1000} s: ${addons.why}`,
+      );
+    }
     if (formed && sc.workload) {
       const t = Date.now();
       formed = await startWorkload(state, sc.workload, formed, sc.settleMs, observations, every);
@@ -326,6 +373,7 @@ export async function runScenario(sc: Scenario, o: RunOptions = {}): Promise<Run
       ...(sc.workload
         ? {
             workloadStartMs,
+            addonPods,
             workloadPods: {
               before: observations.filter((x) => x.t < t0 && x.workload).at(-1)?.workload?.pods ?? [],
               after: (final ?? observations.at(-1))?.workload?.pods ?? [],

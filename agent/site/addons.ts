@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { InternalError } from '../errors.ts';
 import { edgectlLabels, type KubeObject } from './objects.ts';
+import type { AddonImages } from './spec.ts';
 
 /** The template files, in apply order: CRDs first, so they are Established before anything uses them. */
 export const ADDON_TEMPLATE_FILES = [
@@ -45,9 +46,46 @@ export function readAddonTemplates(dir: string = DEFAULT_TEMPLATES_DIR): AddonTe
 export interface AddonRenderOptions {
   readonly site: string;
   readonly epoch: number;
+  /** The site spec's addons.images: each set one replaces the image of its containers. */
+  readonly images?: AddonImages;
 }
 
-/** renderSiteAddons parses the templates, in order, and labels every object as edgectl's addons. */
+/** Which spec image each addon container (or init container) of the templates runs. */
+const CONTAINER_IMAGE: Readonly<Record<string, keyof AddonImages>> = {
+  multus: 'multus',
+  'cni-plugins': 'cniPlugins',
+  whereabouts: 'whereabouts',
+};
+
+interface PodTemplateHolder {
+  spec?: { template?: { spec?: Record<string, unknown> } };
+}
+
+/** withImages is `o` with the images of its pod template's named containers replaced. */
+function withImages(o: KubeObject, images: AddonImages | undefined): KubeObject {
+  const pod = (o as PodTemplateHolder).spec?.template?.spec;
+  if (!images || !pod) return o;
+  const swap = (cs: unknown): unknown =>
+    Array.isArray(cs)
+      ? cs.map((c: { name?: string; image?: string }) => {
+          const key = c.name === undefined ? undefined : CONTAINER_IMAGE[c.name];
+          const image = key === undefined ? undefined : images[key];
+          return image === undefined ? c : { ...c, image };
+        })
+      : cs;
+  const spec = {
+    ...pod,
+    ...(pod.initContainers ? { initContainers: swap(pod.initContainers) } : {}),
+    ...(pod.containers ? { containers: swap(pod.containers) } : {}),
+  };
+  const holder = o as KubeObject & PodTemplateHolder;
+  return { ...o, spec: { ...holder.spec, template: { ...holder.spec!.template, spec } } } as KubeObject;
+}
+
+/**
+ * renderSiteAddons parses the templates, in order, labels every object as edgectl's addons and
+ * puts the spec's images, where it sets any, in place of the pinned ones.
+ */
 export function renderSiteAddons(
   templates: readonly AddonTemplate[],
   opts: AddonRenderOptions,
@@ -64,7 +102,7 @@ export function renderSiteAddons(
           `templates/${t.file} has an object without apiVersion, kind or metadata.name`,
         );
       out.push({
-        ...o,
+        ...withImages(o, opts.images),
         metadata: {
           ...o.metadata,
           labels: { ...o.metadata.labels, ...edgectlLabels(opts.site, opts.epoch, 'addons') },

@@ -139,7 +139,7 @@ export class ObjectSiteApplier implements SiteApplier {
   /** render is everything apply would write at `epoch`, in order: CRDs, addons, the site. */
   render(epoch: number): KubeObject[] {
     return [
-      ...renderSiteAddons(this.templates, { site: this.spec.id, epoch }),
+      ...renderSiteAddons(this.templates, { site: this.spec.id, epoch, images: this.spec.addons?.images }),
       ...renderSite(this.spec, { epoch }),
     ];
   }

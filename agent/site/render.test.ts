@@ -3,7 +3,14 @@ import { describe, test } from 'node:test';
 import { isCrd, readAddonTemplates, renderSiteAddons } from './addons.ts';
 import { assertGolden } from './golden.ts';
 import { toYamlStream } from './manifests.ts';
-import { LABEL_COMPONENT, LABEL_EPOCH, LABEL_MANAGED_BY, LABEL_SITE, objectKey } from './objects.ts';
+import {
+  LABEL_COMPONENT,
+  LABEL_EPOCH,
+  LABEL_MANAGED_BY,
+  LABEL_SITE,
+  objectKey,
+  type KubeObject,
+} from './objects.ts';
 import { renderCniConfig, renderSite, WHEREABOUTS_CONFIGURATION_PATH } from './render.ts';
 import { loadSiteSpec, parseSiteSpec } from './spec.ts';
 
@@ -189,10 +196,54 @@ describe('renderSiteAddons', () => {
     assert.ok(text.includes('"path":"/var/lib/rancher/k3s/data/cni"'));
     assert.ok(text.includes('"path":"/var/lib/rancher/k3s/agent/etc/cni/net.d"'));
     assert.ok(!text.includes('"path":"/opt/cni/bin"') && !text.includes('"path":"/etc/cni/net.d"'));
-    const reconciler = objects.find((o) => o.metadata.name === 'whereabouts-reconciler')!;
-    assert.ok(
-      JSON.stringify(reconciler).includes('"name":"whereabouts-config"'),
-      'the reconciler reads the site ConfigMap',
+    // The reconciler is ip-control-loop's (no ip-reconciler image since Whereabouts v0.6): the
+    // DaemonSet mounts the site's schedule where it reads it.
+    const whereabouts = objects.find((o) => o.kind === 'DaemonSet' && o.metadata.name === 'whereabouts')!;
+    const text2 = JSON.stringify(whereabouts);
+    assert.ok(text2.includes('"name":"whereabouts-config"'), 'the reconciler reads the site ConfigMap');
+    assert.ok(text2.includes('"mountPath":"/cron-schedule"'));
+    assert.ok(!objects.some((o) => o.metadata.name === 'whereabouts-reconciler'));
+  });
+
+  test("the spec's addon images replace the pinned ones, each in its own containers only", () => {
+    const images = (objects: KubeObject[]) =>
+      objects.flatMap((o) => {
+        const pod = (
+          o as { spec?: { template?: { spec?: Record<string, { name: string; image: string }[]> } } }
+        ).spec?.template?.spec;
+        return [...(pod?.initContainers ?? []), ...(pod?.containers ?? [])].map(
+          (c) => `${o.metadata.name}/${c.name}=${c.image}`,
+        );
+      });
+    const pinned = images(renderSiteAddons(readAddonTemplates(), { site: 'a', epoch: 1 }));
+    assert.deepEqual(pinned, [
+      'multus/cni-plugins=rancher/hardened-cni-plugins:v1.9.1-build20260819',
+      'multus/multus=rancher/hardened-multus-cni:v4.3.0-build20260819',
+      'whereabouts/whereabouts=rancher/hardened-whereabouts:v0.9.4-build20260819',
+    ]);
+    const spec = parseSiteSpec({
+      id: 'a',
+      addons: {
+        images: {
+          multus: 'edgectl.local/multus-thin:v4.2.2-x',
+          whereabouts: 'edgectl.local/whereabouts:v0.9.2-x',
+        },
+      },
+    });
+    assert.deepEqual(
+      images(renderSiteAddons(readAddonTemplates(), { site: 'a', epoch: 1, images: spec.addons?.images })),
+      [
+        'multus/cni-plugins=rancher/hardened-cni-plugins:v1.9.1-build20260819',
+        'multus/multus=edgectl.local/multus-thin:v4.2.2-x',
+        'whereabouts/whereabouts=edgectl.local/whereabouts:v0.9.2-x',
+      ],
+    );
+  });
+
+  test('an addon image that is not an image reference is a ConfigError naming the field', () => {
+    assert.throws(
+      () => parseSiteSpec({ id: 'a', addons: { images: { multus: 'Not An Image' } } }),
+      (e: Error) => e.message.includes('addons.images.multus'),
     );
   });
 });

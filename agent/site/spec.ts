@@ -201,6 +201,35 @@ const whereaboutsSchema = z
   })
   .strict();
 
+/** A container image reference: [registry/]name[:tag][@digest]. */
+const imageRef = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(@sha256:[a-f0-9]{64})?$/,
+    'must be an image reference, like registry.example/multus:v4.2.2',
+  );
+
+/**
+ * The images the addons (templates/site) run, in place of the pinned ones in the templates: for
+ * robots whose image cache holds other builds (the lab imports images it builds itself). An image
+ * must already be on every robot (tags other than `latest` are never pulled when present).
+ */
+const addonsSchema = z
+  .object({
+    images: z
+      .object({
+        /** The Multus DaemonSet's container (thin_entrypoint and the multus binary). */
+        multus: imageRef.optional(),
+        /** The Multus DaemonSet's init container that installs the reference CNI plugins. */
+        cniPlugins: imageRef.optional(),
+        /** The Whereabouts DaemonSet (install scripts, whereabouts binary, ip-control-loop). */
+        whereabouts: imageRef.optional(),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
 /**
  * The robots' management side: the NICs and subnets their own addresses live on, where the agents
  * (UDP 7946, status 7947-7948), mDNS (5353), k3s (6443), the kubelet (10250) and SSH listen. Site
@@ -268,6 +297,8 @@ export const siteSpecSchema = z
     management: managementSchema.prefault({}),
     networks: z.array(siteNetworkSchema).default([]),
     whereabouts: whereaboutsSchema.prefault({}),
+    /** Unset (the usual case): the templates' pinned images. */
+    addons: addonsSchema.optional(),
     nodeLoss: nodeLossSchema.prefault({}),
   })
   .strict();
@@ -275,6 +306,7 @@ export const siteSpecSchema = z
 export type SiteSpecInput = z.input<typeof siteSpecSchema>;
 export type SiteSpec = z.output<typeof siteSpecSchema>;
 export type SiteNetwork = z.output<typeof siteNetworkSchema>;
+export type AddonImages = NonNullable<z.output<typeof addonsSchema>>['images'];
 export type PeerRule = z.output<typeof peerRuleSchema>;
 
 /** siteNamespace is the namespace a site's objects live in. */

@@ -128,7 +128,9 @@ export async function runRenderSite(o: RenderSiteOptions, io: Io): Promise<Rende
     });
   const spec = loadSiteSpec(o.file, { acceptInventory: true });
   const site = renderSite(spec, { epoch: o.epoch });
-  const addons = o.addons ? renderSiteAddons(readAddonTemplates(), { site: spec.id, epoch: o.epoch }) : [];
+  const addons = o.addons
+    ? renderSiteAddons(readAddonTemplates(), { site: spec.id, epoch: o.epoch, images: spec.addons?.images })
+    : [];
 
   if (o.out === undefined) {
     const result: RenderSiteResult = {

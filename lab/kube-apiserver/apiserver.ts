@@ -37,6 +37,13 @@ export interface ApiServerIdentity {
   readonly adminToken: string;
   /** Each robot's kubelet token: user system:node:<name>, group system:nodes. */
   readonly nodeTokens: Readonly<Record<string, string>>;
+  /**
+   * Pods get service-account tokens signed with this identity's key (the ServiceAccount admission
+   * plugin), as on k3s: for sites whose API servers run next to kube-controller-manager, which
+   * makes every namespace's `default` account. Without it (bare API servers, lite labs), the
+   * plugin stays off, or every pod would be refused for a missing account.
+   */
+  readonly podServiceAccounts?: boolean;
 }
 
 /** nodeTokenOf: the robot's kubelet token, or a coded error naming the fix when the lab has none. */
@@ -81,7 +88,7 @@ const identityFile = (dir: string) => join(dir, 'identity.json');
  */
 export async function createApiServerIdentity(
   dir: string,
-  opts: { sans: readonly string[]; nodes: readonly string[] },
+  opts: { sans: readonly string[]; nodes: readonly string[]; podServiceAccounts?: boolean },
 ): Promise<ApiServerIdentity> {
   if (existsSync(identityFile(dir)))
     return JSON.parse(readFileSync(identityFile(dir), 'utf8')) as ApiServerIdentity;
@@ -154,6 +161,7 @@ export async function createApiServerIdentity(
     tokensCsv: f('tokens.csv'),
     adminToken,
     nodeTokens,
+    ...(opts.podServiceAccounts ? { podServiceAccounts: true } : {}),
   };
   writeFileSync(identityFile(dir), JSON.stringify(identity, null, 2), { mode: 0o600 });
   return identity;
@@ -334,7 +342,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
       '--allow-privileged=true',
       '--authorization-mode=Node,RBAC',
       '--enable-admission-plugins=NodeRestriction',
-      '--disable-admission-plugins=ServiceAccount',
+      ...(opts.identity.podServiceAccounts ? [] : ['--disable-admission-plugins=ServiceAccount']),
       `--token-auth-file=${opts.identity.tokensCsv}`,
       `--service-account-issuer=https://kubernetes.default.svc`,
       `--service-account-key-file=${opts.identity.saPub}`,

@@ -5,7 +5,11 @@
 #   - Multus (thin CNI plugin) and Whereabouts (IPAM plugin) from the Go module proxy (their CRDs
 #     are the site's, in templates/crds);
 #   - two one-layer OCI image tarballs built from Go sources in lab/node/images: a pause image
-#     and a demo workload, for `ctr -n k8s.io images import` (no registry on these machines).
+#     and a demo workload, for `ctr -n k8s.io images import` (no registry on these machines);
+#   - the site addons' images, the lab's stand-ins for the air-gap images robots carry: Multus
+#     (thin_entrypoint + the multus binary, from the Multus module), Whereabouts (the whereabouts
+#     binary, ip-control-loop and the module's install scripts, with Debian's busybox for their
+#     shell) and the reference CNI plugins (Debian's, with lab/node/images/addons' installer).
 # containerd, runc and the CNI plugins come from Debian (lab/kube-apiserver/install-deps.sh).
 #
 #   env=$(lab/node/build.sh)        # last stdout line = a KEY=path file describing the bundle
@@ -21,6 +25,7 @@
 #   multus/<v>/multus
 #   whereabouts/<v>/whereabouts
 #   images/<sha of the sources>/{pause.oci.tar,demo.oci.tar}
+#   addon-images/<sha of versions and sources>/{multus.oci.tar,whereabouts.oci.tar,cni-plugins.oci.tar}
 #   each dir has SHA256SUMS (checked on every call) and build-info.txt; builds.log keeps timings.
 #   bundle-<key>.env    KEY=path lines for lab/node/real-node.ts (the last stdout line)
 # The Go caches are the kube-apiserver build's ($EDGECTL_CACHE/kube-apiserver/go): kubelet shares
@@ -47,9 +52,18 @@ KUBE_DIR="$ROOT/kubernetes/$KUBE_VERSION"
 MULTUS_DIR="$ROOT/multus/$MULTUS_VERSION"
 WB_DIR="$ROOT/whereabouts/$WHEREABOUTS_VERSION"
 # Images are keyed by their sources (and the Go version that compiles them).
-IMG_KEY="$(cd "$HERE/images" && { go env GOVERSION 2>/dev/null || echo nogo; find . -type f | sort | xargs sha256sum; } | sha256sum | cut -c1-16)"
+IMG_KEY="$(cd "$HERE/images" && { go env GOVERSION 2>/dev/null || echo nogo; find ./pause ./demo -type f | sort | xargs sha256sum; } | sha256sum | cut -c1-16)"
 IMG_DIR="$ROOT/images/$IMG_KEY"
-BUNDLE="$ROOT/bundle-kube-$KUBE_VERSION-multus-$MULTUS_VERSION-whereabouts-$WHEREABOUTS_VERSION-images-$IMG_KEY.env"
+# The addon images are keyed by what goes into them: the Multus and Whereabouts versions, the Go
+# that compiles their commands, Debian's CNI plugins and busybox, and the lab's installer script.
+ADDON_KEY="$(cd "$HERE/images" && {
+  go env GOVERSION 2>/dev/null || echo nogo
+  echo "$MULTUS_VERSION $WHEREABOUTS_VERSION"
+  dpkg-query -W containernetworking-plugins busybox-static 2>/dev/null || echo nodpkg
+  find ./addons -type f | sort | xargs sha256sum
+} | sha256sum | cut -c1-16)"
+ADDON_DIR="$ROOT/addon-images/$ADDON_KEY"
+BUNDLE="$ROOT/bundle-kube-$KUBE_VERSION-multus-$MULTUS_VERSION-whereabouts-$WHEREABOUTS_VERSION-images-$IMG_KEY-addons-$ADDON_KEY.env"
 
 dir_ok() { [[ -s $1/SHA256SUMS ]] && (cd "$1" && sha256sum --status -c SHA256SUMS); }
 seal() { (cd "$1" && shift && sha256sum "$@" >SHA256SUMS.tmp && mv -f SHA256SUMS.tmp SHA256SUMS); }
@@ -65,6 +79,12 @@ PAUSE_IMAGE_TAR=$IMG_DIR/pause.oci.tar
 PAUSE_IMAGE=edgectl.local/pause:$IMG_KEY
 DEMO_IMAGE_TAR=$IMG_DIR/demo.oci.tar
 DEMO_IMAGE=edgectl.local/demo:$IMG_KEY
+MULTUS_IMAGE_TAR=$ADDON_DIR/multus.oci.tar
+MULTUS_IMAGE=edgectl.local/multus-thin:$MULTUS_VERSION-$ADDON_KEY
+WHEREABOUTS_IMAGE_TAR=$ADDON_DIR/whereabouts.oci.tar
+WHEREABOUTS_IMAGE=edgectl.local/whereabouts:$WHEREABOUTS_VERSION-$ADDON_KEY
+CNI_PLUGINS_IMAGE_TAR=$ADDON_DIR/cni-plugins.oci.tar
+CNI_PLUGINS_IMAGE=edgectl.local/cni-plugins:$ADDON_KEY
 KUBE_VERSION=$KUBE_VERSION
 MULTUS_VERSION=$MULTUS_VERSION
 WHEREABOUTS_VERSION=$WHEREABOUTS_VERSION
@@ -72,7 +92,7 @@ EOF
   mv -f "$BUNDLE.tmp" "$BUNDLE"
 }
 
-all_ok() { dir_ok "$KUBE_DIR" && dir_ok "$MULTUS_DIR" && dir_ok "$WB_DIR" && dir_ok "$IMG_DIR" && [[ -s $BUNDLE ]]; }
+all_ok() { dir_ok "$KUBE_DIR" && dir_ok "$MULTUS_DIR" && dir_ok "$WB_DIR" && dir_ok "$IMG_DIR" && dir_ok "$ADDON_DIR" && [[ -s $BUNDLE ]]; }
 
 # Fast path: nothing to do.
 if all_ok; then
@@ -252,11 +272,61 @@ build_images() {
   seal "$out" pause.oci.tar demo.oci.tar
 }
 
+# busybox_into ROOTFS: Debian's static busybox as /bin/sh and the other applets the install
+# scripts call (the upstream images are alpine or distroless; these carry only what runs).
+busybox_into() {
+  local bb
+  bb="$(command -v busybox)" || die "busybox not found (Debian: busybox-static; lab/kube-apiserver/install-deps.sh)"
+  mkdir -p "$1/bin"
+  cp "$bb" "$1/bin/busybox"
+  local a
+  for a in $("$bb" --list); do [[ $a == busybox ]] || ln -sf busybox "$1/bin/$a"; done
+}
+
+build_addon_images() {
+  local t0=$SECONDS out="$ADDON_DIR"
+  mkdir -p "$out"
+  # Multus (thin): thin_entrypoint installs the multus binary and writes the autoconfig, both from
+  # the Multus module at the version the node's CNI bin dir gets; paths as in the upstream image.
+  local msrc="$WORK/multus-img-src" mroot="$WORK/rootfs-multus"
+  module_copy "gopkg.in/k8snetworkplumbingwg/multus-cni.v4@$MULTUS_VERSION" "$msrc"
+  patch -p1 -d "$msrc" --forward <"$HERE/images/addons/multus-thin-entrypoint-host.patch" >&2 \
+    || die "the thin_entrypoint patch does not apply to Multus $MULTUS_VERSION (lab/node/images/addons)"
+  mkdir -p "$mroot/usr/src/multus-cni/bin"
+  log "compiling multus thin_entrypoint $MULTUS_VERSION"
+  (cd "$msrc" && go build -p "$JOBS" -trimpath -ldflags "-s -w" -o "$mroot/thin_entrypoint" ./cmd/thin_entrypoint >&2)
+  cp "$MULTUS_DIR/multus" "$mroot/usr/src/multus-cni/bin/multus"
+  oci_image edgectl.local/multus-thin "$MULTUS_VERSION-$ADDON_KEY" "$mroot" "$out/multus.oci.tar" /thin_entrypoint
+  # Whereabouts: the CNI binary, ip-control-loop (the pod controller and the cron reconciler) and
+  # the module's install scripts, laid out as in the upstream image.
+  local wsrc="$WORK/whereabouts-img-src" wroot="$WORK/rootfs-whereabouts"
+  module_copy "github.com/k8snetworkplumbingwg/whereabouts@$WHEREABOUTS_VERSION" "$wsrc"
+  busybox_into "$wroot"
+  log "compiling whereabouts ip-control-loop $WHEREABOUTS_VERSION"
+  (cd "$wsrc" && go build -p "$JOBS" -trimpath -ldflags "-s -w" -o "$wroot/ip-control-loop" ./cmd/controlloop >&2)
+  cp "$WB_DIR/whereabouts" "$wroot/whereabouts"
+  local s
+  for s in install-cni.sh lib.sh token-watcher.sh; do install -m 0755 "$wsrc/script/$s" "$wroot/$s"; done
+  oci_image edgectl.local/whereabouts "$WHEREABOUTS_VERSION-$ADDON_KEY" "$wroot" "$out/whereabouts.oci.tar" /install-cni.sh
+  # The reference CNI plugins: Debian's, and an installer that honours SKIP_CNI_BINARIES.
+  local croot="$WORK/rootfs-cni-plugins"
+  busybox_into "$croot"
+  mkdir -p "$croot/opt/cni/bin"
+  cp /usr/lib/cni/* "$croot/opt/cni/bin/"
+  install -m 0755 "$HERE/images/addons/install-cni-plugins.sh" "$croot/install-cni-plugins.sh"
+  oci_image edgectl.local/cni-plugins "$ADDON_KEY" "$croot" "$out/cni-plugins.oci.tar" /install-cni-plugins.sh
+  printf 'addon_key=%s\nmultus_version=%s\nwhereabouts_version=%s\ngo_version=%s\ntotal_seconds=%s\n' \
+    "$ADDON_KEY" "$MULTUS_VERSION" "$WHEREABOUTS_VERSION" "$GO_VERSION" $(( SECONDS - t0 )) >"$out/build-info.txt"
+  seal "$out" multus.oci.tar whereabouts.oci.tar cni-plugins.oci.tar
+  record "$out" "addon-images-$ADDON_KEY" $(( SECONDS - t0 ))
+}
+
 t_all=$SECONDS
 log "building the real-node bundle into $ROOT with $GO_VERSION (-p $JOBS)"
 dir_ok "$IMG_DIR" || build_images
 dir_ok "$MULTUS_DIR" || build_multus
 dir_ok "$WB_DIR" || build_whereabouts
+dir_ok "$ADDON_DIR" || build_addon_images
 dir_ok "$KUBE_DIR" || build_kubernetes
 write_bundle
 log "done in $(( SECONDS - t_all ))s: $BUNDLE"

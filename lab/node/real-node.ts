@@ -1,7 +1,9 @@
 /**
- * A real Kubernetes node inside a lab robot's network namespace: containerd + runc + CNI (Multus
- * thin plugin delegating to a bridge for the pod network, Whereabouts for the site network) and a
- * real kubelet joined to a given API server with the robot's node identity (docs/real-node.md).
+ * A real Kubernetes node inside a lab robot's network namespace: containerd + runc + the base CNI
+ * plugins and a pod network (a bridge), and a real kubelet joined to a given API server with the
+ * robot's node identity (docs/real-node.md). Multus and Whereabouts are not the node's: the site's
+ * addon DaemonSets install them from locally built images, which the node imports like the air-gap
+ * images a robot carries.
  *
  * Layout of one node (all under `dir`, nothing shared between nodes):
  *   holder       one long-lived process in the robot's network namespace with a private mount
@@ -11,27 +13,17 @@
  *   containerd   its own root, state and socket; `restrict_oom_score_adj` because root in these VMs
  *                lacks CAP_SYS_RESOURCE and runc fails to raise a sandbox's oom_score_adj otherwise.
  *   kubelet      cgroupfs driver with a cgroup root of its own per node; cgroup v1 allowed.
- *   CNI          conf dir mounted (in the holder only) at k3s's conf dir, so the NADs the leader
- *                renders for k3s robots, which name Whereabouts' files there, work unchanged.
+ *   CNI          conf and bin dirs mounted (in the holder only) at k3s's, so the addon DaemonSets'
+ *                hostPaths and the NADs the leader renders for k3s robots work unchanged.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { EdgeError } from '../../agent/errors.ts';
-import type { KubeObject } from '../../agent/site/objects.ts';
-import { K3S_CNI_CONF_DIR } from '../../agent/site/render.ts';
+import { K3S_CNI_BIN_DIR, K3S_CNI_CONF_DIR } from '../../agent/site/render.ts';
+import type { AddonImages } from '../../agent/site/spec.ts';
 import { kubeConfigFor } from '../kube-apiserver/apiserver.ts';
 import {
   cgroupHierarchies,
@@ -42,11 +34,13 @@ import {
   removeCgroups,
 } from './node-power.ts';
 import {
+  NODE_BASE_CNI_PLUGINS,
+  POD_NETWORK_CONF,
   renderContainerdConfig,
   renderHolderScript,
   renderKubeletConfig,
-  renderMultusConfig,
-  renderWhereaboutsConf,
+  renderKubeServiceNat,
+  renderPodNetworkConfig,
 } from './render.ts';
 
 const execFileP = promisify(execFile);
@@ -65,6 +59,11 @@ export interface RealNodeBundle {
   readonly pauseImage: string;
   readonly demoImageTar: string;
   readonly demoImage: string;
+  /** The site addons' images (build.sh), imported on every node; the lab's site spec names them. */
+  readonly addonImages: readonly { readonly tar: string; readonly name: string }[];
+  readonly multusImage: string;
+  readonly whereaboutsImage: string;
+  readonly cniPluginsImage: string;
   readonly kubeVersion: string;
   readonly multusVersion: string;
   readonly whereaboutsVersion: string;
@@ -133,75 +132,29 @@ export function readRealNodeBundle(envFile: string): RealNodeBundle {
     pauseImage: get('PAUSE_IMAGE'),
     demoImageTar: get('DEMO_IMAGE_TAR'),
     demoImage: get('DEMO_IMAGE'),
+    addonImages: ['MULTUS', 'WHEREABOUTS', 'CNI_PLUGINS'].map((k) => ({
+      tar: get(`${k}_IMAGE_TAR`),
+      name: get(`${k}_IMAGE`),
+    })),
+    multusImage: get('MULTUS_IMAGE'),
+    whereaboutsImage: get('WHEREABOUTS_IMAGE'),
+    cniPluginsImage: get('CNI_PLUGINS_IMAGE'),
     kubeVersion: get('KUBE_VERSION'),
     multusVersion: get('MULTUS_VERSION'),
     whereaboutsVersion: get('WHEREABOUTS_VERSION'),
   };
 }
 
-/** The service account the lab's CNI plugins act as (Multus and Whereabouts have theirs on k3s). */
-export const LAB_CNI_SERVICE_ACCOUNT = { name: 'edgectl-lab-cni', namespace: 'kube-system' } as const;
-
 /**
- * labNodeCniRbac is a service account for the CNI plugins on every lab node, with what the Multus
- * and Whereabouts service accounts may do on a k3s robot (templates/site/*.yaml). The node's own
- * credentials would not do: NodeRestriction keeps a node out of every Lease outside
- * kube-node-lease, and Whereabouts locks its pools with a Lease.
+ * labAddonImages is the site spec's addons.images for a lab whose nodes import this bundle: the
+ * addon DaemonSets run the images built here instead of the pinned upstream ones.
  */
-export function labNodeCniRbac(): KubeObject[] {
-  const { name, namespace } = LAB_CNI_SERVICE_ACCOUNT;
-  return [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace } },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name },
-      rules: [
-        {
-          apiGroups: ['k8s.cni.cncf.io'],
-          resources: ['network-attachment-definitions'],
-          verbs: ['get', 'list', 'watch'],
-        },
-        {
-          apiGroups: ['whereabouts.cni.cncf.io'],
-          resources: ['ippools', 'overlappingrangeipreservations', 'nodeslicepools'],
-          verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
-        },
-        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['*'] },
-        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
-        { apiGroups: [''], resources: ['pods/status'], verbs: ['get', 'update', 'patch'] },
-        { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch', 'update'] },
-      ],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-      subjects: [{ kind: 'ServiceAccount', name, namespace }],
-    },
-  ];
-}
-
-/**
- * labCniToken asks the API server for a token of the lab's CNI service account (TokenRequest),
- * as a CNI DaemonSet's install script would write one into the node's CNI kubeconfig.
- */
-export async function labCniToken(admin: KubeConfig, expirationSeconds = 7 * 24 * 3600): Promise<string> {
-  const res = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
-    ...LAB_CNI_SERVICE_ACCOUNT,
-    body: { spec: { audiences: [], expirationSeconds } },
-  });
-  const token = res.status?.token;
-  if (!token)
-    throw new EdgeError(
-      'CNI_TOKEN_MISSING',
-      'the API server returned no token for the lab CNI service account',
-      {
-        hint: 'apply labNodeCniRbac() first',
-      },
-    );
-  return token;
+export function labAddonImages(bundle: RealNodeBundle): AddonImages {
+  return {
+    multus: bundle.multusImage,
+    whereabouts: bundle.whereaboutsImage,
+    cniPlugins: bundle.cniPluginsImage,
+  };
 }
 
 export interface RealNodeOptions {
@@ -215,12 +168,11 @@ export interface RealNodeOptions {
   readonly podCidr: string;
   /** All of this node's state, logs and sockets (keep it short: unix socket paths are limited). */
   readonly dir: string;
-  /** `token` is the kubelet's (system:node:<name>), `cniToken` the CNI plugins' (labCniToken). */
+  /** `token` is the kubelet's (system:node:<name>). */
   readonly apiServer: {
     readonly url: string;
     readonly caPem: string;
     readonly token: string;
-    readonly cniToken: string;
   };
   readonly bundle: RealNodeBundle;
   /** Prefix of the node's cgroup root, so a lab's cgroups are recognisable and removable. */
@@ -277,30 +229,23 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
   // A node left running by an agent that died (a crash, not a power loss) goes first.
   powerOffRealNode(dir);
   rmSync(dir, { recursive: true, force: true });
-  for (const d of ['cni/bin', 'cni/net.d/whereabouts.d', 'cni-state', 'containerd', 'kubelet', 'pod-logs'])
+  for (const d of ['cni/bin', 'cni/net.d', 'cni-state', 'containerd', 'kubelet', 'pod-logs'])
     mkdirSync(join(dir, d), { recursive: true, mode: 0o700 });
+  // Mount points for the node's own dirs (inside its mount namespace only).
   mkdirSync(K3S_CNI_CONF_DIR, { recursive: true });
+  mkdirSync(K3S_CNI_BIN_DIR, { recursive: true });
   const socket = join(dir, 'containerd.sock');
   const cgroupRoot = `/${o.cgroupPrefix}${o.name}`;
 
-  // CNI: Debian's plugins + Multus + Whereabouts in one bin dir; Multus delegates the pod network
-  // to a bridge in the robot's namespace; both act as the lab's CNI service account.
-  for (const p of readdirSync(DEBIAN_CNI_BIN_DIR))
-    symlinkSync(join(DEBIAN_CNI_BIN_DIR, p), join(dir, 'cni', 'bin', p));
-  symlinkSync(o.bundle.multus, join(dir, 'cni', 'bin', 'multus'));
-  symlinkSync(o.bundle.whereabouts, join(dir, 'cni', 'bin', 'whereabouts'));
-  const netd = join(dir, 'cni', 'net.d');
-  // The kubelet's and the CNI plugins' credentials for one API server (written again on rejoin).
+  // CNI: what k3s ships itself (Debian's build of it) and the pod network; the addon DaemonSets
+  // add the other plugins, Multus (whose 00-multus.conf wraps the pod network) and Whereabouts.
+  for (const p of NODE_BASE_CNI_PLUGINS) symlinkSync(join(DEBIAN_CNI_BIN_DIR, p), join(dir, 'cni', 'bin', p));
+  writeFileSync(join(dir, 'cni', 'net.d', POD_NETWORK_CONF), renderPodNetworkConfig(dir, o.podCidr));
   const writeCredentials = (api: RealNodeOptions['apiServer']): void => {
     const kubelet = kubeConfigFor(api.url, api.caPem, api.token, `system:node:${o.name}`).exportConfig();
     writeFileSync(join(dir, 'kubelet.kubeconfig'), kubelet, { mode: 0o600 });
-    const cni = kubeConfigFor(api.url, api.caPem, api.cniToken, LAB_CNI_SERVICE_ACCOUNT.name).exportConfig();
-    writeFileSync(join(netd, 'multus.kubeconfig'), cni, { mode: 0o600 });
-    writeFileSync(join(netd, 'whereabouts.d', 'whereabouts.kubeconfig'), cni, { mode: 0o600 });
   };
   writeCredentials(o.apiServer);
-  writeFileSync(join(netd, 'whereabouts.d', 'whereabouts.conf'), renderWhereaboutsConf(dir));
-  writeFileSync(join(netd, '00-multus.conf'), renderMultusConfig(dir, o.podCidr));
 
   // The node's cgroup root must exist in every hierarchy before kubelet starts.
   const hostRoot = o.hostMountPid ? `/proc/${o.hostMountPid}/root` : '';
@@ -375,6 +320,22 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
   watch('containerd', containerd);
   const ctr = async (args: readonly string[]): Promise<string> =>
     (await execFileP('ctr', ['--address', socket, '-n', 'k8s.io', ...args], { maxBuffer: 16 << 20 })).stdout;
+  // kube-proxy's part for the `kubernetes` Service, in the robot's namespace: the addon pods'
+  // in-cluster config names its address.
+  const pointKubeService = async (url: string, first: boolean): Promise<void> => {
+    for (const args of renderKubeServiceNat(url, first)) {
+      try {
+        await execFileP('nsenter', ['-t', String(holderPid), '-n', '--', 'iptables', ...args]);
+      } catch (e) {
+        // A node restarted in the same namespace (an agent that crashed) finds its chain there.
+        if (!(first && args.includes('-N') && /exists/i.test(String((e as { stderr?: string }).stderr))))
+          throw new EdgeError('NODE_SERVICE_NAT_FAILED', `iptables ${args.join(' ')} failed on ${o.name}`, {
+            hint: 'the lab needs iptables (nf_tables) in the robot namespaces',
+            cause: e,
+          });
+      }
+    }
+  };
 
   const stopKubelet = async (): Promise<void> => {
     if (!kubelet) return;
@@ -451,8 +412,13 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
       }
     }
     // No registry: the images come from the bundle, as the air-gap images do on robots.
-    await ctr(['images', 'import', o.bundle.pauseImageTar]);
-    await ctr(['images', 'import', o.bundle.demoImageTar]);
+    for (const tar of [
+      o.bundle.pauseImageTar,
+      o.bundle.demoImageTar,
+      ...o.bundle.addonImages.map((i) => i.tar),
+    ])
+      await ctr(['images', 'import', tar]);
+    await pointKubeService(o.apiServer.url, true);
 
     writeFileSync(join(dir, 'kubelet.yaml'), renderKubeletConfig(dir, socket, cgroupRoot, o.address));
     startKubelet();
@@ -483,6 +449,7 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNodeHandle>
       await stopKubelet();
       if (stopping) return;
       writeCredentials(api);
+      await pointKubeService(api.url, false);
       startKubelet();
     },
     exited,

@@ -3,7 +3,7 @@
  * settings. Pure: no I/O; lab/node/render.test.ts checks the settings the node depends on.
  */
 import { join } from 'node:path';
-import { K3S_CNI_CONF_DIR } from '../../agent/site/render.ts';
+import { K3S_CNI_BIN_DIR, K3S_CNI_CONF_DIR } from '../../agent/site/render.ts';
 
 /** renderHolderScript sets up the node's private mount namespace, then sleeps for the node's life. */
 export function renderHolderScript(dir: string): string {
@@ -22,7 +22,9 @@ export function renderHolderScript(dir: string): string {
     'mount -t tmpfs -o mode=0711 tmpfs /run/containerd',
     `mount --bind ${q(join(dir, 'cni-state'))} /var/lib/cni`,
     'mount -t tmpfs -o mode=0755 tmpfs /run/netns',
+    // The site's addon DaemonSets install into k3s's CNI dirs (hostPath): this node's own.
     `mount --bind ${q(join(dir, 'cni', 'net.d'))} ${q(K3S_CNI_CONF_DIR)}`,
+    `mount --bind ${q(join(dir, 'cni', 'bin'))} ${q(K3S_CNI_BIN_DIR)}`,
     'echo ready',
     'exec sleep infinity',
   ].join('\n');
@@ -105,38 +107,28 @@ imageGCLowThresholdPercent: 98
 }
 
 /**
- * renderWhereaboutsConf is Whereabouts' flat file, where the site's NADs name it (k3s's conf dir,
- * mounted in the node's mount namespace).
+ * The CNI plugins a node has before any DaemonSet runs: those k3s ships in its own CNI dir (the
+ * Multus DaemonSet's init container skips exactly these, SKIP_CNI_BINARIES in
+ * templates/site/multus.yaml). The others (macvlan, ipvlan, ...), Multus and Whereabouts come from
+ * the site's addon images.
  */
-export function renderWhereaboutsConf(dir: string): string {
-  return JSON.stringify({
-    datastore: 'kubernetes',
-    kubernetes: { kubeconfig: join(K3S_CNI_CONF_DIR, 'whereabouts.d', 'whereabouts.kubeconfig') },
-    log_file: join(dir, 'whereabouts.log'),
-    log_level: 'debug',
-  });
-}
+export const NODE_BASE_CNI_PLUGINS = ['bridge', 'host-local', 'loopback', 'portmap', 'bandwidth', 'firewall'];
+
+/** The pod network's CNI config file, which Multus' autoconfig wraps (as it wraps k3s's flannel). */
+export const POD_NETWORK_CONF = '10-lab-pods.conflist';
 
 /**
- * renderMultusConfig is the node's one CNI config: Multus (thin plugin) with the kubelet's
- * credentials, the pod network delegated to a bridge in the robot's namespace, and the NADs a pod
- * asks for added as net1, net2...
+ * renderPodNetworkConfig is the node's pod network, in the place k3s puts flannel's: a bridge in
+ * the robot's namespace with host-local addresses from the node's pod CIDR. The Multus DaemonSet
+ * finds it in the conf dir and writes 00-multus.conf, which delegates to it.
  */
-export function renderMultusConfig(dir: string, podCidr: string): string {
+export function renderPodNetworkConfig(dir: string, podCidr: string): string {
   return JSON.stringify(
     {
       cniVersion: '0.4.0',
-      name: 'multus-cni-network',
-      type: 'multus',
-      kubeconfig: join(K3S_CNI_CONF_DIR, 'multus.kubeconfig'),
-      binDir: join(dir, 'cni', 'bin'),
-      cniDir: join(dir, 'cni-state', 'multus'),
-      logFile: join(dir, 'multus.log'),
-      logLevel: 'verbose',
-      delegates: [
+      name: 'lab-pods',
+      plugins: [
         {
-          cniVersion: '0.4.0',
-          name: 'lab-pods',
           type: 'bridge',
           bridge: 'cni0',
           isGateway: true,
@@ -152,4 +144,53 @@ export function renderMultusConfig(dir: string, podCidr: string): string {
     null,
     2,
   );
+}
+
+/**
+ * The `kubernetes` Service's address (the first of the lab API server's service range,
+ * lab/kube-apiserver/apiserver.ts): what pods' in-cluster config names, and where the addon
+ * DaemonSets' kubeconfigs point.
+ */
+export const KUBERNETES_SERVICE = { address: '10.0.0.1', port: 443 } as const;
+
+/** The nat chain that plays kube-proxy for the `kubernetes` Service on a lab node. */
+export const KUBE_SERVICE_CHAIN = 'EDGECTL-KUBE-SVC';
+
+/**
+ * renderKubeServiceNat is the iptables commands (argument lists) that send the `kubernetes`
+ * Service's address to `server` (the API server the node reports to), from the node's own
+ * processes (OUTPUT: the hostNetwork addon pods and the CNI plugins) and from its pods
+ * (PREROUTING), as kube-proxy does on a robot. `first` adds the chain and its jumps; later calls
+ * only re-point it.
+ */
+export function renderKubeServiceNat(server: string, first: boolean): string[][] {
+  const u = new URL(server);
+  const port = u.port || '443';
+  const nat = ['-w', '5', '-t', 'nat'];
+  const svc = KUBERNETES_SERVICE;
+  return [
+    ...(first
+      ? [
+          [...nat, '-N', KUBE_SERVICE_CHAIN],
+          [...nat, '-A', 'OUTPUT', '-j', KUBE_SERVICE_CHAIN],
+          [...nat, '-A', 'PREROUTING', '-j', KUBE_SERVICE_CHAIN],
+        ]
+      : []),
+    [...nat, '-F', KUBE_SERVICE_CHAIN],
+    [
+      ...nat,
+      '-A',
+      KUBE_SERVICE_CHAIN,
+      '-d',
+      `${svc.address}/32`,
+      '-p',
+      'tcp',
+      '--dport',
+      String(svc.port),
+      '-j',
+      'DNAT',
+      '--to-destination',
+      `${u.hostname}:${port}`,
+    ],
+  ];
 }

@@ -11,8 +11,6 @@ import { EdgeError } from '../../agent/errors.ts';
 import { nodeTokenOf, type ApiServerIdentity } from '../kube-apiserver/apiserver.ts';
 import { startControllers, type ControllersHandle } from '../node/controllers.ts';
 import {
-  labNodeCniRbac,
-  LAB_CNI_SERVICE_ACCOUNT,
   readRealNodeBundle,
   startRealNode,
   type RealNodeBundle,
@@ -86,54 +84,11 @@ export class RealRobotNode {
   }
 
   /**
-   * cniToken asks the server for a token of the lab's CNI service account (TokenRequest), as a CNI
-   * DaemonSet's install script writes one into the node's CNI kubeconfig.
-   */
-  private async cniToken(server: ServerAccess): Promise<string> {
-    const { name, namespace } = LAB_CNI_SERVICE_ACCOUNT;
-    const res = (await this.admin(server).ok(
-      'POST',
-      `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
-      {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: { audiences: [], expirationSeconds: 7 * 24 * 3600 },
-      },
-    )) as { status?: { token?: string } };
-    const token = res.status?.token;
-    if (!token)
-      throw new EdgeError(
-        'CNI_TOKEN_MISSING',
-        `${server.url} returned no token for the lab CNI service account`,
-        {
-          hint: "the leader applies it when its server starts; see the leader's agent.log",
-        },
-      );
-    return token;
-  }
-
-  /**
-   * startControlPlane is what a leader adds to etcd + kube-apiserver: the CNI plugins' service
-   * account, then kube-controller-manager and kube-scheduler against its own (fenced) front door.
+   * startControlPlane is what a leader adds to etcd + kube-apiserver: kube-controller-manager and
+   * kube-scheduler against its own (fenced) front door.
    */
   async startControlPlane(server: ServerAccess, dir: string): Promise<void> {
     await this.stopControlPlane();
-    const api = this.admin(server);
-    for (const o of labNodeCniRbac()) {
-      const plural = {
-        ServiceAccount: 'serviceaccounts',
-        ClusterRole: 'clusterroles',
-        ClusterRoleBinding: 'clusterrolebindings',
-      }[o.kind]!;
-      const base = o.apiVersion === 'v1' ? '/api/v1' : `/apis/${o.apiVersion}`;
-      const ns = o.metadata.namespace ? `/namespaces/${o.metadata.namespace}` : '';
-      await api.ok(
-        'PATCH',
-        `${base}${ns}/${plural}/${o.metadata.name}?fieldManager=edgectl&force=true`,
-        o,
-        'application/apply-patch+yaml',
-      );
-    }
     this.controllers = await startControllers({
       url: server.url,
       identity: this.o.identity,
@@ -162,7 +117,6 @@ export class RealRobotNode {
       url: server.url,
       caPem: server.caPem,
       token: this.nodeToken(),
-      cniToken: await this.cniToken(server),
     };
     const since = Date.now();
     if (!this.node) {

@@ -1,7 +1,8 @@
 /**
  * Workloads on real lab nodes, as root: the scenario lab/scenarios/workload-robot-loss.yaml on 3
- * robots, each a real node (containerd + kubelet + Multus + Whereabouts), the leader also running
- * kube-controller-manager and kube-scheduler. A Deployment and a StatefulSet run with site
+ * robots, each a real node (containerd + kubelet; Multus and Whereabouts from the site's addon
+ * DaemonSets, run from locally built images), the leader also running kube-controller-manager and
+ * kube-scheduler. A Deployment and a StatefulSet run with site
  * addresses; the robot that runs the StatefulSet pod loses power. Asserted from the real API: the
  * pod runs again on a survivor with a site address, the lost robot's addresses are freed, no
  * address is ever held by two pods, nothing is duplicated after the robot returns, and `lab down`
@@ -17,6 +18,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { LabObservation } from '../../lab/lab.ts';
 import { requireRoot } from '../../lab/netns.ts';
+import { addonsRunning } from '../../lab/node/addons.ts';
 import { realNodeBundle } from '../../lab/node/real-node.ts';
 import { runScenario } from '../../lab/runner.ts';
 import { parseScenario } from '../../lab/scenario.ts';
@@ -24,7 +26,7 @@ import { duplicateAddresses } from '../../lab/workload.ts';
 
 test('workload-robot-loss: the StatefulSet pod comes back on a survivor with a site address, no address twice', async () => {
   requireRoot('the lab workload test');
-  realNodeBundle(); // builds the node components on a fresh machine (cached afterwards)
+  const bundle = realNodeBundle(); // builds the node components on a fresh machine (cached afterwards)
   const file = fileURLToPath(new URL('../../lab/scenarios/workload-robot-loss.yaml', import.meta.url));
   const sc = parseScenario(readFileSync(file, 'utf8'), 'workload-robot-loss.yaml');
   const reportDir = mkdtempSync(join(tmpdir(), 'edgectl-lab-workload-'));
@@ -38,6 +40,20 @@ test('workload-robot-loss: the StatefulSet pod comes back on a survivor with a s
   assert.deepEqual(failed, [], `report in ${reportDir}`);
   assert.equal(report.passed, true, `report in ${reportDir}`);
   assert.deepEqual(report.leaks, { netns: [], links: [], nftTables: [], processes: [], cgroups: [] });
+
+  // The site's addons ran for real on every robot, from the images the nodes imported (no
+  // registry, no binaries put on the nodes by hand): the site addresses below are their work.
+  const addons = report.addonPods ?? [];
+  assert.deepEqual(addonsRunning(addons, report.robots), {
+    ok: true,
+    why: `multus and whereabouts run on ${report.robots.length} nodes`,
+  });
+  for (const p of addons)
+    assert.deepEqual(
+      p.images,
+      p.app === 'multus' ? [bundle.cniPluginsImage, bundle.multusImage] : [bundle.whereaboutsImage],
+      `${p.name} runs the locally built images`,
+    );
 
   // The behaviour, from the observations the expectations were judged on.
   const observations = readFileSync(join(reportDir, 'observations.ndjson'), 'utf8')

@@ -1,7 +1,9 @@
 /**
  * One real Kubernetes node in a lab robot's namespace, as root: etcd + kube-apiserver +
  * kube-controller-manager + kube-scheduler on the host, containerd + kubelet in the robot's
- * namespace (lab/node/real-node.ts). The NAD is what the leader renders for a site network
+ * namespace (lab/node/real-node.ts), and the site's addons (templates/site: the Multus and
+ * Whereabouts DaemonSets) from the locally built images the node imported; they must run on the
+ * node and install Multus, Whereabouts and the reference plugins. The NAD is what the leader renders for a site network
  * (renderCniConfig), with macvlan on the robot's interface because this kernel has no ipvlan. A
  * scheduled pod that asks for it must run with a second interface whose address Whereabouts took
  * from the range (read from inside the pod's network namespace), must keep running untouched when
@@ -28,9 +30,10 @@ import {
 } from '../../lab/kube-apiserver/apiserver.ts';
 import { createSite, destroySite, requireRoot } from '../../lab/netns.ts';
 import { startControllers, type ControllersHandle } from '../../lab/node/controllers.ts';
+import { addonFilesMissing, addonsRunning, observeAddonPods } from '../../lab/node/addons.ts';
+import { KubeHttp } from '../../lab/runtime/kube-http.ts';
 import {
-  labCniToken,
-  labNodeCniRbac,
+  labAddonImages,
   realNodeBundle,
   startRealNode,
   type RealNodeHandle,
@@ -107,6 +110,7 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
   const identity = await createApiServerIdentity(join(dir, 'identity'), {
     sans: [site.hostAddress],
     nodes: ['r1'],
+    podServiceAccounts: true,
   });
   const server: ApiServerHandle = await startApiServer({
     identity,
@@ -123,10 +127,15 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
   cleanups.push(() => controllers.stop());
 
   const client = new KubeObjectClient(server.kubeConfig());
-  // The CRDs the leader installs (templates/crds), and the service account the lab's CNI plugins
-  // act as, with what the Multus and Whereabouts service accounts may do on a k3s robot.
-  const crds = renderSiteAddons(readAddonTemplates(), { site: SITE, epoch: 1 }).filter(isCrd);
-  for (const o of [...crds, ...labNodeCniRbac()]) await client.apply(o);
+  // The addons the leader installs (templates/: CRDs, then Multus and Whereabouts) with the lab's
+  // images, and the reconciler schedule the site render writes.
+  const addons = renderSiteAddons(readAddonTemplates(), {
+    site: SITE,
+    epoch: 1,
+    images: labAddonImages(bundle),
+  });
+  const crds = addons.filter(isCrd);
+  for (const o of crds) await client.apply(o);
   for (const crd of crds)
     await waitFor(`CRD ${crd.metadata.name} Established`, async () => {
       const got = (await client.get({
@@ -141,6 +150,14 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
         : undefined;
     });
 
+  for (const o of addons.filter((x) => !isCrd(x))) await client.apply(o);
+  await client.apply({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'whereabouts-config', namespace: 'kube-system' },
+    data: { 'cron-expression': '*/5 * * * *' },
+  } as KubeObject);
+
   const node: RealNodeHandle = await startRealNode({
     name: 'r1',
     netns: robot.netns,
@@ -151,7 +168,6 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
       url: server.url,
       caPem: server.caPem,
       token: identity.nodeTokens['r1']!,
-      cniToken: await labCniToken(server.kubeConfig()),
     },
     bundle,
     cgroupPrefix: CGROUP_PREFIX,
@@ -165,6 +181,21 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
     } | null;
     return n?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
   });
+
+  // The addon DaemonSets run on the node from the imported images; until Multus has written its
+  // config, a pod would get the pod network alone.
+  const admin = new KubeHttp({
+    server: server.url,
+    caPem: server.caPem,
+    token: identity.adminToken,
+    timeoutMs: 5000,
+  });
+  await waitFor('Multus and Whereabouts running on r1', async () =>
+    addonsRunning(await observeAddonPods(admin), ['r1']).ok ? true : undefined,
+  );
+  await waitFor('the DaemonSets installed the plugins and their configs on r1', async () =>
+    addonFilesMissing(join(dir, 'r1')).length === 0 ? true : undefined,
+  );
 
   // The site network as the leader renders it, on the robot's interface.
   const range = `${SUBNET}.0/24`;
@@ -214,6 +245,17 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
   const pod = await waitFor('pod demo Running', async () => {
     const p = (await client.get(podRef)) as PodView | null;
     return p?.status?.phase === 'Running' && p.status.containerStatuses?.[0]?.containerID ? p : undefined;
+  }).catch(async (e: Error) => {
+    // Why it did not run (a sandbox's CNI error, say) is in the pod's events: say it.
+    const events = (await admin.ok('GET', `/api/v1/namespaces/${NAMESPACE}/events`)) as {
+      items: { reason?: string; message?: string }[];
+    };
+    throw new Error(
+      `${e.message}; events: ${events.items.map((x) => `${x.reason}: ${x.message}`).join(' | ')}`,
+      {
+        cause: e,
+      },
+    );
   });
   assert.equal(pod.spec?.nodeName, 'r1', 'the scheduler put the pod on the real node');
 
@@ -253,7 +295,6 @@ test('a real node in a lab namespace runs a pod with a Whereabouts address on th
     url: server.url,
     caPem: server.caPem,
     token: identity.nodeTokens['r1']!,
-    cniToken: await labCniToken(server.kubeConfig()),
   });
   const rejoinedAt = Date.now();
   await waitFor('the new kubelet renews the node Lease', async () => {
