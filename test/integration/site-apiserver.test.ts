@@ -28,7 +28,7 @@ import {
 import { readAddonTemplates } from '../../agent/site/addons.ts';
 import { KubeSiteApplier } from '../../agent/site/applier.ts';
 import { describeSiteApplierContract } from '../../agent/site/applier.contract.ts';
-import { KubeObjectClient } from '../../agent/site/object-client.ts';
+import { KubeObjectClient } from '../../agent/site/kube-client.ts';
 import { renderSite } from '../../agent/site/render.ts';
 import { renderSiteAddons } from '../../agent/site/addons.ts';
 
