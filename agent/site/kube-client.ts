@@ -3,10 +3,10 @@
  * the kubeconfig's CA and client certificate or token (kube-config.ts). It sends and reads plain
  * JSON: the site's objects go to the server as rendered, byte for byte.
  *
- * It replaces @kubernetes/client-node on the leader's path: that library, with undici, is about
- * 1.4 MB of bundled code that a robot loaded on its first apply and kept, some 20 MB of RSS on an
- * idle leader (docs/benchmarks/agent.md). The ObjectClient needs five calls and discovery of
- * each kind's resource name and scope, which is what this file does.
+ * It replaces @kubernetes/client-node on the leader's path: that library, with undici and its
+ * generated models, is far more code than the five calls and the discovery of each kind's resource
+ * name and scope that the ObjectClient needs, and a robot loaded it on its first apply and kept it
+ * (docs/benchmarks/agent.md has what it cost).
  */
 import { request, type RequestOptions } from 'node:https';
 import { EdgeError } from '../errors.ts';
