@@ -2,7 +2,8 @@
  * The built agent (agent/build.ts, into a temp dir, not agent/bundle/): its entry does not load
  * zod and yaml, bootstrap ships its config loader, it reports a bad config as `edgectl agent run`
  * does, and nothing of the lab, the CLI or the tests' twins is in it. The tests' entry
- * (agent/testing/main.ts), built the same way, runs a leader on the in-memory control plane.
+ * (agent/testing/main.ts), built the same way, runs a leader on the in-memory control plane, and one
+ * on the k3s runtime over the robot model that applies the site: what each loads is pinned.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -93,6 +94,76 @@ test('bootstrap ships the config loader with the chunks', () => {
   assert.ok(agentChunks(entry).includes(join(out, 'edgectl-agent-config.cjs')));
 });
 
+/**
+ * leaderModules runs the tests' built entry as the leader of a one-robot site with `controlPlane`
+ * until it serves (on every runtime: the site applied), scrapes /metrics, stops it with SIGTERM and
+ * returns the built-in modules its process loaded.
+ */
+async function leaderModules(
+  name: string,
+  controlPlane: Record<string, unknown>,
+  env: Record<string, string> = {},
+): Promise<string[]> {
+  const work = join(dir, name);
+  mkdirSync(work);
+  const preload = join(work, 'modules.cjs');
+  writeFileSync(
+    preload,
+    "process.on('exit', () => require('node:fs').writeFileSync(process.env.EDGECTL_MODULES_OUT, process.moduleLoadList.join('\\n')));",
+  );
+  const keyFile = renderRobotKeyFile({
+    master: randomBytes(32),
+    site: 'modules',
+    node: 'solo',
+    voters: ['solo'],
+    send: 1,
+    accept: [1],
+  });
+  writeFileSync(join(work, 'site-keys.json'), formatRobotKeyFile(keyFile), { mode: 0o600 });
+  const ports = { udp: await freeUdpPort(), tcp: await freePort() };
+  const config = join(work, 'agent.yaml');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      site: { id: 'modules' },
+      node: { id: 'solo', serverCapable: true },
+      voters: ['solo'],
+      profile: 'test',
+      network: { bindAddress: '127.0.0.1', port: ports.udp, mdns: false },
+      stateDir: join(work, 'state'),
+      siteKeyFile: join(work, 'site-keys.json'),
+      status: { listen: `127.0.0.1:${ports.tcp}` },
+      controlPlane,
+      log: { level: 'warn' },
+    }),
+  );
+  const list = join(work, 'modules.txt');
+  const agent = spawn(process.execPath, ['--require', preload, testEntry, '--config', config], {
+    env: { ...process.env, ...env, EDGECTL_MODULES_OUT: list },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  agent.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((ok) => agent.on('exit', (code) => ok(code)));
+  try {
+    const base = `http://127.0.0.1:${ports.tcp}`;
+    let lifecycle: string | undefined;
+    for (let i = 0; i < 300 && lifecycle !== 'leading.serving' && agent.exitCode === null; i++) {
+      await new Promise((ok) => setTimeout(ok, 100));
+      lifecycle = await fetch(`${base}/status`)
+        .then((r) => r.json() as Promise<{ lifecycle: string }>)
+        .then((st) => st.lifecycle)
+        .catch(() => undefined);
+    }
+    assert.equal(lifecycle, 'leading.serving', stderr);
+    assert.match(await (await fetch(`${base}/metrics`)).text(), /^edgectl_term /m);
+  } finally {
+    agent.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, stderr);
+  return readFileSync(list, 'utf8').split('\n');
+}
+
 /** What the built agent prints for an error, as agent/main.ts formats it. */
 function printed(e: unknown): string {
   assert.ok(e instanceof EdgeError);
@@ -161,73 +232,15 @@ test('a running leader loads no built-in through an ES import, and none that onl
     assert.deepEqual(esImports, [], at);
   }
   // Nor through a runtime `require`: the bundle has none (build.ts), so a built-in left to one
-  // would throw "Dynamic require" when its chunk first runs. What is left is ws's optional native
-  // add-ons, which it requires inside a try.
+  // would throw "Dynamic require" when its chunk first runs.
   const runtimeRequires = Object.values(meta.agent.outputs).flatMap((o) =>
     o.imports.filter((i) => i.external && i.kind === 'require-call').map((i) => i.path),
   );
-  assert.deepEqual(runtimeRequires.sort(), ['bufferutil', 'utf-8-validate']);
+  assert.deepEqual(runtimeRequires, []);
   // What the process really loaded: a one-robot site, whose agent (the tests' entry, the robot's
   // code with the in-memory control plane) elects itself, starts the in-memory control plane and
   // serves /metrics, then stops on SIGTERM and lists its modules.
-  const work = join(dir, 'leader');
-  mkdirSync(work);
-  const preload = join(work, 'modules.cjs');
-  writeFileSync(
-    preload,
-    "process.on('exit', () => require('node:fs').writeFileSync(process.env.EDGECTL_MODULES_OUT, process.moduleLoadList.join('\\n')));",
-  );
-  const keyFile = renderRobotKeyFile({
-    master: randomBytes(32),
-    site: 'modules',
-    node: 'solo',
-    voters: ['solo'],
-    send: 1,
-    accept: [1],
-  });
-  writeFileSync(join(work, 'site-keys.json'), formatRobotKeyFile(keyFile), { mode: 0o600 });
-  const ports = { udp: await freeUdpPort(), tcp: await freePort() };
-  const config = join(work, 'agent.yaml');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      site: { id: 'modules' },
-      node: { id: 'solo', serverCapable: true },
-      voters: ['solo'],
-      profile: 'test',
-      network: { bindAddress: '127.0.0.1', port: ports.udp, mdns: false },
-      stateDir: join(work, 'state'),
-      siteKeyFile: join(work, 'site-keys.json'),
-      status: { listen: `127.0.0.1:${ports.tcp}` },
-      controlPlane: { runtime: 'memory' },
-      log: { level: 'warn' },
-    }),
-  );
-  const list = join(work, 'modules.txt');
-  const agent = spawn(process.execPath, ['--require', preload, testEntry, '--config', config], {
-    env: { ...process.env, EDGECTL_MODULES_OUT: list },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  agent.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((ok) => agent.on('exit', (code) => ok(code)));
-  try {
-    const base = `http://127.0.0.1:${ports.tcp}`;
-    let lifecycle: string | undefined;
-    for (let i = 0; i < 300 && lifecycle !== 'leading.serving' && agent.exitCode === null; i++) {
-      await new Promise((ok) => setTimeout(ok, 100));
-      lifecycle = await fetch(`${base}/status`)
-        .then((r) => r.json() as Promise<{ lifecycle: string }>)
-        .then((st) => st.lifecycle)
-        .catch(() => undefined);
-    }
-    assert.equal(lifecycle, 'leading.serving', stderr);
-    assert.match(await (await fetch(`${base}/metrics`)).text(), /^edgectl_term /m);
-  } finally {
-    agent.kill('SIGTERM');
-  }
-  assert.equal(await exited, 0, stderr);
-  const loaded = readFileSync(list, 'utf8').split('\n');
+  const loaded = await leaderModules('leader', { runtime: 'memory' });
   assert.ok(
     loaded.includes('NativeModule dgram') && loaded.includes('NativeModule http'),
     'the list is real',
@@ -242,4 +255,41 @@ test('a running leader loads no built-in through an ES import, and none that onl
     'NativeModule internal/deps/undici/undici',
   ])
     assert.ok(!loaded.includes(unwanted), `${unwanted} loaded`);
+});
+
+test("the robot's bundle carries no @kubernetes/client-node, and a k3s leader that applied the site loads no built-in beyond its HTTPS client's", async () => {
+  for (const m of [meta, testMeta]) {
+    const inputs = Object.values(m.agent.outputs).flatMap((o) => Object.keys(o.inputs));
+    assert.deepEqual(
+      inputs.filter((i) => /node_modules\/(@kubernetes\/client-node|undici|node-fetch|ws)\//.test(i)),
+      [],
+    );
+  }
+  // The k3s runtime's own code over the robot model (agent/k3s/testing/model-robot.ts), as
+  // bench:agent runs it: the leader parses the installed spec and applies the site.
+  const work = join(dir, 'k3s-site');
+  mkdirSync(work);
+  writeFileSync(join(work, 'site.yaml'), 'id: modules\n');
+  const idle = await leaderModules('leader-memory', { runtime: 'memory' });
+  const applied = await leaderModules(
+    'leader-k3s',
+    {
+      runtime: 'k3s',
+      k3s: { nodeIp: '127.0.0.1', flannelIface: 'lo' },
+      siteSpecFile: join(work, 'site.yaml'),
+      templatesDir: join(ROOT, 'templates'),
+      receivedSnapshotDir: join(work, 'snapshots'),
+    },
+    { EDGECTL_ROBOT_MODEL: '1' },
+  );
+  const added = applied.filter((m) => !idle.includes(m) && m.startsWith('NativeModule '));
+  // The HTTPS client's: https, tls and the crypto they load (the apply goes through kube-client.ts
+  // on a robot; over the model only its module loads). zod reads `navigator` once.
+  assert.ok(added.includes('NativeModule https'), JSON.stringify(added));
+  const HTTPS_CLIENT =
+    /^NativeModule (https|tls|crypto|internal\/(crypto|tls)\/[a-z0-9_-]+|internal\/js_stream_socket|internal\/streams\/lazy_transform|internal\/navigator)$/;
+  assert.deepEqual(
+    added.filter((m) => !HTTPS_CLIENT.test(m)),
+    [],
+  );
 });

@@ -9,7 +9,7 @@
  * so neither is in the robot's bundle.
  *
  * The bundle is esbuild's esm format with code splitting: code that only `import()` reaches (the
- * k3s runtime, and the site applier with @kubernetes/client-node and undici) is in chunks that load when a
+ * k3s runtime, and the site applier with its HTTPS client) is in chunks that load when a
  * robot first uses them. A robot that does not use them never parses them, makes no closures for
  * their functions, and does not load the built-ins they import (https, tls, child_process, http):
  * a chunk's built-in imports load with the chunk. The entry and the chunks it imports statically

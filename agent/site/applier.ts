@@ -13,16 +13,11 @@
  * its twin for tests. Both run the same logic (ObjectSiteApplier) over an ObjectClient, and
  * applier.contract.ts holds them, and a real kube-apiserver, to the same behaviour.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
 import { EdgeError, InternalError } from '../errors.ts';
 import { isCrd, readAddonTemplates, renderSiteAddons, type AddonTemplate } from './addons.ts';
-import {
-  ConflictError,
-  KubeObjectClient,
-  refOf,
-  type ObjectClient,
-  type ObjectRef,
-} from './object-client.ts';
+import { KubeObjectClient } from './kube-client.ts';
+import type { KubeConfigLike, KubeConnection } from './kube-config.ts';
+import { ConflictError, refOf, type ObjectClient, type ObjectRef } from './object-client.ts';
 import { describeObject, PRUNABLE_KINDS, siteSelector, type KubeObject } from './objects.ts';
 import {
   classifyApply,
@@ -329,7 +324,7 @@ function nameOf(o: KubeObject): Omit<AppliedObject, 'action'> {
 
 /** KubeSiteApplier applies the site to a real API server (the k3s server this robot leads). */
 export class KubeSiteApplier extends ObjectSiteApplier {
-  constructor(opts: SiteApplierOptions & { kubeConfig: KubeConfig }) {
+  constructor(opts: SiteApplierOptions & { kubeConfig: KubeConnection | KubeConfigLike }) {
     super(new KubeObjectClient(opts.kubeConfig), opts);
   }
 }

@@ -409,8 +409,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
 export function kubeConfigFor(url: string, caPem: string, token: string, user = 'admin'): KubeConfig {
   // Loaded on first use: the client is a large module that `lab status`, `lab fault` and the
   // identity helpers here never need, and loading it made every lab command slow to start. This is
-  // for the CLI and tests, which run from the sources; the bundled agent's lab runtime uses
-  // agent/site/kube-site.ts's, whose static import esbuild can bundle.
+  // for the CLI and tests, which run from the sources; the agents' runtimes reach the API server
+  // through agent/site/kube-client.ts, without the client.
   const { KubeConfig: Config } = createRequire(import.meta.url)(
     '@kubernetes/client-node',
   ) as typeof import('@kubernetes/client-node');

@@ -183,6 +183,8 @@ async function runRound(
           site: { id: 'bench' },
           node: { id: r.name, serverCapable: r.name !== 'r6' },
           voters: names.slice(0, 5),
+          // The learner: the site names its workers, and a leader takes no unnamed robot as one.
+          workers: names.slice(5),
           profile: 'fleet',
           network: { interfaces: ['eth0'] },
           stateDir: join(work, r.name, 'state'),

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { readAddonTemplates, renderSiteAddons, isCrd } from '../../agent/site/addons.ts';
-import { KubeObjectClient } from '../../agent/site/object-client.ts';
+import { KubeObjectClient } from '../../agent/site/kube-client.ts';
 import type { KubeObject } from '../../agent/site/objects.ts';
 import { renderCniConfig } from '../../agent/site/render.ts';
 import { siteNetworkSchema } from '../../agent/site/spec.ts';

@@ -31,7 +31,7 @@ import { KubeSiteApplier } from '../../agent/site/applier.ts';
 import { LeaderSite } from '../../agent/site/leader-site.ts';
 import { fileSiteSpecSource } from '../../agent/site/spec-source.ts';
 import { describeSiteApplierContract } from '../../agent/site/applier.contract.ts';
-import { KubeObjectClient } from '../../agent/site/object-client.ts';
+import { KubeObjectClient } from '../../agent/site/kube-client.ts';
 import { renderSite } from '../../agent/site/render.ts';
 import { renderSiteAddons } from '../../agent/site/addons.ts';
 

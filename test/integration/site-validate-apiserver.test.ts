@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { EdgeError } from '../../agent/errors.ts';
-import { KubeObjectClient } from '../../agent/site/object-client.ts';
+import { KubeObjectClient } from '../../agent/site/kube-client.ts';
 import { renderSite } from '../../agent/site/render.ts';
 import { siteSpecSchema, type SiteSpecInput } from '../../agent/site/spec.ts';
 import { validateSiteSpec } from '../../agent/site/validate.ts';

@@ -10,12 +10,14 @@ import { makeK3sControlPlane } from '../../control-plane/k3s-runtime.ts';
 import type { RuntimeContext } from '../../run.ts';
 import type { ObjectClient } from '../../site/object-client.ts';
 import { AGENT_UNIT, SERVER_UNIT } from '../paths.ts';
-import { K3sSettingsSchema } from '../settings.ts';
+import type { K3sControlPlaneConfig } from '../settings.ts';
 import { installedRobot } from './installed.ts';
 
 export async function modelRobot({ config, log, snapshotKeysFor }: RuntimeContext): Promise<K3sControlPlane> {
-  const cp = config.controlPlane as { k3s?: unknown; templatesDir?: string };
-  const k3s = K3sSettingsSchema.parse(cp.k3s);
+  // The config loader validated the section and filled its defaults: parsing it again here would
+  // load zod into every measured agent, which a robot's k3s runtime does not.
+  const cp = config.controlPlane as unknown as K3sControlPlaneConfig;
+  const k3s = cp.k3s;
   const model = await installedRobot(
     { ...k3s, site: config.site.id, nodeName: config.node.id },
     {},
