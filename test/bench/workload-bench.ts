@@ -360,6 +360,9 @@ async function main(): Promise<void> {
         );
       }
     });
+  // Written after each series too, so a run cut short keeps what it measured.
+  const write = () => writeFileSync(OUT, report(bundle, robotLoss, leaderLoss, stock, stopped));
+  write();
   if (DEFAULT_ROUNDS > 0)
     await withLab(
       {
@@ -386,13 +389,14 @@ async function main(): Promise<void> {
             break;
           }
           stock.push(r);
+          write();
           say(
             `default timings ${i + 1}/${DEFAULT_ROUNDS} (${r.lost}): StatefulSet pod ${s(r.statefulMs)} (gone from ${r.lost} ${s(r.statefulGoneMs)}), Deployment pod ${s(r.deploymentMs)}, every replica ${s(r.allMs)}`,
           );
         }
       },
     );
-  writeFileSync(OUT, report(bundle, robotLoss, leaderLoss, stock, stopped));
+  write();
   say(`wrote ${OUT}`);
 }
 
