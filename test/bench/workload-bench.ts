@@ -301,6 +301,8 @@ async function main(): Promise<void> {
   const leaderLoss: Round[] = [];
   const stock: Round[] = [];
   const stopped: string[] = [];
+  // Written after every round, so a run cut short keeps what it measured.
+  const write = () => writeFileSync(OUT, report(bundle, robotLoss, leaderLoss, stock, stopped));
   const start = async (state: LabState) => {
     const o = await until(state, converged, 60_000, 'the site');
     await applyWorkload(
@@ -326,6 +328,7 @@ async function main(): Promise<void> {
         }
         if (!Number.isFinite(r.statefulMs)) await keepEvidence(state, `robot-${i + 1}`);
         robotLoss.push(r);
+        write();
         say(
           `robot loss ${i + 1}/${ROUNDS} (${r.lost}): StatefulSet pod back in ${s(r.statefulMs)}, Deployment pod ${s(r.deploymentMs)}, all in ${s(r.allMs)}`,
         );
@@ -355,14 +358,12 @@ async function main(): Promise<void> {
         }
         if (!Number.isFinite(r.statefulMs)) await keepEvidence(state, `leader-${i + 1}`);
         leaderLoss.push(r);
+        write();
         say(
           `leader loss ${i + 1}/${LEADER_ROUNDS} (${r.lost}): StatefulSet pod back in ${s(r.statefulMs)}, all in ${s(r.allMs)}`,
         );
       }
     });
-  // Written after each series too, so a run cut short keeps what it measured.
-  const write = () => writeFileSync(OUT, report(bundle, robotLoss, leaderLoss, stock, stopped));
-  write();
   if (DEFAULT_ROUNDS > 0)
     await withLab(
       {
