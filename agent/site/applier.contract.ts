@@ -298,6 +298,36 @@ export function describeSiteApplierContract(name: string, setup: () => Promise<S
       });
     });
 
+    test('apply takes off an out-of-service taint a leader left: a robot back is not kept out by a restored taint', async () => {
+      const s = spec('contract-stale-taint');
+      const other = { key: 'edgectl.io/robot', value: 'true', effect: 'NoSchedule' };
+      await h.cluster.apply(node('r6', [other]));
+      await h.cluster.apply(node('r5'));
+      // The old leader marked both lost; its control plane (a snapshot, a replica) keeps the taints
+      // after it is gone. r6 has come back since, r5 has not.
+      const old = h.applier(s);
+      await old.apply(1);
+      await old.markNodeLost('r6');
+      await old.markNodeLost('r5');
+      const taints = async (n: string) =>
+        taintsOf((await h.cluster.get({ apiVersion: 'v1', kind: 'Node', name: n }))!)
+          .map((t) => t.key)
+          .filter((k) => !k.startsWith('node.kubernetes.io/not-ready'));
+      assert.deepEqual(await taints('r6'), ['edgectl.io/robot', OUT_OF_SERVICE_TAINT.key]);
+
+      // The new leader holds no robot lost when it applies its epoch: the taints go, others stay.
+      const next = h.applier(s);
+      const report = await next.apply(2);
+      assert.deepEqual([...report.untaintedNodes].sort(), ['r5', 'r6']);
+      assert.deepEqual(await taints('r6'), ['edgectl.io/robot']);
+      assert.deepEqual(await taints('r5'), []);
+      // It marks the robot still gone again once it serves; a reconcile then starts from none again.
+      await next.markNodeLost('r5');
+      assert.deepEqual(await taints('r5'), [OUT_OF_SERVICE_TAINT.key]);
+      assert.deepEqual((await next.apply(2)).untaintedNodes, ['r5']);
+      assert.deepEqual((await next.apply(2)).untaintedNodes, []);
+    });
+
     test('with nodeLoss.action delete, a lost node is deleted; unknown nodes are no error', async () => {
       const s = spec('contract-delete', { nodeLoss: { action: 'delete' } });
       await h.cluster.apply(node('r7'));

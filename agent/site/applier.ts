@@ -3,8 +3,9 @@
  *
  *   apply(epoch)            on every new epoch, and to reconcile while it leads: install the CRDs and
  *                           wait until they are Established, server-side apply the addons and the
- *                           site's objects (fieldManager edgectl, force), then prune the site objects
- *                           the spec no longer names.
+ *                           site's objects (fieldManager edgectl, force), prune the site objects
+ *                           the spec no longer names, and take the out-of-service taint off every
+ *                           Node (the leader marks the robots still lost again once it serves).
  *   markNodeLost(node)      when membership has called a worker dead for nodeLoss.graceSeconds:
  *                           taint it out-of-service (or delete it) and free its Whereabouts IPs.
  *   markNodeReturned(node)  when it is back: remove the taint.
@@ -51,6 +52,8 @@ export interface ApplyReport {
   readonly pruned: number;
   /** Every object, in apply order, then the pruned ones. */
   readonly objects: readonly AppliedObject[];
+  /** Nodes whose out-of-service taint this apply took off. */
+  readonly untaintedNodes: readonly string[];
 }
 
 export interface NodeLostReport {
@@ -161,6 +164,23 @@ export class ObjectSiteApplier implements SiteApplier {
       if (await this.client.delete(refOf(o))) objects.push({ ...nameOf(o), action: 'pruned' });
     }
 
+    // The taint stands for a leader's decision that a robot is lost, which the leader holds only
+    // while it serves: a new leader, and one back from a reconcile, start with no robot lost and
+    // mark the ones still gone again once they serve. A taint left behind (restored from a
+    // snapshot or replica taken while the robot was away, or set before a reconcile the robot came
+    // back during) would keep every pod off a robot that is back, and no leader would remove it.
+    const untaintedNodes: string[] = [];
+    for (const node of await this.client.list('v1', 'Node')) {
+      if (!withoutTaint(taintsOf(node), OUT_OF_SERVICE_TAINT)) continue;
+      let untainted = false;
+      await this.updateWithRetry(refOf(node), (current) => {
+        const taints = withoutTaint(taintsOf(current), OUT_OF_SERVICE_TAINT);
+        untainted = taints !== null;
+        return taints && { spec: { taints } };
+      });
+      if (untainted) untaintedNodes.push(node.metadata.name);
+    }
+
     const count = (a: AppliedObject['action']) => objects.filter((o) => o.action === a).length;
     const report: ApplyReport = {
       epoch,
@@ -169,6 +189,7 @@ export class ObjectSiteApplier implements SiteApplier {
       unchanged: count('unchanged'),
       pruned: count('pruned'),
       objects,
+      untaintedNodes,
     };
     this.log.info(
       {
@@ -177,6 +198,7 @@ export class ObjectSiteApplier implements SiteApplier {
         updated: report.updated,
         unchanged: report.unchanged,
         pruned: report.pruned,
+        ...(untaintedNodes.length ? { untaintedNodes } : {}),
       },
       'site applied',
     );
