@@ -84,6 +84,13 @@ const MAX_LOGGED_UNKNOWN_ROBOTS = 32;
 /** How often a serving leader checks that its datastore has its standby replica. */
 const REPLICA_SYNC_MS = 2000;
 
+/** The lifecycle phases of one served epoch, between its start and its stop. */
+const SAME_SERVER_PHASES: ReadonlySet<string> = new Set([
+  'leading.applyingSite',
+  'leading.siteRetry',
+  'leading.serving',
+]);
+
 export interface AgentDeps {
   readonly config: AgentConfig;
   readonly transport: Transport;
@@ -562,8 +569,10 @@ export class Agent {
         this.startReplicas();
       } else if (before === 'leading.serving') {
         this.stopSnapshots();
-        this.lostNodes.clear();
       }
+      // The robots this leader holds lost stay so through a reconcile of the same server (serving,
+      // applying the site, retrying it); anything else ends that server and what it held.
+      if (!SAME_SERVER_PHASES.has(after)) this.lostNodes.clear();
     }
     this.runLifecycleEffects(step.effects);
   }
@@ -898,7 +907,8 @@ export class Agent {
     if (spec) {
       // Refused unless this robot serves `epoch`: a demoted leader writes nothing.
       const server = await this.deps.runtime.siteServer(epoch);
-      await (await this.site()).apply(server, epoch, spec);
+      // A reconcile keeps the taints of the robots this leader holds lost; a new epoch holds none.
+      await (await this.site()).apply(server, epoch, spec, { stillLost: new Set(this.lostNodes) });
     } else {
       // No spec anywhere (test sites only): nothing to write, and no API client to load for it.
       const server = this.deps.runtime.status().server;

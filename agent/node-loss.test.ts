@@ -54,7 +54,12 @@ const TEMPLATES = fileURLToPath(new URL('../templates/', import.meta.url));
  * a robot's (the installed spec from `<dir>/site.yaml`, the repository's templates); `cluster` is
  * the API server of whichever robot serves.
  */
-async function k3sSite(names: readonly string[], dir: string, cluster: InMemoryObjectClient) {
+async function k3sSite(
+  names: readonly string[],
+  dir: string,
+  cluster: InMemoryObjectClient,
+  lifecycleTiming = fastLifecycle,
+) {
   const net = new InMemoryNetwork();
   const bus = new InMemoryDiscoveryBus();
   const silent = pino({ level: 'silent' });
@@ -108,7 +113,7 @@ async function k3sSite(names: readonly string[], dir: string, cluster: InMemoryO
         runtime,
         store: new StateStore(config.stateDir),
         log: silent,
-        lifecycleTiming: fastLifecycle,
+        lifecycleTiming,
         seed: i + 1,
         siteSpecs: fileSiteSpecSource(join(dir, 'site.yaml')),
         siteTemplatesDir: TEMPLATES,
@@ -165,6 +170,63 @@ test('on the k3s runtime, the leader taints a lost robot out-of-service, frees i
     // It is heard again: the taint goes.
     net.loss = () => 0;
     await until(async () => !(await outOfService()), `${victim} untainted on return`);
+  } finally {
+    for (const a of agents) await a.stop().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** TaintLog: the in-memory API server, recording every write that takes a Node's out-of-service taint off. */
+class TaintLog extends InMemoryObjectClient {
+  readonly untainted: string[] = [];
+  /** Site applies seen: each applies the site's Namespace once. */
+  namespaceApplies = 0;
+  override async apply(obj: Parameters<InMemoryObjectClient['apply']>[0]) {
+    if (obj.kind === 'Namespace') this.namespaceApplies++;
+    return super.apply(obj);
+  }
+  override async mergePatch(...args: Parameters<InMemoryObjectClient['mergePatch']>) {
+    const [ref] = args;
+    const had = ref.kind === 'Node' && (await this.hasOutOfService(ref.name));
+    const out = await super.mergePatch(...args);
+    if (had && !(await this.hasOutOfService(ref.name))) this.untainted.push(ref.name);
+    return out;
+  }
+  async hasOutOfService(node: string): Promise<boolean> {
+    const n = await this.get({ apiVersion: 'v1', kind: 'Node', name: node });
+    return n !== null && taintsOf(n).some((t) => t.key === OUT_OF_SERVICE_TAINT.key);
+  }
+}
+
+test("the leader's reconciles keep a lost robot's taint on: a robot still gone is never untainted and marked again", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgectl-node-loss-'));
+  writeFileSync(join(dir, 'site.yaml'), 'id: loss\n');
+  const cluster = new TaintLog();
+  // A reconcile every 100 ms: many of them while the robot is gone.
+  const { net, agents } = await k3sSite(['k1', 'k2', 'k3'], dir, cluster, {
+    ...fastLifecycle,
+    reconcileEveryMs: 100,
+  });
+  try {
+    await Promise.all(agents.map((a) => a.start()));
+    await until(() => agents.every((a) => a.ready()), 'a site formed');
+    const leader = agents.find((a) => a.role() === 'leader')!;
+    const victim = agents.find((a) => a !== leader)!.status().node;
+    await cluster.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: victim }, spec: {} });
+
+    net.loss = (from, to) => (from === victim || to === victim ? 1 : 0);
+    await until(() => cluster.hasOutOfService(victim), `${victim} tainted out-of-service`);
+    // The leader reconciles several times while the robot stays gone.
+    const before = cluster.namespaceApplies;
+    await until(() => cluster.namespaceApplies >= before + 5, 'five reconciles');
+    assert.equal(leader.role(), 'leader', 'the same leader held the site throughout');
+    assert.equal(await cluster.hasOutOfService(victim), true);
+    assert.deepEqual(cluster.untainted, [], 'no write took the taint off while the robot was gone');
+
+    // Back: the taint goes, by markNodeReturned.
+    net.loss = () => 0;
+    await until(async () => !(await cluster.hasOutOfService(victim)), `${victim} untainted on return`);
+    assert.deepEqual(cluster.untainted, [victim]);
   } finally {
     for (const a of agents) await a.stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });

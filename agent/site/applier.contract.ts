@@ -326,6 +326,10 @@ export function describeSiteApplierContract(name: string, setup: () => Promise<S
       assert.deepEqual(await taints('r5'), [OUT_OF_SERVICE_TAINT.key]);
       assert.deepEqual((await next.apply(2)).untaintedNodes, ['r5']);
       assert.deepEqual((await next.apply(2)).untaintedNodes, []);
+      // A reconcile by the leader that holds r5 lost keeps its taint.
+      await next.markNodeLost('r5');
+      assert.deepEqual((await next.apply(2, { stillLost: new Set(['r5']) })).untaintedNodes, []);
+      assert.deepEqual(await taints('r5'), [OUT_OF_SERVICE_TAINT.key]);
     });
 
     test('with nodeLoss.action delete, a lost node is deleted; unknown nodes are no error', async () => {

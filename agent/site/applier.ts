@@ -76,8 +76,13 @@ export interface NodeReturnedReport {
   readonly untainted: boolean;
 }
 
+/** What the leader knows when it applies: the robots it holds lost now (their taint stays). */
+export interface ApplyOptions {
+  readonly stillLost?: ReadonlySet<string>;
+}
+
 export interface SiteApplier {
-  apply(epoch: number): Promise<ApplyReport>;
+  apply(epoch: number, o?: ApplyOptions): Promise<ApplyReport>;
   markNodeLost(nodeName: string): Promise<NodeLostReport>;
   markNodeReturned(nodeName: string): Promise<NodeReturnedReport>;
 }
@@ -142,7 +147,7 @@ export class ObjectSiteApplier implements SiteApplier {
     ];
   }
 
-  async apply(epoch: number): Promise<ApplyReport> {
+  async apply(epoch: number, o: ApplyOptions = {}): Promise<ApplyReport> {
     if (!Number.isSafeInteger(epoch) || epoch < 0) throw new InternalError(`apply: bad epoch ${epoch}`);
     const ns = await this.client.get({ apiVersion: 'v1', kind: 'Namespace', name: siteNamespace(this.spec) });
     const seen = epochOf(ns);
@@ -164,14 +169,16 @@ export class ObjectSiteApplier implements SiteApplier {
       if (await this.client.delete(refOf(o))) objects.push({ ...nameOf(o), action: 'pruned' });
     }
 
-    // The taint stands for a leader's decision that a robot is lost, which the leader holds only
-    // while it serves: a new leader, and one back from a reconcile, start with no robot lost and
-    // mark the ones still gone again once they serve. A taint left behind (restored from a
-    // snapshot or replica taken while the robot was away, or set before a reconcile the robot came
-    // back during) would keep every pod off a robot that is back, and no leader would remove it.
+    // The taint stands for a leader's decision that a robot is lost, which a leader holds only
+    // while it serves: a new leader starts with no robot lost and marks the ones still gone again
+    // once it serves. A taint left behind (restored from a snapshot or replica taken while the
+    // robot was away, or set by a leader that has gone) would keep every pod off a robot that is
+    // back, and no leader would remove it. A reconcile keeps the taints of the robots this leader
+    // still holds lost.
     const untaintedNodes: string[] = [];
     for (const node of await this.client.list('v1', 'Node')) {
-      if (!withoutTaint(taintsOf(node), OUT_OF_SERVICE_TAINT)) continue;
+      if (o.stillLost?.has(node.metadata.name) || !withoutTaint(taintsOf(node), OUT_OF_SERVICE_TAINT))
+        continue;
       let untainted = false;
       await this.updateWithRetry(refOf(node), (current) => {
         const taints = withoutTaint(taintsOf(current), OUT_OF_SERVICE_TAINT);

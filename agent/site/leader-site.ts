@@ -15,6 +15,7 @@ import { EdgeError } from '../errors.ts';
 import type { AddonTemplate } from './addons.ts';
 import {
   ObjectSiteApplier,
+  type ApplyOptions,
   type ApplyReport,
   type NodeLostReport,
   type NodeReturnedReport,
@@ -58,6 +59,7 @@ export class LeaderSite {
     client: ObjectClient,
     epoch: number,
     committed: Pick<SiteSpecVersion, 'text' | 'version'>,
+    o: ApplyOptions = {},
   ): Promise<ApplyReport> {
     const spec = await parseSpecText(
       committed.text,
@@ -67,7 +69,7 @@ export class LeaderSite {
       spec,
       log: this.o.log,
       templates: this.o.templates,
-    }).apply(epoch);
+    }).apply(epoch, o);
     this.current = spec;
     this.o.log.info(
       { epoch, report, specVersion: committed.version === 0 ? null : committed.version },
