@@ -45,6 +45,7 @@ import {
   type LabState,
 } from '../../lab/lab.ts';
 import { readRealNodeBundle, realNodeBundle } from '../../lab/node/real-node.ts';
+import { waitForAddons } from '../../lab/runner.ts';
 import { percentile } from '../../lab/sim/stats.ts';
 import {
   applyWorkload,
@@ -282,7 +283,10 @@ async function withLab<T>(
     ...o,
   });
   try {
-    await until(state, converged, 120_000, 'the site to form');
+    const formed = await until(state, converged, 120_000, 'the site to form');
+    // A pod placed before its node's Multus has written its config would get no site address.
+    const addons = await waitForAddons(state, formed.leader!, 120_000, 500);
+    if (!addons.ok) throw new Error(`the site's addons did not run: ${addons.why}`);
     return await body(state);
   } finally {
     labDown(o.site);
