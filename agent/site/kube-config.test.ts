@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { connectionOf, parseKubeconfig } from './kube-config.ts';
+import { k3sKubeconfigText } from './testing/k3s-kubeconfig.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const CA = '-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n';
@@ -9,26 +10,7 @@ const CERT = '-----BEGIN CERTIFICATE-----\nclient\n-----END CERTIFICATE-----\n';
 const KEY = '-----BEGIN EC PRIVATE KEY-----\nkey\n-----END EC PRIVATE KEY-----\n';
 
 /** The layout k3s writes to /etc/rancher/k3s/k3s.yaml. */
-const K3S_YAML = `apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: ${b64(CA)}
-    server: https://127.0.0.1:6443
-  name: default
-contexts:
-- context:
-    cluster: default
-    user: default
-  name: default
-current-context: default
-kind: Config
-preferences: {}
-users:
-- name: default
-  user:
-    client-certificate-data: ${b64(CERT)}
-    client-key-data: ${b64(KEY)}
-`;
+const K3S_YAML = k3sKubeconfigText({ server: 'https://127.0.0.1:6443', caPem: CA, cert: CERT, key: KEY });
 
 test("k3s's admin kubeconfig gives the server, its CA and the client certificate and key", () => {
   assert.deepEqual(parseKubeconfig(K3S_YAML), {

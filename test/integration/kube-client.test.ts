@@ -26,6 +26,7 @@ import { KubeObjectClient } from '../../agent/site/kube-client.ts';
 import { readKubeconfig } from '../../agent/site/kube-config.ts';
 import { kubeObjectClient } from '../../agent/site/kube-site.ts';
 import { renderSite } from '../../agent/site/render.ts';
+import { k3sKubeconfigText } from '../../agent/site/testing/k3s-kubeconfig.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-kube-client-'));
 let server: ApiServerHandle | undefined;
@@ -71,32 +72,8 @@ function k3sKubeconfig(
   name: string,
   o: { server: string; caPem: string; cert: string; key: string },
 ): string {
-  const b64 = (s: string) => Buffer.from(s).toString('base64');
   const path = join(dir, `${name}.yaml`);
-  writeFileSync(
-    path,
-    `apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: ${b64(o.caPem)}
-    server: ${o.server}
-  name: default
-contexts:
-- context:
-    cluster: default
-    user: default
-  name: default
-current-context: default
-kind: Config
-preferences: {}
-users:
-- name: default
-  user:
-    client-certificate-data: ${b64(o.cert)}
-    client-key-data: ${b64(o.key)}
-`,
-    { mode: 0o600 },
-  );
+  writeFileSync(path, k3sKubeconfigText(o), { mode: 0o600 });
   return path;
 }
 
