@@ -146,6 +146,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
     if (this.server && this.server.epoch !== epoch) await this.stopServer(this.server.epoch);
     if (this.server?.epoch === epoch && this.server.state === 'serving') return;
     this.server = { epoch, state: 'starting', handle: null };
+    this.startSteps = null;
     const began = performance.now();
     const dir = join(this.o.stateDir, 'lab-cp', `epoch-${epoch}`);
     this.pruneOldEpochs(epoch);
