@@ -40,6 +40,9 @@ test('a node token registers its own Node only, and a snapshot carries objects t
 
   const second = await startApiServer({ identity, dir: join(dir, 'epoch2'), restoreFrom: snap });
   servers.push(second);
+  // The restore is its own timed step (a takeover's start reports it); a fresh start restored nothing.
+  assert.equal(first.restoreMs, null);
+  assert.equal(typeof second.restoreMs, 'number');
   const admin2 = second.kubeConfig().makeApiClient(CoreV1Api);
   const cm = await admin2.readNamespacedConfigMap({ name: 'site-state', namespace: 'kube-system' });
   assert.equal(cm.data?.['epoch'], '1');

@@ -227,6 +227,8 @@ export interface ApiServerHandle {
   readonly etcdEndpoint: string;
   /** Process start to /readyz ok, kube-apiserver only, in ms. */
   readonly coldStartMs: number;
+  /** The restore of restoreFrom into the data dir (etcdctl, before afterRestore), ms; null: none. */
+  readonly restoreMs: number | null;
   readonly pids: readonly number[];
   kubeConfig(token?: string, user?: string): KubeConfig;
   /** snapshot writes an etcd snapshot (etcdctl snapshot save) to `path`. */
@@ -283,7 +285,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
   const etcdEndpoint = `http://127.0.0.1:${ports.etcdClient}`;
   const peerUrl = opts.peer?.url ?? `http://127.0.0.1:${ports.etcdPeer}`;
   const name = opts.etcdName ?? 'edgectl';
+  let restoreMs: number | null = null;
   if (opts.restoreFrom && !existsSync(etcdData)) {
+    const restoreStarted = performance.now();
     // etcd 3.4's etcdctl restores into a new data dir; the member gets the same name and peer URL.
     await execFileP(
       'etcdctl',
@@ -299,6 +303,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
       ],
       { env: { ...process.env, ETCDCTL_API: '3' } },
     );
+    restoreMs = performance.now() - restoreStarted;
     try {
       await opts.afterRestore?.(etcdData);
     } catch (e) {
@@ -393,6 +398,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerH
     caPem,
     etcdEndpoint,
     coldStartMs,
+    restoreMs,
     pids,
     exited,
     kubeConfig: (token = opts.identity.adminToken, user = 'admin') => kubeConfigFor(url, caPem, token, user),

@@ -114,6 +114,11 @@ export class LabControlPlane implements ControlPlaneRuntime {
     kubelet: LabKubelet | null;
   } | null = null;
   private coldStartMs: number | null = null;
+  /**
+   * How long each step of the serving epoch's start took, ms (status details, bench:rpo): the
+   * replica and snapshot takeovers differ only in these steps, so a slower one shows which.
+   */
+  private startSteps: StartSteps | null = null;
   private restoredFrom: string | null = null;
   private snapshotsTaken = 0;
   private siteView: SiteView | null = null;
@@ -141,6 +146,8 @@ export class LabControlPlane implements ControlPlaneRuntime {
     if (this.server && this.server.epoch !== epoch) await this.stopServer(this.server.epoch);
     if (this.server?.epoch === epoch && this.server.state === 'serving') return;
     this.server = { epoch, state: 'starting', handle: null };
+    this.startSteps = null;
+    const began = performance.now();
     const dir = join(this.o.stateDir, 'lab-cp', `epoch-${epoch}`);
     this.pruneOldEpochs(epoch);
     this.o.log.info({ epoch }, `${this.o.nodeId} starts kube-apiserver + etcd for epoch ${epoch}`);
@@ -152,6 +159,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
     // Its own replica first, when it is at least as new as that snapshot (agent/control-plane/replica.ts).
     // Kept until this epoch serves: a start that fails takes over from the same replica next time.
     for (const r of [this.replica, this.held]) await r?.stop({ graceful: true });
+    const replicasStopped = performance.now();
     const replica = this.freshestReplica();
     const source = fresh
       ? takeoverSource({ replica: replica?.position() ?? null, snapshot: restorable?.record ?? null })
@@ -173,6 +181,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
         `${this.o.nodeId} restores snapshot ${restore.name} (epoch ${restore.epoch}) for epoch ${epoch}`,
       );
     let bumped: RevisionBump | null = null;
+    let bumpMs: number | null = null;
     // kube-apiserver listens on loopback only; the robot's API port is the fenced front door.
     const handle = await startApiServer({
       identity: this.o.identity,
@@ -184,7 +193,9 @@ export class LabControlPlane implements ControlPlaneRuntime {
       restoreSkipHashCheck: fromReplica !== null,
       // One history: the restored revision moves past any the old leader can have handed out.
       afterRestore: async (etcdDir) => {
+        const t = performance.now();
         const b = await bumpRevision(etcdDir);
+        bumpMs = performance.now() - t;
         bumped = b;
         this.o.log.info(
           { epoch, from: b.from, to: b.to },
@@ -202,10 +213,22 @@ export class LabControlPlane implements ControlPlaneRuntime {
       restore?.name ?? (fromReplica ? `replica ${describeReplica(fromReplica.position())}` : null);
     this.restoredFromReplica = fromReplica?.position() ?? null;
     this.revisionBump = bumped;
+    const apiServerReady = performance.now();
     // The replica's data now lives on in this epoch's etcd; another epoch's replica starts clean.
     for (const r of [this.replica, this.held]) await r?.discard();
     this.replica = null;
     this.held = null;
+    const replicasDiscarded = performance.now();
+    const steps = (served: number): StartSteps => ({
+      stopReplicasMs: replicasStopped - began,
+      restoreMs: handle.restoreMs,
+      bumpMs,
+      apiServerColdStartMs: handle.coldStartMs,
+      startApiServerMs: apiServerReady - replicasStopped,
+      discardReplicasMs: replicasDiscarded - apiServerReady,
+      registerMs: served - replicasDiscarded,
+      totalMs: served - began,
+    });
     if (this.server?.epoch !== epoch) {
       // Fenced while starting: a higher term arrived and stopServer ran. Never serve this epoch.
       await handle.stop({ fast: true });
@@ -255,8 +278,9 @@ export class LabControlPlane implements ControlPlaneRuntime {
         );
       this.writeAdminKubeconfig(handle);
       this.server.state = 'serving';
+      this.startSteps = steps(performance.now());
       this.o.log.info(
-        { epoch, coldStartMs: this.coldStartMs },
+        { epoch, coldStartMs: this.coldStartMs, steps: this.startSteps },
         `${this.o.nodeId} serves epoch ${epoch} at ${this.url(this.o.address)}`,
       );
       return;
@@ -279,8 +303,9 @@ export class LabControlPlane implements ControlPlaneRuntime {
     this.selfKubelet = kubelet;
     this.writeAdminKubeconfig(handle);
     this.server.state = 'serving';
+    this.startSteps = steps(performance.now());
     this.o.log.info(
-      { epoch, coldStartMs: this.coldStartMs },
+      { epoch, coldStartMs: this.coldStartMs, steps: this.startSteps },
       `${this.o.nodeId} serves epoch ${epoch} at ${this.url(this.o.address)}`,
     );
   }
@@ -539,6 +564,7 @@ export class LabControlPlane implements ControlPlaneRuntime {
         restoredFromReplica: this.restoredFromReplica ? describeReplica(this.restoredFromReplica) : null,
         revisionBump:
           this.server && this.revisionBump ? `${this.revisionBump.from}->${this.revisionBump.to}` : null,
+        ...startStepDetails(this.server ? this.startSteps : null),
       },
     };
   }
@@ -614,6 +640,33 @@ export class LabControlPlane implements ControlPlaneRuntime {
     await this.o.realNode?.close();
     await this.o.snapshots?.receiver?.close();
   }
+}
+
+/** The steps of an epoch's start, ms; null: the step did not run (nothing was restored). */
+export interface StartSteps {
+  /** The replicas' learners stopped (graceful: the bbolt file holds every applied entry). */
+  readonly stopReplicasMs: number;
+  /** The replica's bbolt file or the snapshot restored into the epoch's data dir. */
+  readonly restoreMs: number | null;
+  /** The restored revision moved forward (inside the restore-to-etcd part of startApiServer). */
+  readonly bumpMs: number | null;
+  /** kube-apiserver's process start to /readyz ok (etcd starts beside it). */
+  readonly apiServerColdStartMs: number;
+  /** Restore, bump, etcd and kube-apiserver until ready. */
+  readonly startApiServerMs: number;
+  readonly discardReplicasMs: number;
+  /** Front door, the leader's own node registered, admin kubeconfig. */
+  readonly registerMs: number;
+  /** startServer called to serving. */
+  readonly totalMs: number;
+}
+
+/** startStepDetails: the steps as flat status details (`start.<step>`), rounded to ms. */
+export function startStepDetails(s: StartSteps | null): Record<string, number | null> {
+  if (!s) return {};
+  return Object.fromEntries(
+    Object.entries(s).map(([k, v]) => [`start.${k}`, v === null ? null : Math.round(v as number)]),
+  );
 }
 
 async function readCa(path: string): Promise<string> {

@@ -52,6 +52,13 @@ interface Trial {
   readonly lost: number;
   readonly windowMs: number;
   readonly takeoverMs: number | null;
+  /**
+   * Power loss to the first observation of a new leader of a higher term (the election and the
+   * agents' status round), ms: the rest of takeoverMs is the fence delay and the server's start.
+   */
+  readonly electedMs: number | null;
+  /** The new leader's start, step by step, ms (lab/runtime/lab-control-plane.ts StartSteps). */
+  readonly startSteps: Readonly<Record<string, number | null>> | null;
   readonly source: string;
   /** The new leader's restored revision moved forward ("from->to"), or null (one history). */
   readonly revisionBump: string | null;
@@ -109,17 +116,21 @@ async function trial(state: LabState, mode: Trial['mode'], condition: Condition,
   await applyLabFault(state, { kind: 'kill', node: leader });
   await writer.stop();
   let takeoverMs: number | null = null;
+  let electedMs: number | null = null;
   let next: string | null = null;
   try {
     const o = await until(
       state,
-      (x) =>
-        x.robots.some(
+      (x) => {
+        if (electedMs === null && x.leader !== null && x.leader !== leader && x.term > formed.term)
+          electedMs = x.t - cutAt;
+        return x.robots.some(
           (r) =>
             r.name !== leader &&
             r.status?.controlPlane.server?.state === 'serving' &&
             r.status.controlPlane.server.epoch > formed.term,
-        ),
+        );
+      },
       60_000,
     );
     takeoverMs = o.t - cutAt;
@@ -133,6 +144,7 @@ async function trial(state: LabState, mode: Trial['mode'], condition: Condition,
   let windowMs = Infinity;
   let source = 'none';
   let revisionBump: string | null = null;
+  let startSteps: Trial['startSteps'] = null;
   if (next) {
     await applyLabFault(state, { kind: 'heal' });
     const present = await presentWrites(labApi(state, next, 5000), ns, `t${n}`);
@@ -142,6 +154,11 @@ async function trial(state: LabState, mode: Trial['mode'], condition: Condition,
     const d = details(await observeLab(state), next);
     source = String(d['restoredFrom'] ?? 'empty');
     revisionBump = typeof d['revisionBump'] === 'string' ? d['revisionBump'] : null;
+    startSteps = Object.fromEntries(
+      Object.entries(d)
+        .filter(([k]) => k.startsWith('start.'))
+        .map(([k, v]) => [k.slice('start.'.length), typeof v === 'number' ? v : null]),
+    );
   }
   await applyLabFault(state, { kind: 'heal' });
   await applyLabFault(state, { kind: 'restart', node: leader });
@@ -152,6 +169,8 @@ async function trial(state: LabState, mode: Trial['mode'], condition: Condition,
     lost,
     windowMs,
     takeoverMs,
+    electedMs,
+    startSteps,
     source,
     revisionBump,
   };
