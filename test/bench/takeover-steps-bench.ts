@@ -1,5 +1,5 @@
 /**
- * `node test/bench/takeover-steps-bench.ts` (no root): the datastore steps a new leader runs before its
+ * `npm run bench:takeover-steps` (no root): the datastore steps a new leader runs before its
  * kube-apiserver starts, timed for a takeover from a replica and from a snapshot of the same data
  * (docs/benchmarks/takeover-steps.md). bench:rpo measures the whole takeover in the lab; this
  * times the steps where the two paths differ, on loopback, with the lab's own code:
@@ -13,7 +13,7 @@
  * "etcd serves" is the first answered range request. kube-apiserver's cold start, the same on both
  * paths, is not part of it.
  *
- *   node test/bench/takeover-steps-bench.ts [--runs N] [--writes N] [--out file]
+ *   npm run bench:takeover-steps -- [--runs N] [--writes N] [--out file]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
