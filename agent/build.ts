@@ -150,6 +150,10 @@ export async function buildAgent(
       entryPoints: ['agent/site/spec-loader.ts'],
       format: 'cjs',
       outfile: join(outdir, 'edgectl-agent-site.cjs'),
+      // CommonJS has no import.meta: the file's own URL stands in for it, so that paths relative to
+      // it (the default templates directory) resolve as they do from the chunks beside it.
+      banner: { js: "var __edgectlFileUrl=require('node:url').pathToFileURL(__filename).href;" },
+      define: { 'import.meta.url': '__edgectlFileUrl' },
       metafile: true,
     }),
   ]);
