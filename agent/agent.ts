@@ -110,8 +110,6 @@ export interface AgentDeps {
    * spec committed, the leader writes no site objects and acts on no node loss (test sites only).
    */
   readonly siteSpecs?: SiteSpecSource;
-  /** The addon templates the LeaderSite applies (controlPlane.templatesDir); default: the repository's templates/. */
-  readonly siteTemplatesDir?: string;
   /**
    * The operator keys requests are checked with, one per key generation in use (agent/site-key.ts
    * Keyring.operatorKeys: voters only); none: every request is refused.
@@ -875,14 +873,20 @@ export class Agent {
   /** site: the robot's LeaderSite, loaded on first use; a load that failed is tried again next time. */
   private site(): Promise<LeaderSite> {
     return (this.leaderSite ??= (async () => {
-      const [{ LeaderSite }, { readAddonTemplates }] = await Promise.all([
-        import('./site/leader-site.ts'),
-        import('./site/addons.ts'),
-      ]);
+      const specs = this.deps.siteSpecs;
+      if (!specs)
+        throw new EdgeError(
+          'SITE_SPECS_UNAVAILABLE',
+          `${this.nodeId} has no site spec parser to apply the site with`,
+          {
+            hint: 'run the agent through its entry (agent/run.ts), which gives it one',
+          },
+        );
+      const { LeaderSite } = await import('./site/leader-site.ts');
       return new LeaderSite({
         nodeId: this.nodeId,
         log: this.log,
-        templates: readAddonTemplates(this.deps.siteTemplatesDir),
+        load: (text, source) => specs.load(text, source),
       });
     })().catch((e: unknown) => {
       this.leaderSite = undefined;

@@ -30,8 +30,9 @@ const entry = join(out, 'edgectl-agent.mjs');
 /** The tests' entry, bundled like the robot's. */
 const testOut = join(dir, 'test-bundle');
 const testEntry = join(testOut, 'edgectl-agent.mjs');
-let meta: { agent: Metafile; configLoader: Metafile };
-let testMeta: { agent: Metafile; configLoader: Metafile };
+type BuildMeta = Awaited<ReturnType<typeof buildAgent>>;
+let meta: BuildMeta;
+let testMeta: BuildMeta;
 before(async () => {
   [meta, testMeta] = await Promise.all([buildAgent(out), buildAgent(testOut, TEST_ENTRY)]);
 });
@@ -90,8 +91,33 @@ test("the k3s runtime's chunk loads neither zod nor yaml into the agent's proces
   assert.deepEqual(leaked, []);
 });
 
-test('bootstrap ships the config loader with the chunks', () => {
-  assert.ok(agentChunks(entry).includes(join(out, 'edgectl-agent-config.cjs')));
+test("a leader's site apply path loads neither zod nor yaml: the site spec loader, run in a child, has both", () => {
+  const entryInputs = staticOutputs(meta.agent).flatMap((o) => Object.keys(meta.agent.outputs[o]!.inputs));
+  assert.ok(entryInputs.includes('agent/site/spec-subprocess.ts'));
+  for (const m of [meta, testMeta]) {
+    const outs = m.agent.outputs;
+    // The LeaderSite's chunk and every chunk it imports, statically or with import(): what a
+    // leader's first apply loads. The spec source that asks the child process is in the entry,
+    // whose static imports the first test checks.
+    const roots = Object.keys(outs).filter((o) => outs[o]!.entryPoint === 'agent/site/leader-site.ts');
+    assert.equal(roots.length, 1, 'the LeaderSite is in a chunk of its own');
+    const seen = new Set(roots);
+    for (const o of seen) for (const i of outs[o]!.imports) if (outs[i.path]) seen.add(i.path);
+    const leaked = [...seen].flatMap((o) => Object.keys(outs[o]!.inputs).filter((i) => ZOD_OR_YAML.test(i)));
+    assert.deepEqual(leaked, []);
+    const loader = Object.values(m.siteLoader.outputs).find(
+      (o) => o.entryPoint === 'agent/site/spec-loader.ts',
+    )!;
+    const inputs = Object.keys(loader.inputs);
+    assert.ok(inputs.some((i) => /node_modules\/zod\//.test(i)));
+    assert.ok(inputs.some((i) => /node_modules\/yaml\//.test(i)));
+  }
+});
+
+test('bootstrap ships the config loader and the site spec loader with the chunks', () => {
+  const chunks = agentChunks(entry);
+  assert.ok(chunks.includes(join(out, 'edgectl-agent-config.cjs')));
+  assert.ok(chunks.includes(join(out, 'edgectl-agent-site.cjs')));
 });
 
 /**
@@ -284,10 +310,11 @@ test("the robot's bundle carries no @kubernetes/client-node, and a k3s leader th
   );
   const added = applied.filter((m) => !idle.includes(m) && m.startsWith('NativeModule '));
   // The HTTPS client's: https, tls and the crypto they load (the apply goes through kube-client.ts
-  // on a robot; over the model only its module loads). zod reads `navigator` once.
+  // on a robot; over the model only its module loads). Not `navigator`, which zod reads once: the
+  // spec was parsed in the site spec loader's process.
   assert.ok(added.includes('NativeModule https'), JSON.stringify(added));
   const HTTPS_CLIENT =
-    /^NativeModule (https|tls|crypto|internal\/(crypto|tls)\/[a-z0-9_-]+|internal\/js_stream_socket|internal\/streams\/lazy_transform|internal\/navigator)$/;
+    /^NativeModule (https|tls|crypto|internal\/(crypto|tls)\/[a-z0-9_-]+|internal\/js_stream_socket|internal\/streams\/lazy_transform)$/;
   assert.deepEqual(
     added.filter((m) => !HTTPS_CLIENT.test(m)),
     [],

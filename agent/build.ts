@@ -8,7 +8,9 @@
  *   esm with code splitting, so that code only `import()` reaches loads only when used (main.ts);
  * - edgectl-agent-config.cjs, the config loader (agent/config-loader.ts) with zod and yaml: one
  *   CommonJS file, which the agent runs in a child process at start-up, so that the agent's own
- *   process never loads them (agent/config-subprocess.ts).
+ *   process never loads them (agent/config-subprocess.ts);
+ * - edgectl-agent-site.cjs, the site spec loader (agent/site/spec-loader.ts) with zod and yaml, the
+ *   same way: a leader runs it to parse a spec and the addon templates (agent/site/spec-subprocess.ts).
  *
  * Bootstrap ships every file the entry refers to (cli/bootstrap/bundle.ts agentChunks).
  */
@@ -121,9 +123,9 @@ export const ROBOT_ENTRY = 'agent/main.ts';
 export async function buildAgent(
   outdir = AGENT_BUNDLE_DIR,
   entry = ROBOT_ENTRY,
-): Promise<{ agent: Metafile; configLoader: Metafile }> {
+): Promise<{ agent: Metafile; configLoader: Metafile; siteLoader: Metafile }> {
   rmSync(outdir, { recursive: true, force: true });
-  const [agent, configLoader] = await Promise.all([
+  const [agent, configLoader, siteLoader] = await Promise.all([
     build({
       ...common,
       entryPoints: [entry],
@@ -143,8 +145,19 @@ export async function buildAgent(
       outfile: join(outdir, 'edgectl-agent-config.cjs'),
       metafile: true,
     }),
+    build({
+      ...common,
+      entryPoints: ['agent/site/spec-loader.ts'],
+      format: 'cjs',
+      outfile: join(outdir, 'edgectl-agent-site.cjs'),
+      // CommonJS has no import.meta: the file's own URL stands in for it, so that paths relative to
+      // it (the default templates directory) resolve as they do from the chunks beside it.
+      banner: { js: "var __edgectlFileUrl=require('node:url').pathToFileURL(__filename).href;" },
+      define: { 'import.meta.url': '__edgectlFileUrl' },
+      metafile: true,
+    }),
   ]);
-  return { agent: agent.metafile, configLoader: configLoader.metafile };
+  return { agent: agent.metafile, configLoader: configLoader.metafile, siteLoader: siteLoader.metafile };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -19,7 +19,9 @@
  * file's own import.meta.url is in agent/bundle/ (or /opt/edgectl/), so URLs relative to it work
  * as in the sources.
  * The config loader, with zod and yaml, is a separate CommonJS file, edgectl-agent-config.cjs, that
- * the agent runs in a child process at start-up (agent/config-subprocess.ts, agent/build.ts).
+ * the agent runs in a child process at start-up (agent/config-subprocess.ts, agent/build.ts); the
+ * site spec loader, edgectl-agent-site.cjs, likewise when a leader applies a new spec
+ * (agent/site/spec-subprocess.ts).
  * docs/benchmarks/agent.md has the figures.
  */
 import { existsSync } from 'node:fs';
@@ -28,6 +30,8 @@ import { loadConfigInSubprocess } from './config-subprocess.ts';
 import { EdgeError } from './errors.ts';
 import { agentMain } from './run.ts';
 import { ROBOT_RUNTIMES } from './runtimes.ts';
+import { defaultTemplatesDir } from './site/addon-objects.ts';
+import { subprocessSiteSpecSource } from './site/spec-subprocess.ts';
 
 /**
  * besideThisFile is the path of a file shipped next to this one. Not createRequire().resolve, which
@@ -50,5 +54,13 @@ agentMain({
   // agent/config.ts for values. The file name is a literal in a call so that bootstrap finds it
   // and ships it (cli/bootstrap/bundle.ts chunkImports).
   loadConfig: (path) => loadConfigInSubprocess(path, besideThisFile('./edgectl-agent-config.cjs')),
+  // The site spec and the addon templates likewise: the leader parses them in a child process,
+  // edgectl-agent-site.cjs (agent/site/spec-subprocess.ts).
+  siteSpecs: (specFile, templatesDir) =>
+    subprocessSiteSpecSource(
+      specFile,
+      templatesDir ?? defaultTemplatesDir(),
+      besideThisFile('./edgectl-agent-site.cjs'),
+    ),
   runtimes: ROBOT_RUNTIMES,
 });

@@ -115,8 +115,7 @@ async function k3sSite(
         log: silent,
         lifecycleTiming,
         seed: i + 1,
-        siteSpecs: fileSiteSpecSource(join(dir, 'site.yaml')),
-        siteTemplatesDir: TEMPLATES,
+        siteSpecs: fileSiteSpecSource(join(dir, 'site.yaml'), TEMPLATES),
       });
     }),
   );

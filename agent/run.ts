@@ -18,7 +18,7 @@ import { EdgeError, InternalError } from './errors.ts';
 import { createLogger } from './log.ts';
 import { StateStore } from './persistence/state-store.ts';
 import { loadKeyring, type Keyring } from './site-key.ts';
-import { fileSiteSpecSource } from './site/spec-source.ts';
+import { fileSiteSpecSource, type SiteSpecSource } from './site/spec-source.ts';
 import { startStatusServer } from './status-server.ts';
 import { UdpTransport } from './transport/udp.ts';
 import type { Logger } from 'pino';
@@ -84,6 +84,13 @@ export interface RunAgentOptions {
    * (agent/config-subprocess.ts); this module imports agent/config.ts for types only.
    */
   readonly loadConfig: (path: string) => AgentConfig;
+  /**
+   * Reads and checks site specs and the addon templates for the installed spec file and templates
+   * directory (none: the repository's templates/). Default: fileSiteSpecSource, in this process.
+   * The bundled agent passes subprocessSiteSpecSource (agent/site/spec-subprocess.ts), for the same
+   * reason as loadConfig.
+   */
+  readonly siteSpecs?: (specFile: string | undefined, templatesDir: string | undefined) => SiteSpecSource;
   readonly runtimes: RuntimeRegistry;
   /** Names this entry in the error for a runtime it does not have ("the robot agent"). */
   readonly entryName: string;
@@ -169,8 +176,7 @@ export async function runAgent(o: RunAgentOptions, stop?: Promise<unknown>): Pro
       store,
       log,
       logContext: context,
-      siteSpecs: fileSiteSpecSource(installedSiteSpecFile(config)),
-      siteTemplatesDir: siteTemplatesDir(config),
+      siteSpecs: (o.siteSpecs ?? fileSiteSpecSource)(installedSiteSpecFile(config), siteTemplatesDir(config)),
       // The keys of the current generations, read at each request: a SIGHUP reload takes effect at once.
       operatorKeys: () => keys.operatorKeys(),
       keys: () => keys.summary(),

@@ -10,7 +10,6 @@ import { ConfigError } from '../errors.ts';
 import { SERVER_UNIT } from '../k3s/paths.ts';
 import { SERVER_SPEC } from '../k3s/testing/fixtures.ts';
 import { installedRobot } from '../k3s/testing/installed.ts';
-import { readAddonTemplates } from '../site/addons.ts';
 import { InMemoryObjectClient } from '../site/in-memory-client.ts';
 import { LeaderSite } from '../site/leader-site.ts';
 import { fileSiteSpecSource } from '../site/spec-source.ts';
@@ -92,8 +91,9 @@ test("node loss on the k3s runtime: the LeaderSite, through its serving server, 
     apiServer: async () => api,
   });
   // The agent's LeaderSite, with the installed spec as the agent reads it (agent/run.ts).
-  const site = new LeaderSite({ nodeId: 'r1', log, templates: readAddonTemplates(TEMPLATES) });
-  const installed = (await fileSiteSpecSource(join(dir, 'site.yaml')).local())!;
+  const specs = fileSiteSpecSource(join(dir, 'site.yaml'), TEMPLATES);
+  const site = new LeaderSite({ nodeId: 'r1', log, load: specs.load });
+  const installed = (await specs.local())!;
   // A robot that does not serve gives no way to write the site.
   await assert.rejects(rt.siteServer(1), /no serving k3s server of epoch 1 on r1/);
 

@@ -15,7 +15,7 @@
  * applier.contract.ts holds them, and a real kube-apiserver, to the same behaviour.
  */
 import { EdgeError, InternalError } from '../errors.ts';
-import { isCrd, readAddonTemplates, renderSiteAddons, type AddonTemplate } from './addons.ts';
+import { isCrd, renderSiteAddons, type AddonTemplate } from './addon-objects.ts';
 import { KubeObjectClient } from './kube-client.ts';
 import type { KubeConfigLike, KubeConnection } from './kube-config.ts';
 import { ConflictError, refOf, type ObjectClient, type ObjectRef } from './object-client.ts';
@@ -35,7 +35,8 @@ import {
   type ApplyAction,
 } from './plan.ts';
 import { renderSite } from './render.ts';
-import { siteNamespace, type SiteSpec } from './spec.ts';
+import type { SiteSpec } from './spec.ts';
+import { siteNamespace } from './spec-names.ts';
 
 export interface AppliedObject {
   readonly kind: string;
@@ -100,7 +101,10 @@ export interface SiteApplierOptions {
   readonly log?: SiteLog;
   /** Install the CRDs, Multus and Whereabouts (templates/). Default true. */
   readonly addons?: boolean;
-  /** The addon templates; default: read from the repository's templates/ once, at construction. */
+  /**
+   * The addon templates, parsed (addons.ts readAddonTemplates): needed unless addons is false. This
+   * module reads no YAML, so that the leader's apply path does not load the parser.
+   */
   readonly templates?: readonly AddonTemplate[];
   /** How long to wait for the CRDs to be Established. Default 60 s. */
   readonly crdTimeoutMs?: number;
@@ -134,7 +138,9 @@ export class ObjectSiteApplier implements SiteApplier {
     this.client = client;
     this.spec = opts.spec;
     this.log = opts.log ?? silentLog;
-    this.templates = opts.addons === false ? [] : (opts.templates ?? readAddonTemplates());
+    if (opts.addons !== false && !opts.templates)
+      throw new InternalError('a site applier that installs the addons needs their templates');
+    this.templates = opts.addons === false ? [] : opts.templates!;
     this.crdTimeoutMs = opts.crdTimeoutMs ?? 60_000;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }

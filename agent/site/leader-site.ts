@@ -7,12 +7,13 @@
  * for the server it serves now (ControlPlaneRuntime.siteServer): the k3s server's admin kubeconfig
  * on a robot, the lab's kube-apiserver and its token. The logic is the SiteApplier's (applier.ts).
  *
- * The agent imports this module, and with it the spec parser, when its robot first leads, so a
- * worker never loads it.
+ * The agent imports this module when its robot first leads, so a worker never loads it. It parses
+ * nothing itself: `load` (the agent's SiteSpecSource) validates a spec and reads the addon
+ * templates, in a child process for the bundled agent, so that neither this module nor the apply
+ * path it imports loads zod or yaml.
  */
 import type { Logger } from 'pino';
 import { EdgeError } from '../errors.ts';
-import type { AddonTemplate } from './addons.ts';
 import {
   ObjectSiteApplier,
   type ApplyOptions,
@@ -22,14 +23,14 @@ import {
 } from './applier.ts';
 import type { ObjectClient } from './object-client.ts';
 import type { SiteSpecVersion } from './spec-log.ts';
-import { parseSpecText } from './spec-source.ts';
+import type { LoadedSite } from './spec-source.ts';
 import type { SiteSpec } from './spec.ts';
 
 export interface LeaderSiteOptions {
   /** This robot, for the log lines. */
   readonly nodeId: string;
-  /** The addon templates (CRDs, Multus, Whereabouts); default: the repository's templates/. */
-  readonly templates?: readonly AddonTemplate[];
+  /** Validates a spec's text and reads the addon templates (SiteSpecSource.load). */
+  readonly load: (text: string, source: string) => Promise<LoadedSite>;
   readonly log: Pick<Logger, 'info' | 'warn'>;
 }
 
@@ -40,6 +41,8 @@ export class LeaderSite {
    * this robot has applied one: it then acts on no node loss.
    */
   private current: SiteSpec | null = null;
+  /** The spec text loaded last and what it loaded to: a reconcile of the same spec loads nothing. */
+  private loaded: { readonly text: string; readonly site: LoadedSite } | null = null;
 
   constructor(o: LeaderSiteOptions) {
     this.o = o;
@@ -61,15 +64,15 @@ export class LeaderSite {
     committed: Pick<SiteSpecVersion, 'text' | 'version'>,
     o: ApplyOptions = {},
   ): Promise<ApplyReport> {
-    const spec = await parseSpecText(
-      committed.text,
-      committed.version === 0 ? 'installed site spec' : `site spec version ${committed.version}`,
-    );
-    const report = await new ObjectSiteApplier(client, {
-      spec,
-      log: this.o.log,
-      templates: this.o.templates,
-    }).apply(epoch, o);
+    if (this.loaded?.text !== committed.text) {
+      const site = await this.o.load(
+        committed.text,
+        committed.version === 0 ? 'installed site spec' : `site spec version ${committed.version}`,
+      );
+      this.loaded = { text: committed.text, site };
+    }
+    const { spec, templates } = this.loaded.site;
+    const report = await new ObjectSiteApplier(client, { spec, log: this.o.log, templates }).apply(epoch, o);
     this.current = spec;
     this.o.log.info(
       { epoch, report, specVersion: committed.version === 0 ? null : committed.version },

@@ -5,7 +5,8 @@
  */
 import { cidrContains, cidrWithin, formatCidr, parseCidr, parseIpv4, type Cidr } from './ipv4.ts';
 import { edgectlLabels, type KubeObject } from './objects.ts';
-import { siteNamespace, type PeerRule, type SiteNetwork, type SiteSpec } from './spec.ts';
+import type { PeerRule, SiteNetwork, SiteSpec } from './spec.ts';
+import { siteNamespace } from './spec-names.ts';
 import { parseExclude } from './validate.ts';
 
 /** k3s's CNI paths (docs.k3s.io/networking/multus-ipams). */

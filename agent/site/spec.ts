@@ -309,10 +309,7 @@ export type SiteNetwork = z.output<typeof siteNetworkSchema>;
 export type AddonImages = NonNullable<z.output<typeof addonsSchema>>['images'];
 export type PeerRule = z.output<typeof peerRuleSchema>;
 
-/** siteNamespace is the namespace a site's objects live in. */
-export function siteNamespace(spec: SiteSpec): string {
-  return spec.namespace.name ?? `site-${spec.id}`;
-}
+export { siteNamespace } from './spec-names.ts';
 
 function formatPath(path: readonly PropertyKey[]): string {
   return (

@@ -14,6 +14,8 @@ import type { AgentConfig } from '../config.ts';
 import { loadConfigInSubprocess } from '../config-subprocess.ts';
 import { EdgeError } from '../errors.ts';
 import { agentMain } from '../run.ts';
+import { defaultTemplatesDir } from '../site/addon-objects.ts';
+import { subprocessSiteSpecSource } from '../site/spec-subprocess.ts';
 import { TEST_RUNTIMES } from './runtimes.ts';
 
 const loader = fileURLToPath(new URL('./edgectl-agent-config.cjs', import.meta.url));
@@ -28,8 +30,17 @@ const loadConfig: (path: string) => AgentConfig = import.meta.url.endsWith('.ts'
       return loadConfigInSubprocess(path, loader);
     };
 
+const siteLoader = fileURLToPath(new URL('./edgectl-agent-site.cjs', import.meta.url));
+
 agentMain({
   entryName: 'the test agent',
   loadConfig,
+  // From the sources: run.ts's default, in this process. Bundled: the robot's child process.
+  ...(import.meta.url.endsWith('.ts')
+    ? {}
+    : {
+        siteSpecs: (specFile: string | undefined, templatesDir: string | undefined) =>
+          subprocessSiteSpecSource(specFile, templatesDir ?? defaultTemplatesDir(), siteLoader),
+      }),
   runtimes: TEST_RUNTIMES,
 });

@@ -86,12 +86,12 @@ test("on the k3s runtime, the leader's LeaderSite taints a lost robot's Node out
     probes: { serverReady: async () => robot.active.has(SERVER_UNIT), workerReady: async () => false },
   });
   // The agent's LeaderSite, with the installed spec as the agent reads it (agent/run.ts).
-  const site = new LeaderSite({
-    nodeId: 'r1',
-    log: pino({ level: 'silent' }),
-    templates: readAddonTemplates(fileURLToPath(new URL('../../templates/', import.meta.url))),
-  });
-  const installed = (await fileSiteSpecSource(join(dir, 'loss-site.yaml')).local())!;
+  const specs = fileSiteSpecSource(
+    join(dir, 'loss-site.yaml'),
+    fileURLToPath(new URL('../../templates/', import.meta.url)),
+  );
+  const site = new LeaderSite({ nodeId: 'r1', log: pino({ level: 'silent' }), load: specs.load });
+  const installed = (await specs.local())!;
   await rt.startServer(1);
   await site.apply(await rt.siteServer(1), 1, { text: installed, version: 0 });
   const cluster = new KubeObjectClient(server.kubeConfig());
