@@ -9,7 +9,7 @@ import { StaleEpochError, type SiteApplier } from './applier.ts';
 import type { ObjectClient } from './object-client.ts';
 import { refOf } from './object-client.ts';
 import { LABEL_EPOCH, objectKey, type KubeObject } from './objects.ts';
-import { OUT_OF_SERVICE_TAINT, taintsOf } from './plan.ts';
+import { OUT_OF_SERVICE_TAINT, TAINTED_BY_EDGECTL, taintsOf } from './plan.ts';
 import { renderSite } from './render.ts';
 import { parseSiteSpec, type SiteSpec, type SiteSpecInput } from './spec.ts';
 
@@ -330,6 +330,46 @@ export function describeSiteApplierContract(name: string, setup: () => Promise<S
       await next.markNodeLost('r5');
       assert.deepEqual((await next.apply(2, { stillLost: new Set(['r5']) })).untaintedNodes, []);
       assert.deepEqual(await taints('r5'), [OUT_OF_SERVICE_TAINT.key]);
+    });
+
+    test("an operator's own out-of-service taint is never taken off: edgectl removes only the taints it set", async () => {
+      const s = spec('contract-operator-taint');
+      const byHand = { ...OUT_OF_SERVICE_TAINT };
+      await h.cluster.apply(node('r4', [byHand]));
+      const applier = h.applier(s);
+      const hasIt = async () =>
+        taintsOf((await h.cluster.get({ apiVersion: 'v1', kind: 'Node', name: 'r4' }))!).some(
+          (t) => t.key === OUT_OF_SERVICE_TAINT.key,
+        );
+      const mark = async () =>
+        (await h.cluster.get({ apiVersion: 'v1', kind: 'Node', name: 'r4' }))!.metadata.annotations?.[
+          TAINTED_BY_EDGECTL
+        ];
+      // (Nodes of the tests before share the cluster: only r4 counts here.)
+      assert.ok(!(await applier.apply(1)).untaintedNodes.includes('r4'));
+      assert.equal(await hasIt(), true);
+      // The robot goes and comes back: the taint was there before edgectl's, so it stays.
+      await applier.markNodeLost('r4');
+      assert.equal(await mark(), undefined);
+      assert.deepEqual(await applier.markNodeReturned('r4'), {
+        node: 'r4',
+        nodeFound: true,
+        untainted: false,
+      });
+      assert.equal(await hasIt(), true);
+      assert.ok(!(await applier.apply(2)).untaintedNodes.includes('r4'));
+      assert.equal(await hasIt(), true);
+      // One edgectl set is marked, and goes with its mark.
+      await h.cluster.apply(node('r3'));
+      await applier.markNodeLost('r3');
+      const r3 = async () => (await h.cluster.get({ apiVersion: 'v1', kind: 'Node', name: 'r3' }))!;
+      assert.equal((await r3()).metadata.annotations?.[TAINTED_BY_EDGECTL], 'true');
+      assert.deepEqual(await applier.markNodeReturned('r3'), {
+        node: 'r3',
+        nodeFound: true,
+        untainted: true,
+      });
+      assert.equal((await r3()).metadata.annotations?.[TAINTED_BY_EDGECTL], undefined);
     });
 
     test('with nodeLoss.action delete, a lost node is deleted; unknown nodes are no error', async () => {

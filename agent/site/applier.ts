@@ -23,12 +23,14 @@ import { describeObject, PRUNABLE_KINDS, siteSelector, type KubeObject } from '.
 import {
   classifyApply,
   epochOf,
+  hasTaint,
   heldAllocations,
   OUT_OF_SERVICE_TAINT,
   podRef,
   tolerates,
   pruneCandidates,
   reservationHeld,
+  TAINTED_BY_EDGECTL,
   taintsOf,
   withoutTaint,
   withTaint,
@@ -183,13 +185,12 @@ export class ObjectSiteApplier implements SiteApplier {
     // still holds lost.
     const untaintedNodes: string[] = [];
     for (const node of await this.client.list('v1', 'Node')) {
-      if (o.stillLost?.has(node.metadata.name) || !withoutTaint(taintsOf(node), OUT_OF_SERVICE_TAINT))
-        continue;
+      if (o.stillLost?.has(node.metadata.name) || !taintedByEdgectl(node)) continue;
       let untainted = false;
       await this.updateWithRetry(refOf(node), (current) => {
-        const taints = withoutTaint(taintsOf(current), OUT_OF_SERVICE_TAINT);
-        untainted = taints !== null;
-        return taints && { spec: { taints } };
+        const u = untaint(current);
+        untainted = u.untainted;
+        return u.patch;
       });
       if (untainted) untaintedNodes.push(node.metadata.name);
     }
@@ -269,8 +270,9 @@ export class ObjectSiteApplier implements SiteApplier {
     if (action === 'delete') nodeFound = await this.client.delete(nodeRef);
     else
       nodeFound = await this.updateWithRetry(nodeRef, (node) => {
+        // A taint already there is an operator's (or ours, annotated): it stays theirs.
         const taints = withTaint(taintsOf(node), OUT_OF_SERVICE_TAINT);
-        return taints && { spec: { taints } };
+        return taints && { metadata: { annotations: { [TAINTED_BY_EDGECTL]: 'true' } }, spec: { taints } };
       });
 
     // What the pod garbage collector does for an out-of-service node, at once rather than on its
@@ -316,9 +318,9 @@ export class ObjectSiteApplier implements SiteApplier {
     const nodeFound = await this.updateWithRetry(
       { apiVersion: 'v1', kind: 'Node', name: nodeName },
       (node) => {
-        const taints = withoutTaint(taintsOf(node), OUT_OF_SERVICE_TAINT);
-        untainted = taints !== null;
-        return taints && { spec: { taints } };
+        const u = untaint(node);
+        untainted = u.untainted;
+        return u.patch;
       },
     );
     const report: NodeReturnedReport = { node: nodeName, nodeFound, untainted };
@@ -362,4 +364,28 @@ export class KubeSiteApplier extends ObjectSiteApplier {
   constructor(opts: SiteApplierOptions & { kubeConfig: KubeConnection | KubeConfigLike }) {
     super(new KubeObjectClient(opts.kubeConfig), opts);
   }
+}
+
+/** taintedByEdgectl: the Node has the out-of-service taint, and edgectl's leader set it. */
+function taintedByEdgectl(node: KubeObject): boolean {
+  return (
+    node.metadata.annotations?.[TAINTED_BY_EDGECTL] !== undefined &&
+    hasTaint(taintsOf(node), OUT_OF_SERVICE_TAINT)
+  );
+}
+
+/**
+ * untaint: the merge patch that takes edgectl's out-of-service taint and its mark off (null: edgectl
+ * set none), and whether a taint goes with it.
+ */
+function untaint(node: KubeObject): { patch: Record<string, unknown> | null; untainted: boolean } {
+  if (node.metadata.annotations?.[TAINTED_BY_EDGECTL] === undefined) return { patch: null, untainted: false };
+  const taints = withoutTaint(taintsOf(node), OUT_OF_SERVICE_TAINT);
+  return {
+    patch: {
+      metadata: { annotations: { [TAINTED_BY_EDGECTL]: null } },
+      ...(taints ? { spec: { taints } } : {}),
+    },
+    untainted: taints !== null,
+  };
 }

@@ -42,6 +42,12 @@ export interface Taint {
  * The non-graceful node shutdown taint: pods on the Node that do not tolerate it are force-deleted
  * and their volumes detached, so they reschedule without waiting for the robot.
  */
+/**
+ * Set on a Node with the out-of-service taint when edgectl's leader put the taint there: edgectl
+ * takes off only the taints it set, never one an operator set by hand.
+ */
+export const TAINTED_BY_EDGECTL = 'edgectl.io/out-of-service';
+
 export const OUT_OF_SERVICE_TAINT: Taint = {
   key: 'node.kubernetes.io/out-of-service',
   value: 'nodeshutdown',
