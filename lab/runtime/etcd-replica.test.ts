@@ -8,41 +8,29 @@
  * bbolt file instead (docs/k3s.md "Replication").
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
 import { etcdPeerUrl, standbyPlan } from '../../agent/control-plane/replica.ts';
-import { etcdBinary, freePort } from '../kube-apiserver/apiserver.ts';
+import { freePort } from '../kube-apiserver/apiserver.ts';
 import { etcdPeerFlags, etcdPeerTlsIn, issueEtcdPeerCerts } from '../kube-apiserver/etcd-peer.ts';
+import { EtcdProcesses, singleMemberFlags, untilValue } from './testing/etcd-processes.ts';
 import { applyMemberChange, etcdGateway, etcdRevision, EtcdReplica, listMembers } from './etcd-replica.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-replica-'));
-const children: ChildProcess[] = [];
+const etcds = new EtcdProcesses();
 after(() => {
-  for (const c of children) c.kill('SIGKILL');
+  etcds.killAll();
   if (!process.env['KEEP_REPLICA_TEST']) rmSync(dir, { recursive: true, force: true });
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-async function until<T>(what: string, f: () => Promise<T | null>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => null);
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-function etcd(args: string[]): ChildProcess {
-  const c = spawn(etcdBinary(), [...args, '--log-level=error'], { stdio: 'ignore' });
-  children.push(c);
-  return c;
-}
+const etcd = (args: string[]) => etcds.spawn(args);
+const until = <T>(what: string, f: () => Promise<T | null>) => untilValue(what, f);
 
 test('a learner replicates over mutual TLS, and its data seeds the next leader with every write', async () => {
   const voters = [
@@ -57,13 +45,7 @@ test('a learner replicates over mutual TLS, and its data seeds the next leader w
   const p1 = etcdPeerUrl('127.0.0.1', peerPort);
   const p2 = etcdPeerUrl('127.0.0.2', peerPort);
   const leader = etcd([
-    '--name=r1',
-    `--data-dir=${join(dir, 'r1', 'etcd')}`,
-    `--listen-client-urls=${e1}`,
-    `--advertise-client-urls=${e1}`,
-    `--listen-peer-urls=${p1}`,
-    `--initial-advertise-peer-urls=${p1}`,
-    `--initial-cluster=r1=${p1}`,
+    ...singleMemberFlags('r1', join(dir, 'r1', 'etcd'), e1, p1),
     ...etcdPeerFlags(tls('r1')),
   ]);
   await until('the leader etcd', () => etcdRevision(e1));
@@ -132,16 +114,7 @@ test('a learner replicates over mutual TLS, and its data seeds the next leader w
     ).once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`restore exited ${code}`)))),
   );
   const e3 = `http://127.0.0.1:${c3}`;
-  etcd([
-    '--name=r2',
-    `--data-dir=${restored}`,
-    `--listen-client-urls=${e3}`,
-    `--advertise-client-urls=${e3}`,
-    `--listen-peer-urls=${p2}`,
-    `--initial-advertise-peer-urls=${p2}`,
-    `--initial-cluster=r2=${p2}`,
-    ...etcdPeerFlags(tls('r2')),
-  ]);
+  etcd([...singleMemberFlags('r2', restored, e3, p2), ...etcdPeerFlags(tls('r2'))]);
   assert.equal(await until('the new leader etcd', () => etcdRevision(e3)), last);
   const m = await listMembers(e3);
   assert.deepEqual(
@@ -173,13 +146,7 @@ test('a host without a voter certificate of the peer CA cannot replicate', async
   const p1 = etcdPeerUrl('127.0.0.1', peerPort);
   const p9 = etcdPeerUrl('127.0.0.9', peerPort);
   etcd([
-    '--name=r1',
-    `--data-dir=${join(dir, 'x', 'etcd')}`,
-    `--listen-client-urls=${e1}`,
-    `--advertise-client-urls=${e1}`,
-    `--listen-peer-urls=${p1}`,
-    `--initial-advertise-peer-urls=${p1}`,
-    `--initial-cluster=r1=${p1}`,
+    ...singleMemberFlags('r1', join(dir, 'x', 'etcd'), e1, p1),
     ...etcdPeerFlags(etcdPeerTlsIn(join(dir, 'x', 'r1'))),
   ]);
   await until('the leader etcd', () => etcdRevision(e1));
@@ -214,13 +181,7 @@ test('a replica the leader removed starts clean and can be added again', async (
   const p1 = etcdPeerUrl('127.0.0.1', peerPort);
   const p2 = etcdPeerUrl('127.0.0.2', peerPort);
   etcd([
-    '--name=r1',
-    `--data-dir=${join(dir, 'z', 'etcd')}`,
-    `--listen-client-urls=${e1}`,
-    `--advertise-client-urls=${e1}`,
-    `--listen-peer-urls=${p1}`,
-    `--initial-advertise-peer-urls=${p1}`,
-    `--initial-cluster=r1=${p1}`,
+    ...singleMemberFlags('r1', join(dir, 'z', 'etcd'), e1, p1),
     ...etcdPeerFlags(etcdPeerTlsIn(join(dir, 'z', 'r1'))),
   ]);
   await until('the leader etcd', () => etcdRevision(e1));

@@ -5,57 +5,33 @@
  * and a read from an old revision is refused as compacted instead of answering from the past.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, test } from 'node:test';
 import { REVISION_BUMP } from '../../agent/k3s/revision-bump.ts';
-import { etcdBinary, freePort } from '../kube-apiserver/apiserver.ts';
+import { freePort } from '../kube-apiserver/apiserver.ts';
 import { etcdGateway, etcdRevision } from './etcd-replica.ts';
 import { bumpRevision } from './revision-bump.ts';
+import { EtcdProcesses, singleMemberFlags, untilValue } from './testing/etcd-processes.ts';
 
 const execFileP = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-revision-bump-'));
-const children: ChildProcess[] = [];
+const etcds = new EtcdProcesses();
 after(() => {
-  for (const c of children) c.kill('SIGKILL');
+  etcds.killAll();
   rmSync(dir, { recursive: true, force: true });
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const b64 = (s: string) => Buffer.from(s).toString('base64');
-
-async function until<T>(what: string, f: () => Promise<T | null>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => null);
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 async function startEtcd(dataDir: string): Promise<{ endpoint: string; child: ChildProcess }> {
   const [client, peer] = [await freePort(), await freePort()];
   const endpoint = `http://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
-  const child = spawn(
-    etcdBinary(),
-    [
-      '--name=r1',
-      `--data-dir=${dataDir}`,
-      `--listen-client-urls=${endpoint}`,
-      `--advertise-client-urls=${endpoint}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=r1=${peerUrl}`,
-      '--log-level=error',
-    ],
-    { stdio: 'ignore' },
-  );
-  children.push(child);
-  await until('etcd to serve', () => etcdRevision(endpoint));
+  const child = etcds.spawn(singleMemberFlags('r1', dataDir, endpoint, peerUrl));
+  await untilValue('etcd to serve', () => etcdRevision(endpoint));
   return { endpoint, child };
 }
 

@@ -15,7 +15,7 @@
  *
  *   npm run bench:takeover-steps -- [--runs N] [--writes N] [--out file]
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +23,8 @@ import { parseArgs } from 'node:util';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { etcdPeerUrl, standbyPlan } from '../../agent/control-plane/replica.ts';
-import { etcdBinary, freePort } from '../../lab/kube-apiserver/apiserver.ts';
+import { freePort } from '../../lab/kube-apiserver/apiserver.ts';
+import { EtcdProcesses, singleMemberFlags, untilValue } from '../../lab/runtime/testing/etcd-processes.ts';
 import { etcdPeerFlags, etcdPeerTlsIn, issueEtcdPeerCerts } from '../../lab/kube-apiserver/etcd-peer.ts';
 import {
   applyMemberChange,
@@ -51,22 +52,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const now = () => performance.now();
 
-async function until<T>(f: () => Promise<T | null>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => null);
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(10);
-  }
-}
-
-const children: ChildProcess[] = [];
-function etcd(args: string[]): ChildProcess {
-  const c = spawn(etcdBinary(), [...args, '--log-level=warn'], { stdio: 'ignore' });
-  children.push(c);
-  return c;
-}
+const etcds = new EtcdProcesses('warn');
+const etcd = (args: string[]) => etcds.spawn(args);
+const until = <T>(f: () => Promise<T | null>) => untilValue('etcd', f, { timeoutMs: 30_000, everyMs: 10 });
 const etcdctl = (args: string[]) => execFileP('etcdctl', args, { env: { ...process.env, ETCDCTL_API: '3' } });
 
 interface Run {
@@ -84,16 +72,7 @@ async function serveOnce(
 ): Promise<number> {
   const endpoint = `http://127.0.0.1:${await freePort()}`;
   const t = now();
-  const c = etcd([
-    `--name=${name}`,
-    `--data-dir=${dataDir}`,
-    `--listen-client-urls=${endpoint}`,
-    `--advertise-client-urls=${endpoint}`,
-    `--listen-peer-urls=${peerUrl}`,
-    `--initial-advertise-peer-urls=${peerUrl}`,
-    `--initial-cluster=${name}=${peerUrl}`,
-    ...tlsFlags,
-  ]);
+  const c = etcd([...singleMemberFlags(name, dataDir, endpoint, peerUrl), ...tlsFlags]);
   await until(() => etcdGateway(endpoint, '/v3/kv/range', { key: b64('x') }, 300));
   const ms = now() - t;
   c.kill('SIGKILL');
@@ -115,13 +94,7 @@ async function oneRun(): Promise<Run> {
     const p1 = etcdPeerUrl('127.0.0.1', peerPort);
     const p2 = etcdPeerUrl('127.0.0.2', peerPort);
     const leader = etcd([
-      '--name=r1',
-      `--data-dir=${join(dir, 'r1', 'etcd')}`,
-      `--listen-client-urls=${e1}`,
-      `--advertise-client-urls=${e1}`,
-      `--listen-peer-urls=${p1}`,
-      `--initial-advertise-peer-urls=${p1}`,
-      `--initial-cluster=r1=${p1}`,
+      ...singleMemberFlags('r1', join(dir, 'r1', 'etcd'), e1, p1),
       ...etcdPeerFlags(tls('r1')),
     ]);
     await until(() => etcdRevision(e1));
@@ -217,7 +190,7 @@ async function oneRun(): Promise<Run> {
       snapshot: { restore: restoreS, bump: bumpS, etcd: etcdS, total: restoreS + bumpS + etcdS },
     };
   } finally {
-    for (const c of children.splice(0)) c.kill('SIGKILL');
+    etcds.killAll();
     rmSync(dir, { recursive: true, force: true });
   }
 }
