@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { constantTimeEqual, HmacSha256, SHA256_BYTES, sha256Digest } from './sha256.ts';
+import { constantTimeEqual, HmacSha256, SHA256_BYTES, sha256Digest, sha256Hex } from './sha256.ts';
 
 /** The tag as a Buffer, written by macInto into a fresh 32-byte array. */
 function tagOf(mac: HmacSha256, data: Uint8Array): Buffer {
@@ -33,6 +33,16 @@ test('sha256Digest is SHA-256: the FIPS 180-4 examples and node:crypto on any in
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 2000 }), (data) => {
       assert.equal(hex(sha256Digest(data)), createHash('sha256').update(data).digest('hex'));
+    }),
+  );
+});
+
+test('sha256Hex prints what sha256sum prints: strings as UTF-8, bytes as they are', () => {
+  assert.equal(sha256Hex('abc'), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  fc.assert(
+    fc.property(fc.string({ unit: 'grapheme' }), fc.uint8Array({ maxLength: 300 }), (text, bytes) => {
+      assert.equal(sha256Hex(text), createHash('sha256').update(text, 'utf8').digest('hex'));
+      assert.equal(sha256Hex(bytes), createHash('sha256').update(bytes).digest('hex'));
     }),
   );
 });

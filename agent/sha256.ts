@@ -15,6 +15,11 @@ export function sha256Digest(data: Uint8Array): Uint8Array {
   return sha256(data);
 }
 
+/** sha256Hex: the SHA-256 of `data` (a string as UTF-8) in lower-case hex, as sha256sum prints it. */
+export function sha256Hex(data: string | Uint8Array): string {
+  return Buffer.from(sha256(typeof data === 'string' ? Buffer.from(data, 'utf8') : data)).toString('hex');
+}
+
 /**
  * HmacSha256 authenticates with one key (RFC 2104). The key's inner and outer pad states are
  * hashed once; each `macInto` copies them into a reused instance, so a datagram costs the blocks

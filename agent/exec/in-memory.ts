@@ -7,8 +7,8 @@
  *
  * It passes the same contract (runner.contract.ts) as the local and SSH runners.
  */
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { sha256Hex } from '../sha256.ts';
 import { posix } from 'node:path';
 import { EdgeError } from '../errors.ts';
 import type { CommandRunner, RunOptions, RunResult, WriteFileOptions } from './runner.ts';
@@ -130,7 +130,7 @@ export class InMemoryCommandRunner implements CommandRunner {
   async upload(localPath: string, path: string, opts: WriteFileOptions): Promise<void> {
     this.tick();
     this.calls.push({ op: 'upload', path, mode: opts.mode, ...(opts.owner ? { owner: opts.owner } : {}) });
-    this.put(path, await readFile(localPath), opts);
+    this.put(path, readFileSync(localPath), opts);
   }
 
   async readFile(path: string, opts: { sudo?: boolean } = {}): Promise<Buffer | null> {
@@ -243,7 +243,7 @@ export class InMemoryCommandRunner implements CommandRunner {
           if (!f) return { code: 1, stdout: out, stderr: `sha256sum: ${p}: No such file or directory\n` };
           if (!this.canRead(f, ctx.sudo))
             return { code: 1, stdout: out, stderr: `sha256sum: ${p}: Permission denied\n` };
-          out += `${createHash('sha256').update(f.content).digest('hex')}  ${p}\n`;
+          out += `${sha256Hex(f.content)}  ${p}\n`;
         }
         return ok(out);
       }

@@ -10,7 +10,7 @@
  * the plans rely on, not etcd's raft: replication here is instant while connected, and stops when
  * a robot's link is cut or it is powered off.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../sha256.ts';
 import type { RunResult } from '../../exec/runner.ts';
 import { DATASTORE_ENV, DATASTORE_UNIT, REPLICA_ENV, REPLICA_UNIT } from '../paths.ts';
 import { etcdDb } from '../replica-plans.ts';
@@ -261,5 +261,5 @@ function parseEnv(text: string): Record<string, string> {
 }
 
 function memberId(name: string, peerUrl: string): bigint {
-  return BigInt(`0x${createHash('sha256').update(`${name} ${peerUrl}`).digest('hex').slice(0, 16)}`);
+  return BigInt(`0x${sha256Hex(`${name} ${peerUrl}`).slice(0, 16)}`);
 }

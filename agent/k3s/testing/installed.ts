@@ -1,5 +1,5 @@
 /** installedRobot: a robot model whose image carries k3s, with the install plan applied. */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../sha256.ts';
 import { executePlan } from '../execute.ts';
 import { installPlan } from '../plans.ts';
 import type { K3sNodeSpec } from '../settings.ts';
@@ -17,7 +17,7 @@ export async function installedRobot(
 ): Promise<RobotModel> {
   const m = new RobotModel({ ...opts, node: spec.nodeName });
   m.seed(IMAGE_BINARY, IMAGE_BINARY_CONTENT, 0o755);
-  const sha256 = createHash('sha256').update(IMAGE_BINARY_CONTENT).digest('hex');
+  const sha256 = sha256Hex(IMAGE_BINARY_CONTENT);
   await executePlan(
     m,
     installPlan(spec, {

@@ -7,7 +7,7 @@
  * It models what the plans rely on, not k3s itself: a green test here says the plans do what
  * docs/k3s.md says, not that k3s accepts them (docs/k3s.md, "What was verified").
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../sha256.ts';
 import type { CommandRunner, RunOptions, RunResult, WriteFileOptions } from '../../exec/runner.ts';
 import {
   AGENT_LOAD_BALANCER_FILES,
@@ -255,7 +255,7 @@ export class RobotModel implements CommandRunner, EtcdHost {
     if (args[0] !== '--check') {
       const f = this.files.get(args[0] ?? '');
       return f
-        ? ok(`${sha256(f.content)}  ${args[0]}\n`)
+        ? ok(`${sha256Hex(f.content)}  ${args[0]}\n`)
         : fail(1, `sha256sum: ${args[0]}: No such file or directory`);
     }
     const list = this.files.get(args[2] ?? '');
@@ -263,7 +263,7 @@ export class RobotModel implements CommandRunner, EtcdHost {
     for (const line of list.content.split('\n').filter(Boolean)) {
       const [sum, path] = line.split('  ');
       const f = this.files.get(path ?? '');
-      if (!f || sha256(f.content) !== sum) return fail(1, '');
+      if (!f || sha256Hex(f.content) !== sum) return fail(1, '');
     }
     return ok();
   }
@@ -376,8 +376,4 @@ export class RobotModel implements CommandRunner, EtcdHost {
     }
     return fail(1, `k3s ${sub}: not modelled`);
   }
-}
-
-function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
 }
