@@ -24,7 +24,14 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { EdgeError } from '../errors.ts';
 import type { SiteView, SnapshotRecord } from './runtime.ts';
 import { sharedSnapshotKeys } from './testing/snapshot-keys.ts';
-import { preparePush, pushSnapshot, SnapshotReceiver, SnapshotStore, type PushResult } from './snapshots.ts';
+import {
+  preparePush,
+  pushSnapshot,
+  SnapshotReceiver,
+  SnapshotStore,
+  type PreparedPush,
+  type PushResult,
+} from './snapshots.ts';
 
 const SITE_KEY = Buffer.alloc(32, 5);
 const keys = sharedSnapshotKeys(SITE_KEY, ['r1', 'r2', 'r3']);
@@ -97,6 +104,10 @@ function delta(before: Readonly<Record<PushResult, number>>): Partial<Record<Pus
   );
 }
 
+/** The sealed body of `p`, whole (the cipher streams it a chunk at a time). */
+const sealedBody = async (p: PreparedPush, content: Uint8Array): Promise<Buffer> =>
+  Buffer.concat((await p.body(content).toArray()) as Buffer[]);
+
 /** Every file in the store: a refused push must leave none, not even a partial upload. */
 const files = () => readdirSync(storeDir).sort();
 
@@ -142,17 +153,17 @@ describe('snapshot pushes', () => {
     assert.ok(!readFileSync(store.path(s.record)).equals(Buffer.alloc(0)));
   });
 
-  test('the body is sealed: the snapshot does not cross the network in clear', () => {
+  test('the body is sealed: the snapshot does not cross the network in clear', async () => {
     const s = snapshot('e7-r1-clear', 7, Buffer.from('apiVersion: v1\nkind: Secret\n'.repeat(4096)));
     const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
-    const wire = Buffer.concat([Buffer.from(JSON.stringify(p.fields)), ...p.body(s.content)]);
+    const wire = Buffer.concat([Buffer.from(JSON.stringify(p.fields)), await sealedBody(p, s.content)]);
     assert.equal(wire.indexOf('kind: Secret'), -1);
   });
 
   test('a captured push replayed later is refused once the term has moved on', async () => {
     const s = snapshot('e7-r1-replay', 7, randomBytes(8192));
     const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
-    const body = Buffer.concat([...p.body(s.content)]);
+    const body = await sealedBody(p, s.content);
     const fields = { ...p.fields, 'content-length': body.length };
     assert.match(await rawPut(fields, [body]), /^HTTP\/1\.1 204 /);
     // r1 leads again, at a later term: the old push is refused, though r1 sent it.
@@ -213,7 +224,9 @@ describe('snapshot pushes', () => {
   test('a push addressed to another robot is refused', async () => {
     const s = snapshot('e7-r1-e', 7, randomBytes(100));
     const p = preparePush({ self: 'r1', term: 7, to: 'r3', record: s.record, keys })!;
-    const reply = await rawPut({ ...p.fields, 'content-length': p.header.size }, p.body(s.content));
+    const reply = await rawPut({ ...p.fields, 'content-length': p.header.size }, [
+      await sealedBody(p, s.content),
+    ]);
     assert.match(reply, /^HTTP\/1\.1 421 .*\r\n[\s\S]*misdirected: addressed to r3, not r2/);
     assert.deepEqual(files(), []);
   });
@@ -252,8 +265,7 @@ describe('snapshot pushes', () => {
   test('a second upload while one is running is refused at once; the first is kept', async () => {
     const first = snapshot('e7-r1-f', 7, randomBytes(256 * 1024));
     const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: first.record, keys })!;
-    const chunks = [...p.body(first.content)];
-    const sealedBody = Buffer.concat(chunks);
+    const sealed = await sealedBody(p, first.content);
     // The first upload sends half its body, then waits.
     const req = request({
       host: '127.0.0.1',
@@ -261,7 +273,7 @@ describe('snapshot pushes', () => {
       method: 'PUT',
       path: '/snapshots',
       agent: false,
-      headers: { ...p.fields, 'content-length': sealedBody.length },
+      headers: { ...p.fields, 'content-length': sealed.length },
     });
     const firstDone = new Promise<number>((resolve, reject) => {
       req.on('response', (res) => {
@@ -270,14 +282,14 @@ describe('snapshot pushes', () => {
       });
       req.on('error', reject);
     });
-    req.write(sealedBody.subarray(0, sealedBody.length >> 1));
+    req.write(sealed.subarray(0, sealed.length >> 1));
     // The receiver has taken the first upload once its body has started to arrive in the store.
     while (!readdirSync(storeDir).some((f) => f.endsWith('.part')))
       await new Promise((r) => setTimeout(r, 5));
     const second = await push(snapshot('e7-r1-g', 7, randomBytes(1024)));
     assert.deepEqual([second.kept, second.status], [false, 503]);
     assert.match(second.reason, /^busy: another snapshot is being received/);
-    req.end(sealedBody.subarray(sealedBody.length >> 1));
+    req.end(sealed.subarray(sealed.length >> 1));
     assert.equal(await firstDone, 204);
     assert.deepEqual(store.records(), [first.record]);
   });
@@ -292,8 +304,8 @@ describe('snapshot pushes', () => {
     ]);
     assert.match(declared, /^HTTP\/1\.1 400 [\s\S]*content-length \d+ is not the \d+ bytes announced/);
     // Chunked, with no length given: the receiver reads up to what was announced, then cuts it off.
-    const sealedBody = Buffer.concat([...p.body(s.content)]);
-    const longer = [sealedBody, ...Array.from({ length: 64 }, () => randomBytes(64 * 1024))];
+    const sealed = await sealedBody(p, s.content);
+    const longer = [sealed, ...Array.from({ length: 64 }, () => randomBytes(64 * 1024))];
     await rawPut(p.fields, longer, { chunked: true });
     assert.deepEqual(delta(b), { malformed: 1, 'too-large': 1 });
     assert.deepEqual(files(), []);
@@ -303,14 +315,14 @@ describe('snapshot pushes', () => {
     const s = snapshot('e7-r1-i', 7, randomBytes(64 * 1024));
     const b = receiver.stats();
     const p1 = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
-    const body1 = Buffer.concat([...p1.body(s.content)]);
+    const body1 = await sealedBody(p1, s.content);
     await rawPut({ ...p1.fields, 'content-length': body1.length }, [body1.subarray(0, 1000)], {
       hangUp: true,
     });
     // The receiver counts the upload that broke off once it sees the connection gone.
     while (receiver.stats().truncated === b.truncated) await new Promise((r) => setTimeout(r, 5));
     const p2 = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
-    const body2 = Buffer.concat([...p2.body(s.content)]);
+    const body2 = await sealedBody(p2, s.content);
     body2[body2.length >> 1]! ^= 1;
     const corrupt = await rawPut({ ...p2.fields, 'content-length': body2.length }, [body2]);
     assert.match(corrupt, /^HTTP\/1\.1 422 [\s\S]*corrupt: the body is not sealed for this header/);
@@ -376,7 +388,7 @@ describe('snapshot pushes', () => {
     try {
       const s = snapshot('e7-r1-stall', 7, randomBytes(64 * 1024));
       const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
-      const body = Buffer.concat([...p.body(s.content)]);
+      const body = await sealedBody(p, s.content);
       await new Promise<void>((resolve) => {
         const sock = connect(quick.port, '127.0.0.1');
         sock.on('error', () => {});
