@@ -6,7 +6,9 @@
  * to one that was never committed.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -23,6 +25,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { EdgeError } from '../errors.ts';
 import type { SiteView, SnapshotRecord } from './runtime.ts';
+import { childSnapshotCipher, SNAPSHOT_CIPHER, type SnapshotCipher } from './snapshot-cipher.ts';
 import { sharedSnapshotKeys } from './testing/snapshot-keys.ts';
 import {
   preparePush,
@@ -82,9 +85,10 @@ beforeEach(() => {
 const to = () => ({ id: 'r2', host: '127.0.0.1' });
 const push = (
   s: { record: SnapshotRecord; content: Buffer },
-  o: { from?: string; term?: number; k?: typeof keys } = {},
+  o: { from?: string; term?: number; k?: typeof keys; cipher?: SnapshotCipher } = {},
 ) =>
   pushSnapshot({
+    cipher: o.cipher,
     self: o.from ?? 'r1',
     term: o.term ?? 7,
     to: to(),
@@ -407,6 +411,160 @@ describe('snapshot pushes', () => {
     } finally {
       await quick.close();
     }
+  });
+});
+
+/** The body key of the push between two robots that share SITE_KEY, as the wire format defines it. */
+const BODY_KEY = hkdf(sha256, SITE_KEY, undefined, Buffer.from('edgectl snapshot push body'), 32);
+
+/** AES-256-GCM by node:crypto in this process: the ciphertext, then the tag. */
+function nodeSeal(nonceHex: string, aad: string, content: Uint8Array): Buffer {
+  const c = createCipheriv('aes-256-gcm', BODY_KEY, Buffer.from(nonceHex, 'hex'));
+  c.setAAD(Buffer.from(aad, 'latin1'));
+  return Buffer.concat([c.update(content), c.final(), c.getAuthTag()]);
+}
+
+/**
+ * A stand-in for the cipher's child that dies part-way: it reads the request and some of the body,
+ * creates the file it was to write (open), writes a little (seal), and exits 3.
+ */
+function dyingCipher(): SnapshotCipher {
+  const script = join(root, 'dying-crypt.mjs');
+  writeFileSync(
+    script,
+    `import { writeFileSync } from 'node:fs';
+let got = Buffer.alloc(0);
+let started = false;
+process.stdin.on('data', (d) => {
+  got = Buffer.concat([got, d]);
+  const nl = got.indexOf(10);
+  if (nl >= 0 && !started) {
+    started = true;
+    const r = JSON.parse(got.subarray(0, nl).toString());
+    if (r.into) writeFileSync(r.into, 'part of it', { flag: 'wx' });
+    else process.stdout.write(Buffer.alloc(4096));
+  }
+  if (got.length > 256 * 1024) process.exit(3);
+});
+`,
+  );
+  return childSnapshotCipher(() => script);
+}
+
+describe('the snapshot cipher in its child process', () => {
+  test("a push's body is node:crypto's AES-256-GCM of the content, byte for byte, under the body key, the nonce and the header", async () => {
+    for (const size of [1, 1024 * 1024, 3 * 1024 * 1024 + 17]) {
+      const s = snapshot(`e7-r1-wire-${size}`, 7, randomBytes(size));
+      const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
+      const wire = nodeSeal(p.header.nonce, p.fields['x-edgectl-snapshot']!, s.content);
+      assert.deepEqual(await sealedBody(p, s.content), wire, `${size} bytes`);
+    }
+  });
+
+  test('it opens what node:crypto sealed into the file, with the verdict and the SHA-256 of the content', async () => {
+    const content = randomBytes(2 * 1024 * 1024 + 5);
+    const nonce = randomBytes(12);
+    const aad = 'a header';
+    const sealed = nodeSeal(nonce.toString('hex'), aad, content);
+    const into = join(root, 'opened');
+    const opening = SNAPSHOT_CIPHER.open({
+      key: BODY_KEY,
+      nonce,
+      aad: Buffer.from(aad, 'latin1'),
+      sealedLength: content.length,
+      into,
+    });
+    opening.input.end(sealed);
+    const out = await opening.outcome;
+    assert.deepEqual(out, {
+      ok: true,
+      verdict: { complete: true, verified: true, sha256: createHash('sha256').update(content).digest('hex') },
+    });
+    assert.deepEqual(readFileSync(into), content);
+    rmSync(into);
+  });
+
+  test('a tampered ciphertext, a tampered tag, another header as associated data and a cut body are refused as before, leaving nothing', async () => {
+    const s = snapshot('e7-r1-tamper', 7, randomBytes(200 * 1024));
+    const b = receiver.stats();
+    const prepared = () => preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
+    const put = (p: PreparedPush, body: Buffer) =>
+      rawPut({ ...p.fields, 'content-length': p.header.size }, [body]);
+    const p1 = prepared();
+    const cipherText = await sealedBody(p1, s.content);
+    cipherText[0]! ^= 1;
+    assert.match(
+      await put(p1, cipherText),
+      /^HTTP\/1\.1 422 [\s\S]*corrupt: the body is not sealed for this header/,
+    );
+    const p2 = prepared();
+    const tag = await sealedBody(p2, s.content);
+    tag[tag.length - 1]! ^= 1;
+    assert.match(
+      await put(p2, tag),
+      /^HTTP\/1\.1 422 [\s\S]*corrupt: the body is not sealed for this header/,
+    );
+    // The right key and nonce, but sealed for another push's header.
+    const p3 = prepared();
+    const other = prepared().fields['x-edgectl-snapshot']!;
+    const wrongAad = nodeSeal(p3.header.nonce, other, s.content);
+    assert.match(
+      await put(p3, wrongAad),
+      /^HTTP\/1\.1 422 [\s\S]*corrupt: the body is not sealed for this header/,
+    );
+    // Chunked, so that only its end tells the body is short.
+    const p4 = prepared();
+    const cut = (await sealedBody(p4, s.content)).subarray(0, 100 * 1024);
+    assert.match(
+      await rawPut(p4.fields, [cut], { chunked: true }),
+      /^HTTP\/1\.1 400 [\s\S]*truncated: the body ended after 102400 of \d+ bytes/,
+    );
+    assert.deepEqual(delta(b), { corrupt: 3, truncated: 1 });
+    assert.deepEqual(files(), []);
+  });
+
+  test('a cipher child that dies while it opens a push fails that push, removes its file and frees the slot', async () => {
+    let opened = 0;
+    const dying = dyingCipher();
+    const cipher: SnapshotCipher = {
+      seal: (p, content) => SNAPSHOT_CIPHER.seal(p, content),
+      open: (p) => (opened++ === 0 ? dying : SNAPSHOT_CIPHER).open(p),
+    };
+    const r = await SnapshotReceiver.start({
+      self: 'r2',
+      address: '127.0.0.1',
+      port: 0,
+      keys,
+      store,
+      cipher,
+    });
+    r.setSiteView(view);
+    try {
+      const s = snapshot('e7-r1-dies', 7, randomBytes(1024 * 1024));
+      const out = await pushSnapshot({ self: 'r1', term: 7, to: to(), ...s, keys, port: r.port });
+      assert.equal(out.kept, false);
+      while (r.stats().failed === 0) await new Promise((ok) => setTimeout(ok, 5));
+      assert.deepEqual(files(), []);
+      const again = await pushSnapshot({ self: 'r1', term: 7, to: to(), ...s, keys, port: r.port });
+      assert.equal(again.kept, true, again.reason);
+      assert.deepEqual(
+        { failed: r.stats().failed, kept: r.stats().kept, busy: r.stats().busy },
+        { failed: 1, kept: 1, busy: 0 },
+      );
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('a cipher child that dies while it seals a push fails that push cleanly; the receiver keeps nothing', async () => {
+    const s = snapshot('e7-r1-seal-dies', 7, randomBytes(1024 * 1024));
+    const b = receiver.stats();
+    const out = await push(s, { cipher: dyingCipher() });
+    assert.equal(out.kept, false);
+    while (receiver.stats().truncated === b.truncated) await new Promise((ok) => setTimeout(ok, 5));
+    assert.deepEqual(delta(b), { truncated: 1 });
+    assert.deepEqual(files(), []);
+    assert.equal((await push(s)).kept, true);
   });
 });
 
