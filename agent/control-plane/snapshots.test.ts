@@ -3,7 +3,10 @@
  * sends is kept; every other push (keyless, foreign key, another robot, an old term, a hostile
  * record, an over-long or broken body, a second upload at once) is refused before it can write
  * anything, and the store never holds a file outside its directory or loses a committed snapshot
- * to one that was never committed.
+ * to one that was never committed. The AES-256-GCM runs in a child process (snapshot-cipher.ts):
+ * its bytes are node:crypto's, a tampered or cut body is refused as it was in process, a child that
+ * dies fails only its push, and a process that ships, receives and restores one never loads
+ * node:crypto.
  */
 import assert from 'node:assert/strict';
 import { hkdf } from '@noble/hashes/hkdf.js';
@@ -18,11 +21,14 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import { build } from 'esbuild';
 import { EdgeError } from '../errors.ts';
 import type { SiteView, SnapshotRecord } from './runtime.ts';
 import { childSnapshotCipher, SNAPSHOT_CIPHER, type SnapshotCipher } from './snapshot-cipher.ts';
@@ -554,6 +560,57 @@ describe('the snapshot cipher in its child process', () => {
     } finally {
       await r.close();
     }
+  });
+
+  test('a process that sends, receives and restores a snapshot, bundled as the agent is, never loads node:crypto', async () => {
+    const dir = join(root, 'modules');
+    mkdirSync(dir);
+    const here = import.meta.dirname;
+    // CommonJS, so that built-ins load without their ES facade (agent/build.ts builtinsWithoutFacade).
+    await build({
+      stdin: {
+        contents: `
+import { sha256 } from '@noble/hashes/sha2.js';
+import { pushSnapshot, SnapshotReceiver, SnapshotStore } from './snapshots.ts';
+import { sharedSnapshotKeys } from './testing/snapshot-keys.ts';
+void (async () => {
+  const keys = sharedSnapshotKeys(Buffer.alloc(32, 1), ['r1', 'r2']);
+  const store = new SnapshotStore(process.argv[2]);
+  const receiver = await SnapshotReceiver.start({ self: 'r2', address: '127.0.0.1', port: 0, keys, store });
+  receiver.setSiteView({ leadership: () => ({ term: 7, leader: 'r1' }), committedSnapshots: () => [] });
+  const content = Buffer.alloc(256 * 1024, 7);
+  const record = {
+    name: 'e7-r1-modules', epoch: 7, from: 'r1', size: content.length,
+    sha256: Buffer.from(sha256(content)).toString('hex'), createdAt: '2026-11-22T09:00:00.000Z',
+  };
+  const to = { id: 'r2', host: '127.0.0.1' };
+  const out = await pushSnapshot({ self: 'r1', term: 7, to, record, content, keys, port: receiver.port });
+  await receiver.close();
+  const restorable = store.restorable([record])?.record.name ?? null;
+  process.stdout.write(JSON.stringify({ kept: out.kept, restorable, modules: process.moduleLoadList }));
+})();
+`,
+        resolveDir: here,
+        loader: 'ts',
+      },
+      bundle: true,
+      platform: 'node',
+      target: 'node24',
+      format: 'cjs',
+      outfile: join(dir, 'push.cjs'),
+      logLevel: 'warning',
+      // CommonJS has no import.meta: the cipher's child is the sources' snapshot-crypt.ts.
+      define: { 'import.meta.url': JSON.stringify(pathToFileURL(join(here, 'snapshot-cipher.ts')).href) },
+    });
+    const run = spawnSync(process.execPath, [join(dir, 'push.cjs'), join(dir, 'store')], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const r = JSON.parse(run.stdout) as { kept: boolean; restorable: string | null; modules: string[] };
+    assert.deepEqual([r.kept, r.restorable], [true, 'e7-r1-modules']);
+    assert.ok(r.modules.includes('NativeModule http'), 'the list is real');
+    assert.ok(!r.modules.includes('NativeModule crypto'), 'node:crypto loaded');
   });
 
   test('a cipher child that dies while it seals a push fails that push cleanly; the receiver keeps nothing', async () => {
