@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,7 @@ import type { Metafile } from 'esbuild';
 import { agentChunks } from '../cli/bootstrap/bundle.ts';
 import { freePort } from '../lab/kube-apiserver/apiserver.ts';
 import { buildAgent } from './build.ts';
+import { childSnapshotCipher } from './control-plane/snapshot-cipher.ts';
 import { loadAgentConfig } from './config.ts';
 import { EdgeError } from './errors.ts';
 import { formatRobotKeyFile, readRobotKeys, renderRobotKeyFile } from './site-key.ts';
@@ -118,6 +119,31 @@ test('bootstrap ships the config loader and the site spec loader with the chunks
   const chunks = agentChunks(entry);
   assert.ok(chunks.includes(join(out, 'edgectl-agent-config.cjs')));
   assert.ok(chunks.includes(join(out, 'edgectl-agent-site.cjs')));
+});
+
+test("bootstrap ships the snapshot cipher; no file of the agent's names node:crypto, and the built cipher seals as node:crypto does", async () => {
+  const cipherFile = join(out, 'edgectl-agent-crypt.cjs');
+  assert.ok(agentChunks(entry).includes(cipherFile));
+  // A built-in in a bundle is a getBuiltinModule call, an import or a require of its name.
+  const naming = readdirSync(out).filter(
+    (f) => /\.(mjs|cjs)$/.test(f) && /["'](node:)?crypto["']/.test(readFileSync(join(out, f), 'utf8')),
+  );
+  assert.deepEqual(naming, ['edgectl-agent-crypt.cjs']);
+  const content = randomBytes(3 * 1024 * 1024 + 1);
+  const p = { key: randomBytes(32), nonce: randomBytes(12), aad: Buffer.from('header') };
+  const c = createCipheriv('aes-256-gcm', p.key, p.nonce).setAAD(p.aad);
+  const expected = Buffer.concat([c.update(content), c.final(), c.getAuthTag()]);
+  const cipher = childSnapshotCipher(() => cipherFile);
+  const sealed = Buffer.concat((await cipher.seal(p, content).toArray()) as Buffer[]);
+  assert.deepEqual(sealed, expected);
+  const into = join(dir, 'opened');
+  const opening = cipher.open({ ...p, sealedLength: content.length, into });
+  opening.input.end(sealed);
+  assert.deepEqual(await opening.outcome, {
+    ok: true,
+    verdict: { complete: true, verified: true, sha256: createHash('sha256').update(content).digest('hex') },
+  });
+  assert.deepEqual(readFileSync(into), content);
 });
 
 /**

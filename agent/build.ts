@@ -10,7 +10,10 @@
  *   CommonJS file, which the agent runs in a child process at start-up, so that the agent's own
  *   process never loads them (agent/config-subprocess.ts);
  * - edgectl-agent-site.cjs, the site spec loader (agent/site/spec-loader.ts) with zod and yaml, the
- *   same way: a leader runs it to parse a spec and the addon templates (agent/site/spec-subprocess.ts).
+ *   same way: a leader runs it to parse a spec and the addon templates (agent/site/spec-subprocess.ts);
+ * - edgectl-agent-crypt.cjs, the snapshot cipher (agent/control-plane/snapshot-crypt.ts), which
+ *   seals or opens one snapshot push with node:crypto in a child process, so that the agent's own
+ *   process never loads node:crypto (agent/control-plane/snapshot-cipher.ts).
  *
  * Bootstrap ships every file the entry refers to (cli/bootstrap/bundle.ts agentChunks).
  */
@@ -123,9 +126,9 @@ export const ROBOT_ENTRY = 'agent/main.ts';
 export async function buildAgent(
   outdir = AGENT_BUNDLE_DIR,
   entry = ROBOT_ENTRY,
-): Promise<{ agent: Metafile; configLoader: Metafile; siteLoader: Metafile }> {
+): Promise<{ agent: Metafile; configLoader: Metafile; siteLoader: Metafile; cryptChild: Metafile }> {
   rmSync(outdir, { recursive: true, force: true });
-  const [agent, configLoader, siteLoader] = await Promise.all([
+  const [agent, configLoader, siteLoader, cryptChild] = await Promise.all([
     build({
       ...common,
       entryPoints: [entry],
@@ -156,8 +159,20 @@ export async function buildAgent(
       define: { 'import.meta.url': '__edgectlFileUrl' },
       metafile: true,
     }),
+    build({
+      ...common,
+      entryPoints: ['agent/control-plane/snapshot-crypt.ts'],
+      format: 'cjs',
+      outfile: join(outdir, 'edgectl-agent-crypt.cjs'),
+      metafile: true,
+    }),
   ]);
-  return { agent: agent.metafile, configLoader: configLoader.metafile, siteLoader: siteLoader.metafile };
+  return {
+    agent: agent.metafile,
+    configLoader: configLoader.metafile,
+    siteLoader: siteLoader.metafile,
+    cryptChild: cryptChild.metafile,
+  };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -1,8 +1,9 @@
 /**
  * The agent's source of randomness: the kernel's CSPRNG, read from /dev/urandom. The agent draws
  * rarely (the transport's incarnation and the seed of the election's timeout jitter at boot, a
- * temp-file name or sudo marker per command the k3s runtime runs), and none of it is worth loading
- * node:crypto into the agent's process for (agent/sha256.ts).
+ * temp-file name or sudo marker per command the k3s runtime runs, a nonce and an upload file name
+ * per snapshot push), and none of it is worth loading node:crypto into the agent's process for
+ * (agent/sha256.ts).
  * /dev/urandom never blocks once the kernel's pool is initialised, which it is long before a
  * robot's services start.
  */

@@ -3,10 +3,15 @@
  * sends is kept; every other push (keyless, foreign key, another robot, an old term, a hostile
  * record, an over-long or broken body, a second upload at once) is refused before it can write
  * anything, and the store never holds a file outside its directory or loses a committed snapshot
- * to one that was never committed.
+ * to one that was never committed. The AES-256-GCM runs in a child process (snapshot-cipher.ts):
+ * its bytes are node:crypto's, a tampered or cut body is refused as it was in process, a child that
+ * dies fails only its push, and a process that ships, receives and restores one never loads
+ * node:crypto.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { hkdf } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -16,15 +21,26 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import { build } from 'esbuild';
 import { EdgeError } from '../errors.ts';
 import type { SiteView, SnapshotRecord } from './runtime.ts';
+import { childSnapshotCipher, SNAPSHOT_CIPHER, type SnapshotCipher } from './snapshot-cipher.ts';
 import { sharedSnapshotKeys } from './testing/snapshot-keys.ts';
-import { preparePush, pushSnapshot, SnapshotReceiver, SnapshotStore, type PushResult } from './snapshots.ts';
+import {
+  preparePush,
+  pushSnapshot,
+  SnapshotReceiver,
+  SnapshotStore,
+  type PreparedPush,
+  type PushResult,
+} from './snapshots.ts';
 
 const SITE_KEY = Buffer.alloc(32, 5);
 const keys = sharedSnapshotKeys(SITE_KEY, ['r1', 'r2', 'r3']);
@@ -75,9 +91,10 @@ beforeEach(() => {
 const to = () => ({ id: 'r2', host: '127.0.0.1' });
 const push = (
   s: { record: SnapshotRecord; content: Buffer },
-  o: { from?: string; term?: number; k?: typeof keys } = {},
+  o: { from?: string; term?: number; k?: typeof keys; cipher?: SnapshotCipher } = {},
 ) =>
   pushSnapshot({
+    cipher: o.cipher,
     self: o.from ?? 'r1',
     term: o.term ?? 7,
     to: to(),
@@ -96,6 +113,10 @@ function delta(before: Readonly<Record<PushResult, number>>): Partial<Record<Pus
     ),
   );
 }
+
+/** The sealed body of `p`, whole (the cipher streams it a chunk at a time). */
+const sealedBody = async (p: PreparedPush, content: Uint8Array): Promise<Buffer> =>
+  Buffer.concat((await p.body(content).toArray()) as Buffer[]);
 
 /** Every file in the store: a refused push must leave none, not even a partial upload. */
 const files = () => readdirSync(storeDir).sort();
@@ -142,17 +163,17 @@ describe('snapshot pushes', () => {
     assert.ok(!readFileSync(store.path(s.record)).equals(Buffer.alloc(0)));
   });
 
-  test('the body is sealed: the snapshot does not cross the network in clear', () => {
+  test('the body is sealed: the snapshot does not cross the network in clear', async () => {
     const s = snapshot('e7-r1-clear', 7, Buffer.from('apiVersion: v1\nkind: Secret\n'.repeat(4096)));
     const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
-    const wire = Buffer.concat([Buffer.from(JSON.stringify(p.fields)), ...p.body(s.content)]);
+    const wire = Buffer.concat([Buffer.from(JSON.stringify(p.fields)), await sealedBody(p, s.content)]);
     assert.equal(wire.indexOf('kind: Secret'), -1);
   });
 
   test('a captured push replayed later is refused once the term has moved on', async () => {
     const s = snapshot('e7-r1-replay', 7, randomBytes(8192));
     const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
-    const body = Buffer.concat([...p.body(s.content)]);
+    const body = await sealedBody(p, s.content);
     const fields = { ...p.fields, 'content-length': body.length };
     assert.match(await rawPut(fields, [body]), /^HTTP\/1\.1 204 /);
     // r1 leads again, at a later term: the old push is refused, though r1 sent it.
@@ -213,7 +234,9 @@ describe('snapshot pushes', () => {
   test('a push addressed to another robot is refused', async () => {
     const s = snapshot('e7-r1-e', 7, randomBytes(100));
     const p = preparePush({ self: 'r1', term: 7, to: 'r3', record: s.record, keys })!;
-    const reply = await rawPut({ ...p.fields, 'content-length': p.header.size }, p.body(s.content));
+    const reply = await rawPut({ ...p.fields, 'content-length': p.header.size }, [
+      await sealedBody(p, s.content),
+    ]);
     assert.match(reply, /^HTTP\/1\.1 421 .*\r\n[\s\S]*misdirected: addressed to r3, not r2/);
     assert.deepEqual(files(), []);
   });
@@ -252,8 +275,7 @@ describe('snapshot pushes', () => {
   test('a second upload while one is running is refused at once; the first is kept', async () => {
     const first = snapshot('e7-r1-f', 7, randomBytes(256 * 1024));
     const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: first.record, keys })!;
-    const chunks = [...p.body(first.content)];
-    const sealedBody = Buffer.concat(chunks);
+    const sealed = await sealedBody(p, first.content);
     // The first upload sends half its body, then waits.
     const req = request({
       host: '127.0.0.1',
@@ -261,7 +283,7 @@ describe('snapshot pushes', () => {
       method: 'PUT',
       path: '/snapshots',
       agent: false,
-      headers: { ...p.fields, 'content-length': sealedBody.length },
+      headers: { ...p.fields, 'content-length': sealed.length },
     });
     const firstDone = new Promise<number>((resolve, reject) => {
       req.on('response', (res) => {
@@ -270,14 +292,14 @@ describe('snapshot pushes', () => {
       });
       req.on('error', reject);
     });
-    req.write(sealedBody.subarray(0, sealedBody.length >> 1));
+    req.write(sealed.subarray(0, sealed.length >> 1));
     // The receiver has taken the first upload once its body has started to arrive in the store.
     while (!readdirSync(storeDir).some((f) => f.endsWith('.part')))
       await new Promise((r) => setTimeout(r, 5));
     const second = await push(snapshot('e7-r1-g', 7, randomBytes(1024)));
     assert.deepEqual([second.kept, second.status], [false, 503]);
     assert.match(second.reason, /^busy: another snapshot is being received/);
-    req.end(sealedBody.subarray(sealedBody.length >> 1));
+    req.end(sealed.subarray(sealed.length >> 1));
     assert.equal(await firstDone, 204);
     assert.deepEqual(store.records(), [first.record]);
   });
@@ -292,8 +314,8 @@ describe('snapshot pushes', () => {
     ]);
     assert.match(declared, /^HTTP\/1\.1 400 [\s\S]*content-length \d+ is not the \d+ bytes announced/);
     // Chunked, with no length given: the receiver reads up to what was announced, then cuts it off.
-    const sealedBody = Buffer.concat([...p.body(s.content)]);
-    const longer = [sealedBody, ...Array.from({ length: 64 }, () => randomBytes(64 * 1024))];
+    const sealed = await sealedBody(p, s.content);
+    const longer = [sealed, ...Array.from({ length: 64 }, () => randomBytes(64 * 1024))];
     await rawPut(p.fields, longer, { chunked: true });
     assert.deepEqual(delta(b), { malformed: 1, 'too-large': 1 });
     assert.deepEqual(files(), []);
@@ -303,14 +325,14 @@ describe('snapshot pushes', () => {
     const s = snapshot('e7-r1-i', 7, randomBytes(64 * 1024));
     const b = receiver.stats();
     const p1 = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
-    const body1 = Buffer.concat([...p1.body(s.content)]);
+    const body1 = await sealedBody(p1, s.content);
     await rawPut({ ...p1.fields, 'content-length': body1.length }, [body1.subarray(0, 1000)], {
       hangUp: true,
     });
     // The receiver counts the upload that broke off once it sees the connection gone.
     while (receiver.stats().truncated === b.truncated) await new Promise((r) => setTimeout(r, 5));
     const p2 = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
-    const body2 = Buffer.concat([...p2.body(s.content)]);
+    const body2 = await sealedBody(p2, s.content);
     body2[body2.length >> 1]! ^= 1;
     const corrupt = await rawPut({ ...p2.fields, 'content-length': body2.length }, [body2]);
     assert.match(corrupt, /^HTTP\/1\.1 422 [\s\S]*corrupt: the body is not sealed for this header/);
@@ -376,7 +398,7 @@ describe('snapshot pushes', () => {
     try {
       const s = snapshot('e7-r1-stall', 7, randomBytes(64 * 1024));
       const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
-      const body = Buffer.concat([...p.body(s.content)]);
+      const body = await sealedBody(p, s.content);
       await new Promise<void>((resolve) => {
         const sock = connect(quick.port, '127.0.0.1');
         sock.on('error', () => {});
@@ -395,6 +417,211 @@ describe('snapshot pushes', () => {
     } finally {
       await quick.close();
     }
+  });
+});
+
+/** The body key of the push between two robots that share SITE_KEY, as the wire format defines it. */
+const BODY_KEY = hkdf(sha256, SITE_KEY, undefined, Buffer.from('edgectl snapshot push body'), 32);
+
+/** AES-256-GCM by node:crypto in this process: the ciphertext, then the tag. */
+function nodeSeal(nonceHex: string, aad: string, content: Uint8Array): Buffer {
+  const c = createCipheriv('aes-256-gcm', BODY_KEY, Buffer.from(nonceHex, 'hex'));
+  c.setAAD(Buffer.from(aad, 'latin1'));
+  return Buffer.concat([c.update(content), c.final(), c.getAuthTag()]);
+}
+
+/**
+ * A stand-in for the cipher's child that dies part-way: it reads the request and some of the body,
+ * creates the file it was to write (open), writes a little (seal), and exits 3.
+ */
+function dyingCipher(): SnapshotCipher {
+  const script = join(root, 'dying-crypt.mjs');
+  writeFileSync(
+    script,
+    `import { writeFileSync } from 'node:fs';
+let got = Buffer.alloc(0);
+let started = false;
+process.stdin.on('data', (d) => {
+  got = Buffer.concat([got, d]);
+  const nl = got.indexOf(10);
+  if (nl >= 0 && !started) {
+    started = true;
+    const r = JSON.parse(got.subarray(0, nl).toString());
+    if (r.into) writeFileSync(r.into, 'part of it', { flag: 'wx' });
+    else process.stdout.write(Buffer.alloc(4096));
+  }
+  if (got.length > 256 * 1024) process.exit(3);
+});
+`,
+  );
+  return childSnapshotCipher(() => script);
+}
+
+describe('the snapshot cipher in its child process', () => {
+  test("a push's body is node:crypto's AES-256-GCM of the content, byte for byte, under the body key, the nonce and the header", async () => {
+    for (const size of [1, 1024 * 1024, 3 * 1024 * 1024 + 17]) {
+      const s = snapshot(`e7-r1-wire-${size}`, 7, randomBytes(size));
+      const p = preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
+      const wire = nodeSeal(p.header.nonce, p.fields['x-edgectl-snapshot']!, s.content);
+      assert.deepEqual(await sealedBody(p, s.content), wire, `${size} bytes`);
+    }
+  });
+
+  test('it opens what node:crypto sealed into the file, with the verdict and the SHA-256 of the content', async () => {
+    const content = randomBytes(2 * 1024 * 1024 + 5);
+    const nonce = randomBytes(12);
+    const aad = 'a header';
+    const sealed = nodeSeal(nonce.toString('hex'), aad, content);
+    const into = join(root, 'opened');
+    const opening = SNAPSHOT_CIPHER.open({
+      key: BODY_KEY,
+      nonce,
+      aad: Buffer.from(aad, 'latin1'),
+      sealedLength: content.length,
+      into,
+    });
+    opening.input.end(sealed);
+    const out = await opening.outcome;
+    assert.deepEqual(out, {
+      ok: true,
+      verdict: { complete: true, verified: true, sha256: createHash('sha256').update(content).digest('hex') },
+    });
+    assert.deepEqual(readFileSync(into), content);
+    rmSync(into);
+  });
+
+  test('a tampered ciphertext, a tampered tag, another header as associated data and a cut body are refused as before, leaving nothing', async () => {
+    const s = snapshot('e7-r1-tamper', 7, randomBytes(200 * 1024));
+    const b = receiver.stats();
+    const prepared = () => preparePush({ self: 'r1', term: 7, to: 'r2', record: s.record, keys })!;
+    const put = (p: PreparedPush, body: Buffer) =>
+      rawPut({ ...p.fields, 'content-length': p.header.size }, [body]);
+    const p1 = prepared();
+    const cipherText = await sealedBody(p1, s.content);
+    cipherText[0]! ^= 1;
+    assert.match(
+      await put(p1, cipherText),
+      /^HTTP\/1\.1 422 [\s\S]*corrupt: the body is not sealed for this header/,
+    );
+    const p2 = prepared();
+    const tag = await sealedBody(p2, s.content);
+    tag[tag.length - 1]! ^= 1;
+    assert.match(
+      await put(p2, tag),
+      /^HTTP\/1\.1 422 [\s\S]*corrupt: the body is not sealed for this header/,
+    );
+    // The right key and nonce, but sealed for another push's header.
+    const p3 = prepared();
+    const other = prepared().fields['x-edgectl-snapshot']!;
+    const wrongAad = nodeSeal(p3.header.nonce, other, s.content);
+    assert.match(
+      await put(p3, wrongAad),
+      /^HTTP\/1\.1 422 [\s\S]*corrupt: the body is not sealed for this header/,
+    );
+    // Chunked, so that only its end tells the body is short.
+    const p4 = prepared();
+    const cut = (await sealedBody(p4, s.content)).subarray(0, 100 * 1024);
+    assert.match(
+      await rawPut(p4.fields, [cut], { chunked: true }),
+      /^HTTP\/1\.1 400 [\s\S]*truncated: the body ended after 102400 of \d+ bytes/,
+    );
+    assert.deepEqual(delta(b), { corrupt: 3, truncated: 1 });
+    assert.deepEqual(files(), []);
+  });
+
+  test('a cipher child that dies while it opens a push fails that push, removes its file and frees the slot', async () => {
+    let opened = 0;
+    const dying = dyingCipher();
+    const cipher: SnapshotCipher = {
+      seal: (p, content) => SNAPSHOT_CIPHER.seal(p, content),
+      open: (p) => (opened++ === 0 ? dying : SNAPSHOT_CIPHER).open(p),
+    };
+    const r = await SnapshotReceiver.start({
+      self: 'r2',
+      address: '127.0.0.1',
+      port: 0,
+      keys,
+      store,
+      cipher,
+    });
+    r.setSiteView(view);
+    try {
+      const s = snapshot('e7-r1-dies', 7, randomBytes(1024 * 1024));
+      const out = await pushSnapshot({ self: 'r1', term: 7, to: to(), ...s, keys, port: r.port });
+      assert.equal(out.kept, false);
+      while (r.stats().failed === 0) await new Promise((ok) => setTimeout(ok, 5));
+      assert.deepEqual(files(), []);
+      const again = await pushSnapshot({ self: 'r1', term: 7, to: to(), ...s, keys, port: r.port });
+      assert.equal(again.kept, true, again.reason);
+      assert.deepEqual(
+        { failed: r.stats().failed, kept: r.stats().kept, busy: r.stats().busy },
+        { failed: 1, kept: 1, busy: 0 },
+      );
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('a process that sends, receives and restores a snapshot, bundled as the agent is, never loads node:crypto', async () => {
+    const dir = join(root, 'modules');
+    mkdirSync(dir);
+    const here = import.meta.dirname;
+    // CommonJS, so that built-ins load without their ES facade (agent/build.ts builtinsWithoutFacade).
+    await build({
+      stdin: {
+        contents: `
+import { sha256 } from '@noble/hashes/sha2.js';
+import { pushSnapshot, SnapshotReceiver, SnapshotStore } from './snapshots.ts';
+import { sharedSnapshotKeys } from './testing/snapshot-keys.ts';
+void (async () => {
+  const keys = sharedSnapshotKeys(Buffer.alloc(32, 1), ['r1', 'r2']);
+  const store = new SnapshotStore(process.argv[2]);
+  const receiver = await SnapshotReceiver.start({ self: 'r2', address: '127.0.0.1', port: 0, keys, store });
+  receiver.setSiteView({ leadership: () => ({ term: 7, leader: 'r1' }), committedSnapshots: () => [] });
+  const content = Buffer.alloc(256 * 1024, 7);
+  const record = {
+    name: 'e7-r1-modules', epoch: 7, from: 'r1', size: content.length,
+    sha256: Buffer.from(sha256(content)).toString('hex'), createdAt: '2026-11-22T09:00:00.000Z',
+  };
+  const to = { id: 'r2', host: '127.0.0.1' };
+  const out = await pushSnapshot({ self: 'r1', term: 7, to, record, content, keys, port: receiver.port });
+  await receiver.close();
+  const restorable = store.restorable([record])?.record.name ?? null;
+  process.stdout.write(JSON.stringify({ kept: out.kept, restorable, modules: process.moduleLoadList }));
+})();
+`,
+        resolveDir: here,
+        loader: 'ts',
+      },
+      bundle: true,
+      platform: 'node',
+      target: 'node24',
+      format: 'cjs',
+      outfile: join(dir, 'push.cjs'),
+      logLevel: 'warning',
+      // CommonJS has no import.meta: the cipher's child is the sources' snapshot-crypt.ts.
+      define: { 'import.meta.url': JSON.stringify(pathToFileURL(join(here, 'snapshot-cipher.ts')).href) },
+    });
+    const run = spawnSync(process.execPath, [join(dir, 'push.cjs'), join(dir, 'store')], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const r = JSON.parse(run.stdout) as { kept: boolean; restorable: string | null; modules: string[] };
+    assert.deepEqual([r.kept, r.restorable], [true, 'e7-r1-modules']);
+    assert.ok(r.modules.includes('NativeModule http'), 'the list is real');
+    assert.ok(!r.modules.includes('NativeModule crypto'), 'node:crypto loaded');
+  });
+
+  test('a cipher child that dies while it seals a push fails that push cleanly; the receiver keeps nothing', async () => {
+    const s = snapshot('e7-r1-seal-dies', 7, randomBytes(1024 * 1024));
+    const b = receiver.stats();
+    const out = await push(s, { cipher: dyingCipher() });
+    assert.equal(out.kept, false);
+    while (receiver.stats().truncated === b.truncated) await new Promise((ok) => setTimeout(ok, 5));
+    assert.deepEqual(delta(b), { truncated: 1 });
+    assert.deepEqual(files(), []);
+    assert.equal((await push(s)).kept, true);
   });
 });
 

@@ -14,15 +14,14 @@
  * host without the secret costs the receiver one small header, and a snapshot (which holds the
  * cluster's Secrets) never crosses the Wi-Fi in clear.
  *
- * The header MAC uses @noble/hashes, which the agent has loaded anyway; node:crypto (AES-GCM, fast
- * SHA-256 of the body) is loaded only once a push is authenticated or this robot ships one.
+ * The header MAC uses @noble/hashes, which the agent has loaded anyway. The AES-256-GCM of the body
+ * runs in a short-lived child process per push, sent or received (snapshot-cipher.ts), and the
+ * receiver's SHA-256 of the content with it: the agent's own process never loads node:crypto.
  */
 import { hkdf } from '@noble/hashes/hkdf.js';
-import type { CipherGCM } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
   closeSync,
-  createWriteStream,
   mkdirSync,
   openSync,
   readdirSync,
@@ -35,11 +34,13 @@ import {
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { NodeId } from '../../statecharts/messages.ts';
 import { EdgeError } from '../errors.ts';
+import { randomBytes } from '../random.ts';
 import { constantTimeEqual, HmacSha256 } from '../sha256.ts';
+import { SNAPSHOT_CIPHER, type OpenOutcome, type SnapshotCipher } from './snapshot-cipher.ts';
 import type { LeaderEndpoint, SiteView, SnapshotRecord } from './runtime.ts';
 import {
   checkSnapshotRecord,
@@ -63,9 +64,7 @@ const HEADER = 'x-edgectl-snapshot';
 const HEADER_MAC = 'x-edgectl-snapshot-mac';
 /** Far above a real header (a record is a few hundred bytes), far below anything that costs memory. */
 const MAX_HEADER_BYTES = 8 * 1024;
-const SEAL_CHUNK = 1024 * 1024;
-
-const nodeCrypto = () => process.getBuiltinModule('node:crypto');
+const READ_CHUNK = 1024 * 1024;
 
 // ---- keys -------------------------------------------------------------------------------------
 
@@ -294,7 +293,13 @@ export class SnapshotStore {
   }
 }
 
-/** The SHA-256 of a file that has exactly `size` bytes, read in chunks; null otherwise. */
+/**
+ * The SHA-256 of a file that has exactly `size` bytes, read in chunks; null otherwise. With
+ * @noble/hashes, which the agent has loaded anyway, not node:crypto: only the lab's runtime
+ * restores from this store (the k3s runtime checks the files it restores with sha256sum on the
+ * robot, agent/k3s/robot-io.ts heldSnapshots), and the lab's snapshots are small, so the slower
+ * hash costs less than a child process would.
+ */
 function fileDigest(path: string, size: number): string | null {
   let fd: number;
   try {
@@ -303,15 +308,15 @@ function fileDigest(path: string, size: number): string | null {
     return null;
   }
   try {
-    const hash = nodeCrypto().createHash('sha256');
-    const buf = Buffer.alloc(SEAL_CHUNK);
+    const hash = sha256.create();
+    const buf = Buffer.alloc(READ_CHUNK);
     let total = 0;
     for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) {
       total += n;
       if (total > size) return null;
       hash.update(buf.subarray(0, n));
     }
-    return total === size ? hash.digest('hex') : null;
+    return total === size ? Buffer.from(hash.digest()).toString('hex') : null;
   } finally {
     closeSync(fd);
   }
@@ -375,6 +380,8 @@ export interface SnapshotReceiverOptions {
   readonly idleTimeoutMs?: number;
   /** Every push, kept or refused, once (for the log). */
   readonly onPush?: (e: PushEvent) => void;
+  /** What opens the bodies (default: the child process beside the agent, snapshot-cipher.ts). */
+  readonly cipher?: SnapshotCipher;
 }
 
 /**
@@ -385,6 +392,7 @@ export class SnapshotReceiver {
   readonly server: Server;
   private readonly o: SnapshotReceiverOptions;
   private readonly maxBytes: number;
+  private readonly cipher: SnapshotCipher;
   private view: SiteView | null = null;
   private uploading = false;
   private readonly counts = Object.fromEntries(PUSH_RESULTS.map((r) => [r, 0])) as Record<PushResult, number>;
@@ -392,6 +400,7 @@ export class SnapshotReceiver {
   private constructor(o: SnapshotReceiverOptions) {
     this.o = o;
     this.maxBytes = Math.min(o.maxBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES, SNAPSHOT_SIZE_LIMIT);
+    this.cipher = o.cipher ?? SNAPSHOT_CIPHER;
     const handle = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
     this.server = createServer(
       {
@@ -516,53 +525,32 @@ export class SnapshotReceiver {
     headerText: string,
     secret: Uint8Array,
   ): Promise<void> {
-    const crypto = nodeCrypto();
     const store = this.o.store;
-    const tmp = store.uploadPath(crypto.randomBytes(8).toString('hex'));
-    const decipher = crypto.createDecipheriv(
-      'aes-256-gcm',
-      pairKeys(secret).seal,
-      Buffer.from(h.nonce, 'hex'),
-    );
-    decipher.setAAD(Buffer.from(headerText, 'latin1'));
-    const hash = crypto.createHash('sha256');
-    const sealedBytes = h.record.size;
-    const tag = Buffer.alloc(TAG_BYTES);
+    const tmp = store.uploadPath(randomBytes(8).toString('hex'));
+    // The child writes the plaintext into `tmp` and reports the tag's verdict and the content's
+    // SHA-256 once the body has ended; this process checks the body's size as it arrives.
+    const opening = this.cipher.open({
+      key: pairKeys(secret).seal,
+      nonce: Buffer.from(h.nonce, 'hex'),
+      aad: Buffer.from(headerText, 'latin1'),
+      sealedLength: h.record.size,
+      into: tmp,
+    });
     let received = 0;
     let failure: { result: PushResult; detail: string } | null = null;
-    const open = new Transform({
+    const measure = new Transform({
       transform(chunk: Buffer, _enc, done) {
         if (received + chunk.length > h.size) {
           failure = { result: 'too-large', detail: `the body runs past the ${h.size} bytes announced` };
           done(new Error(failure.detail));
           return;
         }
-        const sealedEnd = Math.max(0, Math.min(chunk.length, sealedBytes - received));
-        if (sealedEnd > 0) {
-          const plain = decipher.update(chunk.subarray(0, sealedEnd));
-          hash.update(plain);
-          this.push(plain);
-        }
-        if (sealedEnd < chunk.length) chunk.copy(tag, received + sealedEnd - sealedBytes, sealedEnd);
         received += chunk.length;
-        done();
+        done(null, chunk);
       },
       flush(done) {
-        if (received !== h.size) {
+        if (received !== h.size)
           failure = { result: 'truncated', detail: `the body ended after ${received} of ${h.size} bytes` };
-        } else {
-          try {
-            decipher.setAuthTag(tag);
-            this.push(decipher.final());
-            if (hash.digest('hex') !== h.record.sha256)
-              failure = { result: 'corrupt', detail: 'the content does not match its record' };
-          } catch {
-            failure = {
-              result: 'corrupt',
-              detail: 'the body is not sealed for this header (authentication failed)',
-            };
-          }
-        }
         done();
       },
     });
@@ -572,16 +560,27 @@ export class SnapshotReceiver {
       this.refuse(req, res, e, result === 'too-large');
     };
     if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+    let broke: Error | null = null;
     try {
-      await pipeline(req, open, createWriteStream(tmp, { flags: 'wx', mode: 0o600, flush: true }));
+      await pipeline(req, measure, opening.input);
     } catch (e) {
-      const f = failure as { result: PushResult; detail: string } | null;
-      return refuse(f?.result ?? 'truncated', f?.detail ?? `the upload broke off: ${(e as Error).message}`);
+      broke = e as Error;
+      // Stopped before the file is removed, so that nothing writes to it afterwards.
+      opening.abort();
     }
+    const out: OpenOutcome = await opening.outcome;
     if (failure) {
       const f = failure as { result: PushResult; detail: string };
       return refuse(f.result, f.detail);
     }
+    if (!out.ok && !out.stopped) return refuse('failed', `could not open it: ${out.problem}`);
+    if (broke) return refuse('truncated', `the upload broke off: ${broke.message}`);
+    if (!out.ok) return refuse('failed', `could not open it: ${out.problem}`);
+    if (!out.verdict.complete) return refuse('failed', 'the snapshot cipher did not get the whole body');
+    if (!out.verdict.verified)
+      return refuse('corrupt', 'the body is not sealed for this header (authentication failed)');
+    if (out.verdict.sha256 !== h.record.sha256)
+      return refuse('corrupt', 'the content does not match its record');
     // The election may have moved on while the body arrived.
     const now = this.view?.leadership() ?? null;
     if (now?.term !== h.term || now.leader !== h.from)
@@ -624,13 +623,16 @@ export interface PushOptions {
   readonly port?: number;
   /** Idle time after which the push gives up (default 15 s). */
   readonly timeoutMs?: number;
+  /** What seals the body (default: the child process beside the agent, snapshot-cipher.ts). */
+  readonly cipher?: SnapshotCipher;
 }
 
 /** A push ready to send: its HTTP header fields, and its body sealed a chunk at a time. */
 export interface PreparedPush {
   readonly header: PushHeader;
   readonly fields: Readonly<Record<string, string>>;
-  body(content: Uint8Array): Iterable<Buffer>;
+  /** The sealed body, as it is sealed: the stream errors if the sealing fails. */
+  body(content: Uint8Array): Readable;
 }
 
 /**
@@ -643,11 +645,11 @@ export function preparePush(o: {
   readonly to: NodeId;
   readonly record: SnapshotRecord;
   readonly keys: SnapshotKeys;
+  readonly cipher?: SnapshotCipher;
 }): PreparedPush | null {
   const secret = o.keys.forPeer(o.to)[0];
   if (!secret) return null;
-  const crypto = nodeCrypto();
-  const nonce = crypto.randomBytes(NONCE_BYTES);
+  const nonce = randomBytes(NONCE_BYTES);
   const header: PushHeader = {
     v: 2,
     from: o.self,
@@ -661,11 +663,11 @@ export function preparePush(o: {
   return {
     header,
     fields: { [HEADER]: text, [HEADER_MAC]: Buffer.from(headerMac(secret, text)).toString('hex') },
-    body: (content) => {
-      const cipher = crypto.createCipheriv('aes-256-gcm', pairKeys(secret).seal, nonce);
-      cipher.setAAD(Buffer.from(text, 'latin1'));
-      return sealed(cipher, content);
-    },
+    body: (content) =>
+      (o.cipher ?? SNAPSHOT_CIPHER).seal(
+        { key: pairKeys(secret).seal, nonce, aad: Buffer.from(text, 'latin1') },
+        content,
+      ),
   };
 }
 
@@ -684,7 +686,14 @@ export function pushSnapshot(o: PushOptions): Promise<PushOutcome> {
     return Promise.resolve(
       done(false, null, `the content has ${o.content.length} bytes, the record ${o.record.size}`),
     );
-  const push = preparePush({ self: o.self, term: o.term, to: o.to.id, record: o.record, keys: o.keys });
+  const push = preparePush({
+    self: o.self,
+    term: o.term,
+    to: o.to.id,
+    record: o.record,
+    keys: o.keys,
+    cipher: o.cipher,
+  });
   if (!push) return Promise.resolve(done(false, null, `no snapshot key for ${o.to.id}`));
   return new Promise((resolvePush) => {
     let settled = false;
@@ -707,7 +716,8 @@ export function pushSnapshot(o: PushOptions): Promise<PushOutcome> {
       },
     });
     req.on('continue', () => {
-      pipeline(Readable.from(push.body(o.content), { objectMode: false }), req).catch(() => {});
+      // A sealing that fails destroys the request: its 'error' settles the push.
+      pipeline(push.body(o.content), req).catch(() => {});
     });
     req.on('response', (res) => {
       let text = '';
@@ -724,14 +734,6 @@ export function pushSnapshot(o: PushOptions): Promise<PushOutcome> {
     req.on('error', (e) => settle(done(false, null, e.message)));
     req.flushHeaders();
   });
-}
-
-function* sealed(cipher: CipherGCM, content: Uint8Array): Generator<Buffer> {
-  for (let off = 0; off < content.length; off += SEAL_CHUNK)
-    yield cipher.update(content.subarray(off, off + SEAL_CHUNK));
-  const last = cipher.final();
-  if (last.length > 0) yield last;
-  yield cipher.getAuthTag();
 }
 
 /**

@@ -20,6 +20,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import { build } from 'esbuild';
 import { preparePush, type PushResult } from '../../agent/control-plane/snapshots.ts';
@@ -66,6 +67,13 @@ before(async () => {
     format: 'cjs',
     outfile: bundle,
     logLevel: 'warning',
+    // CommonJS has no import.meta: the receiver finds its cipher child (snapshot-crypt.ts) beside
+    // the sources' snapshot-cipher.ts, which it runs in a process of its own.
+    define: {
+      'import.meta.url': JSON.stringify(
+        pathToFileURL(join(import.meta.dirname, '../../agent/control-plane/snapshot-cipher.ts')).href,
+      ),
+    },
   });
   child = fork(bundle, [join(dir, 'store'), KEY.toString('hex')], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
