@@ -20,11 +20,10 @@ import {
   type ApiServerIdentity,
 } from '../../lab/kube-apiserver/apiserver.ts';
 import { readAddonTemplates, renderSiteAddons } from '../../agent/site/addons.ts';
-import { KubeSiteApplier } from '../../agent/site/applier.ts';
 import { describeSiteApplierContract } from '../../agent/site/applier.contract.ts';
 import { KubeObjectClient } from '../../agent/site/kube-client.ts';
 import { readKubeconfig } from '../../agent/site/kube-config.ts';
-import { kubeObjectClient } from '../../agent/site/kube-site.ts';
+import { KubeSiteApplier, kubeObjectClient } from '../../agent/site/kube-site.ts';
 import { renderSite } from '../../agent/site/render.ts';
 import { k3sKubeconfigText } from '../../agent/site/testing/k3s-kubeconfig.ts';
 

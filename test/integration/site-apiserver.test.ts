@@ -27,7 +27,7 @@ import {
   type ApiServerHandle,
 } from '../../lab/kube-apiserver/apiserver.ts';
 import { readAddonTemplates } from '../../agent/site/addons.ts';
-import { KubeSiteApplier } from '../../agent/site/applier.ts';
+import { KubeSiteApplier } from '../../agent/site/kube-site.ts';
 import { LeaderSite } from '../../agent/site/leader-site.ts';
 import { fileSiteSpecSource } from '../../agent/site/spec-source.ts';
 import { describeSiteApplierContract } from '../../agent/site/applier.contract.ts';
