@@ -10,7 +10,9 @@
  *   CommonJS file, which the agent runs in a child process at start-up, so that the agent's own
  *   process never loads them (agent/config-subprocess.ts);
  * - edgectl-agent-site.cjs, the site spec loader (agent/site/spec-loader.ts) with zod and yaml, the
- *   same way: a leader runs it to parse a spec and the addon templates (agent/site/spec-subprocess.ts).
+ *   same way: a leader runs it to parse a spec and the addon templates (agent/site/spec-subprocess.ts);
+ * - edgectl-agent-kube.cjs, a leader's Kubernetes client (agent/site/kube-worker.ts) with node:https:
+ *   a leader runs it while it has calls to make to its k3s server (agent/site/kube-child.ts).
  *
  * Bootstrap ships every file the entry refers to (cli/bootstrap/bundle.ts agentChunks).
  */
@@ -123,9 +125,9 @@ export const ROBOT_ENTRY = 'agent/main.ts';
 export async function buildAgent(
   outdir = AGENT_BUNDLE_DIR,
   entry = ROBOT_ENTRY,
-): Promise<{ agent: Metafile; configLoader: Metafile; siteLoader: Metafile }> {
+): Promise<{ agent: Metafile; configLoader: Metafile; siteLoader: Metafile; kubeWorker: Metafile }> {
   rmSync(outdir, { recursive: true, force: true });
-  const [agent, configLoader, siteLoader] = await Promise.all([
+  const [agent, configLoader, siteLoader, kubeWorker] = await Promise.all([
     build({
       ...common,
       entryPoints: [entry],
@@ -156,8 +158,20 @@ export async function buildAgent(
       define: { 'import.meta.url': '__edgectlFileUrl' },
       metafile: true,
     }),
+    build({
+      ...common,
+      entryPoints: ['agent/site/kube-worker.ts'],
+      format: 'cjs',
+      outfile: join(outdir, 'edgectl-agent-kube.cjs'),
+      metafile: true,
+    }),
   ]);
-  return { agent: agent.metafile, configLoader: configLoader.metafile, siteLoader: siteLoader.metafile };
+  return {
+    agent: agent.metafile,
+    configLoader: configLoader.metafile,
+    siteLoader: siteLoader.metafile,
+    kubeWorker: kubeWorker.metafile,
+  };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
