@@ -1,6 +1,8 @@
 /**
- * The runtimes' way to the Kubernetes API, in a module of its own: a runtime imports it only when
- * its robot first leads, so that a worker never loads the HTTPS client (kube-client.ts).
+ * The Kubernetes API over this process's own HTTPS client (kube-client.ts), in a module of its own:
+ * the lab's runtime imports it when its robot first leads, and the tests use it. A robot's k3s
+ * leader does not: it runs the client in a child process (kube-child.ts), so that its agent never
+ * loads node:https.
  */
 import { ObjectSiteApplier, type SiteApplierOptions } from './applier.ts';
 import { KubeObjectClient } from './kube-client.ts';
