@@ -407,7 +407,7 @@ export class ChildObjectClient implements ObjectClient {
     const s = this.callTimeoutMs / 1000;
     c.reject(
       new EdgeError('SITE_API_TIMEOUT', `${c.op}: ${this.describe()} answered nothing within ${s} s`, {
-        hint: 'is the k3s server up? edgectl retries on the next reconcile',
+        hint: 'the child is stuck past its own request timeouts: it is killed, and the next call (edgectl retries on the next reconcile) starts a new one',
       }),
     );
     this.kill(child, `was killed: a call went unanswered for ${s} s`);
