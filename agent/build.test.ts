@@ -115,10 +115,45 @@ test("a leader's site apply path loads neither zod nor yaml: the site spec loade
   }
 });
 
-test('bootstrap ships the config loader and the site spec loader with the chunks', () => {
+test("bootstrap ships the config loader, the site spec loader and the Kubernetes client's child with the chunks", () => {
   const chunks = agentChunks(entry);
   assert.ok(chunks.includes(join(out, 'edgectl-agent-config.cjs')));
   assert.ok(chunks.includes(join(out, 'edgectl-agent-site.cjs')));
+  assert.ok(chunks.includes(join(out, 'edgectl-agent-kube.cjs')));
+});
+
+test("the bundled Kubernetes client's child answers as the one from the sources does", async () => {
+  const { ChildObjectClient } = await import('./site/kube-child.ts');
+  const { k3sKubeconfigText } = await import('./site/testing/k3s-kubeconfig.ts');
+  // A kubeconfig that is not there, and one whose server does not answer (nothing listens on port 1).
+  const refused = join(dir, 'refused-kubeconfig.yaml');
+  writeFileSync(
+    refused,
+    k3sKubeconfigText({
+      server: 'https://127.0.0.1:1',
+      caPem: 'not a CA',
+      cert: 'not a cert',
+      key: 'not a key',
+    }),
+  );
+  for (const kubeconfig of [join(dir, 'no-kubeconfig.yaml'), refused]) {
+    const answers = [];
+    for (const worker of [join(out, 'edgectl-agent-kube.cjs'), join(ROOT, 'agent/site/kube-worker.ts')]) {
+      const c = new ChildObjectClient({ worker, args: [kubeconfig] });
+      try {
+        answers.push(
+          await c.list('v1', 'Node').then(
+            () => assert.fail('expected an error'),
+            (e: EdgeError) => [e.code, e.message, e.hint],
+          ),
+        );
+      } finally {
+        await c.close();
+      }
+    }
+    assert.deepEqual(answers[0], answers[1]);
+    assert.match(String(answers[0]![0]), /^EDGE_(KUBECONFIG_UNREADABLE|SITE_API)$/);
+  }
 });
 
 test("bootstrap ships the snapshot cipher; no file of the agent's names node:crypto, and the built cipher seals as node:crypto does", async () => {
@@ -309,13 +344,18 @@ test('a running leader loads no built-in through an ES import, and none that onl
     assert.ok(!loaded.includes(unwanted), `${unwanted} loaded`);
 });
 
-test("the robot's bundle carries no @kubernetes/client-node, and a k3s leader that applied the site loads no built-in beyond its HTTPS client's", async () => {
+test("the robot's bundle carries no @kubernetes/client-node, its HTTPS client is in the Kubernetes client's child only, and a k3s leader that applied the site loads no built-in the in-memory leader does not: no https, tls or crypto", async () => {
   for (const m of [meta, testMeta]) {
     const inputs = Object.values(m.agent.outputs).flatMap((o) => Object.keys(o.inputs));
     assert.deepEqual(
       inputs.filter((i) => /node_modules\/(@kubernetes\/client-node|undici|node-fetch|ws)\//.test(i)),
       [],
     );
+    assert.ok(!inputs.includes('agent/site/kube-client.ts'), "the agent's bundle has the HTTPS client");
+    const child = Object.values(m.kubeWorker.outputs).find(
+      (o) => o.entryPoint === 'agent/site/kube-worker.ts',
+    )!;
+    assert.ok(Object.keys(child.inputs).includes('agent/site/kube-client.ts'));
   }
   // The k3s runtime's own code over the robot model (agent/k3s/testing/model-robot.ts), as
   // bench:agent runs it: the leader parses the installed spec and applies the site.
@@ -335,14 +375,15 @@ test("the robot's bundle carries no @kubernetes/client-node, and a k3s leader th
     { EDGECTL_ROBOT_MODEL: '1' },
   );
   const added = applied.filter((m) => !idle.includes(m) && m.startsWith('NativeModule '));
-  // The HTTPS client's: https, tls and the crypto they load (the apply goes through kube-client.ts
-  // on a robot; over the model only its module loads). Not `navigator`, which zod reads once: the
-  // spec was parsed in the site spec loader's process.
-  assert.ok(added.includes('NativeModule https'), JSON.stringify(added));
-  const HTTPS_CLIENT =
-    /^NativeModule (https|tls|crypto|internal\/(crypto|tls)\/[a-z0-9_-]+|internal\/js_stream_socket|internal\/streams\/lazy_transform)$/;
+  // No https, no tls and no crypto: the HTTPS client runs in the Kubernetes client's child process
+  // on a robot (agent/site/kube-child.ts), and over the model the API server is in memory; the
+  // snapshots are sealed and opened in the cipher's child (agent/control-plane/snapshot-cipher.ts).
+  // Not `navigator`, which zod reads once: the spec was parsed in the site spec loader's process.
+  const HTTPS_OR_CRYPTO =
+    /^NativeModule (https|tls|crypto|_tls_[a-z_]+|internal\/(tls|crypto)\/[a-z0-9_-]+|internal\/js_stream_socket|internal\/navigator)$/;
   assert.deepEqual(
-    added.filter((m) => !HTTPS_CLIENT.test(m)),
+    applied.filter((m) => HTTPS_OR_CRYPTO.test(m)),
     [],
   );
+  assert.deepEqual(added, []);
 });

@@ -14,6 +14,8 @@
  * - edgectl-agent-crypt.cjs, the snapshot cipher (agent/control-plane/snapshot-crypt.ts), which
  *   seals or opens one snapshot push with node:crypto in a child process, so that the agent's own
  *   process never loads node:crypto (agent/control-plane/snapshot-cipher.ts).
+ * - edgectl-agent-kube.cjs, a leader's Kubernetes client (agent/site/kube-worker.ts) with node:https:
+ *   a leader runs it while it has calls to make to its k3s server (agent/site/kube-child.ts).
  *
  * Bootstrap ships every file the entry refers to (cli/bootstrap/bundle.ts agentChunks).
  */
@@ -126,9 +128,15 @@ export const ROBOT_ENTRY = 'agent/main.ts';
 export async function buildAgent(
   outdir = AGENT_BUNDLE_DIR,
   entry = ROBOT_ENTRY,
-): Promise<{ agent: Metafile; configLoader: Metafile; siteLoader: Metafile; cryptChild: Metafile }> {
+): Promise<{
+  agent: Metafile;
+  configLoader: Metafile;
+  siteLoader: Metafile;
+  cryptChild: Metafile;
+  kubeWorker: Metafile;
+}> {
   rmSync(outdir, { recursive: true, force: true });
-  const [agent, configLoader, siteLoader, cryptChild] = await Promise.all([
+  const [agent, configLoader, siteLoader, cryptChild, kubeWorker] = await Promise.all([
     build({
       ...common,
       entryPoints: [entry],
@@ -166,12 +174,20 @@ export async function buildAgent(
       outfile: join(outdir, 'edgectl-agent-crypt.cjs'),
       metafile: true,
     }),
+    build({
+      ...common,
+      entryPoints: ['agent/site/kube-worker.ts'],
+      format: 'cjs',
+      outfile: join(outdir, 'edgectl-agent-kube.cjs'),
+      metafile: true,
+    }),
   ]);
   return {
     agent: agent.metafile,
     configLoader: configLoader.metafile,
     siteLoader: siteLoader.metafile,
     cryptChild: cryptChild.metafile,
+    kubeWorker: kubeWorker.metafile,
   };
 }
 

@@ -9,10 +9,9 @@
  * so neither is in the robot's bundle.
  *
  * The bundle is esbuild's esm format with code splitting: code that only `import()` reaches (the
- * k3s runtime, and the site applier with its HTTPS client) is in chunks that load when a
- * robot first uses them. A robot that does not use them never parses them, makes no closures for
- * their functions, and does not load the built-ins they import (https, tls, child_process, http):
- * a chunk's built-in imports load with the chunk. The entry and the chunks it imports statically
+ * k3s runtime, and the site applier) is in chunks that load when a robot first uses them. A robot
+ * that does not use them never parses them, makes no closures for their functions, and does not
+ * load the built-ins they import: a chunk's built-in imports load with the chunk. The entry and the chunks it imports statically
  * import none of those but child_process, which runs the config loader: an ESM import of node:http
  * alone loads undici (agent/status-server.ts).
  * Built-ins, imported or required, come from `process.getBuiltinModule` (agent/build.ts); each
@@ -21,7 +20,8 @@
  * The config loader, with zod and yaml, is a separate CommonJS file, edgectl-agent-config.cjs, that
  * the agent runs in a child process at start-up (agent/config-subprocess.ts, agent/build.ts); the
  * site spec loader, edgectl-agent-site.cjs, likewise when a leader applies a new spec
- * (agent/site/spec-subprocess.ts).
+ * (agent/site/spec-subprocess.ts); and a leader's Kubernetes client, edgectl-agent-kube.cjs, with
+ * the HTTPS client, while it has calls to make (agent/site/kube-child.ts).
  * docs/benchmarks/agent.md has the figures.
  */
 import { existsSync } from 'node:fs';
@@ -62,5 +62,8 @@ agentMain({
       templatesDir ?? defaultTemplatesDir(),
       besideThisFile('./edgectl-agent-site.cjs'),
     ),
+  // A leader's Kubernetes client, with node:https, tls and node:crypto, runs in a child process,
+  // edgectl-agent-kube.cjs, while it has calls to make (agent/site/kube-child.ts).
+  kubeWorker: () => besideThisFile('./edgectl-agent-kube.cjs'),
   runtimes: ROBOT_RUNTIMES,
 });

@@ -32,6 +32,8 @@ export interface RuntimeContext {
   readonly log: Logger;
   /** Read at each use: a SIGHUP key reload reaches the runtime at once. */
   readonly snapshotKeysFor: SnapshotKeysFor;
+  /** RunAgentOptions.kubeWorker. */
+  readonly kubeWorker?: () => string;
 }
 
 /** A runtime factory builds the ControlPlaneRuntime that `controlPlane.runtime` names. */
@@ -91,6 +93,12 @@ export interface RunAgentOptions {
    * reason as loadConfig.
    */
   readonly siteSpecs?: (specFile: string | undefined, templatesDir: string | undefined) => SiteSpecSource;
+  /**
+   * The path of the child process that runs a k3s leader's Kubernetes client
+   * (agent/site/kube-child.ts), asked when the robot first leads: the bundled entries pass
+   * edgectl-agent-kube.cjs beside them. Default: the one beside the k3s runtime's code.
+   */
+  readonly kubeWorker?: () => string;
   readonly runtimes: RuntimeRegistry;
   /** Names this entry in the error for a runtime it does not have ("the robot agent"). */
   readonly entryName: string;
@@ -149,7 +157,12 @@ export async function runAgent(o: RunAgentOptions, stop?: Promise<unknown>): Pro
     }
   };
   try {
-    const runtime = await makeRuntime({ config, log, snapshotKeysFor: (peer) => keys.snapshotKeysFor(peer) });
+    const runtime = await makeRuntime({
+      config,
+      log,
+      snapshotKeysFor: (peer) => keys.snapshotKeysFor(peer),
+      ...(o.kubeWorker === undefined ? {} : { kubeWorker: o.kubeWorker }),
+    });
     started.push(() => runtime.close());
     const store = new StateStore(config.stateDir);
     const transport = await UdpTransport.open({

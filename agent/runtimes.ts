@@ -7,7 +7,12 @@
 import type { RuntimeRegistry } from './run.ts';
 
 export const ROBOT_RUNTIMES: RuntimeRegistry = {
-  k3s: async ({ config, log, snapshotKeysFor }) =>
-    (await import('./control-plane/k3s-runtime.ts')).makeK3sControlPlane(config, log, snapshotKeysFor),
+  k3s: async ({ config, log, snapshotKeysFor, kubeWorker }) =>
+    (await import('./control-plane/k3s-runtime.ts')).makeK3sControlPlane(
+      config,
+      log,
+      snapshotKeysFor,
+      kubeWorker === undefined ? {} : { kubeWorker },
+    ),
   none: async () => new (await import('./control-plane/witness.ts')).WitnessRuntime(),
 };

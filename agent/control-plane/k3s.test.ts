@@ -332,6 +332,29 @@ describe('K3sControlPlane', () => {
     await assert.rejects(rt.siteServer(5), /no serving k3s server of epoch 5/);
   });
 
+  test("the site's API client is made once per serving epoch and closed when that server stops, or the runtime closes", async () => {
+    const m = await installedRobot(SERVER_SPEC);
+    const made: string[] = [];
+    const client = (name: string) => {
+      made.push(`make ${name}`);
+      return Object.assign(new InMemoryObjectClient(), {
+        close: async () => void made.push(`close ${name}`),
+      });
+    };
+    let n = 0;
+    const { rt } = await runtime(m, { apiServer: async () => client(`c${++n}`) });
+    await rt.startServer(5);
+    const first = await rt.siteServer(5);
+    assert.equal(await rt.siteServer(5), first);
+    assert.deepEqual(made, ['make c1']);
+    await rt.stopServer(5);
+    assert.deepEqual(made, ['make c1', 'close c1']);
+    await rt.startServer(6);
+    assert.notEqual(await rt.siteServer(6), first);
+    await rt.close();
+    assert.deepEqual(made, ['make c1', 'close c1', 'make c2', 'close c2']);
+  });
+
   test('a robot that is not server-capable refuses to start a server', async () => {
     const m = await installedRobot(WORKER_SPEC);
     const { rt } = await runtime(m);

@@ -13,7 +13,8 @@
  *   stopServer(epoch)    stopServerPlan at once, even if a start is still running (that start stops
  *                        at its next step), and again once that start has given up
  *   siteServer(epoch)    the k3s server's API (admin kubeconfig), while it serves that epoch: the
- *                        agent's LeaderSite applies the site and acts on node loss through it
+ *                        agent's LeaderSite applies the site and acts on node loss through it; one
+ *                        client per epoch, closed when that server stops or the runtime closes
  *   joinAsWorker         joinWorkerPlan, then wait until this Node is Ready on the leader
  *   resetWorker          resetWorkerPlan
  *   takeSnapshot         (not in ControlPlaneRuntime) the leader's snapshot, as a site-log record
@@ -81,7 +82,10 @@ export interface SnapshotSource {
 export interface K3sControlPlaneOptions {
   readonly runner: CommandRunner;
   readonly node: K3sNodeSpec;
-  /** The k3s server's API on this robot (its admin kubeconfig), for siteServer. */
+  /**
+   * The k3s server's API on this robot (its admin kubeconfig), for siteServer: asked once per
+   * serving epoch, and closed when that epoch's server stops or the runtime closes.
+   */
   readonly apiServer: () => Promise<ObjectClient>;
   /** Default: runnerProbes (k3s kubectl through the runner). */
   readonly probes?: K3sProbes;
@@ -167,6 +171,8 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   private readonly receiver: SnapshotReceiver | undefined;
   private readonly snapshotPort: number | undefined;
   private siteView: SiteView | null = null;
+  /** The API client siteServer handed out, and the epoch it is for. */
+  private api: { readonly epoch: number; readonly client: Promise<ObjectClient> } | null = null;
   /** Snapshots this robot took while it led (their files are in LOCAL_SNAPSHOT_DIR). */
   private readonly taken: SnapshotRecord[] = [];
   private readonly maxLearners: number;
@@ -337,6 +343,8 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     // A newer epoch's server is not this (late) call's to stop.
     if (this.server && this.server.epoch > epoch) return;
     ++this.serverOp;
+    // A stopping server takes no more site writes: its client's calls in flight fail now.
+    await this.dropApi();
     const inFlight = this.startInFlight;
     await executePlan(this.runner, stopServerPlan(this.spec, epoch));
     this.server = null;
@@ -352,7 +360,26 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   async siteServer(epoch: number): Promise<ObjectClient> {
     if (this.server?.epoch !== epoch || this.server.state !== 'serving')
       throw new EdgeError('NO_SERVER', `no serving k3s server of epoch ${epoch} on ${this.spec.nodeName}`);
-    return this.apiServer();
+    if (this.api?.epoch !== epoch) {
+      void this.dropApi();
+      const client = this.apiServer();
+      this.api = { epoch, client };
+      // One that could not be made is asked for again at the next call.
+      client.catch(() => {
+        if (this.api?.client === client) this.api = null;
+      });
+    }
+    return this.api.client;
+  }
+
+  /** dropApi closes the API client siteServer handed out (ChildObjectClient ends its child process). */
+  private async dropApi(): Promise<void> {
+    const api = this.api;
+    this.api = null;
+    await api?.client.then(
+      (c) => c.close?.(),
+      () => undefined,
+    );
   }
 
   async joinAsWorker(leader: LeaderEndpoint, epoch: number): Promise<void> {
@@ -567,6 +594,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
   /** close stops waiting; it leaves k3s as it is (the units are PartOf the agent's unit). */
   async close(): Promise<void> {
     this.closed = true;
+    await this.dropApi();
     await this.receiver?.close();
   }
 

@@ -2,10 +2,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readAddonTemplates } from './addons.ts';
-import { KubeSiteApplier, ObjectSiteApplier } from './applier.ts';
+import { ObjectSiteApplier } from './applier.ts';
 import { InMemorySiteApplier } from './testing/in-memory-applier.ts';
 import { describeSiteApplierContract } from './applier.contract.ts';
 import { InMemoryObjectClient } from './in-memory-client.ts';
+import { KubeSiteApplier } from './kube-site.ts';
 import { parseSiteSpec } from './spec.ts';
 
 const templates = readAddonTemplates();

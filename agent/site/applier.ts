@@ -10,14 +10,13 @@
  *                           taint it out-of-service (or delete it) and free its Whereabouts IPs.
  *   markNodeReturned(node)  when it is back: remove the taint.
  *
- * KubeSiteApplier talks to the k3s API server; InMemorySiteApplier (testing/in-memory-applier.ts) is
- * its twin for tests. Both run the same logic (ObjectSiteApplier) over an ObjectClient, and
- * applier.contract.ts holds them, and a real kube-apiserver, to the same behaviour.
+ * KubeSiteApplier (kube-site.ts) talks to a real API server; InMemorySiteApplier
+ * (testing/in-memory-applier.ts) is its twin for tests. Both run the same logic (ObjectSiteApplier)
+ * over an ObjectClient, and applier.contract.ts holds them, and a real kube-apiserver, to the same
+ * behaviour. This module loads no client: the leader gives it the one it reaches its server with.
  */
 import { EdgeError, InternalError } from '../errors.ts';
 import { isCrd, renderSiteAddons, type AddonTemplate } from './addon-objects.ts';
-import { KubeObjectClient } from './kube-client.ts';
-import type { KubeConfigLike, KubeConnection } from './kube-config.ts';
 import { ConflictError, refOf, type ObjectClient, type ObjectRef } from './object-client.ts';
 import { describeObject, PRUNABLE_KINDS, siteSelector, type KubeObject } from './objects.ts';
 import {
@@ -357,13 +356,6 @@ function nameOf(o: KubeObject): Omit<AppliedObject, 'action'> {
     ...(o.metadata.namespace === undefined ? {} : { namespace: o.metadata.namespace }),
     name: o.metadata.name,
   };
-}
-
-/** KubeSiteApplier applies the site to a real API server (the k3s server this robot leads). */
-export class KubeSiteApplier extends ObjectSiteApplier {
-  constructor(opts: SiteApplierOptions & { kubeConfig: KubeConnection | KubeConfigLike }) {
-    super(new KubeObjectClient(opts.kubeConfig), opts);
-  }
 }
 
 /** taintedByEdgectl: the Node has the out-of-service taint, and edgectl's leader set it. */

@@ -1,9 +1,12 @@
 /**
- * The runtimes' way to the Kubernetes API, in a module of its own: a runtime imports it only when
- * its robot first leads, so that a worker never loads the HTTPS client (kube-client.ts).
+ * The Kubernetes API over this process's own HTTPS client (kube-client.ts), in a module of its own:
+ * the lab's runtime imports it when its robot first leads, and the tests use it. A robot's k3s
+ * leader does not: it runs the client in a child process (kube-child.ts), so that its agent never
+ * loads node:https.
  */
+import { ObjectSiteApplier, type SiteApplierOptions } from './applier.ts';
 import { KubeObjectClient } from './kube-client.ts';
-import { readKubeconfig } from './kube-config.ts';
+import { readKubeconfig, type KubeConfigLike, type KubeConnection } from './kube-config.ts';
 
 /**
  * kubeObjectClient: an ObjectClient for the API server in the kubeconfig at `path` (k3s's admin
@@ -16,4 +19,14 @@ export function kubeObjectClient(path: string): KubeObjectClient {
 /** kubeObjectClientFor: an ObjectClient for a server, its CA and a bearer token (the lab's API server). */
 export function kubeObjectClientFor(url: string, caPem: string, token: string): KubeObjectClient {
   return new KubeObjectClient({ server: url, caPem, token });
+}
+
+/**
+ * KubeSiteApplier applies the site to a real API server over this process's own HTTPS client (the
+ * tests' and the lab's way; a robot's leader reaches its server through kube-child.ts).
+ */
+export class KubeSiteApplier extends ObjectSiteApplier {
+  constructor(opts: SiteApplierOptions & { kubeConfig: KubeConnection | KubeConfigLike }) {
+    super(new KubeObjectClient(opts.kubeConfig), opts);
+  }
 }

@@ -43,6 +43,11 @@ export interface ObjectClient {
    * pods of an out-of-service node).
    */
   delete(ref: ObjectRef, opts?: DeleteOptions): Promise<boolean>;
+  /**
+   * close releases what the client holds: the child process of ChildObjectClient (kube-child.ts),
+   * whose calls fail after it. The other clients hold nothing to release.
+   */
+  close?(): Promise<void>;
 }
 
 export interface DeleteOptions {
@@ -51,11 +56,14 @@ export interface DeleteOptions {
 
 /** ConflictError: the object changed since it was read (HTTP 409); read it again and retry. */
 export class ConflictError extends EdgeError {
+  /** The object, as the message names it: what a copy of the error across a process is made from. */
+  readonly what: string;
   constructor(what: string, opts: { cause?: unknown } = {}) {
     super('SITE_CONFLICT', `${what} changed while edgectl was updating it`, {
       ...opts,
       hint: 'edgectl retries this; if it persists, another controller is fighting over the object',
     });
+    this.what = what;
   }
 }
 

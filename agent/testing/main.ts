@@ -31,16 +31,18 @@ const loadConfig: (path: string) => AgentConfig = import.meta.url.endsWith('.ts'
     };
 
 const siteLoader = fileURLToPath(new URL('./edgectl-agent-site.cjs', import.meta.url));
+const kubeWorker = fileURLToPath(new URL('./edgectl-agent-kube.cjs', import.meta.url));
 
 agentMain({
   entryName: 'the test agent',
   loadConfig,
-  // From the sources: run.ts's default, in this process. Bundled: the robot's child process.
+  // From the sources: run.ts's defaults. Bundled: the robot's child processes.
   ...(import.meta.url.endsWith('.ts')
     ? {}
     : {
         siteSpecs: (specFile: string | undefined, templatesDir: string | undefined) =>
           subprocessSiteSpecSource(specFile, templatesDir ?? defaultTemplatesDir(), siteLoader),
+        kubeWorker: () => kubeWorker,
       }),
   runtimes: TEST_RUNTIMES,
 });

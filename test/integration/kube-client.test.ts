@@ -2,16 +2,19 @@
  * The agent's Kubernetes client (agent/site/kube-client.ts) against a REAL kube-apiserver + etcd
  * (lab/kube-apiserver/apiserver.ts), authenticated as k3s's admin kubeconfig does it: a client
  * certificate signed by the cluster's CA, in a kubeconfig laid out as k3s writes
- * /etc/rancher/k3s/k3s.yaml, read by the runtimes' own kubeObjectClient (agent/site/kube-site.ts).
- * The SiteApplier contract runs over it; site-apiserver.test.ts runs it with a bearer token. Then
- * what the contract does not reach: a certificate from another CA, a server whose certificate
- * the CA did not sign, an immediate delete, a kind the server does not serve.
+ * /etc/rancher/k3s/k3s.yaml, read by kubeObjectClient (agent/site/kube-site.ts). The SiteApplier
+ * contract runs over it, and again, on a second server, through the Kubernetes client's child
+ * process (agent/site/kube-child.ts), the way a robot's leader reaches k3s; site-apiserver.test.ts
+ * runs it with a bearer token. Then what the contract does not reach: a certificate from another
+ * CA, a server whose certificate the CA did not sign (in this process and through the child), an
+ * immediate delete, a kind the server does not serve.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import {
   createApiServerIdentity,
@@ -20,19 +23,26 @@ import {
   type ApiServerIdentity,
 } from '../../lab/kube-apiserver/apiserver.ts';
 import { readAddonTemplates, renderSiteAddons } from '../../agent/site/addons.ts';
-import { KubeSiteApplier } from '../../agent/site/applier.ts';
 import { describeSiteApplierContract } from '../../agent/site/applier.contract.ts';
+import { ObjectSiteApplier } from '../../agent/site/applier.ts';
+import { ChildObjectClient } from '../../agent/site/kube-child.ts';
 import { KubeObjectClient } from '../../agent/site/kube-client.ts';
 import { readKubeconfig } from '../../agent/site/kube-config.ts';
-import { kubeObjectClient } from '../../agent/site/kube-site.ts';
+import { KubeSiteApplier, kubeObjectClient } from '../../agent/site/kube-site.ts';
 import { renderSite } from '../../agent/site/render.ts';
 import { k3sKubeconfigText } from '../../agent/site/testing/k3s-kubeconfig.ts';
 
+const KUBE_WORKER = fileURLToPath(new URL('../../agent/site/kube-worker.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-kube-client-'));
 let server: ApiServerHandle | undefined;
 let identity: ApiServerIdentity | undefined;
+/** The second server, which the contract reaches through the Kubernetes client's child process. */
+let childServer: ApiServerHandle | undefined;
+let childClient: ChildObjectClient | undefined;
 after(async () => {
   try {
+    await childClient?.close();
+    await childServer?.stop();
     await server?.stop();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -98,6 +108,36 @@ describeSiteApplierContract(
   },
 );
 
+// The same contract through the robot leader's own path: the Kubernetes client's child process
+// (agent/site/kube-worker.ts, as the k3s runtime starts it) and the k3s-style admin kubeconfig. A
+// server of its own: the contract's site ids are the same in every run of it.
+describeSiteApplierContract(
+  "kube-apiserver through the Kubernetes client's child process (ChildObjectClient)",
+  async () => {
+    const childIdentity = await createApiServerIdentity(join(dir, 'child-identity'), { sans: [], nodes: [] });
+    childServer = await startApiServer({ identity: childIdentity, dir: join(dir, 'child-server') });
+    const { cert, key } = clientCert(childIdentity.dir, 'child-admin', '/O=system:masters/CN=system:admin');
+    const kubeconfig = k3sKubeconfig('child-k3s', {
+      server: childServer.url,
+      caPem: childServer.caPem,
+      cert,
+      key,
+    });
+    const client = new ChildObjectClient({ worker: KUBE_WORKER, args: [kubeconfig] });
+    childClient = client;
+    const templates = readAddonTemplates();
+    return {
+      // Results and fixtures are read and written in this process; the applier writes through the child.
+      cluster: kubeObjectClient(kubeconfig),
+      applier: (spec) => new ObjectSiteApplier(client, { spec, templates }),
+      render: (spec, epoch) => [
+        ...renderSiteAddons(templates, { site: spec.id, epoch }),
+        ...renderSite(spec, { epoch }),
+      ],
+    };
+  },
+);
+
 let other: { caDir: string; caPem: string };
 before(() => {
   // A second CA, which the server does not trust and whose certificates it does not present.
@@ -137,20 +177,24 @@ test('a client certificate the cluster CA did not sign is refused as unauthorize
   );
 });
 
-test('a server whose certificate the kubeconfig CA did not sign is not talked to', async () => {
+test('a server whose certificate the kubeconfig CA did not sign is not talked to, in this process or through the child', async () => {
   if (!server) throw new Error('the contract above starts the server');
   const { cert, key } = clientCert(identity!.dir, 'admin2', '/O=system:masters/CN=system:admin');
-  const client = kubeObjectClient(
-    k3sKubeconfig('wrong-ca', { server: server.url, caPem: other.caPem, cert, key }),
-  );
-  await assert.rejects(
-    client.list('v1', 'Node'),
-    (e: Error & { code?: string; cause?: { code?: string } }) => {
-      assert.equal(e.code, 'EDGE_SITE_API');
-      assert.match(String(e.cause?.code), /CERT|SIGNATURE|ISSUER/);
-      return true;
-    },
-  );
+  const wrongCa = k3sKubeconfig('wrong-ca', { server: server.url, caPem: other.caPem, cert, key });
+  const child = new ChildObjectClient({ worker: KUBE_WORKER, args: [wrongCa] });
+  try {
+    for (const client of [kubeObjectClient(wrongCa), child])
+      await assert.rejects(
+        client.list('v1', 'Node'),
+        (e: Error & { code?: string; cause?: { code?: string } }) => {
+          assert.equal(e.code, 'EDGE_SITE_API');
+          assert.match(String(e.cause?.code), /CERT|SIGNATURE|ISSUER/);
+          return true;
+        },
+      );
+  } finally {
+    await child.close();
+  }
 });
 
 test('delete with gracePeriodSeconds 0 removes a bound pod at once; a second delete reports it gone', async () => {

@@ -27,7 +27,7 @@ import {
   type ApiServerHandle,
 } from '../../lab/kube-apiserver/apiserver.ts';
 import { readAddonTemplates } from '../../agent/site/addons.ts';
-import { KubeSiteApplier } from '../../agent/site/applier.ts';
+import { KubeSiteApplier } from '../../agent/site/kube-site.ts';
 import { LeaderSite } from '../../agent/site/leader-site.ts';
 import { fileSiteSpecSource } from '../../agent/site/spec-source.ts';
 import { describeSiteApplierContract } from '../../agent/site/applier.contract.ts';
@@ -80,7 +80,8 @@ test("on the k3s runtime, the leader's LeaderSite taints a lost robot's Node out
       kubeconfig,
     },
   });
-  // The runtime's own factory; only k3s itself is the robot model.
+  // The runtime's own factory; only k3s itself is the robot model. Its API client is the robot's:
+  // the Kubernetes client's child process (agent/site/kube-child.ts), closed by rt.close().
   const rt = await makeK3sControlPlane(config, pino({ level: 'silent' }), undefined, {
     runner: robot,
     probes: { serverReady: async () => robot.active.has(SERVER_UNIT), workerReady: async () => false },

@@ -22,7 +22,7 @@ import {
   type ApiServerHandle,
 } from '../../lab/kube-apiserver/apiserver.ts';
 import { readAddonTemplates } from '../../agent/site/addons.ts';
-import { KubeSiteApplier } from '../../agent/site/applier.ts';
+import { KubeSiteApplier } from '../../agent/site/kube-site.ts';
 import { admissionPolicyName } from '../../agent/site/render.ts';
 import { parseSiteSpec, siteNamespace } from '../../agent/site/spec.ts';
 
