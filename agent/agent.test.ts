@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Agent } from './agent.ts';
 import { validateAgentConfig } from './config.ts';
 import { InMemoryControlPlane } from './control-plane/testing/in-memory.ts';
@@ -28,7 +28,12 @@ const fastLifecycle = {
 /** makeSite: every name votes; `witnesses` (listed in names too) vote but never lead. */
 function makeSite(
   names: string[],
-  o: { witnesses?: string[]; makeRuntime?: (id: string) => ControlPlaneRuntime } = {},
+  o: {
+    witnesses?: string[];
+    makeRuntime?: (id: string) => ControlPlaneRuntime;
+    reconcileEveryMs?: number;
+    log?: (id: string) => Logger;
+  } = {},
 ) {
   const witnesses = o.witnesses ?? [];
   const makeRuntime =
@@ -71,8 +76,11 @@ function makeSite(
       discovery,
       runtime,
       store: new StateStore(config.stateDir),
-      log: pino({ level: 'silent' }),
-      lifecycleTiming: fastLifecycle,
+      log: o.log?.(id) ?? pino({ level: 'silent' }),
+      lifecycleTiming: {
+        ...fastLifecycle,
+        reconcileEveryMs: o.reconcileEveryMs ?? fastLifecycle.reconcileEveryMs,
+      },
       seed: i + 1,
     });
   });
@@ -194,7 +202,7 @@ test('the status endpoint serves health, readiness, status JSON and metrics', as
 class SnapshottingRuntime extends InMemoryControlPlane {
   view: SiteView | null = null;
   private readonly robot: string;
-  private taken = 0;
+  taken = 0;
   constructor(robot: string) {
     super(robot, { delayMs: 5 });
     this.robot = robot;
@@ -241,6 +249,39 @@ test('the runtime sees the election: who leads which term, and the snapshot reco
     // The first committed record is the first snapshot of the leader of its epoch, the same everywhere.
     assert.equal(firsts[0]!.name, `e${firsts[0]!.epoch}-${firsts[0]!.from}-1`);
     for (const f of firsts) assert.deepEqual(f, firsts[0]);
+  } finally {
+    await site.cleanup();
+  }
+});
+
+test('a serving leader snapshots once per schedule, not again at each reconcile of its site', async () => {
+  const runtimes = new Map<string, SnapshottingRuntime>();
+  const reconciles = new Map<string, number>();
+  const site = makeSite(['a1'], {
+    makeRuntime: (id) => {
+      const rt = new SnapshottingRuntime(id);
+      runtimes.set(id, rt);
+      return rt;
+    },
+    // The test profile's snapshot interval is far longer than the test; a reconcile every 50 ms.
+    reconcileEveryMs: 50,
+    log: (id) =>
+      pino(
+        { level: 'info' },
+        {
+          write: (line: string) => {
+            if (line.includes('lifecycle leading.serving -> leading.applyingSite'))
+              reconciles.set(id, (reconciles.get(id) ?? 0) + 1);
+          },
+        },
+      ),
+  });
+  try {
+    await Promise.all(site.agents.map((a) => a.start()));
+    await until(() => site.agents.every((a) => a.ready()));
+    await until(() => (reconciles.get('a1') ?? 0) >= 5);
+    await until(() => site.agents[0]!.status().lifecycle === 'leading.serving');
+    assert.equal(runtimes.get('a1')!.taken, 1, 'one snapshot: the one taken when it began to serve');
   } finally {
     await site.cleanup();
   }

@@ -302,6 +302,8 @@ export class Agent {
   private stopping = false;
   private membershipTimer: Timer | undefined;
   private snapshotTimer: ReturnType<typeof setInterval> | undefined;
+  /** The serving epoch the snapshot and replica schedules run for, or null while they are stopped. */
+  private schedulesEpoch: number | null = null;
   private replicaTimer: ReturnType<typeof setInterval> | undefined;
   private syncingReplicas = false;
   private snapshotting = false;
@@ -562,10 +564,15 @@ export class Agent {
         { lifecycle: after, lastError: this.lifecycle.context.lastError ?? undefined },
         `lifecycle ${before} -> ${after}`,
       );
-      if (after === 'leading.serving') {
+      // The schedules run for one serving epoch: a reconcile (serving, applying, serving again)
+      // keeps them, or the leader would snapshot and ship at every reconcile instead of on its
+      // schedule. While the site is being applied they skip their turn (they check the phase).
+      const epoch = this.election.context.serverEpoch;
+      if (after === 'leading.serving' && epoch !== this.schedulesEpoch) {
         this.startSnapshots();
         this.startReplicas();
-      } else if (before === 'leading.serving') {
+        this.schedulesEpoch = epoch;
+      } else if (!after.startsWith('leading.')) {
         this.stopSnapshots();
       }
       // The robots this leader holds lost stay so through a reconcile of the same server (serving,
@@ -780,6 +787,7 @@ export class Agent {
   }
 
   private stopSnapshots(): void {
+    this.schedulesEpoch = null;
     clearInterval(this.snapshotTimer);
     this.snapshotTimer = undefined;
     clearInterval(this.replicaTimer);
