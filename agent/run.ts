@@ -15,6 +15,7 @@ import type { AgentConfig } from './config.ts';
 import type { ControlPlaneRuntime } from './control-plane/runtime.ts';
 import { makeDiscovery } from './discovery/factory.ts';
 import { EdgeError, InternalError } from './errors.ts';
+import { startHeapTrim } from './heap-trim.ts';
 import { createLogger } from './log.ts';
 import { StateStore } from './persistence/state-store.ts';
 import { loadKeyring, type Keyring } from './site-key.ts';
@@ -201,7 +202,17 @@ export async function runAgent(o: RunAgentOptions, stop?: Promise<unknown>): Pro
       const status = await startStatusServer(a, config.status.listen);
       started.push(() => status.close());
     });
-    log.info({ status: config.status.listen, port: transport.port, keys: keys.summary() }, 'agent running');
+    const heapTrim = startHeapTrim();
+    if (heapTrim) started.push(async () => heapTrim.stop());
+    log.info(
+      {
+        status: config.status.listen,
+        port: transport.port,
+        keys: keys.summary(),
+        heapTrim: heapTrim !== null,
+      },
+      'agent running',
+    );
   } catch (e) {
     log.error({ err: e instanceof Error ? e.message : String(e) }, 'agent start-up failed');
     await undo();

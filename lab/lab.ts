@@ -585,6 +585,7 @@ export function startInstalledAgent(state: LabState, name: string): void {
       join(root, 'opt/edgectl/node/bin/node'),
       '--max-semi-space-size=1',
       '--max-opt=2',
+      '--expose-gc',
       join(root, 'opt/edgectl/edgectl-agent.mjs'),
       '--config',
       join(root, 'etc/edgectl/agent.yaml'),
