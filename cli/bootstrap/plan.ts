@@ -603,7 +603,10 @@ export function renderUnit(template: string, inv: Inventory, robot: string): str
   const lines = template.split('\n');
   const at = lines.findIndex((l) => l.startsWith('ExecStart='));
   if (at < 0) throw new InternalError('the unit template has no ExecStart= line');
-  const flags = lines[at]!.split(' ').filter((w) => w.startsWith('--max-'));
+  // The node flags: every word between the runtime and the bundle.
+  const words = lines[at]!.split(' ');
+  const bundleAt = words.findIndex((w) => w.endsWith('.mjs'));
+  const flags = words.slice(1, bundleAt < 0 ? 1 : bundleAt).filter((w) => w.startsWith('--'));
   lines[at] = [
     'ExecStart=' + p(PATHS.node),
     ...flags,
