@@ -17,14 +17,13 @@ import { after, before, test } from 'node:test';
 import type { Metafile } from 'esbuild';
 import { agentChunks } from '../cli/bootstrap/bundle.ts';
 import { freePort } from '../lab/kube-apiserver/apiserver.ts';
-import { buildAgent } from './build.ts';
+import { buildAgent, TEST_ENTRY } from './build.ts';
 import { childSnapshotCipher } from './control-plane/snapshot-cipher.ts';
 import { loadAgentConfig } from './config.ts';
 import { EdgeError } from './errors.ts';
 import { formatRobotKeyFile, readRobotKeys, renderRobotKeyFile } from './site-key.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const TEST_ENTRY = 'agent/testing/main.ts';
 const dir = mkdtempSync(join(tmpdir(), 'edgectl-build-'));
 const out = join(dir, 'bundle');
 const entry = join(out, 'edgectl-agent.mjs');

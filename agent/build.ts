@@ -123,6 +123,10 @@ const robotShims: Plugin = {
 
 /** The robot's agent entry. */
 export const ROBOT_ENTRY = 'agent/main.ts';
+/** The tests' entry (agent/testing/main.ts): the robot's agent with the tests' runtimes. */
+export const TEST_ENTRY = 'agent/testing/main.ts';
+/** The robot model's API server, built beside the tests' entry only. */
+export const MODEL_API_SERVER_CHILD = 'edgectl-model-api-server.cjs';
 
 /** buildAgent empties `outdir` and builds the agent into it; the metafiles say what is in which file. */
 export async function buildAgent(
@@ -182,6 +186,15 @@ export async function buildAgent(
       metafile: true,
     }),
   ]);
+  // The tests' entry runs the k3s runtime over the robot model, whose API server is a child of the
+  // leader's Kubernetes client as the HTTPS client is on a robot (agent/k3s/testing/model-robot.ts).
+  if (entry === TEST_ENTRY)
+    await build({
+      ...common,
+      entryPoints: ['agent/k3s/testing/model-api-server.ts'],
+      format: 'cjs',
+      outfile: join(outdir, MODEL_API_SERVER_CHILD),
+    });
   return {
     agent: agent.metafile,
     configLoader: configLoader.metafile,
