@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SnapshotReceiver, SnapshotStore } from './snapshots.ts';
@@ -254,6 +256,46 @@ describe('K3sControlPlane', () => {
       checkSnapshotRecord(toRuntimeRecord(r)).ok,
       'its record passes the checks every receiver makes',
     );
+  });
+
+  test('a leader ships its snapshot to one voter at a time: each push seals in a child process of its own', async () => {
+    // Two voters behind one loopback server that holds each push a while before it refuses it,
+    // and counts how many it holds at once.
+    let holding = 0;
+    let most = 0;
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      holding++;
+      most = Math.max(most, holding);
+      const header = Buffer.from(String(req.headers['x-edgectl-snapshot']), 'base64url').toString('utf8');
+      seen.push((JSON.parse(header) as { to: string }).to);
+      req.resume();
+      setTimeout(() => {
+        holding--;
+        res.writeHead(409).end('busy');
+      }, 100);
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    try {
+      const keys = sharedSnapshotKeys(Buffer.alloc(32, 7), ['r1', 'r2', 'r3']);
+      const m = await installedRobot(SERVER_SPEC);
+      const { rt } = await runtime(m, {
+        snapshotKeys: keys,
+        snapshotPort: (server.address() as AddressInfo).port,
+      });
+      rt.setSiteView({ leadership: () => ({ term: 5, leader: 'r1' }), committedSnapshots: () => [] });
+      await rt.startServer(5);
+      const rec = await rt.snapshot(5);
+      const to = [
+        { id: 'r2', host: '127.0.0.1' },
+        { id: 'r3', host: '127.0.0.1' },
+      ];
+      assert.deepEqual(await rt.shipSnapshot(rec.name, to), []);
+      assert.deepEqual(seen, ['r2', 'r3'], 'both voters were offered the snapshot');
+      assert.equal(most, 1, 'never two pushes at once');
+    } finally {
+      server.close();
+    }
   });
 
   test('a leader ships its snapshot sealed to the voters; a new leader restores it once its record is committed', async () => {

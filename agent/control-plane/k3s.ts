@@ -450,9 +450,12 @@ export class K3sControlPlane implements ControlPlaneRuntime {
       throw new EdgeError('K3S_SNAPSHOT_MISSING', `snapshot ${name} is gone from ${LOCAL_SNAPSHOT_DIR}`);
     const record = toRuntimeRecord(r);
     const keys = this.snapshotKeys;
-    const outcomes = await Promise.all(
-      to.map((p) =>
-        pushSnapshot({
+    // One voter at a time: each push seals in a child process of its own (snapshot-cipher.ts), and
+    // the agent's unit bounds the memory of the agent and its children together (MemoryMax).
+    const outcomes = [];
+    for (const p of to)
+      outcomes.push(
+        await pushSnapshot({
           self: this.spec.nodeName,
           term,
           to: p,
@@ -461,8 +464,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
           keys,
           port: this.snapshotPort,
         }),
-      ),
-    );
+      );
     return outcomes.filter((o) => o.kept).map((o) => o.to);
   }
 
