@@ -526,7 +526,16 @@ function startAgent(state: LabState, r: LabRobot): void {
     'ip',
     ['netns', 'exec', r.netns, process.execPath, LAB_AGENT, '--config', join(d, 'agent.yaml')],
     // The unit's Environment= (templates/edgectl-agent.service).
-    { stdio: ['ignore', log, log], detached: true, env: { ...process.env, MALLOC_ARENA_MAX: '1' } },
+    {
+      stdio: ['ignore', log, log],
+      detached: true,
+      env: {
+        ...process.env,
+        MALLOC_ARENA_MAX: '1',
+        MALLOC_MMAP_THRESHOLD_: '32768',
+        MALLOC_TRIM_THRESHOLD_: '65536',
+      },
+    },
   );
   closeSync(log);
   child.unref();
@@ -591,7 +600,16 @@ export function startInstalledAgent(state: LabState, name: string): void {
       join(root, 'etc/edgectl/agent.yaml'),
     ],
     // The unit's Environment= (templates/edgectl-agent.service).
-    { stdio: ['ignore', log, log], detached: true, env: { ...process.env, MALLOC_ARENA_MAX: '1' } },
+    {
+      stdio: ['ignore', log, log],
+      detached: true,
+      env: {
+        ...process.env,
+        MALLOC_ARENA_MAX: '1',
+        MALLOC_MMAP_THRESHOLD_: '32768',
+        MALLOC_TRIM_THRESHOLD_: '65536',
+      },
+    },
   );
   closeSync(log);
   child.unref();
