@@ -424,6 +424,13 @@ export function renderLabAgentConfig(
  * either. With real nodes, the addons run the images the nodes import (labAddonImages), as robots
  * run the pinned ones from their air-gap bundle.
  */
+/** The agent unit's Environment= (templates/edgectl-agent.service), which lab agents run with too. */
+const UNIT_ENVIRONMENT = {
+  MALLOC_ARENA_MAX: '1',
+  MALLOC_MMAP_THRESHOLD_: '32768',
+  MALLOC_TRIM_THRESHOLD_: '65536',
+};
+
 export function renderLabSiteSpec(
   state: Pick<LabState, 'site' | 'subnet'>,
   addonImages?: AddonImages,
@@ -525,17 +532,7 @@ function startAgent(state: LabState, r: LabRobot): void {
   const child = spawn(
     'ip',
     ['netns', 'exec', r.netns, process.execPath, LAB_AGENT, '--config', join(d, 'agent.yaml')],
-    // The unit's Environment= (templates/edgectl-agent.service).
-    {
-      stdio: ['ignore', log, log],
-      detached: true,
-      env: {
-        ...process.env,
-        MALLOC_ARENA_MAX: '1',
-        MALLOC_MMAP_THRESHOLD_: '32768',
-        MALLOC_TRIM_THRESHOLD_: '65536',
-      },
-    },
+    { stdio: ['ignore', log, log], detached: true, env: { ...process.env, ...UNIT_ENVIRONMENT } },
   );
   closeSync(log);
   child.unref();
@@ -599,17 +596,7 @@ export function startInstalledAgent(state: LabState, name: string): void {
       '--config',
       join(root, 'etc/edgectl/agent.yaml'),
     ],
-    // The unit's Environment= (templates/edgectl-agent.service).
-    {
-      stdio: ['ignore', log, log],
-      detached: true,
-      env: {
-        ...process.env,
-        MALLOC_ARENA_MAX: '1',
-        MALLOC_MMAP_THRESHOLD_: '32768',
-        MALLOC_TRIM_THRESHOLD_: '65536',
-      },
-    },
+    { stdio: ['ignore', log, log], detached: true, env: { ...process.env, ...UNIT_ENVIRONMENT } },
   );
   closeSync(log);
   child.unref();
