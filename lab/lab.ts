@@ -417,6 +417,13 @@ export function renderLabAgentConfig(
   return `# Written by edgectl lab up for ${r.name}; see docs/lab.md\n${yaml().stringify(config)}`;
 }
 
+/** The agent unit's Environment= (templates/edgectl-agent.service), which lab agents run with too. */
+const UNIT_ENVIRONMENT = {
+  MALLOC_ARENA_MAX: '1',
+  MALLOC_MMAP_THRESHOLD_: '32768',
+  MALLOC_TRIM_THRESHOLD_: '65536',
+};
+
 /**
  * renderLabSiteSpec is the lab site's spec: its namespace with the default isolation, and one
  * macvlan network on the robots' "Wi-Fi" with a Whereabouts pool of its own. Robots use ipvlan L2;
@@ -424,12 +431,6 @@ export function renderLabAgentConfig(
  * either. With real nodes, the addons run the images the nodes import (labAddonImages), as robots
  * run the pinned ones from their air-gap bundle.
  */
-/** The agent unit's Environment= (templates/edgectl-agent.service), which lab agents run with too. */
-const UNIT_ENVIRONMENT = {
-  MALLOC_ARENA_MAX: '1',
-  MALLOC_MMAP_THRESHOLD_: '32768',
-  MALLOC_TRIM_THRESHOLD_: '65536',
-};
 
 export function renderLabSiteSpec(
   state: Pick<LabState, 'site' | 'subnet'>,
