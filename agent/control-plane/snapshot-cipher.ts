@@ -8,12 +8,13 @@
  *
  * This module imports snapshot-crypt.ts for types only.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { PassThrough, Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { EdgeError } from '../errors.ts';
+import { startHelperChild } from '../exec/helper-child.ts';
 import type { CryptRequest, OpenVerdict } from './snapshot-crypt.ts';
 
 export type { OpenVerdict };
@@ -52,8 +53,8 @@ export interface SnapshotCipher {
 }
 
 const SEAL_CHUNK = 1024 * 1024;
-/** Enough of a child's stderr for the error; the rest is dropped. */
-const STDERR_BYTES = 4096;
+/** Far more than the open child's one verdict line; anything past it is not a verdict. */
+const VERDICT_MAX_CHARS = 4096;
 
 function requestLine(p: SealParams, extra: Partial<CryptRequest> = {}): Buffer {
   const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
@@ -66,20 +67,13 @@ function* chunksOf(head: Buffer, content: Uint8Array): Generator<Uint8Array> {
   for (let off = 0; off < content.length; off += SEAL_CHUNK) yield content.subarray(off, off + SEAL_CHUNK);
 }
 
-/** The child `script` in `mode`, its stderr kept (bounded) for the error message. */
+/** The child `script` in `mode`, its stderr's end kept for the error message. */
 function start(
   script: string,
   mode: 'seal' | 'open',
 ): { child: ChildProcessWithoutNullStreams; stderr: () => string } {
-  const child = spawn(process.execPath, [script, mode], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => {
-    if (stderr.length < STDERR_BYTES) stderr += d;
-  });
-  // A child that is gone makes writes to its stdin fail: the exit says why.
-  child.stdin.on('error', () => {});
-  return { child, stderr: () => stderr.trim() };
+  const { proc, stderr } = startHelperChild(script, [mode]);
+  return { child: proc, stderr };
 }
 
 function ended(code: number | null, signal: NodeJS.Signals | null, stderr: string): string {
@@ -123,7 +117,7 @@ export function childSnapshotCipher(script: () => string): SnapshotCipher {
       let stdout = '';
       child.stdout.setEncoding('utf8');
       child.stdout.on('data', (d: string) => {
-        if (stdout.length < STDERR_BYTES) stdout += d;
+        if (stdout.length < VERDICT_MAX_CHARS) stdout += d;
       });
       const outcome = new Promise<OpenOutcome>((resolve) => {
         child.on('error', (e) => resolve({ ok: false, stopped: false, problem: e.message }));

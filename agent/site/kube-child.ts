@@ -17,8 +17,9 @@
  * Both ends of the protocol are here (serveObjectClient is the child's). This module imports
  * node:child_process only, which the agent has loaded already: its config loader runs in a child.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { EdgeError } from '../errors.ts';
+import { startHelperChild } from '../exec/helper-child.ts';
 import {
   ConflictError,
   type DeleteOptions,
@@ -44,9 +45,6 @@ export const CALL_TIMEOUT_MS = 60_000;
 
 /** How long a child whose stdin has ended has to exit before it is killed: it exits once it has answered. */
 const CLOSE_GRACE_MS = 2_000;
-
-/** How much of a child's stderr an error quotes: the end, where a crash's message is. */
-const STDERR_TAIL_CHARS = 2_000;
 
 const OPS = ['get', 'apply', 'list', 'mergePatch', 'delete'] as const;
 type Op = (typeof OPS)[number];
@@ -224,7 +222,7 @@ interface Child {
   /** The part of a line read so far. */
   stdout: string;
   /** The end of what it wrote on stderr. */
-  stderr: string;
+  readonly stderr: () => string;
   /** Set when this side ended it: why, for the calls it still held. */
   endedBecause: string | null;
   killTimer: NodeJS.Timeout | null;
@@ -320,13 +318,14 @@ export class ChildObjectClient implements ObjectClient {
   }
 
   private start(): Child {
-    const proc = spawn(process.execPath, [this.worker, ...this.args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const started = startHelperChild(this.worker, this.args);
+    const proc = started.proc;
     let exited!: () => void;
     const child: Child = {
       proc,
       calls: new Map(),
       stdout: '',
-      stderr: '',
+      stderr: started.stderr,
       endedBecause: null,
       killTimer: null,
       gone: false,
@@ -335,10 +334,6 @@ export class ChildObjectClient implements ObjectClient {
     this.child = child;
     proc.stdout!.setEncoding('utf8');
     proc.stdout!.on('data', (d: string) => this.read(child, d));
-    proc.stderr!.setEncoding('utf8');
-    proc.stderr!.on('data', (d: string) => (child.stderr = (child.stderr + d).slice(-STDERR_TAIL_CHARS)));
-    // A child that has died cannot take a write: 'close' says why, to every call it held.
-    proc.stdin!.on('error', () => undefined);
     proc.on('error', (e) => {
       this.gone(child, `could not start: ${e.message}`);
       exited();
@@ -423,7 +418,7 @@ export class ChildObjectClient implements ObjectClient {
     }
     if (child.killTimer) clearTimeout(child.killTimer);
     const why = child.endedBecause === null ? how : `${child.endedBecause} (it ${how})`;
-    const stderr = child.stderr.trim();
+    const stderr = child.stderr();
     for (const [id, c] of child.calls) {
       clearTimeout(c.timer);
       child.calls.delete(id);
