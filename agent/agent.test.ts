@@ -33,6 +33,7 @@ function makeSite(
     makeRuntime?: (id: string) => ControlPlaneRuntime;
     reconcileEveryMs?: number;
     log?: (id: string) => Logger;
+    replicaSync?: { idleMs: number; retryMs: number };
   } = {},
 ) {
   const witnesses = o.witnesses ?? [];
@@ -82,6 +83,7 @@ function makeSite(
         reconcileEveryMs: o.reconcileEveryMs ?? fastLifecycle.reconcileEveryMs,
       },
       seed: i + 1,
+      ...(o.replicaSync ? { replicaSync: o.replicaSync } : {}),
     });
   });
   return {
@@ -282,6 +284,59 @@ test('a serving leader snapshots once per schedule, not again at each reconcile 
     await until(() => (reconciles.get('a1') ?? 0) >= 5);
     await until(() => site.agents[0]!.status().lifecycle === 'leading.serving');
     assert.equal(runtimes.get('a1')!.taken, 1, 'one snapshot: the one taken when it began to serve');
+  } finally {
+    await site.cleanup();
+  }
+});
+
+/** A runtime that records the voters of each replica check, and fails the ones told to. */
+class ReplicatingRuntime extends InMemoryControlPlane {
+  readonly checks: string[][] = [];
+  failNext = 0;
+  async syncReplicas(_epoch: number, voters: readonly { id: string }[]): Promise<void> {
+    this.checks.push(voters.map((v) => v.id));
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error('member list failed');
+    }
+  }
+}
+
+test('a serving leader checks its standby replica when a voter dies or comes back, and not on a short timer while idle', async () => {
+  const runtimes = new Map<string, ReplicatingRuntime>();
+  const site = makeSite(['a1', 'a2', 'a3'], {
+    makeRuntime: (id) => {
+      const rt = new ReplicatingRuntime(id, { delayMs: 5 });
+      runtimes.set(id, rt);
+      return rt;
+    },
+    // Idle checks far apart (longer than the test); a failed check is retried after 100 ms.
+    replicaSync: { idleMs: 60_000, retryMs: 100 },
+  });
+  try {
+    await Promise.all(site.agents.map((a) => a.start()));
+    await until(() => site.agents.every((a) => a.ready()));
+    const leader = site.agents.find((a) => a.role() === 'leader')!;
+    const rt = runtimes.get(leader.nodeId)!;
+    const others = site.agents.filter((a) => a !== leader).map((a) => a.nodeId);
+    await until(() => rt.checks.some((c) => c.length === 2));
+    // Idle: nothing changes, so nothing is checked for longer than a short timer's period would allow.
+    const settled = rt.checks.length;
+    await new Promise((r) => setTimeout(r, 2200));
+    assert.equal(rt.checks.length, settled, 'no check while nothing changed');
+
+    // A voter goes silent: once it is dead, the leader checks at once, without it.
+    const gone = others[0]!;
+    site.net.loss = (from, to) => (from === gone || to === gone ? 1 : 0);
+    await until(() => rt.checks.slice(settled).some((c) => !c.includes(gone)), 3000);
+
+    // A failed check is retried soon.
+    const beforeFail = rt.checks.length;
+    rt.failNext = 1;
+    site.net.loss = () => 0;
+    await until(() => rt.checks.length >= beforeFail + 2, 3000);
+    // It came back: the retried check includes it.
+    assert.deepEqual([...rt.checks.at(-1)!].sort(), [...others].sort());
   } finally {
     await site.cleanup();
   }

@@ -81,8 +81,15 @@ async function membersLog(): Promise<MembersLog> {
 export const AGENT_VERSION = '0.1.0';
 /** Advertised ids the site does not name that are logged, at most: the rest are only counted. */
 const MAX_LOGGED_UNKNOWN_ROBOTS = 32;
-/** How often a serving leader checks that its datastore has its standby replica. */
-const REPLICA_SYNC_MS = 2000;
+/**
+ * How often a serving leader checks its datastore's standby replica when nothing has changed. A
+ * voter that dies or comes back triggers a check at once (evaluateMembership), so this only bounds
+ * how long drift the agent cannot see (a learner that failed on a live robot) goes unnoticed. Each
+ * check lists the datastore's members, which on a robot is an etcdctl process.
+ */
+const REPLICA_SYNC_MS = 30_000;
+/** After a check that failed, the next comes this soon: the site should not stay without a standby. */
+const REPLICA_RETRY_MS = 2_000;
 
 /** The lifecycle phases of one served epoch, between its start and its stop. */
 const SAME_SERVER_PHASES: ReadonlySet<string> = new Set([
@@ -102,6 +109,8 @@ export interface AgentDeps {
   readonly logContext?: LogContext;
   readonly metrics?: AgentMetrics;
   readonly lifecycleTiming?: LifecycleTiming;
+  /** How often a serving leader checks its standby replica when idle, and after a failed check (ms). */
+  readonly replicaSync?: { readonly idleMs: number; readonly retryMs: number };
   /** Monotonic clock in ms. */
   readonly now?: () => number;
   readonly seed?: number;
@@ -304,8 +313,11 @@ export class Agent {
   private snapshotTimer: ReturnType<typeof setInterval> | undefined;
   /** The serving epoch the snapshot and replica schedules run for, or null while they are stopped. */
   private schedulesEpoch: number | null = null;
-  private replicaTimer: ReturnType<typeof setInterval> | undefined;
+  private replicaTimer: Timer | undefined;
+  private readonly replicaSync: { readonly idleMs: number; readonly retryMs: number };
   private syncingReplicas = false;
+  /** A check asked for while one ran (a voter died or came back): it runs when that one ends. */
+  private replicaSyncWanted = false;
   private snapshotting = false;
   /** Robots this leader marked lost (out-of-service); a new leader starts from none. */
   private readonly lostNodes = new Set<NodeId>();
@@ -327,6 +339,7 @@ export class Agent {
     this.cfg = deps.config;
     this.metrics = deps.metrics ?? new AgentMetrics();
     this.now = deps.now ?? monotonicMs;
+    this.replicaSync = deps.replicaSync ?? { idleMs: REPLICA_SYNC_MS, retryMs: REPLICA_RETRY_MS };
     this.startedAt = this.now();
     this.log = deps.log;
     this.logContext = deps.logContext ?? { term: 0, role: 'starting' };
@@ -570,8 +583,8 @@ export class Agent {
       const epoch = this.election.context.serverEpoch;
       if (after === 'leading.serving' && epoch !== this.schedulesEpoch) {
         this.startSnapshots();
-        this.startReplicas();
         this.schedulesEpoch = epoch;
+        this.startReplicas();
       } else if (!after.startsWith('leading.')) {
         this.stopSnapshots();
       }
@@ -679,6 +692,8 @@ export class Agent {
     if (r.change && r.change.from !== null)
       this.log.info({ peer: msg.from }, `peer ${msg.from} is ${r.change.to} again (was ${r.change.from})`);
     this.feed({ type: 'message', msg, now });
+    // A voter first heard, or heard again after it was dead, may take the standby replica.
+    if (r.change && r.change.from !== 'suspect' && this.isReplicaCandidate(msg.from)) this.syncReplicasNow();
   }
 
   private onPeers(peers: PeerRecord[]): void {
@@ -790,43 +805,74 @@ export class Agent {
     this.schedulesEpoch = null;
     clearInterval(this.snapshotTimer);
     this.snapshotTimer = undefined;
-    clearInterval(this.replicaTimer);
+    clearTimeout(this.replicaTimer);
     this.replicaTimer = undefined;
+    this.replicaSyncWanted = false;
   }
 
   /**
    * startReplicas: while this robot serves, keep its datastore's replicas on the live voters, the
-   * ones longest alive first (a voter that flaps should not be the standby). Checked every
-   * REPLICA_SYNC_MS, which bounds how long a site runs without a standby after one died.
+   * ones longest alive first (a voter that flaps should not be the standby). Checked when serving
+   * starts, whenever a voter dies or comes back (syncReplicasNow), after a failed check within
+   * REPLICA_RETRY_MS, and otherwise every REPLICA_SYNC_MS (AgentDeps.replicaSync in tests).
    */
   private startReplicas(): void {
+    if (!this.deps.runtime.syncReplicas) return;
+    clearTimeout(this.replicaTimer);
+    this.replicaTimer = undefined;
+    this.syncReplicasNow();
+  }
+
+  /** syncReplicasNow runs a replica check now, or right after the one running; it schedules the next. */
+  private syncReplicasNow(): void {
     const rt = this.deps.runtime;
-    if (!rt.syncReplicas) return;
-    clearInterval(this.replicaTimer);
-    const sync = () => {
-      const epoch = this.election.context.serverEpoch;
-      if (epoch === null || phaseOf(this.lifecycle) !== 'leading.serving' || this.syncingReplicas) return;
-      const live = this.cfg.voters
-        .filter((v) => v !== this.nodeId && !this.cfg.witnesses.includes(v))
-        .flatMap((id) => {
-          const m = this.membership.get(id);
-          const host = this.addressOf(id);
-          return m && m.state !== 'dead' && host
-            ? [{ id, host, since: m.state === 'alive' ? m.since : Infinity }]
-            : [];
-        })
-        .sort((a, b) => a.since - b.since || (a.id < b.id ? -1 : 1));
-      this.syncingReplicas = true;
-      rt.syncReplicas!(
-        epoch,
-        live.map(({ id, host }) => ({ id, host })),
-      )
-        .catch((e: Error) => this.noteError(`replicas: ${e.message}`))
-        .finally(() => (this.syncingReplicas = false));
+    const epoch = this.election.context.serverEpoch;
+    // Only the serving epoch's schedule runs; it stops with stopSnapshots.
+    if (!rt.syncReplicas || epoch === null || this.schedulesEpoch !== epoch) return;
+    if (this.syncingReplicas) {
+      this.replicaSyncWanted = true;
+      return;
+    }
+    clearTimeout(this.replicaTimer);
+    const next = (ms: number) => {
+      this.replicaTimer = setTimeout(() => this.syncReplicasNow(), ms);
+      this.replicaTimer.unref?.();
     };
-    this.replicaTimer = setInterval(sync, REPLICA_SYNC_MS);
-    this.replicaTimer.unref?.();
-    sync();
+    if (phaseOf(this.lifecycle) !== 'leading.serving') {
+      // Applying the site: this turn is skipped, not the schedule.
+      next(this.replicaSync.retryMs);
+      return;
+    }
+    const live = this.cfg.voters
+      .filter((v) => v !== this.nodeId && !this.cfg.witnesses.includes(v))
+      .flatMap((id) => {
+        const m = this.membership.get(id);
+        const host = this.addressOf(id);
+        return m && m.state !== 'dead' && host
+          ? [{ id, host, since: m.state === 'alive' ? m.since : Infinity }]
+          : [];
+      })
+      .sort((a, b) => a.since - b.since || (a.id < b.id ? -1 : 1));
+    this.syncingReplicas = true;
+    rt.syncReplicas(
+      epoch,
+      live.map(({ id, host }) => ({ id, host })),
+    )
+      .then(
+        () => ({ ok: true }),
+        (e: Error) => {
+          this.noteError(`replicas: ${e.message}`);
+          return { ok: false };
+        },
+      )
+      .then(({ ok }) => {
+        this.syncingReplicas = false;
+        if (this.replicaSyncWanted) {
+          this.replicaSyncWanted = false;
+          this.syncReplicasNow();
+        } else if (this.schedulesEpoch === epoch)
+          next(ok ? this.replicaSync.idleMs : this.replicaSync.retryMs);
+      });
   }
 
   /** reportReplica tells the election where this robot's replica is, when it moved. */
@@ -1316,6 +1362,14 @@ export class Agent {
     }
     this.actOnNodeLoss();
     this.reportReplica();
+    // A voter that died may have held the standby, and one that came back may hold it again.
+    if (r.changes.some((c) => (c.to === 'dead' || c.from === 'dead') && this.isReplicaCandidate(c.id)))
+      this.syncReplicasNow();
+  }
+
+  /** isReplicaCandidate: a voter that can hold this leader's standby replica (no witness, not itself). */
+  private isReplicaCandidate(id: NodeId): boolean {
+    return id !== this.nodeId && this.cfg.voters.includes(id) && !this.cfg.witnesses.includes(id);
   }
 
   private quorum(now: number): QuorumView {

@@ -66,6 +66,8 @@ async function runtime(
     delay: () => new Promise((r) => setImmediate(r)),
     now: fakeClock(),
     wallClock: fakeClock(),
+    // One fake-clock step per read: each ask may read the revision again.
+    replicaPollMs: 1_000,
     ...extra,
   });
   return { rt, api };

@@ -125,7 +125,10 @@ export interface K3sControlPlaneOptions {
    * snapshots remain).
    */
   readonly maxLearners?: number;
-  /** The least time between two reads of the replica's revision (default 1 s). */
+  /**
+   * The least time between two reads of the replica's revision (default REPLICA_POLL_MS). Each read
+   * is an etcdctl process on the robot, with a TLS handshake.
+   */
   readonly replicaPollMs?: number;
 }
 
@@ -142,6 +145,14 @@ interface HeldReplica {
  */
 const holdsData = (r: HeldReplica | null): r is HeldReplica => r !== null && r.revision > 1;
 
+/**
+ * How often a standby reads its replica's revision. The revision orders two voters that hold
+ * replicas of the same epoch when the leader is gone; a figure a few seconds old can mislead that
+ * only if the standby changed in those seconds, and a new leader whose replica is older than a
+ * live voter's hands leadership over anyway. A read every second cost a standby about a percent of
+ * a core in etcdctl processes (docs/benchmarks/agent.md).
+ */
+const REPLICA_POLL_MS = 5_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class K3sControlPlane implements ControlPlaneRuntime {
@@ -207,7 +218,7 @@ export class K3sControlPlane implements ControlPlaneRuntime {
     this.wallClock = opts.wallClock ?? wallClockMs;
     this.delay = opts.delay ?? sleep;
     this.maxLearners = opts.node.serverCapable ? (opts.maxLearners ?? 1) : 0;
-    this.replicaPollMs = opts.replicaPollMs ?? 1_000;
+    this.replicaPollMs = opts.replicaPollMs ?? REPLICA_POLL_MS;
   }
 
   async startServer(epoch: number): Promise<void> {
