@@ -19,11 +19,13 @@ import { monotonicMs } from './clock.ts';
 type ExposedGc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 
 /**
- * Often enough that what a leader's reconcile or a snapshot push leaves behind is given back before
- * the next one; each collection blocks the event loop for a few milliseconds, far below any
- * election timeout.
+ * An idle agent's resident memory creeps up by a fraction of a MB a minute between collections, and
+ * a leader's reconcile or snapshot push leaves more behind: once a minute keeps the creep under a
+ * MB, and each collection (a few tens of milliseconds of blocking, far below any election timeout)
+ * then costs little CPU. A period of 30 s cost more CPU for no less memory; one of 5 minutes let a
+ * leader grow by 2 MB (docs/benchmarks/agent.md).
  */
-export const HEAP_TRIM_EVERY_MS = 30_000;
+export const HEAP_TRIM_EVERY_MS = 60_000;
 
 export interface HeapTrim {
   /** How many collections ran, and the milliseconds they blocked the event loop in all. */

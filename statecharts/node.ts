@@ -25,7 +25,11 @@ export interface LifecycleTiming {
   readonly siteApplyTimeoutMs: number;
   /** Joining the leader's control plane as a worker until Ready, ms. */
   readonly joinTimeoutMs: number;
-  /** Re-apply the site this often while serving (reconcile drift), ms. */
+  /**
+   * Re-apply the site this often while serving, ms: it repairs drift (an object deleted or edited
+   * by hand). A new leader, a committed spec version and node loss are acted on at once, not at
+   * the next reconcile, so this bounds only how long hand-made drift lasts.
+   */
   readonly reconcileEveryMs: number;
   /** Retry back-off: min doubles per attempt up to max, ms. */
   readonly retryMinMs: number;
@@ -42,7 +46,8 @@ export const defaultLifecycleTiming: LifecycleTiming = {
   serverStartTimeoutMs: 120_000, // k3s server cold start on a robot core: 20–60 s
   siteApplyTimeoutMs: 60_000,
   joinTimeoutMs: 120_000,
-  reconcileEveryMs: 60_000,
+  // Each re-apply starts a Kubernetes client process on the leader; GitOps tools resync as often.
+  reconcileEveryMs: 300_000,
   retryMinMs: 1_000,
   retryMaxMs: 30_000,
   joinRetryMaxMs: 2_000,

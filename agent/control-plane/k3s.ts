@@ -149,8 +149,8 @@ const holdsData = (r: HeldReplica | null): r is HeldReplica => r !== null && r.r
  * How often a standby reads its replica's revision. The revision orders two voters that hold
  * replicas of the same epoch when the leader is gone; a figure a few seconds old can mislead that
  * only if the standby changed in those seconds, and a new leader whose replica is older than a
- * live voter's hands leadership over anyway. A read every second cost a standby about a percent of
- * a core in etcdctl processes (docs/benchmarks/agent.md).
+ * live voter's hands leadership over anyway. A read every second cost a standby more than a
+ * percent of a core in etcdctl processes (docs/k3s.md).
  */
 const REPLICA_POLL_MS = 5_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
