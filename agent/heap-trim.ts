@@ -21,9 +21,8 @@ type ExposedGc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-res
 /**
  * An idle agent's resident memory creeps up by a fraction of a MB a minute between collections, and
  * a leader's reconcile or snapshot push leaves more behind: once a minute keeps the creep under a
- * MB, and each collection (a few tens of milliseconds of blocking, far below any election timeout)
- * then costs little CPU. A period of 30 s cost more CPU for no less memory; one of 5 minutes let a
- * leader grow by 2 MB (docs/benchmarks/agent.md).
+ * MB, and each collection blocks for a few tens of milliseconds, far below any election timeout.
+ * Once every 5 minutes let a leader grow by about 2 MB (docs/benchmarks/agent.md).
  */
 export const HEAP_TRIM_EVERY_MS = 60_000;
 
