@@ -844,7 +844,7 @@ export class Agent {
       return;
     }
     const live = this.cfg.voters
-      .filter((v) => v !== this.nodeId && !this.cfg.witnesses.includes(v))
+      .filter((v) => this.isReplicaCandidate(v))
       .flatMap((id) => {
         const m = this.membership.get(id);
         const host = this.addressOf(id);
@@ -1362,9 +1362,8 @@ export class Agent {
     }
     this.actOnNodeLoss();
     this.reportReplica();
-    // A voter that died may have held the standby, and one that came back may hold it again.
-    if (r.changes.some((c) => (c.to === 'dead' || c.from === 'dead') && this.isReplicaCandidate(c.id)))
-      this.syncReplicasNow();
+    // A voter that died may have held the standby (one that comes back is seen in onMessage).
+    if (r.changes.some((c) => c.to === 'dead' && this.isReplicaCandidate(c.id))) this.syncReplicasNow();
   }
 
   /** isReplicaCandidate: a voter that can hold this leader's standby replica (no witness, not itself). */
