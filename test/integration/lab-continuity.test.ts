@@ -83,11 +83,15 @@ test('a leader change keeps the site objects and a ConfigMap, and cleans up the 
   const before = await Promise.all(kinds.map(async (k) => names(await api(leader).ok('GET', k))));
   assert.ok(before[0]!.includes('keep-me'));
   assert.ok(before[6]!.length > 0, 'the site has its network attachment');
-  // Wait for a snapshot taken after the write (the RPO is one interval), kept by both other voters.
+  // Wait for a snapshot taken after the write (the RPO is one interval) and shipped to both other
+  // voters. The count moves when a snapshot is taken, not when it is shipped: the next one after
+  // `formed` may have begun before the write, and the one after that is taken after it but may not
+  // be shipped yet. A leader takes, ships and records one snapshot before it starts the next, so a
+  // third one taken means the second (after the write) has been shipped and recorded.
   const taken = (o: LabObservation) =>
     Number(o.robots.find((r) => r.name === leader)?.status?.controlPlane.details?.['snapshotsTaken'] ?? 0);
   const n0 = taken(formed);
-  await until(state, 'a snapshot after the write', (o) => taken(o) >= n0 + 2, 30_000);
+  await until(state, 'a snapshot after the write, shipped', (o) => taken(o) >= n0 + 3, 30_000);
 
   await applyLabFault(state, { kind: 'kill', node: leader });
   const reformed = await until(
