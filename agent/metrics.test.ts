@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AgentMetrics } from './metrics.ts';
+import { AgentMetrics, ScrapeTimeHistogram } from './metrics.ts';
 
 test('scrape-time series: term, drops by reason (a counter), members and messages, the same on every scrape', async () => {
   const m = new AgentMetrics();
@@ -50,4 +50,32 @@ test('process metrics: memory, CPU and descriptors, but no per-GC observer or lo
     assert.ok(types.includes(name), `${name} missing from ${types.join(' ')}`);
   assert.ok(!types.some((t) => t?.includes('_gc_')), 'a GC observer runs on every collection');
   assert.ok(!types.some((t) => t?.includes('eventloop')), 'an event-loop sampler wakes the robot up');
+});
+
+test("the scrape-time histogram exports what prom-client's Histogram exports for the same observations", async () => {
+  const prom = await import('prom-client');
+  const bounds = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+  const ours = new prom.Registry();
+  const theirs = new prom.Registry();
+  const h = new ScrapeTimeHistogram('lateness_seconds', 'how late', bounds, ours);
+  const reference = new prom.Histogram({
+    name: 'lateness_seconds',
+    help: 'how late',
+    buckets: bounds,
+    registers: [theirs],
+  });
+  assert.equal(await ours.metrics(), await theirs.metrics(), 'before any observation');
+  // Values on, between, below and above the bounds: `le` is inclusive.
+  for (const v of [0, 0.001, 0.0011, 0.005, 0.02, 0.1, 0.3, 1, 1.0001, 7]) {
+    h.observe(v);
+    reference.observe(v);
+  }
+  assert.equal(await ours.metrics(), await theirs.metrics());
+  // The JSON form too, but for prom-client's exemplar slots, which this histogram does not keep.
+  const withoutExemplars = (json: unknown) =>
+    JSON.parse(JSON.stringify(json, (k, v: unknown) => (k === 'exemplar' ? undefined : v))) as unknown;
+  assert.deepEqual(
+    withoutExemplars(await ours.getMetricsAsJSON()),
+    withoutExemplars(await theirs.getMetricsAsJSON()),
+  );
 });

@@ -132,6 +132,8 @@ export class UdpTransport implements Transport {
   private readonly opts: UdpTransportOptions;
   private keys: TransportKeys;
   private readonly lookup: KeyLookup = (peer, generation) => this.keys.receiveKey(peer, generation);
+  /** What decode checks every datagram against; built once, as the site id and lookup never change. */
+  private readonly decodeContext: { readonly siteId: string; readonly key: KeyLookup };
   private readonly peers = new Map<NodeId, PeerAddress>();
   /** Peers whose address came from their own authenticated datagram: hints no longer move it. */
   private readonly placed = new Set<NodeId>();
@@ -155,6 +157,7 @@ export class UdpTransport implements Transport {
     this.self = opts.self;
     this.opts = opts;
     this.keys = opts.keys;
+    this.decodeContext = { siteId: opts.siteId, key: this.lookup };
     this.socket = socket;
     this.now = opts.now ?? monotonicMs;
   }
@@ -263,7 +266,7 @@ export class UdpTransport implements Transport {
   }
 
   private receive(buf: Buffer, rinfo: RemoteInfo): void {
-    const ctx = { siteId: this.opts.siteId, key: this.lookup };
+    const ctx = this.decodeContext;
     const r = decode(buf, ctx);
     if (!r.ok) {
       if (r.reason === 'unknown-type') {
