@@ -401,7 +401,8 @@ const floorCpu = mine.map((r) => r.floor.cpuPercent);
 const floorRss = mine.map((r) => r.floor.rssMb);
 // The floor runs in the same window as the agents, so it also gauges how fast this (shared, virtual)
 // machine is at the time: the leader's CPU as a multiple of it compares runs made on different days.
-const leadOverFloor = mine.map((r) => r.rows[0]!.cpuPercent / r.floor.cpuPercent);
+const leaderOverFloor = (rounds: readonly Round[]) =>
+  rounds.map((r) => r.rows[0]!.cpuPercent / r.floor.cpuPercent);
 /** startupKiB: the bundle's entry plus the chunks it loads at start-up (static imports, transitively). */
 function startupKiB(entry: string): string {
   const seen = new Set<string>([entry]);
@@ -446,7 +447,7 @@ traffic pattern without the learner, on loopback): **${spread(floorCpu, 2)}% CPU
 ${(median(leadRss) - median(floorRss)).toFixed(0)} MB and ${(median(leadCpu) - median(floorCpu)).toFixed(2)} points of CPU to it.
 The floor also gauges how fast this machine is at the time (a shared virtual machine: the same floor
 has taken nearly twice the CPU at one hour as at another), so runs made at different times are best
-compared by the leader's CPU as a multiple of the floor's: **${spread(leadOverFloor, 2)}×** here.
+compared by the leader's CPU as a multiple of the floor's: **${spread(leaderOverFloor(mine), 2)}×** here.
 ${
   baseline.length
     ? `
@@ -462,10 +463,7 @@ leader **${spread(
       )} MB RSS** (max), floor ${spread(
         baseline.map((r) => r.floor.cpuPercent),
         2,
-      )}%; the leader at ${spread(
-        baseline.map((r) => r.rows[0]!.cpuPercent / r.floor.cpuPercent),
-        2,
-      )}× the floor.
+      )}%; the leader at ${spread(leaderOverFloor(baseline), 2)}× the floor.
 `
     : ''
 }`;
